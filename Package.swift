@@ -1,0 +1,56 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// The packet path is compiled with exclusivity checks off: it works on raw UMEM pointers, never on
+// Swift-managed storage that the checks protect.
+let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
+// Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables.
+let package = Package(
+    name: "vswift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vswiftd", targets: ["vswiftd"]),
+        .executable(name: "vswiftctl", targets: ["vswiftctl"]),
+        .executable(name: "vswift-bench", targets: ["vswift-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+    ],
+    targets: [
+        // libxdp's ring helpers, libbpf and the Linux uapi headers, plus a few static-inline shims
+        // for calls Swift cannot make directly (variadic ioctl, C11 relaxed atomics on raw memory).
+        .systemLibrary(name: "CXDP", path: "Sources/CXDP", pkgConfig: "libxdp"),
+        .target(name: "VSwiftPacket", swiftSettings: fast),
+        .target(name: "VSwiftDatapath", dependencies: ["CXDP", "VSwiftPacket"], swiftSettings: fast),
+        .target(
+            name: "VSwiftControl",
+            dependencies: [
+                "VSwiftDatapath",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "vswiftd",
+            dependencies: [
+                "VSwiftControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "vswiftctl",
+            dependencies: ["VSwiftControl", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "vswift-bench",
+            dependencies: ["VSwiftDatapath", "CXDP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: fast),
+        .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket"]),
+        .testTarget(name: "VSwiftDatapathTests", dependencies: ["VSwiftDatapath", "CXDP"]),
+        .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "CXDP"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

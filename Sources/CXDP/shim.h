@@ -1,0 +1,156 @@
+/* Thin C shims for vswift: headers Swift imports, and static-inline wrappers for what Swift cannot
+ * call directly (variadic ioctl/fcntl, relaxed atomics on shared raw memory). No logic lives here. */
+#ifndef VSWIFT_CXDP_SHIM_H
+#define VSWIFT_CXDP_SHIM_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <linux/if_xdp.h>
+#include <linux/if_link.h>
+#include <linux/if_ether.h>
+#include <linux/sockios.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <xdp/xsk.h>
+
+#ifndef SOL_XDP
+#define SOL_XDP 283
+#endif
+#ifndef AF_XDP
+#define AF_XDP 44
+#endif
+
+static const int vs_sol_xdp = SOL_XDP;
+static const int vs_af_xdp = AF_XDP;
+
+/* ---- relaxed atomics on raw memory (plain loads/stores on x86-64; they make cross-thread
+ * counter reads well defined without a lock or fence on the packet path) ---- */
+static inline unsigned long long vs_load_relaxed_u64(const unsigned long long *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void vs_store_relaxed_u64(unsigned long long *p, unsigned long long v) {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+static inline void vs_add_relaxed_u64(unsigned long long *p, unsigned long long v) {
+    /* Single writer per counter: load+store, not a locked add. */
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+
+/* Descriptors submitted to a producer ring that the kernel has not consumed yet. */
+static inline unsigned int vs_ring_prod_unconsumed(const struct xsk_ring_prod *r) {
+    return r->cached_prod - __atomic_load_n(r->consumer, __ATOMIC_ACQUIRE);
+}
+
+/* ---- threads ---- */
+static inline int vs_gettid(void) { return (int)syscall(SYS_gettid); }
+
+/* Pin the calling thread to one CPU. Returns 0 or -errno. */
+static inline int vs_pin_to_cpu(int cpu) {
+    unsigned long mask[16];
+    memset(mask, 0, sizeof(mask));
+    if (cpu < 0 || cpu >= (int)(sizeof(mask) * 8))
+        return -EINVAL;
+    mask[cpu / (8 * sizeof(unsigned long))] |= 1UL << (cpu % (8 * sizeof(unsigned long)));
+    return syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask) < 0 ? -errno : 0;
+}
+
+/* ---- tun/tap ---- */
+/* Attach fd (opened on /dev/net/tun) to tap `name`; flags are IFF_* bits beyond IFF_TAP|IFF_NO_PI.
+ * Returns 0 or -errno. */
+static inline int vs_tap_attach(int fd, const char *name, short extra_flags) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | extra_flags;
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+        return -errno;
+    return 0;
+}
+
+static inline int vs_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL, 0);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Set or clear IFF_UP on an interface. Returns 0 or -errno. */
+static inline int vs_if_set_up(const char *name, int up) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        if (up)
+            ifr.ifr_flags |= IFF_UP;
+        else
+            ifr.ifr_flags &= ~IFF_UP;
+        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int err = rc < 0 ? -errno : 0;
+    close(s);
+    return err;
+}
+
+/* Read the interface's Ethernet address into mac[6]. Returns 0 or -errno. */
+static inline int vs_if_get_mac(const char *name, unsigned char *mac) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    int rc = ioctl(s, SIOCGIFHWADDR, &ifr);
+    int err = rc < 0 ? -errno : 0;
+    if (rc == 0)
+        memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    close(s);
+    return err;
+}
+
+/* ---- libbpf options structs (LIBBPF_OPTS is a macro Swift cannot expand) ---- */
+static inline int vs_xdp_link_create(int prog_fd, int ifindex, unsigned int xdp_flags) {
+    struct bpf_link_create_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    opts.sz = sizeof(opts);
+    opts.flags = xdp_flags;
+    int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts);
+    return fd < 0 ? -errno : fd;
+}
+
+/* BPF_PROG_RUN with live frames (xdp-trafficgen's technique) for the bench generator. */
+static inline int vs_xdp_prog_run_live(int prog_fd, void *data, unsigned int size, unsigned int repeat,
+                                       unsigned int ifindex, unsigned int batch_size) {
+    struct xdp_md ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.data_end = size;
+    ctx.ingress_ifindex = ifindex;
+    struct bpf_test_run_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    opts.sz = sizeof(opts);
+    opts.data_in = data;
+    opts.data_size_in = size;
+    opts.ctx_in = &ctx;
+    opts.ctx_size_in = sizeof(ctx);
+    opts.repeat = repeat;
+    opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+    opts.batch_size = batch_size;
+    int rc = bpf_prog_test_run_opts(prog_fd, &opts);
+    return rc < 0 ? -errno : rc;
+}
+
+#endif

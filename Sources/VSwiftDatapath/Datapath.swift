@@ -1,0 +1,317 @@
+import CXDP
+import Foundation
+import Glibc
+
+/// How an attached port is driven, for `show`.
+public struct PortAttachment: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        /// A device (NIC, veth, tap) driven through AF_XDP sockets.
+        case afxdp
+        /// A bridge's own tap device (OVS `internal`, port LOCAL).
+        case `internal`
+    }
+    public var kind: Kind
+    public var xdpMode: XDPAttachMode?
+    public var bindMode: XSKBindMode?
+    public var queues: Int
+
+    /// "xdp=native, bind=copy, queues=1" or "" for internal ports.
+    public var summary: String {
+        guard kind == .afxdp else { return "" }
+        return "afxdp: xdp=\(xdpMode?.rawValue ?? "?"), bind=\(bindMode?.rawValue ?? "?"), queues=\(queues)"
+    }
+}
+
+/// The switch's data plane: workers, their UMEMs and sockets, bridges and their ports.
+///
+/// Control-thread API; every call is serialized by an internal lock. Changes reach the workers by
+/// parking them between bursts, editing their tables, and letting them run on — a worker never
+/// sees a half-applied change, and no packet is touched by two configurations.
+public final class Datapath: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var workers = 1
+        public var framesPerWorker: UInt32 = 16384
+        public var frameSize: UInt32 = 4096
+        public var rings = RingSizes()
+        public var rxBatch = 64
+        /// Directory holding the compiled BPF objects (see `BPFObjects.locate`).
+        public var bpfDirectory: String?
+        /// Pin worker i to CPU cpus[i % cpus.count].
+        public var cpus: [Int] = []
+        public var macAgingSeconds: UInt64 = 300
+        public init() {}
+    }
+
+    private struct BridgeRecord {
+        let name: String
+        let slot: Int
+        let macTable: MACLearningTable
+        /// Port slots in order of addition; the internal port first.
+        var members: [UInt16]
+    }
+
+    private struct PortRecord {
+        let name: String
+        let slot: UInt16
+        let bridge: String
+        let attachment: PortAttachment
+        let program: XDPRedirectProgram?
+        let tap: TapDevice?
+        /// (worker, socket slot, queue) for AF_XDP ports.
+        let sockets: [(worker: Int, slot: Int, queue: UInt32)]
+    }
+
+    public let configuration: Configuration
+    private let workers: [Worker]
+    private let lock = NSLock()
+    private var bridges: [String: BridgeRecord] = [:]
+    private var ports: [String: PortRecord] = [:]
+    private var isShutDown = false
+    private let redirectObject: String
+
+    public init(configuration: Configuration = Configuration()) throws(DatapathError) {
+        guard configuration.workers >= 1 else { throw .unsupported("at least one worker is needed") }
+        guard let object = BPFObjects.locate(BPFObjects.redirect, directory: configuration.bpfDirectory) else {
+            throw .unsupported("cannot find \(BPFObjects.redirect): run scripts/build.sh, or set VSWIFT_BPF_DIR")
+        }
+        self.redirectObject = object
+        self.configuration = configuration
+        var workers: [Worker] = []
+        for i in 0..<configuration.workers {
+            workers.append(try Worker(
+                index: i, frameCount: configuration.framesPerWorker, frameSize: configuration.frameSize,
+                rings: configuration.rings, rxBatch: configuration.rxBatch))
+        }
+        self.workers = workers
+        for (i, worker) in workers.enumerated() {
+            worker.start(cpu: configuration.cpus.isEmpty ? nil : configuration.cpus[i % configuration.cpus.count])
+        }
+    }
+
+    deinit { shutdown() }
+
+    /// Kernel thread ids of the workers (for /proc/self/task/TID/stat CPU accounting).
+    public var workerThreadIDs: [Int32] {
+        workers.map { $0.threadID.load(ordering: .acquiring) }
+    }
+
+    // MARK: Bridges
+
+    public func addBridge(_ name: String) throws(DatapathError) {
+        try locked { () throws(DatapathError) in
+            guard bridges[name] == nil, ports[name] == nil else { throw .bridgeExists(name) }
+            guard let slot = (0..<DatapathLimits.maxBridges).first(where: { s in !bridges.values.contains { $0.slot == s } }) else {
+                throw .unsupported("the datapath supports at most \(DatapathLimits.maxBridges) bridges")
+            }
+            guard let portSlot = freePortSlot() else { throw .tooManyPorts(DatapathLimits.maxPorts) }
+            // The internal port: a tap named after the bridge, one queue per worker.
+            let tap = try TapDevice(name: name, queues: workers.count)
+            let table = MACLearningTable(agingSeconds: configuration.macAgingSeconds)
+            bridges[name] = BridgeRecord(name: name, slot: slot, macTable: table, members: [portSlot])
+            ports[name] = PortRecord(
+                name: name, slot: portSlot, bridge: name,
+                attachment: PortAttachment(kind: .internal, queues: workers.count),
+                program: nil, tap: tap, sockets: [])
+            withWorkersParked {
+                for (i, worker) in workers.enumerated() {
+                    worker.setPort(portSlot, kind: .tap, bridge: Int32(slot), txSlot: -1, tapFD: tap.fds[i])
+                    worker.setBridge(slot, table: table, members: [portSlot])
+                }
+            }
+        }
+    }
+
+    public func deleteBridge(_ name: String) throws(DatapathError) {
+        try locked { () throws(DatapathError) in
+            guard let bridge = bridges[name] else { throw .noSuchBridge(name) }
+            for port in ports.values where port.bridge == name && port.name != name {
+                removePortLocked(port)
+            }
+            if let internalPort = ports[name] { removePortLocked(internalPort) }
+            withWorkersParked {
+                for worker in workers { worker.setBridge(bridge.slot, table: nil, members: []) }
+            }
+            bridge.macTable.destroy()
+            bridges[name] = nil
+        }
+    }
+
+    public var bridgeNames: [String] { lock.withLock { bridges.keys.sorted() } }
+
+    // MARK: Ports
+
+    /// Attaches a network device (NIC, veth, tap) to `bridge` through AF_XDP: loads the redirect
+    /// program on it and opens one socket per rx queue, queue q on worker q % workers.
+    @discardableResult
+    public func addPort(_ name: String, bridge bridgeName: String) throws(DatapathError) -> PortAttachment {
+        try locked { () throws(DatapathError) -> PortAttachment in
+            guard var bridge = bridges[bridgeName] else { throw .noSuchBridge(bridgeName) }
+            guard ports[name] == nil else { throw .portExists(name) }
+            let device = try NetworkDevice(name: name)
+            let queueCount = device.rxQueueCount
+            guard queueCount >= workers.count else {
+                throw .deviceInUse(name, reason: "it has \(queueCount) rx queue(s) but vswiftd runs \(workers.count) workers, and every worker needs a queue of every port to transmit on (add queues, e.g. numrxqueues/numtxqueues for veth, or run fewer workers)")
+            }
+            guard queueCount <= 256 else { throw .unsupported("\(name) has more than 256 rx queues") }
+            guard let portSlot = freePortSlot() else { throw .tooManyPorts(DatapathLimits.maxPorts) }
+            let program = try XDPRedirectProgram(device: device, objectPath: redirectObject, mode: .port)
+
+            var opened: [(worker: Int, slot: Int, queue: UInt32)] = []
+            var failure: DatapathError?
+            withWorkersParked {
+                for queue in 0..<UInt32(queueCount) {
+                    let w = Int(queue) % workers.count
+                    do throws(DatapathError) {
+                        let slot = try workers[w].openSocket(device: device, queue: queue, port: portSlot)
+                        opened.append((w, slot, queue))
+                        try program.setSocket(queue: queue, fd: workers[w].sockets[slot].fd)
+                    } catch {
+                        failure = error
+                        break
+                    }
+                }
+                if failure != nil {
+                    // Nothing half-added: close what was opened and take its frames back.
+                    for socket in opened { workers[socket.worker].closeSocket(slot: socket.slot) }
+                    return
+                }
+                bridge.members.append(portSlot)
+                for (w, worker) in workers.enumerated() {
+                    let txSlot = opened.first { $0.worker == w }!.slot
+                    worker.setPort(portSlot, kind: .xsk, bridge: Int32(bridge.slot), txSlot: Int32(txSlot), tapFD: -1)
+                    worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
+                }
+            }
+            if let failure {
+                program.detach()
+                throw failure
+            }
+            let modes = Set(opened.map { workers[$0.worker].sockets[$0.slot].mode })
+            let attachment = PortAttachment(
+                kind: .afxdp, xdpMode: program.attachMode,
+                bindMode: modes.count == 1 ? modes.first : .copy, queues: queueCount)
+            bridges[bridgeName] = bridge
+            ports[name] = PortRecord(
+                name: name, slot: portSlot, bridge: bridgeName, attachment: attachment,
+                program: program, tap: nil, sockets: opened)
+            return attachment
+        }
+    }
+
+    public func deletePort(_ name: String) throws(DatapathError) {
+        try locked { () throws(DatapathError) in
+            guard let port = ports[name] else { throw .noSuchPort(name) }
+            guard port.attachment.kind != .internal else {
+                throw .unsupported("\"\(name)\" is the internal port of bridge \"\(port.bridge)\": delete the bridge instead")
+            }
+            removePortLocked(port)
+        }
+    }
+
+    private func removePortLocked(_ port: PortRecord) {
+        if let program = port.program {
+            for socket in port.sockets { program.clearSocket(queue: socket.queue) }
+        }
+        withWorkersParked {
+            if var bridge = bridges[port.bridge] {
+                bridge.members.removeAll { $0 == port.slot }
+                bridges[port.bridge] = bridge
+                bridge.macTable.forget(port: port.slot)
+                for worker in workers { worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members) }
+            }
+            for worker in workers { worker.clearPort(port.slot) }
+            for socket in port.sockets { workers[socket.worker].closeSocket(slot: socket.slot) }
+        }
+        port.program?.detach()
+        port.tap?.closeAll()
+        ports[port.name] = nil
+    }
+
+    public func attachment(of port: String) -> PortAttachment? {
+        lock.withLock { ports[port]?.attachment }
+    }
+
+    public func bridge(of port: String) -> String? {
+        lock.withLock { ports[port]?.bridge }
+    }
+
+    /// Counters of one port summed over workers, with its sockets' kernel statistics.
+    public func statistics(port name: String) -> PortStatistics? {
+        lock.withLock { () -> PortStatistics? in
+            guard let port = ports[name] else { return nil }
+            var total = PortStatistics()
+            for worker in workers {
+                let c = worker.portCounters(port.slot)
+                total.rxPackets += c.rxPackets
+                total.rxBytes += c.rxBytes
+                total.rxDropped += c.rxDropped
+                total.rxErrors += c.rxErrors
+                total.txPackets += c.txPackets
+                total.txBytes += c.txBytes
+                total.txDropped += c.txDropped
+                total.txErrors += c.txErrors
+            }
+            if port.attachment.kind == .afxdp {
+                var xsk = XSKStatistics()
+                for socket in port.sockets { xsk = xsk + workers[socket.worker].sockets[socket.slot].statistics() }
+                total.xsk = xsk
+                // Frames the XDP program dropped for want of a socket are drops on this port too.
+                if let program = port.program { total.rxDropped += program.counters().dropped }
+                total.rxDropped += xsk.rxDropped + xsk.rxRingFull
+            }
+            return total
+        }
+    }
+
+    /// The frame census of every worker, taken with the workers parked (so in-flight is 0).
+    public func frameAccounting() -> [FrameAccounting] {
+        lock.withLock {
+            var result: [FrameAccounting] = []
+            withWorkersParked {
+                // Let completions land so the census also shows frames coming home.
+                for worker in workers {
+                    for i in 0..<worker.activeCount { worker.reclaimCompletions(slot: Int(worker.activeSlots[i])) }
+                    result.append(worker.accounting())
+                }
+            }
+            return result
+        }
+    }
+
+    /// Stops the workers, closes every socket, detaches every program, removes every tap.
+    public func shutdown() {
+        lock.withLock {
+            guard !isShutDown else { return }
+            isShutDown = true
+            for worker in workers { worker.stop() }
+            for port in ports.values {
+                port.program?.detach()
+                port.tap?.closeAll()
+                for socket in port.sockets { workers[socket.worker].closeSocket(slot: socket.slot) }
+            }
+            for bridge in bridges.values { bridge.macTable.destroy() }
+            ports = [:]
+            bridges = [:]
+        }
+    }
+
+    // MARK: Helpers
+
+    private func locked<T>(_ body: () throws(DatapathError) -> T) throws(DatapathError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !isShutDown else { throw .unsupported("the datapath is shut down") }
+        return try body()
+    }
+
+    private func withWorkersParked(_ body: () -> Void) {
+        for worker in workers { worker.park() }
+        body()
+        for worker in workers { worker.unpark() }
+    }
+
+    private func freePortSlot() -> UInt16? {
+        let used = Set(ports.values.map(\.slot))
+        return (0..<UInt16(DatapathLimits.maxPorts)).first { !used.contains($0) }
+    }
+}

@@ -1,0 +1,50 @@
+import CXDP
+import Glibc
+
+/// Facts about a kernel network device, read by name.
+public struct NetworkDevice: Sendable {
+    public let name: String
+    public let ifindex: UInt32
+
+    /// Looks the device up in the current network namespace.
+    public init(name: String) throws(DatapathError) {
+        guard !name.isEmpty, name.utf8.count < Int(IF_NAMESIZE) else { throw .noSuchDevice(name) }
+        let index = if_nametoindex(name)
+        guard index != 0 else { throw .noSuchDevice(name) }
+        self.name = name
+        self.ifindex = index
+    }
+
+    /// Number of rx queues (from sysfs): the XDP program sees a frame on the queue it arrived on,
+    /// so one AF_XDP socket is needed per rx queue.
+    public var rxQueueCount: Int {
+        guard let dir = opendir("/sys/class/net/\(name)/queues") else { return 1 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if entryName.hasPrefix("rx-") { count += 1 }
+        }
+        return max(count, 1)
+    }
+
+    /// The device's Ethernet address, if it has one.
+    public var macAddress: [UInt8]? {
+        var mac = [UInt8](repeating: 0, count: 6)
+        let rc = mac.withUnsafeMutableBufferPointer { vs_if_get_mac(name, $0.baseAddress) }
+        return rc == 0 ? mac : nil
+    }
+
+    /// Whether the device still exists with the same index (it may vanish under us).
+    public var exists: Bool { if_nametoindex(name) == ifindex }
+}
+
+/// Formats a MAC address the way OVS prints it (lower-case, colon separated).
+public func formatMAC(_ bytes: some Collection<UInt8>) -> String {
+    bytes.map { byte in
+        let hex = String(byte, radix: 16)
+        return byte < 16 ? "0" + hex : hex
+    }.joined(separator: ":")
+}

@@ -1,0 +1,149 @@
+import CXDP
+import Glibc
+
+/// The memory a worker shares with the kernel: `frameCount` frames of `frameSize` bytes.
+///
+/// Every frame has exactly one owner at any moment, recorded in `owners`:
+/// the worker's free pool, the worker itself (a frame in flight within a burst), or the kernel
+/// through one particular socket (in that socket's fill/rx rings, or in its tx/completion rings).
+/// The owner map is what makes the accounting invariant checkable and lets a closed socket's
+/// frames be reclaimed exactly, even those the kernel took from the fill ring without
+/// publishing it.
+final class UmemArea {
+    let base: UnsafeMutableRawPointer
+    let frameSize: UInt32
+    let frameCount: UInt32
+    var byteCount: Int { Int(frameSize) * Int(frameCount) }
+
+    init(frameCount: UInt32, frameSize: UInt32) throws(DatapathError) {
+        precondition(frameSize.nonzeroBitCount == 1 && frameSize >= 2048, "frame size must be a power of two ≥ 2048")
+        let length = Int(frameSize) * Int(frameCount)
+        let memory = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
+        guard let memory, memory != MAP_FAILED else {
+            throw .system(SystemError("mmap UMEM of \(length) bytes"))
+        }
+        self.base = memory
+        self.frameSize = frameSize
+        self.frameCount = frameCount
+    }
+
+    deinit {
+        munmap(base, byteCount)
+    }
+}
+
+/// Owner codes in the frame owner map.
+enum FrameOwner {
+    static let pool: UInt16 = 0
+    static let worker: UInt16 = 1
+    /// Kernel-held through the socket in slot `s` of the worker: `kernelBase + s`.
+    static let kernelBase: UInt16 = 2
+}
+
+/// A worker's free frames and the owner of every frame. Single-threaded: only the owning worker
+/// touches it (or the control thread while the worker is parked).
+struct FramePool {
+    let frameCount: UInt32
+    let frameShift: UInt32
+    private let stack: UnsafeMutablePointer<UInt64>
+    private(set) var freeCount: Int
+    let owners: UnsafeMutablePointer<UInt16>
+    /// Transitions that found a frame with an unexpected owner: a duplicated or foreign address.
+    /// Must stay 0; the frame is then left alone rather than recycled twice.
+    private(set) var violations: UInt64 = 0
+
+    init(frameCount: UInt32, frameSize: UInt32) {
+        self.frameCount = frameCount
+        self.frameShift = UInt32(frameSize.trailingZeroBitCount)
+        stack = .allocate(capacity: Int(frameCount))
+        owners = .allocate(capacity: Int(frameCount))
+        owners.initialize(repeating: FrameOwner.pool, count: Int(frameCount))
+        // Hand out low addresses first (stack top = frame 0).
+        for i in 0..<Int(frameCount) {
+            stack[i] = UInt64(Int(frameCount) - 1 - i) << UInt64(frameShift)
+        }
+        freeCount = Int(frameCount)
+    }
+
+    func destroy() {
+        stack.deallocate()
+        owners.deallocate()
+    }
+
+    @inline(__always)
+    func frameIndex(_ address: UInt64) -> Int { Int(truncatingIfNeeded: address >> UInt64(frameShift)) }
+
+    @inline(__always)
+    func frameBase(_ address: UInt64) -> UInt64 { address & ~((1 << UInt64(frameShift)) - 1) }
+
+    /// Takes a free frame (base address) for the worker; nil when the pool is empty.
+    @inline(__always)
+    mutating func allocate() -> UInt64? {
+        guard freeCount > 0 else { return nil }
+        freeCount -= 1
+        let address = stack[freeCount]
+        owners[frameIndex(address)] = FrameOwner.worker
+        return address
+    }
+
+    /// Returns a worker-owned frame (any address inside it) to the pool.
+    @inline(__always)
+    mutating func release(_ address: UInt64) {
+        let index = frameIndex(address)
+        guard index < Int(frameCount), owners[index] == FrameOwner.worker else {
+            violations &+= 1
+            return
+        }
+        owners[index] = FrameOwner.pool
+        stack[freeCount] = frameBase(address)
+        freeCount += 1
+    }
+
+    /// The worker gives a frame to the kernel through socket slot `slot` (fill or tx ring).
+    @inline(__always)
+    mutating func handToKernel(_ address: UInt64, slot: Int) {
+        owners[frameIndex(address)] = FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot)
+    }
+
+    /// The kernel returns a frame through socket slot `slot` (rx or completion ring).
+    /// False when that socket did not own it: the address is then ignored and counted.
+    @inline(__always)
+    mutating func takeFromKernel(_ address: UInt64, slot: Int) -> Bool {
+        let index = frameIndex(address)
+        guard index < Int(frameCount), owners[index] == FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot) else {
+            violations &+= 1
+            return false
+        }
+        owners[index] = FrameOwner.worker
+        return true
+    }
+
+    /// After socket `slot` is closed the kernel will never return its frames: take them all back.
+    /// Returns how many were reclaimed.
+    mutating func reclaimAll(slot: Int) -> Int {
+        let code = FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot)
+        var reclaimed = 0
+        for index in 0..<Int(frameCount) where owners[index] == code {
+            owners[index] = FrameOwner.pool
+            stack[freeCount] = UInt64(index) << UInt64(frameShift)
+            freeCount += 1
+            reclaimed += 1
+        }
+        return reclaimed
+    }
+
+    /// Frames per owner code, for the accounting invariant (control path only).
+    func census() -> (pool: Int, worker: Int, kernel: [Int: Int]) {
+        var pool = 0
+        var worker = 0
+        var kernel: [Int: Int] = [:]
+        for index in 0..<Int(frameCount) {
+            switch owners[index] {
+            case FrameOwner.pool: pool += 1
+            case FrameOwner.worker: worker += 1
+            case let code: kernel[Int(code - FrameOwner.kernelBase), default: 0] += 1
+            }
+        }
+        return (pool, worker, kernel)
+    }
+}

@@ -1,0 +1,673 @@
+import CXDP
+import Glibc
+import Synchronization
+import VSwiftPacket
+
+/// Datapath-wide limits: tables are allocated once, at these sizes, so the packet path never grows them.
+public enum DatapathLimits {
+    public static let maxPorts = 256
+    public static let maxBridges = 64
+    public static let maxSocketsPerWorker = 256
+    /// Frames staged for one output port before its tx ring is written.
+    static let stageCapacity = 256
+    /// Room in front of a frame the switch itself receives (tap reads), for later encapsulation.
+    static let tapHeadroom: UInt64 = 256
+}
+
+/// One worker's counters for one port: one cache line, written only by that worker.
+struct PortCounterBlock {
+    var rxPackets: UInt64 = 0
+    var rxBytes: UInt64 = 0
+    var rxDropped: UInt64 = 0
+    var rxErrors: UInt64 = 0
+    var txPackets: UInt64 = 0
+    var txBytes: UInt64 = 0
+    var txDropped: UInt64 = 0
+    var txErrors: UInt64 = 0
+}
+
+enum PortKind: UInt8 {
+    case none
+    case xsk
+    case tap
+}
+
+/// A port as one worker sees it.
+struct WorkerPort {
+    var kind: PortKind = .none
+    var bridge: Int32 = -1
+    /// This worker's socket (slot) that transmits on the port.
+    var txSlot: Int32 = -1
+    /// This worker's queue fd of a tap port.
+    var tapFD: Int32 = -1
+    var staged: UnsafeMutablePointer<xdp_desc>
+    var stagedCount: Int32 = 0
+    var isTouched = false
+}
+
+/// A bridge as one worker sees it: its learning table and member ports.
+struct WorkerBridge {
+    var macTable: MACLearningTable?
+    var ports: UnsafeMutablePointer<UInt16>
+    var portCount: Int = 0
+}
+
+/// Frame census of one worker, for the accounting invariant: every frame is in exactly one place.
+public struct FrameAccounting: Sendable, CustomStringConvertible {
+    public let worker: Int
+    public let total: Int
+    public let free: Int
+    /// Frames the worker holds between bursts: must be 0 when parked.
+    public let inWorker: Int
+    /// Frames held by the kernel through open sockets (fill/rx and tx/completion rings).
+    public let inKernel: Int
+    /// Frames owned by sockets that are no longer open: must be 0.
+    public let orphaned: Int
+    /// What the worker's own counters say the kernel holds: must equal `inKernel`.
+    public let kernelByCounters: Int
+    /// Ownership transitions that found the wrong owner (a duplicated or foreign address): must be 0.
+    public let violations: UInt64
+
+    public var isConsistent: Bool {
+        free + inWorker + inKernel + orphaned == total && inWorker == 0 && orphaned == 0
+            && inKernel == kernelByCounters && violations == 0
+    }
+
+    public var description: String {
+        "worker \(worker): total=\(total) free=\(free) in-worker=\(inWorker) in-kernel=\(inKernel) (counters say \(kernelByCounters)) orphaned=\(orphaned) violations=\(violations)"
+    }
+}
+
+/// A worker thread: owns one UMEM and the sockets on it, and runs the receive → forward → transmit
+/// loop over them in bursts. Nothing on this path allocates, locks or retains: all tables are raw
+/// memory sized at creation, and the control thread changes them only while the worker is parked.
+final class Worker: @unchecked Sendable {
+    let index: Int
+    let umem: UmemArea
+    let base: UnsafeMutableRawPointer
+    let frameSize: UInt32
+    let rings: RingSizes
+    let rxBatch: Int
+    var pool: FramePool
+    /// Frames each socket's fill ring is kept topped up to.
+    var fillTarget: Int
+
+    let sockets: UnsafeMutablePointer<XSKSocket>
+    /// Slots of open sockets, polled for rx in this order.
+    let activeSlots: UnsafeMutablePointer<Int32>
+    var activeCount = 0
+    let ports: UnsafeMutablePointer<WorkerPort>
+    let counters: UnsafeMutablePointer<PortCounterBlock>
+    let bridges: UnsafeMutablePointer<WorkerBridge>
+    /// Tap ports this worker reads (its queue of each internal port).
+    let tapPorts: UnsafeMutablePointer<UInt16>
+    var tapPortCount = 0
+    let touched: UnsafeMutablePointer<UInt16>
+    var touchedCount = 0
+    let pollFDs: UnsafeMutablePointer<pollfd>
+    var pollCount = 0
+    /// Coarse monotonic seconds, refreshed once per round (MAC aging).
+    var now: UInt64 = 0
+
+    // Control handshake: the control thread asks the worker to park between bursts, changes tables,
+    // then lets it run again. Checked once per round with one acquire load.
+    enum State {
+        static let running = 0
+        static let parkRequested = 1
+        static let parked = 2
+        static let stopRequested = 3
+        static let stopped = 4
+    }
+    let state = Atomic<Int>(State.running)
+    let threadID = Atomic<Int32>(0)
+    let wakeFD: Int32
+    private var thread: pthread_t?
+    private var pinnedCPU: Int?
+
+    init(index: Int, frameCount: UInt32, frameSize: UInt32, rings: RingSizes, rxBatch: Int) throws(DatapathError) {
+        self.index = index
+        self.umem = try UmemArea(frameCount: frameCount, frameSize: frameSize)
+        self.base = umem.base
+        self.frameSize = frameSize
+        self.rings = rings
+        self.rxBatch = rxBatch
+        self.pool = FramePool(frameCount: frameCount, frameSize: frameSize)
+        self.fillTarget = min(Int(rings.fill) / 2, Int(frameCount) / 2)
+        sockets = .allocate(capacity: DatapathLimits.maxSocketsPerWorker)
+        sockets.initialize(repeating: XSKSocket(), count: DatapathLimits.maxSocketsPerWorker)
+        activeSlots = .allocate(capacity: DatapathLimits.maxSocketsPerWorker)
+        let staging = UnsafeMutablePointer<xdp_desc>.allocate(capacity: DatapathLimits.maxPorts * DatapathLimits.stageCapacity)
+        ports = .allocate(capacity: DatapathLimits.maxPorts)
+        for i in 0..<DatapathLimits.maxPorts {
+            (ports + i).initialize(to: WorkerPort(staged: staging + i * DatapathLimits.stageCapacity))
+        }
+        let counterMemory = UnsafeMutableRawPointer.allocate(
+            byteCount: DatapathLimits.maxPorts * MemoryLayout<PortCounterBlock>.stride, alignment: 64)
+        counters = counterMemory.bindMemory(to: PortCounterBlock.self, capacity: DatapathLimits.maxPorts)
+        counters.initialize(repeating: PortCounterBlock(), count: DatapathLimits.maxPorts)
+        bridges = .allocate(capacity: DatapathLimits.maxBridges)
+        for i in 0..<DatapathLimits.maxBridges {
+            (bridges + i).initialize(to: WorkerBridge(macTable: nil, ports: .allocate(capacity: DatapathLimits.maxPorts)))
+        }
+        tapPorts = .allocate(capacity: DatapathLimits.maxPorts)
+        touched = .allocate(capacity: DatapathLimits.maxPorts)
+        pollFDs = .allocate(capacity: 1 + DatapathLimits.maxSocketsPerWorker + DatapathLimits.maxPorts)
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        now = Self.monotonicSeconds()
+        rebuildPollSet()
+    }
+
+    deinit {
+        for slot in 0..<DatapathLimits.maxSocketsPerWorker where sockets[slot].isOpen { sockets[slot].close() }
+        sockets.deinitialize(count: DatapathLimits.maxSocketsPerWorker)
+        sockets.deallocate()
+        activeSlots.deallocate()
+        ports[0].staged.deallocate()
+        ports.deallocate()
+        UnsafeMutableRawPointer(counters).deallocate()
+        for i in 0..<DatapathLimits.maxBridges { bridges[i].ports.deallocate() }
+        bridges.deallocate()
+        tapPorts.deallocate()
+        touched.deallocate()
+        pollFDs.deallocate()
+        pool.destroy()
+        close(wakeFD)
+    }
+
+    static func monotonicSeconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        return UInt64(ts.tv_sec)
+    }
+
+    // MARK: Thread and control handshake
+
+    func start(cpu: Int?) {
+        pinnedCPU = cpu
+        let box = Unmanaged.passRetained(self)
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let worker = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
+            worker.run()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        thread = tid
+    }
+
+    func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// Blocks until the worker is parked between bursts. Returns at once if it is not running.
+    func park() {
+        guard thread != nil else { return }
+        var expected = State.running
+        guard state.compareExchange(expected: expected, desired: State.parkRequested, ordering: .acquiringAndReleasing).exchanged else {
+            expected = state.load(ordering: .acquiring)
+            precondition(expected == State.parked || expected >= State.stopRequested, "worker parked twice")
+            return
+        }
+        wake()
+        while state.load(ordering: .acquiring) != State.parked { usleep(50) }
+    }
+
+    func unpark() {
+        if state.load(ordering: .acquiring) == State.parked {
+            state.store(State.running, ordering: .releasing)
+        }
+    }
+
+    func stop() {
+        guard let thread else { return }
+        state.store(State.stopRequested, ordering: .releasing)
+        wake()
+        pthread_join(thread, nil)
+        self.thread = nil
+    }
+
+    private func run() {
+        threadID.store(vs_gettid(), ordering: .releasing)
+        if let cpu = pinnedCPU { _ = vs_pin_to_cpu(Int32(cpu)) }
+        var idleRounds = 0
+        while true {
+            let current = state.load(ordering: .acquiring)
+            if current != State.running {
+                if current >= State.stopRequested { break }
+                if current == State.parkRequested {
+                    state.store(State.parked, ordering: .releasing)
+                }
+                while state.load(ordering: .acquiring) == State.parked { usleep(50) }
+                continue
+            }
+            if pollOnce() > 0 {
+                idleRounds = 0
+            } else {
+                idleRounds += 1
+                if idleRounds >= 64 {
+                    waitForWork()
+                    idleRounds = 0
+                }
+            }
+        }
+        state.store(State.stopped, ordering: .releasing)
+    }
+
+    /// Sleeps in poll() until a socket or tap has input, the control thread wakes us, or — while
+    /// transmitted frames still await completion — a millisecond passes.
+    private func waitForWork() {
+        var pendingTx = false
+        for i in 0..<activeCount where sockets[Int(activeSlots[i])].txOutstanding > 0 { pendingTx = true }
+        _ = poll(pollFDs, nfds_t(pollCount), pendingTx ? 1 : 100)
+        if pollFDs[0].revents != 0 {
+            var value: UInt64 = 0
+            _ = read(wakeFD, &value, 8)
+        }
+    }
+
+    /// Rebuilds the poll set after sockets or taps change (control thread, worker parked).
+    func rebuildPollSet() {
+        pollFDs[0] = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+        var n = 1
+        for i in 0..<activeCount {
+            pollFDs[n] = pollfd(fd: sockets[Int(activeSlots[i])].fd, events: Int16(POLLIN), revents: 0)
+            n += 1
+        }
+        for i in 0..<tapPortCount {
+            pollFDs[n] = pollfd(fd: ports[Int(tapPorts[i])].tapFD, events: Int16(POLLIN), revents: 0)
+            n += 1
+        }
+        pollCount = n
+        // Share the frames among the fill rings, keeping half the pool for frames in flight.
+        let perSocket = Int(pool.frameCount) / 2 / max(activeCount, 1)
+        fillTarget = max(min(perSocket, Int(rings.fill) / 2), 1)
+    }
+
+    // MARK: The packet path
+
+    /// One round over every rx source; returns how many frames were received.
+    @inline(__always)
+    func pollOnce() -> Int {
+        now = Self.monotonicSeconds()
+        var received = 0
+        for i in 0..<activeCount {
+            received &+= receive(slot: Int(activeSlots[i]))
+        }
+        for i in 0..<tapPortCount {
+            received &+= receiveFromTap(port: tapPorts[i])
+        }
+        flushStaged()
+        for i in 0..<activeCount {
+            let slot = Int(activeSlots[i])
+            reclaimCompletions(slot: slot)
+            // Copy mode transmits inside sendto, a bounded batch per call: keep kicking while the
+            // kernel has not consumed everything we submitted.
+            if sockets[slot].txOutstanding > 0, vs_ring_prod_unconsumed(&sockets[slot].tx) > 0 {
+                kick(slot: slot)
+            }
+        }
+        return received
+    }
+
+    @inline(__always)
+    private func receive(slot: Int) -> Int {
+        let socket = sockets + slot
+        var index: UInt32 = 0
+        let n = Int(xsk_ring_cons__peek(&socket.pointee.rx, UInt32(rxBatch), &index))
+        guard n > 0 else {
+            refill(slot: slot)
+            return 0
+        }
+        let inPort = socket.pointee.portIndex
+        let bridge = ports[Int(inPort)].bridge
+        var bytes: UInt64 = 0
+        for i in 0..<n {
+            let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee
+            guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
+            bytes &+= UInt64(desc.len)
+            forward(address: desc.addr, length: desc.len, inPort: inPort, bridge: bridge)
+        }
+        xsk_ring_cons__release(&socket.pointee.rx, UInt32(n))
+        socket.pointee.fillOutstanding &-= UInt32(n)
+        vs_add_relaxed_u64(&counters[Int(inPort)].rxPackets, UInt64(n))
+        vs_add_relaxed_u64(&counters[Int(inPort)].rxBytes, bytes)
+        refill(slot: slot)
+        return n
+    }
+
+    /// Tops the socket's fill ring up to `fillTarget` frames from the pool.
+    @inline(__always)
+    private func refill(slot: Int) {
+        let socket = sockets + slot
+        let deficit = fillTarget - Int(socket.pointee.fillOutstanding)
+        guard deficit >= min(rxBatch, fillTarget) else { return }
+        let n = min(deficit, pool.freeCount)
+        guard n > 0 else { return }
+        var index: UInt32 = 0
+        let reserved = Int(xsk_ring_prod__reserve(&socket.pointee.fill, UInt32(n), &index))
+        for i in 0..<reserved {
+            guard let address = pool.allocate() else { break }
+            pool.handToKernel(address, slot: slot)
+            xsk_ring_prod__fill_addr(&socket.pointee.fill, index &+ UInt32(i)).pointee = address
+        }
+        xsk_ring_prod__submit(&socket.pointee.fill, UInt32(reserved))
+        socket.pointee.fillOutstanding &+= UInt32(reserved)
+        if xsk_ring_prod__needs_wakeup(&socket.pointee.fill) != 0 {
+            _ = recvfrom(socket.pointee.fd, nil, 0, Int32(MSG_DONTWAIT), nil, nil)
+        }
+    }
+
+    /// Reads up to one batch of frames the host stack sent out of a tap (internal) port.
+    @inline(__always)
+    private func receiveFromTap(port: UInt16) -> Int {
+        let fd = ports[Int(port)].tapFD
+        let bridge = ports[Int(port)].bridge
+        var n = 0
+        var bytes: UInt64 = 0
+        while n < 32 {
+            guard let frame = pool.allocate() else { break }
+            let address = frame &+ DatapathLimits.tapHeadroom
+            let got = read(fd, base + Int(address), Int(frameSize) - Int(DatapathLimits.tapHeadroom))
+            guard got > 0 else {
+                pool.release(frame)
+                break
+            }
+            n += 1
+            bytes &+= UInt64(got)
+            forward(address: address, length: UInt32(got), inPort: port, bridge: bridge)
+        }
+        if n > 0 {
+            vs_add_relaxed_u64(&counters[Int(port)].rxPackets, UInt64(n))
+            vs_add_relaxed_u64(&counters[Int(port)].rxBytes, bytes)
+        }
+        return n
+    }
+
+    /// NORMAL: learn the source, send to the learned port of the destination, else flood.
+    @inline(__always)
+    private func forward(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32) {
+        let frame = base + Int(address)
+        guard length >= UInt32(Ethernet.headerLength), bridge >= 0, let table = bridges[Int(bridge)].macTable else {
+            vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
+            pool.release(address)
+            return
+        }
+        let source = Ethernet.source(frame)
+        let destination = Ethernet.destination(frame)
+        if !Ethernet.isGroup(source) {
+            table.learn(source, port: inPort, now: now)
+        }
+        if !Ethernet.isGroup(destination) {
+            let out = table.lookup(destination, now: now)
+            if out != MACLearningTable.noPort {
+                // A frame for a host behind its own port is not reflected back (as OVS does).
+                if out != inPort { stage(port: out, address: address, length: length) } else { pool.release(address) }
+                return
+            }
+        }
+        flood(bridge: Int(bridge), address: address, length: length, inPort: inPort)
+    }
+
+    /// Sends to every port of the bridge but the input: copies for all but the last, which gets the original.
+    @inline(__always)
+    private func flood(bridge: Int, address: UInt64, length: UInt32, inPort: UInt16) {
+        let members = bridges[bridge]
+        let offset = address & (UInt64(frameSize) - 1)
+        var previous = MACLearningTable.noPort
+        for i in 0..<members.portCount {
+            let port = members.ports[i]
+            if port == inPort { continue }
+            if previous != MACLearningTable.noPort {
+                if let copy = pool.allocate() {
+                    memcpy(base + Int(copy &+ offset), base + Int(address), Int(length))
+                    stage(port: previous, address: copy &+ offset, length: length)
+                } else {
+                    vs_add_relaxed_u64(&counters[Int(previous)].txDropped, 1)
+                }
+            }
+            previous = port
+        }
+        if previous != MACLearningTable.noPort {
+            stage(port: previous, address: address, length: length)
+        } else {
+            pool.release(address)
+        }
+    }
+
+    @inline(__always)
+    private func stage(port: UInt16, address: UInt64, length: UInt32) {
+        let p = ports + Int(port)
+        if p.pointee.stagedCount == Int32(DatapathLimits.stageCapacity) { flush(port: port) }
+        if !p.pointee.isTouched {
+            p.pointee.isTouched = true
+            touched[touchedCount] = port
+            touchedCount += 1
+        }
+        p.pointee.staged[Int(p.pointee.stagedCount)] = xdp_desc(addr: address, len: length, options: 0)
+        p.pointee.stagedCount += 1
+    }
+
+    @inline(__always)
+    private func flushStaged() {
+        for i in 0..<touchedCount {
+            let port = touched[i]
+            flush(port: port)
+            ports[Int(port)].isTouched = false
+        }
+        touchedCount = 0
+    }
+
+    /// Writes a port's staged frames to its tx ring (or tap), kicking the kernel if it asks.
+    @inline(__always)
+    private func flush(port: UInt16) {
+        let p = ports + Int(port)
+        let n = Int(p.pointee.stagedCount)
+        guard n > 0 else { return }
+        p.pointee.stagedCount = 0
+        let staged = p.pointee.staged
+        let counter = counters + Int(port)
+        switch p.pointee.kind {
+        case .xsk:
+            let slot = Int(p.pointee.txSlot)
+            let socket = sockets + slot
+            var sendable = min(n, Int(xsk_prod_nb_free(&socket.pointee.tx, UInt32(n))))
+            if sendable < n {
+                kick(slot: slot)
+                reclaimCompletions(slot: slot)
+                sendable = min(n, Int(xsk_prod_nb_free(&socket.pointee.tx, UInt32(n))))
+            }
+            if sendable > 0 {
+                var index: UInt32 = 0
+                _ = xsk_ring_prod__reserve(&socket.pointee.tx, UInt32(sendable), &index)
+                var bytes: UInt64 = 0
+                for i in 0..<sendable {
+                    let desc = staged[i]
+                    xsk_ring_prod__tx_desc(&socket.pointee.tx, index &+ UInt32(i)).pointee = desc
+                    pool.handToKernel(desc.addr, slot: slot)
+                    bytes &+= UInt64(desc.len)
+                }
+                xsk_ring_prod__submit(&socket.pointee.tx, UInt32(sendable))
+                socket.pointee.txOutstanding &+= UInt32(sendable)
+                vs_add_relaxed_u64(&counter.pointee.txPackets, UInt64(sendable))
+                vs_add_relaxed_u64(&counter.pointee.txBytes, bytes)
+                if xsk_ring_prod__needs_wakeup(&socket.pointee.tx) != 0 { kick(slot: slot) }
+            }
+            if sendable < n {
+                for i in sendable..<n { pool.release(staged[i].addr) }
+                vs_add_relaxed_u64(&counter.pointee.txDropped, UInt64(n - sendable))
+            }
+        case .tap:
+            let fd = p.pointee.tapFD
+            var sent: UInt64 = 0
+            var bytes: UInt64 = 0
+            var dropped: UInt64 = 0
+            var errors: UInt64 = 0
+            for i in 0..<n {
+                let desc = staged[i]
+                let written = write(fd, base + Int(desc.addr), Int(desc.len))
+                if written == Int(desc.len) {
+                    sent &+= 1
+                    bytes &+= UInt64(desc.len)
+                } else if written < 0 && (errno == EAGAIN || errno == ENOBUFS) {
+                    dropped &+= 1
+                } else {
+                    errors &+= 1
+                }
+                pool.release(desc.addr)
+            }
+            vs_add_relaxed_u64(&counter.pointee.txPackets, sent)
+            vs_add_relaxed_u64(&counter.pointee.txBytes, bytes)
+            if dropped > 0 { vs_add_relaxed_u64(&counter.pointee.txDropped, dropped) }
+            if errors > 0 { vs_add_relaxed_u64(&counter.pointee.txErrors, errors) }
+        case .none:
+            for i in 0..<n { pool.release(staged[i].addr) }
+            vs_add_relaxed_u64(&counter.pointee.txDropped, UInt64(n))
+        }
+    }
+
+    /// Asks the kernel to transmit what the tx ring holds. Copy mode sends a bounded batch per
+    /// call and answers EAGAIN while more remains.
+    @inline(__always)
+    private func kick(slot: Int) {
+        let fd = sockets[slot].fd
+        var attempts = 0
+        while sendto(fd, nil, 0, Int32(MSG_DONTWAIT), nil, 0) < 0 {
+            let err = errno
+            attempts += 1
+            guard err == EAGAIN || err == EBUSY, attempts < 8, vs_ring_prod_unconsumed(&sockets[slot].tx) > 0 else { break }
+        }
+    }
+
+    /// Returns transmitted frames from the completion ring to the pool.
+    @inline(__always)
+    func reclaimCompletions(slot: Int) {
+        let socket = sockets + slot
+        guard socket.pointee.txOutstanding > 0 else { return }
+        var index: UInt32 = 0
+        let n = xsk_ring_cons__peek(&socket.pointee.completion, socket.pointee.completion.size, &index)
+        guard n > 0 else { return }
+        for i in 0..<n {
+            let address = xsk_ring_cons__comp_addr(&socket.pointee.completion, index &+ i).pointee
+            if pool.takeFromKernel(address, slot: slot) { pool.release(address) }
+        }
+        xsk_ring_cons__release(&socket.pointee.completion, n)
+        socket.pointee.txOutstanding &-= n
+    }
+
+    // MARK: Reconfiguration (control thread, worker parked)
+
+    /// Opens a socket on (device, queue) for `port`, zero-copy if the driver can, else copy mode.
+    func openSocket(device: NetworkDevice, queue: UInt32, port: UInt16) throws(DatapathError) -> Int {
+        guard let slot = (0..<DatapathLimits.maxSocketsPerWorker).first(where: { !sockets[$0].isOpen }) else {
+            throw .unsupported("worker \(index) has no free socket slot")
+        }
+        let shareWith: Int32? = activeCount > 0 ? sockets[Int(activeSlots[0])].fd : nil
+        let target = max(min(Int(pool.frameCount) / 2 / (activeCount + 1), Int(rings.fill) / 2), 1)
+        var lastError: DatapathError = .unsupported("no bind mode")
+        // Zero-copy where the driver has it, else copy mode; a socket sharing the UMEM inherits
+        // the mode of the UMEM's first socket, so one UMEM cannot mix the two.
+        let modes: [XSKBindMode] = shareWith == nil ? [.zeroCopy, .copy] : [sockets[Int(activeSlots[0])].mode]
+        for mode in modes {
+            do throws(DatapathError) {
+                var socket = try XSKSocket.open(
+                    device: device, queue: queue, umem: umem, shareWith: shareWith, rings: rings, mode: mode
+                ) { socket in
+                    var index: UInt32 = 0
+                    let n = min(target, pool.freeCount)
+                    let reserved = Int(xsk_ring_prod__reserve(&socket.fill, UInt32(n), &index))
+                    for i in 0..<reserved {
+                        guard let address = pool.allocate() else { break }
+                        pool.handToKernel(address, slot: slot)
+                        xsk_ring_prod__fill_addr(&socket.fill, index &+ UInt32(i)).pointee = address
+                    }
+                    xsk_ring_prod__submit(&socket.fill, UInt32(reserved))
+                    socket.fillOutstanding = UInt32(reserved)
+                }
+                socket.portIndex = port
+                sockets[slot] = socket
+                activeSlots[activeCount] = Int32(slot)
+                activeCount += 1
+                rebuildPollSet()
+                return slot
+            } catch {
+                _ = pool.reclaimAll(slot: slot)
+                lastError = error
+                if case .system(let sys) = error, sys.errno == EBUSY { break }
+            }
+        }
+        throw lastError
+    }
+
+    /// Closes a socket and takes back every frame the kernel held through it.
+    func closeSocket(slot: Int) {
+        sockets[slot].close()
+        _ = pool.reclaimAll(slot: slot)
+        if let position = (0..<activeCount).first(where: { activeSlots[$0] == Int32(slot) }) {
+            for i in position..<(activeCount - 1) { activeSlots[i] = activeSlots[i + 1] }
+            activeCount -= 1
+        }
+        rebuildPollSet()
+    }
+
+    func setPort(_ port: UInt16, kind: PortKind, bridge: Int32, txSlot: Int32, tapFD: Int32) {
+        let p = ports + Int(port)
+        p.pointee.kind = kind
+        p.pointee.bridge = bridge
+        p.pointee.txSlot = txSlot
+        p.pointee.tapFD = tapFD
+        p.pointee.stagedCount = 0
+        counters[Int(port)] = PortCounterBlock()
+        if kind == .tap {
+            tapPorts[tapPortCount] = port
+            tapPortCount += 1
+        }
+        rebuildPollSet()
+    }
+
+    func clearPort(_ port: UInt16) {
+        let p = ports + Int(port)
+        if p.pointee.kind == .tap, let position = (0..<tapPortCount).first(where: { tapPorts[$0] == port }) {
+            for i in position..<(tapPortCount - 1) { tapPorts[i] = tapPorts[i + 1] }
+            tapPortCount -= 1
+        }
+        p.pointee.kind = .none
+        p.pointee.bridge = -1
+        p.pointee.txSlot = -1
+        p.pointee.tapFD = -1
+        rebuildPollSet()
+    }
+
+    func setBridge(_ bridge: Int, table: MACLearningTable?, members: [UInt16]) {
+        bridges[bridge].macTable = table
+        for (i, port) in members.enumerated() { bridges[bridge].ports[i] = port }
+        bridges[bridge].portCount = members.count
+    }
+
+    func portCounters(_ port: UInt16) -> PortCounterBlock {
+        let c = counters + Int(port)
+        return PortCounterBlock(
+            rxPackets: vs_load_relaxed_u64(&c.pointee.rxPackets), rxBytes: vs_load_relaxed_u64(&c.pointee.rxBytes),
+            rxDropped: vs_load_relaxed_u64(&c.pointee.rxDropped), rxErrors: vs_load_relaxed_u64(&c.pointee.rxErrors),
+            txPackets: vs_load_relaxed_u64(&c.pointee.txPackets), txBytes: vs_load_relaxed_u64(&c.pointee.txBytes),
+            txDropped: vs_load_relaxed_u64(&c.pointee.txDropped), txErrors: vs_load_relaxed_u64(&c.pointee.txErrors))
+    }
+
+    /// Frame census (worker parked).
+    func accounting() -> FrameAccounting {
+        let census = pool.census()
+        var inKernel = 0
+        var orphaned = 0
+        for (slot, count) in census.kernel {
+            if slot < DatapathLimits.maxSocketsPerWorker && sockets[slot].isOpen { inKernel += count } else { orphaned += count }
+        }
+        var byCounters = 0
+        for i in 0..<activeCount {
+            let s = sockets[Int(activeSlots[i])]
+            byCounters += Int(s.fillOutstanding) + Int(s.txOutstanding)
+        }
+        return FrameAccounting(
+            worker: index, total: Int(pool.frameCount), free: census.pool, inWorker: census.worker,
+            inKernel: inKernel, orphaned: orphaned, kernelByCounters: byCounters, violations: pool.violations)
+    }
+}

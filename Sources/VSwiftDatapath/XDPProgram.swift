@@ -1,0 +1,159 @@
+import CXDP
+import Glibc
+
+/// Where vswift's compiled BPF objects live: `$VSWIFT_BPF_DIR`, next to the running executable
+/// (scripts/build.sh copies them there), or an installed location.
+public enum BPFObjects {
+    public static let redirect = "vswift_redirect.bpf.o"
+
+    public static func locate(_ name: String, directory: String? = nil) -> String? {
+        var candidates: [String] = []
+        if let directory { candidates.append(directory) }
+        if let env = getenv("VSWIFT_BPF_DIR") { candidates.append(String(cString: env)) }
+        if let exeDir = executableDirectory() { candidates.append(exeDir) }
+        candidates += ["/usr/local/lib/vswift", "/usr/lib/vswift"]
+        for dir in candidates {
+            let path = dir + "/" + name
+            if access(path, R_OK) == 0 { return path }
+        }
+        return nil
+    }
+
+    static func executableDirectory() -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = path.lastIndex(of: "/") else { return nil }
+        return String(path[..<slash])
+    }
+}
+
+/// How the XDP program is attached to a device.
+public enum XDPAttachMode: String, Sendable, Codable {
+    case native
+    case generic
+}
+
+/// vswift's redirect program loaded for one device and attached through a BPF link.
+///
+/// A link (not a netlink attach) detaches itself when its last fd closes, so a daemon that dies
+/// by SIGKILL still leaves no program behind on the device.
+final class XDPRedirectProgram {
+    enum Mode: UInt32 {
+        case port = 0
+        case underlay = 1
+    }
+
+    let device: NetworkDevice
+    let attachMode: XDPAttachMode
+    private let object: OpaquePointer
+    private let xsksMapFD: Int32
+    private let statsMapFD: Int32
+    private let underlayMapFD: Int32
+    private var linkFD: Int32
+
+    init(device: NetworkDevice, objectPath: String, mode: Mode) throws(DatapathError) {
+        self.device = device
+        guard let object = bpf_object__open_file(objectPath, nil) else {
+            throw .system(SystemError("open BPF object \(objectPath)"))
+        }
+        var loaded = false
+        defer { if !loaded { bpf_object__close(object) } }
+        let rc = bpf_object__load(object)
+        guard rc == 0 else { throw .system(SystemError("load BPF object \(objectPath)", negativeErrno: rc)) }
+        guard let program = bpf_object__find_program_by_name(object, "vswift_redirect") else {
+            throw .unsupported("BPF object \(objectPath) has no vswift_redirect program")
+        }
+        let modeMapFD = bpf_object__find_map_fd_by_name(object, "vswift_mode")
+        xsksMapFD = bpf_object__find_map_fd_by_name(object, "vswift_xsks")
+        statsMapFD = bpf_object__find_map_fd_by_name(object, "vswift_stats")
+        underlayMapFD = bpf_object__find_map_fd_by_name(object, "vswift_underlay")
+        guard modeMapFD >= 0, xsksMapFD >= 0, statsMapFD >= 0, underlayMapFD >= 0 else {
+            throw .unsupported("BPF object \(objectPath) lacks vswift's maps")
+        }
+        var zero: UInt32 = 0
+        var modeValue = mode.rawValue
+        guard bpf_map_update_elem(modeMapFD, &zero, &modeValue, 0) == 0 else {
+            throw .system(SystemError("configure XDP program mode"))
+        }
+        // Native first; generic (SKB) mode for drivers without XDP support.
+        let programFD = bpf_program__fd(program)
+        var link = vs_xdp_link_create(programFD, Int32(device.ifindex), UInt32(XDP_FLAGS_DRV_MODE))
+        var attachMode = XDPAttachMode.native
+        if link < 0, link != -EBUSY, link != -EEXIST {
+            link = vs_xdp_link_create(programFD, Int32(device.ifindex), UInt32(XDP_FLAGS_SKB_MODE))
+            attachMode = .generic
+        }
+        guard link >= 0 else {
+            if link == -EBUSY || link == -EEXIST {
+                throw .deviceInUse(device.name, reason: "another XDP program is attached to it")
+            }
+            throw .system(SystemError("attach XDP program to \(device.name)", negativeErrno: link))
+        }
+        self.linkFD = link
+        self.object = object
+        self.attachMode = attachMode
+        loaded = true
+    }
+
+    /// Steers frames of rx queue `queue` to socket `fd`.
+    func setSocket(queue: UInt32, fd: Int32) throws(DatapathError) {
+        var key = queue
+        var value = UInt32(bitPattern: fd)
+        guard bpf_map_update_elem(xsksMapFD, &key, &value, 0) == 0 else {
+            throw .system(SystemError("insert socket for \(device.name) queue \(queue) into XSKMAP"))
+        }
+    }
+
+    func clearSocket(queue: UInt32) {
+        var key = queue
+        _ = bpf_map_delete_elem(xsksMapFD, &key)
+    }
+
+    /// Adds a local (address, UDP port) whose packets the underlay mode steers to vswift.
+    /// `address` is 4 (IPv4) or 16 (IPv6) bytes in network order.
+    func addUnderlayAddress(_ address: [UInt8], port: UInt16) throws(DatapathError) {
+        var key = [UInt8](repeating: 0, count: 20)
+        if address.count == 4 {
+            key[10] = 0xff
+            key[11] = 0xff
+            key.replaceSubrange(12..<16, with: address)
+        } else {
+            key.replaceSubrange(0..<16, with: address.prefix(16))
+        }
+        key[16] = UInt8(port >> 8)
+        key[17] = UInt8(port & 0xff)
+        var one: UInt8 = 1
+        guard bpf_map_update_elem(underlayMapFD, &key, &one, 0) == 0 else {
+            throw .system(SystemError("add underlay address"))
+        }
+    }
+
+    /// Frames redirected to vswift, passed to the kernel, and dropped, summed over CPUs.
+    func counters() -> (redirected: UInt64, passed: UInt64, dropped: UInt64) {
+        let cpus = Int(libbpf_num_possible_cpus())
+        var values = [UInt64](repeating: 0, count: max(cpus, 1))
+        var totals: [UInt64] = [0, 0, 0]
+        for stat in 0..<3 {
+            var key = UInt32(stat)
+            if bpf_map_lookup_elem(statsMapFD, &key, &values) == 0 {
+                totals[stat] = values.reduce(0, &+)
+            }
+        }
+        return (totals[0], totals[1], totals[2])
+    }
+
+    /// Detaches the program from the device.
+    func detach() {
+        if linkFD >= 0 {
+            Glibc.close(linkFD)
+            linkFD = -1
+        }
+    }
+
+    deinit {
+        detach()
+        bpf_object__close(object)
+    }
+}

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* vswift's XDP program: steer frames into the AF_XDP socket bound to the receiving rx queue.
+ *
+ * Port mode (a device attached to a vswift bridge): every frame goes to vswift; a frame arriving on
+ * a queue without a socket is dropped, never leaked into the host stack of an enslaved device.
+ * Underlay mode (a device shared with the host's own traffic): only UDP to one of the configured
+ * local (address, port) pairs goes to vswift; everything else passes to the kernel untouched.
+ * Per-CPU counters record what happened to each frame; userspace sums them on read. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define VSWIFT_MAX_QUEUES 256
+#define VSWIFT_MAX_UNDERLAY_ADDRS 64
+
+enum vswift_stat { VSWIFT_STAT_REDIRECTED, VSWIFT_STAT_PASSED, VSWIFT_STAT_DROPPED, VSWIFT_STAT_MAX };
+enum vswift_mode { VSWIFT_MODE_PORT = 0, VSWIFT_MODE_UNDERLAY = 1 };
+
+/* Key of the underlay address set: an IPv4 address is stored as ::ffff:a.b.c.d. */
+struct vswift_underlay_key {
+    __u8 addr[16];
+    __be16 port;
+    __u16 pad;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_XSKMAP);
+    __uint(max_entries, VSWIFT_MAX_QUEUES);
+    __type(key, __u32);
+    __type(value, __u32);
+} vswift_xsks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, VSWIFT_STAT_MAX);
+    __type(key, __u32);
+    __type(value, __u64);
+} vswift_stats SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} vswift_mode SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VSWIFT_MAX_UNDERLAY_ADDRS);
+    __type(key, struct vswift_underlay_key);
+    __type(value, __u8);
+} vswift_underlay SEC(".maps");
+
+static __always_inline void count(__u32 stat)
+{
+    __u64 *value = bpf_map_lookup_elem(&vswift_stats, &stat);
+    if (value)
+        *value += 1;
+}
+
+/* Is this frame UDP to one of the configured local (address, port) pairs? */
+static __always_inline int is_underlay_frame(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct vswift_underlay_key key = {};
+    struct udphdr *udp;
+
+    if ((void *)(eth + 1) > data_end)
+        return 0;
+    if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+        struct iphdr *ip = (void *)(eth + 1);
+        if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
+            return 0;
+        /* Fragments other than the first carry no UDP header. */
+        if (ip->frag_off & bpf_htons(0x1fff))
+            return 0;
+        udp = (void *)ip + ip->ihl * 4;
+        key.addr[10] = 0xff;
+        key.addr[11] = 0xff;
+        __builtin_memcpy(&key.addr[12], &ip->daddr, 4);
+    } else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr *ip6 = (void *)(eth + 1);
+        if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_UDP)
+            return 0;
+        udp = (void *)(ip6 + 1);
+        __builtin_memcpy(key.addr, &ip6->daddr, 16);
+    } else {
+        return 0;
+    }
+    if ((void *)(udp + 1) > data_end)
+        return 0;
+    key.port = udp->dest;
+    return bpf_map_lookup_elem(&vswift_underlay, &key) != 0;
+}
+
+SEC("xdp")
+int vswift_redirect(struct xdp_md *ctx)
+{
+    __u32 zero = 0;
+    __u32 *mode = bpf_map_lookup_elem(&vswift_mode, &zero);
+    __u32 fallback = XDP_DROP;
+
+    if (mode && *mode == VSWIFT_MODE_UNDERLAY) {
+        if (!is_underlay_frame(ctx)) {
+            count(VSWIFT_STAT_PASSED);
+            return XDP_PASS;
+        }
+        fallback = XDP_PASS;
+    }
+    int action = bpf_redirect_map(&vswift_xsks, ctx->rx_queue_index, fallback);
+    if (action == XDP_REDIRECT)
+        count(VSWIFT_STAT_REDIRECTED);
+    else if (action == XDP_PASS)
+        count(VSWIFT_STAT_PASSED);
+    else
+        count(VSWIFT_STAT_DROPPED);
+    return action;
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";
