@@ -1,0 +1,164 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Glibc
+import Logging
+import VSwiftControl
+import VSwiftDatapath
+
+/// vswiftd: owns the datapath and serves the control socket.
+struct VSwiftd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vswiftd",
+        abstract: "The vswift switch daemon: AF_XDP datapath and JSON-RPC control socket.")
+
+    @Option(help: "Control socket path (default: $VSWIFT_SOCKET, else /run/vswift/vswiftd.sock).")
+    var socket: String?
+
+    @Option(help: "Number of worker threads; every attached device needs at least this many rx queues.")
+    var workers: Int = 1
+
+    @Option(help: "UMEM frames per worker (4 KiB each).")
+    var frames: UInt32 = 16384
+
+    @Option(help: "CPUs to pin workers to, comma separated (worker i → i-th CPU, cycling).")
+    var cpus: String?
+
+    @Option(help: "Directory with the compiled BPF objects (default: $VSWIFT_BPF_DIR, next to this executable, /usr/local/lib/vswift).")
+    var bpfDir: String?
+
+    @Option(help: "Seconds an unused learned MAC address is kept.")
+    var macAging: UInt64 = 300
+
+    @Flag(help: "Run in the background once the control socket is ready.")
+    var detach = false
+
+    @Option(help: "Write the daemon's pid to this file.")
+    var pidfile: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard workers >= 1 && workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
+        guard frames >= 1024 else { throw ValidationError("--frames must be at least 1024") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        _ = try parsedCPUs()
+    }
+
+    func parsedCPUs() throws -> [Int] {
+        guard let cpus, !cpus.isEmpty else { return [] }
+        return try cpus.split(separator: ",").map { item in
+            guard let cpu = Int(item.trimmingCharacters(in: .whitespaces)), cpu >= 0 else {
+                throw ValidationError("--cpus: \"\(item)\" is not a CPU number")
+            }
+            return cpu
+        }
+    }
+
+    func run() throws {
+        // Fork before any thread exists; the parent returns once the child's socket is ready.
+        let readiness = detach ? try Daemonizer.detach() : nil
+
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "vswiftd")
+        let socketPath = socket ?? ControlClient.defaultSocketPath(environment: ProcessInfo.processInfo.environment)
+
+        var config = Datapath.Configuration()
+        config.workers = workers
+        config.framesPerWorker = frames
+        config.cpus = try parsedCPUs()
+        config.bpfDirectory = bpfDir
+        config.macAgingSeconds = macAging
+
+        let datapath: Datapath
+        do {
+            datapath = try Datapath(configuration: config)
+        } catch {
+            logger.critical("cannot start the datapath: \(error)")
+            throw ExitCode.failure
+        }
+        let service = SwitchService(datapath: datapath, logger: logger)
+        let server = ControlServer(socketPath: socketPath, logger: logger) { request in
+            await service.handle(request)
+        }
+        do {
+            try server.start()
+        } catch {
+            logger.critical("cannot serve \(socketPath): \(error)")
+            datapath.shutdown()
+            throw ExitCode.failure
+        }
+        if let pidfile {
+            do {
+                try "\(getpid())\n".write(toFile: pidfile, atomically: true, encoding: .utf8)
+            } catch {
+                logger.warning("cannot write pidfile \(pidfile): \(error)")
+            }
+        }
+        logger.info("vswiftd ready", metadata: ["workers": "\(workers)", "socket": "\(socketPath)"])
+        readiness?.signalReady()
+
+        // Orderly exit on SIGTERM/SIGINT: close the socket, stop workers, detach XDP, remove taps.
+        let shutdown: @Sendable (Int32) -> Void = { signal in
+            logger.info("signal \(signal): shutting down")
+            server.stop()
+            datapath.shutdown()
+            if let pidfile { unlink(pidfile) }
+            Glibc.exit(0)
+        }
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            Glibc.signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+            source.setEventHandler { shutdown(sig) }
+            source.resume()
+            sources.append(source)
+        }
+        withExtendedLifetime(sources) { dispatchMain() }
+    }
+}
+
+/// Classic double-fork-free detach: fork, the child starts a new session, and the parent waits on
+/// a pipe until the child reports that its socket is ready (or dies), so `vswiftd --detach && vswiftctl …`
+/// works without a race.
+enum Daemonizer {
+    struct Readiness {
+        let fd: Int32
+        func signalReady() {
+            var ok: UInt8 = 1
+            _ = write(fd, &ok, 1)
+            close(fd)
+            // Detach stdio from the terminal now that start-up errors have been reported.
+            let null = open("/dev/null", O_RDWR)
+            if null >= 0 {
+                dup2(null, 0)
+                dup2(null, 1)
+                close(null)
+            }
+        }
+    }
+
+    static func detach() throws -> Readiness {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw SystemError("pipe") }
+        let pid = fork()
+        guard pid >= 0 else { throw SystemError("fork") }
+        if pid > 0 {
+            close(fds[1])
+            var ok: UInt8 = 0
+            let n = read(fds[0], &ok, 1)
+            exit(n == 1 && ok == 1 ? 0 : 1)
+        }
+        close(fds[0])
+        setsid()
+        return Readiness(fd: fds[1])
+    }
+}
+
+VSwiftd.main()
