@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+#include <linux/if_packet.h>
 #include <linux/if_xdp.h>
 #include <linux/if_link.h>
 #include <linux/if_ether.h>
@@ -54,6 +55,11 @@ static inline unsigned int vs_ring_prod_unconsumed(const struct xsk_ring_prod *r
 
 /* ---- threads ---- */
 static inline int vs_gettid(void) { return (int)syscall(SYS_gettid); }
+
+/* Move the calling thread into the network namespace behind fd (tests, bench). Returns 0 or -errno. */
+static inline int vs_enter_netns(int fd) {
+    return syscall(SYS_setns, fd, 0x40000000 /* CLONE_NEWNET */) < 0 ? -errno : 0;
+}
 
 /* Pin the calling thread to one CPU. Returns 0 or -errno. */
 static inline int vs_pin_to_cpu(int cpu) {

@@ -70,3 +70,33 @@ public struct DumpPortsReport: Codable, Sendable, Equatable {
         self.ports = ports
     }
 }
+
+/// Result of the `frame-accounting` method: one worker's frame census.
+public struct FrameAccountingReport: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var worker: Int
+    public var total: Int
+    public var free: Int
+    public var inWorker: Int
+    public var inKernel: Int
+    public var orphaned: Int
+    public var kernelByCounters: Int
+    public var violations: UInt64
+    /// Every frame in exactly one place, none lost or duplicated.
+    public var consistent: Bool
+
+    public init(_ a: FrameAccounting) {
+        worker = a.worker
+        total = a.total
+        free = a.free
+        inWorker = a.inWorker
+        inKernel = a.inKernel
+        orphaned = a.orphaned
+        kernelByCounters = a.kernelByCounters
+        violations = a.violations
+        consistent = a.isConsistent
+    }
+
+    public var description: String {
+        "worker \(worker): total=\(total) free=\(free) in-worker=\(inWorker) in-kernel=\(inKernel) (counters say \(kernelByCounters)) orphaned=\(orphaned) violations=\(violations)"
+    }
+}

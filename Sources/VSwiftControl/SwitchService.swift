@@ -80,6 +80,8 @@ public final class SwitchService: @unchecked Sendable {
         case .dumpPorts:
             let params: DumpPortsParams = try request.decodeParams()
             return try JSONValue(encoding: dumpPorts(params))
+        case .frameAccounting:
+            return try JSONValue(encoding: datapath.frameAccounting().map(FrameAccountingReport.init))
         }
     }
 
