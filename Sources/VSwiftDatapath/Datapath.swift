@@ -182,10 +182,20 @@ public final class Datapath: @unchecked Sendable {
                     worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
                 }
             }
-            if let failure {
-                program.detach()
-                throw failure
+            if failure == nil {
+                do throws(DatapathError) { try program.attach() } catch { failure = error }
+                if failure != nil {
+                    withWorkersParked {
+                        bridge.members.removeLast()
+                        for worker in workers {
+                            worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
+                            worker.clearPort(portSlot)
+                        }
+                        for socket in opened { workers[socket.worker].closeSocket(slot: socket.slot) }
+                    }
+                }
             }
+            if let failure { throw failure }
             let modes = Set(opened.map { workers[$0.worker].sockets[$0.slot].mode })
             let attachment = PortAttachment(
                 kind: .afxdp, xdpMode: program.attachMode,

@@ -36,6 +36,7 @@ public enum XDPAttachMode: String, Sendable, Codable {
 }
 
 /// vswift's redirect program loaded for one device and attached through a BPF link.
+/// Loading and attaching are separate steps so the XSKMAP can be filled in between.
 ///
 /// A link (not a netlink attach) detaches itself when its last fd closes, so a daemon that dies
 /// by SIGKILL still leaves no program behind on the device.
@@ -46,12 +47,13 @@ final class XDPRedirectProgram {
     }
 
     let device: NetworkDevice
-    let attachMode: XDPAttachMode
+    private(set) var attachMode: XDPAttachMode?
     private let object: OpaquePointer
+    private let programFD: Int32
     private let xsksMapFD: Int32
     private let statsMapFD: Int32
     private let underlayMapFD: Int32
-    private var linkFD: Int32
+    private var linkFD: Int32 = -1
 
     init(device: NetworkDevice, objectPath: String, mode: Mode) throws(DatapathError) {
         self.device = device
@@ -77,13 +79,19 @@ final class XDPRedirectProgram {
         guard bpf_map_update_elem(modeMapFD, &zero, &modeValue, 0) == 0 else {
             throw .system(SystemError("configure XDP program mode"))
         }
-        // Native first; generic (SKB) mode for drivers without XDP support.
-        let programFD = bpf_program__fd(program)
+        self.programFD = bpf_program__fd(program)
+        self.object = object
+        loaded = true
+    }
+
+    /// Attaches the program to the device: native first, generic (SKB) mode for drivers without
+    /// XDP support. Done after the sockets are in the XSKMAP, so no frame meets an empty map.
+    func attach() throws(DatapathError) {
         var link = vs_xdp_link_create(programFD, Int32(device.ifindex), UInt32(XDP_FLAGS_DRV_MODE))
-        var attachMode = XDPAttachMode.native
+        var mode = XDPAttachMode.native
         if link < 0, link != -EBUSY, link != -EEXIST {
             link = vs_xdp_link_create(programFD, Int32(device.ifindex), UInt32(XDP_FLAGS_SKB_MODE))
-            attachMode = .generic
+            mode = .generic
         }
         guard link >= 0 else {
             if link == -EBUSY || link == -EEXIST {
@@ -91,10 +99,8 @@ final class XDPRedirectProgram {
             }
             throw .system(SystemError("attach XDP program to \(device.name)", negativeErrno: link))
         }
-        self.linkFD = link
-        self.object = object
-        self.attachMode = attachMode
-        loaded = true
+        linkFD = link
+        attachMode = mode
     }
 
     /// Steers frames of rx queue `queue` to socket `fd`.

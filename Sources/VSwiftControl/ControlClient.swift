@@ -1,0 +1,190 @@
+import Glibc
+import VSwiftDatapath
+
+/// A blocking JSON-RPC client for vswiftd's control socket: one connection per call.
+///
+/// Plain sockets rather than NIO so that `vswiftctl` starts fast and spawns no threads.
+public struct ControlClient: Sendable {
+    public var socketPath: String
+    /// How long one receive may wait for the daemon; zero waits forever.
+    public var timeout: Duration
+
+    public init(socketPath: String, timeout: Duration = .seconds(30)) {
+        self.socketPath = socketPath
+        self.timeout = timeout
+    }
+
+    /// `$VSWIFT_SOCKET` when set and not empty, else `/run/vswift/vswiftd.sock`.
+    public static func defaultSocketPath(environment: [String: String]) -> String {
+        if let path = environment["VSWIFT_SOCKET"], !path.isEmpty { return path }
+        return "/run/vswift/vswiftd.sock"
+    }
+
+    /// Sends one request and waits for its response. The daemon's answer, success or error, is the
+    /// returned `Result`; failing to get an answer at all throws.
+    public func call(_ method: String, params: JSONValue?) throws(ControlClientError) -> Result<JSONValue, RPCError> {
+        let socket: UnixSocket
+        do throws(SystemError) {
+            socket = try UnixSocket(connectingTo: socketPath, timeout: timeout)
+        } catch {
+            throw .cannotConnect(path: socketPath, errno: error.errno)
+        }
+        do throws(SystemError) {
+            try socket.send(RPCCodec.encodeRequest(id: 1, method: method, params: params))
+            // The only request on this connection: vswiftd closes it once it has answered.
+            try socket.shutdownWriting()
+        } catch {
+            throw .io(path: socketPath, error: error)
+        }
+        let line = try receiveLine(from: socket)
+        do throws(RPCError) {
+            return try RPCCodec.decodeResponse(line)
+        } catch {
+            throw .invalidResponse(error.message)
+        }
+    }
+
+    /// `call`, then decodes a successful result into `R` (e.g. `ShowReport`).
+    public func call<R: Decodable>(
+        _ method: String, params: JSONValue?, returning type: R.Type
+    ) throws(ControlClientError) -> Result<R, RPCError> {
+        switch try call(method, params: params) {
+        case .success(let value):
+            do throws(FieldError) {
+                return .success(try value.decoded(as: type))
+            } catch {
+                throw .invalidResponse("\(method) result: \(error.message)")
+            }
+        case .failure(let error):
+            return .failure(error)
+        }
+    }
+
+    private func receiveLine(from socket: borrowing UnixSocket) throws(ControlClientError) -> [UInt8] {
+        var received: [UInt8] = []
+        var searchFrom = 0
+        while true {
+            let count: Int
+            do throws(SystemError) {
+                count = try socket.receive(appendingTo: &received)
+            } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+                throw .timedOut(path: socketPath, timeout: timeout)
+            } catch {
+                throw .io(path: socketPath, error: error)
+            }
+            if count == 0 { throw .closed(path: socketPath) }
+            if let newline = received[searchFrom...].firstIndex(of: UInt8(ascii: "\n")) {
+                return Array(received[..<newline])
+            }
+            searchFrom = received.count
+        }
+    }
+}
+
+public enum ControlClientError: Error, Sendable, Equatable, CustomStringConvertible {
+    case cannotConnect(path: String, errno: Int32)
+    case io(path: String, error: SystemError)
+    case timedOut(path: String, timeout: Duration)
+    /// The daemon closed the connection without answering.
+    case closed(path: String)
+    case invalidResponse(String)
+
+    public var description: String {
+        switch self {
+        case .cannotConnect(let path, let errno):
+            // These two mean nobody is listening there.
+            let hint = errno == ENOENT || errno == ECONNREFUSED ? " (is vswiftd running?)" : ""
+            return "cannot connect to \(path): \(String(cString: strerror(errno)))\(hint)"
+        case .io(let path, let error):
+            return "lost the connection to vswiftd on \(path): \(error)"
+        case .timedOut(let path, let timeout):
+            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) * 1e-18
+            return "no answer from vswiftd on \(path) within \(seconds) s"
+        case .closed(let path):
+            return "vswiftd closed the connection on \(path) without answering"
+        case .invalidResponse(let detail):
+            return "unexpected answer from vswiftd: \(detail)"
+        }
+    }
+}
+
+/// A blocking, connected AF_UNIX stream socket, closed when it goes away.
+struct UnixSocket: ~Copyable {
+    private let fd: Int32
+
+    /// `timeout` bounds each send and receive (and connect, which Linux bounds by the send timeout);
+    /// zero means no bound.
+    init(connectingTo path: String, timeout: Duration) throws(SystemError) {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(path.utf8)
+        // sun_path needs room for the terminating NUL.
+        guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw SystemError("connect", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { sunPath in
+            sunPath.copyBytes(from: pathBytes)
+        }
+
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket") }
+
+        let (seconds, attoseconds) = timeout.components
+        var interval = timeval(tv_sec: Int(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
+        let length = socklen_t(MemoryLayout<timeval>.size)
+        guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, length) == 0,
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, length) == 0
+        else {
+            let error = SystemError("setsockopt")
+            close(fd)
+            throw error
+        }
+
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let error = SystemError("connect")
+            close(fd)
+            throw error
+        }
+        self.fd = fd
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    func send(_ bytes: [UInt8]) throws(SystemError) {
+        var sent = 0
+        while sent < bytes.count {
+            // MSG_NOSIGNAL: a daemon that went away must give EPIPE, not kill us with SIGPIPE.
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("send")
+            }
+            sent += count
+        }
+    }
+
+    func shutdownWriting() throws(SystemError) {
+        guard shutdown(fd, Int32(SHUT_WR)) == 0 else { throw SystemError("shutdown") }
+    }
+
+    /// Appends what one recv returns; 0 means the peer closed. A timeout throws EAGAIN.
+    func receive(appendingTo buffer: inout [UInt8]) throws(SystemError) -> Int {
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("recv")
+            }
+            buffer += chunk[..<count]
+            return count
+        }
+    }
+}

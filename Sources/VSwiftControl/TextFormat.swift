@@ -1,0 +1,67 @@
+// Text output in the formats of the OVS tools, so that people (and scripts) used to OVS can read it.
+// Where vswift knows more than OVS shows, it adds lines but leaves OVS's own lines unchanged.
+
+/// `ovs-vsctl show`, plus a `datapath:` line per interface telling how the datapath drives it.
+public func formatShow(_ report: ShowReport) -> String {
+    var out = report.systemID + "\n"
+    for bridge in report.bridges {
+        out += "    Bridge \(quoted(bridge.name))\n"
+        for port in bridge.ports {
+            out += "        Port \(quoted(port.name))\n"
+            out += "            Interface \(quoted(port.name))\n"
+            if !port.type.isEmpty {
+                out += "                type: \(port.type)\n"
+            }
+            if !port.options.isEmpty {
+                let options = port.options.sorted { $0.key < $1.key }.map { "\($0.key)=\(quoted($0.value))" }
+                out += "                options: {\(options.joined(separator: ", "))}\n"
+            }
+            if !port.datapathMode.isEmpty {
+                out += "                datapath: \(port.datapathMode)\n"
+            }
+        }
+    }
+    return out
+}
+
+/// `ovs-ofctl dump-ports`, plus an `xsk` line with the AF_XDP socket statistics where a port has them.
+public func formatDumpPorts(_ report: DumpPortsReport) -> String {
+    var out = "OFPST_PORT reply (xid=0x2): \(report.ports.count) ports\n"
+    // OVS indents the continuation lines by a fixed 11 spaces, whatever the port number's width.
+    let continuation = String(repeating: " ", count: 11)
+    for entry in report.ports {
+        let stats = entry.statistics
+        out += "  port \(portLabel(entry.ofport)): rx pkts=\(stats.rxPackets), bytes=\(stats.rxBytes), "
+        out += "drop=\(stats.rxDropped), errs=\(stats.rxErrors), frame=0, over=0, crc=0\n"
+        out += continuation + "tx pkts=\(stats.txPackets), bytes=\(stats.txBytes), "
+        out += "drop=\(stats.txDropped), errs=\(stats.txErrors), coll=0\n"
+        if let xsk = stats.xsk {
+            out += continuation + "xsk rx_dropped=\(xsk.rxDropped), rx_ring_full=\(xsk.rxRingFull), "
+            out += "rx_fill_empty=\(xsk.rxFillRingEmptyDescs), rx_invalid=\(xsk.rxInvalidDescs), "
+            out += "tx_invalid=\(xsk.txInvalidDescs), tx_ring_empty=\(xsk.txRingEmptyDescs)\n"
+        }
+    }
+    return out
+}
+
+/// Pretty-printed JSON with sorted keys, for `--format json`.
+public func formatJSON(_ value: JSONValue) -> String {
+    String(decoding: value.jsonText(pretty: true), as: UTF8.self) + "\n"
+}
+
+/// "LOCAL" for the internal port, else the number right-aligned in two columns, as OVS prints them.
+private func portLabel(_ ofport: UInt32) -> String {
+    if ofport == ofportLocal { return "LOCAL" }
+    let number = String(ofport)
+    return String(repeating: " ", count: max(0, 2 - number.count)) + number
+}
+
+/// A double-quoted string with `"` and `\` escaped, as OVS quotes names and option values.
+private func quoted(_ string: String) -> String {
+    var out = "\""
+    for character in string {
+        if character == "\"" || character == "\\" { out.append("\\") }
+        out.append(character)
+    }
+    return out + "\""
+}

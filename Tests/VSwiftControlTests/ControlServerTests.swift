@@ -1,0 +1,346 @@
+import Foundation
+import Glibc
+import Logging
+import Testing
+import VSwiftDatapath
+
+@testable import VSwiftControl
+
+/// A fake switch: enough methods to exercise the server.
+@Sendable private func fakeHandler(_ request: RPCRequest) async -> Result<JSONValue, RPCError> {
+    switch request.method {
+    case "echo":
+        return .success(request.params ?? .null)
+    case "slow":
+        try? await Task.sleep(for: .milliseconds(300))
+        return .success("slow")
+    case "add-br":
+        do throws(RPCError) {
+            let params = try request.decodeParams(BridgeParams.self)
+            return params.bridge == "br0" ? .failure(.alreadyExists(#"a bridge named "br0" already exists"#)) : .success(.null)
+        } catch {
+            return .failure(error)
+        }
+    case "show":
+        let report = ShowReport(
+            systemID: "id", bridges: [BridgeDescription(name: "br0", ports: [PortDescription(name: "br0", ofport: ofportLocal, type: "internal")])])
+        return Result { () throws(RPCError) in try JSONValue(encoding: report) }
+    default:
+        return .failure(.methodNotFound(request.method))
+    }
+}
+
+/// A fresh directory under /tmp (socket paths must stay short), removed by `cleanUp`.
+private func makeTemporaryDirectory() throws -> String {
+    let path = "/tmp/vswift-test-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+    return path
+}
+
+/// Runs `body` with a server started on a socket in a fresh directory; stops it and cleans up after.
+private func withServer<T>(
+    socketName: String = "ctl.sock", _ body: (_ path: String, _ server: ControlServer) async throws -> T
+) async throws -> T {
+    let directory = try makeTemporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let path = "\(directory)/\(socketName)"
+    let server = ControlServer(socketPath: path, logger: Logger(label: "test"), handler: fakeHandler)
+    try server.start()
+    defer { server.stop() }
+    return try await body(path, server)
+}
+
+/// Runs blocking socket code on a thread of its own: blocking the few threads that run Swift tasks
+/// (as many as cores) would starve the server's handler tasks and the other tests.
+private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// A raw client connection that reads the server's answers line by line.
+private final class Connection: @unchecked Sendable {
+    private let socket: UnixSocket
+    private var buffer: [UInt8] = []
+
+    init(_ path: String) throws {
+        socket = try UnixSocket(connectingTo: path, timeout: .seconds(10))
+    }
+
+    func send(_ text: String) throws {
+        try socket.send(Array(text.utf8))
+    }
+
+    func shutdownWriting() throws {
+        try socket.shutdownWriting()
+    }
+
+    /// The next line without its "\n"; nil when the server closed the connection.
+    func readLine() throws -> String? {
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            if try socket.receive(appendingTo: &buffer) == 0 { return nil }
+        }
+    }
+
+    /// The next response, decoded; nil when the server closed the connection.
+    func readResponse() throws -> Response? {
+        guard let line = try readLine() else { return nil }
+        guard case .object(let members)? = JSONValue.parse(Array(line.utf8)) else { throw RPCError.parseError }
+        return (members["id"], try RPCCodec.decodeResponse(Array(line.utf8)))
+    }
+}
+
+private typealias Response = (id: JSONValue?, result: Result<JSONValue, RPCError>)
+
+private func request(_ id: Int, _ method: String, _ params: JSONValue? = nil) -> String {
+    String(decoding: RPCCodec.encodeRequest(id: id, method: method, params: params), as: UTF8.self)
+}
+
+/// Sends `text` on a new connection and reads `count` responses.
+private func exchange(_ path: String, _ text: String, responses count: Int = 1) async throws -> [Response?] {
+    try await blocking {
+        let connection = try Connection(path)
+        try connection.send(text)
+        return try (0..<count).map { _ in try connection.readResponse() }
+    }
+}
+
+@Suite struct ControlServerTests {
+    @Test func answersARequest() async throws {
+        let responses = try await withServer { path, _ in try await exchange(path, request(1, "echo", ["a": .uint(.max)])) }
+        #expect(responses[0]?.id == 1)
+        #expect(responses[0]?.result == .success(["a": .uint(.max)]))
+    }
+
+    @Test func keepsAnsweringAfterBadInput() async throws {
+        let responses = try await withServer { path, _ in
+            try await blocking {
+                let connection = try Connection(path)
+                var responses: [Response?] = []
+                for line in [
+                    "{not json\n",
+                    "\n\r\n" + #"{"jsonrpc":"2.0","id":5,"method":"echo","params":[1]}"# + "\r\n",
+                    #"{"jsonrpc":"1.0","id":6,"method":"echo"}"# + "\n",
+                    request(7, "add-br", ["bridge": 1]),
+                    request(8, "echo", ["still": "here"]),
+                ] {
+                    try connection.send(line)
+                    responses.append(try connection.readResponse())
+                }
+                return responses
+            }
+        }
+        #expect(responses[0]?.id == .null)
+        #expect(responses[0]?.result == .failure(.parseError))
+        #expect(responses[1]?.id == 5)
+        #expect(responses[1]?.result == .success([1]))
+        #expect(responses[2]?.id == 6)
+        #expect(responses[2]?.result == .failure(.invalidRequest(#""jsonrpc" must be "2.0""#)))
+        #expect(responses[3]?.id == 7)
+        #expect(responses[3]?.result == .failure(.invalidParams(#""bridge" must be a string"#)))
+        #expect(responses[4]?.id == 8)
+        #expect(responses[4]?.result == .success(["still": "here"]))
+    }
+
+    @Test func unknownMethod() async throws {
+        let responses = try await withServer { path, _ in try await exchange(path, request(3, "add-flow")) }
+        #expect(responses[0]?.id == 3)
+        #expect(responses[0]?.result == .failure(RPCError(code: -32601, message: #"unknown method "add-flow""#)))
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        // The first takes longest; its answer must still come first. The notification in between
+        // runs but gets no answer.
+        let text = request(1, "slow") + #"{"jsonrpc":"2.0","method":"echo"}"# + "\n" + request(2, "echo", [2])
+        let responses = try await withServer { path, _ in try await exchange(path, text, responses: 2) }
+        #expect(responses[0]?.id == 1)
+        #expect(responses[0]?.result == .success("slow"))
+        #expect(responses[1]?.id == 2)
+        #expect(responses[1]?.result == .success([2]))
+    }
+
+    @Test func lastLineWithoutNewlineIsAnsweredAfterHalfClose() async throws {
+        let (response, end) = try await withServer { path, _ in
+            try await blocking {
+                let connection = try Connection(path)
+                try connection.send(String(request(9, "slow").dropLast()))
+                try connection.shutdownWriting()
+                return (try connection.readResponse(), try connection.readLine())
+            }
+        }
+        #expect(response?.id == 9)
+        #expect(response?.result == .success("slow"))
+        #expect(end == nil)
+    }
+
+    @Test func lineOfExactlyTheLimitIsAccepted() async throws {
+        let empty = request(1, "echo", [""]).dropLast()  // without "\n"
+        let padding = String(repeating: "x", count: ControlServer.maxLineLength - empty.utf8.count)
+        let line = String(request(1, "echo", [.string(padding)]).dropLast()) + "\r\n"
+        let responses = try await withServer { path, _ in try await exchange(path, line) }
+        #expect(responses[0]?.result == .success([.string(padding)]))
+    }
+
+    @Test func oversizeLineIsRefusedAndClosesTheConnection() async throws {
+        let (response, end, next) = try await withServer { path, _ in
+            let (response, end) = try await blocking {
+                let connection = try Connection(path)
+                try connection.send(String(repeating: "x", count: ControlServer.maxLineLength + 1) + "\n")
+                return (try connection.readResponse(), try connection.readLine())
+            }
+            // The server itself goes on.
+            return (response, end, try await exchange(path, request(2, "echo"))[0])
+        }
+        #expect(response?.id == .null)
+        #expect(response?.result == .failure(.invalidRequest("line longer than 1048576 bytes")))
+        #expect(end == nil)
+        #expect(next?.result == .success(.null))
+    }
+
+    @Test func socketIsPrivateAndItsDirectoryCreated() async throws {
+        let (socketMode, directoryMode) = try await withServer(socketName: "run/vswift/ctl.sock") { path, _ in
+            var socketStatus = stat()
+            var directoryStatus = stat()
+            #expect(stat(path, &socketStatus) == 0)
+            #expect(stat(String(path.dropLast("/ctl.sock".count)), &directoryStatus) == 0)
+            return (socketStatus.st_mode, directoryStatus.st_mode)
+        }
+        #expect(socketMode & S_IFMT == S_IFSOCK)
+        #expect(socketMode & 0o777 == 0o600)
+        #expect(directoryMode & 0o777 == 0o755)
+    }
+
+    @Test func stopRemovesTheSocket() async throws {
+        let exists = try await withServer { path, server in
+            server.stop()
+            return FileManager.default.fileExists(atPath: path)
+        }
+        #expect(!exists)
+    }
+
+    @Test func staleSocketIsReplaced() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/ctl.sock"
+        try bindAndAbandon(path)
+        let server = ControlServer(socketPath: path, logger: Logger(label: "test"), handler: fakeHandler)
+        try server.start()
+        defer { server.stop() }
+        let responses = try await exchange(path, request(1, "echo", [1]))
+        #expect(responses[0]?.result == .success([1]))
+    }
+
+    @Test func secondServerOnALivePathIsRefused() async throws {
+        let responses = try await withServer { path, _ in
+            let second = ControlServer(socketPath: path, logger: Logger(label: "test"), handler: fakeHandler)
+            #expect(throws: ControlServerError.alreadyRunning(path: path)) { try second.start() }
+            // The first one keeps its socket and answers.
+            return try await exchange(path, request(1, "echo", [1]))
+        }
+        #expect(responses[0]?.result == .success([1]))
+        #expect("\(ControlServerError.alreadyRunning(path: "/p"))" == "another vswiftd is listening on /p")
+    }
+
+    @Test func regularFileIsNotReplaced() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/ctl.sock"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("keep".utf8)))
+        let server = ControlServer(socketPath: path, logger: Logger(label: "test"), handler: fakeHandler)
+        #expect(throws: ControlServerError.notASocket(path: path)) { try server.start() }
+        #expect(FileManager.default.contents(atPath: path) == Data("keep".utf8))
+    }
+}
+
+@Suite struct ControlClientTests {
+    @Test func callsTheServer() async throws {
+        let results = try await withServer { path, _ in
+            try await blocking {
+                let client = ControlClient(socketPath: path)
+                return [
+                    try client.call("echo", params: ["big": .uint(.max)]),
+                    try client.call("add-br", params: ["bridge": "br0"]),
+                    try client.call("nope", params: nil),
+                ]
+            }
+        }
+        #expect(results[0] == .success(["big": .uint(.max)]))
+        #expect(results[1] == .failure(.alreadyExists(#"a bridge named "br0" already exists"#)))
+        #expect(results[2] == .failure(.methodNotFound("nope")))
+    }
+
+    @Test func decodesTypedResults() async throws {
+        let (report, mismatch) = try await withServer { path, _ in
+            try await blocking {
+                let client = ControlClient(socketPath: path)
+                let report = try client.call("show", params: nil, returning: ShowReport.self)
+                let mismatch = Result { () throws(ControlClientError) in try client.call("echo", params: [:], returning: ShowReport.self) }
+                return (report, mismatch)
+            }
+        }
+        #expect(try report.get().bridges.first?.ports.first == PortDescription(name: "br0", ofport: ofportLocal, type: "internal"))
+        #expect(throws: ControlClientError.invalidResponse(#"echo result: missing "systemID""#)) { try mismatch.get() }
+    }
+
+    @Test func noServer() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/missing.sock"
+        let missing = #expect(throws: ControlClientError.self) { try ControlClient(socketPath: path).call("show", params: nil) }
+        #expect(missing?.description == "cannot connect to \(path): No such file or directory (is vswiftd running?)")
+
+        try bindAndAbandon(path)
+        let refused = #expect(throws: ControlClientError.self) { try ControlClient(socketPath: path).call("show", params: nil) }
+        #expect(refused?.description == "cannot connect to \(path): Connection refused (is vswiftd running?)")
+    }
+
+    @Test func timesOut() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/mute.sock"
+        // Listening but never answering: connect succeeds through the backlog, recv waits.
+        let listener = try listen(path)
+        defer { close(listener) }
+        let client = ControlClient(socketPath: path, timeout: .milliseconds(200))
+        #expect(throws: ControlClientError.timedOut(path: path, timeout: .milliseconds(200))) {
+            try client.call("show", params: nil)
+        }
+    }
+
+    @Test func defaultSocketPath() {
+        #expect(ControlClient.defaultSocketPath(environment: [:]) == "/run/vswift/vswiftd.sock")
+        #expect(ControlClient.defaultSocketPath(environment: ["VSWIFT_SOCKET": ""]) == "/run/vswift/vswiftd.sock")
+        #expect(ControlClient.defaultSocketPath(environment: ["VSWIFT_SOCKET": "/tmp/s"]) == "/tmp/s")
+    }
+}
+
+// MARK: - Raw sockets for the cases a ControlServer cannot produce
+
+/// A bound, listening AF_UNIX socket at `path`.
+private func listen(_ path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw SystemError("socket") }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard bound == 0, Glibc.listen(fd, 4) == 0 else {
+        let error = SystemError("bind/listen \(path)")
+        close(fd)
+        throw error
+    }
+    return fd
+}
+
+/// Leaves a socket file nobody listens on, as a daemon that crashed would.
+private func bindAndAbandon(_ path: String) throws {
+    close(try listen(path))
+}
+

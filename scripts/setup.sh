@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian machine (as root) to build, run and test vswift: install the packages it
+# needs, make sure bpffs is mounted, and build everything (debug, with tests).
+# Swift itself is expected at /opt/swift (or on PATH).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libxdp-dev libbpf-dev clang llvm pkg-config iproute2 ethtool iputils-ping tcpdump tshark procps)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
+    mkdir -p /sys/fs/bpf
+    mount -t bpf bpf /sys/fs/bpf || echo "setup: could not mount bpffs (vswift does not need it)"
+fi
+
+export PATH="/opt/swift/usr/bin:$PATH"
+command -v swift >/dev/null || { echo "setup: swift not found (expected in /opt/swift/usr/bin)" >&2; exit 1; }
+scripts/build.sh "${1:-debug}"
