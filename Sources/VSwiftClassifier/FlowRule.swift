@@ -1,0 +1,89 @@
+import VSwiftPacket
+
+/// A match: which bits of a flow key must equal which values. `key` is always pre-masked
+/// (key & mask == key), so two matches are equal exactly when they match the same packets.
+public struct Match: Equatable, Sendable {
+    public var key = FlowKey()
+    public var mask = FlowKey()
+
+    public init() {}
+
+    /// Matches `field` = `value` under `mask` (all bits of the field by default).
+    public mutating func set(_ field: FlowField, _ value: UInt64, mask fieldMask: UInt64? = nil) {
+        let m = (fieldMask ?? field.layout.valueMask) & field.layout.valueMask
+        key.set(field, value & m)
+        mask.set(field, m)
+    }
+
+    /// Stops matching on `field`.
+    public mutating func clear(_ field: FlowField) {
+        key.set(field, 0)
+        mask.set(field, 0)
+    }
+
+    public func value(_ field: FlowField) -> UInt64 { key.get(field) }
+    public func mask(_ field: FlowField) -> UInt64 { mask.get(field) }
+    public func isWildcarded(_ field: FlowField) -> Bool { mask.get(field) == 0 }
+    public func isExact(_ field: FlowField) -> Bool { mask.get(field) == field.layout.valueMask }
+
+    /// Does a packet with key `packet` match?
+    @inline(__always)
+    public func matches(_ packet: FlowKey) -> Bool {
+        for i in 0..<FlowKey.wordCount where packet[word: i] & mask[word: i] != key[word: i] { return false }
+        return true
+    }
+}
+
+/// One OpenFlow action, in the user's terms (port numbers are OpenFlow port numbers).
+public enum FlowAction: Equatable, Sendable {
+    case output(UInt32)
+    case normal
+    case flood
+    case all
+    case local
+    case inPort
+    case modDlSrc(UInt64)
+    case modDlDst(UInt64)
+    case modNwSrc(UInt32)
+    case modNwDst(UInt32)
+    /// The DSCP bits of nw_tos (value with the low two bits zero), as OVS's mod_nw_tos.
+    case modNwTos(UInt8)
+    case modTpSrc(UInt16)
+    case modTpDst(UInt16)
+    case modVlanVid(UInt16)
+    case modVlanPcp(UInt8)
+    case stripVlan
+    /// push_vlan:ETHERTYPE (0x8100 or 0x88a8) — pushes a tag with VID 0, PCP 0.
+    case pushVlan(UInt16)
+    case decTTL
+    /// set_field:VALUE->FIELD for a field of up to 64 bits (incl. tun_id, tun_src, tun_dst).
+    case setField(FlowField, UInt64)
+    /// set_field:ADDR->ipv6_src / ipv6_dst (high, low words).
+    case setIPv6Src(UInt64, UInt64)
+    case setIPv6Dst(UInt64, UInt64)
+    /// set_tunnel:ID (OVS's shorthand for set_field:ID->tun_id).
+    case setTunnel(UInt64)
+}
+
+/// A flow-table entry as users write it (`ovs-ofctl add-flow` syntax).
+public struct FlowRule: Equatable, Sendable {
+    /// OpenFlow's default priority.
+    public static let defaultPriority: UInt16 = 32768
+
+    public var priority: UInt16 = FlowRule.defaultPriority
+    public var cookie: UInt64 = 0
+    /// Seconds without a matching packet before the rule expires; 0 = never.
+    public var idleTimeout: UInt16 = 0
+    /// Seconds after installation before the rule expires; 0 = never.
+    public var hardTimeout: UInt16 = 0
+    public var table: UInt8 = 0
+    public var match = Match()
+    /// Empty means drop.
+    public var actions: [FlowAction] = []
+
+    public init(priority: UInt16 = FlowRule.defaultPriority, match: Match = Match(), actions: [FlowAction] = []) {
+        self.priority = priority
+        self.match = match
+        self.actions = actions
+    }
+}

@@ -1,0 +1,112 @@
+import Testing
+import VSwiftPacket
+@testable import VSwiftClassifier
+
+/// Deterministic generator so a failure can be replayed from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Small value domains so random rules overlap and random packets hit them.
+private func randomPacket(_ rng: inout SplitMix64) -> FlowKey {
+    var key = FlowKey()
+    key.set(.inPort, UInt64.random(in: 1...4, using: &rng))
+    key.set(.dlType, [0x0800, 0x0806, 0x86dd].randomElement(using: &rng)!)
+    key.set(.vlanTCI, Bool.random(using: &rng) ? 0 : 0x1000 | UInt64.random(in: 1...3, using: &rng))
+    key.set(.dlDst, [0x0200_0000_0000, 0x5254_00b8_2775, 0xffff_ffff_ffff, 0x0100_5e00_0001].randomElement(using: &rng)!)
+    key.set(.nwSrc, 0x0a01_0100 | UInt64.random(in: 0...7, using: &rng) << 5 | UInt64.random(in: 0...3, using: &rng))
+    key.set(.nwDst, 0x0a01_0200 | UInt64.random(in: 0...3, using: &rng))
+    key.set(.nwProto, [6, 17, 1].randomElement(using: &rng)!)
+    key.set(.tpDst, [80, 81, 443, 4341, 53].randomElement(using: &rng)!)
+    key.set(.tunId, UInt64.random(in: 0...2, using: &rng))
+    return key
+}
+
+private func randomMatch(_ rng: inout SplitMix64) -> Match {
+    let template = randomPacket(&rng)
+    var match = Match()
+    if Bool.random(using: &rng) { match.set(.inPort, template.get(.inPort)) }
+    if Int.random(in: 0..<3, using: &rng) == 0 { match.set(.dlType, template.get(.dlType)) }
+    if Int.random(in: 0..<4, using: &rng) == 0 { match.set(.vlanTCI, template.get(.vlanTCI), mask: [0xffff, 0x1000, 0x0fff].randomElement(using: &rng)!) }
+    if Int.random(in: 0..<3, using: &rng) == 0 {
+        match.set(.dlDst, template.get(.dlDst), mask: Bool.random(using: &rng) ? 0xffff_ffff_ffff : 0x0100_0000_0000)
+    }
+    if Int.random(in: 0..<2, using: &rng) == 0 {
+        let prefix = UInt64.random(in: 24...32, using: &rng)
+        match.set(.nwSrc, template.get(.nwSrc), mask: (0xffff_ffff << (32 - prefix)) & 0xffff_ffff)
+    }
+    if Int.random(in: 0..<4, using: &rng) == 0 { match.set(.nwDst, template.get(.nwDst)) }
+    if Int.random(in: 0..<4, using: &rng) == 0 { match.set(.tpDst, template.get(.tpDst), mask: Bool.random(using: &rng) ? 0xffff : 0xfff0) }
+    if Int.random(in: 0..<6, using: &rng) == 0 { match.set(.tunId, template.get(.tunId)) }
+    return match
+}
+
+/// The reference: scan every rule, highest priority first, earliest sequence among equals.
+private func linearScan(_ entries: [ClassifierEntry], _ packet: FlowKey) -> Int32 {
+    var best: ClassifierEntry?
+    for entry in entries where entry.match.matches(packet) {
+        if let b = best, b.priority > entry.priority || (b.priority == entry.priority && b.sequence < entry.sequence) { continue }
+        best = entry
+    }
+    return best?.payload ?? -1
+}
+
+@Suite("Tuple space classifier")
+struct ClassifierPropertyTests {
+    @Test("agrees with a linear scan for random rule sets and packets, with and without the cache, before and after deletions",
+          arguments: 0..<40)
+    func agreesWithLinearScan(seed: UInt64) {
+        var rng = SplitMix64(state: seed &* 7919 &+ 1)
+        var cache = ExactMatchCache(capacity: 256)
+        defer { cache.destroy() }
+        for _ in 0..<50 {
+            let ruleCount = Int.random(in: 0...120, using: &rng)
+            var entries: [ClassifierEntry] = (0..<ruleCount).map { i in
+                ClassifierEntry(match: randomMatch(&rng), priority: UInt16.random(in: 0...5, using: &rng),
+                                sequence: UInt64(i), payload: Int32(i))
+            }
+            for round in 0..<2 {
+                let table = ClassifierTable(entries)
+                for _ in 0..<100 {
+                    var packet = randomPacket(&rng)
+                    let expected = linearScan(entries, packet)
+                    let direct = table.lookup(&packet)
+                    let cached1 = cache.lookup(&packet, in: table)
+                    let cached2 = cache.lookup(&packet, in: table)  // second time: a hit
+                    #expect(direct == expected, "seed \(seed) round \(round)")
+                    #expect(cached1 == expected && cached2 == expected, "seed \(seed) round \(round) (cache)")
+                }
+                // Random deletions, then check again with a new version (the cache must not serve stale results).
+                entries.removeAll { _ in Int.random(in: 0..<3, using: &rng) == 0 }
+            }
+        }
+    }
+
+    @Test func emptyTableMatchesNothing() {
+        let table = ClassifierTable([])
+        var packet = FlowKey()
+        #expect(table.lookup(&packet) == -1)
+    }
+
+    @Test func equalPriorityTiesGoToTheEarlierRule() {
+        var a = Match()
+        a.set(.inPort, 1)
+        var b = Match()
+        b.set(.dlType, 0x0800)
+        let table = ClassifierTable([
+            ClassifierEntry(match: b, priority: 5, sequence: 9, payload: 2),
+            ClassifierEntry(match: a, priority: 5, sequence: 3, payload: 1),
+        ])
+        var packet = FlowKey()
+        packet.set(.inPort, 1)
+        packet.set(.dlType, 0x0800)
+        #expect(table.lookup(&packet) == 1)
+    }
+}
