@@ -18,17 +18,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
     targets: [
         // libxdp's ring helpers, libbpf and the Linux uapi headers, plus a few static-inline shims
         // for calls Swift cannot make directly (variadic ioctl, C11 relaxed atomics on raw memory).
         .systemLibrary(name: "CXDP", path: "Sources/CXDP", pkgConfig: "libxdp"),
         .target(name: "VSwiftPacket", swiftSettings: fast),
-        .target(name: "VSwiftDatapath", dependencies: ["CXDP", "VSwiftPacket"], swiftSettings: fast),
+        .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket"], swiftSettings: fast),
+        .target(name: "VSwiftDatapath", dependencies: ["CXDP", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
         .target(
             name: "VSwiftControl",
             dependencies: [
-                "VSwiftDatapath",
+                "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -45,9 +47,14 @@ let package = Package(
             dependencies: ["VSwiftControl", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "vswift-bench",
-            dependencies: ["VSwiftDatapath", "CXDP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "VSwiftDatapath", "CXDP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+            ],
             swiftSettings: fast),
         .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket"]),
+        .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier"]),
         .testTarget(name: "VSwiftDatapathTests", dependencies: ["VSwiftDatapath", "CXDP"]),
         .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl"]),
         .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "CXDP"]),

@@ -18,17 +18,24 @@ public final class ControlServer {
     /// Answers one request. For a notification (no id) the answer is dropped.
     public typealias Handler = @Sendable (RPCRequest) async -> Result<JSONValue, RPCError>
 
-    public static let maxLineLength = 1 << 20
+    /// The longest request line accepted by default: room for add-flows with a million flows.
+    public static let defaultMaxLineLength = 512 << 20
 
     public let socketPath: String
+    /// Longer request lines are refused and close the connection.
+    public let maxLineLength: Int
     private let logger: Logger
     private let handler: Handler
     private let gate = ShutdownGate()
     private var group: MultiThreadedEventLoopGroup?
     private var channel: (any Channel)?
 
-    public init(socketPath: String, logger: Logger, handler: @escaping Handler) {
+    public init(
+        socketPath: String, logger: Logger, maxLineLength: Int = ControlServer.defaultMaxLineLength,
+        handler: @escaping Handler
+    ) {
         self.socketPath = socketPath
+        self.maxLineLength = maxLineLength
         self.logger = logger
         self.handler = handler
     }
@@ -39,7 +46,10 @@ public final class ControlServer {
         precondition(group == nil, "ControlServer started twice")
         try prepareSocketPath()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let (handler, logger, gate) = (self.handler, self.logger, self.gate)
+        // Create the socket file 0600 from the start: no window in which others could connect.
+        let previousUmask = umask(0o077)
+        defer { umask(previousUmask) }
+        let (handler, logger, gate, maxLineLength) = (self.handler, self.logger, self.gate, self.maxLineLength)
         do {
             let channel = try ServerBootstrap(group: group)
                 // Lets a client send its requests, shut down its writing side and still read the answers.
@@ -47,8 +57,8 @@ public final class ControlServer {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(LineDecoder(maxLineLength: ControlServer.maxLineLength)),
-                            ConnectionHandler(handler: handler, logger: logger, gate: gate))
+                            ByteToMessageHandler(LineDecoder(maxLineLength: maxLineLength)),
+                            ConnectionHandler(handler: handler, logger: logger, gate: gate, maxLineLength: maxLineLength))
                     }
                 }
                 .bind(unixDomainSocketPath: socketPath)
@@ -221,15 +231,17 @@ private final class ConnectionHandler: ChannelInboundHandler {
     private let handler: ControlServer.Handler
     private let logger: Logger
     private let gate: ShutdownGate
+    private let maxLineLength: Int
     private var queue: [Work] = []
     /// A request is with `handler`; the rest of the queue waits for it.
     private var busy = false
     private var closing = false
 
-    init(handler: @escaping ControlServer.Handler, logger: Logger, gate: ShutdownGate) {
+    init(handler: @escaping ControlServer.Handler, logger: Logger, gate: ShutdownGate, maxLineLength: Int) {
         self.handler = handler
         self.logger = logger
         self.gate = gate
+        self.maxLineLength = maxLineLength
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -266,7 +278,7 @@ private final class ConnectionHandler: ChannelInboundHandler {
             case .end:
                 close(context: context)
             case .frame(.tooLong):
-                let error = RPCError.invalidRequest("line longer than \(ControlServer.maxLineLength) bytes")
+                let error = RPCError.invalidRequest("line longer than \(maxLineLength) bytes")
                 write(RPCCodec.encodeResponse(id: nil, result: .failure(error)), context: context)
                 close(context: context)
             case .frame(.line(let line)):

@@ -258,6 +258,11 @@ public struct RPCError: Error, Codable, Sendable, Equatable, CustomStringConvert
     public static func internalError(_ detail: String) -> RPCError {
         RPCError(code: -32603, message: "internal error: \(detail)")
     }
+    /// Flow text that does not parse: an invalid-params error whose message is the parser's, as is
+    /// (`line 3: bad value …` for a line of a flow file), with `data` saying where.
+    public static func invalidFlow(_ message: String, data: JSONValue? = nil) -> RPCError {
+        RPCError(code: -32602, message: message, data: data)
+    }
 
     // vswift's own codes (the spec leaves -32000…-32099 to the server).
     public static func noSuchBridge(_ name: String) -> RPCError {
@@ -397,6 +402,22 @@ public enum ControlMethod: String, CaseIterable, Sendable {
     case dumpPorts = "dump-ports"
     /// Diagnostics: each worker's frame census (see FrameAccounting); used by tests.
     case frameAccounting = "frame-accounting"
+    case addFlow = "add-flow"
+    case addFlows = "add-flows"
+    case replaceFlows = "replace-flows"
+    case delFlows = "del-flows"
+    case modFlows = "mod-flows"
+    case dumpFlows = "dump-flows"
+}
+
+extension ControlMethod {
+    /// Methods that may change bridges, ports or flows (and so the saved configuration).
+    public var changesConfiguration: Bool {
+        switch self {
+        case .show, .dumpPorts, .frameAccounting, .dumpFlows: false
+        case .addBridge, .delBridge, .addPort, .delPort, .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows: true
+        }
+    }
 }
 
 /// Params of add-br and del-br.
@@ -442,5 +463,106 @@ public struct DelPortParams: Codable, Sendable, Equatable {
     public init(bridge: String? = nil, port: String) {
         self.bridge = bridge
         self.port = port
+    }
+}
+
+/// Params of add-flow: one flow in ovs-ofctl syntax, e.g. `priority=3,dl_dst=02:00:00:00:00:00,actions=output:1`.
+public struct AddFlowParams: Codable, Sendable, Equatable {
+    public var bridge: String
+    public var flow: String
+
+    public init(bridge: String, flow: String) {
+        self.bridge = bridge
+        self.flow = flow
+    }
+}
+
+/// Params of add-flows and replace-flows: the lines of a flow file, as they are (blank lines and
+/// `#` comments included, so that errors can name the file's line numbers). All or nothing.
+public struct FlowLinesParams: Codable, Sendable, Equatable {
+    public var bridge: String
+    public var flows: [String]
+
+    public init(bridge: String, flows: [String]) {
+        self.bridge = bridge
+        self.flows = flows
+    }
+
+    /// Builds the JSON directly: a flow file may have a million lines, and the Codable route
+    /// (encode, then decode into a `JSONValue`) would hold it three times.
+    public var jsonValue: JSONValue {
+        .object(["bridge": .string(bridge), "flows": .array(flows.map(JSONValue.string))])
+    }
+
+    /// Reads the params straight from the request's JSON, for the same reason.
+    public init(from params: JSONValue?) throws(RPCError) {
+        guard case .object(let members) = params ?? .object([:]) else {
+            throw .invalidParams("expected an object")
+        }
+        guard let bridge = members["bridge"] else { throw .invalidParams(#"missing "bridge""#) }
+        guard case .string(let name) = bridge else { throw .invalidParams(#""bridge" must be a string"#) }
+        guard let flows = members["flows"] else { throw .invalidParams(#"missing "flows""#) }
+        guard case .array(let items) = flows else { throw .invalidParams(#""flows" must be an array"#) }
+        var lines: [String] = []
+        lines.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            guard case .string(let line) = item else { throw .invalidParams("\"flows[\(index)]\" must be a string") }
+            lines.append(line)
+        }
+        self.init(bridge: name, flows: lines)
+    }
+}
+
+/// Params of del-flows. No `match` deletes every flow (the bridge then drops everything).
+public struct DelFlowsParams: Codable, Sendable, Equatable {
+    public var bridge: String
+    /// A match in ovs-ofctl syntax (no actions); `priority=` counts only with `strict`.
+    public var match: String?
+    /// Only the flow with exactly this match and priority, instead of every flow at least as specific.
+    public var strict: Bool?
+
+    public init(bridge: String, match: String? = nil, strict: Bool? = nil) {
+        self.bridge = bridge
+        self.match = match
+        self.strict = strict
+    }
+}
+
+/// Params of mod-flows: a flow whose match selects the flows (as del-flows does) and whose
+/// actions replace theirs.
+public struct ModFlowsParams: Codable, Sendable, Equatable {
+    public var bridge: String
+    public var flow: String
+    public var strict: Bool?
+
+    public init(bridge: String, flow: String, strict: Bool? = nil) {
+        self.bridge = bridge
+        self.flow = flow
+        self.strict = strict
+    }
+}
+
+/// Params of dump-flows: every flow, or those at least as specific as `match`.
+public struct DumpFlowsParams: Codable, Sendable, Equatable {
+    public var bridge: String
+    public var match: String?
+
+    public init(bridge: String, match: String? = nil) {
+        self.bridge = bridge
+        self.match = match
+    }
+}
+
+/// Result of add-flows, replace-flows, del-flows and mod-flows: what changed.
+public struct FlowChangeReport: Codable, Sendable, Equatable {
+    /// Flows added (or replaced by a new one).
+    public var added: Int
+    public var modified: Int
+    public var deleted: Int
+
+    public init(added: Int = 0, modified: Int = 0, deleted: Int = 0) {
+        self.added = added
+        self.modified = modified
+        self.deleted = deleted
     }
 }

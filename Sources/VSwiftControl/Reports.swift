@@ -14,13 +14,20 @@ public struct PortDescription: Codable, Sendable, Equatable {
     public var options: [String: String]
     /// How the datapath drives the device, e.g. "xdp=native, bind=copy, queues=1". Empty for internal.
     public var datapathMode: String
+    /// Why the port is configured but not working, e.g. its device disappeared while vswiftd was
+    /// down (printed like ovs-vsctl's `error:` column).
+    public var error: String?
 
-    public init(name: String, ofport: UInt32, type: String = "", options: [String: String] = [:], datapathMode: String = "") {
+    public init(
+        name: String, ofport: UInt32, type: String = "", options: [String: String] = [:], datapathMode: String = "",
+        error: String? = nil
+    ) {
         self.name = name
         self.ofport = ofport
         self.type = type
         self.options = options
         self.datapathMode = datapathMode
+        self.error = error
     }
 }
 
@@ -68,6 +75,61 @@ public struct DumpPortsReport: Codable, Sendable, Equatable {
     public init(bridge: String, ports: [PortStatisticsEntry]) {
         self.bridge = bridge
         self.ports = ports
+    }
+}
+
+/// One flow as dump-flows reports it.
+public struct FlowStatisticsEntry: Codable, Sendable, Equatable {
+    public var cookie: UInt64
+    /// Seconds since the flow was installed (millisecond resolution).
+    public var duration: Double
+    public var table: UInt8
+    public var packets: UInt64
+    public var bytes: UInt64
+    /// 0 = none.
+    public var idleTimeout: UInt16
+    /// 0 = none.
+    public var hardTimeout: UInt16
+    /// Whole seconds since a packet last matched (since installation when none has).
+    public var idleAge: UInt64
+    /// Whole seconds since the flow was last modified (mod-flows); nil when it never was.
+    public var hardAge: UInt64?
+    public var priority: UInt16
+    /// The match in ovs-ofctl syntax without the priority, e.g. `ip,in_port=1,nw_src=10.1.1.0/24`;
+    /// empty for a flow that matches every packet.
+    public var match: String
+    /// ovs-ofctl syntax, e.g. `mod_dl_dst:52:54:00:b8:27:75,output:1` or `drop`.
+    public var actions: String
+
+    public init(
+        cookie: UInt64 = 0, duration: Double, table: UInt8 = 0, packets: UInt64, bytes: UInt64,
+        idleTimeout: UInt16 = 0, hardTimeout: UInt16 = 0, idleAge: UInt64, hardAge: UInt64? = nil,
+        priority: UInt16, match: String, actions: String
+    ) {
+        self.cookie = cookie
+        self.duration = duration
+        self.table = table
+        self.packets = packets
+        self.bytes = bytes
+        self.idleTimeout = idleTimeout
+        self.hardTimeout = hardTimeout
+        self.idleAge = idleAge
+        self.hardAge = hardAge
+        self.priority = priority
+        self.match = match
+        self.actions = actions
+    }
+}
+
+/// Result of the `dump-flows` method.
+public struct DumpFlowsReport: Codable, Sendable, Equatable {
+    public var bridge: String
+    /// By priority, highest first; flows of equal priority in the order they were installed.
+    public var flows: [FlowStatisticsEntry]
+
+    public init(bridge: String, flows: [FlowStatisticsEntry]) {
+        self.bridge = bridge
+        self.flows = flows
     }
 }
 

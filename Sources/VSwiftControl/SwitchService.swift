@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import VSwiftClassifier
 import VSwiftDatapath
 
 /// The switch as the control socket sees it: bridges, ports with their OpenFlow numbers and OVS
@@ -14,6 +15,8 @@ public final class SwitchService: @unchecked Sendable {
         let ofport: UInt32
         let type: String
         let options: [String: String]
+        /// Set when the port is configured but not in the datapath (its device was missing at restore).
+        var error: String? = nil
     }
 
     struct Bridge {
@@ -24,16 +27,37 @@ public final class SwitchService: @unchecked Sendable {
     }
 
     public let systemID: String
-    private let datapath: Datapath
+    private let datapath: any DatapathControl
     private let logger: Logger
     private let queue = DispatchQueue(label: "vswift.control")
     /// In creation order.
     private var bridges: [Bridge] = []
+    private let flowTables: FlowTables
+    private let clock: MonotonicClock
+    /// Where the configuration is saved after every change; nil keeps it in memory only.
+    private let store: ConfigStore?
+    /// The configuration changed since it was last saved.
+    private var unsaved = false
+    private var expiryTimer: DispatchSourceTimer?
 
-    public init(datapath: Datapath, systemID: String = UUID().uuidString.lowercased(), logger: Logger) {
+    /// The flow a new bridge starts with, as in OVS: switch like a learning switch.
+    public static let defaultFlow = FlowRule(priority: 0, match: Match(), actions: [.normal])
+
+    public init(
+        datapath: any DatapathControl, systemID: String = UUID().uuidString.lowercased(), logger: Logger,
+        store: ConfigStore? = nil, clock: @escaping MonotonicClock = monotonicClock,
+        counterSlots: Int = DatapathLimits.maxRules
+    ) {
         self.datapath = datapath
         self.systemID = systemID
         self.logger = logger
+        self.store = store
+        self.clock = clock
+        self.flowTables = FlowTables(datapath: datapath, clock: clock, counterSlots: counterSlots)
+    }
+
+    deinit {
+        expiryTimer?.cancel()
     }
 
     /// Entry point for the control server.
@@ -50,6 +74,15 @@ public final class SwitchService: @unchecked Sendable {
         do throws(RPCError) {
             guard let method = ControlMethod(rawValue: request.method) else { throw .methodNotFound(request.method) }
             let result = try dispatch(method, request)
+            // A save that failed is retried with the next change, not with a mere query.
+            if unsaved && method.changesConfiguration {
+                do throws(ConfigStoreError) {
+                    try save()
+                } catch {
+                    logger.error("cannot save the configuration: \(error)")
+                    throw .internalError("\(request.method) was carried out, but the configuration could not be saved: \(error)")
+                }
+            }
             return .success(result)
         } catch {
             logger.info("\(request.method) failed: \(error.message)")
@@ -82,6 +115,25 @@ public final class SwitchService: @unchecked Sendable {
             return try JSONValue(encoding: dumpPorts(params))
         case .frameAccounting:
             return try JSONValue(encoding: datapath.frameAccounting().map(FrameAccountingReport.init))
+        case .addFlow:
+            let params: AddFlowParams = try request.decodeParams()
+            try addFlows(bridge: params.bridge, lines: [params.flow], numbered: false)
+            return .null
+        case .addFlows:
+            let params = try FlowLinesParams(from: request.params)
+            return try JSONValue(encoding: addFlows(bridge: params.bridge, lines: params.flows, numbered: true))
+        case .replaceFlows:
+            let params = try FlowLinesParams(from: request.params)
+            return try JSONValue(encoding: replaceFlows(bridge: params.bridge, lines: params.flows))
+        case .delFlows:
+            let params: DelFlowsParams = try request.decodeParams()
+            return try JSONValue(encoding: deleteFlows(params))
+        case .modFlows:
+            let params: ModFlowsParams = try request.decodeParams()
+            return try JSONValue(encoding: modifyFlows(params))
+        case .dumpFlows:
+            let params: DumpFlowsParams = try request.decodeParams()
+            return try JSONValue(encoding: dumpFlows(params))
         }
     }
 
@@ -94,6 +146,15 @@ public final class SwitchService: @unchecked Sendable {
         }
         try datapathCall { () throws(DatapathError) in try datapath.addBridge(name) }
         bridges.append(Bridge(name: name, ports: [Port(name: name, ofport: ofportLocal, type: "internal", options: [:])]))
+        do {
+            try publishPortNumbers(bridges.count - 1)
+            try flowTables.createTable(bridge: name, rules: [Self.defaultFlow])
+        } catch {
+            bridges.removeLast()
+            try? datapath.deleteBridge(name)
+            throw error
+        }
+        unsaved = true
         logger.info("added bridge \(name)")
     }
 
@@ -101,6 +162,8 @@ public final class SwitchService: @unchecked Sendable {
         guard let index = bridges.firstIndex(where: { $0.name == name }) else { throw .noSuchBridge(name) }
         try datapathCall { () throws(DatapathError) in try datapath.deleteBridge(name) }
         bridges.remove(at: index)
+        flowTables.removeTable(bridge: name)
+        unsaved = true
         logger.info("deleted bridge \(name)")
     }
 
@@ -122,11 +185,21 @@ public final class SwitchService: @unchecked Sendable {
             throw .invalidParams("port type \"\(type)\" is not supported (supported: system)")
         }
         try datapathCall { () throws(DatapathError) in try datapath.addPort(params.port, bridge: params.bridge) }
-        var bridge = bridges[index]
+        let saved = bridges[index]
+        var bridge = saved
         let port = Port(name: params.port, ofport: bridge.nextOfport, type: "", options: [:])
         bridge.nextOfport += 1
         bridge.ports.insert(port, at: bridge.ports.count - 1)  // before LOCAL
         bridges[index] = bridge
+        do {
+            try publishPortNumbers(index)
+        } catch {
+            bridges[index] = saved
+            try? datapath.deletePort(params.port)
+            try? publishPortNumbers(index)
+            throw error
+        }
+        unsaved = true
         logger.info("added port \(params.port) to \(params.bridge) as port \(port.ofport)")
     }
 
@@ -140,8 +213,19 @@ public final class SwitchService: @unchecked Sendable {
         guard bridge.ports[portIndex].ofport != ofportLocal else {
             throw .invalidParams("\"\(params.port)\" is the internal port of bridge \"\(bridge.name)\": use del-br")
         }
-        try datapathCall { () throws(DatapathError) in try datapath.deletePort(params.port) }
+        // A port whose device was missing at restore is not in the datapath.
+        if bridge.ports[portIndex].error == nil {
+            try datapathCall { () throws(DatapathError) in try datapath.deletePort(params.port) }
+        }
         bridges[bridgeIndex].ports.remove(at: portIndex)
+        unsaved = true
+        do {
+            try publishPortNumbers(bridgeIndex)
+        } catch {
+            // The port is gone either way; the datapath keeps a stale number for it, which no
+            // packet can use.
+            logger.warning("deleted port \(params.port), but could not renumber \(bridge.name)'s ports: \(error.message)")
+        }
         logger.info("deleted port \(params.port) from \(bridge.name)")
     }
 
@@ -150,7 +234,8 @@ public final class SwitchService: @unchecked Sendable {
             BridgeDescription(name: bridge.name, ports: bridge.ports.map { port in
                 PortDescription(
                     name: port.name, ofport: port.ofport, type: port.type, options: port.options,
-                    datapathMode: datapath.attachment(of: port.name)?.summary ?? "")
+                    datapathMode: port.error == nil ? datapath.attachment(of: port.name)?.summary ?? "" : "",
+                    error: port.error)
             })
         })
     }
@@ -169,7 +254,272 @@ public final class SwitchService: @unchecked Sendable {
         })
     }
 
+    // MARK: Flows
+
+    /// add-flow and add-flows: every line is parsed before anything changes, then all are added at
+    /// once. `numbered`: the lines are a file's, so errors name the line, and blank lines and `#`
+    /// comments are allowed.
+    @discardableResult
+    func addFlows(bridge name: String, lines: [String], numbered: Bool) throws(RPCError) -> FlowChangeReport {
+        let index = try bridgeIndex(name)
+        let rules = try parseFlows(lines, bridge: index, numbered: numbered)
+        try flowTables.add(bridge: name, rules: rules)
+        unsaved = true
+        logger.info("\(name): added \(rules.count) flow(s)")
+        return FlowChangeReport(added: rules.count)
+    }
+
+    /// replace-flows: the table becomes exactly the file's flows; unchanged ones keep their counters.
+    func replaceFlows(bridge name: String, lines: [String]) throws(RPCError) -> FlowChangeReport {
+        let index = try bridgeIndex(name)
+        let rules = try parseFlows(lines, bridge: index, numbered: true)
+        let (installed, deleted) = try flowTables.replace(bridge: name, rules: rules)
+        if installed > 0 || deleted > 0 { unsaved = true }
+        logger.info("\(name): replaced flows: \(installed) added or changed, \(deleted) deleted")
+        return FlowChangeReport(added: installed, deleted: deleted)
+    }
+
+    func deleteFlows(_ params: DelFlowsParams) throws(RPCError) -> FlowChangeReport {
+        let index = try bridgeIndex(params.bridge)
+        let strict = params.strict ?? false
+        let selector: FlowSelector
+        if params.match == nil && !strict {
+            selector = .all
+        } else {
+            selector = try parseSelector(params.match ?? "", bridge: index, strict: strict)
+        }
+        let deleted = try flowTables.delete(bridge: params.bridge, selector: selector)
+        if deleted > 0 { unsaved = true }
+        logger.info("\(params.bridge): deleted \(deleted) flow(s)")
+        return FlowChangeReport(deleted: deleted)
+    }
+
+    /// mod-flows: as OVS, a cookie in the flow (`cookie=5,…`) also becomes the selected flows'
+    /// cookie, and adds the flow when none is selected; without one nothing is added. (A cookie of 0
+    /// cannot be told from none.)
+    func modifyFlows(_ params: ModFlowsParams) throws(RPCError) -> FlowChangeReport {
+        let index = try bridgeIndex(params.bridge)
+        let rule = try parseFlow(params.flow, bridge: index)
+        let selector = FlowSelector(match: rule.match, strict: params.strict ?? false, priority: rule.priority)
+        let setsCookie = rule.cookie != 0
+        let (modified, added) = try flowTables.modify(
+            bridge: params.bridge, selector: selector, actions: rule.actions,
+            cookie: setsCookie ? rule.cookie : nil, addIfNone: setsCookie ? rule : nil)
+        if modified > 0 || added > 0 { unsaved = true }
+        logger.info("\(params.bridge): modified \(modified) flow(s), added \(added)")
+        return FlowChangeReport(added: added, modified: modified)
+    }
+
+    func dumpFlows(_ params: DumpFlowsParams) throws(RPCError) -> DumpFlowsReport {
+        let index = try bridgeIndex(params.bridge)
+        let selector = try params.match.map { text throws(RPCError) in try parseSelector(text, bridge: index, strict: false) }
+        let now = clock()
+        let wholeNow = UInt64(max(0, now))
+        let flows = try flowTables.snapshot(bridge: params.bridge, selector: selector).map { entry in
+            let flow = entry.flow
+            let lastUsed = max(entry.statistics.lastUsed, UInt64(max(0, flow.modified)))
+            return FlowStatisticsEntry(
+                cookie: flow.cookie,
+                duration: (max(0, now - flow.created) * 1000).rounded(.down) / 1000,
+                packets: entry.statistics.packets, bytes: entry.statistics.bytes,
+                idleTimeout: flow.idleTimeout, hardTimeout: flow.hardTimeout,
+                idleAge: wholeNow > lastUsed ? wholeNow - lastUsed : 0,
+                hardAge: flow.modified > flow.created ? UInt64(max(0, now - flow.modified)) : nil,
+                priority: entry.id.priority,
+                match: FlowFormatter.match(entry.id.match, priority: FlowRule.defaultPriority),
+                actions: FlowFormatter.actions(flow.actions))
+        }
+        return DumpFlowsReport(bridge: params.bridge, flows: flows)
+    }
+
+    /// Deletes flows whose idle or hard timeout has passed, and saves if any did. Runs every
+    /// second once `startExpiryTimer` has been called; tests call it directly.
+    public func expireFlows() {
+        do {
+            let changed = try flowTables.expire(now: clock())
+            guard !changed.isEmpty else { return }
+            unsaved = true
+            logger.debug("expired flows of \(changed.joined(separator: ", "))")
+            try save()
+        } catch {
+            logger.error("flow expiry: \(error)")
+        }
+    }
+
+    /// Runs `expireFlows` every second on the control queue.
+    public func startExpiryTimer() {
+        queue.sync {
+            guard expiryTimer == nil else { return }
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now() + 1, repeating: 1, leeway: .milliseconds(100))
+            timer.setEventHandler { [weak self] in self?.expireFlows() }
+            timer.resume()
+            expiryTimer = timer
+        }
+    }
+
+    // MARK: Persistence
+
+    /// The configuration as it would be saved now.
+    public func configuration() -> SwitchConfig {
+        SwitchConfig(systemID: systemID, bridges: bridges.map { bridge in
+            BridgeConfig(
+                name: bridge.name, nextOfport: bridge.nextOfport,
+                ports: bridge.ports.filter { $0.ofport != ofportLocal }.map { port in
+                    PortConfig(name: port.name, ofport: port.ofport, type: port.type, options: port.options)
+                },
+                flows: flowTables.rules(bridge: bridge.name).map(FlowFormatter.flow))
+        })
+    }
+
+    /// Writes the configuration to the store (when there is one).
+    public func save() throws(ConfigStoreError) {
+        guard let store else { return }
+        try store.save(configuration())
+        unsaved = false
+    }
+
+    /// Brings back a saved configuration into a service that has no bridges yet: re-creates the
+    /// bridges, re-attaches the ports with their numbers, reinstalls the flows. A port whose device
+    /// no longer exists stays configured, with the error shown by `show`, and can be deleted with
+    /// del-port (as OVS keeps an interface whose device is missing). Anything else that cannot be
+    /// restored is an error: the caller should refuse to start rather than lose configuration.
+    public func restore(_ config: SwitchConfig) throws(RestoreError) {
+        precondition(bridges.isEmpty, "restore into a service that already has bridges")
+        for saved in config.bridges {
+            do throws(RPCError) {
+                try validateName(saved.name, what: "bridge")
+                guard !bridges.contains(where: { $0.name == saved.name }), findPort(saved.name) == nil else {
+                    throw .alreadyExists("bridge \"\(saved.name)\" is there twice")
+                }
+                try datapathCall { () throws(DatapathError) in try datapath.addBridge(saved.name) }
+            } catch {
+                throw RestoreError(message: "cannot re-create bridge \"\(saved.name)\": \(error.message)")
+            }
+            var bridge = Bridge(name: saved.name, ports: [], nextOfport: saved.nextOfport)
+            for port in saved.ports {
+                guard (1..<ofportLocal).contains(port.ofport), port.ofport < saved.nextOfport,
+                    !bridge.ports.contains(where: { $0.ofport == port.ofport || $0.name == port.name }),
+                    findPort(port.name) == nil, port.name != saved.name
+                else {
+                    throw RestoreError(message: "bridge \"\(saved.name)\": port \"\(port.name)\" (number \(port.ofport)) conflicts with another port or the bridge's numbering")
+                }
+                var restored = Port(name: port.name, ofport: port.ofport, type: port.type, options: port.options)
+                do throws(DatapathError) {
+                    guard ["", "system", "afxdp"].contains(port.type) else {
+                        throw .unsupported("port type \"\(port.type)\" is not supported by this vswiftd")
+                    }
+                    try datapath.addPort(port.name, bridge: saved.name)
+                } catch {
+                    restored.error = "could not attach \(port.name): \(error)"
+                    logger.warning("restoring \(saved.name): port \(port.name) (\(port.ofport)) is configured but not attached: \(error)")
+                }
+                bridge.ports.append(restored)
+            }
+            bridge.ports.sort { $0.ofport < $1.ofport }
+            bridge.ports.append(Port(name: saved.name, ofport: ofportLocal, type: "internal", options: [:]))
+            bridges.append(bridge)
+            do throws(RPCError) {
+                try publishPortNumbers(bridges.count - 1)
+                var rules: [FlowRule] = []
+                rules.reserveCapacity(saved.flows.count)
+                for (number, text) in saved.flows.enumerated() {
+                    do throws(RPCError) {
+                        rules.append(try parseFlow(text, bridge: bridges.count - 1))
+                    } catch {
+                        throw RPCError.invalidFlow("flow \(number + 1) (\(text)): \(error.message)")
+                    }
+                }
+                try flowTables.createTable(bridge: saved.name, rules: rules)
+            } catch {
+                throw RestoreError(message: "cannot restore the flows of bridge \"\(saved.name)\": \(error.message)")
+            }
+            logger.info("restored bridge \(saved.name): \(bridge.ports.count - 1) port(s), \(saved.flows.count) flow(s)")
+        }
+    }
+
     // MARK: Helpers
+
+    private func bridgeIndex(_ name: String) throws(RPCError) -> Int {
+        guard let index = bridges.firstIndex(where: { $0.name == name }) else { throw .noSuchBridge(name) }
+        return index
+    }
+
+    /// Tells the datapath the bridge's port numbers, then republishes its flow table (whose output
+    /// and in_port numbers refer to them). Ports not in the datapath are left out.
+    private func publishPortNumbers(_ index: Int) throws(RPCError) {
+        let bridge = bridges[index]
+        var numbers: [String: UInt32] = [:]
+        for port in bridge.ports where port.error == nil { numbers[port.name] = port.ofport }
+        try datapathCall { () throws(DatapathError) in try datapath.setPortNumbers(bridge: bridge.name, numbers) }
+        // A new bridge has no table yet: creating it publishes it.
+        if flowTables.hasTable(bridge: bridge.name) {
+            try flowTables.publish(bridge: bridge.name)
+        }
+    }
+
+    /// Port names in flows (`in_port=vnet0`, `output:vnet0`) are the bridge's ports; the bridge's
+    /// own name and LOCAL are its internal port.
+    private func parser(forBridge index: Int) -> FlowParser {
+        var numbers: [String: UInt32] = ["LOCAL": ofportLocal]
+        for port in bridges[index].ports { numbers[port.name] = port.ofport }
+        return FlowParser(portNumber: { numbers[$0] })
+    }
+
+    private func parseFlow(_ text: String, bridge index: Int) throws(RPCError) -> FlowRule {
+        let parser = parser(forBridge: index)
+        return try parseFlow(text, parser: parser, line: nil)
+    }
+
+    private func parseFlow(_ text: String, parser: FlowParser, line: Int?) throws(RPCError) -> FlowRule {
+        let rule: FlowRule
+        do throws(FlowSyntaxError) {
+            rule = try parser.parseFlow(text)
+        } catch {
+            throw Self.flowError(error, line: line)
+        }
+        guard rule.table == 0 else {
+            let message = "table \(rule.table): vswift has a single flow table, table 0"
+            throw .invalidFlow(line.map { "line \($0): \(message)" } ?? message)
+        }
+        return rule
+    }
+
+    /// Parses every line first (nothing changes when one is bad). With `numbered`, blank lines and
+    /// comments (from `#` to the end of the line, as ovs-ofctl reads files) are skipped.
+    private func parseFlows(_ lines: [String], bridge index: Int, numbered: Bool) throws(RPCError) -> [FlowRule] {
+        let parser = parser(forBridge: index)
+        var rules: [FlowRule] = []
+        rules.reserveCapacity(lines.count)
+        for (number, line) in lines.enumerated() {
+            var text = Substring(line)
+            if numbered {
+                if let hash = text.firstIndex(of: "#") { text = text[..<hash] }
+                text = text.trimmingWhitespace()
+                if text.isEmpty { continue }
+            }
+            rules.append(try parseFlow(String(text), parser: parser, line: numbered ? number + 1 : nil))
+        }
+        return rules
+    }
+
+    private func parseSelector(_ text: String, bridge index: Int, strict: Bool) throws(RPCError) -> FlowSelector {
+        do throws(FlowSyntaxError) {
+            let parsed = try parser(forBridge: index).parseMatch(text)
+            return FlowSelector(
+                match: parsed.match, strict: strict, priority: parsed.priority ?? FlowRule.defaultPriority,
+                cookie: parsed.cookie)
+        } catch {
+            throw Self.flowError(error, line: nil)
+        }
+    }
+
+    static func flowError(_ error: FlowSyntaxError, line: Int?) -> RPCError {
+        var data: [String: JSONValue] = ["token": .string(error.token), "position": .int(Int64(error.position))]
+        if let line { data["line"] = .int(Int64(line)) }
+        let message = error.description
+        return .invalidFlow(line.map { "line \($0): \(message)" } ?? message, data: .object(data))
+    }
 
     private func findPort(_ name: String) -> (Int, Int)? {
         for (b, bridge) in bridges.enumerated() {
@@ -193,6 +543,7 @@ public final class SwitchService: @unchecked Sendable {
     }
 
     static func rpcError(for error: DatapathError) -> RPCError {
+        // (Every datapath error maps to one of the control protocol's codes.)
         switch error {
         case .noSuchBridge(let name): return .noSuchBridge(name)
         case .noSuchPort(let name): return .noSuchPort(name)
@@ -201,5 +552,19 @@ public final class SwitchService: @unchecked Sendable {
         case .deviceInUse, .tooManyPorts: return .resourceUnavailable(error.description)
         case .unsupported, .system: return .datapathFailure(error.description)
         }
+    }
+}
+
+/// Why a saved configuration could not be brought back.
+public struct RestoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+extension Substring {
+    fileprivate func trimmingWhitespace() -> Substring {
+        guard let first = firstIndex(where: { !$0.isWhitespace }) else { return self[endIndex...] }
+        let last = lastIndex(where: { !$0.isWhitespace })!
+        return self[first...last]
     }
 }

@@ -16,6 +16,9 @@ public func formatShow(_ report: ShowReport) -> String {
                 let options = port.options.sorted { $0.key < $1.key }.map { "\($0.key)=\(quoted($0.value))" }
                 out += "                options: {\(options.joined(separator: ", "))}\n"
             }
+            if let error = port.error {
+                out += "                error: \(quoted(error))\n"
+            }
             if !port.datapathMode.isEmpty {
                 out += "                datapath: \(port.datapathMode)\n"
             }
@@ -42,6 +45,44 @@ public func formatDumpPorts(_ report: DumpPortsReport) -> String {
         }
     }
     return out
+}
+
+/// `ovs-ofctl dump-flows`: a header line, then one line per flow, e.g.
+///
+///      cookie=0x0, duration=1615.828s, table=0, n_packets=195, n_bytes=19110, idle_age=1378, priority=3,dl_dst=02:00:00:00:00:00 actions=mod_dl_dst:52:54:00:b8:27:75,output:1
+///
+/// Timeouts, when set, come before `idle_age` and `hard_age` after it (when the flow was modified
+/// after it was installed), as OVS prints them; the priority is left out when it is the default.
+public func formatDumpFlows(_ report: DumpFlowsReport) -> String {
+    var out = "NXST_FLOW reply (xid=0x4):\n"
+    for flow in report.flows {
+        out += formatFlowLine(flow)
+        out += "\n"
+    }
+    return out
+}
+
+/// One line of `formatDumpFlows`, without its newline.
+public func formatFlowLine(_ flow: FlowStatisticsEntry) -> String {
+    var line = " cookie=0x\(String(flow.cookie, radix: 16)), duration=\(formatDuration(flow.duration))s, table=\(flow.table), "
+    line += "n_packets=\(flow.packets), n_bytes=\(flow.bytes), "
+    if flow.idleTimeout != 0 { line += "idle_timeout=\(flow.idleTimeout), " }
+    if flow.hardTimeout != 0 { line += "hard_timeout=\(flow.hardTimeout), " }
+    line += "idle_age=\(flow.idleAge), "
+    if let hardAge = flow.hardAge, hardAge != UInt64(max(0, flow.duration)) { line += "hard_age=\(hardAge), " }
+    var match = flow.priority == 32768 ? "" : "priority=\(flow.priority)"
+    if !flow.match.isEmpty { match += match.isEmpty ? flow.match : "," + flow.match }
+    // OVS puts a space between match and actions, but none after the ", " when the match is empty.
+    if !match.isEmpty { line += match + " " }
+    line += "actions=" + flow.actions
+    return line
+}
+
+/// Seconds with exactly three decimals, as OVS prints durations: 1615.828.
+func formatDuration(_ seconds: Double) -> String {
+    let milliseconds = UInt64(max(0, seconds * 1000).rounded(.down))
+    let fraction = String(milliseconds % 1000)
+    return "\(milliseconds / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
 }
 
 /// Pretty-printed JSON with sorted keys, for `--format json`.

@@ -1,6 +1,7 @@
 import CXDP
 import Foundation
 import Glibc
+import VSwiftClassifier
 
 /// How an attached port is driven, for `show`.
 public struct PortAttachment: Sendable, Equatable, Codable {
@@ -48,6 +49,12 @@ public final class Datapath: @unchecked Sendable {
         let macTable: MACLearningTable
         /// Port slots in order of addition; the internal port first.
         var members: [UInt16]
+        /// OpenFlow numbers of the bridge's ports, by name (set by the control plane).
+        var portNumbers: [String: UInt32] = [:]
+        /// The published flow table; nil = plain learning switch.
+        var flowTable: CompiledFlowTable?
+        /// What `flowTable` was compiled from, to recompile when a port goes away.
+        var flowRules: [DatapathRule] = []
     }
 
     private struct PortRecord {
@@ -129,7 +136,10 @@ public final class Datapath: @unchecked Sendable {
             }
             if let internalPort = ports[name] { removePortLocked(internalPort) }
             withWorkersParked {
-                for worker in workers { worker.setBridge(bridge.slot, table: nil, members: []) }
+                for worker in workers {
+                    worker.setBridge(bridge.slot, table: nil, members: [])
+                    worker.setFlowTable(bridge.slot, nil)
+                }
             }
             bridge.macTable.destroy()
             bridges[name] = nil
@@ -179,6 +189,7 @@ public final class Datapath: @unchecked Sendable {
                 for (w, worker) in workers.enumerated() {
                     let txSlot = opened.first { $0.worker == w }!.slot
                     worker.setPort(portSlot, kind: .xsk, bridge: Int32(bridge.slot), txSlot: Int32(txSlot), tapFD: -1)
+                    worker.setPortNumber(portSlot, ofport: bridge.portNumbers[name] ?? 0)
                     worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
                 }
             }
@@ -221,6 +232,20 @@ public final class Datapath: @unchecked Sendable {
     private func removePortLocked(_ port: PortRecord) {
         if let program = port.program {
             for socket in port.sockets { program.clearSocket(queue: socket.queue) }
+        }
+        // The port's slot may be reused by the next port: recompile the bridge's flow table so no
+        // output action can reach a port that is not the one the rule named.
+        if var bridge = bridges[port.bridge], bridge.flowTable != nil {
+            bridge.portNumbers[port.name] = nil
+            var map: [UInt32: UInt16] = [:]
+            for (name, ofport) in bridge.portNumbers {
+                if let other = ports[name], other.bridge == port.bridge, other.slot != port.slot { map[ofport] = other.slot }
+            }
+            if let table = try? CompiledFlowTable(rules: bridge.flowRules, portSlot: { map[$0] }) {
+                withWorkersParked { for worker in workers { worker.setFlowTable(bridge.slot, table) } }
+                bridge.flowTable = table
+            }
+            bridges[port.bridge] = bridge
         }
         withWorkersParked {
             if var bridge = bridges[port.bridge] {
@@ -305,6 +330,68 @@ public final class Datapath: @unchecked Sendable {
         }
     }
 
+    // MARK: Flow tables (implementation)
+
+    func installPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError) {
+        try locked { () throws(DatapathError) in
+            guard var record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+            record.portNumbers = numbers
+            bridges[bridge] = record
+            let slots = numbers.compactMap { name, ofport in ports[name].map { ($0.slot, ofport) } }
+            withWorkersParked {
+                for worker in workers {
+                    for (slot, ofport) in slots { worker.setPortNumber(slot, ofport: ofport) }
+                }
+            }
+        }
+    }
+
+    func installFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError) {
+        // Compile outside the lock's critical section for the workers: they keep forwarding with
+        // the old table until the swap.
+        let (slot, slotOfPort) = try locked { () throws(DatapathError) -> (Int, [UInt32: UInt16]) in
+            guard let record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+            var map: [UInt32: UInt16] = [:]
+            for (name, ofport) in record.portNumbers {
+                if let port = ports[name], port.bridge == bridge { map[ofport] = port.slot }
+            }
+            return (record.slot, map)
+        }
+        let table = try CompiledFlowTable(rules: rules, portSlot: { slotOfPort[$0] })
+        try locked { () throws(DatapathError) in
+            guard var record = bridges[bridge], record.slot == slot else { throw .noSuchBridge(bridge) }
+            // Workers adopt the new version at a burst boundary; after the handshake none can still
+            // be reading the old one, which is released when `record.flowTable` is overwritten.
+            withWorkersParked {
+                for worker in workers { worker.setFlowTable(slot, table) }
+            }
+            record.flowTable = table
+            record.flowRules = rules
+            bridges[bridge] = record
+        }
+    }
+
+    func readRuleStatistics(_ slot: Int) -> RuleStatistics {
+        guard slot >= 0 && slot < DatapathLimits.maxRules else { return RuleStatistics() }
+        var total = RuleStatistics()
+        for worker in workers {
+            let c = worker.ruleCounters(slot)
+            total.packets += c.packets
+            total.bytes += c.bytes
+            total.lastUsed = max(total.lastUsed, c.lastUsed)
+        }
+        return total
+    }
+
+    func clearRuleStatistics(_ slot: Int) {
+        guard slot >= 0 && slot < DatapathLimits.maxRules else { return }
+        lock.withLock {
+            withWorkersParked {
+                for worker in workers { worker.clearRuleCounters(slot) }
+            }
+        }
+    }
+
     // MARK: Helpers
 
     private func locked<T>(_ body: () throws(DatapathError) -> T) throws(DatapathError) -> T {
@@ -323,5 +410,34 @@ public final class Datapath: @unchecked Sendable {
     private func freePortSlot() -> UInt16? {
         let used = Set(ports.values.map(\.slot))
         return (0..<UInt16(DatapathLimits.maxPorts)).first { !used.contains($0) }
+    }
+}
+
+// MARK: Flow tables (API used by the control plane)
+
+extension Datapath {
+    /// Seconds on the datapath's monotonic clock (the clock of `RuleStatistics.lastUsed`).
+    public static func monotonicSeconds() -> UInt64 { Worker.monotonicSeconds() }
+
+    /// Maps OpenFlow port numbers of `bridge` to ports, for output actions and in_port matching.
+    /// Call whenever the bridge's ports or their numbers change (before installing flows that use them).
+    public func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError) {
+        try installPortNumbers(bridge: bridge, numbers)
+    }
+
+    /// Replaces the bridge's whole flow table with `rules` (built off the packet path, then
+    /// swapped in between bursts: no packet sees half a table).
+    public func setFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError) {
+        try installFlowTable(bridge: bridge, rules: rules)
+    }
+
+    /// Counters of the rule in `counterSlot`, summed over workers.
+    public func ruleStatistics(counterSlot: Int) -> RuleStatistics {
+        readRuleStatistics(counterSlot)
+    }
+
+    /// Zeroes a counter slot before it is given to a new rule.
+    public func resetRuleStatistics(counterSlot: Int) {
+        clearRuleStatistics(counterSlot)
     }
 }

@@ -1,6 +1,7 @@
 import CXDP
 import Glibc
 import Synchronization
+import VSwiftClassifier
 import VSwiftPacket
 
 /// Datapath-wide limits: tables are allocated once, at these sizes, so the packet path never grows them.
@@ -8,6 +9,8 @@ public enum DatapathLimits {
     public static let maxPorts = 256
     public static let maxBridges = 64
     public static let maxSocketsPerWorker = 256
+    /// Rule counter slots per worker (reserved virtual memory; only used slots take pages).
+    public static let maxRules = 1 << 21
     /// Frames staged for one output port before its tx ring is written.
     static let stageCapacity = 256
     /// Room in front of a frame the switch itself receives (tap reads), for later encapsulation.
@@ -32,10 +35,20 @@ enum PortKind: UInt8 {
     case tap
 }
 
+/// One worker's counters for one rule (32 bytes; only the owning worker writes them).
+struct RuleCounterBlock {
+    var packets: UInt64 = 0
+    var bytes: UInt64 = 0
+    var lastUsed: UInt64 = 0
+    var reserved: UInt64 = 0
+}
+
 /// A port as one worker sees it.
 struct WorkerPort {
     var kind: PortKind = .none
     var bridge: Int32 = -1
+    /// OpenFlow port number (in_port of frames received here); 0 until the control plane sets it.
+    var ofport: UInt32 = 0
     /// This worker's socket (slot) that transmits on the port.
     var txSlot: Int32 = -1
     /// This worker's queue fd of a tap port.
@@ -45,8 +58,10 @@ struct WorkerPort {
     var isTouched = false
 }
 
-/// A bridge as one worker sees it: its learning table and member ports.
+/// A bridge as one worker sees it: its flow table, learning table and member ports.
 struct WorkerBridge {
+    /// nil: no flow table published, the bridge is a plain learning switch (NORMAL).
+    var flowTable: Unmanaged<CompiledFlowTable>?
     var macTable: MACLearningTable?
     var ports: UnsafeMutablePointer<UInt16>
     var portCount: Int = 0
@@ -106,8 +121,12 @@ final class Worker: @unchecked Sendable {
     var touchedCount = 0
     let pollFDs: UnsafeMutablePointer<pollfd>
     var pollCount = 0
-    /// Coarse monotonic seconds, refreshed once per round (MAC aging).
+    /// Coarse monotonic seconds, refreshed once per round (MAC aging, rule idle times).
     var now: UInt64 = 0
+    var cache = ExactMatchCache()
+    let ruleCounters: UnsafeMutablePointer<RuleCounterBlock>
+    /// The flow key of the packet being classified.
+    let key: UnsafeMutablePointer<FlowKey>
 
     // Control handshake: the control thread asks the worker to park between bursts, changes tables,
     // then lets it run again. Checked once per round with one acquire load.
@@ -153,6 +172,13 @@ final class Worker: @unchecked Sendable {
         touched = .allocate(capacity: DatapathLimits.maxPorts)
         pollFDs = .allocate(capacity: 1 + DatapathLimits.maxSocketsPerWorker + DatapathLimits.maxPorts)
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        // Reserved, not committed: a page is only backed once a rule in it counts a packet.
+        let counterBytes = DatapathLimits.maxRules * MemoryLayout<RuleCounterBlock>.stride
+        let counterArea = mmap(nil, counterBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let counterArea, counterArea != MAP_FAILED else { throw .system(SystemError("mmap rule counters")) }
+        ruleCounters = counterArea.bindMemory(to: RuleCounterBlock.self, capacity: DatapathLimits.maxRules)
+        key = .allocate(capacity: 1)
+        key.initialize(to: FlowKey())
         now = Self.monotonicSeconds()
         rebuildPollSet()
     }
@@ -171,6 +197,9 @@ final class Worker: @unchecked Sendable {
         touched.deallocate()
         pollFDs.deallocate()
         pool.destroy()
+        cache.destroy()
+        munmap(ruleCounters, DatapathLimits.maxRules * MemoryLayout<RuleCounterBlock>.stride)
+        key.deallocate()
         close(wakeFD)
     }
 
@@ -384,12 +413,96 @@ final class Worker: @unchecked Sendable {
         return n
     }
 
-    /// NORMAL: learn the source, send to the learned port of the destination, else flood.
+    /// Sends a received frame through its bridge: the flow table if one is published, else NORMAL.
     @inline(__always)
     private func forward(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32) {
-        let frame = base + Int(address)
-        guard length >= UInt32(Ethernet.headerLength), bridge >= 0, let table = bridges[Int(bridge)].macTable else {
+        guard length >= UInt32(Ethernet.headerLength), bridge >= 0 else {
             vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
+            pool.release(address)
+            return
+        }
+        guard let table = bridges[Int(bridge)].flowTable else {
+            normal(address: address, length: length, inPort: inPort, bridge: Int(bridge))
+            return
+        }
+        table._withUnsafeGuaranteedRef { table in
+            FlowExtractor.extract(base + Int(address), length: Int(length), inPort: ports[Int(inPort)].ofport, into: key)
+            let payload = cache.lookup(key, in: table.classifier)
+            guard payload >= 0 else {
+                // Table miss: OpenFlow drops it.
+                vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+                pool.release(address)
+                return
+            }
+            let rule = table.rules + Int(payload)
+            let counter = ruleCounters + Int(rule.pointee.counterSlot)
+            vs_add_relaxed_u64(&counter.pointee.packets, 1)
+            vs_add_relaxed_u64(&counter.pointee.bytes, UInt64(length))
+            if counter.pointee.lastUsed != now { vs_store_relaxed_u64(&counter.pointee.lastUsed, now) }
+            execute(rule.pointee, table.actions, address: address, length: length, inPort: inPort, bridge: Int(bridge))
+        }
+    }
+
+    /// Runs a rule's actions on the frame, in place. Outputs before the last get a copy of the frame
+    /// as it is at that point; the last output gets the frame itself; no output frees it.
+    @inline(__always)
+    private func execute(_ rule: CompiledRule, _ actions: UnsafeMutablePointer<CompiledAction>,
+                         address: UInt64, length: UInt32, inPort: UInt16, bridge: Int) {
+        var address = address
+        var length = Int(length)
+        let program = actions + Int(rule.actionStart)
+        for i in 0..<Int(rule.actionCount) {
+            let action = program + i
+            let op = action.pointee.op
+            switch op {
+            case .output, .normal, .flood, .all:
+                var frame = address
+                if i != Int(rule.lastOutput) {
+                    guard let copy = copyFrame(address, length: length) else {
+                        vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+                        continue
+                    }
+                    frame = copy
+                }
+                switch op {
+                case .output:
+                    let port = action.pointee.port == UInt16.max ? inPort : action.pointee.port
+                    stage(port: port, address: frame, length: UInt32(length))
+                case .normal:
+                    normal(address: frame, length: UInt32(length), inPort: inPort, bridge: bridge)
+                default:
+                    flood(bridge: bridge, address: frame, length: UInt32(length), inPort: inPort)
+                }
+                if i == Int(rule.lastOutput) { return }
+            default:
+                let frameBase = address & ~(UInt64(frameSize) - 1)
+                var start = base + Int(address)
+                let headroom = Int(address - frameBase)
+                guard HeaderActions.apply(action.pointee, frame: &start, length: &length, headroom: headroom) else {
+                    // dec_ttl reached zero: the packet dies here.
+                    pool.release(address)
+                    return
+                }
+                address = UInt64(start - base)
+            }
+        }
+        pool.release(address)
+    }
+
+    /// A copy of the frame in a fresh UMEM frame at the same offset, or nil when the pool is empty.
+    @inline(__always)
+    private func copyFrame(_ address: UInt64, length: Int) -> UInt64? {
+        guard let copy = pool.allocate() else { return nil }
+        let offset = address & (UInt64(frameSize) - 1)
+        memcpy(base + Int(copy &+ offset), base + Int(address), length)
+        return copy &+ offset
+    }
+
+    /// NORMAL: learn the source, send to the learned port of the destination, else flood.
+    @inline(__always)
+    private func normal(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int) {
+        let frame = base + Int(address)
+        guard let table = bridges[bridge].macTable else {
             pool.release(address)
             return
         }
@@ -406,7 +519,7 @@ final class Worker: @unchecked Sendable {
                 return
             }
         }
-        flood(bridge: Int(bridge), address: address, length: length, inPort: inPort)
+        flood(bridge: bridge, address: address, length: length, inPort: inPort)
     }
 
     /// Sends to every port of the bridge but the input: copies for all but the last, which gets the original.
@@ -632,10 +745,31 @@ final class Worker: @unchecked Sendable {
             tapPortCount -= 1
         }
         p.pointee.kind = .none
+        p.pointee.ofport = 0
         p.pointee.bridge = -1
         p.pointee.txSlot = -1
         p.pointee.tapFD = -1
         rebuildPollSet()
+    }
+
+    func setFlowTable(_ bridge: Int, _ table: CompiledFlowTable?) {
+        bridges[bridge].flowTable = table.map { Unmanaged.passUnretained($0) }
+    }
+
+    func setPortNumber(_ port: UInt16, ofport: UInt32) {
+        ports[Int(port)].ofport = ofport
+    }
+
+    func ruleCounters(_ slot: Int) -> RuleCounterBlock {
+        let c = ruleCounters + slot
+        return RuleCounterBlock(
+            packets: vs_load_relaxed_u64(&c.pointee.packets), bytes: vs_load_relaxed_u64(&c.pointee.bytes),
+            lastUsed: vs_load_relaxed_u64(&c.pointee.lastUsed))
+    }
+
+    /// Zeroes a rule counter slot (worker parked, or the slot unused by every table).
+    func clearRuleCounters(_ slot: Int) {
+        ruleCounters[slot] = RuleCounterBlock()
     }
 
     func setBridge(_ bridge: Int, table: MACLearningTable?, members: [UInt16]) {

@@ -7,7 +7,10 @@ struct VSwiftCtl: ParsableCommand {
         commandName: "vswiftctl",
         abstract: "Configure and inspect vswiftd, the vswift virtual switch.",
         discussion: "Commands and output follow ovs-vsctl and ovs-ofctl.",
-        subcommands: [AddBridge.self, DeleteBridge.self, AddPort.self, DeletePort.self, Show.self, DumpPorts.self])
+        subcommands: [
+            AddBridge.self, DeleteBridge.self, AddPort.self, DeletePort.self, Show.self, DumpPorts.self,
+            AddFlow.self, AddFlows.self, ReplaceFlows.self, DeleteFlows.self, ModifyFlows.self, DumpFlows.self,
+        ])
 
     // Declared here too so that, as with ovs-vsctl, the options may also come before the subcommand;
     // ArgumentParser hands them down to the subcommand's group of the same name.
@@ -23,26 +26,37 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "vswiftd's control socket. (default: $VSWIFT_SOCKET, else /run/vswift/vswiftd.sock)")
     var socket: String?
 
-    @Option(help: "Output format of show and dump-ports.")
+    @Option(help: "Output format of show, dump-ports and dump-flows.")
     var format: OutputFormat = .text
 
-    @Option(help: "Seconds to wait for vswiftd's answer; 0 waits forever.")
-    var timeout: Double = 30
+    @Option(help: "Seconds to wait for vswiftd's answer; 0 waits forever. (default: 30; 600 for add-flows and replace-flows)")
+    var timeout: Double?
 
     func validate() throws {
-        guard timeout.isFinite, timeout >= 0 else { throw ValidationError("--timeout must be a number of seconds, 0 or more") }
+        if let timeout {
+            guard timeout.isFinite, timeout >= 0 else { throw ValidationError("--timeout must be a number of seconds, 0 or more") }
+        }
     }
 
-    private var client: ControlClient {
+    /// Commands that may send a million flows wait longer by default.
+    static let bulkTimeout: Double = 600
+
+    private func client(defaultTimeout: Double = 30) -> ControlClient {
         ControlClient(
             socketPath: socket ?? ControlClient.defaultSocketPath(environment: ProcessInfo.processInfo.environment),
-            timeout: .seconds(timeout))
+            timeout: .seconds(timeout ?? defaultTimeout))
     }
 
     /// Sends a method that changes something; like ovs-vsctl, success prints nothing. vswiftd's
     /// error is thrown as the `RPCError` it sent.
     func call(_ method: ControlMethod, _ params: some Encodable) throws {
-        _ = try client.call(method.rawValue, params: JSONValue(encoding: params)).get()
+        _ = try client().call(method.rawValue, params: JSONValue(encoding: params)).get()
+    }
+
+    /// `call` with params already in JSON form; prints the result only with `--format json`.
+    func call(_ method: ControlMethod, json params: JSONValue, defaultTimeout: Double = 30) throws {
+        let result = try client(defaultTimeout: defaultTimeout).call(method.rawValue, params: params).get()
+        if format == .json && result != .null { print(formatJSON(result), terminator: "") }
     }
 
     /// Sends a method that reports something and prints its result as text or JSON.
@@ -51,9 +65,9 @@ struct GlobalOptions: ParsableArguments {
     ) throws {
         switch format {
         case .json:
-            print(formatJSON(try client.call(method.rawValue, params: params).get()), terminator: "")
+            print(formatJSON(try client().call(method.rawValue, params: params).get()), terminator: "")
         case .text:
-            print(text(try client.call(method.rawValue, params: params, returning: type).get()), terminator: "")
+            print(text(try client().call(method.rawValue, params: params, returning: type).get()), terminator: "")
         }
     }
 }
@@ -147,5 +161,145 @@ struct DumpPorts: ParsableCommand {
     func run() throws {
         let params = try JSONValue(encoding: DumpPortsParams(bridge: bridge, port: port))
         try global.report(.dumpPorts, params, as: DumpPortsReport.self, text: formatDumpPorts)
+    }
+}
+
+// MARK: Flows (ovs-ofctl)
+
+struct AddFlow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add-flow",
+        abstract: "Add a flow; one with the same match and priority is replaced.",
+        discussion: #"Example: vswiftctl add-flow br2 "priority=1,in_port=1,dl_type=0x0800,nw_src=10.1.1.0/24,actions=output:2""#)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument var bridge: String
+    @Argument(help: "The flow in ovs-ofctl syntax (match fields, then actions=...).") var flow: String
+
+    func run() throws {
+        try global.call(.addFlow, AddFlowParams(bridge: bridge, flow: flow))
+    }
+}
+
+struct AddFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add-flows",
+        abstract: "Add the flows of a file, one per line; all or none.",
+        discussion: "Blank lines and # comments are allowed. A bad line rejects the whole file, naming the line.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument var bridge: String
+    @Argument(help: "The flow file, or - for standard input.") var file: String
+
+    func run() throws {
+        let lines = try readFlowFile(file)
+        try withFileName(file) {
+            try global.call(
+                .addFlows, json: FlowLinesParams(bridge: bridge, flows: lines).jsonValue,
+                defaultTimeout: GlobalOptions.bulkTimeout)
+        }
+    }
+}
+
+struct ReplaceFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replace-flows",
+        abstract: "Make the bridge's flows exactly those of a file.",
+        discussion: "Flows that are already there unchanged keep their counters. All or nothing.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument var bridge: String
+    @Argument(help: "The flow file, or - for standard input.") var file: String
+
+    func run() throws {
+        let lines = try readFlowFile(file)
+        try withFileName(file) {
+            try global.call(
+                .replaceFlows, json: FlowLinesParams(bridge: bridge, flows: lines).jsonValue,
+                defaultTimeout: GlobalOptions.bulkTimeout)
+        }
+    }
+}
+
+struct DeleteFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "del-flows",
+        abstract: "Delete flows: all of them, or those matching.",
+        discussion: """
+            Without a match every flow goes, and the bridge then drops every packet. With a match, every             flow at least as specific goes, whatever its priority; with --strict, only the flow with exactly             that match and priority.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Only the flow with exactly this match and priority.") var strict = false
+    @Argument var bridge: String
+    @Argument(help: "Match fields in ovs-ofctl syntax, e.g. in_port=1,dl_type=0x0806.") var match: String?
+
+    func run() throws {
+        try global.call(.delFlows, json: try JSONValue(encoding: DelFlowsParams(bridge: bridge, match: match, strict: strict ? true : nil)))
+    }
+}
+
+struct ModifyFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mod-flows",
+        abstract: "Change the actions of the flows matching.",
+        discussion: "Counters are kept. Without --strict every flow at least as specific as the match is changed.")
+
+    @OptionGroup var global: GlobalOptions
+    @Flag(help: "Only the flow with exactly this match and priority.") var strict = false
+    @Argument var bridge: String
+    @Argument(help: "A flow in ovs-ofctl syntax: match fields, then actions=...") var flow: String
+
+    func run() throws {
+        try global.call(.modFlows, json: try JSONValue(encoding: ModFlowsParams(bridge: bridge, flow: flow, strict: strict ? true : nil)))
+    }
+}
+
+struct DumpFlows: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dump-flows", abstract: "Print the flows of a bridge with their counters.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument var bridge: String
+    @Argument(help: "Only flows at least as specific as this match.") var match: String?
+
+    func run() throws {
+        let params = try JSONValue(encoding: DumpFlowsParams(bridge: bridge, match: match))
+        try global.report(.dumpFlows, params, as: DumpFlowsReport.self, text: formatDumpFlows)
+    }
+}
+
+/// A failure of vswiftctl itself (not of vswiftd), printed as `vswiftctl: MESSAGE`.
+struct CommandError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The lines of a flow file (or of standard input for "-"), as they are: the daemon skips blank
+/// lines and comments, and counts lines to name a bad one.
+func readFlowFile(_ path: String) throws -> [String] {
+    let data: Data
+    if path == "-" {
+        data = FileHandle.standardInput.readDataToEndOfFile()
+    } else {
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw CommandError(description: "cannot read \(path): \((error as NSError).localizedDescription)")
+        }
+    }
+    var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
+        String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line, as: UTF8.self)
+    }
+    if lines.last == "" { lines.removeLast() }  // the file's final newline
+    return lines
+}
+
+/// Puts the file's name in front of vswiftd's `line N: …` errors.
+func withFileName(_ file: String, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch var error as RPCError where error.message.hasPrefix("line ") {
+        error.message = "\(file == "-" ? "(stdin)" : file): \(error.message)"
+        throw error
     }
 }

@@ -13,6 +13,8 @@ do {
     fail(error.message)
 } catch let error as PortArgumentError {
     fail(error.description)
+} catch let error as CommandError {
+    fail(error.description)
 } catch {
     VSwiftCtl.exit(withError: error)
 }

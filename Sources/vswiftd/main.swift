@@ -15,6 +15,9 @@ struct VSwiftd: ParsableCommand {
     @Option(help: "Control socket path (default: $VSWIFT_SOCKET, else /run/vswift/vswiftd.sock).")
     var socket: String?
 
+    @Option(help: "Configuration file: bridges, ports and flows, saved after every change and restored at start (default: $VSWIFT_DB, else /var/lib/vswift/vswiftd.db.json).")
+    var db: String?
+
     @Option(help: "Number of worker threads; every attached device needs at least this many rx queues.")
     var workers: Int = 1
 
@@ -69,6 +72,17 @@ struct VSwiftd: ParsableCommand {
         let logger = Logger(label: "vswiftd")
         let socketPath = socket ?? ControlClient.defaultSocketPath(environment: ProcessInfo.processInfo.environment)
 
+        // Read the saved configuration before touching the kernel: one that cannot be read stops
+        // the start (starting empty would overwrite it at the first change).
+        let store = ConfigStore(path: db ?? ConfigStore.defaultPath(environment: ProcessInfo.processInfo.environment))
+        let saved: SwitchConfig?
+        do {
+            saved = try store.load()
+        } catch {
+            logger.critical("cannot use the configuration file \(error); refusing to start (repair or move the file)")
+            throw ExitCode.failure
+        }
+
         var config = Datapath.Configuration()
         config.workers = workers
         config.framesPerWorker = frames
@@ -83,7 +97,24 @@ struct VSwiftd: ParsableCommand {
             logger.critical("cannot start the datapath: \(error)")
             throw ExitCode.failure
         }
-        let service = SwitchService(datapath: datapath, logger: logger)
+        let service = SwitchService(
+            datapath: datapath, systemID: saved?.systemID ?? UUID().uuidString.lowercased(), logger: logger, store: store)
+        do {
+            if let saved { try service.restore(saved) }
+        } catch {
+            logger.critical("cannot restore the configuration from \(store.path): \(error); refusing to start")
+            datapath.shutdown()
+            throw ExitCode.failure
+        }
+        do {
+            // Also creates the file on a first start, so that an unwritable location shows now.
+            try service.save()
+        } catch {
+            logger.critical("cannot save the configuration: \(error); refusing to start")
+            datapath.shutdown()
+            throw ExitCode.failure
+        }
+        service.startExpiryTimer()
         let server = ControlServer(socketPath: socketPath, logger: logger) { request in
             await service.handle(request)
         }

@@ -110,14 +110,18 @@ final class Daemon {
     let socketPath: String
     let process = Process()
     let logPath: String
+    let dbPath: String
 
     init(namespace: String, workers: Int = 1, extraArguments: [String] = []) throws {
         self.namespace = namespace
         socketPath = "/tmp/\(namespace).sock"
         logPath = "/tmp/\(namespace).vswiftd.log"
+        dbPath = "/tmp/\(namespace).db.json"
         unlink(socketPath)
+        // A fresh configuration: the default file is the host's, and a previous run's would be restored.
+        unlink(dbPath)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace, Paths.vswiftd, "--socket", socketPath,
+        process.arguments = ["ip", "netns", "exec", namespace, Paths.vswiftd, "--socket", socketPath, "--db", dbPath,
                              "--workers", "\(workers)", "--bpf-dir", Paths.bpfDir, "--log-level", "debug"] + extraArguments
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)

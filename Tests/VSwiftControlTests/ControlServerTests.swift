@@ -44,11 +44,14 @@ private func withServer<T>(
     let directory = try makeTemporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let path = "\(directory)/\(socketName)"
-    let server = ControlServer(socketPath: path, logger: Logger(label: "test"), handler: fakeHandler)
+    let server = ControlServer(socketPath: path, logger: Logger(label: "test"), maxLineLength: testLineLimit, handler: fakeHandler)
     try server.start()
     defer { server.stop() }
     return try await body(path, server)
 }
+
+/// The servers of these tests refuse lines longer than this (vswiftd's own limit is far larger).
+private let testLineLimit = 1 << 20
 
 /// Runs blocking socket code on a thread of its own: blocking the few threads that run Swift tasks
 /// (as many as cores) would starve the server's handler tasks and the other tests.
@@ -180,7 +183,7 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
 
     @Test func lineOfExactlyTheLimitIsAccepted() async throws {
         let empty = request(1, "echo", [""]).dropLast()  // without "\n"
-        let padding = String(repeating: "x", count: ControlServer.maxLineLength - empty.utf8.count)
+        let padding = String(repeating: "x", count: testLineLimit - empty.utf8.count)
         let line = String(request(1, "echo", [.string(padding)]).dropLast()) + "\r\n"
         let responses = try await withServer { path, _ in try await exchange(path, line) }
         #expect(responses[0]?.result == .success([.string(padding)]))
@@ -190,7 +193,7 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
         let (response, end, next) = try await withServer { path, _ in
             let (response, end) = try await blocking {
                 let connection = try Connection(path)
-                try connection.send(String(repeating: "x", count: ControlServer.maxLineLength + 1) + "\n")
+                try connection.send(String(repeating: "x", count: testLineLimit + 1) + "\n")
                 return (try connection.readResponse(), try connection.readLine())
             }
             // The server itself goes on.

@@ -110,6 +110,63 @@ import VSwiftDatapath
         #expect(formatDumpPorts(DumpPortsReport(bridge: "br0", ports: [])) == "OFPST_PORT reply (xid=0x2): 0 ports\n")
     }
 
+    /// The seed's `ovs-ofctl dump-flows br2`, line for line (in the seed's order).
+    @Test func dumpFlowsLikeOVS() {
+        let report = DumpFlowsReport(bridge: "br2", flows: [
+            FlowStatisticsEntry(
+                duration: 1615.828, packets: 195, bytes: 19110, idleAge: 1378, priority: 3,
+                match: "dl_dst=02:00:00:00:00:00", actions: "mod_dl_dst:52:54:00:b8:27:75,output:1"),
+            FlowStatisticsEntry(duration: 1717.963, packets: 326, bytes: 31948, idleAge: 1539, priority: 0, match: "", actions: "NORMAL"),
+            FlowStatisticsEntry(
+                duration: 1519.394, packets: 101, bytes: 9898, idleAge: 1378, priority: 1,
+                match: "ip,in_port=1,vlan_tci=0x0000,nw_src=10.1.1.0/24", actions: "output:2"),
+            FlowStatisticsEntry(duration: 1667.873, packets: 0, bytes: 0, idleAge: 1667, priority: 2, match: "arp,in_port=1", actions: "NORMAL"),
+        ])
+        #expect(
+            formatDumpFlows(report) == """
+                NXST_FLOW reply (xid=0x4):
+                 cookie=0x0, duration=1615.828s, table=0, n_packets=195, n_bytes=19110, idle_age=1378, priority=3,dl_dst=02:00:00:00:00:00 actions=mod_dl_dst:52:54:00:b8:27:75,output:1
+                 cookie=0x0, duration=1717.963s, table=0, n_packets=326, n_bytes=31948, idle_age=1539, priority=0 actions=NORMAL
+                 cookie=0x0, duration=1519.394s, table=0, n_packets=101, n_bytes=9898, idle_age=1378, priority=1,ip,in_port=1,vlan_tci=0x0000,nw_src=10.1.1.0/24 actions=output:2
+                 cookie=0x0, duration=1667.873s, table=0, n_packets=0, n_bytes=0, idle_age=1667, priority=2,arp,in_port=1 actions=NORMAL
+
+                """)
+    }
+
+    @Test func dumpFlowsWithTimeoutsCookieAndDefaultPriority() {
+        let flows = [
+            FlowStatisticsEntry(
+                cookie: 0x1f, duration: 5.5, packets: 1, bytes: 60, idleTimeout: 60, hardTimeout: 600, idleAge: 2, hardAge: 3,
+                priority: 32768, match: "in_port=1", actions: "drop"),
+            // Default priority and an empty match: nothing between the stats and the actions.
+            FlowStatisticsEntry(duration: 0.0004, packets: 0, bytes: 0, idleAge: 0, priority: 32768, match: "", actions: "drop"),
+            // hard_age equal to the duration is not printed (the flow was not modified since).
+            FlowStatisticsEntry(duration: 7.25, packets: 0, bytes: 0, hardTimeout: 9, idleAge: 7, hardAge: 7, priority: 0, match: "", actions: "NORMAL"),
+        ]
+        #expect(formatDumpFlows(DumpFlowsReport(bridge: "br0", flows: flows)) == """
+            NXST_FLOW reply (xid=0x4):
+             cookie=0x1f, duration=5.500s, table=0, n_packets=1, n_bytes=60, idle_timeout=60, hard_timeout=600, idle_age=2, hard_age=3, in_port=1 actions=drop
+             cookie=0x0, duration=0.000s, table=0, n_packets=0, n_bytes=0, idle_age=0, actions=drop
+             cookie=0x0, duration=7.250s, table=0, n_packets=0, n_bytes=0, hard_timeout=9, idle_age=7, priority=0 actions=NORMAL
+
+            """)
+        #expect(formatDumpFlows(DumpFlowsReport(bridge: "br0", flows: [])) == "NXST_FLOW reply (xid=0x4):\n")
+    }
+
+    @Test func showPrintsPortErrors() {
+        let report = ShowReport(systemID: "id", bridges: [
+            BridgeDescription(name: "br2", ports: [PortDescription(name: "vnet0", ofport: 1, error: "could not attach vnet0: gone")]),
+        ])
+        #expect(formatShow(report) == """
+            id
+                Bridge "br2"
+                    Port "vnet0"
+                        Interface "vnet0"
+                            error: "could not attach vnet0: gone"
+
+            """)
+    }
+
     @Test func json() {
         #expect(formatJSON(["b": 1, "a": [true]]) == "{\n  \"a\": [\n    true\n  ],\n  \"b\": 1\n}\n")
     }

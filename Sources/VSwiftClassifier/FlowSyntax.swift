@@ -1,0 +1,572 @@
+import VSwiftPacket
+
+// Parsing of `ovs-ofctl` flow syntax (add-flow, del-flows, dump-flows, mod-flows arguments).
+//
+// The grammar follows OVS's `parse_ofp_str__`: the text is a list of `key[=value]` items separated
+// by commas and/or white space; `key:value` is accepted as well (OVS treats `:` and `=` alike), and
+// a `key(value)` form exists for actions. In a flow, `actions=` (or `action=`) ends the match part;
+// everything after it is the action list. Later items override earlier ones, as in OVS.
+//
+// Files: FlowSyntax.swift (API, tokenizer, match), FlowSyntaxActions.swift (actions),
+// FlowSyntaxValues.swift (numbers, addresses, ports), FlowSyntaxFormatter.swift (printing).
+
+/// A syntax error in flow text: what is wrong, the offending token and where it starts.
+public struct FlowSyntaxError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// What is wrong, e.g. `bad value "10.1.1.0/33" for nw_src`.
+    public var message: String
+    /// The offending text as it appears in the input (empty when something is missing at the end).
+    public var token: String
+    /// 0-based character offset of `token` in the parsed text.
+    public var position: Int
+    /// Why, when there is more to say, e.g. `prefix length must be 0..32`.
+    public var detail: String?
+
+    public init(message: String, token: String, position: Int, detail: String? = nil) {
+        self.message = message
+        self.token = token
+        self.position = position
+        self.detail = detail
+    }
+
+    /// e.g. `bad value "10.1.1.0/33" for nw_src at position 42: prefix length must be 0..32`.
+    public var description: String {
+        var s = "\(message) at position \(position)"
+        if let detail { s += ": " + detail }
+        return s
+    }
+}
+
+/// OpenFlow's reserved port numbers (OpenFlow 1.0 numbering, as OVS uses internally; `local`
+/// equals VSwiftControl's `ofportLocal`). Ordinary ports are 1 ..< `max`.
+public enum OpenFlowPort {
+    public static let max: UInt32 = 0xff00
+    public static let inPort: UInt32 = 0xfff8
+    public static let table: UInt32 = 0xfff9
+    public static let normal: UInt32 = 0xfffa
+    public static let flood: UInt32 = 0xfffb
+    public static let all: UInt32 = 0xfffc
+    public static let controller: UInt32 = 0xfffd
+    public static let local: UInt32 = 0xfffe
+    /// OFPP_NONE / OFPP_ANY.
+    public static let none: UInt32 = 0xffff
+
+    /// The reserved name of `port` ("LOCAL", "IN_PORT", …), or nil for an ordinary port number.
+    public static func name(_ port: UInt32) -> String? {
+        switch port {
+        case inPort: return "IN_PORT"
+        case table: return "TABLE"
+        case normal: return "NORMAL"
+        case flood: return "FLOOD"
+        case all: return "ALL"
+        case controller: return "CONTROLLER"
+        case local: return "LOCAL"
+        case none: return "ANY"
+        default: return nil
+        }
+    }
+
+    /// The reserved port named `name` (case-insensitive, as OVS), or nil.
+    public static func number(named name: String) -> UInt32? {
+        switch name.uppercased() {
+        case "IN_PORT": return inPort
+        case "TABLE": return table
+        case "NORMAL": return normal
+        case "FLOOD": return flood
+        case "ALL": return all
+        case "CONTROLLER": return controller
+        case "LOCAL": return local
+        case "ANY", "NONE": return none
+        default: return nil
+        }
+    }
+}
+
+/// Parses `ovs-ofctl` flow syntax into `FlowRule`, `Match` and `FlowAction` values.
+public struct FlowParser {
+    let portNumber: (String) -> UInt32?
+
+    /// `portNumber` resolves port names (as OVS lets `in_port=vnet0`, `output:vnet0`). Numbers and
+    /// the reserved names (LOCAL, IN_PORT, NORMAL, …) are resolved before it is asked.
+    public init(portNumber: @escaping (String) -> UInt32? = { _ in nil }) {
+        self.portNumber = portNumber
+    }
+
+    /// Parses an add-flow argument: match fields, priority, cookie, timeouts and `actions=…`.
+    public func parseFlow(_ text: String) throws(FlowSyntaxError) -> FlowRule {
+        let src = FlowText(text)
+        let parsed = try parseMatchPart(src, mode: .flow)
+        guard let actionsKey = parsed.actionsKey else {
+            throw FlowSyntaxError(message: "must specify an action", token: "", position: src.position(src.bytes.count),
+                                  detail: "add \"actions=...\" (actions=drop to drop packets)")
+        }
+        let context = MatchContext(parsed.match)
+        let actions = try ActionParser(src: src, ports: self, context: context)
+            .parse(parsed.actionsStart ..< src.bytes.count, listToken: actionsKey)
+        var rule = FlowRule(priority: parsed.priority ?? FlowRule.defaultPriority, match: parsed.match, actions: actions)
+        rule.cookie = parsed.cookie?.value ?? 0
+        rule.idleTimeout = parsed.idleTimeout ?? 0
+        rule.hardTimeout = parsed.hardTimeout ?? 0
+        return rule
+    }
+
+    /// Parses a del-flows / dump-flows / mod-flows filter: match fields, `priority` (for --strict),
+    /// `cookie=VALUE/MASK`, `table=0`. No actions.
+    public func parseMatch(_ text: String) throws(FlowSyntaxError)
+        -> (match: Match, priority: UInt16?, cookie: (value: UInt64, mask: UInt64)?)
+    {
+        let parsed = try parseMatchPart(FlowText(text), mode: .filter)
+        return (parsed.match, parsed.priority, parsed.cookie)
+    }
+
+    /// Parses an action list such as `mod_dl_dst:52:54:00:b8:27:75,output:1` or `drop`.
+    public func parseActions(_ text: String) throws(FlowSyntaxError) -> [FlowAction] {
+        let src = FlowText(text)
+        return try ActionParser(src: src, ports: self, context: nil).parse(0 ..< src.bytes.count, listToken: nil)
+    }
+}
+
+// MARK: - Text and tokens
+
+/// The input as UTF-8 bytes; positions inside are byte offsets until an error converts them.
+struct FlowText {
+    let string: String
+    let bytes: [UInt8]
+
+    init(_ string: String) {
+        self.string = string
+        self.bytes = Array(string.utf8)
+    }
+
+    func text(_ r: Range<Int>) -> String { String(decoding: bytes[r], as: UTF8.self) }
+
+    /// Character offset of byte offset `b`.
+    func position(_ b: Int) -> Int { String(decoding: bytes[..<b], as: UTF8.self).count }
+
+    func error(_ message: String, _ r: Range<Int>, _ detail: String? = nil) -> FlowSyntaxError {
+        FlowSyntaxError(message: message, token: text(r), position: position(r.lowerBound), detail: detail)
+    }
+
+    func badValue(_ r: Range<Int>, for name: String, _ detail: String?) -> FlowSyntaxError {
+        error("bad value \"\(text(r))\" for \(name)", r, detail)
+    }
+}
+
+/// One `key`, `key=value`, `key:value` or `key(value)` item.
+struct KeyValue {
+    var key: Range<Int>
+    /// `=`, `:` or `(`; 0 when the key stands alone.
+    var delimiter: UInt8
+    var value: Range<Int>
+    var hasValue: Bool { delimiter != 0 }
+    var whole: Range<Int> { key.lowerBound ..< Swift.max(key.upperBound, value.upperBound) }
+}
+
+/// OVS's `ofputil_parse_key_value`.
+struct Tokenizer {
+    let bytes: [UInt8]
+    var pos: Int
+    let end: Int
+
+    init(_ bytes: [UInt8], _ range: Range<Int>) {
+        self.bytes = bytes
+        self.pos = range.lowerBound
+        self.end = range.upperBound
+    }
+
+    static func isSeparator(_ c: UInt8) -> Bool {
+        c == UInt8(ascii: ",") || c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\r")
+            || c == UInt8(ascii: "\n")
+    }
+
+    static func endsKey(_ c: UInt8) -> Bool {
+        isSeparator(c) || c == UInt8(ascii: ":") || c == UInt8(ascii: "=") || c == UInt8(ascii: "(")
+    }
+
+    mutating func next() -> KeyValue? {
+        while pos < end && Tokenizer.isSeparator(bytes[pos]) { pos += 1 }
+        guard pos < end else { return nil }
+        let keyStart = pos
+        while pos < end && !Tokenizer.endsKey(bytes[pos]) { pos += 1 }
+        let key = keyStart ..< pos
+        guard pos < end else { return KeyValue(key: key, delimiter: 0, value: pos ..< pos) }
+        let delim = bytes[pos]
+        pos += 1
+        let parens = delim == UInt8(ascii: "(")
+        guard parens || delim == UInt8(ascii: ":") || delim == UInt8(ascii: "=") else {
+            return KeyValue(key: key, delimiter: 0, value: key.upperBound ..< key.upperBound)
+        }
+        let valueStart = pos
+        var n = valueEnd(from: pos, parens: parens)
+        if parens && n + 2 < end && bytes[n] == UInt8(ascii: ")") && bytes[n + 1] == UInt8(ascii: "-")
+            && bytes[n + 2] == UInt8(ascii: ">")
+        {
+            n = valueEnd(from: n, parens: false)
+        }
+        pos = n < end ? n + 1 : n
+        return KeyValue(key: key, delimiter: delim, value: valueStart ..< n)
+    }
+
+    /// OVS's `parse_value`: up to a delimiter, skipping balanced parentheses.
+    private func valueEnd(from start: Int, parens: Bool) -> Int {
+        var n = start
+        while n < end {
+            let c = bytes[n]
+            if parens ? c == UInt8(ascii: ")") : Tokenizer.isSeparator(c) { return n }
+            if c == UInt8(ascii: "(") {
+                var level = 0
+                repeat {
+                    if n >= end { return n }
+                    if bytes[n] == UInt8(ascii: "(") { level += 1 } else if bytes[n] == UInt8(ascii: ")") { level -= 1 }
+                    n += 1
+                } while level > 0
+            } else {
+                n += 1
+            }
+        }
+        return n
+    }
+}
+
+// MARK: - Match
+
+/// dl_type / nw_proto of a match, for prerequisite checks.
+struct MatchContext {
+    var dlType: UInt64?
+    var nwProto: UInt64?
+
+    init(_ m: Match) {
+        dlType = m.isWildcarded(.dlType) ? nil : m.value(.dlType)
+        nwProto = m.isWildcarded(.nwProto) ? nil : m.value(.nwProto)
+    }
+
+    var isIP: Bool { dlType == 0x0800 }
+    var isIPv6: Bool { dlType == 0x86dd }
+    var isIPAny: Bool { isIP || isIPv6 }
+    var isARP: Bool { dlType == 0x0806 || dlType == 0x8035 }
+    func isIPAny(proto: UInt64) -> Bool { isIPAny && nwProto == proto }
+}
+
+/// Conditions OVS puts on fields ("prerequisites", `man ovs-fields`).
+enum Prerequisite {
+    case none, ipOrARP, arp, ipv6, ipAny, ipAnyOrARP, l4, tcp, udp, sctp, icmpAny, icmpv6
+
+    func isMet(by c: MatchContext) -> Bool {
+        switch self {
+        case .none: return true
+        case .ipOrARP: return c.isIP || c.isARP
+        case .arp: return c.isARP
+        case .ipv6: return c.isIPv6
+        case .ipAny: return c.isIPAny
+        case .ipAnyOrARP: return c.isIPAny || c.isARP
+        case .l4: return c.isIPAny(proto: 6) || c.isIPAny(proto: 17) || c.isIPAny(proto: 132)
+        case .tcp: return c.isIPAny(proto: 6)
+        case .udp: return c.isIPAny(proto: 17)
+        case .sctp: return c.isIPAny(proto: 132)
+        case .icmpAny: return (c.isIP && c.nwProto == 1) || (c.isIPv6 && c.nwProto == 58)
+        case .icmpv6: return c.isIPv6 && c.nwProto == 58
+        }
+    }
+
+    var requirement: String {
+        switch self {
+        case .none: return ""
+        case .ipOrARP: return "requires ip or arp (dl_type=0x0800 or dl_type=0x0806)"
+        case .arp: return "requires arp or rarp (dl_type=0x0806 or dl_type=0x8035)"
+        case .ipv6: return "requires ipv6 (dl_type=0x86dd)"
+        case .ipAny: return "requires ip or ipv6 (dl_type=0x0800 or dl_type=0x86dd)"
+        case .ipAnyOrARP: return "requires ip, ipv6 or arp (dl_type=0x0800, 0x86dd or 0x0806)"
+        case .l4: return "requires tcp, udp or sctp (ip or ipv6 with nw_proto=6, 17 or 132)"
+        case .tcp: return "requires tcp or tcp6 (nw_proto=6)"
+        case .udp: return "requires udp or udp6 (nw_proto=17)"
+        case .sctp: return "requires sctp or sctp6 (nw_proto=132)"
+        case .icmpAny: return "requires icmp (ip, nw_proto=1) or icmp6 (ipv6, nw_proto=58)"
+        case .icmpv6: return "requires icmp6 (ipv6, nw_proto=58)"
+        }
+    }
+}
+
+/// Every field name the syntax knows, with OVS's aliases.
+enum SyntaxField {
+    case inPort, dlSrc, dlDst, dlType, vlanTCI, dlVlan, dlVlanPcp
+    case nwSrc, nwDst, arpSpa, arpTpa, arpSha, arpTha, arpOp, nwProto
+    case nwTos, ipDscp, nwEcn, nwTTL, nwFrag
+    case ipv6Src, ipv6Dst, ipv6Label
+    case tpSrc, tpDst, tcpSrc, tcpDst, udpSrc, udpDst, sctpSrc, sctpDst, tcpFlags
+    case icmpType, icmpCode, icmpv6Type, icmpv6Code
+    case tunId, tunSrc, tunDst
+
+    static let byName: [String: SyntaxField] = [
+        "in_port": .inPort,
+        "dl_src": .dlSrc, "eth_src": .dlSrc,
+        "dl_dst": .dlDst, "eth_dst": .dlDst,
+        "dl_type": .dlType, "eth_type": .dlType,
+        "vlan_tci": .vlanTCI, "dl_vlan": .dlVlan, "dl_vlan_pcp": .dlVlanPcp,
+        "nw_src": .nwSrc, "ip_src": .nwSrc, "nw_dst": .nwDst, "ip_dst": .nwDst,
+        "arp_spa": .arpSpa, "arp_tpa": .arpTpa, "arp_sha": .arpSha, "arp_tha": .arpTha, "arp_op": .arpOp,
+        "nw_proto": .nwProto, "ip_proto": .nwProto,
+        "nw_tos": .nwTos, "ip_dscp": .ipDscp, "nw_ecn": .nwEcn, "ip_ecn": .nwEcn, "nw_ttl": .nwTTL,
+        "nw_frag": .nwFrag, "ip_frag": .nwFrag,
+        "ipv6_src": .ipv6Src, "ipv6_dst": .ipv6Dst, "ipv6_label": .ipv6Label,
+        "tp_src": .tpSrc, "tp_dst": .tpDst, "tcp_src": .tcpSrc, "tcp_dst": .tcpDst,
+        "udp_src": .udpSrc, "udp_dst": .udpDst, "sctp_src": .sctpSrc, "sctp_dst": .sctpDst,
+        "tcp_flags": .tcpFlags,
+        "icmp_type": .icmpType, "icmp_code": .icmpCode, "icmpv6_type": .icmpv6Type, "icmpv6_code": .icmpv6Code,
+        "tun_id": .tunId, "tunnel_id": .tunId, "tun_src": .tunSrc, "tun_dst": .tunDst,
+    ]
+
+    enum Kind {
+        case port
+        case mac
+        /// An integer of `bits` bits; `hex` only affects how the range is described in errors.
+        case integer(bits: Int, hex: Bool)
+        case ipv4
+        case ipv6
+        case frag
+        case tcpFlags
+    }
+
+    var kind: Kind {
+        switch self {
+        case .inPort: return .port
+        case .dlSrc, .dlDst, .arpSha, .arpTha: return .mac
+        case .dlType: return .integer(bits: 16, hex: true)
+        case .vlanTCI: return .integer(bits: 16, hex: true)
+        case .dlVlan: return .integer(bits: 12, hex: false)
+        case .dlVlanPcp: return .integer(bits: 3, hex: false)
+        case .nwSrc, .nwDst, .arpSpa, .arpTpa, .tunSrc, .tunDst: return .ipv4
+        case .arpOp, .nwProto, .nwTos, .nwTTL: return .integer(bits: 8, hex: false)
+        case .ipDscp: return .integer(bits: 6, hex: false)
+        case .nwEcn: return .integer(bits: 2, hex: false)
+        case .nwFrag: return .frag
+        case .ipv6Src, .ipv6Dst: return .ipv6
+        case .ipv6Label: return .integer(bits: 20, hex: true)
+        case .tpSrc, .tpDst, .tcpSrc, .tcpDst, .udpSrc, .udpDst, .sctpSrc, .sctpDst: return .integer(bits: 16, hex: false)
+        case .tcpFlags: return .tcpFlags
+        case .icmpType, .icmpCode, .icmpv6Type, .icmpv6Code: return .integer(bits: 8, hex: false)
+        case .tunId: return .integer(bits: 64, hex: true)
+        }
+    }
+
+    /// Whether a match may give a `/mask` (OVS's "maskable").
+    var maskable: Bool {
+        switch self {
+        case .dlSrc, .dlDst, .arpSha, .arpTha, .vlanTCI, .nwSrc, .nwDst, .arpSpa, .arpTpa, .tunSrc, .tunDst,
+            .ipv6Src, .ipv6Dst, .ipv6Label, .tpSrc, .tpDst, .tcpSrc, .tcpDst, .udpSrc, .udpDst, .sctpSrc, .sctpDst,
+            .tcpFlags, .tunId, .nwFrag:
+            return true
+        default:
+            return false
+        }
+    }
+
+    var prerequisite: Prerequisite {
+        switch self {
+        case .inPort, .dlSrc, .dlDst, .dlType, .vlanTCI, .dlVlan, .dlVlanPcp, .tunId, .tunSrc, .tunDst: return .none
+        case .nwSrc, .nwDst: return .ipOrARP
+        case .arpSpa, .arpTpa, .arpSha, .arpTha, .arpOp: return .arp
+        case .nwProto: return .ipAnyOrARP
+        case .nwTos, .ipDscp, .nwEcn, .nwTTL, .nwFrag: return .ipAny
+        case .ipv6Src, .ipv6Dst, .ipv6Label: return .ipv6
+        case .tpSrc, .tpDst: return .l4
+        case .tcpSrc, .tcpDst, .tcpFlags: return .tcp
+        case .udpSrc, .udpDst: return .udp
+        case .sctpSrc, .sctpDst: return .sctp
+        case .icmpType, .icmpCode: return .icmpAny
+        case .icmpv6Type, .icmpv6Code: return .icmpv6
+        }
+    }
+
+    /// Checks a parsed value's range beyond its bit width.
+    func validate(_ v: FieldValue) -> String? {
+        switch (self, v) {
+        case (.nwTos, .scalar(let value, _)) where value & 3 != 0:
+            return "nw_tos is the DSCP part of the TOS byte, so it must be a multiple of 4 (use nw_ecn for the low 2 bits)"
+        default: return nil
+        }
+    }
+
+    /// Applies `v` to `m` the way OVS's `mf_set` does (some fields update only part of a storage field).
+    func apply(_ v: FieldValue, to m: inout Match) {
+        switch v {
+        case .ipv6(let a, let mask):
+            let (hi, lo): (FlowField, FlowField) = self == .ipv6Src ? (.ipv6SrcHigh, .ipv6SrcLow) : (.ipv6DstHigh, .ipv6DstLow)
+            m.set(hi, a.high, mask: mask.high)
+            m.set(lo, a.low, mask: mask.low)
+        case .scalar(let value, let mask):
+            switch self {
+            case .inPort: m.set(.inPort, value, mask: mask)
+            case .dlSrc: m.set(.dlSrc, value, mask: mask)
+            case .dlDst: m.set(.dlDst, value, mask: mask)
+            case .dlType: m.set(.dlType, value, mask: mask)
+            case .vlanTCI: m.set(.vlanTCI, value, mask: mask)
+            case .dlVlan:  // match_set_dl_vlan: VID and the present bit, PCP untouched
+                SyntaxField.setBits(&m, .vlanTCI, bits: 0x1fff, value: FlowConstants.vlanPresent | value)
+            case .dlVlanPcp:  // match_set_dl_vlan_pcp: PCP and the present bit, VID untouched
+                SyntaxField.setBits(&m, .vlanTCI, bits: 0xf000, value: FlowConstants.vlanPresent | value << 13)
+            case .nwSrc, .arpSpa: m.set(.nwSrc, value, mask: mask)
+            case .nwDst, .arpTpa: m.set(.nwDst, value, mask: mask)
+            case .arpSha: m.set(.arpSha, value, mask: mask)
+            case .arpTha: m.set(.arpTha, value, mask: mask)
+            case .arpOp, .nwProto: m.set(.nwProto, value, mask: mask)
+            case .nwTos: SyntaxField.setBits(&m, .nwTos, bits: 0xfc, value: value)
+            case .ipDscp: SyntaxField.setBits(&m, .nwTos, bits: 0xfc, value: value << 2)
+            case .nwEcn: SyntaxField.setBits(&m, .nwTos, bits: 0x03, value: value)
+            case .nwTTL: m.set(.nwTTL, value, mask: mask)
+            case .nwFrag: m.set(.nwFrag, value, mask: mask)
+            case .ipv6Label: m.set(.ipv6Label, value, mask: mask)
+            case .tpSrc, .tcpSrc, .udpSrc, .sctpSrc: m.set(.tpSrc, value, mask: mask)
+            case .tpDst, .tcpDst, .udpDst, .sctpDst: m.set(.tpDst, value, mask: mask)
+            // OVS's match_set_icmp_type/code: the 8-bit value in the 16-bit field, exact.
+            case .icmpType, .icmpv6Type: m.set(.tpSrc, value)
+            case .icmpCode, .icmpv6Code: m.set(.tpDst, value)
+            case .tcpFlags: m.set(.tcpFlags, value, mask: mask)
+            case .tunId: m.set(.tunId, value, mask: mask)
+            case .tunSrc: m.set(.tunSrc, value, mask: mask)
+            case .tunDst: m.set(.tunDst, value, mask: mask)
+            case .ipv6Src, .ipv6Dst: break  // always .ipv6 values
+            }
+        }
+    }
+
+    /// Sets exactly `bits` of `field` to `value`, keeping the rest of the field's value and mask.
+    static func setBits(_ m: inout Match, _ field: FlowField, bits: UInt64, value: UInt64) {
+        let mask = m.mask(field) | bits
+        let key = (m.value(field) & ~bits) | (value & bits)
+        m.set(field, key, mask: mask)
+    }
+}
+
+/// A parsed field value with its mask (all ones unless the text gave one).
+enum FieldValue: Equatable {
+    case scalar(UInt64, mask: UInt64)
+    case ipv6(IPv6Address, mask: IPv6Address)
+}
+
+/// Protocol shorthands (OVS's `ofp_parse_protocol`).
+let protocolShorthands: [String: (dlType: UInt64, nwProto: UInt64?)] = [
+    "ip": (0x0800, nil), "ipv4": (0x0800, nil), "ip4": (0x0800, nil),
+    "icmp": (0x0800, 1), "igmp": (0x0800, 2), "tcp": (0x0800, 6), "udp": (0x0800, 17), "sctp": (0x0800, 132),
+    "ipv6": (0x86dd, nil), "ip6": (0x86dd, nil),
+    "icmp6": (0x86dd, 58), "tcp6": (0x86dd, 6), "udp6": (0x86dd, 17), "sctp6": (0x86dd, 132),
+    "arp": (0x0806, nil), "rarp": (0x8035, nil), "mpls": (0x8847, nil), "mplsm": (0x8848, nil),
+]
+
+/// Statistics that `dump-flows` prints; OVS ignores them so its output can be fed back.
+private let ignoredStatistics: Set<String> = ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"]
+
+struct ParsedMatch {
+    var match = Match()
+    var priority: UInt16?
+    var cookie: (value: UInt64, mask: UInt64)?
+    var idleTimeout: UInt16?
+    var hardTimeout: UInt16?
+    /// The `actions` key, when the text has one (flows only), and where the action list starts.
+    var actionsKey: Range<Int>?
+    var actionsStart = 0
+}
+
+enum MatchMode { case flow, filter }
+
+extension FlowParser {
+    func parseMatchPart(_ src: FlowText, mode: MatchMode) throws(FlowSyntaxError) -> ParsedMatch {
+        var out = ParsedMatch()
+        var fieldsSet: [(SyntaxField, Range<Int>)] = []
+        var tok = Tokenizer(src.bytes, 0 ..< src.bytes.count)
+        loop: while let kv = tok.next() {
+            let key = src.text(kv.key)
+            if key == "actions" || key == "action" {
+                guard mode == .flow else {
+                    throw src.error("actions are not allowed here", kv.key, "a filter has only match fields")
+                }
+                // OVS finds the "=" after "actions" even past white space ("actions = drop").
+                var eq = kv.key.upperBound
+                while eq < src.bytes.count && (src.bytes[eq] == UInt8(ascii: " ") || src.bytes[eq] == UInt8(ascii: "\t")) { eq += 1 }
+                guard eq < src.bytes.count && src.bytes[eq] == UInt8(ascii: "=") else {
+                    throw src.error("expected \"=\" after \(key)", kv.key)
+                }
+                out.actionsKey = kv.key
+                out.actionsStart = eq + 1
+                break loop
+            }
+            if let p = protocolShorthands[key] {
+                if kv.hasValue { throw src.error("unexpected value for \(key)", kv.whole, "\(key) is a protocol shorthand and takes no value") }
+                out.match.set(.dlType, p.dlType)
+                if let proto = p.nwProto { out.match.set(.nwProto, proto) }
+                continue
+            }
+            if let field = SyntaxField.byName[key] {
+                guard kv.hasValue, !kv.value.isEmpty else {
+                    throw src.error("missing value for \(key)", kv.key)
+                }
+                if kv.delimiter == UInt8(ascii: "(") {
+                    throw src.badValue(kv.value, for: key, "expected \(key)=VALUE")
+                }
+                let value: FieldValue
+                do { value = try parseFieldValue(field, src, kv.value) } catch { throw src.badValue(kv.value, for: key, error.detail) }
+                if let problem = field.validate(value) { throw src.badValue(kv.value, for: key, problem) }
+                field.apply(value, to: &out.match)
+                fieldsSet.append((field, kv.key))
+                continue
+            }
+            if ignoredStatistics.contains(key) { continue }
+            switch key {
+            case "priority", "cookie", "table", "idle_timeout", "hard_timeout": break
+            case "out_port", "out_group", "importance", "send_flow_rem", "check_overlap", "reset_counts",
+                "no_packet_counts", "no_byte_counts":
+                throw src.error("unsupported keyword \"\(key)\"", kv.key, "vswift does not implement it")
+            default:
+                throw src.error("unknown field \"\(key)\"", kv.key)
+            }
+            guard kv.hasValue, !kv.value.isEmpty else { throw src.error("missing value for \(key)", kv.key) }
+            let text = src.text(kv.value)
+            switch key {
+            case "priority":
+                do { out.priority = UInt16(try parseNumber(text, max: 0xffff, hex: false)) } catch {
+                    throw src.badValue(kv.value, for: key, error.detail)
+                }
+            case "table":
+                let table: UInt64
+                do { table = try parseNumber(text, max: 0xff, hex: false) } catch { throw src.badValue(kv.value, for: key, error.detail) }
+                if table != 0 { throw src.badValue(kv.value, for: key, "vswift has one flow table, table 0") }
+            case "idle_timeout", "hard_timeout":
+                guard mode == .flow else {
+                    throw src.error("\(key) is not allowed here", kv.key, "timeouts are set when adding a flow")
+                }
+                let t: UInt16
+                do { t = UInt16(try parseNumber(text, max: 0xffff, hex: false)) } catch { throw src.badValue(kv.value, for: key, error.detail) }
+                if key == "idle_timeout" { out.idleTimeout = t } else { out.hardTimeout = t }
+            default:  // cookie
+                if let slash = text.firstIndex(of: "/") {
+                    guard mode == .filter else {
+                        throw src.badValue(kv.value, for: key, "flow additions cannot use a cookie mask")
+                    }
+                    do {
+                        let v = try parseNumber(String(text[..<slash]), max: .max, hex: true)
+                        let m = try parseNumber(String(text[text.index(after: slash)...]), max: .max, hex: true)
+                        out.cookie = (v & m, m)
+                    } catch { throw src.badValue(kv.value, for: key, error.detail) }
+                } else {
+                    guard mode == .flow else {
+                        throw src.badValue(kv.value, for: key, "cannot set a cookie here; match one with cookie=VALUE/MASK")
+                    }
+                    do { out.cookie = (try parseNumber(text, max: .max, hex: true), .max) } catch {
+                        throw src.badValue(kv.value, for: key, error.detail)
+                    }
+                }
+            }
+        }
+        let context = MatchContext(out.match)
+        for (field, key) in fieldsSet where !field.prerequisite.isMet(by: context) {
+            throw src.error("missing prerequisite for \(src.text(key))", key, "\(src.text(key)) \(field.prerequisite.requirement)")
+        }
+        return out
+    }
+
+    func parseFieldValue(_ field: SyntaxField, _ src: FlowText, _ r: Range<Int>) throws(ValueError) -> FieldValue {
+        let text = src.text(r)
+        if case .port = field.kind {
+            return .scalar(UInt64(try resolvePort(text)), mask: 0xffff_ffff)
+        }
+        return try parseValue(kind: field.kind, maskable: field.maskable, text)
+    }
+}

@@ -1,0 +1,36 @@
+import Glibc
+import VSwiftDatapath
+
+/// What the control plane needs from the datapath. `Datapath` is the real one; tests use a fake,
+/// so the switch's bookkeeping (bridges, ports, flow tables, persistence) runs without the kernel.
+/// Control path only, so an existential is fine.
+public protocol DatapathControl: AnyObject {
+    func addBridge(_ name: String) throws(DatapathError)
+    func deleteBridge(_ name: String) throws(DatapathError)
+    @discardableResult
+    func addPort(_ name: String, bridge: String) throws(DatapathError) -> PortAttachment
+    func deletePort(_ name: String) throws(DatapathError)
+    func attachment(of port: String) -> PortAttachment?
+    func statistics(port name: String) -> PortStatistics?
+    func frameAccounting() -> [FrameAccounting]
+
+    /// OpenFlow port numbers of a bridge's ports, by port name (the internal port is `ofportLocal`).
+    func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError)
+    /// Replaces the bridge's whole flow table.
+    func setFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError)
+    func ruleStatistics(counterSlot: Int) -> RuleStatistics
+    func resetRuleStatistics(counterSlot: Int)
+}
+
+extension Datapath: DatapathControl {}
+
+/// Seconds on a monotonic clock, with a fraction. Must be the clock of `RuleStatistics.lastUsed`
+/// (`Datapath.monotonicSeconds`, whole seconds of CLOCK_MONOTONIC), so idle times can be compared.
+public typealias MonotonicClock = @Sendable () -> Double
+
+/// CLOCK_MONOTONIC in seconds: the datapath's clock (it reads the coarse variant of the same clock).
+public let monotonicClock: MonotonicClock = {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

@@ -1,0 +1,457 @@
+import VSwiftClassifier
+import VSwiftDatapath
+import VSwiftPacket
+
+// The OpenFlow flow tables as the control plane keeps them: per bridge, the installed flows with
+// their install time, counter slot and sequence number. Every change is published to the datapath
+// as a whole new table (`setFlowTable`) before it is committed here, so a datapath failure leaves
+// both sides as they were.
+//
+// Semantics follow Open vSwitch (ovs-ofctl(8), ofproto):
+// - add: a flow with an identical match and priority is replaced, as a new flow (counters and
+//   duration start again: OpenFlow 1.0's add, which ovs-ofctl speaks by default).
+// - modify: replaces the actions of the selected flows, keeping counters, duration, timeouts and
+//   cookie; the hard timeout counts again from the modification (OVS's `modified` time).
+// - delete / modify selection: strict = identical match and priority; non-strict = every flow whose
+//   match is at least as specific as the given one, whatever its priority.
+// - replace: the table becomes exactly the given flows; flows already there with the same match,
+//   priority, actions, cookie and timeouts are left alone (and keep their counters).
+
+/// A flow's identity in its table: OpenFlow's "identical match and priority".
+struct FlowIdentity: Hashable {
+    let match: Match
+    let priority: UInt16
+
+    init(match: Match, priority: UInt16) {
+        self.match = match
+        self.priority = priority
+    }
+
+    init(_ rule: FlowRule) {
+        self.init(match: rule.match, priority: rule.priority)
+    }
+
+    static func == (a: FlowIdentity, b: FlowIdentity) -> Bool {
+        a.priority == b.priority && a.match == b.match
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(priority)
+        // The key is pre-masked, so words the mask does not touch are zero and can be skipped.
+        for i in 0..<FlowKey.wordCount {
+            let mask = match.mask[word: i]
+            if mask != 0 {
+                hasher.combine(i)
+                hasher.combine(mask)
+                hasher.combine(match.key[word: i])
+            }
+        }
+    }
+}
+
+/// What the table keeps of a flow besides its identity.
+struct InstalledFlow {
+    var actions: [FlowAction]
+    var cookie: UInt64
+    var idleTimeout: UInt16
+    var hardTimeout: UInt16
+    /// Monotonic seconds of installation (duration counts from here).
+    var created: Double
+    /// Monotonic seconds of installation or last modification (the hard timeout counts from here).
+    var modified: Double
+    var counterSlot: Int
+    var sequence: UInt64
+
+    var hasTimeout: Bool { idleTimeout != 0 || hardTimeout != 0 }
+
+    /// Same flow as `rule` says, apart from its identity: replace-flows leaves such a flow alone.
+    func isSame(as rule: FlowRule) -> Bool {
+        actions == rule.actions && cookie == rule.cookie && idleTimeout == rule.idleTimeout
+            && hardTimeout == rule.hardTimeout
+    }
+
+    func rule(_ id: FlowIdentity) -> FlowRule {
+        var rule = FlowRule(priority: id.priority, match: id.match, actions: actions)
+        rule.cookie = cookie
+        rule.idleTimeout = idleTimeout
+        rule.hardTimeout = hardTimeout
+        return rule
+    }
+}
+
+/// Which flows a del-flows, mod-flows or dump-flows acts on.
+public struct FlowSelector: Sendable {
+    public var match: Match
+    /// Strict: only the flow with exactly this match and `priority`. Non-strict: every flow whose
+    /// match is at least as specific as `match` (all its constraints, same or narrower), any priority.
+    public var strict: Bool
+    public var priority: UInt16
+    /// Only flows whose cookie equals `value` in the bits of `mask` (ovs-ofctl's `cookie=V/M`).
+    public var cookie: (value: UInt64, mask: UInt64)?
+
+    public init(match: Match = Match(), strict: Bool = false, priority: UInt16 = FlowRule.defaultPriority,
+                cookie: (value: UInt64, mask: UInt64)? = nil) {
+        self.match = match
+        self.strict = strict
+        self.priority = priority
+        self.cookie = cookie
+    }
+
+    /// Every flow (non-strict, empty match).
+    public static let all = FlowSelector()
+
+    func selects(_ id: FlowIdentity, _ flow: InstalledFlow) -> Bool {
+        if let cookie, flow.cookie & cookie.mask != cookie.value & cookie.mask { return false }
+        if strict { return id.priority == priority && id.match == match }
+        return Self.isAtLeastAsSpecific(id.match, as: match)
+    }
+
+    /// Does `flow` constrain every bit `selector` constrains, to the same value?
+    static func isAtLeastAsSpecific(_ flow: Match, as selector: Match) -> Bool {
+        for i in 0..<FlowKey.wordCount {
+            let mask = selector.mask[word: i]
+            if mask & ~flow.mask[word: i] != 0 || flow.key[word: i] & mask != selector.key[word: i] { return false }
+        }
+        return true
+    }
+}
+
+/// Counter slots 0..<capacity: a high-water mark plus a stack of returned slots, so no array of
+/// `capacity` entries is ever built.
+struct CounterSlotAllocator {
+    let capacity: Int
+    private var nextUnused = 0
+    private var returned: [Int] = []
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    var available: Int { capacity - nextUnused + returned.count }
+
+    mutating func allocate() -> Int? {
+        if let slot = returned.popLast() { return slot }
+        guard nextUnused < capacity else { return nil }
+        defer { nextUnused += 1 }
+        return nextUnused
+    }
+
+    mutating func release(_ slot: Int) {
+        returned.append(slot)
+    }
+
+    mutating func release(_ slots: [Int]) {
+        returned.append(contentsOf: slots)
+    }
+}
+
+/// One bridge's flow table.
+struct FlowTable {
+    var flows: [FlowIdentity: InstalledFlow] = [:]
+    /// Flows with an idle or hard timeout, so expiry can skip tables without any.
+    var timedCount = 0
+}
+
+/// A flow of a table with its counters, as dump-flows reports it.
+struct FlowSnapshot {
+    let id: FlowIdentity
+    let flow: InstalledFlow
+    let statistics: RuleStatistics
+}
+
+/// All bridges' flow tables, their counter slots and sequence numbers.
+final class FlowTables {
+    private enum Pending {
+        /// The flow already in the table stays as it is.
+        case keep
+        /// Install this flow (new, replacing, or a modified copy).
+        case install(InstalledFlow)
+    }
+
+    private var tables: [String: FlowTable] = [:]
+    private var slots: CounterSlotAllocator
+    private var nextSequence: UInt64 = 0
+    private let datapath: any DatapathControl
+    private let clock: MonotonicClock
+
+    init(datapath: any DatapathControl, clock: @escaping MonotonicClock, counterSlots: Int = DatapathLimits.maxRules) {
+        self.datapath = datapath
+        self.clock = clock
+        self.slots = CounterSlotAllocator(capacity: counterSlots)
+    }
+
+    func count(bridge: String) -> Int { tables[bridge]?.flows.count ?? 0 }
+
+    func hasTable(bridge: String) -> Bool { tables[bridge] != nil }
+
+    /// Starts the table of a new (or restored) bridge with `rules` and publishes it.
+    func createTable(bridge: String, rules: [FlowRule]) throws(RPCError) {
+        precondition(tables[bridge] == nil, "flow table of \(bridge) created twice")
+        tables[bridge] = FlowTable()
+        do {
+            try add(bridge: bridge, rules: rules)
+        } catch {
+            tables[bridge] = nil
+            throw error
+        }
+    }
+
+    /// Forgets a deleted bridge's table and frees its counter slots.
+    func removeTable(bridge: String) {
+        guard let table = tables.removeValue(forKey: bridge) else { return }
+        slots.release(table.flows.values.map(\.counterSlot))
+    }
+
+    /// Publishes the table again as it is (after the bridge's port numbers changed).
+    func publish(bridge: String) throws(RPCError) {
+        try apply(bridge: bridge, pending: [:], allocated: [], removing: nil)
+    }
+
+    // MARK: Changes
+
+    /// add-flow / add-flows: each rule replaces a flow with an identical match and priority; within
+    /// `rules` a later one wins, as if they were added one after the other.
+    func add(bridge: String, rules: [FlowRule]) throws(RPCError) {
+        guard tables[bridge] != nil else { throw .noSuchBridge(bridge) }
+        let now = clock()
+        var pending: [FlowIdentity: Pending] = [:]
+        pending.reserveCapacity(rules.count)
+        for rule in rules {
+            pending[FlowIdentity(rule)] = .install(newFlow(rule, now: now))
+        }
+        let allocated = try allocateSlots(&pending)
+        try apply(bridge: bridge, pending: pending, allocated: allocated, removing: nil)
+    }
+
+    /// replace-flows: the table becomes exactly `rules`. Returns how many flows were added or
+    /// changed and how many deleted.
+    @discardableResult
+    func replace(bridge: String, rules: [FlowRule]) throws(RPCError) -> (installed: Int, deleted: Int) {
+        guard tables[bridge] != nil else { throw .noSuchBridge(bridge) }
+        let now = clock()
+        var pending: [FlowIdentity: Pending] = [:]
+        pending.reserveCapacity(rules.count)
+        var deleted = 0
+        do {
+            // Scoped: a copy of the table alive during `apply` would make its commit copy the table.
+            let flows = tables[bridge]!.flows
+            for rule in rules {
+                let id = FlowIdentity(rule)
+                if let existing = flows[id], existing.isSame(as: rule) {
+                    pending[id] = .keep
+                } else {
+                    pending[id] = .install(newFlow(rule, now: now))
+                }
+            }
+            for id in flows.keys where pending[id] == nil { deleted += 1 }
+        }
+        let allocated = try allocateSlots(&pending)
+        try apply(bridge: bridge, pending: pending, allocated: allocated, removing: { _, _ in true })
+        return (allocated.count, deleted)
+    }
+
+    /// del-flows: deletes the selected flows; returns how many.
+    @discardableResult
+    func delete(bridge: String, selector: FlowSelector) throws(RPCError) -> Int {
+        guard tables[bridge] != nil else { throw .noSuchBridge(bridge) }
+        var count = 0
+        do {
+            let flows = tables[bridge]!.flows
+            for (id, flow) in flows where selector.selects(id, flow) { count += 1 }
+        }
+        guard count > 0 else { return 0 }
+        try apply(bridge: bridge, pending: [:], allocated: [], removing: selector.selects)
+        return count
+    }
+
+    /// mod-flows: gives the selected flows `actions`, keeping their counters, duration, timeouts and
+    /// cookie (the cookie becomes `cookie` when given). When no flow is selected, `addIfNone` is
+    /// added if given (OVS adds only when the request sets a cookie). Returns how many flows were
+    /// modified and how many added.
+    @discardableResult
+    func modify(
+        bridge: String, selector: FlowSelector, actions: [FlowAction], cookie: UInt64? = nil, addIfNone: FlowRule? = nil
+    ) throws(RPCError) -> (modified: Int, added: Int) {
+        guard tables[bridge] != nil else { throw .noSuchBridge(bridge) }
+        let now = clock()
+        var pending: [FlowIdentity: Pending] = [:]
+        do {
+            let flows = tables[bridge]!.flows
+            for (id, flow) in flows where selector.selects(id, flow) {
+                var modified = flow
+                modified.actions = actions
+                modified.modified = now
+                if let cookie { modified.cookie = cookie }
+                pending[id] = .install(modified)
+            }
+        }
+        if pending.isEmpty {
+            guard let addIfNone else { return (0, 0) }
+            try add(bridge: bridge, rules: [addIfNone])
+            return (0, 1)
+        }
+        try apply(bridge: bridge, pending: pending, allocated: [], removing: nil)
+        return (pending.count, 0)
+    }
+
+    /// Deletes the flows whose idle or hard timeout has passed at `now` (the clock's time when nil).
+    /// Returns the bridges whose tables changed.
+    @discardableResult
+    func expire(now: Double? = nil) throws(RPCError) -> [String] {
+        let now = now ?? clock()
+        var expiredByBridge: [(String, Set<FlowIdentity>)] = []
+        for bridge in tables.keys.sorted() {
+            guard let table = tables[bridge], table.timedCount > 0 else { continue }
+            var expired = Set<FlowIdentity>()
+            for (id, flow) in table.flows where flow.hasTimeout && hasExpired(flow, now: now) {
+                expired.insert(id)
+            }
+            if !expired.isEmpty { expiredByBridge.append((bridge, expired)) }
+        }
+        var changed: [String] = []
+        for (bridge, expired) in expiredByBridge {
+            try apply(bridge: bridge, pending: [:], allocated: [], removing: { id, _ in expired.contains(id) })
+            changed.append(bridge)
+        }
+        return changed
+    }
+
+    private func hasExpired(_ flow: InstalledFlow, now: Double) -> Bool {
+        if flow.hardTimeout != 0 && now >= flow.modified + Double(flow.hardTimeout) { return true }
+        if flow.idleTimeout != 0 {
+            // lastUsed is a whole second: the packet came at most a second later than it says.
+            let lastUsed = datapath.ruleStatistics(counterSlot: flow.counterSlot).lastUsed
+            let idleSince = max(lastUsed == 0 ? 0 : Double(lastUsed) + 1, flow.modified)
+            if now >= idleSince + Double(flow.idleTimeout) { return true }
+        }
+        return false
+    }
+
+    // MARK: Reading
+
+    /// The selected flows (all when nil) in dump order: priority descending, then installation order.
+    func snapshot(bridge: String, selector: FlowSelector? = nil) throws(RPCError) -> [FlowSnapshot] {
+        guard let table = tables[bridge] else { throw .noSuchBridge(bridge) }
+        var result: [FlowSnapshot] = []
+        result.reserveCapacity(selector == nil ? table.flows.count : 0)
+        for (id, flow) in table.flows where selector?.selects(id, flow) ?? true {
+            result.append(FlowSnapshot(id: id, flow: flow, statistics: datapath.ruleStatistics(counterSlot: flow.counterSlot)))
+        }
+        result.sort { a, b in
+            a.id.priority != b.id.priority ? a.id.priority > b.id.priority : a.flow.sequence < b.flow.sequence
+        }
+        return result
+    }
+
+    /// The table's flows as rules, in dump order (which keeps installation order among equal
+    /// priorities, so re-adding them in this order keeps the tie-breaking).
+    func rules(bridge: String) -> [FlowRule] {
+        guard let table = tables[bridge] else { return [] }
+        let ordered = table.flows.sorted { a, b in
+            a.key.priority != b.key.priority ? a.key.priority > b.key.priority : a.value.sequence < b.value.sequence
+        }
+        return ordered.map { $0.value.rule($0.key) }
+    }
+
+    // MARK: Internals
+
+    private func newFlow(_ rule: FlowRule, now: Double) -> InstalledFlow {
+        nextSequence += 1
+        return InstalledFlow(
+            actions: rule.actions, cookie: rule.cookie, idleTimeout: rule.idleTimeout, hardTimeout: rule.hardTimeout,
+            created: now, modified: now, counterSlot: -1, sequence: nextSequence)
+    }
+
+    /// Gives every new flow in `pending` a zeroed counter slot; all or none.
+    private func allocateSlots(_ pending: inout [FlowIdentity: Pending]) throws(RPCError) -> [Int] {
+        var needed = 0
+        for entry in pending.values {
+            if case .install(let flow) = entry, flow.counterSlot < 0 { needed += 1 }
+        }
+        guard needed <= slots.available else {
+            throw .resourceUnavailable(
+                "too many flows: the datapath has room for \(slots.capacity) flows in all, \(slots.available) are free")
+        }
+        var allocated: [Int] = []
+        allocated.reserveCapacity(needed)
+        var index = pending.values.startIndex
+        while index != pending.values.endIndex {
+            if case .install(var flow) = pending.values[index], flow.counterSlot < 0 {
+                flow.counterSlot = slots.allocate()!
+                datapath.resetRuleStatistics(counterSlot: flow.counterSlot)
+                allocated.append(flow.counterSlot)
+                pending.values[index] = .install(flow)
+            }
+            pending.values.formIndex(after: &index)
+        }
+        return allocated
+    }
+
+    /// Publishes the table that results from `pending` (by identity) and `removing` (which flows
+    /// not in `pending` go), then commits it here. On failure nothing changes and the slots in
+    /// `allocated` are freed again.
+    private func apply(
+        bridge: String, pending: [FlowIdentity: Pending], allocated: [Int],
+        removing: ((FlowIdentity, InstalledFlow) -> Bool)?
+    ) throws(RPCError) {
+        guard tables[bridge] != nil else {
+            slots.release(allocated)
+            throw .noSuchBridge(bridge)
+        }
+        do {
+            let rules = datapathRules(bridge: bridge, pending: pending, removing: removing)
+            try datapath.setFlowTable(bridge: bridge, rules: rules)
+        } catch {
+            slots.release(allocated)
+            throw SwitchService.rpcError(for: error)
+        }
+
+        // Commit, on the table taken out of `tables` so that it is not shared (and not copied).
+        var table = tables.removeValue(forKey: bridge)!
+        var freed: [Int] = []
+        var timedCount = table.timedCount
+        if let removing {
+            table.flows = table.flows.filter { entry in
+                guard pending[entry.key] == nil, removing(entry.key, entry.value) else { return true }
+                freed.append(entry.value.counterSlot)
+                if entry.value.hasTimeout { timedCount -= 1 }
+                return false
+            }
+        }
+        for (id, entry) in pending {
+            guard case .install(let flow) = entry else { continue }
+            if let old = table.flows.updateValue(flow, forKey: id) {
+                if old.counterSlot != flow.counterSlot { freed.append(old.counterSlot) }
+                if old.hasTimeout { timedCount -= 1 }
+            }
+            if flow.hasTimeout { timedCount += 1 }
+        }
+        table.timedCount = timedCount
+        tables[bridge] = table
+        slots.release(freed)
+    }
+
+    /// The rules of the table that `apply` is about to commit.
+    private func datapathRules(
+        bridge: String, pending: [FlowIdentity: Pending], removing: ((FlowIdentity, InstalledFlow) -> Bool)?
+    ) -> [DatapathRule] {
+        let flows = tables[bridge]!.flows
+        var rules: [DatapathRule] = []
+        rules.reserveCapacity(flows.count + pending.count)
+        for (id, flow) in flows {
+            switch pending[id] {
+            case .keep?: rules.append(Self.datapathRule(id, flow))
+            case .install?: continue  // added below
+            case nil: if removing?(id, flow) != true { rules.append(Self.datapathRule(id, flow)) }
+            }
+        }
+        for (id, entry) in pending {
+            if case .install(let flow) = entry { rules.append(Self.datapathRule(id, flow)) }
+        }
+        return rules
+    }
+
+    private static func datapathRule(_ id: FlowIdentity, _ flow: InstalledFlow) -> DatapathRule {
+        DatapathRule(match: id.match, priority: id.priority, sequence: flow.sequence, actions: flow.actions, counterSlot: flow.counterSlot)
+    }
+}

@@ -1,0 +1,147 @@
+import VSwiftClassifier
+import VSwiftPacket
+
+/// Operation codes of compiled actions: what a worker executes per packet.
+enum ActionOp: UInt8 {
+    case output          // port slot in `port`
+    case normal
+    case flood
+    case all
+    case setDlSrc        // a = MAC
+    case setDlDst
+    case setNwSrc        // a = IPv4
+    case setNwDst
+    case setNwTos        // a = DSCP byte (low 2 bits 0)
+    case setNwEcn        // a = ECN (0...3)
+    case setNwTTL        // a = TTL
+    case setTpSrc        // a = port
+    case setTpDst
+    case setVlanVid      // a = VID
+    case setVlanPcp      // a = PCP
+    case stripVlan
+    case pushVlan        // a = TPID
+    case decTTL
+    case setIPv6Src      // a = high, b = low
+    case setIPv6Dst
+    case setTunId        // a = id
+    case setTunSrc       // a = IPv4
+    case setTunDst
+}
+
+/// One action ready for the packet path: plain data, no enums with payloads, no references.
+struct CompiledAction {
+    var op: ActionOp
+    var port: UInt16 = 0
+    var a: UInt64 = 0
+    var b: UInt64 = 0
+}
+
+/// Per rule: where its actions are, where its counters are, and which action is the last one
+/// that sends the packet somewhere (earlier ones get a copy; that one gets the frame itself).
+struct CompiledRule {
+    var actionStart: Int32
+    var actionCount: Int32
+    var counterSlot: Int32
+    var lastOutput: Int32
+}
+
+/// One published version of a bridge's flow table: the classifier plus compiled rules and actions.
+/// Immutable once built; workers read it through raw pointers while the datapath keeps it alive.
+final class CompiledFlowTable {
+    let classifier: ClassifierTable
+    let rules: UnsafeMutablePointer<CompiledRule>
+    let actions: UnsafeMutablePointer<CompiledAction>
+    let ruleCount: Int
+
+    /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
+    /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
+    init(rules source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+        var compiled: [CompiledRule] = []
+        var program: [CompiledAction] = []
+        compiled.reserveCapacity(source.count)
+        var entries: [ClassifierEntry] = []
+        entries.reserveCapacity(source.count)
+        for (index, rule) in source.enumerated() {
+            guard rule.counterSlot >= 0 && rule.counterSlot < DatapathLimits.maxRules else {
+                throw .unsupported("rule counter slot \(rule.counterSlot) out of range")
+            }
+            let start = program.count
+            var lastOutput: Int32 = -1
+            for action in rule.actions {
+                guard let op = try Self.compile(action, portSlot: portSlot) else { continue }
+                if op.op == .output || op.op == .normal || op.op == .flood || op.op == .all {
+                    lastOutput = Int32(program.count - start)
+                }
+                program.append(op)
+            }
+            compiled.append(CompiledRule(
+                actionStart: Int32(start), actionCount: Int32(program.count - start),
+                counterSlot: Int32(rule.counterSlot), lastOutput: lastOutput))
+            entries.append(ClassifierEntry(match: rule.match, priority: rule.priority, sequence: rule.sequence, payload: Int32(index)))
+        }
+        classifier = ClassifierTable(entries)
+        ruleCount = compiled.count
+        rules = .allocate(capacity: max(compiled.count, 1))
+        rules.initialize(from: compiled, count: compiled.count)
+        actions = .allocate(capacity: max(program.count, 1))
+        actions.initialize(from: program, count: program.count)
+    }
+
+    deinit {
+        rules.deallocate()
+        actions.deallocate()
+    }
+
+    /// nil for an action that compiles to nothing (output to a port that does not exist).
+    private static func compile(_ action: FlowAction, portSlot: (UInt32) -> UInt16?) throws(DatapathError) -> CompiledAction? {
+        switch action {
+        case .output(let ofport):
+            guard let slot = portSlot(ofport) else { return nil }
+            return CompiledAction(op: .output, port: slot)
+        case .local:
+            guard let slot = portSlot(0xfffe) else { return nil }
+            return CompiledAction(op: .output, port: slot)
+        case .inPort:
+            // Resolved per packet: the input port.
+            return CompiledAction(op: .output, port: UInt16.max)
+        case .normal: return CompiledAction(op: .normal)
+        case .flood: return CompiledAction(op: .flood)
+        case .all: return CompiledAction(op: .all)
+        case .modDlSrc(let mac): return CompiledAction(op: .setDlSrc, a: mac)
+        case .modDlDst(let mac): return CompiledAction(op: .setDlDst, a: mac)
+        case .modNwSrc(let ip): return CompiledAction(op: .setNwSrc, a: UInt64(ip))
+        case .modNwDst(let ip): return CompiledAction(op: .setNwDst, a: UInt64(ip))
+        case .modNwTos(let tos): return CompiledAction(op: .setNwTos, a: UInt64(tos))
+        case .modTpSrc(let port): return CompiledAction(op: .setTpSrc, a: UInt64(port))
+        case .modTpDst(let port): return CompiledAction(op: .setTpDst, a: UInt64(port))
+        case .modVlanVid(let vid): return CompiledAction(op: .setVlanVid, a: UInt64(vid))
+        case .modVlanPcp(let pcp): return CompiledAction(op: .setVlanPcp, a: UInt64(pcp))
+        case .stripVlan: return CompiledAction(op: .stripVlan)
+        case .pushVlan(let tpid): return CompiledAction(op: .pushVlan, a: UInt64(tpid))
+        case .decTTL: return CompiledAction(op: .decTTL)
+        case .setIPv6Src(let hi, let lo): return CompiledAction(op: .setIPv6Src, a: hi, b: lo)
+        case .setIPv6Dst(let hi, let lo): return CompiledAction(op: .setIPv6Dst, a: hi, b: lo)
+        case .setTunnel(let id): return CompiledAction(op: .setTunId, a: id)
+        case .setField(let field, let value):
+            switch field {
+            case .dlSrc: return CompiledAction(op: .setDlSrc, a: value)
+            case .dlDst: return CompiledAction(op: .setDlDst, a: value)
+            case .nwSrc: return CompiledAction(op: .setNwSrc, a: value)
+            case .nwDst: return CompiledAction(op: .setNwDst, a: value)
+            case .nwTos: return CompiledAction(op: .setNwTos, a: value & 0xfc)
+            case .nwTTL: return CompiledAction(op: .setNwTTL, a: value)
+            case .tpSrc: return CompiledAction(op: .setTpSrc, a: value)
+            case .tpDst: return CompiledAction(op: .setTpDst, a: value)
+            case .vlanTCI:
+                // set_field:VALUE->vlan_tci: VID and PCP from the value; without the present bit, strip.
+                if value & FlowConstants.vlanPresent == 0 { return CompiledAction(op: .stripVlan) }
+                return CompiledAction(op: .setVlanVid, a: value & 0x0fff, b: (value >> 13) & 0x7 | 0x100)
+            case .tunId: return CompiledAction(op: .setTunId, a: value)
+            case .tunSrc: return CompiledAction(op: .setTunSrc, a: value)
+            case .tunDst: return CompiledAction(op: .setTunDst, a: value)
+            default:
+                throw .unsupported("set_field on \(field.rawValue) is not supported by the datapath")
+            }
+        }
+    }
+}

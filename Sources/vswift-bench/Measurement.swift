@@ -1,0 +1,175 @@
+import Foundation
+import Glibc
+import VSwiftDatapath
+
+enum SwitchKind {
+    case vswift
+    case baseline
+}
+
+/// Counters read at the edges of a window.
+private struct Snapshot {
+    var time: Double
+    var sinkPackets: UInt64
+    var sinkBytes: UInt64
+    var generated: UInt64
+    var cpu: ThreadCPUTime
+    /// The CPU each measured thread last ran on.
+    var lastCPUs: [Int]
+    var s0: PortStatistics?
+    var s1: PortStatistics?
+
+    static func take(sink: Sink, generator: Generator, pid: Int32, tids: [Int32], datapath: Datapath?) -> Snapshot {
+        let counters = sink.counters()
+        let threads = tids.compactMap { ThreadCPUTime.read(pid: pid, tid: $0) }
+        let cpu = threads.reduce(ThreadCPUTime(), +)
+        let generated = generator.framesGenerated
+        let time = monotonicSeconds()
+        return Snapshot(
+            time: time, sinkPackets: counters.packets, sinkBytes: counters.bytes, generated: generated, cpu: cpu,
+            lastCPUs: threads.map(\.lastCPU),
+            s0: datapath?.statistics(port: "s0"), s1: datapath?.statistics(port: "s1"))
+    }
+}
+
+/// What every run shares: the topology, generator and sink, and the options.
+struct MeasurementContext {
+    let scenario: String
+    let topology: Topology
+    let sink: Sink
+    let generator: Generator
+    let switchCPU: Int
+    let bpfDirectory: String
+    let baselinePath: String?
+    let warmup: Double
+    let window: Double
+
+    /// Starts the switch, offers traffic, measures one window, stops everything again.
+    func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
+        let label = kind == .vswift ? "vswift" : "xsk_fwd"
+        log("run \(run) \(label): starting")
+        let sw: SwitchUnderTest
+        var vswift: VSwiftSwitch?
+        switch kind {
+        case .vswift:
+            let v = try VSwiftSwitch(namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory)
+            vswift = v
+            sw = v
+        case .baseline:
+            sw = try BaselineSwitch(
+                namespace: topology.switchNamespace, cpu: switchCPU, executable: baselinePath!,
+                redirectObject: "\(bpfDirectory)/\(Artifacts.redirect)")
+        }
+        var stopped = false
+        func stopAll() {
+            guard !stopped else { return }
+            stopped = true
+            generator.pause()
+            sw.stop()
+        }
+        defer {
+            if AllocationCounter.isAvailable { _ = AllocationCounter.end() }
+            stopAll()
+        }
+
+        if let vswift { try vswift.learn(from: sink) }
+        let sinkAtStart = sink.counters().packets
+        let switchTxAtStart = vswift?.datapath.statistics(port: "s1")?.txPackets ?? 0
+        generator.start()
+        try Signals.sleep(warmup)
+        if let failure = generator.failure { throw BenchError.failed(failure) }
+
+        let tids = sw.threadIDs
+        guard !tids.isEmpty else { throw BenchError.failed("\(label) has no threads to measure") }
+        let datapath = vswift?.datapath
+        let a = Snapshot.take(sink: sink, generator: generator, pid: sw.pid, tids: tids, datapath: datapath)
+        if vswift != nil { AllocationCounter.begin(tracking: tids) }
+        try Signals.sleep(window)
+        let allocations = vswift != nil ? AllocationCounter.end() : nil
+        let b = Snapshot.take(sink: sink, generator: generator, pid: sw.pid, tids: tids, datapath: datapath)
+        if let failure = generator.failure { throw BenchError.failed(failure) }
+
+        // Let the frames in flight arrive, then compare the switch's own count with the sink's.
+        generator.pause()
+        usleep(200_000)
+        var notes: [String] = []
+        let switchTxTotal = (vswift?.datapath.statistics(port: "s1")?.txPackets ?? 0) &- switchTxAtStart
+        if let vswift {
+            for accounting in vswift.datapath.frameAccounting() where !accounting.isConsistent {
+                notes.append("frame accounting inconsistent: \(accounting)")
+            }
+        }
+        stopAll()
+        let sinkTotal = sink.counters().packets &- sinkAtStart
+        if let baseline = sw as? BaselineSwitch {
+            // xsk_fwd prints its totals at exit: "xsk_fwd: s0->s1 N packets, ...".
+            if let range = baseline.log.range(of: "s0->s1 "),
+               let forwarded = UInt64(baseline.log[range.upperBound...].prefix(while: \.isNumber)) {
+                if let note = Self.disagreement("xsk_fwd sent", forwarded, sinkTotal) { notes.append(note) }
+            } else {
+                notes.append("xsk_fwd printed no totals: \(baseline.log.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+        } else if let note = Self.disagreement("vswift sent on s1", switchTxTotal, sinkTotal) {
+            notes.append(note)
+        }
+
+        let elapsed = b.time - a.time
+        let packets = b.sinkPackets &- a.sinkPackets
+        guard packets > 0 else {
+            throw BenchError.failed("\(label): the sink counted no packets in the window (generated \(b.generated &- a.generated))")
+        }
+        let cpu = CPUUsage(from: a.cpu, to: b.cpu)
+        var result = RunResult(
+            scenario: scenario, switchName: label, run: run, windowSeconds: elapsed, packets: packets,
+            bytes: b.sinkBytes &- a.sinkBytes, mpps: Double(packets) / elapsed / 1e6,
+            offeredMpps: Double(b.generated &- a.generated) / elapsed / 1e6,
+            userNanosecondsPerPacket: cpu.userNanoseconds / Double(packets),
+            totalNanosecondsPerPacket: cpu.totalNanoseconds / Double(packets),
+            cpuUtilization: cpu.totalNanoseconds / (elapsed * 1e9),
+            userTicks: cpu.userTicks, systemTicks: cpu.systemTicks, notes: notes)
+        // Both switches busy-poll, and the generator offers more than they forward: a forwarding
+        // thread that did not get its whole CPU was preempted by something else.
+        if result.cpuUtilization < 0.9 && result.offeredMpps > 1.1 * result.mpps {
+            result.notes.append(String(
+                format: "the forwarding thread got only %.0f%% of CPU %d while more was offered than forwarded: another process competed for it (see uptime); this run is not a clean measurement",
+                result.cpuUtilization * 100, switchCPU))
+        }
+        // A busy forwarding thread found off its CPU means the pinning did not happen.
+        if cpu.totalNanoseconds > 0.5 * elapsed * 1e9, b.lastCPUs.contains(where: { $0 != switchCPU }) {
+            result.notes.append("forwarding thread(s) last ran on CPU(s) \(b.lastCPUs), not only the switch CPU \(switchCPU)")
+        }
+        if cpu.userTicks + cpu.systemTicks > 0 && cpu.userTicks < 10 {
+            result.notes.append("the user/system split rests on \(cpu.userTicks) user tick(s) of 10 ms (timer-tick sampling): user ns/pkt is coarse; a longer --seconds sharpens it")
+        }
+        if let allocations {
+            result.workerAllocations = allocations.tracked
+            result.processAllocations = allocations.process
+            result.allocationsPerPacket = Double(allocations.tracked) / Double(packets)
+        }
+        if let s0a = a.s0, let s0b = b.s0, let s1a = a.s1, let s1b = b.s1 {
+            result.switchRxPackets = s0b.rxPackets &- s0a.rxPackets
+            result.switchTxPackets = s1b.txPackets &- s1a.txPackets
+            result.switchRxDropped = s0b.rxDropped &- s0a.rxDropped
+            if let x = s0a.xsk, let y = s0b.xsk {
+                result.switchRxSocket = XSKStatistics(
+                    rxDropped: y.rxDropped &- x.rxDropped, rxInvalidDescs: y.rxInvalidDescs &- x.rxInvalidDescs,
+                    txInvalidDescs: y.txInvalidDescs &- x.txInvalidDescs, rxRingFull: y.rxRingFull &- x.rxRingFull,
+                    rxFillRingEmptyDescs: y.rxFillRingEmptyDescs &- x.rxFillRingEmptyDescs,
+                    txRingEmptyDescs: y.txRingEmptyDescs &- x.txRingEmptyDescs)
+            }
+        }
+        log(String(format: "run %d %@: %.3f Mpps delivered (%.3f offered), CPU %.0f%%, user %.1f ns/pkt, total %.0f ns/pkt%@",
+                   run, label, result.mpps, result.offeredMpps, result.cpuUtilization * 100,
+                   result.userNanosecondsPerPacket, result.totalNanosecondsPerPacket,
+                   result.allocationsPerPacket.map { String(format: ", %.3f allocs/pkt", $0) } ?? ""))
+        for note in result.notes { log("  note: \(note)") }
+        return result
+    }
+
+    /// A note when two packet counts of the same traffic differ by more than 1% (and 100 packets).
+    static func disagreement(_ what: String, _ theirs: UInt64, _ sink: UInt64) -> String? {
+        let difference = theirs > sink ? theirs - sink : sink - theirs
+        guard difference > 100, Double(difference) > 0.01 * Double(max(theirs, sink)) else { return nil }
+        return "\(what) \(theirs) packets over the run but the sink counted \(sink)"
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Glibc
+import VSwiftDatapath
+
+/// One measured window of one switch.
+struct RunResult: Codable {
+    var scenario: String
+    var switchName: String
+    var run: Int
+    var windowSeconds: Double
+    /// Frames and bytes the sink counted in the window.
+    var packets: UInt64
+    var bytes: UInt64
+    var mpps: Double
+    /// Frames the generator produced per second in the window (what was offered to s0).
+    var offeredMpps: Double
+    var userNanosecondsPerPacket: Double
+    var totalNanosecondsPerPacket: Double
+    /// Share of one CPU the switch's forwarding thread(s) used in the window.
+    var cpuUtilization: Double
+    var userTicks: UInt64
+    var systemTicks: UInt64
+    /// vswift only: heap allocations by the worker thread(s) in the window, and per packet.
+    var workerAllocations: Int?
+    var allocationsPerPacket: Double?
+    /// vswift only: allocations by the whole bench process in the window (main thread, generator...).
+    var processAllocations: Int?
+    /// vswift only: its own counters over the window (s0 received, s1 transmitted, s0 receive drops).
+    var switchRxPackets: UInt64?
+    var switchTxPackets: UInt64?
+    var switchRxDropped: UInt64?
+    /// vswift only: the kernel's statistics of s0's AF_XDP socket over the window.
+    var switchRxSocket: XSKStatistics?
+    var notes: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case scenario, switchName = "switch", run, windowSeconds, packets, bytes, mpps, offeredMpps
+        case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
+        case cpuUtilization, userTicks, systemTicks, workerAllocations, allocationsPerPacket, processAllocations
+        case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, notes
+    }
+}
+
+/// Median and range over runs of one switch.
+struct Summary: Codable {
+    var scenario: String
+    var switchName: String
+    var runs: Int
+    var mpps: Double
+    var mppsMin: Double
+    var mppsMax: Double
+    /// mpps / the baseline's mpps (nil without a baseline).
+    var ratio: Double?
+    var userNanosecondsPerPacket: Double
+    var totalNanosecondsPerPacket: Double
+    var allocationsPerPacket: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case scenario, switchName = "switch", runs, mpps, mppsMin, mppsMax, ratio
+        case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
+        case allocationsPerPacket
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    }
+
+    init(results: [RunResult]) {
+        scenario = results[0].scenario
+        switchName = results[0].switchName
+        runs = results.count
+        mpps = Self.median(results.map(\.mpps))
+        mppsMin = results.map(\.mpps).min() ?? 0
+        mppsMax = results.map(\.mpps).max() ?? 0
+        userNanosecondsPerPacket = Self.median(results.map(\.userNanosecondsPerPacket))
+        totalNanosecondsPerPacket = Self.median(results.map(\.totalNanosecondsPerPacket))
+        let allocations = results.compactMap(\.allocationsPerPacket)
+        allocationsPerPacket = allocations.isEmpty ? nil : Self.median(allocations)
+    }
+}
+
+struct MachineInfo: Codable {
+    var cpus: Int
+    var model: String
+    var kernel: String
+
+    static func current() -> MachineInfo {
+        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        var model = "unknown"
+        if let cpuinfo = readTextFile("/proc/cpuinfo"),
+           let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":") {
+            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        let kernel = readTextFile("/proc/sys/kernel/osrelease")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        return MachineInfo(cpus: cpus, model: model, kernel: kernel)
+    }
+}
+
+struct BenchOptions: Codable {
+    var windowSeconds: Double
+    var warmupSeconds: Double
+    var frameSize: Int
+    var flows: Int
+    var switchCPU: Int
+    var generatorCPU: Int
+    var runs: Int
+    var baseline: Bool
+}
+
+struct BenchReport: Codable {
+    var machine: MachineInfo
+    var options: BenchOptions
+    var allocationCounting: String
+    var summary: [Summary]
+    var runs: [RunResult]
+}
+
+enum Table {
+    static func render(summaries: [Summary], showRange: Bool) -> String {
+        var header = ["scenario", "switch", "Mpps"]
+        if showRange { header.append("Mpps range") }
+        header += ["ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
+        var rows = [header]
+        for s in summaries {
+            var row = [s.scenario, s.switchName, String(format: "%.3f", s.mpps)]
+            if showRange { row.append(String(format: "%.3f-%.3f", s.mppsMin, s.mppsMax)) }
+            row.append(s.ratio.map { String(format: "%.2f", $0) } ?? "-")
+            row.append(String(format: "%.1f", s.userNanosecondsPerPacket))
+            row.append(String(format: "%.0f", s.totalNanosecondsPerPacket))
+            row.append(s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "-")
+            rows.append(row)
+        }
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        return rows.map { row in
+            row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell.padding(toLength: widths[i] + 2, withPad: " ", startingAt: 0)
+            }.joined()
+        }.joined(separator: "\n")
+    }
+}

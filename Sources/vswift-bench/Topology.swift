@@ -1,0 +1,66 @@
+import Foundation
+import Glibc
+
+/// The bench's three hosts, as network namespaces named after this process:
+///
+///     vsb-gen-PID          vsb-sw-PID               vsb-sink-PID
+///       g0  <--- veth --->  s0   [switch]   s1  <--- veth --->  k0
+///
+/// Every veth end has one rx and one tx queue (a frame reaches XDP only on an rx queue that exists on
+/// the receiving end, and vswift opens one socket per rx queue). IPv6 is off in all three, so no
+/// router solicitations or MLD reports mix with the measured traffic; no end has an IP address.
+/// Deleting a namespace deletes the veth ends in it, and with them their peers.
+final class Topology {
+    static let prefix = "vsb-"
+    let generator: String
+    let switchNamespace: String
+    let sink: String
+    private var created: [String] = []
+    private let ip = systemTool("ip")
+
+    init(pid: Int32 = getpid()) {
+        generator = "\(Self.prefix)gen-\(pid)"
+        switchNamespace = "\(Self.prefix)sw-\(pid)"
+        sink = "\(Self.prefix)sink-\(pid)"
+    }
+
+    var namespaces: [String] { [generator, switchNamespace, sink] }
+
+    func create() throws {
+        for name in namespaces {
+            try runCommand([ip, "netns", "add", name])
+            created.append(name)
+            try runCommand([ip, "netns", "exec", name, systemTool("sysctl"), "-q", "-w",
+                            "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+        }
+        try addVethPair("g0", in: generator, peer: "s0", in: switchNamespace)
+        try addVethPair("s1", in: switchNamespace, peer: "k0", in: sink)
+        for (device, namespace) in [("g0", generator), ("s0", switchNamespace), ("s1", switchNamespace), ("k0", sink)] {
+            try runCommand([ip, "-n", namespace, "link", "set", device, "up"])
+        }
+    }
+
+    private func addVethPair(_ a: String, in nsA: String, peer b: String, in nsB: String) throws {
+        try runCommand([ip, "link", "add", a, "numtxqueues", "1", "numrxqueues", "1", "netns", nsA,
+                        "type", "veth", "peer", "name", b, "numtxqueues", "1", "numrxqueues", "1", "netns", nsB])
+    }
+
+    /// Deletes the namespaces this object created (and so their veths). Safe to call twice.
+    func destroy() {
+        for name in created.reversed() {
+            _ = try? runCommand([ip, "netns", "del", name])
+        }
+        created = []
+    }
+
+    /// Deletes namespaces left behind by bench processes that no longer exist (killed with SIGKILL).
+    static func removeStale() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/run/netns") else { return }
+        for name in entries where name.hasPrefix(prefix) {
+            guard let dash = name.lastIndex(of: "-"), let pid = Int32(name[name.index(after: dash)...]) else { continue }
+            if pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                _ = try? runCommand([systemTool("ip"), "netns", "del", name])
+            }
+        }
+    }
+}

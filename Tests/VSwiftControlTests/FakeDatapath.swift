@@ -1,0 +1,150 @@
+import Foundation
+import Logging
+import VSwiftClassifier
+import VSwiftControl
+import VSwiftDatapath
+
+/// A datapath without a kernel: remembers what the control plane told it and serves counters that
+/// tests set.
+final class FakeDatapath: DatapathControl, @unchecked Sendable {
+    /// Devices that exist on the fake host (add-port of any other name fails like a missing device).
+    var devices: Set<String>
+    var bridges: Set<String> = []
+    /// Port name → bridge.
+    var ports: [String: String] = [:]
+    var portNumbers: [String: [String: UInt32]] = [:]
+    /// The last table published per bridge.
+    var flowTables: [String: [DatapathRule]] = [:]
+    var publishCount = 0
+    var counters: [Int: RuleStatistics] = [:]
+    var resets: [Int] = []
+    /// The next setFlowTable fails with this.
+    var failNextFlowTable: DatapathError?
+
+    init(devices: Set<String> = ["vnet0", "eth1", "eth2"]) {
+        self.devices = devices
+    }
+
+    func addBridge(_ name: String) throws(DatapathError) {
+        guard !bridges.contains(name), ports[name] == nil else { throw .bridgeExists(name) }
+        bridges.insert(name)
+        ports[name] = name
+    }
+
+    func deleteBridge(_ name: String) throws(DatapathError) {
+        guard bridges.remove(name) != nil else { throw .noSuchBridge(name) }
+        ports = ports.filter { $0.value != name }
+        flowTables[name] = nil
+        portNumbers[name] = nil
+    }
+
+    func addPort(_ name: String, bridge: String) throws(DatapathError) -> PortAttachment {
+        guard bridges.contains(bridge) else { throw .noSuchBridge(bridge) }
+        guard ports[name] == nil else { throw .portExists(name) }
+        guard devices.contains(name) else { throw .noSuchDevice(name) }
+        ports[name] = bridge
+        // PortAttachment has no public initializer; it is Codable.
+        return try! JSONDecoder().decode(PortAttachment.self, from: Data(#"{"kind":"afxdp","queues":1}"#.utf8))
+    }
+
+    func deletePort(_ name: String) throws(DatapathError) {
+        guard ports.removeValue(forKey: name) != nil else { throw .noSuchPort(name) }
+    }
+
+    func attachment(of port: String) -> PortAttachment? { nil }
+    func statistics(port name: String) -> PortStatistics? { ports[name] == nil ? nil : PortStatistics() }
+    func frameAccounting() -> [FrameAccounting] { [] }
+
+    func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError) {
+        guard bridges.contains(bridge) else { throw .noSuchBridge(bridge) }
+        portNumbers[bridge] = numbers
+    }
+
+    func setFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError) {
+        if let failure = failNextFlowTable {
+            failNextFlowTable = nil
+            throw failure
+        }
+        guard bridges.contains(bridge) else { throw .noSuchBridge(bridge) }
+        flowTables[bridge] = rules
+        publishCount += 1
+    }
+
+    func ruleStatistics(counterSlot: Int) -> RuleStatistics { counters[counterSlot] ?? RuleStatistics() }
+
+    func resetRuleStatistics(counterSlot: Int) {
+        counters[counterSlot] = nil
+        resets.append(counterSlot)
+    }
+
+    /// The published rule of `bridge` with this priority and actions, e.g. to find its counter slot.
+    func rule(_ bridge: String, priority: UInt16, where predicate: (DatapathRule) -> Bool = { _ in true }) -> DatapathRule? {
+        let matching = (flowTables[bridge] ?? []).filter { $0.priority == priority && predicate($0) }
+        return matching.count == 1 ? matching[0] : nil
+    }
+}
+
+/// A clock the test moves by hand.
+final class TestClock: @unchecked Sendable {
+    var now: Double
+
+    init(_ now: Double = 1000) {
+        self.now = now
+    }
+
+    var function: MonotonicClock { { self.now } }
+}
+
+/// A SwitchService on a fake datapath and a test clock, with helpers to call its methods.
+struct Harness {
+    let datapath: FakeDatapath
+    let clock: TestClock
+    let service: SwitchService
+
+    init(devices: Set<String> = ["vnet0", "eth1", "eth2"], store: ConfigStore? = nil, counterSlots: Int = 1 << 16) {
+        datapath = FakeDatapath(devices: devices)
+        clock = TestClock()
+        service = SwitchService(
+            datapath: datapath, systemID: "390982aa-7bf6-4dfd-84eb-76fe7654e73d",
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+            store: store, clock: clock.function, counterSlots: counterSlots)
+    }
+
+    @discardableResult
+    func call(_ method: String, _ params: [String: JSONValue] = [:]) -> Result<JSONValue, RPCError> {
+        service.perform(RPCRequest(id: 1, method: method, params: .object(params)))
+    }
+
+    /// Calls and expects success.
+    @discardableResult
+    func ok(_ method: String, _ params: [String: JSONValue] = [:]) throws -> JSONValue {
+        try call(method, params).get()
+    }
+
+    func addFlow(_ bridge: String, _ flow: String) throws {
+        try ok("add-flow", ["bridge": .string(bridge), "flow": .string(flow)])
+    }
+
+    func addFlows(_ bridge: String, _ lines: [String]) -> Result<JSONValue, RPCError> {
+        call("add-flows", ["bridge": .string(bridge), "flows": .array(lines.map(JSONValue.string))])
+    }
+
+    func dump(_ bridge: String, _ match: String? = nil) throws -> DumpFlowsReport {
+        var params: [String: JSONValue] = ["bridge": .string(bridge)]
+        if let match { params["match"] = .string(match) }
+        return try ok("dump-flows", params).decode(DumpFlowsReport.self)
+    }
+
+    /// "priority=…,match actions=…" of each flow, in dump order.
+    func flows(_ bridge: String, _ match: String? = nil) throws -> [String] {
+        try dump(bridge, match).flows.map { flow in
+            var text = flow.priority == FlowRule.defaultPriority ? "" : "priority=\(flow.priority)"
+            if !flow.match.isEmpty { text += (text.isEmpty ? "" : ",") + flow.match }
+            return text + " actions=" + flow.actions
+        }
+    }
+
+    func show() throws -> ShowReport {
+        try ok("show").decode(ShowReport.self)
+    }
+}

@@ -1,0 +1,434 @@
+import Testing
+import VSwiftClassifier
+import VSwiftDatapath
+@testable import VSwiftControl
+
+/// The seed scenario's bridge: br2 with vnet0 (port 1) and eth1 (port 2), standing in for lisp0.
+private func seedBridge() throws -> Harness {
+    let h = Harness()
+    try h.ok("add-br", ["bridge": "br2"])
+    try h.ok("add-port", ["bridge": "br2", "port": "vnet0"])
+    try h.ok("add-port", ["bridge": "br2", "port": "eth1"])
+    return h
+}
+
+private let seedFlows = [
+    "priority=0,action=NORMAL",
+    "priority=2,in_port=1,dl_type=0x0806,action=NORMAL",
+    "priority=3,dl_dst=02:00:00:00:00:00,action=mod_dl_dst:52:54:00:B8:27:75,output:1",
+    "priority=1,in_port=1,dl_type=0x0800,vlan_tci=0,nw_src=10.1.1.0/24,action=output:2",
+]
+
+@Suite struct FlowTableTests {
+    @Test func newBridgeStartsWithNormal() throws {
+        let h = Harness()
+        try h.ok("add-br", ["bridge": "br0"])
+        #expect(try h.flows("br0") == ["priority=0 actions=NORMAL"])
+        let rules = h.datapath.flowTables["br0"] ?? []
+        #expect(rules.count == 1)
+        #expect(rules.first?.actions == [.normal])
+        #expect(rules.first?.priority == 0)
+        #expect(h.datapath.portNumbers["br0"] == ["br0": ofportLocal])
+    }
+
+    @Test func seedScenarioDumpsLikeOVS() throws {
+        let h = try seedBridge()
+        let installedAt = h.clock.now
+        for flow in seedFlows {
+            try h.addFlow("br2", flow)
+            h.clock.now += 10
+        }
+        // The add-flow of "priority=0,action=NORMAL" replaced the bridge's initial flow.
+        #expect(try h.flows("br2") == [
+            "priority=3,dl_dst=02:00:00:00:00:00 actions=mod_dl_dst:52:54:00:b8:27:75,output:1",
+            "priority=2,arp,in_port=1 actions=NORMAL",
+            "priority=1,ip,in_port=1,vlan_tci=0x0000,nw_src=10.1.1.0/24 actions=output:2",
+            "priority=0 actions=NORMAL",
+        ])
+        #expect(h.datapath.flowTables["br2"]?.count == 4)
+        #expect(h.datapath.portNumbers["br2"] == ["vnet0": 1, "eth1": 2, "br2": ofportLocal])
+
+        // Counters come from the rule's slot; idle_age from its last use.
+        let rule = try #require(h.datapath.rule("br2", priority: 3))
+        h.datapath.counters[rule.counterSlot] = RuleStatistics(packets: 195, bytes: 19110, lastUsed: UInt64(installedAt) + 100)
+        h.clock.now = installedAt + 20 + 1615.8285
+        let report = try h.dump("br2")
+        let first = try #require(report.flows.first)
+        #expect(first.packets == 195 && first.bytes == 19110)
+        #expect(first.duration == 1615.828)
+        #expect(first.idleAge == 1535)  // now 1635.8 s after install, last used at 100 s
+        #expect(formatFlowLine(first) == " cookie=0x0, duration=1615.828s, table=0, n_packets=195, n_bytes=19110, idle_age=1535, priority=3,dl_dst=02:00:00:00:00:00 actions=mod_dl_dst:52:54:00:b8:27:75,output:1")
+        // Never used: idle since installation.
+        let arp = report.flows[1]
+        #expect(arp.idleAge == UInt64(arp.duration))
+        #expect(arp.packets == 0)
+    }
+
+    @Test func addFlowReplacesSameMatchAndPriorityAndResetsCounters() throws {
+        let h = try seedBridge()
+        try h.addFlow("br2", "priority=5,in_port=1,actions=output:2")
+        let old = try #require(h.datapath.rule("br2", priority: 5))
+        h.datapath.counters[old.counterSlot] = RuleStatistics(packets: 7, bytes: 700, lastUsed: 1000)
+        h.clock.now += 30
+        try h.addFlow("br2", "priority=5,in_port=1,actions=drop")
+        // A different priority is another flow.
+        try h.addFlow("br2", "priority=6,in_port=1,actions=drop")
+        #expect(try h.flows("br2") == [
+            "priority=6,in_port=1 actions=drop", "priority=5,in_port=1 actions=drop", "priority=0 actions=NORMAL",
+        ])
+        let replaced = try #require(h.dump("br2").flows.first { $0.priority == 5 })
+        #expect(replaced.packets == 0 && replaced.bytes == 0)
+        #expect(replaced.duration == 0)
+        let new = try #require(h.datapath.rule("br2", priority: 5))
+        #expect(new.actions == [])
+        #expect(new.sequence > old.sequence)
+        #expect(h.datapath.resets.contains(new.counterSlot))
+    }
+
+    @Test func portNamesResolveThroughTheBridge() throws {
+        let h = try seedBridge()
+        try h.addFlow("br2", "priority=9,in_port=vnet0,actions=output:eth1,output:br2")
+        try h.addFlow("br2", "priority=8,in_port=LOCAL,actions=output:vnet0")
+        let rule = try #require(h.datapath.rule("br2", priority: 9))
+        #expect(rule.match.value(.inPort) == 1)
+        #expect(rule.actions == [.output(2), .output(ofportLocal)] || rule.actions == [.output(2), .local])
+        #expect(h.datapath.rule("br2", priority: 8)?.match.value(.inPort) == UInt64(ofportLocal))
+        // A name that is no port of this bridge is an error.
+        let result = h.call("add-flow", ["bridge": "br2", "flow": "in_port=nosuch,actions=drop"])
+        #expect(result.error?.code == RPCError.invalidParams("").code)
+    }
+
+    @Test func modFlowsNonStrictChangesEveryFlowAtLeastAsSpecificAndKeepsCounters() throws {
+        let h = try seedBridge()
+        for flow in seedFlows { try h.addFlow("br2", flow) }
+        try h.addFlow("br2", "priority=7,in_port=2,actions=NORMAL")
+        let ip = try #require(h.datapath.rule("br2", priority: 1))
+        h.datapath.counters[ip.counterSlot] = RuleStatistics(packets: 101, bytes: 9898, lastUsed: 1000)
+        h.clock.now += 60
+
+        let result = try h.ok("mod-flows", ["bridge": "br2", "flow": "in_port=1,actions=drop"]).decode(FlowChangeReport.self)
+        #expect(result == FlowChangeReport(modified: 2))  // the arp and ip flows, whatever their priority
+        #expect(try h.flows("br2") == [
+            "priority=7,in_port=2 actions=NORMAL",
+            "priority=3,dl_dst=02:00:00:00:00:00 actions=mod_dl_dst:52:54:00:b8:27:75,output:1",
+            "priority=2,arp,in_port=1 actions=drop",
+            "priority=1,ip,in_port=1,vlan_tci=0x0000,nw_src=10.1.1.0/24 actions=drop",
+            "priority=0 actions=NORMAL",
+        ])
+        let modified = try #require(h.dump("br2").flows.first { $0.priority == 1 })
+        #expect(modified.packets == 101 && modified.bytes == 9898)
+        #expect(modified.duration == 60)  // kept
+        #expect(modified.hardAge == 0)
+        #expect(formatFlowLine(modified).contains("idle_age=0, hard_age=0, priority=1,"))
+        let same = try #require(h.datapath.rule("br2", priority: 1))
+        #expect(same.counterSlot == ip.counterSlot && same.sequence == ip.sequence)
+
+        // Nothing selected: nothing added (no cookie in the request).
+        let none = try h.ok("mod-flows", ["bridge": "br2", "flow": "in_port=3,actions=drop"]).decode(FlowChangeReport.self)
+        #expect(none == FlowChangeReport())
+        #expect(try h.flows("br2").count == 5)
+    }
+
+    @Test func modFlowsStrictChangesOnlyTheIdenticalFlow() throws {
+        let h = try seedBridge()
+        try h.addFlow("br2", "priority=5,in_port=1,actions=NORMAL")
+        try h.addFlow("br2", "priority=6,in_port=1,actions=NORMAL")
+        try h.addFlow("br2", "priority=5,in_port=1,dl_type=0x0806,actions=NORMAL")
+        let result = try h.ok("mod-flows", ["bridge": "br2", "flow": "priority=5,in_port=1,actions=output:2", "strict": true])
+        #expect(try result.decode(FlowChangeReport.self) == FlowChangeReport(modified: 1))
+        #expect(try h.flows("br2") == [
+            "priority=6,in_port=1 actions=NORMAL",
+            "priority=5,in_port=1 actions=output:2",
+            "priority=5,arp,in_port=1 actions=NORMAL",
+            "priority=0 actions=NORMAL",
+        ])
+        // Strict without a priority means the default one, which no flow has here.
+        let none = try h.ok("mod-flows", ["bridge": "br2", "flow": "in_port=1,actions=drop", "strict": true])
+        #expect(try none.decode(FlowChangeReport.self) == FlowChangeReport())
+    }
+
+    @Test func modFlowsWithACookieSetsItOrAddsTheFlow() throws {
+        let h = try seedBridge()
+        try h.addFlow("br2", "priority=5,in_port=1,actions=NORMAL")
+        try h.ok("mod-flows", ["bridge": "br2", "flow": "cookie=0x7,in_port=1,actions=drop"])
+        #expect(try h.dump("br2").flows.first?.cookie == 7)
+        let added = try h.ok("mod-flows", ["bridge": "br2", "flow": "cookie=0x8,priority=4,in_port=2,actions=drop"])
+        #expect(try added.decode(FlowChangeReport.self) == FlowChangeReport(added: 1))
+        #expect(try h.flows("br2").contains("priority=4,in_port=2 actions=drop"))
+    }
+
+    @Test func delFlowsNonStrictDeletesFlowsAtLeastAsSpecific() throws {
+        let h = try seedBridge()
+        for flow in [
+            "priority=10,ip,nw_src=10.1.1.0/24,actions=drop",  // narrower than 10.1.0.0/16: goes
+            "priority=11,ip,nw_src=10.0.0.0/8,actions=drop",  // wider: stays
+            "priority=12,ip,actions=drop",  // does not constrain nw_src: stays
+            "priority=13,ip,in_port=1,nw_src=10.1.2.3,actions=drop",  // narrower, more fields: goes
+            "priority=14,ip,nw_src=10.2.0.0/16,actions=drop",  // other value: stays
+            "priority=15,arp,actions=drop",
+        ] {
+            try h.addFlow("br2", flow)
+        }
+        let result = try h.ok("del-flows", ["bridge": "br2", "match": "ip,nw_src=10.1.0.0/16"]).decode(FlowChangeReport.self)
+        #expect(result == FlowChangeReport(deleted: 2))
+        #expect(try h.flows("br2").map { $0.prefix(11) } == [
+            "priority=15", "priority=14", "priority=12", "priority=11", "priority=0 ",
+        ])
+        // "ip" takes every IPv4 flow; the empty match would take all.
+        try h.ok("del-flows", ["bridge": "br2", "match": "ip"])
+        #expect(try h.flows("br2") == ["priority=15,arp actions=drop", "priority=0 actions=NORMAL"])
+        // dump-flows selects the same way.
+        #expect(try h.flows("br2", "arp") == ["priority=15,arp actions=drop"])
+    }
+
+    @Test func delFlowsStrictDeletesOnlyTheIdenticalFlow() throws {
+        let h = try seedBridge()
+        try h.addFlow("br2", "priority=5,in_port=1,actions=NORMAL")
+        try h.addFlow("br2", "priority=6,in_port=1,actions=NORMAL")
+        try h.addFlow("br2", "priority=5,in_port=1,dl_type=0x0806,actions=NORMAL")
+        let result = try h.ok("del-flows", ["bridge": "br2", "match": "priority=5,in_port=1", "strict": true])
+        #expect(try result.decode(FlowChangeReport.self) == FlowChangeReport(deleted: 1))
+        #expect(try h.flows("br2") == [
+            "priority=6,in_port=1 actions=NORMAL", "priority=5,arp,in_port=1 actions=NORMAL", "priority=0 actions=NORMAL",
+        ])
+        // Strict with an empty match is the catch-all at the default priority: none here.
+        let none = try h.ok("del-flows", ["bridge": "br2", "strict": true])
+        #expect(try none.decode(FlowChangeReport.self) == FlowChangeReport())
+    }
+
+    @Test func delFlowsWithoutMatchLeavesNoFlowsAtAll() throws {
+        let h = try seedBridge()
+        for flow in seedFlows { try h.addFlow("br2", flow) }
+        let slots = Set((h.datapath.flowTables["br2"] ?? []).map(\.counterSlot))
+        let result = try h.ok("del-flows", ["bridge": "br2"]).decode(FlowChangeReport.self)
+        #expect(result == FlowChangeReport(deleted: 4))
+        #expect(try h.flows("br2") == [])
+        // Published as an empty table: the bridge drops everything, as OVS does.
+        #expect(h.datapath.flowTables["br2"].map(\.isEmpty) == true)
+        // The freed slots are reused, and zeroed before reuse.
+        h.datapath.resets = []
+        try h.addFlow("br2", "actions=NORMAL")
+        let slot = try #require(h.datapath.flowTables["br2"]?.first?.counterSlot)
+        #expect(slots.contains(slot))
+        #expect(h.datapath.resets == [slot])
+    }
+
+    @Test func delFlowsByCookie() throws {
+        let h = try seedBridge()
+        try h.addFlow("br2", "cookie=0x12,priority=5,in_port=1,actions=NORMAL")
+        try h.addFlow("br2", "cookie=0x22,priority=6,in_port=1,actions=NORMAL")
+        try h.ok("del-flows", ["bridge": "br2", "match": "cookie=0x20/0xf0"])
+        #expect(try h.flows("br2") == ["priority=5,in_port=1 actions=NORMAL", "priority=0 actions=NORMAL"])
+    }
+
+    @Test func replaceFlowsKeepsUnchangedFlowsAndTheirCounters() throws {
+        let h = try seedBridge()
+        for flow in seedFlows { try h.addFlow("br2", flow) }
+        let kept = try #require(h.datapath.rule("br2", priority: 3))
+        let changed = try #require(h.datapath.rule("br2", priority: 1))
+        h.datapath.counters[kept.counterSlot] = RuleStatistics(packets: 195, bytes: 19110, lastUsed: 1000)
+        h.datapath.counters[changed.counterSlot] = RuleStatistics(packets: 101, bytes: 9898, lastUsed: 1000)
+        h.clock.now += 100
+
+        let file = [
+            "# the new table",
+            "priority=3,dl_dst=02:00:00:00:00:00,actions=mod_dl_dst:52:54:00:b8:27:75,output:1",  // same
+            "",
+            "priority=1,in_port=1,ip,vlan_tci=0,nw_src=10.1.1.0/24,actions=output:2,output:LOCAL",  // other actions
+            "priority=4,in_port=2,actions=output:1   # new",
+        ]
+        let result = try h.ok("replace-flows", ["bridge": "br2", "flows": .array(file.map(JSONValue.string))])
+        #expect(try result.decode(FlowChangeReport.self) == FlowChangeReport(added: 2, deleted: 2))
+        #expect(try h.flows("br2") == [
+            "priority=4,in_port=2 actions=output:1",
+            "priority=3,dl_dst=02:00:00:00:00:00 actions=mod_dl_dst:52:54:00:b8:27:75,output:1",
+            "priority=1,ip,in_port=1,vlan_tci=0x0000,nw_src=10.1.1.0/24 actions=output:2,LOCAL",
+        ])
+        let report = try h.dump("br2")
+        #expect(report.flows[1].packets == 195 && report.flows[1].duration == 100)
+        #expect(report.flows[2].packets == 0 && report.flows[2].duration == 0)
+        #expect(h.datapath.rule("br2", priority: 3)?.counterSlot == kept.counterSlot)
+        #expect(h.datapath.rule("br2", priority: 1)?.counterSlot != changed.counterSlot)
+    }
+
+    @Test func addFlowsWithABadLineNamesItAndChangesNothing() throws {
+        let h = try seedBridge()
+        try h.addFlow("br2", "priority=5,in_port=1,actions=NORMAL")
+        let before = try h.flows("br2")
+        let publishes = h.datapath.publishCount
+        let result = h.addFlows("br2", [
+            "# comment",
+            "priority=7,in_port=2,actions=drop",
+            "priority=1,ip,nw_src=10.1.1.0/33,actions=output:2",
+            "priority=8,in_port=1,actions=drop",
+        ])
+        let error = try #require(result.error)
+        #expect(error.code == -32602)
+        #expect(error.message.hasPrefix(#"line 3: bad value "10.1.1.0/33" for nw_src"#))
+        #expect(error.data?["line"] == 3)
+        #expect(try h.flows("br2") == before)
+        #expect(h.datapath.publishCount == publishes)
+    }
+
+    @Test func addFlowsSkipsCommentsAndLaterLinesWin() throws {
+        let h = try seedBridge()
+        let result = h.addFlows("br2", [
+            "  # comment", "", "priority=7,in_port=2,actions=drop", "\t", "priority=7,in_port=2,actions=output:1 # again",
+        ])
+        #expect(try result.get().decode(FlowChangeReport.self) == FlowChangeReport(added: 2))
+        #expect(try h.flows("br2") == ["priority=7,in_port=2 actions=output:1", "priority=0 actions=NORMAL"])
+        #expect(h.datapath.flowTables["br2"]?.count == 2)
+    }
+
+    @Test func badFlowTextIsInvalidParams() throws {
+        let h = try seedBridge()
+        for (method, params) in [
+            ("add-flow", ["flow": JSONValue.string("in_port=1")]),  // no actions
+            ("add-flow", ["flow": "nw_src=10.1.1.1,actions=drop"]),  // no ip prerequisite
+            ("del-flows", ["match": "in_port=1,actions=drop"]),
+            ("mod-flows", ["flow": "in_port=x y,actions=drop"]),
+            ("dump-flows", ["match": "nosuch=1"]),
+        ] {
+            var params = params
+            params["bridge"] = "br2"
+            let error = h.call(method, params).error
+            #expect(error?.code == -32602, "\(method) \(params)")
+            #expect(error?.message.isEmpty == false)
+        }
+        #expect(try h.flows("br2") == ["priority=0 actions=NORMAL"])
+    }
+
+    @Test func unknownBridge() throws {
+        let h = try seedBridge()
+        for method in ["add-flow", "add-flows", "replace-flows", "del-flows", "mod-flows", "dump-flows"] {
+            let params: [String: JSONValue] = ["bridge": "br9", "flow": "actions=drop", "flows": ["actions=drop"]]
+            #expect(h.call(method, params).error == .noSuchBridge("br9"), "\(method)")
+        }
+    }
+
+    @Test func datapathFailureChangesNothing() throws {
+        let h = try seedBridge()
+        try h.addFlow("br2", "priority=5,in_port=1,actions=NORMAL")
+        let before = try h.flows("br2")
+        h.datapath.failNextFlowTable = .unsupported("table full")
+        let error = h.addFlows("br2", ["priority=6,actions=drop", "priority=5,in_port=1,actions=drop"]).error
+        #expect(error == .datapathFailure("table full"))
+        #expect(try h.flows("br2") == before)
+        h.datapath.failNextFlowTable = .unsupported("table full")
+        #expect(h.call("del-flows", ["bridge": "br2"]).error == .datapathFailure("table full"))
+        #expect(try h.flows("br2") == before)
+        // And it works afterwards.
+        try h.addFlow("br2", "priority=6,actions=drop")
+        #expect(try h.flows("br2").count == 3)
+    }
+
+    @Test func counterSlotsRunOutAndComeBack() throws {
+        let h = Harness(counterSlots: 3)
+        try h.ok("add-br", ["bridge": "br0"])  // 1 slot: the NORMAL flow
+        try h.addFlow("br0", "priority=1,actions=drop")
+        let error = h.addFlows("br0", ["priority=2,actions=drop", "priority=3,actions=drop"]).error
+        #expect(error?.code == RPCError.resourceUnavailable("").code)
+        #expect(try h.flows("br0").count == 2)
+        try h.addFlow("br0", "priority=2,actions=drop")
+        try h.ok("del-flows", ["bridge": "br0", "match": "priority=1", "strict": true])
+        try h.addFlow("br0", "priority=3,actions=drop")
+        #expect(try h.flows("br0").count == 3)
+        // Deleting the bridge frees its slots.
+        try h.ok("del-br", ["bridge": "br0"])
+        try h.ok("add-br", ["bridge": "br1"])
+        try h.addFlow("br1", "priority=1,actions=drop")
+        try h.addFlow("br1", "priority=2,actions=drop")
+    }
+
+    @Test func hardTimeoutCountsFromInstallation() throws {
+        let h = try seedBridge()
+        let start = h.clock.now
+        try h.addFlow("br2", "hard_timeout=10,priority=5,in_port=1,actions=NORMAL")
+        let line = try formatFlowLine(#require(h.dump("br2").flows.first))
+        #expect(line.contains("n_bytes=0, hard_timeout=10, idle_age=0, priority=5,in_port=1 actions=NORMAL"))
+        let rule = try #require(h.datapath.rule("br2", priority: 5))
+        h.datapath.counters[rule.counterSlot] = RuleStatistics(packets: 1, bytes: 60, lastUsed: UInt64(start) + 9)
+        h.clock.now = start + 9.9
+        h.service.expireFlows()
+        #expect(try h.flows("br2").count == 2)
+        h.clock.now = start + 10
+        h.service.expireFlows()
+        #expect(try h.flows("br2") == ["priority=0 actions=NORMAL"])
+        #expect(h.datapath.flowTables["br2"]?.count == 1)
+    }
+
+    @Test func idleTimeoutCountsFromLastUse() throws {
+        let h = try seedBridge()
+        let start = h.clock.now  // 1000
+        try h.addFlow("br2", "idle_timeout=5,priority=5,in_port=1,actions=NORMAL")
+        try h.addFlow("br2", "idle_timeout=5,priority=6,in_port=2,actions=NORMAL")
+        let used = try #require(h.datapath.rule("br2", priority: 5))
+        // Last used during second 1003 (at most 1004): idle from 1004, expires at 1009.
+        h.datapath.counters[used.counterSlot] = RuleStatistics(packets: 3, bytes: 180, lastUsed: UInt64(start) + 3)
+        h.clock.now = start + 5
+        h.service.expireFlows()
+        // The unused one expired 5 s after installation.
+        #expect(try h.flows("br2") == ["priority=5,in_port=1 actions=NORMAL", "priority=0 actions=NORMAL"])
+        #expect(try h.dump("br2").flows.first?.idleAge == 2)
+        h.clock.now = start + 8.9
+        h.service.expireFlows()
+        #expect(try h.flows("br2").count == 2)
+        h.clock.now = start + 9
+        h.service.expireFlows()
+        #expect(try h.flows("br2") == ["priority=0 actions=NORMAL"])
+    }
+
+    @Test func modFlowsRestartsTheHardTimeoutButKeepsIt() throws {
+        let h = try seedBridge()
+        let start = h.clock.now
+        try h.addFlow("br2", "hard_timeout=10,priority=5,in_port=1,actions=NORMAL")
+        h.clock.now = start + 8
+        try h.ok("mod-flows", ["bridge": "br2", "flow": "in_port=1,actions=drop"])
+        h.clock.now = start + 12
+        h.service.expireFlows()
+        let flow = try #require(h.dump("br2").flows.first)
+        #expect(flow.hardTimeout == 10 && flow.actions == "drop")
+        #expect(flow.hardAge == 4 && flow.duration == 12)
+        h.clock.now = start + 18
+        h.service.expireFlows()
+        #expect(try h.flows("br2") == ["priority=0 actions=NORMAL"])
+    }
+
+    @Test func portChangesRepublishNumbersAndTable() throws {
+        let h = Harness()
+        try h.ok("add-br", ["bridge": "br2"])
+        let publishes = h.datapath.publishCount
+        try h.ok("add-port", ["bridge": "br2", "port": "vnet0"])
+        #expect(h.datapath.portNumbers["br2"] == ["vnet0": 1, "br2": ofportLocal])
+        #expect(h.datapath.publishCount == publishes + 1)
+        try h.ok("del-port", ["port": "vnet0"])
+        #expect(h.datapath.portNumbers["br2"] == ["br2": ofportLocal])
+        #expect(h.datapath.publishCount == publishes + 2)
+    }
+
+    @Test func selectorSubsetSemantics() throws {
+        let parser = FlowParser()
+        func match(_ text: String) throws -> Match { try parser.parseMatch(text).match }
+        #expect(try FlowSelector.isAtLeastAsSpecific(match("ip,nw_src=10.1.1.0/24"), as: match("ip,nw_src=10.1.0.0/16")))
+        #expect(try !FlowSelector.isAtLeastAsSpecific(match("ip,nw_src=10.0.0.0/8"), as: match("ip,nw_src=10.1.0.0/16")))
+        #expect(try !FlowSelector.isAtLeastAsSpecific(match("ip"), as: match("ip,nw_src=10.1.0.0/16")))
+        #expect(try FlowSelector.isAtLeastAsSpecific(match("in_port=1,arp"), as: match("")))
+        #expect(try FlowSelector.isAtLeastAsSpecific(match("in_port=1,arp"), as: match("in_port=1,arp")))
+        #expect(try !FlowSelector.isAtLeastAsSpecific(match("in_port=1,arp"), as: match("in_port=2")))
+        #expect(try FlowSelector.isAtLeastAsSpecific(match("dl_dst=02:00:00:00:00:00"), as: match("dl_dst=02:00:00:00:00:00/01:00:00:00:00:00")))
+    }
+}
+
+extension Result {
+    var error: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
+
+extension JSONValue {
+    subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { return members[key] }
+        return nil
+    }
+}

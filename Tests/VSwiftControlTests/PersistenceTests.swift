@@ -1,0 +1,205 @@
+import Foundation
+import Glibc
+import Logging
+import Testing
+import VSwiftDatapath
+@testable import VSwiftControl
+
+private func temporaryDirectory() throws -> String {
+    var template = Array("/tmp/vswift-db-XXXXXX".utf8CString)
+    guard let path = mkdtemp(&template) else { throw POSIXError(.EIO) }
+    return String(cString: path)
+}
+
+private func contents(_ path: String) -> String? {
+    try? String(contentsOfFile: path, encoding: .utf8)
+}
+
+@Suite struct PersistenceTests {
+    @Test func everyChangeIsSavedAndRestored() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ConfigStore(path: directory + "/state/vswiftd.db.json")  // the directory is created
+        let h = Harness(store: store)
+        try h.ok("add-br", ["bridge": "br2"])
+        #expect(try store.load()?.bridges.map(\.name) == ["br2"])
+        try h.ok("add-br", ["bridge": "br1"])
+        try h.ok("add-port", ["bridge": "br2", "port": "eth2"])
+        try h.ok("add-port", ["bridge": "br2", "port": "vnet0"])
+        try h.ok("add-port", ["bridge": "br2", "port": "eth1"])
+        try h.ok("del-port", ["port": "eth2"])  // number 1 is not given again
+        try h.ok("add-port", ["bridge": "br1", "port": "eth2"])
+        try h.addFlow("br2", "priority=2,in_port=vnet0,dl_type=0x0806,action=NORMAL")
+        try h.addFlow("br2", "cookie=0x1f,idle_timeout=60,hard_timeout=600,priority=3,dl_dst=02:00:00:00:00:00,action=mod_dl_dst:52:54:00:B8:27:75,output:2")
+        try h.addFlow("br2", "priority=1,in_port=2,dl_type=0x0800,vlan_tci=0,nw_src=10.1.1.0/24,action=output:3")
+        // Equal priorities: the order of installation is kept across the restart.
+        try h.addFlow("br2", "priority=1,in_port=3,actions=drop")
+        try h.ok("del-flows", ["bridge": "br1"])  // br1 keeps no flows at all
+
+        let saved = try #require(try store.load())
+        #expect(saved == h.service.configuration())
+        #expect(saved.systemID == "390982aa-7bf6-4dfd-84eb-76fe7654e73d")
+        #expect(saved.bridges.map(\.name) == ["br2", "br1"])
+        #expect(saved.bridges[0].ports == [PortConfig(name: "vnet0", ofport: 2), PortConfig(name: "eth1", ofport: 3)])
+        #expect(saved.bridges[0].nextOfport == 4)
+        #expect(saved.bridges[0].flows == [
+            "cookie=0x1f, idle_timeout=60, hard_timeout=600, priority=3,dl_dst=02:00:00:00:00:00 actions=mod_dl_dst:52:54:00:b8:27:75,output:2",
+            "priority=2,arp,in_port=2 actions=NORMAL",
+            "priority=1,ip,in_port=2,vlan_tci=0x0000,nw_src=10.1.1.0/24 actions=output:3",
+            "priority=1,in_port=3 actions=drop",
+            "priority=0 actions=NORMAL",
+        ])
+        #expect(saved.bridges[1].flows == [])
+        #expect(!FileManager.default.fileExists(atPath: store.path + ".tmp"))
+
+        // A new daemon on the same file.
+        let restored = Harness(devices: ["vnet0", "eth1", "eth2", "eth3"], store: store)
+        try restored.service.restore(saved)
+        #expect(try restored.show() == h.show())
+        #expect(try restored.flows("br2") == h.flows("br2"))
+        #expect(try restored.flows("br1") == [])
+        #expect(restored.datapath.flowTables["br1"].map(\.isEmpty) == true)
+        #expect(restored.datapath.portNumbers["br2"] == ["vnet0": 2, "eth1": 3, "br2": ofportLocal])
+        let cookieFlow = try #require(restored.dump("br2").flows.first)
+        #expect(cookieFlow.cookie == 0x1f && cookieFlow.idleTimeout == 60 && cookieFlow.hardTimeout == 600)
+        let ties = (restored.datapath.flowTables["br2"] ?? []).filter { $0.priority == 1 }.sorted { $0.sequence < $1.sequence }
+        #expect(ties.map { $0.match.value(.inPort) } == [2, 3])
+        // Numbering goes on where it was.
+        try restored.ok("add-port", ["bridge": "br2", "port": "eth3"])
+        #expect(try restored.show().bridges[0].ports.map(\.ofport) == [2, 3, 4, ofportLocal])
+    }
+
+    @Test func aMissingDeviceStaysConfiguredWithAnError() throws {
+        let config = SwitchConfig(systemID: "id", bridges: [
+            BridgeConfig(
+                name: "br2", nextOfport: 3,
+                ports: [PortConfig(name: "vnet0", ofport: 1), PortConfig(name: "lisp0", ofport: 2, type: "lisp", options: ["remote_ip": "192.168.1.252"])],
+                flows: ["priority=1,in_port=1,actions=output:2"]),
+        ])
+        let h = Harness(devices: ["lisp0"])
+        try h.service.restore(config)
+        let ports = try h.show().bridges[0].ports
+        #expect(ports.map(\.name) == ["vnet0", "lisp0", "br2"])
+        #expect(ports[0].error == #"could not attach vnet0: no network device named "vnet0""#)
+        #expect(ports[1].error?.contains("lisp") == true)
+        #expect(formatShow(try h.show()).contains(#"                error: "could not attach vnet0: no network device named \"vnet0\"""#))
+        // Not in the datapath, so not in its port numbers; the flows are there all the same.
+        #expect(h.datapath.portNumbers["br2"] == ["br2": ofportLocal])
+        #expect(try h.flows("br2") == ["priority=1,in_port=1 actions=output:2"])
+        // The configuration keeps the port until it is deleted.
+        #expect(h.service.configuration().bridges[0].ports.count == 2)
+        try h.ok("del-port", ["port": "vnet0"])
+        #expect(try h.show().bridges[0].ports.map(\.name) == ["lisp0", "br2"])
+    }
+
+    @Test func restoreRefusesWhatItCannotBringBack() throws {
+        let badFlow = SwitchConfig(systemID: "id", bridges: [
+            BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: ["priority=1,nw_src=1.2.3.4,actions=drop"]),
+        ])
+        #expect(throws: RestoreError.self) { try Harness().service.restore(badFlow) }
+        let twice = SwitchConfig(systemID: "id", bridges: [
+            BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: []),
+            BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: []),
+        ])
+        #expect(throws: RestoreError.self) { try Harness().service.restore(twice) }
+        let badNumber = SwitchConfig(systemID: "id", bridges: [
+            BridgeConfig(name: "br2", nextOfport: 2, ports: [PortConfig(name: "vnet0", ofport: 5)], flows: []),
+        ])
+        #expect(throws: RestoreError.self) { try Harness().service.restore(badNumber) }
+    }
+
+    @Test func noFileIsAFirstStart() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(try ConfigStore(path: directory + "/none.json").load() == nil)
+    }
+
+    @Test func aCorruptFileIsAnErrorNamingIt() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/vswiftd.db.json"
+        let store = ConfigStore(path: path)
+        for (text, problem) in [
+            ("{\"version\": 1, \"systemID\": \"x\", \"bridges\": [", "not a vswiftd configuration"),  // cut short
+            ("garbage", "not a vswiftd configuration"),
+            (#"{"version": 1, "systemID": "x", "bridges": [{"name": "br0"}]}"#, #"missing "bridges[0].nextOfport""#),
+            (#"{"version": 9, "systemID": "x", "bridges": []}"#, "format version 9 is not supported"),
+        ] {
+            try text.write(toFile: path, atomically: false, encoding: .utf8)
+            let error = #expect(throws: ConfigStoreError.self) { try store.load() }
+            #expect(error?.path == path)
+            #expect(error?.problem.contains(problem) == true, "\(error?.problem ?? "")")
+            #expect(error?.description.hasPrefix(path + ": ") == true)
+        }
+        // A file that cannot be read at all.
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        let error = #expect(throws: ConfigStoreError.self) { try store.load() }
+        #expect(error?.problem.hasPrefix("cannot read") == true)
+    }
+
+    @Test func writesAreAtomic() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ConfigStore(path: directory + "/vswiftd.db.json")
+        let first = SwitchConfig(systemID: "one", bridges: [BridgeConfig(name: "br0", nextOfport: 1, ports: [], flows: ["actions=NORMAL"])])
+        try store.save(first)
+        var status = stat()
+        #expect(stat(store.path, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600)
+        let firstInode = status.st_ino
+
+        // A crash before the rename leaves a stray PATH.tmp and the old file: the old file counts.
+        try "half a fi".write(toFile: store.path + ".tmp", atomically: false, encoding: .utf8)
+        #expect(try store.load() == first)
+
+        // The new contents arrive by rename: a new inode, never the old file rewritten in place.
+        let second = SwitchConfig(systemID: "two")
+        try store.save(second)
+        #expect(try store.load() == second)
+        #expect(stat(store.path, &status) == 0)
+        #expect(status.st_ino != firstInode)
+        #expect(!FileManager.default.fileExists(atPath: store.path + ".tmp"))
+
+        // When the new file cannot be written, the old one stays as it was.
+        try FileManager.default.createDirectory(atPath: store.path + ".tmp", withIntermediateDirectories: false)
+        #expect(throws: ConfigStoreError.self) { try store.save(first) }
+        #expect(try store.load() == second)
+    }
+
+    @Test func aFailedSaveIsReportedButTheChangeStands() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ConfigStore(path: directory + "/vswiftd.db.json")
+        let h = Harness(store: store)
+        try h.ok("add-br", ["bridge": "br0"])
+        try FileManager.default.createDirectory(atPath: store.path + ".tmp", withIntermediateDirectories: false)
+        let error = h.call("add-flow", ["bridge": "br0", "flow": "priority=5,actions=drop"]).error
+        #expect(error?.code == RPCError.internalError("").code)
+        #expect(error?.message.contains("could not be saved") == true)
+        #expect(try h.flows("br0").count == 2)
+        // The next change saves both.
+        try FileManager.default.removeItem(atPath: store.path + ".tmp")
+        try h.addFlow("br0", "priority=6,actions=drop")
+        #expect(try store.load()?.bridges[0].flows.count == 3)
+    }
+
+    @Test func expiryIsSaved() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ConfigStore(path: directory + "/vswiftd.db.json")
+        let h = Harness(store: store)
+        try h.ok("add-br", ["bridge": "br0"])
+        try h.addFlow("br0", "hard_timeout=5,priority=5,actions=drop")
+        #expect(try store.load()?.bridges[0].flows.count == 2)
+        h.clock.now += 5
+        h.service.expireFlows()
+        #expect(try store.load()?.bridges[0].flows == ["priority=0 actions=NORMAL"])
+    }
+
+    @Test func defaultPath() {
+        #expect(ConfigStore.defaultPath(environment: [:]) == "/var/lib/vswift/vswiftd.db.json")
+        #expect(ConfigStore.defaultPath(environment: ["VSWIFT_DB": ""]) == "/var/lib/vswift/vswiftd.db.json")
+        #expect(ConfigStore.defaultPath(environment: ["VSWIFT_DB": "/tmp/x.json"]) == "/tmp/x.json")
+    }
+}
