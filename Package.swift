@@ -55,7 +55,7 @@ let package = Package(
             swiftSettings: fast),
         .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket"]),
         .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier"]),
-        .testTarget(name: "VSwiftDatapathTests", dependencies: ["VSwiftDatapath", "CXDP"]),
+        .testTarget(name: "VSwiftDatapathTests", dependencies: ["VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
         .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl"]),
         .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "CXDP"]),
     ],

@@ -48,6 +48,10 @@ static inline void vs_add_relaxed_u64(unsigned long long *p, unsigned long long 
     __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
 }
 
+/* Ring index publication with the kernel's memory ordering (the pipeline harness plays the kernel). */
+static inline unsigned int vs_acquire_load_u32(const unsigned int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void vs_release_store_u32(unsigned int *p, unsigned int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
 /* Descriptors submitted to a producer ring that the kernel has not consumed yet. */
 static inline unsigned int vs_ring_prod_unconsumed(const struct xsk_ring_prod *r) {
     return r->cached_prod - __atomic_load_n(r->consumer, __ATOMIC_ACQUIRE);

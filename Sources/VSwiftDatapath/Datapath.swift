@@ -2,6 +2,7 @@ import CXDP
 import Foundation
 import Glibc
 import VSwiftClassifier
+import VSwiftPacket
 
 /// How an attached port is driven, for `show`.
 public struct PortAttachment: Sendable, Equatable, Codable {
@@ -83,6 +84,8 @@ public final class Datapath: @unchecked Sendable {
         }
         self.redirectObject = object
         self.configuration = configuration
+        // Build lookup tables now, not on the first SCTP packet a worker rewrites.
+        Checksum.prepareCRC32c()
         var workers: [Worker] = []
         for i in 0..<configuration.workers {
             workers.append(try Worker(

@@ -367,7 +367,7 @@ final class Worker: @unchecked Sendable {
 
     /// Tops the socket's fill ring up to `fillTarget` frames from the pool.
     @inline(__always)
-    private func refill(slot: Int) {
+    func refill(slot: Int) {
         let socket = sockets + slot
         let deficit = fillTarget - Int(socket.pointee.fillOutstanding)
         guard deficit >= min(rxBatch, fillTarget) else { return }
@@ -710,6 +710,19 @@ final class Worker: @unchecked Sendable {
             }
         }
         throw lastError
+    }
+
+    /// Adds a socket with in-memory rings (see PipelineHarness), its fill ring topped up from the pool.
+    func attachInMemorySocket(port: UInt16, size: UInt32) -> Int {
+        let slot = (0..<DatapathLimits.maxSocketsPerWorker).first(where: { !sockets[$0].isOpen })!
+        var socket = XSKSocket.inMemory(size: size)
+        socket.portIndex = port
+        sockets[slot] = socket
+        activeSlots[activeCount] = Int32(slot)
+        activeCount += 1
+        rebuildPollSet()
+        refill(slot: slot)
+        return slot
     }
 
     /// Closes a socket and takes back every frame the kernel held through it.

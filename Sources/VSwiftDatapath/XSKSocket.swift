@@ -39,8 +39,9 @@ struct XSKSocket {
     /// Frames given to the tx ring and not yet seen on the completion ring.
     var txOutstanding: UInt32 = 0
     var mappings: [(UnsafeMutableRawPointer, Int)] = []
+    var inMemoryRings: [UnsafeMutableRawPointer] = []
 
-    var isOpen: Bool { fd >= 0 }
+    var isOpen: Bool { fd >= 0 || !inMemoryRings.isEmpty }
 
     /// Opens and binds a socket in `mode`. `shareWith` is a bound socket of the same UMEM, or nil
     /// to register the UMEM on this socket. `prefill` puts frames on the fill ring before binding,
@@ -162,11 +163,36 @@ struct XSKSocket {
         return memory
     }
 
+    /// A socket whose four rings live in process memory instead of the kernel's, for driving a worker
+    /// without a kernel (the pipeline benchmark plays the kernel's side). `fd` is -1 and the rings never
+    /// ask for a wakeup, so the worker makes no syscall on them.
+    static func inMemory(size: UInt32) -> XSKSocket {
+        var sock = XSKSocket()
+        let descBytes = Int(size) * MemoryLayout<xdp_desc>.stride
+        let addrBytes = Int(size) * 8
+        func ring(_ bytes: Int) -> UnsafeMutableRawPointer {
+            // producer, consumer, flags (one cache line each), then the entries.
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: 192 + bytes, alignment: 64)
+            memory.initializeMemory(as: UInt8.self, repeating: 0, count: 192 + bytes)
+            return memory
+        }
+        let offsets = xdp_ring_offset(producer: 0, consumer: 64, desc: 192, flags: 128)
+        let rx = ring(descBytes), tx = ring(descBytes), fill = ring(addrBytes), comp = ring(addrBytes)
+        sock.rx = consumerRing(rx, offsets, size: size)
+        sock.tx = producerRing(tx, offsets, size: size)
+        sock.fill = producerRing(fill, offsets, size: size)
+        sock.completion = consumerRing(comp, offsets, size: size)
+        sock.inMemoryRings = [rx, tx, fill, comp]
+        return sock
+    }
+
     /// Closes the socket and unmaps its rings. Frames it held must be reclaimed by the caller
     /// (FramePool.reclaimAll) — the kernel never returns them after this.
     mutating func close() {
         for (memory, length) in mappings { munmap(memory, length) }
         mappings = []
+        for memory in inMemoryRings { memory.deallocate() }
+        inMemoryRings = []
         if fd >= 0 { Glibc.close(fd) }
         fd = -1
         fillOutstanding = 0
