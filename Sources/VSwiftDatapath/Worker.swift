@@ -660,8 +660,8 @@ final class Worker: @unchecked Sendable {
         var index: UInt32 = 0
         let n = xsk_ring_cons__peek(&socket.pointee.completion, socket.pointee.completion.size, &index)
         guard n > 0 else { return }
-        for i in 0..<n {
-            let address = xsk_ring_cons__comp_addr(&socket.pointee.completion, index &+ i).pointee
+        for i in 0..<Int(n) {
+            let address = xsk_ring_cons__comp_addr(&socket.pointee.completion, index &+ UInt32(i)).pointee
             if pool.takeFromKernel(address, slot: slot) { pool.release(address) }
         }
         xsk_ring_cons__release(&socket.pointee.completion, n)

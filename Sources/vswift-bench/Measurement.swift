@@ -130,6 +130,7 @@ struct MeasurementContext {
         // Both switches busy-poll, and the generator offers more than they forward: a forwarding
         // thread that did not get its whole CPU was preempted by something else.
         if result.cpuUtilization < 0.9 && result.offeredMpps > 1.1 * result.mpps {
+            result.contended = true
             result.notes.append(String(
                 format: "the forwarding thread got only %.0f%% of CPU %d while more was offered than forwarded: another process competed for it (see uptime); this run is not a clean measurement",
                 result.cpuUtilization * 100, switchCPU))

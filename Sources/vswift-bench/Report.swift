@@ -31,13 +31,15 @@ struct RunResult: Codable {
     var switchRxDropped: UInt64?
     /// vswift only: the kernel's statistics of s0's AF_XDP socket over the window.
     var switchRxSocket: XSKStatistics?
+    /// The forwarding thread did not get its whole CPU although traffic was waiting: not a clean run.
+    var contended = false
     var notes: [String]
 
     enum CodingKeys: String, CodingKey {
         case scenario, switchName = "switch", run, windowSeconds, packets, bytes, mpps, offeredMpps
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case cpuUtilization, userTicks, systemTicks, workerAllocations, allocationsPerPacket, processAllocations
-        case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, notes
+        case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, contended, notes
     }
 }
 
@@ -46,6 +48,8 @@ struct Summary: Codable {
     var scenario: String
     var switchName: String
     var runs: Int
+    /// Runs in which another process took CPU time from the forwarding thread.
+    var contendedRuns: Int
     var mpps: Double
     var mppsMin: Double
     var mppsMax: Double
@@ -56,7 +60,7 @@ struct Summary: Codable {
     var allocationsPerPacket: Double?
 
     enum CodingKeys: String, CodingKey {
-        case scenario, switchName = "switch", runs, mpps, mppsMin, mppsMax, ratio
+        case scenario, switchName = "switch", runs, contendedRuns, mpps, mppsMin, mppsMax, ratio
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case allocationsPerPacket
     }
@@ -72,6 +76,7 @@ struct Summary: Codable {
         scenario = results[0].scenario
         switchName = results[0].switchName
         runs = results.count
+        contendedRuns = results.filter(\.contended).count
         mpps = Self.median(results.map(\.mpps))
         mppsMin = results.map(\.mpps).min() ?? 0
         mppsMax = results.map(\.mpps).max() ?? 0

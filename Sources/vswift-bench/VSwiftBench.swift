@@ -152,6 +152,11 @@ struct VSwiftBench: ParsableCommand {
         print("frames: \(size) bytes, \(flows) flow(s); window \(window) s after \(warmup) s warm-up; \(runs) run(s) each, medians shown")
         print("")
         print(Table.render(summaries: summaries, showRange: runs > 1))
+        let contended = results.filter(\.contended).count
+        if contended > 0 {
+            print("")
+            print("warning: in \(contended) of \(results.count) runs another process took CPU time from the forwarding thread; those numbers are low (see notes)")
+        }
         let notes = results.flatMap { r in r.notes.map { "\(r.switchName) run \(r.run): \($0)" } }
         if !notes.isEmpty {
             print("")

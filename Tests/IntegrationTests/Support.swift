@@ -112,14 +112,15 @@ final class Daemon {
     let logPath: String
     let dbPath: String
 
-    init(namespace: String, workers: Int = 1, extraArguments: [String] = []) throws {
+    /// `freshConfiguration: false` restarts on the state a previous daemon in this namespace saved.
+    init(namespace: String, workers: Int = 1, freshConfiguration: Bool = true, extraArguments: [String] = []) throws {
         self.namespace = namespace
         socketPath = "/tmp/\(namespace).sock"
         logPath = "/tmp/\(namespace).vswiftd.log"
         dbPath = "/tmp/\(namespace).db.json"
         unlink(socketPath)
         // A fresh configuration: the default file is the host's, and a previous run's would be restored.
-        unlink(dbPath)
+        if freshConfiguration { unlink(dbPath) }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace, Paths.vswiftd, "--socket", socketPath, "--db", dbPath,
                              "--workers", "\(workers)", "--bpf-dir", Paths.bpfDir, "--log-level", "debug"] + extraArguments
@@ -165,10 +166,8 @@ final class Daemon {
         process.waitUntilExit()
     }
 
-    deinit {
-        stop()
-        unlink(socketPath)
-    }
+    // The socket file is not removed here: a successor daemon may already own the same path.
+    deinit { stop() }
 }
 
 /// Runs `body` on a fresh thread that has entered network namespace `name`. Sockets and devices
