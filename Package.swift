@@ -48,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "vswift-bench",
             dependencies: [
-                "VSwiftDatapath", "CXDP",
+                "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],

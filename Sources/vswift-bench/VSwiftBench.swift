@@ -15,6 +15,14 @@ enum Entry {
 struct VSwiftBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vswift-bench",
+        abstract: "vswift's benchmarks: forwarding on veth (default), the in-memory pipeline, the classifier.",
+        subcommands: [Forward.self, Pipeline.self, ClassifierBench.self],
+        defaultSubcommand: Forward.self)
+}
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
         abstract: "Port-to-port forwarding rate on a veth topology: vswift and a minimal C AF_XDP forwarder, side by side.",
         discussion: """
             Builds three network namespaces (generator, switch, sink) joined by veth pairs g0-s0 and s1-k0,

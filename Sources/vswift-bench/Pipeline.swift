@@ -1,0 +1,223 @@
+import ArgumentParser
+import CXDP
+import Foundation
+import Glibc
+import VSwiftClassifier
+import VSwiftDatapath
+import VSwiftPacket
+
+/// The worker's receive → parse → classify → act → transmit loop on in-memory rings (no kernel):
+/// what vswift would do per packet on a zero-copy NIC, and proof that it allocates nothing.
+struct Pipeline: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pipeline",
+        abstract: "ns per packet through a real worker on in-memory rings, per scenario, with allocations per packet.")
+
+    @Option(help: "Packets per measurement.")
+    var packets: Int = 5_000_000
+
+    @Option(help: "Repetitions per scenario (median shown).")
+    var runs: Int = 3
+
+    @Option(help: "Only scenarios whose name contains this.")
+    var only: String?
+
+    @Option(help: "Pin the benchmark thread to this CPU.")
+    var cpu: Int = 1
+
+    mutating func run() throws {
+        _ = vs_pin_to_cpu(Int32(cpu))
+        print(row(["scenario", "rules", "Mpps", "ns/pkt", "allocs/pkt"]))
+        for scenario in Self.scenarios where only.map({ scenario.name.contains($0) }) ?? true {
+            let harness = try PipelineHarness(packets: scenario.packets(), rules: scenario.rules())
+            _ = harness.run(packets: min(packets, 1_000_000))  // warm: caches, MAC table, page faults
+            var results: [PipelineHarness.Result] = []
+            var allocations = 0
+            for _ in 0..<runs {
+                AllocationCounter.begin(tracking: [vs_gettid()])
+                results.append(harness.run(packets: packets))
+                allocations += AllocationCounter.end()?.tracked ?? -1
+            }
+            results.sort { $0.nanosecondsPerPacket < $1.nanosecondsPerPacket }
+            let median = results[results.count / 2]
+            let perPacket = AllocationCounter.isAvailable ? String(format: "%.3f", Double(allocations) / Double(packets * runs)) : "n/a"
+            let census = harness.accounting()
+            precondition(census.isConsistent, "frame accounting broken: \(census)")
+            print(row([scenario.name, "\(scenario.ruleCount)", String(format: "%.2f", median.mpps),
+                       String(format: "%.1f", median.nanosecondsPerPacket), perPacket]))
+        }
+    }
+
+    struct Scenario {
+        let name: String
+        let ruleCount: Int
+        let packets: () -> [[UInt8]]
+        let rules: () -> [DatapathRule]?
+    }
+
+    static func frame(flow: Int, size: Int = 64) -> [UInt8] {
+        var f: [UInt8] = [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5, 0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 0x08, 0x00]
+        let ipLength = size - 14
+        let dst = 0x0a02_0000 | UInt32(flow & 0xffff)
+        var ip: [UInt8] = [0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xff), 0, 1, 0x40, 0, 64, 17, 0, 0,
+                           10, 1, 1, 20, UInt8(dst >> 24), UInt8((dst >> 16) & 0xff), UInt8((dst >> 8) & 0xff), UInt8(dst & 0xff)]
+        let sum = ip.withUnsafeBytes { Checksum.ipv4Header($0.baseAddress!, headerLength: 20) }
+        ip[10] = UInt8(sum >> 8)
+        ip[11] = UInt8(sum & 0xff)
+        f += ip
+        let sport = UInt16(1024 + (flow >> 16))
+        f += [UInt8(sport >> 8), UInt8(sport & 0xff), 0x10, 0xe1, UInt8((ipLength - 20) >> 8), UInt8((ipLength - 20) & 0xff), 0, 0]
+        f += [UInt8](repeating: 0, count: size - f.count)
+        return f
+    }
+
+    static func rules(_ texts: [String]) -> [DatapathRule] {
+        let parser = FlowParser()
+        return texts.enumerated().map { i, text in
+            let rule = try! parser.parseFlow(text)
+            return DatapathRule(match: rule.match, priority: rule.priority, sequence: UInt64(i), actions: rule.actions, counterSlot: i)
+        }
+    }
+
+    /// `count` flows, one exact rule each (nw_dst + udp source port), spread over a few subtables
+    /// (some rules also match in_port, some the destination port) above a NORMAL default.
+    static func manyFlowRules(_ count: Int) -> [DatapathRule] {
+        var out: [DatapathRule] = []
+        out.reserveCapacity(count + 1)
+        var match = Match()
+        let parser = FlowParser()
+        let base = try! parser.parseFlow("priority=0,actions=NORMAL")
+        out.append(DatapathRule(match: base.match, priority: 0, sequence: 0, actions: base.actions, counterSlot: 0))
+        for flow in 0..<count {
+            match = Match()
+            match.set(.dlType, 0x0800)
+            match.set(.nwProto, 17)
+            match.set(.nwDst, UInt64(0x0a02_0000 | UInt32(flow & 0xffff)))
+            match.set(.tpSrc, UInt64(1024 + (flow >> 16)))
+            switch flow % 4 {
+            case 1: match.set(.inPort, 1)
+            case 2: match.set(.tpDst, 4321)
+            case 3: match.set(.nwSrc, 0x0a01_0100, mask: 0xffff_ff00)
+            default: break
+            }
+            out.append(DatapathRule(match: match, priority: 10, sequence: UInt64(flow + 1), actions: [.output(2)], counterSlot: flow + 1))
+        }
+        return out
+    }
+
+    static let seedFlows = [
+        "priority=0,action=NORMAL",
+        "priority=2,in_port=1,dl_type=0x0806,action=NORMAL",
+        "priority=3,dl_dst=02:00:00:00:00:00,action=mod_dl_dst:52:54:00:B8:27:75,output:1",
+        "priority=1,in_port=1,dl_type=0x0800,vlan_tci=0,nw_src=10.1.1.0/24,action=output:2",
+    ]
+
+    static let scenarios: [Scenario] = [
+        Scenario(name: "normal", ruleCount: 0, packets: { [frame(flow: 0)] }, rules: { nil }),
+        Scenario(name: "p2p", ruleCount: 1, packets: { [frame(flow: 0)] }, rules: { rules(["in_port=1,actions=output:2"]) }),
+        Scenario(name: "seed", ruleCount: 4, packets: { [frame(flow: 0)] }, rules: { rules(seedFlows) }),
+        Scenario(name: "mod-nw-dst", ruleCount: 1, packets: { [frame(flow: 0)] },
+                 rules: { rules(["in_port=1,ip,actions=mod_nw_dst:10.9.9.9,mod_tp_dst:99,dec_ttl,output:2"]) }),
+        Scenario(name: "flows-1k", ruleCount: 1_001, packets: { (0..<1_000).map { frame(flow: $0) } }, rules: { manyFlowRules(1_000) }),
+        Scenario(name: "flows-100k", ruleCount: 100_001, packets: { (0..<100_000).map { frame(flow: $0) } }, rules: { manyFlowRules(100_000) }),
+        Scenario(name: "flows-1M", ruleCount: 1_000_001, packets: { (0..<1_000_000).map { frame(flow: $0) } }, rules: { manyFlowRules(1_000_000) }),
+    ]
+}
+
+/// Classifier microbenchmarks: lookup cost by number of subtables and rules, with and without the
+/// exact-match cache; table build rate; memory per rule; parsing + building a million flows.
+struct ClassifierBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classifier", abstract: "ns per lookup (cache hit, tuple space search) and build rates.")
+
+    @Option(help: "Lookups per measurement.")
+    var lookups: Int = 2_000_000
+
+    mutating func run() throws {
+        _ = vs_pin_to_cpu(1)
+        print("lookup cost (ns), random packets drawn from the installed rules:")
+        print(row(["subtables", "rules", "build s", "tss ns", "cache-hit ns", "bytes/rule"]))
+        for (subtables, rules) in [(1, 1_000), (4, 1_000), (16, 1_000), (64, 1_000), (16, 100_000), (16, 1_000_000)] {
+            measure(subtables: subtables, rules: rules)
+        }
+        // Parse + build a million flows as add-flows would.
+        let texts = (0..<1_000_000).map { i in "priority=10,udp,nw_dst=10.\(i >> 16).\((i >> 8) & 0xff).\(i & 0xff),tp_dst=\(1000 + i % 5000),actions=output:2" }
+        let parser = FlowParser()
+        let start = now()
+        var entries: [ClassifierEntry] = []
+        entries.reserveCapacity(texts.count)
+        for (i, text) in texts.enumerated() {
+            let rule = try parser.parseFlow(text)
+            entries.append(ClassifierEntry(match: rule.match, priority: rule.priority, sequence: UInt64(i), payload: Int32(i)))
+        }
+        let parsed = now()
+        let table = ClassifierTable(entries)
+        let built = now()
+        print(String(format: "\n1M flow strings: parse %.2f s, build %.2f s, total %.2f s; %d subtables, %.0f bytes/rule in the table",
+                     parsed - start, built - parsed, built - start, table.subtableCount, Double(table.memoryBytes) / 1e6))
+    }
+
+    func measure(subtables: Int, rules count: Int) {
+        // Each subtable: a different prefix length on nw_dst plus udp; rules spread evenly.
+        var entries: [ClassifierEntry] = []
+        entries.reserveCapacity(count)
+        var keys: [FlowKey] = []
+        keys.reserveCapacity(count)
+        for i in 0..<count {
+            let s = i % subtables
+            var match = Match()
+            match.set(.dlType, 0x0800)
+            match.set(.nwProto, 17)
+            let address = UInt64(0x0a00_0000 | UInt32(truncatingIfNeeded: i &* 2654435761) & 0x00ff_ffff)
+            // Subtable s: nw_dst /(32 - s % 24) and, past 24, also tp_dst.
+            let prefix = 32 - (s % 24)
+            match.set(.nwDst, address, mask: (0xffff_ffff << UInt64(32 - prefix)) & 0xffff_ffff)
+            if s >= 24 { match.set(.tpDst, UInt64(s)) }
+            if s >= 48 { match.set(.inPort, 1) }
+            entries.append(ClassifierEntry(match: match, priority: UInt16(100 + s), sequence: UInt64(i), payload: Int32(i)))
+            var key = FlowKey()
+            key.set(.inPort, 1)
+            key.set(.dlType, 0x0800)
+            key.set(.nwProto, 17)
+            key.set(.nwDst, address)
+            key.set(.tpDst, UInt64(s))
+            keys.append(key)
+        }
+        let start = now()
+        let table = ClassifierTable(entries)
+        let build = now() - start
+        let order = (0..<lookups).map { _ in Int.random(in: 0..<keys.count) }
+        var sink: Int32 = 0
+        let tssStart = now()
+        keys.withUnsafeBufferPointer { k in
+            for i in order { sink &+= table.lookup(k.baseAddress! + i) }
+        }
+        let tss = (now() - tssStart) * 1e9 / Double(lookups)
+        var cache = ExactMatchCache()
+        defer { cache.destroy() }
+        let one = 0..<min(keys.count, 4096)
+        let hitStart = now()
+        keys.withUnsafeBufferPointer { k in
+            for i in 0..<lookups { sink &+= cache.lookup(k.baseAddress! + (i % one.count), in: table) }
+        }
+        let hit = (now() - hitStart) * 1e9 / Double(lookups)
+        print(row(["\(subtables)", "\(count)", String(format: "%.3f", build), String(format: "%.1f", tss),
+                   String(format: "%.1f", hit), String(format: "%.0f", Double(table.memoryBytes) / Double(count))]),
+              sink == 42 ? "" : "")
+    }
+
+    func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}
+
+/// A table row: the first column left-aligned in 14, the rest right-aligned in 12.
+func row(_ cells: [String]) -> String {
+    cells.enumerated().map { i, cell in
+        let width = i == 0 ? 14 : 12
+        let pad = String(repeating: " ", count: max(0, width - cell.count))
+        return i == 0 ? cell + pad : pad + cell
+    }.joined()
+}
