@@ -25,7 +25,9 @@ let package = Package(
         // for calls Swift cannot make directly (variadic ioctl, C11 relaxed atomics on raw memory).
         .systemLibrary(name: "CXDP", path: "Sources/CXDP", pkgConfig: "libxdp"),
         .target(name: "VSwiftPacket", swiftSettings: fast),
-        .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket"], swiftSettings: fast),
+        // CPU hints (prefetch) for the classifier; header-only.
+        .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
+        .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket", "CSupport"], swiftSettings: fast),
         .target(name: "VSwiftDatapath", dependencies: ["CXDP", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
         .target(
             name: "VSwiftControl",

@@ -1,3 +1,4 @@
+import CSupport
 import Synchronization
 import VSwiftPacket
 
@@ -58,21 +59,23 @@ public struct ClassifierEntry: Sendable {
 /// - Built once, never mutated: workers read it without locks; the control plane builds a new
 ///   version for every change and retires the old one when no worker can still be using it.
 public final class ClassifierTable: @unchecked Sendable {
-    /// Raw view of one subtable, laid out for the lookup loop.
+    /// Raw view of one subtable, laid out for the lookup loop. Each hash slot holds its whole entry
+    /// inline — hash, payload, rank, priority, then the masked key words — so a probe touches one
+    /// or two cache lines, not one per array.
     struct Subtable {
         var mask: UnsafeMutablePointer<UInt64>          // 16 words
         var words: UnsafeMutablePointer<UInt8>          // significant word indices
         var wordCount: Int
         var maxPriority: Int32
         var slotMask: Int
-        var slots: UnsafeMutablePointer<Int32>          // entry index or -1
-        var slotHashes: UnsafeMutablePointer<UInt32>
-        var keys: UnsafeMutablePointer<UInt64>          // entryCount × wordCount masked words
-        var ranks: UnsafeMutablePointer<UInt32>
-        var priorities: UnsafeMutablePointer<Int32>
-        var payloads: UnsafeMutablePointer<Int32>
+        var stride: Int
+        var slots: UnsafeMutableRawPointer
         var entryCount: Int
     }
+
+    /// Slot layout (bytes): 0 hash, 4 payload (emptySlot when unused), 8 rank, 12 priority, 16… words.
+    static let emptySlot = Int32.min
+    static let slotHeader = 16
 
     /// Unique per table ever built in this process: tags exact-match cache entries, so a cache can
     /// never confuse a new table with a freed one that lived at the same address.
@@ -126,32 +129,34 @@ public final class ClassifierTable: @unchecked Sendable {
             let n = members.count
             var capacity = 4
             while capacity < n * 2 { capacity <<= 1 }
+            let stride = Self.slotHeader + 8 * indices.count
             var st = Subtable(
                 mask: .allocate(capacity: FlowKey.wordCount), words: .allocate(capacity: max(indices.count, 1)),
-                wordCount: indices.count, maxPriority: -1, slotMask: capacity - 1,
-                slots: .allocate(capacity: capacity), slotHashes: .allocate(capacity: capacity),
-                keys: .allocate(capacity: max(n * indices.count, 1)), ranks: .allocate(capacity: n),
-                priorities: .allocate(capacity: n), payloads: .allocate(capacity: n), entryCount: n)
+                wordCount: indices.count, maxPriority: -1, slotMask: capacity - 1, stride: stride,
+                slots: .allocate(byteCount: capacity * stride, alignment: 64), entryCount: n)
             for w in 0..<FlowKey.wordCount { st.mask[w] = mask[word: w] }
             for (i, w) in indices.enumerated() { st.words[i] = UInt8(w) }
-            st.slots.initialize(repeating: -1, count: capacity)
-            st.slotHashes.initialize(repeating: 0, count: capacity)
-            var e = 0
+            for slot in 0..<capacity {
+                st.slots.storeBytes(of: Self.emptySlot, toByteOffset: slot * stride + 4, as: Int32.self)
+            }
             for (key, ruleIndex) in members {
                 var k = key
                 let h = withUnsafePointer(to: &k) { kp in
                     kp.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { hashWords($0, st.mask, st.words, st.wordCount) }
                 }
-                for (j, w) in indices.enumerated() { st.keys[e * indices.count + j] = key[word: w] }
-                st.ranks[e] = rank[ruleIndex]
-                st.priorities[e] = Int32(entries[ruleIndex].priority)
-                st.payloads[e] = entries[ruleIndex].payload
-                st.maxPriority = max(st.maxPriority, Int32(entries[ruleIndex].priority))
                 var slot = Int(h) & st.slotMask
-                while st.slots[slot] >= 0 { slot = (slot + 1) & st.slotMask }
-                st.slots[slot] = Int32(e)
-                st.slotHashes[slot] = h
-                e += 1
+                while st.slots.load(fromByteOffset: slot * stride + 4, as: Int32.self) != Self.emptySlot {
+                    slot = (slot + 1) & st.slotMask
+                }
+                let p = st.slots + slot * stride
+                p.storeBytes(of: h, as: UInt32.self)
+                p.storeBytes(of: entries[ruleIndex].payload, toByteOffset: 4, as: Int32.self)
+                p.storeBytes(of: rank[ruleIndex], toByteOffset: 8, as: UInt32.self)
+                p.storeBytes(of: Int32(entries[ruleIndex].priority), toByteOffset: 12, as: Int32.self)
+                for (j, w) in indices.enumerated() {
+                    p.storeBytes(of: key[word: w], toByteOffset: Self.slotHeader + 8 * j, as: UInt64.self)
+                }
+                st.maxPriority = max(st.maxPriority, Int32(entries[ruleIndex].priority))
             }
             built.append(st)
         }
@@ -167,11 +172,6 @@ public final class ClassifierTable: @unchecked Sendable {
             st.mask.deallocate()
             st.words.deallocate()
             st.slots.deallocate()
-            st.slotHashes.deallocate()
-            st.keys.deallocate()
-            st.ranks.deallocate()
-            st.priorities.deallocate()
-            st.payloads.deallocate()
         }
         subtables.deallocate()
         unionMask.deallocate()
@@ -184,50 +184,68 @@ public final class ClassifierTable: @unchecked Sendable {
         key.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { lookupWords($0) }
     }
 
+    /// Subtables whose home slots are computed and prefetched up front, so their cache misses overlap.
+    static let prefetchDepth = 16
+
     @inline(__always)
     func lookupWords(_ key: UnsafePointer<UInt64>) -> Int32 {
-        var bestRank = UInt32.max
-        var bestPriority: Int32 = -1
-        var bestPayload: Int32 = -1
-        for s in 0..<subtableCount {
-            let st = subtables + s
-            // Equal priority may still win a tie on rank, so only strictly lower priorities stop us.
-            if st.pointee.maxPriority < bestPriority { break }
-            let wordCount = st.pointee.wordCount
-            let h = hashWords(key, st.pointee.mask, st.pointee.words, wordCount)
-            var slot = Int(h) & st.pointee.slotMask
-            while true {
-                let e = Int(st.pointee.slots[slot])
-                if e < 0 { break }
-                if st.pointee.slotHashes[slot] == h {
-                    var equal = true
-                    let stored = st.pointee.keys + e * wordCount
-                    for j in 0..<wordCount {
-                        let w = Int(st.pointee.words[j])
-                        if key[w] & st.pointee.mask[w] != stored[j] { equal = false; break }
-                    }
-                    if equal {
-                        let rank = st.pointee.ranks[e]
-                        if rank < bestRank {
-                            bestRank = rank
-                            bestPriority = st.pointee.priorities[e]
-                            bestPayload = st.pointee.payloads[e]
-                        }
-                        break
-                    }
-                }
-                slot = (slot + 1) & st.pointee.slotMask
+        var hashes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &hashes) { raw -> Int32 in
+            let early = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
+            let prefetched = min(subtableCount, Self.prefetchDepth)
+            for s in 0..<prefetched {
+                let st = subtables + s
+                let h = hashWords(key, st.pointee.mask, st.pointee.words, st.pointee.wordCount)
+                early[s] = h
+                vs_prefetch(st.pointee.slots + (Int(h) & st.pointee.slotMask) * st.pointee.stride)
             }
+            var bestRank = UInt32.max
+            var bestPriority: Int32 = -1
+            var bestPayload: Int32 = -1
+            for s in 0..<subtableCount {
+                let st = subtables + s
+                // Equal priority may still win a tie on rank, so only strictly lower priorities stop us.
+                if st.pointee.maxPriority < bestPriority { break }
+                let wordCount = st.pointee.wordCount
+                let stride = st.pointee.stride
+                let h = s < prefetched ? early[s] : hashWords(key, st.pointee.mask, st.pointee.words, wordCount)
+                var slot = Int(h) & st.pointee.slotMask
+                while true {
+                    let p = st.pointee.slots + slot * stride
+                    let payload = p.load(fromByteOffset: 4, as: Int32.self)
+                    if payload == Self.emptySlot { break }
+                    if p.load(as: UInt32.self) == h {
+                        var equal = true
+                        for j in 0..<wordCount {
+                            let w = Int(st.pointee.words[j])
+                            if key[w] & st.pointee.mask[w] != p.load(fromByteOffset: Self.slotHeader + 8 * j, as: UInt64.self) {
+                                equal = false
+                                break
+                            }
+                        }
+                        if equal {
+                            let rank = p.load(fromByteOffset: 8, as: UInt32.self)
+                            if rank < bestRank {
+                                bestRank = rank
+                                bestPriority = p.load(fromByteOffset: 12, as: Int32.self)
+                                bestPayload = payload
+                            }
+                            break
+                        }
+                    }
+                    slot = (slot + 1) & st.pointee.slotMask
+                }
+            }
+            return bestPayload
         }
-        return bestPayload
     }
 
-    /// Approximate heap bytes held by this version (for "bytes per rule").
+    /// Heap bytes held by this version's subtables (for "bytes per rule").
     public var memoryBytes: Int {
         var total = 0
         for i in 0..<subtableCount {
             let st = subtables[i]
-            total += 16 * 8 + (st.slotMask + 1) * 8 + st.entryCount * (st.wordCount * 8 + 12)
+            total += 16 * 8 + (st.slotMask + 1) * st.stride
         }
         return total
     }

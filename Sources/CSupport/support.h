@@ -1,0 +1,9 @@
+/* CPU hints Swift has no spelling for. Header-only; nothing to link. */
+#ifndef VSWIFT_CSUPPORT_H
+#define VSWIFT_CSUPPORT_H
+
+/* Start loading the cache line at p: the classifier probes several subtables per packet, and
+ * issuing their loads together lets the memory system overlap the misses. */
+static inline __attribute__((always_inline)) void vs_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
+#endif
