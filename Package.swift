@@ -3,7 +3,7 @@ import PackageDescription
 
 // The packet path is compiled with exclusivity checks off: it works on raw UMEM pointers, never on
 // Swift-managed storage that the checks protect.
-let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
 
 // Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables.
 let package = Package(

@@ -236,6 +236,8 @@ private final class ConnectionHandler: ChannelInboundHandler {
     /// A request is with `handler`; the rest of the queue waits for it.
     private var busy = false
     private var closing = false
+    /// Completes when the last response written has been handed to the socket.
+    private var lastWrite: EventLoopFuture<Void>?
 
     init(handler: @escaping ControlServer.Handler, logger: Logger, gate: ShutdownGate, maxLineLength: Int) {
         self.handler = handler
@@ -313,12 +315,21 @@ private final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func write(_ bytes: [UInt8], context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: promise)
+        lastWrite = promise.futureResult
     }
 
+    /// Closes once the last response has gone out: closing at once would drop what the socket has
+    /// not taken yet (a dump-flows of a million flows is some 200 MB).
     private func close(context: ChannelHandlerContext) {
         closing = true
         queue.removeAll()
-        context.close(promise: nil)
+        guard let lastWrite else {
+            context.close(promise: nil)
+            return
+        }
+        let channel = context.channel
+        lastWrite.whenComplete { _ in channel.close(promise: nil) }
     }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import VSwiftClassifier
 import VSwiftDatapath
 import VSwiftPacket
@@ -36,16 +37,19 @@ struct FlowIdentity: Hashable {
     }
 
     func hash(into hasher: inout Hasher) {
-        hasher.combine(priority)
-        // The key is pre-masked, so words the mask does not touch are zero and can be skipped.
+        // Mixed by hand into one word first: feeding Hasher all 33 words costs more than the rest
+        // of a million-flow add-flows. The key is pre-masked, so words the mask does not touch are
+        // zero and can be skipped.
+        var h = UInt64(priority) &* 0x9E37_79B9_7F4A_7C15
         for i in 0..<FlowKey.wordCount {
             let mask = match.mask[word: i]
             if mask != 0 {
-                hasher.combine(i)
-                hasher.combine(mask)
-                hasher.combine(match.key[word: i])
+                h = (h ^ UInt64(i) ^ mask) &* 0xFF51_AFD7_ED55_8CCD
+                h = (h ^ (h >> 29) ^ match.key[word: i]) &* 0xC4CE_B9FE_1A85_EC53
+                h ^= h >> 32
             }
         }
+        hasher.combine(h)
     }
 }
 
@@ -61,6 +65,9 @@ struct InstalledFlow {
     var modified: Double
     var counterSlot: Int
     var sequence: UInt64
+    /// The flow in ovs-ofctl syntax as it is saved, kept once made: saving a big table after every
+    /// change would otherwise spend most of its time formatting flows that did not change.
+    var text: String?
 
     var hasTimeout: Bool { idleTimeout != 0 || hardTimeout != 0 }
 
@@ -129,11 +136,13 @@ struct CounterSlotAllocator {
 
     var available: Int { capacity - nextUnused + returned.count }
 
-    mutating func allocate() -> Int? {
-        if let slot = returned.popLast() { return slot }
+    /// A free slot; `fresh` when no rule has ever had it, so its counters are still zero (the
+    /// datapath's counter memory starts zeroed) and need no reset.
+    mutating func allocate() -> (slot: Int, fresh: Bool)? {
+        if let slot = returned.popLast() { return (slot, false) }
         guard nextUnused < capacity else { return nil }
         defer { nextUnused += 1 }
-        return nextUnused
+        return (nextUnused, true)
     }
 
     mutating func release(_ slot: Int) {
@@ -282,6 +291,7 @@ final class FlowTables {
                 modified.actions = actions
                 modified.modified = now
                 if let cookie { modified.cookie = cookie }
+                modified.text = nil
                 pending[id] = .install(modified)
             }
         }
@@ -343,14 +353,31 @@ final class FlowTables {
         return result
     }
 
-    /// The table's flows as rules, in dump order (which keeps installation order among equal
-    /// priorities, so re-adding them in this order keeps the tie-breaking).
-    func rules(bridge: String) -> [FlowRule] {
-        guard let table = tables[bridge] else { return [] }
-        let ordered = table.flows.sorted { a, b in
-            a.key.priority != b.key.priority ? a.key.priority > b.key.priority : a.value.sequence < b.value.sequence
+    /// The table's flows in ovs-ofctl syntax (`FlowFormatter.flow`), in dump order (which keeps
+    /// installation order among equal priorities, so re-adding them in this order keeps the
+    /// tie-breaking). Formats only the flows that have not been formatted before.
+    func savedFlows(bridge: String) -> [String] {
+        guard var table = tables.removeValue(forKey: bridge) else { return [] }
+        var missing: [Dictionary<FlowIdentity, InstalledFlow>.Index] = []
+        var index = table.flows.startIndex
+        while index != table.flows.endIndex {
+            if table.flows.values[index].text == nil { missing.append(index) }
+            table.flows.formIndex(after: &index)
         }
-        return ordered.map { $0.value.rule($0.key) }
+        if !missing.isEmpty {
+            let flows = table.flows
+            let texts = parallelMap(missing) { index in
+                let (id, flow) = flows[index]
+                return FlowFormatter.flow(flow.rule(id))
+            }
+            for (index, text) in zip(missing, texts) { table.flows.values[index].text = text }
+        }
+        var ordered: [(priority: UInt16, sequence: UInt64, text: String)] = []
+        ordered.reserveCapacity(table.flows.count)
+        for (id, flow) in table.flows { ordered.append((id.priority, flow.sequence, flow.text!)) }
+        tables[bridge] = table
+        ordered.sort { a, b in a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence }
+        return ordered.map(\.text)
     }
 
     // MARK: Internals
@@ -359,10 +386,10 @@ final class FlowTables {
         nextSequence += 1
         return InstalledFlow(
             actions: rule.actions, cookie: rule.cookie, idleTimeout: rule.idleTimeout, hardTimeout: rule.hardTimeout,
-            created: now, modified: now, counterSlot: -1, sequence: nextSequence)
+            created: now, modified: now, counterSlot: -1, sequence: nextSequence, text: nil)
     }
 
-    /// Gives every new flow in `pending` a zeroed counter slot; all or none.
+    /// Gives every new flow in `pending` a counter slot with zeroed counters; all or none.
     private func allocateSlots(_ pending: inout [FlowIdentity: Pending]) throws(RPCError) -> [Int] {
         var needed = 0
         for entry in pending.values {
@@ -377,8 +404,10 @@ final class FlowTables {
         var index = pending.values.startIndex
         while index != pending.values.endIndex {
             if case .install(var flow) = pending.values[index], flow.counterSlot < 0 {
-                flow.counterSlot = slots.allocate()!
-                datapath.resetRuleStatistics(counterSlot: flow.counterSlot)
+                let (slot, fresh) = slots.allocate()!
+                // Resetting costs the datapath a pause of its workers: only for slots used before.
+                if !fresh { datapath.resetRuleStatistics(counterSlot: slot) }
+                flow.counterSlot = slot
                 allocated.append(flow.counterSlot)
                 pending.values[index] = .install(flow)
             }
@@ -398,8 +427,24 @@ final class FlowTables {
             slots.release(allocated)
             throw .noSuchBridge(bridge)
         }
+        // The table's flows that `pending` names, by counter slot (cheaper to look up than identities).
+        var replaced = Set<Int>()
+        var kept = Set<Int>()
+        var installs = 0
         do {
-            let rules = datapathRules(bridge: bridge, pending: pending, removing: removing)
+            let flows = tables[bridge]!.flows
+            for (id, entry) in pending {
+                let existing = flows[id]?.counterSlot
+                switch entry {
+                case .keep: if let existing { kept.insert(existing) }
+                case .install:
+                    installs += 1
+                    if let existing { replaced.insert(existing) }
+                }
+            }
+        }
+        do {
+            let rules = datapathRules(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
             try datapath.setFlowTable(bridge: bridge, rules: rules)
         } catch {
             slots.release(allocated)
@@ -412,12 +457,14 @@ final class FlowTables {
         var timedCount = table.timedCount
         if let removing {
             table.flows = table.flows.filter { entry in
-                guard pending[entry.key] == nil, removing(entry.key, entry.value) else { return true }
-                freed.append(entry.value.counterSlot)
+                let slot = entry.value.counterSlot
+                if replaced.contains(slot) || kept.contains(slot) || !removing(entry.key, entry.value) { return true }
+                freed.append(slot)
                 if entry.value.hasTimeout { timedCount -= 1 }
                 return false
             }
         }
+        table.flows.reserveCapacity(table.flows.count + installs - replaced.count)
         for (id, entry) in pending {
             guard case .install(let flow) = entry else { continue }
             if let old = table.flows.updateValue(flow, forKey: id) {
@@ -433,17 +480,16 @@ final class FlowTables {
 
     /// The rules of the table that `apply` is about to commit.
     private func datapathRules(
-        bridge: String, pending: [FlowIdentity: Pending], removing: ((FlowIdentity, InstalledFlow) -> Bool)?
+        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
+        removing: ((FlowIdentity, InstalledFlow) -> Bool)?
     ) -> [DatapathRule] {
         let flows = tables[bridge]!.flows
         var rules: [DatapathRule] = []
-        rules.reserveCapacity(flows.count + pending.count)
+        rules.reserveCapacity(flows.count - replaced.count + installs)
         for (id, flow) in flows {
-            switch pending[id] {
-            case .keep?: rules.append(Self.datapathRule(id, flow))
-            case .install?: continue  // added below
-            case nil: if removing?(id, flow) != true { rules.append(Self.datapathRule(id, flow)) }
-            }
+            if !replaced.isEmpty && replaced.contains(flow.counterSlot) { continue }  // a new version is below
+            if let removing, !kept.contains(flow.counterSlot), removing(id, flow) { continue }
+            rules.append(Self.datapathRule(id, flow))
         }
         for (id, entry) in pending {
             if case .install(let flow) = entry { rules.append(Self.datapathRule(id, flow)) }
@@ -453,5 +499,22 @@ final class FlowTables {
 
     private static func datapathRule(_ id: FlowIdentity, _ flow: InstalledFlow) -> DatapathRule {
         DatapathRule(match: id.match, priority: id.priority, sequence: flow.sequence, actions: flow.actions, counterSlot: flow.counterSlot)
+    }
+}
+
+/// `transform` applied to every element, in chunks on all cores; the order is kept. For the
+/// control plane's big jobs (formatting a million flows); `transform` must be safe to run
+/// concurrently.
+func parallelMap<T, R>(_ items: [T], chunkSize: Int = 4096, _ transform: (T) -> R) -> [R] {
+    guard items.count > chunkSize else { return items.map(transform) }
+    let chunks = (items.count + chunkSize - 1) / chunkSize
+    return [R](unsafeUninitializedCapacity: items.count) { buffer, initialized in
+        let base = buffer.baseAddress!
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            for i in chunk * chunkSize..<min(items.count, (chunk + 1) * chunkSize) {
+                (base + i).initialize(to: transform(items[i]))
+            }
+        }
+        initialized = items.count
     }
 }

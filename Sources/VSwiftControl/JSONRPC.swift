@@ -76,11 +76,14 @@ extension JSONValue: ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral, E
 extension JSONValue {
     /// Converts any `Encodable` (a report, a params struct) into a JSON value.
     public init<T: Encodable>(encoding value: T) throws(RPCError) {
+        let data: Data
         do {
-            self = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(value))
+            data = try JSONEncoder().encode(value)
         } catch {
             throw .internalError("cannot encode \(T.self): \(error)")
         }
+        guard let parsed = JSONValue.parse(data) else { throw .internalError("cannot encode \(T.self)") }
+        self = parsed
     }
 
     /// Decodes method params into `T`. A mismatch is `invalidParams` naming the field, e.g.
@@ -104,9 +107,10 @@ extension JSONValue {
         }
     }
 
-    /// Parses one JSON text; nil when it is not valid JSON.
+    /// Parses one JSON text; nil when it is not valid JSON. (Linear in the size of the text: see
+    /// `JSONParser`.)
     static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        JSONParser.parse(bytes)
     }
 
     /// JSON text with object keys sorted. Compact (one line) unless `pretty`, which indents by two spaces.

@@ -133,6 +133,100 @@ public struct DumpFlowsReport: Codable, Sendable, Equatable {
     }
 }
 
+// dump-flows may report a million flows: its JSON is built and read by hand, not through Codable
+// (which goes by way of Foundation's encoder and decoder and takes some ten times as long).
+
+extension FlowStatisticsEntry {
+    public var jsonValue: JSONValue {
+        var members: [String: JSONValue] = [
+            "cookie": JSONValue(unsigned: cookie), "duration": .double(duration), "table": .int(Int64(table)),
+            "packets": JSONValue(unsigned: packets), "bytes": JSONValue(unsigned: bytes),
+            "idleTimeout": .int(Int64(idleTimeout)), "hardTimeout": .int(Int64(hardTimeout)),
+            "idleAge": JSONValue(unsigned: idleAge), "priority": .int(Int64(priority)),
+            "match": .string(match), "actions": .string(actions),
+        ]
+        if let hardAge { members["hardAge"] = JSONValue(unsigned: hardAge) }
+        return .object(members)
+    }
+
+    public init(json: JSONValue) throws(RPCError) {
+        let fields = try JSONFields(json, "flows[]")
+        self.init(
+            cookie: try fields.unsigned("cookie"), duration: try fields.double("duration"),
+            table: try fields.unsigned("table"), packets: try fields.unsigned("packets"), bytes: try fields.unsigned("bytes"),
+            idleTimeout: try fields.unsigned("idleTimeout"), hardTimeout: try fields.unsigned("hardTimeout"),
+            idleAge: try fields.unsigned("idleAge"), hardAge: try fields.optionalUnsigned("hardAge"),
+            priority: try fields.unsigned("priority"), match: try fields.string("match"), actions: try fields.string("actions"))
+    }
+}
+
+extension DumpFlowsReport {
+    public var jsonValue: JSONValue {
+        .object(["bridge": .string(bridge), "flows": .array(flows.map(\.jsonValue))])
+    }
+
+    public init(json: JSONValue) throws(RPCError) {
+        let fields = try JSONFields(json, "result")
+        guard case .array(let items)? = fields.members["flows"] else { throw fields.invalid("flows") }
+        var flows: [FlowStatisticsEntry] = []
+        flows.reserveCapacity(items.count)
+        for item in items { flows.append(try FlowStatisticsEntry(json: item)) }
+        self.init(bridge: try fields.string("bridge"), flows: flows)
+    }
+}
+
+extension JSONValue {
+    /// `.int` when it fits, else `.uint` (as the parser reads numbers back).
+    init(unsigned value: UInt64) {
+        self = value <= UInt64(Int64.max) ? .int(Int64(value)) : .uint(value)
+    }
+}
+
+/// Reads the members of a JSON object by hand, with errors naming the field.
+struct JSONFields {
+    let members: [String: JSONValue]
+    let context: String
+
+    init(_ value: JSONValue, _ context: String) throws(RPCError) {
+        guard case .object(let members) = value else { throw .internalError("\(context) is not an object") }
+        self.members = members
+        self.context = context
+    }
+
+    func invalid(_ key: String) -> RPCError {
+        .internalError("\(context).\(key) is missing or of the wrong type")
+    }
+
+    func string(_ key: String) throws(RPCError) -> String {
+        guard case .string(let value)? = members[key] else { throw invalid(key) }
+        return value
+    }
+
+    func double(_ key: String) throws(RPCError) -> Double {
+        switch members[key] {
+        case .double(let value)?: return value
+        case .int(let value)?: return Double(value)
+        case .uint(let value)?: return Double(value)
+        default: throw invalid(key)
+        }
+    }
+
+    func unsigned<T: FixedWidthInteger & UnsignedInteger>(_ key: String) throws(RPCError) -> T {
+        guard let value: T = try optionalUnsigned(key) else { throw invalid(key) }
+        return value
+    }
+
+    func optionalUnsigned<T: FixedWidthInteger & UnsignedInteger>(_ key: String) throws(RPCError) -> T? {
+        switch members[key] {
+        case nil, .null?: return nil
+        case .int(let value)?: if let exact = T(exactly: value) { return exact }
+        case .uint(let value)?: if let exact = T(exactly: value) { return exact }
+        default: break
+        }
+        throw invalid(key)
+    }
+}
+
 /// Result of the `frame-accounting` method: one worker's frame census.
 public struct FrameAccountingReport: Codable, Sendable, Equatable, CustomStringConvertible {
     public var worker: Int

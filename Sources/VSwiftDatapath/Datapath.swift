@@ -386,13 +386,12 @@ public final class Datapath: @unchecked Sendable {
         return total
     }
 
+    /// No handshake needed: a slot is only reset before it is given to a new rule, i.e. while no
+    /// published table uses it, so no worker writes it (the handshake that retired its previous
+    /// rule already happened).
     func clearRuleStatistics(_ slot: Int) {
         guard slot >= 0 && slot < DatapathLimits.maxRules else { return }
-        lock.withLock {
-            withWorkersParked {
-                for worker in workers { worker.clearRuleCounters(slot) }
-            }
-        }
+        for worker in workers { worker.clearRuleCounters(slot) }
     }
 
     // MARK: Helpers

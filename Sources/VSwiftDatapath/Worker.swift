@@ -780,9 +780,12 @@ final class Worker: @unchecked Sendable {
             lastUsed: vs_load_relaxed_u64(&c.pointee.lastUsed))
     }
 
-    /// Zeroes a rule counter slot (worker parked, or the slot unused by every table).
+    /// Zeroes a rule counter slot that no published table uses (so no worker writes it).
     func clearRuleCounters(_ slot: Int) {
-        ruleCounters[slot] = RuleCounterBlock()
+        let c = ruleCounters + slot
+        vs_store_relaxed_u64(&c.pointee.packets, 0)
+        vs_store_relaxed_u64(&c.pointee.bytes, 0)
+        vs_store_relaxed_u64(&c.pointee.lastUsed, 0)
     }
 
     func setBridge(_ bridge: Int, table: MACLearningTable?, members: [UInt16]) {

@@ -32,6 +32,11 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Seconds to wait for vswiftd's answer; 0 waits forever. (default: 30; 600 for add-flows and replace-flows)")
     var timeout: Double?
 
+    // Here rather than in del-flows and mod-flows so that, as with ovs-ofctl, it may come first:
+    // `vswiftctl --strict del-flows br0 priority=5,in_port=1`.
+    @Flag(help: "del-flows and mod-flows: only the flow with exactly this match and priority.")
+    var strict = false
+
     func validate() throws {
         if let timeout {
             guard timeout.isFinite, timeout >= 0 else { throw ValidationError("--timeout must be a number of seconds, 0 or more") }
@@ -57,6 +62,11 @@ struct GlobalOptions: ParsableArguments {
     func call(_ method: ControlMethod, json params: JSONValue, defaultTimeout: Double = 30) throws {
         let result = try client(defaultTimeout: defaultTimeout).call(method.rawValue, params: params).get()
         if format == .json && result != .null { print(formatJSON(result), terminator: "") }
+    }
+
+    /// Sends a method and returns its result (vswiftd's error is thrown).
+    func fetch(_ method: ControlMethod, _ params: JSONValue?, defaultTimeout: Double = 30) throws -> JSONValue {
+        try client(defaultTimeout: defaultTimeout).call(method.rawValue, params: params).get()
     }
 
     /// Sends a method that reports something and prints its result as text or JSON.
@@ -226,16 +236,17 @@ struct DeleteFlows: ParsableCommand {
         commandName: "del-flows",
         abstract: "Delete flows: all of them, or those matching.",
         discussion: """
-            Without a match every flow goes, and the bridge then drops every packet. With a match, every             flow at least as specific goes, whatever its priority; with --strict, only the flow with exactly             that match and priority.
+            Without a match every flow goes, and the bridge then drops every packet. With a match, every \
+            flow at least as specific goes, whatever its priority; with --strict, only the flow with exactly \
+            that match and priority.
             """)
 
     @OptionGroup var global: GlobalOptions
-    @Flag(help: "Only the flow with exactly this match and priority.") var strict = false
     @Argument var bridge: String
     @Argument(help: "Match fields in ovs-ofctl syntax, e.g. in_port=1,dl_type=0x0806.") var match: String?
 
     func run() throws {
-        try global.call(.delFlows, json: try JSONValue(encoding: DelFlowsParams(bridge: bridge, match: match, strict: strict ? true : nil)))
+        try global.call(.delFlows, json: try JSONValue(encoding: DelFlowsParams(bridge: bridge, match: match, strict: global.strict ? true : nil)))
     }
 }
 
@@ -246,12 +257,11 @@ struct ModifyFlows: ParsableCommand {
         discussion: "Counters are kept. Without --strict every flow at least as specific as the match is changed.")
 
     @OptionGroup var global: GlobalOptions
-    @Flag(help: "Only the flow with exactly this match and priority.") var strict = false
     @Argument var bridge: String
     @Argument(help: "A flow in ovs-ofctl syntax: match fields, then actions=...") var flow: String
 
     func run() throws {
-        try global.call(.modFlows, json: try JSONValue(encoding: ModFlowsParams(bridge: bridge, flow: flow, strict: strict ? true : nil)))
+        try global.call(.modFlows, json: try JSONValue(encoding: ModFlowsParams(bridge: bridge, flow: flow, strict: global.strict ? true : nil)))
     }
 }
 
@@ -265,7 +275,11 @@ struct DumpFlows: ParsableCommand {
 
     func run() throws {
         let params = try JSONValue(encoding: DumpFlowsParams(bridge: bridge, match: match))
-        try global.report(.dumpFlows, params, as: DumpFlowsReport.self, text: formatDumpFlows)
+        let result = try global.fetch(.dumpFlows, params)
+        switch global.format {
+        case .json: print(formatJSON(result), terminator: "")
+        case .text: print(formatDumpFlows(try DumpFlowsReport(json: result)), terminator: "")
+        }
     }
 }
 
