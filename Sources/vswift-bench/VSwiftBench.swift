@@ -6,6 +6,11 @@ import VSwiftDatapath
 @main
 enum Entry {
     static func main() {
+        // A parent may have handed us a blocked signal mask (test runners do); the bench stops its
+        // generator with SIGUSR1 and cleans up on SIGINT/SIGTERM, so those must get through.
+        var none = sigset_t()
+        sigemptyset(&none)
+        sigprocmask(SIG_SETMASK, &none, nil)
         // Before anything else: may re-execute the bench with the malloc interposer preloaded.
         AllocationCounter.prepareProcess()
         VSwiftBench.main()

@@ -140,6 +140,38 @@ struct FlowIntegrationTests {
     }
 }
 
+extension FlowIntegrationTests {
+    @Test("traffic keeps flowing, with no packet lost, while the flow table changes under it")
+    func noLossDuringUpdates() throws {
+        var seed = try Seed()
+        defer { seed.destroy() }
+        let receiver = try UDPSocket(namespace: seed.peer, bindPort: 9000)
+        let sender = try UDPSocket(namespace: seed.vm1)
+        let count = 10_000
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            var payload = [UInt8](repeating: 0x11, count: 64)
+            for seq in 0..<UInt32(count) {
+                withUnsafeBytes(of: seq.bigEndian) { payload.replaceSubrange(0..<4, with: $0) }
+                _ = sender.send(payload, to: "10.1.1.30", port: 9000)
+                if seq % 50 == 49 { usleep(5000) }
+            }
+            done.signal()
+        }
+        thread.start()
+        // Each change publishes a new table version to the worker while the stream runs.
+        var updates = 0
+        while done.wait(timeout: .now()) == .timedOut {
+            try seed.daemon.ctl("add-flow", "br2", "priority=5,udp,tp_dst=\(7000 + updates % 50),actions=output:2")
+            if updates % 7 == 6 { try seed.daemon.ctl("del-flows", "br2", "udp,tp_dst=\(7000 + (updates - 3) % 50)") }
+            updates += 1
+        }
+        let arrived = Set(receiver.receiveAll(idleTimeout: 1.5).map { UInt32(bigEndian: $0.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }) })
+        #expect(updates >= 5, "only \(updates) table updates happened during the stream")
+        #expect(arrived.count == count, "lost \(count - arrived.count) of \(count) datagrams during \(updates) updates")
+    }
+}
+
 /// tcpdump running in a namespace, printing link-level headers; `stop()` returns its lines.
 final class TCPDump {
     let process = Process()

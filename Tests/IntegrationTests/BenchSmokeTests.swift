@@ -1,0 +1,27 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The bench harness in quick mode: it must measure a non-zero rate from the sink's counters, for
+/// vswift and the C baseline, and leave no namespace behind. No threshold is asserted.
+@Suite("Bench harness", .serialized, .enabled(if: Capability.available, "needs root, AF_XDP and a built vswift-bench"))
+struct BenchSmokeTests {
+    @Test func quickForwardingRunMeasuresAndCleansUp() throws {
+        let json = "/tmp/vswift-bench-smoke-\(getpid()).json"
+        defer { unlink(json) }
+        let result = try run([Paths.binDir + "/vswift-bench", "forward", "--quick", "--warmup", "0.5",
+                              "--json", json, "--bpf-dir", Paths.bpfDir])
+        #expect(result.stdout.contains("vswift"), "\(result.stdout)")
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let summaries = try #require(report["summary"] as? [[String: Any]])
+        let rates = Dictionary(uniqueKeysWithValues: summaries.compactMap { s -> (String, Double)? in
+            guard let name = s["switch"] as? String ?? s["switchName"] as? String, let mpps = s["mpps"] as? Double else { return nil }
+            return (name, mpps)
+        })
+        #expect((rates["vswift"] ?? 0) > 0, "\(summaries)")
+        #expect((rates["xsk_fwd"] ?? 0) > 0, "\(summaries)")
+        let namespaces = try run(["ip", "netns", "list"]).stdout
+        #expect(!namespaces.contains("vsb-"), "bench namespaces left: \(namespaces)")
+    }
+}
