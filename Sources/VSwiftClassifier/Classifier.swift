@@ -17,16 +17,16 @@ public struct WordSet: Hashable, Sendable {
     public var indices: [Int] { (0..<FlowKey.wordCount).filter { bits & (1 << UInt16($0)) != 0 } }
 }
 
-/// Hash of `key`'s words listed in `words[0..<count]`, each ANDed with the same word of `mask`.
+/// Hash of `key`'s words listed in `words[0..<count]`, word `words[j]` ANDed with `mask[j]`
+/// (masks are stored compactly, one per significant word).
 @inline(__always)
 func hashWords(_ key: UnsafePointer<UInt64>, _ mask: UnsafePointer<UInt64>, _ words: UnsafePointer<UInt8>, _ count: Int) -> UInt32 {
     var h: UInt64 = 0x9E37_79B9_7F4A_7C15
-    for i in 0..<count {
-        let w = Int(words[i])
-        h = (h ^ (key[w] & mask[w])) &* 0xFF51_AFD7_ED55_8CCD
-        h ^= h >> 32
+    for j in 0..<count {
+        h = (h ^ (key[Int(words[j])] & mask[j])) &* 0xFF51_AFD7_ED55_8CCD
+        h = h ^ (h >> 29)
     }
-    return UInt32(truncatingIfNeeded: h ^ (h >> 29))
+    return UInt32(truncatingIfNeeded: h ^ (h >> 32))
 }
 
 /// One rule of the classifier: what it matches, how it ranks, and an opaque value returned on match.
@@ -63,7 +63,7 @@ public final class ClassifierTable: @unchecked Sendable {
     /// inline — hash, payload, rank, priority, then the masked key words — so a probe touches one
     /// or two cache lines, not one per array.
     struct Subtable {
-        var mask: UnsafeMutablePointer<UInt64>          // 16 words
+        var mask: UnsafeMutablePointer<UInt64>          // mask of each significant word (compact)
         var words: UnsafeMutablePointer<UInt8>          // significant word indices
         var wordCount: Int
         var maxPriority: Int32
@@ -87,7 +87,7 @@ public final class ClassifierTable: @unchecked Sendable {
     public let significantWords: WordSet
     let subtables: UnsafeMutablePointer<Subtable>
     public let subtableCount: Int
-    /// Union mask words (for the exact-match cache) and their indices.
+    /// Union mask (compact, one per significant word) and the word indices, for the exact-match cache.
     let unionMask: UnsafeMutablePointer<UInt64>
     let unionWords: UnsafeMutablePointer<UInt8>
     let unionWordCount: Int
@@ -96,74 +96,109 @@ public final class ClassifierTable: @unchecked Sendable {
         version = Self.versions.add(1, ordering: .relaxed).newValue
         ruleCount = entries.count
         // Rank every rule once: priority descending, then sequence ascending.
-        let order = entries.indices.sorted {
-            let a = entries[$0], b = entries[$1]
-            return a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence
-        }
+        var order = [(priority: UInt16, sequence: UInt64, index: Int32)]()
+        order.reserveCapacity(entries.count)
+        for (i, e) in entries.enumerated() { order.append((e.priority, e.sequence, Int32(i))) }
+        order.sort { $0.priority != $1.priority ? $0.priority > $1.priority : $0.sequence < $1.sequence }
         var rank = [UInt32](repeating: 0, count: entries.count)
-        for (r, i) in order.enumerated() { rank[i] = UInt32(r) }
+        for (r, o) in order.enumerated() { rank[Int(o.index)] = UInt32(r) }
 
-        // Group by mask; within a group keep the best rule per masked key.
-        var groups: [FlowKey: [FlowKey: Int]] = [:]
+        // Group rules by mask (few distinct masks: one dictionary probe per rule).
+        var groupOfMask: [FlowKey: Int] = [:]
+        var groupMasks: [FlowKey] = []
+        var groupOf = [Int32](repeating: 0, count: entries.count)
+        var groupSizes: [Int] = []
         var union = FlowKey()
         for (i, entry) in entries.enumerated() {
-            for w in 0..<FlowKey.wordCount { union[word: w] |= entry.match.mask[word: w] }
-            if let existing = groups[entry.match.mask]?[entry.match.key] {
-                if rank[i] < rank[existing] { groups[entry.match.mask]![entry.match.key] = i }
+            let g: Int
+            if let existing = groupOfMask[entry.match.mask] {
+                g = existing
             } else {
-                groups[entry.match.mask, default: [:]][entry.match.key] = i
+                g = groupMasks.count
+                groupOfMask[entry.match.mask] = g
+                groupMasks.append(entry.match.mask)
+                groupSizes.append(0)
+                for w in 0..<FlowKey.wordCount { union[word: w] |= entry.match.mask[word: w] }
             }
+            groupOf[i] = Int32(g)
+            groupSizes[g] += 1
         }
         significantWords = WordSet(mask: union)
-        unionMask = .allocate(capacity: FlowKey.wordCount)
-        for w in 0..<FlowKey.wordCount { unionMask[w] = union[word: w] }
         let unionIndices = significantWords.indices
+        unionMask = .allocate(capacity: max(unionIndices.count, 1))
         unionWords = .allocate(capacity: max(unionIndices.count, 1))
-        for (i, w) in unionIndices.enumerated() { unionWords[i] = UInt8(w) }
+        for (j, w) in unionIndices.enumerated() {
+            unionWords[j] = UInt8(w)
+            unionMask[j] = union[word: w]
+        }
         unionWordCount = unionIndices.count
 
         var built: [Subtable] = []
-        built.reserveCapacity(groups.count)
-        for (mask, members) in groups {
+        built.reserveCapacity(groupMasks.count)
+        for (g, mask) in groupMasks.enumerated() {
             let indices = WordSet(mask: mask).indices
-            let n = members.count
             var capacity = 4
-            while capacity < n * 2 { capacity <<= 1 }
+            while capacity < groupSizes[g] * 2 { capacity <<= 1 }
             let stride = Self.slotHeader + 8 * indices.count
-            var st = Subtable(
-                mask: .allocate(capacity: FlowKey.wordCount), words: .allocate(capacity: max(indices.count, 1)),
+            let st = Subtable(
+                mask: .allocate(capacity: max(indices.count, 1)), words: .allocate(capacity: max(indices.count, 1)),
                 wordCount: indices.count, maxPriority: -1, slotMask: capacity - 1, stride: stride,
-                slots: .allocate(byteCount: capacity * stride, alignment: 64), entryCount: n)
-            for w in 0..<FlowKey.wordCount { st.mask[w] = mask[word: w] }
-            for (i, w) in indices.enumerated() { st.words[i] = UInt8(w) }
+                slots: .allocate(byteCount: capacity * stride, alignment: 64), entryCount: 0)
+            for (j, w) in indices.enumerated() {
+                st.words[j] = UInt8(w)
+                st.mask[j] = mask[word: w]
+            }
             for slot in 0..<capacity {
                 st.slots.storeBytes(of: Self.emptySlot, toByteOffset: slot * stride + 4, as: Int32.self)
             }
-            for (key, ruleIndex) in members {
-                var k = key
-                let h = withUnsafePointer(to: &k) { kp in
-                    kp.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { hashWords($0, st.mask, st.words, st.wordCount) }
-                }
-                var slot = Int(h) & st.slotMask
-                while st.slots.load(fromByteOffset: slot * stride + 4, as: Int32.self) != Self.emptySlot {
-                    slot = (slot + 1) & st.slotMask
-                }
-                let p = st.slots + slot * stride
-                p.storeBytes(of: h, as: UInt32.self)
-                p.storeBytes(of: entries[ruleIndex].payload, toByteOffset: 4, as: Int32.self)
-                p.storeBytes(of: rank[ruleIndex], toByteOffset: 8, as: UInt32.self)
-                p.storeBytes(of: Int32(entries[ruleIndex].priority), toByteOffset: 12, as: Int32.self)
-                for (j, w) in indices.enumerated() {
-                    p.storeBytes(of: key[word: w], toByteOffset: Self.slotHeader + 8 * j, as: UInt64.self)
-                }
-                st.maxPriority = max(st.maxPriority, Int32(entries[ruleIndex].priority))
-            }
             built.append(st)
+        }
+        // Insert every rule into its subtable; an identical (mask, key) keeps the better-ranked rule.
+        for (i, entry) in entries.enumerated() {
+            let g = Int(groupOf[i])
+            var key = entry.match.key
+            withUnsafePointer(to: &key) { kp in
+                kp.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k in
+                    Self.insert(into: &built[g], key: k, payload: entry.payload, rank: rank[i], priority: Int32(entry.priority))
+                }
+            }
         }
         built.sort { $0.maxPriority > $1.maxPriority }
         subtableCount = built.count
         subtables = .allocate(capacity: max(built.count, 1))
         subtables.initialize(from: built, count: built.count)
+    }
+
+    private static func insert(into st: inout Subtable, key: UnsafePointer<UInt64>, payload: Int32, rank: UInt32, priority: Int32) {
+        let h = hashWords(key, st.mask, st.words, st.wordCount)
+        var slot = Int(h) & st.slotMask
+        while true {
+            let p = st.slots + slot * st.stride
+            if p.load(fromByteOffset: 4, as: Int32.self) == emptySlot { break }
+            if p.load(as: UInt32.self) == h && (0..<st.wordCount).allSatisfy({ j in
+                p.load(fromByteOffset: slotHeader + 8 * j, as: UInt64.self) == key[Int(st.words[j])] & st.mask[j]
+            }) {
+                // Same match: only the better-ranked rule can ever win.
+                if rank < p.load(fromByteOffset: 8, as: UInt32.self) {
+                    p.storeBytes(of: payload, toByteOffset: 4, as: Int32.self)
+                    p.storeBytes(of: rank, toByteOffset: 8, as: UInt32.self)
+                    p.storeBytes(of: priority, toByteOffset: 12, as: Int32.self)
+                    st.maxPriority = max(st.maxPriority, priority)
+                }
+                return
+            }
+            slot = (slot + 1) & st.slotMask
+        }
+        let p = st.slots + slot * st.stride
+        p.storeBytes(of: h, as: UInt32.self)
+        p.storeBytes(of: payload, toByteOffset: 4, as: Int32.self)
+        p.storeBytes(of: rank, toByteOffset: 8, as: UInt32.self)
+        p.storeBytes(of: priority, toByteOffset: 12, as: Int32.self)
+        for j in 0..<st.wordCount {
+            p.storeBytes(of: key[Int(st.words[j])] & st.mask[j], toByteOffset: slotHeader + 8 * j, as: UInt64.self)
+        }
+        st.maxPriority = max(st.maxPriority, priority)
+        st.entryCount += 1
     }
 
     deinit {
@@ -218,7 +253,7 @@ public final class ClassifierTable: @unchecked Sendable {
                         var equal = true
                         for j in 0..<wordCount {
                             let w = Int(st.pointee.words[j])
-                            if key[w] & st.pointee.mask[w] != p.load(fromByteOffset: Self.slotHeader + 8 * j, as: UInt64.self) {
+                            if key[w] & st.pointee.mask[j] != p.load(fromByteOffset: Self.slotHeader + 8 * j, as: UInt64.self) {
                                 equal = false
                                 break
                             }
@@ -245,7 +280,7 @@ public final class ClassifierTable: @unchecked Sendable {
         var total = 0
         for i in 0..<subtableCount {
             let st = subtables[i]
-            total += 16 * 8 + (st.slotMask + 1) * st.stride
+            total += (st.slotMask + 1) * st.stride
         }
         return total
     }
@@ -294,7 +329,7 @@ public struct ExactMatchCache: @unchecked Sendable {
                     wp.withMemoryRebound(to: UInt64.self, capacity: Self.maxWords) { stored -> Bool in
                         for j in 0..<count {
                             let w = Int(table.unionWords[j])
-                            if k[w] & table.unionMask[w] != stored[j] { return false }
+                            if k[w] & table.unionMask[j] != stored[j] { return false }
                         }
                         return true
                     }
@@ -313,7 +348,7 @@ public struct ExactMatchCache: @unchecked Sendable {
                 wp.withMemoryRebound(to: UInt64.self, capacity: Self.maxWords) { stored in
                     for j in 0..<count {
                         let w = Int(table.unionWords[j])
-                        stored[j] = k[w] & table.unionMask[w]
+                        stored[j] = k[w] & table.unionMask[j]
                     }
                 }
             }
