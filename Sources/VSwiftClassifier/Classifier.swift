@@ -219,31 +219,35 @@ public final class ClassifierTable: @unchecked Sendable {
         key.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { lookupWords($0) }
     }
 
-    /// Subtables whose home slots are computed and prefetched up front, so their cache misses overlap.
-    static let prefetchDepth = 16
+    /// How many subtables ahead of the one being probed have their home slot hashed and
+    /// prefetched: enough to overlap the misses of a big table, few enough that an early exit
+    /// wastes little.
+    static let prefetchDistance = 4
 
     @inline(__always)
     func lookupWords(_ key: UnsafePointer<UInt64>) -> Int32 {
-        var hashes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-        return withUnsafeMutableBytes(of: &hashes) { raw -> Int32 in
-            let early = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
-            let prefetched = min(subtableCount, Self.prefetchDepth)
-            for s in 0..<prefetched {
+        var ring: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &ring) { raw -> Int32 in
+            let hashes = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
+            let count = subtableCount
+            @inline(__always) func hashAndPrefetch(_ s: Int) {
                 let st = subtables + s
                 let h = hashWords(key, st.pointee.mask, st.pointee.words, st.pointee.wordCount)
-                early[s] = h
+                hashes[s & (Self.prefetchDistance - 1)] = h
                 vs_prefetch(st.pointee.slots + (Int(h) & st.pointee.slotMask) * st.pointee.stride)
             }
+            for s in 0..<min(count, Self.prefetchDistance) { hashAndPrefetch(s) }
             var bestRank = UInt32.max
             var bestPriority: Int32 = -1
             var bestPayload: Int32 = -1
-            for s in 0..<subtableCount {
+            for s in 0..<count {
                 let st = subtables + s
                 // Equal priority may still win a tie on rank, so only strictly lower priorities stop us.
                 if st.pointee.maxPriority < bestPriority { break }
+                let h = hashes[s & (Self.prefetchDistance - 1)]
+                if s + Self.prefetchDistance < count { hashAndPrefetch(s + Self.prefetchDistance) }
                 let wordCount = st.pointee.wordCount
                 let stride = st.pointee.stride
-                let h = s < prefetched ? early[s] : hashWords(key, st.pointee.mask, st.pointee.words, wordCount)
                 var slot = Int(h) & st.pointee.slotMask
                 while true {
                     let p = st.pointee.slots + slot * stride
