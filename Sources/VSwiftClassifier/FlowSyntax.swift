@@ -452,7 +452,89 @@ let protocolShorthands: [String: (dlType: UInt64, nwProto: UInt64?)] = [
 ]
 
 /// Statistics that `dump-flows` prints; OVS ignores them so its output can be fed back.
-private let ignoredStatistics: Set<String> = ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"]
+let ignoredStatistics: Set<String> = ["duration", "n_packets", "n_bytes", "idle_age", "hard_age"]
+
+/// A keyword of at most 16 bytes packed into two words: a dictionary key made straight from input
+/// bytes, so looking up a key costs no String (creation, validation, hashing).
+struct Keyword: Hashable {
+    fileprivate var a: UInt64 = 0
+    fileprivate var b: UInt64 = 0
+
+    /// nil when the text cannot be one of our (ASCII, ≤ 16 bytes) keywords. `lowercase` folds
+    /// ASCII letters; non-ASCII text is rejected then, as Unicode case folding could turn it into ASCII.
+    init?(_ bytes: some Sequence<UInt8>, lowercase: Bool = false) {
+        var n = 0
+        for var c in bytes {
+            // NUL would pack like padding; non-ASCII never appears in a keyword.
+            guard n < 16, c != 0, !(lowercase && c >= 0x80) else { return nil }
+            if lowercase && c &- UInt8(ascii: "A") < 26 { c |= 0x20 }
+            if n < 8 { a |= UInt64(c) << (8 * n) } else { b |= UInt64(c) << (8 * (n - 8)) }
+            n += 1
+        }
+    }
+
+    init(_ s: String) { self.init(s.utf8)! }
+}
+
+/// A read-only map from `Keyword`s, hashed by multiply-shift instead of SipHash: the keys are a
+/// fixed set of our own keywords, so a cheap hash is enough and a lookup is a few instructions.
+/// Open addressing with linear probing; the table is at most a quarter full.
+struct KeywordTable<Value> {
+    private var slots: [(key: Keyword, value: Value)?]
+    private let shift: UInt64
+
+    init(_ entries: [(Keyword, Value)]) {
+        var bits: UInt64 = 4
+        while 1 << bits < entries.count * 4 { bits += 1 }
+        shift = 64 - bits
+        slots = Array(repeating: nil, count: 1 << bits)
+        for (k, v) in entries {
+            var i = slot(k)
+            while let existing = slots[i], existing.key != k { i = (i + 1) & (slots.count - 1) }
+            slots[i] = (k, v)
+        }
+    }
+
+    private func slot(_ k: Keyword) -> Int {
+        let h = ((k.a &* 0x9e37_79b9_7f4a_7c15) ^ k.b) &* 0xbf58_476d_1ce4_e5b9
+        return Int(truncatingIfNeeded: h >> shift)  // the top bits mix all input bits
+    }
+
+    subscript(_ k: Keyword) -> Value? {
+        var i = slot(k)
+        while let s = slots[i] {
+            if s.key == k { return s.value }
+            i = (i + 1) & (slots.count - 1)
+        }
+        return nil
+    }
+}
+
+/// What a key in the match part is.
+enum MatchKey {
+    case actions
+    case shorthand(dlType: UInt64, nwProto: UInt64?)
+    case field(SyntaxField)
+    case ignored
+    case priority, cookie, table, idleTimeout, hardTimeout
+    case unsupported
+}
+
+/// Every key the match part knows, by packed name.
+let matchKeys: KeywordTable<MatchKey> = {
+    var d: [Keyword: MatchKey] = [Keyword("actions"): .actions, Keyword("action"): .actions]
+    for (name, p) in protocolShorthands { d[Keyword(name)] = .shorthand(dlType: p.dlType, nwProto: p.nwProto) }
+    for (name, f) in SyntaxField.byName { d[Keyword(name)] = .field(f) }
+    for name in ignoredStatistics { d[Keyword(name)] = .ignored }
+    d[Keyword("priority")] = .priority
+    d[Keyword("cookie")] = .cookie
+    d[Keyword("table")] = .table
+    d[Keyword("idle_timeout")] = .idleTimeout
+    d[Keyword("hard_timeout")] = .hardTimeout
+    for name in ["out_port", "out_group", "importance", "send_flow_rem", "check_overlap", "reset_counts",
+                 "no_packet_counts", "no_byte_counts"] { d[Keyword(name)] = .unsupported }
+    return KeywordTable(d.map { ($0.key, $0.value) })
+}()
 
 struct ParsedMatch {
     var match = Match()
@@ -471,10 +553,16 @@ extension FlowParser {
     func parseMatchPart(_ src: FlowText, mode: MatchMode) throws(FlowSyntaxError) -> ParsedMatch {
         var out = ParsedMatch()
         var fieldsSet: [(SyntaxField, Range<Int>)] = []
+        fieldsSet.reserveCapacity(8)  // one allocation instead of regrowing
         var tok = Tokenizer(src.bytes, 0 ..< src.bytes.count)
         loop: while let kv = tok.next() {
-            let key = src.text(kv.key)
-            if key == "actions" || key == "action" {
+            // The key as a String only for messages: the lookup works on the bytes.
+            var key: String { src.text(kv.key) }
+            guard let kind = Keyword(src.bytes[kv.key]).flatMap({ matchKeys[$0] }) else {
+                throw src.error("unknown field \"\(key)\"", kv.key)
+            }
+            switch kind {
+            case .actions:
                 guard mode == .flow else {
                     throw src.error("actions are not allowed here", kv.key, "a filter has only match fields")
                 }
@@ -487,14 +575,12 @@ extension FlowParser {
                 out.actionsKey = kv.key
                 out.actionsStart = eq + 1
                 break loop
-            }
-            if let p = protocolShorthands[key] {
+            case .shorthand(let dlType, let nwProto):
                 if kv.hasValue { throw src.error("unexpected value for \(key)", kv.whole, "\(key) is a protocol shorthand and takes no value") }
-                out.match.set(.dlType, p.dlType)
-                if let proto = p.nwProto { out.match.set(.nwProto, proto) }
+                out.match.set(.dlType, dlType)
+                if let proto = nwProto { out.match.set(.nwProto, proto) }
                 continue
-            }
-            if let field = SyntaxField.byName[key] {
+            case .field(let field):
                 guard kv.hasValue, !kv.value.isEmpty else {
                     throw src.error("missing value for \(key)", kv.key)
                 }
@@ -507,35 +593,33 @@ extension FlowParser {
                 field.apply(value, to: &out.match)
                 fieldsSet.append((field, kv.key))
                 continue
-            }
-            if ignoredStatistics.contains(key) { continue }
-            switch key {
-            case "priority", "cookie", "table", "idle_timeout", "hard_timeout": break
-            case "out_port", "out_group", "importance", "send_flow_rem", "check_overlap", "reset_counts",
-                "no_packet_counts", "no_byte_counts":
+            case .ignored:
+                continue
+            case .unsupported:
                 throw src.error("unsupported keyword \"\(key)\"", kv.key, "vswift does not implement it")
-            default:
-                throw src.error("unknown field \"\(key)\"", kv.key)
+            case .priority, .cookie, .table, .idleTimeout, .hardTimeout:
+                break
             }
             guard kv.hasValue, !kv.value.isEmpty else { throw src.error("missing value for \(key)", kv.key) }
-            let text = src.text(kv.value)
-            switch key {
-            case "priority":
+            let text = src.bytes[kv.value]
+            switch kind {
+            case .priority:
                 do { out.priority = UInt16(try parseNumber(text, max: 0xffff, hex: false)) } catch {
                     throw src.badValue(kv.value, for: key, error.detail)
                 }
-            case "table":
+            case .table:
                 let table: UInt64
                 do { table = try parseNumber(text, max: 0xff, hex: false) } catch { throw src.badValue(kv.value, for: key, error.detail) }
                 if table != 0 { throw src.badValue(kv.value, for: key, "vswift has one flow table, table 0") }
-            case "idle_timeout", "hard_timeout":
+            case .idleTimeout, .hardTimeout:
                 guard mode == .flow else {
                     throw src.error("\(key) is not allowed here", kv.key, "timeouts are set when adding a flow")
                 }
                 let t: UInt16
                 do { t = UInt16(try parseNumber(text, max: 0xffff, hex: false)) } catch { throw src.badValue(kv.value, for: key, error.detail) }
-                if key == "idle_timeout" { out.idleTimeout = t } else { out.hardTimeout = t }
+                if case .idleTimeout = kind { out.idleTimeout = t } else { out.hardTimeout = t }
             default:  // cookie
+                let text = src.text(kv.value)
                 if let slash = text.firstIndex(of: "/") {
                     guard mode == .filter else {
                         throw src.badValue(kv.value, for: key, "flow additions cannot use a cookie mask")
@@ -563,7 +647,7 @@ extension FlowParser {
     }
 
     func parseFieldValue(_ field: SyntaxField, _ src: FlowText, _ r: Range<Int>) throws(ValueError) -> FieldValue {
-        let text = src.text(r)
+        let text = src.bytes[r]
         if case .port = field.kind {
             return .scalar(UInt64(try resolvePort(text)), mask: 0xffff_ffff)
         }

@@ -12,6 +12,17 @@ private let unsupportedActions: Set<String> = [
     "output_trunc", "obs", "delete_field", "stack_push", "stack_pop", "apply_actions", "table",
 ]
 
+/// Every action keyword `parseOne` handles, by packed (lower-cased) name: the canonical String
+/// comes from here instead of being built and lower-cased for every action.
+private let actionKeywords: KeywordTable<String> = {
+    let names = [
+        "drop", "output", "mod_dl_src", "mod_dl_dst", "mod_nw_src", "mod_nw_dst", "mod_nw_tos", "mod_tp_src",
+        "mod_tp_dst", "mod_vlan_vid", "mod_vlan_pcp", "mod_nw_ttl", "set_nw_ttl", "strip_vlan", "pop_vlan",
+        "push_vlan", "dec_ttl", "set_tunnel", "set_tunnel64", "set_field",
+    ]
+    return KeywordTable(names.map { (Keyword($0), $0) })
+}()
+
 struct ActionParser {
     let src: FlowText
     let ports: FlowParser
@@ -22,12 +33,18 @@ struct ActionParser {
     /// the list as a whole.
     func parse(_ range: Range<Int>, listToken: Range<Int>?) throws(FlowSyntaxError) -> [FlowAction] {
         var actions: [FlowAction] = []
+        actions.reserveCapacity(4)  // one allocation instead of regrowing
         var drop: Range<Int>? = nil
         var tok = Tokenizer(src.bytes, range)
         var sawAny = false
         while let kv = tok.next() {
             sawAny = true
-            let key = src.text(kv.key).lowercased()
+            let key: String
+            if let k = Keyword(src.bytes[kv.key], lowercase: true), let known = actionKeywords[k] {
+                key = known
+            } else {
+                key = src.text(kv.key).lowercased()
+            }
             if key == "drop" {
                 if kv.hasValue { throw src.error("unexpected value for drop", kv.whole, "drop takes no argument") }
                 if drop == nil { drop = kv.key }
@@ -45,12 +62,13 @@ struct ActionParser {
         return actions
     }
 
-    private func value(_ kv: KeyValue, _ name: String) throws(FlowSyntaxError) -> String {
+    /// The argument's bytes, after checking that there is one in the `name:VALUE` form.
+    private func value(_ kv: KeyValue, _ name: String) throws(FlowSyntaxError) -> Bytes {
         guard kv.hasValue, !kv.value.isEmpty else { throw src.error("missing argument for \(name)", kv.key, "expected \(name):VALUE") }
         if kv.delimiter == UInt8(ascii: "(") {
             throw src.error("unsupported form of \(name)", kv.whole, "expected \(name):VALUE")
         }
-        return src.text(kv.value)
+        return src.bytes[kv.value]
     }
 
     private func noValue(_ kv: KeyValue, _ name: String) throws(FlowSyntaxError) {
@@ -222,30 +240,68 @@ struct ActionParser {
 // MARK: - Printing
 
 extension FlowFormatter {
-    static func action(_ a: FlowAction) -> String {
+    static func writeAction(_ a: FlowAction, into w: inout TextWriter) {
         switch a {
-        case .output(let p): return p < OpenFlowPort.max ? "output:\(p)" : formatPort(p)
-        case .normal: return "NORMAL"
-        case .flood: return "FLOOD"
-        case .all: return "ALL"
-        case .local: return "LOCAL"
-        case .inPort: return "IN_PORT"
-        case .modDlSrc(let m): return "mod_dl_src:" + formatMAC(m)
-        case .modDlDst(let m): return "mod_dl_dst:" + formatMAC(m)
-        case .modNwSrc(let ip): return "mod_nw_src:" + formatIPv4(UInt64(ip))
-        case .modNwDst(let ip): return "mod_nw_dst:" + formatIPv4(UInt64(ip))
-        case .modNwTos(let t): return "mod_nw_tos:\(t)"
-        case .modTpSrc(let p): return "mod_tp_src:\(p)"
-        case .modTpDst(let p): return "mod_tp_dst:\(p)"
-        case .modVlanVid(let v): return "mod_vlan_vid:\(v)"
-        case .modVlanPcp(let p): return "mod_vlan_pcp:\(p)"
-        case .stripVlan: return "strip_vlan"
-        case .pushVlan(let t): return "push_vlan:" + hexAlternate(UInt64(t))
-        case .decTTL: return "dec_ttl"
-        case .setField(let f, let v): return "set_field:" + setFieldValue(f, v) + "->" + setFieldName(f)
-        case .setIPv6Src(let h, let l): return "set_field:" + formatIPv6(IPv6Address(high: h, low: l)) + "->ipv6_src"
-        case .setIPv6Dst(let h, let l): return "set_field:" + formatIPv6(IPv6Address(high: h, low: l)) + "->ipv6_dst"
-        case .setTunnel(let id): return (id > UInt64(UInt32.max) ? "set_tunnel64:" : "set_tunnel:") + hexAlternate(id)
+        case .output(let p):
+            if p < OpenFlowPort.max {
+                w.append("output:")
+                w.decimal(p)
+            } else {
+                w.port(p)
+            }
+        case .normal: w.append("NORMAL")
+        case .flood: w.append("FLOOD")
+        case .all: w.append("ALL")
+        case .local: w.append("LOCAL")
+        case .inPort: w.append("IN_PORT")
+        case .modDlSrc(let m):
+            w.append("mod_dl_src:")
+            w.mac(m)
+        case .modDlDst(let m):
+            w.append("mod_dl_dst:")
+            w.mac(m)
+        case .modNwSrc(let ip):
+            w.append("mod_nw_src:")
+            w.ipv4(UInt64(ip))
+        case .modNwDst(let ip):
+            w.append("mod_nw_dst:")
+            w.ipv4(UInt64(ip))
+        case .modNwTos(let t):
+            w.append("mod_nw_tos:")
+            w.decimal(t)
+        case .modTpSrc(let p):
+            w.append("mod_tp_src:")
+            w.decimal(p)
+        case .modTpDst(let p):
+            w.append("mod_tp_dst:")
+            w.decimal(p)
+        case .modVlanVid(let v):
+            w.append("mod_vlan_vid:")
+            w.decimal(v)
+        case .modVlanPcp(let p):
+            w.append("mod_vlan_pcp:")
+            w.decimal(p)
+        case .stripVlan: w.append("strip_vlan")
+        case .pushVlan(let t):
+            w.append("push_vlan:")
+            w.hexAlternate(t)
+        case .decTTL: w.append("dec_ttl")
+        case .setField(let f, let v):
+            w.append("set_field:")
+            writeSetFieldValue(f, v, into: &w)
+            w.append("->")
+            w.append(setFieldName(f))
+        case .setIPv6Src(let h, let l):
+            w.append("set_field:")
+            w.ipv6(IPv6Address(high: h, low: l))
+            w.append("->ipv6_src")
+        case .setIPv6Dst(let h, let l):
+            w.append("set_field:")
+            w.ipv6(IPv6Address(high: h, low: l))
+            w.append("->ipv6_dst")
+        case .setTunnel(let id):
+            w.append(id > UInt64(UInt32.max) ? "set_tunnel64:" : "set_tunnel:")
+            w.hexAlternate(id)
         }
     }
 
@@ -258,13 +314,13 @@ extension FlowFormatter {
         }
     }
 
-    static func setFieldValue(_ f: FlowField, _ v: UInt64) -> String {
+    static func writeSetFieldValue(_ f: FlowField, _ v: UInt64, into w: inout TextWriter) {
         switch f {
-        case .inPort: return formatPort(UInt32(truncatingIfNeeded: v))
-        case .dlSrc, .dlDst, .arpSha, .arpTha: return formatMAC(v)
-        case .nwSrc, .nwDst, .tunSrc, .tunDst: return formatIPv4(v)
-        case .nwTTL, .tpSrc, .tpDst, .nwProto: return String(v)
-        default: return "0x" + String(v, radix: 16)
+        case .inPort: w.port(UInt32(truncatingIfNeeded: v))
+        case .dlSrc, .dlDst, .arpSha, .arpTha: w.mac(v)
+        case .nwSrc, .nwDst, .tunSrc, .tunDst: w.ipv4(v)
+        case .nwTTL, .tpSrc, .tpDst, .nwProto: w.decimal(v)
+        default: w.hexPadded(v, width: 1)
         }
     }
 }

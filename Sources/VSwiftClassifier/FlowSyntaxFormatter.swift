@@ -7,8 +7,18 @@ public enum FlowFormatter {
     /// `priority=2,arp,in_port=1`. Priority is left out when it is the default (32768), so an
     /// empty match at the default priority prints as "".
     public static func match(_ m: Match, priority: UInt16) -> String {
-        var out: [String] = []
-        if priority != FlowRule.defaultPriority { out.append("priority=\(priority)") }
+        var w = TextWriter(capacity: 128)
+        writeMatch(m, priority: priority, into: &w)
+        return w.string
+    }
+
+    /// `match` into `w`, as a comma-separated list.
+    static func writeMatch(_ m: Match, priority: UInt16, into w: inout TextWriter) {
+        w.beginList()
+        if priority != FlowRule.defaultPriority {
+            w.item("priority=")
+            w.decimal(priority)
+        }
 
         let dlTypeMasked = !m.isWildcarded(.dlType)
         let dlType = m.value(.dlType)
@@ -21,25 +31,32 @@ public enum FlowFormatter {
             skipType = true
             switch dlType {
             case 0x0800:
-                let names: [UInt64: String] = [1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 132: "sctp"]
-                if nwProtoMasked, let name = names[nwProto] {
-                    out.append(name)
-                    skipProto = true
-                } else {
-                    out.append("ip")
+                skipProto = nwProtoMasked
+                switch nwProtoMasked ? nwProto : 0 {
+                case 1: w.item("icmp")
+                case 2: w.item("igmp")
+                case 6: w.item("tcp")
+                case 17: w.item("udp")
+                case 132: w.item("sctp")
+                default:
+                    w.item("ip")
+                    skipProto = false
                 }
             case 0x86dd:
-                let names: [UInt64: String] = [58: "icmp6", 6: "tcp6", 17: "udp6", 132: "sctp6"]
-                if nwProtoMasked, let name = names[nwProto] {
-                    out.append(name)
-                    skipProto = true
-                } else {
-                    out.append("ipv6")
+                skipProto = nwProtoMasked
+                switch nwProtoMasked ? nwProto : 0 {
+                case 58: w.item("icmp6")
+                case 6: w.item("tcp6")
+                case 17: w.item("udp6")
+                case 132: w.item("sctp6")
+                default:
+                    w.item("ipv6")
+                    skipProto = false
                 }
-            case 0x0806: out.append("arp")
-            case 0x8035: out.append("rarp")
-            case 0x8847: out.append("mpls")
-            case 0x8848: out.append("mplsm")
+            case 0x0806: w.item("arp")
+            case 0x8035: w.item("rarp")
+            case 0x8847: w.item("mpls")
+            case 0x8848: w.item("mplsm")
             default: skipType = false
             }
         }
@@ -47,12 +64,20 @@ public enum FlowFormatter {
         // Tunnel metadata comes before in_port in OVS's output.
         if !m.isWildcarded(.tunId) {
             let mask = m.mask(.tunId)
-            out.append("tun_id=" + hexAlternate(m.value(.tunId)) + (mask == .max ? "" : "/" + hexAlternate(mask)))
+            w.item("tun_id=")
+            w.hexAlternate(m.value(.tunId))
+            if mask != .max {
+                w.append("/")
+                w.hexAlternate(mask)
+            }
         }
-        ipv4(&out, "tun_src", m, .tunSrc)
-        ipv4(&out, "tun_dst", m, .tunDst)
+        ipv4(&w, "tun_src=", m, .tunSrc)
+        ipv4(&w, "tun_dst=", m, .tunDst)
 
-        if !m.isWildcarded(.inPort) { out.append("in_port=" + formatPort(UInt32(truncatingIfNeeded: m.value(.inPort)))) }
+        if !m.isWildcarded(.inPort) {
+            w.item("in_port=")
+            w.port(UInt32(truncatingIfNeeded: m.value(.inPort)))
+        }
 
         if !m.isWildcarded(.vlanTCI) {
             let tci = m.value(.vlanTCI)
@@ -62,112 +87,186 @@ public enum FlowFormatter {
             if mask & 0x1000 != 0 && tci & 0x1000 != 0 && (vidMask == 0 || vidMask == 0x0fff)
                 && (pcpMask == 0 || pcpMask == 0xe000) && (vidMask != 0 || pcpMask != 0)
             {
-                if vidMask != 0 { out.append("dl_vlan=\(tci & 0x0fff)") }
-                if pcpMask != 0 { out.append("dl_vlan_pcp=\(tci >> 13)") }
-            } else if mask == 0xffff {
-                out.append("vlan_tci=" + hexPadded(tci, width: 4))
+                if vidMask != 0 {
+                    w.item("dl_vlan=")
+                    w.decimal(tci & 0x0fff)
+                }
+                if pcpMask != 0 {
+                    w.item("dl_vlan_pcp=")
+                    w.decimal(tci >> 13)
+                }
             } else {
-                out.append("vlan_tci=" + hexPadded(tci, width: 4) + "/" + hexPadded(mask, width: 4))
+                w.item("vlan_tci=")
+                w.hexPadded(tci, width: 4)
+                if mask != 0xffff {
+                    w.append("/")
+                    w.hexPadded(mask, width: 4)
+                }
             }
         }
 
-        mac(&out, "dl_src", m, .dlSrc)
-        mac(&out, "dl_dst", m, .dlDst)
-        if !skipType && dlTypeMasked { out.append("dl_type=" + hexPadded(dlType, width: 4)) }
+        mac(&w, "dl_src=", m, .dlSrc)
+        mac(&w, "dl_dst=", m, .dlDst)
+        if !skipType && dlTypeMasked {
+            w.item("dl_type=")
+            w.hexPadded(dlType, width: 4)
+        }
 
         if dlType == 0x86dd {
-            ipv6(&out, "ipv6_src", m, .ipv6SrcHigh, .ipv6SrcLow)
-            ipv6(&out, "ipv6_dst", m, .ipv6DstHigh, .ipv6DstLow)
+            ipv6(&w, "ipv6_src=", m, .ipv6SrcHigh, .ipv6SrcLow)
+            ipv6(&w, "ipv6_dst=", m, .ipv6DstHigh, .ipv6DstLow)
             if !m.isWildcarded(.ipv6Label) {
-                let mask = m.mask(.ipv6Label)
-                out.append("ipv6_label=" + hexPadded(m.value(.ipv6Label), width: 5)
-                    + (m.isExact(.ipv6Label) ? "" : "/" + hexPadded(mask, width: 5)))
+                w.item("ipv6_label=")
+                w.hexPadded(m.value(.ipv6Label), width: 5)
+                if !m.isExact(.ipv6Label) {
+                    w.append("/")
+                    w.hexPadded(m.mask(.ipv6Label), width: 5)
+                }
             }
         } else if isARP {
-            ipv4(&out, "arp_spa", m, .nwSrc)
-            ipv4(&out, "arp_tpa", m, .nwDst)
+            ipv4(&w, "arp_spa=", m, .nwSrc)
+            ipv4(&w, "arp_tpa=", m, .nwDst)
         } else {
-            ipv4(&out, "nw_src", m, .nwSrc)
-            ipv4(&out, "nw_dst", m, .nwDst)
+            ipv4(&w, "nw_src=", m, .nwSrc)
+            ipv4(&w, "nw_dst=", m, .nwDst)
         }
-        if !skipProto && nwProtoMasked { out.append((isARP ? "arp_op=" : "nw_proto=") + String(nwProto)) }
+        if !skipProto && nwProtoMasked {
+            w.item(isARP ? "arp_op=" : "nw_proto=")
+            w.decimal(nwProto)
+        }
         if isARP {
-            mac(&out, "arp_sha", m, .arpSha)
-            mac(&out, "arp_tha", m, .arpTha)
+            mac(&w, "arp_sha=", m, .arpSha)
+            mac(&w, "arp_tha=", m, .arpTha)
         }
 
         let tosMask = m.mask(.nwTos)
-        if tosMask & 0xfc != 0 { out.append("nw_tos=\(m.value(.nwTos) & 0xfc)") }
-        if tosMask & 0x03 != 0 { out.append("nw_ecn=\(m.value(.nwTos) & 0x03)") }
-        if !m.isWildcarded(.nwTTL) { out.append("nw_ttl=\(m.value(.nwTTL))") }
+        if tosMask & 0xfc != 0 {
+            w.item("nw_tos=")
+            w.decimal(m.value(.nwTos) & 0xfc)
+        }
+        if tosMask & 0x03 != 0 {
+            w.item("nw_ecn=")
+            w.decimal(m.value(.nwTos) & 0x03)
+        }
+        if !m.isWildcarded(.nwTTL) {
+            w.item("nw_ttl=")
+            w.decimal(m.value(.nwTTL))
+        }
 
         let frag = m.value(.nwFrag)
         switch m.mask(.nwFrag) {
-        case 3: out.append("nw_frag=" + (frag & 1 != 0 ? (frag & 2 != 0 ? "later" : "first") : (frag & 2 != 0 ? "<error>" : "no")))
-        case 1: out.append("nw_frag=" + (frag & 1 != 0 ? "yes" : "no"))
-        case 2: out.append("nw_frag=" + (frag & 2 != 0 ? "later" : "not_later"))
+        case 3:
+            w.item("nw_frag=")
+            w.append(frag & 1 != 0 ? (frag & 2 != 0 ? "later" : "first") : (frag & 2 != 0 ? "<error>" : "no"))
+        case 1:
+            w.item("nw_frag=")
+            w.append(frag & 1 != 0 ? "yes" : "no")
+        case 2:
+            w.item("nw_frag=")
+            w.append(frag & 2 != 0 ? "later" : "not_later")
         default: break
         }
 
         if (dlType == 0x0800 && nwProto == 1) || (dlType == 0x86dd && nwProto == 58) {
-            be16(&out, "icmp_type", m, .tpSrc)
-            be16(&out, "icmp_code", m, .tpDst)
+            be16(&w, "icmp_type=", m, .tpSrc)
+            be16(&w, "icmp_code=", m, .tpDst)
         } else if dlType == 0x0800 && nwProto == 2 {
-            be16(&out, "igmp_type", m, .tpSrc)
-            be16(&out, "igmp_code", m, .tpDst)
+            be16(&w, "igmp_type=", m, .tpSrc)
+            be16(&w, "igmp_code=", m, .tpDst)
         } else {
-            be16(&out, "tp_src", m, .tpSrc)
-            be16(&out, "tp_dst", m, .tpDst)
+            be16(&w, "tp_src=", m, .tpSrc)
+            be16(&w, "tp_dst=", m, .tpDst)
         }
         if (dlType == 0x0800 || dlType == 0x86dd) && nwProto == 6 && !m.isWildcarded(.tcpFlags) {
-            out.append("tcp_flags=" + formatTCPFlags(m.value(.tcpFlags), m.mask(.tcpFlags)))
+            w.item("tcp_flags=")
+            w.append(formatTCPFlags(m.value(.tcpFlags), m.mask(.tcpFlags)))
         }
-        return out.joined(separator: ",")
     }
 
     /// e.g. `output:2`, `mod_dl_dst:52:54:00:b8:27:75,output:1`, `NORMAL`; `drop` when empty.
     public static func actions(_ a: [FlowAction]) -> String {
-        a.isEmpty ? "drop" : a.map(action).joined(separator: ",")
+        var w = TextWriter(capacity: 64)
+        writeActions(a, into: &w)
+        return w.string
+    }
+
+    static func writeActions(_ a: [FlowAction], into w: inout TextWriter) {
+        if a.isEmpty { return w.append("drop") }
+        for (i, action) in a.enumerated() {
+            if i != 0 { w.append(",") }
+            writeAction(action, into: &w)
+        }
     }
 
     /// The whole rule, re-parseable by `FlowParser.parseFlow`, like `ovs-ofctl dump-flows
     /// --no-stats`: `cookie=0x5, idle_timeout=10, priority=3,dl_dst=02:00:00:00:00:00 actions=…`
     /// (cookie, table and timeouts only when not the default).
     public static func flow(_ r: FlowRule) -> String {
-        var s = ""
-        if r.cookie != 0 { s += "cookie=0x" + String(r.cookie, radix: 16) + ", " }
-        if r.table != 0 { s += "table=\(r.table), " }
-        if r.idleTimeout != 0 { s += "idle_timeout=\(r.idleTimeout), " }
-        if r.hardTimeout != 0 { s += "hard_timeout=\(r.hardTimeout), " }
-        let m = match(r.match, priority: r.priority)
-        if !m.isEmpty { s += m + " " }
-        return s + "actions=" + actions(r.actions)
+        var w = TextWriter(capacity: 192)
+        if r.cookie != 0 {
+            w.append("cookie=")
+            w.hexPadded(r.cookie, width: 1)
+            w.append(", ")
+        }
+        if r.table != 0 {
+            w.append("table=")
+            w.decimal(r.table)
+            w.append(", ")
+        }
+        if r.idleTimeout != 0 {
+            w.append("idle_timeout=")
+            w.decimal(r.idleTimeout)
+            w.append(", ")
+        }
+        if r.hardTimeout != 0 {
+            w.append("hard_timeout=")
+            w.decimal(r.hardTimeout)
+            w.append(", ")
+        }
+        let matchStart = w.count
+        writeMatch(r.match, priority: r.priority, into: &w)
+        if w.count > matchStart { w.append(" ") }
+        w.append("actions=")
+        writeActions(r.actions, into: &w)
+        return w.string
     }
 
     // MARK: helpers (OVS's format_*_masked)
 
-    private static func mac(_ out: inout [String], _ name: String, _ m: Match, _ f: FlowField) {
-        if !m.isWildcarded(f) { out.append(name + "=" + formatMACMasked(m.value(f), m.mask(f))) }
+    // Each helper reads the mask once: it says both whether the field is matched and how.
+
+    private static func mac(_ w: inout TextWriter, _ name: StaticString, _ m: Match, _ f: FlowField) {
+        let mask = m.mask(f)
+        guard mask != 0 else { return }
+        w.item(name)
+        w.macMasked(m.value(f), mask)
     }
 
-    private static func ipv4(_ out: inout [String], _ name: String, _ m: Match, _ f: FlowField) {
-        if !m.isWildcarded(f) { out.append(name + "=" + formatIPv4Masked(m.value(f), m.mask(f))) }
+    private static func ipv4(_ w: inout TextWriter, _ name: StaticString, _ m: Match, _ f: FlowField) {
+        let mask = m.mask(f)
+        guard mask != 0 else { return }
+        w.item(name)
+        w.ipv4Masked(m.value(f), mask)
     }
 
-    private static func ipv6(_ out: inout [String], _ name: String, _ m: Match, _ hi: FlowField, _ lo: FlowField) {
+    private static func ipv6(_ w: inout TextWriter, _ name: StaticString, _ m: Match, _ hi: FlowField, _ lo: FlowField) {
         let mask = IPv6Address(high: m.mask(hi), low: m.mask(lo))
         if mask.high != 0 || mask.low != 0 {
-            out.append(name + "=" + formatIPv6Masked(IPv6Address(high: m.value(hi), low: m.value(lo)), mask))
+            w.item(name)
+            w.ipv6Masked(IPv6Address(high: m.value(hi), low: m.value(lo)), mask)
         }
     }
 
-    private static func be16(_ out: inout [String], _ name: String, _ m: Match, _ f: FlowField) {
-        guard !m.isWildcarded(f) else { return }
+    private static func be16(_ w: inout TextWriter, _ name: StaticString, _ m: Match, _ f: FlowField) {
         let mask = m.mask(f)
+        guard mask != 0 else { return }
+        w.item(name)
         if mask == 0xffff {
-            out.append("\(name)=\(m.value(f))")
+            w.decimal(m.value(f))
         } else {
-            out.append("\(name)=0x\(String(m.value(f), radix: 16))/0x\(String(mask, radix: 16))")
+            w.hexPadded(m.value(f), width: 1)
+            w.append("/")
+            w.hexPadded(mask, width: 1)
         }
     }
 }

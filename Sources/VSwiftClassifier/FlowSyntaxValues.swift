@@ -39,10 +39,33 @@ extension FixedWidthInteger {
 
 // MARK: - Numbers
 
+// Values are parsed straight from the input's UTF-8 bytes (`Bytes`, a slice whose indices are input
+// offsets): no String or Character work on the hot path. Numbers and addresses are never non-ASCII;
+// where the error message for such text could depend on grapheme clustering ("/" + a combining
+// accent is one Character), it takes the String-based path so messages stay exactly as they were.
+
+/// Part of the input as UTF-8 bytes; indices are offsets in the whole input.
+typealias Bytes = ArraySlice<UInt8>
+
+extension ArraySlice where Element == UInt8 {
+    var isASCII: Bool {
+        for b in self where b >= 0x80 { return false }
+        return true
+    }
+
+    var string: String { String(decoding: self, as: UTF8.self) }
+}
+
 func isDigit(_ c: Character) -> Bool { c >= "0" && c <= "9" }
+
+@inline(__always) func isDigit(_ b: UInt8) -> Bool { b &- UInt8(ascii: "0") < 10 }
 
 func hexDigitValue(_ c: Character) -> UInt64? {
     guard let a = c.asciiValue else { return nil }
+    return hexDigitValue(a)
+}
+
+@inline(__always) func hexDigitValue(_ a: UInt8) -> UInt64? {
     switch a {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt64(a - UInt8(ascii: "0"))
     case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt64(a - UInt8(ascii: "a") + 10)
@@ -73,6 +96,47 @@ func parseNumber(_ text: String, max: UInt64, hex: Bool) throws(ValueError) -> U
     }
     if overflow || value > max { throw ValueError(rangeDescription(max: max, hex: hex)) }
     return value
+}
+
+/// `parseNumber` on bytes (same results and messages).
+func parseNumber(_ text: Bytes, max: UInt64, hex: Bool) throws(ValueError) -> UInt64 {
+    // "0x" followed by a combining mark is not a hex prefix to the Character-based version.
+    guard text.isASCII else { return try parseNumber(text.string, max: max, hex: hex) }
+    var i = text.startIndex
+    var radix: UInt64 = 10
+    if text.count >= 2 && text[i] == UInt8(ascii: "0") && (text[i + 1] | 0x20) == UInt8(ascii: "x") {
+        i += 2
+        radix = 16
+    }
+    guard i < text.endIndex else { throw ValueError(text.isEmpty ? "missing number" : "not a number") }
+    var value: UInt64 = 0
+    var overflow = false
+    while i < text.endIndex {
+        guard let d = hexDigitValue(text[i]), d < radix else {
+            throw ValueError(radix == 16 ? "not a hexadecimal number" : "not a number (use decimal or 0x-prefixed hexadecimal)")
+        }
+        let (m, o1) = value.multipliedReportingOverflow(by: radix)
+        let (s, o2) = m.addingReportingOverflow(d)
+        overflow = overflow || o1 || o2
+        value = s
+        i += 1
+    }
+    if overflow || value > max { throw ValueError(rangeDescription(max: max, hex: hex)) }
+    return value
+}
+
+/// A run of ASCII decimal digits (at least one) no greater than `max`, or nil.
+func parseDecimal(_ text: Bytes, max: UInt64) -> UInt64? {
+    guard !text.isEmpty else { return nil }
+    var v: UInt64 = 0
+    for b in text {
+        guard isDigit(b) else { return nil }
+        let (m, o1) = v.multipliedReportingOverflow(by: 10)
+        let (s, o2) = m.addingReportingOverflow(UInt64(b &- UInt8(ascii: "0")))
+        if o1 || o2 { return nil }
+        v = s
+    }
+    return v <= max ? v : nil
 }
 
 func rangeDescription(max: UInt64, hex: Bool) -> String {
@@ -139,132 +203,197 @@ func parseValue(kind: SyntaxField.Kind, maskable: Bool, _ text: String) throws(V
     }
 }
 
+/// `parseValue` on bytes (same results and messages); the common kinds avoid Strings entirely.
+func parseValue(kind: SyntaxField.Kind, maskable: Bool, _ text: Bytes) throws(ValueError) -> FieldValue {
+    switch kind {
+    case .mac, .ipv4, .integer: break
+    case .ipv6:
+        let (a, m) = try parseIPv6Masked(text, maskable: maskable)
+        return .ipv6(a, mask: m)
+    default: return try parseValue(kind: kind, maskable: maskable, text.string)
+    }
+    // A "/" followed by a combining mark is not a "/" to the String-based version.
+    guard text.isASCII else { return try parseValue(kind: kind, maskable: maskable, text.string) }
+    let slash = text.firstIndex(of: UInt8(ascii: "/"))
+    let valueText = text[..<(slash ?? text.endIndex)]
+    let maskText = slash.map { text[($0 + 1)...] }
+    if maskText != nil && !maskable { throw ValueError("this field cannot be masked") }
+    switch kind {
+    case .mac:
+        let v = try parseMAC(valueText)
+        let m = try maskText.map { (t) throws(ValueError) -> UInt64 in try parseMAC(t) } ?? 0xffff_ffff_ffff
+        return .scalar(v & m, mask: m)
+    case .ipv4:
+        let v = try parseIPv4(valueText)
+        guard let maskText else { return .scalar(v, mask: 0xffff_ffff) }
+        let m: UInt64
+        if maskText.contains(UInt8(ascii: ".")) {
+            do { m = try parseIPv4(maskText) } catch { throw ValueError("bad netmask \"\(maskText.string)\"") }
+        } else {
+            guard let n = parseDecimal(maskText, max: 32) else { throw ValueError("prefix length must be 0..32") }
+            m = n == 0 ? 0 : (0xffff_ffff << (32 - n)) & 0xffff_ffff
+        }
+        return .scalar(v & m, mask: m)
+    case .integer(let bits, let hex):
+        let max: UInt64 = bits == 64 ? .max : (1 << UInt64(bits)) - 1
+        let v = try parseNumber(valueText, max: max, hex: hex)
+        guard let maskText else { return .scalar(v, mask: max) }
+        let m: UInt64
+        do { m = try parseNumber(maskText, max: max, hex: hex) } catch { throw ValueError("mask \(error.detail)") }
+        return .scalar(v & m, mask: m)
+    default:
+        throw ValueError("unexpected value")
+    }
+}
+
 // MARK: - Ethernet
 
 func parseMAC(_ text: String) throws(ValueError) -> UInt64 {
-    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-    guard parts.count == 6 else { throw ValueError("not an Ethernet address (expected xx:xx:xx:xx:xx:xx)") }
+    try parseMAC(Bytes(text.utf8))
+}
+
+/// Six groups of 1–2 hex digits separated by `:`. Every failure has the same message, so bytes
+/// suffice (non-ASCII text fails either way).
+func parseMAC(_ text: Bytes) throws(ValueError) -> UInt64 {
+    let bad = ValueError("not an Ethernet address (expected xx:xx:xx:xx:xx:xx)")
     var v: UInt64 = 0
-    for p in parts {
-        guard (1...2).contains(p.count) else { throw ValueError("not an Ethernet address (expected xx:xx:xx:xx:xx:xx)") }
-        var octet: UInt64 = 0
-        for c in p {
-            guard let d = hexDigitValue(c) else { throw ValueError("not an Ethernet address (expected xx:xx:xx:xx:xx:xx)") }
+    var octet: UInt64 = 0
+    var digits = 0
+    var groups = 0
+    for b in text {
+        if b == UInt8(ascii: ":") {
+            guard digits > 0, groups < 5 else { throw bad }
+            v = v << 8 | octet
+            groups += 1
+            octet = 0
+            digits = 0
+        } else {
+            guard let d = hexDigitValue(b), digits < 2 else { throw bad }
             octet = octet << 4 | d
+            digits += 1
         }
-        v = v << 8 | octet
     }
-    return v
+    guard digits > 0, groups == 5 else { throw bad }
+    return v << 8 | octet
 }
-
-/// `52:54:00:b8:27:75`, lower case, as OVS prints.
-func formatMAC(_ v: UInt64) -> String {
-    var s = ""
-    s.reserveCapacity(17)
-    for i in stride(from: 40, through: 0, by: -8) {
-        if i != 40 { s.append(":") }
-        s.append(hex2(UInt8(truncatingIfNeeded: v >> UInt64(i))))
-    }
-    return s
-}
-
-func formatMACMasked(_ v: UInt64, _ m: UInt64) -> String {
-    m & 0xffff_ffff_ffff == 0xffff_ffff_ffff ? formatMAC(v) : formatMAC(v) + "/" + formatMAC(m)
-}
-
-func hex2(_ b: UInt8) -> String {
-    let digits = Array("0123456789abcdef")
-    return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
-}
-
-/// `0x` + at least `width` hex digits (C's `0x%0*x`).
-func hexPadded(_ v: UInt64, width: Int) -> String {
-    let h = String(v, radix: 16)
-    return "0x" + String(repeating: "0", count: Swift.max(0, width - h.count)) + h
-}
-
-/// C's `%#x`: `0` for zero, else `0x…`.
-func hexAlternate(_ v: UInt64) -> String { v == 0 ? "0" : "0x" + String(v, radix: 16) }
 
 // MARK: - IPv4
 
 func parseIPv4(_ text: String) throws(ValueError) -> UInt64 {
-    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-    guard parts.count == 4 else { throw ValueError("not an IPv4 address") }
+    try parseIPv4(Bytes(text.utf8))
+}
+
+/// Four groups of 1–3 decimal digits, each at most 255. Every failure has the same message, so
+/// bytes suffice (non-ASCII text fails either way).
+func parseIPv4(_ text: Bytes) throws(ValueError) -> UInt64 {
+    let bad = ValueError("not an IPv4 address")
     var v: UInt64 = 0
-    for p in parts {
-        guard (1...3).contains(p.count), p.allSatisfy(isDigit), let octet = UInt64(p), octet <= 255 else {
-            throw ValueError("not an IPv4 address")
+    var octet: UInt64 = 0
+    var digits = 0
+    var groups = 0
+    for b in text {
+        if b == UInt8(ascii: ".") {
+            guard digits > 0, groups < 3, octet <= 255 else { throw bad }
+            v = v << 8 | octet
+            groups += 1
+            octet = 0
+            digits = 0
+        } else {
+            guard isDigit(b), digits < 3 else { throw bad }
+            octet = octet * 10 + UInt64(b &- UInt8(ascii: "0"))
+            digits += 1
         }
-        v = v << 8 | octet
     }
-    return v
-}
-
-func formatIPv4(_ v: UInt64) -> String {
-    "\(v >> 24 & 255).\(v >> 16 & 255).\(v >> 8 & 255).\(v & 255)"
-}
-
-/// OVS's `ip_format_masked`: plain when exact, `/N` for a prefix, `/a.b.c.d` otherwise.
-func formatIPv4Masked(_ v: UInt64, _ m: UInt64) -> String {
-    let mask = UInt32(truncatingIfNeeded: m)
-    if mask == .max { return formatIPv4(v) }
-    if let n = mask.leadingNonzeroBitCount(contiguous: true) { return formatIPv4(v) + "/\(n)" }
-    return formatIPv4(v) + "/" + formatIPv4(UInt64(mask))
+    guard digits > 0, groups == 3, octet <= 255 else { throw bad }
+    return v << 8 | octet
 }
 
 // MARK: - IPv6
 
 func parseIPv6(_ text: String) throws(ValueError) -> IPv6Address {
+    try parseIPv6(Bytes(text.utf8))
+}
+
+/// Colon-separated hex words with at most one `::` and an optional dotted IPv4 tail. Every failure
+/// has the same message, so bytes suffice (non-ASCII text fails either way).
+func parseIPv6(_ text: Bytes) throws(ValueError) -> IPv6Address {
     let bad = ValueError("not an IPv6 address")
-    var words: [UInt16] = []
+    let colon = UInt8(ascii: ":")
+    var words = SIMD8<UInt16>()  // no Array: the address has at most 8 words
+    var n = 0
     var gap: Int? = nil  // index in `words` where "::" stands
-    var rest = Substring(text)
-    if rest.hasPrefix("::") {
+    var i = text.startIndex
+    let end = text.endIndex
+    func isDoubleColon(_ i: Int) -> Bool { i + 1 < end && text[i] == colon && text[i + 1] == colon }
+    if isDoubleColon(i) {
         gap = 0
-        rest = rest.dropFirst(2)
-    } else if rest.hasPrefix(":") {
+        i += 2
+    } else if i < end && text[i] == colon {
         throw bad
     }
-    while !rest.isEmpty {
-        let end = rest.firstIndex(of: ":") ?? rest.endIndex
-        let part = rest[..<end]
-        if part.contains(".") {
-            guard end == rest.endIndex, words.count <= 6 else { throw bad }
+    while i < end {
+        let partEnd = text[i...].firstIndex(of: colon) ?? end
+        let part = text[i ..< partEnd]
+        if part.contains(UInt8(ascii: ".")) {
+            guard partEnd == end, n <= 6 else { throw bad }
             let v4: UInt64
-            do { v4 = try parseIPv4(String(part)) } catch { throw bad }
-            words.append(UInt16(v4 >> 16))
-            words.append(UInt16(v4 & 0xffff))
-            rest = rest[end...]
+            do { v4 = try parseIPv4(part) } catch { throw bad }
+            words[n] = UInt16(v4 >> 16)
+            words[n + 1] = UInt16(v4 & 0xffff)
+            n += 2
             break
         }
-        guard (1...4).contains(part.count) else { throw bad }
+        guard (1...4).contains(part.count), n < 8 else { throw bad }
         var w: UInt16 = 0
         for c in part {
             guard let d = hexDigitValue(c) else { throw bad }
             w = w << 4 | UInt16(d)
         }
-        words.append(w)
-        guard words.count <= 8 else { throw bad }
-        rest = rest[end...]
-        if rest.hasPrefix("::") {
+        words[n] = w
+        n += 1
+        i = partEnd
+        if isDoubleColon(i) {
             guard gap == nil else { throw bad }
-            gap = words.count
-            rest = rest.dropFirst(2)
-        } else if rest.hasPrefix(":") {
-            rest = rest.dropFirst()
-            if rest.isEmpty { throw bad }
+            gap = n
+            i += 2
+        } else if i < end {  // a single ":"
+            i += 1
+            if i == end { throw bad }
         }
     }
     if let gap {
-        guard words.count <= 7 else { throw bad }
-        words.insert(contentsOf: [UInt16](repeating: 0, count: 8 - words.count), at: gap)
+        guard n <= 7 else { throw bad }
+        // Move the words after "::" to the end; zeros fill the gap.
+        let shift = 8 - n
+        for k in stride(from: n - 1, through: gap, by: -1) { words[k + shift] = words[k] }
+        for k in gap ..< gap + shift { words[k] = 0 }
+        n = 8
     }
-    guard words.count == 8 else { throw bad }
+    guard n == 8 else { throw bad }
     var hi: UInt64 = 0, lo: UInt64 = 0
-    for i in 0..<4 { hi = hi << 16 | UInt64(words[i]) }
-    for i in 4..<8 { lo = lo << 16 | UInt64(words[i]) }
+    for k in 0..<4 { hi = hi << 16 | UInt64(words[k]) }
+    for k in 4..<8 { lo = lo << 16 | UInt64(words[k]) }
     return IPv6Address(high: hi, low: lo)
+}
+
+/// `parseIPv6Masked` on bytes (same results and messages).
+func parseIPv6Masked(_ text: Bytes, maskable: Bool) throws(ValueError) -> (IPv6Address, IPv6Address) {
+    // A "/" followed by a combining mark is not a "/" to the String-based version.
+    guard text.isASCII else { return try parseIPv6Masked(text.string, maskable: maskable) }
+    let slash = text.firstIndex(of: UInt8(ascii: "/"))
+    let valueText = text[..<(slash ?? text.endIndex)]
+    if slash != nil && !maskable { throw ValueError("this field cannot be masked") }
+    let a = try parseIPv6(valueText)
+    guard let slash else { return (a, .allOnes) }
+    let maskText = text[(slash + 1)...]
+    let m: IPv6Address
+    if maskText.contains(UInt8(ascii: ":")) {
+        do { m = try parseIPv6(maskText) } catch { throw ValueError("bad netmask \"\(maskText.string)\"") }
+    } else {
+        guard let n = parseDecimal(maskText, max: 128) else { throw ValueError("prefix length must be 0..128") }
+        m = .prefix(Int(n))
+    }
+    return (IPv6Address(high: a.high & m.high, low: a.low & m.low), m)
 }
 
 func parseIPv6Masked(_ text: String, maskable: Bool) throws(ValueError) -> (IPv6Address, IPv6Address) {
@@ -284,48 +413,49 @@ func parseIPv6Masked(_ text: String, maskable: Bool) throws(ValueError) -> (IPv6
     return (IPv6Address(high: a.high & m.high, low: a.low & m.low), m)
 }
 
-/// RFC 5952 text, as glibc's `inet_ntop` writes it (which is what OVS prints).
-func formatIPv6(_ a: IPv6Address) -> String {
-    var words = [Int](repeating: 0, count: 8)
-    for i in 0..<4 {
-        words[i] = Int(a.high >> UInt64(48 - 16 * i) & 0xffff)
-        words[i + 4] = Int(a.low >> UInt64(48 - 16 * i) & 0xffff)
-    }
-    // Longest run of zero words (first one on ties), if at least 2 long.
-    var best = (base: -1, len: 0), cur = (base: -1, len: 0)
-    for i in 0..<8 {
-        if words[i] == 0 {
-            cur = cur.base == -1 ? (i, 1) : (cur.base, cur.len + 1)
-            if cur.len > best.len { best = cur }
-        } else {
-            cur = (-1, 0)
+extension TextWriter {
+    /// RFC 5952 text, as glibc's `inet_ntop` writes it (which is what OVS prints).
+    mutating func ipv6(_ a: IPv6Address) {
+        var words = SIMD8<UInt64>()  // no Array: fixed size
+        for i in 0..<4 {
+            words[i] = a.high >> UInt64(48 - 16 * i) & 0xffff
+            words[i + 4] = a.low >> UInt64(48 - 16 * i) & 0xffff
         }
-    }
-    if best.len < 2 { best = (-1, 0) }
-    var s = ""
-    var i = 0
-    while i < 8 {
-        if best.base != -1 && i >= best.base && i < best.base + best.len {
-            if i == best.base { s += ":" }
+        // Longest run of zero words (first one on ties), if at least 2 long.
+        var best = (base: -1, len: 0), cur = (base: -1, len: 0)
+        for i in 0..<8 {
+            if words[i] == 0 {
+                cur = cur.base == -1 ? (i, 1) : (cur.base, cur.len + 1)
+                if cur.len > best.len { best = cur }
+            } else {
+                cur = (-1, 0)
+            }
+        }
+        if best.len < 2 { best = (-1, 0) }
+        var i = 0
+        while i < 8 {
+            if best.base != -1 && i >= best.base && i < best.base + best.len {
+                if i == best.base { append(":") }
+                i += 1
+                continue
+            }
+            if i != 0 { append(":") }
+            if i == 6 && best.base == 0 && (best.len == 6 || (best.len == 5 && words[5] == 0xffff)) {
+                ipv4(words[6] << 16 | words[7])
+                return
+            }
+            hex(words[i])
             i += 1
-            continue
         }
-        if i != 0 { s += ":" }
-        if i == 6 && best.base == 0 && (best.len == 6 || (best.len == 5 && words[5] == 0xffff)) {
-            s += formatIPv4(UInt64(words[6] << 16 | words[7]))
-            return s
-        }
-        s += String(words[i], radix: 16)
-        i += 1
+        if best.base != -1 && best.base + best.len == 8 { append(":") }
     }
-    if best.base != -1 && best.base + best.len == 8 { s += ":" }
-    return s
-}
 
-func formatIPv6Masked(_ a: IPv6Address, _ m: IPv6Address) -> String {
-    if m == .allOnes { return formatIPv6(a) }
-    if let n = m.prefixLength { return formatIPv6(a) + "/\(n)" }
-    return formatIPv6(a) + "/" + formatIPv6(m)
+    mutating func ipv6Masked(_ a: IPv6Address, _ m: IPv6Address) {
+        ipv6(a)
+        if m == .allOnes { return }
+        append("/")
+        if let n = m.prefixLength { decimal(n) } else { ipv6(m) }
+    }
 }
 
 // MARK: - TCP flags
@@ -426,6 +556,13 @@ extension FlowParser {
         throw ValueError("no port named \"\(name)\"")
     }
 
+    /// `resolvePort` on bytes; plain decimal numbers (the common case) skip the String.
+    func resolvePort(_ text: Bytes) throws(ValueError) -> UInt32 {
+        guard let first = text.first, isDigit(first), text.allSatisfy(isDigit) else { return try resolvePort(text.string) }
+        guard let n = parseDecimal(text, max: .max) else { throw ValueError("port number out of range") }
+        return try portFromNumber(n)
+    }
+
     private func portFromNumber(_ n: UInt64) throws(ValueError) -> UInt32 {
         if n <= 0xffff { return UInt32(n) }
         if n >= 0xffff_ff00 && n <= 0xffff_ffff { return UInt32(n - 0xffff_0000) }  // OF1.1+ reserved ports
@@ -435,3 +572,103 @@ extension FlowParser {
 
 /// `LOCAL`, `IN_PORT`, … for reserved ports, else the number.
 func formatPort(_ p: UInt32) -> String { OpenFlowPort.name(p) ?? String(p) }
+
+// MARK: - Output
+
+/// Text built as UTF-8 bytes in one buffer with reserved capacity: printing a flow appends numbers
+/// and addresses in place instead of creating and joining many small Strings.
+struct TextWriter {
+    var bytes: [UInt8] = []
+    /// Where the current comma-separated list started (see `item`).
+    private var listStart = 0
+
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
+    var count: Int { bytes.count }
+
+    mutating func append(_ s: StaticString) {
+        s.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func append(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
+    /// Starts a list whose items `item` separates with commas.
+    mutating func beginList() { listStart = bytes.count }
+
+    /// A list item beginning with `prefix` (e.g. `nw_src=`), after a comma unless it is the first.
+    mutating func item(_ prefix: StaticString) {
+        if bytes.count > listStart { bytes.append(UInt8(ascii: ",")) }
+        append(prefix)
+    }
+
+    /// `String(v)`.
+    mutating func decimal<T: BinaryInteger>(_ value: T) {
+        let v = UInt64(value)
+        var p: UInt64 = 1  // the power of 10 of the first digit
+        while v / p >= 10 { p *= 10 }
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(v / p % 10))
+            p /= 10
+        } while p != 0
+    }
+
+    /// `String(v, radix: 16)`, zero-padded to `minDigits`.
+    mutating func hex<T: BinaryInteger>(_ value: T, minDigits: Int = 1) {
+        let v = UInt64(value)
+        let digits = Swift.max(minDigits, (64 - v.leadingZeroBitCount + 3) / 4, 1)
+        for k in stride(from: digits - 1, through: 0, by: -1) {
+            let d = k >= 16 ? 0 : UInt8(truncatingIfNeeded: v >> UInt64(4 * k)) & 15
+            bytes.append(d < 10 ? UInt8(ascii: "0") + d : UInt8(ascii: "a") - 10 + d)
+        }
+    }
+
+    /// C's `0x%0*x`.
+    mutating func hexPadded<T: BinaryInteger>(_ v: T, width: Int) {
+        append("0x")
+        hex(v, minDigits: width)
+    }
+
+    /// C's `%#x`: `0` for zero, else `0x…`.
+    mutating func hexAlternate<T: BinaryInteger>(_ v: T) {
+        if v == 0 { bytes.append(UInt8(ascii: "0")) } else { hexPadded(v, width: 1) }
+    }
+
+    mutating func mac(_ v: UInt64) {
+        for i in stride(from: 40, through: 0, by: -8) {
+            if i != 40 { bytes.append(UInt8(ascii: ":")) }
+            hex(v >> UInt64(i) & 0xff, minDigits: 2)
+        }
+    }
+
+    mutating func macMasked(_ v: UInt64, _ m: UInt64) {
+        mac(v)
+        if m & 0xffff_ffff_ffff != 0xffff_ffff_ffff {
+            bytes.append(UInt8(ascii: "/"))
+            mac(m)
+        }
+    }
+
+    mutating func ipv4(_ v: UInt64) {
+        decimal(v >> 24 & 255)
+        bytes.append(UInt8(ascii: "."))
+        decimal(v >> 16 & 255)
+        bytes.append(UInt8(ascii: "."))
+        decimal(v >> 8 & 255)
+        bytes.append(UInt8(ascii: "."))
+        decimal(v & 255)
+    }
+
+    /// OVS's `ip_format_masked`: plain when exact, `/N` for a prefix, `/a.b.c.d` otherwise.
+    mutating func ipv4Masked(_ v: UInt64, _ m: UInt64) {
+        ipv4(v)
+        let mask = UInt32(truncatingIfNeeded: m)
+        if mask == .max { return }
+        bytes.append(UInt8(ascii: "/"))
+        if let n = mask.leadingNonzeroBitCount(contiguous: true) { decimal(n) } else { ipv4(UInt64(mask)) }
+    }
+
+    mutating func port(_ p: UInt32) {
+        if let name = OpenFlowPort.name(p) { append(name) } else { decimal(p) }
+    }
+}

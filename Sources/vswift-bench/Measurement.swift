@@ -40,6 +40,8 @@ struct MeasurementContext {
     let generator: Generator
     let switchCPU: Int
     let bpfDirectory: String
+    /// 0: NORMAL (no flow table); otherwise vswift runs this many OpenFlow rules (see VSwiftSwitch).
+    var rules: Int = 0
     let baselinePath: String?
     let warmup: Double
     let window: Double
@@ -52,7 +54,7 @@ struct MeasurementContext {
         var vswift: VSwiftSwitch?
         switch kind {
         case .vswift:
-            let v = try VSwiftSwitch(namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory)
+            let v = try VSwiftSwitch(namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory, rules: rules)
             vswift = v
             sw = v
         case .baseline:

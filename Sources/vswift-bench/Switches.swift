@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VSwiftClassifier
 import VSwiftDatapath
 
 /// A switch forwarding s0 <-> s1 in the switch namespace, measured by the bench.
@@ -11,7 +12,7 @@ protocol SwitchUnderTest: AnyObject {
     func stop()
 }
 
-/// vswift in this process: a Datapath with one worker pinned to the switch CPU, bridge br0 with s0
+/// vswift in this process (with `rules` > 0: an OpenFlow table instead of NORMAL): a Datapath with one worker pinned to the switch CPU, bridge br0 with s0
 /// and s1 as AF_XDP ports. NORMAL forwarding (MAC learning).
 final class VSwiftSwitch: SwitchUnderTest {
     let name = "vswift"
@@ -19,7 +20,29 @@ final class VSwiftSwitch: SwitchUnderTest {
     let datapath: Datapath
     private(set) var threadIDs: [Int32] = []
 
-    init(namespace: String, cpu: Int, bpfDirectory: String) throws {
+    /// `count` rules: one per generator flow (UDP source port 1024 + i, as the generator varies it)
+    /// from port 1 to port 2, in two subtables (every other rule also matches the destination
+    /// address), and the reverse direction, above a priority-0 drop.
+    static func flowTable(_ count: Int) -> [DatapathRule] {
+        var rules: [DatapathRule] = []
+        rules.reserveCapacity(count + 1)
+        var back = Match()
+        back.set(.inPort, 2)
+        rules.append(DatapathRule(match: back, priority: 5, sequence: 0, actions: [.output(1)], counterSlot: 0))
+        for i in 0..<count {
+            var match = Match()
+            match.set(.inPort, 1)
+            match.set(.dlType, 0x0800)
+            match.set(.nwProto, 17)
+            match.set(.tpSrc, UInt64(1024 + i % 65000))
+            if i % 2 == 1 { match.set(.nwDst, 0xc612_0002) }  // 198.18.0.2
+            if i >= 65000 { match.set(.tpDst, UInt64(i / 65000)) }
+            rules.append(DatapathRule(match: match, priority: 10, sequence: UInt64(i + 1), actions: [.output(2)], counterSlot: i + 1))
+        }
+        return rules
+    }
+
+    init(namespace: String, cpu: Int, bpfDirectory: String, rules: Int = 0) throws {
         // The Datapath is created on a thread that entered the switch namespace: its worker threads
         // (pthread_create in Datapath.init) inherit the namespace, and the bridge's tap, the XDP links
         // and the AF_XDP sockets are all made there.
@@ -35,6 +58,10 @@ final class VSwiftSwitch: SwitchUnderTest {
                 try datapath.addBridge("br0")
                 try datapath.addPort("s0", bridge: "br0")
                 try datapath.addPort("s1", bridge: "br0")
+                if rules > 0 {
+                    try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "s1": 2, "br0": 65534])
+                    try datapath.setFlowTable(bridge: "br0", rules: Self.flowTable(rules))
+                }
             } catch {
                 datapath.shutdown()
                 throw error

@@ -45,6 +45,9 @@ struct Forward: ParsableCommand {
     @Option(help: "Distinct flows (UDP source ports) the generator cycles through.")
     var flows: Int = 1
 
+    @Option(help: "vswift runs an OpenFlow table of this many rules (one per generator flow, two subtables) instead of NORMAL; 0 = NORMAL.")
+    var rules: Int = 0
+
     @Option(help: "CPU the switch's forwarding thread is pinned to.")
     var cpu: Int = 1
 
@@ -115,7 +118,7 @@ struct Forward: ParsableCommand {
         }
         let generatorCPU = self.generatorCPU ?? (0..<Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))).first { $0 != cpu }!
         let machine = MachineInfo.current()
-        let scenario = "p2p-\(size)B" + (flows > 1 ? "-\(flows)flows" : "")
+        let scenario = "p2p-\(size)B" + (flows > 1 ? "-\(flows)flows" : "") + (rules > 0 ? "-\(rules)rules" : "")
 
         Signals.install()
         Topology.removeStale()
@@ -146,7 +149,7 @@ struct Forward: ParsableCommand {
 
         let context = MeasurementContext(
             scenario: scenario, topology: topology, sink: sink!, generator: generator!, switchCPU: cpu,
-            bpfDirectory: bpfDirectory, baselinePath: baselinePath, warmup: warmup, window: window)
+            bpfDirectory: bpfDirectory, rules: rules, baselinePath: baselinePath, warmup: warmup, window: window)
         var results: [RunResult] = []
         for run in 1...runs {
             results.append(try context.measure(.vswift, run: run))

@@ -438,4 +438,27 @@ struct FlowSyntaxTests {
         #expect(FlowFormatter.flow(rule) == "cookie=0xabc, actions=NORMAL")
         #expect(FlowFormatter.actions([.output(0xfffe), .setTunnel(0x1_0000_0000)]) == "LOCAL,set_tunnel64:0x100000000")
     }
+
+    /// The parser works on UTF-8 bytes but falls back to Character semantics for text that is not
+    /// ASCII, so messages stay as they were (e.g. "/" + a combining accent is not a "/").
+    @Test func textThatIsNotASCIIKeepsItsMessages() {
+        let cases: [(String, String)] = [
+            ("ip,nw_src=10.0.0.1/\u{301}24,actions=drop",
+             "bad value \"10.0.0.1/\u{301}24\" for nw_src at position 10: not an IPv4 address"),
+            ("tcp,tp_dst=0x\u{301}12,actions=drop",
+             "bad value \"0x\u{301}12\" for tp_dst at position 11: not a number (use decimal or 0x-prefixed hexadecimal)"),
+            ("in_port=1\u{301},actions=drop", "bad value \"1\u{301}\" for in_port at position 8: port number out of range"),
+            ("actions=chec\u{212A}_pkt_larger",  // KELVIN SIGN lower-cases to "k"
+             "unsupported action \"chec\u{212A}_pkt_larger\" at position 8: vswift does not implement it"),
+            ("ipv6,ipv6_src=::1/\u{301}64,actions=drop", "bad value \"::1/\u{301}64\" for ipv6_src at position 14: not an IPv6 address"),
+        ]
+        for (text, description) in cases {
+            do {
+                _ = try parser.parseFlow(text)
+                Issue.record("\(text) parsed without error")
+            } catch {
+                #expect(error.description == description)
+            }
+        }
+    }
 }
