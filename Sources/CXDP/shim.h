@@ -33,6 +33,12 @@
 #endif
 
 static const int vs_sol_xdp = SOL_XDP;
+/* Socket types as plain ints: the same glibc enum reached through this module and through Glibc
+ * can make Swift lose sight of SOCK_* (seen on clean builds), so modules importing CXDP use these. */
+static const int vs_sock_stream = SOCK_STREAM;
+static const int vs_sock_dgram = SOCK_DGRAM;
+static const int vs_sock_raw = SOCK_RAW;
+static const int vs_sock_cloexec = SOCK_CLOEXEC;
 static const int vs_af_xdp = AF_XDP;
 
 /* ---- relaxed atomics on raw memory (plain loads/stores on x86-64; they make cross-thread

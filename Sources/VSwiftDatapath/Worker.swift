@@ -456,6 +456,8 @@ final class Worker: @unchecked Sendable {
             let op = action.pointee.op
             switch op {
             case .output, .normal, .flood, .all:
+                // OpenFlow: output to the input port by number sends nothing; only IN_PORT reflects.
+                if op == .output && action.pointee.port == inPort { continue }
                 var frame = address
                 if i != Int(rule.lastOutput) {
                     guard let copy = copyFrame(address, length: length) else {

@@ -53,7 +53,7 @@ struct XSKSocket {
         var sock = XSKSocket()
         sock.queueID = queue
         sock.mode = mode
-        sock.fd = socket(vs_af_xdp, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        sock.fd = socket(vs_af_xdp, vs_sock_raw | vs_sock_cloexec, 0)
         guard sock.fd >= 0 else { throw .system(SystemError("socket(AF_XDP)")) }
         var ok = false
         defer { if !ok { sock.close() } }

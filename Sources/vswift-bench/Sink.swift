@@ -39,7 +39,7 @@ final class Sink {
 
     /// A raw packet socket bound to `ifindex` (of the calling thread's namespace), for sending only.
     private static func openPacketSocket(ifindex: UInt32) -> Int32 {
-        let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_PACKET, vs_sock_raw | vs_sock_cloexec, 0)
         guard fd >= 0 else { return -1 }
         // struct sockaddr_ll (not in Swift's Glibc module): u16 family, be16 protocol, i32 ifindex,
         // u16 hatype, u8 pkttype, u8 halen, u8 addr[8].

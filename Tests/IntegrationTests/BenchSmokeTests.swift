@@ -4,7 +4,8 @@ import Testing
 
 /// The bench harness in quick mode: it must measure a non-zero rate from the sink's counters, for
 /// vswift and the C baseline, and leave no namespace behind. No threshold is asserted.
-@Suite("Bench harness", .serialized, .enabled(if: Capability.available, "needs root, AF_XDP and a built vswift-bench"))
+extension Integration {
+@Suite("Bench harness")
 struct BenchSmokeTests {
     @Test func quickForwardingRunMeasuresAndCleansUp() throws {
         let json = "/tmp/vswift-bench-smoke-\(getpid()).json"
@@ -24,4 +25,5 @@ struct BenchSmokeTests {
         let namespaces = try run(["ip", "netns", "list"]).stdout
         #expect(!namespaces.contains("vsb-"), "bench namespaces left: \(namespaces)")
     }
+}
 }

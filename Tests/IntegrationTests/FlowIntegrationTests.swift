@@ -5,7 +5,8 @@ import VSwiftControl
 
 /// The seed's flow table on a real bridge: VM1 on port 1 (vnet0), a peer on port 2 standing in
 /// for the LISP port, the four flows loaded from a file exactly as the seed types them.
-@Suite("Flow tables end to end", .serialized, .enabled(if: Capability.available, "needs root, AF_XDP and a built vswiftd"))
+extension Integration {
+@Suite("Flow tables end to end")
 struct FlowIntegrationTests {
     static let seedFlows = """
         # The seed's flows, verbatim (ovs-ofctl add-flow br2 "...").
@@ -139,8 +140,9 @@ struct FlowIntegrationTests {
         try run(["ip", "netns", "exec", seed.vm1, "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.1.1.30"])
     }
 }
+}
 
-extension FlowIntegrationTests {
+extension Integration.FlowIntegrationTests {
     @Test("traffic keeps flowing, with no packet lost, while the flow table changes under it")
     func noLossDuringUpdates() throws {
         var seed = try Seed()

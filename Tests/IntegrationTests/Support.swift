@@ -13,6 +13,11 @@ enum Capability {
     }
 }
 
+/// Every integration suite runs inside this one, one test at a time: they share the machine's two
+/// CPUs (a bench run saturates both) and would disturb each other's traffic.
+@Suite("Integration", .serialized, .enabled(if: Capability.available, "needs root, AF_XDP and the built binaries"))
+enum Integration {}
+
 enum Paths {
     static let root: String = {
         var url = URL(fileURLWithPath: #filePath)
@@ -208,7 +213,7 @@ final class PacketSocket {
     init(namespace: String, interface: String) throws {
         fd = try inNamespace(namespace) { () throws -> Int32 in
             let protocolAll = UInt16(ETH_P_ALL).bigEndian
-            let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), Int32(protocolAll))
+            let fd = socket(AF_PACKET, vs_sock_raw, Int32(protocolAll))
             guard fd >= 0 else { throw CommandFailed(command: ["socket(AF_PACKET)"], result: CommandResult(status: errno, stdout: "", stderr: "")) }
             var address = sockaddr_ll()
             address.sll_family = UInt16(AF_PACKET)
@@ -295,7 +300,7 @@ final class UDPSocket {
 
     init(namespace: String, bindPort: UInt16 = 0) throws {
         fd = try inNamespace(namespace) { () throws -> Int32 in
-            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            let fd = socket(AF_INET, vs_sock_dgram, 0)
             var size: Int32 = 8 << 20
             setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, 4)
             var address = sockaddr_in()

@@ -1,3 +1,4 @@
+import CXDP
 import Foundation
 import Glibc
 import Testing
@@ -5,7 +6,8 @@ import VSwiftControl
 import VSwiftDatapath
 
 /// End-to-end: real namespaces, veth pairs, taps, AF_XDP sockets, a real vswiftd and vswiftctl.
-@Suite("Switch integration", .serialized, .enabled(if: Capability.available, "needs root, AF_XDP and a built vswiftd"))
+extension Integration {
+@Suite("Switch integration")
 struct SwitchIntegrationTests {
 
     /// Two namespace hosts on one bridge; returns (topology, switch ns, h1, h2, daemon).
@@ -235,13 +237,14 @@ struct SwitchIntegrationTests {
         #expect(failed.stderr.contains("vswiftctl: no network device named \"nosuchdev0\""))
     }
 }
+}
 
 /// A control-socket connection that sends arbitrary bytes, for malformed-request tests.
 final class RawControlConnection {
     let fd: Int32
 
     init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        fd = socket(AF_UNIX, vs_sock_stream, 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in

@@ -60,6 +60,21 @@ struct PipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    @Test func outputToTheInputPortByNumberSendsNothing() throws {
+        let harness = try PipelineHarness(packets: [udpFrame()], rules: try rules(["in_port=1,actions=output:1"]))
+        _ = harness.run(packets: 1_000)
+        #expect(harness.transmitted == 0)
+        #expect(harness.ruleStatistics(counterSlot: 0).packets == 1_000)
+        #expect(harness.accounting().isConsistent)
+    }
+
+    @Test func multipleOutputsCopyTheFrameAndKeepAccounting() throws {
+        let harness = try PipelineHarness(packets: [udpFrame()], rules: try rules(["in_port=1,actions=output:2,mod_dl_dst:02:00:00:00:00:01,output:2"]))
+        _ = harness.run(packets: 1_000)
+        #expect(harness.transmitted == 2_000)
+        #expect(harness.accounting().isConsistent)
+    }
+
     @Test func manyFlowsMissTheCacheButStillClassify() throws {
         let packets = (0..<20_000).map { udpFrame(sourcePort: UInt16(1024 + $0)) }
         let harness = try PipelineHarness(packets: packets, rules: try rules(["priority=1,udp,actions=output:2"]))
