@@ -28,7 +28,7 @@ let package = Package(
         // CPU hints (prefetch) for the classifier; header-only.
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
         .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket", "CSupport"], swiftSettings: fast),
-        .target(name: "VSwiftDatapath", dependencies: ["CXDP", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
+        .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
         .target(
             name: "VSwiftControl",
             dependencies: [

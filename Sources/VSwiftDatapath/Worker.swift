@@ -1,3 +1,4 @@
+import CSupport
 import CXDP
 import Glibc
 import Synchronization
@@ -350,6 +351,11 @@ final class Worker: @unchecked Sendable {
         }
         let inPort = socket.pointee.portIndex
         let bridge = ports[Int(inPort)].bridge
+        // The kernel has just written these frames, on another CPU in copy mode: start loading all
+        // their headers before touching the first, so the misses overlap instead of queueing.
+        for i in 0..<n {
+            vs_prefetch(base + Int(xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee.addr))
+        }
         var bytes: UInt64 = 0
         for i in 0..<n {
             let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee
