@@ -17,6 +17,8 @@
 #include <net/if.h>
 #include <linux/if_tun.h>
 #include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/if_xdp.h>
 #include <linux/if_link.h>
 #include <linux/if_ether.h>
@@ -39,6 +41,7 @@ static const int vs_sock_stream = SOCK_STREAM;
 static const int vs_sock_dgram = SOCK_DGRAM;
 static const int vs_sock_raw = SOCK_RAW;
 static const int vs_sock_cloexec = SOCK_CLOEXEC;
+static const int vs_af_netlink = AF_NETLINK;
 static const int vs_af_xdp = AF_XDP;
 
 /* ---- relaxed atomics on raw memory (plain loads/stores on x86-64; they make cross-thread

@@ -15,9 +15,11 @@ public struct NetworkDevice: Sendable {
         self.ifindex = index
     }
 
-    /// Number of rx queues (from sysfs): the XDP program sees a frame on the queue it arrived on,
-    /// so one AF_XDP socket is needed per rx queue.
+    /// Number of rx queues: the XDP program sees a frame on the queue it arrived on, so one AF_XDP
+    /// socket is needed per rx queue. Asked over netlink, which answers for the caller's network
+    /// namespace (sysfs shows the namespace it was mounted in); sysfs only as a fallback.
     public var rxQueueCount: Int {
+        if let count = Netlink.rxQueueCount(ifindex: ifindex), count > 0 { return count }
         guard let dir = opendir("/sys/class/net/\(name)/queues") else { return 1 }
         defer { closedir(dir) }
         var count = 0

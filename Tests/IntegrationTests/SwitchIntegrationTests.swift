@@ -273,3 +273,20 @@ final class RawControlConnection {
 
     deinit { close(fd) }
 }
+
+extension Integration {
+    @Suite("Devices")
+    struct DeviceTests {
+        @Test("rx queue counts come from the thread's own network namespace, even where /sys shows another")
+        func rxQueueCountFollowsTheThreadsNamespace() throws {
+            let topology = Topology()
+            defer { topology.destroy() }
+            let a = try topology.namespace("qa")
+            let b = try topology.namespace("qb")
+            try topology.veth("vq0", in: a, "vq1", in: b, queues: 3)
+            // This thread entered namespace `a` with setns but /sys is still the test's own mount.
+            let count = try inNamespace(a) { try NetworkDevice(name: "vq0").rxQueueCount }
+            #expect(count == 3)
+        }
+    }
+}
