@@ -108,33 +108,139 @@ public struct ConfigStore: Sendable {
     }
 
     /// Replaces the file with `config`, atomically (see the type's description). Creates the
-    /// directory (mode 0755) when missing; the file itself is mode 0600.
+    /// directory (mode 0755) when missing; the file itself is mode 0600. The text is streamed to
+    /// the file in chunks, never held whole.
     public func save(_ config: SwitchConfig) throws(ConfigStoreError) {
-        try write(Self.encode(config))
+        try write { emit in Self.encode(config, chunkSize: 1 << 20, emit: emit) }
     }
 
     /// Pretty JSON with sorted keys, one flow per line.
     static func encode(_ config: SwitchConfig) -> [UInt8] {
-        let bridges = config.bridges.map { bridge -> JSONValue in
-            .object([
-                "name": .string(bridge.name),
-                "nextOfport": .int(Int64(bridge.nextOfport)),
-                "ports": .array(bridge.ports.map { port in
-                    .object([
-                        "name": .string(port.name), "ofport": .int(Int64(port.ofport)), "type": .string(port.type),
-                        "options": .object(port.options.mapValues(JSONValue.string)),
-                    ])
-                }),
-                "flows": .array(bridge.flows.map(JSONValue.string)),
-            ])
+        var all: [UInt8] = []
+        encode(config, chunkSize: Int.max) { chunk in
+            all.append(contentsOf: chunk)
+            return true
         }
-        let value: JSONValue = .object([
-            "version": .int(Int64(config.version)), "systemID": .string(config.systemID), "bridges": .array(bridges),
-        ])
-        return value.jsonText(pretty: true) + [UInt8(ascii: "\n")]
+        return all
+    }
+
+    /// The text of `encode(_:)`, handed to `emit` in pieces of about `chunkSize` bytes; stops early
+    /// when `emit` returns false. The same text `JSONValue.jsonText(pretty: true)` gives for the
+    /// configuration as an object, written directly (no value tree for a million flows).
+    @discardableResult
+    static func encode(_ config: SwitchConfig, chunkSize: Int, emit: ([UInt8]) -> Bool) -> Bool {
+        var out: [UInt8] = []
+        out.reserveCapacity(min(chunkSize, 1 << 20) + 4096)
+        var failed = false
+        func flush(force: Bool = false) {
+            guard !failed, force || out.count >= chunkSize else { return }
+            if !out.isEmpty && !emit(out) { failed = true }
+            out.removeAll(keepingCapacity: true)
+        }
+        func text(_ string: String) { out.append(contentsOf: string.utf8) }
+        func newline(_ indent: Int) {
+            out.append(UInt8(ascii: "\n"))
+            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent))
+        }
+        func key(_ name: String, _ indent: Int) {
+            newline(indent)
+            JSONValue.writeString(name, to: &out)
+            text(": ")
+        }
+        text("{")
+        key("bridges", 2)
+        if config.bridges.isEmpty {
+            text("[]")
+        } else {
+            text("[")
+            for (b, bridge) in config.bridges.enumerated() {
+                if b > 0 { text(",") }
+                newline(4)
+                text("{")
+                key("flows", 6)
+                if bridge.flows.isEmpty {
+                    text("[]")
+                } else {
+                    text("[")
+                    for (f, flow) in bridge.flows.enumerated() {
+                        if f > 0 { text(",") }
+                        newline(8)
+                        JSONValue.writeString(flow, to: &out)
+                        flush()
+                        if failed { return false }
+                    }
+                    newline(6)
+                    text("]")
+                }
+                text(",")
+                key("name", 6)
+                JSONValue.writeString(bridge.name, to: &out)
+                text(",")
+                key("nextOfport", 6)
+                text(String(bridge.nextOfport))
+                text(",")
+                key("ports", 6)
+                if bridge.ports.isEmpty {
+                    text("[]")
+                } else {
+                    text("[")
+                    for (p, port) in bridge.ports.enumerated() {
+                        if p > 0 { text(",") }
+                        newline(8)
+                        text("{")
+                        key("name", 10)
+                        JSONValue.writeString(port.name, to: &out)
+                        text(",")
+                        key("ofport", 10)
+                        text(String(port.ofport))
+                        text(",")
+                        key("options", 10)
+                        if port.options.isEmpty {
+                            text("{}")
+                        } else {
+                            text("{")
+                            for (o, option) in port.options.sorted(by: { $0.key < $1.key }).enumerated() {
+                                if o > 0 { text(",") }
+                                key(option.key, 12)
+                                JSONValue.writeString(option.value, to: &out)
+                            }
+                            newline(10)
+                            text("}")
+                        }
+                        text(",")
+                        key("type", 10)
+                        JSONValue.writeString(port.type, to: &out)
+                        newline(8)
+                        text("}")
+                    }
+                    newline(6)
+                    text("]")
+                }
+                newline(4)
+                text("}")
+            }
+            newline(2)
+            text("]")
+        }
+        text(",")
+        key("systemID", 2)
+        JSONValue.writeString(config.systemID, to: &out)
+        text(",")
+        key("version", 2)
+        text(String(config.version))
+        newline(0)
+        text("}\n")
+        flush(force: true)
+        return !failed
     }
 
     func write(_ bytes: [UInt8]) throws(ConfigStoreError) {
+        try write { emit in _ = emit(bytes) }
+    }
+
+    /// Writes what `produce` emits to `PATH.tmp`, fsyncs it, renames it over `PATH` and fsyncs the
+    /// directory. `emit` returns false once a write failed (the rest is then not written).
+    func write(_ produce: (_ emit: ([UInt8]) -> Bool) -> Void) throws(ConfigStoreError) {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
             do {
@@ -147,17 +253,25 @@ public struct ConfigStore: Sendable {
         let temporary = temporaryPath
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("cannot create \(temporary)") }
-        var written = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                let error = failure("cannot write \(temporary)")
-                close(fd)
-                unlink(temporary)
-                throw error
+        var writeError: ConfigStoreError?
+        produce { bytes in
+            guard writeError == nil else { return false }
+            var written = 0
+            while written < bytes.count {
+                let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    writeError = failure("cannot write \(temporary)")
+                    return false
+                }
+                written += count
             }
-            written += count
+            return true
+        }
+        if let writeError {
+            close(fd)
+            unlink(temporary)
+            throw writeError
         }
         guard fsync(fd) == 0 else {
             let error = failure("cannot fsync \(temporary)")

@@ -342,13 +342,21 @@ final class FlowTables {
     /// The selected flows (all when nil) in dump order: priority descending, then installation order.
     func snapshot(bridge: String, selector: FlowSelector? = nil) throws(RPCError) -> [FlowSnapshot] {
         guard let table = tables[bridge] else { throw .noSuchBridge(bridge) }
-        var result: [FlowSnapshot] = []
-        result.reserveCapacity(selector == nil ? table.flows.count : 0)
-        for (id, flow) in table.flows where selector?.selects(id, flow) ?? true {
-            result.append(FlowSnapshot(id: id, flow: flow, statistics: datapath.ruleStatistics(counterSlot: flow.counterSlot)))
+        // Sorted as small (priority, sequence, index) triples; the big snapshots are made once, in order.
+        var order: [(priority: UInt16, sequence: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
+        order.reserveCapacity(selector == nil ? table.flows.count : 0)
+        var index = table.flows.startIndex
+        while index != table.flows.endIndex {
+            let (id, flow) = table.flows[index]
+            if selector?.selects(id, flow) ?? true { order.append((id.priority, flow.sequence, index)) }
+            table.flows.formIndex(after: &index)
         }
-        result.sort { a, b in
-            a.id.priority != b.id.priority ? a.id.priority > b.id.priority : a.flow.sequence < b.flow.sequence
+        order.sort { a, b in a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence }
+        var result: [FlowSnapshot] = []
+        result.reserveCapacity(order.count)
+        for entry in order {
+            let (id, flow) = table.flows[entry.index]
+            result.append(FlowSnapshot(id: id, flow: flow, statistics: datapath.ruleStatistics(counterSlot: flow.counterSlot)))
         }
         return result
     }
@@ -372,12 +380,18 @@ final class FlowTables {
             }
             for (index, text) in zip(missing, texts) { table.flows.values[index].text = text }
         }
-        var ordered: [(priority: UInt16, sequence: UInt64, text: String)] = []
+        // Sorted as plain (priority, sequence, index) triples: no reference counting while sorting.
+        var ordered: [(priority: UInt16, sequence: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
         ordered.reserveCapacity(table.flows.count)
-        for (id, flow) in table.flows { ordered.append((id.priority, flow.sequence, flow.text!)) }
-        tables[bridge] = table
+        index = table.flows.startIndex
+        while index != table.flows.endIndex {
+            ordered.append((table.flows.keys[index].priority, table.flows.values[index].sequence, index))
+            table.flows.formIndex(after: &index)
+        }
         ordered.sort { a, b in a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence }
-        return ordered.map(\.text)
+        let texts = ordered.map { table.flows.values[$0.index].text! }
+        tables[bridge] = table
+        return texts
     }
 
     // MARK: Internals
@@ -486,10 +500,16 @@ final class FlowTables {
         let flows = tables[bridge]!.flows
         var rules: [DatapathRule] = []
         rules.reserveCapacity(flows.count - replaced.count + installs)
-        for (id, flow) in flows {
-            if !replaced.isEmpty && replaced.contains(flow.counterSlot) { continue }  // a new version is below
-            if let removing, !kept.contains(flow.counterSlot), removing(id, flow) { continue }
-            rules.append(Self.datapathRule(id, flow))
+        // By index, reading only the fields needed: copying whole flows costs reference counting.
+        var index = flows.startIndex
+        while index != flows.endIndex {
+            defer { flows.formIndex(after: &index) }
+            let slot = flows.values[index].counterSlot
+            if !replaced.isEmpty && replaced.contains(slot) { continue }  // a new version is below
+            if let removing, !kept.contains(slot), removing(flows.keys[index], flows.values[index]) { continue }
+            rules.append(DatapathRule(
+                match: flows.keys[index].match, priority: flows.keys[index].priority,
+                sequence: flows.values[index].sequence, actions: flows.values[index].actions, counterSlot: slot))
         }
         for (id, entry) in pending {
             if case .install(let flow) = entry { rules.append(Self.datapathRule(id, flow)) }

@@ -52,6 +52,7 @@ final class CompiledFlowTable {
     let rules: UnsafeMutablePointer<CompiledRule>
     let actions: UnsafeMutablePointer<CompiledAction>
     let ruleCount: Int
+    let actionCount: Int
 
     /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
     /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
@@ -61,13 +62,14 @@ final class CompiledFlowTable {
         compiled.reserveCapacity(source.count)
         var entries: [ClassifierEntry] = []
         entries.reserveCapacity(source.count)
-        for (index, rule) in source.enumerated() {
-            guard rule.counterSlot >= 0 && rule.counterSlot < DatapathLimits.maxRules else {
-                throw .unsupported("rule counter slot \(rule.counterSlot) out of range")
+        for index in source.indices {
+            let counterSlot = source[index].counterSlot
+            guard counterSlot >= 0 && counterSlot < DatapathLimits.maxRules else {
+                throw .unsupported("rule counter slot \(counterSlot) out of range")
             }
             let start = program.count
             var lastOutput: Int32 = -1
-            for action in rule.actions {
+            for action in source[index].actions {
                 guard let op = try Self.compile(action, portSlot: portSlot) else { continue }
                 if op.op == .output || op.op == .normal || op.op == .flood || op.op == .all {
                     lastOutput = Int32(program.count - start)
@@ -76,13 +78,47 @@ final class CompiledFlowTable {
             }
             compiled.append(CompiledRule(
                 actionStart: Int32(start), actionCount: Int32(program.count - start),
-                counterSlot: Int32(rule.counterSlot), lastOutput: lastOutput))
-            entries.append(ClassifierEntry(match: rule.match, priority: rule.priority, sequence: rule.sequence, payload: Int32(index)))
+                counterSlot: Int32(counterSlot), lastOutput: lastOutput))
+            entries.append(ClassifierEntry(
+                match: source[index].match, priority: source[index].priority, sequence: source[index].sequence,
+                payload: Int32(index)))
         }
         classifier = ClassifierTable(entries)
         ruleCount = compiled.count
+        actionCount = program.count
         rules = .allocate(capacity: max(compiled.count, 1))
         rules.initialize(from: compiled, count: compiled.count)
+        actions = .allocate(capacity: max(program.count, 1))
+        actions.initialize(from: program, count: program.count)
+    }
+
+    /// `old` with every output to port slot `removedSlot` dropped, as if compiled again without
+    /// that port (the classifier is shared: it does not depend on ports). Used when a port goes
+    /// away, so the datapath need not keep the rules a table was compiled from.
+    init(_ old: CompiledFlowTable, removingPortSlot removedSlot: UInt16) {
+        var program: [CompiledAction] = []
+        program.reserveCapacity(old.actionCount)
+        let compiled = UnsafeMutablePointer<CompiledRule>.allocate(capacity: max(old.ruleCount, 1))
+        for index in 0..<old.ruleCount {
+            let rule = old.rules[index]
+            let start = program.count
+            var lastOutput: Int32 = -1
+            for position in Int(rule.actionStart)..<Int(rule.actionStart) + Int(rule.actionCount) {
+                let action = old.actions[position]
+                if action.op == .output && action.port == removedSlot { continue }
+                if action.op == .output || action.op == .normal || action.op == .flood || action.op == .all {
+                    lastOutput = Int32(program.count - start)
+                }
+                program.append(action)
+            }
+            (compiled + index).initialize(to: CompiledRule(
+                actionStart: Int32(start), actionCount: Int32(program.count - start),
+                counterSlot: rule.counterSlot, lastOutput: lastOutput))
+        }
+        classifier = old.classifier
+        ruleCount = old.ruleCount
+        rules = compiled
+        actionCount = program.count
         actions = .allocate(capacity: max(program.count, 1))
         actions.initialize(from: program, count: program.count)
     }

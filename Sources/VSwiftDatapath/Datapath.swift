@@ -54,8 +54,6 @@ public final class Datapath: @unchecked Sendable {
         var portNumbers: [String: UInt32] = [:]
         /// The published flow table; nil = plain learning switch.
         var flowTable: CompiledFlowTable?
-        /// What `flowTable` was compiled from, to recompile when a port goes away.
-        var flowRules: [DatapathRule] = []
     }
 
     private struct PortRecord {
@@ -240,11 +238,8 @@ public final class Datapath: @unchecked Sendable {
         // output action can reach a port that is not the one the rule named.
         if var bridge = bridges[port.bridge], bridge.flowTable != nil {
             bridge.portNumbers[port.name] = nil
-            var map: [UInt32: UInt16] = [:]
-            for (name, ofport) in bridge.portNumbers {
-                if let other = ports[name], other.bridge == port.bridge, other.slot != port.slot { map[ofport] = other.slot }
-            }
-            if let table = try? CompiledFlowTable(rules: bridge.flowRules, portSlot: { map[$0] }) {
+            if let old = bridge.flowTable {
+                let table = CompiledFlowTable(old, removingPortSlot: port.slot)
                 withWorkersParked { for worker in workers { worker.setFlowTable(bridge.slot, table) } }
                 bridge.flowTable = table
             }
@@ -369,7 +364,6 @@ public final class Datapath: @unchecked Sendable {
                 for worker in workers { worker.setFlowTable(slot, table) }
             }
             record.flowTable = table
-            record.flowRules = rules
             bridges[bridge] = record
         }
     }

@@ -16,6 +16,30 @@ private func contents(_ path: String) -> String? {
 }
 
 @Suite struct PersistenceTests {
+    /// The streamed encoding is exactly the pretty JSON of the configuration as a value.
+    @Test func streamedEncodingMatchesValueEncoding() throws {
+        let configs = [
+            SwitchConfig(systemID: "id"),
+            SwitchConfig(systemID: "x\"y", bridges: [
+                BridgeConfig(name: "br0", nextOfport: 1, ports: [], flows: []),
+                BridgeConfig(name: "br1", nextOfport: 4, ports: [
+                    PortConfig(name: "eth1", ofport: 1),
+                    PortConfig(name: "t0", ofport: 3, type: "lisp", options: ["remote_ip": "10.0.0.1", "key": "5\u{1}\\"]),
+                ], flows: ["priority=1,actions=drop", "a\tb\n\"é\""]),
+            ]),
+        ]
+        for config in configs {
+            let value = try JSONValue(encoding: config)
+            #expect(ConfigStore.encode(config) == value.jsonText(pretty: true) + [UInt8(ascii: "\n")])
+            var pieces: [UInt8] = []
+            ConfigStore.encode(config, chunkSize: 7) { chunk in
+                pieces += chunk
+                return true
+            }
+            #expect(pieces == ConfigStore.encode(config))
+        }
+    }
+
     @Test func everyChangeIsSavedAndRestored() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
