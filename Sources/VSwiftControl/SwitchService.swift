@@ -232,10 +232,13 @@ public final class SwitchService: @unchecked Sendable {
     func show() -> ShowReport {
         ShowReport(systemID: systemID, bridges: bridges.map { bridge in
             BridgeDescription(name: bridge.name, ports: bridge.ports.map { port in
-                PortDescription(
+                let attachment = port.error == nil ? datapath.attachment(of: port.name) : nil
+                // A device removed while attached is reported like OVS's error column.
+                let error = port.error ?? (attachment?.deviceGone == true
+                    ? "the device \"\(port.name)\" no longer exists; del-port releases it" : nil)
+                return PortDescription(
                     name: port.name, ofport: port.ofport, type: port.type, options: port.options,
-                    datapathMode: port.error == nil ? datapath.attachment(of: port.name)?.summary ?? "" : "",
-                    error: port.error)
+                    datapathMode: error == nil ? attachment?.summary ?? "" : "", error: error)
             })
         })
     }

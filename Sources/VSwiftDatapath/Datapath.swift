@@ -16,6 +16,9 @@ public struct PortAttachment: Sendable, Equatable, Codable {
     public var xdpMode: XDPAttachMode?
     public var bindMode: XSKBindMode?
     public var queues: Int
+    /// The device was removed from the system after it was attached (its sockets are unbound;
+    /// del-port releases them). nil when present.
+    public var deviceGone: Bool?
 
     /// "xdp=native, bind=copy, queues=1" or "" for internal ports.
     public var summary: String {
@@ -261,7 +264,12 @@ public final class Datapath: @unchecked Sendable {
     }
 
     public func attachment(of port: String) -> PortAttachment? {
-        lock.withLock { ports[port]?.attachment }
+        lock.withLock {
+            guard let record = ports[port] else { return nil }
+            var attachment = record.attachment
+            if let program = record.program, !program.device.exists { attachment.deviceGone = true }
+            return attachment
+        }
     }
 
     public func bridge(of port: String) -> String? {

@@ -11,7 +11,7 @@ extension Integration {
 struct SwitchIntegrationTests {
 
     /// Two namespace hosts on one bridge; returns (topology, switch ns, h1, h2, daemon).
-    private func twoHosts(workers: Int = 1, subnet: String) throws -> (Topology, String, String, String, Daemon) {
+    func twoHosts(workers: Int = 1, subnet: String) throws -> (Topology, String, String, String, Daemon) {
         let topology = Topology()
         let sw = try topology.namespace("sw")
         let h1 = try topology.namespace("h1")
@@ -27,7 +27,7 @@ struct SwitchIntegrationTests {
         return (topology, sw, h1, h2, daemon)
     }
 
-    private func ping(from ns: String, _ address: String, count: Int = 3) throws {
+    func ping(from ns: String, _ address: String, count: Int = 3) throws {
         try run(["ip", "netns", "exec", ns, "ping", "-c", "\(count)", "-i", "0.2", "-W", "2", address])
     }
 
@@ -36,7 +36,7 @@ struct SwitchIntegrationTests {
         return Dictionary(uniqueKeysWithValues: report.ports.map { ($0.ofport, $0.statistics) })
     }
 
-    private func expectFramesAccounted(_ daemon: Daemon, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectFramesAccounted(_ daemon: Daemon, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let census: [FrameAccountingReport] = try daemon.call("frame-accounting").get().decode()
         #expect(!census.isEmpty, sourceLocation: sourceLocation)
         for worker in census {
@@ -288,5 +288,23 @@ extension Integration {
             let count = try inNamespace(a) { try NetworkDevice(name: "vq0").rxQueueCount }
             #expect(count == 3)
         }
+    }
+}
+
+extension Integration.SwitchIntegrationTests {
+    @Test("a device that vanishes while attached is reported, released by del-port, and loses no frame")
+    func vanishingDevice() throws {
+        let (topology, sw, h1, _, daemon) = try twoHosts(subnet: "10.77.6")
+        defer { daemon.stop(); topology.destroy() }
+        try ping(from: h1, "10.77.6.2", count: 2)
+        // Removing vp2 from the switch's namespace takes its peer with it.
+        try run(["ip", "-n", sw, "link", "del", "vp2"])
+        let show = try daemon.ctl("show").stdout
+        #expect(show.contains("vp2\\\" no longer exists; del-port releases it"), "\(show)")
+        // The rest of the switch keeps working and answering.
+        _ = try daemon.ctl("dump-ports", "br0")
+        try daemon.ctl("del-port", "br0", "vp2")
+        try expectFramesAccounted(daemon)
+        #expect(!(try daemon.ctl("show").stdout.contains("vp2")))
     }
 }
