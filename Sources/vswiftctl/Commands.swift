@@ -202,12 +202,7 @@ struct AddFlows: ParsableCommand {
     @Argument(help: "The flow file, or - for standard input.") var file: String
 
     func run() throws {
-        let lines = try readFlowFile(file)
-        try withFileName(file) {
-            try global.call(
-                .addFlows, json: FlowLinesParams(bridge: bridge, flows: lines).jsonValue,
-                defaultTimeout: GlobalOptions.bulkTimeout)
-        }
+        try sendFlowFile(.addFlows, global: global, bridge: bridge, file: file)
     }
 }
 
@@ -222,12 +217,15 @@ struct ReplaceFlows: ParsableCommand {
     @Argument(help: "The flow file, or - for standard input.") var file: String
 
     func run() throws {
-        let lines = try readFlowFile(file)
-        try withFileName(file) {
-            try global.call(
-                .replaceFlows, json: FlowLinesParams(bridge: bridge, flows: lines).jsonValue,
-                defaultTimeout: GlobalOptions.bulkTimeout)
-        }
+        try sendFlowFile(.replaceFlows, global: global, bridge: bridge, file: file)
+    }
+}
+
+/// Sends a flow file's lines with `method` (add-flows, replace-flows); errors name the file.
+private func sendFlowFile(_ method: ControlMethod, global: GlobalOptions, bridge: String, file: String) throws {
+    let lines = try readFlowFile(file)
+    try withFileName(file) {
+        try global.call(method, json: FlowLinesParams(bridge: bridge, flows: lines).jsonValue, defaultTimeout: GlobalOptions.bulkTimeout)
     }
 }
 
