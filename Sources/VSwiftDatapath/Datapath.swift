@@ -150,8 +150,6 @@ public final class Datapath: @unchecked Sendable {
         }
     }
 
-    public var bridgeNames: [String] { lock.withLock { bridges.keys.sorted() } }
-
     // MARK: Ports
 
     /// Attaches a network device (NIC, veth, tap) to `bridge` through AF_XDP: loads the redirect
@@ -270,10 +268,6 @@ public final class Datapath: @unchecked Sendable {
             if let program = record.program, !program.device.exists { attachment.deviceGone = true }
             return attachment
         }
-    }
-
-    public func bridge(of port: String) -> String? {
-        lock.withLock { ports[port]?.bridge }
     }
 
     /// Counters of one port summed over workers, with its sockets' kernel statistics.

@@ -42,11 +42,3 @@ public struct NetworkDevice: Sendable {
     /// Whether the device still exists with the same index (it may vanish under us).
     public var exists: Bool { if_nametoindex(name) == ifindex }
 }
-
-/// Formats a MAC address the way OVS prints it (lower-case, colon separated).
-public func formatMAC(_ bytes: some Collection<UInt8>) -> String {
-    bytes.map { byte in
-        let hex = String(byte, radix: 16)
-        return byte < 16 ? "0" + hex : hex
-    }.joined(separator: ":")
-}

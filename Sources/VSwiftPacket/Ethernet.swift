@@ -44,30 +44,4 @@ public enum Ethernet {
         p.storeBytes(of: UInt32(truncatingIfNeeded: mac >> 16).bigEndian, as: UInt32.self)
         (p + 4).storeBytes(of: UInt16(truncatingIfNeeded: mac).bigEndian, as: UInt16.self)
     }
-
-    /// Parses "52:54:00:b8:27:75" (case-insensitive; '-' also accepted as separator).
-    public static func parse(_ text: some StringProtocol) -> UInt64? {
-        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
-        guard parts.count == 6 else { return nil }
-        var value: UInt64 = 0
-        for part in parts {
-            guard (1...2).contains(part.count), let byte = UInt8(part, radix: 16) else { return nil }
-            value = value << 8 | UInt64(byte)
-        }
-        return value
-    }
-
-    /// "52:54:00:b8:27:75": lower-case, as OVS prints MACs.
-    public static func format(_ mac: UInt64) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(17)
-        for i in stride(from: 40, through: 0, by: -8) {
-            let byte = Int((mac >> UInt64(i)) & 0xff)
-            if i != 40 { out.append(UInt8(ascii: ":")) }
-            out.append(digits[byte >> 4])
-            out.append(digits[byte & 0xf])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }

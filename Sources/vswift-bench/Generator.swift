@@ -72,12 +72,9 @@ final class Generator: @unchecked Sendable {
                 programFD = try object.programFD("vswift_trafficgen")
                 let configFD = try object.mapFD("vsb_gen_config")
                 statsFD = try object.mapFD("vsb_gen_stats")
-                ifindex = if_nametoindex(device)
-                guard ifindex != 0 else { throw BenchError.failed("no device \(device) in \(namespace)") }
-                var mac = [UInt8](repeating: 0, count: 6)
-                let rc = mac.withUnsafeMutableBufferPointer { vs_if_get_mac(device, $0.baseAddress) }
-                guard rc == 0 else { throw BenchError.failed("read MAC of \(device): \(errnoText(-rc))") }
-                sourceMAC = mac
+                let identity = try deviceIdentity(device, namespace: namespace)
+                ifindex = identity.ifindex
+                sourceMAC = identity.mac
                 // struct vsb_gen_config { u32 flows; u32 mode; u32 redirect_ifindex; u16 base_port; u16 pad; }
                 var config = [UInt8](repeating: 0, count: 16)
                 Self.put32(&config, 0, UInt32(flows))
@@ -89,7 +86,7 @@ final class Generator: @unchecked Sendable {
                 guard bpf_map_update_elem(configFD, &zero, &config, 0) == 0 else {
                     throw BenchError.failed("configure the generator: \(errnoText())")
                 }
-                let template = FrameTemplate.udp(size: frameSize, source: mac, destination: destinationMAC)
+                let template = FrameTemplate.udp(size: frameSize, source: identity.mac, destination: destinationMAC)
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: template.count, alignment: 64)
                 template.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: template.count) }
                 frame = buffer

@@ -20,11 +20,7 @@ final class Sink {
             let object = try LoadedBPFObject(path: objectPath)
             let program = try object.programFD("vswift_sink")
             let stats = try object.mapFD("vsb_sink_stats")
-            let ifindex = if_nametoindex(device)
-            guard ifindex != 0 else { throw BenchError.failed("no device \(device) in \(namespace)") }
-            var mac = [UInt8](repeating: 0, count: 6)
-            let rc = mac.withUnsafeMutableBufferPointer { vs_if_get_mac(device, $0.baseAddress) }
-            guard rc == 0 else { throw BenchError.failed("read MAC of \(device): \(errnoText(-rc))") }
+            let (ifindex, mac) = try deviceIdentity(device, namespace: namespace)
             let link = vs_xdp_link_create(program, Int32(ifindex), UInt32(XDP_FLAGS_DRV_MODE))
             guard link >= 0 else { throw BenchError.failed("attach the sink to \(device) (native XDP): \(errnoText(-link))") }
             let fd = Self.openPacketSocket(ifindex: ifindex)

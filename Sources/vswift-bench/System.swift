@@ -1,6 +1,7 @@
 import CXDP
 import Foundation
 import Glibc
+import VSwiftDatapath
 
 /// What can stop a benchmark, each saying what failed.
 enum BenchError: Error, CustomStringConvertible {
@@ -186,4 +187,11 @@ func executableDirectory() -> String {
 
 func formatMACAddress(_ mac: [UInt8]) -> String {
     mac.map { String(format: "%02x", $0) }.joined(separator: ":")
+}
+
+/// The ifindex and MAC of `device` in the calling thread's namespace (through NetworkDevice).
+func deviceIdentity(_ device: String, namespace: String) throws -> (ifindex: UInt32, mac: [UInt8]) {
+    guard let found = try? NetworkDevice(name: device) else { throw BenchError.failed("no device \(device) in \(namespace)") }
+    guard let mac = found.macAddress else { throw BenchError.failed("cannot read the MAC of \(device)") }
+    return (found.ifindex, mac)
 }

@@ -77,9 +77,16 @@ struct PipelineTests {
 
     @Test func manyFlowsMissTheCacheButStillClassify() throws {
         let packets = (0..<20_000).map { udpFrame(sourcePort: UInt16(1024 + $0)) }
-        let harness = try PipelineHarness(packets: packets, rules: try rules(["priority=1,udp,actions=output:2"]))
+        // A rule on the whole tp_src makes the cache key on the source port: 20,000 keys in 8,192
+        // entries. (The cache keys only on bits some rule looks at, so a one-bit mask would not do.)
+        let harness = try PipelineHarness(packets: packets, rules: try rules([
+            "priority=2,udp,tp_src=1024,actions=output:2", "priority=1,udp,actions=output:2",
+        ]))
         _ = harness.run(packets: 40_000)
         #expect(harness.transmitted == 40_000)
+        #expect(harness.cacheMisses > 20_000)
+        #expect(harness.ruleStatistics(counterSlot: 0).packets == 2)
+        #expect(harness.ruleStatistics(counterSlot: 1).packets == 39_998)
         #expect(harness.accounting().isConsistent)
     }
 }
