@@ -1,0 +1,411 @@
+/// LISP data-plane encapsulation and decapsulation (RFC 9300), interoperable with OVS's LISP vport.
+///
+/// LISP tunnels carry bare IP packets (no inner Ethernet header) in UDP to port 4341:
+/// ```
+///  outer Ethernet | outer IPv4 (20) or IPv6 (40) | UDP (8) | LISP (8) | inner IPv4/IPv6 packet
+/// ```
+/// LISP header (RFC 9300 §5.1):
+/// ```
+///  byte 0: N L E V I flags (0x80 0x40 0x20 0x10 0x08), low 3 bits reserved
+///  bytes 1..3: nonce (N) or map-versions (V)
+///  bytes 4..7: I set: instance ID (24 bits) then locator-status-bits (8); else 32 LSBs
+/// ```
+/// Encapsulation strips the frame's Ethernet header (and up to two VLAN tags) and prepends the
+/// outer headers in the buffer's headroom, so the inner packet is never copied. Decapsulation is
+/// split in two (`parseOuter`, then `decapsulate`) so the datapath can pick the tunnel port from the
+/// outer addresses and instance ID in between; it pushes the fixed Ethernet header OVS's LISP port
+/// gave received packets (02:00:00:00:00:00 both ways), which is why flows rewrite dl_dst after a
+/// LISP port.
+///
+/// The packet functions allocate nothing and never touch memory outside
+/// `[frame - headroom, frame + length)`; all offsets are checked against `length` before a load.
+public enum LISP {
+    /// The IANA LISP data port (RFC 9300 §5.3).
+    @inlinable public static var udpPort: UInt16 { 4341 }
+    @inlinable public static var headerLength: Int { 8 }
+    /// Bytes prepended before the inner IP packet: Ethernet 14 + IPv4 20 + UDP 8 + LISP 8.
+    @inlinable public static var overheadIPv4: Int { 50 }
+    /// Ethernet 14 + IPv6 40 + UDP 8 + LISP 8.
+    @inlinable public static var overheadIPv6: Int { 70 }
+
+    // LISP flags (first byte).
+    @inlinable public static var flagNonce: UInt8 { 0x80 }
+    @inlinable public static var flagLocatorStatusBits: UInt8 { 0x40 }
+    @inlinable public static var flagEchoNonce: UInt8 { 0x20 }
+    @inlinable public static var flagMapVersion: UInt8 { 0x10 }
+    @inlinable public static var flagInstanceID: UInt8 { 0x08 }
+    @inlinable public static var flagsReserved: UInt8 { 0x07 }
+
+    /// With `offloadUDPChecksum` (IPv6 outer header), where the device must compute the UDP
+    /// checksum, relative to the start of the encapsulated frame: it sums from `csum_start` to the
+    /// end of the frame and stores the complement at `csum_start + csum_offset` (AF_XDP TX checksum
+    /// metadata, like the kernel's CHECKSUM_PARTIAL). The field holds the pseudo-header sum.
+    @inlinable public static var ipv6UDPChecksumStart: Int { 54 }
+    @inlinable public static var udpChecksumOffset: Int { 6 }
+
+    /// The outer headers of one (tunnel port, next hop). Prepared off the packet path; the packet
+    /// path only reads it.
+    public struct EncapsulationParameters: Sendable {
+        /// Next hop MAC.
+        public var ethernetDestination: UInt64
+        /// Egress device MAC.
+        public var ethernetSource: UInt64
+        /// Outer source RLOC. Its family (IPv4-mapped or not) selects the outer IP version.
+        public var source: IPAddress
+        /// Outer destination RLOC; must be of the same family as `source` (see `isValid`).
+        public var destination: IPAddress
+        public var udpDestinationPort: UInt16
+        /// Outer IPv4 TTL or IPv6 hop limit.
+        public var ttl: UInt8
+        /// IPv6 outer header only: leave the UDP checksum to the device. The checksum field then
+        /// holds the folded pseudo-header sum (not complemented), what a device finishing a
+        /// CHECKSUM_PARTIAL packet expects, and the caller must request TX checksum offload with
+        /// `csum_start = ipv6UDPChecksumStart`, `csum_offset = udpChecksumOffset`. Ignored over IPv4,
+        /// where the UDP checksum is 0 (as OVS, RFC 9300 §5.3).
+        public var offloadUDPChecksum: Bool
+
+        public init(ethernetDestination: UInt64, ethernetSource: UInt64, source: IPAddress, destination: IPAddress,
+                    udpDestinationPort: UInt16 = 4341, ttl: UInt8 = 64, offloadUDPChecksum: Bool = false) {
+            self.ethernetDestination = ethernetDestination
+            self.ethernetSource = ethernetSource
+            self.source = source
+            self.destination = destination
+            self.udpDestinationPort = udpDestinationPort
+            self.ttl = ttl
+            self.offloadUDPChecksum = offloadUDPChecksum
+        }
+
+        /// Source and destination are of one family (the packet path does not check it).
+        public var isValid: Bool { source.isIPv4 == destination.isIPv4 }
+    }
+
+    public enum EncapsulationResult: UInt8, Sendable {
+        /// `frame` now starts at the outer Ethernet header and `length` covers the whole packet.
+        case done
+        /// Not an IPv4/IPv6 packet (or too short for its IP header); the frame is unchanged.
+        case notIP
+        /// The headroom cannot hold the outer headers, or the result would not fit the outer length
+        /// fields; the frame is unchanged.
+        case noRoom
+    }
+
+    /// Encapsulates the Ethernet frame at `frame` (untagged, or with one or two 802.1Q/802.1ad tags)
+    /// carrying an IPv4 or IPv6 packet, as OVS's LISP port did: the Ethernet header and tags are
+    /// dropped, and outer Ethernet, IP, UDP and LISP headers are written into the `headroom` bytes
+    /// before the frame (and over the dropped header). On `.done`, `frame` moved back by
+    /// `overhead - l2 header length` and `length` is `overhead + inner length`.
+    ///
+    /// - The inner packet is everything after the L2 header; it is neither validated beyond its
+    ///   version nibble and minimum header length (20 / 40 bytes) nor changed.
+    /// - Outer IPv4: DSCP copied from the inner packet, ECN 0, identification `ipIdentification`, DF,
+    ///   TTL `ttl`, header checksum. Outer IPv6: traffic class = inner DSCP << 2, flow label 0 (the
+    ///   ECMP entropy is in the UDP source port, which every ECMP/RSS implementation hashes).
+    /// - UDP source port: 49152 + (hash of the inner flow) % 16384 (RFC 9300 §5.3): inner addresses,
+    ///   protocol (the IPv6 header's next header) and, for an unfragmented TCP/UDP/SCTP packet, the
+    ///   ports. Fragments (first ones too) hash without ports, so all fragments of a datagram take one
+    ///   path (as Linux's flow dissector does). UDP checksum: 0 over IPv4; over IPv6 computed (0 sent
+    ///   as 0xffff), or the pseudo-header sum with `offloadUDPChecksum`.
+    /// - LISP header as OVS: flags 0x48 (L, I), nonce 0, `instanceID` (low 24 bits), LSBs 0x01.
+    @inlinable
+    public static func encapsulate(_ frame: inout UnsafeMutableRawPointer, length: inout Int, headroom: Int,
+                                   instanceID: UInt32, parameters: borrowing EncapsulationParameters,
+                                   ipIdentification: UInt16) -> EncapsulationResult {
+        guard length >= 14 else { return .notIP }
+        let l2 = L2.parse(frame, length: length)
+        let l3 = l2.l3Offset
+        let innerLength = length &- l3
+        let inner = UnsafeRawPointer(frame + l3)
+        let tos: UInt8
+        let hash: UInt64
+        if l2.etherType == EtherType.ipv4 {
+            guard innerLength >= 20, Wire.u8(inner, 0) >> 4 == 4 else { return .notIP }
+            tos = Wire.u8(inner, 1) & 0xfc
+            hash = flowHashIPv4(inner, length: innerLength)
+        } else if l2.etherType == EtherType.ipv6 {
+            guard innerLength >= 40, Wire.u8(inner, 0) >> 4 == 6 else { return .notIP }
+            tos = UInt8(truncatingIfNeeded: Wire.u16(inner, 0) >> 4) & 0xfc
+            hash = flowHashIPv6(inner, length: innerLength)
+        } else {
+            return .notIP
+        }
+        let outer6 = !parameters.source.isIPv4
+        let overhead = outer6 ? overheadIPv6 : overheadIPv4
+        let udpLength = innerLength &+ 16
+        // IPv4 total length = 20 + UDP length; IPv6 payload length = UDP length.
+        guard headroom &+ l3 >= overhead, udpLength &+ (outer6 ? 0 : 20) <= 0xffff else { return .noRoom }
+        let p = frame + (l3 &- overhead)
+        Wire.putMAC(p, 0, parameters.ethernetDestination)
+        Wire.putMAC(p, 6, parameters.ethernetSource)
+        let udp: Int
+        if outer6 {
+            Wire.put16(p, 12, EtherType.ipv6)
+            Wire.put32(p, 14, 0x6000_0000 | UInt32(tos) << 20)
+            Wire.put32(p, 18, UInt32(udpLength) << 16 | UInt32(IPProtocol.udp) << 8 | UInt32(parameters.ttl))
+            parameters.source.store(to: p + 22)
+            parameters.destination.store(to: p + 38)
+            udp = 54
+        } else {
+            Wire.put16(p, 12, EtherType.ipv4)
+            Wire.put32(p, 14, 0x4500_0000 | UInt32(tos) << 16 | UInt32(udpLength &+ 20))
+            Wire.put32(p, 18, UInt32(ipIdentification) << 16 | 0x4000)
+            Wire.put32(p, 22, UInt32(parameters.ttl) << 24 | UInt32(IPProtocol.udp) << 16)
+            Wire.put32(p, 26, parameters.source.ipv4)
+            Wire.put32(p, 30, parameters.destination.ipv4)
+            Wire.put16(p, 24, Checksum.checksum(p + 14, length: 20))
+            udp = 34
+        }
+        let sourcePort = 0xc000 | UInt32(truncatingIfNeeded: hash & 0x3fff)
+        Wire.put32(p, udp, sourcePort << 16 | UInt32(parameters.udpDestinationPort))
+        Wire.put32(p, udp &+ 4, UInt32(udpLength) << 16)
+        Wire.put32(p, udp &+ 8, UInt32(flagLocatorStatusBits | flagInstanceID) << 24)
+        Wire.put32(p, udp &+ 12, (instanceID & 0xff_ffff) << 8 | 0x01)
+        if outer6 {
+            let checksum: UInt16
+            if parameters.offloadUDPChecksum {
+                checksum = Checksum.pseudoHeaderIPv6(
+                    source: (parameters.source.high, parameters.source.low),
+                    destination: (parameters.destination.high, parameters.destination.low),
+                    nextHeader: IPProtocol.udp, length: udpLength)
+            } else {
+                let c = Checksum.transportIPv6(p + udp, length: udpLength, source: p + 22, destination: p + 38,
+                                               nextHeader: IPProtocol.udp)
+                checksum = c == 0 ? 0xffff : c
+            }
+            Wire.put16(p, udp &+ 6, checksum)
+        }
+        frame = p
+        length = innerLength &+ overhead
+        return .done
+    }
+
+    // MARK: Flow hash (UDP source port entropy)
+
+    /// TCP, UDP and SCTP have ports in their first 4 bytes.
+    @inlinable @inline(__always)
+    static func hasPorts(_ proto: UInt8) -> Bool {
+        proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp
+    }
+
+    @inlinable @inline(__always)
+    static func mix(_ h: UInt64, _ w: UInt64) -> UInt64 {
+        let x = (h ^ w) &* 0x9e37_79b9_7f4a_7c15
+        return x ^ (x >> 29)
+    }
+
+    /// MurmurHash3's 64-bit finalizer: every input bit affects the low 14 bits used for the port.
+    @inlinable @inline(__always)
+    static func finish(_ h: UInt64) -> UInt64 {
+        var x = h ^ (h >> 33)
+        x &*= 0xff51_afd7_ed55_8ccd
+        x ^= x >> 33
+        x &*= 0xc4ce_b9fe_1a85_ec53
+        return x ^ (x >> 33)
+    }
+
+    /// Inner IPv4 packet at `p` (`length` >= 20 bytes, version 4).
+    @inlinable @inline(__always)
+    static func flowHashIPv4(_ p: UnsafeRawPointer, length: Int) -> UInt64 {
+        let proto = Wire.u8(p, 9)
+        let ihl = Int(Wire.u8(p, 0) & 0x0f) &<< 2
+        var ports: UInt32 = 0
+        if Wire.u16(p, 6) & 0x3fff == 0 && hasPorts(proto) && ihl >= 20 && ihl &+ 4 <= length {
+            ports = Wire.u32(p, ihl)
+        }
+        return finish(mix(mix(4, Wire.u64(p, 12)), UInt64(proto) << 32 | UInt64(ports)))
+    }
+
+    /// Inner IPv6 packet at `p` (`length` >= 40 bytes, version 6).
+    @inlinable @inline(__always)
+    static func flowHashIPv6(_ p: UnsafeRawPointer, length: Int) -> UInt64 {
+        let nextHeader = Wire.u8(p, 6)
+        let end = min(40 &+ Int(Wire.u16(p, 4)), length)
+        var ports: UInt32 = 0
+        let chain = IPv6Walk(p, start: 40, end: end, nextHeader: nextHeader)
+        if chain.isValid && chain.frag == 0 && hasPorts(chain.proto) && chain.l4 &+ 4 <= end {
+            ports = Wire.u32(p, chain.l4)
+        }
+        var h = mix(6, Wire.u64(p, 8))
+        h = mix(h, Wire.u64(p, 16))
+        h = mix(h, Wire.u64(p, 24))
+        h = mix(h, Wire.u64(p, 32))
+        return finish(mix(h, UInt64(nextHeader) << 32 | UInt64(ports)))
+    }
+
+    // MARK: Decapsulation
+
+    /// What `parseOuter` found in a LISP packet.
+    public struct OuterHeaders: Sendable {
+        /// Outer IP addresses (IPv4-mapped for an IPv4 outer header).
+        public var source: IPAddress
+        public var destination: IPAddress
+        public var udpSourcePort: UInt16
+        public var udpDestinationPort: UInt16
+        /// The LISP flags byte.
+        public var flags: UInt8
+        /// The 24-bit instance ID; 0 unless `hasInstanceID`.
+        public var instanceID: UInt32
+        /// The I flag is set.
+        public var hasInstanceID: Bool
+        /// Offset of the LISP header from the frame start; the inner packet follows it.
+        public var lispOffset: Int
+        /// Bytes of the inner packet (UDP length - 16); bytes after it (padding) are not part of it.
+        public var innerLength: Int
+
+        public init() {
+            source = IPAddress(high: 0, low: 0)
+            destination = IPAddress(high: 0, low: 0)
+            udpSourcePort = 0
+            udpDestinationPort = 0
+            flags = 0
+            instanceID = 0
+            hasInstanceID = false
+            lispOffset = 0
+            innerLength = 0
+        }
+
+        /// Offset of the inner IP packet from the frame start.
+        @inlinable public var innerOffset: Int { lispOffset &+ 8 }
+    }
+
+    public enum OuterParseResult: UInt8, Sendable {
+        /// A well-formed LISP packet; the `OuterHeaders` are filled in.
+        case lisp
+        /// Not UDP to a LISP port (or too short to tell): not for LISP, nothing written.
+        case notLISP
+        /// UDP to a LISP port, but a header is broken: drop it and count a bad header.
+        case malformed
+    }
+
+    /// Is the frame Ethernet (up to two VLAN tags) / IPv4 or IPv6 / UDP to `udpPort`, and then is it
+    /// a well-formed LISP packet? Runs on every received frame while a LISP port exists, so other
+    /// frames are rejected first with an ethertype, a protocol and a port compare.
+    ///
+    /// A frame counts as "UDP to the port" when the outer IP protocol (IPv6: the next header of the
+    /// fixed header itself; extension headers make it `.notLISP`) is UDP and its destination port,
+    /// which must lie within the frame, matches (for an IPv4 IHL < 5, where a 20-byte header would put
+    /// it). Such a frame is `.malformed` when: the IP version is wrong; IPv4 IHL < 5, total length
+    /// smaller than the header or larger than the frame, a fragment (MF or offset: a fragment cannot
+    /// be decapsulated), or a wrong header checksum (verified, as the kernel does); the IPv6 payload
+    /// length is beyond the frame; the UDP header does not fit the IP payload, UDP length < 16 or
+    /// beyond the IP payload; a nonzero UDP checksum does not verify (zero is accepted over IPv4 and
+    /// IPv6 alike, RFC 6935); reserved LISP flags are set, or N and V both (RFC 9300 §5.3); the inner
+    /// packet is not IPv4 with a 20..IHL-byte header in it or IPv6 of at least 40 bytes.
+    /// Any other flag combination, UDP source port, nonce or LSB value is accepted.
+    @inlinable
+    public static func parseOuter(_ frame: UnsafeRawPointer, length: Int, udpPort: UInt16,
+                                  into outer: UnsafeMutablePointer<OuterHeaders>) -> OuterParseResult {
+        parseOuter(frame, length: length, isPort: { $0 == udpPort }, into: outer)
+    }
+
+    /// `parseOuter` for several LISP ports (a short list: scanned linearly).
+    @inlinable
+    public static func parseOuter(_ frame: UnsafeRawPointer, length: Int, udpPorts: UnsafeBufferPointer<UInt16>,
+                                  into outer: UnsafeMutablePointer<OuterHeaders>) -> OuterParseResult {
+        parseOuter(frame, length: length, isPort: { port in
+            for p in udpPorts where p == port { return true }
+            return false
+        }, into: outer)
+    }
+
+    @inlinable @inline(__always)
+    static func parseOuter(_ p: UnsafeRawPointer, length: Int, isPort: (UInt16) -> Bool,
+                           into outer: UnsafeMutablePointer<OuterHeaders>) -> OuterParseResult {
+        guard length >= 14 else { return .notLISP }
+        let l2 = L2.parse(p, length: length)
+        let l3 = l2.l3Offset
+        let udp: Int
+        let udpLength: Int
+        if l2.etherType == EtherType.ipv4 {
+            guard length &- l3 >= 24, Wire.u8(p, l3 &+ 9) == IPProtocol.udp else { return .notLISP }
+            let versionIHL = Wire.u8(p, l3)
+            let ihl = Int(versionIHL & 0x0f) &<< 2
+            udp = l3 &+ max(ihl, 20)
+            guard udp &+ 4 <= length, isPort(Wire.u16(p, udp &+ 2)) else { return .notLISP }
+            // UDP to a LISP port: anything wrong from here on is .malformed.
+            guard versionIHL >> 4 == 4, ihl >= 20 else { return .malformed }
+            let total = Int(Wire.u16(p, l3 &+ 2))
+            guard total >= ihl, total <= length &- l3 else { return .malformed }
+            guard Wire.u16(p, l3 &+ 6) & 0x3fff == 0 else { return .malformed }
+            guard Checksum.sum(p + l3, length: ihl) == 0xffff else { return .malformed }
+            let ipEnd = l3 &+ total
+            guard ipEnd &- udp >= 8 else { return .malformed }
+            udpLength = Int(Wire.u16(p, udp &+ 4))
+            guard udpLength >= 16, udpLength <= ipEnd &- udp else { return .malformed }
+            let source = Wire.u32(p, l3 &+ 12)
+            let destination = Wire.u32(p, l3 &+ 16)
+            if Wire.u16(p, udp &+ 6) != 0 {
+                let pseudo = Checksum.pseudoHeaderIPv4(source: source, destination: destination,
+                                                       protocol: IPProtocol.udp, length: udpLength)
+                guard Checksum.add(pseudo, Checksum.sum(p + udp, length: udpLength)) == 0xffff else {
+                    return .malformed
+                }
+            }
+            outer.pointee.source = IPAddress(ipv4: source)
+            outer.pointee.destination = IPAddress(ipv4: destination)
+        } else {
+            guard l2.etherType == EtherType.ipv6, length &- l3 >= 44, Wire.u8(p, l3 &+ 6) == IPProtocol.udp,
+                  isPort(Wire.u16(p, l3 &+ 42)) else { return .notLISP }
+            guard Wire.u8(p, l3) >> 4 == 6 else { return .malformed }
+            udp = l3 &+ 40
+            let payload = Int(Wire.u16(p, l3 &+ 4))
+            guard payload >= 8, payload <= length &- udp else { return .malformed }
+            udpLength = Int(Wire.u16(p, udp &+ 4))
+            guard udpLength >= 16, udpLength <= payload else { return .malformed }
+            if Wire.u16(p, udp &+ 6) != 0 {
+                let pseudo = Checksum.pseudoHeaderIPv6(source: p + (l3 &+ 8), destination: p + (l3 &+ 24),
+                                                       nextHeader: IPProtocol.udp, length: udpLength)
+                guard Checksum.add(pseudo, Checksum.sum(p + udp, length: udpLength)) == 0xffff else {
+                    return .malformed
+                }
+            }
+            outer.pointee.source = IPAddress(loadingFrom: p + (l3 &+ 8))
+            outer.pointee.destination = IPAddress(loadingFrom: p + (l3 &+ 24))
+        }
+        // LISP header and inner packet, within the UDP length.
+        let lisp = udp &+ 8
+        let flags = Wire.u8(p, lisp)
+        guard flags & flagsReserved == 0, flags & (flagNonce | flagMapVersion) != flagNonce | flagMapVersion else {
+            return .malformed
+        }
+        let inner = lisp &+ 8
+        let innerLength = udpLength &- 16
+        guard innerLength > 0 else { return .malformed }
+        let version = Wire.u8(p, inner)
+        if version >> 4 == 4 {
+            let ihl = Int(version & 0x0f) &<< 2
+            guard innerLength >= 20, ihl >= 20, ihl <= innerLength else { return .malformed }
+        } else {
+            guard version >> 4 == 6, innerLength >= 40 else { return .malformed }
+        }
+        let hasInstanceID = flags & flagInstanceID != 0
+        outer.pointee.udpSourcePort = Wire.u16(p, udp)
+        outer.pointee.udpDestinationPort = Wire.u16(p, udp &+ 2)
+        outer.pointee.flags = flags
+        outer.pointee.instanceID = hasInstanceID ? Wire.u32(p, lisp &+ 4) >> 8 : 0
+        outer.pointee.hasInstanceID = hasInstanceID
+        outer.pointee.lispOffset = lisp
+        outer.pointee.innerLength = innerLength
+        return .lisp
+    }
+
+    /// Strips the outer headers found by `parseOuter` (which returned `.lisp` for this unchanged
+    /// frame) and pushes an Ethernet header with source and destination 02:00:00:00:00:00 and the
+    /// inner packet's ethertype, as OVS's LISP port did. `frame` moves forward to the new Ethernet
+    /// header (written over the end of the outer headers, so no headroom is needed) and `length`
+    /// becomes 14 + the inner length (trailing padding is dropped).
+    @inlinable @inline(__always)
+    public static func decapsulate(_ frame: inout UnsafeMutableRawPointer, length: inout Int,
+                                   outer: UnsafePointer<OuterHeaders>) {
+        let inner = outer.pointee.innerOffset
+        let p = frame + (inner &- 14)
+        let type = Wire.u8(frame, inner) >> 4 == 6 ? EtherType.ipv6 : EtherType.ipv4
+        Wire.putMAC(p, 0, decapsulatedMAC)
+        Wire.putMAC(p, 6, decapsulatedMAC)
+        Wire.put16(p, 12, type)
+        frame = p
+        length = 14 &+ outer.pointee.innerLength
+    }
+
+    /// The MAC of both ends of a decapsulated frame's Ethernet header (OVS: 02:00:00:00:00:00).
+    @inlinable public static var decapsulatedMAC: UInt64 { 0x0200_0000_0000 }
+}
