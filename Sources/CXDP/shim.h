@@ -19,6 +19,7 @@
 #include <linux/if_packet.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/genetlink.h>
 #include <linux/if_xdp.h>
 #include <linux/if_link.h>
 #include <linux/if_ether.h>
