@@ -13,6 +13,7 @@ daemon=""
 cleanup() {
     [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
     for ns in "$sw" "$h1" "$h2"; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -f "/tmp/$tag.db" "$VSWIFT_SOCKET"
 }
 trap cleanup EXIT INT TERM
 
@@ -26,7 +27,7 @@ ip -n "$sw" link set vnet1 up; ip -n "$sw" link set vnet2 up
 ip -n "$h1" addr add 10.1.1.20/24 dev eth0
 ip -n "$h2" addr add 10.1.1.30/24 dev eth0
 
-ip netns exec "$sw" "$bin/vswiftd" --bpf-dir "$bin" --log-level warning &
+ip netns exec "$sw" "$bin/vswiftd" --db "/tmp/$tag.db" --bpf-dir "$bin" --log-level warning &
 daemon=$!
 for _ in $(seq 100); do "$bin/vswiftctl" show >/dev/null 2>&1 && break; sleep 0.1; done
 

@@ -24,6 +24,7 @@
 #include <linux/if_link.h>
 #include <linux/if_ether.h>
 #include <linux/sockios.h>
+#include <linux/ethtool.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <xdp/xsk.h>
@@ -140,6 +141,26 @@ static inline int vs_if_get_mac(const char *name, unsigned char *mac) {
         memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
     close(s);
     return err;
+}
+
+/* Rx queues the device uses now (ethtool channels: rx + combined), or -errno when the driver does
+ * not report channels. Differs from IFLA_NUM_RX_QUEUES, which counts queues allocated (veth
+ * allocates one per CPU but uses one unless told otherwise). */
+static inline int vs_if_rx_channels(const char *name) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    struct ethtool_channels channels;
+    memset(&channels, 0, sizeof(channels));
+    channels.cmd = ETHTOOL_GCHANNELS;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_data = (void *)&channels;
+    int rc = ioctl(s, SIOCETHTOOL, &ifr);
+    int err = rc < 0 ? -errno : 0;
+    close(s);
+    return err < 0 ? err : (int)(channels.rx_count + channels.combined_count);
 }
 
 /* ---- libbpf options structs (LIBBPF_OPTS is a macro Swift cannot expand) ---- */

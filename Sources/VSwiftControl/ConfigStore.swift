@@ -12,13 +12,27 @@ public struct SwitchConfig: Codable, Sendable, Equatable {
     public var systemID: String
     /// In creation order.
     public var bridges: [BridgeConfig]
+    /// Devices attached in underlay mode (add-underlay), in order of addition.
+    public var underlays: [String]
 
     public static let currentVersion = 1
 
-    public init(systemID: String, bridges: [BridgeConfig] = []) {
+    public init(systemID: String, bridges: [BridgeConfig] = [], underlays: [String] = []) {
         self.version = Self.currentVersion
         self.systemID = systemID
         self.bridges = bridges
+        self.underlays = underlays
+    }
+
+    private enum CodingKeys: String, CodingKey { case version, systemID, bridges, underlays }
+
+    /// Files written before underlays existed have no `underlays` key.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        systemID = try c.decode(String.self, forKey: .systemID)
+        bridges = try c.decode([BridgeConfig].self, forKey: .bridges)
+        underlays = try c.decodeIfPresent([String].self, forKey: .underlays) ?? []
     }
 }
 
@@ -225,6 +239,14 @@ public struct ConfigStore: Sendable {
         text(",")
         key("systemID", 2)
         JSONValue.writeString(config.systemID, to: &out)
+        text(",")
+        key("underlays", 2)
+        text("[")
+        for (u, name) in config.underlays.enumerated() {
+            if u > 0 { text(", ") }
+            JSONValue.writeString(name, to: &out)
+        }
+        text("]")
         text(",")
         key("version", 2)
         text(String(config.version))

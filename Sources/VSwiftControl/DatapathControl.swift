@@ -9,6 +9,11 @@ public protocol DatapathControl: AnyObject {
     func deleteBridge(_ name: String) throws(DatapathError)
     @discardableResult
     func addPort(_ name: String, bridge: String) throws(DatapathError) -> PortAttachment
+    @discardableResult
+    func addTunnelPort(_ name: String, bridge: String, options: LISPPortOptions) throws(DatapathError) -> PortAttachment
+    @discardableResult
+    func addUnderlay(_ name: String) throws(DatapathError) -> PortAttachment
+    /// Removes a port of a bridge, or an underlay device.
     func deletePort(_ name: String) throws(DatapathError)
     func attachment(of port: String) -> PortAttachment?
     func statistics(port name: String) -> PortStatistics?

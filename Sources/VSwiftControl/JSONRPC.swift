@@ -424,6 +424,9 @@ public enum ControlMethod: String, CaseIterable, Sendable {
     case delFlows = "del-flows"
     case modFlows = "mod-flows"
     case dumpFlows = "dump-flows"
+    /// vswift's own: attach / detach a device the host shares with LISP (underlay mode).
+    case addUnderlay = "add-underlay"
+    case delUnderlay = "del-underlay"
 }
 
 extension ControlMethod {
@@ -431,7 +434,8 @@ extension ControlMethod {
     public var changesConfiguration: Bool {
         switch self {
         case .show, .dumpPorts, .frameAccounting, .dumpFlows: false
-        case .addBridge, .delBridge, .addPort, .delPort, .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows: true
+        case .addBridge, .delBridge, .addPort, .delPort, .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows,
+             .addUnderlay, .delUnderlay: true
         }
     }
 }
@@ -442,6 +446,15 @@ public struct BridgeParams: Codable, Sendable, Equatable {
 
     public init(bridge: String) {
         self.bridge = bridge
+    }
+}
+
+/// Params of add-underlay and del-underlay.
+public struct UnderlayParams: Codable, Sendable, Equatable {
+    public var device: String
+
+    public init(device: String) {
+        self.device = device
     }
 }
 

@@ -47,10 +47,25 @@ public struct ShowReport: Codable, Sendable, Equatable {
     /// The switch's UUID, printed first like `ovs-vsctl show`.
     public var systemID: String
     public var bridges: [BridgeDescription]
+    /// Devices attached in underlay mode (vswift's own; OVS has none).
+    public var underlays: [UnderlayDescription]
 
-    public init(systemID: String, bridges: [BridgeDescription]) {
+    public init(systemID: String, bridges: [BridgeDescription], underlays: [UnderlayDescription] = []) {
         self.systemID = systemID
         self.bridges = bridges
+        self.underlays = underlays
+    }
+}
+
+public struct UnderlayDescription: Codable, Sendable, Equatable {
+    public var name: String
+    public var datapathMode: String
+    public var error: String?
+
+    public init(name: String, datapathMode: String, error: String? = nil) {
+        self.name = name
+        self.datapathMode = datapathMode
+        self.error = error
     }
 }
 

@@ -32,6 +32,9 @@ public final class SwitchService: @unchecked Sendable {
     private let queue = DispatchQueue(label: "vswift.control")
     /// In creation order.
     private var bridges: [Bridge] = []
+    /// Underlay devices (add-underlay), in order of addition; the error is set when the device
+    /// could not be attached at restore.
+    private var underlays: [(name: String, error: String?)] = []
     private let flowTables: FlowTables
     private let clock: MonotonicClock
     /// Where the configuration is saved after every change; nil keeps it in memory only.
@@ -134,6 +137,14 @@ public final class SwitchService: @unchecked Sendable {
         case .dumpFlows:
             let params: DumpFlowsParams = try request.decodeParams()
             return try dumpFlows(params).jsonValue
+        case .addUnderlay:
+            let params: UnderlayParams = try request.decodeParams()
+            try addUnderlay(params.device)
+            return .null
+        case .delUnderlay:
+            let params: UnderlayParams = try request.decodeParams()
+            try deleteUnderlay(params.device)
+            return .null
         }
     }
 
@@ -174,20 +185,31 @@ public final class SwitchService: @unchecked Sendable {
             throw .alreadyExists("\"\(params.port)\" is already a port of bridge \"\(bridges[owner].name)\"")
         }
         let type = params.type ?? ""
+        let options = params.options ?? [:]
         switch type {
         case "", "system", "afxdp":
-            if let options = params.options, let key = options.keys.sorted().first {
+            if let key = options.keys.sorted().first {
                 throw .invalidParams("port type \"\(type.isEmpty ? "system" : type)\" takes no option \"\(key)\"")
+            }
+            try datapathCall { () throws(DatapathError) in try datapath.addPort(params.port, bridge: params.bridge) }
+        case "lisp":
+            let settings: LISPPortOptions
+            do throws(DatapathError) {
+                settings = try LISPPortOptions(options: options)
+            } catch {
+                throw .invalidParams("\(params.port): \(error)")
+            }
+            try datapathCall { () throws(DatapathError) in
+                try datapath.addTunnelPort(params.port, bridge: params.bridge, options: settings)
             }
         case "internal":
             throw .invalidParams("internal ports are created with their bridge (add-br); extra internal ports are not supported")
         default:
-            throw .invalidParams("port type \"\(type)\" is not supported (supported: system)")
+            throw .invalidParams("port type \"\(type)\" is not supported (supported: system, lisp)")
         }
-        try datapathCall { () throws(DatapathError) in try datapath.addPort(params.port, bridge: params.bridge) }
         let saved = bridges[index]
         var bridge = saved
-        let port = Port(name: params.port, ofport: bridge.nextOfport, type: "", options: [:])
+        let port = Port(name: params.port, ofport: bridge.nextOfport, type: type == "lisp" ? "lisp" : "", options: type == "lisp" ? options : [:])
         bridge.nextOfport += 1
         bridge.ports.insert(port, at: bridge.ports.count - 1)  // before LOCAL
         bridges[index] = bridge
@@ -201,6 +223,32 @@ public final class SwitchService: @unchecked Sendable {
         }
         unsaved = true
         logger.info("added port \(params.port) to \(params.bridge) as port \(port.ofport)")
+    }
+
+    func addUnderlay(_ name: String) throws(RPCError) {
+        try validateName(name, what: "device")
+        guard !underlays.contains(where: { $0.name == name }) else {
+            throw .alreadyExists("\"\(name)\" is already an underlay device")
+        }
+        if let (owner, _) = findPort(name) {
+            throw .alreadyExists("\"\(name)\" is a port of bridge \"\(bridges[owner].name)\"")
+        }
+        try datapathCall { () throws(DatapathError) in try datapath.addUnderlay(name) }
+        underlays.append((name, nil))
+        unsaved = true
+        logger.info("attached underlay device \(name)")
+    }
+
+    func deleteUnderlay(_ name: String) throws(RPCError) {
+        guard let index = underlays.firstIndex(where: { $0.name == name }) else {
+            throw .noSuchPort("\(name)\" as an underlay device")
+        }
+        if underlays[index].error == nil {
+            try datapathCall { () throws(DatapathError) in try datapath.deletePort(name) }
+        }
+        underlays.remove(at: index)
+        unsaved = true
+        logger.info("detached underlay device \(name)")
     }
 
     func deletePort(_ params: DelPortParams) throws(RPCError) {
@@ -240,6 +288,12 @@ public final class SwitchService: @unchecked Sendable {
                     name: port.name, ofport: port.ofport, type: port.type, options: port.options,
                     datapathMode: error == nil ? attachment?.summary ?? "" : "", error: error)
             })
+        }, underlays: underlays.map { underlay in
+            let attachment = underlay.error == nil ? datapath.attachment(of: underlay.name) : nil
+            let error = underlay.error ?? (attachment?.deviceGone == true
+                ? "the device \"\(underlay.name)\" no longer exists; del-underlay releases it" : nil)
+            return UnderlayDescription(
+                name: underlay.name, datapathMode: error == nil ? attachment?.summary ?? "" : "", error: error)
         })
     }
 
@@ -378,7 +432,7 @@ public final class SwitchService: @unchecked Sendable {
                     PortConfig(name: port.name, ofport: port.ofport, type: port.type, options: port.options)
                 },
                 flows: flowTables.savedFlows(bridge: bridge.name))
-        })
+        }, underlays: underlays.map(\.name))
     }
 
     /// Writes the configuration to the store (when there is one).
@@ -415,10 +469,14 @@ public final class SwitchService: @unchecked Sendable {
                 }
                 var restored = Port(name: port.name, ofport: port.ofport, type: port.type, options: port.options)
                 do throws(DatapathError) {
-                    guard ["", "system", "afxdp"].contains(port.type) else {
+                    switch port.type {
+                    case "", "system", "afxdp":
+                        try datapath.addPort(port.name, bridge: saved.name)
+                    case "lisp":
+                        try datapath.addTunnelPort(port.name, bridge: saved.name, options: try LISPPortOptions(options: port.options))
+                    default:
                         throw .unsupported("port type \"\(port.type)\" is not supported by this vswiftd")
                     }
-                    try datapath.addPort(port.name, bridge: saved.name)
                 } catch {
                     restored.error = "could not attach \(port.name): \(error)"
                     logger.warning("restoring \(saved.name): port \(port.name) (\(port.ofport)) is configured but not attached: \(error)")
@@ -444,6 +502,18 @@ public final class SwitchService: @unchecked Sendable {
                 throw RestoreError(message: "cannot restore the flows of bridge \"\(saved.name)\": \(error.message)")
             }
             logger.info("restored bridge \(saved.name): \(bridge.ports.count - 1) port(s), \(saved.flows.count) flow(s)")
+        }
+        for name in config.underlays {
+            guard !underlays.contains(where: { $0.name == name }), findPort(name) == nil else {
+                throw RestoreError(message: "underlay device \"\(name)\" conflicts with another port")
+            }
+            do throws(DatapathError) {
+                try datapath.addUnderlay(name)
+                underlays.append((name, nil))
+            } catch {
+                underlays.append((name, "could not attach \(name): \(error)"))
+                logger.warning("underlay device \(name) is configured but not attached: \(error)")
+            }
         }
     }
 

@@ -24,6 +24,15 @@ public func formatShow(_ report: ShowReport) -> String {
             }
         }
     }
+    for underlay in report.underlays {
+        out += "    Underlay \(quoted(underlay.name))\n"
+        if let error = underlay.error {
+            out += "        error: \(quoted(error))\n"
+        }
+        if !underlay.datapathMode.isEmpty {
+            out += "        datapath: \(underlay.datapathMode)\n"
+        }
+    }
     return out
 }
 
@@ -42,6 +51,12 @@ public func formatDumpPorts(_ report: DumpPortsReport) -> String {
             out += continuation + "xsk rx_dropped=\(xsk.rxDropped), rx_ring_full=\(xsk.rxRingFull), "
             out += "rx_fill_empty=\(xsk.rxFillRingEmptyDescs), rx_invalid=\(xsk.rxInvalidDescs), "
             out += "tx_invalid=\(xsk.txInvalidDescs), tx_ring_empty=\(xsk.txRingEmptyDescs)\n"
+        }
+        if let lisp = stats.tunnel {
+            out += continuation + "lisp encap=\(lisp.encapsulated), decap=\(lisp.decapsulated), "
+            out += "drop non_ip=\(lisp.droppedNonIP), bad_header=\(lisp.droppedBadHeader), "
+            out += "unknown_rloc=\(lisp.droppedUnknownRLOC), iid_mismatch=\(lisp.droppedIIDMismatch), "
+            out += "no_route=\(lisp.droppedNoRoute), no_neighbour=\(lisp.droppedNoNeighbour)\n"
         }
     }
     return out

@@ -11,6 +11,11 @@ public struct PortAttachment: Sendable, Equatable, Codable {
         case afxdp
         /// A bridge's own tap device (OVS `internal`, port LOCAL).
         case `internal`
+        /// A LISP tunnel port (no device: encapsulation and decapsulation in the datapath).
+        case lisp
+        /// A device shared with the host, driven in underlay mode: only LISP to a local RLOC
+        /// reaches vswift, everything else goes on to the kernel.
+        case underlay
     }
     public var kind: Kind
     public var xdpMode: XDPAttachMode?
@@ -19,11 +24,20 @@ public struct PortAttachment: Sendable, Equatable, Codable {
     /// The device was removed from the system after it was attached (its sockets are unbound;
     /// del-port releases them). nil when present.
     public var deviceGone: Bool?
+    /// LISP ports: where encapsulated packets go now (route, source, next hop) or why they cannot.
+    public var tunnelState: String?
 
-    /// "xdp=native, bind=copy, queues=1" or "" for internal ports.
+    /// "afxdp: xdp=native, bind=copy, queues=1", "lisp: …", or "" for internal ports.
     public var summary: String {
-        guard kind == .afxdp else { return "" }
-        return "afxdp: xdp=\(xdpMode?.rawValue ?? "?"), bind=\(bindMode?.rawValue ?? "?"), queues=\(queues)"
+        switch kind {
+        case .afxdp, .underlay:
+            let prefix = kind == .underlay ? "underlay, afxdp" : "afxdp"
+            return "\(prefix): xdp=\(xdpMode?.rawValue ?? "?"), bind=\(bindMode?.rawValue ?? "?"), queues=\(queues)"
+        case .lisp:
+            return "lisp: " + (tunnelState ?? "resolving")
+        case .internal:
+            return ""
+        }
     }
 }
 
@@ -68,6 +82,10 @@ public final class Datapath: @unchecked Sendable {
         let tap: TapDevice?
         /// (worker, socket slot, queue) for AF_XDP ports.
         let sockets: [(worker: Int, slot: Int, queue: UInt32)]
+        /// LISP ports: their settings.
+        var tunnel: LISPPortOptions? = nil
+        /// The device's ifindex (AF_XDP and internal ports), for routing encapsulated frames.
+        var ifindex: UInt32 = 0
     }
 
     public let configuration: Configuration
@@ -77,6 +95,11 @@ public final class Datapath: @unchecked Sendable {
     private var ports: [String: PortRecord] = [:]
     private var isShutDown = false
     private let redirectObject: String
+    /// Started with the first LISP port.
+    private var resolver: TunnelResolver?
+    /// What the resolver last published (re-applied when a LISP port is added).
+    private var tunnelRouting = TunnelResolver.Published()
+    private var isShuttingDown = false
 
     public init(configuration: Configuration = Configuration()) throws(DatapathError) {
         guard configuration.workers >= 1 else { throw .unsupported("at least one worker is needed") }
@@ -122,7 +145,7 @@ public final class Datapath: @unchecked Sendable {
             ports[name] = PortRecord(
                 name: name, slot: portSlot, bridge: name,
                 attachment: PortAttachment(kind: .internal, queues: workers.count),
-                program: nil, tap: tap, sockets: [])
+                program: nil, tap: tap, sockets: [], ifindex: tap.ifindex)
             withWorkersParked {
                 for (i, worker) in workers.enumerated() {
                     worker.setPort(portSlot, kind: .tap, bridge: Int32(slot), txSlot: -1, tapFD: tap.fds[i])
@@ -157,68 +180,127 @@ public final class Datapath: @unchecked Sendable {
     @discardableResult
     public func addPort(_ name: String, bridge bridgeName: String) throws(DatapathError) -> PortAttachment {
         try locked { () throws(DatapathError) -> PortAttachment in
-            guard var bridge = bridges[bridgeName] else { throw .noSuchBridge(bridgeName) }
-            guard ports[name] == nil else { throw .portExists(name) }
-            let device = try NetworkDevice(name: name)
-            let queueCount = device.rxQueueCount
-            guard queueCount >= workers.count else {
-                throw .deviceInUse(name, reason: "it has \(queueCount) rx queue(s) but vswiftd runs \(workers.count) workers, and every worker needs a queue of every port to transmit on (add queues, e.g. numrxqueues/numtxqueues for veth, or run fewer workers)")
-            }
-            guard queueCount <= 256 else { throw .unsupported("\(name) has more than 256 rx queues") }
-            guard let portSlot = freePortSlot() else { throw .tooManyPorts(DatapathLimits.maxPorts) }
-            let program = try XDPRedirectProgram(device: device, objectPath: redirectObject, mode: .port)
+            guard bridges[bridgeName] != nil else { throw .noSuchBridge(bridgeName) }
+            return try attachDeviceLocked(name, bridge: bridgeName)
+        }
+    }
 
-            var opened: [(worker: Int, slot: Int, queue: UInt32)] = []
-            var failure: DatapathError?
-            withWorkersParked {
-                for queue in 0..<UInt32(queueCount) {
-                    let w = Int(queue) % workers.count
-                    do throws(DatapathError) {
-                        let slot = try workers[w].openSocket(device: device, queue: queue, port: portSlot)
-                        opened.append((w, slot, queue))
-                        try program.setSocket(queue: queue, fd: workers[w].sockets[slot].fd)
-                    } catch {
-                        failure = error
-                        break
-                    }
+    /// Attaches a device the host keeps using (its addresses, routes, other traffic) as a LISP
+    /// underlay: the XDP program steers only UDP to a local RLOC on a LISP port's UDP port to
+    /// vswift, which decapsulates it; encapsulated packets whose route leaves by the device go
+    /// straight to its tx ring. The device belongs to no bridge.
+    @discardableResult
+    public func addUnderlay(_ name: String) throws(DatapathError) -> PortAttachment {
+        let attachment = try locked { () throws(DatapathError) -> PortAttachment in
+            let attachment = try attachDeviceLocked(name, bridge: nil)
+            syncUnderlayFiltersLocked()
+            return attachment
+        }
+        resolver?.wake()
+        return attachment
+    }
+
+    /// The common part of addPort and addUnderlay (bridge nil: underlay mode).
+    private func attachDeviceLocked(_ name: String, bridge bridgeName: String?) throws(DatapathError) -> PortAttachment {
+        guard ports[name] == nil, bridges[name] == nil else { throw .portExists(name) }
+        var bridge = bridgeName.flatMap { bridges[$0] }
+        let device = try NetworkDevice(name: name)
+        let queueCount = device.rxQueueCount
+        guard queueCount >= workers.count else {
+            throw .deviceInUse(name, reason: "it has \(queueCount) rx queue(s) but vswiftd runs \(workers.count) workers, and every worker needs a queue of every port to transmit on (add queues, e.g. numrxqueues/numtxqueues for veth, or run fewer workers)")
+        }
+        guard queueCount <= 256 else { throw .unsupported("\(name) has more than 256 rx queues") }
+        guard let portSlot = freePortSlot() else { throw .tooManyPorts(DatapathLimits.maxPorts) }
+        let program = try XDPRedirectProgram(
+            device: device, objectPath: redirectObject, mode: bridge == nil ? .underlay : .port)
+        let bridgeSlot = Int32(bridge?.slot ?? -1)
+
+        var opened: [(worker: Int, slot: Int, queue: UInt32)] = []
+        var failure: DatapathError?
+        withWorkersParked {
+            for queue in 0..<UInt32(queueCount) {
+                let w = Int(queue) % workers.count
+                do throws(DatapathError) {
+                    let slot = try workers[w].openSocket(device: device, queue: queue, port: portSlot)
+                    opened.append((w, slot, queue))
+                    try program.setSocket(queue: queue, fd: workers[w].sockets[slot].fd)
+                } catch {
+                    failure = error
+                    break
                 }
-                if failure != nil {
-                    // Nothing half-added: close what was opened and take its frames back.
-                    for socket in opened { workers[socket.worker].closeSocket(slot: socket.slot) }
-                    return
-                }
-                bridge.members.append(portSlot)
-                for (w, worker) in workers.enumerated() {
-                    let txSlot = opened.first { $0.worker == w }!.slot
-                    worker.setPort(portSlot, kind: .xsk, bridge: Int32(bridge.slot), txSlot: Int32(txSlot), tapFD: -1)
+            }
+            if failure != nil {
+                // Nothing half-added: close what was opened and take its frames back.
+                for socket in opened { workers[socket.worker].closeSocket(slot: socket.slot) }
+                return
+            }
+            bridge?.members.append(portSlot)
+            for (w, worker) in workers.enumerated() {
+                let txSlot = opened.first { $0.worker == w }!.slot
+                worker.setPort(portSlot, kind: .xsk, bridge: bridgeSlot, txSlot: Int32(txSlot), tapFD: -1)
+                if let bridge {
                     worker.setPortNumber(portSlot, ofport: bridge.portNumbers[name] ?? 0)
                     worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
                 }
             }
-            if failure == nil {
-                do throws(DatapathError) { try program.attach() } catch { failure = error }
-                if failure != nil {
-                    withWorkersParked {
-                        bridge.members.removeLast()
-                        for worker in workers {
-                            worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
-                            worker.clearPort(portSlot)
-                        }
-                        for socket in opened { workers[socket.worker].closeSocket(slot: socket.slot) }
+        }
+        if failure == nil {
+            do throws(DatapathError) { try program.attach() } catch { failure = error }
+            if failure != nil {
+                withWorkersParked {
+                    if var b = bridge {
+                        b.members.removeLast()
+                        for worker in workers { worker.setBridge(b.slot, table: b.macTable, members: b.members) }
                     }
+                    for worker in workers { worker.clearPort(portSlot) }
+                    for socket in opened { workers[socket.worker].closeSocket(slot: socket.slot) }
                 }
             }
-            if let failure { throw failure }
-            let modes = Set(opened.map { workers[$0.worker].sockets[$0.slot].mode })
-            let attachment = PortAttachment(
-                kind: .afxdp, xdpMode: program.attachMode,
-                bindMode: modes.count == 1 ? modes.first : .copy, queues: queueCount)
+        }
+        if let failure { throw failure }
+        let modes = Set(opened.map { workers[$0.worker].sockets[$0.slot].mode })
+        let attachment = PortAttachment(
+            kind: bridge == nil ? .underlay : .afxdp, xdpMode: program.attachMode,
+            bindMode: modes.count == 1 ? modes.first : .copy, queues: queueCount)
+        if let bridge, let bridgeName { bridges[bridgeName] = bridge }
+        ports[name] = PortRecord(
+            name: name, slot: portSlot, bridge: bridgeName ?? "", attachment: attachment,
+            program: program, tap: nil, sockets: opened, ifindex: device.ifindex)
+        return attachment
+    }
+
+    /// Adds a LISP tunnel port to `bridge`. It has no device: output to it encapsulates (see
+    /// Worker+Tunnel.swift) and LISP packets for a local RLOC that match it enter the bridge on it.
+    @discardableResult
+    public func addTunnelPort(_ name: String, bridge bridgeName: String, options: LISPPortOptions) throws(DatapathError) -> PortAttachment {
+        let attachment = try locked { () throws(DatapathError) -> PortAttachment in
+            guard var bridge = bridges[bridgeName] else { throw .noSuchBridge(bridgeName) }
+            guard ports[name] == nil, bridges[name] == nil else { throw .portExists(name) }
+            guard let portSlot = freePortSlot() else { throw .tooManyPorts(DatapathLimits.maxPorts) }
+            if resolver == nil { startResolverLocked() }
+            let state = TunnelPortState(options)
+            let routing = tunnelRouting
+            let requestFD = resolver?.requestFD ?? -1
+            withWorkersParked {
+                bridge.members.append(portSlot)
+                for worker in workers {
+                    worker.tunnelResolverFD = requestFD
+                    worker.setTunnelPort(portSlot, bridge: Int32(bridge.slot), state: state)
+                    worker.setTunnelRouting(localRLOCs: routing.localRLOCs, nextHops: routing.nextHops)
+                    worker.setPortNumber(portSlot, ofport: bridge.portNumbers[name] ?? 0)
+                    worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
+                }
+            }
             bridges[bridgeName] = bridge
+            let attachment = PortAttachment(kind: .lisp, queues: 0)
             ports[name] = PortRecord(
                 name: name, slot: portSlot, bridge: bridgeName, attachment: attachment,
-                program: program, tap: nil, sockets: opened)
+                program: nil, tap: nil, sockets: [], tunnel: options)
+            syncUnderlayFiltersLocked()
             return attachment
         }
+        resolver?.wake()
+        return attachment
     }
 
     public func deletePort(_ name: String) throws(DatapathError) {
@@ -253,12 +335,19 @@ public final class Datapath: @unchecked Sendable {
                 bridge.macTable.forget(port: port.slot)
                 for worker in workers { worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members) }
             }
-            for worker in workers { worker.clearPort(port.slot) }
+            for worker in workers {
+                if port.tunnel != nil { worker.clearTunnelPort(port.slot) }
+                worker.clearPort(port.slot)
+            }
             for socket in port.sockets { workers[socket.worker].closeSocket(slot: socket.slot) }
         }
         port.program?.detach()
         port.tap?.closeAll()
         ports[port.name] = nil
+        if port.tunnel != nil {
+            syncUnderlayFiltersLocked()
+            resolver?.wake()
+        }
     }
 
     public func attachment(of port: String) -> PortAttachment? {
@@ -266,6 +355,9 @@ public final class Datapath: @unchecked Sendable {
             guard let record = ports[port] else { return nil }
             var attachment = record.attachment
             if let program = record.program, !program.device.exists { attachment.deviceGone = true }
+            if let options = record.tunnel {
+                attachment.tunnelState = tunnelStateLocked(options)
+            }
             return attachment
         }
     }
@@ -294,6 +386,24 @@ public final class Datapath: @unchecked Sendable {
                 if let program = port.program { total.rxDropped += program.counters().dropped }
                 total.rxDropped += xsk.rxDropped + xsk.rxRingFull
             }
+            if port.tunnel != nil {
+                var tunnel = TunnelStatistics()
+                for worker in workers {
+                    let t = worker.tunnelStatistics(port.slot)
+                    tunnel.encapsulated += t.encapsulated
+                    tunnel.decapsulated += t.decapsulated
+                    tunnel.droppedNonIP += t.droppedNonIP
+                    tunnel.droppedBadHeader += t.droppedBadHeader
+                    tunnel.droppedUnknownRLOC += t.droppedUnknownRLOC
+                    tunnel.droppedIIDMismatch += t.droppedIIDMismatch
+                    tunnel.droppedNoRoute += t.droppedNoRoute
+                    tunnel.droppedNoNeighbour += t.droppedNoNeighbour
+                }
+                total.tunnel = tunnel
+                // Received packets the port refused, and packets it could not send.
+                total.rxDropped += tunnel.droppedBadHeader + tunnel.droppedUnknownRLOC + tunnel.droppedIIDMismatch
+                total.txDropped += tunnel.droppedNonIP + tunnel.droppedNoRoute + tunnel.droppedNoNeighbour
+            }
             return total
         }
     }
@@ -315,6 +425,10 @@ public final class Datapath: @unchecked Sendable {
 
     /// Stops the workers, closes every socket, detaches every program, removes every tap.
     public func shutdown() {
+        // The resolver takes the lock to read its inputs: stop it first.
+        lock.withLock { isShuttingDown = true }
+        let resolver = lock.withLock { self.resolver }
+        resolver?.stop()
         lock.withLock {
             guard !isShutDown else { return }
             isShutDown = true
@@ -403,6 +517,78 @@ public final class Datapath: @unchecked Sendable {
         for worker in workers { worker.park() }
         body()
         for worker in workers { worker.unpark() }
+    }
+
+    // MARK: Tunnels (implementation)
+
+    private func startResolverLocked() {
+        let resolver = TunnelResolver(
+            inputs: { [weak self] in self?.tunnelInputs() },
+            publish: { [weak self] routing in self?.publishTunnelRouting(routing) })
+        self.resolver = resolver
+        resolver.start()
+    }
+
+    /// The resolver's view of the configuration (resolver thread).
+    private func tunnelInputs() -> TunnelResolver.Inputs? {
+        lock.withLock { () -> TunnelResolver.Inputs? in
+            guard !isShutDown, !isShuttingDown else { return nil }
+            var inputs = TunnelResolver.Inputs()
+            for port in ports.values {
+                if let options = port.tunnel, case .address(let remote) = options.remote {
+                    inputs.targets.insert(TunnelTarget(
+                        remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort))
+                }
+                guard port.ifindex != 0 else { continue }
+                switch port.attachment.kind {
+                case .internal:
+                    if let bridge = bridges[port.bridge] {
+                        inputs.egress[port.ifindex] = .init(port: port.slot, bridge: Int32(bridge.slot), name: port.name)
+                    }
+                case .afxdp, .underlay:
+                    inputs.egress[port.ifindex] = .init(port: port.slot, bridge: -1, name: port.name)
+                case .lisp:
+                    break
+                }
+            }
+            inputs.requests = workers.map(\.tunnelRequests)
+            return inputs
+        }
+    }
+
+    /// Installs a new underlay view in every worker (resolver thread).
+    private func publishTunnelRouting(_ routing: TunnelResolver.Published) {
+        lock.withLock {
+            guard !isShutDown else { return }
+            tunnelRouting = routing
+            withWorkersParked {
+                for worker in workers {
+                    worker.setTunnelRouting(localRLOCs: routing.localRLOCs, nextHops: routing.nextHops)
+                }
+            }
+            syncUnderlayFiltersLocked()
+        }
+    }
+
+    /// Points every underlay device's XDP filter at the local RLOCs and the LISP ports' UDP ports.
+    private func syncUnderlayFiltersLocked() {
+        var udpPorts = Set(ports.values.compactMap { $0.tunnel?.udpPort })
+        if udpPorts.isEmpty { udpPorts = [] }
+        var wanted: Set<XDPRedirectProgram.UnderlayKey> = []
+        for address in tunnelRouting.localRLOCs {
+            for udpPort in udpPorts { wanted.insert(.init(address: address, port: udpPort)) }
+        }
+        for port in ports.values where port.attachment.kind == .underlay {
+            port.program?.setUnderlayFilter(wanted)
+        }
+    }
+
+    private func tunnelStateLocked(_ options: LISPPortOptions) -> String {
+        guard case .address(let remote) = options.remote else {
+            return "remote from tun_dst (flow), \(tunnelRouting.nextHops.filter { $0.status == .resolved }.count) next hop(s) resolved"
+        }
+        let target = TunnelTarget(remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort)
+        return "remote \(remote): " + (resolver?.describe(target) ?? "resolving")
     }
 
     private func freePortSlot() -> UInt16? {

@@ -19,6 +19,9 @@ public struct NetworkDevice: Sendable {
     /// socket is needed per rx queue. Asked over netlink, which answers for the caller's network
     /// namespace (sysfs shows the namespace it was mounted in); sysfs only as a fallback.
     public var rxQueueCount: Int {
+        // The queues in use (ethtool channels) when the driver says; the ones allocated otherwise.
+        let channels = vs_if_rx_channels(name)
+        if channels > 0 { return Int(channels) }
         if let count = Netlink.rxQueueCount(ifindex: ifindex), count > 0 { return count }
         guard let dir = opendir("/sys/class/net/\(name)/queues") else { return 1 }
         defer { closedir(dir) }
@@ -37,6 +40,13 @@ public struct NetworkDevice: Sendable {
         var mac = [UInt8](repeating: 0, count: 6)
         let rc = mac.withUnsafeMutableBufferPointer { vs_if_get_mac(name, $0.baseAddress) }
         return rc == 0 ? mac : nil
+    }
+
+    /// The name of the device with this index, if there is one.
+    public static func name(ifindex: UInt32) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        guard if_indextoname(ifindex, &buffer) != nil else { return nil }
+        return String(cString: buffer)
     }
 
     /// Whether the device still exists with the same index (it may vanish under us).

@@ -13,6 +13,8 @@ public struct PortStatistics: Codable, Sendable, Equatable {
     public var txErrors: UInt64 = 0
     /// nil for ports without AF_XDP sockets (the internal tap port).
     public var xsk: XSKStatistics?
+    /// LISP ports only: encapsulation/decapsulation counts and drops by reason.
+    public var tunnel: TunnelStatistics?
 
     public init(
         rxPackets: UInt64 = 0, rxBytes: UInt64 = 0, rxDropped: UInt64 = 0, rxErrors: UInt64 = 0,

@@ -1,5 +1,6 @@
 import CXDP
 import Glibc
+import VSwiftPacket
 
 // Underlay resolution for LISP encapsulation: which device and source address reach an RLOC, the
 // next hop's MAC, and notice when any of that may have changed. Everything answers for the calling

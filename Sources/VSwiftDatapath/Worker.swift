@@ -34,6 +34,8 @@ enum PortKind: UInt8 {
     case none
     case xsk
     case tap
+    /// A LISP tunnel port: output encapsulates, input comes from decapsulation.
+    case lisp
 }
 
 /// One worker's counters for one rule (32 bytes; only the owning worker writes them).
@@ -129,6 +131,30 @@ final class Worker: @unchecked Sendable {
     /// The flow key of the packet being classified.
     let key: UnsafeMutablePointer<FlowKey>
 
+    // Tunnels (see Worker+Tunnel.swift).
+    static let maxLocalRLOCs = 64
+    let tunnelPortStates: UnsafeMutablePointer<TunnelPortState>
+    let tunnelCounters: UnsafeMutablePointer<TunnelCounterBlock>
+    let tunnelPorts: UnsafeMutablePointer<UInt16>
+    var tunnelPortCount = 0
+    let tunnelUDPPorts: UnsafeMutablePointer<UInt16>
+    var tunnelUDPPortCount = 0
+    let localRLOCs: UnsafeMutablePointer<IPAddress>
+    var localRLOCCount = 0
+    let nextHops = TunnelNextHopTable()
+    let tunnelRequests = TunnelRequestRing()
+    /// Written to ask the resolver for a next hop (set by the datapath; -1: none).
+    var tunnelResolverFD: Int32 = -1
+    let outer: UnsafeMutablePointer<LISP.OuterHeaders>
+    var ipIdentification: UInt16 = 0
+    /// Tunnel metadata of the packet being processed (tun_id, tun_src, tun_dst): set by
+    /// decapsulation and by set_tunnel/set_field actions, read by encapsulation.
+    var tunnelID: UInt64 = 0
+    var tunnelSource: UInt32 = 0
+    var tunnelDestination: UInt32 = 0
+    /// How many encapsulations deep the current frame is (see `maxTunnelDepth`).
+    var tunnelDepth = 0
+
     // Control handshake: the control thread asks the worker to park between bursts, changes tables,
     // then lets it run again. Checked once per round with one acquire load.
     enum State {
@@ -180,6 +206,18 @@ final class Worker: @unchecked Sendable {
         ruleCounters = counterArea.bindMemory(to: RuleCounterBlock.self, capacity: DatapathLimits.maxRules)
         key = .allocate(capacity: 1)
         key.initialize(to: FlowKey())
+        tunnelPortStates = .allocate(capacity: DatapathLimits.maxPorts)
+        tunnelPortStates.initialize(repeating: TunnelPortState(), count: DatapathLimits.maxPorts)
+        let tunnelCounterMemory = UnsafeMutableRawPointer.allocate(
+            byteCount: DatapathLimits.maxPorts * MemoryLayout<TunnelCounterBlock>.stride, alignment: 64)
+        tunnelCounters = tunnelCounterMemory.bindMemory(to: TunnelCounterBlock.self, capacity: DatapathLimits.maxPorts)
+        tunnelCounters.initialize(repeating: TunnelCounterBlock(), count: DatapathLimits.maxPorts)
+        tunnelPorts = .allocate(capacity: DatapathLimits.maxPorts)
+        tunnelUDPPorts = .allocate(capacity: 8)
+        localRLOCs = .allocate(capacity: Self.maxLocalRLOCs)
+        localRLOCs.initialize(repeating: IPAddress(), count: Self.maxLocalRLOCs)
+        outer = .allocate(capacity: 1)
+        outer.initialize(to: LISP.OuterHeaders())
         now = Self.monotonicSeconds()
         rebuildPollSet()
     }
@@ -201,6 +239,13 @@ final class Worker: @unchecked Sendable {
         cache.destroy()
         munmap(ruleCounters, DatapathLimits.maxRules * MemoryLayout<RuleCounterBlock>.stride)
         key.deallocate()
+        tunnelPortStates.deallocate()
+        UnsafeMutableRawPointer(tunnelCounters).deallocate()
+        tunnelPorts.deallocate()
+        tunnelUDPPorts.deallocate()
+        localRLOCs.deallocate()
+        outer.deallocate()
+        nextHops.destroy()
         close(wakeFD)
     }
 
@@ -228,6 +273,13 @@ final class Worker: @unchecked Sendable {
     func wake() {
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
+    }
+
+    /// Tells the tunnel resolver a request is waiting in `tunnelRequests`.
+    func tunnelResolverWake() {
+        guard tunnelResolverFD >= 0 else { return }
+        var one: UInt64 = 1
+        _ = write(tunnelResolverFD, &one, 8)
     }
 
     /// Blocks until the worker is parked between bursts. Returns at once if it is not running.
@@ -419,11 +471,32 @@ final class Worker: @unchecked Sendable {
         return n
     }
 
-    /// Sends a received frame through its bridge: the flow table if one is published, else NORMAL.
+    /// Sends a received frame on: decapsulated if it is LISP for a local RLOC, else through its
+    /// bridge.
     @inline(__always)
     private func forward(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32) {
-        guard length >= UInt32(Ethernet.headerLength), bridge >= 0 else {
+        guard length >= UInt32(Ethernet.headerLength) else {
             vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
+            pool.release(address)
+            return
+        }
+        if tunnelPortCount > 0, receiveTunnelled(address: address, length: length, inPort: inPort) { return }
+        guard bridge >= 0 else {
+            // An underlay port (in no bridge) carries only tunnel traffic.
+            vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+            pool.release(address)
+            return
+        }
+        tunnelID = 0
+        tunnelSource = 0
+        tunnelDestination = 0
+        process(address: address, length: length, inPort: inPort, bridge: bridge)
+    }
+
+    /// Runs a frame through a bridge: the flow table if one is published, else NORMAL.
+    @inline(__always)
+    func process(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32) {
+        guard bridge >= 0 else {
             pool.release(address)
             return
         }
@@ -432,7 +505,9 @@ final class Worker: @unchecked Sendable {
             return
         }
         table._withUnsafeGuaranteedRef { table in
-            FlowExtractor.extract(base + Int(address), length: Int(length), inPort: ports[Int(inPort)].ofport, into: key)
+            FlowExtractor.extract(
+                base + Int(address), length: Int(length), inPort: ports[Int(inPort)].ofport,
+                tunnelID: tunnelID, tunnelSource: tunnelSource, tunnelDestination: tunnelDestination, into: key)
             let payload = cache.lookup(key, in: table.classifier)
             guard payload >= 0 else {
                 // Table miss: OpenFlow drops it.
@@ -482,6 +557,12 @@ final class Worker: @unchecked Sendable {
                     flood(bridge: bridge, address: frame, length: UInt32(length), inPort: inPort)
                 }
                 if i == Int(rule.lastOutput) { return }
+            case .setTunId:
+                tunnelID = action.pointee.a
+            case .setTunSrc:
+                tunnelSource = UInt32(truncatingIfNeeded: action.pointee.a)
+            case .setTunDst:
+                tunnelDestination = UInt32(truncatingIfNeeded: action.pointee.a)
             default:
                 let frameBase = address & ~(UInt64(frameSize) - 1)
                 var start = base + Int(address)
@@ -557,8 +638,12 @@ final class Worker: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func stage(port: UInt16, address: UInt64, length: UInt32) {
+    func stage(port: UInt16, address: UInt64, length: UInt32) {
         let p = ports + Int(port)
+        if p.pointee.kind == .lisp {
+            sendThroughTunnel(port: port, address: address, length: length)
+            return
+        }
         if p.pointee.stagedCount == Int32(DatapathLimits.stageCapacity) { flush(port: port) }
         if !p.pointee.isTouched {
             p.pointee.isTouched = true
@@ -641,7 +726,7 @@ final class Worker: @unchecked Sendable {
             vs_add_relaxed_u64(&counter.pointee.txBytes, bytes)
             if dropped > 0 { vs_add_relaxed_u64(&counter.pointee.txDropped, dropped) }
             if errors > 0 { vs_add_relaxed_u64(&counter.pointee.txErrors, errors) }
-        case .none:
+        case .none, .lisp:
             for i in 0..<n { pool.release(staged[i].addr) }
             vs_add_relaxed_u64(&counter.pointee.txDropped, UInt64(n))
         }

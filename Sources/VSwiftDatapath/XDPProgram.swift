@@ -1,5 +1,6 @@
 import CXDP
 import Glibc
+import VSwiftPacket
 
 /// Where vswift's compiled BPF objects live: `$VSWIFT_BPF_DIR`, next to the running executable
 /// (scripts/build.sh copies them there), or an installed location.
@@ -117,23 +118,39 @@ final class XDPRedirectProgram {
         _ = bpf_map_delete_elem(xsksMapFD, &key)
     }
 
-    /// Adds a local (address, UDP port) whose packets the underlay mode steers to vswift.
-    /// `address` is 4 (IPv4) or 16 (IPv6) bytes in network order.
-    func addUnderlayAddress(_ address: [UInt8], port: UInt16) throws(DatapathError) {
-        var key = [UInt8](repeating: 0, count: 20)
-        if address.count == 4 {
-            key[10] = 0xff
-            key[11] = 0xff
-            key.replaceSubrange(12..<16, with: address)
-        } else {
-            key.replaceSubrange(0..<16, with: address.prefix(16))
+    /// A local (address, UDP port) whose packets the underlay mode steers to vswift.
+    struct UnderlayKey: Hashable {
+        var address: IPAddress
+        var port: UInt16
+    }
+
+    private var underlayFilter: Set<UnderlayKey> = []
+
+    /// Makes the underlay filter exactly `wanted`: new keys are added before stale ones are
+    /// removed, so a change never lets tunnel traffic that stays wanted slip to the kernel.
+    func setUnderlayFilter(_ wanted: Set<UnderlayKey>) {
+        for key in wanted.subtracting(underlayFilter) {
+            var raw = Self.mapKey(key)
+            var one: UInt8 = 1
+            if bpf_map_update_elem(underlayMapFD, &raw, &one, 0) == 0 { underlayFilter.insert(key) }
         }
-        key[16] = UInt8(port >> 8)
-        key[17] = UInt8(port & 0xff)
-        var one: UInt8 = 1
-        guard bpf_map_update_elem(underlayMapFD, &key, &one, 0) == 0 else {
-            throw .system(SystemError("add underlay address"))
+        for key in underlayFilter.subtracting(wanted) {
+            var raw = Self.mapKey(key)
+            _ = bpf_map_delete_elem(underlayMapFD, &raw)
+            underlayFilter.remove(key)
         }
+    }
+
+    /// `struct vswift_underlay_key`: 16 address bytes (IPv4 as ::ffff:a.b.c.d), port in network order, 2 pad.
+    private static func mapKey(_ key: UnderlayKey) -> [UInt8] {
+        var raw = [UInt8](repeating: 0, count: 20)
+        for i in 0..<8 {
+            raw[i] = UInt8(truncatingIfNeeded: key.address.high >> UInt64(56 - 8 * i))
+            raw[8 + i] = UInt8(truncatingIfNeeded: key.address.low >> UInt64(56 - 8 * i))
+        }
+        raw[16] = UInt8(key.port >> 8)
+        raw[17] = UInt8(key.port & 0xff)
+        return raw
     }
 
     /// Frames redirected to vswift, passed to the kernel, and dropped, summed over CPUs.

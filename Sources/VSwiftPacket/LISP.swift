@@ -272,7 +272,8 @@ public enum LISP {
         case lisp
         /// Not UDP to a LISP port (or too short to tell): not for LISP, nothing written.
         case notLISP
-        /// UDP to a LISP port, but a header is broken: drop it and count a bad header.
+        /// UDP to a LISP port, but a header is broken: drop it and count a bad header. The outer
+        /// source and destination are filled in (so the caller can tell whether it was for a local RLOC).
         case malformed
     }
 
@@ -321,6 +322,9 @@ public enum LISP {
             let ihl = Int(versionIHL & 0x0f) &<< 2
             udp = l3 &+ max(ihl, 20)
             guard udp &+ 4 <= length, isPort(Wire.u16(p, udp &+ 2)) else { return .notLISP }
+            // Addresses first, so a malformed packet's caller can still tell whether it was for us.
+            outer.pointee.source = IPAddress(ipv4: Wire.u32(p, l3 &+ 12))
+            outer.pointee.destination = IPAddress(ipv4: Wire.u32(p, l3 &+ 16))
             // UDP to a LISP port: anything wrong from here on is .malformed.
             guard versionIHL >> 4 == 4, ihl >= 20 else { return .malformed }
             let total = Int(Wire.u16(p, l3 &+ 2))
@@ -345,6 +349,8 @@ public enum LISP {
         } else {
             guard l2.etherType == EtherType.ipv6, length &- l3 >= 44, Wire.u8(p, l3 &+ 6) == IPProtocol.udp,
                   isPort(Wire.u16(p, l3 &+ 42)) else { return .notLISP }
+            outer.pointee.source = IPAddress(loadingFrom: p + (l3 &+ 8))
+            outer.pointee.destination = IPAddress(loadingFrom: p + (l3 &+ 24))
             guard Wire.u8(p, l3) >> 4 == 6 else { return .malformed }
             udp = l3 &+ 40
             let payload = Int(Wire.u16(p, l3 &+ 4))

@@ -8,8 +8,8 @@ struct VSwiftCtl: ParsableCommand {
         abstract: "Configure and inspect vswiftd, the vswift virtual switch.",
         discussion: "Commands and output follow ovs-vsctl and ovs-ofctl.",
         subcommands: [
-            AddBridge.self, DeleteBridge.self, AddPort.self, DeletePort.self, Show.self, DumpPorts.self,
-            AddFlow.self, AddFlows.self, ReplaceFlows.self, DeleteFlows.self, ModifyFlows.self, DumpFlows.self,
+            AddBridge.self, DeleteBridge.self, AddPort.self, DeletePort.self, AddUnderlay.self, DeleteUnderlay.self,
+            Show.self, DumpPorts.self, AddFlow.self, AddFlows.self, ReplaceFlows.self, DeleteFlows.self, ModifyFlows.self, DumpFlows.self,
         ])
 
     // Declared here too so that, as with ovs-vsctl, the options may also come before the subcommand;
@@ -147,6 +147,37 @@ struct DeletePort: ParsableCommand {
     func run() throws {
         let params = names.count == 2 ? DelPortParams(bridge: names[0], port: names[1]) : DelPortParams(port: names[0])
         try global.call(.delPort, params)
+    }
+}
+
+struct AddUnderlay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add-underlay",
+        abstract: "Carry LISP on a device the host keeps using.",
+        discussion: """
+            The device stays the host's: its addresses, routes and other traffic are untouched. Only \
+            LISP packets (UDP to a LISP port's dst_port, 4341 by default) for one of the host's \
+            addresses go to vswift, which decapsulates them; encapsulated packets whose route leaves \
+            by the device are sent on it directly.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+    @Argument var device: String
+
+    func run() throws {
+        try global.call(.addUnderlay, UnderlayParams(device: device))
+    }
+}
+
+struct DeleteUnderlay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "del-underlay", abstract: "Stop carrying LISP on a device (see add-underlay).")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument var device: String
+
+    func run() throws {
+        try global.call(.delUnderlay, UnderlayParams(device: device))
     }
 }
 

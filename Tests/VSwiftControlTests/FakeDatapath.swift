@@ -12,6 +12,8 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
     var bridges: Set<String> = []
     /// Port name → bridge.
     var ports: [String: String] = [:]
+    /// LISP ports' settings, by port name.
+    var tunnelOptions: [String: LISPPortOptions] = [:]
     var portNumbers: [String: [String: UInt32]] = [:]
     /// The last table published per bridge.
     var flowTables: [String: [DatapathRule]] = [:]
@@ -47,8 +49,24 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
         return try! JSONDecoder().decode(PortAttachment.self, from: Data(#"{"kind":"afxdp","queues":1}"#.utf8))
     }
 
+    func addTunnelPort(_ name: String, bridge: String, options: LISPPortOptions) throws(DatapathError) -> PortAttachment {
+        guard bridges.contains(bridge) else { throw .noSuchBridge(bridge) }
+        guard ports[name] == nil else { throw .portExists(name) }
+        ports[name] = bridge
+        tunnelOptions[name] = options
+        return try! JSONDecoder().decode(PortAttachment.self, from: Data(#"{"kind":"lisp","queues":0}"#.utf8))
+    }
+
+    func addUnderlay(_ name: String) throws(DatapathError) -> PortAttachment {
+        guard ports[name] == nil else { throw .portExists(name) }
+        guard devices.contains(name) else { throw .noSuchDevice(name) }
+        ports[name] = ""
+        return try! JSONDecoder().decode(PortAttachment.self, from: Data(#"{"kind":"underlay","queues":1}"#.utf8))
+    }
+
     func deletePort(_ name: String) throws(DatapathError) {
         guard ports.removeValue(forKey: name) != nil else { throw .noSuchPort(name) }
+        tunnelOptions[name] = nil
     }
 
     func attachment(of port: String) -> PortAttachment? { nil }

@@ -2,6 +2,7 @@ import CXDP
 import Foundation
 import Glibc
 import Testing
+import VSwiftPacket
 @testable import VSwiftDatapath
 
 // MARK: - Parsing (no privileges needed)

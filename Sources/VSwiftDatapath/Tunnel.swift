@@ -1,0 +1,286 @@
+import Glibc
+import Synchronization
+import VSwiftPacket
+
+/// A LISP tunnel port's settings, read from OVS-style options:
+///
+///     options:remote_ip=192.168.1.252   (or IPv6, or "flow": take tun_dst from the flow)
+///     options:local_ip=192.168.1.249    (optional: otherwise the route's preferred source)
+///     options:key=5                     (instance id, or "flow": tun_id; default 0, as OVS)
+///     options:dst_port=4341             (default 4341)
+///
+/// As in OVS, `key` is both the instance id sent and the one accepted: a port with a fixed key
+/// drops packets that carry another one, a port with `key=flow` accepts any and reports it in tun_id.
+public struct LISPPortOptions: Sendable, Equatable {
+    public enum Remote: Sendable, Equatable {
+        case address(IPAddress)
+        case flow
+    }
+    public enum Key: Sendable, Equatable {
+        case id(UInt32)
+        case flow
+    }
+
+    public var remote: Remote
+    public var local: IPAddress?
+    public var key: Key = .id(0)
+    public var udpPort: UInt16 = LISP.udpPort
+
+    public init(remote: Remote, local: IPAddress? = nil, key: Key = .id(0), udpPort: UInt16 = LISP.udpPort) {
+        self.remote = remote
+        self.local = local
+        self.key = key
+        self.udpPort = udpPort
+    }
+
+    public static let knownOptions: Set<String> = ["remote_ip", "local_ip", "key", "dst_port"]
+
+    /// Reads and checks the options; every problem is named in the error.
+    public init(options: [String: String]) throws(DatapathError) {
+        for name in options.keys.sorted() where !Self.knownOptions.contains(name) {
+            throw .unsupported("LISP ports take no option \"\(name)\" (known: dst_port, key, local_ip, remote_ip)")
+        }
+        guard let remoteText = options["remote_ip"] else {
+            throw .unsupported("a LISP port needs options:remote_ip (an IPv4 or IPv6 address, or \"flow\")")
+        }
+        if remoteText == "flow" {
+            remote = .flow
+        } else {
+            guard let address = IPAddress(remoteText), !address.isUnspecified, !address.isMulticast else {
+                throw .unsupported("options:remote_ip=\"\(remoteText)\" is not a unicast IPv4 or IPv6 address (or \"flow\")")
+            }
+            remote = .address(address)
+        }
+        if let localText = options["local_ip"] {
+            guard let address = IPAddress(localText), !address.isUnspecified, !address.isMulticast else {
+                throw .unsupported("options:local_ip=\"\(localText)\" is not a unicast IPv4 or IPv6 address")
+            }
+            if case .address(let r) = remote, r.isIPv4 != address.isIPv4 {
+                throw .unsupported("options:local_ip and options:remote_ip are of different address families")
+            }
+            local = address
+        }
+        if let keyText = options["key"] {
+            if keyText == "flow" {
+                key = .flow
+            } else {
+                guard let value = Self.parseNumber(keyText), value < 1 << 24 else {
+                    throw .unsupported("options:key=\"\(keyText)\" is not an instance id (0 to 16777215, or \"flow\"): LISP carries 24 bits")
+                }
+                key = .id(UInt32(value))
+            }
+        }
+        if let portText = options["dst_port"] {
+            guard let value = Self.parseNumber(portText), value > 0, value <= 65535 else {
+                throw .unsupported("options:dst_port=\"\(portText)\" is not a UDP port (1 to 65535)")
+            }
+            udpPort = UInt16(value)
+        }
+    }
+
+    private static func parseNumber(_ text: String) -> UInt64? {
+        if text.hasPrefix("0x") || text.hasPrefix("0X") { return UInt64(text.dropFirst(2), radix: 16) }
+        return UInt64(text)
+    }
+}
+
+extension IPAddress {
+    /// The all-zero address (::): "none" in tables keyed by address.
+    init() { self.init(high: 0, low: 0) }
+
+    var isUnspecified: Bool { isIPv4 ? ipv4 == 0 : (high == 0 && low == 0) }
+    var isMulticast: Bool { isIPv4 ? ipv4 >> 28 == 0xe : high >> 56 == 0xff }
+}
+
+/// What a LISP port has done, summed over workers (`dump-ports` prints it under the port).
+public struct TunnelStatistics: Codable, Sendable, Equatable {
+    public var encapsulated: UInt64 = 0
+    public var decapsulated: UInt64 = 0
+    /// Output frames that were not IPv4/IPv6 (LISP carries only IP).
+    public var droppedNonIP: UInt64 = 0
+    /// Received LISP packets with a malformed header, reserved bits set, or a bad UDP checksum.
+    public var droppedBadHeader: UInt64 = 0
+    /// Received from an RLOC other than the port's fixed remote_ip.
+    public var droppedUnknownRLOC: UInt64 = 0
+    /// Received with an instance id other than the port's key.
+    public var droppedIIDMismatch: UInt64 = 0
+    /// No route to the remote RLOC, or the route leaves by a device vswift does not drive.
+    public var droppedNoRoute: UInt64 = 0
+    /// The next hop's MAC is not known yet (resolution was requested).
+    public var droppedNoNeighbour: UInt64 = 0
+
+    public init() {}
+
+    public var dropped: UInt64 {
+        droppedNonIP + droppedBadHeader + droppedUnknownRLOC + droppedIIDMismatch + droppedNoRoute + droppedNoNeighbour
+    }
+}
+
+// MARK: Worker-side tunnel state (plain data, edited only while the worker is parked)
+
+/// One worker's counters for one LISP port: one cache line.
+struct TunnelCounterBlock {
+    var encapsulated: UInt64 = 0
+    var decapsulated: UInt64 = 0
+    var nonIP: UInt64 = 0
+    var badHeader: UInt64 = 0
+    var unknownRLOC: UInt64 = 0
+    var iidMismatch: UInt64 = 0
+    var noRoute: UInt64 = 0
+    var noNeighbour: UInt64 = 0
+}
+
+/// A LISP port as a worker sees it.
+struct TunnelPortState {
+    var remote = IPAddress()
+    var remoteIsFlow = false
+    var local = IPAddress()
+    var hasLocal = false
+    var key: UInt32 = 0
+    var keyIsFlow = false
+    var udpPort: UInt16 = LISP.udpPort
+    /// Index in the next-hop table of the fixed remote's entry; -1 for remote_ip=flow.
+    var nextHop: Int32 = -1
+
+    init() {}
+
+    init(_ options: LISPPortOptions) {
+        switch options.remote {
+        case .address(let a): remote = a
+        case .flow: remoteIsFlow = true
+        }
+        if let l = options.local {
+            local = l
+            hasLocal = true
+        }
+        switch options.key {
+        case .id(let id): key = id
+        case .flow: keyIsFlow = true
+        }
+        udpPort = options.udpPort
+    }
+}
+
+/// Where encapsulated frames to one remote RLOC go, and the outer headers they get.
+struct TunnelNextHop {
+    enum Status: UInt8 {
+        case empty = 0
+        case resolved
+        case noRoute
+        /// Route known, neighbour MAC not (yet): resolution requested.
+        case noNeighbour
+    }
+    var remote = IPAddress()
+    /// The local_ip asked for (zero: the route's preferred source).
+    var local = IPAddress()
+    var udpPort: UInt16 = LISP.udpPort
+    var status = Status.empty
+    /// The port the frame leaves by: with `egressBridge >= 0`, the bridge's internal port, and the
+    /// frame enters that bridge as if the host had sent it there; otherwise an AF_XDP port's tx ring.
+    var egressPort: UInt16 = 0
+    var egressBridge: Int32 = -1
+    var parameters = LISP.EncapsulationParameters(
+        ethernetDestination: 0, ethernetSource: 0, source: IPAddress(), destination: IPAddress())
+
+    init() {}
+
+    init(remote: IPAddress, local: IPAddress, udpPort: UInt16, status: Status) {
+        self.remote = remote
+        self.local = local
+        self.udpPort = udpPort
+        self.status = status
+    }
+}
+
+/// The next hops a worker knows, in a fixed open-addressed table keyed by (remote, local).
+/// Written by the control thread while the worker is parked, except that a worker may claim an
+/// empty slot for a remote it has just been asked to reach (status `.noNeighbour`, pending).
+struct TunnelNextHopTable {
+    static let capacity = 512
+    let entries: UnsafeMutablePointer<TunnelNextHop>
+
+    init() {
+        entries = .allocate(capacity: Self.capacity)
+        entries.initialize(repeating: TunnelNextHop(), count: Self.capacity)
+    }
+
+    func destroy() { entries.deallocate() }
+
+    @inline(__always)
+    static func hash(_ remote: IPAddress, _ local: IPAddress, _ udpPort: UInt16) -> Int {
+        var h = remote.high &* 0x9e37_79b9_7f4a_7c15 ^ remote.low
+        h = (h ^ (h >> 29)) &* 0xbf58_476d_1ce4_e5b9 ^ local.low ^ UInt64(udpPort) << 48
+        h = (h ^ (h >> 32)) &* 0x94d0_49bb_1331_11eb
+        return Int(truncatingIfNeeded: h >> 40) & (capacity - 1)
+    }
+
+    /// The entry's index, or the index of the empty slot where it would go (-1: table full).
+    @inline(__always)
+    func find(_ remote: IPAddress, local: IPAddress, udpPort: UInt16) -> (index: Int, found: Bool) {
+        var i = Self.hash(remote, local, udpPort)
+        for _ in 0..<Self.capacity {
+            let e = entries + i
+            if e.pointee.status == .empty { return (i, false) }
+            if e.pointee.remote == remote && e.pointee.local == local && e.pointee.udpPort == udpPort { return (i, true) }
+            i = (i + 1) & (Self.capacity - 1)
+        }
+        return (-1, false)
+    }
+
+    func clear() {
+        for i in 0..<Self.capacity { entries[i] = TunnelNextHop() }
+    }
+
+    func insert(_ hop: TunnelNextHop) -> Int {
+        let (index, _) = find(hop.remote, local: hop.local, udpPort: hop.udpPort)
+        if index >= 0 { entries[index] = hop }
+        return index
+    }
+}
+
+/// What a tunnel needs a next hop for: the remote RLOC, the local_ip asked for (zero: the route's
+/// preferred source) and the UDP destination port.
+struct TunnelTarget: Hashable, Sendable {
+    var remote: IPAddress
+    var local: IPAddress
+    var udpPort: UInt16
+}
+
+/// Remotes a worker needs resolved (remote_ip=flow): a single-producer (worker), single-consumer
+/// (resolver) ring, so the packet path never locks or allocates to ask.
+final class TunnelRequestRing: @unchecked Sendable {
+    static let capacity = 64
+    private let slots: UnsafeMutablePointer<TunnelTarget>
+    private let head = Atomic<Int>(0)   // next to write (worker)
+    private let tail = Atomic<Int>(0)   // next to read (resolver)
+
+    init() {
+        slots = .allocate(capacity: Self.capacity)
+        slots.initialize(repeating: TunnelTarget(remote: IPAddress(), local: IPAddress(), udpPort: 0), count: Self.capacity)
+    }
+
+    deinit { slots.deallocate() }
+
+    /// Worker side: false when full (the request is retried by a later packet).
+    @inline(__always)
+    func push(_ target: TunnelTarget) -> Bool {
+        let h = head.load(ordering: .relaxed)
+        guard h &- tail.load(ordering: .acquiring) < Self.capacity else { return false }
+        slots[h & (Self.capacity - 1)] = target
+        head.store(h &+ 1, ordering: .releasing)
+        return true
+    }
+
+    /// Resolver side.
+    func drain() -> [TunnelTarget] {
+        var out: [TunnelTarget] = []
+        var t = tail.load(ordering: .relaxed)
+        let h = head.load(ordering: .acquiring)
+        while t != h {
+            out.append(slots[t & (Self.capacity - 1)])
+            t &+= 1
+        }
+        tail.store(t, ordering: .releasing)
+        return out
+    }
+}

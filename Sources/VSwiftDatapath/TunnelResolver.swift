@@ -1,0 +1,198 @@
+import CXDP
+import Glibc
+import Synchronization
+import VSwiftPacket
+
+/// Keeps the workers' view of the underlay current: which local addresses are RLOCs, and for every
+/// remote RLOC a LISP port needs, the port the outer frame leaves by and its outer headers.
+///
+/// Everything comes from the kernel, as OVS's tunnels do: the route to the remote RLOC (device,
+/// preferred source, gateway) and the next hop's MAC from the neighbour table, read over netlink.
+/// A thread waits on a netlink socket subscribed to link, address, route and neighbour changes (and
+/// on requests from workers), re-resolves, and publishes only when something changed. An unknown
+/// neighbour makes the kernel solicit it (ARP / neighbour solicitation), at most once a second.
+final class TunnelResolver: @unchecked Sendable {
+    /// What the datapath tells the resolver, read under the datapath's lock.
+    struct Inputs {
+        /// Targets of LISP ports with a fixed remote_ip.
+        var targets: Set<TunnelTarget> = []
+        /// Devices vswift can transmit on, by ifindex.
+        var egress: [UInt32: Egress] = [:]
+        /// Worker request rings (remote_ip=flow).
+        var requests: [TunnelRequestRing] = []
+    }
+
+    struct Egress: Equatable {
+        let port: UInt16
+        /// >= 0: the device is this bridge's internal port (the frame enters the bridge).
+        let bridge: Int32
+        let name: String
+    }
+
+    /// The published result: what every worker holds.
+    struct Published {
+        var localRLOCs: [IPAddress] = []
+        var nextHops: [TunnelNextHop] = []
+        /// Per target, for `show`: a human-readable state.
+        var descriptions: [TunnelTarget: String] = [:]
+    }
+
+    private let inputs: () -> Inputs?
+    private let publish: (Published) -> Void
+    private let wakeFD: Int32
+    private let running = Atomic<Bool>(true)
+    private var thread: pthread_t?
+    /// Targets workers asked for (remote_ip=flow); kept until the daemon restarts.
+    private var requested: Set<TunnelTarget> = []
+    private var lastSolicit: [IPAddress: UInt64] = [:]
+    private var published = Published()
+    private var hasPublished = false
+    private let state = Mutex<[TunnelTarget: String]>([:])
+
+    /// `inputs` returns nil when the datapath is shutting down.
+    init(inputs: @escaping () -> Inputs?, publish: @escaping (Published) -> Void) {
+        self.inputs = inputs
+        self.publish = publish
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+    }
+
+    deinit { close(wakeFD) }
+
+    /// The eventfd workers write to when they queue a request.
+    var requestFD: Int32 { wakeFD }
+
+    func start() {
+        let box = Unmanaged.passRetained(self)
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let resolver = Unmanaged<TunnelResolver>.fromOpaque(arg!).takeRetainedValue()
+            resolver.run()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        thread = tid
+    }
+
+    /// Asks for a round now (a port was added or removed).
+    func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    func stop() {
+        guard let thread else { return }
+        running.store(false, ordering: .releasing)
+        wake()
+        pthread_join(thread, nil)
+        self.thread = nil
+    }
+
+    /// What `show` says about a target's next hop.
+    func describe(_ target: TunnelTarget) -> String? {
+        state.withLock { $0[target] }
+    }
+
+    private func run() {
+        let monitor = try? NetlinkMonitor()
+        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: monitor?.fd ?? -1, events: Int16(POLLIN), revents: 0)]
+        while running.load(ordering: .acquiring) {
+            guard let inputs = inputs() else { break }
+            round(inputs)
+            // Unresolved next hops are retried every second; otherwise changes wake us.
+            _ = poll(&fds, nfds_t(fds.count), 1000)
+            if fds[0].revents != 0 {
+                var value: UInt64 = 0
+                _ = read(wakeFD, &value, 8)
+            }
+            if fds[1].revents != 0 { _ = monitor?.drain() }
+        }
+    }
+
+    private func round(_ inputs: Inputs) {
+        for ring in inputs.requests {
+            for target in ring.drain() { requested.insert(target) }
+        }
+        var result = Published()
+        var locals = (try? Netlink.localAddresses()) ?? []
+        // Addresses first seen on the wire are compared as IPAddress; keep the set small and stable.
+        locals.sort { ($0.high, $0.low) < ($1.high, $1.low) }
+        result.localRLOCs = Array(locals.prefix(Worker.maxLocalRLOCs))
+        let now = Worker.monotonicSeconds()
+        for target in inputs.targets.union(requested) {
+            let (hop, description) = resolve(target, egress: inputs.egress, now: now)
+            result.nextHops.append(hop)
+            result.descriptions[target] = description
+        }
+        result.nextHops.sort { ($0.remote.high, $0.remote.low, $0.udpPort) < ($1.remote.high, $1.remote.low, $1.udpPort) }
+        state.withLock { $0 = result.descriptions }
+        if !hasPublished || !Self.same(result, published) {
+            publish(result)
+            published = result
+            hasPublished = true
+        }
+    }
+
+    /// One target's next hop from the kernel's tables.
+    private func resolve(_ target: TunnelTarget, egress: [UInt32: Egress], now: UInt64) -> (TunnelNextHop, String) {
+        var hop = TunnelNextHop(remote: target.remote, local: target.local, udpPort: target.udpPort, status: .noRoute)
+        guard let route = try? Netlink.route(to: target.remote) else {
+            return (hop, "no route to \(target.remote)")
+        }
+        guard let out = egress[route.ifindex] else {
+            let name = NetworkDevice.name(ifindex: route.ifindex) ?? "ifindex \(route.ifindex)"
+            return (hop, "the route to \(target.remote) leaves by \(name), which is not a vswift port")
+        }
+        let source = target.local.isUnspecified ? route.source : target.local
+        guard let source, source.isIPv4 == target.remote.isIPv4 else {
+            return (hop, "no source address for \(target.remote) on \(out.name)")
+        }
+        let nextHop = route.gateway ?? target.remote
+        guard let deviceMAC = try? Netlink.linkAddress(ifindex: route.ifindex) else {
+            return (hop, "\(out.name) has no Ethernet address")
+        }
+        hop.egressPort = out.port
+        hop.egressBridge = out.bridge
+        let via = route.gateway.map { " via \($0)" } ?? ""
+        guard let neighbour = try? Netlink.neighbour(nextHop, ifindex: route.ifindex), neighbour.isUsable,
+              let neighbourMAC = neighbour.mac else {
+            hop.status = .noNeighbour
+            solicit(nextHop, ifindex: route.ifindex, now: now, every: 1)
+            return (hop, "\(out.name)\(via), resolving \(nextHop)")
+        }
+        // A stale entry is still used, but the kernel only re-checks what it uses itself: ask it to.
+        if neighbour.state == UInt16(NUD_STALE) { solicit(nextHop, ifindex: route.ifindex, now: now, every: 5) }
+        hop.status = .resolved
+        hop.parameters = LISP.EncapsulationParameters(
+            ethernetDestination: neighbourMAC, ethernetSource: deviceMAC, source: source,
+            destination: target.remote, udpDestinationPort: target.udpPort)
+        return (hop, "\(out.name)\(via), source \(source), next hop \(formatMAC(neighbourMAC))")
+    }
+
+    private func solicit(_ address: IPAddress, ifindex: UInt32, now: UInt64, every seconds: UInt64) {
+        if let last = lastSolicit[address], now < last + seconds { return }
+        lastSolicit[address] = now
+        try? Netlink.solicit(address, ifindex: ifindex)
+    }
+
+    private static func same(_ a: Published, _ b: Published) -> Bool {
+        guard a.localRLOCs == b.localRLOCs, a.nextHops.count == b.nextHops.count else { return false }
+        for (x, y) in zip(a.nextHops, b.nextHops) {
+            guard x.remote == y.remote, x.local == y.local, x.udpPort == y.udpPort, x.status == y.status,
+                  x.egressPort == y.egressPort, x.egressBridge == y.egressBridge,
+                  x.parameters.ethernetDestination == y.parameters.ethernetDestination,
+                  x.parameters.ethernetSource == y.parameters.ethernetSource,
+                  x.parameters.source == y.parameters.source, x.parameters.destination == y.parameters.destination,
+                  x.parameters.udpDestinationPort == y.parameters.udpDestinationPort else { return false }
+        }
+        return true
+    }
+}
+
+func formatMAC(_ mac: UInt64) -> String {
+    (0..<6).map { i in
+        let byte = UInt8(truncatingIfNeeded: mac >> UInt64(40 - 8 * i))
+        let hex = String(byte, radix: 16)
+        return byte < 16 ? "0" + hex : hex
+    }.joined(separator: ":")
+}

@@ -1,0 +1,239 @@
+import CSupport
+import CXDP
+import Glibc
+import VSwiftPacket
+
+/// LISP on the packet path: decapsulation of frames that arrive for a local RLOC, encapsulation of
+/// frames output to a LISP port. Both work in place in the UMEM frame: decap moves the frame start
+/// forward, encap grows the frame into its headroom. Neither allocates, locks or retains.
+extension Worker {
+    /// Nesting limit for frames that re-enter a bridge after encapsulation (a LISP port whose
+    /// route leads back into a bridge that outputs to a LISP port…): deeper frames are dropped.
+    static let maxTunnelDepth = 3
+
+    /// If the frame is LISP for a local RLOC, decapsulates it and sends the inner packet into its
+    /// LISP port's bridge (or drops and counts it) and returns true. Other frames (including LISP
+    /// passing through to another host) are left alone: false.
+    @inline(never)
+    func receiveTunnelled(address: UInt64, length: UInt32, inPort: UInt16) -> Bool {
+        let frame = base + Int(address)
+        for u in 0..<tunnelUDPPortCount {
+            let udpPort = tunnelUDPPorts[u]
+            outer.pointee.destination = IPAddress()
+            let parsed = LISP.parseOuter(frame, length: Int(length), udpPort: udpPort, into: outer)
+            if parsed == .notLISP { continue }
+            guard isLocalRLOC(outer.pointee.destination) else { return false }
+
+            // The port: same UDP port, local_ip (if set) is the destination; a fixed remote_ip
+            // must be the source and a fixed key the instance id. Fixed remotes win over flow.
+            let instanceID = outer.pointee.hasInstanceID ? outer.pointee.instanceID : 0
+            var first: Int32 = -1
+            var remoteMatch: Int32 = -1
+            var chosen: Int32 = -1
+            for i in 0..<tunnelPortCount {
+                let slot = tunnelPorts[i]
+                let state = tunnelPortStates + Int(slot)
+                guard state.pointee.udpPort == udpPort,
+                      !state.pointee.hasLocal || state.pointee.local == outer.pointee.destination else { continue }
+                if first < 0 { first = Int32(slot) }
+                guard state.pointee.remoteIsFlow || state.pointee.remote == outer.pointee.source else { continue }
+                if remoteMatch < 0 { remoteMatch = Int32(slot) }
+                guard state.pointee.keyIsFlow || state.pointee.key == instanceID else { continue }
+                if chosen < 0 || !state.pointee.remoteIsFlow { chosen = Int32(slot) }
+                if !state.pointee.remoteIsFlow { break }
+            }
+            guard first >= 0 else { return false }
+            let counters = tunnelCounters + Int(chosen >= 0 ? chosen : first)
+            if parsed == .malformed {
+                vs_add_relaxed_u64(&counters.pointee.badHeader, 1)
+                pool.release(address)
+                return true
+            }
+            guard chosen >= 0 else {
+                if remoteMatch < 0 {
+                    vs_add_relaxed_u64(&counters.pointee.unknownRLOC, 1)
+                } else {
+                    vs_add_relaxed_u64(&(tunnelCounters + Int(remoteMatch)).pointee.iidMismatch, 1)
+                }
+                pool.release(address)
+                return true
+            }
+            var start = frame
+            var innerLength = Int(length)
+            LISP.decapsulate(&start, length: &innerLength, outer: outer)
+            let port = UInt16(chosen)
+            vs_add_relaxed_u64(&counters.pointee.decapsulated, 1)
+            vs_add_relaxed_u64(&self.counters[Int(port)].rxPackets, 1)
+            vs_add_relaxed_u64(&self.counters[Int(port)].rxBytes, UInt64(innerLength))
+            tunnelID = UInt64(instanceID)
+            tunnelSource = outer.pointee.source.isIPv4 ? outer.pointee.source.ipv4 : 0
+            tunnelDestination = outer.pointee.destination.isIPv4 ? outer.pointee.destination.ipv4 : 0
+            process(address: UInt64(start - base), length: UInt32(innerLength), inPort: port, bridge: ports[Int(port)].bridge)
+            return true
+        }
+        return false
+    }
+
+    @inline(__always)
+    func isLocalRLOC(_ address: IPAddress) -> Bool {
+        for i in 0..<localRLOCCount where localRLOCs[i] == address { return true }
+        return false
+    }
+
+    /// Output to a LISP port: find the next hop, encapsulate in place, and send the outer frame on
+    /// (into the bridge whose internal port the route leaves by, or to an underlay port's tx ring).
+    @inline(never)
+    func sendThroughTunnel(port: UInt16, address: UInt64, length: UInt32) {
+        let state = tunnelPortStates + Int(port)
+        let counters = tunnelCounters + Int(port)
+        var hopIndex = Int(state.pointee.nextHop)
+        if state.pointee.remoteIsFlow {
+            // remote_ip=flow: the destination RLOC is tun_dst, set by the flow.
+            let remote = IPAddress(ipv4: tunnelDestination)
+            let local = state.pointee.hasLocal ? state.pointee.local : IPAddress()
+            guard tunnelDestination != 0 else {
+                vs_add_relaxed_u64(&counters.pointee.noRoute, 1)
+                pool.release(address)
+                return
+            }
+            let udpPort = state.pointee.udpPort
+            let (index, found) = nextHops.find(remote, local: local, udpPort: udpPort)
+            if !found && index >= 0 {
+                // Claim the slot as pending and ask the resolver once; later packets see pending.
+                if tunnelRequests.push(TunnelTarget(remote: remote, local: local, udpPort: udpPort)) {
+                    nextHops.entries[index] = TunnelNextHop(remote: remote, local: local, udpPort: udpPort, status: .noNeighbour)
+                    tunnelResolverWake()
+                }
+            }
+            hopIndex = found ? index : -1
+        }
+        guard hopIndex >= 0 else {
+            vs_add_relaxed_u64(&counters.pointee.noNeighbour, 1)
+            pool.release(address)
+            return
+        }
+        let hop = nextHops.entries + hopIndex
+        switch hop.pointee.status {
+        case .resolved:
+            break
+        case .noRoute, .empty:
+            vs_add_relaxed_u64(&counters.pointee.noRoute, 1)
+            pool.release(address)
+            return
+        case .noNeighbour:
+            vs_add_relaxed_u64(&counters.pointee.noNeighbour, 1)
+            pool.release(address)
+            return
+        }
+        guard tunnelDepth < Self.maxTunnelDepth else {
+            vs_add_relaxed_u64(&self.counters[Int(port)].txErrors, 1)
+            pool.release(address)
+            return
+        }
+        let frameBase = address & ~(UInt64(frameSize) - 1)
+        var start = base + Int(address)
+        var outerLength = Int(length)
+        let instanceID = state.pointee.keyIsFlow ? UInt32(truncatingIfNeeded: tunnelID) & 0xff_ffff : state.pointee.key
+        ipIdentification &+= 1
+        let result = LISP.encapsulate(
+            &start, length: &outerLength, headroom: Int(address - frameBase),
+            instanceID: instanceID, parameters: hop.pointee.parameters, ipIdentification: ipIdentification)
+        switch result {
+        case .done:
+            break
+        case .notIP:
+            vs_add_relaxed_u64(&counters.pointee.nonIP, 1)
+            pool.release(address)
+            return
+        case .noRoom:
+            vs_add_relaxed_u64(&self.counters[Int(port)].txErrors, 1)
+            pool.release(address)
+            return
+        }
+        vs_add_relaxed_u64(&counters.pointee.encapsulated, 1)
+        vs_add_relaxed_u64(&self.counters[Int(port)].txPackets, 1)
+        vs_add_relaxed_u64(&self.counters[Int(port)].txBytes, UInt64(length))
+        let outerAddress = UInt64(start - base)
+        let egress = hop.pointee.egressPort
+        let bridge = hop.pointee.egressBridge
+        if bridge < 0 {
+            stage(port: egress, address: outerAddress, length: UInt32(outerLength))
+            return
+        }
+        // The route leaves by a bridge's internal port: the frame enters that bridge as if the host
+        // had sent it (as the kernel would have, in OVS). The inner packet's metadata is saved.
+        let saved = (tunnelID, tunnelSource, tunnelDestination)
+        tunnelID = 0
+        tunnelSource = 0
+        tunnelDestination = 0
+        tunnelDepth += 1
+        vs_add_relaxed_u64(&self.counters[Int(egress)].rxPackets, 1)
+        vs_add_relaxed_u64(&self.counters[Int(egress)].rxBytes, UInt64(outerLength))
+        process(address: outerAddress, length: UInt32(outerLength), inPort: egress, bridge: bridge)
+        tunnelDepth -= 1
+        (tunnelID, tunnelSource, tunnelDestination) = saved
+    }
+
+    /// Summed counters of a LISP port on this worker.
+    func tunnelStatistics(_ port: UInt16) -> TunnelStatistics {
+        let c = tunnelCounters + Int(port)
+        var s = TunnelStatistics()
+        s.encapsulated = vs_load_relaxed_u64(&c.pointee.encapsulated)
+        s.decapsulated = vs_load_relaxed_u64(&c.pointee.decapsulated)
+        s.droppedNonIP = vs_load_relaxed_u64(&c.pointee.nonIP)
+        s.droppedBadHeader = vs_load_relaxed_u64(&c.pointee.badHeader)
+        s.droppedUnknownRLOC = vs_load_relaxed_u64(&c.pointee.unknownRLOC)
+        s.droppedIIDMismatch = vs_load_relaxed_u64(&c.pointee.iidMismatch)
+        s.droppedNoRoute = vs_load_relaxed_u64(&c.pointee.noRoute)
+        s.droppedNoNeighbour = vs_load_relaxed_u64(&c.pointee.noNeighbour)
+        return s
+    }
+
+    // MARK: Reconfiguration (control thread, worker parked)
+
+    func setTunnelPort(_ port: UInt16, bridge: Int32, state: TunnelPortState) {
+        setPort(port, kind: .lisp, bridge: bridge, txSlot: -1, tapFD: -1)
+        tunnelPortStates[Int(port)] = state
+        tunnelCounters[Int(port)] = TunnelCounterBlock()
+        if !(0..<tunnelPortCount).contains(where: { tunnelPorts[$0] == port }) {
+            tunnelPorts[tunnelPortCount] = port
+            tunnelPortCount += 1
+        }
+        rebuildTunnelPorts()
+    }
+
+    func clearTunnelPort(_ port: UInt16) {
+        if let position = (0..<tunnelPortCount).first(where: { tunnelPorts[$0] == port }) {
+            for i in position..<(tunnelPortCount - 1) { tunnelPorts[i] = tunnelPorts[i + 1] }
+            tunnelPortCount -= 1
+        }
+        rebuildTunnelPorts()
+    }
+
+    /// The distinct UDP ports LISP ports listen on (usually just 4341).
+    private func rebuildTunnelPorts() {
+        tunnelUDPPortCount = 0
+        for i in 0..<tunnelPortCount {
+            let udpPort = tunnelPortStates[Int(tunnelPorts[i])].udpPort
+            if !(0..<tunnelUDPPortCount).contains(where: { tunnelUDPPorts[$0] == udpPort }), tunnelUDPPortCount < 8 {
+                tunnelUDPPorts[tunnelUDPPortCount] = udpPort
+                tunnelUDPPortCount += 1
+            }
+        }
+    }
+
+    /// Installs the resolver's view: local RLOCs, next hops, and each fixed-remote port's entry.
+    func setTunnelRouting(localRLOCs addresses: [IPAddress], nextHops hops: [TunnelNextHop]) {
+        localRLOCCount = min(addresses.count, Worker.maxLocalRLOCs)
+        for i in 0..<localRLOCCount { localRLOCs[i] = addresses[i] }
+        nextHops.clear()
+        for hop in hops { _ = nextHops.insert(hop) }
+        for i in 0..<tunnelPortCount {
+            let state = tunnelPortStates + Int(tunnelPorts[i])
+            guard !state.pointee.remoteIsFlow else { continue }
+            let local = state.pointee.hasLocal ? state.pointee.local : IPAddress()
+            let (index, found) = nextHops.find(state.pointee.remote, local: local, udpPort: state.pointee.udpPort)
+            state.pointee.nextHop = found ? Int32(index) : -1
+        }
+    }
+}
