@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket"]),
         .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier"]),
         .testTarget(name: "VSwiftDatapathTests", dependencies: ["VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
-        .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl"]),
+        .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl", "VSwiftDatapath", "VSwiftPacket"]),
         .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "CXDP"]),
     ],
     swiftLanguageModes: [.v5]

@@ -44,7 +44,8 @@ on "$vm2" ethtool -K eth5 tx off >/dev/null
 
 for host in host1 host2; do
     ns_var="$host"; ns="${!ns_var}"
-    on "$ns" "$bin/vswiftd" --socket "/tmp/$tag.$host.sock" --db "/tmp/$tag.$host.db" \
+    # Directly, not through a function: $! must be vswiftd itself (ip netns exec execs it).
+    ip netns exec "$ns" "$bin/vswiftd" --socket "/tmp/$tag.$host.sock" --db "/tmp/$tag.$host.db" \
         --bpf-dir "$bin" --log-level warning &
     daemons+=($!)
 done

@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import Testing
 import VSwiftDatapath
+import VSwiftPacket
 @testable import VSwiftControl
 
 private func temporaryDirectory() throws -> String {
@@ -105,10 +106,12 @@ private func contents(_ path: String) -> String? {
         let ports = try h.show().bridges[0].ports
         #expect(ports.map(\.name) == ["vnet0", "lisp0", "br2"])
         #expect(ports[0].error == #"could not attach vnet0: no network device named "vnet0""#)
-        #expect(ports[1].error?.contains("lisp") == true)
+        // The LISP port needs no device: it comes back with its options.
+        #expect(ports[1].error == nil && ports[1].type == "lisp" && ports[1].options == ["remote_ip": "192.168.1.252"])
+        #expect(h.datapath.tunnelOptions["lisp0"] == LISPPortOptions(remote: .address(IPAddress("192.168.1.252")!)))
         #expect(formatShow(try h.show()).contains(#"                error: "could not attach vnet0: no network device named \"vnet0\"""#))
-        // Not in the datapath, so not in its port numbers; the flows are there all the same.
-        #expect(h.datapath.portNumbers["br2"] == ["br2": ofportLocal])
+        // vnet0 is not in the datapath, so not in its port numbers; the flows are there all the same.
+        #expect(h.datapath.portNumbers["br2"] == ["lisp0": 2, "br2": ofportLocal])
         #expect(try h.flows("br2") == ["priority=1,in_port=1 actions=output:2"])
         // The configuration keeps the port until it is deleted.
         #expect(h.service.configuration().bridges[0].ports.count == 2)

@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+import VSwiftDatapath
+import VSwiftPacket
+@testable import VSwiftControl
+
+@Suite("LISP ports and underlay devices in the control plane")
+struct LISPPortTests {
+    func addLISP(_ h: Harness, _ options: [String: String], port: String = "lisp0") -> Result<JSONValue, RPCError> {
+        h.call("add-port", [
+            "bridge": "br2", "port": .string(port), "type": "lisp",
+            "options": .object(options.mapValues { .string($0) }),
+        ])
+    }
+
+    @Test func theSeedsPortIsAddedAndShownAsOVSDoes() throws {
+        let h = Harness()
+        try h.ok("add-br", ["bridge": "br2"])
+        try h.ok("add-port", ["bridge": "br2", "port": "vnet0"])
+        _ = try addLISP(h, ["remote_ip": "192.168.1.252"]).get()
+        #expect(h.datapath.tunnelOptions["lisp0"] == LISPPortOptions(remote: .address(IPAddress("192.168.1.252")!)))
+        let text = formatShow(try h.service.show())
+        #expect(text.contains("""
+                    Port "lisp0"
+                        Interface "lisp0"
+                            type: lisp
+                            options: {remote_ip="192.168.1.252"}
+
+            """), "\(text)")
+        #expect(h.datapath.portNumbers["br2"]?["lisp0"] == 2)
+        // Saved with type and options, so a restart brings it back.
+        let saved = h.service.configuration().bridges[0].ports
+        #expect(saved.last == PortConfig(name: "lisp0", ofport: 2, type: "lisp", options: ["remote_ip": "192.168.1.252"]))
+    }
+
+    @Test func everyOptionIsRead() throws {
+        let options = try LISPPortOptions(options: ["remote_ip": "2001:db8::2", "local_ip": "2001:db8::1", "key": "0x10", "dst_port": "8472"])
+        #expect(options.remote == .address(IPAddress("2001:db8::2")!))
+        #expect(options.local == IPAddress("2001:db8::1"))
+        #expect(options.key == .id(16))
+        #expect(options.udpPort == 8472)
+        let flow = try LISPPortOptions(options: ["remote_ip": "flow", "key": "flow"])
+        #expect(flow.remote == .flow && flow.key == .flow && flow.udpPort == 4341 && flow.local == nil)
+        #expect(try LISPPortOptions(options: ["remote_ip": "10.0.0.1"]).key == .id(0))
+    }
+
+    @Test(arguments: [
+        ([:], "options:remote_ip"),
+        (["remote_ip": "10.0.0.300"], "10.0.0.300"),
+        (["remote_ip": "224.0.0.1"], "unicast"),
+        (["remote_ip": "0.0.0.0"], "unicast"),
+        (["remote_ip": "10.0.0.1", "key": "16777216"], "24 bits"),
+        (["remote_ip": "10.0.0.1", "key": "-1"], "instance id"),
+        (["remote_ip": "10.0.0.1", "dst_port": "0"], "UDP port"),
+        (["remote_ip": "10.0.0.1", "dst_port": "70000"], "UDP port"),
+        (["remote_ip": "10.0.0.1", "local_ip": "fd00::1"], "families"),
+        (["remote_ip": "10.0.0.1", "csum": "true"], "no option \"csum\""),
+    ] as [([String: String], String)])
+    func badOptionsAreRefusedByName(_ options: [String: String], _ expected: String) throws {
+        let h = Harness()
+        try h.ok("add-br", ["bridge": "br2"])
+        let result = addLISP(h, options)
+        guard case .failure(let error) = result else {
+            Issue.record("accepted \(options)")
+            return
+        }
+        #expect(error.message.contains(expected), "\(error.message)")
+        #expect(error.message.contains("lisp0"))
+        // Nothing half-added.
+        #expect(h.datapath.ports["lisp0"] == nil)
+        #expect(try h.service.show().bridges[0].ports.map(\.name) == ["br2"])
+    }
+
+    @Test func underlayDevicesAreAddedShownSavedAndRemoved() throws {
+        let h = Harness()
+        try h.ok("add-underlay", ["device": "eth1"])
+        #expect(h.datapath.ports["eth1"] == "")
+        #expect(try h.service.show().underlays.map(\.name) == ["eth1"])
+        #expect(formatShow(try h.service.show()).contains("    Underlay \"eth1\"\n"))
+        #expect(h.service.configuration().underlays == ["eth1"])
+        // Not twice, not a missing device, not as a bridge port as well.
+        #expect(throws: RPCError.self) { try h.ok("add-underlay", ["device": "eth1"]) }
+        #expect(throws: RPCError.self) { try h.ok("add-underlay", ["device": "nosuch"]) }
+        try h.ok("add-br", ["bridge": "br2"])
+        #expect(throws: RPCError.self) { try h.ok("add-port", ["bridge": "br2", "port": "eth1"]) }
+        try h.ok("del-underlay", ["device": "eth1"])
+        #expect(h.datapath.ports["eth1"] == nil)
+        #expect(h.service.configuration().underlays.isEmpty)
+        #expect(throws: RPCError.self) { try h.ok("del-underlay", ["device": "eth1"]) }
+    }
+
+    @Test func aConfigurationWithUnderlaysRoundTripsAndOldFilesStillLoad() throws {
+        let config = SwitchConfig(systemID: "id", bridges: [], underlays: ["eth1", "eth2"])
+        let h = Harness()
+        try h.service.restore(config)
+        #expect(h.service.configuration().underlays == config.underlays)
+        let old = #"{"bridges": [], "systemID": "id", "version": 1}"#
+        let decoded = try JSONDecoder().decode(SwitchConfig.self, from: Data(old.utf8))
+        #expect(decoded.underlays.isEmpty)
+    }
+
+    @Test func dumpPortsPrintsTheLISPCounters() {
+        var stats = PortStatistics(rxPackets: 429, rxBytes: 42042, txPackets: 582, txBytes: 56532)
+        var lisp = TunnelStatistics()
+        lisp.encapsulated = 582
+        lisp.decapsulated = 429
+        lisp.droppedNoNeighbour = 1
+        stats.tunnel = lisp
+        let text = formatDumpPorts(DumpPortsReport(bridge: "br2", ports: [PortStatisticsEntry(ofport: 2, name: "lisp0", statistics: stats)]))
+        #expect(text == """
+            OFPST_PORT reply (xid=0x2): 1 ports
+              port  2: rx pkts=429, bytes=42042, drop=0, errs=0, frame=0, over=0, crc=0
+                       tx pkts=582, bytes=56532, drop=0, errs=0, coll=0
+                       lisp encap=582, decap=429, drop non_ip=0, bad_header=0, unknown_rloc=0, iid_mismatch=0, no_route=0, no_neighbour=1
+
+            """)
+    }
+}
