@@ -169,6 +169,9 @@ final class Worker: @unchecked Sendable {
     let wakeFD: Int32
     private var thread: pthread_t?
     private var pinnedCPU: Int?
+    /// Frames awaiting completion at the last idle wait, and how many waits saw no change.
+    private var lastOutstanding: UInt64 = 0
+    private var stalledWaits = 0
 
     init(index: Int, frameCount: UInt32, frameSize: UInt32, rings: RingSizes, rxBatch: Int) throws(DatapathError) {
         self.index = index
@@ -339,9 +342,17 @@ final class Worker: @unchecked Sendable {
     /// Sleeps in poll() until a socket or tap has input, the control thread wakes us, or — while
     /// transmitted frames still await completion — a millisecond passes.
     private func waitForWork() {
-        var pendingTx = false
-        for i in 0..<activeCount where sockets[Int(activeSlots[i])].txOutstanding > 0 { pendingTx = true }
-        _ = poll(pollFDs, nfds_t(pollCount), pendingTx ? 1 : 100)
+        var outstanding: UInt64 = 0
+        for i in 0..<activeCount { outstanding &+= UInt64(sockets[Int(activeSlots[i])].txOutstanding) }
+        // Completions that stop coming (the device vanished under its sockets) must not keep the
+        // worker waking every millisecond: after a while without progress, wait as when idle.
+        if outstanding == 0 || outstanding != lastOutstanding {
+            stalledWaits = 0
+        } else {
+            stalledWaits &+= 1
+        }
+        lastOutstanding = outstanding
+        _ = poll(pollFDs, nfds_t(pollCount), outstanding > 0 && stalledWaits < 100 ? 1 : 100)
         if pollFDs[0].revents != 0 {
             var value: UInt64 = 0
             _ = read(wakeFD, &value, 8)
