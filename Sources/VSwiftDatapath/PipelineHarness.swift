@@ -26,10 +26,41 @@ public final class PipelineHarness {
     private var nextTemplate = 0
     private var flowTable: CompiledFlowTable?
     public private(set) var transmitted = 0
+    private var lastTransmitted = xdp_desc()
+
+    /// The bytes of the last frame sent on the output port (valid until the next run).
+    public var lastTransmittedFrame: [UInt8] {
+        Array(UnsafeRawBufferPointer(start: worker.base + Int(lastTransmitted.addr), count: Int(lastTransmitted.len)))
+    }
+
+    /// Counters of the LISP port (tunnel scenarios).
+    public var tunnelStatistics: TunnelStatistics { worker.tunnelStatistics(2) }
+
+    /// LISP in the pipeline: encapsulate what the flows output to port 2, or decapsulate what
+    /// arrives (from `remoteRLOC` to `localRLOC`) and send it through the flows.
+    public enum Tunnel: Sendable {
+        case none
+        case encapsulate
+        case decapsulate
+    }
+
+    public static let localRLOC = IPAddress(ipv4: 0xc000_0201)    // 192.0.2.1
+    public static let remoteRLOC = IPAddress(ipv4: 0xc000_0202)   // 192.0.2.2
+    static let nextHopMAC: UInt64 = 0x0200_0000_0002
+    static let deviceMAC: UInt64 = 0x0200_0000_0001
+
+    /// The outer headers this harness's tunnel uses, from `remoteRLOC` to `localRLOC` (for
+    /// building decapsulation input).
+    public static var encapsulationToHarness: LISP.EncapsulationParameters {
+        LISP.EncapsulationParameters(
+            ethernetDestination: deviceMAC, ethernetSource: nextHopMAC, source: remoteRLOC, destination: localRLOC)
+    }
 
     /// `packets` are the frames the "NIC" delivers on port 1, round robin (one per flow).
     /// Ports: 1 → slot 0 (input), 2 → slot 1 (output), LOCAL (65534) → slot 2 (a sink).
-    public init(packets: [[UInt8]], rules: [DatapathRule]?, batch: Int = 64) throws(DatapathError) {
+    /// With a tunnel, port 2 is a LISP port (slot 2) and the underlay device is slot 1 (encapsulate:
+    /// the outer frames leave there) or slot 0 (decapsulate: LISP arrives there; port 1 is slot 1).
+    public init(packets: [[UInt8]], rules: [DatapathRule]?, batch: Int = 64, tunnel: Tunnel = .none) throws(DatapathError) {
         precondition(!packets.isEmpty && packets.allSatisfy { $0.count == packets[0].count })
         let ringSize: UInt32 = 4096
         var rings = RingSizes()
@@ -49,13 +80,32 @@ public final class PipelineHarness {
         let table = MACLearningTable()
         rxSlot = worker.attachInMemorySocket(port: 0, size: ringSize)
         txSlot = worker.attachInMemorySocket(port: 1, size: ringSize)
-        worker.setPort(0, kind: .xsk, bridge: 0, txSlot: Int32(rxSlot), tapFD: -1)
-        worker.setPort(1, kind: .xsk, bridge: 0, txSlot: Int32(txSlot), tapFD: -1)
-        worker.setPortNumber(0, ofport: 1)
-        worker.setPortNumber(1, ofport: 2)
-        worker.setBridge(0, table: table, members: [0, 1])
+        var slots: [UInt32: UInt16] = [1: 0, 2: 1]
+        switch tunnel {
+        case .none:
+            worker.setPort(0, kind: .xsk, bridge: 0, txSlot: Int32(rxSlot), tapFD: -1)
+            worker.setPort(1, kind: .xsk, bridge: 0, txSlot: Int32(txSlot), tapFD: -1)
+            worker.setPortNumber(0, ofport: 1)
+            worker.setPortNumber(1, ofport: 2)
+            worker.setBridge(0, table: table, members: [0, 1])
+        case .encapsulate, .decapsulate:
+            let vm: UInt16 = tunnel == .encapsulate ? 0 : 1
+            let underlay: UInt16 = 1 - vm
+            worker.setPort(vm, kind: .xsk, bridge: 0, txSlot: Int32(vm == 0 ? rxSlot : txSlot), tapFD: -1)
+            worker.setPort(underlay, kind: .xsk, bridge: -1, txSlot: Int32(underlay == 0 ? rxSlot : txSlot), tapFD: -1)
+            worker.setPortNumber(vm, ofport: 1)
+            worker.setTunnelPort(2, bridge: 0, state: TunnelPortState(LISPPortOptions(remote: .address(Self.remoteRLOC))))
+            worker.setPortNumber(2, ofport: 2)
+            worker.setBridge(0, table: table, members: [vm, 2])
+            var hop = TunnelNextHop(remote: Self.remoteRLOC, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)
+            hop.egressPort = underlay
+            hop.parameters = LISP.EncapsulationParameters(
+                ethernetDestination: Self.nextHopMAC, ethernetSource: Self.deviceMAC,
+                source: Self.localRLOC, destination: Self.remoteRLOC)
+            worker.setTunnelRouting(localRLOCs: [Self.localRLOC], nextHops: [hop])
+            slots = [1: vm, 2: 2]
+        }
         if let rules {
-            let slots: [UInt32: UInt16] = [1: 0, 2: 1]
             let compiled = try CompiledFlowTable(rules: rules, portSlot: { slots[$0] })
             worker.setFlowTable(0, compiled)
             flowTable = compiled
@@ -135,7 +185,10 @@ public final class PipelineHarness {
                 comp.ring.storeBytes(of: desc.addr, toByteOffset: Int(compProducer & comp.mask) * 8, as: UInt64.self)
                 txConsumer &+= 1
                 compProducer &+= 1
-                if slot == txSlot { transmitted += 1 }
+                if slot == txSlot {
+                    transmitted += 1
+                    lastTransmitted = desc
+                }
             }
             vs_release_store_u32(tx.consumer, txConsumer)
             vs_release_store_u32(comp.producer, compProducer)

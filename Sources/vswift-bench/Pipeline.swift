@@ -29,7 +29,7 @@ struct Pipeline: ParsableCommand {
         _ = vs_pin_to_cpu(Int32(cpu))
         print(row(["scenario", "rules", "Mpps", "ns/pkt", "allocs/pkt"]))
         for scenario in Self.scenarios where only.map({ scenario.name.contains($0) }) ?? true {
-            let harness = try PipelineHarness(packets: scenario.packets(), rules: scenario.rules())
+            let harness = try PipelineHarness(packets: scenario.packets(), rules: scenario.rules(), tunnel: scenario.tunnel)
             _ = harness.run(packets: min(packets, 1_000_000))  // warm: caches, MAC table, page faults
             var results: [PipelineHarness.Result] = []
             var allocations = 0
@@ -53,6 +53,21 @@ struct Pipeline: ParsableCommand {
         let ruleCount: Int
         let packets: () -> [[UInt8]]
         let rules: () -> [DatapathRule]?
+        var tunnel: PipelineHarness.Tunnel = .none
+    }
+
+    /// `frame` as LISP from the harness's remote RLOC to its local one (decapsulation input).
+    static func lispFrame(flow: Int, size: Int = 64) -> [UInt8] {
+        let inner = frame(flow: flow, size: size)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 512 + inner.count, alignment: 64)
+        defer { buffer.deallocate() }
+        var start = buffer + 256
+        inner.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: inner.count) }
+        var length = inner.count
+        let result = LISP.encapsulate(&start, length: &length, headroom: 256, instanceID: 0,
+                                      parameters: PipelineHarness.encapsulationToHarness, ipIdentification: 1)
+        precondition(result == .done)
+        return Array(UnsafeRawBufferPointer(start: start, count: length))
     }
 
     static func frame(flow: Int, size: Int = 64) -> [UInt8] {
@@ -118,6 +133,12 @@ struct Pipeline: ParsableCommand {
         Scenario(name: "seed", ruleCount: 4, packets: { [frame(flow: 0)] }, rules: { rules(seedFlows) }),
         Scenario(name: "mod-nw-dst", ruleCount: 1, packets: { [frame(flow: 0)] },
                  rules: { rules(["in_port=1,ip,actions=mod_nw_dst:10.9.9.9,mod_tp_dst:99,dec_ttl,output:2"]) }),
+        Scenario(name: "lisp-encap", ruleCount: 1, packets: { [frame(flow: 0)] },
+                 rules: { rules(["in_port=1,actions=output:2"]) }, tunnel: .encapsulate),
+        Scenario(name: "lisp-decap", ruleCount: 1, packets: { [lispFrame(flow: 0)] },
+                 rules: { rules(["in_port=2,actions=output:1"]) }, tunnel: .decapsulate),
+        Scenario(name: "seed-encap", ruleCount: 4, packets: { [frame(flow: 0)] }, rules: { rules(seedFlows) }, tunnel: .encapsulate),
+        Scenario(name: "seed-decap", ruleCount: 4, packets: { [lispFrame(flow: 0)] }, rules: { rules(seedFlows) }, tunnel: .decapsulate),
         Scenario(name: "flows-1k", ruleCount: 1_001, packets: { (0..<1_000).map { frame(flow: $0) } }, rules: { manyFlowRules(1_000) }),
         Scenario(name: "flows-100k", ruleCount: 100_001, packets: { (0..<100_000).map { frame(flow: $0) } }, rules: { manyFlowRules(100_000) }),
         Scenario(name: "flows-1M", ruleCount: 1_000_001, packets: { (0..<1_000_000).map { frame(flow: $0) } }, rules: { manyFlowRules(1_000_000) }),

@@ -1,0 +1,85 @@
+import Testing
+import VSwiftClassifier
+import VSwiftPacket
+@testable import VSwiftDatapath
+
+/// LISP through a real worker on in-memory rings: what leaves the underlay port after encap, what
+/// the seed's flows do with a decapsulated packet, and the drop counters of the selection logic.
+@Suite("Worker LISP encapsulation and decapsulation")
+struct TunnelPipelineTests {
+    let seed = [
+        "priority=0,action=NORMAL",
+        "priority=2,in_port=1,dl_type=0x0806,action=NORMAL",
+        "priority=3,dl_dst=02:00:00:00:00:00,action=mod_dl_dst:52:54:00:B8:27:75,output:1",
+        "priority=1,in_port=1,dl_type=0x0800,vlan_tci=0,nw_src=10.1.1.0/24,action=output:2",
+    ]
+
+    /// `inner` wrapped as the harness's peer would send it.
+    func lisp(_ inner: [UInt8], flags: UInt8 = 0x48, instanceID: UInt32 = 0, source: IPAddress = PipelineHarness.remoteRLOC) -> [UInt8] {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 512 + inner.count, alignment: 64)
+        defer { buffer.deallocate() }
+        var start = buffer + 256
+        inner.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: inner.count) }
+        var length = inner.count
+        var parameters = PipelineHarness.encapsulationToHarness
+        parameters.source = source
+        _ = LISP.encapsulate(&start, length: &length, headroom: 256, instanceID: instanceID, parameters: parameters, ipIdentification: 7)
+        var frame = Array(UnsafeRawBufferPointer(start: start, count: length))
+        frame[14 + 20 + 8] = flags
+        return frame
+    }
+
+    @Test func theSeedsOutputToLISPLeavesTheUnderlayEncapsulated() throws {
+        let harness = try PipelineHarness(packets: [udpFrame()], rules: try rules(seed), tunnel: .encapsulate)
+        let result = harness.run(packets: 1_000)
+        #expect(harness.transmitted == 1_000)
+        let out = harness.lastTransmittedFrame
+        let inner = udpFrame()
+        #expect(out.count == inner.count - 14 + LISP.overheadIPv4)
+        #expect(Array(out[0..<6]) == [2, 0, 0, 0, 0, 2] && Array(out[6..<12]) == [2, 0, 0, 0, 0, 1])
+        #expect(Array(out[12..<14]) == [0x08, 0x00])
+        #expect(Array(out[26..<34]) == [192, 0, 2, 1, 192, 0, 2, 2])
+        #expect(out[23] == 17 && Array(out[36..<38]) == [0x10, 0xf5])
+        #expect(Array(out[42..<50]) == [0x48, 0, 0, 0, 0, 0, 0, 0x01])
+        #expect(Array(out[50...]) == Array(inner[14...]))
+        #expect(harness.tunnelStatistics.encapsulated == UInt64(result.packets))
+        #expect(harness.accounting().isConsistent)
+    }
+
+    @Test func aDecapsulatedPacketGoesThroughTheSeedsFlowsToVM1() throws {
+        let inner = udpFrame(destinationMAC: [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5])
+        let harness = try PipelineHarness(packets: [lisp(inner)], rules: try rules(seed), tunnel: .decapsulate)
+        _ = harness.run(packets: 1_000)
+        #expect(harness.transmitted == 1_000)
+        let out = harness.lastTransmittedFrame
+        // priority=3 rewrote 02:00:00:00:00:00 to VM1's MAC; the source stays 02:00:00:00:00:00.
+        #expect(out == [0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 2, 0, 0, 0, 0, 0, 0x08, 0x00] + Array(inner[14...]))
+        #expect(harness.ruleStatistics(counterSlot: 2).packets == 1_000)
+        #expect(harness.tunnelStatistics.decapsulated == 1_000)
+        #expect(harness.accounting().isConsistent)
+    }
+
+    @Test func refusedPacketsAreCountedByReason() throws {
+        let inner = udpFrame()
+        let cases: [([UInt8], KeyPath<TunnelStatistics, UInt64>)] = [
+            (lisp(inner, instanceID: 9), \.droppedIIDMismatch),
+            (lisp(inner, flags: 0x4f), \.droppedBadHeader),
+            (lisp(inner, source: IPAddress(ipv4: 0xc000_0209)), \.droppedUnknownRLOC),
+        ]
+        for (frame, counter) in cases {
+            let harness = try PipelineHarness(packets: [frame], rules: try rules(seed), tunnel: .decapsulate)
+            _ = harness.run(packets: 100)
+            #expect(harness.transmitted == 0)
+            #expect(harness.tunnelStatistics[keyPath: counter] == 100, "\(harness.tunnelStatistics)")
+            #expect(harness.tunnelStatistics.dropped == 100)
+            #expect(harness.accounting().isConsistent)
+        }
+        // Non-IP output to the LISP port (ARP from VM1, which the seed sends NORMAL: flooded to lisp0).
+        var arp = udpFrame(destinationMAC: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+        arp[12] = 0x08; arp[13] = 0x06
+        let harness = try PipelineHarness(packets: [arp], rules: try rules(seed), tunnel: .encapsulate)
+        _ = harness.run(packets: 100)
+        #expect(harness.tunnelStatistics.droppedNonIP == 100)
+        #expect(harness.accounting().isConsistent)
+    }
+}
