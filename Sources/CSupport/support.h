@@ -5,5 +5,7 @@
 /* Start loading the cache line at p: the classifier probes several subtables per packet, and
  * issuing their loads together lets the memory system overlap the misses. */
 static inline __attribute__((always_inline)) void vs_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+/* For a line about to be written (e.g. the headroom an encapsulation grows into). */
+static inline __attribute__((always_inline)) void vs_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 
 #endif

@@ -350,6 +350,11 @@ public final class Datapath: @unchecked Sendable {
         }
     }
 
+    /// The host addresses LISP ports currently accept as local RLOCs (as last published).
+    public var tunnelLocalAddresses: [IPAddress] {
+        lock.withLock { tunnelRouting.localRLOCs }
+    }
+
     public func attachment(of port: String) -> PortAttachment? {
         lock.withLock {
             guard let record = ports[port] else { return nil }

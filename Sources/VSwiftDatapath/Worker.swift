@@ -419,6 +419,13 @@ final class Worker: @unchecked Sendable {
         for i in 0..<n {
             vs_prefetch(base + Int(xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee.addr))
         }
+        // With LISP ports, frames may be encapsulated into their headroom: a line nobody has
+        // touched since the frame was last used. Ask for it now too.
+        if tunnelPortCount > 0 {
+            for i in 0..<n {
+                vs_prefetch_write(base + Int(xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee.addr) - 64)
+            }
+        }
         var bytes: UInt64 = 0
         for i in 0..<n {
             let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee

@@ -1,6 +1,7 @@
 import CXDP
 import Foundation
 import Glibc
+import VSwiftPacket
 import Synchronization
 
 /// The traffic generator: vswift_trafficgen.bpf.o run through BPF_PROG_RUN in live-frames mode
@@ -56,7 +57,7 @@ final class Generator: @unchecked Sendable {
     private var thread: pthread_t?
 
     init(namespace: String, device: String, cpu: Int, objectPath: String, frameSize: Int, flows: Int,
-         destinationMAC: [UInt8], action: Action = .tx) throws {
+         destinationMAC: [UInt8], action: Action = .tx, template fixedTemplate: [UInt8]? = nil) throws {
         self.device = device
         self.frameSize = frameSize
         self.flows = flows
@@ -86,7 +87,9 @@ final class Generator: @unchecked Sendable {
                 guard bpf_map_update_elem(configFD, &zero, &config, 0) == 0 else {
                     throw BenchError.failed("configure the generator: \(errnoText())")
                 }
-                let template = FrameTemplate.udp(size: frameSize, source: identity.mac, destination: destinationMAC)
+                // A given template (LISP frames for decap) must be IPv4/UDP too: the program writes its
+                // UDP source port.
+                let template = fixedTemplate ?? FrameTemplate.udp(size: frameSize, source: identity.mac, destination: destinationMAC)
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: template.count, alignment: 64)
                 template.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: template.count) }
                 frame = buffer
@@ -195,6 +198,24 @@ enum FrameTemplate {
     static let baseSourcePort: UInt16 = 1024
     static let minimumSize = 60
     static let maximumSize = 1514
+
+    /// `inner` encapsulated as vswift's LISP ports send it (outer IPv4 `from` → `to`, UDP 4341).
+    static func lisp(inner: [UInt8], source: [UInt8], destination: [UInt8], from: String, to: String) -> [UInt8] {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 256 + inner.count, alignment: 64)
+        defer { buffer.deallocate() }
+        var start = buffer + 256 - 64
+        inner.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: inner.count) }
+        var length = inner.count
+        let parameters = LISP.EncapsulationParameters(
+            ethernetDestination: macValue(destination), ethernetSource: macValue(source),
+            source: IPAddress(from)!, destination: IPAddress(to)!)
+        let result = LISP.encapsulate(&start, length: &length, headroom: 256 - 64, instanceID: 0,
+                                      parameters: parameters, ipIdentification: 1)
+        precondition(result == .done)
+        return Array(UnsafeRawBufferPointer(start: start, count: length))
+    }
+
+    private static func macValue(_ mac: [UInt8]) -> UInt64 { mac.reduce(0) { $0 << 8 | UInt64($1) } }
 
     static func udp(size: Int, source: [UInt8], destination: [UInt8]) -> [UInt8] {
         var f = [UInt8](repeating: 0, count: size)

@@ -42,6 +42,8 @@ struct MeasurementContext {
     let bpfDirectory: String
     /// 0: NORMAL (no flow table); otherwise vswift runs this many OpenFlow rules (see VSwiftSwitch).
     var rules: Int = 0
+    /// vswift only: the traffic is encapsulated (s1 is an underlay) or decapsulated (s0 is one).
+    var tunnel: TunnelScenario = .none
     let baselinePath: String?
     let warmup: Double
     let window: Double
@@ -54,7 +56,9 @@ struct MeasurementContext {
         var vswift: VSwiftSwitch?
         switch kind {
         case .vswift:
-            let v = try VSwiftSwitch(namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory, rules: rules)
+            let v = try VSwiftSwitch(
+                namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory, rules: rules,
+                tunnel: tunnel, sinkMAC: sink.mac)
             vswift = v
             sw = v
         case .baseline:
@@ -74,9 +78,9 @@ struct MeasurementContext {
             stopAll()
         }
 
-        if let vswift { try vswift.learn(from: sink) }
+        if let vswift, tunnel == .none { try vswift.learn(from: sink) }
         let sinkAtStart = sink.counters().packets
-        let switchTxAtStart = vswift?.datapath.statistics(port: "s1")?.txPackets ?? 0
+        let switchTxAtStart = vswift?.datapath.statistics(port: "s1")?.txPackets ?? 0  // s1: underlay too
         generator.start()
         try Signals.sleep(warmup)
         if let failure = generator.failure { throw BenchError.failed(failure) }

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftPacket
 
 /// A switch forwarding s0 <-> s1 in the switch namespace, measured by the bench.
 protocol SwitchUnderTest: AnyObject {
@@ -42,7 +43,24 @@ final class VSwiftSwitch: SwitchUnderTest {
         return rules
     }
 
-    init(namespace: String, cpu: Int, bpfDirectory: String, rules: Int = 0) throws {
+    /// Underlay addresses of the tunnel scenarios: the switch's RLOC and the far end's.
+    static let encapLocal = "198.19.0.1", encapRemote = "198.19.0.2"
+    static let decapLocal = "198.19.1.1", decapRemote = "198.19.1.2"
+
+    init(namespace: String, cpu: Int, bpfDirectory: String, rules: Int = 0,
+         tunnel: TunnelScenario = .none, sinkMAC: [UInt8] = []) throws {
+        // Tunnel scenarios: the underlay device keeps an address, and (encap) the far end's MAC is
+        // a static neighbour, since the sink answers no ARP.
+        switch tunnel {
+        case .none:
+            break
+        case .encap:
+            _ = try runCommand([systemTool("ip"), "-n", namespace, "addr", "replace", Self.encapLocal + "/24", "dev", "s1"])
+            _ = try runCommand([systemTool("ip"), "-n", namespace, "neigh", "replace", Self.encapRemote, "lladdr",
+                               formatMACAddress(sinkMAC), "dev", "s1", "nud", "permanent"])
+        case .decap:
+            _ = try runCommand([systemTool("ip"), "-n", namespace, "addr", "replace", Self.decapLocal + "/24", "dev", "s0"])
+        }
         // The Datapath is created on a thread that entered the switch namespace: its worker threads
         // (pthread_create in Datapath.init) inherit the namespace, and the bridge's tap, the XDP links
         // and the AF_XDP sockets are all made there.
@@ -56,9 +74,24 @@ final class VSwiftSwitch: SwitchUnderTest {
             let datapath = try Datapath(configuration: configuration)
             do {
                 try datapath.addBridge("br0")
-                try datapath.addPort("s0", bridge: "br0")
-                try datapath.addPort("s1", bridge: "br0")
-                if rules > 0 {
+                switch tunnel {
+                case .none:
+                    try datapath.addPort("s0", bridge: "br0")
+                    try datapath.addPort("s1", bridge: "br0")
+                case .encap:
+                    try datapath.addPort("s0", bridge: "br0")
+                    try datapath.addUnderlay("s1")
+                    try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(Self.encapRemote)!)))
+                    try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "lisp0": 2, "br0": 65534])
+                    try datapath.setFlowTable(bridge: "br0", rules: Self.tunnelRules(in: 1, out: 2))
+                case .decap:
+                    try datapath.addUnderlay("s0")
+                    try datapath.addPort("s1", bridge: "br0")
+                    try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(Self.decapRemote)!)))
+                    try datapath.setPortNumbers(bridge: "br0", ["s1": 1, "lisp0": 2, "br0": 65534])
+                    try datapath.setFlowTable(bridge: "br0", rules: Self.tunnelRules(in: 2, out: 1))
+                }
+                if rules > 0 && tunnel == .none {
                     try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "s1": 2, "br0": 65534])
                     try datapath.setFlowTable(bridge: "br0", rules: Self.flowTable(rules))
                 }
@@ -68,6 +101,24 @@ final class VSwiftSwitch: SwitchUnderTest {
             }
             return datapath
         }
+        if tunnel != .none {
+            // The resolver must have found the next hop (encap) and published the local RLOCs
+            // that the underlay's XDP filter steers (decap) before traffic is offered.
+            let deadline = monotonicSeconds() + 5
+            func ready() -> Bool {
+                tunnel == .encap
+                    ? datapath.attachment(of: "lisp0")?.tunnelState?.contains("next hop") ?? false
+                    : datapath.tunnelLocalAddresses.contains(IPAddress(Self.decapLocal)!)
+            }
+            while !ready() {
+                guard monotonicSeconds() < deadline else {
+                    let state = datapath.attachment(of: "lisp0")?.tunnelState ?? "?"
+                    datapath.shutdown()
+                    throw BenchError.failed("vswift's LISP port is not ready: \(state)")
+                }
+                usleep(10_000)
+            }
+        }
         // A worker publishes its thread id when it starts running.
         let deadline = monotonicSeconds() + 2
         while datapath.workerThreadIDs.contains(0) && monotonicSeconds() < deadline { usleep(1000) }
@@ -76,6 +127,13 @@ final class VSwiftSwitch: SwitchUnderTest {
             datapath.shutdown()
             throw BenchError.failed("vswift's worker thread did not start")
         }
+    }
+
+    /// in_port=IN → output:OUT, the p2p rule of the tunnel scenarios.
+    static func tunnelRules(in inPort: UInt32, out: UInt32) -> [DatapathRule] {
+        var match = Match()
+        match.set(.inPort, UInt64(inPort))
+        return [DatapathRule(match: match, priority: 10, sequence: 0, actions: [.output(out)], counterSlot: 0)]
     }
 
     /// Teaches the bridge where the sink's MAC is: the sink sends one frame, and we wait until the

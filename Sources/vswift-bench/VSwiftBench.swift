@@ -66,6 +66,9 @@ struct Forward: ParsableCommand {
     @Option(help: "Also write the results as JSON to this file.")
     var json: String?
 
+    @Option(help: "LISP: vswift encapsulates what it forwards (s1 is an underlay device) or decapsulates what it receives (the generator sends LISP to s0, an underlay device). Implies --skip-baseline (xsk_fwd has no LISP).")
+    var tunnel: TunnelScenario = .none
+
     @Flag(help: "Measure vswift only.")
     var skipBaseline = false
 
@@ -109,7 +112,7 @@ struct Forward: ParsableCommand {
     private func benchmark() throws {
         let bpfDirectory = try Artifacts.bpfDirectory(explicit: self.bpfDirectory)
         var baselinePath: String?
-        if !skipBaseline {
+        if !skipBaseline && tunnel == .none {
             let path = baseline ?? executableDirectory() + "/xsk_fwd"
             guard access(path, X_OK) == 0 else {
                 throw BenchError.failed("cannot find the baseline \(path): run scripts/build.sh, pass --baseline, or --skip-baseline")
@@ -118,7 +121,8 @@ struct Forward: ParsableCommand {
         }
         let generatorCPU = self.generatorCPU ?? (0..<Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))).first { $0 != cpu }!
         let machine = MachineInfo.current()
-        let scenario = "p2p-\(size)B" + (flows > 1 ? "-\(flows)flows" : "") + (rules > 0 ? "-\(rules)rules" : "")
+        let kind = tunnel == .none ? "p2p" : "lisp-\(tunnel.rawValue)"
+        let scenario = "\(kind)-\(size)B" + (flows > 1 ? "-\(flows)flows" : "") + (rules > 0 && tunnel == .none ? "-\(rules)rules" : "")
 
         Signals.install()
         Topology.removeStale()
@@ -135,10 +139,20 @@ struct Forward: ParsableCommand {
         }
         try topology.create()
         sink = try Sink(namespace: topology.sink, device: "k0", objectPath: "\(bpfDirectory)/\(Artifacts.sink)")
+        var template: [UInt8]?
+        if tunnel == .decap {
+            // LISP from the far RLOC to s0's address, around the usual UDP frame (size = inner size).
+            let s0 = try Threads.run(inNamespace: topology.switchNamespace) { try deviceIdentity("s0", namespace: topology.switchNamespace) }
+            let g0 = try Threads.run(inNamespace: topology.generator) { try deviceIdentity("g0", namespace: topology.generator) }
+            template = FrameTemplate.lisp(
+                inner: FrameTemplate.udp(size: size, source: g0.mac, destination: sink!.mac),
+                source: g0.mac, destination: s0.mac,
+                from: VSwiftSwitch.decapRemote, to: VSwiftSwitch.decapLocal)
+        }
         generator = try Generator(
             namespace: topology.generator, device: "g0", cpu: generatorCPU,
-            objectPath: "\(bpfDirectory)/\(Artifacts.trafficgen)", frameSize: size, flows: flows,
-            destinationMAC: sink!.mac)
+            objectPath: "\(bpfDirectory)/\(Artifacts.trafficgen)", frameSize: template?.count ?? size, flows: flows,
+            destinationMAC: sink!.mac, template: template)
 
         log("vswift-bench: \(scenario): g0 -> s0 => switch on CPU \(cpu) => s1 -> k0; generator on CPU \(generatorCPU); "
             + "frames \(formatMACAddress(generator!.sourceMAC)) -> \(formatMACAddress(sink!.mac)); "
@@ -149,7 +163,7 @@ struct Forward: ParsableCommand {
 
         let context = MeasurementContext(
             scenario: scenario, topology: topology, sink: sink!, generator: generator!, switchCPU: cpu,
-            bpfDirectory: bpfDirectory, rules: rules, baselinePath: baselinePath, warmup: warmup, window: window)
+            bpfDirectory: bpfDirectory, rules: rules, tunnel: tunnel, baselinePath: baselinePath, warmup: warmup, window: window)
         var results: [RunResult] = []
         for run in 1...runs {
             results.append(try context.measure(.vswift, run: run))
@@ -195,6 +209,10 @@ struct Forward: ParsableCommand {
             }
         }
     }
+}
+
+enum TunnelScenario: String, ExpressibleByArgument, CaseIterable {
+    case none, encap, decap
 }
 
 /// Progress and diagnostics go to stderr; the table to stdout.
