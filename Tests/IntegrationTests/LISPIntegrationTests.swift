@@ -25,8 +25,10 @@ struct LISPHosts {
     let rloc1: String, rloc2: String
 
     /// `rlocs`: the hosts' underlay addresses (IPv4 or IPv6). `lispOptions` go to both lisp0 ports.
+    /// `lispOptions` apply to both lisp0 ports, `hostOptions` to each one's own (then remote_ip is
+    /// not added unless given there).
     init(underlay: Underlay, rlocs: (String, String) = ("192.168.1.249", "192.168.1.252"),
-         lispOptions: [String] = [], flows: (String, String)? = nil) throws {
+         lispOptions: [String] = [], hostOptions: ([String], [String])? = nil, flows: (String, String)? = nil) throws {
         host1 = try topology.namespace("host1")
         host2 = try topology.namespace("host2")
         vm1 = try topology.namespace("vm1")
@@ -54,8 +56,9 @@ struct LISPHosts {
         daemon1 = try Daemon(namespace: host1)
         daemon2 = try Daemon(namespace: host2)
         let seedFlows = flows ?? (Self.seedFlows(vmMAC: "52:54:00:B8:27:75"), Self.seedFlows(vmMAC: "52:54:00:1B:EA:D5"))
-        for (daemon, ns, uplink, local, remote, flowText) in [
-            (daemon1, host1, uplink1, rlocs.0, rlocs.1, seedFlows.0), (daemon2, host2, uplink2, rlocs.1, rlocs.0, seedFlows.1),
+        for (daemon, ns, uplink, local, remote, flowText, own) in [
+            (daemon1, host1, uplink1, rlocs.0, rlocs.1, seedFlows.0, hostOptions?.0),
+            (daemon2, host2, uplink2, rlocs.1, rlocs.0, seedFlows.1, hostOptions?.1),
         ] {
             let prefix = ipv6 ? "/64" : "/24"
             let extra = ipv6 ? ["nodad"] : []
@@ -71,7 +74,7 @@ struct LISPHosts {
             try daemon.ctl("add-br", "br2")
             try daemon.ctl("add-port", "br2", "vnet0")
             try run([Paths.vswiftctl, "--socket", daemon.socketPath, "add-port", "br2", "lisp0", "--", "set", "Interface", "lisp0",
-                     "type=lisp", "options:remote_ip=\(remote)"] + lispOptions)
+                     "type=lisp"] + (own ?? ["options:remote_ip=\(remote)"]) + lispOptions)
             let file = "/tmp/\(ns).flows"
             try flowText.write(toFile: file, atomically: true, encoding: .utf8)
             defer { unlink(file) }
@@ -277,6 +280,32 @@ struct LISPIntegrationTests {
         try hosts.daemon1.ctl("del-underlay", "ul0")
         #expect(!hasXDP(namespace: hosts.host1, interface: "ul0"))
         #expect(!(try hosts.daemon1.ctl("show").stdout.contains("Underlay")))
+    }
+
+    @Test("remote_ip=flow and key=flow: the flow picks the RLOC (set_field ->tun_dst) and the instance id (set_tunnel), and the far side matches tun_id")
+    func flowChosenTunnels() throws {
+        let flows1 = """
+            priority=2,in_port=1,arp,actions=NORMAL
+            priority=3,tun_id=9,dl_dst=02:00:00:00:00:00,actions=mod_dl_dst:52:54:00:B8:27:75,output:1
+            priority=1,in_port=1,ip,actions=set_field:192.168.1.252->tun_dst,set_tunnel:9,output:2
+            """
+        let flows2 = """
+            priority=3,tun_id=9,tun_src=192.168.1.249,dl_dst=02:00:00:00:00:00,actions=mod_dl_dst:52:54:00:1B:EA:D5,output:1
+            priority=1,in_port=1,ip,actions=set_tunnel:9,output:2
+            """
+        let hosts = try LISPHosts(
+            underlay: .bridge,
+            hostOptions: (["options:remote_ip=flow", "options:key=flow"], ["options:remote_ip=192.168.1.249", "options:key=flow"]),
+            flows: (flows1, flows2))
+        defer { hosts.destroy() }
+        try hosts.waitForPath(from: hosts.vm1, to: "10.1.1.30")
+        try run(["ip", "netns", "exec", hosts.vm1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.1.1.30"])
+        for daemon in [hosts.daemon1, hosts.daemon2] {
+            let counts = try flowPacketCounts(daemon)
+            #expect(counts.contains { $0.key.hasPrefix("priority=3,tun_id=0x9") && $0.value >= 3 }, "\(counts)")
+        }
+        let show = try hosts.daemon1.ctl("show").stdout
+        #expect(show.contains(#"options: {key="flow", remote_ip="flow"}"#), "\(show)")
     }
 
     @Test("decapsulation drops what it must, each with its own counter: unknown RLOC, instance id mismatch, malformed header; ARP output to LISP is dropped as non-IP")
