@@ -26,13 +26,20 @@ public struct PortAttachment: Sendable, Equatable, Codable {
     public var deviceGone: Bool?
     /// LISP ports: where encapsulated packets go now (route, source, next hop) or why they cannot.
     public var tunnelState: String?
+    /// Underlay devices: whether the driver offers AF_XDP TX checksum offload (netdev xsk-features).
+    /// vswift computes the outer IPv6 UDP checksum in software either way (offload is not used yet).
+    public var txChecksumOffload: Bool?
 
     /// "afxdp: xdp=native, bind=copy, queues=1", "lisp: …", or "" for internal ports.
     public var summary: String {
         switch kind {
         case .afxdp, .underlay:
             let prefix = kind == .underlay ? "underlay, afxdp" : "afxdp"
-            return "\(prefix): xdp=\(xdpMode?.rawValue ?? "?"), bind=\(bindMode?.rawValue ?? "?"), queues=\(queues)"
+            var text = "\(prefix): xdp=\(xdpMode?.rawValue ?? "?"), bind=\(bindMode?.rawValue ?? "?"), queues=\(queues)"
+            if let offload = txChecksumOffload {
+                text += ", tx checksum offload: " + (offload ? "offered by the driver, not used (software)" : "no (software)")
+            }
+            return text
         case .lisp:
             return "lisp: " + (tunnelState ?? "resolving")
         case .internal:
@@ -259,9 +266,10 @@ public final class Datapath: @unchecked Sendable {
         }
         if let failure { throw failure }
         let modes = Set(opened.map { workers[$0.worker].sockets[$0.slot].mode })
-        let attachment = PortAttachment(
+        var attachment = PortAttachment(
             kind: bridge == nil ? .underlay : .afxdp, xdpMode: program.attachMode,
             bindMode: modes.count == 1 ? modes.first : .copy, queues: queueCount)
+        if bridge == nil { attachment.txChecksumOffload = Netlink.xskTxChecksumSupported(ifindex: device.ifindex) }
         if let bridge, let bridgeName { bridges[bridgeName] = bridge }
         ports[name] = PortRecord(
             name: name, slot: portSlot, bridge: bridgeName ?? "", attachment: attachment,
@@ -577,8 +585,7 @@ public final class Datapath: @unchecked Sendable {
 
     /// Points every underlay device's XDP filter at the local RLOCs and the LISP ports' UDP ports.
     private func syncUnderlayFiltersLocked() {
-        var udpPorts = Set(ports.values.compactMap { $0.tunnel?.udpPort })
-        if udpPorts.isEmpty { udpPorts = [] }
+        let udpPorts = Set(ports.values.compactMap { $0.tunnel?.udpPort })
         var wanted: Set<XDPRedirectProgram.UnderlayKey> = []
         for address in tunnelRouting.localRLOCs {
             for udpPort in udpPorts { wanted.insert(.init(address: address, port: udpPort)) }
