@@ -522,7 +522,7 @@ public final class Datapath: @unchecked Sendable {
     private func locked<T>(_ body: () throws(DatapathError) -> T) throws(DatapathError) -> T {
         lock.lock()
         defer { lock.unlock() }
-        guard !isShutDown else { throw .unsupported("the datapath is shut down") }
+        guard !isShutDown, !isShuttingDown else { throw .unsupported("the datapath is shut down") }
         return try body()
     }
 
