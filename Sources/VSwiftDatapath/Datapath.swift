@@ -400,18 +400,7 @@ public final class Datapath: @unchecked Sendable {
                 total.rxDropped += xsk.rxDropped + xsk.rxRingFull
             }
             if port.tunnel != nil {
-                var tunnel = TunnelStatistics()
-                for worker in workers {
-                    let t = worker.tunnelStatistics(port.slot)
-                    tunnel.encapsulated += t.encapsulated
-                    tunnel.decapsulated += t.decapsulated
-                    tunnel.droppedNonIP += t.droppedNonIP
-                    tunnel.droppedBadHeader += t.droppedBadHeader
-                    tunnel.droppedUnknownRLOC += t.droppedUnknownRLOC
-                    tunnel.droppedIIDMismatch += t.droppedIIDMismatch
-                    tunnel.droppedNoRoute += t.droppedNoRoute
-                    tunnel.droppedNoNeighbour += t.droppedNoNeighbour
-                }
+                let tunnel = workers.reduce(TunnelStatistics()) { $0 + $1.tunnelStatistics(port.slot) }
                 total.tunnel = tunnel
                 // Received packets the port refused, and packets it could not send.
                 total.rxDropped += tunnel.droppedBadHeader + tunnel.droppedUnknownRLOC + tunnel.droppedIIDMismatch

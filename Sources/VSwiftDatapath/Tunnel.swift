@@ -111,6 +111,19 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
 
     public init() {}
 
+    public static func + (a: TunnelStatistics, b: TunnelStatistics) -> TunnelStatistics {
+        var s = TunnelStatistics()
+        s.encapsulated = a.encapsulated + b.encapsulated
+        s.decapsulated = a.decapsulated + b.decapsulated
+        s.droppedNonIP = a.droppedNonIP + b.droppedNonIP
+        s.droppedBadHeader = a.droppedBadHeader + b.droppedBadHeader
+        s.droppedUnknownRLOC = a.droppedUnknownRLOC + b.droppedUnknownRLOC
+        s.droppedIIDMismatch = a.droppedIIDMismatch + b.droppedIIDMismatch
+        s.droppedNoRoute = a.droppedNoRoute + b.droppedNoRoute
+        s.droppedNoNeighbour = a.droppedNoNeighbour + b.droppedNoNeighbour
+        return s
+    }
+
     public var dropped: UInt64 {
         droppedNonIP + droppedBadHeader + droppedUnknownRLOC + droppedIIDMismatch + droppedNoRoute + droppedNoNeighbour
     }
