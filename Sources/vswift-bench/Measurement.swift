@@ -5,6 +5,8 @@ import VSwiftDatapath
 enum SwitchKind {
     case vswift
     case baseline
+    /// Open vSwitch's userspace datapath with AF_XDP ports (OVSSwitch).
+    case ovs
 }
 
 /// Counters read at the edges of a window.
@@ -45,15 +47,18 @@ struct MeasurementContext {
     /// vswift only: the traffic is encapsulated (s1 is an underlay) or decapsulated (s0 is one).
     var tunnel: TunnelScenario = .none
     let baselinePath: String?
+    /// CPU of the generator, where OVS's non-PMD threads are put.
+    var generatorCPU: Int = 0
     let warmup: Double
     let window: Double
 
     /// Starts the switch, offers traffic, measures one window, stops everything again.
     func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
-        let label = kind == .vswift ? "vswift" : "xsk_fwd"
+        let label = switch kind { case .vswift: "vswift"; case .baseline: "xsk_fwd"; case .ovs: "ovs-afxdp" }
         log("run \(run) \(label): starting")
         let sw: SwitchUnderTest
         var vswift: VSwiftSwitch?
+        var ovs: OVSSwitch?
         switch kind {
         case .vswift:
             let v = try VSwiftSwitch(
@@ -65,6 +70,10 @@ struct MeasurementContext {
             sw = try BaselineSwitch(
                 namespace: topology.switchNamespace, cpu: switchCPU, executable: baselinePath!,
                 redirectObject: "\(bpfDirectory)/\(Artifacts.redirect)")
+        case .ovs:
+            let o = try OVSSwitch(namespace: topology.switchNamespace, cpu: switchCPU, helperCPU: generatorCPU, rules: rules)
+            ovs = o
+            sw = o
         }
         var stopped = false
         func stopAll() {
@@ -79,8 +88,9 @@ struct MeasurementContext {
         }
 
         if let vswift, tunnel == .none { try vswift.learn(from: sink) }
+        if let ovs, rules == 0 { try ovs.learn(from: sink) }
         let sinkAtStart = sink.counters().packets
-        let switchTxAtStart = vswift?.datapath.statistics(port: "s1")?.txPackets ?? 0  // s1: underlay too
+        let switchTxAtStart = vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? 0  // s1: underlay too
         generator.start()
         try Signals.sleep(warmup)
         if let failure = generator.failure { throw BenchError.failed(failure) }
@@ -99,7 +109,7 @@ struct MeasurementContext {
         generator.pause()
         usleep(200_000)
         var notes: [String] = []
-        let switchTxTotal = (vswift?.datapath.statistics(port: "s1")?.txPackets ?? 0) &- switchTxAtStart
+        let switchTxTotal = (vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? 0) &- switchTxAtStart
         if let vswift {
             for accounting in vswift.datapath.frameAccounting() where !accounting.isConsistent {
                 notes.append("frame accounting inconsistent: \(accounting)")
@@ -115,6 +125,9 @@ struct MeasurementContext {
             } else {
                 notes.append("xsk_fwd printed no totals: \(baseline.log.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
+        } else if let ovs {
+            notes += ovs.stopNotes
+            if let note = Self.disagreement("ovs sent on s1", switchTxTotal, sinkTotal) { notes.append(note) }
         } else if let note = Self.disagreement("vswift sent on s1", switchTxTotal, sinkTotal) {
             notes.append(note)
         }

@@ -114,6 +114,8 @@ struct BenchOptions: Codable {
     var generatorCPU: Int
     var runs: Int
     var baseline: Bool
+    /// Whether Open vSwitch (AF_XDP ports) was measured.
+    var ovs: Bool
 }
 
 struct BenchReport: Codable {

@@ -28,7 +28,7 @@ struct VSwiftBench: ParsableCommand {
 struct Forward: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forward",
-        abstract: "Port-to-port forwarding rate on a veth topology: vswift and a minimal C AF_XDP forwarder, side by side.",
+        abstract: "Port-to-port forwarding rate on a veth topology: vswift, a minimal C AF_XDP forwarder and (if installed) Open vSwitch with AF_XDP ports, side by side.",
         discussion: """
             Builds three network namespaces (generator, switch, sink) joined by veth pairs g0-s0 and s1-k0,
             injects UDP frames into g0 with an XDP program run through BPF_PROG_RUN (live frames), lets the
@@ -66,11 +66,14 @@ struct Forward: ParsableCommand {
     @Option(help: "Also write the results as JSON to this file.")
     var json: String?
 
-    @Option(help: "LISP: vswift encapsulates what it forwards (s1 is an underlay device) or decapsulates what it receives (the generator sends LISP to s0, an underlay device). Implies --skip-baseline (xsk_fwd has no LISP).")
+    @Option(help: "LISP: vswift encapsulates what it forwards (s1 is an underlay device) or decapsulates what it receives (the generator sends LISP to s0, an underlay device). Implies --skip-baseline (the baselines are not set up for LISP).")
     var tunnel: TunnelScenario = .none
 
-    @Flag(help: "Measure vswift only.")
+    @Flag(help: "Measure vswift only (neither xsk_fwd nor OVS).")
     var skipBaseline = false
+
+    @Flag(help: "Do not measure Open vSwitch (measured only when ovs-vswitchd is installed).")
+    var skipOvs = false
 
     @Option(name: .customLong("bpf-dir"), help: "Directory of the BPF objects (default: next to the executable, then .build/bpf).")
     var bpfDirectory: String?
@@ -119,12 +122,23 @@ struct Forward: ParsableCommand {
             }
             baselinePath = path
         }
+        var measureOVS = false
+        var skipped: String?
+        if !skipBaseline && !skipOvs && tunnel == .none {
+            if OVSSwitch.isInstalled {
+                measureOVS = true
+            } else {
+                skipped = "ovs-vswitchd is not installed (Debian: openvswitch-switch); the OVS baseline was skipped"
+                log("vswift-bench: note: \(skipped!)")
+            }
+        }
         let generatorCPU = self.generatorCPU ?? (0..<Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))).first { $0 != cpu }!
         let machine = MachineInfo.current()
         let kind = tunnel == .none ? "p2p" : "lisp-\(tunnel.rawValue)"
         let scenario = "\(kind)-\(size)B" + (flows > 1 ? "-\(flows)flows" : "") + (rules > 0 && tunnel == .none ? "-\(rules)rules" : "")
 
         Signals.install()
+        OVSSwitch.removeStale()
         Topology.removeStale()
         // The main thread and the helper threads it starts stay off the switch's CPU.
         try pinCurrentThread(to: generatorCPU)
@@ -163,14 +177,26 @@ struct Forward: ParsableCommand {
 
         let context = MeasurementContext(
             scenario: scenario, topology: topology, sink: sink!, generator: generator!, switchCPU: cpu,
-            bpfDirectory: bpfDirectory, rules: rules, tunnel: tunnel, baselinePath: baselinePath, warmup: warmup, window: window)
+            bpfDirectory: bpfDirectory, rules: rules, tunnel: tunnel, baselinePath: baselinePath, generatorCPU: generatorCPU,
+            warmup: warmup, window: window)
         var results: [RunResult] = []
         for run in 1...runs {
             results.append(try context.measure(.vswift, run: run))
             if baselinePath != nil { results.append(try context.measure(.baseline, run: run)) }
+            if measureOVS {
+                // OVS is an optional extra: if it cannot be set up or measured, the others still are.
+                do {
+                    results.append(try context.measure(.ovs, run: run))
+                } catch BenchError.failed(let why) {
+                    measureOVS = false
+                    results.removeAll { $0.switchName == "ovs-afxdp" }
+                    skipped = "the OVS baseline failed in run \(run) and was dropped: \(why)"
+                    log("vswift-bench: note: \(skipped!)")
+                }
+            }
         }
 
-        var summaries = ["vswift", "xsk_fwd"].compactMap { name -> Summary? in
+        var summaries = ["vswift", "xsk_fwd", "ovs-afxdp"].compactMap { name -> Summary? in
             let mine = results.filter { $0.switchName == name }
             return mine.isEmpty ? nil : Summary(results: mine)
         }
@@ -187,7 +213,7 @@ struct Forward: ParsableCommand {
             print("")
             print("warning: in \(contended) of \(results.count) runs another process took CPU time from the forwarding thread; those numbers are low (see notes)")
         }
-        let notes = results.flatMap { r in r.notes.map { "\(r.switchName) run \(r.run): \($0)" } }
+        let notes = results.flatMap { r in r.notes.map { "\(r.switchName) run \(r.run): \($0)" } } + (skipped.map { [$0] } ?? [])
         if !notes.isEmpty {
             print("")
             for note in notes { print("note: \(note)") }
@@ -198,7 +224,7 @@ struct Forward: ParsableCommand {
                 machine: machine,
                 options: BenchOptions(
                     windowSeconds: window, warmupSeconds: warmup, frameSize: size, flows: flows, switchCPU: cpu,
-                    generatorCPU: generatorCPU, runs: runs, baseline: baselinePath != nil),
+                    generatorCPU: generatorCPU, runs: runs, baseline: baselinePath != nil, ovs: measureOVS),
                 allocationCounting: AllocationCounter.isAvailable ? "malloc-interposer (worker threads)" : "unavailable: \(AllocationCounter.unavailableReason)",
                 summary: summaries, runs: results)
             let encoder = JSONEncoder()

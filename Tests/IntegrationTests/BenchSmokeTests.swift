@@ -3,7 +3,7 @@ import Glibc
 import Testing
 
 /// The bench harness in quick mode: it must measure a non-zero rate from the sink's counters, for
-/// vswift and the C baseline, and leave no namespace behind. No threshold is asserted.
+/// vswift and the C baseline (and OVS where installed), and leave no namespace or OVS directory behind. No threshold is asserted.
 extension Integration {
 @Suite("Bench harness")
 struct BenchSmokeTests {
@@ -22,6 +22,12 @@ struct BenchSmokeTests {
         })
         #expect((rates["vswift"] ?? 0) > 0, "\(summaries)")
         #expect((rates["xsk_fwd"] ?? 0) > 0, "\(summaries)")
+        // Open vSwitch is measured only where it is installed (not in CI).
+        if access("/usr/sbin/ovs-vswitchd", X_OK) == 0 {
+            #expect((rates["ovs-afxdp"] ?? 0) > 0, "\(summaries)")
+        }
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("vsb-ovs-") } ?? []
+        #expect(leftovers.isEmpty, "OVS directories left: \(leftovers)")
         let namespaces = try run(["ip", "netns", "list"]).stdout
         #expect(!namespaces.contains("vsb-"), "bench namespaces left: \(namespaces)")
     }
