@@ -4,6 +4,8 @@ import VSwiftDatapath
 
 enum SwitchKind {
     case vswift
+    /// Tunnel scenarios' reference: vswift forwarding the same frames port to port (one rule).
+    case vswiftPlain
     case baseline
     /// Open vSwitch's userspace datapath with AF_XDP ports (OVSSwitch).
     case ovs
@@ -54,7 +56,12 @@ struct MeasurementContext {
 
     /// Starts the switch, offers traffic, measures one window, stops everything again.
     func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
-        let label = switch kind { case .vswift: "vswift"; case .baseline: "xsk_fwd"; case .ovs: "ovs-afxdp" }
+        let label = switch kind {
+        case .vswift: "vswift"
+        case .vswiftPlain: "vswift-p2p"
+        case .baseline: "xsk_fwd"
+        case .ovs: "ovs-afxdp"
+        }
         log("run \(run) \(label): starting")
         let sw: SwitchUnderTest
         var vswift: VSwiftSwitch?
@@ -64,6 +71,11 @@ struct MeasurementContext {
             let v = try VSwiftSwitch(
                 namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory, rules: rules,
                 tunnel: tunnel, sinkMAC: sink.mac)
+            vswift = v
+            sw = v
+        case .vswiftPlain:
+            let v = try VSwiftSwitch(
+                namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory, rules: max(rules, 1))
             vswift = v
             sw = v
         case .baseline:
@@ -87,7 +99,7 @@ struct MeasurementContext {
             stopAll()
         }
 
-        if let vswift, tunnel == .none { try vswift.learn(from: sink) }
+        if let vswift, tunnel == .none || kind == .vswiftPlain { try vswift.learn(from: sink) }
         if let ovs, rules == 0 { try ovs.learn(from: sink) }
         let sinkAtStart = sink.counters().packets
         let switchTxAtStart = vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? 0  // s1: underlay too

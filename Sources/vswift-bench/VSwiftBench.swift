@@ -182,6 +182,8 @@ struct Forward: ParsableCommand {
         var results: [RunResult] = []
         for run in 1...runs {
             results.append(try context.measure(.vswift, run: run))
+            // A tunnel scenario is compared with vswift forwarding the same frames without it.
+            if tunnel != .none { results.append(try context.measure(.vswiftPlain, run: run)) }
             if baselinePath != nil { results.append(try context.measure(.baseline, run: run)) }
             if measureOVS {
                 // OVS is an optional extra: if it cannot be set up or measured, the others still are.
@@ -196,11 +198,12 @@ struct Forward: ParsableCommand {
             }
         }
 
-        var summaries = ["vswift", "xsk_fwd", "ovs-afxdp"].compactMap { name -> Summary? in
+        var summaries = ["vswift", "vswift-p2p", "xsk_fwd", "ovs-afxdp"].compactMap { name -> Summary? in
             let mine = results.filter { $0.switchName == name }
             return mine.isEmpty ? nil : Summary(results: mine)
         }
-        if let base = summaries.first(where: { $0.switchName == "xsk_fwd" }), base.mpps > 0 {
+        let reference = tunnel == .none ? "xsk_fwd" : "vswift-p2p"
+        if let base = summaries.first(where: { $0.switchName == reference }), base.mpps > 0 {
             for i in summaries.indices { summaries[i].ratio = summaries[i].mpps / base.mpps }
         }
 
