@@ -181,7 +181,7 @@ final class TCPDump {
 
     init(namespace: String, interface: String, filter: String) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace, "tcpdump", "-l", "-n", "-e", "-i", interface] + filter.split(separator: " ").map(String.init)
+        process.arguments = ["ip", "netns", "exec", namespace, "tcpdump", "--immediate-mode", "-l", "-n", "-e", "-i", interface] + filter.split(separator: " ").map(String.init)
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()

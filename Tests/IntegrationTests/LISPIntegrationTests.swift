@@ -144,7 +144,8 @@ func flowPacketCounts(_ daemon: Daemon) throws -> [String: UInt64] {
 
 /// A capture on a namespace's interface, decoded by tshark: tcpdump writes a pcap file (it has no
 /// helper process, so SIGKILL stops it cleanly; the children of a test inherit a blocked signal
-/// mask), then `tshark -r` prints the chosen fields (tab-separated) of each packet.
+/// mask), then `tshark -r` prints the chosen fields (tab-separated) of each packet. Immediate mode:
+/// otherwise libpcap hands over packets in blocks, up to a second late, and SIGKILL loses them.
 final class TShark {
     let process = Process()
     let file: String
@@ -156,7 +157,7 @@ final class TShark {
         self.fields = fields
         self.options = options
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace, "tcpdump", "-U", "-n", "-i", interface, "-w", file]
+        process.arguments = ["ip", "netns", "exec", namespace, "tcpdump", "--immediate-mode", "-U", "-n", "-i", interface, "-w", file]
             + filter.split(separator: " ").map(String.init)
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
