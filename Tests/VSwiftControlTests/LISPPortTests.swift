@@ -19,7 +19,7 @@ struct LISPPortTests {
         try h.ok("add-port", ["bridge": "br2", "port": "vnet0"])
         _ = try addLISP(h, ["remote_ip": "192.168.1.252"]).get()
         #expect(h.datapath.tunnelOptions["lisp0"] == LISPPortOptions(remote: .address(IPAddress("192.168.1.252")!)))
-        let text = formatShow(try h.service.show())
+        let text = formatShow(h.service.show())
         #expect(text.contains("""
                     Port "lisp0"
                         Interface "lisp0"
@@ -68,15 +68,15 @@ struct LISPPortTests {
         #expect(error.message.contains("lisp0"))
         // Nothing half-added.
         #expect(h.datapath.ports["lisp0"] == nil)
-        #expect(try h.service.show().bridges[0].ports.map(\.name) == ["br2"])
+        #expect(h.service.show().bridges[0].ports.map(\.name) == ["br2"])
     }
 
     @Test func underlayDevicesAreAddedShownSavedAndRemoved() throws {
         let h = Harness()
         try h.ok("add-underlay", ["device": "eth1"])
         #expect(h.datapath.ports["eth1"] == "")
-        #expect(try h.service.show().underlays.map(\.name) == ["eth1"])
-        #expect(formatShow(try h.service.show()).contains("    Underlay \"eth1\"\n"))
+        #expect(h.service.show().underlays.map(\.name) == ["eth1"])
+        #expect(formatShow(h.service.show()).contains("    Underlay \"eth1\"\n"))
         #expect(h.service.configuration().underlays == ["eth1"])
         // Not twice, not a missing device, not as a bridge port as well.
         #expect(throws: RPCError.self) { try h.ok("add-underlay", ["device": "eth1"]) }
