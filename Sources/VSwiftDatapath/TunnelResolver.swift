@@ -62,22 +62,11 @@ final class TunnelResolver: @unchecked Sendable {
     var requestFD: Int32 { wakeFD }
 
     func start() {
-        let box = Unmanaged.passRetained(self)
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let resolver = Unmanaged<TunnelResolver>.fromOpaque(arg!).takeRetainedValue()
-            resolver.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        thread = tid
+        thread = startThread { self.run() }
     }
 
     /// Asks for a round now (a port was added or removed).
-    func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
-    }
+    func wake() { signalEventFD(wakeFD) }
 
     func stop() {
         guard let thread else { return }

@@ -262,27 +262,15 @@ final class Worker: @unchecked Sendable {
 
     func start(cpu: Int?) {
         pinnedCPU = cpu
-        let box = Unmanaged.passRetained(self)
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let worker = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
-            worker.run()
-            return nil
-        }, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        thread = tid
+        thread = startThread { self.run() }
     }
 
-    func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
-    }
+    func wake() { signalEventFD(wakeFD) }
 
     /// Tells the tunnel resolver a request is waiting in `tunnelRequests`.
     func tunnelResolverWake() {
         guard tunnelResolverFD >= 0 else { return }
-        var one: UInt64 = 1
-        _ = write(tunnelResolverFD, &one, 8)
+        signalEventFD(tunnelResolverFD)
     }
 
     /// Blocks until the worker is parked between bursts. Returns at once if it is not running.
