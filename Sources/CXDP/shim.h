@@ -68,6 +68,41 @@ static inline unsigned int vs_ring_prod_unconsumed(const struct xsk_ring_prod *r
     return r->cached_prod - __atomic_load_n(r->consumer, __ATOMIC_ACQUIRE);
 }
 
+/* ---- AF_XDP TX metadata (kernel 6.8+; 6.11+ for the UMEM flags). Debian's uapi headers predate
+ * it, so the layouts are spelled out here, as in include/uapi/linux/if_xdp.h. ---- */
+#define VS_XDP_UMEM_TX_SW_CSUM (1 << 1)      /* copy mode: the kernel computes requested checksums on the CPU */
+#define VS_XDP_UMEM_TX_METADATA_LEN (1 << 2) /* tx_metadata_len below is meant (6.11+) */
+#define VS_XDP_TX_METADATA (1 << 1)          /* xdp_desc.options: metadata precedes the frame */
+#define VS_XDP_TXMD_FLAGS_CHECKSUM (1 << 1)  /* xsk_tx_metadata.flags: L4 checksum requested */
+
+/* struct xdp_umem_reg as of 6.8: the old struct's padding became tx_metadata_len. */
+struct vs_xdp_umem_reg {
+    __u64 addr;
+    __u64 len;
+    __u32 chunk_size;
+    __u32 headroom;
+    __u32 flags;
+    __u32 tx_metadata_len;
+};
+
+/* struct xsk_tx_metadata: lives tx_metadata_len bytes before xdp_desc.addr. */
+struct vs_xsk_tx_metadata {
+    __u64 flags;
+    union {
+        struct {
+            __u16 csum_start;   /* from the frame start: where checksumming starts */
+            __u16 csum_offset;  /* from csum_start: where the checksum is stored */
+            __u64 launch_time;
+        } request;
+        struct {
+            __u64 tx_timestamp;
+        } completion;
+    };
+};
+_Static_assert(sizeof(struct vs_xdp_umem_reg) == 32, "xdp_umem_reg layout");
+_Static_assert(sizeof(struct vs_xsk_tx_metadata) == 24, "xsk_tx_metadata layout");
+static const unsigned int vs_xsk_tx_metadata_len = sizeof(struct vs_xsk_tx_metadata);
+
 /* ---- threads ---- */
 static inline int vs_gettid(void) { return (int)syscall(SYS_gettid); }
 

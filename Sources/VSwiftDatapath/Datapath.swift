@@ -26,9 +26,12 @@ public struct PortAttachment: Sendable, Equatable, Codable {
     public var deviceGone: Bool?
     /// LISP ports: where encapsulated packets go now (route, source, next hop) or why they cannot.
     public var tunnelState: String?
-    /// Underlay devices: whether the driver offers AF_XDP TX checksum offload (netdev xsk-features).
-    /// vswift computes the outer IPv6 UDP checksum in software either way (offload is not used yet).
+    /// AF_XDP devices: whether the driver offers AF_XDP TX checksum offload (netdev xsk-features).
     public var txChecksumOffload: Bool?
+    /// AF_XDP devices: who computes the outer IPv6 UDP checksum of LISP packets vswift sends out
+    /// of this device directly (a route through a bridge's internal port is always `software`:
+    /// the egress is not known when the packet is encapsulated).
+    public var txChecksum: TxChecksum?
 
     /// "afxdp: xdp=native, bind=copy, queues=1", "lisp: …", or "" for internal ports.
     public var summary: String {
@@ -36,14 +39,52 @@ public struct PortAttachment: Sendable, Equatable, Codable {
         case .afxdp, .underlay:
             let prefix = kind == .underlay ? "underlay, afxdp" : "afxdp"
             var text = "\(prefix): xdp=\(xdpMode?.rawValue ?? "?"), bind=\(bindMode?.rawValue ?? "?"), queues=\(queues)"
-            if let offload = txChecksumOffload {
-                text += ", tx checksum offload: " + (offload ? "offered by the driver, not used (software)" : "no (software)")
+            if kind == .underlay, let checksum = txChecksum {
+                switch checksum {
+                case .driver: text += ", tx checksum: offloaded to the driver"
+                case .kernel: text += ", tx checksum: offloaded to the kernel (copy mode)"
+                case .software:
+                    text += ", tx checksum: software" + (txChecksumOffload == true ? "" : " (the driver offers no AF_XDP checksum offload)")
+                }
             }
             return text
         case .lisp:
             return "lisp: " + (tunnelState ?? "resolving")
         case .internal:
             return ""
+        }
+    }
+}
+
+/// Who computes a checksum vswift asks for on transmit (the outer IPv6 UDP checksum of LISP).
+public enum TxChecksum: String, Sendable, Codable {
+    /// The NIC, through AF_XDP TX metadata (a zero-copy driver with xsk-features tx-checksum).
+    case driver
+    /// The kernel on the CPU at transmit, through AF_XDP TX metadata (copy mode, with the UMEM
+    /// registered for XDP_UMEM_TX_SW_CSUM).
+    case kernel
+    /// vswift, while encapsulating.
+    case software
+}
+
+/// `vswiftd --tx-checksum`: when to hand checksums to the device.
+public enum TxChecksumPolicy: String, Sendable, CaseIterable {
+    /// Where the driver offers AF_XDP TX checksum offload (netdev xsk-features).
+    case auto
+    /// Also on devices without it, in copy mode: the kernel computes them at transmit.
+    case offload
+    /// Never: vswift computes every checksum.
+    case software
+
+    /// The choice for one device.
+    public func choice(driverOffers: Bool, bindMode: XSKBindMode, umemHasTxMetadata: Bool) -> TxChecksum {
+        guard umemHasTxMetadata, self != .software else { return .software }
+        switch bindMode {
+        case .zeroCopy:
+            // A zero-copy driver without the offload would send the pseudo-header sum as it is.
+            return driverOffers ? .driver : .software
+        case .copy:
+            return driverOffers || self == .offload ? .kernel : .software
         }
     }
 }
@@ -65,6 +106,7 @@ public final class Datapath: @unchecked Sendable {
         /// Pin worker i to CPU cpus[i % cpus.count].
         public var cpus: [Int] = []
         public var macAgingSeconds: UInt64 = 300
+        public var txChecksum: TxChecksumPolicy = .auto
         public init() {}
     }
 
@@ -269,7 +311,11 @@ public final class Datapath: @unchecked Sendable {
         var attachment = PortAttachment(
             kind: bridge == nil ? .underlay : .afxdp, xdpMode: program.attachMode,
             bindMode: modes.count == 1 ? modes.first : .copy, queues: queueCount)
-        if bridge == nil { attachment.txChecksumOffload = Netlink.xskTxChecksumSupported(ifindex: device.ifindex) }
+        let driverOffers = Netlink.xskTxChecksumSupported(ifindex: device.ifindex)
+        attachment.txChecksumOffload = driverOffers
+        attachment.txChecksum = configuration.txChecksum.choice(
+            driverOffers: driverOffers, bindMode: attachment.bindMode ?? .copy,
+            umemHasTxMetadata: workers.allSatisfy { $0.umem.hasTxMetadata })
         if let bridge, let bridgeName { bridges[bridgeName] = bridge }
         ports[name] = PortRecord(
             name: name, slot: portSlot, bridge: bridgeName ?? "", attachment: attachment,
@@ -545,10 +591,13 @@ public final class Datapath: @unchecked Sendable {
                 switch port.attachment.kind {
                 case .internal:
                     if let bridge = bridges[port.bridge] {
-                        inputs.egress[port.ifindex] = .init(port: port.slot, bridge: Int32(bridge.slot), name: port.name)
+                        inputs.egress[port.ifindex] = .init(port: port.slot, bridge: Int32(bridge.slot), name: port.name,
+                                                            checksumOffload: false)
                     }
                 case .afxdp, .underlay:
-                    inputs.egress[port.ifindex] = .init(port: port.slot, bridge: -1, name: port.name)
+                    let checksum = port.attachment.txChecksum ?? .software
+                    inputs.egress[port.ifindex] = .init(port: port.slot, bridge: -1, name: port.name,
+                                                        checksumOffload: checksum != .software)
                 case .lisp:
                     break
                 }

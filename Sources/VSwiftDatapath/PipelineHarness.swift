@@ -44,8 +44,20 @@ public final class PipelineHarness {
         case decapsulate
     }
 
+    /// The encapsulating underlay: IPv4, or IPv6 with the UDP checksum computed by the worker or
+    /// requested through AF_XDP TX metadata (this harness then completes it, as a device would).
+    public enum Underlay: Sendable {
+        case ipv4
+        case ipv6(checksumOffload: Bool)
+    }
+
     public static let localRLOC = IPAddress(ipv4: 0xc000_0201)    // 192.0.2.1
     public static let remoteRLOC = IPAddress(ipv4: 0xc000_0202)   // 192.0.2.2
+    public static let localRLOC6 = IPAddress("2001:db8::1")!
+    public static let remoteRLOC6 = IPAddress("2001:db8::2")!
+    /// Frames that reached the output port with a TX metadata checksum request, which this harness
+    /// completed.
+    public private(set) var checksumsCompleted = 0
     static let nextHopMAC: UInt64 = 0x0200_0000_0002
     static let deviceMAC: UInt64 = 0x0200_0000_0001
 
@@ -60,7 +72,8 @@ public final class PipelineHarness {
     /// Ports: 1 → slot 0 (input), 2 → slot 1 (output), LOCAL (65534) → slot 2 (a sink).
     /// With a tunnel, port 2 is a LISP port (slot 2) and the underlay device is slot 1 (encapsulate:
     /// the outer frames leave there) or slot 0 (decapsulate: LISP arrives there; port 1 is slot 1).
-    public init(packets: [[UInt8]], rules: [DatapathRule]?, batch: Int = 64, tunnel: Tunnel = .none) throws(DatapathError) {
+    public init(packets: [[UInt8]], rules: [DatapathRule]?, batch: Int = 64, tunnel: Tunnel = .none,
+                underlay: Underlay = .ipv4) throws(DatapathError) {
         precondition(!packets.isEmpty && packets.allSatisfy { $0.count == packets[0].count })
         let ringSize: UInt32 = 4096
         var rings = RingSizes()
@@ -90,19 +103,23 @@ public final class PipelineHarness {
             worker.setBridge(0, table: table, members: [0, 1])
         case .encapsulate, .decapsulate:
             let vm: UInt16 = tunnel == .encapsulate ? 0 : 1
-            let underlay: UInt16 = 1 - vm
+            let underlayPort: UInt16 = 1 - vm
             worker.setPort(vm, kind: .xsk, bridge: 0, txSlot: Int32(vm == 0 ? rxSlot : txSlot), tapFD: -1)
-            worker.setPort(underlay, kind: .xsk, bridge: -1, txSlot: Int32(underlay == 0 ? rxSlot : txSlot), tapFD: -1)
+            worker.setPort(underlayPort, kind: .xsk, bridge: -1, txSlot: Int32(underlayPort == 0 ? rxSlot : txSlot), tapFD: -1)
             worker.setPortNumber(vm, ofport: 1)
-            worker.setTunnelPort(2, bridge: 0, state: TunnelPortState(LISPPortOptions(remote: .address(Self.remoteRLOC))))
+            var (local, remote, offload) = (Self.localRLOC, Self.remoteRLOC, false)
+            if case .ipv6(let checksumOffload) = underlay {
+                (local, remote, offload) = (Self.localRLOC6, Self.remoteRLOC6, checksumOffload)
+            }
+            worker.setTunnelPort(2, bridge: 0, state: TunnelPortState(LISPPortOptions(remote: .address(remote))))
             worker.setPortNumber(2, ofport: 2)
             worker.setBridge(0, table: table, members: [vm, 2])
-            var hop = TunnelNextHop(remote: Self.remoteRLOC, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)
-            hop.egressPort = underlay
+            var hop = TunnelNextHop(remote: remote, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)
+            hop.egressPort = underlayPort
             hop.parameters = LISP.EncapsulationParameters(
                 ethernetDestination: Self.nextHopMAC, ethernetSource: Self.deviceMAC,
-                source: Self.localRLOC, destination: Self.remoteRLOC)
-            worker.setTunnelRouting(localRLOCs: [Self.localRLOC], nextHops: [hop])
+                source: local, destination: remote, offloadUDPChecksum: offload)
+            worker.setTunnelRouting(localRLOCs: [local], nextHops: [hop])
             slots = [1: vm, 2: 2]
         }
         if let rules {
@@ -186,6 +203,7 @@ public final class PipelineHarness {
                 txConsumer &+= 1
                 compProducer &+= 1
                 if slot == txSlot {
+                    if desc.options & UInt32(VS_XDP_TX_METADATA) != 0 { completeChecksum(desc) }
                     transmitted += 1
                     lastTransmitted = desc
                 }
@@ -193,6 +211,20 @@ public final class PipelineHarness {
             vs_release_store_u32(tx.consumer, txConsumer)
             vs_release_store_u32(comp.producer, compProducer)
         }
+    }
+
+    /// What a device does with a TX metadata checksum request (CHECKSUM_PARTIAL semantics): sum
+    /// from csum_start to the end of the frame — the field holds the pseudo-header sum — and store
+    /// the complement (0xffff for 0, as UDP needs).
+    private func completeChecksum(_ desc: xdp_desc) {
+        let frame = worker.base + Int(desc.addr)
+        let metadata = (frame - UmemArea.txMetadataRoom).assumingMemoryBound(to: vs_xsk_tx_metadata.self).pointee
+        guard metadata.flags & UInt64(VS_XDP_TXMD_FLAGS_CHECKSUM) != 0 else { return }
+        let start = Int(metadata.request.csum_start), field = start + Int(metadata.request.csum_offset)
+        guard field + 2 <= Int(desc.len) else { return }
+        let checksum = ~Checksum.sum(frame + start, length: Int(desc.len) - start)
+        frame.storeBytes(of: (checksum == 0 ? 0xffff : checksum).bigEndian, toByteOffset: field, as: UInt16.self)
+        checksumsCompleted += 1
     }
 
     static func now() -> Double {

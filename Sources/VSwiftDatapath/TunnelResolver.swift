@@ -27,6 +27,8 @@ final class TunnelResolver: @unchecked Sendable {
         /// >= 0: the device is this bridge's internal port (the frame enters the bridge).
         let bridge: Int32
         let name: String
+        /// The device completes the outer IPv6 UDP checksum from TX metadata (see TxChecksum).
+        let checksumOffload: Bool
     }
 
     /// The published result: what every worker holds.
@@ -154,8 +156,10 @@ final class TunnelResolver: @unchecked Sendable {
         hop.status = .resolved
         hop.parameters = LISP.EncapsulationParameters(
             ethernetDestination: neighbourMAC, ethernetSource: deviceMAC, source: source,
-            destination: target.remote, udpDestinationPort: target.udpPort)
-        return (hop, "\(out.name)\(via), source \(source), next hop \(formatMAC(neighbourMAC))")
+            destination: target.remote, udpDestinationPort: target.udpPort,
+            offloadUDPChecksum: out.checksumOffload && out.bridge < 0 && !target.remote.isIPv4)
+        let checksum = hop.parameters.offloadUDPChecksum ? ", udp checksum offloaded" : ""
+        return (hop, "\(out.name)\(via), source \(source), next hop \(formatMAC(neighbourMAC))\(checksum)")
     }
 
     private func solicit(_ address: IPAddress, ifindex: UInt32, now: UInt64, every seconds: UInt64) {
@@ -172,7 +176,8 @@ final class TunnelResolver: @unchecked Sendable {
                   x.parameters.ethernetDestination == y.parameters.ethernetDestination,
                   x.parameters.ethernetSource == y.parameters.ethernetSource,
                   x.parameters.source == y.parameters.source, x.parameters.destination == y.parameters.destination,
-                  x.parameters.udpDestinationPort == y.parameters.udpDestinationPort else { return false }
+                  x.parameters.udpDestinationPort == y.parameters.udpDestinationPort,
+                  x.parameters.offloadUDPChecksum == y.parameters.offloadUDPChecksum else { return false }
         }
         return true
     }

@@ -14,6 +14,15 @@ final class UmemArea {
     let frameSize: UInt32
     let frameCount: UInt32
     var byteCount: Int { Int(frameSize) * Int(frameCount) }
+    /// Whether the kernel took the registration with AF_XDP TX metadata room (`txMetadataRoom`
+    /// bytes before every transmitted frame) and the copy-mode software checksum (kernel 6.8+).
+    /// Set when the UMEM's first socket registers it.
+    var hasTxMetadata = false
+
+    /// Bytes reserved at the start of every frame for AF_XDP TX metadata. Registered with
+    /// metadata, the kernel refuses any tx descriptor that starts closer to its chunk's start, so
+    /// nothing may grow a frame into them (encapsulation, VLAN push).
+    static let txMetadataRoom = Int(vs_xsk_tx_metadata_len)
 
     init(frameCount: UInt32, frameSize: UInt32) throws(DatapathError) {
         precondition(frameSize.nonzeroBitCount == 1 && frameSize >= 2048, "frame size must be a power of two ≥ 2048")

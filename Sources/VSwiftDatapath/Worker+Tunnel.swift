@@ -136,7 +136,7 @@ extension Worker {
         let instanceID = state.pointee.keyIsFlow ? UInt32(truncatingIfNeeded: tunnelID) & 0xff_ffff : state.pointee.key
         ipIdentification &+= 1
         let result = LISP.encapsulate(
-            &start, length: &outerLength, headroom: Int(address - frameBase),
+            &start, length: &outerLength, headroom: Int(address - frameBase) - UmemArea.txMetadataRoom,
             instanceID: instanceID, parameters: hop.pointee.parameters, ipIdentification: ipIdentification)
         switch result {
         case .done:
@@ -157,7 +157,14 @@ extension Worker {
         let egress = hop.pointee.egressPort
         let bridge = hop.pointee.egressBridge
         if bridge < 0 {
-            stage(port: egress, address: outerAddress, length: UInt32(outerLength))
+            if hop.pointee.parameters.offloadUDPChecksum {
+                // The outer IPv6 UDP checksum field holds the pseudo-header sum; the device (or the
+                // kernel, in copy mode) completes it from the TX metadata in front of the frame.
+                requestChecksum(frame: start, start: LISP.ipv6UDPChecksumStart, offset: LISP.udpChecksumOffset)
+                stage(port: egress, address: outerAddress, length: UInt32(outerLength), options: UInt32(VS_XDP_TX_METADATA))
+            } else {
+                stage(port: egress, address: outerAddress, length: UInt32(outerLength))
+            }
             return
         }
         // The route leaves by a bridge's internal port: the frame enters that bridge as if the host
@@ -172,6 +179,16 @@ extension Worker {
         process(address: outerAddress, length: UInt32(outerLength), inPort: egress, bridge: bridge)
         tunnelDepth -= 1
         (tunnelID, tunnelSource, tunnelDestination) = saved
+    }
+
+    /// Writes AF_XDP TX metadata asking for an L4 checksum over `frame[start...]`, stored at
+    /// `start + offset`. The metadata room in front of every frame is reserved (see UmemArea).
+    @inline(__always)
+    func requestChecksum(frame: UnsafeMutableRawPointer, start: Int, offset: Int) {
+        let metadata = (frame - UmemArea.txMetadataRoom).assumingMemoryBound(to: vs_xsk_tx_metadata.self)
+        metadata.pointee.flags = UInt64(VS_XDP_TXMD_FLAGS_CHECKSUM)
+        metadata.pointee.request.csum_start = UInt16(truncatingIfNeeded: start)
+        metadata.pointee.request.csum_offset = UInt16(truncatingIfNeeded: offset)
     }
 
     /// Summed counters of a LISP port on this worker.

@@ -572,7 +572,7 @@ final class Worker: @unchecked Sendable {
             default:
                 let frameBase = address & ~(UInt64(frameSize) - 1)
                 var start = base + Int(address)
-                let headroom = Int(address - frameBase)
+                let headroom = Int(address - frameBase) - UmemArea.txMetadataRoom
                 guard HeaderActions.apply(action.pointee, frame: &start, length: &length, headroom: headroom) else {
                     // dec_ttl reached zero: the packet dies here.
                     pool.release(address)
@@ -643,8 +643,10 @@ final class Worker: @unchecked Sendable {
         }
     }
 
+    /// Queues a frame for a port's tx ring; `options` are the descriptor's (XDP_TX_METADATA when
+    /// TX metadata precedes the frame).
     @inline(__always)
-    func stage(port: UInt16, address: UInt64, length: UInt32) {
+    func stage(port: UInt16, address: UInt64, length: UInt32, options: UInt32 = 0) {
         let p = ports + Int(port)
         if p.pointee.kind == .lisp {
             sendThroughTunnel(port: port, address: address, length: length)
@@ -656,7 +658,7 @@ final class Worker: @unchecked Sendable {
             touched[touchedCount] = port
             touchedCount += 1
         }
-        p.pointee.staged[Int(p.pointee.stagedCount)] = xdp_desc(addr: address, len: length, options: 0)
+        p.pointee.staged[Int(p.pointee.stagedCount)] = xdp_desc(addr: address, len: length, options: options)
         p.pointee.stagedCount += 1
     }
 

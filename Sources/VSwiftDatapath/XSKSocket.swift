@@ -59,12 +59,7 @@ struct XSKSocket {
         defer { if !ok { sock.close() } }
 
         if shareWith == nil {
-            var reg = xdp_umem_reg()
-            reg.addr = UInt64(UInt(bitPattern: umem.base))
-            reg.len = UInt64(umem.byteCount)
-            reg.chunk_size = umem.frameSize
-            reg.headroom = 0
-            try sock.setOption(XDP_UMEM_REG, &reg, "register UMEM")
+            umem.hasTxMetadata = try sock.registerUmem(umem)
         }
         var fillSize = rings.fill, compSize = rings.completion, rxSize = rings.rx, txSize = rings.tx
         try sock.setOption(XDP_UMEM_FILL_RING, &fillSize, "set fill ring size")
@@ -148,6 +143,29 @@ struct XSKSocket {
         ring.cached_prod = ring.producer.pointee
         ring.cached_cons = ring.consumer.pointee
         return ring
+    }
+
+    /// Registers the UMEM on this socket with room for TX metadata before every frame and the
+    /// copy-mode software checksum (so a checksum requested through metadata is right on every
+    /// device, veth included). Kernels before 6.11 refuse XDP_UMEM_TX_METADATA_LEN and those before
+    /// 6.8 also XDP_UMEM_TX_SW_CSUM, both with EINVAL: each refusal falls back one step.
+    /// Returns whether TX metadata is available.
+    private mutating func registerUmem(_ umem: UmemArea) throws(DatapathError) -> Bool {
+        let attempts: [(flags: Int32, metadataLength: UInt32)] = [
+            (VS_XDP_UMEM_TX_METADATA_LEN | VS_XDP_UMEM_TX_SW_CSUM, vs_xsk_tx_metadata_len),
+            (VS_XDP_UMEM_TX_SW_CSUM, vs_xsk_tx_metadata_len),
+            (0, 0),
+        ]
+        for attempt in attempts {
+            var reg = vs_xdp_umem_reg(
+                addr: UInt64(UInt(bitPattern: umem.base)), len: UInt64(umem.byteCount), chunk_size: umem.frameSize,
+                headroom: 0, flags: UInt32(attempt.flags), tx_metadata_len: attempt.metadataLength)
+            if setsockopt(fd, vs_sol_xdp, XDP_UMEM_REG, &reg, socklen_t(MemoryLayout<vs_xdp_umem_reg>.size)) == 0 {
+                return attempt.metadataLength > 0
+            }
+            guard errno == EINVAL, attempt.metadataLength > 0 else { break }
+        }
+        throw .system(SystemError("setsockopt: register UMEM"))
     }
 
     private mutating func setOption<T: BitwiseCopyable>(_ name: Int32, _ value: inout T, _ what: String) throws(DatapathError) {

@@ -33,6 +33,9 @@ struct VSwiftd: ParsableCommand {
     @Option(help: "Seconds an unused learned MAC address is kept.")
     var macAging: UInt64 = 300
 
+    @Option(help: "Who computes the outer IPv6 UDP checksum of LISP packets sent straight out of a device: auto (the device, where its driver offers AF_XDP TX checksum offload), offload (also without it: in copy mode the kernel computes it at transmit), software (vswift).")
+    var txChecksum: String = TxChecksumPolicy.auto.rawValue
+
     @Flag(help: "Run in the background once the control socket is ready.")
     var detach = false
 
@@ -46,6 +49,9 @@ struct VSwiftd: ParsableCommand {
         guard workers >= 1 && workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
         guard frames >= 1024 else { throw ValidationError("--frames must be at least 1024") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard TxChecksumPolicy(rawValue: txChecksum) != nil else {
+            throw ValidationError("--tx-checksum must be one of: " + TxChecksumPolicy.allCases.map(\.rawValue).joined(separator: ", "))
+        }
         _ = try parsedCPUs()
     }
 
@@ -89,6 +95,7 @@ struct VSwiftd: ParsableCommand {
         config.cpus = try parsedCPUs()
         config.bpfDirectory = bpfDir
         config.macAgingSeconds = macAging
+        config.txChecksum = TxChecksumPolicy(rawValue: txChecksum) ?? .auto
 
         let datapath: Datapath
         do {

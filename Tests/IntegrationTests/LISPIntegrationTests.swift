@@ -28,7 +28,8 @@ struct LISPHosts {
     /// `lispOptions` apply to both lisp0 ports, `hostOptions` to each one's own (then remote_ip is
     /// not added unless given there).
     init(underlay: Underlay, rlocs: (String, String) = ("192.168.1.249", "192.168.1.252"),
-         lispOptions: [String] = [], hostOptions: ([String], [String])? = nil, flows: (String, String)? = nil) throws {
+         lispOptions: [String] = [], hostOptions: ([String], [String])? = nil, flows: (String, String)? = nil,
+         daemonArguments: [String] = []) throws {
         host1 = try topology.namespace("host1")
         host2 = try topology.namespace("host2")
         vm1 = try topology.namespace("vm1")
@@ -53,8 +54,8 @@ struct LISPHosts {
         let ipv6 = rlocs.0.contains(":")
         if ipv6 { for ns in [host1, host2] { try Self.enableIPv6(ns) } }
 
-        daemon1 = try Daemon(namespace: host1)
-        daemon2 = try Daemon(namespace: host2)
+        daemon1 = try Daemon(namespace: host1, extraArguments: daemonArguments)
+        daemon2 = try Daemon(namespace: host2, extraArguments: daemonArguments)
         let seedFlows = flows ?? (Self.seedFlows(vmMAC: "52:54:00:B8:27:75"), Self.seedFlows(vmMAC: "52:54:00:1B:EA:D5"))
         for (daemon, ns, uplink, local, remote, flowText, own) in [
             (daemon1, host1, uplink1, rlocs.0, rlocs.1, seedFlows.0, hostOptions?.0),
@@ -244,15 +245,26 @@ struct LISPIntegrationTests {
         #expect(dumpPorts.contains("port  2: rx pkts="), "\(dumpPorts)")
     }
 
-    @Test("underlay mode over IPv6 with an instance id: VMs talk, the outer UDP checksum is valid, and the host's own ping and TCP on the device keep working")
-    func underlayDeviceIPv6() throws {
-        let hosts = try LISPHosts(underlay: .device, rlocs: ("fd00::1", "fd00::2"), lispOptions: ["options:key=5"])
+    /// `--tx-checksum auto` on veth (no AF_XDP checksum offload in its driver): vswift computes the
+    /// outer UDP checksum. `offload`: the UDP checksum field leaves vswift holding only the
+    /// pseudo-header sum, with TX metadata asking for the checksum; the kernel completes it in copy
+    /// mode (XDP_UMEM_TX_SW_CSUM) — a valid checksum on the wire proves the metadata path.
+    @Test("underlay mode over IPv6 with an instance id: VMs talk, the outer UDP checksum is valid (computed by vswift, or through AF_XDP TX metadata), and the host's own ping and TCP on the device keep working",
+          arguments: ["auto", "offload"])
+    func underlayDeviceIPv6(txChecksum: String) throws {
+        let hosts = try LISPHosts(underlay: .device, rlocs: ("fd00::1", "fd00::2"), lispOptions: ["options:key=5"],
+                                  daemonArguments: ["--tx-checksum", txChecksum])
         defer { hosts.destroy() }
         for ns in [hosts.host1, hosts.host2] {
             try run(["ip", "-n", ns, "addr", "add", ns == hosts.host1 ? "10.0.0.1/24" : "10.0.0.2/24", "dev", "ul0"])
         }
         let show = try hosts.daemon1.ctl("show").stdout
         #expect(show.contains("    Underlay \"ul0\"\n        datapath: underlay, afxdp:"), "\(show)")
+        if txChecksum == "offload" {
+            #expect(show.contains("tx checksum: offloaded to the kernel (copy mode)"), "\(show)")
+        } else {
+            #expect(show.contains("tx checksum: software (the driver offers no AF_XDP checksum offload)"), "\(show)")
+        }
 
         let capture = try TShark(
             namespace: hosts.wire, interface: "w1", filter: "udp port 4341",
@@ -263,6 +275,8 @@ struct LISPIntegrationTests {
         let packets = try capture.stop()
         let lisp = packets.filter { $0.count >= 6 && $0[0] == "fd00::1" }
         #expect(lisp.count >= 5, "\(packets)")
+        let state = try hosts.daemon1.ctl("show").stdout
+        #expect(state.contains("udp checksum offloaded") == (txChecksum == "offload"), "\(state)")
         for p in lisp {
             #expect(p[1] == "fd00::2")
             #expect(p[2] == "0x48")

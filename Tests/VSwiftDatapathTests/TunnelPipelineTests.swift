@@ -46,6 +46,30 @@ struct TunnelPipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    /// Over IPv6 the outer UDP checksum is mandatory. Computed by the worker, or left as the
+    /// pseudo-header sum with AF_XDP TX metadata asking the device for it (the harness completes it
+    /// as a device does): either way the frame on the wire carries the right checksum.
+    @Test(arguments: [false, true])
+    func ipv6UnderlayUDPChecksumComputedOrOffloaded(offload: Bool) throws {
+        let harness = try PipelineHarness(packets: [udpFrame(payload: 101)], rules: try rules(seed), tunnel: .encapsulate,
+                                          underlay: .ipv6(checksumOffload: offload))
+        _ = harness.run(packets: 1_000)
+        #expect(harness.transmitted == 1_000)
+        #expect(harness.checksumsCompleted == (offload ? 1_000 : 0))
+        var out = harness.lastTransmittedFrame
+        #expect(out.count == udpFrame(payload: 101).count - 14 + LISP.overheadIPv6)
+        #expect(Array(out[12..<14]) == [0x86, 0xdd])
+        let sent = UInt16(out[60]) << 8 | UInt16(out[61])
+        out[60] = 0
+        out[61] = 0
+        let expected = out.withUnsafeBytes { p in
+            Checksum.transportIPv6(p.baseAddress! + 54, length: out.count - 54, source: p.baseAddress! + 22,
+                                   destination: p.baseAddress! + 38, nextHeader: 17)
+        }
+        #expect(sent == (expected == 0 ? 0xffff : expected))
+        #expect(harness.accounting().isConsistent)
+    }
+
     @Test func aDecapsulatedPacketGoesThroughTheSeedsFlowsToVM1() throws {
         let inner = udpFrame(destinationMAC: [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5])
         let harness = try PipelineHarness(packets: [lisp(inner)], rules: try rules(seed), tunnel: .decapsulate)
