@@ -486,7 +486,9 @@ final class Worker: @unchecked Sendable {
             pool.release(address)
             return
         }
-        if tunnelPortCount > 0, receiveTunnelled(address: address, length: length, inPort: inPort) { return }
+        if tunnelPortCount > 0,
+           LISP.mayBeLISP(base + Int(address), length: Int(length), udpPorts: tunnelUDPPorts, count: tunnelUDPPortCount),
+           receiveTunnelled(address: address, length: length, inPort: inPort) { return }
         guard bridge >= 0 else {
             // An underlay port (in no bridge) carries only tunnel traffic.
             vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)

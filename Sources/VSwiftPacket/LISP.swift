@@ -151,7 +151,9 @@ public enum LISP {
             Wire.put32(p, 22, UInt32(parameters.ttl) << 24 | UInt32(IPProtocol.udp) << 16)
             Wire.put32(p, 26, parameters.source.ipv4)
             Wire.put32(p, 30, parameters.destination.ipv4)
-            Wire.put16(p, 24, Checksum.checksum(p + 14, length: 20))
+            Wire.put16(p, 24, ipv4HeaderChecksum(
+                tos: tos, totalLength: UInt16(truncatingIfNeeded: udpLength &+ 20), identification: ipIdentification,
+                ttl: parameters.ttl, source: parameters.source.ipv4, destination: parameters.destination.ipv4))
             udp = 34
         }
         let sourcePort = 0xc000 | UInt32(truncatingIfNeeded: hash & 0x3fff)
@@ -176,6 +178,43 @@ public enum LISP {
         frame = p
         length = innerLength &+ overhead
         return .done
+    }
+
+    /// The header checksum of the outer IPv4 header `encapsulate` writes (IHL 5, DF, UDP), from the
+    /// values rather than the bytes: the words are known, so no load and no loop.
+    @inlinable @inline(__always)
+    static func ipv4HeaderChecksum(tos: UInt8, totalLength: UInt16, identification: UInt16, ttl: UInt8,
+                                   source: UInt32, destination: UInt32) -> UInt16 {
+        var sum: UInt32 = 0x4500 | UInt32(tos)
+        sum &+= UInt32(totalLength) &+ UInt32(identification) &+ 0x4000
+        sum &+= UInt32(ttl) << 8 | UInt32(IPProtocol.udp)
+        sum &+= source >> 16 &+ (source & 0xffff) &+ destination >> 16 &+ (destination & 0xffff)
+        sum = (sum & 0xffff) &+ (sum >> 16)
+        sum = (sum & 0xffff) &+ (sum >> 16)
+        return ~UInt16(truncatingIfNeeded: sum)
+    }
+
+    /// A first look for the receive path of every frame while LISP ports exist: false only when
+    /// `parseOuter` would say `.notLISP` for every port in `udpPorts` — an untagged frame that is not
+    /// IPv4/IPv6 UDP to one of them. Tagged frames and anything it cannot rule out get `true`.
+    @inlinable @inline(__always)
+    public static func mayBeLISP(_ p: UnsafeRawPointer, length: Int, udpPorts: UnsafePointer<UInt16>, count: Int) -> Bool {
+        guard length >= 14 else { return false }
+        let etherType = Wire.u16(p, 12)
+        let port: UInt16
+        if etherType == EtherType.ipv4 {
+            guard length >= 38, Wire.u8(p, 23) == IPProtocol.udp else { return false }
+            let udp = 14 &+ max(Int(Wire.u8(p, 14) & 0x0f) &<< 2, 20)
+            guard udp &+ 4 <= length else { return false }
+            port = Wire.u16(p, udp &+ 2)
+        } else if etherType == EtherType.ipv6 {
+            guard length >= 58, Wire.u8(p, 20) == IPProtocol.udp else { return false }
+            port = Wire.u16(p, 56)
+        } else {
+            return EtherType.isVLAN(etherType)
+        }
+        for i in 0..<count where udpPorts[i] == port { return true }
+        return false
     }
 
     // MARK: Flow hash (UDP source port entropy)

@@ -533,4 +533,47 @@ let decapsulatedHeader6: [UInt8] = [2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0x86, 0x
             #expect(parseOuter(packet).0 == .lisp)
         }
     }
+
+    /// The receive path's first look may only skip what the full parse would call `.notLISP`: over
+    /// every prefix and every single-byte change of the first 64 bytes of LISP packets (tagged and
+    /// untagged, IPv4 and IPv6 outer), plain UDP and TCP. And it does skip the common non-LISP cases.
+    @Test func firstLookNeverSkipsLISP() {
+        var packets: [[UInt8]] = []
+        for (i, o) in [(false, false), (true, false), (false, true), (true, true)] {
+            let outer = Self.encapsulated(innerV6: i, outerV6: o).outer
+            packets.append(outer)
+            packets.append(Array(outer[..<12]) + [0x81, 0x00, 0x00, 0x10] + Array(outer[12...]))
+        }
+        let plainUDP = Build.ethernet(type: 0x0800, Build.ipv4UDP())
+        packets.append(plainUDP)
+        let ports: [UInt16] = [4341, 4342]
+        func check(_ frame: [UInt8]) {
+            let result = parseOuter(frame).0
+            let mayBe = frame.withUnsafeBytes { f in
+                ports.withUnsafeBufferPointer {
+                    LISP.mayBeLISP(f.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, length: f.count, udpPorts: $0.baseAddress!, count: $0.count)
+                }
+            }
+            if result != .notLISP { #expect(mayBe, "\(result) for \(frame.prefix(64))") }
+        }
+        for packet in packets {
+            for n in 0...packet.count { check(Array(packet[..<n])) }
+            for offset in 0..<min(64, packet.count) {
+                for value: UInt8 in [0x00, 0x06, 0x11, 0x45, 0x4f, 0x60, 0x81, 0x86, 0xdd, 0x10, 0xf5, 0xff] {
+                    var changed = packet
+                    changed[offset] = value
+                    check(changed)
+                }
+            }
+        }
+        var tcp = packets[0]
+        tcp[23] = 6
+        for frame in [plainUDP, tcp, Build.ethernet(type: 0x0806, [UInt8](repeating: 0, count: 28))] {
+            frame.withUnsafeBytes { f in
+                ports.withUnsafeBufferPointer {
+                    #expect(!LISP.mayBeLISP(f.baseAddress!, length: f.count, udpPorts: $0.baseAddress!, count: $0.count))
+                }
+            }
+        }
+    }
 }
