@@ -369,7 +369,8 @@ public enum LISP {
             let total = Int(Wire.u16(p, l3 &+ 2))
             guard total >= ihl, total <= length &- l3 else { return .malformed }
             guard Wire.u16(p, l3 &+ 6) & 0x3fff == 0 else { return .malformed }
-            guard Checksum.sum(p + l3, length: ihl) == 0xffff else { return .malformed }
+            let headerSum = ihl == 20 ? Checksum.sumIPv4BaseHeader(p + l3) : Checksum.sum(p + l3, length: ihl)
+            guard headerSum == 0xffff else { return .malformed }
             let ipEnd = l3 &+ total
             guard ipEnd &- udp >= 8 else { return .malformed }
             udpLength = Int(Wire.u16(p, udp &+ 4))

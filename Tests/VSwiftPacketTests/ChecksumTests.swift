@@ -11,6 +11,19 @@ struct ChecksumTests {
         return Checksum.sum(p + offset, length: bytes.count)
     }
 
+    @Test func ipv4BaseHeaderSumIsTheGeneralSum() {
+        var generator = SystemRandomNumberGenerator()
+        for offset in 0..<4 {
+            for _ in 0..<200 {
+                let header = (0..<20).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let p = UnsafeMutableRawPointer.allocate(byteCount: 24, alignment: 16)
+                defer { p.deallocate() }
+                header.withUnsafeBytes { (p + offset).copyMemory(from: $0.baseAddress!, byteCount: 20) }
+                #expect(Checksum.sumIPv4BaseHeader(p + offset) == sum(header))
+            }
+        }
+    }
+
     @Test func rfc1071Example() {
         // RFC 1071 §3: the sum of 00 01 f2 03 f4 f5 f6 f7 is dd f2.
         let bytes: [UInt8] = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]
