@@ -248,11 +248,12 @@ struct MatchContext {
 
 /// Conditions OVS puts on fields ("prerequisites", `man ovs-fields`).
 enum Prerequisite {
-    case none, ipOrARP, arp, ipv6, ipAny, ipAnyOrARP, l4, tcp, udp, sctp, icmpAny, icmpv6
+    case none, ip, ipOrARP, arp, ipv6, ipAny, ipAnyOrARP, l4, tcp, udp, sctp, icmpAny, icmpv6
 
     func isMet(by c: MatchContext) -> Bool {
         switch self {
         case .none: return true
+        case .ip: return c.isIP
         case .ipOrARP: return c.isIP || c.isARP
         case .arp: return c.isARP
         case .ipv6: return c.isIPv6
@@ -270,6 +271,7 @@ enum Prerequisite {
     var requirement: String {
         switch self {
         case .none: return ""
+        case .ip: return "requires ip (dl_type=0x0800)"
         case .ipOrARP: return "requires ip or arp (dl_type=0x0800 or dl_type=0x0806)"
         case .arp: return "requires arp or rarp (dl_type=0x0806 or dl_type=0x8035)"
         case .ipv6: return "requires ipv6 (dl_type=0x86dd)"
@@ -373,6 +375,15 @@ enum SyntaxField {
         case .sctpSrc, .sctpDst: return .sctp
         case .icmpType, .icmpCode: return .icmpAny
         case .icmpv6Type, .icmpv6Code: return .icmpv6
+        }
+    }
+
+    /// What a packet needs for set_field to write this field. As a match field nw_src/nw_dst also
+    /// name ARP's addresses; as a destination they are IPv4's only (arp_spa/arp_tpa write ARP's).
+    var setFieldPrerequisite: Prerequisite {
+        switch self {
+        case .nwSrc, .nwDst: return .ip
+        default: return prerequisite
         }
     }
 
