@@ -82,6 +82,22 @@ public enum SharedStorageField: String, Sendable {
     case arpTpa = "arp_tpa"
 }
 
+extension FlowAction {
+    /// The OpenFlow port this action outputs to (the reserved numbers for NORMAL, FLOOD, ALL, LOCAL
+    /// and IN_PORT), nil for an action that does not output: what OVS's `out_port` filter compares.
+    public var outputPort: UInt32? {
+        switch self {
+        case .output(let port): return port
+        case .normal: return OpenFlowPort.normal
+        case .flood: return OpenFlowPort.flood
+        case .all: return OpenFlowPort.all
+        case .local: return OpenFlowPort.local
+        case .inPort: return OpenFlowPort.inPort
+        default: return nil
+        }
+    }
+}
+
 /// A flow-table entry as users write it (`ovs-ofctl add-flow` syntax).
 public struct FlowRule: Equatable, Sendable {
     /// OpenFlow's default priority.

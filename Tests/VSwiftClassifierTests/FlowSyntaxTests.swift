@@ -271,6 +271,34 @@ struct FlowSyntaxTests {
         let none = try parser.parseMatch("")
         #expect(none.match == Match() && none.priority == nil && none.cookie == nil)
         #expect(try parser.parseMatch("in_port=vnet0 dl_type=0x0806").match.value(.inPort) == 1)
+        #expect(none.outPort == nil)
+    }
+
+    @Test func outPortFilter() throws {
+        #expect(try parser.parseMatch("out_port=2").outPort == 2)
+        #expect(try parser.parseMatch("ip,out_port=lisp0").outPort == 2)
+        #expect(try parser.parseMatch("out_port=LOCAL").outPort == OpenFlowPort.local)
+        #expect(try parser.parseMatch("out_port=local").outPort == OpenFlowPort.local)
+        #expect(try parser.parseMatch("out_port=NORMAL").outPort == OpenFlowPort.normal)
+        #expect(try parser.parseMatch("out_port=0xfffffffe").outPort == OpenFlowPort.local)
+        // NONE/ANY: OpenFlow's "any port", no filter.
+        #expect(try parser.parseMatch("out_port=NONE").outPort == nil)
+        #expect(try parser.parseMatch("out_port=ANY").outPort == nil)
+        // What out_port compares: the port an action outputs to, reserved ports included.
+        let actions = try parser.parseActions("output:3,NORMAL,FLOOD,ALL,LOCAL,IN_PORT,mod_nw_ecn:1")
+        #expect(actions.map(\.outputPort) == [3, OpenFlowPort.normal, OpenFlowPort.flood, OpenFlowPort.all,
+                                              OpenFlowPort.local, OpenFlowPort.inPort, nil])
+    }
+
+    @Test func modificationCookies() throws {
+        let both = try parser.parseModification("cookie=0x15/0xf0,cookie=0x7,in_port=1,actions=drop")
+        #expect(both.cookieMatch?.value == 0x10 && both.cookieMatch?.mask == 0xf0)
+        #expect(both.newCookie == 7 && both.rule.cookie == 7)
+        #expect(both.rule.match.value(.inPort) == 1 && both.rule.actions.isEmpty)
+        let plain = try parser.parseModification("priority=5,ip,actions=output:2")
+        #expect(plain.cookieMatch == nil && plain.newCookie == nil && plain.rule.cookie == 0 && plain.rule.priority == 5)
+        let masked = try parser.parseModification("cookie=0x5/-1,actions=NORMAL")
+        #expect(masked.cookieMatch?.mask == .max && masked.newCookie == nil)
     }
 
     // MARK: Port names
@@ -307,7 +335,8 @@ struct FlowSyntaxTests {
         ("flow", "cookie=1/1,actions=drop", "1/1", "bad value \"1/1\" for cookie"),
         ("flow", "cookie=0x1g,actions=drop", "0x1g", "bad value \"0x1g\" for cookie"),
         ("flow", "idle_timeout=-1,actions=drop", "-1", "bad value \"-1\" for idle_timeout"),
-        ("flow", "out_port=1,actions=drop", "out_port", "unsupported keyword \"out_port\""),
+        ("flow", "out_port=1,actions=drop", "out_port", "out_port is not allowed here"),
+        ("flow", "out_group=1,actions=drop", "out_group", "unsupported keyword \"out_group\""),
         ("flow", "in_port=vnet9,actions=drop", "vnet9", "bad value \"vnet9\" for in_port"),
         ("flow", "in_port=70000,actions=drop", "70000", "bad value \"70000\" for in_port"),
         ("flow", "dl_dst=01:02:03,actions=drop", "01:02:03", "bad value \"01:02:03\" for dl_dst"),
@@ -401,6 +430,13 @@ struct FlowSyntaxTests {
         // Filters
         ("match", "ip,actions=drop", "actions", "actions are not allowed here"),
         ("match", "cookie=5", "5", "bad value \"5\" for cookie"),
+        ("match", "out_port=vnet9", "vnet9", "bad value \"vnet9\" for out_port"),
+        ("match", "out_port=", "out_port", "missing value for out_port"),
+        ("match", "out_port=-1", "-1", "bad value \"-1\" for out_port"),
+        // mod-flows: OVS takes no out_port there; a cookie mask selects, a plain cookie is set.
+        ("modify", "out_port=1,actions=drop", "out_port", "out_port is not allowed here"),
+        ("modify", "cookie=1/0xg,actions=drop", "1/0xg", "bad value \"1/0xg\" for cookie"),
+        ("modify", "cookie=1/1", "", "must specify an action"),
         ("match", "idle_timeout=5", "idle_timeout", "idle_timeout is not allowed here"),
         ("match", "ip,tp_src=1", "tp_src", "missing prerequisite"),
         ("match", "in_port=1 junk", "junk", "unknown field \"junk\""),
@@ -412,6 +448,7 @@ struct FlowSyntaxTests {
             switch function {
             case "flow": _ = try parser.parseFlow(text)
             case "actions": _ = try parser.parseActions(text)
+            case "modify": _ = try parser.parseModification(text)
             default: _ = try parser.parseMatch(text)
             }
             Issue.record("\(text) parsed without error")
