@@ -182,9 +182,14 @@ struct ActionParser {
         let valueRange = kv.value.lowerBound ..< arrow
         let fieldRange = arrow + 2 ..< kv.value.upperBound
         let fieldName = src.text(fieldRange)
-        guard let field = SyntaxField.byName[fieldName] else {
+        guard var field = SyntaxField.byName[fieldName] else {
             if fieldRange.isEmpty { throw src.badValue(kv.value, for: "set_field", "expected VALUE->FIELD") }
             throw src.error("unknown field \"\(fieldName)\" in set_field", fieldRange)
+        }
+        // Earlier vswift saved set_field to arp_spa/arp_tpa as nw_src/nw_dst (their storage's match
+        // names): under an ARP match those are read as the ARP fields, so saved flows still load.
+        if let context, context.isARP, field == .nwSrc || field == .nwDst {
+            field = field == .nwSrc ? .arpSpa : .arpTpa
         }
         guard !valueRange.isEmpty else { throw src.badValue(kv.value, for: "set_field", "expected VALUE->FIELD") }
         switch field {

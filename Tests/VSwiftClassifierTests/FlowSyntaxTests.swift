@@ -233,6 +233,9 @@ struct FlowSyntaxTests {
         #expect(try parser.parseFlow("dl_type=0x8035,actions=set_field:10.0.0.1->arp_tpa").actions.count == 1)
         #expect(try parser.parseFlow("ipv6,actions=set_field:1->nw_ecn,set_field:10->ip_dscp,set_field:5->ipv6_label").actions.count == 3)
         #expect(try parser.parseFlow("ip,actions=set_field:3->ip_ecn").actions == [.setSharedField(.nwEcn, 3)])
+        // What earlier versions saved for arp_spa/arp_tpa (nw_src/nw_dst under an arp match) loads as them.
+        #expect(try parser.parseFlow("arp,actions=set_field:1.2.3.4->nw_src,set_field:1.2.3.5->nw_dst").actions
+            == [.setSharedField(.arpSpa, 0x0102_0304), .setSharedField(.arpTpa, 0x0102_0305)])
         // Legacy mod_nw_ecn is not checked either (OVS: OpenFlow 1.0 only, accepted).
         #expect(try parser.parseFlow("actions=mod_nw_ecn:1").actions == [.modNwEcn(1)])
         // parseActions alone has no match to check against.
@@ -421,7 +424,7 @@ struct FlowSyntaxTests {
          "set_field to arp_spa is inconsistent with the match"),
         ("flow", "ip,actions=output:1,set_field:52:54:00:00:00:01->arp_tha", "set_field:52:54:00:00:00:01->arp_tha",
          "set_field to arp_tha is inconsistent with the match"),
-        ("flow", "arp,actions=set_field:1.2.3.4->nw_src", "set_field:1.2.3.4->nw_src", "set_field to nw_src is inconsistent"),
+        ("flow", "ipv6,actions=set_field:1.2.3.4->nw_src", "set_field:1.2.3.4->nw_src", "set_field to nw_src is inconsistent"),
         ("flow", "arp,actions=set_field:1->nw_ecn", "set_field:1->nw_ecn", "set_field to nw_ecn is inconsistent"),
         ("flow", "ip,actions=set_field:1->ipv6_label", "set_field:1->ipv6_label", "set_field to ipv6_label is inconsistent"),
         ("flow", "actions=set_field:2->arp_op", "set_field:2->arp_op", "set_field to arp_op is inconsistent"),
