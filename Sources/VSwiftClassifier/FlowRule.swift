@@ -48,6 +48,8 @@ public enum FlowAction: Equatable, Sendable {
     case modNwDst(UInt32)
     /// The DSCP bits of nw_tos (value with the low two bits zero), as OVS's mod_nw_tos.
     case modNwTos(UInt8)
+    /// mod_nw_ecn:ECN — the ECN bits (0...3) of the IPv4 TOS / IPv6 traffic class.
+    case modNwEcn(UInt8)
     case modTpSrc(UInt16)
     case modTpDst(UInt16)
     case modVlanVid(UInt16)
@@ -63,6 +65,37 @@ public enum FlowAction: Equatable, Sendable {
     case setIPv6Dst(UInt64, UInt64)
     /// set_tunnel:ID (OVS's shorthand for set_field:ID->tun_id).
     case setTunnel(UInt64)
+    /// set_field:VALUE->FIELD for a field that shares a `FlowKey` field's storage (so `FlowField`
+    /// cannot name it): written to the packet and printed under its own name.
+    case setSharedField(SharedStorageField, UInt64)
+}
+
+/// Fields set_field writes that have no storage of their own in a `FlowKey`: DSCP and ECN are parts
+/// of nw_tos; an ARP packet's opcode and protocol addresses live in nw_proto, nw_src and nw_dst.
+public enum SharedStorageField: String, Sendable {
+    /// The six DSCP bits (value 0...63, not shifted).
+    case ipDscp = "ip_dscp"
+    /// The two ECN bits (0...3).
+    case nwEcn = "nw_ecn"
+    case arpOp = "arp_op"
+    case arpSpa = "arp_spa"
+    case arpTpa = "arp_tpa"
+}
+
+extension FlowAction {
+    /// The OpenFlow port this action outputs to (the reserved numbers for NORMAL, FLOOD, ALL, LOCAL
+    /// and IN_PORT), nil for an action that does not output: what OVS's `out_port` filter compares.
+    public var outputPort: UInt32? {
+        switch self {
+        case .output(let port): return port
+        case .normal: return OpenFlowPort.normal
+        case .flood: return OpenFlowPort.flood
+        case .all: return OpenFlowPort.all
+        case .local: return OpenFlowPort.local
+        case .inPort: return OpenFlowPort.inPort
+        default: return nil
+        }
+    }
 }
 
 /// A flow-table entry as users write it (`ovs-ofctl add-flow` syntax).

@@ -93,8 +93,18 @@ public struct FlowParser {
 
     /// Parses an add-flow argument: match fields, priority, cookie, timeouts and `actions=…`.
     public func parseFlow(_ text: String) throws(FlowSyntaxError) -> FlowRule {
-        let src = FlowText(text)
-        let parsed = try parseMatchPart(src, mode: .flow)
+        try parseRule(FlowText(text), mode: .add).rule
+    }
+
+    /// Parses a mod-flows argument: a flow as for add-flow, where (as in OVS) `cookie=VALUE/MASK`
+    /// selects the flows to modify and `cookie=VALUE` gives them a new cookie; both may be there.
+    public func parseModification(_ text: String) throws(FlowSyntaxError) -> FlowModification {
+        let (rule, parsed) = try parseRule(FlowText(text), mode: .modify)
+        return FlowModification(rule: rule, cookieMatch: parsed.cookieMatch, newCookie: parsed.cookie?.value)
+    }
+
+    private func parseRule(_ src: FlowText, mode: MatchMode) throws(FlowSyntaxError) -> (rule: FlowRule, parsed: ParsedMatch) {
+        let parsed = try parseMatchPart(src, mode: mode)
         guard let actionsKey = parsed.actionsKey else {
             throw FlowSyntaxError(message: "must specify an action", token: "", position: src.position(src.bytes.count),
                                   detail: "add \"actions=...\" (actions=drop to drop packets)")
@@ -106,16 +116,16 @@ public struct FlowParser {
         rule.cookie = parsed.cookie?.value ?? 0
         rule.idleTimeout = parsed.idleTimeout ?? 0
         rule.hardTimeout = parsed.hardTimeout ?? 0
-        return rule
+        return (rule, parsed)
     }
 
-    /// Parses a del-flows / dump-flows / mod-flows filter: match fields, `priority` (for --strict),
-    /// `cookie=VALUE/MASK`, `table=0`. No actions.
+    /// Parses a del-flows / dump-flows filter: match fields, `priority` (for --strict),
+    /// `cookie=VALUE/MASK`, `out_port=PORT`, `table=0`. No actions.
     public func parseMatch(_ text: String) throws(FlowSyntaxError)
-        -> (match: Match, priority: UInt16?, cookie: (value: UInt64, mask: UInt64)?)
+        -> (match: Match, priority: UInt16?, cookie: (value: UInt64, mask: UInt64)?, outPort: UInt32?)
     {
         let parsed = try parseMatchPart(FlowText(text), mode: .filter)
-        return (parsed.match, parsed.priority, parsed.cookie)
+        return (parsed.match, parsed.priority, parsed.cookieMatch, parsed.outPort)
     }
 
     /// Parses an action list such as `mod_dl_dst:52:54:00:b8:27:75,output:1` or `drop`.
@@ -123,6 +133,18 @@ public struct FlowParser {
         let src = FlowText(text)
         return try ActionParser(src: src, ports: self, context: nil).parse(0 ..< src.bytes.count, listToken: nil)
     }
+}
+
+/// A parsed mod-flows request.
+public struct FlowModification: Sendable {
+    /// The match, priority, actions and timeouts; `rule.cookie` is `newCookie ?? 0` (the cookie a
+    /// flow added because none was selected gets).
+    public var rule: FlowRule
+    /// `cookie=VALUE/MASK`: only flows whose cookie equals VALUE in MASK's bits are modified, and
+    /// (as in OVS) no flow is added when none is.
+    public var cookieMatch: (value: UInt64, mask: UInt64)?
+    /// `cookie=VALUE`: the modified flows' new cookie.
+    public var newCookie: UInt64?
 }
 
 // MARK: - Text and tokens
@@ -248,11 +270,12 @@ struct MatchContext {
 
 /// Conditions OVS puts on fields ("prerequisites", `man ovs-fields`).
 enum Prerequisite {
-    case none, ipOrARP, arp, ipv6, ipAny, ipAnyOrARP, l4, tcp, udp, sctp, icmpAny, icmpv6
+    case none, ip, ipOrARP, arp, ipv6, ipAny, ipAnyOrARP, l4, tcp, udp, sctp, icmpAny, icmpv6
 
     func isMet(by c: MatchContext) -> Bool {
         switch self {
         case .none: return true
+        case .ip: return c.isIP
         case .ipOrARP: return c.isIP || c.isARP
         case .arp: return c.isARP
         case .ipv6: return c.isIPv6
@@ -270,6 +293,7 @@ enum Prerequisite {
     var requirement: String {
         switch self {
         case .none: return ""
+        case .ip: return "requires ip (dl_type=0x0800)"
         case .ipOrARP: return "requires ip or arp (dl_type=0x0800 or dl_type=0x0806)"
         case .arp: return "requires arp or rarp (dl_type=0x0806 or dl_type=0x8035)"
         case .ipv6: return "requires ipv6 (dl_type=0x86dd)"
@@ -373,6 +397,15 @@ enum SyntaxField {
         case .sctpSrc, .sctpDst: return .sctp
         case .icmpType, .icmpCode: return .icmpAny
         case .icmpv6Type, .icmpv6Code: return .icmpv6
+        }
+    }
+
+    /// What a packet needs for set_field to write this field. As a match field nw_src/nw_dst also
+    /// name ARP's addresses; as a destination they are IPv4's only (arp_spa/arp_tpa write ARP's).
+    var setFieldPrerequisite: Prerequisite {
+        switch self {
+        case .nwSrc, .nwDst: return .ip
+        default: return prerequisite
         }
     }
 
@@ -516,7 +549,7 @@ enum MatchKey {
     case shorthand(dlType: UInt64, nwProto: UInt64?)
     case field(SyntaxField)
     case ignored
-    case priority, cookie, table, idleTimeout, hardTimeout
+    case priority, cookie, table, idleTimeout, hardTimeout, outPort
     case unsupported
 }
 
@@ -531,7 +564,8 @@ let matchKeys: KeywordTable<MatchKey> = {
     d[Keyword("table")] = .table
     d[Keyword("idle_timeout")] = .idleTimeout
     d[Keyword("hard_timeout")] = .hardTimeout
-    for name in ["out_port", "out_group", "importance", "send_flow_rem", "check_overlap", "reset_counts",
+    d[Keyword("out_port")] = .outPort
+    for name in ["out_group", "importance", "send_flow_rem", "check_overlap", "reset_counts",
                  "no_packet_counts", "no_byte_counts"] { d[Keyword(name)] = .unsupported }
     return KeywordTable(d.map { ($0.key, $0.value) })
 }()
@@ -539,7 +573,12 @@ let matchKeys: KeywordTable<MatchKey> = {
 struct ParsedMatch {
     var match = Match()
     var priority: UInt16?
+    /// `cookie=VALUE`: the cookie a flow gets (add-flow, mod-flows).
     var cookie: (value: UInt64, mask: UInt64)?
+    /// `cookie=VALUE/MASK`: which cookies a filter selects (del-flows, dump-flows, mod-flows).
+    var cookieMatch: (value: UInt64, mask: UInt64)?
+    /// `out_port=PORT`: only flows with an action that outputs to PORT (del-flows, dump-flows).
+    var outPort: UInt32?
     var idleTimeout: UInt16?
     var hardTimeout: UInt16?
     /// The `actions` key, when the text has one (flows only), and where the action list starts.
@@ -547,7 +586,13 @@ struct ParsedMatch {
     var actionsStart = 0
 }
 
-enum MatchMode { case flow, filter }
+/// What the text is for, which decides the keywords it may have (OVS's `parse_ofp_str__`): a flow
+/// to add, a mod-flows request (a flow that also selects), or a del-flows / dump-flows filter.
+enum MatchMode {
+    case add, modify, filter
+
+    var hasActions: Bool { self != .filter }
+}
 
 extension FlowParser {
     func parseMatchPart(_ src: FlowText, mode: MatchMode) throws(FlowSyntaxError) -> ParsedMatch {
@@ -563,7 +608,7 @@ extension FlowParser {
             }
             switch kind {
             case .actions:
-                guard mode == .flow else {
+                guard mode.hasActions else {
                     throw src.error("actions are not allowed here", kv.key, "a filter has only match fields")
                 }
                 // OVS finds the "=" after "actions" even past white space ("actions = drop").
@@ -597,7 +642,7 @@ extension FlowParser {
                 continue
             case .unsupported:
                 throw src.error("unsupported keyword \"\(key)\"", kv.key, "vswift does not implement it")
-            case .priority, .cookie, .table, .idleTimeout, .hardTimeout:
+            case .priority, .cookie, .table, .idleTimeout, .hardTimeout, .outPort:
                 break
             }
             guard kv.hasValue, !kv.value.isEmpty else { throw src.error("missing value for \(key)", kv.key) }
@@ -611,8 +656,16 @@ extension FlowParser {
                 let table: UInt64
                 do { table = try parseNumber(text, max: 0xff, hex: false) } catch { throw src.badValue(kv.value, for: key, error.detail) }
                 if table != 0 { throw src.badValue(kv.value, for: key, "vswift has one flow table, table 0") }
+            case .outPort:
+                guard mode == .filter else {
+                    throw src.error("\(key) is not allowed here", kv.key, "only del-flows and dump-flows select flows by output port")
+                }
+                let port: UInt32
+                do { port = try resolvePort(text) } catch { throw src.badValue(kv.value, for: key, error.detail) }
+                // out_port=NONE (or ANY) is OpenFlow's "any port": no filter.
+                out.outPort = port == OpenFlowPort.none ? nil : port
             case .idleTimeout, .hardTimeout:
-                guard mode == .flow else {
+                guard mode.hasActions else {
                     throw src.error("\(key) is not allowed here", kv.key, "timeouts are set when adding a flow")
                 }
                 let t: UInt16
@@ -621,16 +674,18 @@ extension FlowParser {
             default:  // cookie
                 let text = src.text(kv.value)
                 if let slash = text.firstIndex(of: "/") {
-                    guard mode == .filter else {
+                    guard mode != .add else {
                         throw src.badValue(kv.value, for: key, "flow additions cannot use a cookie mask")
                     }
                     do {
                         let v = try parseNumber(String(text[..<slash]), max: .max, hex: true)
-                        let m = try parseNumber(String(text[text.index(after: slash)...]), max: .max, hex: true)
-                        out.cookie = (v & m, m)
+                        let maskText = String(text[text.index(after: slash)...])
+                        // ovs-ofctl(8): "A mask of -1 may be used to exactly match a cookie".
+                        let m = maskText == "-1" ? UInt64.max : try parseNumber(maskText, max: .max, hex: true)
+                        out.cookieMatch = (v & m, m)
                     } catch { throw src.badValue(kv.value, for: key, error.detail) }
                 } else {
-                    guard mode == .flow else {
+                    guard mode.hasActions else {
                         throw src.badValue(kv.value, for: key, "cannot set a cookie here; match one with cookie=VALUE/MASK")
                     }
                     do { out.cookie = (try parseNumber(text, max: .max, hex: true), .max) } catch {

@@ -8,7 +8,7 @@ private let unsupportedActions: Set<String> = [
     "bundle_load", "autopath", "move", "load", "push_mpls", "pop_mpls", "set_mpls_label", "set_mpls_tc",
     "set_mpls_ttl", "dec_mpls_ttl", "fin_timeout", "exit", "sample", "clone", "ct", "ct_clear", "nat",
     "conjunction", "goto_table", "write_metadata", "write_actions", "clear_actions", "meter", "group",
-    "mod_nw_ecn", "check_pkt_larger", "encap", "decap", "dec_nsh_ttl", "debug_recirc", "debug_slow",
+    "check_pkt_larger", "encap", "decap", "dec_nsh_ttl", "debug_recirc", "debug_slow",
     "output_trunc", "obs", "delete_field", "stack_push", "stack_pop", "apply_actions", "table",
 ]
 
@@ -16,7 +16,7 @@ private let unsupportedActions: Set<String> = [
 /// comes from here instead of being built and lower-cased for every action.
 private let actionKeywords: KeywordTable<String> = {
     let names = [
-        "drop", "output", "mod_dl_src", "mod_dl_dst", "mod_nw_src", "mod_nw_dst", "mod_nw_tos", "mod_tp_src",
+        "drop", "output", "mod_dl_src", "mod_dl_dst", "mod_nw_src", "mod_nw_dst", "mod_nw_tos", "mod_nw_ecn", "mod_tp_src",
         "mod_tp_dst", "mod_vlan_vid", "mod_vlan_pcp", "mod_nw_ttl", "set_nw_ttl", "strip_vlan", "pop_vlan",
         "push_vlan", "dec_ttl", "set_tunnel", "set_tunnel64", "set_field",
     ]
@@ -106,6 +106,10 @@ struct ActionParser {
             let tos = try number(kv, key, max: 255)
             if tos & 3 != 0 { throw src.badValue(kv.value, for: key, "not a valid TOS: the low 2 bits (ECN) must be 0") }
             return .modNwTos(UInt8(tos))
+        case "mod_nw_ecn":
+            let ecn = try number(kv, key, max: 255)
+            if ecn > 3 { throw src.badValue(kv.value, for: key, "not a valid ECN: 0 to 3") }
+            return .modNwEcn(UInt8(ecn))
         case "mod_tp_src":
             return .modTpSrc(UInt16(try number(kv, key, max: 0xffff)))
         case "mod_tp_dst":
@@ -178,16 +182,19 @@ struct ActionParser {
         let valueRange = kv.value.lowerBound ..< arrow
         let fieldRange = arrow + 2 ..< kv.value.upperBound
         let fieldName = src.text(fieldRange)
-        guard let field = SyntaxField.byName[fieldName] else {
+        guard var field = SyntaxField.byName[fieldName] else {
             if fieldRange.isEmpty { throw src.badValue(kv.value, for: "set_field", "expected VALUE->FIELD") }
             throw src.error("unknown field \"\(fieldName)\" in set_field", fieldRange)
+        }
+        // Earlier vswift saved set_field to arp_spa/arp_tpa as nw_src/nw_dst (their storage's match
+        // names): under an ARP match those are read as the ARP fields, so saved flows still load.
+        if let context, context.isARP, field == .nwSrc || field == .nwDst {
+            field = field == .nwSrc ? .arpSpa : .arpTpa
         }
         guard !valueRange.isEmpty else { throw src.badValue(kv.value, for: "set_field", "expected VALUE->FIELD") }
         switch field {
         case .dlType, .nwProto, .nwFrag, .tcpFlags:
             throw src.error("\(fieldName) is read-only", fieldRange, "set_field cannot write it")
-        case .nwEcn:
-            throw src.error("unsupported set_field destination \"\(fieldName)\"", fieldRange, "vswift cannot rewrite the ECN bits")
         default:
             break
         }
@@ -201,9 +208,9 @@ struct ActionParser {
         if let problem {
             throw src.error("bad value \"\(src.text(valueRange))\" for \(fieldName) in set_field", valueRange, problem)
         }
-        if let context, !field.prerequisite.isMet(by: context) {
+        if let context, !field.setFieldPrerequisite.isMet(by: context) {
             throw src.error("set_field to \(fieldName) is inconsistent with the match", kv.key.lowerBound ..< kv.value.upperBound,
-                            "\(fieldName) \(field.prerequisite.requirement)")
+                            "\(fieldName) \(field.setFieldPrerequisite.requirement)")
         }
         switch parsed {
         case .ipv6(let a, _):
@@ -216,13 +223,16 @@ struct ActionParser {
             case .vlanTCI: return .setField(.vlanTCI, v)
             case .dlVlan: return .modVlanVid(UInt16(v))
             case .dlVlanPcp: return .modVlanPcp(UInt8(v))
-            case .nwSrc, .arpSpa: return .setField(.nwSrc, v)
-            case .nwDst, .arpTpa: return .setField(.nwDst, v)
+            case .nwSrc: return .setField(.nwSrc, v)
+            case .nwDst: return .setField(.nwDst, v)
+            case .arpSpa: return .setSharedField(.arpSpa, v)
+            case .arpTpa: return .setSharedField(.arpTpa, v)
             case .arpSha: return .setField(.arpSha, v)
             case .arpTha: return .setField(.arpTha, v)
-            case .arpOp: return .setField(.nwProto, v)
+            case .arpOp: return .setSharedField(.arpOp, v)
             case .nwTos: return .modNwTos(UInt8(v))
-            case .ipDscp: return .modNwTos(UInt8(v << 2))
+            case .ipDscp: return .setSharedField(.ipDscp, v)
+            case .nwEcn: return .setSharedField(.nwEcn, v)
             case .nwTTL: return .setField(.nwTTL, v)
             case .ipv6Label: return .setField(.ipv6Label, v)
             case .tpSrc, .tcpSrc, .udpSrc, .sctpSrc, .icmpType, .icmpv6Type: return .setField(.tpSrc, v)
@@ -230,7 +240,7 @@ struct ActionParser {
             case .tunId: return .setField(.tunId, v)
             case .tunSrc: return .setField(.tunSrc, v)
             case .tunDst: return .setField(.tunDst, v)
-            case .dlType, .nwProto, .nwFrag, .tcpFlags, .nwEcn, .ipv6Src, .ipv6Dst:
+            case .dlType, .nwProto, .nwFrag, .tcpFlags, .ipv6Src, .ipv6Dst:
                 throw src.error("\(fieldName) is read-only", fieldRange)
             }
         }
@@ -269,6 +279,9 @@ extension FlowFormatter {
         case .modNwTos(let t):
             w.append("mod_nw_tos:")
             w.decimal(t)
+        case .modNwEcn(let e):
+            w.append("mod_nw_ecn:")
+            w.decimal(e)
         case .modTpSrc(let p):
             w.append("mod_tp_src:")
             w.decimal(p)
@@ -302,24 +315,28 @@ extension FlowFormatter {
         case .setTunnel(let id):
             w.append(id > UInt64(UInt32.max) ? "set_tunnel64:" : "set_tunnel:")
             w.hexAlternate(id)
+        case .setSharedField(let f, let v):
+            w.append("set_field:")
+            switch f {
+            case .arpSpa, .arpTpa: w.ipv4(v)
+            case .ipDscp, .nwEcn, .arpOp: w.decimal(v)
+            }
+            w.append("->")
+            w.append(f.rawValue)
         }
     }
 
     /// The name set_field prints for a storage field: the legacy names this syntax prints in
     /// matches (OVS itself prints OXM names such as eth_dst, ip_src, tcp_src).
-    static func setFieldName(_ f: FlowField) -> String {
-        switch f {
-        case .nwProto: return "arp_op"  // the only writable use of nw_proto storage
-        default: return f.rawValue
-        }
-    }
+    static func setFieldName(_ f: FlowField) -> String { f.rawValue }
 
     static func writeSetFieldValue(_ f: FlowField, _ v: UInt64, into w: inout TextWriter) {
         switch f {
         case .inPort: w.port(UInt32(truncatingIfNeeded: v))
         case .dlSrc, .dlDst, .arpSha, .arpTha: w.mac(v)
         case .nwSrc, .nwDst, .tunSrc, .tunDst: w.ipv4(v)
-        case .nwTTL, .tpSrc, .tpDst, .nwProto: w.decimal(v)
+        case .nwTTL, .tpSrc, .tpDst: w.decimal(v)
+        case .ipv6Label: w.hexAlternate(v)  // OVS's %#x
         default: w.hexPadded(v, width: 1)
         }
     }

@@ -11,10 +11,12 @@ import VSwiftPacket
 // Semantics follow Open vSwitch (ovs-ofctl(8), ofproto):
 // - add: a flow with an identical match and priority is replaced, as a new flow (counters and
 //   duration start again: OpenFlow 1.0's add, which ovs-ofctl speaks by default).
-// - modify: replaces the actions of the selected flows, keeping counters, duration, timeouts and
-//   cookie; the hard timeout counts again from the modification (OVS's `modified` time).
+// - modify: replaces the actions of the selected flows, keeping counters, duration and timeouts
+//   (the cookie as the request says, see `SwitchService.modifyFlows`); the hard timeout counts
+//   again from the modification (OVS's `modified` time).
 // - delete / modify selection: strict = identical match and priority; non-strict = every flow whose
-//   match is at least as specific as the given one, whatever its priority.
+//   match is at least as specific as the given one, whatever its priority. Either may also select
+//   by cookie (`cookie=V/M`) and, for delete and dump, by output port (`out_port`).
 // - replace: the table becomes exactly the given flows; flows already there with the same match,
 //   priority, actions, cookie and timeouts are left alone (and keep their counters).
 
@@ -95,22 +97,33 @@ public struct FlowSelector: Sendable {
     public var priority: UInt16
     /// Only flows whose cookie equals `value` in the bits of `mask` (ovs-ofctl's `cookie=V/M`).
     public var cookie: (value: UInt64, mask: UInt64)?
+    /// Only flows with an action that outputs to this OpenFlow port (ovs-ofctl's `out_port`): as OVS,
+    /// an `output` to it, or NORMAL/FLOOD/ALL/LOCAL/IN_PORT when it is that reserved port number.
+    public var outPort: UInt32?
 
     public init(match: Match = Match(), strict: Bool = false, priority: UInt16 = FlowRule.defaultPriority,
-                cookie: (value: UInt64, mask: UInt64)? = nil) {
+                cookie: (value: UInt64, mask: UInt64)? = nil, outPort: UInt32? = nil) {
         self.match = match
         self.strict = strict
         self.priority = priority
         self.cookie = cookie
+        self.outPort = outPort
     }
 
     /// Every flow (non-strict, empty match).
     public static let all = FlowSelector()
 
     func selects(_ id: FlowIdentity, _ flow: InstalledFlow) -> Bool {
-        if let cookie, flow.cookie & cookie.mask != cookie.value & cookie.mask { return false }
+        guard selects(cookie: flow.cookie, actions: flow.actions) else { return false }
         if strict { return id.priority == priority && id.match == match }
         return Self.isAtLeastAsSpecific(id.match, as: match)
+    }
+
+    /// The conditions on what a flow does rather than what it matches: its cookie and out_port.
+    func selects(cookie flowCookie: UInt64, actions: [FlowAction]) -> Bool {
+        if let cookie, flowCookie & cookie.mask != cookie.value & cookie.mask { return false }
+        if let outPort, !actions.contains(where: { $0.outputPort == outPort }) { return false }
+        return true
     }
 
     /// Does `flow` constrain every bit `selector` constrains, to the same value?
@@ -275,7 +288,7 @@ final class FlowTables {
 
     /// mod-flows: gives the selected flows `actions`, keeping their counters, duration, timeouts and
     /// cookie (the cookie becomes `cookie` when given). When no flow is selected, `addIfNone` is
-    /// added if given (OVS adds only when the request sets a cookie). Returns how many flows were
+    /// added if given (OVS adds unless the request selects by cookie). Returns how many flows were
     /// modified and how many added.
     @discardableResult
     func modify(

@@ -351,17 +351,23 @@ public final class SwitchService: @unchecked Sendable {
         return FlowChangeReport(deleted: deleted)
     }
 
-    /// mod-flows: as OVS, a cookie in the flow (`cookie=5,…`) also becomes the selected flows'
-    /// cookie, and adds the flow when none is selected; without one nothing is added. (A cookie of 0
-    /// cannot be told from none.)
+    /// mod-flows, as ovs-ofctl with OVS (`parse_ofp_str__`, `ofputil_decode_flow_mod`, ofproto's
+    /// `modify_may_add_flow`): `cookie=V/M` selects flows by cookie, and then the flows keep their
+    /// cookie unless `cookie=V` gives a new one and nothing is added; without a mask the selected
+    /// flows get cookie V (0 when not given), and when none is selected the flow is added.
     func modifyFlows(_ params: ModFlowsParams) throws(RPCError) -> FlowChangeReport {
         let index = try bridgeIndex(params.bridge)
-        let rule = try parseFlow(params.flow, bridge: index)
-        let selector = FlowSelector(match: rule.match, strict: params.strict ?? false, priority: rule.priority)
-        let setsCookie = rule.cookie != 0
+        let request = try parseModification(params.flow, bridge: index)
+        let rule = request.rule
+        let selector = FlowSelector(
+            match: rule.match, strict: params.strict ?? false, priority: rule.priority, cookie: request.cookieMatch)
+        let selectsByCookie = (request.cookieMatch?.mask ?? 0) != 0
+        // ovs-ofctl sends a new cookie with every modify that does not select by cookie (the one
+        // given, or 0), and the switch gives it to the modified flows.
+        let newCookie = selectsByCookie ? request.newCookie : (request.newCookie ?? 0)
         let (modified, added) = try flowTables.modify(
             bridge: params.bridge, selector: selector, actions: rule.actions,
-            cookie: setsCookie ? rule.cookie : nil, addIfNone: setsCookie ? rule : nil)
+            cookie: newCookie, addIfNone: selectsByCookie ? nil : rule)
         if modified > 0 || added > 0 { unsaved = true }
         logger.info("\(params.bridge): modified \(modified) flow(s), added \(added)")
         return FlowChangeReport(added: added, modified: modified)
@@ -550,6 +556,14 @@ public final class SwitchService: @unchecked Sendable {
         return try parseFlow(text, parser: parser, line: nil)
     }
 
+    private func parseModification(_ text: String, bridge index: Int) throws(RPCError) -> FlowModification {
+        do throws(FlowSyntaxError) {
+            return try parser(forBridge: index).parseModification(text)
+        } catch {
+            throw Self.flowError(error, line: nil)
+        }
+    }
+
     private func parseFlow(_ text: String, parser: FlowParser, line: Int?) throws(RPCError) -> FlowRule {
         let rule: FlowRule
         do throws(FlowSyntaxError) {
@@ -619,7 +633,7 @@ public final class SwitchService: @unchecked Sendable {
             let parsed = try parser(forBridge: index).parseMatch(text)
             return FlowSelector(
                 match: parsed.match, strict: strict, priority: parsed.priority ?? FlowRule.defaultPriority,
-                cookie: parsed.cookie)
+                cookie: parsed.cookie, outPort: parsed.outPort)
         } catch {
             throw Self.flowError(error, line: nil)
         }

@@ -23,6 +23,12 @@ enum ActionOp: UInt8 {
     case decTTL
     case setIPv6Src      // a = high, b = low
     case setIPv6Dst
+    case setIPv6Label    // a = flow label (20 bits)
+    case setArpOp        // a = opcode
+    case setArpSpa       // a = IPv4
+    case setArpTpa
+    case setArpSha       // a = MAC
+    case setArpTha
     case setTunId        // a = id
     case setTunSrc       // a = IPv4
     case setTunDst
@@ -148,6 +154,7 @@ final class CompiledFlowTable {
         case .modNwSrc(let ip): return CompiledAction(op: .setNwSrc, a: UInt64(ip))
         case .modNwDst(let ip): return CompiledAction(op: .setNwDst, a: UInt64(ip))
         case .modNwTos(let tos): return CompiledAction(op: .setNwTos, a: UInt64(tos))
+        case .modNwEcn(let ecn): return CompiledAction(op: .setNwEcn, a: UInt64(ecn))
         case .modTpSrc(let port): return CompiledAction(op: .setTpSrc, a: UInt64(port))
         case .modTpDst(let port): return CompiledAction(op: .setTpDst, a: UInt64(port))
         case .modVlanVid(let vid): return CompiledAction(op: .setVlanVid, a: UInt64(vid))
@@ -158,6 +165,14 @@ final class CompiledFlowTable {
         case .setIPv6Src(let hi, let lo): return CompiledAction(op: .setIPv6Src, a: hi, b: lo)
         case .setIPv6Dst(let hi, let lo): return CompiledAction(op: .setIPv6Dst, a: hi, b: lo)
         case .setTunnel(let id): return CompiledAction(op: .setTunId, a: id)
+        case .setSharedField(let field, let value):
+            switch field {
+            case .ipDscp: return CompiledAction(op: .setNwTos, a: (value << 2) & 0xfc)
+            case .nwEcn: return CompiledAction(op: .setNwEcn, a: value & 3)
+            case .arpOp: return CompiledAction(op: .setArpOp, a: value)
+            case .arpSpa: return CompiledAction(op: .setArpSpa, a: value)
+            case .arpTpa: return CompiledAction(op: .setArpTpa, a: value)
+            }
         case .setField(let field, let value):
             switch field {
             case .dlSrc: return CompiledAction(op: .setDlSrc, a: value)
@@ -172,6 +187,9 @@ final class CompiledFlowTable {
                 // set_field:VALUE->vlan_tci: VID and PCP from the value; without the present bit, strip.
                 if value & FlowConstants.vlanPresent == 0 { return CompiledAction(op: .stripVlan) }
                 return CompiledAction(op: .setVlanVid, a: value & 0x0fff, b: (value >> 13) & 0x7 | 0x100)
+            case .ipv6Label: return CompiledAction(op: .setIPv6Label, a: value)
+            case .arpSha: return CompiledAction(op: .setArpSha, a: value)
+            case .arpTha: return CompiledAction(op: .setArpTha, a: value)
             case .tunId: return CompiledAction(op: .setTunId, a: value)
             case .tunSrc: return CompiledAction(op: .setTunSrc, a: value)
             case .tunDst: return CompiledAction(op: .setTunDst, a: value)

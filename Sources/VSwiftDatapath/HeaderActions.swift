@@ -14,11 +14,18 @@ enum HeaderActions {
         case .setNwSrc: _ = HeaderRewrite.setIPv4Source(frame, length: length, UInt32(truncatingIfNeeded: a))
         case .setNwDst: _ = HeaderRewrite.setIPv4Destination(frame, length: length, UInt32(truncatingIfNeeded: a))
         case .setNwTos: _ = HeaderRewrite.setNetworkTOS(frame, length: length, UInt8(truncatingIfNeeded: a))
+        case .setNwEcn: _ = HeaderRewrite.setECN(frame, length: length, UInt8(truncatingIfNeeded: a))
         case .setNwTTL: _ = HeaderRewrite.setTTL(frame, length: length, UInt8(truncatingIfNeeded: a))
         case .setTpSrc: _ = HeaderRewrite.setTransportSource(frame, length: length, UInt16(truncatingIfNeeded: a))
         case .setTpDst: _ = HeaderRewrite.setTransportDestination(frame, length: length, UInt16(truncatingIfNeeded: a))
         case .setIPv6Src: _ = HeaderRewrite.setIPv6Source(frame, length: length, high: a, low: action.b)
         case .setIPv6Dst: _ = HeaderRewrite.setIPv6Destination(frame, length: length, high: a, low: action.b)
+        case .setIPv6Label: _ = HeaderRewrite.setIPv6FlowLabel(frame, length: length, UInt32(truncatingIfNeeded: a))
+        case .setArpOp: _ = HeaderRewrite.setARPOperation(frame, length: length, UInt16(truncatingIfNeeded: a))
+        case .setArpSpa: _ = HeaderRewrite.setARPSenderProtocolAddress(frame, length: length, UInt32(truncatingIfNeeded: a))
+        case .setArpTpa: _ = HeaderRewrite.setARPTargetProtocolAddress(frame, length: length, UInt32(truncatingIfNeeded: a))
+        case .setArpSha: _ = HeaderRewrite.setARPSenderHardwareAddress(frame, length: length, a)
+        case .setArpTha: _ = HeaderRewrite.setARPTargetHardwareAddress(frame, length: length, a)
         case .setVlanVid:
             _ = HeaderRewrite.setVLANID(&frame, length: &length, headroom: headroom, UInt16(truncatingIfNeeded: a))
             // set_field on vlan_tci carries the PCP too (flag 0x100 in b).
@@ -32,8 +39,8 @@ enum HeaderActions {
             _ = HeaderRewrite.pushVLAN(&frame, length: &length, headroom: headroom, tpid: UInt16(truncatingIfNeeded: a), tci: 0)
         case .decTTL:
             return HeaderRewrite.decrementTTL(frame, length: length) != .drop
-        case .setNwEcn, .setTunId, .setTunSrc, .setTunDst:
-            // Tunnel metadata only matters to tunnel ports (LISP); ECN rewrite is not offered yet.
+        case .setTunId, .setTunSrc, .setTunDst:
+            // Tunnel metadata only matters to tunnel ports (LISP): the worker keeps it, not the frame.
             break
         case .output, .normal, .flood, .all:
             break

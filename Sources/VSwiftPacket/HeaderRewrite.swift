@@ -1,5 +1,6 @@
 /// In-place header rewrites on a raw frame: the set-field actions of a flow (mod_dl_*, mod_nw_*,
-/// mod_tp_*, dec_ttl, IPv6 addresses, VLAN modify/push/pop), with checksums kept right.
+/// mod_tp_*, dec_ttl, IPv6 addresses and flow label, ECN, ARP fields, VLAN modify/push/pop), with
+/// checksums kept right.
 ///
 /// Header location: each action re-parses the frame itself (L2 + up to two VLAN tags, the IP header,
 /// the IPv6 extension chain when L4 is needed) with the *same validity rules as `FlowExtractor`*: an
@@ -163,6 +164,36 @@ public enum HeaderRewrite {
         return .done
     }
 
+    /// set_field:…->nw_ecn / mod_nw_ecn: the ECN bits (the low two bits of the IPv4 TOS or IPv6
+    /// traffic class), keeping DSCP. IPv4's header checksum is updated; IPv6 has none.
+    @inlinable
+    public static func setECN(_ frame: UnsafeMutableRawPointer, length: Int, _ ecn: UInt8) -> Result {
+        guard length >= 14 else { return .notApplicable }
+        let l2 = L2.parse(frame, length: length)
+        if l2.etherType == EtherType.ipv4 {
+            guard let ip = IPv4Location(frame, l3: l2.l3Offset, length: length) else { return .notApplicable }
+            let old = Wire.u16(frame, ip.l3) // version/IHL, TOS
+            let new = (old & 0xfffc) | UInt16(ecn & 3)
+            Wire.put16(frame, ip.l3, new)
+            let sum = ip.l3 &+ 10
+            Wire.put16(frame, sum, Checksum.update(checksum: Wire.u16(frame, sum), old16: old, new16: new))
+            return .done
+        }
+        guard let l3 = IPLocation.ipv6Header(frame, length: length) else { return .notApplicable }
+        let word = Wire.u32(frame, l3) // version(4) traffic class(8) flow label(20); ECN = bits 20..<22
+        Wire.put32(frame, l3, (word & ~0x0030_0000) | UInt32(ecn & 3) << 20)
+        return .done
+    }
+
+    /// set_field:…->ipv6_label: the 20-bit flow label (no checksum covers it).
+    @inlinable
+    public static func setIPv6FlowLabel(_ frame: UnsafeMutableRawPointer, length: Int, _ label: UInt32) -> Result {
+        guard let l3 = IPLocation.ipv6Header(frame, length: length) else { return .notApplicable }
+        let word = Wire.u32(frame, l3)
+        Wire.put32(frame, l3, (word & 0xfff0_0000) | (label & 0x000f_ffff))
+        return .done
+    }
+
     /// dec_ttl: IPv4 TTL (header checksum updated) or IPv6 hop limit. `.drop` when it is ≤ 1 (the
     /// packet is left unchanged and must not be forwarded); `.notApplicable` for non-IP frames.
     @inlinable
@@ -202,6 +233,48 @@ public enum HeaderRewrite {
         }
         guard let l3 = IPLocation.ipv6Header(frame, length: length) else { return .notApplicable }
         Wire.put8(frame, l3 &+ 7, ttl)
+        return .done
+    }
+
+    // MARK: ARP
+
+    /// set_field:…->arp_op: the 16-bit ARP opcode.
+    @inlinable
+    public static func setARPOperation(_ frame: UnsafeMutableRawPointer, length: Int, _ op: UInt16) -> Result {
+        guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
+        Wire.put16(frame, l3 &+ 6, op)
+        return .done
+    }
+
+    /// set_field:…->arp_sha (sender hardware address).
+    @inlinable
+    public static func setARPSenderHardwareAddress(_ frame: UnsafeMutableRawPointer, length: Int, _ mac: UInt64) -> Result {
+        guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
+        Wire.putMAC(frame, l3 &+ 8, mac)
+        return .done
+    }
+
+    /// set_field:…->arp_spa (sender protocol address).
+    @inlinable
+    public static func setARPSenderProtocolAddress(_ frame: UnsafeMutableRawPointer, length: Int, _ address: UInt32) -> Result {
+        guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
+        Wire.put32(frame, l3 &+ 14, address)
+        return .done
+    }
+
+    /// set_field:…->arp_tha (target hardware address).
+    @inlinable
+    public static func setARPTargetHardwareAddress(_ frame: UnsafeMutableRawPointer, length: Int, _ mac: UInt64) -> Result {
+        guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
+        Wire.putMAC(frame, l3 &+ 18, mac)
+        return .done
+    }
+
+    /// set_field:…->arp_tpa (target protocol address).
+    @inlinable
+    public static func setARPTargetProtocolAddress(_ frame: UnsafeMutableRawPointer, length: Int, _ address: UInt32) -> Result {
+        guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
+        Wire.put32(frame, l3 &+ 24, address)
         return .done
     }
 
@@ -406,5 +479,21 @@ struct IPLocation {
             return nil
         }
         return ipv6(p, l3: l3, length: length)
+    }
+}
+
+/// Where an ARP/RARP header is, by the extractor's rules (`FlowExtractor.parseARP`): Ethernet/IPv4
+/// ARP only, all 28 bytes in the frame. ARP has no checksum.
+@usableFromInline
+enum ARPLocation {
+    @inlinable @inline(__always)
+    static func header(_ p: UnsafeRawPointer, length: Int) -> Int? {
+        guard length >= 14 else { return nil }
+        let l2 = L2.parse(p, length: length)
+        guard l2.etherType == EtherType.arp || l2.etherType == EtherType.rarp else { return nil }
+        let l3 = l2.l3Offset
+        // htype 1 (Ethernet), ptype 0x0800, hlen 6, plen 4.
+        guard length &- l3 >= 28, Wire.u64(p, l3) >> 16 == 0x0001_0800_0604 else { return nil }
+        return l3
     }
 }

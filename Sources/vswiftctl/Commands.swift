@@ -267,12 +267,13 @@ struct DeleteFlows: ParsableCommand {
         discussion: """
             Without a match every flow goes, and the bridge then drops every packet. With a match, every \
             flow at least as specific goes, whatever its priority; with --strict, only the flow with exactly \
-            that match and priority.
+            that match and priority. cookie=VALUE/MASK keeps only flows whose cookie equals VALUE in MASK's \
+            bits; out_port=PORT only flows with an action that outputs to PORT.
             """)
 
     @OptionGroup var global: GlobalOptions
     @Argument var bridge: String
-    @Argument(help: "Match fields in ovs-ofctl syntax, e.g. in_port=1,dl_type=0x0806.") var match: String?
+    @Argument(help: "Match fields in ovs-ofctl syntax, e.g. in_port=1,dl_type=0x0806,out_port=2.") var match: String?
 
     func run() throws {
         try global.call(.delFlows, json: try JSONValue(encoding: DelFlowsParams(bridge: bridge, match: match, strict: global.strict ? true : nil)))
@@ -283,7 +284,11 @@ struct ModifyFlows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mod-flows",
         abstract: "Change the actions of the flows matching.",
-        discussion: "Counters are kept. Without --strict every flow at least as specific as the match is changed.")
+        discussion: """
+            Counters are kept. Without --strict every flow at least as specific as the match is changed. As \
+            with ovs-ofctl: cookie=VALUE/MASK selects by cookie (and then nothing is added); otherwise the \
+            changed flows take the flow's cookie (0 if it has none) and the flow is added when none matches.
+            """)
 
     @OptionGroup var global: GlobalOptions
     @Argument var bridge: String
@@ -300,7 +305,7 @@ struct DumpFlows: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Argument var bridge: String
-    @Argument(help: "Only flows at least as specific as this match.") var match: String?
+    @Argument(help: "Only flows at least as specific as this match (also cookie=VALUE/MASK, out_port=PORT).") var match: String?
 
     func run() throws {
         let params = try JSONValue(encoding: DumpFlowsParams(bridge: bridge, match: match))

@@ -182,8 +182,13 @@ struct FlowSyntaxTests {
         ("set_field:64->nw_ttl,set_field:3->in_port,set_field:LOCAL->in_port", "set_field:64->nw_ttl,set_field:3->in_port,set_field:LOCAL->in_port"),
         ("set_field:0x12345->ipv6_label,set_field:2->arp_op", "set_field:0x12345->ipv6_label,set_field:2->arp_op"),
         ("set_field:00:00:00:00:00:01->arp_sha,set_field:00:00:00:00:00:02->arp_tha,set_field:1.2.3.4->arp_spa",
-         "set_field:00:00:00:00:00:01->arp_sha,set_field:00:00:00:00:00:02->arp_tha,set_field:1.2.3.4->nw_src"),
-        ("set_field:184->nw_tos,set_field:46->ip_dscp", "mod_nw_tos:184,mod_nw_tos:184"),
+         "set_field:00:00:00:00:00:01->arp_sha,set_field:00:00:00:00:00:02->arp_tha,set_field:1.2.3.4->arp_spa"),
+        ("set_field:184->nw_tos,set_field:46->ip_dscp", "mod_nw_tos:184,set_field:46->ip_dscp"),
+        ("mod_nw_ecn:2,set_field:1->nw_ecn,set_field:3->ip_ecn,mod_nw_ecn:0",
+         "mod_nw_ecn:2,set_field:1->nw_ecn,set_field:3->nw_ecn,mod_nw_ecn:0"),
+        ("set_field:10.0.0.1->arp_spa,set_field:10.0.0.2->arp_tpa,set_field:0x2->arp_op",
+         "set_field:10.0.0.1->arp_spa,set_field:10.0.0.2->arp_tpa,set_field:2->arp_op"),
+        ("set_field:0xfffff->ipv6_label,set_field:0->ipv6_label", "set_field:0xfffff->ipv6_label,set_field:0->ipv6_label"),
         ("set_field:8->icmp_type,set_field:0->icmpv6_code", "set_field:8->tp_src,set_field:0->tp_dst"),
         ("output:1 output:2", "output:1,output:2"),
     ]
@@ -209,7 +214,12 @@ struct FlowSyntaxTests {
             == [.setIPv6Dst(0, 0x0000_ffff_0102_0304)])
         #expect(try parser.parseActions("set_field:0x5->tun_id,set_tunnel:0x5,set_field:10.0.0.9->tun_dst")
             == [.setField(.tunId, 5), .setTunnel(5), .setField(.tunDst, 0x0a00_0009)])
-        #expect(try parser.parseActions("set_field:46->ip_dscp,set_field:3->dl_vlan_pcp") == [.modNwTos(184), .modVlanPcp(3)])
+        #expect(try parser.parseActions("set_field:46->ip_dscp,set_field:3->dl_vlan_pcp")
+            == [.setSharedField(.ipDscp, 46), .modVlanPcp(3)])
+        #expect(try parser.parseActions("mod_nw_ecn:3,set_field:2->ip_ecn,set_field:0x12345->ipv6_label")
+            == [.modNwEcn(3), .setSharedField(.nwEcn, 2), .setField(.ipv6Label, 0x12345)])
+        #expect(try parser.parseActions("set_field:10.0.0.1->arp_spa,set_field:10.0.0.2->arp_tpa,set_field:2->arp_op")
+            == [.setSharedField(.arpSpa, 0x0a00_0001), .setSharedField(.arpTpa, 0x0a00_0002), .setSharedField(.arpOp, 2)])
     }
 
     @Test func setFieldPrerequisitesAreCheckedAgainstTheMatch() throws {
@@ -218,6 +228,16 @@ struct FlowSyntaxTests {
         #expect(try parser.parseFlow("tcp6,actions=set_field:80->tcp_dst,set_field:::1->ipv6_dst").actions.count == 2)
         // Legacy mod_* actions are not checked (OVS accepts them with OpenFlow 1.0).
         #expect(try parser.parseFlow("in_port=1,actions=mod_nw_dst:10.0.0.1").actions == [.modNwDst(0x0a00_0001)])
+        // ARP fields need an arp (or rarp) match; the IP ones ip or ipv6; ipv6_label ipv6.
+        #expect(try parser.parseFlow("arp,actions=set_field:10.0.0.1->arp_spa,set_field:52:54:00:00:00:01->arp_sha,set_field:2->arp_op").actions.count == 3)
+        #expect(try parser.parseFlow("dl_type=0x8035,actions=set_field:10.0.0.1->arp_tpa").actions.count == 1)
+        #expect(try parser.parseFlow("ipv6,actions=set_field:1->nw_ecn,set_field:10->ip_dscp,set_field:5->ipv6_label").actions.count == 3)
+        #expect(try parser.parseFlow("ip,actions=set_field:3->ip_ecn").actions == [.setSharedField(.nwEcn, 3)])
+        // What earlier versions saved for arp_spa/arp_tpa (nw_src/nw_dst under an arp match) loads as them.
+        #expect(try parser.parseFlow("arp,actions=set_field:1.2.3.4->nw_src,set_field:1.2.3.5->nw_dst").actions
+            == [.setSharedField(.arpSpa, 0x0102_0304), .setSharedField(.arpTpa, 0x0102_0305)])
+        // Legacy mod_nw_ecn is not checked either (OVS: OpenFlow 1.0 only, accepted).
+        #expect(try parser.parseFlow("actions=mod_nw_ecn:1").actions == [.modNwEcn(1)])
         // parseActions alone has no match to check against.
         #expect(try parser.parseActions("set_field:10.0.0.1->nw_dst") == [.setField(.nwDst, 0x0a00_0001)])
     }
@@ -254,6 +274,34 @@ struct FlowSyntaxTests {
         let none = try parser.parseMatch("")
         #expect(none.match == Match() && none.priority == nil && none.cookie == nil)
         #expect(try parser.parseMatch("in_port=vnet0 dl_type=0x0806").match.value(.inPort) == 1)
+        #expect(none.outPort == nil)
+    }
+
+    @Test func outPortFilter() throws {
+        #expect(try parser.parseMatch("out_port=2").outPort == 2)
+        #expect(try parser.parseMatch("ip,out_port=lisp0").outPort == 2)
+        #expect(try parser.parseMatch("out_port=LOCAL").outPort == OpenFlowPort.local)
+        #expect(try parser.parseMatch("out_port=local").outPort == OpenFlowPort.local)
+        #expect(try parser.parseMatch("out_port=NORMAL").outPort == OpenFlowPort.normal)
+        #expect(try parser.parseMatch("out_port=0xfffffffe").outPort == OpenFlowPort.local)
+        // NONE/ANY: OpenFlow's "any port", no filter.
+        #expect(try parser.parseMatch("out_port=NONE").outPort == nil)
+        #expect(try parser.parseMatch("out_port=ANY").outPort == nil)
+        // What out_port compares: the port an action outputs to, reserved ports included.
+        let actions = try parser.parseActions("output:3,NORMAL,FLOOD,ALL,LOCAL,IN_PORT,mod_nw_ecn:1")
+        #expect(actions.map(\.outputPort) == [3, OpenFlowPort.normal, OpenFlowPort.flood, OpenFlowPort.all,
+                                              OpenFlowPort.local, OpenFlowPort.inPort, nil])
+    }
+
+    @Test func modificationCookies() throws {
+        let both = try parser.parseModification("cookie=0x15/0xf0,cookie=0x7,in_port=1,actions=drop")
+        #expect(both.cookieMatch?.value == 0x10 && both.cookieMatch?.mask == 0xf0)
+        #expect(both.newCookie == 7 && both.rule.cookie == 7)
+        #expect(both.rule.match.value(.inPort) == 1 && both.rule.actions.isEmpty)
+        let plain = try parser.parseModification("priority=5,ip,actions=output:2")
+        #expect(plain.cookieMatch == nil && plain.newCookie == nil && plain.rule.cookie == 0 && plain.rule.priority == 5)
+        let masked = try parser.parseModification("cookie=0x5/-1,actions=NORMAL")
+        #expect(masked.cookieMatch?.mask == .max && masked.newCookie == nil)
     }
 
     // MARK: Port names
@@ -290,7 +338,8 @@ struct FlowSyntaxTests {
         ("flow", "cookie=1/1,actions=drop", "1/1", "bad value \"1/1\" for cookie"),
         ("flow", "cookie=0x1g,actions=drop", "0x1g", "bad value \"0x1g\" for cookie"),
         ("flow", "idle_timeout=-1,actions=drop", "-1", "bad value \"-1\" for idle_timeout"),
-        ("flow", "out_port=1,actions=drop", "out_port", "unsupported keyword \"out_port\""),
+        ("flow", "out_port=1,actions=drop", "out_port", "out_port is not allowed here"),
+        ("flow", "out_group=1,actions=drop", "out_group", "unsupported keyword \"out_group\""),
         ("flow", "in_port=vnet9,actions=drop", "vnet9", "bad value \"vnet9\" for in_port"),
         ("flow", "in_port=70000,actions=drop", "70000", "bad value \"70000\" for in_port"),
         ("flow", "dl_dst=01:02:03,actions=drop", "01:02:03", "bad value \"01:02:03\" for dl_dst"),
@@ -366,12 +415,31 @@ struct FlowSyntaxTests {
         ("flow", "ip,actions=set_field:6->nw_proto", "nw_proto", "nw_proto is read-only"),
         ("flow", "ip,actions=set_field:1.2.3.4/8->nw_src", "1.2.3.4/8", "bad value \"1.2.3.4/8\" for nw_src in set_field"),
         ("flow", "ip,actions=set_field:1.2.3.400->nw_src", "1.2.3.400", "bad value"),
-        ("flow", "ip,actions=set_field:1->nw_ecn", "nw_ecn", "unsupported set_field destination"),
+        ("flow", "ip,actions=mod_nw_ecn:4", "4", "bad value \"4\" for mod_nw_ecn"),
+        ("flow", "ip,actions=mod_nw_ecn", "mod_nw_ecn", "missing argument for mod_nw_ecn"),
+        ("flow", "ip,actions=set_field:4->nw_ecn", "4", "bad value \"4\" for nw_ecn in set_field"),
+        ("flow", "ip,actions=set_field:64->ip_dscp", "64", "bad value \"64\" for ip_dscp in set_field"),
+        ("flow", "ipv6,actions=set_field:0x100000->ipv6_label", "0x100000", "bad value"),
+        ("flow", "ip,actions=set_field:10.0.0.1->arp_spa", "set_field:10.0.0.1->arp_spa",
+         "set_field to arp_spa is inconsistent with the match"),
+        ("flow", "ip,actions=output:1,set_field:52:54:00:00:00:01->arp_tha", "set_field:52:54:00:00:00:01->arp_tha",
+         "set_field to arp_tha is inconsistent with the match"),
+        ("flow", "ipv6,actions=set_field:1.2.3.4->nw_src", "set_field:1.2.3.4->nw_src", "set_field to nw_src is inconsistent"),
+        ("flow", "arp,actions=set_field:1->nw_ecn", "set_field:1->nw_ecn", "set_field to nw_ecn is inconsistent"),
+        ("flow", "ip,actions=set_field:1->ipv6_label", "set_field:1->ipv6_label", "set_field to ipv6_label is inconsistent"),
+        ("flow", "actions=set_field:2->arp_op", "set_field:2->arp_op", "set_field to arp_op is inconsistent"),
         ("actions", "", "", "empty action list"),
         ("actions", "output:1,,bogus", "bogus", "unknown action"),
         // Filters
         ("match", "ip,actions=drop", "actions", "actions are not allowed here"),
         ("match", "cookie=5", "5", "bad value \"5\" for cookie"),
+        ("match", "out_port=vnet9", "vnet9", "bad value \"vnet9\" for out_port"),
+        ("match", "out_port=", "out_port", "missing value for out_port"),
+        ("match", "out_port=-1", "-1", "bad value \"-1\" for out_port"),
+        // mod-flows: OVS takes no out_port there; a cookie mask selects, a plain cookie is set.
+        ("modify", "out_port=1,actions=drop", "out_port", "out_port is not allowed here"),
+        ("modify", "cookie=1/0xg,actions=drop", "1/0xg", "bad value \"1/0xg\" for cookie"),
+        ("modify", "cookie=1/1", "", "must specify an action"),
         ("match", "idle_timeout=5", "idle_timeout", "idle_timeout is not allowed here"),
         ("match", "ip,tp_src=1", "tp_src", "missing prerequisite"),
         ("match", "in_port=1 junk", "junk", "unknown field \"junk\""),
@@ -383,6 +451,7 @@ struct FlowSyntaxTests {
             switch function {
             case "flow": _ = try parser.parseFlow(text)
             case "actions": _ = try parser.parseActions(text)
+            case "modify": _ = try parser.parseModification(text)
             default: _ = try parser.parseMatch(text)
             }
             Issue.record("\(text) parsed without error")

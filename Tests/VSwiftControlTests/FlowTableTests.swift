@@ -126,10 +126,10 @@ private let seedFlows = [
         let same = try #require(h.datapath.rule("br2", priority: 1))
         #expect(same.counterSlot == ip.counterSlot && same.sequence == ip.sequence)
 
-        // Nothing selected: nothing added (no cookie in the request).
+        // Nothing selected and no cookie mask: the flow is added, as OVS's modify does.
         let none = try h.ok("mod-flows", ["bridge": "br2", "flow": "in_port=3,actions=drop"]).decode(FlowChangeReport.self)
-        #expect(none == FlowChangeReport())
-        #expect(try h.flows("br2").count == 5)
+        #expect(none == FlowChangeReport(added: 1))
+        #expect(try h.flows("br2").count == 6)
     }
 
     @Test func modFlowsStrictChangesOnlyTheIdenticalFlow() throws {
@@ -145,9 +145,10 @@ private let seedFlows = [
             "priority=5,arp,in_port=1 actions=NORMAL",
             "priority=0 actions=NORMAL",
         ])
-        // Strict without a priority means the default one, which no flow has here.
+        // Strict without a priority means the default one, which no flow has here: added.
         let none = try h.ok("mod-flows", ["bridge": "br2", "flow": "in_port=1,actions=drop", "strict": true])
-        #expect(try none.decode(FlowChangeReport.self) == FlowChangeReport())
+        #expect(try none.decode(FlowChangeReport.self) == FlowChangeReport(added: 1))
+        #expect(try h.flows("br2").contains("in_port=1 actions=drop"))
     }
 
     @Test func modFlowsWithACookieSetsItOrAddsTheFlow() throws {
@@ -222,6 +223,116 @@ private let seedFlows = [
         try h.addFlow("br2", "cookie=0x22,priority=6,in_port=1,actions=NORMAL")
         try h.ok("del-flows", ["bridge": "br2", "match": "cookie=0x20/0xf0"])
         #expect(try h.flows("br2") == ["priority=5,in_port=1 actions=NORMAL", "priority=0 actions=NORMAL"])
+    }
+
+    @Test func outPortSelectsFlowsWithAnOutputToThePort() throws {
+        let h = try seedBridge()  // vnet0 is port 1, eth1 port 2
+        for flow in [
+            "priority=10,in_port=1,actions=output:2",
+            "priority=11,in_port=1,actions=mod_dl_dst:52:54:00:00:00:01,output:1,eth1",
+            "priority=12,in_port=2,actions=output:1",
+            "priority=13,in_port=2,actions=drop",
+            "priority=14,arp,actions=NORMAL",
+            "priority=15,ip,actions=FLOOD",
+            "priority=16,ip,in_port=1,actions=LOCAL",
+            "priority=17,ip,in_port=2,actions=output:br2",
+            "priority=18,ip,in_port=2,actions=ALL,IN_PORT",
+        ] {
+            try h.addFlow("br2", flow)
+        }
+        func priorities(_ filter: String) throws -> [String] { try h.flows("br2", filter).map { String($0.prefix(11)) } }
+        #expect(try priorities("out_port=2") == ["priority=11", "priority=10"])
+        #expect(try priorities("out_port=eth1") == ["priority=11", "priority=10"])
+        // OVS compares the output action's port: NORMAL, FLOOD and ALL select only by their own numbers.
+        #expect(try priorities("out_port=1") == ["priority=12", "priority=11"])
+        #expect(try priorities("out_port=NORMAL") == ["priority=14", "priority=0 "])
+        #expect(try priorities("out_port=FLOOD") == ["priority=15"])
+        #expect(try priorities("out_port=ALL") == ["priority=18"])
+        #expect(try priorities("out_port=IN_PORT") == ["priority=18"])
+        #expect(try priorities("out_port=LOCAL") == ["priority=17", "priority=16"])
+        #expect(try priorities("out_port=br2") == ["priority=17", "priority=16"])
+        #expect(try priorities("out_port=7") == [])
+        // With a match: both must hold. NONE is no filter.
+        #expect(try priorities("in_port=2,out_port=1") == ["priority=12"])
+        #expect(try h.flows("br2", "out_port=NONE").count == 10)
+
+        // del-flows: only the flows that output there go; strict needs the identical flow as well.
+        let strictMiss = try h.ok("del-flows", ["bridge": "br2", "match": "priority=12,in_port=2,out_port=2", "strict": true])
+        #expect(try strictMiss.decode(FlowChangeReport.self) == FlowChangeReport())
+        let strictHit = try h.ok("del-flows", ["bridge": "br2", "match": "priority=12,in_port=2,out_port=1", "strict": true])
+        #expect(try strictHit.decode(FlowChangeReport.self) == FlowChangeReport(deleted: 1))
+        let deleted = try h.ok("del-flows", ["bridge": "br2", "match": "out_port=2"]).decode(FlowChangeReport.self)
+        #expect(deleted == FlowChangeReport(deleted: 2))
+        #expect(try priorities("") == ["priority=18", "priority=17", "priority=16", "priority=15", "priority=14",
+                                         "priority=13", "priority=0 "])
+
+        // mod-flows takes no out_port (OVS: only del-flows and dump-flows do); a bad port is named.
+        let mod = h.call("mod-flows", ["bridge": "br2", "flow": "out_port=1,actions=drop"])
+        #expect(mod.error?.code == RPCError.invalidParams("").code)
+        #expect(mod.error?.message.contains("out_port is not allowed here") == true)
+        let bad = h.call("dump-flows", ["bridge": "br2", "match": "out_port=nosuch"])
+        #expect(bad.error?.message.contains("bad value \"nosuch\" for out_port") == true)
+    }
+
+    @Test func cookieMasksSelectFlowsInDumpDelAndModFlows() throws {
+        let h = try seedBridge()
+        try h.addFlow("br2", "cookie=0x12,priority=5,in_port=1,actions=NORMAL")
+        try h.addFlow("br2", "cookie=0x22,priority=6,in_port=1,actions=NORMAL")
+        try h.addFlow("br2", "cookie=0x23,priority=7,in_port=2,actions=NORMAL")
+        func priorities(_ filter: String) throws -> [UInt16] { try h.dump("br2", filter).flows.map(\.priority) }
+        func cookies() throws -> [UInt16: UInt64] {
+            Dictionary(uniqueKeysWithValues: try h.dump("br2").flows.map { ($0.priority, $0.cookie) })
+        }
+        // cookie & mask == value & mask.
+        #expect(try priorities("cookie=0x20/0xf0") == [7, 6])
+        #expect(try priorities("cookie=0x22/-1") == [6])
+        #expect(try priorities("cookie=0x22/0xffffffffffffffff") == [6])
+        #expect(try priorities("cookie=0x2/0xf") == [6, 5])
+        #expect(try priorities("cookie=0x5/0") == [7, 6, 5, 0])
+        #expect(try priorities("in_port=1,cookie=0x20/0xf0") == [6])
+        // A cookie without a mask sets one: not in a filter (OVS: "cannot set cookie"); add-flow takes no mask.
+        for (method, params) in [
+            ("dump-flows", ["match": "cookie=0x12"]), ("del-flows", ["match": "cookie=0x12"]),
+            ("add-flow", ["flow": "cookie=0x1/0x1,actions=drop"]),
+        ] as [(String, [String: JSONValue])] {
+            var all = params
+            all["bridge"] = "br2"
+            #expect(h.call(method, all).error?.code == RPCError.invalidParams("").code, "\(method)")
+        }
+
+        // mod-flows: the mask selects and a plain cookie is the new one; nothing is added when a
+        // mask selects nothing.
+        let both = try h.ok("mod-flows", ["bridge": "br2", "flow": "cookie=0x20/0xf0,cookie=0x99,actions=drop"])
+        #expect(try both.decode(FlowChangeReport.self) == FlowChangeReport(modified: 2))
+        #expect(try cookies() == [7: 0x99, 6: 0x99, 5: 0x12, 0: 0])
+        #expect(try h.flows("br2", "cookie=0x99/-1") == ["priority=7,in_port=2 actions=drop", "priority=6,in_port=1 actions=drop"])
+        let keep = try h.ok("mod-flows", ["bridge": "br2", "flow": "cookie=0x10/0xf0,actions=output:2"])
+        #expect(try keep.decode(FlowChangeReport.self) == FlowChangeReport(modified: 1))
+        #expect(try cookies()[5] == 0x12 && h.flows("br2", "cookie=0x12/-1") == ["priority=5,in_port=1 actions=output:2"])
+        let none = try h.ok("mod-flows", ["bridge": "br2", "flow": "cookie=0x40/0xf0,in_port=3,actions=drop"])
+        #expect(try none.decode(FlowChangeReport.self) == FlowChangeReport())
+        // Without a mask the modified flows take the request's cookie, 0 when it has none (ovs-ofctl
+        // sends one with every modify).
+        try h.ok("mod-flows", ["bridge": "br2", "flow": "in_port=2,actions=NORMAL"])
+        #expect(try cookies() == [7: 0, 6: 0x99, 5: 0x12, 0: 0])
+
+        // del-flows by mask.
+        let deleted = try h.ok("del-flows", ["bridge": "br2", "match": "cookie=0x90/0xf0"]).decode(FlowChangeReport.self)
+        #expect(deleted == FlowChangeReport(deleted: 1))
+        #expect(try priorities("") == [7, 5, 0])
+    }
+
+    @Test func selectorConditionsOnCookieAndOutPort() throws {
+        let actions = try FlowParser().parseActions("mod_nw_ecn:1,output:3,NORMAL")
+        #expect(FlowSelector(outPort: 3).selects(cookie: 0xab, actions: actions))
+        #expect(FlowSelector(outPort: OpenFlowPort.normal).selects(cookie: 0xab, actions: actions))
+        #expect(!FlowSelector(outPort: 4).selects(cookie: 0xab, actions: actions))
+        #expect(!FlowSelector(outPort: OpenFlowPort.flood).selects(cookie: 0xab, actions: actions))
+        #expect(!FlowSelector(outPort: 3).selects(cookie: 0xab, actions: []))  // drop outputs nowhere
+        #expect(FlowSelector(cookie: (0xa0, 0xf0), outPort: 3).selects(cookie: 0xab, actions: actions))
+        #expect(!FlowSelector(cookie: (0xb0, 0xf0), outPort: 3).selects(cookie: 0xab, actions: actions))
+        #expect(FlowSelector(cookie: (0xb0, 0)).selects(cookie: 0xab, actions: actions))  // mask 0: any cookie
+        #expect(FlowSelector.all.selects(cookie: 0, actions: []))
     }
 
     @Test func replaceFlowsKeepsUnchangedFlowsAndTheirCounters() throws {

@@ -89,4 +89,55 @@ struct PipelineTests {
         #expect(harness.ruleStatistics(counterSlot: 1).packets == 39_998)
         #expect(harness.accounting().isConsistent)
     }
+
+    @Test func ecnAndDSCPAreRewrittenOnTheWireWithAValidHeaderChecksum() throws {
+        let harness = try PipelineHarness(packets: [udpFrame()], rules: try rules([
+            "ip,in_port=1,actions=mod_nw_ecn:3,set_field:46->ip_dscp,output:2",
+        ]))
+        _ = harness.run(packets: 1_000)
+        #expect(harness.transmitted == 1_000)
+        let out = harness.lastTransmittedFrame
+        var expected = udpFrame()
+        expected[15] = 46 << 2 | 3
+        let stored = UInt16(out[24]) << 8 | UInt16(out[25])
+        let computed = out.withUnsafeBytes { Checksum.ipv4Header($0.baseAddress! + 14, headerLength: 20) }
+        #expect(stored == computed)
+        // Only the TOS byte and the header checksum differ from the frame that came in.
+        expected[24] = out[24]
+        expected[25] = out[25]
+        #expect(out == expected)
+        #expect(harness.accounting().isConsistent)
+    }
+
+    @Test func arpFieldsAreRewrittenOnTheWire() throws {
+        // An ARP request 10.1.1.20 (52:54:00:b8:27:75) asks for 10.1.1.30.
+        let request: [UInt8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 0x08, 0x06,
+                                0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01, 0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 10, 1, 1, 20,
+                                0, 0, 0, 0, 0, 0, 10, 1, 1, 30] + [UInt8](repeating: 0, count: 18)
+        let harness = try PipelineHarness(packets: [request], rules: try rules([
+            "arp,in_port=1,arp_op=1,actions=set_field:2->arp_op,set_field:52:54:00:1b:ea:d5->arp_sha,"
+                + "set_field:10.1.1.30->arp_spa,set_field:52:54:00:b8:27:75->arp_tha,set_field:10.1.1.20->arp_tpa,output:2",
+        ]))
+        _ = harness.run(packets: 100)
+        #expect(harness.transmitted == 100)
+        let reply: [UInt8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 0x08, 0x06,
+                              0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02, 0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5, 10, 1, 1, 30,
+                              0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 10, 1, 1, 20] + [UInt8](repeating: 0, count: 18)
+        #expect(harness.lastTransmittedFrame == reply)
+        #expect(harness.accounting().isConsistent)
+    }
+
+    @Test func ipv6FlowLabelAndECNAreRewrittenOnTheWire() throws {
+        // UDP over IPv6 with a zero UDP checksum (none to update: neither field is in the pseudo-header).
+        var frame: [UInt8] = [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5, 0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 0x86, 0xdd]
+        frame += [0x60, 0x00, 0x00, 0x00, 0x00, 12, 17, 64] + [UInt8](repeating: 0x20, count: 16) + [UInt8](repeating: 0x30, count: 16)
+        frame += [0x03, 0xe8, 0x10, 0xe1, 0x00, 12, 0x00, 0x00, 1, 2, 3, 4]
+        let harness = try PipelineHarness(packets: [frame], rules: try rules([
+            "ipv6,in_port=1,actions=set_field:0xabcde->ipv6_label,set_field:2->nw_ecn,output:2",
+        ]))
+        _ = harness.run(packets: 100)
+        var expected = frame
+        expected.replaceSubrange(14..<18, with: [0x60, 0x2a, 0xbc, 0xde])
+        #expect(harness.lastTransmittedFrame == expected)
+    }
 }

@@ -300,6 +300,93 @@ struct HeaderRewriteTests {
         #expect(t == .notApplicable && a == arp)
     }
 
+    @Test func ecnKeepsDSCPAndFixesTheIPv4Checksum() {
+        // ipv4TCP has TOS 0xb9: DSCP 46, ECN 1.
+        let frame = Build.ipv4TCP(tags: [(0x8100, 4)])
+        for ecn: UInt8 in 0...3 {
+            let (f, r) = rewrite(frame) { HeaderRewrite.setECN($0, length: $1, ecn) }
+            #expect(r == .done && extract(f).get(.nwTos) == UInt64(0xb8 | ecn) && Verify.problems(f).isEmpty)
+            // Only the TOS byte and the header checksum change.
+            let l3 = 18
+            let changed = f.indices.filter { f[$0] != frame[$0] }
+            #expect(changed.allSatisfy { [l3 + 1, l3 + 10, l3 + 11].contains($0) }, "ECN \(ecn): \(changed)")
+        }
+        let v6 = Build.ipv6WithExtensions() // traffic class 0x2e (DSCP 11, ECN 2), label 0xabcde
+        let (h, s) = rewrite(v6) { HeaderRewrite.setECN($0, length: $1, 1) }
+        var expected = extract(v6)
+        expected.set(.nwTos, 0x2d)
+        #expect(s == .done && extract(h) == expected && Verify.problems(h).isEmpty)
+        #expect(Array(h[14..<18]) == [0x62, 0xda, 0xbc, 0xde])
+        let arp = Build.ethernet(type: 0x0806, [UInt8](repeating: 0, count: 28))
+        let (a, t) = rewrite(arp) { HeaderRewrite.setECN($0, length: $1, 3) }
+        #expect(t == .notApplicable && a == arp)
+    }
+
+    @Test func ipv6FlowLabel() {
+        let v6 = Build.ipv6WithExtensions()
+        let (h, s) = rewrite(v6) { HeaderRewrite.setIPv6FlowLabel($0, length: $1, 0x12345) }
+        var expected = extract(v6)
+        expected.set(.ipv6Label, 0x12345)
+        #expect(s == .done && extract(h) == expected && Verify.problems(h).isEmpty)
+        #expect(Array(h[14..<18]) == [0x62, 0xe1, 0x23, 0x45] && Array(h[18...]) == Array(v6[18...]))
+        let (f, r) = rewrite(Build.ipv4TCP()) { HeaderRewrite.setIPv6FlowLabel($0, length: $1, 1) }
+        #expect(r == .notApplicable && f == Build.ipv4TCP())
+    }
+
+    static func arpFrame(tags: [(UInt16, UInt16)] = [], type: UInt16 = 0x0806) -> [UInt8] {
+        let arp = Ref.be16(1) + Ref.be16(0x0800) + [6, 4] + Ref.be16(1) + Ref.mac(Build.src) + Ref.be32(Build.ip1)
+            + Ref.mac(0) + Ref.be32(Build.ip2)
+        return Build.ethernet(dst: 0xffff_ffff_ffff, tags: tags, type: type, arp + [UInt8](repeating: 0, count: 18))
+    }
+
+    @Test func arpFields() {
+        for frame in [Self.arpFrame(), Self.arpFrame(tags: [(0x8100, 9)]), Self.arpFrame(type: 0x8035)] {
+            let l3 = frame.count - 46
+            var f = frame
+            var r: [HeaderRewrite.Result] = []
+            (f, r) = applyAll(f, [
+                { HeaderRewrite.setARPOperation($0, length: $1, 2) },
+                { HeaderRewrite.setARPSenderHardwareAddress($0, length: $1, 0x0211_2233_4455) },
+                { HeaderRewrite.setARPSenderProtocolAddress($0, length: $1, 0x0a00_0001) },
+                { HeaderRewrite.setARPTargetHardwareAddress($0, length: $1, 0x5254_0000_0001) },
+                { HeaderRewrite.setARPTargetProtocolAddress($0, length: $1, 0xc0a8_0101) },
+            ])
+            #expect(r.allSatisfy { $0 == .done })
+            var expected = extract(frame)
+            expected.set(.nwProto, 2)
+            expected.set(.arpSha, 0x0211_2233_4455)
+            expected.set(.nwSrc, 0x0a00_0001)
+            expected.set(.arpTha, 0x5254_0000_0001)
+            expected.set(.nwDst, 0xc0a8_0101)
+            #expect(extract(f) == expected)
+            // Byte-exact: the 28-byte ARP body as written, the rest untouched.
+            let body = Ref.be16(1) + Ref.be16(0x0800) + [6, 4] + Ref.be16(2) + Ref.mac(0x0211_2233_4455)
+                + Ref.be32(0x0a00_0001) + Ref.mac(0x5254_0000_0001) + Ref.be32(0xc0a8_0101)
+            #expect(Array(f[l3..<(l3 + 28)]) == body)
+            #expect(Array(f[..<l3]) == Array(frame[..<l3]) && Array(f[(l3 + 28)...]) == Array(frame[(l3 + 28)...]))
+        }
+        // Not Ethernet/IPv4 ARP, not ARP, or truncated: untouched.
+        var other = Self.arpFrame()
+        other[15] = 6
+        for frame in [other, Build.ipv4TCP(), Array(Self.arpFrame()[..<41])] {
+            let (f, r) = rewrite(frame) { HeaderRewrite.setARPSenderProtocolAddress($0, length: $1, 1) }
+            #expect(r == .notApplicable && f == frame)
+        }
+    }
+
+    /// Applies `ops` in order to a copy of `frame`; the frame after all of them and their results.
+    private func applyAll(_ frame: [UInt8], _ ops: [(UnsafeMutableRawPointer, Int) -> HeaderRewrite.Result])
+        -> ([UInt8], [HeaderRewrite.Result]) {
+        var f = frame
+        var results: [HeaderRewrite.Result] = []
+        for op in ops {
+            let (g, r) = rewrite(f, op)
+            f = g
+            results.append(r)
+        }
+        return (f, results)
+    }
+
     @Test func decrementTTL() {
         let (f, r) = rewrite(Build.ipv4TCP()) { HeaderRewrite.decrementTTL($0, length: $1) }
         #expect(r == .done && extract(f).get(.nwTTL) == 62 && Verify.problems(f).isEmpty)
@@ -410,6 +497,8 @@ struct HeaderRewriteTests {
                     { HeaderRewrite.setNetworkTOS($0, length: $1, 0xfc) },
                     { HeaderRewrite.decrementTTL($0, length: $1) },
                     { HeaderRewrite.setTTL($0, length: $1, 9) },
+                    { HeaderRewrite.setECN($0, length: $1, 3) },
+                    { HeaderRewrite.setIPv6FlowLabel($0, length: $1, 5) },
                 ]
                 for op in ops {
                     let (f, r) = rewrite(prefix, op)
