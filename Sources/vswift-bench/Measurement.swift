@@ -7,8 +7,12 @@ enum SwitchKind {
     /// Tunnel scenarios' reference: vswift forwarding the same frames port to port (one rule).
     case vswiftPlain
     case baseline
-    /// Open vSwitch's userspace datapath with AF_XDP ports (OVSSwitch).
+    /// Open vSwitch's userspace datapath with AF_XDP ports (OVSSwitch); VXLAN in tunnel scenarios.
     case ovs
+    /// The round trip: two vswift switches, A encapsulating in LISP, B decapsulating (VSwiftPair).
+    case vswiftPair
+    /// The round trip's reference: the same two switches port to port, without tunnels.
+    case vswiftPairPlain
 }
 
 /// Counters read at the edges of a window.
@@ -57,15 +61,16 @@ struct MeasurementContext {
     /// Starts the switch, offers traffic, measures one window, stops everything again.
     func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
         let label = switch kind {
-        case .vswift: "vswift"
-        case .vswiftPlain: "vswift-p2p"
+        case .vswift, .vswiftPair: "vswift"
+        case .vswiftPlain, .vswiftPairPlain: "vswift-p2p"
         case .baseline: "xsk_fwd"
-        case .ovs: "ovs-afxdp"
+        case .ovs: tunnel == .none ? "ovs-afxdp" : "ovs-vxlan"
         }
         log("run \(run) \(label): starting")
         let sw: SwitchUnderTest
         var vswift: VSwiftSwitch?
         var ovs: OVSSwitch?
+        var pair: VSwiftPair?
         switch kind {
         case .vswift:
             let v = try VSwiftSwitch(
@@ -83,9 +88,18 @@ struct MeasurementContext {
                 namespace: topology.switchNamespace, cpu: switchCPU, executable: baselinePath!,
                 redirectObject: "\(bpfDirectory)/\(Artifacts.redirect)")
         case .ovs:
-            let o = try OVSSwitch(namespace: topology.switchNamespace, cpu: switchCPU, helperCPU: generatorCPU, rules: rules)
+            let o = try OVSSwitch(namespace: topology.switchNamespace, cpu: switchCPU, helperCPU: generatorCPU, rules: rules,
+                                  tunnel: tunnel, sinkMAC: sink.mac)
             ovs = o
             sw = o
+        case .vswiftPair, .vswiftPairPlain:
+            let p = try VSwiftPair(topology: topology, cpu: switchCPU, bpfDirectory: bpfDirectory, lisp: kind == .vswiftPair)
+            pair = p
+            sw = p
+        }
+        // The switch's own count of frames sent toward the sink (on s1: an underlay too).
+        func transmittedToSink() -> UInt64 {
+            vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? pair?.transmittedToSink ?? 0
         }
         var stopped = false
         func stopAll() {
@@ -100,9 +114,9 @@ struct MeasurementContext {
         }
 
         if let vswift, tunnel == .none || kind == .vswiftPlain { try vswift.learn(from: sink) }
-        if let ovs, rules == 0 { try ovs.learn(from: sink) }
+        if let ovs, rules == 0 && tunnel == .none { try ovs.learn(from: sink) }
         let sinkAtStart = sink.counters().packets
-        let switchTxAtStart = vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? 0  // s1: underlay too
+        let switchTxAtStart = transmittedToSink()
         generator.start()
         try Signals.sleep(warmup)
         if let failure = generator.failure { throw BenchError.failed(failure) }
@@ -111,9 +125,10 @@ struct MeasurementContext {
         guard !tids.isEmpty else { throw BenchError.failed("\(label) has no threads to measure") }
         let datapath = vswift?.datapath
         let a = Snapshot.take(sink: sink, generator: generator, pid: sw.pid, tids: tids, datapath: datapath)
-        if vswift != nil { AllocationCounter.begin(tracking: tids) }
+        let countsAllocations = vswift != nil || pair != nil
+        if countsAllocations { AllocationCounter.begin(tracking: tids) }
         try Signals.sleep(window)
-        let allocations = vswift != nil ? AllocationCounter.end() : nil
+        let allocations = countsAllocations ? AllocationCounter.end() : nil
         let b = Snapshot.take(sink: sink, generator: generator, pid: sw.pid, tids: tids, datapath: datapath)
         if let failure = generator.failure { throw BenchError.failed(failure) }
 
@@ -121,9 +136,9 @@ struct MeasurementContext {
         generator.pause()
         usleep(200_000)
         var notes: [String] = []
-        let switchTxTotal = (vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? 0) &- switchTxAtStart
-        if let vswift {
-            for accounting in vswift.datapath.frameAccounting() where !accounting.isConsistent {
+        let switchTxTotal = transmittedToSink() &- switchTxAtStart
+        for datapath in [vswift?.datapath, pair?.first, pair?.second].compactMap({ $0 }) {
+            for accounting in datapath.frameAccounting() where !accounting.isConsistent {
                 notes.append("frame accounting inconsistent: \(accounting)")
             }
         }
@@ -140,7 +155,7 @@ struct MeasurementContext {
         } else if let ovs {
             notes += ovs.stopNotes
             if let note = Self.disagreement("ovs sent on s1", switchTxTotal, sinkTotal) { notes.append(note) }
-        } else if let note = Self.disagreement("vswift sent on s1", switchTxTotal, sinkTotal) {
+        } else if let note = Self.disagreement(pair != nil ? "vswift B sent on s1" : "vswift sent on s1", switchTxTotal, sinkTotal) {
             notes.append(note)
         }
 
@@ -157,9 +172,11 @@ struct MeasurementContext {
             userNanosecondsPerPacket: cpu.userNanoseconds / Double(packets),
             totalNanosecondsPerPacket: cpu.totalNanoseconds / Double(packets),
             cpuUtilization: cpu.totalNanoseconds / (elapsed * 1e9),
-            userTicks: cpu.userTicks, systemTicks: cpu.systemTicks, notes: notes)
+            userTicks: cpu.userTicks, systemTicks: cpu.systemTicks,
+            flowLoadSeconds: vswift?.flowLoadSeconds ?? ovs?.flowLoadSeconds, notes: notes)
         // Both switches busy-poll, and the generator offers more than they forward: a forwarding
         // thread that did not get its whole CPU was preempted by something else.
+        // (A switch pair's two threads share one CPU: their sum is what counts.)
         if result.cpuUtilization < 0.9 && result.offeredMpps > 1.1 * result.mpps {
             result.contended = true
             result.notes.append(String(
@@ -189,6 +206,9 @@ struct MeasurementContext {
                     rxFillRingEmptyDescs: y.rxFillRingEmptyDescs &- x.rxFillRingEmptyDescs,
                     txRingEmptyDescs: y.txRingEmptyDescs &- x.txRingEmptyDescs)
             }
+        }
+        if let seconds = result.flowLoadSeconds {
+            log(String(format: "run %d %@: flow table of %d rules installed in %.2f s", run, label, rules, seconds))
         }
         log(String(format: "run %d %@: %.3f Mpps delivered (%.3f offered), CPU %.0f%%, user %.1f ns/pkt, total %.0f ns/pkt%@",
                    run, label, result.mpps, result.offeredMpps, result.cpuUtilization * 100,

@@ -11,8 +11,13 @@ import Glibc
 /// (datapath_type=netdev). The PMD thread is pinned by `pmd-cpu-mask` to the switch CPU; the other
 /// threads (main, handler, revalidator...) are moved to the generator CPU, where the bench's own
 /// helper threads are. Only the PMD threads' CPU time is measured.
+///
+/// `--tunnel encap`: OVS has no userspace LISP, so its row is VXLAN encapsulation (labelled
+/// ovs-vxlan): br0 holds s0 and vxlan0 (remote 198.19.0.2), the flow in_port=1 → vxlan0; the
+/// underlay bridge br-ul holds s1, its internal port carries 198.19.0.1/24, and a route plus a
+/// static tunnel-neighbour entry (the sink's MAC: the sink answers no ARP) let the tunnel resolve.
 final class OVSSwitch: SwitchUnderTest {
-    let name = "ovs-afxdp"
+    let name: String
     static let directoryPrefix = "/tmp/vsb-ovs-"
     private(set) var pid: Int32 = 0
     private(set) var threadIDs: [Int32] = []
@@ -22,6 +27,12 @@ final class OVSSwitch: SwitchUnderTest {
     private var started: [String] = []
     /// Set by stop(): what went wrong while shutting down (XDP left on a port...).
     private(set) var stopNotes: [String] = []
+    /// With rules: seconds `ovs-ofctl --bundle add-flows` took.
+    private(set) var flowLoadSeconds: Double?
+
+    /// The VXLAN encapsulation scenario's addresses (the same as vswift's LISP encap) and bridge.
+    static let underlayBridge = "br-ul"
+    static let vxlanPort = "vxlan0"
 
     /// Whether ovs-vswitchd and its tools are installed (Debian: openvswitch-switch).
     static var isInstalled: Bool {
@@ -38,22 +49,27 @@ final class OVSSwitch: SwitchUnderTest {
 
     /// `rules` = 0: NORMAL (MAC learning); otherwise the equivalent of VSwiftSwitch.flowTable(rules).
     /// `helperCPU`: where the non-PMD threads run.
-    init(namespace: String, cpu: Int, helperCPU: Int, rules: Int, xdpMode: String = "native") throws {
+    init(namespace: String, cpu: Int, helperCPU: Int, rules: Int, tunnel: TunnelScenario = .none,
+         sinkMAC: [UInt8] = [], xdpMode: String = "native") throws {
+        guard tunnel == .none || tunnel == .encap else {
+            throw BenchError.failed("the OVS baseline has no \(tunnel.rawValue) scenario")
+        }
         self.namespace = namespace
+        name = tunnel == .none ? "ovs-afxdp" : "ovs-vxlan"
         // A stray PMD of a killed bench would busy-poll on the switch CPU: checked again per run.
         Self.removeStale()
         directory = Self.directoryPrefix + String(getpid())
         _ = try? runCommand(["/bin/rm", "-rf", directory])
         guard mkdir(directory, 0o700) == 0 else { throw BenchError.failed("mkdir \(directory): \(errnoText())") }
         do {
-            try start(cpu: cpu, helperCPU: helperCPU, rules: rules, xdpMode: xdpMode)
+            try start(cpu: cpu, helperCPU: helperCPU, rules: rules, tunnel: tunnel, sinkMAC: sinkMAC, xdpMode: xdpMode)
         } catch {
             stop()
             throw error
         }
     }
 
-    private func start(cpu: Int, helperCPU: Int, rules: Int, xdpMode: String) throws {
+    private func start(cpu: Int, helperCPU: Int, rules: Int, tunnel: TunnelScenario, sinkMAC: [UInt8], xdpMode: String) throws {
         try ovs(["ovsdb-tool", "create", "\(directory)/conf.db", Self.schema])
         let options = ["--detach", "--no-chdir", "-vconsole:off", "-vfile:info"]
         try daemon(["ovsdb-server", "\(directory)/conf.db", "--remote=punix:\(directory)/db.sock",
@@ -77,12 +93,23 @@ final class OVSSwitch: SwitchUnderTest {
         guard types.contains("afxdp") else {
             throw BenchError.failed("this ovs-vswitchd has no AF_XDP support (iface_types: \(types.trimmingCharacters(in: .whitespacesAndNewlines)))")
         }
-        try vsctl(["add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev"])
+        // OpenFlow 1.4 for add-flows --bundle (one transaction, as vswift installs a table).
+        try vsctl(["add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
+                   "protocols=OpenFlow10,OpenFlow13,OpenFlow14"])
         // OVS 3.1 knows xdp-mode best-effort|native-with-zerocopy|native|generic (no
         // native-with-maxsize); veth has no zero-copy, so native is copy mode as for xsk_fwd.
-        for (port, number) in [("s0", 1), ("s1", 2)] {
-            try vsctl(["add-port", "br0", port, "--", "set", "interface", port, "type=afxdp",
+        func addAFXDPPort(_ port: String, bridge: String, number: Int) throws {
+            try vsctl(["add-port", bridge, port, "--", "set", "interface", port, "type=afxdp",
                        "options:n_rxq=1", "options:xdp-mode=\(xdpMode)", "ofport_request=\(number)"])
+        }
+        try addAFXDPPort("s0", bridge: "br0", number: 1)
+        if tunnel == .encap {
+            try vsctl(["add-port", "br0", Self.vxlanPort, "--", "set", "interface", Self.vxlanPort, "type=vxlan",
+                       "options:remote_ip=\(VSwiftSwitch.encapRemote)", "ofport_request=2"])
+            try vsctl(["add-br", Self.underlayBridge, "--", "set", "bridge", Self.underlayBridge, "datapath_type=netdev"])
+            try addAFXDPPort("s1", bridge: Self.underlayBridge, number: 1)
+        } else {
+            try addAFXDPPort("s1", bridge: "br0", number: 2)
         }
         for port in ["s0", "s1"] {
             let error = try vsctl(["get", "interface", port, "error"]).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -90,16 +117,23 @@ final class OVSSwitch: SwitchUnderTest {
                 throw BenchError.failed("ovs cannot open \(port) as an AF_XDP port: \(error)\(logErrors())")
             }
         }
+        if tunnel == .encap { try setUpUnderlay(sinkMAC: sinkMAC) }
         try ofctl(["del-flows", "br0"])
-        if rules == 0 {
+        if tunnel == .encap {
+            try ofctl(["add-flow", "br0", "priority=10,in_port=1,actions=output:2"])
+        } else if rules == 0 {
             try ofctl(["add-flow", "br0", "priority=0,actions=NORMAL"])
         } else {
-            // Written to a file: ovs-ofctl add-flows reads thousands of rules in one transaction.
+            // Written to a file: ovs-ofctl add-flows reads a million rules in one bundle.
             let path = "\(directory)/flows.txt"
             guard FileManager.default.createFile(atPath: path, contents: Data(Self.flowTable(rules).utf8)) else {
                 throw BenchError.failed("cannot write \(path)")
             }
-            try ofctl(["add-flows", "br0", path])
+            let started = monotonicSeconds()
+            try ovs(["ovs-ofctl", "--timeout=\(Self.flowLoadTimeout)", "-O", "OpenFlow14", "--bundle", "add-flows",
+                     "unix:\(directory)/br0.mgmt", path])
+            flowLoadSeconds = monotonicSeconds() - started
+            log(String(format: "ovs-afxdp: ovs-ofctl --bundle add-flows: %d rules in %.2f s", rules + 1, flowLoadSeconds!))
         }
         // The PMD thread is created when the first port is assigned to it.
         let deadline = monotonicSeconds() + 5
@@ -118,6 +152,28 @@ final class OVSSwitch: SwitchUnderTest {
         for tid in ThreadCPUTime.threads(of: pid) where !threadIDs.contains(tid) {
             _ = try? runCommand([systemTool("taskset"), "-p", "-c", String(helperCPU), String(tid)])
         }
+    }
+
+    /// Seconds ovs-ofctl may take to load a flow table (a million rules take minutes).
+    static let flowLoadTimeout = 1800
+
+    /// The VXLAN scenario's underlay: 198.19.0.1/24 on br-ul's internal port (in the switch
+    /// namespace), the route to the far end through br-ul, the far end's MAC as a static tunnel
+    /// neighbour, and br-ul sending what comes from LOCAL (the encapsulated frames) out of s1.
+    private func setUpUnderlay(sinkMAC: [UInt8]) throws {
+        let ip = systemTool("ip"), bridge = Self.underlayBridge
+        // vswift's encap run leaves its RLOC on s1: a second route to 198.19.0.0/24 would compete.
+        try runCommand([ip, "-n", namespace, "addr", "flush", "dev", "s1"])
+        try runCommand([ip, "-n", namespace, "addr", "replace", VSwiftSwitch.encapLocal + "/24", "dev", bridge])
+        try runCommand([ip, "-n", namespace, "link", "set", bridge, "up"])
+        // ovs-vswitchd may already have the kernel's route (it listens to it): then the explicit one is a duplicate.
+        let routes = try appctl(["ovs/route/show"])
+        if !routes.contains("198.19.0.0/24 dev \(bridge)") {
+            try appctl(["ovs/route/add", "\(VSwiftSwitch.encapRemote)/24", bridge])
+        }
+        try appctl(["tnl/arp/set", bridge, VSwiftSwitch.encapRemote, formatMACAddress(sinkMAC)])
+        try ofctl(["del-flows", bridge])
+        try ofctl(["add-flow", bridge, "priority=10,in_port=LOCAL,actions=output:1"])
     }
 
     /// ovs-vswitchd's last error lines, for a failure message (the directory is removed on stop).
@@ -304,7 +360,7 @@ final class OVSSwitch: SwitchUnderTest {
     @discardableResult
     private func ofctl(_ arguments: [String]) throws -> String {
         // The bridge's management socket; "br0" alone would be looked up in OVS_RUNDIR too.
-        let target = arguments.count > 1 ? ["unix:\(directory)/br0.mgmt"] + arguments.dropFirst(2) : []
+        let target = arguments.count > 1 ? ["unix:\(directory)/\(arguments[1]).mgmt"] + arguments.dropFirst(2) : []
         return try ovs(["ovs-ofctl", "--timeout=20", arguments[0]] + target)
     }
 
