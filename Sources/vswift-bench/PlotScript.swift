@@ -35,7 +35,7 @@ struct PlotScript {
             "\(Self.quoted(dataPath)) index \(index) using 1:2 with linespoints title \(Self.quoted(s.name))"
         }
         return """
-            set terminal png size 900,560
+            set terminal png size 900,560 noenhanced
             set output \(Self.quoted(pngPath))
             set title \(Self.quoted(title))
             set logscale x 10
