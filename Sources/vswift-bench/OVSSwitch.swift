@@ -189,9 +189,10 @@ final class OVSSwitch: SwitchUnderTest {
         var lines = ["priority=5,in_port=2,actions=output:1"]
         lines.reserveCapacity(count + 1)
         for i in 0..<count {
-            var match = "priority=10,in_port=1,udp,tp_src=\(1024 + i % 65000)"
+            let ports = VSwiftSwitch.sourcePorts
+            var match = "priority=10,in_port=1,udp,tp_src=\(1024 + i % ports)"
             if i % 2 == 1 { match += ",nw_dst=198.18.0.2" }
-            if i >= 65000 { match += ",tp_dst=\(i / 65000)" }
+            if i >= ports { match += ",tp_dst=\(i / ports)" }
             lines.append(match + ",actions=output:2")
         }
         return lines.joined(separator: "\n") + "\n"

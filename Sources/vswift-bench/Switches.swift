@@ -37,13 +37,16 @@ final class VSwiftSwitch: SwitchUnderTest {
             match.set(.inPort, 1)
             match.set(.dlType, 0x0800)
             match.set(.nwProto, 17)
-            match.set(.tpSrc, UInt64(1024 + i % 65000))
+            match.set(.tpSrc, UInt64(1024 + i % Self.sourcePorts))
             if i % 2 == 1 { match.set(.nwDst, 0xc612_0002) }  // 198.18.0.2
-            if i >= 65000 { match.set(.tpDst, UInt64(i / 65000)) }
+            if i >= Self.sourcePorts { match.set(.tpDst, UInt64(i / Self.sourcePorts)) }
             rules.append(DatapathRule(match: match, priority: 10, sequence: UInt64(i + 1), actions: [.output(2)], counterSlot: i + 1))
         }
         return rules
     }
+
+    /// UDP source ports the rules use, 1024...65535; past that many rules, tp_dst tells them apart.
+    static let sourcePorts = 65536 - 1024
 
     /// Underlay addresses of the tunnel scenarios: the switch's RLOC and the far end's.
     static let encapLocal = "198.19.0.1", encapRemote = "198.19.0.2"

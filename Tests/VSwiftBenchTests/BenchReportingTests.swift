@@ -76,14 +76,31 @@ struct BenchReportingTests {
             "priority=10,in_port=1,udp,tp_src=1025,nw_dst=198.18.0.2,actions=output:2",
             "priority=10,in_port=1,udp,tp_src=1026,actions=output:2",
         ])
-        // Past 65,000 rules the source ports repeat and tp_dst keeps the matches distinct.
-        let big = OVSSwitch.flowTable(65_001).split(separator: "\n")
-        #expect(big.count == 65_002)
+        // Past 64,512 rules (source ports 1024...65535) the source ports repeat and tp_dst keeps the
+        // matches distinct; no port exceeds 16 bits (ovs-ofctl rejects the file otherwise).
+        let big = OVSSwitch.flowTable(64_513).split(separator: "\n")
+        #expect(big.count == 64_514)
+        #expect(big[big.count - 2] == "priority=10,in_port=1,udp,tp_src=65535,nw_dst=198.18.0.2,actions=output:2")
         #expect(big.last == "priority=10,in_port=1,udp,tp_src=1024,tp_dst=1,actions=output:2")
         // Rule for rule the same matches as vswift's table.
-        let vswift = VSwiftSwitch.flowTable(65_001)
+        let vswift = VSwiftSwitch.flowTable(64_513)
         #expect(vswift.count == big.count)
         #expect(vswift.last?.priority == 10)
+    }
+
+    @Test func vxlanTemplateWrapsTheInnerFrame() {
+        let inner = FrameTemplate.udp(size: 64, source: [2, 0, 0, 0, 0, 1], destination: [2, 0, 0, 0, 0, 2])
+        let frame = FrameTemplate.vxlan(inner: inner, source: [2, 0, 0, 0, 0, 3], destination: [2, 0, 0, 0, 0, 4],
+                                        from: [198, 19, 1, 2], to: [198, 19, 1, 1])
+        #expect(frame.count == 64 + 50)
+        #expect(Array(frame[0..<6]) == [2, 0, 0, 0, 0, 4])
+        #expect(Array(frame[26..<34]) == [198, 19, 1, 2, 198, 19, 1, 1])
+        #expect(Int(frame[16]) << 8 | Int(frame[17]) == 100)              // IPv4 total length
+        #expect(FrameTemplate.ipv4HeaderChecksum(frame[14..<34]) == 0)     // a valid header sums to 0xffff
+        #expect(Int(frame[36]) << 8 | Int(frame[37]) == 4789)
+        #expect(Int(frame[38]) << 8 | Int(frame[39]) == 80)               // UDP length
+        #expect(Array(frame[42..<50]) == [0x08, 0, 0, 0, 0, 0, 0, 0])
+        #expect(Array(frame[50...]) == inner)
     }
 
     @Test func sweepPointsParseAndRejectNonsense() throws {
