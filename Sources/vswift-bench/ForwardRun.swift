@@ -49,8 +49,6 @@ struct ForwardRun {
         if !options.skipBaseline && !options.skipOvs {
             if tunnel == .roundtrip {
                 notes.append("no OVS row for the round trip (not implemented: it would need two ovs-vswitchd instances)")
-            } else if tunnel == .decap {
-                notes.append("no OVS row for decap (a VXLAN decapsulation baseline is not implemented)")
             } else if OVSSwitch.isInstalled {
                 measureOVS = true
             } else {
@@ -69,8 +67,11 @@ struct ForwardRun {
 
         let topology = Topology(switches: tunnel == .roundtrip ? 2 : 1)
         var generator: Generator?
+        // OVS's decap run: the same inner frames in VXLAN instead of LISP, from a generator of its own.
+        var vxlanGenerator: Generator?
         var sink: Sink?
         defer {
+            vxlanGenerator?.stop()
             generator?.stop()
             sink?.close()
             topology.destroy()
@@ -91,6 +92,17 @@ struct ForwardRun {
             namespace: topology.generator, device: "g0", cpu: generatorCPU,
             objectPath: "\(bpfDirectory)/\(Artifacts.trafficgen)", frameSize: template?.count ?? size, flows: flows,
             destinationMAC: sink!.mac, template: template)
+        if tunnel == .decap && measureOVS {
+            let s0 = try Threads.run(inNamespace: topology.switchNamespace) { try deviceIdentity("s0", namespace: topology.switchNamespace) }
+            let vxlan = FrameTemplate.vxlan(
+                inner: FrameTemplate.udp(size: size, source: generator!.sourceMAC, destination: sink!.mac),
+                source: generator!.sourceMAC, destination: s0.mac,
+                from: [198, 19, 1, 2], to: [198, 19, 1, 1])  // VSwiftSwitch.decapRemote → decapLocal
+            vxlanGenerator = try Generator(
+                namespace: topology.generator, device: "g0", cpu: generatorCPU,
+                objectPath: "\(bpfDirectory)/\(Artifacts.trafficgen)", frameSize: vxlan.count, flows: flows,
+                destinationMAC: sink!.mac, template: vxlan)
+        }
 
         let path = tunnel == .roundtrip
             ? "g0 -> s0 => switch A => u0 -> u1 => switch B => s1 -> k0; both switches on CPU \(cpu)"
@@ -105,7 +117,7 @@ struct ForwardRun {
         let context = MeasurementContext(
             scenario: scenario, topology: topology, sink: sink!, generator: generator!, switchCPU: cpu,
             bpfDirectory: bpfDirectory, rules: rules, tunnel: tunnel, baselinePath: baselinePath, generatorCPU: generatorCPU,
-            warmup: options.warmup, window: options.window)
+            warmup: options.warmup, window: options.window, ovsGenerator: vxlanGenerator)
         var results: [RunResult] = []
         for run in 1...runs {
             results.append(try context.measure(tunnel == .roundtrip ? .vswiftPair : .vswift, run: run))

@@ -57,6 +57,8 @@ struct MeasurementContext {
     var generatorCPU: Int = 0
     let warmup: Double
     let window: Double
+    /// The generator of OVS's runs when they need other frames (VXLAN for decap); nil: `generator`.
+    var ovsGenerator: Generator?
 
     /// Starts the switch, offers traffic, measures one window, stops everything again.
     func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
@@ -67,6 +69,7 @@ struct MeasurementContext {
         case .ovs: tunnel == .none ? "ovs-afxdp" : "ovs-vxlan"
         }
         log("run \(run) \(label): starting")
+        let generator = kind == .ovs ? ovsGenerator ?? self.generator : self.generator
         let sw: SwitchUnderTest
         var vswift: VSwiftSwitch?
         var ovs: OVSSwitch?

@@ -12,6 +12,9 @@ import Glibc
 /// threads (main, handler, revalidator...) are moved to the generator CPU, where the bench's own
 /// helper threads are. Only the PMD threads' CPU time is measured.
 ///
+/// `--tunnel decap`: the mirror image; the generator sends VXLAN (198.19.1.2 → 198.19.1.1) to s0
+/// on br-ul, whose internal port has 198.19.1.1 and s0's MAC; vxlan0 (port 1) → s1 (port 2) on br0.
+///
 /// `--tunnel encap`: OVS has no userspace LISP, so its row is VXLAN encapsulation (labelled
 /// ovs-vxlan): br0 holds s0 and vxlan0 (remote 198.19.0.2), the flow in_port=1 → vxlan0; the
 /// underlay bridge br-ul holds s1, its internal port carries 198.19.0.1/24, and a route plus a
@@ -51,7 +54,7 @@ final class OVSSwitch: SwitchUnderTest {
     /// `helperCPU`: where the non-PMD threads run.
     init(namespace: String, cpu: Int, helperCPU: Int, rules: Int, tunnel: TunnelScenario = .none,
          sinkMAC: [UInt8] = [], xdpMode: String = "native") throws {
-        guard tunnel == .none || tunnel == .encap else {
+        guard tunnel != .roundtrip else {
             throw BenchError.failed("the OVS baseline has no \(tunnel.rawValue) scenario")
         }
         self.namespace = namespace
@@ -102,13 +105,23 @@ final class OVSSwitch: SwitchUnderTest {
             try vsctl(["add-port", bridge, port, "--", "set", "interface", port, "type=afxdp",
                        "options:n_rxq=1", "options:xdp-mode=\(xdpMode)", "ofport_request=\(number)"])
         }
-        try addAFXDPPort("s0", bridge: "br0", number: 1)
-        if tunnel == .encap {
-            try vsctl(["add-port", "br0", Self.vxlanPort, "--", "set", "interface", Self.vxlanPort, "type=vxlan",
-                       "options:remote_ip=\(VSwiftSwitch.encapRemote)", "ofport_request=2"])
+        switch tunnel {
+        case .encap:
+            try addAFXDPPort("s0", bridge: "br0", number: 1)
+            try addVXLANPort(remote: VSwiftSwitch.encapRemote, number: 2)
             try vsctl(["add-br", Self.underlayBridge, "--", "set", "bridge", Self.underlayBridge, "datapath_type=netdev"])
             try addAFXDPPort("s1", bridge: Self.underlayBridge, number: 1)
-        } else {
+        case .decap:
+            // The generator's VXLAN frames are addressed to s0's MAC: br-ul takes it as its own, so
+            // that they are for the bridge's LOCAL port, where OVS pops tunnels.
+            let s0 = try Threads.run(inNamespace: namespace) { [namespace] in try deviceIdentity("s0", namespace: namespace) }
+            try vsctl(["add-br", Self.underlayBridge, "--", "set", "bridge", Self.underlayBridge, "datapath_type=netdev",
+                       "other-config:hwaddr=\"\(formatMACAddress(s0.mac))\""])
+            try addAFXDPPort("s0", bridge: Self.underlayBridge, number: 1)
+            try addVXLANPort(remote: VSwiftSwitch.decapRemote, number: 1)
+            try addAFXDPPort("s1", bridge: "br0", number: 2)
+        case .none, .roundtrip:
+            try addAFXDPPort("s0", bridge: "br0", number: 1)
             try addAFXDPPort("s1", bridge: "br0", number: 2)
         }
         for port in ["s0", "s1"] {
@@ -117,9 +130,10 @@ final class OVSSwitch: SwitchUnderTest {
                 throw BenchError.failed("ovs cannot open \(port) as an AF_XDP port: \(error)\(logErrors())")
             }
         }
-        if tunnel == .encap { try setUpUnderlay(sinkMAC: sinkMAC) }
+        if tunnel == .encap { try setUpEncapUnderlay(sinkMAC: sinkMAC) }
+        if tunnel == .decap { try setUpDecapUnderlay() }
         try ofctl(["del-flows", "br0"])
-        if tunnel == .encap {
+        if tunnel == .encap || tunnel == .decap {
             try ofctl(["add-flow", "br0", "priority=10,in_port=1,actions=output:2"])
         } else if rules == 0 {
             try ofctl(["add-flow", "br0", "priority=0,actions=NORMAL"])
@@ -133,7 +147,6 @@ final class OVSSwitch: SwitchUnderTest {
             try ovs(["ovs-ofctl", "--timeout=\(Self.flowLoadTimeout)", "-O", "OpenFlow14", "--bundle", "add-flows",
                      "unix:\(directory)/br0.mgmt", path])
             flowLoadSeconds = monotonicSeconds() - started
-            log(String(format: "ovs-afxdp: ovs-ofctl --bundle add-flows: %d rules in %.2f s", rules + 1, flowLoadSeconds!))
         }
         // The PMD thread is created when the first port is assigned to it.
         let deadline = monotonicSeconds() + 5
@@ -157,10 +170,38 @@ final class OVSSwitch: SwitchUnderTest {
     /// Seconds ovs-ofctl may take to load a flow table (a million rules take minutes).
     static let flowLoadTimeout = 1800
 
-    /// The VXLAN scenario's underlay: 198.19.0.1/24 on br-ul's internal port (in the switch
+    private func addVXLANPort(remote: String, number: Int) throws {
+        try vsctl(["add-port", "br0", Self.vxlanPort, "--", "set", "interface", Self.vxlanPort, "type=vxlan",
+                   "options:remote_ip=\(remote)", "ofport_request=\(number)"])
+    }
+
+    /// The VXLAN decap scenario's underlay: 198.19.1.1/24 on br-ul's internal port, br-ul sending
+    /// what arrives on s0 to LOCAL (where the datapath pops the tunnel); returns once OVS lists the
+    /// address among its tunnel endpoints (it picks up device addresses asynchronously).
+    private func setUpDecapUnderlay() throws {
+        let ip = systemTool("ip"), bridge = Self.underlayBridge
+        // vswift's decap run leaves its RLOC on s0.
+        try runCommand([ip, "-n", namespace, "addr", "flush", "dev", "s0"])
+        try runCommand([ip, "-n", namespace, "addr", "replace", VSwiftSwitch.decapLocal + "/24", "dev", bridge])
+        try runCommand([ip, "-n", namespace, "link", "set", bridge, "up"])
+        try ofctl(["del-flows", bridge])
+        try ofctl(["add-flow", bridge, "priority=10,in_port=1,actions=LOCAL"])
+        let deadline = monotonicSeconds() + 10
+        while true {
+            let ports = try appctl(["tnl/ports/show", "-v"])
+            if ports.contains(VSwiftSwitch.decapLocal) { return }
+            if Signals.stopRequested { throw BenchError.interrupted }
+            guard monotonicSeconds() < deadline else {
+                throw BenchError.failed("ovs did not make \(VSwiftSwitch.decapLocal) a VXLAN endpoint: \(ports)")
+            }
+            usleep(50_000)
+        }
+    }
+
+    /// The VXLAN encap scenario's underlay: 198.19.0.1/24 on br-ul's internal port (in the switch
     /// namespace), the route to the far end through br-ul, the far end's MAC as a static tunnel
     /// neighbour, and br-ul sending what comes from LOCAL (the encapsulated frames) out of s1.
-    private func setUpUnderlay(sinkMAC: [UInt8]) throws {
+    private func setUpEncapUnderlay(sinkMAC: [UInt8]) throws {
         let ip = systemTool("ip"), bridge = Self.underlayBridge
         // vswift's encap run leaves its RLOC on s1: a second route to 198.19.0.0/24 would compete.
         try runCommand([ip, "-n", namespace, "addr", "flush", "dev", "s1"])
