@@ -60,7 +60,8 @@ struct BenchOutput {
             case .encap: line += "; vswift encapsulates in LISP, OVS (ovs-vxlan) in VXLAN; ratio against vswift-p2p"
             case .decap: line += "; vswift decapsulates LISP, OVS (ovs-vxlan) VXLAN; ratio against vswift-p2p"
             case .roundtrip:
-                line += "; two vswift switches (A encapsulates, B decapsulates) share the switch CPU \(options.cpu); vswift-p2p: the same two switches without tunnels"
+                line += "; two vswift switches (A encapsulates in LISP, B decapsulates) share the switch CPU \(options.cpu); vswift-p2p: the same two switches without tunnels"
+                    + (outcome.ovs ? "; ovs-vxlan: two ovs-vswitchd (A encapsulates in VXLAN, B decapsulates), PMDs on the same CPU" : "")
             }
             lines.append(line)
         }

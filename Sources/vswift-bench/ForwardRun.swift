@@ -44,12 +44,10 @@ struct ForwardRun {
             }
             baselinePath = path
         }
-        // OVS: p2p (NORMAL or the same rules), and VXLAN in place of LISP for encap.
+        // OVS: p2p (NORMAL or the same rules), and VXLAN in place of LISP in the tunnel scenarios.
         var measureOVS = false
         if !options.skipBaseline && !options.skipOvs {
-            if tunnel == .roundtrip {
-                notes.append("no OVS row for the round trip (not implemented: it would need two ovs-vswitchd instances)")
-            } else if OVSSwitch.isInstalled {
+            if OVSSwitch.isInstalled {
                 measureOVS = true
             } else {
                 notes.append("ovs-vswitchd is not installed (Debian: openvswitch-switch, or scripts/setup-bench.sh); the OVS baseline was skipped")
@@ -128,7 +126,7 @@ struct ForwardRun {
             if measureOVS {
                 // OVS is an optional extra: if it cannot be set up or measured, the others still are.
                 do {
-                    results.append(try context.measure(.ovs, run: run))
+                    results.append(try context.measure(tunnel == .roundtrip ? .ovsPair : .ovs, run: run))
                 } catch BenchError.failed(let why) {
                     measureOVS = false
                     results.removeAll { $0.switchName.hasPrefix("ovs-") }

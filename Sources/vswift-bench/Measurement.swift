@@ -13,6 +13,8 @@ enum SwitchKind {
     case vswiftPair
     /// The round trip's reference: the same two switches port to port, without tunnels.
     case vswiftPairPlain
+    /// The round trip through two OVS instances, in VXLAN (OVSPair).
+    case ovsPair
 }
 
 /// Counters read at the edges of a window.
@@ -27,9 +29,9 @@ private struct Snapshot {
     var s0: PortStatistics?
     var s1: PortStatistics?
 
-    static func take(sink: Sink, generator: Generator, pid: Int32, tids: [Int32], datapath: Datapath?) -> Snapshot {
+    static func take(sink: Sink, generator: Generator, threads measured: [(pid: Int32, tid: Int32)], datapath: Datapath?) -> Snapshot {
         let counters = sink.counters()
-        let threads = tids.compactMap { ThreadCPUTime.read(pid: pid, tid: $0) }
+        let threads = measured.compactMap { ThreadCPUTime.read(pid: $0.pid, tid: $0.tid) }
         let cpu = threads.reduce(ThreadCPUTime(), +)
         let generated = generator.framesGenerated
         let time = monotonicSeconds()
@@ -67,6 +69,7 @@ struct MeasurementContext {
         case .vswiftPlain, .vswiftPairPlain: "vswift-p2p"
         case .baseline: "xsk_fwd"
         case .ovs: tunnel == .none ? "ovs-afxdp" : "ovs-vxlan"
+        case .ovsPair: "ovs-vxlan"
         }
         log("run \(run) \(label): starting")
         let generator = kind == .ovs ? ovsGenerator ?? self.generator : self.generator
@@ -74,6 +77,7 @@ struct MeasurementContext {
         var vswift: VSwiftSwitch?
         var ovs: OVSSwitch?
         var pair: VSwiftPair?
+        var ovsPair: OVSPair?
         switch kind {
         case .vswift:
             let v = try VSwiftSwitch(
@@ -92,8 +96,12 @@ struct MeasurementContext {
                 redirectObject: "\(bpfDirectory)/\(Artifacts.redirect)")
         case .ovs:
             let o = try OVSSwitch(namespace: topology.switchNamespace, cpu: switchCPU, helperCPU: generatorCPU, rules: rules,
-                                  tunnel: tunnel, sinkMAC: sink.mac)
+                                  vxlan: VXLANLeg.forScenario(tunnel, sinkMAC: sink.mac))
             ovs = o
+            sw = o
+        case .ovsPair:
+            let o = try OVSPair(topology: topology, cpu: switchCPU, helperCPU: generatorCPU)
+            ovsPair = o
             sw = o
         case .vswiftPair, .vswiftPairPlain:
             let p = try VSwiftPair(topology: topology, cpu: switchCPU, bpfDirectory: bpfDirectory, lisp: kind == .vswiftPair)
@@ -102,7 +110,8 @@ struct MeasurementContext {
         }
         // The switch's own count of frames sent toward the sink (on s1: an underlay too).
         func transmittedToSink() -> UInt64 {
-            vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? pair?.transmittedToSink ?? 0
+            vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? pair?.transmittedToSink
+                ?? ovsPair?.transmitted() ?? 0
         }
         var stopped = false
         func stopAll() {
@@ -127,12 +136,12 @@ struct MeasurementContext {
         let tids = sw.threadIDs
         guard !tids.isEmpty else { throw BenchError.failed("\(label) has no threads to measure") }
         let datapath = vswift?.datapath
-        let a = Snapshot.take(sink: sink, generator: generator, pid: sw.pid, tids: tids, datapath: datapath)
+        let a = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
         let countsAllocations = vswift != nil || pair != nil
         if countsAllocations { AllocationCounter.begin(tracking: tids) }
         try Signals.sleep(window)
         let allocations = countsAllocations ? AllocationCounter.end() : nil
-        let b = Snapshot.take(sink: sink, generator: generator, pid: sw.pid, tids: tids, datapath: datapath)
+        let b = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
         if let failure = generator.failure { throw BenchError.failed(failure) }
 
         // Let the frames in flight arrive, then compare the switch's own count with the sink's.
@@ -155,8 +164,8 @@ struct MeasurementContext {
             } else {
                 notes.append("xsk_fwd printed no totals: \(baseline.log.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
-        } else if let ovs {
-            notes += ovs.stopNotes
+        } else if ovs != nil || ovsPair != nil {
+            notes += ovs?.stopNotes ?? ovsPair?.stopNotes ?? []
             if let note = Self.disagreement("ovs sent on s1", switchTxTotal, sinkTotal) { notes.append(note) }
         } else if let note = Self.disagreement(pair != nil ? "vswift B sent on s1" : "vswift sent on s1", switchTxTotal, sinkTotal) {
             notes.append(note)

@@ -12,13 +12,9 @@ import Glibc
 /// threads (main, handler, revalidator...) are moved to the generator CPU, where the bench's own
 /// helper threads are. Only the PMD threads' CPU time is measured.
 ///
-/// `--tunnel decap`: the mirror image; the generator sends VXLAN (198.19.1.2 → 198.19.1.1) to s0
-/// on br-ul, whose internal port has 198.19.1.1 and s0's MAC; vxlan0 (port 1) → s1 (port 2) on br0.
-///
-/// `--tunnel encap`: OVS has no userspace LISP, so its row is VXLAN encapsulation (labelled
-/// ovs-vxlan): br0 holds s0 and vxlan0 (remote 198.19.0.2), the flow in_port=1 → vxlan0; the
-/// underlay bridge br-ul holds s1, its internal port carries 198.19.0.1/24, and a route plus a
-/// static tunnel-neighbour entry (the sink's MAC: the sink answers no ARP) let the tunnel resolve.
+/// With a VXLANLeg, OVS's row is VXLAN (OVS has no userspace LISP), labelled ovs-vxlan: br0 holds
+/// the overlay device and vxlan0, the underlay bridge br-ul the underlay device, its internal port
+/// the local address (see VXLANLeg and setUpUnderlay).
 final class OVSSwitch: SwitchUnderTest {
     let name: String
     static let directoryPrefix = "/tmp/vsb-ovs-"
@@ -33,7 +29,7 @@ final class OVSSwitch: SwitchUnderTest {
     /// With rules: seconds `ovs-ofctl --bundle add-flows` took.
     private(set) var flowLoadSeconds: Double?
 
-    /// The VXLAN encapsulation scenario's addresses (the same as vswift's LISP encap) and bridge.
+    /// The tunnel scenarios' underlay bridge and VXLAN port.
     static let underlayBridge = "br-ul"
     static let vxlanPort = "vxlan0"
 
@@ -52,27 +48,34 @@ final class OVSSwitch: SwitchUnderTest {
 
     /// `rules` = 0: NORMAL (MAC learning); otherwise the equivalent of VSwiftSwitch.flowTable(rules).
     /// `helperCPU`: where the non-PMD threads run.
-    init(namespace: String, cpu: Int, helperCPU: Int, rules: Int, tunnel: TunnelScenario = .none,
-         sinkMAC: [UInt8] = [], xdpMode: String = "native") throws {
-        guard tunnel != .roundtrip else {
-            throw BenchError.failed("the OVS baseline has no \(tunnel.rawValue) scenario")
-        }
+    /// The AF_XDP devices (toward the generator, toward the sink) and, with VXLAN, the tunnel end.
+    private let devices: [String]
+    private let vxlan: VXLANLeg?
+    /// The device whose transmit count is compared with the sink's.
+    private let sinkSideDevice: String
+
+    /// `instance` tells apart two OVS instances of one bench (the round trip): it names the directory.
+    init(namespace: String, cpu: Int, helperCPU: Int, rules: Int, vxlan: VXLANLeg? = nil, instance: String = "",
+         xdpMode: String = "native") throws {
         self.namespace = namespace
-        name = tunnel == .none ? "ovs-afxdp" : "ovs-vxlan"
+        self.vxlan = vxlan
+        name = vxlan == nil ? "ovs-afxdp" : "ovs-vxlan"
+        devices = vxlan.map { [$0.overlayDevice, $0.underlayDevice] } ?? ["s0", "s1"]
+        sinkSideDevice = vxlan.map { $0.direction == .encap ? $0.underlayDevice : $0.overlayDevice } ?? "s1"
         // A stray PMD of a killed bench would busy-poll on the switch CPU: checked again per run.
         Self.removeStale()
-        directory = Self.directoryPrefix + String(getpid())
+        directory = Self.directoryPrefix + String(getpid()) + (instance.isEmpty ? "" : "-" + instance)
         _ = try? runCommand(["/bin/rm", "-rf", directory])
         guard mkdir(directory, 0o700) == 0 else { throw BenchError.failed("mkdir \(directory): \(errnoText())") }
         do {
-            try start(cpu: cpu, helperCPU: helperCPU, rules: rules, tunnel: tunnel, sinkMAC: sinkMAC, xdpMode: xdpMode)
+            try start(cpu: cpu, helperCPU: helperCPU, rules: rules, xdpMode: xdpMode)
         } catch {
             stop()
             throw error
         }
     }
 
-    private func start(cpu: Int, helperCPU: Int, rules: Int, tunnel: TunnelScenario, sinkMAC: [UInt8], xdpMode: String) throws {
+    private func start(cpu: Int, helperCPU: Int, rules: Int, xdpMode: String) throws {
         try ovs(["ovsdb-tool", "create", "\(directory)/conf.db", Self.schema])
         let options = ["--detach", "--no-chdir", "-vconsole:off", "-vfile:info"]
         try daemon(["ovsdb-server", "\(directory)/conf.db", "--remote=punix:\(directory)/db.sock",
@@ -105,35 +108,40 @@ final class OVSSwitch: SwitchUnderTest {
             try vsctl(["add-port", bridge, port, "--", "set", "interface", port, "type=afxdp",
                        "options:n_rxq=1", "options:xdp-mode=\(xdpMode)", "ofport_request=\(number)"])
         }
-        switch tunnel {
+        switch vxlan?.direction {
         case .encap:
-            try addAFXDPPort("s0", bridge: "br0", number: 1)
-            try addVXLANPort(remote: VSwiftSwitch.encapRemote, number: 2)
+            let leg = vxlan!
+            try addAFXDPPort(leg.overlayDevice, bridge: "br0", number: 1)
+            try addVXLANPort(remote: leg.remote, number: 2)
             try vsctl(["add-br", Self.underlayBridge, "--", "set", "bridge", Self.underlayBridge, "datapath_type=netdev"])
-            try addAFXDPPort("s1", bridge: Self.underlayBridge, number: 1)
+            try addAFXDPPort(leg.underlayDevice, bridge: Self.underlayBridge, number: 1)
         case .decap:
-            // The generator's VXLAN frames are addressed to s0's MAC: br-ul takes it as its own, so
-            // that they are for the bridge's LOCAL port, where OVS pops tunnels.
-            let s0 = try Threads.run(inNamespace: namespace) { [namespace] in try deviceIdentity("s0", namespace: namespace) }
+            // The VXLAN frames arrive addressed to the underlay device's MAC: br-ul takes it as its
+            // own, so that they are for the bridge's LOCAL port, where OVS pops tunnels.
+            let leg = vxlan!
+            let underlay = try Threads.run(inNamespace: namespace) { [namespace] in
+                try deviceIdentity(leg.underlayDevice, namespace: namespace)
+            }
             try vsctl(["add-br", Self.underlayBridge, "--", "set", "bridge", Self.underlayBridge, "datapath_type=netdev",
-                       "other-config:hwaddr=\"\(formatMACAddress(s0.mac))\""])
-            try addAFXDPPort("s0", bridge: Self.underlayBridge, number: 1)
-            try addVXLANPort(remote: VSwiftSwitch.decapRemote, number: 1)
-            try addAFXDPPort("s1", bridge: "br0", number: 2)
-        case .none, .roundtrip:
+                       "other-config:hwaddr=\"\(formatMACAddress(underlay.mac))\""])
+            try addAFXDPPort(leg.underlayDevice, bridge: Self.underlayBridge, number: 1)
+            try addVXLANPort(remote: leg.remote, number: 1)
+            try addAFXDPPort(leg.overlayDevice, bridge: "br0", number: 2)
+        case nil:
             try addAFXDPPort("s0", bridge: "br0", number: 1)
             try addAFXDPPort("s1", bridge: "br0", number: 2)
         }
-        for port in ["s0", "s1"] {
+        for port in devices {
             let error = try vsctl(["get", "interface", port, "error"]).trimmingCharacters(in: .whitespacesAndNewlines)
             guard error == "[]" || error.isEmpty else {
                 throw BenchError.failed("ovs cannot open \(port) as an AF_XDP port: \(error)\(logErrors())")
             }
         }
-        if tunnel == .encap { try setUpEncapUnderlay(sinkMAC: sinkMAC) }
-        if tunnel == .decap { try setUpDecapUnderlay() }
+        if let vxlan {
+            try setUpUnderlay(vxlan)
+        }
         try ofctl(["del-flows", "br0"])
-        if tunnel == .encap || tunnel == .decap {
+        if vxlan != nil {
             try ofctl(["add-flow", "br0", "priority=10,in_port=1,actions=output:2"])
         } else if rules == 0 {
             try ofctl(["add-flow", "br0", "priority=0,actions=NORMAL"])
@@ -175,46 +183,41 @@ final class OVSSwitch: SwitchUnderTest {
                    "options:remote_ip=\(remote)", "ofport_request=\(number)"])
     }
 
-    /// The VXLAN decap scenario's underlay: 198.19.1.1/24 on br-ul's internal port, br-ul sending
-    /// what arrives on s0 to LOCAL (where the datapath pops the tunnel); returns once OVS lists the
-    /// address among its tunnel endpoints (it picks up device addresses asynchronously).
-    private func setUpDecapUnderlay() throws {
+    /// The underlay: the local address on br-ul's internal port (in the switch namespace; the
+    /// underlay device loses any address a vswift run left, which would compete for the route),
+    /// then for encap the route to the far end through br-ul, the far end's MAC as a static tunnel
+    /// neighbour and br-ul sending what comes from LOCAL (the encapsulated frames) out of the
+    /// underlay device; for decap br-ul sending what arrives to LOCAL (where the datapath pops the
+    /// tunnel), once OVS lists the address among its tunnel endpoints (it picks up device
+    /// addresses asynchronously).
+    private func setUpUnderlay(_ leg: VXLANLeg) throws {
         let ip = systemTool("ip"), bridge = Self.underlayBridge
-        // vswift's decap run leaves its RLOC on s0.
-        try runCommand([ip, "-n", namespace, "addr", "flush", "dev", "s0"])
-        try runCommand([ip, "-n", namespace, "addr", "replace", VSwiftSwitch.decapLocal + "/24", "dev", bridge])
+        try runCommand([ip, "-n", namespace, "addr", "flush", "dev", leg.underlayDevice])
+        try runCommand([ip, "-n", namespace, "addr", "replace", leg.local + "/24", "dev", bridge])
         try runCommand([ip, "-n", namespace, "link", "set", bridge, "up"])
         try ofctl(["del-flows", bridge])
-        try ofctl(["add-flow", bridge, "priority=10,in_port=1,actions=LOCAL"])
-        let deadline = monotonicSeconds() + 10
-        while true {
-            let ports = try appctl(["tnl/ports/show", "-v"])
-            if ports.contains(VSwiftSwitch.decapLocal) { return }
-            if Signals.stopRequested { throw BenchError.interrupted }
-            guard monotonicSeconds() < deadline else {
-                throw BenchError.failed("ovs did not make \(VSwiftSwitch.decapLocal) a VXLAN endpoint: \(ports)")
+        switch leg.direction {
+        case .encap:
+            // ovs-vswitchd may already have the kernel's route (it listens to it): then the explicit one is a duplicate.
+            let routes = try appctl(["ovs/route/show"])
+            if !routes.contains("dev \(bridge)") {
+                try appctl(["ovs/route/add", "\(leg.remote)/24", bridge])
             }
-            usleep(50_000)
+            try appctl(["tnl/arp/set", bridge, leg.remote, formatMACAddress(leg.remoteMAC)])
+            try ofctl(["add-flow", bridge, "priority=10,in_port=LOCAL,actions=output:1"])
+        case .decap:
+            try ofctl(["add-flow", bridge, "priority=10,in_port=1,actions=LOCAL"])
+            let deadline = monotonicSeconds() + 10
+            while true {
+                let ports = try appctl(["tnl/ports/show", "-v"])
+                if ports.contains(leg.local) { return }
+                if Signals.stopRequested { throw BenchError.interrupted }
+                guard monotonicSeconds() < deadline else {
+                    throw BenchError.failed("ovs did not make \(leg.local) a VXLAN endpoint: \(ports)")
+                }
+                usleep(50_000)
+            }
         }
-    }
-
-    /// The VXLAN encap scenario's underlay: 198.19.0.1/24 on br-ul's internal port (in the switch
-    /// namespace), the route to the far end through br-ul, the far end's MAC as a static tunnel
-    /// neighbour, and br-ul sending what comes from LOCAL (the encapsulated frames) out of s1.
-    private func setUpEncapUnderlay(sinkMAC: [UInt8]) throws {
-        let ip = systemTool("ip"), bridge = Self.underlayBridge
-        // vswift's encap run leaves its RLOC on s1: a second route to 198.19.0.0/24 would compete.
-        try runCommand([ip, "-n", namespace, "addr", "flush", "dev", "s1"])
-        try runCommand([ip, "-n", namespace, "addr", "replace", VSwiftSwitch.encapLocal + "/24", "dev", bridge])
-        try runCommand([ip, "-n", namespace, "link", "set", bridge, "up"])
-        // ovs-vswitchd may already have the kernel's route (it listens to it): then the explicit one is a duplicate.
-        let routes = try appctl(["ovs/route/show"])
-        if !routes.contains("198.19.0.0/24 dev \(bridge)") {
-            try appctl(["ovs/route/add", "\(VSwiftSwitch.encapRemote)/24", bridge])
-        }
-        try appctl(["tnl/arp/set", bridge, VSwiftSwitch.encapRemote, formatMACAddress(sinkMAC)])
-        try ofctl(["del-flows", bridge])
-        try ofctl(["add-flow", bridge, "priority=10,in_port=LOCAL,actions=output:1"])
     }
 
     /// ovs-vswitchd's last error lines, for a failure message (the directory is removed on stop).
@@ -262,7 +265,7 @@ final class OVSSwitch: SwitchUnderTest {
         // "  port 2: s1 (afxdp)\n    RX packets:... \n    TX packets:N errors:..."
         guard let text = try? appctl(["dpctl/show", "-s"]) else { return nil }
         let lines = text.split(separator: "\n")
-        guard let port = lines.firstIndex(where: { $0.contains(": s1 (") }) else { return nil }
+        guard let port = lines.firstIndex(where: { $0.contains(": \(sinkSideDevice) (") }) else { return nil }
         for line in lines[(port + 1)...].prefix(4) {
             if let range = line.range(of: "TX packets:") {
                 return UInt64(line[range.upperBound...].prefix(while: \.isNumber))
@@ -285,7 +288,7 @@ final class OVSSwitch: SwitchUnderTest {
             while Self.isDaemon(pid, "ovs-vswitchd") && monotonicSeconds() < deadline { usleep(10_000) }
         }
         Self.killDaemons(in: directory)
-        for port in ["s0", "s1"] {
+        for port in devices {
             if let link = try? runCommand([systemTool("ip"), "-n", namespace, "link", "show", port]),
                link.contains(" xdp") {
                 stopNotes.append("ovs left an XDP program on \(port); removed with ip link set xdp off")
@@ -327,7 +330,8 @@ final class OVSSwitch: SwitchUnderTest {
     static func removeStale() {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/tmp") else { return }
         for name in entries where ("/tmp/" + name).hasPrefix(directoryPrefix) {
-            guard let pid = Int32(name.dropFirst(directoryPrefix.count - "/tmp/".count)) else { continue }
+            // /tmp/vsb-ovs-PID or /tmp/vsb-ovs-PID-INSTANCE
+            guard let pid = Int32(name.dropFirst(directoryPrefix.count - "/tmp/".count).prefix(while: \.isNumber)) else { continue }
             if pid != getpid(), !isBench(pid) {
                 killDaemons(in: "/tmp/" + name)
                 _ = try? runCommand(["/bin/rm", "-rf", "/tmp/" + name])

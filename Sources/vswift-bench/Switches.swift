@@ -10,7 +10,13 @@ protocol SwitchUnderTest: AnyObject {
     /// Process and thread ids whose CPU time is the switch's (its forwarding threads).
     var pid: Int32 { get }
     var threadIDs: [Int32] { get }
+    /// The threads to measure with their process ids (two OVS instances are two processes).
+    var measuredThreads: [(pid: Int32, tid: Int32)] { get }
     func stop()
+}
+
+extension SwitchUnderTest {
+    var measuredThreads: [(pid: Int32, tid: Int32)] { threadIDs.map { (pid, $0) } }
 }
 
 /// vswift in this process (with `rules` > 0: an OpenFlow table instead of NORMAL): a Datapath with one worker pinned to the switch CPU, bridge br0 with s0
