@@ -51,6 +51,14 @@ struct ForwardOptions: ParsableArguments {
         return (json.hasSuffix(".json") ? String(json.dropLast(5)) : json) + ".md"
     }
 
+    /// An output file must be writable where it is named, checked before minutes of measuring.
+    static func validateOutput(_ path: String) throws {
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        guard access(directory.isEmpty ? "/" : directory, W_OK) == 0 else {
+            throw ValidationError("cannot write \(path): \(directory) is not a writable directory")
+        }
+    }
+
     static var onlineCPUs: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
     var resolvedGeneratorCPU: Int { generatorCPU ?? (0..<Self.onlineCPUs).first { $0 != cpu } ?? 0 }
@@ -62,6 +70,7 @@ struct ForwardOptions: ParsableArguments {
         }
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         if let markdown, let json, markdown == json { throw ValidationError("--markdown and --json must be different files") }
+        for path in [json, markdown].compactMap({ $0 }) { try Self.validateOutput(path) }
         let cpus = Self.onlineCPUs
         guard cpus >= 2 else { throw ValidationError("the bench needs two CPUs: one for the switch, one for the generator") }
         guard (0..<cpus).contains(cpu) else { throw ValidationError("--cpu must be 0...\(cpus - 1)") }

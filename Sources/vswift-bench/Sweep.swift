@@ -37,7 +37,10 @@ struct Sweep: ParsableCommand {
 
     func validate() throws {
         _ = try Self.parsePoints(points)
-        if let plot, !plot.hasSuffix(".png") { throw ValidationError("--plot must name a .png file") }
+        if let plot {
+            guard plot.hasSuffix(".png") else { throw ValidationError("--plot must name a .png file") }
+            try ForwardOptions.validateOutput(plot)
+        }
     }
 
     mutating func run() throws {

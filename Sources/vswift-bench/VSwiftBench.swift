@@ -45,7 +45,7 @@ struct Forward: ParsableCommand {
     @Option(help: "vswift (and OVS) run an OpenFlow table of this many rules (one per generator flow, two subtables) instead of NORMAL; 0 = NORMAL.")
     var rules: Int = 0
 
-    @Option(help: "LISP: vswift encapsulates what it forwards (s1 is an underlay device; OVS's row is VXLAN), decapsulates what it receives (the generator sends LISP to s0, an underlay device; OVS's row is VXLAN), or roundtrip: switch A encapsulates, switch B decapsulates (both vswift, on the switch CPU). No xsk_fwd row.")
+    @Option(help: "LISP: vswift encapsulates what it forwards (s1 is an underlay device; OVS's row is VXLAN), decapsulates what it receives (the generator sends LISP to s0, an underlay device; OVS's row is VXLAN), or roundtrip: switch A encapsulates, switch B decapsulates (both vswift, on the switch CPU; OVS's row: two ovs-vswitchd in VXLAN). No xsk_fwd row.")
     var tunnel: TunnelScenario = .none
 
     func validate() throws {

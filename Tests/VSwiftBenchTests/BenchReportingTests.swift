@@ -112,11 +112,20 @@ struct BenchReportingTests {
     }
 
     @Test func markdownGoesNextToTheJSONUnlessNamed() throws {
+        // Parsing validates, and validation wants two CPUs (the bench's minimum).
+        guard ForwardOptions.onlineCPUs >= 2 else { return }
         var options = try ForwardOptions.parse(["--json", "/tmp/r.json"])
         #expect(options.markdownPath == "/tmp/r.md")
         options = try ForwardOptions.parse(["--json", "/tmp/r", "--markdown", "/tmp/x.md"])
         #expect(options.markdownPath == "/tmp/x.md")
         options = try ForwardOptions.parse([])
         #expect(options.markdownPath == nil)
+    }
+
+    @Test func unwritableOrCollidingOutputsAreRejectedUpFront() {
+        #expect(throws: (any Error).self) { try ForwardOptions.parse(["--json", "/nonexistent-dir/r.json"]) }
+        #expect(throws: (any Error).self) { try ForwardOptions.parse(["--json", "/tmp/r.json", "--markdown", "/tmp/r.json"]) }
+        #expect(throws: (any Error).self) { try Sweep.parse(["--plot", "/tmp/flows.jpg"]) }
+        #expect(throws: (any Error).self) { try Sweep.parse(["--points", "1,x"]) }
     }
 }
