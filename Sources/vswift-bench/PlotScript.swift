@@ -39,6 +39,8 @@ struct PlotScript {
             set output \(Self.quoted(pngPath))
             set title \(Self.quoted(title))
             set logscale x 10
+            set xtics (\(ticks))
+            set offsets graph 0.05, graph 0.05, 0, 0
             set xlabel "flow rules (the generator offers min(rules, 60000) flows)"
             set ylabel "Mpps delivered to the sink"
             set yrange [0:*]
@@ -47,6 +49,18 @@ struct PlotScript {
             plot \(plots.joined(separator: ", \\\n     "))
 
             """
+    }
+
+    /// One x tic per measured table size, labelled 1, 1k, 100k, 1M...
+    var ticks: String {
+        Set(series.flatMap { $0.points.map(\.rules) }).sorted().map { "\(Self.quoted(Self.shortCount($0))) \($0)" }
+            .joined(separator: ", ")
+    }
+
+    static func shortCount(_ n: Int) -> String {
+        if n >= 1_000_000 && n % 1_000_000 == 0 { return "\(n / 1_000_000)M" }
+        if n >= 1000 && n % 1000 == 0 { return "\(n / 1000)k" }
+        return "\(n)"
     }
 
     /// A gnuplot string literal (single quotes: no escapes but the doubled quote).

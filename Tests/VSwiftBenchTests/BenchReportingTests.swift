@@ -64,8 +64,14 @@ struct BenchReportingTests {
         #expect(script.contains("set terminal png size 900,560 noenhanced"))  // names like xsk_fwd stay literal
         #expect(script.contains("set output '/tmp/p.png'"))
         #expect(script.contains("set logscale x 10"))
+        #expect(script.contains("set xtics ('1' 1)"))
         #expect(script.contains("'/tmp/it''s.dat' index 0 using 1:2 with linespoints title 'vswift'"))
         #expect(script.contains("'/tmp/it''s.dat' index 1 using 1:2 with linespoints title 'ovs-afxdp'"))
+    }
+
+    @Test func plotTicksNameEachMeasuredSize() {
+        let plot = PlotScript(points: [1, 1000, 100_000, 1_000_000, 1500].map { (switchName: "vswift", rules: $0, mpps: 1) })
+        #expect(plot.ticks == "'1' 1, '1k' 1000, '1500' 1500, '100k' 100000, '1M' 1000000")
     }
 
     @Test func ovsFlowTableMirrorsVSwiftsRules() {
