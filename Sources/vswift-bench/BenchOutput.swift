@@ -30,7 +30,8 @@ struct BenchOutput {
             let report = BenchReport(
                 invocation: invocation, machine: machine,
                 options: BenchOptions(
-                    windowSeconds: options.window, warmupSeconds: options.warmup, frameSize: options.size,
+                    windowSeconds: options.window, warmupSeconds: options.warmup, ovsWarmupSeconds: options.resolvedOVSWarmup,
+                    frameSize: options.size,
                     scenarios: outcomes.map { ScenarioOptions(scenario: $0.scenario, flows: $0.flows, rules: $0.rules, tunnel: $0.tunnel.rawValue) },
                     switchCPU: options.cpu, generatorCPU: options.resolvedGeneratorCPU, runs: options.runs,
                     baseline: outcomes.contains(where: \.baseline), ovs: outcomes.contains(where: \.ovs)),
@@ -49,7 +50,8 @@ struct BenchOutput {
     }
 
     func setupLines(_ outcomes: [ForwardRun.Outcome]) -> [String] {
-        var lines = ["frames: \(options.size) bytes; window \(options.window) s after \(options.warmup) s warm-up; \(options.runs) run(s) each, medians shown",
+        let ovsWarmup = options.ovsWarmup.map { " (OVS: \($0) s)" } ?? ""
+        var lines = ["frames: \(options.size) bytes; window \(options.window) s after \(options.warmup) s warm-up\(ovsWarmup); \(options.runs) run(s) each, medians shown",
                      "CPUs: switch \(options.cpu), generator \(options.resolvedGeneratorCPU)"]
         for outcome in outcomes {
             let table = outcome.tunnel != .none ? "one in_port -> output rule per switch"

@@ -21,6 +21,11 @@ struct ForwardOptions: ParsableArguments {
     @Option(help: "Warm-up before each window, in seconds.")
     var warmup: Double = 1
 
+    @Option(name: .customLong("ovs-warmup"), help: "Warm-up before OVS's windows (default: --warmup). With tens of thousands of flows OVS needs tens of seconds to install their megaflows.")
+    var ovsWarmup: Double?
+
+    var resolvedOVSWarmup: Double { ovsWarmup ?? warmup }
+
     @Flag(help: "A 1-second window (for tests).")
     var quick = false
 
@@ -64,7 +69,9 @@ struct ForwardOptions: ParsableArguments {
     var resolvedGeneratorCPU: Int { generatorCPU ?? (0..<Self.onlineCPUs).first { $0 != cpu } ?? 0 }
 
     func validate() throws {
-        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive and --warmup not negative") }
+        guard seconds > 0, warmup >= 0, (ovsWarmup ?? 0) >= 0 else {
+            throw ValidationError("--seconds must be positive and --warmup, --ovs-warmup not negative")
+        }
         guard (FrameTemplate.minimumSize...FrameTemplate.maximumSize).contains(size) else {
             throw ValidationError("--size must be \(FrameTemplate.minimumSize)...\(FrameTemplate.maximumSize)")
         }

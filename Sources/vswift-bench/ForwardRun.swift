@@ -115,7 +115,7 @@ struct ForwardRun {
         let context = MeasurementContext(
             scenario: scenario, topology: topology, sink: sink!, generator: generator!, switchCPU: cpu,
             bpfDirectory: bpfDirectory, rules: rules, tunnel: tunnel, baselinePath: baselinePath, generatorCPU: generatorCPU,
-            warmup: options.warmup, window: options.window, ovsGenerator: vxlanGenerator)
+            warmup: options.warmup, window: options.window, ovsWarmup: options.resolvedOVSWarmup, ovsGenerator: vxlanGenerator)
         var results: [RunResult] = []
         for run in 1...runs {
             results.append(try context.measure(tunnel == .roundtrip ? .vswiftPair : .vswift, run: run))

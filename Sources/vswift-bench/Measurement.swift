@@ -59,6 +59,8 @@ struct MeasurementContext {
     var generatorCPU: Int = 0
     let warmup: Double
     let window: Double
+    /// OVS's warm-up (its megaflow cache fills slowly with many flows).
+    var ovsWarmup: Double
     /// The generator of OVS's runs when they need other frames (VXLAN for decap); nil: `generator`.
     var ovsGenerator: Generator?
 
@@ -130,18 +132,21 @@ struct MeasurementContext {
         let sinkAtStart = sink.counters().packets
         let switchTxAtStart = transmittedToSink()
         generator.start()
-        try Signals.sleep(warmup)
+        try Signals.sleep(kind == .ovs || kind == .ovsPair ? ovsWarmup : warmup)
         if let failure = generator.failure { throw BenchError.failed(failure) }
 
         let tids = sw.threadIDs
         guard !tids.isEmpty else { throw BenchError.failed("\(label) has no threads to measure") }
         let datapath = vswift?.datapath
+        func upcalls() -> OVSUpcalls? { ovs?.upcalls() ?? ovsPair?.upcalls() }
+        let upcallsAtStart = upcalls()
         let a = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
         let countsAllocations = vswift != nil || pair != nil
         if countsAllocations { AllocationCounter.begin(tracking: tids) }
         try Signals.sleep(window)
         let allocations = countsAllocations ? AllocationCounter.end() : nil
         let b = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
+        let upcallsAtEnd = upcalls()
         if let failure = generator.failure { throw BenchError.failed(failure) }
 
         // Let the frames in flight arrive, then compare the switch's own count with the sink's.
@@ -201,6 +206,18 @@ struct MeasurementContext {
         }
         if cpu.userTicks + cpu.systemTicks > 0 && cpu.userTicks < 10 {
             result.notes.append("the user/system split rests on \(cpu.userTicks) user tick(s) of 10 ms (timer-tick sampling): user ns/pkt is coarse; a longer --seconds sharpens it")
+        }
+        if let start = upcallsAtStart, let end = upcallsAtEnd {
+            let succeeded = end.succeeded &- start.succeeded, failed = end.failed &- start.failed
+            result.ovsUpcalls = succeeded
+            result.ovsFailedUpcalls = failed
+            if succeeded + failed > 100 && Double(succeeded + failed) > 0.01 * Double(packets) {
+                // OVS starts its datapath flow limit at 10,000 and raises it by 1,000 per revalidation
+                // round, so tens of thousands of flows need tens of seconds before they all have a megaflow.
+                result.notes.append("ovs made \(succeeded + failed) upcalls in the window, \(failed) of them failed (dropped; "
+                    + "usually the datapath flow limit, see ovs-appctl upcall/show): its megaflow cache was still filling; "
+                    + "with tens of thousands of flows OVS needs an --ovs-warmup of tens of seconds for the steady state")
+            }
         }
         if let allocations {
             result.workerAllocations = allocations.tracked

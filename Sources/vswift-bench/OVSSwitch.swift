@@ -259,6 +259,15 @@ final class OVSSwitch: SwitchUnderTest {
         }
     }
 
+    /// Upcalls the PMD(s) have made so far, from `dpif-netdev/pmd-stats-show`: packets that found
+    /// no megaflow and went to the OpenFlow tables (`miss with success upcall`), and those whose
+    /// upcall failed (`miss with failed upcall`: dropped, typically because the datapath was at its
+    /// flow limit). Counted across the window, they show whether the megaflow cache was still filling.
+    func upcalls() -> OVSUpcalls? {
+        guard let text = try? appctl(["dpif-netdev/pmd-stats-show"]) else { return nil }
+        return OVSUpcalls(pmdStatistics: text)
+    }
+
     /// OVS's own count of frames sent on s1 (for the comparison with the sink), from the datapath:
     /// the Interface table's statistics are refreshed only every 5 s.
     func transmitted() -> UInt64? {

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// One VXLAN tunnel end of an OVS instance, in the tunnel scenarios: which AF_XDP device is on the
@@ -63,11 +64,43 @@ final class OVSPair: SwitchUnderTest {
     var measuredThreads: [(pid: Int32, tid: Int32)] { first.measuredThreads + second.measuredThreads }
     var stopNotes: [String] { first.stopNotes + second.stopNotes }
     func transmitted() -> UInt64? { second.transmitted() }
+    func upcalls() -> OVSUpcalls? {
+        guard let a = first.upcalls(), let b = second.upcalls() else { return nil }
+        return OVSUpcalls(succeeded: a.succeeded + b.succeeded, failed: a.failed + b.failed)
+    }
 
     func stop() {
         guard !stopped else { return }
         stopped = true
         second.stop()
         first.stop()
+    }
+}
+
+/// Upcall counts of OVS's PMD threads (summed), see OVSSwitch.upcalls().
+struct OVSUpcalls: Equatable {
+    var succeeded: UInt64
+    var failed: UInt64
+
+    init(succeeded: UInt64, failed: UInt64) {
+        self.succeeded = succeeded
+        self.failed = failed
+    }
+
+    /// From `ovs-appctl dpif-netdev/pmd-stats-show`; nil if it lists no PMD counters.
+    init?(pmdStatistics text: String) {
+        var succeeded: UInt64 = 0, failed: UInt64 = 0
+        var found = false
+        for line in text.split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            for (label, isFailure) in [("miss with success upcall:", false), ("miss with failed upcall:", true)] where trimmed.hasPrefix(label) {
+                guard let value = UInt64(trimmed.dropFirst(label.count).trimmingCharacters(in: .whitespaces)) else { continue }
+                if isFailure { failed += value } else { succeeded += value }
+                found = true
+            }
+        }
+        guard found else { return nil }
+        self.succeeded = succeeded
+        self.failed = failed
     }
 }

@@ -33,6 +33,10 @@ struct RunResult: Codable {
     var switchRxSocket: XSKStatistics?
     /// With --rules: seconds the switch took to install its flow table (OVS: `ovs-ofctl add-flows`).
     var flowLoadSeconds: Double?
+    /// OVS only: upcalls (packets without a megaflow, sent to the OpenFlow tables) in the window,
+    /// and those that failed (packets dropped, mostly at the datapath's flow limit).
+    var ovsUpcalls: UInt64?
+    var ovsFailedUpcalls: UInt64?
     /// The forwarding thread did not get its whole CPU although traffic was waiting: not a clean run.
     var contended = false
     var notes: [String]
@@ -41,7 +45,7 @@ struct RunResult: Codable {
         case scenario, switchName = "switch", run, windowSeconds, packets, bytes, mpps, offeredMpps
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case cpuUtilization, userTicks, systemTicks, workerAllocations, allocationsPerPacket, processAllocations
-        case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, flowLoadSeconds, contended, notes
+        case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, flowLoadSeconds, ovsUpcalls, ovsFailedUpcalls, contended, notes
     }
 }
 
@@ -114,6 +118,7 @@ struct MachineInfo: Codable {
 struct BenchOptions: Codable {
     var windowSeconds: Double
     var warmupSeconds: Double
+    var ovsWarmupSeconds: Double
     var frameSize: Int
     /// One entry per scenario measured (forward: one; sweep: one per point).
     var scenarios: [ScenarioOptions]

@@ -109,6 +109,21 @@ struct BenchReportingTests {
         #expect(Array(frame[50...]) == inner)
     }
 
+    @Test func ovsUpcallsAreSummedOverPMDs() {
+        let text = """
+            pmd thread numa_id 0 core_id 1:
+              packets received: 1000
+              megaflow hits: 990
+              miss with success upcall: 8
+              miss with failed upcall: 2
+            pmd thread numa_id 0 core_id 0:
+              miss with success upcall: 5
+              miss with failed upcall: 0
+            """
+        #expect(OVSUpcalls(pmdStatistics: text) == OVSUpcalls(succeeded: 13, failed: 2))
+        #expect(OVSUpcalls(pmdStatistics: "no pmd threads") == nil)
+    }
+
     @Test func sweepPointsParseAndRejectNonsense() throws {
         #expect(try Sweep.parsePoints("1,1000,100000,1000000") == [1, 1000, 100_000, 1_000_000])
         #expect(try Sweep.parsePoints(" 5 ") == [5])
