@@ -51,12 +51,24 @@ struct Sweep: ParsableCommand {
         }
         try runInterruptibly {
             var outcomes: [ForwardRun.Outcome] = []
+            var failure: Error?
             for rules in sizes {
                 let run = ForwardRun(options: options, flows: min(rules, Self.maximumOfferedFlows), rules: rules, tunnel: .none)
-                outcomes.append(try run.measure())
+                do {
+                    outcomes.append(try run.measure())
+                } catch BenchError.failed(let why) {
+                    // Minutes of measurements are not thrown away: the points done are still reported.
+                    log("vswift-bench: sweep: the \(rules)-rule point failed: \(why)"
+                        + (outcomes.isEmpty ? "" : "; reporting the \(outcomes.count) point(s) measured before it"))
+                    failure = BenchError.failed("sweep stopped at \(rules) rules: \(why)")
+                    break
+                }
             }
-            try BenchOutput(options: options).emit(outcomes, title: "vswift-bench sweep")
-            if let plot { try draw(outcomes, to: plot) }
+            if !outcomes.isEmpty {
+                try BenchOutput(options: options).emit(outcomes, title: "vswift-bench sweep")
+                if let plot { try draw(outcomes, to: plot) }
+            }
+            if let failure { throw failure }
         }
     }
 
