@@ -4,7 +4,8 @@ import VSwiftClassifier
 import VSwiftDatapath
 import VSwiftPacket
 
-/// A switch forwarding s0 <-> s1 in the switch namespace, measured by the bench.
+/// A switch forwarding s0 <-> s1 in the switch namespace (or, for the round trip, a pair of
+/// switches in two namespaces), measured by the bench.
 protocol SwitchUnderTest: AnyObject {
     var name: String { get }
     /// Process and thread ids whose CPU time is the switch's (its forwarding threads).
@@ -26,7 +27,7 @@ final class VSwiftSwitch: SwitchUnderTest {
     let pid = getpid()
     let datapath: Datapath
     private(set) var threadIDs: [Int32] = []
-    /// With rules: seconds from creating the datapath to its flow table being installed.
+    /// With rules: seconds to build the rules and install them as the bridge's flow table.
     private(set) var flowLoadSeconds: Double?
 
     /// `count` rules: one per generator flow (UDP source port 1024 + i, as the generator varies it)
@@ -94,7 +95,7 @@ final class VSwiftSwitch: SwitchUnderTest {
             }
             if rules > 0 && tunnel == .none {
                 try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "s1": 2, "br0": 65534])
-                // Timed (building the rules and installing the table), to set beside OVS's add-flows.
+                // Timed, to set beside OVS's add-flows.
                 let started = monotonicSeconds()
                 try datapath.setFlowTable(bridge: "br0", rules: Self.flowTable(rules))
                 loadSeconds = monotonicSeconds() - started
