@@ -62,8 +62,10 @@ struct BenchOutput {
             case .encap: line += "; vswift encapsulates in LISP, OVS (ovs-vxlan) in VXLAN; ratio against vswift-p2p"
             case .decap: line += "; vswift decapsulates LISP, OVS (ovs-vxlan) VXLAN; ratio against vswift-p2p"
             case .roundtrip:
-                line += "; two vswift switches (A encapsulates in LISP, B decapsulates) share the switch CPU \(options.cpu); vswift-p2p: the same two switches without tunnels"
-                    + (outcome.ovs ? "; ovs-vxlan: two ovs-vswitchd (A encapsulates in VXLAN, B decapsulates), PMDs on the same CPU" : "")
+                let cpus = options.resolvedSecondSwitchCPU == options.cpu
+                    ? "share the switch CPU \(options.cpu)" : "on CPUs \(options.cpu) (A) and \(options.resolvedSecondSwitchCPU) (B)"
+                line += "; two vswift switches (A encapsulates in LISP, B decapsulates) \(cpus); vswift-p2p: the same two switches without tunnels"
+                    + (outcome.ovs ? "; ovs-vxlan: two ovs-vswitchd (A encapsulates in VXLAN, B decapsulates), PMDs placed the same way" : "")
             }
             lines.append(line)
         }

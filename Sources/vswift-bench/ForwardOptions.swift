@@ -12,7 +12,12 @@ struct ForwardOptions: ParsableArguments {
     @Option(help: "CPU the switch's forwarding thread is pinned to.")
     var cpu: Int = 1
 
-    @Option(name: .customLong("generator-cpu"), help: "CPU of the generator (default: the first CPU other than --cpu).")
+    @Option(name: .customLong("second-switch-cpu"), help: "CPU of switch B in the round trip (default: --cpu, which it then shares with switch A).")
+    var secondSwitchCPU: Int?
+
+    var resolvedSecondSwitchCPU: Int { secondSwitchCPU ?? cpu }
+
+    @Option(name: .customLong("generator-cpu"), help: "CPU of the generator (default: the first CPU that no switch uses).")
     var generatorCPU: Int?
 
     @Option(help: "Runs per switch (the switches alternate); the table shows medians and the range.")
@@ -66,7 +71,11 @@ struct ForwardOptions: ParsableArguments {
 
     static var onlineCPUs: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
-    var resolvedGeneratorCPU: Int { generatorCPU ?? (0..<Self.onlineCPUs).first { $0 != cpu } ?? 0 }
+    /// --generator-cpu, else the first CPU neither switch uses (else the first other than --cpu).
+    var resolvedGeneratorCPU: Int {
+        generatorCPU ?? (0..<Self.onlineCPUs).first { $0 != cpu && $0 != secondSwitchCPU }
+            ?? (0..<Self.onlineCPUs).first { $0 != cpu } ?? 0
+    }
 
     func validate() throws {
         guard seconds > 0, warmup >= 0, (ovsWarmup ?? 0) >= 0 else {
@@ -81,6 +90,11 @@ struct ForwardOptions: ParsableArguments {
         let cpus = Self.onlineCPUs
         guard cpus >= 2 else { throw ValidationError("the bench needs two CPUs: one for the switch, one for the generator") }
         guard (0..<cpus).contains(cpu) else { throw ValidationError("--cpu must be 0...\(cpus - 1)") }
+        if let secondSwitchCPU {
+            guard (0..<cpus).contains(secondSwitchCPU), secondSwitchCPU != resolvedGeneratorCPU else {
+                throw ValidationError("--second-switch-cpu must be 0...\(cpus - 1) and differ from the generator's CPU")
+            }
+        }
         if let generatorCPU {
             guard (0..<cpus).contains(generatorCPU), generatorCPU != cpu else {
                 throw ValidationError("--generator-cpu must be 0...\(cpus - 1) and differ from --cpu")

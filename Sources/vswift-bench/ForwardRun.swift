@@ -103,7 +103,7 @@ struct ForwardRun {
         }
 
         let path = tunnel == .roundtrip
-            ? "g0 -> s0 => switch A => u0 -> u1 => switch B => s1 -> k0; both switches on CPU \(cpu)"
+            ? "g0 -> s0 => switch A => u0 -> u1 => switch B => s1 -> k0; switches on CPU \(cpu) and \(options.resolvedSecondSwitchCPU)"
             : "g0 -> s0 => switch on CPU \(cpu) => s1 -> k0"
         log("vswift-bench: \(scenario): \(path); generator on CPU \(generatorCPU); "
             + "frames \(formatMACAddress(generator!.sourceMAC)) -> \(formatMACAddress(sink!.mac)); "
@@ -114,6 +114,7 @@ struct ForwardRun {
 
         let context = MeasurementContext(
             scenario: scenario, topology: topology, sink: sink!, generator: generator!, switchCPU: cpu,
+            secondSwitchCPU: options.resolvedSecondSwitchCPU,
             bpfDirectory: bpfDirectory, rules: rules, tunnel: tunnel, baselinePath: baselinePath, generatorCPU: generatorCPU,
             warmup: options.warmup, window: options.window, ovsWarmup: options.resolvedOVSWarmup, ovsGenerator: vxlanGenerator)
         var results: [RunResult] = []

@@ -49,6 +49,8 @@ struct MeasurementContext {
     let sink: Sink
     let generator: Generator
     let switchCPU: Int
+    /// Switch B's CPU in the round trip (the same as switchCPU unless --second-switch-cpu).
+    var secondSwitchCPU: Int
     let bpfDirectory: String
     /// 0: NORMAL (no flow table); otherwise vswift runs this many OpenFlow rules (see VSwiftSwitch).
     var rules: Int = 0
@@ -102,11 +104,12 @@ struct MeasurementContext {
             ovs = o
             sw = o
         case .ovsPair:
-            let o = try OVSPair(topology: topology, cpu: switchCPU, helperCPU: generatorCPU)
+            let o = try OVSPair(topology: topology, cpu: switchCPU, secondCPU: secondSwitchCPU, helperCPU: generatorCPU)
             ovsPair = o
             sw = o
         case .vswiftPair, .vswiftPairPlain:
-            let p = try VSwiftPair(topology: topology, cpu: switchCPU, bpfDirectory: bpfDirectory, lisp: kind == .vswiftPair)
+            let p = try VSwiftPair(topology: topology, cpu: switchCPU, secondCPU: secondSwitchCPU, bpfDirectory: bpfDirectory,
+                                   lisp: kind == .vswiftPair)
             pair = p
             sw = p
         }
@@ -192,17 +195,20 @@ struct MeasurementContext {
             userTicks: cpu.userTicks, systemTicks: cpu.systemTicks,
             flowLoadSeconds: vswift?.flowLoadSeconds ?? ovs?.flowLoadSeconds, notes: notes)
         // Both switches busy-poll, and the generator offers more than they forward: a forwarding
-        // thread that did not get its whole CPU was preempted by something else.
-        // (A switch pair's two threads share one CPU: their sum is what counts.)
-        if result.cpuUtilization < 0.9 && result.offeredMpps > 1.1 * result.mpps {
+        // thread that did not get its whole CPU was preempted by something else. (A switch pair's
+        // threads on one CPU: their sum is what counts; on two CPUs, each should have its own.)
+        let pairKinds: [SwitchKind] = [.vswiftPair, .vswiftPairPlain, .ovsPair]
+        let switchCPUs = Set(pairKinds.contains(kind) ? [switchCPU, secondSwitchCPU] : [switchCPU])
+        let cpuList = switchCPUs.sorted().map(String.init).joined(separator: " and ")
+        if result.cpuUtilization < 0.9 * Double(switchCPUs.count) && result.offeredMpps > 1.1 * result.mpps {
             result.contended = true
             result.notes.append(String(
-                format: "the forwarding thread got only %.0f%% of CPU %d while more was offered than forwarded: another process competed for it (see uptime); this run is not a clean measurement",
-                result.cpuUtilization * 100, switchCPU))
+                format: "the forwarding thread(s) got only %.0f%% of CPU %@ while more was offered than forwarded: another process competed (see uptime); this run is not a clean measurement",
+                result.cpuUtilization * 100, cpuList))
         }
         // A busy forwarding thread found off its CPU means the pinning did not happen.
-        if cpu.totalNanoseconds > 0.5 * elapsed * 1e9, b.lastCPUs.contains(where: { $0 != switchCPU }) {
-            result.notes.append("forwarding thread(s) last ran on CPU(s) \(b.lastCPUs), not only the switch CPU \(switchCPU)")
+        if cpu.totalNanoseconds > 0.5 * elapsed * 1e9, b.lastCPUs.contains(where: { !switchCPUs.contains($0) }) {
+            result.notes.append("forwarding thread(s) last ran on CPU(s) \(b.lastCPUs), not only the switch CPU(s) \(cpuList)")
         }
         if cpu.userTicks + cpu.systemTicks > 0 && cpu.userTicks < 10 {
             result.notes.append("the user/system split rests on \(cpu.userTicks) user tick(s) of 10 ms (timer-tick sampling): user ns/pkt is coarse; a longer --seconds sharpens it")

@@ -31,7 +31,8 @@ struct VXLANLeg {
 }
 
 /// The round trip through OVS: two ovs-vswitchd, one per switch namespace, each with its own
-/// private directory and its PMD on the switch CPU (so, like vswift's pair, they share it). A
+/// private directory, A's PMD on the switch CPU and B's on the second switch CPU (by default the
+/// same: like vswift's pair, they share it). A
 /// encapsulates s0 → vxlan0 and sends the VXLAN frames out of u0 (198.19.2.1); B receives them on
 /// u1 (198.19.2.2, br-ul with u1's MAC), pops the tunnel and forwards vxlan0 → s1. Measured as
 /// one switch: both PMDs' CPU time.
@@ -41,7 +42,7 @@ final class OVSPair: SwitchUnderTest {
     let second: OVSSwitch
     private var stopped = false
 
-    init(topology: Topology, cpu: Int, helperCPU: Int) throws {
+    init(topology: Topology, cpu: Int, secondCPU: Int, helperCPU: Int) throws {
         guard let namespaceB = topology.secondSwitchNamespace else {
             throw BenchError.failed("the OVS pair needs a topology with two switch namespaces")
         }
@@ -52,7 +53,7 @@ final class OVSPair: SwitchUnderTest {
                             local: VSwiftPair.localB, remote: VSwiftPair.localA)
         first = try OVSSwitch(namespace: topology.switchNamespace, cpu: cpu, helperCPU: helperCPU, rules: 0, vxlan: legA, instance: "a")
         do {
-            second = try OVSSwitch(namespace: namespaceB, cpu: cpu, helperCPU: helperCPU, rules: 0, vxlan: legB, instance: "b")
+            second = try OVSSwitch(namespace: namespaceB, cpu: secondCPU, helperCPU: helperCPU, rules: 0, vxlan: legB, instance: "b")
         } catch {
             first.stop()
             throw error

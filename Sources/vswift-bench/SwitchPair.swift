@@ -4,8 +4,8 @@ import VSwiftDatapath
 import VSwiftPacket
 
 /// Two vswift switches in a row, one Datapath each in its own namespace (Topology with two
-/// switches), both workers pinned to the switch CPU — with two CPUs and the generator on the
-/// other, they share it. Measured as one switch: both workers' CPU time, the sink's counts.
+/// switches), A's worker pinned to the switch CPU, B's to the second switch CPU — by default the
+/// same one: with two CPUs and the generator on the other, they share it. Measured as one switch: both workers' CPU time, the sink's counts.
 ///
 /// - `lisp`: A forwards s0 → lisp0 (encapsulate, out of the underlay u0), B receives on its
 ///   underlay u1, decapsulates, forwards lisp0 → s1. Underlay 198.19.2.1 (A) – 198.19.2.2 (B); A
@@ -21,7 +21,7 @@ final class VSwiftPair: SwitchUnderTest {
 
     static let localA = "198.19.2.1", localB = "198.19.2.2"
 
-    init(topology: Topology, cpu: Int, bpfDirectory: String, lisp: Bool) throws {
+    init(topology: Topology, cpu: Int, secondCPU: Int, bpfDirectory: String, lisp: Bool) throws {
         guard let namespaceB = topology.secondSwitchNamespace else {
             throw BenchError.failed("the switch pair needs a topology with two switch namespaces")
         }
@@ -49,7 +49,7 @@ final class VSwiftPair: SwitchUnderTest {
             try datapath.setFlowTable(bridge: "br0", rules: VSwiftSwitch.tunnelRules(in: 1, out: 2))
         }
         do {
-            second = try VSwiftSwitch.makeDatapath(namespace: namespaceB, cpu: cpu, bpfDirectory: bpfDirectory) { datapath in
+            second = try VSwiftSwitch.makeDatapath(namespace: namespaceB, cpu: secondCPU, bpfDirectory: bpfDirectory) { datapath in
                 try datapath.addBridge("br0")
                 try datapath.addPort("s1", bridge: "br0")
                 if lisp {
