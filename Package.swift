@@ -60,6 +60,8 @@ let package = Package(
         .testTarget(name: "VSwiftDatapathTests", dependencies: ["VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
         .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl", "VSwiftDatapath", "VSwiftPacket"]),
         .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "CXDP"]),
+        // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
+        .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -7,8 +7,14 @@ enum SwitchKind {
     /// Tunnel scenarios' reference: vswift forwarding the same frames port to port (one rule).
     case vswiftPlain
     case baseline
-    /// Open vSwitch's userspace datapath with AF_XDP ports (OVSSwitch).
+    /// Open vSwitch's userspace datapath with AF_XDP ports (OVSSwitch); VXLAN in tunnel scenarios.
     case ovs
+    /// The round trip: two vswift switches, A encapsulating in LISP, B decapsulating (VSwiftPair).
+    case vswiftPair
+    /// The round trip's reference: the same two switches port to port, without tunnels.
+    case vswiftPairPlain
+    /// The round trip through two OVS instances, in VXLAN (OVSPair).
+    case ovsPair
 }
 
 /// Counters read at the edges of a window.
@@ -23,9 +29,9 @@ private struct Snapshot {
     var s0: PortStatistics?
     var s1: PortStatistics?
 
-    static func take(sink: Sink, generator: Generator, pid: Int32, tids: [Int32], datapath: Datapath?) -> Snapshot {
+    static func take(sink: Sink, generator: Generator, threads measured: [(pid: Int32, tid: Int32)], datapath: Datapath?) -> Snapshot {
         let counters = sink.counters()
-        let threads = tids.compactMap { ThreadCPUTime.read(pid: pid, tid: $0) }
+        let threads = measured.compactMap { ThreadCPUTime.read(pid: $0.pid, tid: $0.tid) }
         let cpu = threads.reduce(ThreadCPUTime(), +)
         let generated = generator.framesGenerated
         let time = monotonicSeconds()
@@ -43,6 +49,8 @@ struct MeasurementContext {
     let sink: Sink
     let generator: Generator
     let switchCPU: Int
+    /// Switch B's CPU in the round trip (the same as switchCPU unless --second-switch-cpu).
+    var secondSwitchCPU: Int
     let bpfDirectory: String
     /// 0: NORMAL (no flow table); otherwise vswift runs this many OpenFlow rules (see VSwiftSwitch).
     var rules: Int = 0
@@ -53,19 +61,27 @@ struct MeasurementContext {
     var generatorCPU: Int = 0
     let warmup: Double
     let window: Double
+    /// OVS's warm-up (its megaflow cache fills slowly with many flows).
+    var ovsWarmup: Double
+    /// The generator of OVS's runs when they need other frames (VXLAN for decap); nil: `generator`.
+    var ovsGenerator: Generator?
 
     /// Starts the switch, offers traffic, measures one window, stops everything again.
     func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
         let label = switch kind {
-        case .vswift: "vswift"
-        case .vswiftPlain: "vswift-p2p"
+        case .vswift, .vswiftPair: "vswift"
+        case .vswiftPlain, .vswiftPairPlain: "vswift-p2p"
         case .baseline: "xsk_fwd"
-        case .ovs: "ovs-afxdp"
+        case .ovs: tunnel == .none ? "ovs-afxdp" : "ovs-vxlan"
+        case .ovsPair: "ovs-vxlan"
         }
         log("run \(run) \(label): starting")
+        let generator = kind == .ovs ? ovsGenerator ?? self.generator : self.generator
         let sw: SwitchUnderTest
         var vswift: VSwiftSwitch?
         var ovs: OVSSwitch?
+        var pair: VSwiftPair?
+        var ovsPair: OVSPair?
         switch kind {
         case .vswift:
             let v = try VSwiftSwitch(
@@ -83,9 +99,24 @@ struct MeasurementContext {
                 namespace: topology.switchNamespace, cpu: switchCPU, executable: baselinePath!,
                 redirectObject: "\(bpfDirectory)/\(Artifacts.redirect)")
         case .ovs:
-            let o = try OVSSwitch(namespace: topology.switchNamespace, cpu: switchCPU, helperCPU: generatorCPU, rules: rules)
+            let o = try OVSSwitch(namespace: topology.switchNamespace, cpu: switchCPU, helperCPU: generatorCPU, rules: rules,
+                                  vxlan: VXLANLeg.forScenario(tunnel, sinkMAC: sink.mac))
             ovs = o
             sw = o
+        case .ovsPair:
+            let o = try OVSPair(topology: topology, cpu: switchCPU, secondCPU: secondSwitchCPU, helperCPU: generatorCPU)
+            ovsPair = o
+            sw = o
+        case .vswiftPair, .vswiftPairPlain:
+            let p = try VSwiftPair(topology: topology, cpu: switchCPU, secondCPU: secondSwitchCPU, bpfDirectory: bpfDirectory,
+                                   lisp: kind == .vswiftPair)
+            pair = p
+            sw = p
+        }
+        // The switch's own count of frames sent toward the sink (on s1: an underlay too).
+        func transmittedToSink() -> UInt64 {
+            vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? pair?.transmittedToSink
+                ?? ovsPair?.transmitted() ?? 0
         }
         var stopped = false
         func stopAll() {
@@ -100,30 +131,34 @@ struct MeasurementContext {
         }
 
         if let vswift, tunnel == .none || kind == .vswiftPlain { try vswift.learn(from: sink) }
-        if let ovs, rules == 0 { try ovs.learn(from: sink) }
+        if let ovs, rules == 0 && tunnel == .none { try ovs.learn(from: sink) }
         let sinkAtStart = sink.counters().packets
-        let switchTxAtStart = vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? 0  // s1: underlay too
+        let switchTxAtStart = transmittedToSink()
         generator.start()
-        try Signals.sleep(warmup)
+        try Signals.sleep(kind == .ovs || kind == .ovsPair ? ovsWarmup : warmup)
         if let failure = generator.failure { throw BenchError.failed(failure) }
 
         let tids = sw.threadIDs
         guard !tids.isEmpty else { throw BenchError.failed("\(label) has no threads to measure") }
         let datapath = vswift?.datapath
-        let a = Snapshot.take(sink: sink, generator: generator, pid: sw.pid, tids: tids, datapath: datapath)
-        if vswift != nil { AllocationCounter.begin(tracking: tids) }
+        func upcalls() -> OVSUpcalls? { ovs?.upcalls() ?? ovsPair?.upcalls() }
+        let upcallsAtStart = upcalls()
+        let a = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
+        let countsAllocations = vswift != nil || pair != nil
+        if countsAllocations { AllocationCounter.begin(tracking: tids) }
         try Signals.sleep(window)
-        let allocations = vswift != nil ? AllocationCounter.end() : nil
-        let b = Snapshot.take(sink: sink, generator: generator, pid: sw.pid, tids: tids, datapath: datapath)
+        let allocations = countsAllocations ? AllocationCounter.end() : nil
+        let b = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
+        let upcallsAtEnd = upcalls()
         if let failure = generator.failure { throw BenchError.failed(failure) }
 
         // Let the frames in flight arrive, then compare the switch's own count with the sink's.
         generator.pause()
         usleep(200_000)
         var notes: [String] = []
-        let switchTxTotal = (vswift?.datapath.statistics(port: "s1")?.txPackets ?? ovs?.transmitted() ?? 0) &- switchTxAtStart
-        if let vswift {
-            for accounting in vswift.datapath.frameAccounting() where !accounting.isConsistent {
+        let switchTxTotal = transmittedToSink() &- switchTxAtStart
+        for datapath in [vswift?.datapath, pair?.first, pair?.second].compactMap({ $0 }) {
+            for accounting in datapath.frameAccounting() where !accounting.isConsistent {
                 notes.append("frame accounting inconsistent: \(accounting)")
             }
         }
@@ -137,10 +172,10 @@ struct MeasurementContext {
             } else {
                 notes.append("xsk_fwd printed no totals: \(baseline.log.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
-        } else if let ovs {
-            notes += ovs.stopNotes
+        } else if ovs != nil || ovsPair != nil {
+            notes += ovs?.stopNotes ?? ovsPair?.stopNotes ?? []
             if let note = Self.disagreement("ovs sent on s1", switchTxTotal, sinkTotal) { notes.append(note) }
-        } else if let note = Self.disagreement("vswift sent on s1", switchTxTotal, sinkTotal) {
+        } else if let note = Self.disagreement(pair != nil ? "vswift B sent on s1" : "vswift sent on s1", switchTxTotal, sinkTotal) {
             notes.append(note)
         }
 
@@ -157,21 +192,38 @@ struct MeasurementContext {
             userNanosecondsPerPacket: cpu.userNanoseconds / Double(packets),
             totalNanosecondsPerPacket: cpu.totalNanoseconds / Double(packets),
             cpuUtilization: cpu.totalNanoseconds / (elapsed * 1e9),
-            userTicks: cpu.userTicks, systemTicks: cpu.systemTicks, notes: notes)
+            userTicks: cpu.userTicks, systemTicks: cpu.systemTicks,
+            flowLoadSeconds: vswift?.flowLoadSeconds ?? ovs?.flowLoadSeconds, notes: notes)
         // Both switches busy-poll, and the generator offers more than they forward: a forwarding
-        // thread that did not get its whole CPU was preempted by something else.
-        if result.cpuUtilization < 0.9 && result.offeredMpps > 1.1 * result.mpps {
+        // thread that did not get its whole CPU was preempted by something else. (A switch pair's
+        // threads on one CPU: their sum is what counts; on two CPUs, each should have its own.)
+        let pairKinds: [SwitchKind] = [.vswiftPair, .vswiftPairPlain, .ovsPair]
+        let switchCPUs = Set(pairKinds.contains(kind) ? [switchCPU, secondSwitchCPU] : [switchCPU])
+        let cpuList = switchCPUs.sorted().map(String.init).joined(separator: " and ")
+        if result.cpuUtilization < 0.9 * Double(switchCPUs.count) && result.offeredMpps > 1.1 * result.mpps {
             result.contended = true
             result.notes.append(String(
-                format: "the forwarding thread got only %.0f%% of CPU %d while more was offered than forwarded: another process competed for it (see uptime); this run is not a clean measurement",
-                result.cpuUtilization * 100, switchCPU))
+                format: "the forwarding thread(s) got only %.0f%% of CPU %@ while more was offered than forwarded: another process competed (see uptime); this run is not a clean measurement",
+                result.cpuUtilization * 100, cpuList))
         }
         // A busy forwarding thread found off its CPU means the pinning did not happen.
-        if cpu.totalNanoseconds > 0.5 * elapsed * 1e9, b.lastCPUs.contains(where: { $0 != switchCPU }) {
-            result.notes.append("forwarding thread(s) last ran on CPU(s) \(b.lastCPUs), not only the switch CPU \(switchCPU)")
+        if cpu.totalNanoseconds > 0.5 * elapsed * 1e9, b.lastCPUs.contains(where: { !switchCPUs.contains($0) }) {
+            result.notes.append("forwarding thread(s) last ran on CPU(s) \(b.lastCPUs), not only the switch CPU(s) \(cpuList)")
         }
         if cpu.userTicks + cpu.systemTicks > 0 && cpu.userTicks < 10 {
             result.notes.append("the user/system split rests on \(cpu.userTicks) user tick(s) of 10 ms (timer-tick sampling): user ns/pkt is coarse; a longer --seconds sharpens it")
+        }
+        if let start = upcallsAtStart, let end = upcallsAtEnd {
+            let succeeded = end.succeeded &- start.succeeded, failed = end.failed &- start.failed
+            result.ovsUpcalls = succeeded
+            result.ovsFailedUpcalls = failed
+            if succeeded + failed > 100 && Double(succeeded + failed) > 0.01 * Double(packets) {
+                // OVS starts its datapath flow limit at 10,000 and raises it by 1,000 per revalidation
+                // round, so tens of thousands of flows need tens of seconds before they all have a megaflow.
+                result.notes.append("ovs made \(succeeded + failed) upcalls in the window, \(failed) of them failed (dropped; "
+                    + "usually the datapath flow limit, see ovs-appctl upcall/show): its megaflow cache was still filling; "
+                    + "with tens of thousands of flows OVS needs an --ovs-warmup of tens of seconds for the steady state")
+            }
         }
         if let allocations {
             result.workerAllocations = allocations.tracked
@@ -189,6 +241,9 @@ struct MeasurementContext {
                     rxFillRingEmptyDescs: y.rxFillRingEmptyDescs &- x.rxFillRingEmptyDescs,
                     txRingEmptyDescs: y.txRingEmptyDescs &- x.txRingEmptyDescs)
             }
+        }
+        if let seconds = result.flowLoadSeconds {
+            log(String(format: "run %d %@: flow table of %d rules installed in %.2f s", run, label, rules, seconds))
         }
         log(String(format: "run %d %@: %.3f Mpps delivered (%.3f offered), CPU %.0f%%, user %.1f ns/pkt, total %.0f ns/pkt%@",
                    run, label, result.mpps, result.offeredMpps, result.cpuUtilization * 100,

@@ -11,8 +11,12 @@ import Glibc
 /// (datapath_type=netdev). The PMD thread is pinned by `pmd-cpu-mask` to the switch CPU; the other
 /// threads (main, handler, revalidator...) are moved to the generator CPU, where the bench's own
 /// helper threads are. Only the PMD threads' CPU time is measured.
+///
+/// With a VXLANLeg, OVS's row is VXLAN (OVS has no userspace LISP), labelled ovs-vxlan: br0 holds
+/// the overlay device and vxlan0, the underlay bridge br-ul the underlay device, its internal port
+/// the local address (see VXLANLeg and setUpUnderlay).
 final class OVSSwitch: SwitchUnderTest {
-    let name = "ovs-afxdp"
+    let name: String
     static let directoryPrefix = "/tmp/vsb-ovs-"
     private(set) var pid: Int32 = 0
     private(set) var threadIDs: [Int32] = []
@@ -22,6 +26,12 @@ final class OVSSwitch: SwitchUnderTest {
     private var started: [String] = []
     /// Set by stop(): what went wrong while shutting down (XDP left on a port...).
     private(set) var stopNotes: [String] = []
+    /// With rules: seconds `ovs-ofctl --bundle add-flows` took.
+    private(set) var flowLoadSeconds: Double?
+
+    /// The tunnel scenarios' underlay bridge and VXLAN port.
+    static let underlayBridge = "br-ul"
+    static let vxlanPort = "vxlan0"
 
     /// Whether ovs-vswitchd and its tools are installed (Debian: openvswitch-switch).
     static var isInstalled: Bool {
@@ -38,11 +48,23 @@ final class OVSSwitch: SwitchUnderTest {
 
     /// `rules` = 0: NORMAL (MAC learning); otherwise the equivalent of VSwiftSwitch.flowTable(rules).
     /// `helperCPU`: where the non-PMD threads run.
-    init(namespace: String, cpu: Int, helperCPU: Int, rules: Int, xdpMode: String = "native") throws {
+    /// The AF_XDP devices (toward the generator, toward the sink) and, with VXLAN, the tunnel end.
+    private let devices: [String]
+    private let vxlan: VXLANLeg?
+    /// The device whose transmit count is compared with the sink's.
+    private let sinkSideDevice: String
+
+    /// `instance` tells apart two OVS instances of one bench (the round trip): it names the directory.
+    init(namespace: String, cpu: Int, helperCPU: Int, rules: Int, vxlan: VXLANLeg? = nil, instance: String = "",
+         xdpMode: String = "native") throws {
         self.namespace = namespace
+        self.vxlan = vxlan
+        name = vxlan == nil ? "ovs-afxdp" : "ovs-vxlan"
+        devices = vxlan.map { [$0.overlayDevice, $0.underlayDevice] } ?? ["s0", "s1"]
+        sinkSideDevice = vxlan.map { $0.direction == .encap ? $0.underlayDevice : $0.overlayDevice } ?? "s1"
         // A stray PMD of a killed bench would busy-poll on the switch CPU: checked again per run.
         Self.removeStale()
-        directory = Self.directoryPrefix + String(getpid())
+        directory = Self.directoryPrefix + String(getpid()) + (instance.isEmpty ? "" : "-" + instance)
         _ = try? runCommand(["/bin/rm", "-rf", directory])
         guard mkdir(directory, 0o700) == 0 else { throw BenchError.failed("mkdir \(directory): \(errnoText())") }
         do {
@@ -77,29 +99,62 @@ final class OVSSwitch: SwitchUnderTest {
         guard types.contains("afxdp") else {
             throw BenchError.failed("this ovs-vswitchd has no AF_XDP support (iface_types: \(types.trimmingCharacters(in: .whitespacesAndNewlines)))")
         }
-        try vsctl(["add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev"])
+        // OpenFlow 1.4 for add-flows --bundle (one transaction, as vswift installs a table).
+        try vsctl(["add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev",
+                   "protocols=OpenFlow10,OpenFlow13,OpenFlow14"])
         // OVS 3.1 knows xdp-mode best-effort|native-with-zerocopy|native|generic (no
         // native-with-maxsize); veth has no zero-copy, so native is copy mode as for xsk_fwd.
-        for (port, number) in [("s0", 1), ("s1", 2)] {
-            try vsctl(["add-port", "br0", port, "--", "set", "interface", port, "type=afxdp",
+        func addAFXDPPort(_ port: String, bridge: String, number: Int) throws {
+            try vsctl(["add-port", bridge, port, "--", "set", "interface", port, "type=afxdp",
                        "options:n_rxq=1", "options:xdp-mode=\(xdpMode)", "ofport_request=\(number)"])
         }
-        for port in ["s0", "s1"] {
+        switch vxlan?.direction {
+        case .encap:
+            let leg = vxlan!
+            try addAFXDPPort(leg.overlayDevice, bridge: "br0", number: 1)
+            try addVXLANPort(remote: leg.remote, number: 2)
+            try vsctl(["add-br", Self.underlayBridge, "--", "set", "bridge", Self.underlayBridge, "datapath_type=netdev"])
+            try addAFXDPPort(leg.underlayDevice, bridge: Self.underlayBridge, number: 1)
+        case .decap:
+            // The VXLAN frames arrive addressed to the underlay device's MAC: br-ul takes it as its
+            // own, so that they are for the bridge's LOCAL port, where OVS pops tunnels.
+            let leg = vxlan!
+            let underlay = try Threads.run(inNamespace: namespace) { [namespace] in
+                try deviceIdentity(leg.underlayDevice, namespace: namespace)
+            }
+            try vsctl(["add-br", Self.underlayBridge, "--", "set", "bridge", Self.underlayBridge, "datapath_type=netdev",
+                       "other-config:hwaddr=\"\(formatMACAddress(underlay.mac))\""])
+            try addAFXDPPort(leg.underlayDevice, bridge: Self.underlayBridge, number: 1)
+            try addVXLANPort(remote: leg.remote, number: 1)
+            try addAFXDPPort(leg.overlayDevice, bridge: "br0", number: 2)
+        case nil:
+            try addAFXDPPort("s0", bridge: "br0", number: 1)
+            try addAFXDPPort("s1", bridge: "br0", number: 2)
+        }
+        for port in devices {
             let error = try vsctl(["get", "interface", port, "error"]).trimmingCharacters(in: .whitespacesAndNewlines)
             guard error == "[]" || error.isEmpty else {
                 throw BenchError.failed("ovs cannot open \(port) as an AF_XDP port: \(error)\(logErrors())")
             }
         }
+        if let vxlan {
+            try setUpUnderlay(vxlan)
+        }
         try ofctl(["del-flows", "br0"])
-        if rules == 0 {
+        if vxlan != nil {
+            try ofctl(["add-flow", "br0", "priority=10,in_port=1,actions=output:2"])
+        } else if rules == 0 {
             try ofctl(["add-flow", "br0", "priority=0,actions=NORMAL"])
         } else {
-            // Written to a file: ovs-ofctl add-flows reads thousands of rules in one transaction.
+            // Written to a file: ovs-ofctl add-flows reads a million rules in one bundle.
             let path = "\(directory)/flows.txt"
             guard FileManager.default.createFile(atPath: path, contents: Data(Self.flowTable(rules).utf8)) else {
                 throw BenchError.failed("cannot write \(path)")
             }
-            try ofctl(["add-flows", "br0", path])
+            let started = monotonicSeconds()
+            try ovs(["ovs-ofctl", "--timeout=\(Self.flowLoadTimeout)", "-O", "OpenFlow14", "--bundle", "add-flows",
+                     "unix:\(directory)/br0.mgmt", path])
+            flowLoadSeconds = monotonicSeconds() - started
         }
         // The PMD thread is created when the first port is assigned to it.
         let deadline = monotonicSeconds() + 5
@@ -120,6 +175,51 @@ final class OVSSwitch: SwitchUnderTest {
         }
     }
 
+    /// Seconds ovs-ofctl may take to load a flow table (a million rules take minutes).
+    static let flowLoadTimeout = 1800
+
+    private func addVXLANPort(remote: String, number: Int) throws {
+        try vsctl(["add-port", "br0", Self.vxlanPort, "--", "set", "interface", Self.vxlanPort, "type=vxlan",
+                   "options:remote_ip=\(remote)", "ofport_request=\(number)"])
+    }
+
+    /// The underlay: the local address on br-ul's internal port (in the switch namespace; the
+    /// underlay device loses any address a vswift run left, which would compete for the route),
+    /// then for encap the route to the far end through br-ul, the far end's MAC as a static tunnel
+    /// neighbour and br-ul sending what comes from LOCAL (the encapsulated frames) out of the
+    /// underlay device; for decap br-ul sending what arrives to LOCAL (where the datapath pops the
+    /// tunnel), once OVS lists the address among its tunnel endpoints (it picks up device
+    /// addresses asynchronously).
+    private func setUpUnderlay(_ leg: VXLANLeg) throws {
+        let ip = systemTool("ip"), bridge = Self.underlayBridge
+        try runCommand([ip, "-n", namespace, "addr", "flush", "dev", leg.underlayDevice])
+        try runCommand([ip, "-n", namespace, "addr", "replace", leg.local + "/24", "dev", bridge])
+        try runCommand([ip, "-n", namespace, "link", "set", bridge, "up"])
+        try ofctl(["del-flows", bridge])
+        switch leg.direction {
+        case .encap:
+            // ovs-vswitchd may already have the kernel's route (it listens to it): then the explicit one is a duplicate.
+            let routes = try appctl(["ovs/route/show"])
+            if !routes.contains("dev \(bridge)") {
+                try appctl(["ovs/route/add", "\(leg.remote)/24", bridge])
+            }
+            try appctl(["tnl/arp/set", bridge, leg.remote, formatMACAddress(leg.remoteMAC)])
+            try ofctl(["add-flow", bridge, "priority=10,in_port=LOCAL,actions=output:1"])
+        case .decap:
+            try ofctl(["add-flow", bridge, "priority=10,in_port=1,actions=LOCAL"])
+            let deadline = monotonicSeconds() + 10
+            while true {
+                let ports = try appctl(["tnl/ports/show", "-v"])
+                if ports.contains(leg.local) { return }
+                if Signals.stopRequested { throw BenchError.interrupted }
+                guard monotonicSeconds() < deadline else {
+                    throw BenchError.failed("ovs did not make \(leg.local) a VXLAN endpoint: \(ports)")
+                }
+                usleep(50_000)
+            }
+        }
+    }
+
     /// ovs-vswitchd's last error lines, for a failure message (the directory is removed on stop).
     private func logErrors() -> String {
         let lines = (readTextFile("\(directory)/ovs-vswitchd.log") ?? "").split(separator: "\n").filter { $0.contains("|ERR|") }
@@ -133,9 +233,10 @@ final class OVSSwitch: SwitchUnderTest {
         var lines = ["priority=5,in_port=2,actions=output:1"]
         lines.reserveCapacity(count + 1)
         for i in 0..<count {
-            var match = "priority=10,in_port=1,udp,tp_src=\(1024 + i % 65000)"
+            let ports = VSwiftSwitch.sourcePorts
+            var match = "priority=10,in_port=1,udp,tp_src=\(1024 + i % ports)"
             if i % 2 == 1 { match += ",nw_dst=198.18.0.2" }
-            if i >= 65000 { match += ",tp_dst=\(i / 65000)" }
+            if i >= ports { match += ",tp_dst=\(i / ports)" }
             lines.append(match + ",actions=output:2")
         }
         return lines.joined(separator: "\n") + "\n"
@@ -158,13 +259,22 @@ final class OVSSwitch: SwitchUnderTest {
         }
     }
 
+    /// Upcalls the PMD(s) have made so far, from `dpif-netdev/pmd-stats-show`: packets that found
+    /// no megaflow and went to the OpenFlow tables (`miss with success upcall`), and those whose
+    /// upcall failed (`miss with failed upcall`: dropped, typically because the datapath was at its
+    /// flow limit). Counted across the window, they show whether the megaflow cache was still filling.
+    func upcalls() -> OVSUpcalls? {
+        guard let text = try? appctl(["dpif-netdev/pmd-stats-show"]) else { return nil }
+        return OVSUpcalls(pmdStatistics: text)
+    }
+
     /// OVS's own count of frames sent on s1 (for the comparison with the sink), from the datapath:
     /// the Interface table's statistics are refreshed only every 5 s.
     func transmitted() -> UInt64? {
         // "  port 2: s1 (afxdp)\n    RX packets:... \n    TX packets:N errors:..."
         guard let text = try? appctl(["dpctl/show", "-s"]) else { return nil }
         let lines = text.split(separator: "\n")
-        guard let port = lines.firstIndex(where: { $0.contains(": s1 (") }) else { return nil }
+        guard let port = lines.firstIndex(where: { $0.contains(": \(sinkSideDevice) (") }) else { return nil }
         for line in lines[(port + 1)...].prefix(4) {
             if let range = line.range(of: "TX packets:") {
                 return UInt64(line[range.upperBound...].prefix(while: \.isNumber))
@@ -187,7 +297,7 @@ final class OVSSwitch: SwitchUnderTest {
             while Self.isDaemon(pid, "ovs-vswitchd") && monotonicSeconds() < deadline { usleep(10_000) }
         }
         Self.killDaemons(in: directory)
-        for port in ["s0", "s1"] {
+        for port in devices {
             if let link = try? runCommand([systemTool("ip"), "-n", namespace, "link", "show", port]),
                link.contains(" xdp") {
                 stopNotes.append("ovs left an XDP program on \(port); removed with ip link set xdp off")
@@ -229,7 +339,8 @@ final class OVSSwitch: SwitchUnderTest {
     static func removeStale() {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/tmp") else { return }
         for name in entries where ("/tmp/" + name).hasPrefix(directoryPrefix) {
-            guard let pid = Int32(name.dropFirst(directoryPrefix.count - "/tmp/".count)) else { continue }
+            // /tmp/vsb-ovs-PID or /tmp/vsb-ovs-PID-INSTANCE
+            guard let pid = Int32(name.dropFirst(directoryPrefix.count - "/tmp/".count).prefix(while: \.isNumber)) else { continue }
             if pid != getpid(), !isBench(pid) {
                 killDaemons(in: "/tmp/" + name)
                 _ = try? runCommand(["/bin/rm", "-rf", "/tmp/" + name])
@@ -304,7 +415,7 @@ final class OVSSwitch: SwitchUnderTest {
     @discardableResult
     private func ofctl(_ arguments: [String]) throws -> String {
         // The bridge's management socket; "br0" alone would be looked up in OVS_RUNDIR too.
-        let target = arguments.count > 1 ? ["unix:\(directory)/br0.mgmt"] + arguments.dropFirst(2) : []
+        let target = arguments.count > 1 ? ["unix:\(directory)/\(arguments[1]).mgmt"] + arguments.dropFirst(2) : []
         return try ovs(["ovs-ofctl", "--timeout=20", arguments[0]] + target)
     }
 

@@ -31,6 +31,12 @@ struct RunResult: Codable {
     var switchRxDropped: UInt64?
     /// vswift only: the kernel's statistics of s0's AF_XDP socket over the window.
     var switchRxSocket: XSKStatistics?
+    /// With --rules: seconds the switch took to install its flow table (OVS: `ovs-ofctl add-flows`).
+    var flowLoadSeconds: Double?
+    /// OVS only: upcalls (packets without a megaflow, sent to the OpenFlow tables) in the window,
+    /// and those that failed (packets dropped, mostly at the datapath's flow limit).
+    var ovsUpcalls: UInt64?
+    var ovsFailedUpcalls: UInt64?
     /// The forwarding thread did not get its whole CPU although traffic was waiting: not a clean run.
     var contended = false
     var notes: [String]
@@ -39,7 +45,7 @@ struct RunResult: Codable {
         case scenario, switchName = "switch", run, windowSeconds, packets, bytes, mpps, offeredMpps
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case cpuUtilization, userTicks, systemTicks, workerAllocations, allocationsPerPacket, processAllocations
-        case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, contended, notes
+        case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, flowLoadSeconds, ovsUpcalls, ovsFailedUpcalls, contended, notes
     }
 }
 
@@ -58,11 +64,13 @@ struct Summary: Codable {
     var userNanosecondsPerPacket: Double
     var totalNanosecondsPerPacket: Double
     var allocationsPerPacket: Double?
+    /// Median seconds to install the flow table (with --rules), nil otherwise.
+    var flowLoadSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case scenario, switchName = "switch", runs, contendedRuns, mpps, mppsMin, mppsMax, ratio
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
-        case allocationsPerPacket
+        case allocationsPerPacket, flowLoadSeconds
     }
 
     static func median(_ values: [Double]) -> Double {
@@ -84,6 +92,8 @@ struct Summary: Codable {
         totalNanosecondsPerPacket = Self.median(results.map(\.totalNanosecondsPerPacket))
         let allocations = results.compactMap(\.allocationsPerPacket)
         allocationsPerPacket = allocations.isEmpty ? nil : Self.median(allocations)
+        let loads = results.compactMap(\.flowLoadSeconds)
+        flowLoadSeconds = loads.isEmpty ? nil : Self.median(loads)
     }
 }
 
@@ -108,8 +118,10 @@ struct MachineInfo: Codable {
 struct BenchOptions: Codable {
     var windowSeconds: Double
     var warmupSeconds: Double
+    var ovsWarmupSeconds: Double
     var frameSize: Int
-    var flows: Int
+    /// One entry per scenario measured (forward: one; sweep: one per point).
+    var scenarios: [ScenarioOptions]
     var switchCPU: Int
     var generatorCPU: Int
     var runs: Int
@@ -118,7 +130,49 @@ struct BenchOptions: Codable {
     var ovs: Bool
 }
 
+struct ScenarioOptions: Codable {
+    var scenario: String
+    var flows: Int
+    var rules: Int
+    var tunnel: String
+}
+
+/// What identifies an invocation: how it was started, when, and from which source.
+struct InvocationInfo: Codable {
+    var commandLine: String
+    /// UTC, ISO 8601.
+    var date: String
+    /// `git rev-parse HEAD` of the checkout the bench was built in ("-dirty" with uncommitted changes), or "unknown".
+    var commit: String
+
+    static func current() -> InvocationInfo {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return InvocationInfo(
+            commandLine: CommandLine.arguments.map(shellQuoted).joined(separator: " "),
+            date: formatter.string(from: Date()), commit: sourceCommit())
+    }
+
+    /// The commit of the repository the executable was built in (.build/CONFIG/ is inside it).
+    static func sourceCommit() -> String {
+        let git = systemTool("git")
+        let directory = executableDirectory()
+        guard let head = try? runCommand([git, "-C", directory, "rev-parse", "HEAD"]) else { return "unknown" }
+        let status = (try? runCommand([git, "-C", directory, "status", "--porcelain", "--untracked-files=no"])) ?? ""
+        let commit = head.trimmingCharacters(in: .whitespacesAndNewlines)
+        return status.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? commit : commit + "-dirty"
+    }
+}
+
+/// An argument as a shell would need it to be typed (single quotes when it holds anything special).
+func shellQuoted(_ argument: String) -> String {
+    let plain = argument.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+    if plain && !argument.isEmpty { return argument }
+    return "'" + argument.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
 struct BenchReport: Codable {
+    var invocation: InvocationInfo
     var machine: MachineInfo
     var options: BenchOptions
     var allocationCounting: String

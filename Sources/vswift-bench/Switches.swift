@@ -4,13 +4,20 @@ import VSwiftClassifier
 import VSwiftDatapath
 import VSwiftPacket
 
-/// A switch forwarding s0 <-> s1 in the switch namespace, measured by the bench.
+/// A switch forwarding s0 <-> s1 in the switch namespace (or, for the round trip, a pair of
+/// switches in two namespaces), measured by the bench.
 protocol SwitchUnderTest: AnyObject {
     var name: String { get }
     /// Process and thread ids whose CPU time is the switch's (its forwarding threads).
     var pid: Int32 { get }
     var threadIDs: [Int32] { get }
+    /// The threads to measure with their process ids (two OVS instances are two processes).
+    var measuredThreads: [(pid: Int32, tid: Int32)] { get }
     func stop()
+}
+
+extension SwitchUnderTest {
+    var measuredThreads: [(pid: Int32, tid: Int32)] { threadIDs.map { (pid, $0) } }
 }
 
 /// vswift in this process (with `rules` > 0: an OpenFlow table instead of NORMAL): a Datapath with one worker pinned to the switch CPU, bridge br0 with s0
@@ -20,6 +27,8 @@ final class VSwiftSwitch: SwitchUnderTest {
     let pid = getpid()
     let datapath: Datapath
     private(set) var threadIDs: [Int32] = []
+    /// With rules: seconds to build the rules and install them as the bridge's flow table.
+    private(set) var flowLoadSeconds: Double?
 
     /// `count` rules: one per generator flow (UDP source port 1024 + i, as the generator varies it)
     /// from port 1 to port 2, in two subtables (every other rule also matches the destination
@@ -35,13 +44,16 @@ final class VSwiftSwitch: SwitchUnderTest {
             match.set(.inPort, 1)
             match.set(.dlType, 0x0800)
             match.set(.nwProto, 17)
-            match.set(.tpSrc, UInt64(1024 + i % 65000))
+            match.set(.tpSrc, UInt64(1024 + i % Self.sourcePorts))
             if i % 2 == 1 { match.set(.nwDst, 0xc612_0002) }  // 198.18.0.2
-            if i >= 65000 { match.set(.tpDst, UInt64(i / 65000)) }
+            if i >= Self.sourcePorts { match.set(.tpDst, UInt64(i / Self.sourcePorts)) }
             rules.append(DatapathRule(match: match, priority: 10, sequence: UInt64(i + 1), actions: [.output(2)], counterSlot: i + 1))
         }
         return rules
     }
+
+    /// UDP source ports the rules use, 1024...65535; past that many rules, tp_dst tells them apart.
+    static let sourcePorts = 65536 - 1024
 
     /// Underlay addresses of the tunnel scenarios: the switch's RLOC and the far end's.
     static let encapLocal = "198.19.0.1", encapRemote = "198.19.0.2"
@@ -52,7 +64,7 @@ final class VSwiftSwitch: SwitchUnderTest {
         // Tunnel scenarios: the underlay device keeps an address, and (encap) the far end's MAC is
         // a static neighbour, since the sink answers no ARP.
         switch tunnel {
-        case .none:
+        case .none, .roundtrip:
             break
         case .encap:
             _ = try runCommand([systemTool("ip"), "-n", namespace, "addr", "replace", Self.encapLocal + "/24", "dev", "s1"])
@@ -61,10 +73,57 @@ final class VSwiftSwitch: SwitchUnderTest {
         case .decap:
             _ = try runCommand([systemTool("ip"), "-n", namespace, "addr", "replace", Self.decapLocal + "/24", "dev", "s0"])
         }
-        // The Datapath is created on a thread that entered the switch namespace: its worker threads
-        // (pthread_create in Datapath.init) inherit the namespace, and the bridge's tap, the XDP links
-        // and the AF_XDP sockets are all made there.
-        datapath = try Threads.run(inNamespace: namespace) { () throws -> Datapath in
+        var loadSeconds: Double?
+        datapath = try Self.makeDatapath(namespace: namespace, cpu: cpu, bpfDirectory: bpfDirectory) { datapath in
+            try datapath.addBridge("br0")
+            switch tunnel {
+            case .none, .roundtrip:
+                try datapath.addPort("s0", bridge: "br0")
+                try datapath.addPort("s1", bridge: "br0")
+            case .encap:
+                try datapath.addPort("s0", bridge: "br0")
+                try datapath.addUnderlay("s1")
+                try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(Self.encapRemote)!)))
+                try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "lisp0": 2, "br0": 65534])
+                try datapath.setFlowTable(bridge: "br0", rules: Self.tunnelRules(in: 1, out: 2))
+            case .decap:
+                try datapath.addUnderlay("s0")
+                try datapath.addPort("s1", bridge: "br0")
+                try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(Self.decapRemote)!)))
+                try datapath.setPortNumbers(bridge: "br0", ["s1": 1, "lisp0": 2, "br0": 65534])
+                try datapath.setFlowTable(bridge: "br0", rules: Self.tunnelRules(in: 2, out: 1))
+            }
+            if rules > 0 && tunnel == .none {
+                try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "s1": 2, "br0": 65534])
+                // Timed, to set beside OVS's add-flows.
+                let started = monotonicSeconds()
+                try datapath.setFlowTable(bridge: "br0", rules: Self.flowTable(rules))
+                loadSeconds = monotonicSeconds() - started
+            }
+        }
+        flowLoadSeconds = loadSeconds
+        do {
+            // The resolver must have found the next hop (encap) and published the local RLOCs
+            // that the underlay's XDP filter steers (decap) before traffic is offered.
+            switch tunnel {
+            case .encap: try Self.waitForNextHop(datapath)
+            case .decap: try Self.waitForLocalAddress(datapath, Self.decapLocal)
+            case .none, .roundtrip: break
+            }
+            threadIDs = try Self.workerThreads(of: datapath)
+        } catch {
+            datapath.shutdown()
+            throw error
+        }
+    }
+
+    /// A one-worker Datapath pinned to `cpu`, created on a thread that entered `namespace`: its
+    /// worker threads (pthread_create in Datapath.init) inherit the namespace, and the bridge's tap,
+    /// the XDP links and the AF_XDP sockets are all made there. `configure` adds bridges, ports and
+    /// flows; if it throws, the datapath is shut down again.
+    static func makeDatapath(namespace: String, cpu: Int, bpfDirectory: String,
+                             configure: @escaping (Datapath) throws -> Void) throws -> Datapath {
+        try Threads.run(inNamespace: namespace) { () throws -> Datapath in
             var configuration = Datapath.Configuration()
             configuration.workers = 1
             configuration.cpus = [cpu]
@@ -73,60 +132,48 @@ final class VSwiftSwitch: SwitchUnderTest {
             configuration.macAgingSeconds = 365 * 86_400
             let datapath = try Datapath(configuration: configuration)
             do {
-                try datapath.addBridge("br0")
-                switch tunnel {
-                case .none:
-                    try datapath.addPort("s0", bridge: "br0")
-                    try datapath.addPort("s1", bridge: "br0")
-                case .encap:
-                    try datapath.addPort("s0", bridge: "br0")
-                    try datapath.addUnderlay("s1")
-                    try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(Self.encapRemote)!)))
-                    try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "lisp0": 2, "br0": 65534])
-                    try datapath.setFlowTable(bridge: "br0", rules: Self.tunnelRules(in: 1, out: 2))
-                case .decap:
-                    try datapath.addUnderlay("s0")
-                    try datapath.addPort("s1", bridge: "br0")
-                    try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(Self.decapRemote)!)))
-                    try datapath.setPortNumbers(bridge: "br0", ["s1": 1, "lisp0": 2, "br0": 65534])
-                    try datapath.setFlowTable(bridge: "br0", rules: Self.tunnelRules(in: 2, out: 1))
-                }
-                if rules > 0 && tunnel == .none {
-                    try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "s1": 2, "br0": 65534])
-                    try datapath.setFlowTable(bridge: "br0", rules: Self.flowTable(rules))
-                }
+                try configure(datapath)
             } catch {
                 datapath.shutdown()
                 throw error
             }
             return datapath
         }
-        if tunnel != .none {
-            // The resolver must have found the next hop (encap) and published the local RLOCs
-            // that the underlay's XDP filter steers (decap) before traffic is offered.
-            let deadline = monotonicSeconds() + 5
-            func ready() -> Bool {
-                tunnel == .encap
-                    ? datapath.attachment(of: "lisp0")?.tunnelState?.contains("next hop") ?? false
-                    : datapath.tunnelLocalAddresses.contains(IPAddress(Self.decapLocal)!)
-            }
-            while !ready() {
-                guard monotonicSeconds() < deadline else {
-                    let state = datapath.attachment(of: "lisp0")?.tunnelState ?? "?"
-                    datapath.shutdown()
-                    throw BenchError.failed("vswift's LISP port is not ready: \(state)")
-                }
-                usleep(10_000)
-            }
+    }
+
+    /// Waits (5 s at most) until lisp0 has a next hop.
+    static func waitForNextHop(_ datapath: Datapath) throws {
+        try waitUntil("vswift's LISP port has no next hop", datapath) {
+            datapath.attachment(of: "lisp0")?.tunnelState?.contains("next hop") ?? false
         }
-        // A worker publishes its thread id when it starts running.
+    }
+
+    /// Waits (5 s at most) until the resolver has published `address` as a local RLOC.
+    static func waitForLocalAddress(_ datapath: Datapath, _ address: String) throws {
+        try waitUntil("vswift has not published \(address) as a local RLOC", datapath) {
+            datapath.tunnelLocalAddresses.contains(IPAddress(address)!)
+        }
+    }
+
+    private static func waitUntil(_ failure: String, _ datapath: Datapath, _ ready: () -> Bool) throws {
+        let deadline = monotonicSeconds() + 5
+        while !ready() {
+            if Signals.stopRequested { throw BenchError.interrupted }
+            guard monotonicSeconds() < deadline else {
+                let state = datapath.attachment(of: "lisp0")?.tunnelState ?? "?"
+                throw BenchError.failed("\(failure): \(state)")
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// The worker threads' ids (a worker publishes its id when it starts running; 2 s at most).
+    static func workerThreads(of datapath: Datapath) throws -> [Int32] {
         let deadline = monotonicSeconds() + 2
         while datapath.workerThreadIDs.contains(0) && monotonicSeconds() < deadline { usleep(1000) }
-        threadIDs = datapath.workerThreadIDs
-        guard !threadIDs.contains(0) else {
-            datapath.shutdown()
-            throw BenchError.failed("vswift's worker thread did not start")
-        }
+        let ids = datapath.workerThreadIDs
+        guard !ids.contains(0) else { throw BenchError.failed("vswift's worker thread did not start") }
+        return ids
     }
 
     /// in_port=IN → output:OUT, the p2p rule of the tunnel scenarios.

@@ -10,21 +10,34 @@ import Glibc
 /// the receiving end, and vswift opens one socket per rx queue). IPv6 is off in all three, so no
 /// router solicitations or MLD reports mix with the measured traffic; no end has an IP address.
 /// Deleting a namespace deletes the veth ends in it, and with them their peers.
+///
+/// With two switches (the LISP round trip) switch A keeps s0 and switch B gets s1, joined by an
+/// underlay veth:
+///
+///     vsb-gen-PID      vsb-sw-PID                  vsb-sw2-PID                vsb-sink-PID
+///       g0 <-> s0 [switch A] u0  <--- veth --->  u1 [switch B] s1  <--- veth --->  k0
 final class Topology {
     static let prefix = "vsb-"
     let generator: String
+    /// Switch A's namespace (the only switch's with one switch).
     let switchNamespace: String
+    /// Switch B's namespace with two switches; nil with one.
+    let secondSwitchNamespace: String?
     let sink: String
     private var created: [String] = []
     private let ip = systemTool("ip")
 
-    init(pid: Int32 = getpid()) {
+    init(pid: Int32 = getpid(), switches: Int = 1) {
         generator = "\(Self.prefix)gen-\(pid)"
         switchNamespace = "\(Self.prefix)sw-\(pid)"
+        secondSwitchNamespace = switches > 1 ? "\(Self.prefix)sw2-\(pid)" : nil
         sink = "\(Self.prefix)sink-\(pid)"
     }
 
-    var namespaces: [String] { [generator, switchNamespace, sink] }
+    var namespaces: [String] { [generator, switchNamespace] + (secondSwitchNamespace.map { [$0] } ?? []) + [sink] }
+
+    /// The namespace holding s1, the port toward the sink.
+    var sinkSideSwitchNamespace: String { secondSwitchNamespace ?? switchNamespace }
 
     func create() throws {
         for name in namespaces {
@@ -34,8 +47,13 @@ final class Topology {
                             "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
         }
         try addVethPair("g0", in: generator, peer: "s0", in: switchNamespace)
-        try addVethPair("s1", in: switchNamespace, peer: "k0", in: sink)
-        for (device, namespace) in [("g0", generator), ("s0", switchNamespace), ("s1", switchNamespace), ("k0", sink)] {
+        var devices = [("g0", generator), ("s0", switchNamespace), ("s1", sinkSideSwitchNamespace), ("k0", sink)]
+        if let secondSwitchNamespace {
+            try addVethPair("u0", in: switchNamespace, peer: "u1", in: secondSwitchNamespace)
+            devices += [("u0", switchNamespace), ("u1", secondSwitchNamespace)]
+        }
+        try addVethPair("s1", in: sinkSideSwitchNamespace, peer: "k0", in: sink)
+        for (device, namespace) in devices {
             try runCommand([ip, "-n", namespace, "link", "set", device, "up"])
         }
     }

@@ -21,7 +21,7 @@ struct VSwiftBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vswift-bench",
         abstract: "vswift's benchmarks: forwarding on veth (default), the in-memory pipeline, the classifier.",
-        subcommands: [Forward.self, Pipeline.self, ClassifierBench.self],
+        subcommands: [Forward.self, Sweep.self, Pipeline.self, ClassifierBench.self],
         defaultSubcommand: Forward.self)
 }
 
@@ -33,215 +33,54 @@ struct Forward: ParsableCommand {
             Builds three network namespaces (generator, switch, sink) joined by veth pairs g0-s0 and s1-k0,
             injects UDP frames into g0 with an XDP program run through BPF_PROG_RUN (live frames), lets the
             switch forward s0 -> s1, and counts what reaches k0 with an XDP program. Needs root and two CPUs.
+            --tunnel roundtrip adds a second switch namespace (s0 -> switch A -> u0 -> u1 -> switch B -> s1).
             See bench/README.md for what each number means.
             """)
 
-    @Option(help: "Measurement window per run, in seconds.")
-    var seconds: Double = 5
-
-    @Option(help: "Frame size in bytes as the switch sees it (Ethernet header included, no FCS), 60-1514.")
-    var size: Int = 64
+    @OptionGroup var options: ForwardOptions
 
     @Option(help: "Distinct flows (UDP source ports) the generator cycles through.")
     var flows: Int = 1
 
-    @Option(help: "vswift runs an OpenFlow table of this many rules (one per generator flow, two subtables) instead of NORMAL; 0 = NORMAL.")
+    @Option(help: "vswift (and OVS) run an OpenFlow table of this many rules (one per generator flow, two subtables) instead of NORMAL; 0 = NORMAL.")
     var rules: Int = 0
 
-    @Option(help: "CPU the switch's forwarding thread is pinned to.")
-    var cpu: Int = 1
-
-    @Option(name: .customLong("generator-cpu"), help: "CPU of the generator (default: the first CPU other than --cpu).")
-    var generatorCPU: Int?
-
-    @Option(help: "Runs per switch (vswift and the baseline alternate); the table shows medians and the range.")
-    var runs: Int = 1
-
-    @Option(help: "Warm-up before each window, in seconds.")
-    var warmup: Double = 1
-
-    @Flag(help: "A 1-second window (for tests).")
-    var quick = false
-
-    @Option(help: "Also write the results as JSON to this file.")
-    var json: String?
-
-    @Option(help: "LISP: vswift encapsulates what it forwards (s1 is an underlay device) or decapsulates what it receives (the generator sends LISP to s0, an underlay device). Implies --skip-baseline (the baselines are not set up for LISP).")
+    @Option(help: "LISP: vswift encapsulates what it forwards (s1 is an underlay device; OVS's row is VXLAN), decapsulates what it receives (the generator sends LISP to s0, an underlay device; OVS's row is VXLAN), or roundtrip: switch A encapsulates, switch B decapsulates (both vswift, on the switch CPU; OVS's row: two ovs-vswitchd in VXLAN). No xsk_fwd row.")
     var tunnel: TunnelScenario = .none
 
-    @Flag(help: "Measure vswift only (neither xsk_fwd nor OVS).")
-    var skipBaseline = false
-
-    @Flag(help: "Do not measure Open vSwitch (measured only when ovs-vswitchd is installed).")
-    var skipOvs = false
-
-    @Option(name: .customLong("bpf-dir"), help: "Directory of the BPF objects (default: next to the executable, then .build/bpf).")
-    var bpfDirectory: String?
-
-    @Option(help: "Path of the xsk_fwd baseline (default: next to the executable).")
-    var baseline: String?
-
-    var window: Double { quick ? 1 : seconds }
-
     func validate() throws {
-        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive and --warmup not negative") }
-        guard (FrameTemplate.minimumSize...FrameTemplate.maximumSize).contains(size) else {
-            throw ValidationError("--size must be \(FrameTemplate.minimumSize)...\(FrameTemplate.maximumSize)")
-        }
         guard (1...60_000).contains(flows) else { throw ValidationError("--flows must be 1...60000") }
-        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
-        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        guard cpus >= 2 else { throw ValidationError("the bench needs two CPUs: one for the switch, one for the generator") }
-        guard (0..<cpus).contains(cpu) else { throw ValidationError("--cpu must be 0...\(cpus - 1)") }
-        if let generatorCPU {
-            guard (0..<cpus).contains(generatorCPU), generatorCPU != cpu else {
-                throw ValidationError("--generator-cpu must be 0...\(cpus - 1) and differ from --cpu")
-            }
-        }
+        guard (0...2_000_000).contains(rules) else { throw ValidationError("--rules must be 0...2000000") }
     }
 
     mutating func run() throws {
-        guard geteuid() == 0 else {
-            throw BenchError.failed("vswift-bench needs root (network namespaces, XDP, AF_XDP)")
-        }
-        do {
-            try benchmark()
-        } catch BenchError.interrupted {
-            FileHandle.standardError.write(Data("vswift-bench: interrupted; topology removed\n".utf8))
-            throw ExitCode(130)
-        }
-    }
-
-    private func benchmark() throws {
-        let bpfDirectory = try Artifacts.bpfDirectory(explicit: self.bpfDirectory)
-        var baselinePath: String?
-        if !skipBaseline && tunnel == .none {
-            let path = baseline ?? executableDirectory() + "/xsk_fwd"
-            guard access(path, X_OK) == 0 else {
-                throw BenchError.failed("cannot find the baseline \(path): run scripts/build.sh, pass --baseline, or --skip-baseline")
-            }
-            baselinePath = path
-        }
-        var measureOVS = false
-        var skipped: String?
-        if !skipBaseline && !skipOvs && tunnel == .none {
-            if OVSSwitch.isInstalled {
-                measureOVS = true
-            } else {
-                skipped = "ovs-vswitchd is not installed (Debian: openvswitch-switch); the OVS baseline was skipped"
-                log("vswift-bench: note: \(skipped!)")
-            }
-        }
-        let generatorCPU = self.generatorCPU ?? (0..<Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))).first { $0 != cpu }!
-        let machine = MachineInfo.current()
-        let kind = tunnel == .none ? "p2p" : "lisp-\(tunnel.rawValue)"
-        let scenario = "\(kind)-\(size)B" + (flows > 1 ? "-\(flows)flows" : "") + (rules > 0 && tunnel == .none ? "-\(rules)rules" : "")
-
-        Signals.install()
-        OVSSwitch.removeStale()
-        Topology.removeStale()
-        // The main thread and the helper threads it starts stay off the switch's CPU.
-        try pinCurrentThread(to: generatorCPU)
-
-        let topology = Topology()
-        var generator: Generator?
-        var sink: Sink?
-        defer {
-            generator?.stop()
-            sink?.close()
-            topology.destroy()
-        }
-        try topology.create()
-        sink = try Sink(namespace: topology.sink, device: "k0", objectPath: "\(bpfDirectory)/\(Artifacts.sink)")
-        var template: [UInt8]?
-        if tunnel == .decap {
-            // LISP from the far RLOC to s0's address, around the usual UDP frame (size = inner size).
-            let s0 = try Threads.run(inNamespace: topology.switchNamespace) { try deviceIdentity("s0", namespace: topology.switchNamespace) }
-            let g0 = try Threads.run(inNamespace: topology.generator) { try deviceIdentity("g0", namespace: topology.generator) }
-            template = FrameTemplate.lisp(
-                inner: FrameTemplate.udp(size: size, source: g0.mac, destination: sink!.mac),
-                source: g0.mac, destination: s0.mac,
-                from: VSwiftSwitch.decapRemote, to: VSwiftSwitch.decapLocal)
-        }
-        generator = try Generator(
-            namespace: topology.generator, device: "g0", cpu: generatorCPU,
-            objectPath: "\(bpfDirectory)/\(Artifacts.trafficgen)", frameSize: template?.count ?? size, flows: flows,
-            destinationMAC: sink!.mac, template: template)
-
-        log("vswift-bench: \(scenario): g0 -> s0 => switch on CPU \(cpu) => s1 -> k0; generator on CPU \(generatorCPU); "
-            + "frames \(formatMACAddress(generator!.sourceMAC)) -> \(formatMACAddress(sink!.mac)); "
-            + "warm-up \(warmup) s, window \(window) s, \(runs) run(s)")
-        if !AllocationCounter.isAvailable {
-            log("vswift-bench: allocation counting unavailable: \(AllocationCounter.unavailableReason)")
-        }
-
-        let context = MeasurementContext(
-            scenario: scenario, topology: topology, sink: sink!, generator: generator!, switchCPU: cpu,
-            bpfDirectory: bpfDirectory, rules: rules, tunnel: tunnel, baselinePath: baselinePath, generatorCPU: generatorCPU,
-            warmup: warmup, window: window)
-        var results: [RunResult] = []
-        for run in 1...runs {
-            results.append(try context.measure(.vswift, run: run))
-            // A tunnel scenario is compared with vswift forwarding the same frames without it.
-            if tunnel != .none { results.append(try context.measure(.vswiftPlain, run: run)) }
-            if baselinePath != nil { results.append(try context.measure(.baseline, run: run)) }
-            if measureOVS {
-                // OVS is an optional extra: if it cannot be set up or measured, the others still are.
-                do {
-                    results.append(try context.measure(.ovs, run: run))
-                } catch BenchError.failed(let why) {
-                    measureOVS = false
-                    results.removeAll { $0.switchName == "ovs-afxdp" }
-                    skipped = "the OVS baseline failed in run \(run) and was dropped: \(why)"
-                    log("vswift-bench: note: \(skipped!)")
-                }
-            }
-        }
-
-        var summaries = ["vswift", "vswift-p2p", "xsk_fwd", "ovs-afxdp"].compactMap { name -> Summary? in
-            let mine = results.filter { $0.switchName == name }
-            return mine.isEmpty ? nil : Summary(results: mine)
-        }
-        let reference = tunnel == .none ? "xsk_fwd" : "vswift-p2p"
-        if let base = summaries.first(where: { $0.switchName == reference }), base.mpps > 0 {
-            for i in summaries.indices { summaries[i].ratio = summaries[i].mpps / base.mpps }
-        }
-
-        print("machine: \(machine.cpus) CPUs, \(machine.model); kernel \(machine.kernel)")
-        print("frames: \(size) bytes, \(flows) flow(s); window \(window) s after \(warmup) s warm-up; \(runs) run(s) each, medians shown")
-        print("")
-        print(Table.render(summaries: summaries, showRange: runs > 1))
-        let contended = results.filter(\.contended).count
-        if contended > 0 {
-            print("")
-            print("warning: in \(contended) of \(results.count) runs another process took CPU time from the forwarding thread; those numbers are low (see notes)")
-        }
-        let notes = results.flatMap { r in r.notes.map { "\(r.switchName) run \(r.run): \($0)" } } + (skipped.map { [$0] } ?? [])
-        if !notes.isEmpty {
-            print("")
-            for note in notes { print("note: \(note)") }
-        }
-
-        if let json {
-            let report = BenchReport(
-                machine: machine,
-                options: BenchOptions(
-                    windowSeconds: window, warmupSeconds: warmup, frameSize: size, flows: flows, switchCPU: cpu,
-                    generatorCPU: generatorCPU, runs: runs, baseline: baselinePath != nil, ovs: measureOVS),
-                allocationCounting: AllocationCounter.isAvailable ? "malloc-interposer (worker threads)" : "unavailable: \(AllocationCounter.unavailableReason)",
-                summary: summaries, runs: results)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(report)
-            guard FileManager.default.createFile(atPath: json, contents: data + Data("\n".utf8)) else {
-                throw BenchError.failed("cannot write \(json)")
-            }
+        try requireRoot()
+        let run = ForwardRun(options: options, flows: flows, rules: rules, tunnel: tunnel)
+        try runInterruptibly {
+            let outcome = try run.measure()
+            try BenchOutput(options: options).emit([outcome])
         }
     }
 }
 
+func requireRoot() throws {
+    guard geteuid() == 0 else {
+        throw BenchError.failed("vswift-bench needs root (network namespaces, XDP, AF_XDP)")
+    }
+}
+
+/// Runs `body`; a SIGINT/SIGTERM (after the topology has been torn down) ends the bench with 130.
+func runInterruptibly(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch BenchError.interrupted {
+        FileHandle.standardError.write(Data("vswift-bench: interrupted; topology removed\n".utf8))
+        throw ExitCode(130)
+    }
+}
+
 enum TunnelScenario: String, ExpressibleByArgument, CaseIterable {
-    case none, encap, decap
+    case none, encap, decap, roundtrip
 }
 
 /// Progress and diagnostics go to stderr; the table to stdout.

@@ -4,6 +4,7 @@ import Testing
 
 /// The bench harness in quick mode: it must measure a non-zero rate from the sink's counters, for
 /// vswift and the C baseline (and OVS where installed), and leave no namespace or OVS directory behind. No threshold is asserted.
+/// The tests run one after the other (the Integration suite is serialized; each bench wants the switch CPU).
 extension Integration {
 @Suite("Bench harness")
 struct BenchSmokeTests {
@@ -26,6 +27,35 @@ struct BenchSmokeTests {
         if access("/usr/sbin/ovs-vswitchd", X_OK) == 0 {
             #expect((rates["ovs-afxdp"] ?? 0) > 0, "\(summaries)")
         }
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("vsb-ovs-") } ?? []
+        #expect(leftovers.isEmpty, "OVS directories left: \(leftovers)")
+        let namespaces = try run(["ip", "netns", "list"]).stdout
+        #expect(!namespaces.contains("vsb-"), "bench namespaces left: \(namespaces)")
+    }
+
+    /// The LISP round trip through two vswift switches (and two OVS instances in VXLAN where OVS is
+    /// installed): every row delivers, the Markdown report lands next to the JSON, nothing is left.
+    @Test func quickRoundTripMeasuresWritesMarkdownAndCleansUp() throws {
+        let stem = "/tmp/vswift-bench-roundtrip-\(getpid())"
+        defer { unlink(stem + ".json"); unlink(stem + ".md") }
+        let result = try run([Paths.binDir + "/vswift-bench", "forward", "--tunnel", "roundtrip", "--quick", "--warmup", "0.5",
+                              "--json", stem + ".json", "--bpf-dir", Paths.bpfDir])
+        #expect(result.stdout.contains("lisp-roundtrip-64B"), "\(result.stdout)")
+        let data = try #require(FileManager.default.contents(atPath: stem + ".json"))
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let summaries = try #require(report["summary"] as? [[String: Any]])
+        let rates = Dictionary(uniqueKeysWithValues: summaries.compactMap { s -> (String, Double)? in
+            guard let name = s["switch"] as? String, let mpps = s["mpps"] as? Double else { return nil }
+            return (name, mpps)
+        })
+        #expect((rates["vswift"] ?? 0) > 0, "\(summaries)")
+        #expect((rates["vswift-p2p"] ?? 0) > 0, "\(summaries)")
+        if access("/usr/sbin/ovs-vswitchd", X_OK) == 0 {
+            #expect((rates["ovs-vxlan"] ?? 0) > 0, "\(summaries)")
+        }
+        let markdown = try #require(try? String(contentsOfFile: stem + ".md", encoding: .utf8))
+        #expect(markdown.contains("- command: `"), "\(markdown)")
+        #expect(markdown.contains("| lisp-roundtrip-64B | vswift |"), "\(markdown)")
         let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("vsb-ovs-") } ?? []
         #expect(leftovers.isEmpty, "OVS directories left: \(leftovers)")
         let namespaces = try run(["ip", "netns", "list"]).stdout
