@@ -86,12 +86,41 @@ extension Worker {
             vs_prefetch_write(ruleCounters + Int(table.rules[Int(payloads[j])].counterSlot))
         }
         for j in 0..<min(Self.counterPrefetchDistance, count) { prefetchCounters(j) }
+        // Consecutive frames of the same rule (the usual burst: one busy flow) are counted once.
+        var runPayload: Int32 = -1
+        var runPackets: UInt64 = 0
+        var runBytes: UInt64 = 0
+        @inline(__always) func countRun() {
+            guard runPackets > 0 else { return }
+            let counter = ruleCounters + Int(table.rules[Int(runPayload)].counterSlot)
+            vs_add_relaxed_u64(&counter.pointee.packets, runPackets)
+            vs_add_relaxed_u64(&counter.pointee.bytes, runBytes)
+            if counter.pointee.lastUsed != now { vs_store_relaxed_u64(&counter.pointee.lastUsed, now) }
+        }
         for j in 0..<count {
             prefetchCounters(j &+ Self.counterPrefetchDistance)
+            let payload = payloads[j]
+            let address = burst.addresses[j]
+            let length = burst.lengths[j]
+            guard payload >= 0 else {
+                // Table miss: OpenFlow drops it.
+                vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+                pool.release(address)
+                continue
+            }
+            if payload != runPayload {
+                countRun()
+                runPayload = payload
+                runPackets = 0
+                runBytes = 0
+            }
+            runPackets &+= 1
+            runBytes &+= UInt64(length)
             tunnelID = 0
             tunnelSource = 0
             tunnelDestination = 0
-            apply(table, payload: payloads[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort, bridge: bridge)
+            execute(table.rules[Int(payload)], table.actions, address: address, length: length, inPort: inPort, bridge: Int(bridge))
         }
+        countRun()
     }
 }

@@ -548,7 +548,7 @@ final class Worker: @unchecked Sendable {
     /// Runs a rule's actions on the frame, in place. Outputs before the last get a copy of the frame
     /// as it is at that point; the last output gets the frame itself; no output frees it.
     @inline(__always)
-    private func execute(_ rule: CompiledRule, _ actions: UnsafeMutablePointer<CompiledAction>,
+    func execute(_ rule: CompiledRule, _ actions: UnsafeMutablePointer<CompiledAction>,
                          address: UInt64, length: UInt32, inPort: UInt16, bridge: Int) {
         var address = address
         var length = Int(length)
