@@ -144,6 +144,9 @@ struct Pipeline: ParsableCommand {
         Scenario(name: "flows-1k", ruleCount: 1_001, packets: { (0..<1_000).map { frame(flow: $0) } }, rules: { manyFlowRules(1_000) }),
         Scenario(name: "flows-100k", ruleCount: 100_001, packets: { (0..<100_000).map { frame(flow: $0) } }, rules: { manyFlowRules(100_000) }),
         Scenario(name: "flows-1M", ruleCount: 1_000_001, packets: { (0..<1_000_000).map { frame(flow: $0) } }, rules: { manyFlowRules(1_000_000) }),
+        // The veth bench's many-flows case: 60,000 active flows (spread over the rules) among 1M rules.
+        Scenario(name: "flows-1M-60k", ruleCount: 1_000_001, packets: { (0..<60_000).map { frame(flow: $0 &* 16 &+ $0 % 16) } },
+                 rules: { manyFlowRules(1_000_000) }),
     ]
 }
 
