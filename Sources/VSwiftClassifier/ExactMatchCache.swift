@@ -14,11 +14,13 @@ import VSwiftPacket
 /// Entries are tagged with the table's globally unique version; a new table version (or another
 /// bridge's table) never hits a stale entry. Fixed size, raw memory: nothing allocated per packet.
 ///
-/// Insertion policy (cf. OVS `emc-insert-inv-prob`): every miss is inserted while the cache works;
-/// once more than half of a window of lookups missed (more active flows than slots, or a scan),
-/// a miss is inserted only with probability 1/`thrashInsertionInverse`. The flows that keep coming
-/// back then still get in, but a stream of flows that do not come back soon neither evicts them nor
-/// pays for a line written and never read.
+/// Insertion policy (cf. OVS `emc-insert-inv-prob`): a miss always takes an empty slot or one of
+/// another table version. It evicts a live entry always while the cache works, but once more than
+/// half of a window of lookups missed (more active flows than slots, or a scan) only with
+/// probability 1/`thrashInsertionInverse`, until fewer than a quarter miss. The entries then stay
+/// put and keep hitting, instead of colliding flows evicting each other on every pass; the flows
+/// that keep coming back still get in, and a stream of flows that do not come back soon pays for
+/// no line written and never read.
 public struct ExactMatchCache: @unchecked Sendable {
     public static let wordsPerEntry = 6
     public static let maxWords = 2 * wordsPerEntry
@@ -91,7 +93,7 @@ public struct ExactMatchCache: @unchecked Sendable {
             misses &+= 1
             account(lookups: 1, misses: 1)
             let payload = table.lookupWords(k)
-            if admits() { insert(entry, k, h, payload, table) }
+            if admits(entry, table) { insert(entry, k, h, payload, table) }
             return payload
         }
     }
@@ -148,9 +150,9 @@ public struct ExactMatchCache: @unchecked Sendable {
         }
         for m in 0..<missCount {
             let i = Int(scratch.misses[m])
-            guard admits() else { continue }
             let h = burstHashes[i]
-            insert(slot(h, wide: wide), words + i &* FlowKey.wordCount, h, results[i], table)
+            let entry = slot(h, wide: wide)
+            if admits(entry, table) { insert(entry, words + i &* FlowKey.wordCount, h, results[i], table) }
         }
     }
 
@@ -204,16 +206,21 @@ public struct ExactMatchCache: @unchecked Sendable {
         windowLookups &+= lookups
         windowMisses &+= misses
         if windowLookups >= Self.window {
-            thrashing = windowMisses * 2 > windowLookups
+            // Hysteresis: a cache that holds its entries under thrash may settle between the two.
+            if windowMisses * 2 > windowLookups {
+                thrashing = true
+            } else if windowMisses * 4 < windowLookups {
+                thrashing = false
+            }
             windowLookups = 0
             windowMisses = 0
         }
     }
 
-    /// Whether to insert the current miss (xorshift64: cheap, deterministic across runs).
+    /// Whether a miss may be inserted into `entry` (xorshift64: cheap, deterministic across runs).
     @inline(__always)
-    private mutating func admits() -> Bool {
-        guard thrashing else { return true }
+    private mutating func admits(_ entry: UnsafeMutablePointer<Entry>, _ table: ClassifierTable) -> Bool {
+        guard thrashing, entry.pointee.tag == table.version else { return true }
         random ^= random << 13
         random ^= random >> 7
         random ^= random << 17

@@ -27,7 +27,7 @@ struct Pipeline: ParsableCommand {
 
     mutating func run() throws {
         _ = vs_pin_to_cpu(Int32(cpu))
-        print(row(["scenario", "rules", "Mpps", "ns/pkt", "cpu ns/pkt", "allocs/pkt"]))
+        print(row(["scenario", "rules", "Mpps", "ns/pkt", "cpu ns/pkt", "allocs/pkt", "cache hit %"]))
         for scenario in Self.scenarios where only.map({ scenario.name.contains($0) }) ?? true {
             let harness = try PipelineHarness(packets: scenario.packets(), rules: scenario.rules(), tunnel: scenario.tunnel)
             _ = harness.run(packets: min(packets, 1_000_000))  // warm: caches, MAC table, page faults
@@ -44,9 +44,11 @@ struct Pipeline: ParsableCommand {
             let perPacket = AllocationCounter.isAvailable ? String(format: "%.3f", Double(allocations) / Double(packets * runs)) : "n/a"
             let census = harness.accounting()
             precondition(census.isConsistent, "frame accounting broken: \(census)")
+            let lookups = harness.cacheHits + harness.cacheMisses
+            let hitRate = lookups == 0 ? "-" : String(format: "%.1f", 100 * Double(harness.cacheHits) / Double(lookups))
             print(row([scenario.name, "\(scenario.ruleCount)", String(format: "%.2f", median.mpps),
                        String(format: "%.1f", median.nanosecondsPerPacket),
-                       String(format: "%.1f", cpu[cpu.count / 2]), perPacket]))
+                       String(format: "%.1f", cpu[cpu.count / 2]), perPacket, hitRate]))
         }
     }
 
