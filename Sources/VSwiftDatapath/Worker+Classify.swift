@@ -60,7 +60,11 @@ extension Worker {
                     pool.release(desc.addr)
                     continue
                 }
-                FlowExtractor.extract(base + Int(desc.addr), length: Int(desc.len), inPort: ofport, into: burst.keys + pending)
+                if table.linkLayerOnly {
+                    FlowExtractor.extractLinkLayer(base + Int(desc.addr), length: Int(desc.len), inPort: ofport, into: burst.keys + pending)
+                } else {
+                    FlowExtractor.extract(base + Int(desc.addr), length: Int(desc.len), inPort: ofport, into: burst.keys + pending)
+                }
                 burst.addresses[pending] = desc.addr
                 burst.lengths[pending] = desc.len
                 pending += 1
