@@ -277,7 +277,7 @@ public final class ClassifierTable: @unchecked Sendable {
         var total = 0
         for i in 0..<subtableCount {
             let st = subtables[i]
-            total += (st.slotMask + 1) * st.stride
+            total += (st.slotMask + 1) * (st.stride + 4)   // slots and their signatures
         }
         return total
     }

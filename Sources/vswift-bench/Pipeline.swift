@@ -164,7 +164,7 @@ struct ClassifierBench: ParsableCommand {
     mutating func run() throws {
         _ = vs_pin_to_cpu(1)
         print("lookup cost (ns), random packets drawn from the installed rules:")
-        print(row(["subtables", "rules", "build s", "tss ns", "tss burst ns", "cache-hit ns", "bytes/rule"]))
+        print(row(["subtables", "rules", "build s", "tss ns", "burst ns", "cache-hit ns", "bytes/rule"]))
         for (subtables, rules) in [(1, 1_000), (4, 1_000), (16, 1_000), (64, 1_000), (16, 100_000), (16, 1_000_000)] {
             measure(subtables: subtables, rules: rules)
         }
