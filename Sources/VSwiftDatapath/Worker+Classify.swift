@@ -32,9 +32,10 @@ final class ClassifyBurst {
 }
 
 extension Worker {
-    /// How many frames ahead of the one being acted on its rule's counters are prefetched: the
-    /// rule entry itself was prefetched for the whole burst right after classification.
-    static let counterPrefetchDistance = 4
+    /// Tables with more rules than this have their rule entries, counters and actions prefetched,
+    /// counters and actions `prefetchDistance` frames ahead of the frame being acted on.
+    static let prefetchingRuleCount = 4096
+    static let prefetchDistance = 4
 
     /// Forwards the `count` frames at rx index `first` of socket `slot` (all from `inPort`, of a
     /// bridge with a flow table) in three phases per burst: extract every key, classify them all at
@@ -82,49 +83,71 @@ extension Worker {
     private func classifyAndApply(_ table: CompiledFlowTable, count: Int, inPort: UInt16, bridge: Int32) {
         let payloads = burst.payloads
         cache.lookup(burst: burst.keys, count: count, in: table.classifier, results: payloads)
-        // With many rules, each frame's rule entry and counters are cache misses of their own:
-        // start the rule entries now, and each frame's counters a few frames ahead of acting.
-        for j in 0..<count where payloads[j] >= 0 { vs_prefetch(table.rules + Int(payloads[j])) }
-        @inline(__always) func prefetchCounters(_ j: Int) {
-            guard j < count, payloads[j] >= 0 else { return }
-            vs_prefetch_write(ruleCounters + Int(table.rules[Int(payloads[j])].counterSlot))
-        }
-        for j in 0..<min(Self.counterPrefetchDistance, count) { prefetchCounters(j) }
-        // Consecutive frames of the same rule (the usual burst: one busy flow) are counted once.
-        var runPayload: Int32 = -1
-        var runPackets: UInt64 = 0
-        var runBytes: UInt64 = 0
-        @inline(__always) func countRun() {
-            guard runPackets > 0 else { return }
-            let counter = ruleCounters + Int(table.rules[Int(runPayload)].counterSlot)
-            vs_add_relaxed_u64(&counter.pointee.packets, runPackets)
-            vs_add_relaxed_u64(&counter.pointee.bytes, runBytes)
-            if counter.pointee.lastUsed != now { vs_store_relaxed_u64(&counter.pointee.lastUsed, now) }
-        }
-        for j in 0..<count {
-            prefetchCounters(j &+ Self.counterPrefetchDistance)
-            let payload = payloads[j]
-            let address = burst.addresses[j]
-            let length = burst.lengths[j]
-            guard payload >= 0 else {
-                // Table miss: OpenFlow drops it.
-                vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
-                pool.release(address)
-                continue
+        var run = RuleRun()
+        if table.ruleCount > Self.prefetchingRuleCount {
+            // With many rules, each frame's rule entry, counters and actions are cache misses of
+            // their own: start every rule entry now, and each frame's counters and first action
+            // (found through its rule entry, by then loaded) a few frames ahead of acting on it.
+            for j in 0..<count where payloads[j] >= 0 { vs_prefetch(table.rules + Int(payloads[j])) }
+            for j in 0..<min(Self.prefetchDistance, count) { prefetchCountersAndActions(table, frame: j, count: count) }
+            for j in 0..<count {
+                prefetchCountersAndActions(table, frame: j &+ Self.prefetchDistance, count: count)
+                act(table, frame: j, inPort: inPort, bridge: bridge, run: &run)
             }
-            if payload != runPayload {
-                countRun()
-                runPayload = payload
-                runPackets = 0
-                runBytes = 0
-            }
-            runPackets &+= 1
-            runBytes &+= UInt64(length)
-            tunnelID = 0
-            tunnelSource = 0
-            tunnelDestination = 0
-            execute(table.rules[Int(payload)], table.actions, address: address, length: length, inPort: inPort, bridge: Int(bridge))
+        } else {
+            // A small table stays in cache: nothing to prefetch.
+            for j in 0..<count { act(table, frame: j, inPort: inPort, bridge: bridge, run: &run) }
         }
-        countRun()
+        addToCounters(run, table)
     }
+
+    @inline(__always)
+    private func prefetchCountersAndActions(_ table: CompiledFlowTable, frame j: Int, count: Int) {
+        guard j < count, burst.payloads[j] >= 0 else { return }
+        let rule = table.rules + Int(burst.payloads[j])
+        vs_prefetch_write(ruleCounters + Int(rule.pointee.counterSlot))
+        vs_prefetch(table.actions + Int(rule.pointee.actionStart))
+    }
+
+    /// Acts on frame `j` of the burst with the rule it was classified to; drops it on a table miss.
+    @inline(__always)
+    private func act(_ table: CompiledFlowTable, frame j: Int, inPort: UInt16, bridge: Int32, run: inout RuleRun) {
+        let payload = burst.payloads[j]
+        let address = burst.addresses[j]
+        let length = burst.lengths[j]
+        guard payload >= 0 else {
+            // Table miss: OpenFlow drops it.
+            vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+            pool.release(address)
+            return
+        }
+        if payload != run.payload {
+            addToCounters(run, table)
+            run = RuleRun(payload: payload)
+        }
+        run.packets &+= 1
+        run.bytes &+= UInt64(length)
+        tunnelID = 0
+        tunnelSource = 0
+        tunnelDestination = 0
+        execute(table.rules[Int(payload)], table.actions, address: address, length: length, inPort: inPort, bridge: Int(bridge))
+    }
+
+    /// Adds a run of frames to its rule's counters.
+    @inline(__always)
+    private func addToCounters(_ run: RuleRun, _ table: CompiledFlowTable) {
+        guard run.packets > 0 else { return }
+        let counter = ruleCounters + Int(table.rules[Int(run.payload)].counterSlot)
+        vs_add_relaxed_u64(&counter.pointee.packets, run.packets)
+        vs_add_relaxed_u64(&counter.pointee.bytes, run.bytes)
+        if counter.pointee.lastUsed != now { vs_store_relaxed_u64(&counter.pointee.lastUsed, now) }
+    }
+}
+
+/// Consecutive frames of a burst that hit the same rule (the usual burst: one busy flow): its
+/// counters are updated once per run, not per frame.
+struct RuleRun {
+    var payload: Int32 = -1
+    var packets: UInt64 = 0
+    var bytes: UInt64 = 0
 }
