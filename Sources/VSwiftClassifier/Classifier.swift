@@ -71,7 +71,17 @@ public final class ClassifierTable: @unchecked Sendable {
         var stride: Int
         var slots: UnsafeMutableRawPointer
         var entryCount: Int
+        /// One 32-bit signature per slot (`signature(hash)`, 0 = empty), 16 to a cache line: a
+        /// probe walks these and touches a slot only when its signature matches, so a key this
+        /// subtable does not hold (the common case when several subtables are searched) usually
+        /// costs one line of signatures, not one or two lines of slots. Written with the slot,
+        /// always: `signatures[i] == 0` exactly when slot i is empty.
+        var signatures: UnsafeMutablePointer<UInt32>? = nil
     }
+
+    /// Never 0, so 0 can mean "empty slot".
+    @inline(__always)
+    static func signature(_ hash: UInt32) -> UInt32 { hash | 1 }
 
     /// Slot layout (bytes): 0 hash, 4 payload (emptySlot when unused), 8 rank, 12 priority, 16… words.
     static let emptySlot = Int32.min
@@ -140,7 +150,7 @@ public final class ClassifierTable: @unchecked Sendable {
             var capacity = 4
             while capacity < groupSizes[g] * 2 { capacity <<= 1 }
             let stride = Self.slotHeader + 8 * indices.count
-            let st = Subtable(
+            var st = Subtable(
                 mask: .allocate(capacity: max(indices.count, 1)), words: .allocate(capacity: max(indices.count, 1)),
                 wordCount: indices.count, maxPriority: -1, slotMask: capacity - 1, stride: stride,
                 slots: .allocate(byteCount: capacity * stride, alignment: 64), entryCount: 0)
@@ -151,6 +161,9 @@ public final class ClassifierTable: @unchecked Sendable {
             for slot in 0..<capacity {
                 st.slots.storeBytes(of: Self.emptySlot, toByteOffset: slot * stride + 4, as: Int32.self)
             }
+            st.signatures = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64)
+                .bindMemory(to: UInt32.self, capacity: capacity)
+            st.signatures!.initialize(repeating: 0, count: capacity)
             built.append(st)
         }
         // Insert every rule into its subtable; an identical (mask, key) keeps the better-ranked rule.
@@ -191,6 +204,7 @@ public final class ClassifierTable: @unchecked Sendable {
         }
         let p = st.slots + slot * st.stride
         p.storeBytes(of: h, as: UInt32.self)
+        st.signatures![slot] = signature(h)
         p.storeBytes(of: payload, toByteOffset: 4, as: Int32.self)
         p.storeBytes(of: rank, toByteOffset: 8, as: UInt32.self)
         p.storeBytes(of: priority, toByteOffset: 12, as: Int32.self)
@@ -207,6 +221,7 @@ public final class ClassifierTable: @unchecked Sendable {
             st.mask.deallocate()
             st.words.deallocate()
             st.slots.deallocate()
+            st.signatures?.deallocate()
         }
         subtables.deallocate()
         unionMask.deallocate()
@@ -234,7 +249,7 @@ public final class ClassifierTable: @unchecked Sendable {
                 let st = subtables + s
                 let h = hashWords(key, st.pointee.mask, st.pointee.words, st.pointee.wordCount)
                 hashes[s & (Self.prefetchDistance - 1)] = h
-                vs_prefetch(st.pointee.slots + (Int(h) & st.pointee.slotMask) * st.pointee.stride)
+                vs_prefetch(st.pointee.signatures! + (Int(h) & st.pointee.slotMask))
             }
             for s in 0..<min(count, Self.prefetchDistance) { hashAndPrefetch(s) }
             var bestRank = UInt32.max
@@ -246,33 +261,11 @@ public final class ClassifierTable: @unchecked Sendable {
                 if st.pointee.maxPriority < bestPriority { break }
                 let h = hashes[s & (Self.prefetchDistance - 1)]
                 if s + Self.prefetchDistance < count { hashAndPrefetch(s + Self.prefetchDistance) }
-                let wordCount = st.pointee.wordCount
-                let stride = st.pointee.stride
-                var slot = Int(h) & st.pointee.slotMask
-                while true {
-                    let p = st.pointee.slots + slot * stride
-                    let payload = p.load(fromByteOffset: 4, as: Int32.self)
-                    if payload == Self.emptySlot { break }
-                    if p.load(as: UInt32.self) == h {
-                        var equal = true
-                        for j in 0..<wordCount {
-                            let w = Int(st.pointee.words[j])
-                            if key[w] & st.pointee.mask[j] != p.load(fromByteOffset: Self.slotHeader + 8 * j, as: UInt64.self) {
-                                equal = false
-                                break
-                            }
-                        }
-                        if equal {
-                            let rank = p.load(fromByteOffset: 8, as: UInt32.self)
-                            if rank < bestRank {
-                                bestRank = rank
-                                bestPriority = p.load(fromByteOffset: 12, as: Int32.self)
-                                bestPayload = payload
-                            }
-                            break
-                        }
-                    }
-                    slot = (slot + 1) & st.pointee.slotMask
+                let slot = st.pointee.firstCandidate(h, from: Int(h) & st.pointee.slotMask)
+                if slot >= 0, let (rank, priority, payload) = st.pointee.probe(key, h, from: slot), rank < bestRank {
+                    bestRank = rank
+                    bestPriority = priority
+                    bestPayload = payload
                 }
             }
             return bestPayload
@@ -284,79 +277,8 @@ public final class ClassifierTable: @unchecked Sendable {
         var total = 0
         for i in 0..<subtableCount {
             let st = subtables[i]
-            total += (st.slotMask + 1) * st.stride
+            total += (st.slotMask + 1) * (st.stride + 4)   // slots and their signatures
         }
         return total
-    }
-}
-
-/// A worker's exact-match cache in front of the classifier: remembers the result for the exact
-/// values of the words any rule looks at, so a hit costs one hash over those words and one compare.
-///
-/// Entries are tagged with the table's identity; a new table version invalidates them all at once.
-/// Direct-mapped, fixed size, raw memory: nothing is allocated per packet.
-public struct ExactMatchCache: @unchecked Sendable {
-    public static let maxWords = 8
-    struct Entry {
-        var tag: UInt64 = 0           // table version; 0 = empty
-        var hash: UInt32 = 0
-        var payload: Int32 = -1
-        var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-    }
-
-    let entries: UnsafeMutablePointer<Entry>
-    let mask: Int
-    public private(set) var hits: UInt64 = 0
-    public private(set) var misses: UInt64 = 0
-
-    public init(capacity: Int = 8192) {
-        precondition(capacity.nonzeroBitCount == 1)
-        entries = .allocate(capacity: capacity)
-        entries.initialize(repeating: Entry(), count: capacity)
-        mask = capacity - 1
-    }
-
-    public func destroy() { entries.deallocate() }
-
-    /// Classifies `key` against `table`, through the cache.
-    @inline(__always)
-    public mutating func lookup(_ key: UnsafePointer<FlowKey>, in table: ClassifierTable) -> Int32 {
-        let count = table.unionWordCount
-        return key.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k -> Int32 in
-            // Tables looking at more words than the cache holds go straight to the classifier.
-            guard count <= Self.maxWords else { return table.lookupWords(k) }
-            let tag = table.version
-            let h = hashWords(k, table.unionMask, table.unionWords, count)
-            let entry = entries + (Int(h) & mask)
-            if entry.pointee.tag == tag && entry.pointee.hash == h {
-                let equal = withUnsafePointer(to: &entry.pointee.words) { wp in
-                    wp.withMemoryRebound(to: UInt64.self, capacity: Self.maxWords) { stored -> Bool in
-                        for j in 0..<count {
-                            let w = Int(table.unionWords[j])
-                            if k[w] & table.unionMask[j] != stored[j] { return false }
-                        }
-                        return true
-                    }
-                }
-                if equal {
-                    hits &+= 1
-                    return entry.pointee.payload
-                }
-            }
-            misses &+= 1
-            let payload = table.lookupWords(k)
-            entry.pointee.tag = tag
-            entry.pointee.hash = h
-            entry.pointee.payload = payload
-            withUnsafeMutablePointer(to: &entry.pointee.words) { wp in
-                wp.withMemoryRebound(to: UInt64.self, capacity: Self.maxWords) { stored in
-                    for j in 0..<count {
-                        let w = Int(table.unionWords[j])
-                        stored[j] = k[w] & table.unionMask[j]
-                    }
-                }
-            }
-            return payload
-        }
     }
 }

@@ -59,6 +59,9 @@ final class CompiledFlowTable {
     let actions: UnsafeMutablePointer<CompiledAction>
     let ruleCount: Int
     let actionCount: Int
+    /// No rule looks past L2: the worker extracts only the Ethernet header and tags
+    /// (`FlowExtractor.extractLinkLayer`).
+    let linkLayerOnly: Bool
 
     /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
     /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
@@ -90,6 +93,7 @@ final class CompiledFlowTable {
                 payload: Int32(index)))
         }
         classifier = ClassifierTable(entries)
+        linkLayerOnly = !source.contains { FlowExtractor.looksPastLinkLayer($0.match.mask) }
         ruleCount = compiled.count
         actionCount = program.count
         rules = .allocate(capacity: max(compiled.count, 1))
@@ -122,6 +126,7 @@ final class CompiledFlowTable {
                 counterSlot: rule.counterSlot, lastOutput: lastOutput))
         }
         classifier = old.classifier
+        linkLayerOnly = old.linkLayerOnly
         ruleCount = old.ruleCount
         rules = compiled
         actionCount = program.count

@@ -130,6 +130,8 @@ final class Worker: @unchecked Sendable {
     let ruleCounters: UnsafeMutablePointer<RuleCounterBlock>
     /// The flow key of the packet being classified.
     let key: UnsafeMutablePointer<FlowKey>
+    /// The frames of a burst being classified together (see Worker+Classify.swift).
+    let burst = ClassifyBurst()
 
     // Tunnels (see Worker+Tunnel.swift).
     static let maxLocalRLOCs = 64
@@ -240,6 +242,7 @@ final class Worker: @unchecked Sendable {
         pollFDs.deallocate()
         pool.destroy()
         cache.destroy()
+        burst.destroy()
         munmap(ruleCounters, DatapathLimits.maxRules * MemoryLayout<RuleCounterBlock>.stride)
         key.deallocate()
         tunnelPortStates.deallocate()
@@ -415,11 +418,17 @@ final class Worker: @unchecked Sendable {
             }
         }
         var bytes: UInt64 = 0
-        for i in 0..<n {
-            let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee
-            guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
-            bytes &+= UInt64(desc.len)
-            forward(address: desc.addr, length: desc.len, inPort: inPort, bridge: bridge)
+        if tunnelPortCount == 0, bridge >= 0, let table = bridges[Int(bridge)].flowTable {
+            // The common case, classified as a burst. (With LISP ports, a frame may be decapsulated
+            // into another bridge: frames go one by one, in order.)
+            bytes = forwardBurst(slot: slot, first: index, count: n, inPort: inPort, bridge: bridge, table: table)
+        } else {
+            for i in 0..<n {
+                let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee
+                guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
+                bytes &+= UInt64(desc.len)
+                forward(address: desc.addr, length: desc.len, inPort: inPort, bridge: bridge)
+            }
         }
         xsk_ring_cons__release(&socket.pointee.rx, UInt32(n))
         socket.pointee.fillOutstanding &-= UInt32(n)
@@ -517,25 +526,31 @@ final class Worker: @unchecked Sendable {
                 base + Int(address), length: Int(length), inPort: ports[Int(inPort)].ofport,
                 tunnelID: tunnelID, tunnelSource: tunnelSource, tunnelDestination: tunnelDestination, into: key)
             let payload = cache.lookup(key, in: table.classifier)
-            guard payload >= 0 else {
-                // Table miss: OpenFlow drops it.
-                vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
-                pool.release(address)
-                return
-            }
-            let rule = table.rules + Int(payload)
-            let counter = ruleCounters + Int(rule.pointee.counterSlot)
-            vs_add_relaxed_u64(&counter.pointee.packets, 1)
-            vs_add_relaxed_u64(&counter.pointee.bytes, UInt64(length))
-            if counter.pointee.lastUsed != now { vs_store_relaxed_u64(&counter.pointee.lastUsed, now) }
-            execute(rule.pointee, table.actions, address: address, length: length, inPort: inPort, bridge: Int(bridge))
+            apply(table, payload: payload, address: address, length: length, inPort: inPort, bridge: bridge)
         }
+    }
+
+    /// Counts the frame on the rule the classifier returned and runs its actions; a table miss
+    /// (payload -1) drops it, as OpenFlow does.
+    @inline(__always)
+    func apply(_ table: CompiledFlowTable, payload: Int32, address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32) {
+        guard payload >= 0 else {
+            vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+            pool.release(address)
+            return
+        }
+        let rule = table.rules + Int(payload)
+        let counter = ruleCounters + Int(rule.pointee.counterSlot)
+        vs_add_relaxed_u64(&counter.pointee.packets, 1)
+        vs_add_relaxed_u64(&counter.pointee.bytes, UInt64(length))
+        if counter.pointee.lastUsed != now { vs_store_relaxed_u64(&counter.pointee.lastUsed, now) }
+        execute(rule.pointee, table.actions, address: address, length: length, inPort: inPort, bridge: Int(bridge))
     }
 
     /// Runs a rule's actions on the frame, in place. Outputs before the last get a copy of the frame
     /// as it is at that point; the last output gets the frame itself; no output frees it.
     @inline(__always)
-    private func execute(_ rule: CompiledRule, _ actions: UnsafeMutablePointer<CompiledAction>,
+    func execute(_ rule: CompiledRule, _ actions: UnsafeMutablePointer<CompiledAction>,
                          address: UInt64, length: UInt32, inPort: UInt16, bridge: Int) {
         var address = address
         var length = Int(length)

@@ -52,9 +52,33 @@ public enum FlowExtractor {
         key.pointee.w13 = UInt64(tunnelDestination) | UInt64(tunnelSource) << 32
     }
 
+    /// As `extract(_:length:inPort:into:)`, but stops after the Ethernet header and its VLAN tags:
+    /// every L3/L4 field stays zero. Enough for a table whose masks satisfy `!looksPastLinkLayer`
+    /// (a port-to-port patch, a MAC or VLAN table), which then skips the IP and L4 parsing.
+    @inlinable @inline(__always)
+    public static func extractLinkLayer(_ frame: UnsafeRawPointer, length: Int, inPort: UInt32,
+                                        into key: UnsafeMutablePointer<FlowKey>) {
+        key.pointee.w0 = UInt64(inPort)
+        key.pointee.w1 = 0; key.pointee.w2 = 0; key.pointee.w3 = 0; key.pointee.w4 = 0
+        key.pointee.w5 = 0; key.pointee.w6 = 0; key.pointee.w7 = 0; key.pointee.w8 = 0
+        key.pointee.w9 = 0; key.pointee.w10 = 0; key.pointee.w11 = 0; key.pointee.w12 = 0
+        key.pointee.w13 = 0; key.pointee.w14 = 0; key.pointee.w15 = 0
+        parse(frame, length: length, into: key, linkLayerOnly: true)
+    }
+
+    /// Whether a rule with this mask needs fields `extractLinkLayer` leaves zero: anything but
+    /// in_port, dl_type, the VLAN tags, the MAC addresses and the tunnel metadata.
+    public static func looksPastLinkLayer(_ mask: FlowKey) -> Bool {
+        var linkLayer = FlowKey()
+        for field in [FlowField.inPort, .dlType, .vlanTCI, .dlSrc, .dlDst, .vlanOuterTCI, .tunId, .tunSrc, .tunDst] {
+            linkLayer.set(field, field.layout.valueMask)
+        }
+        return (0..<FlowKey.wordCount).contains { mask[word: $0] & ~linkLayer[word: $0] != 0 }
+    }
+
     /// Everything after in_port. `key` is zero apart from w0 (in_port).
     @inlinable
-    static func parse(_ p: UnsafeRawPointer, length: Int, into key: UnsafeMutablePointer<FlowKey>) {
+    static func parse(_ p: UnsafeRawPointer, length: Int, into key: UnsafeMutablePointer<FlowKey>, linkLayerOnly: Bool = false) {
         guard length >= 14 else { return }
         key.pointee.w1 = Wire.mac8(p, 6) // source (bytes 6..<14)
         key.pointee.w2 = Wire.mac8(p, 0) // destination
@@ -67,6 +91,7 @@ public enum FlowExtractor {
             return
         }
         key.pointee.w0 |= UInt64(l2.etherType) << 32
+        if linkLayerOnly { return }
         let l3 = l2.l3Offset
         switch l2.etherType {
         case EtherType.ipv4: parseIPv4(p, l3: l3, length: length, into: key)

@@ -17,6 +17,8 @@ struct SplitMix64: RandomNumberGenerator {
 /// Small value domains so random rules overlap and random packets hit them.
 private func randomPacket(_ rng: inout SplitMix64) -> FlowKey {
     var key = FlowKey()
+    // Fields in the words only "wide" rule sets match (the cache's two-slot entries and bypass).
+    for field in wideFields { key.set(field, UInt64.random(in: 0...1, using: &rng)) }
     key.set(.inPort, UInt64.random(in: 1...4, using: &rng))
     key.set(.dlType, [0x0800, 0x0806, 0x86dd].randomElement(using: &rng)!)
     key.set(.vlanTCI, Bool.random(using: &rng) ? 0 : 0x1000 | UInt64.random(in: 1...3, using: &rng))
@@ -29,9 +31,15 @@ private func randomPacket(_ rng: inout SplitMix64) -> FlowKey {
     return key
 }
 
-private func randomMatch(_ rng: inout SplitMix64) -> Match {
+/// One field in each of the words w5…w13 that the basic generator leaves alone.
+private let wideFields: [FlowField] = [.ipv6Label, .ipv6SrcHigh, .ipv6SrcLow, .ipv6DstHigh, .ipv6DstLow, .arpSha, .arpTha, .tunSrc]
+
+private func randomMatch(_ rng: inout SplitMix64, wide: Bool = false) -> Match {
     let template = randomPacket(&rng)
     var match = Match()
+    if wide {
+        for field in wideFields where Int.random(in: 0..<4, using: &rng) == 0 { match.set(field, template.get(field)) }
+    }
     if Bool.random(using: &rng) { match.set(.inPort, template.get(.inPort)) }
     if Int.random(in: 0..<3, using: &rng) == 0 { match.set(.dlType, template.get(.dlType)) }
     if Int.random(in: 0..<4, using: &rng) == 0 { match.set(.vlanTCI, template.get(.vlanTCI), mask: [0xffff, 0x1000, 0x0fff].randomElement(using: &rng)!) }
@@ -56,6 +64,35 @@ private func linearScan(_ entries: [ClassifierEntry], _ packet: FlowKey) -> Int3
         best = entry
     }
     return best?.payload ?? -1
+}
+
+/// `table.lookup(burst:...)` on `packets` in bursts of at most the scratch capacity.
+private func burstLookup(_ table: ClassifierTable, _ packets: [FlowKey], scratch: ClassifierBurstScratch) -> [Int32] {
+    var results = [Int32](repeating: -2, count: packets.count)
+    let which = (0..<ClassifierBurstScratch.capacity).map { UInt8($0) }
+    for start in stride(from: 0, to: packets.count, by: ClassifierBurstScratch.capacity) {
+        let count = min(ClassifierBurstScratch.capacity, packets.count - start)
+        packets.withUnsafeBufferPointer { keys in
+            results.withUnsafeMutableBufferPointer { out in
+                table.lookup(burst: keys.baseAddress! + start, which: which, count: count, results: out.baseAddress! + start, scratch: scratch)
+            }
+        }
+    }
+    return results
+}
+
+/// `cache.lookup(burst:...)` on `packets` in bursts of at most the scratch capacity.
+private func burstLookup(_ cache: inout ExactMatchCache, _ table: ClassifierTable, _ packets: [FlowKey]) -> [Int32] {
+    var results = [Int32](repeating: -2, count: packets.count)
+    for start in stride(from: 0, to: packets.count, by: ClassifierBurstScratch.capacity) {
+        let count = min(ClassifierBurstScratch.capacity, packets.count - start)
+        packets.withUnsafeBufferPointer { keys in
+            results.withUnsafeMutableBufferPointer { out in
+                cache.lookup(burst: keys.baseAddress! + start, count: count, in: table, results: out.baseAddress! + start)
+            }
+        }
+    }
+    return results
 }
 
 @Suite("Tuple space classifier")
@@ -87,6 +124,86 @@ struct ClassifierPropertyTests {
                 entries.removeAll { _ in Int.random(in: 0..<3, using: &rng) == 0 }
             }
         }
+    }
+
+    /// Rule sets over up to 13 words (one-slot, two-slot and bypassing cache entries), packets in
+    /// bursts with repeats, through caches of every policy: a normal one, a tiny one where flows
+    /// evict each other, and one so small it thrashes and inserts only now and then.
+    @Test("burst lookups and every cache policy agree with a linear scan", arguments: 0..<30)
+    func burstsAgreeWithLinearScan(seed: UInt64) {
+        var rng = SplitMix64(state: seed &* 104_729 &+ 7)
+        var caches = [ExactMatchCache(capacity: 256), ExactMatchCache(capacity: 8, thrashInsertionInverse: 4),
+                      ExactMatchCache(capacity: 2, thrashInsertionInverse: 2)]
+        let scratch = ClassifierBurstScratch()
+        defer {
+            for cache in caches { cache.destroy() }
+            scratch.destroy()
+        }
+        for _ in 0..<40 {
+            let ruleCount = Int.random(in: 0...120, using: &rng)
+            let wide = Bool.random(using: &rng)
+            let entries: [ClassifierEntry] = (0..<ruleCount).map { i in
+                ClassifierEntry(match: randomMatch(&rng, wide: wide), priority: UInt16.random(in: 0...5, using: &rng),
+                                sequence: UInt64(i), payload: Int32(i))
+            }
+            let table = ClassifierTable(entries)
+            // Bursts of every length up to past one scratch, with repeated flows in them.
+            let distinct = (0..<Int.random(in: 1...40, using: &rng)).map { _ in randomPacket(&rng) }
+            let packets = (0..<Int.random(in: 1...150, using: &rng)).map { _ in distinct.randomElement(using: &rng)! }
+            let expected = packets.map { linearScan(entries, $0) }
+            #expect(burstLookup(table, packets, scratch: scratch) == expected, "seed \(seed) (classifier burst)")
+            for c in caches.indices {
+                for pass in 0..<3 {
+                    #expect(burstLookup(&caches[c], table, packets) == expected, "seed \(seed) cache \(c) pass \(pass) (burst)")
+                    var single = packets
+                    let one = single.indices.map { i in caches[c].lookup(&single[i], in: table) }
+                    #expect(one == expected, "seed \(seed) cache \(c) pass \(pass) (one by one)")
+                }
+            }
+        }
+        #expect(caches[2].thrashing, "a 2-slot cache facing 40 flows should be thrashing")
+    }
+
+    /// A table big enough that bursts prefetch signatures and slots in separate passes.
+    @Test func largeTableBurstsAgreeWithSingleLookups() {
+        var rng = SplitMix64(state: 99)
+        var entries: [ClassifierEntry] = []
+        for i in 0..<30_000 {
+            var match = Match()
+            match.set(.dlType, 0x0800)
+            match.set(.nwDst, UInt64(0x0a00_0000 + i))
+            switch i % 3 {
+            case 0: match.set(.tpDst, UInt64(i % 7))
+            case 1: match.set(.inPort, UInt64(1 + i % 2))
+            default: break
+            }
+            entries.append(ClassifierEntry(match: match, priority: UInt16(i % 3), sequence: UInt64(i), payload: Int32(i)))
+        }
+        var catchAll = Match()
+        catchAll.set(.dlType, 0x0800)
+        entries.append(ClassifierEntry(match: catchAll, priority: 0, sequence: 1_000_000, payload: 30_000))
+        let table = ClassifierTable(entries)
+        #expect(table.memoryBytes > ClassifierTable.cacheResidentBytes)
+        let packets: [FlowKey] = (0..<2_000).map { _ in
+            var key = FlowKey()
+            key.set(.inPort, UInt64.random(in: 1...3, using: &rng))
+            key.set(.dlType, Bool.random(using: &rng) ? 0x0800 : 0x86dd)
+            key.set(.nwDst, UInt64(0x0a00_0000 + Int.random(in: 0..<31_000, using: &rng)))
+            key.set(.tpDst, UInt64.random(in: 0..<8, using: &rng))
+            return key
+        }
+        var single = packets
+        let expected = single.indices.map { table.lookup(&single[$0]) }
+        for i in stride(from: 0, to: packets.count, by: 100) { #expect(expected[i] == linearScan(entries, packets[i])) }
+        let scratch = ClassifierBurstScratch()
+        var cache = ExactMatchCache(capacity: 64)
+        defer {
+            scratch.destroy()
+            cache.destroy()
+        }
+        #expect(burstLookup(table, packets, scratch: scratch) == expected)
+        #expect(burstLookup(&cache, table, packets) == expected)
+        #expect(burstLookup(&cache, table, packets) == expected)
     }
 
     @Test func emptyTableMatchesNothing() {

@@ -41,7 +41,8 @@ struct PipelineTests {
         #expect(harness.ruleStatistics(counterSlot: 3).packets == 10_000)
         #expect(harness.ruleStatistics(counterSlot: 3).bytes == UInt64(10_000 * udpFrame().count))
         #expect(harness.ruleStatistics(counterSlot: 0).packets == 0)
-        #expect(harness.cacheHits >= 9_990)
+        // Bursts are classified whole: the first burst of the flow misses before it is inserted.
+        #expect(harness.cacheHits >= 10_000 - 64)
         let census = harness.accounting()
         #expect(census.isConsistent, "\(census)")
     }

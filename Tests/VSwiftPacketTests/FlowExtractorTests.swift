@@ -415,6 +415,34 @@ struct FlowExtractorTests {
         #expect(three == l2Key(type: 0x8100, tci: 0x1002, outer: 0x1001))
     }
 
+    /// The L2-only extraction a table of L2 rules uses: the full key with every field past L2 zero.
+    @Test func linkLayerOnly() {
+        let frames = [Build.ipv4TCP(), Build.ipv4UDP(), Build.ipv4TCP(tags: [(0x88a8, 0x000a), (0x8100, 0xe014)]),
+                      Build.ipv4TCP(tags: [(0x8100, 0x2064)])]
+        for frame in frames {
+            let full = extract(frame)
+            var expected = l2Key(type: UInt16(full.get(.dlType)), tci: full.get(.vlanTCI), outer: full.get(.vlanOuterTCI))
+            expected.set(.inPort, 7)
+            let linkLayer = withExactFrame(frame) { p, n in
+                var key = FlowKey()
+                for i in 0..<FlowKey.wordCount { key[word: i] = 0xa5a5_a5a5_a5a5_a5a5 }
+                FlowExtractor.extractLinkLayer(p, length: n, inPort: 7, into: &key)
+                return key
+            }
+            #expect(linkLayer == expected)
+        }
+        var mask = FlowKey()
+        for field in [FlowField.inPort, .dlType, .vlanTCI, .dlSrc, .dlDst, .vlanOuterTCI, .tunId, .tunSrc, .tunDst] {
+            mask.set(field, field.layout.valueMask)
+        }
+        #expect(!FlowExtractor.looksPastLinkLayer(mask))
+        for field in [FlowField.nwProto, .nwTos, .nwTTL, .nwFrag, .nwSrc, .tpDst, .tcpFlags, .ipv6Label, .ipv6DstLow, .arpSha] {
+            var past = FlowKey()
+            past.set(field, 1)
+            #expect(FlowExtractor.looksPastLinkLayer(past), "\(field)")
+        }
+    }
+
     @Test func nonEthernetII() {
         // 802.3 with LLC: dl_type 0x05ff, nothing else.
         let llc = Build.ethernet(type: 0x0026, [0x42, 0x42, 0x03] + [UInt8](repeating: 0, count: 35))
