@@ -61,6 +61,17 @@ extension Worker {
                     pool.release(desc.addr)
                     continue
                 }
+                if tunnelPortCount > 0,
+                   LISP.mayBeLISP(base + Int(desc.addr), length: Int(desc.len), udpPorts: tunnelUDPPorts, count: tunnelUDPPortCount) {
+                    // Perhaps LISP to decapsulate (into this or another bridge): after the frames
+                    // before it, on its own.
+                    if pending > 0 {
+                        classifyAndApply(table, count: pending, inPort: inPort, bridge: bridge)
+                        pending = 0
+                    }
+                    forward(address: desc.addr, length: desc.len, inPort: inPort, bridge: bridge)
+                    continue
+                }
                 if table.linkLayerOnly {
                     FlowExtractor.extractLinkLayer(base + Int(desc.addr), length: Int(desc.len), inPort: ofport, into: burst.keys + pending)
                 } else {

@@ -418,9 +418,9 @@ final class Worker: @unchecked Sendable {
             }
         }
         var bytes: UInt64 = 0
-        if tunnelPortCount == 0, bridge >= 0, let table = bridges[Int(bridge)].flowTable {
-            // The common case, classified as a burst. (With LISP ports, a frame may be decapsulated
-            // into another bridge: frames go one by one, in order.)
+        if bridge >= 0, let table = bridges[Int(bridge)].flowTable {
+            // The common case, classified as a burst. (With LISP ports, a frame that may be LISP
+            // for a local RLOC goes on its own, after the frames before it: see forwardBurst.)
             bytes = forwardBurst(slot: slot, first: index, count: n, inPort: inPort, bridge: bridge, table: table)
         } else {
             for i in 0..<n {
@@ -489,7 +489,7 @@ final class Worker: @unchecked Sendable {
     /// Sends a received frame on: decapsulated if it is LISP for a local RLOC, else through its
     /// bridge.
     @inline(__always)
-    private func forward(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32) {
+    func forward(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32) {
         guard length >= UInt32(Ethernet.headerLength) else {
             vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
             pool.release(address)
