@@ -64,6 +64,23 @@ private let seedFlows = [
         #expect(arp.packets == 0)
     }
 
+    /// dump-flows with `text`: the same flows as text lines, formatted by the service.
+    @Test func dumpFlowsAsTextLines() throws {
+        let h = try seedBridge()
+        for flow in seedFlows { try h.addFlow("br2", flow) }
+        let rule = try #require(h.datapath.rule("br2", priority: 3))
+        h.datapath.counters[rule.counterSlot] = RuleStatistics(packets: 7, bytes: 700, lastUsed: 1)
+        h.clock.now += 2.5
+        for match: JSONValue? in [nil, "in_port=1"] {
+            var params: [String: JSONValue] = ["bridge": "br2", "text": true]
+            params["match"] = match
+            let lines = try h.ok("dump-flows", params)
+            let expected = try h.dump("br2", match.flatMap { if case .string(let m) = $0 { m } else { nil } }).flows
+            #expect(lines == .object(["bridge": "br2", "lines": .array(expected.map { .string(formatFlowLine($0)) })]))
+        }
+        #expect(h.call("dump-flows", ["bridge": "nope", "text": true]).error?.code == RPCError.noSuchBridge("").code)
+    }
+
     @Test func addFlowReplacesSameMatchAndPriorityAndResetsCounters() throws {
         let h = try seedBridge()
         try h.addFlow("br2", "priority=5,in_port=1,actions=output:2")
