@@ -5,13 +5,14 @@
 # table, and vswiftd's resident memory with and without the table (bytes per rule).
 #
 # Usage (root): scripts/build.sh release && bench/control-path.sh [RULES] [RUNS]   (default 1000000 1)
+# VSWIFT_BIN=DIR takes vswiftd and vswiftctl from DIR instead (e.g. a copy of an older build).
 # vswiftd runs in its own network namespace with a temporary --db, socket and flow file, all
 # removed on exit, so it touches nothing else on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rules="${1:-1000000}"
 runs="${2:-1}"
-bin="$(PATH=/opt/swift/usr/bin:$PATH swift build -c release --show-bin-path)"
+bin="${VSWIFT_BIN:-$(PATH=/opt/swift/usr/bin:$PATH swift build -c release --show-bin-path)}"
 [ -x "$bin/vswiftd" ] && [ -x "$bin/vswiftctl" ] || { echo "build first: scripts/build.sh release" >&2; exit 1; }
 
 work="$(mktemp -d /tmp/vswift-control-bench.XXXXXX)"
@@ -39,8 +40,8 @@ ctl() { ip netns exec "$ns" "$bin/vswiftctl" --socket "$sock" "$@"; }
 start_daemon() {
     ip netns exec "$ns" "$bin/vswiftd" --socket "$sock" --db "$work/db.json" --log-level error &
     pid=$!
-    for _ in $(seq 1 600); do [ -S "$sock" ] && ctl show >/dev/null 2>&1 && return 0; sleep 0.05; done
-    echo "vswiftd did not start" >&2; exit 1
+    for _ in $(seq 1 3600); do [ -S "$sock" ] && ctl show >/dev/null 2>&1 && return 0; sleep 0.05; done
+    echo "vswiftd did not answer within 180 s" >&2; exit 1
 }
 stop_daemon() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; rm -f "$sock"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
