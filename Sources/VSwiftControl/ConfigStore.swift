@@ -115,15 +115,50 @@ public struct ConfigStore: Sendable {
         }
         let config: SwitchConfig
         do {
-            config = try JSONDecoder().decode(SwitchConfig.self, from: data)
+            config = try Self.decode(data)
         } catch let error as DecodingError {
             throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.fieldMessage)")
+        } catch let error as FieldError {
+            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.message)")
         } catch {
             throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error)")
         }
         guard config.version == SwitchConfig.currentVersion else {
             throw ConfigStoreError(
                 path: path, problem: "format version \(config.version) is not supported (this vswiftd reads version \(SwitchConfig.currentVersion))")
+        }
+        return config
+    }
+
+    /// The configuration in `data`. The flows (a million strings, maybe) are taken out of the
+    /// parsed text by hand; Foundation's decoder, which takes some ten times as long for them,
+    /// reads the rest and names what is wrong there.
+    static func decode(_ data: Data) throws -> SwitchConfig {
+        guard case .object(var members)? = JSONValue.parse(data), case .array(var bridges)? = members["bridges"] else {
+            return try JSONDecoder().decode(SwitchConfig.self, from: data)
+        }
+        var flowsOfBridge: [[String]?] = []
+        for index in bridges.indices {
+            guard case .object(var bridge) = bridges[index], case .array(let items)? = bridge["flows"] else {
+                flowsOfBridge.append(nil)
+                continue
+            }
+            var flows: [String] = []
+            flows.reserveCapacity(items.count)
+            for (f, item) in items.enumerated() {
+                guard case .string(let flow) = item else {
+                    throw FieldError(message: "\"bridges[\(index)].flows[\(f)]\" must be a string")
+                }
+                flows.append(flow)
+            }
+            flowsOfBridge.append(flows)
+            bridge["flows"] = .array([])
+            bridges[index] = .object(bridge)
+        }
+        members["bridges"] = .array(bridges)
+        var config = try JSONDecoder().decode(SwitchConfig.self, from: Data(JSONValue.object(members).jsonText()))
+        for (index, flows) in flowsOfBridge.enumerated() where flows != nil {
+            config.bridges[index].flows = flows!
         }
         return config
     }

@@ -38,6 +38,7 @@ private func contents(_ path: String) -> String? {
                 return true
             }
             #expect(pieces == ConfigStore.encode(config))
+            #expect(try ConfigStore.decode(Data(pieces)) == config)
         }
     }
 
@@ -151,6 +152,10 @@ private func contents(_ path: String) -> String? {
             ("garbage", "not a vswiftd configuration"),
             (#"{"version": 1, "systemID": "x", "bridges": [{"name": "br0"}]}"#, #"missing "bridges[0].nextOfport""#),
             (#"{"version": 9, "systemID": "x", "bridges": []}"#, "format version 9 is not supported"),
+            (#"{"version": 1, "systemID": "x", "bridges": [{"name": "br0", "nextOfport": 1, "ports": [], "flows": ["actions=drop", 5]}]}"#,
+             #""bridges[0].flows[1]" must be a string"#),
+            (#"{"version": 1, "systemID": "x", "bridges": [{"name": "br0", "nextOfport": 1, "ports": [], "flows": "x"}]}"#,
+             "bridges[0].flows"),
         ] {
             try text.write(toFile: path, atomically: false, encoding: .utf8)
             let error = #expect(throws: ConfigStoreError.self) { try store.load() }
