@@ -28,7 +28,7 @@ public struct ConfigJournal: Sendable {
         }
 
         /// The record's line, newline included.
-        var line: [UInt8] {
+        public var line: [UInt8] {
             var out = JSONValue.object(["method": .string(method), "params": params]).jsonText()
             out.append(UInt8(ascii: "\n"))
             return out
@@ -80,6 +80,12 @@ public struct ConfigJournal: Sendable {
     /// none. Returns the bytes written. On failure the journal is cut back to where it was.
     @discardableResult
     public func append(_ record: Record, generation: UInt64) throws(ConfigStoreError) -> Int {
+        try append(line: record.line, generation: generation)
+    }
+
+    /// `append(_:generation:)` with the record's line already made (`Record.line`).
+    @discardableResult
+    public func append(line: [UInt8], generation: UInt64) throws(ConfigStoreError) -> Int {
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("cannot open") }
         defer { close(fd) }
@@ -90,7 +96,7 @@ public struct ConfigJournal: Sendable {
             bytes = JSONValue.object(["generation": .uint(generation)]).jsonText()
             bytes.append(UInt8(ascii: "\n"))
         }
-        bytes += record.line
+        bytes += line
         var written = 0
         while written < bytes.count {
             let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }

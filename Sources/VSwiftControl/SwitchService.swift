@@ -474,16 +474,19 @@ public final class SwitchService: @unchecked Sendable {
         unsaved = false
     }
 
-    /// Makes the change `request` just made durable before it is acknowledged: a flow change on a
-    /// big configuration is appended to the journal (one short write); anything else, or a
-    /// journal grown as big as the file, rewrites the file.
+    /// Makes the change `request` just made durable before it is acknowledged: a small flow change
+    /// on a big configuration is appended to the journal (one short write); anything else
+    /// rewrites the file. A record bigger than an eighth of the file (a bulk add-flows or
+    /// replace-flows) also rewrites it, as does a journal grown as big as the file: a restart
+    /// then replays at most about one file's worth of requests.
     private func persist(_ method: ControlMethod, _ request: RPCRequest) throws(ConfigStoreError) {
-        guard let store, let journalFromBytes, journalCanContinue, method.isFlowChange,
-            savedBytes >= journalFromBytes, journalBytes < max(savedBytes, 64 << 20)
+        guard let store, let journalFromBytes, journalCanContinue, method.isFlowChange, savedBytes >= journalFromBytes,
+            journalBytes < max(savedBytes, 1 << 20)
         else { return try save() }
+        let line = ConfigJournal.Record(method: method.rawValue, params: request.params ?? .object([:])).line
+        guard line.count <= max(savedBytes / 8, 64 << 10) else { return try save() }
         do {
-            journalBytes += try store.journal.append(
-                ConfigJournal.Record(method: method.rawValue, params: request.params ?? .object([:])), generation: generation)
+            journalBytes += try store.journal.append(line: line, generation: generation)
         } catch {
             journalCanContinue = false
             throw error

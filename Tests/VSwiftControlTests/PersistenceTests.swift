@@ -273,6 +273,12 @@ private func contents(_ path: String) -> String? {
         try h.ok("add-port", ["bridge": "br0", "port": "eth1"])
         #expect(!FileManager.default.fileExists(atPath: store.journal.path))
         #expect(try store.load()?.bridges[0].flows.count == 5)
+        try h.addFlow("br0", "priority=9,actions=drop")
+        #expect(FileManager.default.fileExists(atPath: store.journal.path))
+        // A bulk change (a record bigger than an eighth of the file) rewrites the file too.
+        _ = try h.addFlows("br0", (0..<3000).map { "priority=7,udp,tp_dst=\($0),actions=drop" }).get()
+        #expect(!FileManager.default.fileExists(atPath: store.journal.path))
+        #expect(try store.load()?.bridges[0].flows.count == 3006)
     }
 
     /// A journal that does not continue the file's generation (left by a crash after the file was
