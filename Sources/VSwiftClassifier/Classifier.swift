@@ -92,24 +92,34 @@ public final class ClassifierTable: @unchecked Sendable {
     let unionWords: UnsafeMutablePointer<UInt8>
     let unionWordCount: Int
 
-    public init(_ entries: [ClassifierEntry]) {
+    public convenience init(_ entries: [ClassifierEntry]) {
+        self.init(count: entries.count) { entries[$0] }
+    }
+
+    /// The table of `count` entries, entry i read from `entry(i)` as needed: a caller holding its
+    /// rules in another form need not build an array of a million full matches first.
+    public init(count: Int, entry entryAt: (Int) -> ClassifierEntry) {
         version = Self.versions.add(1, ordering: .relaxed).newValue
-        ruleCount = entries.count
+        ruleCount = count
         // Rank every rule once: priority descending, then sequence ascending.
         var order = [(priority: UInt16, sequence: UInt64, index: Int32)]()
-        order.reserveCapacity(entries.count)
-        for (i, e) in entries.enumerated() { order.append((e.priority, e.sequence, Int32(i))) }
+        order.reserveCapacity(count)
+        for i in 0..<count {
+            let e = entryAt(i)
+            order.append((e.priority, e.sequence, Int32(i)))
+        }
         order.sort { $0.priority != $1.priority ? $0.priority > $1.priority : $0.sequence < $1.sequence }
-        var rank = [UInt32](repeating: 0, count: entries.count)
+        var rank = [UInt32](repeating: 0, count: count)
         for (r, o) in order.enumerated() { rank[Int(o.index)] = UInt32(r) }
 
         // Group rules by mask (few distinct masks: one dictionary probe per rule).
         var groupOfMask: [FlowKey: Int] = [:]
         var groupMasks: [FlowKey] = []
-        var groupOf = [Int32](repeating: 0, count: entries.count)
+        var groupOf = [Int32](repeating: 0, count: count)
         var groupSizes: [Int] = []
         var union = FlowKey()
-        for (i, entry) in entries.enumerated() {
+        for i in 0..<count {
+            let entry = entryAt(i)
             let g: Int
             if let existing = groupOfMask[entry.match.mask] {
                 g = existing
@@ -154,7 +164,8 @@ public final class ClassifierTable: @unchecked Sendable {
             built.append(st)
         }
         // Insert every rule into its subtable; an identical (mask, key) keeps the better-ranked rule.
-        for (i, entry) in entries.enumerated() {
+        for i in 0..<count {
+            let entry = entryAt(i)
             let g = Int(groupOf[i])
             var key = entry.match.key
             withUnsafePointer(to: &key) { kp in

@@ -21,8 +21,9 @@ public protocol DatapathControl: AnyObject {
 
     /// OpenFlow port numbers of a bridge's ports, by port name (the internal port is `ofportLocal`).
     func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError)
-    /// Replaces the bridge's whole flow table.
-    func setFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError)
+    /// Replaces the bridge's whole flow table with `count` rules, rule i read from `rule(i)` (more
+    /// than once, always the same rule).
+    func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError)
     func ruleStatistics(counterSlot: Int) -> RuleStatistics
     func resetRuleStatistics(counterSlot: Int)
 }

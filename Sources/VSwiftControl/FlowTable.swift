@@ -458,8 +458,7 @@ final class FlowTables {
             }
         }
         do {
-            let rules = datapathRules(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
-            try datapath.setFlowTable(bridge: bridge, rules: rules)
+            try publishTable(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
         } catch {
             slots.release(allocated)
             throw SwitchService.rpcError(for: error)
@@ -492,29 +491,43 @@ final class FlowTables {
         slots.release(freed)
     }
 
-    /// The rules of the table that `apply` is about to commit.
-    private func datapathRules(
+    /// Publishes the table that `apply` is about to commit. The datapath reads the rules from
+    /// this table in place (by dictionary index): an array of a million rules would copy every match.
+    private func publishTable(
         bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
         removing: ((FlowIdentity, InstalledFlow) -> Bool)?
-    ) -> [DatapathRule] {
+    ) throws(DatapathError) {
         let flows = tables[bridge]!.flows
-        var rules: [DatapathRule] = []
-        rules.reserveCapacity(flows.count - replaced.count + installs)
-        // By index, reading only the fields needed: copying whole flows costs reference counting.
+        var staying: [Dictionary<FlowIdentity, InstalledFlow>.Index] = []
+        staying.reserveCapacity(flows.count - replaced.count)
         var index = flows.startIndex
         while index != flows.endIndex {
             defer { flows.formIndex(after: &index) }
             let slot = flows.values[index].counterSlot
             if !replaced.isEmpty && replaced.contains(slot) { continue }  // a new version is below
             if let removing, !kept.contains(slot), removing(flows.keys[index], flows.values[index]) { continue }
-            rules.append(DatapathRule(
-                match: flows.keys[index].match, priority: flows.keys[index].priority,
-                sequence: flows.values[index].sequence, actions: flows.values[index].actions, counterSlot: slot))
+            staying.append(index)
         }
-        for (id, entry) in pending {
-            if case .install(let flow) = entry { rules.append(Self.datapathRule(id, flow)) }
+        var installing: [Dictionary<FlowIdentity, Pending>.Index] = []
+        installing.reserveCapacity(installs)
+        var pendingIndex = pending.startIndex
+        while pendingIndex != pending.endIndex {
+            if case .install = pending.values[pendingIndex] { installing.append(pendingIndex) }
+            pending.formIndex(after: &pendingIndex)
         }
-        return rules
+        try datapath.setFlowTable(bridge: bridge, count: staying.count + installing.count) { i in
+            if i < staying.count {
+                // Field by field: copying whole flows costs reference counting.
+                let index = staying[i]
+                return DatapathRule(
+                    match: flows.keys[index].match, priority: flows.keys[index].priority,
+                    sequence: flows.values[index].sequence, actions: flows.values[index].actions,
+                    counterSlot: flows.values[index].counterSlot)
+            }
+            let index = installing[i - staying.count]
+            guard case .install(let flow) = pending.values[index] else { preconditionFailure("not an install") }
+            return Self.datapathRule(pending.keys[index], flow)
+        }
     }
 
     private static func datapathRule(_ id: FlowIdentity, _ flow: InstalledFlow) -> DatapathRule {

@@ -56,20 +56,25 @@ final class CompiledFlowTable {
 
     /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
     /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
-    init(rules source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+    convenience init(rules source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+        try self.init(count: source.count, rule: { source[$0] }, portSlot: portSlot)
+    }
+
+    /// The table of `count` rules, rule i read from `ruleAt(i)` (several times: it must give the
+    /// same rule each time).
+    init(count: Int, rule ruleAt: (Int) -> DatapathRule, portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
         var compiled: [CompiledRule] = []
         var program: [CompiledAction] = []
-        compiled.reserveCapacity(source.count)
-        var entries: [ClassifierEntry] = []
-        entries.reserveCapacity(source.count)
-        for index in source.indices {
-            let counterSlot = source[index].counterSlot
+        compiled.reserveCapacity(count)
+        for index in 0..<count {
+            let rule = ruleAt(index)
+            let counterSlot = rule.counterSlot
             guard counterSlot >= 0 && counterSlot < DatapathLimits.maxRules else {
                 throw .unsupported("rule counter slot \(counterSlot) out of range")
             }
             let start = program.count
             var lastOutput: Int32 = -1
-            for action in source[index].actions {
+            for action in rule.actions {
                 guard let op = try Self.compile(action, portSlot: portSlot) else { continue }
                 if op.op == .output || op.op == .normal || op.op == .flood || op.op == .all {
                     lastOutput = Int32(program.count - start)
@@ -79,11 +84,12 @@ final class CompiledFlowTable {
             compiled.append(CompiledRule(
                 actionStart: Int32(start), actionCount: Int32(program.count - start),
                 counterSlot: Int32(counterSlot), lastOutput: lastOutput))
-            entries.append(ClassifierEntry(
-                match: source[index].match, priority: source[index].priority, sequence: source[index].sequence,
-                payload: Int32(index)))
         }
-        classifier = ClassifierTable(entries)
+        // Read from the rules in place: an array of a million entries would copy every match.
+        classifier = ClassifierTable(count: count) { index in
+            let rule = ruleAt(index)
+            return ClassifierEntry(match: rule.match, priority: rule.priority, sequence: rule.sequence, payload: Int32(index))
+        }
         ruleCount = compiled.count
         actionCount = program.count
         rules = .allocate(capacity: max(compiled.count, 1))

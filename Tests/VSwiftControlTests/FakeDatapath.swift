@@ -78,7 +78,8 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
         portNumbers[bridge] = numbers
     }
 
-    func setFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError) {
+    func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError) {
+        let rules = (0..<count).map(rule)
         if let failure = failNextFlowTable {
             failNextFlowTable = nil
             throw failure
