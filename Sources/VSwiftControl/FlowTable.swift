@@ -161,6 +161,25 @@ struct FlowTable {
     var timedCount = 0
 }
 
+/// What the datapath needs of a flow besides its identity, and where the identity is.
+private struct RuleReference<Index> {
+    let index: Index
+    let sequence: UInt64
+    let counterSlot: Int
+    let actions: [FlowAction]
+
+    init(index: Index, _ flow: InstalledFlow) {
+        self.index = index
+        sequence = flow.sequence
+        counterSlot = flow.counterSlot
+        actions = flow.actions
+    }
+
+    func rule(_ id: FlowIdentity) -> DatapathRule {
+        DatapathRule(match: id.match, priority: id.priority, sequence: sequence, actions: actions, counterSlot: counterSlot)
+    }
+}
+
 /// A flow of a table with its counters, as dump-flows reports it.
 struct FlowSnapshot {
     let id: FlowIdentity
@@ -266,7 +285,13 @@ final class FlowTables {
         var count = 0
         do {
             let flows = tables[bridge]!.flows
-            for (id, flow) in flows where selector.selects(id, flow) { count += 1 }
+            if selector.strict {
+                // At most the one flow with this identity: looked up, not searched for.
+                let id = FlowIdentity(match: selector.match, priority: selector.priority)
+                if let flow = flows[id], selector.selects(id, flow) { count = 1 }
+            } else {
+                for (id, flow) in flows where selector.selects(id, flow) { count += 1 }
+            }
         }
         guard count > 0 else { return 0 }
         try apply(bridge: bridge, pending: [:], allocated: [], removing: selector.selects)
@@ -457,8 +482,10 @@ final class FlowTables {
                 }
             }
         }
+        let removed: [FlowIdentity]?
         do {
-            try publishTable(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
+            removed = try publishTable(
+                bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
         } catch {
             slots.release(allocated)
             throw SwitchService.rpcError(for: error)
@@ -468,7 +495,14 @@ final class FlowTables {
         var table = tables.removeValue(forKey: bridge)!
         var freed: [Int] = []
         var timedCount = table.timedCount
-        if let removing {
+        if let removed {
+            // Few: removed one by one (filtering would build the whole table again).
+            for id in removed {
+                guard let flow = table.flows.removeValue(forKey: id) else { continue }
+                freed.append(flow.counterSlot)
+                if flow.hasTimeout { timedCount -= 1 }
+            }
+        } else if let removing {
             table.flows = table.flows.filter { entry in
                 let slot = entry.value.counterSlot
                 if replaced.contains(slot) || kept.contains(slot) || !removing(entry.key, entry.value) { return true }
@@ -493,45 +527,55 @@ final class FlowTables {
 
     /// Publishes the table that `apply` is about to commit. The datapath reads the rules from
     /// this table in place (by dictionary index): an array of a million rules would copy every match.
+    /// Returns the identities of the flows `removing` removes when they are few (at most a quarter
+    /// of the table), nil otherwise.
     private func publishTable(
         bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
         removing: ((FlowIdentity, InstalledFlow) -> Bool)?
-    ) throws(DatapathError) {
+    ) throws(DatapathError) -> [FlowIdentity]? {
         let flows = tables[bridge]!.flows
-        var staying: [Dictionary<FlowIdentity, InstalledFlow>.Index] = []
+        // Each flow is copied once here (a copy costs reference counting); the datapath reads the
+        // rules several times, taking the match from the dictionary's key in place.
+        var staying: [RuleReference<Dictionary<FlowIdentity, InstalledFlow>.Index>] = []
         staying.reserveCapacity(flows.count - replaced.count)
         var index = flows.startIndex
         while index != flows.endIndex {
             defer { flows.formIndex(after: &index) }
-            let slot = flows.values[index].counterSlot
-            if !replaced.isEmpty && replaced.contains(slot) { continue }  // a new version is below
-            if let removing, !kept.contains(slot), removing(flows.keys[index], flows.values[index]) { continue }
-            staying.append(index)
+            let flow = flows.values[index]
+            if !replaced.isEmpty && replaced.contains(flow.counterSlot) { continue }  // a new version is below
+            if let removing, !kept.contains(flow.counterSlot), removing(flows.keys[index], flow) { continue }
+            staying.append(RuleReference(index: index, flow))
         }
-        var installing: [Dictionary<FlowIdentity, Pending>.Index] = []
+        let removedCount = flows.count - replaced.count - staying.count
+        var installing: [RuleReference<Dictionary<FlowIdentity, Pending>.Index>] = []
         installing.reserveCapacity(installs)
         var pendingIndex = pending.startIndex
         while pendingIndex != pending.endIndex {
-            if case .install = pending.values[pendingIndex] { installing.append(pendingIndex) }
+            if case .install(let flow) = pending.values[pendingIndex] { installing.append(RuleReference(index: pendingIndex, flow)) }
             pending.formIndex(after: &pendingIndex)
         }
         try datapath.setFlowTable(bridge: bridge, count: staying.count + installing.count) { i in
             if i < staying.count {
-                // Field by field: copying whole flows costs reference counting.
-                let index = staying[i]
-                return DatapathRule(
-                    match: flows.keys[index].match, priority: flows.keys[index].priority,
-                    sequence: flows.values[index].sequence, actions: flows.values[index].actions,
-                    counterSlot: flows.values[index].counterSlot)
+                return staying[i].rule(flows.keys[staying[i].index])
             }
-            let index = installing[i - staying.count]
-            guard case .install(let flow) = pending.values[index] else { preconditionFailure("not an install") }
-            return Self.datapathRule(pending.keys[index], flow)
+            let reference = installing[i - staying.count]
+            return reference.rule(pending.keys[reference.index])
         }
-    }
-
-    private static func datapathRule(_ id: FlowIdentity, _ flow: InstalledFlow) -> DatapathRule {
-        DatapathRule(match: id.match, priority: id.priority, sequence: flow.sequence, actions: flow.actions, counterSlot: flow.counterSlot)
+        guard removing != nil, removedCount <= flows.count / 4 else { return nil }
+        // The flows neither staying nor replaced, found again by walking both in step.
+        var removed: [FlowIdentity] = []
+        removed.reserveCapacity(removedCount)
+        var next = 0
+        index = flows.startIndex
+        while index != flows.endIndex {
+            defer { flows.formIndex(after: &index) }
+            if next < staying.count && staying[next].index == index {
+                next += 1
+            } else if replaced.isEmpty || !replaced.contains(flows.values[index].counterSlot) {
+                removed.append(flows.keys[index])
+            }
+        }
+        return removed
     }
 }
 
