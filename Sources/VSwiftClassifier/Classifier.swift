@@ -180,6 +180,156 @@ public final class ClassifierTable: @unchecked Sendable {
         subtables.initialize(from: built, count: built.count)
     }
 
+    /// `old` with `entries` added, built without revisiting `old`'s rules: their subtables are
+    /// copied and the new entries inserted. Every new entry must come after every old one among
+    /// equal priorities (a higher sequence), and must not have an old entry's match and priority
+    /// (a replacement: rebuild instead). Looks up exactly as `ClassifierTable(old's entries +
+    /// entries)` would.
+    ///
+    /// Ranks need not be dense, only in order: an old entry of priority r moves down by the number
+    /// of new entries above it (priority > r); a new entry of priority q goes right after the last
+    /// old entry of priority ≥ q, moved down by the new entries ahead of it.
+    public init(_ old: ClassifierTable, adding entries: [ClassifierEntry]) {
+        version = Self.versions.add(1, ordering: .relaxed).newValue
+        ruleCount = old.ruleCount + entries.count
+        // New entries in rank order; the priorities descending, for counting "new entries above r".
+        let order = entries.indices.sorted { a, b in
+            entries[a].priority != entries[b].priority ? entries[a].priority > entries[b].priority
+                : entries[a].sequence < entries[b].sequence
+        }
+        let newPriorities = order.map { entries[$0].priority }
+        /// How many new entries have a priority above `priority` (newPriorities is descending).
+        func newAbove(_ priority: Int32) -> UInt32 {
+            var low = 0, high = newPriorities.count
+            while low < high {
+                let mid = (low + high) / 2
+                if Int32(newPriorities[mid]) > priority { low = mid + 1 } else { high = mid }
+            }
+            return UInt32(low)
+        }
+
+        // Copy the subtables, moving old ranks down and noting the last old rank of each priority.
+        var built: [Subtable] = []
+        built.reserveCapacity(old.subtableCount + 1)
+        var lastRankOfPriority: [Int32: UInt32] = [:]
+        for i in 0..<old.subtableCount {
+            let source = old.subtables[i]
+            let capacity = source.slotMask + 1
+            var st = source
+            st.mask = .allocate(capacity: max(source.wordCount, 1))
+            st.mask.initialize(from: source.mask, count: max(source.wordCount, 1))
+            st.words = .allocate(capacity: max(source.wordCount, 1))
+            st.words.initialize(from: source.words, count: max(source.wordCount, 1))
+            st.slots = .allocate(byteCount: capacity * source.stride, alignment: 64)
+            st.slots.copyMemory(from: source.slots, byteCount: capacity * source.stride)
+            for slot in 0..<capacity {
+                let p = st.slots + slot * st.stride
+                guard p.load(fromByteOffset: 4, as: Int32.self) != Self.emptySlot else { continue }
+                let rank = p.load(fromByteOffset: 8, as: UInt32.self)
+                let priority = p.load(fromByteOffset: 12, as: Int32.self)
+                lastRankOfPriority[priority] = max(lastRankOfPriority[priority] ?? 0, rank)
+                p.storeBytes(of: rank + newAbove(priority), toByteOffset: 8, as: UInt32.self)
+            }
+            built.append(st)
+        }
+        // The last old rank among priorities ≥ q, by q descending (old ranks, before moving).
+        let oldPriorities = lastRankOfPriority.keys.sorted(by: >)
+        var lastRankAtOrAbove: [(priority: Int32, rank: UInt32)] = []
+        var running: UInt32? = nil
+        for priority in oldPriorities {
+            running = max(running ?? 0, lastRankOfPriority[priority]!)
+            lastRankAtOrAbove.append((priority, running!))
+        }
+        func nextOldRank(atOrAbove priority: Int32) -> UInt32 {
+            // Entries are few per priority: a scan would do, but tables may have many priorities.
+            var low = 0, high = lastRankAtOrAbove.count
+            while low < high {
+                let mid = (low + high) / 2
+                if lastRankAtOrAbove[mid].priority >= priority { low = mid + 1 } else { high = mid }
+            }
+            return low == 0 ? 0 : lastRankAtOrAbove[low - 1].rank + 1
+        }
+
+        var union = FlowKey()
+        for w in 0..<old.unionWordCount { union[word: Int(old.unionWords[w])] = old.unionMask[w] }
+        for (position, index) in order.enumerated() {
+            let entry = entries[index]
+            let priority = Int32(entry.priority)
+            let rank = nextOldRank(atOrAbove: priority) + UInt32(position)
+            let words = WordSet(mask: entry.match.mask)
+            var g = built.firstIndex { st in
+                st.wordCount == words.count && (0..<st.wordCount).allSatisfy { j in
+                    st.mask[j] == entry.match.mask[word: Int(st.words[j])]
+                }
+            }
+            if g == nil {
+                built.append(Self.emptySubtable(mask: entry.match.mask, capacity: 4))
+                for w in 0..<FlowKey.wordCount { union[word: w] |= entry.match.mask[word: w] }
+                g = built.count - 1
+            }
+            if (built[g!].entryCount + 1) * 2 > built[g!].slotMask + 1 { Self.grow(&built[g!]) }
+            var key = entry.match.key
+            withUnsafePointer(to: &key) { kp in
+                kp.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k in
+                    Self.insert(into: &built[g!], key: k, payload: entry.payload, rank: rank, priority: priority)
+                }
+            }
+        }
+        significantWords = WordSet(mask: union)
+        let unionIndices = significantWords.indices
+        unionMask = .allocate(capacity: max(unionIndices.count, 1))
+        unionWords = .allocate(capacity: max(unionIndices.count, 1))
+        for (j, w) in unionIndices.enumerated() {
+            unionWords[j] = UInt8(w)
+            unionMask[j] = union[word: w]
+        }
+        unionWordCount = unionIndices.count
+        built.sort { $0.maxPriority > $1.maxPriority }
+        subtableCount = built.count
+        subtables = .allocate(capacity: max(built.count, 1))
+        subtables.initialize(from: built, count: built.count)
+    }
+
+    /// A subtable for `mask` with `capacity` (a power of two) empty slots.
+    private static func emptySubtable(mask: FlowKey, capacity: Int) -> Subtable {
+        let indices = WordSet(mask: mask).indices
+        let stride = slotHeader + 8 * indices.count
+        let st = Subtable(
+            mask: .allocate(capacity: max(indices.count, 1)), words: .allocate(capacity: max(indices.count, 1)),
+            wordCount: indices.count, maxPriority: -1, slotMask: capacity - 1, stride: stride,
+            slots: .allocate(byteCount: capacity * stride, alignment: 64), entryCount: 0)
+        for (j, w) in indices.enumerated() {
+            st.words[j] = UInt8(w)
+            st.mask[j] = mask[word: w]
+        }
+        for slot in 0..<capacity {
+            st.slots.storeBytes(of: emptySlot, toByteOffset: slot * stride + 4, as: Int32.self)
+        }
+        return st
+    }
+
+    /// Doubles `st`'s slots, re-placing every entry (its stored words are already masked).
+    private static func grow(_ st: inout Subtable) {
+        let oldSlots = st.slots
+        let oldCapacity = st.slotMask + 1
+        let capacity = oldCapacity * 2
+        st.slots = .allocate(byteCount: capacity * st.stride, alignment: 64)
+        st.slotMask = capacity - 1
+        for slot in 0..<capacity {
+            st.slots.storeBytes(of: emptySlot, toByteOffset: slot * st.stride + 4, as: Int32.self)
+        }
+        for slot in 0..<oldCapacity {
+            let from = oldSlots + slot * st.stride
+            guard from.load(fromByteOffset: 4, as: Int32.self) != emptySlot else { continue }
+            var to = Int(from.load(as: UInt32.self)) & st.slotMask
+            while (st.slots + to * st.stride).load(fromByteOffset: 4, as: Int32.self) != emptySlot {
+                to = (to + 1) & st.slotMask
+            }
+            (st.slots + to * st.stride).copyMemory(from: from, byteCount: st.stride)
+        }
+        oldSlots.deallocate()
+    }
+
     private static func insert(into st: inout Subtable, key: UnsafePointer<UInt64>, payload: Int32, rank: UInt32, priority: Int32) {
         let h = hashWords(key, st.mask, st.words, st.wordCount)
         var slot = Int(h) & st.slotMask

@@ -24,6 +24,9 @@ public protocol DatapathControl: AnyObject {
     /// Replaces the bridge's whole flow table with `count` rules, rule i read from `rule(i)` (more
     /// than once, always the same rule).
     func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError)
+    /// Adds new flows (higher sequences than all in the table) to the published table; false,
+    /// changing nothing, when the table does not hold `expectedCount - rules.count` rules.
+    func addToFlowTable(bridge: String, rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool
     func ruleStatistics(counterSlot: Int) -> RuleStatistics
     func resetRuleStatistics(counterSlot: Int)
 }

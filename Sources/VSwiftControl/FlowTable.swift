@@ -484,8 +484,13 @@ final class FlowTables {
         }
         let removed: [FlowIdentity]?
         do {
-            removed = try publishTable(
-                bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
+            if try publishAdditions(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept,
+                                    removing: removing) {
+                removed = nil
+            } else {
+                removed = try publishTable(
+                    bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
+            }
         } catch {
             slots.release(allocated)
             throw SwitchService.rpcError(for: error)
@@ -523,6 +528,26 @@ final class FlowTables {
         table.timedCount = timedCount
         tables[bridge] = table
         slots.release(freed)
+    }
+
+    /// When the change only adds a few new flows (no replacement, no removal; at most a quarter
+    /// of the table), hands just those to the datapath, which extends its published table instead
+    /// of recompiling it. False when the change is not such, or the datapath declined.
+    private func publishAdditions(
+        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
+        removing: ((FlowIdentity, InstalledFlow) -> Bool)?
+    ) throws(DatapathError) -> Bool {
+        let count = tables[bridge]!.flows.count
+        guard removing == nil, replaced.isEmpty, kept.isEmpty, installs == pending.count, installs > 0,
+            installs * 4 <= count
+        else { return false }
+        var rules: [DatapathRule] = []
+        rules.reserveCapacity(installs)
+        for (id, entry) in pending {
+            guard case .install(let flow) = entry else { return false }
+            rules.append(RuleReference(index: 0, flow).rule(id))
+        }
+        return try datapath.addToFlowTable(bridge: bridge, rules: rules, expectedCount: count + installs)
     }
 
     /// Publishes the table that `apply` is about to commit. The datapath reads the rules from

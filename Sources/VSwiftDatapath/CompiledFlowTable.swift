@@ -98,6 +98,46 @@ final class CompiledFlowTable {
         actions.initialize(from: program, count: program.count)
     }
 
+    /// `old` with `source` added (all new flows, none replacing one of `old`'s, each with a
+    /// higher sequence than every rule of `old`): `old`'s rules and actions are copied as compiled,
+    /// the classifier is extended (`ClassifierTable(_:adding:)`), and only the new rules are compiled.
+    init(_ old: CompiledFlowTable, adding source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+        var compiled: [CompiledRule] = []
+        var program: [CompiledAction] = []
+        var entries: [ClassifierEntry] = []
+        compiled.reserveCapacity(source.count)
+        entries.reserveCapacity(source.count)
+        for rule in source {
+            guard rule.counterSlot >= 0 && rule.counterSlot < DatapathLimits.maxRules else {
+                throw .unsupported("rule counter slot \(rule.counterSlot) out of range")
+            }
+            let start = old.actionCount + program.count
+            var lastOutput: Int32 = -1
+            for action in rule.actions {
+                guard let op = try Self.compile(action, portSlot: portSlot) else { continue }
+                if op.op == .output || op.op == .normal || op.op == .flood || op.op == .all {
+                    lastOutput = Int32(old.actionCount + program.count - start)
+                }
+                program.append(op)
+            }
+            entries.append(ClassifierEntry(
+                match: rule.match, priority: rule.priority, sequence: rule.sequence,
+                payload: Int32(old.ruleCount + compiled.count)))
+            compiled.append(CompiledRule(
+                actionStart: Int32(start), actionCount: Int32(old.actionCount + program.count - start),
+                counterSlot: Int32(rule.counterSlot), lastOutput: lastOutput))
+        }
+        classifier = ClassifierTable(old.classifier, adding: entries)
+        ruleCount = old.ruleCount + compiled.count
+        actionCount = old.actionCount + program.count
+        rules = .allocate(capacity: max(ruleCount, 1))
+        rules.initialize(from: old.rules, count: old.ruleCount)
+        (rules + old.ruleCount).initialize(from: compiled, count: compiled.count)
+        actions = .allocate(capacity: max(actionCount, 1))
+        actions.initialize(from: old.actions, count: old.actionCount)
+        (actions + old.actionCount).initialize(from: program, count: program.count)
+    }
+
     /// `old` with every output to port slot `removedSlot` dropped, as if compiled again without
     /// that port (the classifier is shared: it does not depend on ports). Used when a port goes
     /// away, so the datapath need not keep the rules a table was compiled from.

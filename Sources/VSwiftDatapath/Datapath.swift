@@ -486,6 +486,31 @@ public final class Datapath: @unchecked Sendable {
         }
     }
 
+    /// Adds `rules` to the bridge's published table (see `CompiledFlowTable(_:adding:portSlot:)`);
+    /// false, changing nothing, when the table does not hold `expectedCount - rules.count` rules.
+    func extendFlowTable(bridge: String, adding rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool {
+        let (slot, slotOfPort, old) = try locked { () throws(DatapathError) -> (Int, [UInt32: UInt16], CompiledFlowTable?) in
+            guard let record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+            var map: [UInt32: UInt16] = [:]
+            for (name, ofport) in record.portNumbers {
+                if let port = ports[name], port.bridge == bridge { map[ofport] = port.slot }
+            }
+            return (record.slot, map, record.flowTable)
+        }
+        guard let old, old.ruleCount + rules.count == expectedCount else { return false }
+        let table = try CompiledFlowTable(old, adding: rules, portSlot: { slotOfPort[$0] })
+        return try locked { () throws(DatapathError) -> Bool in
+            // Another change in between (a port went): the caller publishes the whole table instead.
+            guard var record = bridges[bridge], record.slot == slot, record.flowTable === old else { return false }
+            withWorkersParked {
+                for worker in workers { worker.setFlowTable(slot, table) }
+            }
+            record.flowTable = table
+            bridges[bridge] = record
+            return true
+        }
+    }
+
     func readRuleStatistics(_ slot: Int) -> RuleStatistics {
         guard slot >= 0 && slot < DatapathLimits.maxRules else { return RuleStatistics() }
         var total = RuleStatistics()
@@ -620,6 +645,14 @@ extension Datapath {
     /// the same rule each time), so a caller need not build an array of a million rules first.
     public func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError) {
         try installFlowTable(bridge: bridge, count: count, rule: rule)
+    }
+
+    /// Adds `rules` — new flows only, each with a higher sequence than every rule in the table —
+    /// to the bridge's table without recompiling the rules already there. Returns false, changing
+    /// nothing, when the published table does not hold `expectedCount - rules.count` rules (the
+    /// caller then publishes the whole table with `setFlowTable`).
+    public func addToFlowTable(bridge: String, rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool {
+        try extendFlowTable(bridge: bridge, adding: rules, expectedCount: expectedCount)
     }
 
     /// Counters of the rule in `counterSlot`, summed over workers.

@@ -89,6 +89,43 @@ struct ClassifierPropertyTests {
         }
     }
 
+    @Test("a table extended with new rules, several times over, looks up exactly as one built from all of them",
+          arguments: 0..<40)
+    func incrementalAdditionsMatchAFullBuild(seed: UInt64) {
+        var rng = SplitMix64(state: seed &* 104_729 &+ 3)
+        var cache = ExactMatchCache(capacity: 256)
+        defer { cache.destroy() }
+        for _ in 0..<10 {
+            var sequence: UInt64 = 0
+            func newEntries(_ count: Int, payloadFrom first: Int) -> [ClassifierEntry] {
+                (0..<count).map { i in
+                    sequence += 1
+                    return ClassifierEntry(match: randomMatch(&rng), priority: UInt16.random(in: 0...5, using: &rng),
+                                           sequence: sequence, payload: Int32(first + i))
+                }
+            }
+            var entries = newEntries(Int.random(in: 0...80, using: &rng), payloadFrom: 0)
+            var table = ClassifierTable(entries)
+            for round in 0..<6 {
+                // Sometimes one rule (the add-flow case), sometimes several, sometimes into an empty table.
+                let added = newEntries(Int.random(in: 0..<3, using: &rng) == 0 ? 1 : Int.random(in: 1...30, using: &rng),
+                                       payloadFrom: entries.count)
+                entries += added
+                table = ClassifierTable(table, adding: added)
+                let full = ClassifierTable(entries)
+                #expect(table.ruleCount == full.ruleCount)
+                #expect(table.significantWords == full.significantWords)
+                for _ in 0..<150 {
+                    var packet = randomPacket(&rng)
+                    let expected = linearScan(entries, packet)
+                    #expect(table.lookup(&packet) == expected, "seed \(seed) round \(round)")
+                    #expect(full.lookup(&packet) == expected, "seed \(seed) round \(round) (full build)")
+                    #expect(cache.lookup(&packet, in: table) == expected, "seed \(seed) round \(round) (cache)")
+                }
+            }
+        }
+    }
+
     @Test func emptyTableMatchesNothing() {
         let table = ClassifierTable([])
         var packet = FlowKey()

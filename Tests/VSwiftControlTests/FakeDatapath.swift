@@ -89,6 +89,18 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
         publishCount += 1
     }
 
+    func addToFlowTable(bridge: String, rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool {
+        if let failure = failNextFlowTable {
+            failNextFlowTable = nil
+            throw failure
+        }
+        guard bridges.contains(bridge) else { throw .noSuchBridge(bridge) }
+        guard let old = flowTables[bridge], old.count + rules.count == expectedCount else { return false }
+        flowTables[bridge] = old + rules
+        publishCount += 1
+        return true
+    }
+
     func ruleStatistics(counterSlot: Int) -> RuleStatistics { counters[counterSlot] ?? RuleStatistics() }
 
     func resetRuleStatistics(counterSlot: Int) {
