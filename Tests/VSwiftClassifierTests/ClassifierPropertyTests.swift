@@ -90,12 +90,12 @@ struct ClassifierPropertyTests {
     }
 
     @Test("a table extended with new rules, several times over, looks up exactly as one built from all of them",
-          arguments: 0..<40)
+          arguments: 0..<16)
     func incrementalAdditionsMatchAFullBuild(seed: UInt64) {
         var rng = SplitMix64(state: seed &* 104_729 &+ 3)
         var cache = ExactMatchCache(capacity: 256)
         defer { cache.destroy() }
-        for _ in 0..<10 {
+        for _ in 0..<6 {
             var sequence: UInt64 = 0
             func newEntries(_ count: Int, payloadFrom first: Int) -> [ClassifierEntry] {
                 (0..<count).map { i in
@@ -115,7 +115,7 @@ struct ClassifierPropertyTests {
                 let full = ClassifierTable(entries)
                 #expect(table.ruleCount == full.ruleCount)
                 #expect(table.significantWords == full.significantWords)
-                for _ in 0..<150 {
+                for _ in 0..<100 {
                     var packet = randomPacket(&rng)
                     let expected = linearScan(entries, packet)
                     #expect(table.lookup(&packet) == expected, "seed \(seed) round \(round)")
