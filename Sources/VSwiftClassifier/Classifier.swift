@@ -290,6 +290,101 @@ public final class ClassifierTable: @unchecked Sendable {
         subtables.initialize(from: built, count: built.count)
     }
 
+    /// `old` without the entries holding `matches`, or nil when one is not there or its payload
+    /// fails `isRemoved` (the caller then rebuilds). The caller must know that no other rule has
+    /// one of these matches (with another priority): it would have been left out of `old` as a
+    /// never-winning duplicate, and would have to come back. Subtables keep their highest
+    /// priority and stay even when emptied: a lookup then probes one more, never misses a rule.
+    public init?(_ old: ClassifierTable, removing matches: [Match], where isRemoved: (Int32) -> Bool) {
+        var built: [Subtable] = []
+        built.reserveCapacity(old.subtableCount)
+        for i in 0..<old.subtableCount {
+            let source = old.subtables[i]
+            var st = source
+            st.mask = .allocate(capacity: max(source.wordCount, 1))
+            st.mask.initialize(from: source.mask, count: max(source.wordCount, 1))
+            st.words = .allocate(capacity: max(source.wordCount, 1))
+            st.words.initialize(from: source.words, count: max(source.wordCount, 1))
+            st.slots = .allocate(byteCount: (source.slotMask + 1) * source.stride, alignment: 64)
+            st.slots.copyMemory(from: source.slots, byteCount: (source.slotMask + 1) * source.stride)
+            built.append(st)
+        }
+        func release() {
+            for st in built {
+                st.mask.deallocate()
+                st.words.deallocate()
+                st.slots.deallocate()
+            }
+        }
+        for match in matches {
+            guard let g = built.firstIndex(where: { st in
+                st.wordCount == WordSet(mask: match.mask).count && (0..<st.wordCount).allSatisfy { j in
+                    st.mask[j] == match.mask[word: Int(st.words[j])]
+                }
+            }) else {
+                release()
+                return nil
+            }
+            var key = match.key
+            let removed = withUnsafePointer(to: &key) { kp in
+                kp.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k in
+                    Self.remove(from: &built[g], key: k, where: isRemoved)
+                }
+            }
+            guard removed else {
+                release()
+                return nil
+            }
+        }
+        version = Self.versions.add(1, ordering: .relaxed).newValue
+        ruleCount = old.ruleCount - matches.count
+        significantWords = old.significantWords
+        unionMask = .allocate(capacity: max(old.unionWordCount, 1))
+        unionMask.initialize(from: old.unionMask, count: max(old.unionWordCount, 1))
+        unionWords = .allocate(capacity: max(old.unionWordCount, 1))
+        unionWords.initialize(from: old.unionWords, count: max(old.unionWordCount, 1))
+        unionWordCount = old.unionWordCount
+        subtableCount = built.count
+        subtables = .allocate(capacity: max(built.count, 1))
+        subtables.initialize(from: built, count: built.count)
+    }
+
+    /// Removes the entry with `key` (masked here) whose payload passes `isRemoved`; false when
+    /// there is none. Linear probing's backward-shift deletion: later entries of the same run move
+    /// up, so no probe ever stops early at the hole.
+    private static func remove(from st: inout Subtable, key: UnsafePointer<UInt64>, where isRemoved: (Int32) -> Bool) -> Bool {
+        let h = hashWords(key, st.mask, st.words, st.wordCount)
+        var hole = Int(h) & st.slotMask
+        while true {
+            let p = st.slots + hole * st.stride
+            let payload = p.load(fromByteOffset: 4, as: Int32.self)
+            if payload == emptySlot { return false }
+            if p.load(as: UInt32.self) == h && (0..<st.wordCount).allSatisfy({ j in
+                p.load(fromByteOffset: slotHeader + 8 * j, as: UInt64.self) == key[Int(st.words[j])] & st.mask[j]
+            }) {
+                guard isRemoved(payload) else { return false }
+                break
+            }
+            hole = (hole + 1) & st.slotMask
+        }
+        var next = (hole + 1) & st.slotMask
+        while true {
+            let q = st.slots + next * st.stride
+            if q.load(fromByteOffset: 4, as: Int32.self) == emptySlot { break }
+            let home = Int(q.load(as: UInt32.self)) & st.slotMask
+            // The entry at `next` may fill the hole unless its home lies cyclically in (hole, next].
+            let staysPut = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next)
+            if !staysPut {
+                (st.slots + hole * st.stride).copyMemory(from: q, byteCount: st.stride)
+                hole = next
+            }
+            next = (next + 1) & st.slotMask
+        }
+        (st.slots + hole * st.stride).storeBytes(of: emptySlot, toByteOffset: 4, as: Int32.self)
+        st.entryCount -= 1
+        return true
+    }
+
     /// A subtable for `mask` with `capacity` (a power of two) empty slots.
     private static func emptySubtable(mask: FlowKey, capacity: Int) -> Subtable {
         let indices = WordSet(mask: mask).indices

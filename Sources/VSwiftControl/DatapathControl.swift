@@ -1,4 +1,5 @@
 import Glibc
+import VSwiftClassifier
 import VSwiftDatapath
 
 /// What the control plane needs from the datapath. `Datapath` is the real one; tests use a fake,
@@ -27,6 +28,9 @@ public protocol DatapathControl: AnyObject {
     /// Adds new flows (higher sequences than all in the table) to the published table; false,
     /// changing nothing, when the table does not hold `expectedCount - rules.count` rules.
     func addToFlowTable(bridge: String, rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool
+    /// Removes a few rules (by match and counter slot; no other rule has one of these matches)
+    /// from the published table; false, changing nothing, when it cannot.
+    func removeFromFlowTable(bridge: String, matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool
     func ruleStatistics(counterSlot: Int) -> RuleStatistics
     func resetRuleStatistics(counterSlot: Int)
 }

@@ -294,7 +294,8 @@ final class FlowTables {
             }
         }
         guard count > 0 else { return 0 }
-        try apply(bridge: bridge, pending: [:], allocated: [], removing: selector.selects)
+        let ids = selector.strict ? [FlowIdentity(match: selector.match, priority: selector.priority)] : nil
+        try apply(bridge: bridge, pending: [:], allocated: [], removing: selector.selects, removingIDs: ids)
         return count
     }
 
@@ -345,7 +346,8 @@ final class FlowTables {
         }
         var changed: [String] = []
         for (bridge, expired) in expiredByBridge {
-            try apply(bridge: bridge, pending: [:], allocated: [], removing: { id, _ in expired.contains(id) })
+            try apply(bridge: bridge, pending: [:], allocated: [], removing: { id, _ in expired.contains(id) },
+                      removingIDs: Array(expired))
             changed.append(bridge)
         }
         return changed
@@ -458,9 +460,11 @@ final class FlowTables {
     /// Publishes the table that results from `pending` (by identity) and `removing` (which flows
     /// not in `pending` go), then commits it here. On failure nothing changes and the slots in
     /// `allocated` are freed again.
+    /// `removingIDs`, when given, names exactly the flows `removing` removes, so a few can be
+    /// taken out of the published table in place.
     private func apply(
         bridge: String, pending: [FlowIdentity: Pending], allocated: [Int],
-        removing: ((FlowIdentity, InstalledFlow) -> Bool)?
+        removing: ((FlowIdentity, InstalledFlow) -> Bool)?, removingIDs: [FlowIdentity]? = nil
     ) throws(RPCError) {
         guard tables[bridge] != nil else {
             slots.release(allocated)
@@ -484,7 +488,9 @@ final class FlowTables {
         }
         let removed: [FlowIdentity]?
         do {
-            if try publishAdditions(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept,
+            if pending.isEmpty, let removingIDs, publishRemovals(bridge: bridge, ids: removingIDs) {
+                removed = removingIDs
+            } else if try publishAdditions(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept,
                                     removing: removing) {
                 removed = nil
             } else {
@@ -528,6 +534,26 @@ final class FlowTables {
         table.timedCount = timedCount
         tables[bridge] = table
         slots.release(freed)
+    }
+
+    /// When the change only removes a few flows (at most 16, and no other flow has one of their
+    /// matches), has the datapath take them out of its published table in place. False when the
+    /// change is not such, or the datapath declined.
+    private func publishRemovals(bridge: String, ids: [FlowIdentity]) -> Bool {
+        let flows = tables[bridge]!.flows
+        guard !ids.isEmpty, ids.count <= 16, ids.count * 4 <= flows.count else { return false }
+        var slots = Set<Int>()
+        for id in ids {
+            guard let flow = flows[id] else { return false }
+            slots.insert(flow.counterSlot)
+        }
+        // A flow with the same match and another priority may be hidden behind a removed one in
+        // the classifier (it can never win while that one is there): then recompile.
+        for key in flows.keys {
+            for id in ids where key.match == id.match && key.priority != id.priority { return false }
+        }
+        return datapath.removeFromFlowTable(
+            bridge: bridge, matches: ids.map(\.match), counterSlots: slots, expectedCount: flows.count - ids.count)
     }
 
     /// When the change only adds a few new flows (no replacement, no removal; at most a quarter

@@ -53,6 +53,9 @@ final class CompiledFlowTable {
     let actions: UnsafeMutablePointer<CompiledAction>
     let ruleCount: Int
     let actionCount: Int
+    /// Rules the classifier can return: `ruleCount` less those removed in place (whose compiled
+    /// rules stay, unreachable, until the next full compile).
+    let liveRules: Int
 
     /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
     /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
@@ -91,6 +94,7 @@ final class CompiledFlowTable {
             return ClassifierEntry(match: rule.match, priority: rule.priority, sequence: rule.sequence, payload: Int32(index))
         }
         ruleCount = compiled.count
+        liveRules = compiled.count
         actionCount = program.count
         rules = .allocate(capacity: max(compiled.count, 1))
         rules.initialize(from: compiled, count: compiled.count)
@@ -129,6 +133,7 @@ final class CompiledFlowTable {
         }
         classifier = ClassifierTable(old.classifier, adding: entries)
         ruleCount = old.ruleCount + compiled.count
+        liveRules = old.liveRules + compiled.count
         actionCount = old.actionCount + program.count
         rules = .allocate(capacity: max(ruleCount, 1))
         rules.initialize(from: old.rules, count: old.ruleCount)
@@ -136,6 +141,24 @@ final class CompiledFlowTable {
         actions = .allocate(capacity: max(actionCount, 1))
         actions.initialize(from: old.actions, count: old.actionCount)
         (actions + old.actionCount).initialize(from: program, count: program.count)
+    }
+
+    /// `old` without the rules that match `matches` and count in `counterSlots` (one each), or nil
+    /// when one is not the rule the classifier returns for its match (see
+    /// `ClassifierTable(_:removing:where:)`). The compiled rules are copied as they are; the
+    /// removed ones become unreachable.
+    init?(_ old: CompiledFlowTable, removing matches: [Match], counterSlots: Set<Int>) {
+        guard let classifier = ClassifierTable(old.classifier, removing: matches, where: { payload in
+            payload >= 0 && Int(payload) < old.ruleCount && counterSlots.contains(Int(old.rules[Int(payload)].counterSlot))
+        }) else { return nil }
+        self.classifier = classifier
+        ruleCount = old.ruleCount
+        liveRules = old.liveRules - matches.count
+        actionCount = old.actionCount
+        rules = .allocate(capacity: max(ruleCount, 1))
+        rules.initialize(from: old.rules, count: ruleCount)
+        actions = .allocate(capacity: max(actionCount, 1))
+        actions.initialize(from: old.actions, count: actionCount)
     }
 
     /// `old` with every output to port slot `removedSlot` dropped, as if compiled again without
@@ -163,6 +186,7 @@ final class CompiledFlowTable {
         }
         classifier = old.classifier
         ruleCount = old.ruleCount
+        liveRules = old.liveRules
         rules = compiled
         actionCount = program.count
         actions = .allocate(capacity: max(program.count, 1))

@@ -497,7 +497,7 @@ public final class Datapath: @unchecked Sendable {
             }
             return (record.slot, map, record.flowTable)
         }
-        guard let old, old.ruleCount + rules.count == expectedCount else { return false }
+        guard let old, old.liveRules + rules.count == expectedCount else { return false }
         let table = try CompiledFlowTable(old, adding: rules, portSlot: { slotOfPort[$0] })
         return try locked { () throws(DatapathError) -> Bool in
             // Another change in between (a port went): the caller publishes the whole table instead.
@@ -509,6 +509,29 @@ public final class Datapath: @unchecked Sendable {
             bridges[bridge] = record
             return true
         }
+    }
+
+    /// Removes the rules with `matches` and `counterSlots` from the bridge's published table in
+    /// place (see `CompiledFlowTable(_:removing:counterSlots:)`); false, changing nothing, when
+    /// that cannot be done or the table does not hold `expectedCount + matches.count` rules.
+    func shrinkFlowTable(bridge: String, removing matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool {
+        guard let current = try? locked({ () throws(DatapathError) -> (slot: Int, table: CompiledFlowTable?) in
+            guard let record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+            return (record.slot, record.flowTable)
+        }), let old = current.table, old.liveRules - matches.count == expectedCount,
+            // Unreachable rules pile up: past a quarter of the table, compile it afresh.
+            (old.ruleCount - old.liveRules + matches.count) * 4 <= old.ruleCount,
+            let table = CompiledFlowTable(old, removing: matches, counterSlots: counterSlots)
+        else { return false }
+        return (try? locked { () throws(DatapathError) -> Bool in
+            guard var record = bridges[bridge], record.slot == current.slot, record.flowTable === old else { return false }
+            withWorkersParked {
+                for worker in workers { worker.setFlowTable(current.slot, table) }
+            }
+            record.flowTable = table
+            bridges[bridge] = record
+            return true
+        }) ?? false
     }
 
     func readRuleStatistics(_ slot: Int) -> RuleStatistics {
@@ -653,6 +676,14 @@ extension Datapath {
     /// caller then publishes the whole table with `setFlowTable`).
     public func addToFlowTable(bridge: String, rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool {
         try extendFlowTable(bridge: bridge, adding: rules, expectedCount: expectedCount)
+    }
+
+    /// Removes a few rules — each given by its match and counter slot — from the bridge's table
+    /// without recompiling the others. Returns false, changing nothing, when it cannot (the
+    /// caller then publishes the whole table with `setFlowTable`). No other rule of the table may
+    /// have one of these matches.
+    public func removeFromFlowTable(bridge: String, matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool {
+        shrinkFlowTable(bridge: bridge, removing: matches, counterSlots: counterSlots, expectedCount: expectedCount)
     }
 
     /// Counters of the rule in `counterSlot`, summed over workers.

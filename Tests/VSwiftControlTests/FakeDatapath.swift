@@ -101,6 +101,15 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
         return true
     }
 
+    func removeFromFlowTable(bridge: String, matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool {
+        guard let old = flowTables[bridge], old.count - matches.count == expectedCount else { return false }
+        let remaining = old.filter { !counterSlots.contains($0.counterSlot) }
+        guard remaining.count == expectedCount else { return false }
+        flowTables[bridge] = remaining
+        publishCount += 1
+        return true
+    }
+
     func ruleStatistics(counterSlot: Int) -> RuleStatistics { counters[counterSlot] ?? RuleStatistics() }
 
     func resetRuleStatistics(counterSlot: Int) {
