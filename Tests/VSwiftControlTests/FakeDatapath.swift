@@ -18,6 +18,9 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
     /// The last table published per bridge.
     var flowTables: [String: [DatapathRule]] = [:]
     var publishCount = 0
+    /// How many of those were in-place additions (addToFlowTable) and removals (removeFromFlowTable).
+    var additionsInPlace = 0
+    var removalsInPlace = 0
     var counters: [Int: RuleStatistics] = [:]
     var resets: [Int] = []
     /// The next setFlowTable fails with this.
@@ -98,6 +101,7 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
         guard let old = flowTables[bridge], old.count + rules.count == expectedCount else { return false }
         flowTables[bridge] = old + rules
         publishCount += 1
+        additionsInPlace += 1
         return true
     }
 
@@ -107,6 +111,7 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
         guard remaining.count == expectedCount else { return false }
         flowTables[bridge] = remaining
         publishCount += 1
+        removalsInPlace += 1
         return true
     }
 
