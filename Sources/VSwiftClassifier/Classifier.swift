@@ -102,24 +102,34 @@ public final class ClassifierTable: @unchecked Sendable {
     let unionWords: UnsafeMutablePointer<UInt8>
     let unionWordCount: Int
 
-    public init(_ entries: [ClassifierEntry]) {
+    public convenience init(_ entries: [ClassifierEntry]) {
+        self.init(count: entries.count) { entries[$0] }
+    }
+
+    /// The table of `count` entries, entry i read from `entry(i)` as needed: a caller holding its
+    /// rules in another form need not build an array of a million full matches first.
+    public init(count: Int, entry entryAt: (Int) -> ClassifierEntry) {
         version = Self.versions.add(1, ordering: .relaxed).newValue
-        ruleCount = entries.count
+        ruleCount = count
         // Rank every rule once: priority descending, then sequence ascending.
         var order = [(priority: UInt16, sequence: UInt64, index: Int32)]()
-        order.reserveCapacity(entries.count)
-        for (i, e) in entries.enumerated() { order.append((e.priority, e.sequence, Int32(i))) }
+        order.reserveCapacity(count)
+        for i in 0..<count {
+            let e = entryAt(i)
+            order.append((e.priority, e.sequence, Int32(i)))
+        }
         order.sort { $0.priority != $1.priority ? $0.priority > $1.priority : $0.sequence < $1.sequence }
-        var rank = [UInt32](repeating: 0, count: entries.count)
+        var rank = [UInt32](repeating: 0, count: count)
         for (r, o) in order.enumerated() { rank[Int(o.index)] = UInt32(r) }
 
         // Group rules by mask (few distinct masks: one dictionary probe per rule).
         var groupOfMask: [FlowKey: Int] = [:]
         var groupMasks: [FlowKey] = []
-        var groupOf = [Int32](repeating: 0, count: entries.count)
+        var groupOf = [Int32](repeating: 0, count: count)
         var groupSizes: [Int] = []
         var union = FlowKey()
-        for (i, entry) in entries.enumerated() {
+        for i in 0..<count {
+            let entry = entryAt(i)
             let g: Int
             if let existing = groupOfMask[entry.match.mask] {
                 g = existing
@@ -161,13 +171,12 @@ public final class ClassifierTable: @unchecked Sendable {
             for slot in 0..<capacity {
                 st.slots.storeBytes(of: Self.emptySlot, toByteOffset: slot * stride + 4, as: Int32.self)
             }
-            st.signatures = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64)
-                .bindMemory(to: UInt32.self, capacity: capacity)
-            st.signatures!.initialize(repeating: 0, count: capacity)
+            st.signatures = Self.emptySignatures(capacity)
             built.append(st)
         }
         // Insert every rule into its subtable; an identical (mask, key) keeps the better-ranked rule.
-        for (i, entry) in entries.enumerated() {
+        for i in 0..<count {
+            let entry = entryAt(i)
             let g = Int(groupOf[i])
             var key = entry.match.key
             withUnsafePointer(to: &key) { kp in
@@ -180,6 +189,276 @@ public final class ClassifierTable: @unchecked Sendable {
         subtableCount = built.count
         subtables = .allocate(capacity: max(built.count, 1))
         subtables.initialize(from: built, count: built.count)
+    }
+
+    /// `old` with `entries` added, built without revisiting `old`'s rules: their subtables are
+    /// copied and the new entries inserted. Every new entry must come after every old one among
+    /// equal priorities (a higher sequence), and must not have an old entry's match and priority
+    /// (a replacement: rebuild instead). Looks up exactly as `ClassifierTable(old's entries +
+    /// entries)` would.
+    ///
+    /// Ranks need not be dense, only in order: an old entry of priority r moves down by the number
+    /// of new entries above it (priority > r); a new entry of priority q goes right after the last
+    /// old entry of priority ≥ q, moved down by the new entries ahead of it.
+    public init(_ old: ClassifierTable, adding entries: [ClassifierEntry]) {
+        version = Self.versions.add(1, ordering: .relaxed).newValue
+        ruleCount = old.ruleCount + entries.count
+        // New entries in rank order; the priorities descending, for counting "new entries above r".
+        let order = entries.indices.sorted { a, b in
+            entries[a].priority != entries[b].priority ? entries[a].priority > entries[b].priority
+                : entries[a].sequence < entries[b].sequence
+        }
+        let newPriorities = order.map { entries[$0].priority }
+        /// How many new entries have a priority above `priority` (newPriorities is descending).
+        func newAbove(_ priority: Int32) -> UInt32 {
+            var low = 0, high = newPriorities.count
+            while low < high {
+                let mid = (low + high) / 2
+                if Int32(newPriorities[mid]) > priority { low = mid + 1 } else { high = mid }
+            }
+            return UInt32(low)
+        }
+
+        // Copy the subtables, moving old ranks down and noting the last old rank of each priority.
+        var built: [Subtable] = []
+        built.reserveCapacity(old.subtableCount + 1)
+        var lastRankOfPriority: [Int32: UInt32] = [:]
+        for i in 0..<old.subtableCount {
+            let source = old.subtables[i]
+            let capacity = source.slotMask + 1
+            var st = source
+            st.mask = .allocate(capacity: max(source.wordCount, 1))
+            st.mask.initialize(from: source.mask, count: max(source.wordCount, 1))
+            st.words = .allocate(capacity: max(source.wordCount, 1))
+            st.words.initialize(from: source.words, count: max(source.wordCount, 1))
+            st.slots = .allocate(byteCount: capacity * source.stride, alignment: 64)
+            st.slots.copyMemory(from: source.slots, byteCount: capacity * source.stride)
+            st.signatures = Self.copySignatures(source)
+            for slot in 0..<capacity {
+                let p = st.slots + slot * st.stride
+                guard p.load(fromByteOffset: 4, as: Int32.self) != Self.emptySlot else { continue }
+                let rank = p.load(fromByteOffset: 8, as: UInt32.self)
+                let priority = p.load(fromByteOffset: 12, as: Int32.self)
+                lastRankOfPriority[priority] = max(lastRankOfPriority[priority] ?? 0, rank)
+                p.storeBytes(of: rank + newAbove(priority), toByteOffset: 8, as: UInt32.self)
+            }
+            built.append(st)
+        }
+        // The last old rank among priorities ≥ q, by q descending (old ranks, before moving).
+        let oldPriorities = lastRankOfPriority.keys.sorted(by: >)
+        var lastRankAtOrAbove: [(priority: Int32, rank: UInt32)] = []
+        var running: UInt32? = nil
+        for priority in oldPriorities {
+            running = max(running ?? 0, lastRankOfPriority[priority]!)
+            lastRankAtOrAbove.append((priority, running!))
+        }
+        func nextOldRank(atOrAbove priority: Int32) -> UInt32 {
+            // Entries are few per priority: a scan would do, but tables may have many priorities.
+            var low = 0, high = lastRankAtOrAbove.count
+            while low < high {
+                let mid = (low + high) / 2
+                if lastRankAtOrAbove[mid].priority >= priority { low = mid + 1 } else { high = mid }
+            }
+            return low == 0 ? 0 : lastRankAtOrAbove[low - 1].rank + 1
+        }
+
+        var union = FlowKey()
+        for w in 0..<old.unionWordCount { union[word: Int(old.unionWords[w])] = old.unionMask[w] }
+        for (position, index) in order.enumerated() {
+            let entry = entries[index]
+            let priority = Int32(entry.priority)
+            let rank = nextOldRank(atOrAbove: priority) + UInt32(position)
+            let words = WordSet(mask: entry.match.mask)
+            var g = built.firstIndex { st in
+                st.wordCount == words.count && (0..<st.wordCount).allSatisfy { j in
+                    st.mask[j] == entry.match.mask[word: Int(st.words[j])]
+                }
+            }
+            if g == nil {
+                built.append(Self.emptySubtable(mask: entry.match.mask, capacity: 4))
+                for w in 0..<FlowKey.wordCount { union[word: w] |= entry.match.mask[word: w] }
+                g = built.count - 1
+            }
+            if (built[g!].entryCount + 1) * 2 > built[g!].slotMask + 1 { Self.grow(&built[g!]) }
+            var key = entry.match.key
+            withUnsafePointer(to: &key) { kp in
+                kp.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k in
+                    Self.insert(into: &built[g!], key: k, payload: entry.payload, rank: rank, priority: priority)
+                }
+            }
+        }
+        significantWords = WordSet(mask: union)
+        let unionIndices = significantWords.indices
+        unionMask = .allocate(capacity: max(unionIndices.count, 1))
+        unionWords = .allocate(capacity: max(unionIndices.count, 1))
+        for (j, w) in unionIndices.enumerated() {
+            unionWords[j] = UInt8(w)
+            unionMask[j] = union[word: w]
+        }
+        unionWordCount = unionIndices.count
+        built.sort { $0.maxPriority > $1.maxPriority }
+        subtableCount = built.count
+        subtables = .allocate(capacity: max(built.count, 1))
+        subtables.initialize(from: built, count: built.count)
+    }
+
+    /// `old` without the entries holding `matches`, or nil when one is not there or its payload
+    /// fails `isRemoved` (the caller then rebuilds). The caller must know that no other rule has
+    /// one of these matches (with another priority): it would have been left out of `old` as a
+    /// never-winning duplicate, and would have to come back. Subtables keep their highest
+    /// priority and stay even when emptied: a lookup then probes one more, never misses a rule.
+    public init?(_ old: ClassifierTable, removing matches: [Match], where isRemoved: (Int32) -> Bool) {
+        var built: [Subtable] = []
+        built.reserveCapacity(old.subtableCount)
+        for i in 0..<old.subtableCount {
+            let source = old.subtables[i]
+            var st = source
+            st.mask = .allocate(capacity: max(source.wordCount, 1))
+            st.mask.initialize(from: source.mask, count: max(source.wordCount, 1))
+            st.words = .allocate(capacity: max(source.wordCount, 1))
+            st.words.initialize(from: source.words, count: max(source.wordCount, 1))
+            st.slots = .allocate(byteCount: (source.slotMask + 1) * source.stride, alignment: 64)
+            st.slots.copyMemory(from: source.slots, byteCount: (source.slotMask + 1) * source.stride)
+            st.signatures = Self.copySignatures(source)
+            built.append(st)
+        }
+        func release() {
+            for st in built {
+                st.mask.deallocate()
+                st.words.deallocate()
+                st.slots.deallocate()
+                st.signatures?.deallocate()
+            }
+        }
+        for match in matches {
+            guard let g = built.firstIndex(where: { st in
+                st.wordCount == WordSet(mask: match.mask).count && (0..<st.wordCount).allSatisfy { j in
+                    st.mask[j] == match.mask[word: Int(st.words[j])]
+                }
+            }) else {
+                release()
+                return nil
+            }
+            var key = match.key
+            let removed = withUnsafePointer(to: &key) { kp in
+                kp.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k in
+                    Self.remove(from: &built[g], key: k, where: isRemoved)
+                }
+            }
+            guard removed else {
+                release()
+                return nil
+            }
+        }
+        version = Self.versions.add(1, ordering: .relaxed).newValue
+        ruleCount = old.ruleCount - matches.count
+        significantWords = old.significantWords
+        unionMask = .allocate(capacity: max(old.unionWordCount, 1))
+        unionMask.initialize(from: old.unionMask, count: max(old.unionWordCount, 1))
+        unionWords = .allocate(capacity: max(old.unionWordCount, 1))
+        unionWords.initialize(from: old.unionWords, count: max(old.unionWordCount, 1))
+        unionWordCount = old.unionWordCount
+        subtableCount = built.count
+        subtables = .allocate(capacity: max(built.count, 1))
+        subtables.initialize(from: built, count: built.count)
+    }
+
+    /// Removes the entry with `key` (masked here) whose payload passes `isRemoved`; false when
+    /// there is none. Linear probing's backward-shift deletion: later entries of the same run move
+    /// up, so no probe ever stops early at the hole.
+    private static func remove(from st: inout Subtable, key: UnsafePointer<UInt64>, where isRemoved: (Int32) -> Bool) -> Bool {
+        let h = hashWords(key, st.mask, st.words, st.wordCount)
+        var hole = Int(h) & st.slotMask
+        while true {
+            let p = st.slots + hole * st.stride
+            let payload = p.load(fromByteOffset: 4, as: Int32.self)
+            if payload == emptySlot { return false }
+            if p.load(as: UInt32.self) == h && (0..<st.wordCount).allSatisfy({ j in
+                p.load(fromByteOffset: slotHeader + 8 * j, as: UInt64.self) == key[Int(st.words[j])] & st.mask[j]
+            }) {
+                guard isRemoved(payload) else { return false }
+                break
+            }
+            hole = (hole + 1) & st.slotMask
+        }
+        var next = (hole + 1) & st.slotMask
+        while true {
+            let q = st.slots + next * st.stride
+            if q.load(fromByteOffset: 4, as: Int32.self) == emptySlot { break }
+            let home = Int(q.load(as: UInt32.self)) & st.slotMask
+            // The entry at `next` may fill the hole unless its home lies cyclically in (hole, next].
+            let staysPut = hole <= next ? (hole < home && home <= next) : (hole < home || home <= next)
+            if !staysPut {
+                (st.slots + hole * st.stride).copyMemory(from: q, byteCount: st.stride)
+                st.signatures![hole] = st.signatures![next]
+                hole = next
+            }
+            next = (next + 1) & st.slotMask
+        }
+        (st.slots + hole * st.stride).storeBytes(of: emptySlot, toByteOffset: 4, as: Int32.self)
+        st.signatures![hole] = 0
+        st.entryCount -= 1
+        return true
+    }
+
+    /// A subtable for `mask` with `capacity` (a power of two) empty slots.
+    private static func emptySubtable(mask: FlowKey, capacity: Int) -> Subtable {
+        let indices = WordSet(mask: mask).indices
+        let stride = slotHeader + 8 * indices.count
+        var st = Subtable(
+            mask: .allocate(capacity: max(indices.count, 1)), words: .allocate(capacity: max(indices.count, 1)),
+            wordCount: indices.count, maxPriority: -1, slotMask: capacity - 1, stride: stride,
+            slots: .allocate(byteCount: capacity * stride, alignment: 64), entryCount: 0)
+        for (j, w) in indices.enumerated() {
+            st.words[j] = UInt8(w)
+            st.mask[j] = mask[word: w]
+        }
+        for slot in 0..<capacity {
+            st.slots.storeBytes(of: emptySlot, toByteOffset: slot * stride + 4, as: Int32.self)
+        }
+        st.signatures = emptySignatures(capacity)
+        return st
+    }
+
+    /// `capacity` signatures, all 0 (every slot empty), on their own cache lines.
+    private static func emptySignatures(_ capacity: Int) -> UnsafeMutablePointer<UInt32> {
+        let signatures = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64)
+            .bindMemory(to: UInt32.self, capacity: capacity)
+        signatures.initialize(repeating: 0, count: capacity)
+        return signatures
+    }
+
+    /// A copy of `source`'s signatures, for a subtable copied from it.
+    private static func copySignatures(_ source: Subtable) -> UnsafeMutablePointer<UInt32> {
+        let capacity = source.slotMask + 1
+        let signatures = emptySignatures(capacity)
+        signatures.update(from: source.signatures!, count: capacity)
+        return signatures
+    }
+
+    /// Doubles `st`'s slots, re-placing every entry (its stored words are already masked).
+    private static func grow(_ st: inout Subtable) {
+        let oldSlots = st.slots
+        let oldCapacity = st.slotMask + 1
+        let capacity = oldCapacity * 2
+        st.slots = .allocate(byteCount: capacity * st.stride, alignment: 64)
+        st.signatures?.deallocate()
+        st.signatures = emptySignatures(capacity)
+        st.slotMask = capacity - 1
+        for slot in 0..<capacity {
+            st.slots.storeBytes(of: emptySlot, toByteOffset: slot * st.stride + 4, as: Int32.self)
+        }
+        for slot in 0..<oldCapacity {
+            let from = oldSlots + slot * st.stride
+            guard from.load(fromByteOffset: 4, as: Int32.self) != emptySlot else { continue }
+            var to = Int(from.load(as: UInt32.self)) & st.slotMask
+            while (st.slots + to * st.stride).load(fromByteOffset: 4, as: Int32.self) != emptySlot {
+                to = (to + 1) & st.slotMask
+            }
+            (st.slots + to * st.stride).copyMemory(from: from, byteCount: st.stride)
+            st.signatures![to] = signature(from.load(as: UInt32.self))
+        }
+        oldSlots.deallocate()
     }
 
     private static func insert(into st: inout Subtable, key: UnsafePointer<UInt64>, payload: Int32, rank: UInt32, priority: Int32) {

@@ -14,25 +14,29 @@ public struct SwitchConfig: Codable, Sendable, Equatable {
     public var bridges: [BridgeConfig]
     /// Devices attached in underlay mode (add-underlay), in order of addition.
     public var underlays: [String]
+    /// Counts the files written: the journal (`ConfigJournal`) names the generation it continues.
+    public var generation: UInt64
 
     public static let currentVersion = 1
 
-    public init(systemID: String, bridges: [BridgeConfig] = [], underlays: [String] = []) {
+    public init(systemID: String, bridges: [BridgeConfig] = [], underlays: [String] = [], generation: UInt64 = 0) {
         self.version = Self.currentVersion
         self.systemID = systemID
         self.bridges = bridges
         self.underlays = underlays
+        self.generation = generation
     }
 
-    private enum CodingKeys: String, CodingKey { case version, systemID, bridges, underlays }
+    private enum CodingKeys: String, CodingKey { case version, systemID, bridges, underlays, generation }
 
-    /// Files written before underlays existed have no `underlays` key.
+    /// Files written before underlays (or the journal) existed have no `underlays` (`generation`) key.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         version = try c.decode(Int.self, forKey: .version)
         systemID = try c.decode(String.self, forKey: .systemID)
         bridges = try c.decode([BridgeConfig].self, forKey: .bridges)
         underlays = try c.decodeIfPresent([String].self, forKey: .underlays) ?? []
+        generation = try c.decodeIfPresent(UInt64.self, forKey: .generation) ?? 0
     }
 }
 
@@ -95,6 +99,9 @@ public struct ConfigStore: Sendable {
 
     var temporaryPath: String { path + ".tmp" }
 
+    /// The flow changes made since the file was last written (`PATH.journal`).
+    public var journal: ConfigJournal { ConfigJournal(path: path + ".journal") }
+
     /// The saved configuration; nil when there is no file yet (a first start). A file that cannot
     /// be read or understood is an error, never an empty configuration.
     public func load() throws(ConfigStoreError) -> SwitchConfig? {
@@ -108,9 +115,11 @@ public struct ConfigStore: Sendable {
         }
         let config: SwitchConfig
         do {
-            config = try JSONDecoder().decode(SwitchConfig.self, from: data)
+            config = try Self.decode(data)
         } catch let error as DecodingError {
             throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.fieldMessage)")
+        } catch let error as FieldError {
+            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.message)")
         } catch {
             throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error)")
         }
@@ -121,11 +130,55 @@ public struct ConfigStore: Sendable {
         return config
     }
 
-    /// Replaces the file with `config`, atomically (see the type's description). Creates the
-    /// directory (mode 0755) when missing; the file itself is mode 0600. The text is streamed to
-    /// the file in chunks, never held whole.
-    public func save(_ config: SwitchConfig) throws(ConfigStoreError) {
-        try write { emit in Self.encode(config, chunkSize: 1 << 20, emit: emit) }
+    /// The configuration in `data`. The flows (a million strings, maybe) are taken out of the
+    /// parsed text by hand; Foundation's decoder, which takes some ten times as long for them,
+    /// reads the rest and names what is wrong there.
+    static func decode(_ data: Data) throws -> SwitchConfig {
+        guard case .object(var members)? = JSONValue.parse(data), case .array(var bridges)? = members["bridges"] else {
+            return try JSONDecoder().decode(SwitchConfig.self, from: data)
+        }
+        var flowsOfBridge: [[String]?] = []
+        for index in bridges.indices {
+            guard case .object(var bridge) = bridges[index], case .array(let items)? = bridge["flows"] else {
+                flowsOfBridge.append(nil)
+                continue
+            }
+            var flows: [String] = []
+            flows.reserveCapacity(items.count)
+            for (f, item) in items.enumerated() {
+                guard case .string(let flow) = item else {
+                    throw FieldError(message: "\"bridges[\(index)].flows[\(f)]\" must be a string")
+                }
+                flows.append(flow)
+            }
+            flowsOfBridge.append(flows)
+            bridge["flows"] = .array([])
+            bridges[index] = .object(bridge)
+        }
+        members["bridges"] = .array(bridges)
+        var config = try JSONDecoder().decode(SwitchConfig.self, from: Data(JSONValue.object(members).jsonText()))
+        for (index, flows) in flowsOfBridge.enumerated() where flows != nil {
+            config.bridges[index].flows = flows!
+        }
+        return config
+    }
+
+    /// Replaces the file with `config`, atomically (see the type's description), then deletes the
+    /// journal, whose changes `config` contains (`config.generation` must be new: a journal that
+    /// outlives a crash here is then ignored). Creates the directory (mode 0755) when missing; the
+    /// file itself is mode 0600. The text is streamed to the file in chunks, never held whole.
+    /// Returns the file's size.
+    @discardableResult
+    public func save(_ config: SwitchConfig) throws(ConfigStoreError) -> Int {
+        var size = 0
+        try write { emit in
+            Self.encode(config, chunkSize: 1 << 20) { chunk in
+                size += chunk.count
+                return emit(chunk)
+            }
+        }
+        journal.remove()
+        return size
     }
 
     /// Pretty JSON with sorted keys, one flow per line.
@@ -237,6 +290,9 @@ public struct ConfigStore: Sendable {
             text("]")
         }
         text(",")
+        key("generation", 2)
+        text(String(config.generation))
+        text(",")
         key("systemID", 2)
         JSONValue.writeString(config.systemID, to: &out)
         text(",")
@@ -308,10 +364,20 @@ public struct ConfigStore: Sendable {
             throw error
         }
         // The rename is durable only once the directory is.
+        try Self.syncDirectory(of: path)
+    }
+
+    /// fsyncs the directory holding `path`, making a rename or a new name there durable.
+    static func syncDirectory(of path: String) throws(ConfigStoreError) {
+        let directory = (path as NSString).deletingLastPathComponent
         let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard directoryFD >= 0 else { throw failure("cannot open directory \(directory)") }
+        guard directoryFD >= 0 else {
+            throw ConfigStoreError(path: path, problem: "cannot open directory \(directory): \(String(cString: strerror(errno)))")
+        }
         defer { close(directoryFD) }
-        guard fsync(directoryFD) == 0 else { throw failure("cannot fsync directory \(directory)") }
+        guard fsync(directoryFD) == 0 else {
+            throw ConfigStoreError(path: path, problem: "cannot fsync directory \(directory): \(String(cString: strerror(errno)))")
+        }
     }
 
     private func failure(_ what: String) -> ConfigStoreError {

@@ -1,4 +1,5 @@
 import Glibc
+import VSwiftClassifier
 import VSwiftDatapath
 
 /// What the control plane needs from the datapath. `Datapath` is the real one; tests use a fake,
@@ -21,8 +22,15 @@ public protocol DatapathControl: AnyObject {
 
     /// OpenFlow port numbers of a bridge's ports, by port name (the internal port is `ofportLocal`).
     func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError)
-    /// Replaces the bridge's whole flow table.
-    func setFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError)
+    /// Replaces the bridge's whole flow table with `count` rules, rule i read from `rule(i)` (more
+    /// than once, always the same rule).
+    func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError)
+    /// Adds new flows (higher sequences than all in the table) to the published table; false,
+    /// changing nothing, when the table does not hold `expectedCount - rules.count` rules.
+    func addToFlowTable(bridge: String, rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool
+    /// Removes a few rules (by match and counter slot; no other rule has one of these matches)
+    /// from the published table; false, changing nothing, when it cannot.
+    func removeFromFlowTable(bridge: String, matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool
     func ruleStatistics(counterSlot: Int) -> RuleStatistics
     func resetRuleStatistics(counterSlot: Int)
 }

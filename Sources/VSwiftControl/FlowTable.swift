@@ -174,6 +174,25 @@ struct FlowTable {
     var timedCount = 0
 }
 
+/// What the datapath needs of a flow besides its identity, and where the identity is.
+private struct RuleReference<Index> {
+    let index: Index
+    let sequence: UInt64
+    let counterSlot: Int
+    let actions: [FlowAction]
+
+    init(index: Index, _ flow: InstalledFlow) {
+        self.index = index
+        sequence = flow.sequence
+        counterSlot = flow.counterSlot
+        actions = flow.actions
+    }
+
+    func rule(_ id: FlowIdentity) -> DatapathRule {
+        DatapathRule(match: id.match, priority: id.priority, sequence: sequence, actions: actions, counterSlot: counterSlot)
+    }
+}
+
 /// A flow of a table with its counters, as dump-flows reports it.
 struct FlowSnapshot {
     let id: FlowIdentity
@@ -279,10 +298,17 @@ final class FlowTables {
         var count = 0
         do {
             let flows = tables[bridge]!.flows
-            for (id, flow) in flows where selector.selects(id, flow) { count += 1 }
+            if selector.strict {
+                // At most the one flow with this identity: looked up, not searched for.
+                let id = FlowIdentity(match: selector.match, priority: selector.priority)
+                if let flow = flows[id], selector.selects(id, flow) { count = 1 }
+            } else {
+                for (id, flow) in flows where selector.selects(id, flow) { count += 1 }
+            }
         }
         guard count > 0 else { return 0 }
-        try apply(bridge: bridge, pending: [:], allocated: [], removing: selector.selects)
+        let ids = selector.strict ? [FlowIdentity(match: selector.match, priority: selector.priority)] : nil
+        try apply(bridge: bridge, pending: [:], allocated: [], removing: selector.selects, removingIDs: ids)
         return count
     }
 
@@ -333,7 +359,8 @@ final class FlowTables {
         }
         var changed: [String] = []
         for (bridge, expired) in expiredByBridge {
-            try apply(bridge: bridge, pending: [:], allocated: [], removing: { id, _ in expired.contains(id) })
+            try apply(bridge: bridge, pending: [:], allocated: [], removing: { id, _ in expired.contains(id) },
+                      removingIDs: Array(expired))
             changed.append(bridge)
         }
         return changed
@@ -446,9 +473,11 @@ final class FlowTables {
     /// Publishes the table that results from `pending` (by identity) and `removing` (which flows
     /// not in `pending` go), then commits it here. On failure nothing changes and the slots in
     /// `allocated` are freed again.
+    /// `removingIDs`, when given, names exactly the flows `removing` removes, so a few can be
+    /// taken out of the published table in place.
     private func apply(
         bridge: String, pending: [FlowIdentity: Pending], allocated: [Int],
-        removing: ((FlowIdentity, InstalledFlow) -> Bool)?
+        removing: ((FlowIdentity, InstalledFlow) -> Bool)?, removingIDs: [FlowIdentity]? = nil
     ) throws(RPCError) {
         guard tables[bridge] != nil else {
             slots.release(allocated)
@@ -470,9 +499,17 @@ final class FlowTables {
                 }
             }
         }
+        let removed: [FlowIdentity]?
         do {
-            let rules = datapathRules(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
-            try datapath.setFlowTable(bridge: bridge, rules: rules)
+            if pending.isEmpty, let removingIDs, publishRemovals(bridge: bridge, ids: removingIDs) {
+                removed = removingIDs
+            } else if try publishAdditions(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept,
+                                    removing: removing) {
+                removed = nil
+            } else {
+                removed = try publishTable(
+                    bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
+            }
         } catch {
             slots.release(allocated)
             throw SwitchService.rpcError(for: error)
@@ -482,7 +519,14 @@ final class FlowTables {
         var table = tables.removeValue(forKey: bridge)!
         var freed: [Int] = []
         var timedCount = table.timedCount
-        if let removing {
+        if let removed {
+            // Few: removed one by one (filtering would build the whole table again).
+            for id in removed {
+                guard let flow = table.flows.removeValue(forKey: id) else { continue }
+                freed.append(flow.counterSlot)
+                if flow.hasTimeout { timedCount -= 1 }
+            }
+        } else if let removing {
             table.flows = table.flows.filter { entry in
                 let slot = entry.value.counterSlot
                 if replaced.contains(slot) || kept.contains(slot) || !removing(entry.key, entry.value) { return true }
@@ -505,33 +549,97 @@ final class FlowTables {
         slots.release(freed)
     }
 
-    /// The rules of the table that `apply` is about to commit.
-    private func datapathRules(
+    /// When the change only removes a few flows (at most 16, and no other flow has one of their
+    /// matches), has the datapath take them out of its published table in place. False when the
+    /// change is not such, or the datapath declined.
+    private func publishRemovals(bridge: String, ids: [FlowIdentity]) -> Bool {
+        let flows = tables[bridge]!.flows
+        guard !ids.isEmpty, ids.count <= 16, ids.count * 4 <= flows.count else { return false }
+        var slots = Set<Int>()
+        for id in ids {
+            guard let flow = flows[id] else { return false }
+            slots.insert(flow.counterSlot)
+        }
+        // A flow with the same match and another priority may be hidden behind a removed one in
+        // the classifier (it can never win while that one is there): then recompile.
+        for key in flows.keys {
+            for id in ids where key.match == id.match && key.priority != id.priority { return false }
+        }
+        return datapath.removeFromFlowTable(
+            bridge: bridge, matches: ids.map(\.match), counterSlots: slots, expectedCount: flows.count - ids.count)
+    }
+
+    /// When the change only adds a few new flows (no replacement, no removal; at most a quarter
+    /// of the table), hands just those to the datapath, which extends its published table instead
+    /// of recompiling it. False when the change is not such, or the datapath declined.
+    private func publishAdditions(
         bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
         removing: ((FlowIdentity, InstalledFlow) -> Bool)?
-    ) -> [DatapathRule] {
-        let flows = tables[bridge]!.flows
+    ) throws(DatapathError) -> Bool {
+        let count = tables[bridge]!.flows.count
+        guard removing == nil, replaced.isEmpty, kept.isEmpty, installs == pending.count, installs > 0,
+            installs * 4 <= count
+        else { return false }
         var rules: [DatapathRule] = []
-        rules.reserveCapacity(flows.count - replaced.count + installs)
-        // By index, reading only the fields needed: copying whole flows costs reference counting.
+        rules.reserveCapacity(installs)
+        for (id, entry) in pending {
+            guard case .install(let flow) = entry else { return false }
+            rules.append(RuleReference(index: 0, flow).rule(id))
+        }
+        return try datapath.addToFlowTable(bridge: bridge, rules: rules, expectedCount: count + installs)
+    }
+
+    /// Publishes the table that `apply` is about to commit. The datapath reads the rules from
+    /// this table in place (by dictionary index): an array of a million rules would copy every match.
+    /// Returns the identities of the flows `removing` removes when they are few (at most a quarter
+    /// of the table), nil otherwise.
+    private func publishTable(
+        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
+        removing: ((FlowIdentity, InstalledFlow) -> Bool)?
+    ) throws(DatapathError) -> [FlowIdentity]? {
+        let flows = tables[bridge]!.flows
+        // Each flow is copied once here (a copy costs reference counting); the datapath reads the
+        // rules several times, taking the match from the dictionary's key in place.
+        var staying: [RuleReference<Dictionary<FlowIdentity, InstalledFlow>.Index>] = []
+        staying.reserveCapacity(flows.count - replaced.count)
         var index = flows.startIndex
         while index != flows.endIndex {
             defer { flows.formIndex(after: &index) }
-            let slot = flows.values[index].counterSlot
-            if !replaced.isEmpty && replaced.contains(slot) { continue }  // a new version is below
-            if let removing, !kept.contains(slot), removing(flows.keys[index], flows.values[index]) { continue }
-            rules.append(DatapathRule(
-                match: flows.keys[index].match, priority: flows.keys[index].priority,
-                sequence: flows.values[index].sequence, actions: flows.values[index].actions, counterSlot: slot))
+            let flow = flows.values[index]
+            if !replaced.isEmpty && replaced.contains(flow.counterSlot) { continue }  // a new version is below
+            if let removing, !kept.contains(flow.counterSlot), removing(flows.keys[index], flow) { continue }
+            staying.append(RuleReference(index: index, flow))
         }
-        for (id, entry) in pending {
-            if case .install(let flow) = entry { rules.append(Self.datapathRule(id, flow)) }
+        let removedCount = flows.count - replaced.count - staying.count
+        var installing: [RuleReference<Dictionary<FlowIdentity, Pending>.Index>] = []
+        installing.reserveCapacity(installs)
+        var pendingIndex = pending.startIndex
+        while pendingIndex != pending.endIndex {
+            if case .install(let flow) = pending.values[pendingIndex] { installing.append(RuleReference(index: pendingIndex, flow)) }
+            pending.formIndex(after: &pendingIndex)
         }
-        return rules
-    }
-
-    private static func datapathRule(_ id: FlowIdentity, _ flow: InstalledFlow) -> DatapathRule {
-        DatapathRule(match: id.match, priority: id.priority, sequence: flow.sequence, actions: flow.actions, counterSlot: flow.counterSlot)
+        try datapath.setFlowTable(bridge: bridge, count: staying.count + installing.count) { i in
+            if i < staying.count {
+                return staying[i].rule(flows.keys[staying[i].index])
+            }
+            let reference = installing[i - staying.count]
+            return reference.rule(pending.keys[reference.index])
+        }
+        guard removing != nil, removedCount <= flows.count / 4 else { return nil }
+        // The flows neither staying nor replaced, found again by walking both in step.
+        var removed: [FlowIdentity] = []
+        removed.reserveCapacity(removedCount)
+        var next = 0
+        index = flows.startIndex
+        while index != flows.endIndex {
+            defer { flows.formIndex(after: &index) }
+            if next < staying.count && staying[next].index == index {
+                next += 1
+            } else if replaced.isEmpty || !replaced.contains(flows.values[index].counterSlot) {
+                removed.append(flows.keys[index])
+            }
+        }
+        return removed
     }
 }
 

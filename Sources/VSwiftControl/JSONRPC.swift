@@ -430,6 +430,14 @@ public enum ControlMethod: String, CaseIterable, Sendable {
 }
 
 extension ControlMethod {
+    /// Methods that change only flows: the saved configuration's journal replays them.
+    public var isFlowChange: Bool {
+        switch self {
+        case .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows: true
+        default: false
+        }
+    }
+
     /// Methods that may change bridges, ports or flows (and so the saved configuration).
     public var changesConfiguration: Bool {
         switch self {
@@ -575,10 +583,15 @@ public struct ModFlowsParams: Codable, Sendable, Equatable {
 public struct DumpFlowsParams: Codable, Sendable, Equatable {
     public var bridge: String
     public var match: String?
+    /// Answer with the flows as ovs-ofctl dump-flows text lines (`{"bridge", "lines"}`) instead of
+    /// their fields: formatted by vswiftd on all cores, and far quicker to send and read for a
+    /// big table.
+    public var text: Bool?
 
-    public init(bridge: String, match: String? = nil) {
+    public init(bridge: String, match: String? = nil, text: Bool? = nil) {
         self.bridge = bridge
         self.match = match
+        self.text = text
     }
 }
 

@@ -41,6 +41,17 @@ public final class SwitchService: @unchecked Sendable {
     private let store: ConfigStore?
     /// The configuration changed since it was last saved.
     private var unsaved = false
+    /// Generation of the configuration file last written or restored (see `ConfigJournal`).
+    private var generation: UInt64 = 0
+    /// Size of that file and of its journal.
+    private var savedBytes = 0
+    private var journalBytes = 0
+    /// The file and its journal hold every change made before the current request, so the
+    /// request's change may be appended to the journal (false after a failed save).
+    private var journalCanContinue = true
+    /// Flow changes go to the journal once the configuration file is at least this big (a small
+    /// file costs less to rewrite than to replay, and stays easy to read); nil never journals.
+    public var journalFromBytes: Int? = 1 << 20
     private var expiryTimer: DispatchSourceTimer?
 
     /// The flow a new bridge starts with, as in OVS: switch like a learning switch.
@@ -80,7 +91,7 @@ public final class SwitchService: @unchecked Sendable {
             // A save that failed is retried with the next change, not with a mere query.
             if unsaved && method.changesConfiguration {
                 do throws(ConfigStoreError) {
-                    try save()
+                    try persist(method, request)
                 } catch {
                     logger.error("cannot save the configuration: \(error)")
                     throw .internalError("\(request.method) was carried out, but the configuration could not be saved: \(error)")
@@ -136,6 +147,10 @@ public final class SwitchService: @unchecked Sendable {
             return try JSONValue(encoding: modifyFlows(params))
         case .dumpFlows:
             let params: DumpFlowsParams = try request.decodeParams()
+            if params.text == true {
+                let lines = try flowStatistics(params, formatFlowLine)
+                return .object(["bridge": .string(params.bridge), "lines": .array(lines.map(JSONValue.string))])
+            }
             return try dumpFlows(params).jsonValue
         case .addUnderlay:
             let params: UnderlayParams = try request.decodeParams()
@@ -374,12 +389,19 @@ public final class SwitchService: @unchecked Sendable {
     }
 
     func dumpFlows(_ params: DumpFlowsParams) throws(RPCError) -> DumpFlowsReport {
+        DumpFlowsReport(bridge: params.bridge, flows: try flowStatistics(params) { $0 })
+    }
+
+    /// The selected flows with their counters, each passed through `transform`: on all cores,
+    /// since formatting a million flows takes a while.
+    private func flowStatistics<T>(
+        _ params: DumpFlowsParams, _ transform: @escaping (FlowStatisticsEntry) -> T
+    ) throws(RPCError) -> [T] {
         let index = try bridgeIndex(params.bridge)
         let selector = try params.match.map { text throws(RPCError) in try parseSelector(text, bridge: index, strict: false) }
         let now = clock()
         let wholeNow = UInt64(max(0, now))
-        // Formatting a million flows takes a while: on all cores.
-        let flows = parallelMap(try flowTables.snapshot(bridge: params.bridge, selector: selector)) { entry in
+        return parallelMap(try flowTables.snapshot(bridge: params.bridge, selector: selector)) { entry in
             let flow = entry.flow
             // lastUsed is a whole second; the install time is exact, so prefer it when no packet
             // came later (a flow installed at 9.9 s is not 1 s idle at 10.0 s).
@@ -387,7 +409,7 @@ public final class SwitchService: @unchecked Sendable {
             let idleAge =
                 lastUsed == 0 || Double(lastUsed) < flow.modified.rounded(.down)
                 ? UInt64(max(0, now - flow.modified)) : (wholeNow > lastUsed ? wholeNow - lastUsed : 0)
-            return FlowStatisticsEntry(
+            return transform(FlowStatisticsEntry(
                 cookie: flow.cookie,
                 duration: (max(0, now - flow.created) * 1000).rounded(.down) / 1000,
                 packets: entry.statistics.packets, bytes: entry.statistics.bytes,
@@ -396,9 +418,8 @@ public final class SwitchService: @unchecked Sendable {
                 hardAge: flow.modified > flow.created ? UInt64(max(0, now - flow.modified)) : nil,
                 priority: entry.id.priority,
                 match: FlowFormatter.match(entry.id.match, priority: FlowRule.defaultPriority),
-                actions: FlowFormatter.actions(flow.actions))
+                actions: FlowFormatter.actions(flow.actions)))
         }
-        return DumpFlowsReport(bridge: params.bridge, flows: flows)
     }
 
     /// Deletes flows whose idle or hard timeout has passed, and saves if any did. Runs every
@@ -438,14 +459,71 @@ public final class SwitchService: @unchecked Sendable {
                     PortConfig(name: port.name, ofport: port.ofport, type: port.type, options: port.options)
                 },
                 flows: flowTables.savedFlows(bridge: bridge.name))
-        }, underlays: underlays.map(\.name))
+        }, underlays: underlays.map(\.name), generation: generation)
     }
 
-    /// Writes the configuration to the store (when there is one).
+    /// Writes the configuration to the store (when there is one), as a new generation, which
+    /// also empties the journal.
     public func save() throws(ConfigStoreError) {
         guard let store else { return }
-        try store.save(configuration())
+        var config = configuration()
+        config.generation = generation &+ 1
+        do {
+            savedBytes = try store.save(config)
+        } catch {
+            journalCanContinue = false
+            throw error
+        }
+        generation = config.generation
+        journalBytes = 0
+        journalCanContinue = true
         unsaved = false
+    }
+
+    /// Makes the change `request` just made durable before it is acknowledged: a small flow change
+    /// on a big configuration is appended to the journal (one short write); anything else
+    /// rewrites the file. A record bigger than an eighth of the file (a bulk add-flows or
+    /// replace-flows) also rewrites it, as does a journal grown as big as the file: a restart
+    /// then replays at most about one file's worth of requests.
+    private func persist(_ method: ControlMethod, _ request: RPCRequest) throws(ConfigStoreError) {
+        guard let store, let journalFromBytes, journalCanContinue, method.isFlowChange, savedBytes >= journalFromBytes,
+            journalBytes < max(savedBytes, 1 << 20)
+        else { return try save() }
+        let line = ConfigJournal.Record(method: method.rawValue, params: request.params ?? .object([:])).line
+        guard line.count <= max(savedBytes / 8, 64 << 10) else { return try save() }
+        do {
+            journalBytes += try store.journal.append(line: line, generation: generation)
+        } catch {
+            journalCanContinue = false
+            throw error
+        }
+        unsaved = false
+    }
+
+    /// Replays the journal of the restored configuration file: the flow changes made after it was
+    /// written. Call after `restore` (then `save`, which folds them into a new file).
+    public func replayJournal() throws(RestoreError) {
+        guard let store else { return }
+        let records: [ConfigJournal.Record]
+        do {
+            records = try store.journal.load(generation: generation)
+        } catch {
+            throw RestoreError(message: error.description)
+        }
+        for (index, record) in records.enumerated() {
+            do throws(RPCError) {
+                guard let method = ControlMethod(rawValue: record.method), method.isFlowChange else {
+                    throw .methodNotFound(record.method)
+                }
+                _ = try dispatch(method, RPCRequest(id: nil, method: record.method, params: record.params))
+            } catch {
+                throw RestoreError(message: "\(store.journal.path): record \(index + 1) (\(record.method)) cannot be replayed: \(error.message)")
+            }
+        }
+        if !records.isEmpty {
+            unsaved = true
+            logger.info("replayed \(records.count) change(s) from \(store.journal.path)")
+        }
     }
 
     /// Brings back a saved configuration into a service that has no bridges yet: re-creates the
@@ -455,6 +533,7 @@ public final class SwitchService: @unchecked Sendable {
     /// restored is an error: the caller should refuse to start rather than lose configuration.
     public func restore(_ config: SwitchConfig) throws(RestoreError) {
         precondition(bridges.isEmpty, "restore into a service that already has bridges")
+        generation = config.generation
         for saved in config.bridges {
             do throws(RPCError) {
                 try validateName(saved.name, what: "bridge")
@@ -585,14 +664,16 @@ public final class SwitchService: @unchecked Sendable {
         let parser = parser(forBridge: index)
         func parse(_ range: Range<Int>, into rules: inout [FlowRule]) -> RPCError? {
             for number in range {
-                var text = Substring(lines[number])
-                if numbered {
+                var line = lines[number]
+                if numbered && !Self.isPlainFlowLine(line) {
+                    var text = Substring(line)
                     if let hash = text.firstIndex(of: "#") { text = text[..<hash] }
                     text = text.trimmingWhitespace()
                     if text.isEmpty { continue }
+                    line = String(text)
                 }
                 do throws(RPCError) {
-                    rules.append(try parseFlow(String(text), parser: parser, line: numbered ? number + 1 : nil))
+                    rules.append(try parseFlow(line, parser: parser, line: numbered ? number + 1 : nil))
                 } catch {
                     return error
                 }
@@ -626,6 +707,20 @@ public final class SwitchService: @unchecked Sendable {
             results[chunk].rules = []
         }
         return rules
+    }
+
+    /// A file's line that is a flow as it stands: not empty, no comment, no surrounding
+    /// whitespace (checked on its bytes: cutting and trimming by characters costs more than
+    /// parsing the flow).
+    private static func isPlainFlowLine(_ line: String) -> Bool {
+        var line = line
+        return line.withUTF8 { bytes in
+            // Visible ASCII at both ends: no whitespace there, not even Unicode's.
+            guard let first = bytes.first, let last = bytes.last, (0x21...0x7e).contains(first),
+                (0x21...0x7e).contains(last)
+            else { return false }
+            return !bytes.contains(UInt8(ascii: "#"))
+        }
     }
 
     private func parseSelector(_ text: String, bridge index: Int, strict: Bool) throws(RPCError) -> FlowSelector {

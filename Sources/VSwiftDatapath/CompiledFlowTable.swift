@@ -62,23 +62,33 @@ final class CompiledFlowTable {
     /// No rule looks past L2: the worker extracts only the Ethernet header and tags
     /// (`FlowExtractor.extractLinkLayer`).
     let linkLayerOnly: Bool
+    /// Rules the classifier can return: `ruleCount` less those removed in place (whose compiled
+    /// rules stay, unreachable, until the next full compile).
+    let liveRules: Int
 
     /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
     /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
-    init(rules source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+    convenience init(rules source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+        try self.init(count: source.count, rule: { source[$0] }, portSlot: portSlot)
+    }
+
+    /// The table of `count` rules, rule i read from `ruleAt(i)` (several times: it must give the
+    /// same rule each time).
+    init(count: Int, rule ruleAt: (Int) -> DatapathRule, portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
         var compiled: [CompiledRule] = []
         var program: [CompiledAction] = []
-        compiled.reserveCapacity(source.count)
-        var entries: [ClassifierEntry] = []
-        entries.reserveCapacity(source.count)
-        for index in source.indices {
-            let counterSlot = source[index].counterSlot
+        compiled.reserveCapacity(count)
+        var looksPastLinkLayer = false
+        for index in 0..<count {
+            let rule = ruleAt(index)
+            if !looksPastLinkLayer && FlowExtractor.looksPastLinkLayer(rule.match.mask) { looksPastLinkLayer = true }
+            let counterSlot = rule.counterSlot
             guard counterSlot >= 0 && counterSlot < DatapathLimits.maxRules else {
                 throw .unsupported("rule counter slot \(counterSlot) out of range")
             }
             let start = program.count
             var lastOutput: Int32 = -1
-            for action in source[index].actions {
+            for action in rule.actions {
                 guard let op = try Self.compile(action, portSlot: portSlot) else { continue }
                 if op.op == .output || op.op == .normal || op.op == .flood || op.op == .all {
                     lastOutput = Int32(program.count - start)
@@ -88,18 +98,82 @@ final class CompiledFlowTable {
             compiled.append(CompiledRule(
                 actionStart: Int32(start), actionCount: Int32(program.count - start),
                 counterSlot: Int32(counterSlot), lastOutput: lastOutput))
-            entries.append(ClassifierEntry(
-                match: source[index].match, priority: source[index].priority, sequence: source[index].sequence,
-                payload: Int32(index)))
         }
-        classifier = ClassifierTable(entries)
-        linkLayerOnly = !source.contains { FlowExtractor.looksPastLinkLayer($0.match.mask) }
+        // Read from the rules in place: an array of a million entries would copy every match.
+        classifier = ClassifierTable(count: count) { index in
+            let rule = ruleAt(index)
+            return ClassifierEntry(match: rule.match, priority: rule.priority, sequence: rule.sequence, payload: Int32(index))
+        }
+        linkLayerOnly = !looksPastLinkLayer
         ruleCount = compiled.count
+        liveRules = compiled.count
         actionCount = program.count
         rules = .allocate(capacity: max(compiled.count, 1))
         rules.initialize(from: compiled, count: compiled.count)
         actions = .allocate(capacity: max(program.count, 1))
         actions.initialize(from: program, count: program.count)
+    }
+
+    /// `old` with `source` added (all new flows, none replacing one of `old`'s, each with a
+    /// higher sequence than every rule of `old`): `old`'s rules and actions are copied as compiled,
+    /// the classifier is extended (`ClassifierTable(_:adding:)`), and only the new rules are compiled.
+    init(_ old: CompiledFlowTable, adding source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+        var compiled: [CompiledRule] = []
+        var program: [CompiledAction] = []
+        var entries: [ClassifierEntry] = []
+        compiled.reserveCapacity(source.count)
+        entries.reserveCapacity(source.count)
+        for rule in source {
+            guard rule.counterSlot >= 0 && rule.counterSlot < DatapathLimits.maxRules else {
+                throw .unsupported("rule counter slot \(rule.counterSlot) out of range")
+            }
+            let start = old.actionCount + program.count
+            var lastOutput: Int32 = -1
+            for action in rule.actions {
+                guard let op = try Self.compile(action, portSlot: portSlot) else { continue }
+                if op.op == .output || op.op == .normal || op.op == .flood || op.op == .all {
+                    lastOutput = Int32(old.actionCount + program.count - start)
+                }
+                program.append(op)
+            }
+            entries.append(ClassifierEntry(
+                match: rule.match, priority: rule.priority, sequence: rule.sequence,
+                payload: Int32(old.ruleCount + compiled.count)))
+            compiled.append(CompiledRule(
+                actionStart: Int32(start), actionCount: Int32(old.actionCount + program.count - start),
+                counterSlot: Int32(rule.counterSlot), lastOutput: lastOutput))
+        }
+        classifier = ClassifierTable(old.classifier, adding: entries)
+        linkLayerOnly = old.linkLayerOnly && !source.contains { FlowExtractor.looksPastLinkLayer($0.match.mask) }
+        ruleCount = old.ruleCount + compiled.count
+        liveRules = old.liveRules + compiled.count
+        actionCount = old.actionCount + program.count
+        rules = .allocate(capacity: max(ruleCount, 1))
+        rules.initialize(from: old.rules, count: old.ruleCount)
+        (rules + old.ruleCount).initialize(from: compiled, count: compiled.count)
+        actions = .allocate(capacity: max(actionCount, 1))
+        actions.initialize(from: old.actions, count: old.actionCount)
+        (actions + old.actionCount).initialize(from: program, count: program.count)
+    }
+
+    /// `old` without the rules that match `matches` and count in `counterSlots` (one each), or nil
+    /// when one is not the rule the classifier returns for its match (see
+    /// `ClassifierTable(_:removing:where:)`). The compiled rules are copied as they are; the
+    /// removed ones become unreachable.
+    init?(_ old: CompiledFlowTable, removing matches: [Match], counterSlots: Set<Int>) {
+        guard let classifier = ClassifierTable(old.classifier, removing: matches, where: { payload in
+            payload >= 0 && Int(payload) < old.ruleCount && counterSlots.contains(Int(old.rules[Int(payload)].counterSlot))
+        }) else { return nil }
+        self.classifier = classifier
+        // Still right without the removed rules (at worst it parses more than it must).
+        linkLayerOnly = old.linkLayerOnly
+        ruleCount = old.ruleCount
+        liveRules = old.liveRules - matches.count
+        actionCount = old.actionCount
+        rules = .allocate(capacity: max(ruleCount, 1))
+        rules.initialize(from: old.rules, count: ruleCount)
+        actions = .allocate(capacity: max(actionCount, 1))
+        actions.initialize(from: old.actions, count: actionCount)
     }
 
     /// `old` with every output to port slot `removedSlot` dropped, as if compiled again without
@@ -128,6 +202,7 @@ final class CompiledFlowTable {
         classifier = old.classifier
         linkLayerOnly = old.linkLayerOnly
         ruleCount = old.ruleCount
+        liveRules = old.liveRules
         rules = compiled
         actionCount = program.count
         actions = .allocate(capacity: max(program.count, 1))

@@ -508,7 +508,7 @@ public final class Datapath: @unchecked Sendable {
         }
     }
 
-    func installFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError) {
+    func installFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError) {
         // Compile outside the lock's critical section for the workers: they keep forwarding with
         // the old table until the swap.
         let (slot, slotOfPort) = try locked { () throws(DatapathError) -> (Int, [UInt32: UInt16]) in
@@ -519,7 +519,7 @@ public final class Datapath: @unchecked Sendable {
             }
             return (record.slot, map)
         }
-        let table = try CompiledFlowTable(rules: rules, portSlot: { slotOfPort[$0] })
+        let table = try CompiledFlowTable(count: count, rule: rule, portSlot: { slotOfPort[$0] })
         try locked { () throws(DatapathError) in
             guard var record = bridges[bridge], record.slot == slot else { throw .noSuchBridge(bridge) }
             // Workers adopt the new version at a burst boundary; after the handshake none can still
@@ -530,6 +530,54 @@ public final class Datapath: @unchecked Sendable {
             record.flowTable = table
             bridges[bridge] = record
         }
+    }
+
+    /// Adds `rules` to the bridge's published table (see `CompiledFlowTable(_:adding:portSlot:)`);
+    /// false, changing nothing, when the table does not hold `expectedCount - rules.count` rules.
+    func extendFlowTable(bridge: String, adding rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool {
+        let (slot, slotOfPort, old) = try locked { () throws(DatapathError) -> (Int, [UInt32: UInt16], CompiledFlowTable?) in
+            guard let record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+            var map: [UInt32: UInt16] = [:]
+            for (name, ofport) in record.portNumbers {
+                if let port = ports[name], port.bridge == bridge { map[ofport] = port.slot }
+            }
+            return (record.slot, map, record.flowTable)
+        }
+        guard let old, old.liveRules + rules.count == expectedCount else { return false }
+        let table = try CompiledFlowTable(old, adding: rules, portSlot: { slotOfPort[$0] })
+        return try locked { () throws(DatapathError) -> Bool in
+            // Another change in between (a port went): the caller publishes the whole table instead.
+            guard var record = bridges[bridge], record.slot == slot, record.flowTable === old else { return false }
+            withWorkersParked {
+                for worker in workers { worker.setFlowTable(slot, table) }
+            }
+            record.flowTable = table
+            bridges[bridge] = record
+            return true
+        }
+    }
+
+    /// Removes the rules with `matches` and `counterSlots` from the bridge's published table in
+    /// place (see `CompiledFlowTable(_:removing:counterSlots:)`); false, changing nothing, when
+    /// that cannot be done or the table does not hold `expectedCount + matches.count` rules.
+    func shrinkFlowTable(bridge: String, removing matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool {
+        guard let current = try? locked({ () throws(DatapathError) -> (slot: Int, table: CompiledFlowTable?) in
+            guard let record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+            return (record.slot, record.flowTable)
+        }), let old = current.table, old.liveRules - matches.count == expectedCount,
+            // Unreachable rules pile up: past a quarter of the table, compile it afresh.
+            (old.ruleCount - old.liveRules + matches.count) * 4 <= old.ruleCount,
+            let table = CompiledFlowTable(old, removing: matches, counterSlots: counterSlots)
+        else { return false }
+        return (try? locked { () throws(DatapathError) -> Bool in
+            guard var record = bridges[bridge], record.slot == current.slot, record.flowTable === old else { return false }
+            withWorkersParked {
+                for worker in workers { worker.setFlowTable(current.slot, table) }
+            }
+            record.flowTable = table
+            bridges[bridge] = record
+            return true
+        }) ?? false
     }
 
     func readRuleStatistics(_ slot: Int) -> RuleStatistics {
@@ -662,7 +710,29 @@ extension Datapath {
     /// Replaces the bridge's whole flow table with `rules` (built off the packet path, then
     /// swapped in between bursts: no packet sees half a table).
     public func setFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError) {
-        try installFlowTable(bridge: bridge, rules: rules)
+        try installFlowTable(bridge: bridge, count: rules.count, rule: { rules[$0] })
+    }
+
+    /// `setFlowTable(bridge:rules:)` with rule i read from `rule(i)` (more than once: it must give
+    /// the same rule each time), so a caller need not build an array of a million rules first.
+    public func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError) {
+        try installFlowTable(bridge: bridge, count: count, rule: rule)
+    }
+
+    /// Adds `rules` — new flows only, each with a higher sequence than every rule in the table —
+    /// to the bridge's table without recompiling the rules already there. Returns false, changing
+    /// nothing, when the published table does not hold `expectedCount - rules.count` rules (the
+    /// caller then publishes the whole table with `setFlowTable`).
+    public func addToFlowTable(bridge: String, rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool {
+        try extendFlowTable(bridge: bridge, adding: rules, expectedCount: expectedCount)
+    }
+
+    /// Removes a few rules — each given by its match and counter slot — from the bridge's table
+    /// without recompiling the others. Returns false, changing nothing, when it cannot (the
+    /// caller then publishes the whole table with `setFlowTable`). No other rule of the table may
+    /// have one of these matches.
+    public func removeFromFlowTable(bridge: String, matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool {
+        shrinkFlowTable(bridge: bridge, removing: matches, counterSlots: counterSlots, expectedCount: expectedCount)
     }
 
     /// Counters of the rule in `counterSlot`, summed over workers.

@@ -308,12 +308,49 @@ struct DumpFlows: ParsableCommand {
     @Argument(help: "Only flows at least as specific as this match (also cookie=VALUE/MASK, out_port=PORT).") var match: String?
 
     func run() throws {
-        let params = try JSONValue(encoding: DumpFlowsParams(bridge: bridge, match: match))
-        let result = try global.fetch(.dumpFlows, params)
         switch global.format {
-        case .json: print(formatJSON(result), terminator: "")
-        case .text: print(formatDumpFlows(try DumpFlowsReport(json: result)), terminator: "")
+        case .json:
+            let params = try JSONValue(encoding: DumpFlowsParams(bridge: bridge, match: match))
+            print(formatJSON(try global.fetch(.dumpFlows, params)), terminator: "")
+        case .text:
+            // Text lines made by vswiftd; a vswiftd that does not know `text` sends the fields.
+            let params = try JSONValue(encoding: DumpFlowsParams(bridge: bridge, match: match, text: true))
+            let result = try global.fetch(.dumpFlows, params)
+            if case .object(let members) = result, case .array(let lines)? = members["lines"] {
+                try writeDumpFlowLines(lines)
+            } else {
+                print(formatDumpFlows(try DumpFlowsReport(json: result)), terminator: "")
+            }
         }
+    }
+}
+
+/// Writes dump-flows' header and `lines` to standard output through one buffer (a million
+/// `print`s, or one string of them all, cost seconds).
+private func writeDumpFlowLines(_ lines: [JSONValue]) throws {
+    var out: [UInt8] = Array("NXST_FLOW reply (xid=0x4):\n".utf8)
+    out.reserveCapacity(1 << 20)
+    for line in lines {
+        guard case .string(let text) = line else { throw CommandError(description: "vswiftd sent a flow line that is not a string") }
+        out.append(contentsOf: text.utf8)
+        out.append(UInt8(ascii: "\n"))
+        if out.count >= 1 << 20 {
+            try writeStandardOutput(out)
+            out.removeAll(keepingCapacity: true)
+        }
+    }
+    try writeStandardOutput(out)
+}
+
+private func writeStandardOutput(_ bytes: [UInt8]) throws {
+    var written = 0
+    while written < bytes.count {
+        let count = bytes[written...].withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw CommandError(description: "cannot write the output: \(String(cString: strerror(errno)))")
+        }
+        written += count
     }
 }
 

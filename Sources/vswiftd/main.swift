@@ -107,7 +107,10 @@ struct VSwiftd: ParsableCommand {
         let service = SwitchService(
             datapath: datapath, systemID: saved?.systemID ?? UUID().uuidString.lowercased(), logger: logger, store: store)
         do {
-            if let saved { try service.restore(saved) }
+            if let saved {
+                try service.restore(saved)
+                try service.replayJournal()
+            }
         } catch {
             logger.critical("cannot restore the configuration from \(store.path): \(error); refusing to start")
             datapath.shutdown()

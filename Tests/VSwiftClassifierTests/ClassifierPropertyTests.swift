@@ -206,6 +206,56 @@ struct ClassifierPropertyTests {
         #expect(burstLookup(&cache, table, packets) == expected)
     }
 
+    @Test("a table extended with new rules and shrunk in place, several times over, looks up exactly as one built from its rules",
+          arguments: 0..<12)
+    func incrementalChangesMatchAFullBuild(seed: UInt64) throws {
+        var rng = SplitMix64(state: seed &* 104_729 &+ 3)
+        var cache = ExactMatchCache(capacity: 256)
+        defer { cache.destroy() }
+        for _ in 0..<6 {
+            // Sequence and payload both count up, so payloads stay unique across removals.
+            var sequence: UInt64 = 0
+            func newEntries(_ count: Int) -> [ClassifierEntry] {
+                (0..<count).map { _ in
+                    sequence += 1
+                    return ClassifierEntry(match: randomMatch(&rng), priority: UInt16.random(in: 0...5, using: &rng),
+                                           sequence: sequence, payload: Int32(sequence))
+                }
+            }
+            var entries = newEntries(Int.random(in: 0...80, using: &rng))
+            var table = ClassifierTable(entries)
+            for round in 0..<6 {
+                // Sometimes one rule (the add-flow case), sometimes several, sometimes into an empty table.
+                let added = newEntries(Int.random(in: 0..<3, using: &rng) == 0 ? 1 : Int.random(in: 1...30, using: &rng))
+                entries += added
+                table = ClassifierTable(table, adding: added)
+                // And a few removed in place: rules whose match no other rule has (the condition
+                // for removing in place).
+                var uses: [[FlowKey]: Int] = [:]
+                for entry in entries { uses[[entry.match.key, entry.match.mask], default: 0] += 1 }
+                let unique = entries.indices.filter { uses[[entries[$0].match.key, entries[$0].match.mask]] == 1 }
+                let removing = Array(unique.shuffled(using: &rng).prefix(Int.random(in: 0...3, using: &rng)))
+                if !removing.isEmpty {
+                    let payloads = Set(removing.map { entries[$0].payload })
+                    let shrunk = ClassifierTable(table, removing: removing.map { entries[$0].match }, where: { payloads.contains($0) })
+                    table = try #require(shrunk, "seed \(seed) round \(round): removal refused")
+                    entries.removeAll { payloads.contains($0.payload) }
+                }
+                let full = ClassifierTable(entries)
+                #expect(table.ruleCount == full.ruleCount)
+                // Removal in place keeps the union of masks: at least the words a full build looks at.
+                #expect(table.significantWords.bits & full.significantWords.bits == full.significantWords.bits)
+                for _ in 0..<100 {
+                    var packet = randomPacket(&rng)
+                    let expected = linearScan(entries, packet)
+                    #expect(table.lookup(&packet) == expected, "seed \(seed) round \(round)")
+                    #expect(full.lookup(&packet) == expected, "seed \(seed) round \(round) (full build)")
+                    #expect(cache.lookup(&packet, in: table) == expected, "seed \(seed) round \(round) (cache)")
+                }
+            }
+        }
+    }
+
     @Test func emptyTableMatchesNothing() {
         let table = ClassifierTable([])
         var packet = FlowKey()

@@ -18,6 +18,9 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
     /// The last table published per bridge.
     var flowTables: [String: [DatapathRule]] = [:]
     var publishCount = 0
+    /// How many of those were in-place additions (addToFlowTable) and removals (removeFromFlowTable).
+    var additionsInPlace = 0
+    var removalsInPlace = 0
     var counters: [Int: RuleStatistics] = [:]
     var resets: [Int] = []
     /// The next setFlowTable fails with this.
@@ -78,7 +81,8 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
         portNumbers[bridge] = numbers
     }
 
-    func setFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError) {
+    func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError) {
+        let rules = (0..<count).map(rule)
         if let failure = failNextFlowTable {
             failNextFlowTable = nil
             throw failure
@@ -86,6 +90,29 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
         guard bridges.contains(bridge) else { throw .noSuchBridge(bridge) }
         flowTables[bridge] = rules
         publishCount += 1
+    }
+
+    func addToFlowTable(bridge: String, rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool {
+        if let failure = failNextFlowTable {
+            failNextFlowTable = nil
+            throw failure
+        }
+        guard bridges.contains(bridge) else { throw .noSuchBridge(bridge) }
+        guard let old = flowTables[bridge], old.count + rules.count == expectedCount else { return false }
+        flowTables[bridge] = old + rules
+        publishCount += 1
+        additionsInPlace += 1
+        return true
+    }
+
+    func removeFromFlowTable(bridge: String, matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool {
+        guard let old = flowTables[bridge], old.count - matches.count == expectedCount else { return false }
+        let remaining = old.filter { !counterSlots.contains($0.counterSlot) }
+        guard remaining.count == expectedCount else { return false }
+        flowTables[bridge] = remaining
+        publishCount += 1
+        removalsInPlace += 1
+        return true
     }
 
     func ruleStatistics(counterSlot: Int) -> RuleStatistics { counters[counterSlot] ?? RuleStatistics() }

@@ -64,6 +64,50 @@ private let seedFlows = [
         #expect(arp.packets == 0)
     }
 
+    /// Which changes the datapath may apply in place: adding a few new flows, and strictly
+    /// deleting a flow no other flow shares its match with. Everything else republishes the table.
+    @Test func fewAdditionsAndStrictDeletionsArePublishedInPlace() throws {
+        let h = Harness()
+        try h.ok("add-br", ["bridge": "br0"])
+        _ = try h.addFlows("br0", (1...8).map { "priority=5,udp,tp_dst=\($0),actions=drop" }).get()
+        #expect(h.datapath.additionsInPlace == 0)  // 8 flows onto 1: a whole new table
+        try h.addFlow("br0", "priority=6,udp,tp_dst=1,actions=drop")  // same match as one of priority 5
+        #expect(h.datapath.additionsInPlace == 1)
+        try h.addFlow("br0", "priority=5,udp,tp_dst=2,actions=output:1")  // replaces a flow
+        #expect(h.datapath.additionsInPlace == 1)
+        try h.ok("del-flows", ["bridge": "br0", "match": "priority=5,udp,tp_dst=3", "strict": true])
+        #expect(h.datapath.removalsInPlace == 1)
+        try h.ok("del-flows", ["bridge": "br0", "match": "priority=6,udp,tp_dst=1", "strict": true])  // shares its match
+        #expect(h.datapath.removalsInPlace == 1)
+        try h.ok("del-flows", ["bridge": "br0", "match": "udp,tp_dst=4"])  // not strict
+        #expect(h.datapath.removalsInPlace == 1)
+        let expected = [
+            "priority=5,udp,tp_dst=1 actions=drop", "priority=5,udp,tp_dst=5 actions=drop",
+            "priority=5,udp,tp_dst=6 actions=drop", "priority=5,udp,tp_dst=7 actions=drop",
+            "priority=5,udp,tp_dst=8 actions=drop", "priority=5,udp,tp_dst=2 actions=output:1",
+            "priority=0 actions=NORMAL",
+        ]
+        #expect(try h.flows("br0") == expected)
+        #expect(Set(h.datapath.flowTables["br0"]!.map(\.counterSlot)).count == expected.count)
+    }
+
+    /// dump-flows with `text`: the same flows as text lines, formatted by the service.
+    @Test func dumpFlowsAsTextLines() throws {
+        let h = try seedBridge()
+        for flow in seedFlows { try h.addFlow("br2", flow) }
+        let rule = try #require(h.datapath.rule("br2", priority: 3))
+        h.datapath.counters[rule.counterSlot] = RuleStatistics(packets: 7, bytes: 700, lastUsed: 1)
+        h.clock.now += 2.5
+        for match: JSONValue? in [nil, "in_port=1"] {
+            var params: [String: JSONValue] = ["bridge": "br2", "text": true]
+            params["match"] = match
+            let lines = try h.ok("dump-flows", params)
+            let expected = try h.dump("br2", match.flatMap { if case .string(let m) = $0 { m } else { nil } }).flows
+            #expect(lines == .object(["bridge": "br2", "lines": .array(expected.map { .string(formatFlowLine($0)) })]))
+        }
+        #expect(h.call("dump-flows", ["bridge": "nope", "text": true]).error?.code == RPCError.noSuchBridge("").code)
+    }
+
     @Test func addFlowReplacesSameMatchAndPriorityAndResetsCounters() throws {
         let h = try seedBridge()
         try h.addFlow("br2", "priority=5,in_port=1,actions=output:2")

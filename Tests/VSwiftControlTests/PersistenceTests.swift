@@ -38,6 +38,7 @@ private func contents(_ path: String) -> String? {
                 return true
             }
             #expect(pieces == ConfigStore.encode(config))
+            #expect(try ConfigStore.decode(Data(pieces)) == config)
         }
     }
 
@@ -151,6 +152,10 @@ private func contents(_ path: String) -> String? {
             ("garbage", "not a vswiftd configuration"),
             (#"{"version": 1, "systemID": "x", "bridges": [{"name": "br0"}]}"#, #"missing "bridges[0].nextOfport""#),
             (#"{"version": 9, "systemID": "x", "bridges": []}"#, "format version 9 is not supported"),
+            (#"{"version": 1, "systemID": "x", "bridges": [{"name": "br0", "nextOfport": 1, "ports": [], "flows": ["actions=drop", 5]}]}"#,
+             #""bridges[0].flows[1]" must be a string"#),
+            (#"{"version": 1, "systemID": "x", "bridges": [{"name": "br0", "nextOfport": 1, "ports": [], "flows": "x"}]}"#,
+             "bridges[0].flows"),
         ] {
             try text.write(toFile: path, atomically: false, encoding: .utf8)
             let error = #expect(throws: ConfigStoreError.self) { try store.load() }
@@ -222,6 +227,98 @@ private func contents(_ path: String) -> String? {
         h.clock.now += 5
         h.service.expireFlows()
         #expect(try store.load()?.bridges[0].flows == ["priority=0 actions=NORMAL"])
+    }
+
+    /// Flow changes on a big configuration go to the journal; a restart replays them in order and
+    /// ends with the same table as a daemon that saved the whole file every time.
+    @Test func flowChangesAreJournaledAndReplayed() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ConfigStore(path: directory + "/vswiftd.db.json")
+        let h = Harness(store: store)
+        h.service.journalFromBytes = 0
+        try h.ok("add-br", ["bridge": "br0"])
+        try h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
+        let fileAfterPorts = try #require(try store.load())
+        #expect(!FileManager.default.fileExists(atPath: store.journal.path))
+        try h.addFlow("br0", "priority=1,in_port=3,actions=drop")
+        _ = try h.addFlows("br0", ["priority=5,ip,actions=output:vnet0", "# comment", "priority=5,arp,actions=drop",
+                                   "priority=5,tcp,actions=drop"]).get()
+        try h.ok("del-flows", ["bridge": "br0", "match": "priority=5,arp", "strict": true])
+        try h.ok("mod-flows", ["bridge": "br0", "flow": "tcp,actions=output:1"])
+        try h.ok("del-flows", ["bridge": "br0", "match": "in_port=3"])
+        try h.addFlow("br0", "priority=1,in_port=3,actions=drop")  // re-added: now after the others of priority 1
+        try h.addFlow("br0", "priority=1,in_port=2,actions=drop")
+        // The file itself did not change: every flow change is in the journal.
+        #expect(try store.load() == fileAfterPorts)
+        #expect(try store.journal.load(generation: fileAfterPorts.generation).map(\.method)
+            == ["add-flow", "add-flows", "del-flows", "mod-flows", "del-flows", "add-flow", "add-flow"])
+
+        let restored = Harness(devices: ["vnet0", "eth1", "eth2"], store: store)
+        try restored.service.restore(try #require(try store.load()))
+        try restored.service.replayJournal()
+        #expect(try restored.flows("br0") == h.flows("br0"))
+        #expect(try restored.flows("br0") == [
+            "priority=5,ip actions=output:1", "priority=5,tcp actions=output:1", "priority=1,in_port=3 actions=drop",
+            "priority=1,in_port=2 actions=drop", "priority=0 actions=NORMAL",
+        ])
+        // Saving folds the journal into a new file (a new generation) and deletes it.
+        try restored.service.save()
+        #expect(!FileManager.default.fileExists(atPath: store.journal.path))
+        let folded = try #require(try store.load())
+        #expect(folded.generation == fileAfterPorts.generation + 1)
+        #expect(folded.bridges[0].flows.count == 5)
+
+        // A port change rewrites the file, and the journal starts again after it.
+        try h.ok("add-port", ["bridge": "br0", "port": "eth1"])
+        #expect(!FileManager.default.fileExists(atPath: store.journal.path))
+        #expect(try store.load()?.bridges[0].flows.count == 5)
+        try h.addFlow("br0", "priority=9,actions=drop")
+        #expect(FileManager.default.fileExists(atPath: store.journal.path))
+        // A bulk change (a record bigger than an eighth of the file) rewrites the file too.
+        _ = try h.addFlows("br0", (0..<3000).map { "priority=7,udp,tp_dst=\($0),actions=drop" }).get()
+        #expect(!FileManager.default.fileExists(atPath: store.journal.path))
+        #expect(try store.load()?.bridges[0].flows.count == 3006)
+    }
+
+    /// A journal that does not continue the file's generation (left by a crash after the file was
+    /// written) is ignored; a record cut short at the end is ignored; damage elsewhere is an error.
+    @Test func journalGenerationsAndDamage() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let journal = ConfigJournal(path: directory + "/j")
+        let record = ConfigJournal.Record(method: "add-flow", params: .object(["bridge": "br0", "flow": "actions=drop"]))
+        try journal.append(record, generation: 7)
+        try journal.append(record, generation: 7)
+        #expect(try journal.load(generation: 7) == [record, record])
+        #expect(try journal.load(generation: 8) == [])
+        let fd = open(journal.path, O_WRONLY | O_APPEND)
+        _ = "{\"method\":\"add-fl".withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        #expect(try journal.load(generation: 7) == [record, record])
+        try "{\"generation\":7}\nnot json\n{\"method\":\"add-flow\",\"params\":{}}\n".write(
+            toFile: journal.path, atomically: false, encoding: .utf8)
+        let error = #expect(throws: ConfigStoreError.self) { try journal.load(generation: 7) }
+        #expect(error?.problem == "line 2 is not a journal record")
+        journal.remove()
+        #expect(try journal.load(generation: 7) == [])
+    }
+
+    /// A journal append that fails is reported; the next change rewrites the whole file.
+    @Test func aFailedJournalAppendFallsBackToTheFile() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ConfigStore(path: directory + "/vswiftd.db.json")
+        let h = Harness(store: store)
+        h.service.journalFromBytes = 0
+        try h.ok("add-br", ["bridge": "br0"])
+        try FileManager.default.createDirectory(atPath: store.journal.path, withIntermediateDirectories: false)
+        let error = h.call("add-flow", ["bridge": "br0", "flow": "priority=5,actions=drop"]).error
+        #expect(error?.message.contains("could not be saved") == true)
+        try FileManager.default.removeItem(atPath: store.journal.path)
+        try h.addFlow("br0", "priority=6,actions=drop")
+        #expect(try store.load()?.bridges[0].flows.count == 3)
+        #expect(!FileManager.default.fileExists(atPath: store.journal.path))
     }
 
     @Test func defaultPath() {
