@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl", "VSwiftDatapath", "VSwiftPacket"]),
         .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "CXDP"]),
         // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
-        .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench"]),
+        .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench", "CXDP"]),
     ],
     swiftLanguageModes: [.v5]
 )

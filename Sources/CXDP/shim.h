@@ -25,6 +25,7 @@
 #include <linux/if_ether.h>
 #include <linux/sockios.h>
 #include <linux/ethtool.h>
+#include <linux/perf_event.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <xdp/xsk.h>
@@ -119,6 +120,21 @@ static inline int vs_pin_to_cpu(int cpu) {
         return -EINVAL;
     mask[cpu / (8 * sizeof(unsigned long))] |= 1UL << (cpu % (8 * sizeof(unsigned long)));
     return syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask) < 0 ? -errno : 0;
+}
+
+/* A counter of the CPU cycles thread `tid` spends (user mode only with user_only), as `perf stat -e
+ * cycles` counts them; it counts from now. Returns the fd or -errno (ENOENT/EOPNOTSUPP where the
+ * machine has no hardware counters, e.g. most VMs). */
+static inline int vs_perf_cycles_open(int tid, int user_only) {
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    attr.type = PERF_TYPE_HARDWARE;
+    attr.config = PERF_COUNT_HW_CPU_CYCLES;
+    attr.exclude_kernel = user_only ? 1 : 0;
+    attr.exclude_hv = 1;
+    long fd = syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    return fd < 0 ? -errno : (int)fd;
 }
 
 /* ---- tun/tap ---- */

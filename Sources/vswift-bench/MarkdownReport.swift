@@ -25,6 +25,8 @@ enum MarkdownReport {
         let withLoad = summaries.contains { $0.flowLoadSeconds != nil }
         var header = ["scenario", "switch", "Mpps (median)", "Mpps range", "ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
         if withLoad { header.append("table load s") }
+        let withCycles = summaries.contains { $0.cyclesPerPacket != nil }
+        if withCycles { header += ["user cycles/pkt", "cycles/pkt"] }
         var rows = [header, header.map { _ in "---" }]
         for s in summaries {
             var row = [s.scenario, s.switchName, String(format: "%.3f", s.mpps),
@@ -34,6 +36,10 @@ enum MarkdownReport {
                        String(format: "%.0f", s.totalNanosecondsPerPacket),
                        s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "–"]
             if withLoad { row.append(s.flowLoadSeconds.map { String(format: "%.2f", $0) } ?? "–") }
+            if withCycles {
+                row.append(s.userCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–")
+                row.append(s.cyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–")
+            }
             rows.append(row)
         }
         return rows.map { "| " + $0.map(escaped).joined(separator: " | ") + " |" }.joined(separator: "\n")

@@ -143,12 +143,19 @@ struct MeasurementContext {
         let datapath = vswift?.datapath
         func upcalls() -> OVSUpcalls? { ovs?.upcalls() ?? ovsPair?.upcalls() }
         let upcallsAtStart = upcalls()
+        var cycleCounters = CycleCounters.open(threads: sw.measuredThreads)
+        let cyclesAtStart = try? cycleCounters.get().read()
         let a = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
         let countsAllocations = vswift != nil || pair != nil
         if countsAllocations { AllocationCounter.begin(tracking: tids) }
         try Signals.sleep(window)
         let allocations = countsAllocations ? AllocationCounter.end() : nil
         let b = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
+        let cyclesAtEnd = try? cycleCounters.get().read()
+        if case .success(var counters) = cycleCounters {
+            counters.close()
+            cycleCounters = .success(counters)
+        }
         let upcallsAtEnd = upcalls()
         if let failure = generator.failure { throw BenchError.failed(failure) }
 
@@ -212,6 +219,12 @@ struct MeasurementContext {
         }
         if cpu.userTicks + cpu.systemTicks > 0 && cpu.userTicks < 10 {
             result.notes.append("the user/system split rests on \(cpu.userTicks) user tick(s) of 10 ms (timer-tick sampling): user ns/pkt is coarse; a longer --seconds sharpens it")
+        }
+        if let start = cyclesAtStart, let end = cyclesAtEnd {
+            result.cyclesPerPacket = Double(end.all &- start.all) / Double(packets)
+            result.userCyclesPerPacket = Double(end.user &- start.user) / Double(packets)
+        } else if case .failure(let why) = cycleCounters, run == 1 {
+            result.notes.append(why.description)
         }
         if let start = upcallsAtStart, let end = upcallsAtEnd {
             let succeeded = end.succeeded &- start.succeeded, failed = end.failed &- start.failed

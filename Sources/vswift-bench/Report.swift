@@ -37,6 +37,10 @@ struct RunResult: Codable {
     /// and those that failed (packets dropped, mostly at the datapath's flow limit).
     var ovsUpcalls: UInt64?
     var ovsFailedUpcalls: UInt64?
+    /// CPU cycles of the switch's forwarding thread(s) per packet, all and in user mode, where the
+    /// machine has hardware counters (nil otherwise; a note says why).
+    var cyclesPerPacket: Double?
+    var userCyclesPerPacket: Double?
     /// The forwarding thread did not get its whole CPU although traffic was waiting: not a clean run.
     var contended = false
     var notes: [String]
@@ -46,6 +50,7 @@ struct RunResult: Codable {
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case cpuUtilization, userTicks, systemTicks, workerAllocations, allocationsPerPacket, processAllocations
         case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, flowLoadSeconds, ovsUpcalls, ovsFailedUpcalls, contended, notes
+        case cyclesPerPacket, userCyclesPerPacket
     }
 }
 
@@ -66,11 +71,14 @@ struct Summary: Codable {
     var allocationsPerPacket: Double?
     /// Median seconds to install the flow table (with --rules), nil otherwise.
     var flowLoadSeconds: Double?
+    /// Median cycles per packet (all, user mode) where hardware counters were available.
+    var cyclesPerPacket: Double?
+    var userCyclesPerPacket: Double?
 
     enum CodingKeys: String, CodingKey {
         case scenario, switchName = "switch", runs, contendedRuns, mpps, mppsMin, mppsMax, ratio
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
-        case allocationsPerPacket, flowLoadSeconds
+        case allocationsPerPacket, flowLoadSeconds, cyclesPerPacket, userCyclesPerPacket
     }
 
     static func median(_ values: [Double]) -> Double {
@@ -94,6 +102,9 @@ struct Summary: Codable {
         allocationsPerPacket = allocations.isEmpty ? nil : Self.median(allocations)
         let loads = results.compactMap(\.flowLoadSeconds)
         flowLoadSeconds = loads.isEmpty ? nil : Self.median(loads)
+        let cycles = results.compactMap(\.cyclesPerPacket), userCycles = results.compactMap(\.userCyclesPerPacket)
+        cyclesPerPacket = cycles.isEmpty ? nil : Self.median(cycles)
+        userCyclesPerPacket = userCycles.isEmpty ? nil : Self.median(userCycles)
     }
 }
 
@@ -185,6 +196,8 @@ enum Table {
         var header = ["scenario", "switch", "Mpps"]
         if showRange { header.append("Mpps range") }
         header += ["ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
+        let withCycles = summaries.contains { $0.cyclesPerPacket != nil }
+        if withCycles { header += ["user cyc/pkt", "cyc/pkt"] }
         var rows = [header]
         for s in summaries {
             var row = [s.scenario, s.switchName, String(format: "%.3f", s.mpps)]
@@ -193,6 +206,10 @@ enum Table {
             row.append(String(format: "%.1f", s.userNanosecondsPerPacket))
             row.append(String(format: "%.0f", s.totalNanosecondsPerPacket))
             row.append(s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "-")
+            if withCycles {
+                row.append(s.userCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-")
+                row.append(s.cyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-")
+            }
             rows.append(row)
         }
         var widths = [Int](repeating: 0, count: header.count)

@@ -1,3 +1,5 @@
+import CXDP
+import Glibc
 import Testing
 @testable import vswift_bench
 
@@ -39,6 +41,38 @@ struct BenchReportingTests {
         #expect(lines[0].hasSuffix("| table load s |"))
         #expect(lines[2].hasSuffix("| 1.50 |"))
         #expect(lines[3].hasSuffix("| – |"))
+    }
+
+    @Test func cycleColumnsAppearOnlyWhereCountersWorked() {
+        var counted = summary("vswift", mpps: 0.9)
+        counted.userCyclesPerPacket = 121.4
+        counted.cyclesPerPacket = 3010.6
+        let markdown = MarkdownReport.table([counted, summary("xsk_fwd", mpps: 0.95)]).split(separator: "\n")
+        #expect(markdown[0].hasSuffix("| user cycles/pkt | cycles/pkt |"))
+        #expect(markdown[2].hasSuffix("| 121 | 3011 |"))
+        #expect(markdown[3].hasSuffix("| – | – |"))
+        let text = Table.render(summaries: [counted], showRange: false).split(separator: "\n")
+        #expect(text[0].hasSuffix("user cyc/pkt  cyc/pkt"))
+        #expect(text[1].hasSuffix("121           3011"))
+        #expect(!MarkdownReport.table([summary("vswift", mpps: 0.9)]).contains("cycles"))
+        #expect(!Table.render(summaries: [summary("vswift", mpps: 0.9)], showRange: false).contains("cyc"))
+    }
+
+    /// This VM has no hardware counters: opening one must fail cleanly and say why; where the
+    /// machine has them, the counters count the thread's own work.
+    @Test func cycleCountersCountOrSayWhyNot() {
+        switch CycleCounters.open(threads: [(pid: getpid(), tid: vs_gettid())]) {
+        case .success(var counters):
+            let start = counters.read()
+            var x: UInt64 = 1
+            for i in 0..<1_000_000 { x = x &* 6364136223846793005 &+ UInt64(i) }
+            let end = counters.read()
+            counters.close()
+            #expect(x != 0)
+            #expect(end.all > start.all && end.user > start.user && end.all >= end.user)
+        case .failure(let why):
+            #expect(why.description.hasPrefix("cycles per packet: not measured"))
+        }
     }
 
     @Test func shellQuotingKeepsPlainArgumentsAndQuotesTheRest() {
