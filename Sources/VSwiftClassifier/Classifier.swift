@@ -143,15 +143,7 @@ public final class ClassifierTable: @unchecked Sendable {
             groupOf[i] = Int32(g)
             groupSizes[g] += 1
         }
-        significantWords = WordSet(mask: union)
-        let unionIndices = significantWords.indices
-        unionMask = .allocate(capacity: max(unionIndices.count, 1))
-        unionWords = .allocate(capacity: max(unionIndices.count, 1))
-        for (j, w) in unionIndices.enumerated() {
-            unionWords[j] = UInt8(w)
-            unionMask[j] = union[word: w]
-        }
-        unionWordCount = unionIndices.count
+        (significantWords, unionMask, unionWords, unionWordCount) = Self.unionArrays(union)
 
         var built: [Subtable] = []
         built.reserveCapacity(groupMasks.count)
@@ -287,15 +279,7 @@ public final class ClassifierTable: @unchecked Sendable {
                 }
             }
         }
-        significantWords = WordSet(mask: union)
-        let unionIndices = significantWords.indices
-        unionMask = .allocate(capacity: max(unionIndices.count, 1))
-        unionWords = .allocate(capacity: max(unionIndices.count, 1))
-        for (j, w) in unionIndices.enumerated() {
-            unionWords[j] = UInt8(w)
-            unionMask[j] = union[word: w]
-        }
-        unionWordCount = unionIndices.count
+        (significantWords, unionMask, unionWords, unionWordCount) = Self.unionArrays(union)
         built.sort { $0.maxPriority > $1.maxPriority }
         subtableCount = built.count
         subtables = .allocate(capacity: max(built.count, 1))
@@ -399,6 +383,21 @@ public final class ClassifierTable: @unchecked Sendable {
         st.signatures![hole] = 0
         st.entryCount -= 1
         return true
+    }
+
+    /// The words any rule looks at, as the arrays the cache and lookups walk: (set, masks, word
+    /// indices, count).
+    private static func unionArrays(_ union: FlowKey)
+        -> (WordSet, UnsafeMutablePointer<UInt64>, UnsafeMutablePointer<UInt8>, Int) {
+        let words = WordSet(mask: union)
+        let indices = words.indices
+        let masks = UnsafeMutablePointer<UInt64>.allocate(capacity: max(indices.count, 1))
+        let wordIndices = UnsafeMutablePointer<UInt8>.allocate(capacity: max(indices.count, 1))
+        for (j, w) in indices.enumerated() {
+            wordIndices[j] = UInt8(w)
+            masks[j] = union[word: w]
+        }
+        return (words, masks, wordIndices, indices.count)
     }
 
     /// A subtable for `mask` with `capacity` (a power of two) empty slots.

@@ -33,13 +33,19 @@ public enum FlowExtractor {
     @inlinable @inline(__always)
     public static func extract(_ frame: UnsafeRawPointer, length: Int, inPort: UInt32,
                                into key: UnsafeMutablePointer<FlowKey>) {
-        // Word stores rather than `FlowKey()`, so that nothing here is a cross-module call.
+        reset(key, inPort: inPort)
+        parse(frame, length: length, into: key)
+    }
+
+    /// `key` with only the input port set. Word stores rather than `FlowKey()`, so that nothing
+    /// here is a cross-module call.
+    @inlinable @inline(__always)
+    static func reset(_ key: UnsafeMutablePointer<FlowKey>, inPort: UInt32) {
         key.pointee.w0 = UInt64(inPort)
         key.pointee.w1 = 0; key.pointee.w2 = 0; key.pointee.w3 = 0; key.pointee.w4 = 0
         key.pointee.w5 = 0; key.pointee.w6 = 0; key.pointee.w7 = 0; key.pointee.w8 = 0
         key.pointee.w9 = 0; key.pointee.w10 = 0; key.pointee.w11 = 0; key.pointee.w12 = 0
         key.pointee.w13 = 0; key.pointee.w14 = 0; key.pointee.w15 = 0
-        parse(frame, length: length, into: key)
     }
 
     /// As `extract(_:length:inPort:into:)`, also setting the tunnel metadata (w12, w13).
@@ -58,11 +64,7 @@ public enum FlowExtractor {
     @inlinable @inline(__always)
     public static func extractLinkLayer(_ frame: UnsafeRawPointer, length: Int, inPort: UInt32,
                                         into key: UnsafeMutablePointer<FlowKey>) {
-        key.pointee.w0 = UInt64(inPort)
-        key.pointee.w1 = 0; key.pointee.w2 = 0; key.pointee.w3 = 0; key.pointee.w4 = 0
-        key.pointee.w5 = 0; key.pointee.w6 = 0; key.pointee.w7 = 0; key.pointee.w8 = 0
-        key.pointee.w9 = 0; key.pointee.w10 = 0; key.pointee.w11 = 0; key.pointee.w12 = 0
-        key.pointee.w13 = 0; key.pointee.w14 = 0; key.pointee.w15 = 0
+        reset(key, inPort: inPort)
         parse(frame, length: length, into: key, linkLayerOnly: true)
     }
 
