@@ -253,7 +253,10 @@ final class FlowTables {
     /// add-flow / add-flows: each rule replaces a flow with an identical match and priority; within
     /// `rules` a later one wins, as if they were added one after the other.
     func add(bridge: String, rules: [FlowRule]) throws(RPCError) {
-        guard tables[bridge] != nil else { throw .noSuchBridge(bridge) }
+        guard let count = tables[bridge]?.flows.count else { throw .noSuchBridge(bridge) }
+        // Too many to extend the published table in place: the whole table is compiled anyway,
+        // so the rules go straight into it (see `addInBulk`).
+        if rules.count * 4 > count { return try addInBulk(bridge: bridge, rules: rules) }
         let now = clock()
         var pending: [FlowIdentity: Pending] = [:]
         pending.reserveCapacity(rules.count)
@@ -264,31 +267,139 @@ final class FlowTables {
         try apply(bridge: bridge, pending: pending, allocated: allocated, removing: nil)
     }
 
+    /// A big add: the rules are written into the table itself (no table of pending changes, no
+    /// second lookup per rule), the whole table is published, and on failure the table is put
+    /// back as it was from what the insertions returned.
+    private func addInBulk(bridge: String, rules: [FlowRule]) throws(RPCError) {
+        let now = clock()
+        let firstSequence = nextSequence + 1
+        // Taken out of `tables` so that it is not shared (and not copied) while it changes.
+        var table = tables.removeValue(forKey: bridge)!
+        table.flows.reserveCapacity(table.flows.count + rules.count)
+        var replaced: [(id: FlowIdentity, flow: InstalledFlow)] = []
+        var allocated: [Int] = []
+        allocated.reserveCapacity(rules.count)
+        var timedCount = table.timedCount
+        // The request's flows are the ones with its sequences (no list of a million identities kept for this).
+        func rollBack() {
+            table.flows = table.flows.filter { $0.value.sequence < firstSequence }
+            for (id, flow) in replaced { table.flows[id] = flow }
+            tables[bridge] = table
+            slots.release(allocated)
+        }
+        for rule in rules {
+            let id = FlowIdentity(rule)
+            var flow = newFlow(rule, now: now)
+            guard let (slot, fresh) = slots.allocate() else {
+                // Out of slots, unless an earlier rule of this request has this identity: it hands its slot on.
+                if let earlier = table.flows[id], earlier.sequence >= firstSequence {
+                    flow.counterSlot = earlier.counterSlot
+                    table.flows[id] = flow
+                    timedCount += (flow.hasTimeout ? 1 : 0) - (earlier.hasTimeout ? 1 : 0)
+                    continue
+                }
+                rollBack()
+                throw .resourceUnavailable(
+                    "too many flows: the datapath has room for \(slots.capacity) flows in all, \(slots.available) are free")
+            }
+            flow.counterSlot = slot
+            if flow.hasTimeout { timedCount += 1 }
+            if let old = table.flows.updateValue(flow, forKey: id) {
+                if old.hasTimeout { timedCount -= 1 }
+                if old.sequence >= firstSequence {
+                    // Installed by an earlier rule of this request (a later line wins): its slot
+                    // goes on to this one, and the one just taken goes back.
+                    table.flows[id]!.counterSlot = old.counterSlot
+                    slots.release(slot)
+                    continue
+                }
+                replaced.append((id, old))
+            }
+            allocated.append(slot)
+            // Resetting costs the datapath a pause of its workers: only for slots used before.
+            if !fresh { datapath.resetRuleStatistics(counterSlot: slot) }
+        }
+        do {
+            try publishWhole(bridge: bridge, flows: table.flows)
+        } catch {
+            rollBack()
+            throw SwitchService.rpcError(for: error)
+        }
+        // Commit: the replaced flows' slots go back.
+        table.timedCount = timedCount
+        tables[bridge] = table
+        slots.release(replaced.map(\.flow.counterSlot))
+    }
+
     /// replace-flows: the table becomes exactly `rules`. Returns how many flows were added or
     /// changed and how many deleted.
+    /// The next table is built whole, with the unchanged flows moved over (they keep their counter
+    /// slots, sequences and saved text), and published; the old one is dropped only then.
     @discardableResult
     func replace(bridge: String, rules: [FlowRule]) throws(RPCError) -> (installed: Int, deleted: Int) {
-        guard tables[bridge] != nil else { throw .noSuchBridge(bridge) }
+        guard let old = tables[bridge] else { throw .noSuchBridge(bridge) }
         let now = clock()
-        var pending: [FlowIdentity: Pending] = [:]
-        pending.reserveCapacity(rules.count)
-        var deleted = 0
-        do {
-            // Scoped: a copy of the table alive during `apply` would make its commit copy the table.
-            let flows = tables[bridge]!.flows
-            for rule in rules {
-                let id = FlowIdentity(rule)
-                if let existing = flows[id], existing.isSame(as: rule) {
-                    pending[id] = .keep
-                } else {
-                    pending[id] = .install(newFlow(rule, now: now))
-                }
+        let firstSequence = nextSequence + 1
+        var next = FlowTable()
+        next.flows.reserveCapacity(rules.count)
+        var allocated: [Int] = []
+        for rule in rules {
+            let id = FlowIdentity(rule)
+            if let existing = old.flows[id], existing.isSame(as: rule) {
+                next.flows[id] = existing
+                continue
             }
-            for id in flows.keys where pending[id] == nil { deleted += 1 }
+            var flow = newFlow(rule, now: now)
+            guard let (slot, fresh) = slots.allocate() else {
+                // Out of slots, unless an earlier rule of this file has this identity: it hands its slot on.
+                if let earlier = next.flows[id], earlier.sequence >= firstSequence {
+                    flow.counterSlot = earlier.counterSlot
+                    next.flows[id] = flow
+                    continue
+                }
+                slots.release(allocated)
+                throw .resourceUnavailable(
+                    "too many flows: the datapath has room for \(slots.capacity) flows in all, \(slots.available) are free")
+            }
+            flow.counterSlot = slot
+            if let earlier = next.flows.updateValue(flow, forKey: id), earlier.sequence >= firstSequence {
+                next.flows[id]!.counterSlot = earlier.counterSlot
+                slots.release(slot)
+                continue
+            }
+            allocated.append(slot)
+            if !fresh { datapath.resetRuleStatistics(counterSlot: slot) }
         }
-        let allocated = try allocateSlots(&pending)
-        try apply(bridge: bridge, pending: pending, allocated: allocated, removing: { _, _ in true })
-        return (allocated.count, deleted)
+        do {
+            try publishWhole(bridge: bridge, flows: next.flows)
+        } catch {
+            slots.release(allocated)
+            throw SwitchService.rpcError(for: error)
+        }
+        // Commit: the old table's flows not carried over give their slots back.
+        var used = Set<Int>(minimumCapacity: next.flows.count)
+        var timedCount = 0
+        for flow in next.flows.values {
+            used.insert(flow.counterSlot)
+            if flow.hasTimeout { timedCount += 1 }
+        }
+        next.timedCount = timedCount
+        var freed: [Int] = []
+        var deleted = 0
+        var kept = 0
+        for (id, flow) in old.flows {
+            if used.contains(flow.counterSlot) {
+                kept += 1
+            } else {
+                freed.append(flow.counterSlot)
+                if next.flows[id] == nil { deleted += 1 }
+            }
+        }
+        // And a new flow of the file overridden by a later unchanged one gives its slot back too.
+        for slot in allocated where !used.contains(slot) { freed.append(slot) }
+        tables[bridge] = next
+        slots.release(freed)
+        return (next.flows.count - kept, deleted)
     }
 
     /// del-flows: deletes the selected flows; returns how many.
@@ -547,6 +658,20 @@ final class FlowTables {
         table.timedCount = timedCount
         tables[bridge] = table
         slots.release(freed)
+    }
+
+    /// Publishes `flows` as the bridge's whole table, read in place (by dictionary index).
+    private func publishWhole(bridge: String, flows: [FlowIdentity: InstalledFlow]) throws(DatapathError) {
+        var references: [RuleReference<Dictionary<FlowIdentity, InstalledFlow>.Index>] = []
+        references.reserveCapacity(flows.count)
+        var index = flows.startIndex
+        while index != flows.endIndex {
+            references.append(RuleReference(index: index, flows.values[index]))
+            flows.formIndex(after: &index)
+        }
+        try datapath.setFlowTable(bridge: bridge, count: references.count) { i in
+            references[i].rule(flows.keys[references[i].index])
+        }
     }
 
     /// When the change only removes a few flows (at most 16, and no other flow has one of their
