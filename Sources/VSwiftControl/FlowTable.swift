@@ -225,12 +225,18 @@ final class FlowTables {
 
     func hasTable(bridge: String) -> Bool { tables[bridge] != nil }
 
-    /// Starts the table of a new (or restored) bridge with `rules` and publishes it.
-    func createTable(bridge: String, rules: [FlowRule]) throws(RPCError) {
+    /// Starts the table of a new (or restored) bridge with `rules` and publishes it. `texts`, when
+    /// given, are the rules as they were saved (one per rule), kept as their saved text.
+    func createTable(bridge: String, rules: [FlowRule], texts: [String]? = nil) throws(RPCError) {
         precondition(tables[bridge] == nil, "flow table of \(bridge) created twice")
+        precondition(texts == nil || texts!.count == rules.count, "one saved text per rule")
         tables[bridge] = FlowTable()
         do {
-            try add(bridge: bridge, rules: rules)
+            if rules.isEmpty {
+                try publish(bridge: bridge)
+            } else {
+                try addInBulk(bridge: bridge, rules: rules, texts: texts)
+            }
         } catch {
             tables[bridge] = nil
             throw error
@@ -270,7 +276,7 @@ final class FlowTables {
     /// A big add: the rules are written into the table itself (no table of pending changes, no
     /// second lookup per rule), the whole table is published, and on failure the table is put
     /// back as it was from what the insertions returned.
-    private func addInBulk(bridge: String, rules: [FlowRule]) throws(RPCError) {
+    private func addInBulk(bridge: String, rules: [FlowRule], texts: [String]? = nil) throws(RPCError) {
         let now = clock()
         let firstSequence = nextSequence + 1
         // Taken out of `tables` so that it is not shared (and not copied) while it changes.
@@ -287,9 +293,10 @@ final class FlowTables {
             tables[bridge] = table
             slots.release(allocated)
         }
-        for rule in rules {
+        for (index, rule) in rules.enumerated() {
             let id = FlowIdentity(rule)
             var flow = newFlow(rule, now: now)
+            flow.text = texts?[index]
             guard let (slot, fresh) = slots.allocate() else {
                 // Out of slots, unless an earlier rule of this request has this identity: it hands its slot on.
                 if let earlier = table.flows[id], earlier.sequence >= firstSequence {
