@@ -676,9 +676,9 @@ final class FlowTables {
             references.append(RuleReference(index: index, flows.values[index]))
             flows.formIndex(after: &index)
         }
-        try datapath.setFlowTable(bridge: bridge, count: references.count) { i in
-            references[i].rule(flows.keys[references[i].index])
-        }
+        try datapath.setFlowTable(
+            bridge: bridge, count: references.count, rule: { i in references[i].rule(flows.keys[references[i].index]) },
+            match: { i in flows.keys[references[i].index].match })
     }
 
     /// When the change only removes a few flows (at most 16, and no other flow has one of their
@@ -750,13 +750,17 @@ final class FlowTables {
             if case .install(let flow) = pending.values[pendingIndex] { installing.append(RuleReference(index: pendingIndex, flow)) }
             pending.formIndex(after: &pendingIndex)
         }
-        try datapath.setFlowTable(bridge: bridge, count: staying.count + installing.count) { i in
-            if i < staying.count {
-                return staying[i].rule(flows.keys[staying[i].index])
-            }
-            let reference = installing[i - staying.count]
-            return reference.rule(pending.keys[reference.index])
-        }
+        try datapath.setFlowTable(
+            bridge: bridge, count: staying.count + installing.count,
+            rule: { i in
+                if i < staying.count { return staying[i].rule(flows.keys[staying[i].index]) }
+                let reference = installing[i - staying.count]
+                return reference.rule(pending.keys[reference.index])
+            },
+            match: { i in
+                if i < staying.count { return flows.keys[staying[i].index].match }
+                return pending.keys[installing[i - staying.count].index].match
+            })
         guard removing != nil, removedCount <= flows.count / 4 else { return nil }
         // The flows neither staying nor replaced, found again by walking both in step.
         var removed: [FlowIdentity] = []
