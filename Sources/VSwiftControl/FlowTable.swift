@@ -203,8 +203,6 @@ struct FlowSnapshot {
 /// All bridges' flow tables, their counter slots and sequence numbers.
 final class FlowTables {
     private enum Pending {
-        /// The flow already in the table stays as it is.
-        case keep
         /// Install this flow (new, replacing, or a modified copy).
         case install(InstalledFlow)
     }
@@ -603,14 +601,12 @@ final class FlowTables {
         }
         // The table's flows that `pending` names, by counter slot (cheaper to look up than identities).
         var replaced = Set<Int>()
-        var kept = Set<Int>()
         var installs = 0
         do {
             let flows = tables[bridge]!.flows
             for (id, entry) in pending {
                 let existing = flows[id]?.counterSlot
                 switch entry {
-                case .keep: if let existing { kept.insert(existing) }
                 case .install:
                     installs += 1
                     if let existing { replaced.insert(existing) }
@@ -621,12 +617,12 @@ final class FlowTables {
         do {
             if pending.isEmpty, let removingIDs, publishRemovals(bridge: bridge, ids: removingIDs) {
                 removed = removingIDs
-            } else if try publishAdditions(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept,
+            } else if try publishAdditions(bridge: bridge, pending: pending, installs: installs, replaced: replaced,
                                     removing: removing) {
                 removed = nil
             } else {
                 removed = try publishTable(
-                    bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
+                    bridge: bridge, pending: pending, installs: installs, replaced: replaced, removing: removing)
             }
         } catch {
             slots.release(allocated)
@@ -647,7 +643,7 @@ final class FlowTables {
         } else if let removing {
             table.flows = table.flows.filter { entry in
                 let slot = entry.value.counterSlot
-                if replaced.contains(slot) || kept.contains(slot) || !removing(entry.key, entry.value) { return true }
+                if replaced.contains(slot) || !removing(entry.key, entry.value) { return true }
                 freed.append(slot)
                 if entry.value.hasTimeout { timedCount -= 1 }
                 return false
@@ -705,11 +701,11 @@ final class FlowTables {
     /// of the table), hands just those to the datapath, which extends its published table instead
     /// of recompiling it. False when the change is not such, or the datapath declined.
     private func publishAdditions(
-        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
+        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>,
         removing: ((FlowIdentity, InstalledFlow) -> Bool)?
     ) throws(DatapathError) -> Bool {
         let count = tables[bridge]!.flows.count
-        guard removing == nil, replaced.isEmpty, kept.isEmpty, installs == pending.count, installs > 0,
+        guard removing == nil, replaced.isEmpty, installs == pending.count, installs > 0,
             installs * 4 <= count
         else { return false }
         var rules: [DatapathRule] = []
@@ -726,7 +722,7 @@ final class FlowTables {
     /// Returns the identities of the flows `removing` removes when they are few (at most a quarter
     /// of the table), nil otherwise.
     private func publishTable(
-        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
+        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>,
         removing: ((FlowIdentity, InstalledFlow) -> Bool)?
     ) throws(DatapathError) -> [FlowIdentity]? {
         let flows = tables[bridge]!.flows
@@ -739,7 +735,7 @@ final class FlowTables {
             defer { flows.formIndex(after: &index) }
             let flow = flows.values[index]
             if !replaced.isEmpty && replaced.contains(flow.counterSlot) { continue }  // a new version is below
-            if let removing, !kept.contains(flow.counterSlot), removing(flows.keys[index], flow) { continue }
+            if let removing, removing(flows.keys[index], flow) { continue }
             staying.append(RuleReference(index: index, flow))
         }
         let removedCount = flows.count - replaced.count - staying.count
