@@ -111,18 +111,10 @@ public final class ClassifierTable: @unchecked Sendable {
     public init(count: Int, entry entryAt: (Int) -> ClassifierEntry) {
         version = Self.versions.add(1, ordering: .relaxed).newValue
         ruleCount = count
-        // Rank every rule once: priority descending, then sequence ascending.
+        // One pass over the entries (each read costs the caller a copy of a match) collects what
+        // ranking needs and groups rules by mask (few distinct masks: one dictionary probe per rule).
         var order = [(priority: UInt16, sequence: UInt64, index: Int32)]()
         order.reserveCapacity(count)
-        for i in 0..<count {
-            let e = entryAt(i)
-            order.append((e.priority, e.sequence, Int32(i)))
-        }
-        order.sort { $0.priority != $1.priority ? $0.priority > $1.priority : $0.sequence < $1.sequence }
-        var rank = [UInt32](repeating: 0, count: count)
-        for (r, o) in order.enumerated() { rank[Int(o.index)] = UInt32(r) }
-
-        // Group rules by mask (few distinct masks: one dictionary probe per rule).
         var groupOfMask: [FlowKey: Int] = [:]
         var groupMasks: [FlowKey] = []
         var groupOf = [Int32](repeating: 0, count: count)
@@ -130,6 +122,7 @@ public final class ClassifierTable: @unchecked Sendable {
         var union = FlowKey()
         for i in 0..<count {
             let entry = entryAt(i)
+            order.append((entry.priority, entry.sequence, Int32(i)))
             let g: Int
             if let existing = groupOfMask[entry.match.mask] {
                 g = existing
@@ -143,6 +136,10 @@ public final class ClassifierTable: @unchecked Sendable {
             groupOf[i] = Int32(g)
             groupSizes[g] += 1
         }
+        // Rank every rule once: priority descending, then sequence ascending.
+        order.sort { $0.priority != $1.priority ? $0.priority > $1.priority : $0.sequence < $1.sequence }
+        var rank = [UInt32](repeating: 0, count: count)
+        for (r, o) in order.enumerated() { rank[Int(o.index)] = UInt32(r) }
         (significantWords, unionMask, unionWords, unionWordCount) = Self.unionArrays(union)
 
         var built: [Subtable] = []

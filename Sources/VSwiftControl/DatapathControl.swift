@@ -22,9 +22,9 @@ public protocol DatapathControl: AnyObject {
 
     /// OpenFlow port numbers of a bridge's ports, by port name (the internal port is `ofportLocal`).
     func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError)
-    /// Replaces the bridge's whole flow table with `count` rules, rule i read from `rule(i)` (more
-    /// than once, always the same rule).
-    func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError)
+    /// Replaces the bridge's whole flow table with `count` rules, rule i read from `rule(i)` and its
+    /// match alone from `match(i)` (each more than once, always the same).
+    func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule, match: (Int) -> Match) throws(DatapathError)
     /// Adds new flows (higher sequences than all in the table) to the published table; false,
     /// changing nothing, when the table does not hold `expectedCount - rules.count` rules.
     func addToFlowTable(bridge: String, rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool

@@ -203,8 +203,6 @@ struct FlowSnapshot {
 /// All bridges' flow tables, their counter slots and sequence numbers.
 final class FlowTables {
     private enum Pending {
-        /// The flow already in the table stays as it is.
-        case keep
         /// Install this flow (new, replacing, or a modified copy).
         case install(InstalledFlow)
     }
@@ -225,12 +223,18 @@ final class FlowTables {
 
     func hasTable(bridge: String) -> Bool { tables[bridge] != nil }
 
-    /// Starts the table of a new (or restored) bridge with `rules` and publishes it.
-    func createTable(bridge: String, rules: [FlowRule]) throws(RPCError) {
+    /// Starts the table of a new (or restored) bridge with `rules` and publishes it. `texts`, when
+    /// given, are the rules as they were saved (one per rule), kept as their saved text.
+    func createTable(bridge: String, rules: [FlowRule], texts: [String]? = nil) throws(RPCError) {
         precondition(tables[bridge] == nil, "flow table of \(bridge) created twice")
+        precondition(texts == nil || texts!.count == rules.count, "one saved text per rule")
         tables[bridge] = FlowTable()
         do {
-            try add(bridge: bridge, rules: rules)
+            if rules.isEmpty {
+                try publish(bridge: bridge)
+            } else {
+                try addInBulk(bridge: bridge, rules: rules, texts: texts)
+            }
         } catch {
             tables[bridge] = nil
             throw error
@@ -253,7 +257,10 @@ final class FlowTables {
     /// add-flow / add-flows: each rule replaces a flow with an identical match and priority; within
     /// `rules` a later one wins, as if they were added one after the other.
     func add(bridge: String, rules: [FlowRule]) throws(RPCError) {
-        guard tables[bridge] != nil else { throw .noSuchBridge(bridge) }
+        guard let count = tables[bridge]?.flows.count else { throw .noSuchBridge(bridge) }
+        // Too many to extend the published table in place: the whole table is compiled anyway,
+        // so the rules go straight into it (see `addInBulk`).
+        if rules.count * 4 > count { return try addInBulk(bridge: bridge, rules: rules) }
         let now = clock()
         var pending: [FlowIdentity: Pending] = [:]
         pending.reserveCapacity(rules.count)
@@ -264,31 +271,140 @@ final class FlowTables {
         try apply(bridge: bridge, pending: pending, allocated: allocated, removing: nil)
     }
 
+    /// A big add: the rules are written into the table itself (no table of pending changes, no
+    /// second lookup per rule), the whole table is published, and on failure the table is put
+    /// back as it was from what the insertions returned.
+    private func addInBulk(bridge: String, rules: [FlowRule], texts: [String]? = nil) throws(RPCError) {
+        let now = clock()
+        let firstSequence = nextSequence + 1
+        // Taken out of `tables` so that it is not shared (and not copied) while it changes.
+        var table = tables.removeValue(forKey: bridge)!
+        table.flows.reserveCapacity(table.flows.count + rules.count)
+        var replaced: [(id: FlowIdentity, flow: InstalledFlow)] = []
+        var allocated: [Int] = []
+        allocated.reserveCapacity(rules.count)
+        var timedCount = table.timedCount
+        // The request's flows are the ones with its sequences (no list of a million identities kept for this).
+        func rollBack() {
+            table.flows = table.flows.filter { $0.value.sequence < firstSequence }
+            for (id, flow) in replaced { table.flows[id] = flow }
+            tables[bridge] = table
+            slots.release(allocated)
+        }
+        for (index, rule) in rules.enumerated() {
+            let id = FlowIdentity(rule)
+            var flow = newFlow(rule, now: now)
+            flow.text = texts?[index]
+            guard let (slot, fresh) = slots.allocate() else {
+                // Out of slots, unless an earlier rule of this request has this identity: it hands its slot on.
+                if let earlier = table.flows[id], earlier.sequence >= firstSequence {
+                    flow.counterSlot = earlier.counterSlot
+                    table.flows[id] = flow
+                    timedCount += (flow.hasTimeout ? 1 : 0) - (earlier.hasTimeout ? 1 : 0)
+                    continue
+                }
+                rollBack()
+                throw .resourceUnavailable(
+                    "too many flows: the datapath has room for \(slots.capacity) flows in all, \(slots.available) are free")
+            }
+            flow.counterSlot = slot
+            if flow.hasTimeout { timedCount += 1 }
+            if let old = table.flows.updateValue(flow, forKey: id) {
+                if old.hasTimeout { timedCount -= 1 }
+                if old.sequence >= firstSequence {
+                    // Installed by an earlier rule of this request (a later line wins): its slot
+                    // goes on to this one, and the one just taken goes back.
+                    table.flows[id]!.counterSlot = old.counterSlot
+                    slots.release(slot)
+                    continue
+                }
+                replaced.append((id, old))
+            }
+            allocated.append(slot)
+            // Resetting costs the datapath a pause of its workers: only for slots used before.
+            if !fresh { datapath.resetRuleStatistics(counterSlot: slot) }
+        }
+        do {
+            try publishWhole(bridge: bridge, flows: table.flows)
+        } catch {
+            rollBack()
+            throw SwitchService.rpcError(for: error)
+        }
+        // Commit: the replaced flows' slots go back.
+        table.timedCount = timedCount
+        tables[bridge] = table
+        slots.release(replaced.map(\.flow.counterSlot))
+    }
+
     /// replace-flows: the table becomes exactly `rules`. Returns how many flows were added or
     /// changed and how many deleted.
+    /// The next table is built whole, with the unchanged flows moved over (they keep their counter
+    /// slots, sequences and saved text), and published; the old one is dropped only then.
     @discardableResult
     func replace(bridge: String, rules: [FlowRule]) throws(RPCError) -> (installed: Int, deleted: Int) {
-        guard tables[bridge] != nil else { throw .noSuchBridge(bridge) }
+        guard let old = tables[bridge] else { throw .noSuchBridge(bridge) }
         let now = clock()
-        var pending: [FlowIdentity: Pending] = [:]
-        pending.reserveCapacity(rules.count)
-        var deleted = 0
-        do {
-            // Scoped: a copy of the table alive during `apply` would make its commit copy the table.
-            let flows = tables[bridge]!.flows
-            for rule in rules {
-                let id = FlowIdentity(rule)
-                if let existing = flows[id], existing.isSame(as: rule) {
-                    pending[id] = .keep
-                } else {
-                    pending[id] = .install(newFlow(rule, now: now))
-                }
+        let firstSequence = nextSequence + 1
+        var next = FlowTable()
+        next.flows.reserveCapacity(rules.count)
+        var allocated: [Int] = []
+        for rule in rules {
+            let id = FlowIdentity(rule)
+            if let existing = old.flows[id], existing.isSame(as: rule) {
+                next.flows[id] = existing
+                continue
             }
-            for id in flows.keys where pending[id] == nil { deleted += 1 }
+            var flow = newFlow(rule, now: now)
+            guard let (slot, fresh) = slots.allocate() else {
+                // Out of slots, unless an earlier rule of this file has this identity: it hands its slot on.
+                if let earlier = next.flows[id], earlier.sequence >= firstSequence {
+                    flow.counterSlot = earlier.counterSlot
+                    next.flows[id] = flow
+                    continue
+                }
+                slots.release(allocated)
+                throw .resourceUnavailable(
+                    "too many flows: the datapath has room for \(slots.capacity) flows in all, \(slots.available) are free")
+            }
+            flow.counterSlot = slot
+            if let earlier = next.flows.updateValue(flow, forKey: id), earlier.sequence >= firstSequence {
+                next.flows[id]!.counterSlot = earlier.counterSlot
+                slots.release(slot)
+                continue
+            }
+            allocated.append(slot)
+            if !fresh { datapath.resetRuleStatistics(counterSlot: slot) }
         }
-        let allocated = try allocateSlots(&pending)
-        try apply(bridge: bridge, pending: pending, allocated: allocated, removing: { _, _ in true })
-        return (allocated.count, deleted)
+        do {
+            try publishWhole(bridge: bridge, flows: next.flows)
+        } catch {
+            slots.release(allocated)
+            throw SwitchService.rpcError(for: error)
+        }
+        // Commit: the old table's flows not carried over give their slots back.
+        var used = Set<Int>(minimumCapacity: next.flows.count)
+        var timedCount = 0
+        for flow in next.flows.values {
+            used.insert(flow.counterSlot)
+            if flow.hasTimeout { timedCount += 1 }
+        }
+        next.timedCount = timedCount
+        var freed: [Int] = []
+        var deleted = 0
+        var kept = 0
+        for (id, flow) in old.flows {
+            if used.contains(flow.counterSlot) {
+                kept += 1
+            } else {
+                freed.append(flow.counterSlot)
+                if next.flows[id] == nil { deleted += 1 }
+            }
+        }
+        // And a new flow of the file overridden by a later unchanged one gives its slot back too.
+        for slot in allocated where !used.contains(slot) { freed.append(slot) }
+        tables[bridge] = next
+        slots.release(freed)
+        return (next.flows.count - kept, deleted)
     }
 
     /// del-flows: deletes the selected flows; returns how many.
@@ -485,14 +601,12 @@ final class FlowTables {
         }
         // The table's flows that `pending` names, by counter slot (cheaper to look up than identities).
         var replaced = Set<Int>()
-        var kept = Set<Int>()
         var installs = 0
         do {
             let flows = tables[bridge]!.flows
             for (id, entry) in pending {
                 let existing = flows[id]?.counterSlot
                 switch entry {
-                case .keep: if let existing { kept.insert(existing) }
                 case .install:
                     installs += 1
                     if let existing { replaced.insert(existing) }
@@ -503,12 +617,12 @@ final class FlowTables {
         do {
             if pending.isEmpty, let removingIDs, publishRemovals(bridge: bridge, ids: removingIDs) {
                 removed = removingIDs
-            } else if try publishAdditions(bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept,
+            } else if try publishAdditions(bridge: bridge, pending: pending, installs: installs, replaced: replaced,
                                     removing: removing) {
                 removed = nil
             } else {
                 removed = try publishTable(
-                    bridge: bridge, pending: pending, installs: installs, replaced: replaced, kept: kept, removing: removing)
+                    bridge: bridge, pending: pending, installs: installs, replaced: replaced, removing: removing)
             }
         } catch {
             slots.release(allocated)
@@ -529,7 +643,7 @@ final class FlowTables {
         } else if let removing {
             table.flows = table.flows.filter { entry in
                 let slot = entry.value.counterSlot
-                if replaced.contains(slot) || kept.contains(slot) || !removing(entry.key, entry.value) { return true }
+                if replaced.contains(slot) || !removing(entry.key, entry.value) { return true }
                 freed.append(slot)
                 if entry.value.hasTimeout { timedCount -= 1 }
                 return false
@@ -547,6 +661,20 @@ final class FlowTables {
         table.timedCount = timedCount
         tables[bridge] = table
         slots.release(freed)
+    }
+
+    /// Publishes `flows` as the bridge's whole table, read in place (by dictionary index).
+    private func publishWhole(bridge: String, flows: [FlowIdentity: InstalledFlow]) throws(DatapathError) {
+        var references: [RuleReference<Dictionary<FlowIdentity, InstalledFlow>.Index>] = []
+        references.reserveCapacity(flows.count)
+        var index = flows.startIndex
+        while index != flows.endIndex {
+            references.append(RuleReference(index: index, flows.values[index]))
+            flows.formIndex(after: &index)
+        }
+        try datapath.setFlowTable(
+            bridge: bridge, count: references.count, rule: { i in references[i].rule(flows.keys[references[i].index]) },
+            match: { i in flows.keys[references[i].index].match })
     }
 
     /// When the change only removes a few flows (at most 16, and no other flow has one of their
@@ -573,11 +701,11 @@ final class FlowTables {
     /// of the table), hands just those to the datapath, which extends its published table instead
     /// of recompiling it. False when the change is not such, or the datapath declined.
     private func publishAdditions(
-        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
+        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>,
         removing: ((FlowIdentity, InstalledFlow) -> Bool)?
     ) throws(DatapathError) -> Bool {
         let count = tables[bridge]!.flows.count
-        guard removing == nil, replaced.isEmpty, kept.isEmpty, installs == pending.count, installs > 0,
+        guard removing == nil, replaced.isEmpty, installs == pending.count, installs > 0,
             installs * 4 <= count
         else { return false }
         var rules: [DatapathRule] = []
@@ -594,7 +722,7 @@ final class FlowTables {
     /// Returns the identities of the flows `removing` removes when they are few (at most a quarter
     /// of the table), nil otherwise.
     private func publishTable(
-        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>, kept: Set<Int>,
+        bridge: String, pending: [FlowIdentity: Pending], installs: Int, replaced: Set<Int>,
         removing: ((FlowIdentity, InstalledFlow) -> Bool)?
     ) throws(DatapathError) -> [FlowIdentity]? {
         let flows = tables[bridge]!.flows
@@ -607,7 +735,7 @@ final class FlowTables {
             defer { flows.formIndex(after: &index) }
             let flow = flows.values[index]
             if !replaced.isEmpty && replaced.contains(flow.counterSlot) { continue }  // a new version is below
-            if let removing, !kept.contains(flow.counterSlot), removing(flows.keys[index], flow) { continue }
+            if let removing, removing(flows.keys[index], flow) { continue }
             staying.append(RuleReference(index: index, flow))
         }
         let removedCount = flows.count - replaced.count - staying.count
@@ -618,13 +746,17 @@ final class FlowTables {
             if case .install(let flow) = pending.values[pendingIndex] { installing.append(RuleReference(index: pendingIndex, flow)) }
             pending.formIndex(after: &pendingIndex)
         }
-        try datapath.setFlowTable(bridge: bridge, count: staying.count + installing.count) { i in
-            if i < staying.count {
-                return staying[i].rule(flows.keys[staying[i].index])
-            }
-            let reference = installing[i - staying.count]
-            return reference.rule(pending.keys[reference.index])
-        }
+        try datapath.setFlowTable(
+            bridge: bridge, count: staying.count + installing.count,
+            rule: { i in
+                if i < staying.count { return staying[i].rule(flows.keys[staying[i].index]) }
+                let reference = installing[i - staying.count]
+                return reference.rule(pending.keys[reference.index])
+            },
+            match: { i in
+                if i < staying.count { return flows.keys[staying[i].index].match }
+                return pending.keys[installing[i - staying.count].index].match
+            })
         guard removing != nil, removedCount <= flows.count / 4 else { return nil }
         // The flows neither staying nor replaced, found again by walking both in step.
         var removed: [FlowIdentity] = []

@@ -573,16 +573,10 @@ public final class SwitchService: @unchecked Sendable {
             bridges.append(bridge)
             do throws(RPCError) {
                 try publishPortNumbers(bridges.count - 1)
-                var rules: [FlowRule] = []
-                rules.reserveCapacity(saved.flows.count)
-                for (number, text) in saved.flows.enumerated() {
-                    do throws(RPCError) {
-                        rules.append(try parseFlow(text, bridge: bridges.count - 1))
-                    } catch {
-                        throw RPCError.invalidFlow("flow \(number + 1) (\(text)): \(error.message)")
-                    }
-                }
-                try flowTables.createTable(bridge: saved.name, rules: rules)
+                let rules = try parseFlows(saved.flows, bridge: bridges.count - 1, numbered: false, saved: true)
+                // The saved lines are the flows' saved text already: the save after the restore
+                // need not format them again.
+                try flowTables.createTable(bridge: saved.name, rules: rules, texts: saved.flows)
             } catch {
                 throw RestoreError(message: "cannot restore the flows of bridge \"\(saved.name)\": \(error.message)")
             }
@@ -630,11 +624,6 @@ public final class SwitchService: @unchecked Sendable {
         return FlowParser(portNumber: { numbers[$0] })
     }
 
-    private func parseFlow(_ text: String, bridge index: Int) throws(RPCError) -> FlowRule {
-        let parser = parser(forBridge: index)
-        return try parseFlow(text, parser: parser, line: nil)
-    }
-
     private func parseModification(_ text: String, bridge index: Int) throws(RPCError) -> FlowModification {
         do throws(FlowSyntaxError) {
             return try parser(forBridge: index).parseModification(text)
@@ -660,7 +649,8 @@ public final class SwitchService: @unchecked Sendable {
     /// Parses every line first (nothing changes when one is bad). With `numbered`, blank lines and
     /// comments (from `#` to the end of the line, as ovs-ofctl reads files) are skipped. Big files
     /// are parsed in chunks on all cores; the error reported is still that of the first bad line.
-    private func parseFlows(_ lines: [String], bridge index: Int, numbered: Bool) throws(RPCError) -> [FlowRule] {
+    /// `saved`: the lines are a saved configuration's flows, and an error names the flow by number and text.
+    private func parseFlows(_ lines: [String], bridge index: Int, numbered: Bool, saved: Bool = false) throws(RPCError) -> [FlowRule] {
         let parser = parser(forBridge: index)
         func parse(_ range: Range<Int>, into rules: inout [FlowRule]) -> RPCError? {
             for number in range {
@@ -675,7 +665,7 @@ public final class SwitchService: @unchecked Sendable {
                 do throws(RPCError) {
                     rules.append(try parseFlow(line, parser: parser, line: numbered ? number + 1 : nil))
                 } catch {
-                    return error
+                    return saved ? .invalidFlow("flow \(number + 1) (\(line)): \(error.message)") : error
                 }
             }
             return nil

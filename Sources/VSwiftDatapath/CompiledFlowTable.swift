@@ -69,18 +69,29 @@ final class CompiledFlowTable {
     /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
     /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
     convenience init(rules source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
-        try self.init(count: source.count, rule: { source[$0] }, portSlot: portSlot)
+        try self.init(count: source.count, rule: { source[$0] }, match: { source[$0].match }, portSlot: portSlot)
     }
 
     /// The table of `count` rules, rule i read from `ruleAt(i)` (several times: it must give the
     /// same rule each time).
-    init(count: Int, rule ruleAt: (Int) -> DatapathRule, portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+    /// `matchAt(i)` is rule i's match alone: the classifier reads each match several
+    /// times, and a whole rule each time would touch its actions (a cold reference count) too.
+    init(
+        count: Int, rule ruleAt: (Int) -> DatapathRule, match matchAt: (Int) -> Match,
+        portSlot: (UInt32) -> UInt16?
+    ) throws(DatapathError) {
         var compiled: [CompiledRule] = []
+        var priorities: [UInt16] = []
+        var sequences: [UInt64] = []
+        priorities.reserveCapacity(count)
+        sequences.reserveCapacity(count)
         var program: [CompiledAction] = []
         compiled.reserveCapacity(count)
         var looksPastLinkLayer = false
         for index in 0..<count {
             let rule = ruleAt(index)
+            priorities.append(rule.priority)
+            sequences.append(rule.sequence)
             if !looksPastLinkLayer && FlowExtractor.looksPastLinkLayer(rule.match.mask) { looksPastLinkLayer = true }
             let counterSlot = rule.counterSlot
             guard counterSlot >= 0 && counterSlot < DatapathLimits.maxRules else {
@@ -101,8 +112,7 @@ final class CompiledFlowTable {
         }
         // Read from the rules in place: an array of a million entries would copy every match.
         classifier = ClassifierTable(count: count) { index in
-            let rule = ruleAt(index)
-            return ClassifierEntry(match: rule.match, priority: rule.priority, sequence: rule.sequence, payload: Int32(index))
+            ClassifierEntry(match: matchAt(index), priority: priorities[index], sequence: sequences[index], payload: Int32(index))
         }
         linkLayerOnly = !looksPastLinkLayer
         ruleCount = compiled.count

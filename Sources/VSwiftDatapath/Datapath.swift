@@ -508,7 +508,9 @@ public final class Datapath: @unchecked Sendable {
         }
     }
 
-    func installFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError) {
+    func installFlowTable(
+        bridge: String, count: Int, rule: (Int) -> DatapathRule, match: (Int) -> Match
+    ) throws(DatapathError) {
         // Compile outside the lock's critical section for the workers: they keep forwarding with
         // the old table until the swap.
         let (slot, slotOfPort) = try locked { () throws(DatapathError) -> (Int, [UInt32: UInt16]) in
@@ -519,7 +521,7 @@ public final class Datapath: @unchecked Sendable {
             }
             return (record.slot, map)
         }
-        let table = try CompiledFlowTable(count: count, rule: rule, portSlot: { slotOfPort[$0] })
+        let table = try CompiledFlowTable(count: count, rule: rule, match: match, portSlot: { slotOfPort[$0] })
         try locked { () throws(DatapathError) in
             guard var record = bridges[bridge], record.slot == slot else { throw .noSuchBridge(bridge) }
             // Workers adopt the new version at a burst boundary; after the handshake none can still
@@ -710,13 +712,16 @@ extension Datapath {
     /// Replaces the bridge's whole flow table with `rules` (built off the packet path, then
     /// swapped in between bursts: no packet sees half a table).
     public func setFlowTable(bridge: String, rules: [DatapathRule]) throws(DatapathError) {
-        try installFlowTable(bridge: bridge, count: rules.count, rule: { rules[$0] })
+        try installFlowTable(bridge: bridge, count: rules.count, rule: { rules[$0] }, match: { rules[$0].match })
     }
 
     /// `setFlowTable(bridge:rules:)` with rule i read from `rule(i)` (more than once: it must give
     /// the same rule each time), so a caller need not build an array of a million rules first.
-    public func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError) {
-        try installFlowTable(bridge: bridge, count: count, rule: rule)
+    /// `match(i)` is rule i's match alone (the classifier reads matches several times).
+    public func setFlowTable(
+        bridge: String, count: Int, rule: (Int) -> DatapathRule, match: (Int) -> Match
+    ) throws(DatapathError) {
+        try installFlowTable(bridge: bridge, count: count, rule: rule, match: match)
     }
 
     /// Adds `rules` — new flows only, each with a higher sequence than every rule in the table —

@@ -81,8 +81,9 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
         portNumbers[bridge] = numbers
     }
 
-    func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule) throws(DatapathError) {
+    func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule, match: (Int) -> Match) throws(DatapathError) {
         let rules = (0..<count).map(rule)
+        precondition((0..<count).allSatisfy { match($0) == rules[$0].match }, "match(i) is rule(i)'s match")
         if let failure = failNextFlowTable {
             failNextFlowTable = nil
             throw failure

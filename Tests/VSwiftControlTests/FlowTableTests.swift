@@ -503,6 +503,59 @@ private let seedFlows = [
         #expect(try h.flows("br2").count == 3)
     }
 
+    @Test func bulkAddThatFailsPutsTheTableBackWithItsTimeouts() throws {
+        let h = try seedBridge()
+        let start = h.clock.now
+        try h.addFlow("br2", "hard_timeout=10,priority=5,in_port=1,actions=NORMAL")
+        let timed = try #require(h.datapath.rule("br2", priority: 5))
+        h.datapath.counters[timed.counterSlot] = RuleStatistics(packets: 7, bytes: 420, lastUsed: 0)
+        let before = try h.flows("br2")
+        h.datapath.failNextFlowTable = .unsupported("table full")
+        let error = h.addFlows("br2", ["priority=5,in_port=1,actions=drop", "priority=6,actions=drop", "priority=7,actions=drop"]).error
+        #expect(error == .datapathFailure("table full"))
+        #expect(try h.flows("br2") == before)
+        // The replaced flow came back as it was: same slot, and its hard timeout still runs.
+        #expect(try h.dump("br2").flows.first { $0.priority == 5 }?.packets == 7)
+        h.clock.now = start + 10
+        h.service.expireFlows()
+        #expect(try h.flows("br2") == ["priority=0 actions=NORMAL"])
+    }
+
+    @Test func bulkAddReplacingATimedFlowStopsItsExpiry() throws {
+        let h = try seedBridge()
+        let start = h.clock.now
+        try h.addFlow("br2", "hard_timeout=10,priority=5,in_port=1,actions=NORMAL")
+        let result = h.addFlows("br2", [
+            "priority=6,actions=drop", "priority=5,in_port=1,actions=drop", "idle_timeout=3,priority=6,actions=output:1",
+        ])
+        #expect(try result.get().decode(FlowChangeReport.self) == FlowChangeReport(added: 3))
+        h.clock.now = start + 20
+        h.service.expireFlows()
+        // The idle priority=6 flow expired, the replacement of the timed priority=5 one did not.
+        #expect(try h.flows("br2") == ["priority=5,in_port=1 actions=drop", "priority=0 actions=NORMAL"])
+    }
+
+    @Test func repeatedFlowsInOneFileTakeOneCounterSlot() throws {
+        let h = Harness(counterSlots: 4)
+        try h.ok("add-br", ["bridge": "br0"])  // 1 slot: the NORMAL flow
+        let lines = ["priority=1,actions=drop", "priority=1,actions=output:1", "priority=2,actions=drop", "priority=1,actions=output:2"]
+        #expect(try h.addFlows("br0", lines).get().decode(FlowChangeReport.self) == FlowChangeReport(added: 4))
+        #expect(try h.flows("br0") == ["priority=2 actions=drop", "priority=1 actions=output:2", "priority=0 actions=NORMAL"])
+        let slots = Set(h.datapath.flowTables["br0", default: []].map(\.counterSlot))
+        #expect(slots == [0, 1, 2])
+        // One slot left: replace-flows with repeats needs no more slots than distinct new flows either.
+        let replacement = ["priority=3,actions=drop", "priority=3,actions=output:1", "priority=2,actions=drop"]
+        let replaced = try h.ok("replace-flows", ["bridge": "br0", "flows": .array(replacement.map(JSONValue.string))])
+        #expect(try replaced.decode(FlowChangeReport.self) == FlowChangeReport(added: 1, deleted: 2))
+        #expect(try h.flows("br0") == ["priority=3 actions=output:1", "priority=2 actions=drop"])
+        // Every slot not in the table is free again: two more flows fit, three do not.
+        let more = ["priority=4,actions=drop", "priority=5,actions=drop", "priority=6,actions=drop"]
+        #expect(h.addFlows("br0", more).error?.code == RPCError.resourceUnavailable("").code)
+        #expect(try h.flows("br0").count == 2)
+        #expect(try h.addFlows("br0", Array(more.prefix(2))).get().decode(FlowChangeReport.self) == FlowChangeReport(added: 2))
+        #expect(try h.flows("br0").count == 4)
+    }
+
     @Test func counterSlotsRunOutAndComeBack() throws {
         let h = Harness(counterSlots: 3)
         try h.ok("add-br", ["bridge": "br0"])  // 1 slot: the NORMAL flow

@@ -136,6 +136,26 @@ private func contents(_ path: String) -> String? {
         #expect(throws: RestoreError.self) { try Harness().service.restore(badNumber) }
     }
 
+    @Test func restoredFlowsAreParsedInChunksAndKeepTheirSavedText() throws {
+        // Not as FlowFormatter writes them ("…,actions=" rather than " actions="): kept as saved.
+        var flows = (0..<20_000).map { i in "priority=5,ip,nw_dst=10.0.\(i >> 8).\(i & 0xff),actions=drop" }
+        let config = SwitchConfig(systemID: "id", bridges: [BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: flows)])
+        let h = Harness()
+        try h.service.restore(config)
+        #expect(h.service.configuration().bridges.first?.flows == flows)
+        #expect(try h.dump("br2").flows.count == 20_000)
+        // A change formats only what changed.
+        try h.addFlow("br2", "priority=5,ip,nw_dst=10.0.0.0,actions=output:1")
+        let saved = try #require(h.service.configuration().bridges.first?.flows)
+        #expect(saved.count == 20_000 && saved.last == "priority=5,ip,nw_dst=10.0.0.0 actions=output:1")
+        #expect(saved.first == flows[1])
+
+        flows[15_000] = "priority=5,nw_dst=10.9.9.9,actions=drop"  // no ip prerequisite
+        let bad = SwitchConfig(systemID: "id", bridges: [BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: flows)])
+        let error = #expect(throws: RestoreError.self) { try Harness().service.restore(bad) }
+        #expect(error?.message.contains("flow 15001 (priority=5,nw_dst=10.9.9.9,actions=drop): ") == true)
+    }
+
     @Test func noFileIsAFirstStart() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
