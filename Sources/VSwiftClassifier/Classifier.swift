@@ -145,23 +145,9 @@ public final class ClassifierTable: @unchecked Sendable {
         var built: [Subtable] = []
         built.reserveCapacity(groupMasks.count)
         for (g, mask) in groupMasks.enumerated() {
-            let indices = WordSet(mask: mask).indices
             var capacity = 4
             while capacity < groupSizes[g] * 2 { capacity <<= 1 }
-            let stride = Self.slotHeader + 8 * indices.count
-            var st = Subtable(
-                mask: .allocate(capacity: max(indices.count, 1)), words: .allocate(capacity: max(indices.count, 1)),
-                wordCount: indices.count, maxPriority: -1, slotMask: capacity - 1, stride: stride,
-                slots: .allocate(byteCount: capacity * stride, alignment: 64), entryCount: 0)
-            for (j, w) in indices.enumerated() {
-                st.words[j] = UInt8(w)
-                st.mask[j] = mask[word: w]
-            }
-            for slot in 0..<capacity {
-                st.slots.storeBytes(of: Self.emptySlot, toByteOffset: slot * stride + 4, as: Int32.self)
-            }
-            st.signatures = Self.emptySignatures(capacity)
-            built.append(st)
+            built.append(Self.emptySubtable(mask: mask, capacity: capacity))
         }
         // Insert every rule into its subtable; an identical (mask, key) keeps the better-ranked rule.
         for i in 0..<count {
