@@ -5,17 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libxdp-dev libbpf-dev clang llvm pkg-config iproute2 ethtool iputils-ping tcpdump tshark procps)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "setup: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+. scripts/lib/apt.sh
+install_missing setup libxdp-dev libbpf-dev clang llvm pkg-config iproute2 ethtool iputils-ping tcpdump tshark procps
 
 if ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
     mkdir -p /sys/fs/bpf

@@ -36,32 +36,11 @@ final class VSwiftPair: SwitchUnderTest {
             try runCommand([ip, "-n", namespaceB, "addr", "replace", Self.localB + "/24", "dev", "u1"])
         }
         first = try VSwiftSwitch.makeDatapath(namespace: namespaceA, cpu: cpu, bpfDirectory: bpfDirectory) { datapath in
-            try datapath.addBridge("br0")
-            try datapath.addPort("s0", bridge: "br0")
-            if lisp {
-                try datapath.addUnderlay("u0")
-                try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(Self.localB)!)))
-                try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "lisp0": 2, "br0": 65534])
-            } else {
-                try datapath.addPort("u0", bridge: "br0")
-                try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "u0": 2, "br0": 65534])
-            }
-            try datapath.setFlowTable(bridge: "br0", rules: VSwiftSwitch.tunnelRules(in: 1, out: 2))
+            try Self.configure(datapath, access: "s0", underlay: "u0", remote: Self.localB, lisp: lisp, towardWire: true)
         }
         do {
             second = try VSwiftSwitch.makeDatapath(namespace: namespaceB, cpu: secondCPU, bpfDirectory: bpfDirectory) { datapath in
-                try datapath.addBridge("br0")
-                try datapath.addPort("s1", bridge: "br0")
-                if lisp {
-                    try datapath.addUnderlay("u1")
-                    try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(Self.localA)!)))
-                    try datapath.setPortNumbers(bridge: "br0", ["s1": 1, "lisp0": 2, "br0": 65534])
-                    try datapath.setFlowTable(bridge: "br0", rules: VSwiftSwitch.tunnelRules(in: 2, out: 1))
-                } else {
-                    try datapath.addPort("u1", bridge: "br0")
-                    try datapath.setPortNumbers(bridge: "br0", ["u1": 1, "s1": 2, "br0": 65534])
-                    try datapath.setFlowTable(bridge: "br0", rules: VSwiftSwitch.tunnelRules(in: 1, out: 2))
-                }
+                try Self.configure(datapath, access: "s1", underlay: "u1", remote: Self.localA, lisp: lisp, towardWire: false)
             }
         } catch {
             first.shutdown()
@@ -77,6 +56,27 @@ final class VSwiftPair: SwitchUnderTest {
             stop()
             throw error
         }
+    }
+
+    /// One switch of the pair: bridge br0 with the access port (OpenFlow 1) and the wire (2) — the
+    /// LISP port over `underlay` toward `remote`, or `underlay` itself as a port — and one rule
+    /// forwarding 1 → 2 (`towardWire`) or 2 → 1.
+    private static func configure(_ datapath: Datapath, access: String, underlay: String, remote: String,
+                                  lisp: Bool, towardWire: Bool) throws {
+        try datapath.addBridge("br0")
+        try datapath.addPort(access, bridge: "br0")
+        let wire: String
+        if lisp {
+            try datapath.addUnderlay(underlay)
+            try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(remote)!)))
+            wire = "lisp0"
+        } else {
+            try datapath.addPort(underlay, bridge: "br0")
+            wire = underlay
+        }
+        try datapath.setPortNumbers(bridge: "br0", [access: 1, wire: 2, "br0": 65534])
+        try datapath.setFlowTable(bridge: "br0", rules: towardWire ? VSwiftSwitch.tunnelRules(in: 1, out: 2)
+                                                                   : VSwiftSwitch.tunnelRules(in: 2, out: 1))
     }
 
     /// What B sent toward the sink.
