@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "vswift-bench",
             dependencies: [
-                "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP",
+                "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP", "CSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],

@@ -178,6 +178,11 @@ public final class Datapath: @unchecked Sendable {
         workers.map { $0.threadID.load(ordering: .acquiring) }
     }
 
+    /// Each worker's cycle accounting (see `WorkerCycles`), read without stopping it.
+    public var workerCycles: [WorkerCycles] {
+        workers.map { $0.cycleAccounting() }
+    }
+
     // MARK: Bridges
 
     public func addBridge(_ name: String) throws(DatapathError) {

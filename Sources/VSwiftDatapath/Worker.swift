@@ -30,6 +30,36 @@ struct PortCounterBlock {
     var txErrors: UInt64 = 0
 }
 
+/// Where a worker's time goes, in time-stamp-counter cycles (one cache line, written only by the
+/// worker, read relaxed). `busy` and `idle` are rounds over the rx sources that did / did not
+/// receive frames, each without the time spent inside system calls (tx kicks, fill-ring wakeups,
+/// tap reads and writes), which is `systemCalls`. The sleep in poll() between idle rounds is in
+/// none of them. busy + idle is the worker's user-space time, measured to the cycle — unlike
+/// the kernel's tick-sampled utime — so that divided by packets is user cycles per packet.
+public struct WorkerCycles: Sendable, Equatable {
+    public var busy: UInt64 = 0
+    public var idle: UInt64 = 0
+    public var systemCalls: UInt64 = 0
+    public var rounds: UInt64 = 0
+    public init() {}
+    public init(busy: UInt64, idle: UInt64, systemCalls: UInt64, rounds: UInt64) {
+        self.busy = busy
+        self.idle = idle
+        self.systemCalls = systemCalls
+        self.rounds = rounds
+    }
+    public static func - (a: WorkerCycles, b: WorkerCycles) -> WorkerCycles {
+        WorkerCycles(busy: a.busy &- b.busy, idle: a.idle &- b.idle, systemCalls: a.systemCalls &- b.systemCalls,
+                     rounds: a.rounds &- b.rounds)
+    }
+    public static func + (a: WorkerCycles, b: WorkerCycles) -> WorkerCycles {
+        WorkerCycles(busy: a.busy &+ b.busy, idle: a.idle &+ b.idle, systemCalls: a.systemCalls &+ b.systemCalls,
+                     rounds: a.rounds &+ b.rounds)
+    }
+    /// Cycles outside system calls.
+    public var user: UInt64 { busy &+ idle }
+}
+
 enum PortKind: UInt8 {
     case none
     case xsk
@@ -130,6 +160,10 @@ final class Worker: @unchecked Sendable {
     let ruleCounters: UnsafeMutablePointer<RuleCounterBlock>
     /// The flow key of the packet being classified.
     let key: UnsafeMutablePointer<FlowKey>
+    /// This worker's cycle accounting (see `WorkerCycles`), and the system-call cycles of the
+    /// current round.
+    let cycles: UnsafeMutablePointer<WorkerCycles>
+    var roundSystemCallCycles: UInt64 = 0
     /// The frames of a burst being classified together (see Worker+Classify.swift).
     let burst = ClassifyBurst()
 
@@ -211,6 +245,9 @@ final class Worker: @unchecked Sendable {
         ruleCounters = counterArea.bindMemory(to: RuleCounterBlock.self, capacity: DatapathLimits.maxRules)
         key = .allocate(capacity: 1)
         key.initialize(to: FlowKey())
+        let cycleMemory = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        cycles = cycleMemory.bindMemory(to: WorkerCycles.self, capacity: 1)
+        cycles.initialize(to: WorkerCycles())
         tunnelPortStates = .allocate(capacity: DatapathLimits.maxPorts)
         tunnelPortStates.initialize(repeating: TunnelPortState(), count: DatapathLimits.maxPorts)
         let tunnelCounterMemory = UnsafeMutableRawPointer.allocate(
@@ -245,6 +282,7 @@ final class Worker: @unchecked Sendable {
         burst.destroy()
         munmap(ruleCounters, DatapathLimits.maxRules * MemoryLayout<RuleCounterBlock>.stride)
         key.deallocate()
+        UnsafeMutableRawPointer(cycles).deallocate()
         tunnelPortStates.deallocate()
         UnsafeMutableRawPointer(tunnelCounters).deallocate()
         tunnelPorts.deallocate()
@@ -317,9 +355,17 @@ final class Worker: @unchecked Sendable {
                 while state.load(ordering: .acquiring) == State.parked { usleep(50) }
                 continue
             }
-            if pollOnce() > 0 {
+            roundSystemCallCycles = 0
+            let start = vs_rdtsc()
+            let received = pollOnce()
+            let user = (vs_rdtsc() &- start) &- roundSystemCallCycles
+            vs_add_relaxed_u64(&cycles.pointee.systemCalls, roundSystemCallCycles)
+            vs_add_relaxed_u64(&cycles.pointee.rounds, 1)
+            if received > 0 {
+                vs_add_relaxed_u64(&cycles.pointee.busy, user)
                 idleRounds = 0
             } else {
+                vs_add_relaxed_u64(&cycles.pointee.idle, user)
                 idleRounds += 1
                 if idleRounds >= 64 {
                     waitForWork()
@@ -456,7 +502,9 @@ final class Worker: @unchecked Sendable {
         xsk_ring_prod__submit(&socket.pointee.fill, UInt32(reserved))
         socket.pointee.fillOutstanding &+= UInt32(reserved)
         if xsk_ring_prod__needs_wakeup(&socket.pointee.fill) != 0 {
+            let start = vs_rdtsc()
             _ = recvfrom(socket.pointee.fd, nil, 0, Int32(MSG_DONTWAIT), nil, nil)
+            roundSystemCallCycles &+= vs_rdtsc() &- start
         }
     }
 
@@ -470,7 +518,9 @@ final class Worker: @unchecked Sendable {
         while n < 32 {
             guard let frame = pool.allocate() else { break }
             let address = frame &+ DatapathLimits.tapHeadroom
+            let start = vs_rdtsc()
             let got = read(fd, base + Int(address), Int(frameSize) - Int(DatapathLimits.tapHeadroom))
+            roundSystemCallCycles &+= vs_rdtsc() &- start
             guard got > 0 else {
                 pool.release(frame)
                 break
@@ -736,7 +786,9 @@ final class Worker: @unchecked Sendable {
             var errors: UInt64 = 0
             for i in 0..<n {
                 let desc = staged[i]
+                let start = vs_rdtsc()
                 let written = write(fd, base + Int(desc.addr), Int(desc.len))
+                roundSystemCallCycles &+= vs_rdtsc() &- start
                 if written == Int(desc.len) {
                     sent &+= 1
                     bytes &+= UInt64(desc.len)
@@ -763,11 +815,13 @@ final class Worker: @unchecked Sendable {
     private func kick(slot: Int) {
         let fd = sockets[slot].fd
         var attempts = 0
+        let start = vs_rdtsc()
         while sendto(fd, nil, 0, Int32(MSG_DONTWAIT), nil, 0) < 0 {
             let err = errno
             attempts += 1
             guard err == EAGAIN || err == EBUSY, attempts < 8, vs_ring_prod_unconsumed(&sockets[slot].tx) > 0 else { break }
         }
+        roundSystemCallCycles &+= vs_rdtsc() &- start
     }
 
     /// Returns transmitted frames from the completion ring to the pool.
@@ -910,6 +964,13 @@ final class Worker: @unchecked Sendable {
         bridges[bridge].macTable = table
         for (i, port) in members.enumerated() { bridges[bridge].ports[i] = port }
         bridges[bridge].portCount = members.count
+    }
+
+    /// The worker's cycle accounting so far (any thread).
+    func cycleAccounting() -> WorkerCycles {
+        WorkerCycles(busy: vs_load_relaxed_u64(&cycles.pointee.busy), idle: vs_load_relaxed_u64(&cycles.pointee.idle),
+                     systemCalls: vs_load_relaxed_u64(&cycles.pointee.systemCalls),
+                     rounds: vs_load_relaxed_u64(&cycles.pointee.rounds))
     }
 
     func portCounters(_ port: UInt16) -> PortCounterBlock {

@@ -25,6 +25,8 @@ enum MarkdownReport {
         let withLoad = summaries.contains { $0.flowLoadSeconds != nil }
         var header = ["scenario", "switch", "Mpps (median)", "Mpps range", "ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
         if withLoad { header.append("table load s") }
+        let withTSC = summaries.contains { $0.tscUserCyclesPerPacket != nil }
+        if withTSC { header.append("user TSC cycles/pkt") }
         let withCycles = summaries.contains { $0.cyclesPerPacket != nil }
         if withCycles { header += ["user cycles/pkt", "cycles/pkt"] }
         var rows = [header, header.map { _ in "---" }]
@@ -36,6 +38,7 @@ enum MarkdownReport {
                        String(format: "%.0f", s.totalNanosecondsPerPacket),
                        s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "–"]
             if withLoad { row.append(s.flowLoadSeconds.map { String(format: "%.2f", $0) } ?? "–") }
+            if withTSC { row.append(s.tscUserCyclesPerPacket.map { String(format: "%.1f", $0) } ?? "–") }
             if withCycles {
                 row.append(s.userCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–")
                 row.append(s.cyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–")

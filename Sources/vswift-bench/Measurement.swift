@@ -1,4 +1,5 @@
 import Foundation
+import CSupport
 import Glibc
 import VSwiftDatapath
 
@@ -28,17 +29,24 @@ private struct Snapshot {
     var lastCPUs: [Int]
     var s0: PortStatistics?
     var s1: PortStatistics?
+    /// The time-stamp counter at `time`, and the vswift workers' cycle accounting (summed over
+    /// every datapath measured).
+    var tsc: UInt64
+    var workerCycles: WorkerCycles?
 
-    static func take(sink: Sink, generator: Generator, threads measured: [(pid: Int32, tid: Int32)], datapath: Datapath?) -> Snapshot {
+    static func take(sink: Sink, generator: Generator, threads measured: [(pid: Int32, tid: Int32)], datapath: Datapath?,
+                     cycleSources: [Datapath]) -> Snapshot {
         let counters = sink.counters()
         let threads = measured.compactMap { ThreadCPUTime.read(pid: $0.pid, tid: $0.tid) }
         let cpu = threads.reduce(ThreadCPUTime(), +)
         let generated = generator.framesGenerated
         let time = monotonicSeconds()
+        let tsc = vs_rdtsc()
+        let workerCycles = cycleSources.isEmpty ? nil : cycleSources.flatMap(\.workerCycles).reduce(WorkerCycles(), +)
         return Snapshot(
             time: time, sinkPackets: counters.packets, sinkBytes: counters.bytes, generated: generated, cpu: cpu,
             lastCPUs: threads.map(\.lastCPU),
-            s0: datapath?.statistics(port: "s0"), s1: datapath?.statistics(port: "s1"))
+            s0: datapath?.statistics(port: "s0"), s1: datapath?.statistics(port: "s1"), tsc: tsc, workerCycles: workerCycles)
     }
 }
 
@@ -145,12 +153,15 @@ struct MeasurementContext {
         let upcallsAtStart = upcalls()
         var cycleCounters = CycleCounters.open(threads: sw.measuredThreads)
         let cyclesAtStart = try? cycleCounters.get().read()
-        let a = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
+        let cycleSources = [vswift?.datapath, pair?.first, pair?.second].compactMap { $0 }
+        let a = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath,
+                              cycleSources: cycleSources)
         let countsAllocations = vswift != nil || pair != nil
         if countsAllocations { AllocationCounter.begin(tracking: tids) }
         try Signals.sleep(window)
         let allocations = countsAllocations ? AllocationCounter.end() : nil
-        let b = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath)
+        let b = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath,
+                              cycleSources: cycleSources)
         let cyclesAtEnd = try? cycleCounters.get().read()
         if case .success(var counters) = cycleCounters {
             counters.close()
@@ -171,11 +182,16 @@ struct MeasurementContext {
         }
         stopAll()
         let sinkTotal = sink.counters().packets &- sinkAtStart
+        var baselineTSCCyclesPerPacket: Double?
         if let baseline = sw as? BaselineSwitch {
-            // xsk_fwd prints its totals at exit: "xsk_fwd: s0->s1 N packets, ...".
+            // xsk_fwd prints its totals at exit: "xsk_fwd: s0->s1 N packets, ..." and
+            // "xsk_fwd: tsc cycles busy N ...".
             if let range = baseline.log.range(of: "s0->s1 "),
                let forwarded = UInt64(baseline.log[range.upperBound...].prefix(while: \.isNumber)) {
                 if let note = Self.disagreement("xsk_fwd sent", forwarded, sinkTotal) { notes.append(note) }
+                if let busy = Self.number(after: "tsc cycles busy ", in: baseline.log), forwarded > 0 {
+                    baselineTSCCyclesPerPacket = Double(busy) / Double(forwarded)
+                }
             } else {
                 notes.append("xsk_fwd printed no totals: \(baseline.log.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
@@ -220,6 +236,14 @@ struct MeasurementContext {
         if cpu.userTicks + cpu.systemTicks > 0 && cpu.userTicks < 10 {
             result.notes.append("the user/system split rests on \(cpu.userTicks) user tick(s) of 10 ms (timer-tick sampling): user ns/pkt is coarse; a longer --seconds sharpens it")
         }
+        let tscGigahertz = Double(b.tsc &- a.tsc) / elapsed / 1e9
+        if let start = a.workerCycles, let end = b.workerCycles {
+            result.tscUserCyclesPerPacket = Double((end - start).busy) / Double(packets)
+            result.tscGigahertz = tscGigahertz
+        } else if let baselineTSCCyclesPerPacket {
+            result.tscUserCyclesPerPacket = baselineTSCCyclesPerPacket
+            result.tscGigahertz = tscGigahertz
+        }
         if let start = cyclesAtStart, let end = cyclesAtEnd {
             result.cyclesPerPacket = Double(end.all &- start.all) / Double(packets)
             result.userCyclesPerPacket = Double(end.user &- start.user) / Double(packets)
@@ -258,12 +282,20 @@ struct MeasurementContext {
         if let seconds = result.flowLoadSeconds {
             log(String(format: "run %d %@: flow table of %d rules installed in %.2f s", run, label, rules, seconds))
         }
-        log(String(format: "run %d %@: %.3f Mpps delivered (%.3f offered), CPU %.0f%%, user %.1f ns/pkt, total %.0f ns/pkt%@",
+        log(String(format: "run %d %@: %.3f Mpps delivered (%.3f offered), CPU %.0f%%, user %.1f ns/pkt%@, total %.0f ns/pkt%@",
                    run, label, result.mpps, result.offeredMpps, result.cpuUtilization * 100,
-                   result.userNanosecondsPerPacket, result.totalNanosecondsPerPacket,
+                   result.userNanosecondsPerPacket,
+                   result.tscUserCyclesPerPacket.map { String(format: " (%.1f TSC cycles)", $0) } ?? "",
+                   result.totalNanosecondsPerPacket,
                    result.allocationsPerPacket.map { String(format: ", %.3f allocs/pkt", $0) } ?? ""))
         for note in result.notes { log("  note: \(note)") }
         return result
+    }
+
+    /// The decimal number right after `prefix` in `text`.
+    static func number(after prefix: String, in text: String) -> UInt64? {
+        guard let range = text.range(of: prefix) else { return nil }
+        return UInt64(text[range.upperBound...].prefix(while: \.isNumber))
     }
 
     /// A note when two packet counts of the same traffic differ by more than 1% (and 100 packets).

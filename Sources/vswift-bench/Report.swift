@@ -41,6 +41,13 @@ struct RunResult: Codable {
     /// machine has hardware counters (nil otherwise; a note says why).
     var cyclesPerPacket: Double?
     var userCyclesPerPacket: Double?
+    /// Time-stamp-counter cycles the forwarding thread(s) spent outside system calls in rounds
+    /// that received frames, per packet: vswift's workers account them per round
+    /// (`WorkerCycles`, over the window), xsk_fwd the same way (over its whole run, printed at
+    /// exit). Counted to the cycle on any x86 machine, unlike the tick-sampled user ns/pkt; TSC
+    /// cycles tick at `tscGigahertz`, not necessarily the core's clock.
+    var tscUserCyclesPerPacket: Double?
+    var tscGigahertz: Double?
     /// The forwarding thread did not get its whole CPU although traffic was waiting: not a clean run.
     var contended = false
     var notes: [String]
@@ -50,7 +57,7 @@ struct RunResult: Codable {
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case cpuUtilization, userTicks, systemTicks, workerAllocations, allocationsPerPacket, processAllocations
         case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, flowLoadSeconds, ovsUpcalls, ovsFailedUpcalls, contended, notes
-        case cyclesPerPacket, userCyclesPerPacket
+        case cyclesPerPacket, userCyclesPerPacket, tscUserCyclesPerPacket, tscGigahertz
     }
 }
 
@@ -74,11 +81,14 @@ struct Summary: Codable {
     /// Median cycles per packet (all, user mode) where hardware counters were available.
     var cyclesPerPacket: Double?
     var userCyclesPerPacket: Double?
+    /// Median user-space TSC cycles per packet (see RunResult) and the TSC's rate.
+    var tscUserCyclesPerPacket: Double?
+    var tscGigahertz: Double?
 
     enum CodingKeys: String, CodingKey {
         case scenario, switchName = "switch", runs, contendedRuns, mpps, mppsMin, mppsMax, ratio
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
-        case allocationsPerPacket, flowLoadSeconds, cyclesPerPacket, userCyclesPerPacket
+        case allocationsPerPacket, flowLoadSeconds, cyclesPerPacket, userCyclesPerPacket, tscUserCyclesPerPacket, tscGigahertz
     }
 
     static func median(_ values: [Double]) -> Double {
@@ -105,6 +115,9 @@ struct Summary: Codable {
         let cycles = results.compactMap(\.cyclesPerPacket), userCycles = results.compactMap(\.userCyclesPerPacket)
         cyclesPerPacket = cycles.isEmpty ? nil : Self.median(cycles)
         userCyclesPerPacket = userCycles.isEmpty ? nil : Self.median(userCycles)
+        let tsc = results.compactMap(\.tscUserCyclesPerPacket), rates = results.compactMap(\.tscGigahertz)
+        tscUserCyclesPerPacket = tsc.isEmpty ? nil : Self.median(tsc)
+        tscGigahertz = rates.isEmpty ? nil : Self.median(rates)
     }
 }
 
@@ -196,6 +209,8 @@ enum Table {
         var header = ["scenario", "switch", "Mpps"]
         if showRange { header.append("Mpps range") }
         header += ["ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
+        let withTSC = summaries.contains { $0.tscUserCyclesPerPacket != nil }
+        if withTSC { header.append("user TSC cyc/pkt") }
         let withCycles = summaries.contains { $0.cyclesPerPacket != nil }
         if withCycles { header += ["user cyc/pkt", "cyc/pkt"] }
         var rows = [header]
@@ -206,6 +221,7 @@ enum Table {
             row.append(String(format: "%.1f", s.userNanosecondsPerPacket))
             row.append(String(format: "%.0f", s.totalNanosecondsPerPacket))
             row.append(s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "-")
+            if withTSC { row.append(s.tscUserCyclesPerPacket.map { String(format: "%.1f", $0) } ?? "-") }
             if withCycles {
                 row.append(s.userCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-")
                 row.append(s.cyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-")

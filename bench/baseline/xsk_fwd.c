@@ -154,6 +154,13 @@ static void open_socket(struct port *p, struct xsk_umem *umem, unsigned int queu
         die("insert socket into XSKMAP", errno);
 }
 
+/* Time-stamp-counter cycles outside system calls in rounds that received frames (busy) or none
+ * (idle), and inside the system calls: the same accounting as vswift's workers (WorkerCycles),
+ * so the bench compares user-space cycles per packet measured the same way. */
+static unsigned long long tsc_busy, tsc_idle, tsc_syscalls, tsc_round_syscalls;
+
+static inline unsigned long long rdtsc(void) { return __builtin_ia32_rdtsc(); }
+
 /* Tops the fill ring up to FILL_TARGET once a burst's worth is missing. */
 static inline void refill(struct port *p)
 {
@@ -169,8 +176,11 @@ static inline void refill(struct port *p)
         *xsk_ring_prod__fill_addr(&p->fill, idx + i) = frame_alloc();
     xsk_ring_prod__submit(&p->fill, reserved);
     p->fill_outstanding += reserved;
-    if (xsk_ring_prod__needs_wakeup(&p->fill))
+    if (xsk_ring_prod__needs_wakeup(&p->fill)) {
+        unsigned long long t0 = rdtsc();
         recvfrom(p->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+        tsc_round_syscalls += rdtsc() - t0;
+    }
 }
 
 static inline unsigned int tx_unconsumed(const struct port *p)
@@ -181,12 +191,14 @@ static inline unsigned int tx_unconsumed(const struct port *p)
 /* Copy mode transmits a bounded batch per sendto and answers EAGAIN while more remains. */
 static inline void kick(struct port *p)
 {
+    unsigned long long t0 = rdtsc();
     for (int attempt = 0; attempt < 8; attempt++) {
         if (sendto(p->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0)
-            return;
+            break;
         if ((errno != EAGAIN && errno != EBUSY) || tx_unconsumed(p) == 0)
-            return;
+            break;
     }
+    tsc_round_syscalls += rdtsc() - t0;
 }
 
 static inline void complete(struct port *p)
@@ -203,14 +215,14 @@ static inline void complete(struct port *p)
     p->tx_outstanding -= n;
 }
 
-/* One burst from in's rx ring to out's tx ring. */
-static inline void forward(struct port *in, struct port *out)
+/* One burst from in's rx ring to out's tx ring; returns the frames received. */
+static inline unsigned int forward(struct port *in, struct port *out)
 {
     __u32 rx_idx, tx_idx = 0;
     unsigned int n = xsk_ring_cons__peek(&in->rx, BATCH, &rx_idx);
     if (!n) {
         refill(in);
-        return;
+        return 0;
     }
     unsigned int room = xsk_prod_nb_free(&out->tx, n);
     if (room < n) {
@@ -243,6 +255,7 @@ static inline void forward(struct port *in, struct port *out)
     }
     out->tx_dropped += n - m;
     refill(in);
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -310,18 +323,27 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     while (!stop_requested) {
-        forward(&ports[0], &ports[1]);
-        forward(&ports[1], &ports[0]);
+        tsc_round_syscalls = 0;
+        unsigned long long t0 = rdtsc();
+        unsigned int received = forward(&ports[0], &ports[1]);
+        received += forward(&ports[1], &ports[0]);
         for (int i = 0; i < 2; i++) {
             complete(&ports[i]);
             if (ports[i].tx_outstanding && tx_unconsumed(&ports[i]))
                 kick(&ports[i]);
         }
+        unsigned long long user = rdtsc() - t0 - tsc_round_syscalls;
+        tsc_syscalls += tsc_round_syscalls;
+        if (received)
+            tsc_busy += user;
+        else
+            tsc_idle += user;
     }
 
     fprintf(stderr, "xsk_fwd: %s->%s %llu packets, %s->%s %llu packets, tx dropped %llu\n",
             ports[0].name, ports[1].name, ports[1].tx_packets, ports[1].name, ports[0].name,
             ports[0].tx_packets, ports[0].tx_dropped + ports[1].tx_dropped);
+    fprintf(stderr, "xsk_fwd: tsc cycles busy %llu idle %llu syscalls %llu\n", tsc_busy, tsc_idle, tsc_syscalls);
     for (int i = 0; i < 2; i++) {
         struct xdp_statistics st;
         socklen_t len = sizeof(st);
