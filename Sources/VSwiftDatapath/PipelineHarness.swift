@@ -149,7 +149,7 @@ public final class PipelineHarness {
         let cpuStart = Self.threadCPUTime()
         while delivered < count {
             delivered += deliver(max: min(count - delivered, Int(worker.rxBatch)))
-            _ = worker.pollOnce()
+            _ = worker.accountedPoll()
             completeTransmissions()
         }
         let seconds = Self.now() - start
@@ -165,6 +165,9 @@ public final class PipelineHarness {
         let c = worker.ruleCounters(counterSlot)
         return RuleStatistics(packets: c.packets, bytes: c.bytes, lastUsed: c.lastUsed)
     }
+
+    /// The worker's cycle accounting over every run so far.
+    public var cycles: WorkerCycles { worker.cycleAccounting() }
 
     public var cacheHits: UInt64 { worker.cache.hits }
     public var cacheMisses: UInt64 { worker.cache.misses }

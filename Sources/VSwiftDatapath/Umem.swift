@@ -127,6 +127,32 @@ struct FramePool {
         return true
     }
 
+    /// A free frame handed straight to the kernel through socket `slot` (fill ring): allocate
+    /// and handToKernel in one owner write. nil when the pool is empty.
+    @inline(__always)
+    mutating func allocateForKernel(slot: Int) -> UInt64? {
+        guard freeCount > 0 else { return nil }
+        freeCount -= 1
+        let address = stack[freeCount]
+        owners[frameIndex(address)] = FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot)
+        return address
+    }
+
+    /// A frame the kernel returns through socket `slot` (completion ring) goes straight back to
+    /// the pool: takeFromKernel and release in one check and one owner write. A frame the socket
+    /// did not own is ignored and counted, as in takeFromKernel.
+    @inline(__always)
+    mutating func recycleFromKernel(_ address: UInt64, slot: Int) {
+        let index = frameIndex(address)
+        guard index < Int(frameCount), owners[index] == FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot) else {
+            violations &+= 1
+            return
+        }
+        owners[index] = FrameOwner.pool
+        stack[freeCount] = frameBase(address)
+        freeCount += 1
+    }
+
     /// After socket `slot` is closed the kernel will never return its frames: take them all back.
     /// Returns how many were reclaimed.
     mutating func reclaimAll(slot: Int) -> Int {

@@ -53,6 +53,7 @@ extension Worker {
         var pending = 0
         table._withUnsafeGuaranteedRef { table in
             for i in 0..<count {
+                prefetchFrame(socket, first, ahead: i, count: count)
                 let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, first &+ UInt32(i)).pointee
                 guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
                 bytes &+= UInt64(desc.len)

@@ -76,6 +76,24 @@ struct RuleCounterBlock {
     var reserved: UInt64 = 0
 }
 
+/// NORMAL's decision for the previous frame of the current rx burst: a run of frames with the
+/// same addresses (the usual burst) learns and looks up once. Valid only within one burst (the
+/// worker clears it when a burst starts): the frames in between were this one alone, whose own
+/// learning is already in the table, so the answer is the same; another worker's concurrent
+/// change is seen from the next burst on, the same race as two lookups of the shared table.
+struct NormalMemo {
+    var source: UInt64 = 0
+    var destination: UInt64 = 0
+    var inPort: UInt16 = 0
+    var bridge = -1
+    var out: UInt16 = MACLearningTable.noPort
+
+    @inline(__always)
+    func matches(source: UInt64, destination: UInt64, inPort: UInt16, bridge: Int) -> Bool {
+        self.bridge == bridge && self.source == source && self.destination == destination && self.inPort == inPort
+    }
+}
+
 /// A port as one worker sees it.
 struct WorkerPort {
     var kind: PortKind = .none
@@ -156,6 +174,8 @@ final class Worker: @unchecked Sendable {
     var pollCount = 0
     /// Coarse monotonic seconds, refreshed once per round (MAC aging, rule idle times).
     var now: UInt64 = 0
+    /// See NormalMemo; reset at the start of every rx burst.
+    var normalMemo = NormalMemo()
     var cache = ExactMatchCache()
     let ruleCounters: UnsafeMutablePointer<RuleCounterBlock>
     /// The flow key of the packet being classified.
@@ -355,17 +375,9 @@ final class Worker: @unchecked Sendable {
                 while state.load(ordering: .acquiring) == State.parked { usleep(50) }
                 continue
             }
-            roundSystemCallCycles = 0
-            let start = vs_rdtsc()
-            let received = pollOnce()
-            let user = (vs_rdtsc() &- start) &- roundSystemCallCycles
-            vs_add_relaxed_u64(&cycles.pointee.systemCalls, roundSystemCallCycles)
-            vs_add_relaxed_u64(&cycles.pointee.rounds, 1)
-            if received > 0 {
-                vs_add_relaxed_u64(&cycles.pointee.busy, user)
+            if accountedPoll() > 0 {
                 idleRounds = 0
             } else {
-                vs_add_relaxed_u64(&cycles.pointee.idle, user)
                 idleRounds += 1
                 if idleRounds >= 64 {
                     waitForWork()
@@ -416,6 +428,23 @@ final class Worker: @unchecked Sendable {
 
     // MARK: The packet path
 
+    /// One round (`pollOnce`) with its cycles added to the worker's accounting (`WorkerCycles`).
+    @inline(__always)
+    func accountedPoll() -> Int {
+        roundSystemCallCycles = 0
+        let start = vs_rdtsc()
+        let received = pollOnce()
+        let user = (vs_rdtsc() &- start) &- roundSystemCallCycles
+        vs_add_relaxed_u64(&cycles.pointee.systemCalls, roundSystemCallCycles)
+        vs_add_relaxed_u64(&cycles.pointee.rounds, 1)
+        if received > 0 {
+            vs_add_relaxed_u64(&cycles.pointee.busy, user)
+        } else {
+            vs_add_relaxed_u64(&cycles.pointee.idle, user)
+        }
+        return received
+    }
+
     /// One round over every rx source; returns how many frames were received.
     @inline(__always)
     func pollOnce() -> Int {
@@ -451,9 +480,12 @@ final class Worker: @unchecked Sendable {
         }
         let inPort = socket.pointee.portIndex
         let bridge = ports[Int(inPort)].bridge
-        // The kernel has just written these frames, on another CPU in copy mode: start loading all
-        // their headers before touching the first, so the misses overlap instead of queueing.
-        for i in 0..<n {
+        normalMemo.bridge = -1
+        // The kernel has just written these frames, on another CPU in copy mode: start loading the
+        // first `prefetchAhead` headers now, and each later one that many frames before it is
+        // needed, so the misses overlap each other and the work on earlier frames. (Prefetching
+        // a whole burst at once stalls: the core tracks only a few dozen misses.)
+        for i in 0..<min(n, Self.prefetchAhead) {
             vs_prefetch(base + Int(xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee.addr))
         }
         // With LISP ports, frames may be encapsulated into their headroom: a line nobody has
@@ -470,6 +502,7 @@ final class Worker: @unchecked Sendable {
             bytes = forwardBurst(slot: slot, first: index, count: n, inPort: inPort, bridge: bridge, table: table)
         } else {
             for i in 0..<n {
+                prefetchFrame(socket, index, ahead: i, count: n)
                 let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee
                 guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
                 bytes &+= UInt64(desc.len)
@@ -484,6 +517,18 @@ final class Worker: @unchecked Sendable {
         return n
     }
 
+    /// How many frames ahead of the one being processed a frame's header is prefetched.
+    static let prefetchAhead = 16
+
+    /// While frame `i` of the burst at rx `index` is processed: prefetch the header of frame
+    /// `i + prefetchAhead`.
+    @inline(__always)
+    func prefetchFrame(_ socket: UnsafeMutablePointer<XSKSocket>, _ index: UInt32, ahead i: Int, count: Int) {
+        let j = i &+ Self.prefetchAhead
+        guard j < count else { return }
+        vs_prefetch(base + Int(xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(j)).pointee.addr))
+    }
+
     /// Tops the socket's fill ring up to `fillTarget` frames from the pool.
     @inline(__always)
     func refill(slot: Int) {
@@ -495,8 +540,7 @@ final class Worker: @unchecked Sendable {
         var index: UInt32 = 0
         let reserved = Int(xsk_ring_prod__reserve(&socket.pointee.fill, UInt32(n), &index))
         for i in 0..<reserved {
-            guard let address = pool.allocate() else { break }
-            pool.handToKernel(address, slot: slot)
+            guard let address = pool.allocateForKernel(slot: slot) else { break }
             xsk_ring_prod__fill_addr(&socket.pointee.fill, index &+ UInt32(i)).pointee = address
         }
         xsk_ring_prod__submit(&socket.pointee.fill, UInt32(reserved))
@@ -513,6 +557,7 @@ final class Worker: @unchecked Sendable {
     private func receiveFromTap(port: UInt16) -> Int {
         let fd = ports[Int(port)].tapFD
         let bridge = ports[Int(port)].bridge
+        normalMemo.bridge = -1
         var n = 0
         var bytes: UInt64 = 0
         while n < 32 {
@@ -670,16 +715,22 @@ final class Worker: @unchecked Sendable {
         }
         let source = Ethernet.source(frame)
         let destination = Ethernet.destination(frame)
-        if !Ethernet.isGroup(source) {
-            table.learn(source, port: inPort, now: now)
-        }
-        if !Ethernet.isGroup(destination) {
-            let out = table.lookup(destination, now: now)
-            if out != MACLearningTable.noPort {
-                // A frame for a host behind its own port is not reflected back (as OVS does).
-                if out != inPort { stage(port: out, address: address, length: length) } else { pool.release(address) }
-                return
+        let out: UInt16
+        if normalMemo.matches(source: source, destination: destination, inPort: inPort, bridge: bridge) {
+            // The previous frame of this burst had the same addresses: it has learned the source
+            // already, and nothing else changed the table since (see NormalMemo).
+            out = normalMemo.out
+        } else {
+            if !Ethernet.isGroup(source) {
+                table.learn(source, port: inPort, now: now)
             }
+            out = Ethernet.isGroup(destination) ? MACLearningTable.noPort : table.lookup(destination, now: now)
+            normalMemo = NormalMemo(source: source, destination: destination, inPort: inPort, bridge: bridge, out: out)
+        }
+        if out != MACLearningTable.noPort {
+            // A frame for a host behind its own port is not reflected back (as OVS does).
+            if out != inPort { stage(port: out, address: address, length: length) } else { pool.release(address) }
+            return
         }
         flood(bridge: bridge, address: address, length: length, inPort: inPort)
     }
@@ -833,8 +884,7 @@ final class Worker: @unchecked Sendable {
         let n = xsk_ring_cons__peek(&socket.pointee.completion, socket.pointee.completion.size, &index)
         guard n > 0 else { return }
         for i in 0..<Int(n) {
-            let address = xsk_ring_cons__comp_addr(&socket.pointee.completion, index &+ UInt32(i)).pointee
-            if pool.takeFromKernel(address, slot: slot) { pool.release(address) }
+            pool.recycleFromKernel(xsk_ring_cons__comp_addr(&socket.pointee.completion, index &+ UInt32(i)).pointee, slot: slot)
         }
         xsk_ring_cons__release(&socket.pointee.completion, n)
         socket.pointee.txOutstanding &-= n

@@ -43,6 +43,22 @@ struct BenchReportingTests {
         #expect(lines[3].hasSuffix("| – |"))
     }
 
+    @Test func tscColumnAppearsWhenMeasured() {
+        var vswift = summary("vswift", mpps: 0.9)
+        vswift.tscUserCyclesPerPacket = 57.44
+        vswift.tscGigahertz = 2.6
+        let markdown = MarkdownReport.table([vswift, summary("ovs", mpps: 0.8)]).split(separator: "\n")
+        #expect(markdown[0].hasSuffix("| user TSC cycles/pkt |"))
+        #expect(markdown[2].hasSuffix("| 57.4 |"))
+        #expect(markdown[3].hasSuffix("| – |"))
+        let text = Table.render(summaries: [vswift], showRange: false).split(separator: "\n")
+        #expect(text[0].hasSuffix("user TSC cyc/pkt"))
+        #expect(text[1].hasSuffix("57.4"))
+        #expect(!Table.render(summaries: [summary("vswift", mpps: 0.9)], showRange: false).contains("TSC"))
+        #expect(MeasurementContext.number(after: "tsc cycles busy ", in: "xsk_fwd: tsc cycles busy 1234 idle 5") == 1234)
+        #expect(MeasurementContext.number(after: "tsc cycles busy ", in: "xsk_fwd: s0->s1 5 packets") == nil)
+    }
+
     @Test func cycleColumnsAppearOnlyWhereCountersWorked() {
         var counted = summary("vswift", mpps: 0.9)
         counted.userCyclesPerPacket = 121.4

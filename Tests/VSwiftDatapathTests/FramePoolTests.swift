@@ -16,6 +16,31 @@ struct FramePoolTests {
         #expect(pool.census().worker == 64)
     }
 
+    @Test func fusedFillAndCompletionTransitions() {
+        var pool = FramePool(frameCount: 8, frameSize: 2048)
+        defer { pool.destroy() }
+        // Fill ring of socket 2 straight from the pool.
+        var given: [UInt64] = []
+        while let frame = pool.allocateForKernel(slot: 2) { given.append(frame) }
+        #expect(given.count == 8)
+        #expect(pool.census().kernel == [2: 8])
+        // A completion through another socket is foreign: ignored and counted, the frame stays put.
+        pool.recycleFromKernel(given[0], slot: 4)
+        #expect(pool.violations == 1)
+        #expect(pool.freeCount == 0)
+        // Completions through the owning socket (any address inside the frame) go back to the pool.
+        pool.recycleFromKernel(given[0] + 300, slot: 2)
+        pool.recycleFromKernel(given[1], slot: 2)
+        #expect(pool.freeCount == 2)
+        #expect(pool.census().pool == 2)
+        // Twice is a duplicate: counted, not pushed again.
+        pool.recycleFromKernel(given[1], slot: 2)
+        #expect(pool.violations == 2)
+        #expect(pool.freeCount == 2)
+        #expect(pool.allocate() == given[1])
+        #expect(pool.allocate() == given[0])
+    }
+
     @Test func roundTripThroughKernelKeepsTheInvariant() {
         var pool = FramePool(frameCount: 32, frameSize: 2048)
         defer { pool.destroy() }

@@ -54,6 +54,36 @@ struct PipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    @Test func normalDecidesEachFrameOfABurstAlthoughRunsOfEqualFramesShareOneDecision() throws {
+        // One burst from port 1: A→B (B unknown: flooded to port 2), A→B again (the same decision,
+        // taken once), C→A (A was just learned on port 1: not reflected, dropped), repeating.
+        let a: [UInt8] = [0x02, 0, 0, 0, 0, 0x0a], b: [UInt8] = [0x02, 0, 0, 0, 0, 0x0b], c: [UInt8] = [0x02, 0, 0, 0, 0, 0x0c]
+        func frame(from source: [UInt8], to destination: [UInt8]) -> [UInt8] {
+            var f = udpFrame(destinationMAC: destination)
+            f.replaceSubrange(6..<12, with: source)
+            return f
+        }
+        let harness = try PipelineHarness(packets: [frame(from: a, to: b), frame(from: a, to: b), frame(from: c, to: a)], rules: nil)
+        _ = harness.run(packets: 3_000)
+        #expect(harness.transmitted == 2_000)
+        #expect(harness.accounting().isConsistent)
+    }
+
+    @Test func theWorkerAccountsItsRoundsInCycles() throws {
+        let harness = try PipelineHarness(packets: [udpFrame()], rules: nil)
+        #expect(harness.cycles == WorkerCycles())
+        _ = harness.run(packets: 6_400)
+        let cycles = harness.cycles
+        // 64-frame bursts: at least 100 rounds received something; each took some cycles, and
+        // transmitting asked the (in-memory) kernel through sendto.
+        #expect(cycles.rounds >= 100)
+        #expect(cycles.busy > 0)
+        #expect(cycles.user == cycles.busy + cycles.idle)
+        #expect(cycles.systemCalls > 0)
+        #expect((cycles - cycles) == WorkerCycles())
+        #expect((cycles + WorkerCycles()) == cycles)
+    }
+
     @Test func tableMissDropsAndDecTTLAtOneDrops() throws {
         let harness = try PipelineHarness(packets: [udpFrame()], rules: try rules(["priority=5,arp,actions=output:2"]))
         _ = harness.run(packets: 1_000)
