@@ -168,6 +168,9 @@ final class Worker: @unchecked Sendable {
     /// Tap ports this worker reads (its queue of each internal port).
     let tapPorts: UnsafeMutablePointer<UInt16>
     var tapPortCount = 0
+    /// Busy rounds left before the taps are read again (see pollOnce).
+    var tapSkipRounds = 0
+    static let tapIdleSkip = 8
     let touched: UnsafeMutablePointer<UInt16>
     var touchedCount = 0
     let pollFDs: UnsafeMutablePointer<pollfd>
@@ -453,8 +456,20 @@ final class Worker: @unchecked Sendable {
         for i in 0..<activeCount {
             received &+= receive(slot: Int(activeSlots[i]))
         }
-        for i in 0..<tapPortCount {
-            received &+= receiveFromTap(port: tapPorts[i])
+        // A tap has no ring to peek: every look is a read() system call. While the sockets keep
+        // the worker busy, a look that found nothing skips the taps for `tapIdleSkip` rounds
+        // (well under a millisecond); otherwise (and once a tap delivers) they are read every round.
+        if tapPortCount > 0 {
+            if tapSkipRounds > 0 && received > 0 {
+                tapSkipRounds -= 1
+            } else {
+                var fromTaps = 0
+                for i in 0..<tapPortCount {
+                    fromTaps &+= receiveFromTap(port: tapPorts[i])
+                }
+                received &+= fromTaps
+                tapSkipRounds = fromTaps > 0 ? 0 : Self.tapIdleSkip
+            }
         }
         flushStaged()
         for i in 0..<activeCount {
