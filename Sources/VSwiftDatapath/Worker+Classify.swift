@@ -52,6 +52,9 @@ extension Worker {
         var bytes: UInt64 = 0
         var pending = 0
         table._withUnsafeGuaranteedRef { table in
+            // No rule looks at any field (a new bridge's lone `priority=0,actions=NORMAL`): every
+            // frame gets the same rule, so one lookup decides the burst and no key is extracted.
+            let constant = table.classifier.significantWords.bits == 0 ? constantPayload(table) : nil
             for i in 0..<count {
                 prefetchFrame(socket, first, ahead: i, count: count)
                 let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, first &+ UInt32(i)).pointee
@@ -67,13 +70,15 @@ extension Worker {
                     // Perhaps LISP to decapsulate (into this or another bridge): after the frames
                     // before it, on its own.
                     if pending > 0 {
-                        classifyAndApply(table, count: pending, inPort: inPort, bridge: bridge)
+                        classifyAndApply(table, count: pending, inPort: inPort, bridge: bridge, constant: constant)
                         pending = 0
                     }
                     forward(address: desc.addr, length: desc.len, inPort: inPort, bridge: bridge)
                     continue
                 }
-                if table.linkLayerOnly {
+                if constant != nil {
+                    // Nothing to extract.
+                } else if table.linkLayerOnly {
                     FlowExtractor.extractLinkLayer(base + Int(desc.addr), length: Int(desc.len), inPort: ofport, into: burst.keys + pending)
                 } else {
                     FlowExtractor.extract(base + Int(desc.addr), length: Int(desc.len), inPort: ofport, into: burst.keys + pending)
@@ -82,19 +87,32 @@ extension Worker {
                 burst.lengths[pending] = desc.len
                 pending += 1
                 if pending == ClassifyBurst.capacity {
-                    classifyAndApply(table, count: pending, inPort: inPort, bridge: bridge)
+                    classifyAndApply(table, count: pending, inPort: inPort, bridge: bridge, constant: constant)
                     pending = 0
                 }
             }
-            if pending > 0 { classifyAndApply(table, count: pending, inPort: inPort, bridge: bridge) }
+            if pending > 0 { classifyAndApply(table, count: pending, inPort: inPort, bridge: bridge, constant: constant) }
         }
         return bytes
     }
 
+    /// The rule every frame gets from a table whose rules look at no field: the lookup of any key.
     @inline(__always)
-    private func classifyAndApply(_ table: CompiledFlowTable, count: Int, inPort: UInt16, bridge: Int32) {
+    func constantPayload(_ table: CompiledFlowTable) -> Int32 {
+        key.pointee = FlowKey()
+        return table.classifier.lookup(key)
+    }
+
+    /// Classifies `count` extracted frames of the burst (all with rule `constant` if given) and
+    /// acts on them in order.
+    @inline(__always)
+    private func classifyAndApply(_ table: CompiledFlowTable, count: Int, inPort: UInt16, bridge: Int32, constant: Int32?) {
         let payloads = burst.payloads
-        cache.lookup(burst: burst.keys, count: count, in: table.classifier, results: payloads)
+        if let constant {
+            payloads.update(repeating: constant, count: count)
+        } else {
+            cache.lookup(burst: burst.keys, count: count, in: table.classifier, results: payloads)
+        }
         var run = RuleRun()
         if table.ruleCount > Self.prefetchingRuleCount {
             // With many rules, each frame's rule entry, counters and actions are cache misses of

@@ -133,6 +133,8 @@ struct Pipeline: ParsableCommand {
 
     static let scenarios: [Scenario] = [
         Scenario(name: "normal", ruleCount: 0, packets: { [frame(flow: 0)] }, rules: { nil }),
+        // A new bridge's table in vswiftd: one catch-all rule to NORMAL.
+        Scenario(name: "default-normal", ruleCount: 1, packets: { [frame(flow: 0)] }, rules: { rules(["priority=0,actions=NORMAL"]) }),
         Scenario(name: "p2p", ruleCount: 1, packets: { [frame(flow: 0)] }, rules: { rules(["in_port=1,actions=output:2"]) }),
         Scenario(name: "seed", ruleCount: 4, packets: { [frame(flow: 0)] }, rules: { rules(seedFlows) }),
         Scenario(name: "mod-nw-dst", ruleCount: 1, packets: { [frame(flow: 0)] },

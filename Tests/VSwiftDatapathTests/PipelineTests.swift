@@ -84,6 +84,27 @@ struct PipelineTests {
         #expect((cycles + WorkerCycles()) == cycles)
     }
 
+    @Test func aTableWhoseRulesLookAtNoFieldDecidesEachBurstWithOneLookup() throws {
+        // A new bridge's table: every frame goes to NORMAL without a key or the cache.
+        let fresh = try PipelineHarness(packets: [udpFrame()], rules: try rules(["priority=0,actions=NORMAL"]))
+        _ = fresh.run(packets: 1_000)
+        #expect(fresh.transmitted == 1_000)
+        #expect(fresh.ruleStatistics(counterSlot: 0).packets == 1_000)
+        #expect(fresh.cacheHits + fresh.cacheMisses == 0)
+        // Of several catch-alls the highest priority wins; a table miss still drops.
+        let two = try PipelineHarness(packets: [udpFrame()], rules: try rules(["priority=0,actions=drop", "priority=5,actions=output:2"]))
+        _ = two.run(packets: 1_000)
+        #expect(two.transmitted == 1_000)
+        #expect(two.ruleStatistics(counterSlot: 1).packets == 1_000)
+        #expect(two.ruleStatistics(counterSlot: 0).packets == 0)
+        #expect(two.accounting().isConsistent)
+        // One rule that looks at a field turns the shortcut off.
+        let looking = try PipelineHarness(packets: [udpFrame()], rules: try rules(["priority=0,actions=NORMAL", "priority=9,tcp,actions=drop"]))
+        _ = looking.run(packets: 1_000)
+        #expect(looking.transmitted == 1_000)
+        #expect(looking.cacheHits + looking.cacheMisses == 1_000)
+    }
+
     @Test func tableMissDropsAndDecTTLAtOneDrops() throws {
         let harness = try PipelineHarness(packets: [udpFrame()], rules: try rules(["priority=5,arp,actions=output:2"]))
         _ = harness.run(packets: 1_000)
