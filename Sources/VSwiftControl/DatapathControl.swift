@@ -19,6 +19,7 @@ public protocol DatapathControl: AnyObject {
     func attachment(of port: String) -> PortAttachment?
     func statistics(port name: String) -> PortStatistics?
     func frameAccounting() -> [FrameAccounting]
+    func workerStatistics() -> [WorkerStatistics]
 
     /// OpenFlow port numbers of a bridge's ports, by port name (the internal port is `ofportLocal`).
     func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError)

@@ -418,6 +418,9 @@ public enum ControlMethod: String, CaseIterable, Sendable {
     case dumpPorts = "dump-ports"
     /// Diagnostics: each worker's frame census (see FrameAccounting); used by tests.
     case frameAccounting = "frame-accounting"
+    /// vswift's own (cf. OVS's `ovs-appctl dpif-netdev/pmd-stats-show`): per worker, frames
+    /// and where its time went, in cycles.
+    case dumpWorkers = "dump-workers"
     case addFlow = "add-flow"
     case addFlows = "add-flows"
     case replaceFlows = "replace-flows"
@@ -441,7 +444,7 @@ extension ControlMethod {
     /// Methods that may change bridges, ports or flows (and so the saved configuration).
     public var changesConfiguration: Bool {
         switch self {
-        case .show, .dumpPorts, .frameAccounting, .dumpFlows: false
+        case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows: false
         case .addBridge, .delBridge, .addPort, .delPort, .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows,
              .addUnderlay, .delUnderlay: true
         }

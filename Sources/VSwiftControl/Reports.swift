@@ -271,3 +271,33 @@ public struct FrameAccountingReport: Codable, Sendable, Equatable, CustomStringC
         "worker \(worker): total=\(total) free=\(free) in-worker=\(inWorker) in-kernel=\(inKernel) (counters say \(kernelByCounters)) orphaned=\(orphaned) violations=\(violations)"
     }
 }
+
+/// One entry of the `dump-workers` result: a worker's frames and where its time went, in
+/// time-stamp-counter cycles (see `WorkerCycles`: busy and idle rounds without their system
+/// calls, and the system calls themselves; the worker's sleeps are in none).
+public struct WorkerReport: Codable, Sendable, Equatable {
+    public var worker: Int
+    public var cpu: Int?
+    public var rxPackets: UInt64
+    public var txPackets: UInt64
+    public var rounds: UInt64
+    public var busyCycles: UInt64
+    public var idleCycles: UInt64
+    public var systemCallCycles: UInt64
+
+    public init(_ s: WorkerStatistics) {
+        worker = s.worker
+        cpu = s.cpu
+        rxPackets = s.rxPackets
+        txPackets = s.txPackets
+        rounds = s.cycles.rounds
+        busyCycles = s.cycles.busy
+        idleCycles = s.cycles.idle
+        systemCallCycles = s.cycles.systemCalls
+    }
+
+    /// User-space cycles spent per received packet (busy rounds only); nil before any packet.
+    public var busyCyclesPerPacket: Double? {
+        rxPackets == 0 ? nil : Double(busyCycles) / Double(rxPackets)
+    }
+}

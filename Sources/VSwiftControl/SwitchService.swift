@@ -129,6 +129,8 @@ public final class SwitchService: @unchecked Sendable {
             return try JSONValue(encoding: dumpPorts(params))
         case .frameAccounting:
             return try JSONValue(encoding: datapath.frameAccounting().map(FrameAccountingReport.init))
+        case .dumpWorkers:
+            return try JSONValue(encoding: datapath.workerStatistics().map(WorkerReport.init))
         case .addFlow:
             let params: AddFlowParams = try request.decodeParams()
             try addFlows(bridge: params.bridge, lines: [params.flow], numbered: false)

@@ -121,3 +121,26 @@ private func quoted(_ string: String) -> String {
     }
     return out + "\""
 }
+
+/// `dump-workers`, laid out like OVS's `pmd-stats-show`: per worker, packets and the share of its
+/// accounted cycles (the time it did not sleep) spent processing, idling and in system calls.
+public func formatDumpWorkers(_ workers: [WorkerReport]) -> String {
+    var out = ""
+    for w in workers {
+        out += "worker \(w.worker)" + (w.cpu.map { " cpu \($0)" } ?? "") + ":\n"
+        out += "  packets received: \(w.rxPackets)\n"
+        out += "  packets sent: \(w.txPackets)\n"
+        let total = Double(w.busyCycles) + Double(w.idleCycles) + Double(w.systemCallCycles)
+        func share(_ cycles: UInt64) -> String {
+            total == 0 ? "\(cycles)" : String(format: "%llu (%.2f%%)", cycles, 100 * Double(cycles) / total)
+        }
+        out += "  processing cycles: \(share(w.busyCycles))\n"
+        out += "  idle cycles: \(share(w.idleCycles))\n"
+        out += "  system call cycles: \(share(w.systemCallCycles))\n"
+        out += "  rounds: \(w.rounds)\n"
+        if let perPacket = w.busyCyclesPerPacket {
+            out += String(format: "  avg processing cycles per packet: %.2f\n", perPacket)
+        }
+    }
+    return out
+}

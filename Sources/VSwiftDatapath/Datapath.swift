@@ -183,6 +183,23 @@ public final class Datapath: @unchecked Sendable {
         workers.map { $0.cycleAccounting() }
     }
 
+    /// What each worker did: frames received and sent over all its ports, and where its time
+    /// went (read without stopping it).
+    public func workerStatistics() -> [WorkerStatistics] {
+        lock.withLock {
+            workers.enumerated().map { i, worker in
+                var statistics = WorkerStatistics(worker: i, cycles: worker.cycleAccounting())
+                statistics.cpu = configuration.cpus.isEmpty ? nil : configuration.cpus[i % configuration.cpus.count]
+                for port in ports.values {
+                    let c = worker.portCounters(port.slot)
+                    statistics.rxPackets += c.rxPackets
+                    statistics.txPackets += c.txPackets
+                }
+                return statistics
+            }
+        }
+    }
+
     // MARK: Bridges
 
     public func addBridge(_ name: String) throws(DatapathError) {

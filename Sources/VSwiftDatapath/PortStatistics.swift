@@ -66,3 +66,21 @@ public struct XSKStatistics: Codable, Sendable, Equatable {
             txRingEmptyDescs: a.txRingEmptyDescs + b.txRingEmptyDescs)
     }
 }
+
+/// One worker's totals: frames received and sent on all ports, and its cycle accounting.
+public struct WorkerStatistics: Sendable, Equatable {
+    public var worker: Int
+    /// The CPU the worker is pinned to, if it is.
+    public var cpu: Int?
+    public var rxPackets: UInt64 = 0
+    public var txPackets: UInt64 = 0
+    public var cycles: WorkerCycles
+
+    public init(worker: Int, cpu: Int? = nil, rxPackets: UInt64 = 0, txPackets: UInt64 = 0, cycles: WorkerCycles = WorkerCycles()) {
+        self.worker = worker
+        self.cpu = cpu
+        self.rxPackets = rxPackets
+        self.txPackets = txPackets
+        self.cycles = cycles
+    }
+}

@@ -9,7 +9,7 @@ struct VSwiftCtl: ParsableCommand {
         discussion: "Commands and output follow ovs-vsctl and ovs-ofctl.",
         subcommands: [
             AddBridge.self, DeleteBridge.self, AddPort.self, DeletePort.self, AddUnderlay.self, DeleteUnderlay.self,
-            Show.self, DumpPorts.self, AddFlow.self, AddFlows.self, ReplaceFlows.self, DeleteFlows.self, ModifyFlows.self, DumpFlows.self,
+            Show.self, DumpPorts.self, DumpWorkers.self, AddFlow.self, AddFlows.self, ReplaceFlows.self, DeleteFlows.self, ModifyFlows.self, DumpFlows.self,
         ])
 
     // Declared here too so that, as with ovs-vsctl, the options may also come before the subcommand;
@@ -26,7 +26,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "vswiftd's control socket. (default: $VSWIFT_SOCKET, else /run/vswift/vswiftd.sock)")
     var socket: String?
 
-    @Option(help: "Output format of show, dump-ports and dump-flows.")
+    @Option(help: "Output format of show, dump-ports, dump-workers and dump-flows.")
     var format: OutputFormat = .text
 
     @Option(help: "Seconds to wait for vswiftd's answer; 0 waits forever. (default: 30; 600 for add-flows and replace-flows)")
@@ -202,6 +202,18 @@ struct DumpPorts: ParsableCommand {
     func run() throws {
         let params = try JSONValue(encoding: DumpPortsParams(bridge: bridge, port: port))
         try global.report(.dumpPorts, params, as: DumpPortsReport.self, text: formatDumpPorts)
+    }
+}
+
+struct DumpWorkers: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dump-workers",
+        abstract: "Print each worker's packets and where its time went, in cycles (cf. ovs-appctl dpif-netdev/pmd-stats-show).")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try global.report(.dumpWorkers, nil, as: [WorkerReport].self, text: formatDumpWorkers)
     }
 }
 

@@ -97,6 +97,16 @@ struct SwitchIntegrationTests {
         let text = try daemon.ctl("dump-ports", "br0").stdout
         #expect(text.hasPrefix("OFPST_PORT reply (xid=0x2): 3 ports\n  port  1: rx pkts="))
         #expect(text.contains("  port LOCAL: rx pkts="))
+
+        // Each worker accounts for its packets and cycles (vswiftctl dump-workers).
+        let workers: [WorkerReport] = try daemon.call("dump-workers").get().decode()
+        #expect(workers.count == 1)
+        #expect(workers[0].rxPackets >= UInt64(count))  // the stream, the pings and ARP
+        #expect(workers[0].busyCycles > 0 && workers[0].rounds > 0)
+        #expect((workers[0].busyCyclesPerPacket ?? 0) > 0)
+        let workerText = try daemon.ctl("dump-workers").stdout
+        #expect(workerText.hasPrefix("worker 0"))
+        #expect(workerText.contains("avg processing cycles per packet: "))
     }
 
     @Test("two workers, two queues per device: traffic flows and every frame is accounted for")

@@ -75,6 +75,10 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
     func attachment(of port: String) -> PortAttachment? { nil }
     func statistics(port name: String) -> PortStatistics? { ports[name] == nil ? nil : PortStatistics() }
     func frameAccounting() -> [FrameAccounting] { [] }
+    func workerStatistics() -> [WorkerStatistics] {
+        [WorkerStatistics(worker: 0, cpu: 1, rxPackets: 100, txPackets: 99,
+                          cycles: WorkerCycles(busy: 5_740, idle: 1_000, systemCalls: 3_260, rounds: 7))]
+    }
 
     func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError) {
         guard bridges.contains(bridge) else { throw .noSuchBridge(bridge) }

@@ -65,6 +65,29 @@ import VSwiftDatapath
         #expect(formatShow(ShowReport(systemID: "id", bridges: [])) == "id\n")
     }
 
+    @Test func dumpWorkersLikePMDStats() throws {
+        // Through the service (fake datapath: one worker, 100 packets, 10,000 accounted cycles).
+        let reports = try Harness().ok("dump-workers").decode([WorkerReport].self)
+        #expect(reports.count == 1)
+        #expect(reports[0].busyCyclesPerPacket == 57.4)
+        #expect(
+            formatDumpWorkers(reports) == """
+                worker 0 cpu 1:
+                  packets received: 100
+                  packets sent: 99
+                  processing cycles: 5740 (57.40%)
+                  idle cycles: 1000 (10.00%)
+                  system call cycles: 3260 (32.60%)
+                  rounds: 7
+                  avg processing cycles per packet: 57.40
+
+                """)
+        // A worker that has done nothing yet: no shares, no per-packet figure.
+        let idle = WorkerReport(WorkerStatistics(worker: 1))
+        #expect(formatDumpWorkers([idle]) == "worker 1:\n  packets received: 0\n  packets sent: 0\n  processing cycles: 0\n"
+            + "  idle cycles: 0\n  system call cycles: 0\n  rounds: 0\n")
+    }
+
     @Test func dumpPortsLikeOVS() {
         let report = DumpPortsReport(
             bridge: "br2",
