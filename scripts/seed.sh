@@ -9,7 +9,8 @@
 #     [br1 192.168.1.249] em1 ------------------------ eth0 [br1 192.168.1.252]
 #             Host1 (its own vswiftd)                     Host2 (its own vswiftd)
 #
-# VM1 pings VM2 and back, then each host prints show, dump-ports br2 and dump-flows br2.
+# VM1 pings VM2 and back, then each host prints show, dump-ports br2 and dump-flows br2 (and
+# vswift's dump-workers).
 # Everything it creates is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,4 +108,6 @@ for host in host1 host2; do
     ctl "$host" dump-ports br2
     say "$host# vswiftctl dump-flows br2"
     ctl "$host" dump-flows br2
+    say "$host# vswiftctl dump-workers   (vswift's own: where the datapath's time went)"
+    ctl "$host" dump-workers
 done
