@@ -56,7 +56,7 @@ public func formatDumpPorts(_ report: DumpPortsReport) -> String {
             out += continuation + "lisp encap=\(lisp.encapsulated), decap=\(lisp.decapsulated), "
             out += "drop non_ip=\(lisp.droppedNonIP), bad_header=\(lisp.droppedBadHeader), "
             out += "unknown_rloc=\(lisp.droppedUnknownRLOC), iid_mismatch=\(lisp.droppedIIDMismatch), "
-            out += "no_route=\(lisp.droppedNoRoute), no_neighbour=\(lisp.droppedNoNeighbour)\n"
+            out += "no_route=\(lisp.droppedNoRoute), no_neighbour=\(lisp.droppedNoNeighbour), too_big=\(lisp.droppedTooBig)\n"
         }
     }
     return out

@@ -76,8 +76,9 @@ public final class PipelineHarness {
     /// Ports: 1 → slot 0 (input), 2 → slot 1 (output), LOCAL (65534) → slot 2 (a sink).
     /// With a tunnel, port 2 is a LISP port (slot 2) and the underlay device is slot 1 (encapsulate:
     /// the outer frames leave there) or slot 0 (decapsulate: LISP arrives there; port 1 is slot 1).
+    /// `underlayMTU`: the encapsulation next hop's device MTU (0: no limit).
     public init(packets: [[UInt8]], rules: [DatapathRule]?, batch: Int = 64, tunnel: Tunnel = .none,
-                underlay: Underlay = .ipv4) throws(DatapathError) {
+                underlay: Underlay = .ipv4, underlayMTU: UInt32 = 0) throws(DatapathError) {
         precondition(!packets.isEmpty && packets.allSatisfy { $0.count == packets[0].count })
         let ringSize: UInt32 = 4096
         var rings = RingSizes()
@@ -120,6 +121,7 @@ public final class PipelineHarness {
             worker.setBridge(0, table: table, members: [vm, 2])
             var hop = TunnelNextHop(remote: remote, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)
             hop.egressPort = underlayPort
+            hop.mtu = underlayMTU
             hop.parameters = LISP.EncapsulationParameters(
                 ethernetDestination: Self.nextHopMAC, ethernetSource: Self.deviceMAC,
                 source: local, destination: remote, offloadUDPChecksum: offload)

@@ -108,6 +108,10 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
     public var droppedNoRoute: UInt64 = 0
     /// The next hop's MAC is not known yet (resolution was requested).
     public var droppedNoNeighbour: UInt64 = 0
+    /// Encapsulated, the packet was larger than the egress device's MTU (as OVS, vswift neither
+    /// fragments the outer packet nor answers with ICMP: the inner MTU must leave room for the
+    /// 36 or 56 bytes of LISP/UDP/IP).
+    public var droppedTooBig: UInt64 = 0
 
     public init() {}
 
@@ -121,6 +125,7 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
         s.droppedIIDMismatch = a.droppedIIDMismatch + b.droppedIIDMismatch
         s.droppedNoRoute = a.droppedNoRoute + b.droppedNoRoute
         s.droppedNoNeighbour = a.droppedNoNeighbour + b.droppedNoNeighbour
+        s.droppedTooBig = a.droppedTooBig + b.droppedTooBig
         return s
     }
 
@@ -141,6 +146,7 @@ struct TunnelCounterBlock {
     var iidMismatch: UInt64 = 0
     var noRoute: UInt64 = 0
     var noNeighbour: UInt64 = 0
+    var tooBig: UInt64 = 0
 }
 
 /// A LISP port as a worker sees it.
@@ -192,6 +198,8 @@ struct TunnelNextHop {
     /// frame enters that bridge as if the host had sent it there; otherwise an AF_XDP port's tx ring.
     var egressPort: UInt16 = 0
     var egressBridge: Int32 = -1
+    /// The egress device's MTU: a bigger encapsulated packet is dropped and counted (0: no limit).
+    var mtu: UInt32 = 0
     var parameters = LISP.EncapsulationParameters(
         ethernetDestination: 0, ethernetSource: 0, source: IPAddress(), destination: IPAddress())
 

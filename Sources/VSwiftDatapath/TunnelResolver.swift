@@ -144,6 +144,7 @@ final class TunnelResolver: @unchecked Sendable {
         }
         hop.egressPort = out.port
         hop.egressBridge = out.bridge
+        hop.mtu = (try? Netlink.linkMTU(ifindex: route.ifindex)).flatMap { $0 } ?? 0
         let via = route.gateway.map { " via \($0)" } ?? ""
         guard let neighbour = try? Netlink.neighbour(nextHop, ifindex: route.ifindex), neighbour.isUsable,
               let neighbourMAC = neighbour.mac else {
@@ -159,7 +160,8 @@ final class TunnelResolver: @unchecked Sendable {
             destination: target.remote, udpDestinationPort: target.udpPort,
             offloadUDPChecksum: out.checksumOffload && out.bridge < 0 && !target.remote.isIPv4)
         let checksum = hop.parameters.offloadUDPChecksum ? ", udp checksum offloaded" : ""
-        return (hop, "\(out.name)\(via), source \(source), next hop \(formatMAC(neighbourMAC))\(checksum)")
+        let mtu = hop.mtu == 0 ? "" : ", mtu \(hop.mtu)"
+        return (hop, "\(out.name)\(via), source \(source), next hop \(formatMAC(neighbourMAC))\(mtu)\(checksum)")
     }
 
     private func solicit(_ address: IPAddress, ifindex: UInt32, now: UInt64, every seconds: UInt64) {
@@ -172,7 +174,7 @@ final class TunnelResolver: @unchecked Sendable {
         guard a.localRLOCs == b.localRLOCs, a.nextHops.count == b.nextHops.count else { return false }
         for (x, y) in zip(a.nextHops, b.nextHops) {
             guard x.remote == y.remote, x.local == y.local, x.udpPort == y.udpPort, x.status == y.status,
-                  x.egressPort == y.egressPort, x.egressBridge == y.egressBridge,
+                  x.egressPort == y.egressPort, x.egressBridge == y.egressBridge, x.mtu == y.mtu,
                   x.parameters.ethernetDestination == y.parameters.ethernetDestination,
                   x.parameters.ethernetSource == y.parameters.ethernetSource,
                   x.parameters.source == y.parameters.source, x.parameters.destination == y.parameters.destination,

@@ -103,6 +103,12 @@ extension Netlink {
         try linkAttributes(ifindex: ifindex).attribute(IFLA_ADDRESS).flatMap { macValue($0.value) }
     }
 
+    /// The device's MTU (IFLA_MTU), nil if the kernel reports none.
+    static func linkMTU(ifindex: UInt32) throws -> UInt32? {
+        guard let value = try linkAttributes(ifindex: ifindex).attribute(IFLA_MTU)?.value, value.count >= 4 else { return nil }
+        return value.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+    }
+
     /// Every address configured in this namespace, both families (an RTM_GETADDR dump): a packet
     /// to one of them is for this host.
     static func localAddresses() throws -> [NetlinkAddress] {

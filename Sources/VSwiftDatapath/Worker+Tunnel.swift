@@ -150,6 +150,13 @@ extension Worker {
             pool.release(address)
             return
         }
+        // The egress device would drop it (veth and most drivers do so silently): count it here.
+        let mtu = hop.pointee.mtu
+        if mtu != 0 && outerLength - Ethernet.headerLength > Int(mtu) {
+            vs_add_relaxed_u64(&counters.pointee.tooBig, 1)
+            pool.release(address)
+            return
+        }
         vs_add_relaxed_u64(&counters.pointee.encapsulated, 1)
         vs_add_relaxed_u64(&self.counters[Int(port)].txPackets, 1)
         vs_add_relaxed_u64(&self.counters[Int(port)].txBytes, UInt64(length))
@@ -203,6 +210,7 @@ extension Worker {
         s.droppedIIDMismatch = vs_load_relaxed_u64(&c.pointee.iidMismatch)
         s.droppedNoRoute = vs_load_relaxed_u64(&c.pointee.noRoute)
         s.droppedNoNeighbour = vs_load_relaxed_u64(&c.pointee.noNeighbour)
+        s.droppedTooBig = vs_load_relaxed_u64(&c.pointee.tooBig)
         return s
     }
 

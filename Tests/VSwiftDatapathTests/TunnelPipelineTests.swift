@@ -46,6 +46,22 @@ struct TunnelPipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    @Test func anEncapsulatedPacketOverTheUnderlayMTUIsDroppedAndCounted() throws {
+        // A 100-byte frame: 86 bytes of IPv4, 122 encapsulated (LISP.overheadIPv4 = 36).
+        let frame = udpFrame(payload: 58)
+        #expect(frame.count == 100)
+        let fits = try PipelineHarness(packets: [frame], rules: try rules(seed), tunnel: .encapsulate, underlayMTU: 122)
+        _ = fits.run(packets: 500)
+        #expect(fits.transmitted == 500)
+        #expect(fits.tunnelStatistics.droppedTooBig == 0)
+        let tooBig = try PipelineHarness(packets: [frame], rules: try rules(seed), tunnel: .encapsulate, underlayMTU: 121)
+        _ = tooBig.run(packets: 500)
+        #expect(tooBig.transmitted == 0)
+        #expect(tooBig.tunnelStatistics.droppedTooBig == 500)
+        #expect(tooBig.tunnelStatistics.encapsulated == 0)
+        #expect(tooBig.accounting().isConsistent)
+    }
+
     /// Over IPv6 the outer UDP checksum is mandatory. Computed by the worker, or left as the
     /// pseudo-header sum with AF_XDP TX metadata asking the device for it (the harness completes it
     /// as a device does): either way the frame on the wire carries the right checksum.
