@@ -112,11 +112,18 @@ struct ForwardRun {
             log("vswift-bench: allocation counting unavailable: \(AllocationCounter.unavailableReason)")
         }
 
-        let context = MeasurementContext(
+        // The core clock against the TSC, on the switch CPU while it is idle (see CoreClock).
+        let coreClock = CoreClock.measure(cpu: cpu)
+        if let coreClock {
+            log(String(format: "vswift-bench: CPU %d: core clock %.2f GHz, time-stamp counter %.2f GHz", cpu,
+                       coreClock.coreGigahertz, coreClock.tscGigahertz))
+        }
+        var context = MeasurementContext(
             scenario: scenario, topology: topology, sink: sink!, generator: generator!, switchCPU: cpu,
             secondSwitchCPU: options.resolvedSecondSwitchCPU,
             bpfDirectory: bpfDirectory, rules: rules, tunnel: tunnel, baselinePath: baselinePath, generatorCPU: generatorCPU,
             warmup: options.warmup, window: options.window, ovsWarmup: options.resolvedOVSWarmup, ovsGenerator: vxlanGenerator)
+        context.coreClock = coreClock
         var results: [RunResult] = []
         for run in 1...runs {
             results.append(try context.measure(tunnel == .roundtrip ? .vswiftPair : .vswift, run: run))

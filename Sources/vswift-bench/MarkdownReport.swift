@@ -27,6 +27,8 @@ enum MarkdownReport {
         if withLoad { header.append("table load s") }
         let withTSC = summaries.contains { $0.tscUserCyclesPerPacket != nil }
         if withTSC { header.append("user TSC cycles/pkt") }
+        let withCore = summaries.contains { $0.userCoreCyclesPerPacket != nil }
+        if withCore { header.append("≈ user core cycles/pkt") }
         let withCycles = summaries.contains { $0.cyclesPerPacket != nil }
         if withCycles { header += ["user cycles/pkt", "cycles/pkt"] }
         var rows = [header, header.map { _ in "---" }]
@@ -39,6 +41,7 @@ enum MarkdownReport {
                        s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "–"]
             if withLoad { row.append(s.flowLoadSeconds.map { String(format: "%.2f", $0) } ?? "–") }
             if withTSC { row.append(s.tscUserCyclesPerPacket.map { String(format: "%.1f", $0) } ?? "–") }
+            if withCore { row.append(s.userCoreCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–") }
             if withCycles {
                 row.append(s.userCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–")
                 row.append(s.cyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–")

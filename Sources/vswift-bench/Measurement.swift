@@ -65,6 +65,8 @@ struct MeasurementContext {
     /// vswift only: the traffic is encapsulated (s1 is an underlay) or decapsulated (s0 is one).
     var tunnel: TunnelScenario = .none
     let baselinePath: String?
+    /// The switch CPU's core clock against the TSC, to state TSC cycles in core cycles.
+    var coreClock: CoreClock?
     /// CPU of the generator, where OVS's non-PMD threads are put.
     var generatorCPU: Int = 0
     let warmup: Double
@@ -239,10 +241,15 @@ struct MeasurementContext {
         let tscGigahertz = Double(b.tsc &- a.tsc) / elapsed / 1e9
         if let start = a.workerCycles, let end = b.workerCycles {
             result.tscUserCyclesPerPacket = Double((end - start).busy) / Double(packets)
-            result.tscGigahertz = tscGigahertz
         } else if let baselineTSCCyclesPerPacket {
             result.tscUserCyclesPerPacket = baselineTSCCyclesPerPacket
+        }
+        if let tsc = result.tscUserCyclesPerPacket {
             result.tscGigahertz = tscGigahertz
+            if let coreClock {
+                result.coreGigahertz = coreClock.coreGigahertz
+                result.userCoreCyclesPerPacket = tsc * coreClock.ratio
+            }
         }
         if let start = cyclesAtStart, let end = cyclesAtEnd {
             result.cyclesPerPacket = Double(end.all &- start.all) / Double(packets)
@@ -285,7 +292,10 @@ struct MeasurementContext {
         log(String(format: "run %d %@: %.3f Mpps delivered (%.3f offered), CPU %.0f%%, user %.1f ns/pkt%@, total %.0f ns/pkt%@",
                    run, label, result.mpps, result.offeredMpps, result.cpuUtilization * 100,
                    result.userNanosecondsPerPacket,
-                   result.tscUserCyclesPerPacket.map { String(format: " (%.1f TSC cycles)", $0) } ?? "",
+                   result.tscUserCyclesPerPacket.map { tsc in
+                       String(format: " (%.1f TSC cycles%@)", tsc,
+                              result.userCoreCyclesPerPacket.map { String(format: ", ≈ %.0f core cycles", $0) } ?? "")
+                   } ?? "",
                    result.totalNanosecondsPerPacket,
                    result.allocationsPerPacket.map { String(format: ", %.3f allocs/pkt", $0) } ?? ""))
         for note in result.notes { log("  note: \(note)") }

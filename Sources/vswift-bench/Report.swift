@@ -48,6 +48,10 @@ struct RunResult: Codable {
     /// cycles tick at `tscGigahertz`, not necessarily the core's clock.
     var tscUserCyclesPerPacket: Double?
     var tscGigahertz: Double?
+    /// The same in core cycles: TSC cycles × the core clock over the TSC rate, both measured on
+    /// the switch CPU before the runs (see CoreClock).
+    var userCoreCyclesPerPacket: Double?
+    var coreGigahertz: Double?
     /// The forwarding thread did not get its whole CPU although traffic was waiting: not a clean run.
     var contended = false
     var notes: [String]
@@ -57,7 +61,7 @@ struct RunResult: Codable {
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case cpuUtilization, userTicks, systemTicks, workerAllocations, allocationsPerPacket, processAllocations
         case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, flowLoadSeconds, ovsUpcalls, ovsFailedUpcalls, contended, notes
-        case cyclesPerPacket, userCyclesPerPacket, tscUserCyclesPerPacket, tscGigahertz
+        case cyclesPerPacket, userCyclesPerPacket, tscUserCyclesPerPacket, tscGigahertz, userCoreCyclesPerPacket, coreGigahertz
     }
 }
 
@@ -84,11 +88,14 @@ struct Summary: Codable {
     /// Median user-space TSC cycles per packet (see RunResult) and the TSC's rate.
     var tscUserCyclesPerPacket: Double?
     var tscGigahertz: Double?
+    var userCoreCyclesPerPacket: Double?
+    var coreGigahertz: Double?
 
     enum CodingKeys: String, CodingKey {
         case scenario, switchName = "switch", runs, contendedRuns, mpps, mppsMin, mppsMax, ratio
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case allocationsPerPacket, flowLoadSeconds, cyclesPerPacket, userCyclesPerPacket, tscUserCyclesPerPacket, tscGigahertz
+        case userCoreCyclesPerPacket, coreGigahertz
     }
 
     static func median(_ values: [Double]) -> Double {
@@ -118,6 +125,9 @@ struct Summary: Codable {
         let tsc = results.compactMap(\.tscUserCyclesPerPacket), rates = results.compactMap(\.tscGigahertz)
         tscUserCyclesPerPacket = tsc.isEmpty ? nil : Self.median(tsc)
         tscGigahertz = rates.isEmpty ? nil : Self.median(rates)
+        let core = results.compactMap(\.userCoreCyclesPerPacket), clocks = results.compactMap(\.coreGigahertz)
+        userCoreCyclesPerPacket = core.isEmpty ? nil : Self.median(core)
+        coreGigahertz = clocks.isEmpty ? nil : Self.median(clocks)
     }
 }
 
@@ -211,6 +221,8 @@ enum Table {
         header += ["ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
         let withTSC = summaries.contains { $0.tscUserCyclesPerPacket != nil }
         if withTSC { header.append("user TSC cyc/pkt") }
+        let withCore = summaries.contains { $0.userCoreCyclesPerPacket != nil }
+        if withCore { header.append("≈ core cyc/pkt") }
         let withCycles = summaries.contains { $0.cyclesPerPacket != nil }
         if withCycles { header += ["user cyc/pkt", "cyc/pkt"] }
         var rows = [header]
@@ -222,6 +234,7 @@ enum Table {
             row.append(String(format: "%.0f", s.totalNanosecondsPerPacket))
             row.append(s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "-")
             if withTSC { row.append(s.tscUserCyclesPerPacket.map { String(format: "%.1f", $0) } ?? "-") }
+            if withCore { row.append(s.userCoreCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-") }
             if withCycles {
                 row.append(s.userCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-")
                 row.append(s.cyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-")

@@ -55,8 +55,20 @@ struct BenchReportingTests {
         #expect(text[0].hasSuffix("user TSC cyc/pkt"))
         #expect(text[1].hasSuffix("57.4"))
         #expect(!Table.render(summaries: [summary("vswift", mpps: 0.9)], showRange: false).contains("TSC"))
+        vswift.userCoreCyclesPerPacket = 80.6
+        #expect(MarkdownReport.table([vswift]).split(separator: "\n")[0].hasSuffix("| user TSC cycles/pkt | ≈ user core cycles/pkt |"))
+        #expect(MarkdownReport.table([vswift]).split(separator: "\n")[2].hasSuffix("| 57.4 | 81 |"))
+        #expect(Table.render(summaries: [vswift], showRange: false).split(separator: "\n")[1].hasSuffix("57.4              81"))
         #expect(MeasurementContext.number(after: "tsc cycles busy ", in: "xsk_fwd: tsc cycles busy 1234 idle 5") == 1234)
         #expect(MeasurementContext.number(after: "tsc cycles busy ", in: "xsk_fwd: s0->s1 5 packets") == nil)
+    }
+
+    @Test func coreClockIsMeasured() throws {
+        // A chain of dependent additions against the TSC: both rates plausible for any x86 machine.
+        let clock = try #require(CoreClock.measure(cpu: 0))
+        #expect(clock.tscGigahertz > 0.5 && clock.tscGigahertz < 10)
+        #expect(clock.coreGigahertz > 0.3 && clock.coreGigahertz < 10)
+        #expect(abs(clock.ratio - clock.coreGigahertz / clock.tscGigahertz) < 1e-9)
     }
 
     @Test func cycleColumnsAppearOnlyWhereCountersWorked() {
