@@ -152,6 +152,68 @@ struct FramePool {
         return address
     }
 
+    /// Hands up to `count` free frames to the kernel through socket `slot`, writing their
+    /// addresses into `ring` (a fill ring: `mask`, from index `start`); returns how many. One pass
+    /// with the pool's state in registers (per frame, `allocateForKernel` reloads it: its stores
+    /// may alias anything).
+    @inline(__always)
+    mutating func fill(_ ring: UnsafeMutablePointer<UInt64>, mask: UInt32, start: UInt32, count: Int, slot: Int) -> Int {
+        let n = min(count, freeCount)
+        let code = FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot)
+        let stack = self.stack, owners = self.owners, shift = UInt64(frameShift)
+        var top = freeCount
+        for i in 0..<n {
+            top &-= 1
+            let address = stack[top]
+            owners[Int(truncatingIfNeeded: address >> shift)] = code
+            ring[Int((start &+ UInt32(truncatingIfNeeded: i)) & mask)] = address
+        }
+        freeCount = top
+        return n
+    }
+
+    /// Hands the frames of `count` descriptors to the kernel through socket `slot`, copying the
+    /// descriptors into `ring` (a tx ring: `mask`, from index `start`); returns their bytes. One
+    /// pass with the pool's state in registers.
+    @inline(__always)
+    mutating func transmit(_ descriptors: UnsafePointer<xdp_desc>, count: Int, into ring: UnsafeMutablePointer<xdp_desc>,
+                           mask: UInt32, start: UInt32, slot: Int) -> UInt64 {
+        let code = FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot)
+        let owners = self.owners, shift = UInt64(frameShift)
+        var bytes: UInt64 = 0
+        for i in 0..<count {
+            let desc = descriptors[i]
+            ring[Int((start &+ UInt32(truncatingIfNeeded: i)) & mask)] = desc
+            owners[Int(truncatingIfNeeded: desc.addr >> shift)] = code
+            bytes &+= UInt64(desc.len)
+        }
+        return bytes
+    }
+
+    /// `recycleFromKernel` for `count` addresses of `ring` (a completion ring: `mask`, from index
+    /// `start`), in one pass with the pool's state in registers.
+    @inline(__always)
+    mutating func recycle(_ ring: UnsafePointer<UInt64>, mask: UInt32, start: UInt32, count: Int, slot: Int) {
+        let code = FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot)
+        let stack = self.stack, owners = self.owners, shift = UInt64(frameShift), frames = Int(frameCount)
+        let baseMask = ~((UInt64(1) << shift) &- 1)
+        var top = freeCount
+        var bad: UInt64 = 0
+        for i in 0..<count {
+            let address = ring[Int((start &+ UInt32(truncatingIfNeeded: i)) & mask)]
+            let index = Int(truncatingIfNeeded: address >> shift)
+            guard index < frames, owners[index] == code else {
+                bad &+= 1
+                continue
+            }
+            owners[index] = FrameOwner.pool
+            stack[top] = address & baseMask
+            top &+= 1
+        }
+        freeCount = top
+        violations &+= bad
+    }
+
     /// A frame the kernel returns through socket `slot` (completion ring) goes straight back to
     /// the pool: takeFromKernel and release in one check and one owner write. A frame the socket
     /// did not own is ignored and counted, as in takeFromKernel.

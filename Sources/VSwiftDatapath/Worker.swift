@@ -515,6 +515,20 @@ final class Worker: @unchecked Sendable {
             // The common case, classified as a burst. (With LISP ports, a frame that may be LISP
             // for a local RLOC goes on its own, after the frames before it: see forwardBurst.)
             bytes = forwardBurst(slot: slot, first: index, count: n, inPort: inPort, bridge: bridge, table: table)
+        } else if bridge >= 0 && tunnelPortCount == 0 {
+            // A plain learning bridge and no LISP port to decapsulate for: NORMAL, frame by frame.
+            for i in 0..<n {
+                prefetchFrame(socket, index, ahead: i, count: n)
+                let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee
+                guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
+                bytes &+= UInt64(desc.len)
+                guard desc.len >= UInt32(Ethernet.headerLength) else {
+                    vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
+                    pool.release(desc.addr)
+                    continue
+                }
+                normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge))
+            }
         } else {
             for i in 0..<n {
                 prefetchFrame(socket, index, ahead: i, count: n)
@@ -554,10 +568,8 @@ final class Worker: @unchecked Sendable {
         guard n > 0 else { return }
         var index: UInt32 = 0
         let reserved = Int(xsk_ring_prod__reserve(&socket.pointee.fill, UInt32(n), &index))
-        for i in 0..<reserved {
-            guard let address = pool.allocateForKernel(slot: slot) else { break }
-            xsk_ring_prod__fill_addr(&socket.pointee.fill, index &+ UInt32(i)).pointee = address
-        }
+        _ = pool.fill(socket.pointee.fill.ring.assumingMemoryBound(to: UInt64.self), mask: socket.pointee.fill.mask,
+                      start: index, count: reserved, slot: slot)  // n ≤ the pool's free frames: all of them
         xsk_ring_prod__submit(&socket.pointee.fill, UInt32(reserved))
         socket.pointee.fillOutstanding &+= UInt32(reserved)
         if xsk_ring_prod__needs_wakeup(&socket.pointee.fill) != 0 {
@@ -722,7 +734,7 @@ final class Worker: @unchecked Sendable {
 
     /// NORMAL: learn the source, send to the learned port of the destination, else flood.
     @inline(__always)
-    private func normal(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int) {
+    func normal(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int) {
         let frame = base + Int(address)
         guard let table = bridges[bridge].macTable else {
             pool.release(address)
@@ -827,13 +839,8 @@ final class Worker: @unchecked Sendable {
             if sendable > 0 {
                 var index: UInt32 = 0
                 _ = xsk_ring_prod__reserve(&socket.pointee.tx, UInt32(sendable), &index)
-                var bytes: UInt64 = 0
-                for i in 0..<sendable {
-                    let desc = staged[i]
-                    xsk_ring_prod__tx_desc(&socket.pointee.tx, index &+ UInt32(i)).pointee = desc
-                    pool.handToKernel(desc.addr, slot: slot)
-                    bytes &+= UInt64(desc.len)
-                }
+                let bytes = pool.transmit(staged, count: sendable, into: socket.pointee.tx.ring.assumingMemoryBound(to: xdp_desc.self),
+                                          mask: socket.pointee.tx.mask, start: index, slot: slot)
                 xsk_ring_prod__submit(&socket.pointee.tx, UInt32(sendable))
                 socket.pointee.txOutstanding &+= UInt32(sendable)
                 vs_add_relaxed_u64(&counter.pointee.txPackets, UInt64(sendable))
@@ -898,9 +905,8 @@ final class Worker: @unchecked Sendable {
         var index: UInt32 = 0
         let n = xsk_ring_cons__peek(&socket.pointee.completion, socket.pointee.completion.size, &index)
         guard n > 0 else { return }
-        for i in 0..<Int(n) {
-            pool.recycleFromKernel(xsk_ring_cons__comp_addr(&socket.pointee.completion, index &+ UInt32(i)).pointee, slot: slot)
-        }
+        pool.recycle(UnsafePointer(socket.pointee.completion.ring.assumingMemoryBound(to: UInt64.self)),
+                     mask: socket.pointee.completion.mask, start: index, count: Int(n), slot: slot)
         xsk_ring_cons__release(&socket.pointee.completion, n)
         socket.pointee.txOutstanding &-= n
     }

@@ -27,12 +27,15 @@ struct Pipeline: ParsableCommand {
 
     mutating func run() throws {
         _ = vs_pin_to_cpu(Int32(cpu))
-        print(row(["scenario", "rules", "Mpps", "ns/pkt", "cpu ns/pkt", "allocs/pkt", "cache hit %"]))
+        print(row(["scenario", "rules", "Mpps", "ns/pkt", "cpu ns/pkt", "allocs/pkt", "cache hit %", "TSC cyc/pkt"]))
         for scenario in Self.scenarios where only.map({ scenario.name.contains($0) }) ?? true {
             let harness = try PipelineHarness(packets: scenario.packets(), rules: scenario.rules(), tunnel: scenario.tunnel)
             _ = harness.run(packets: min(packets, 1_000_000))  // warm: caches, MAC table, page faults
             var results: [PipelineHarness.Result] = []
             var allocations = 0
+            // TSC cyc/pkt: the worker's own cycles (its rounds, as `dump-workers` accounts them), without the
+            // harness playing the kernel around it.
+            let cyclesBefore = harness.cycles
             for _ in 0..<runs {
                 AllocationCounter.begin(tracking: [vs_gettid()])
                 results.append(harness.run(packets: packets))
@@ -44,11 +47,12 @@ struct Pipeline: ParsableCommand {
             let perPacket = AllocationCounter.isAvailable ? String(format: "%.3f", Double(allocations) / Double(packets * runs)) : "n/a"
             let census = harness.accounting()
             precondition(census.isConsistent, "frame accounting broken: \(census)")
+            let workerCycles = Double((harness.cycles - cyclesBefore).busy) / Double(packets * runs)
             let lookups = harness.cacheHits + harness.cacheMisses
             let hitRate = lookups == 0 ? "-" : String(format: "%.1f", 100 * Double(harness.cacheHits) / Double(lookups))
             print(row([scenario.name, "\(scenario.ruleCount)", String(format: "%.2f", median.mpps),
                        String(format: "%.1f", median.nanosecondsPerPacket),
-                       String(format: "%.1f", cpu[cpu.count / 2]), perPacket, hitRate]))
+                       String(format: "%.1f", cpu[cpu.count / 2]), perPacket, hitRate, String(format: "%.1f", workerCycles)]))
         }
     }
 
