@@ -141,21 +141,10 @@ struct FramePool {
         return true
     }
 
-    /// A free frame handed straight to the kernel through socket `slot` (fill ring): allocate
-    /// and handToKernel in one owner write. nil when the pool is empty.
-    @inline(__always)
-    mutating func allocateForKernel(slot: Int) -> UInt64? {
-        guard freeCount > 0 else { return nil }
-        freeCount -= 1
-        let address = stack[freeCount]
-        owners[frameIndex(address)] = FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot)
-        return address
-    }
-
     /// Hands up to `count` free frames to the kernel through socket `slot`, writing their
     /// addresses into `ring` (a fill ring: `mask`, from index `start`); returns how many. One pass
-    /// with the pool's state in registers (per frame, `allocateForKernel` reloads it: its stores
-    /// may alias anything).
+    /// with the pool's state in registers (a loop of `allocate` + `handToKernel` reloads it per
+    /// frame: its stores through raw pointers may alias anything).
     @inline(__always)
     mutating func fill(_ ring: UnsafeMutablePointer<UInt64>, mask: UInt32, start: UInt32, count: Int, slot: Int) -> Int {
         let n = min(count, freeCount)
@@ -190,8 +179,10 @@ struct FramePool {
         return bytes
     }
 
-    /// `recycleFromKernel` for `count` addresses of `ring` (a completion ring: `mask`, from index
-    /// `start`), in one pass with the pool's state in registers.
+    /// Frames the kernel returns through socket `slot` — `count` addresses of `ring` (a completion
+    /// ring: `mask`, from index `start`) — go straight back to the pool (takeFromKernel + release),
+    /// in one pass with the pool's state in registers. An address the socket did not own is
+    /// ignored and counted, as in takeFromKernel.
     @inline(__always)
     mutating func recycle(_ ring: UnsafePointer<UInt64>, mask: UInt32, start: UInt32, count: Int, slot: Int) {
         let code = FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot)
@@ -212,21 +203,6 @@ struct FramePool {
         }
         freeCount = top
         violations &+= bad
-    }
-
-    /// A frame the kernel returns through socket `slot` (completion ring) goes straight back to
-    /// the pool: takeFromKernel and release in one check and one owner write. A frame the socket
-    /// did not own is ignored and counted, as in takeFromKernel.
-    @inline(__always)
-    mutating func recycleFromKernel(_ address: UInt64, slot: Int) {
-        let index = frameIndex(address)
-        guard index < Int(frameCount), owners[index] == FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot) else {
-            violations &+= 1
-            return
-        }
-        owners[index] = FrameOwner.pool
-        stack[freeCount] = frameBase(address)
-        freeCount += 1
     }
 
     /// After socket `slot` is closed the kernel will never return its frames: take them all back.

@@ -1,3 +1,4 @@
+import CXDP
 import Testing
 @testable import VSwiftDatapath
 
@@ -16,29 +17,37 @@ struct FramePoolTests {
         #expect(pool.census().worker == 64)
     }
 
-    @Test func fusedFillAndCompletionTransitions() {
+    @Test func fillCompletionAndTransmitInOnePass() {
         var pool = FramePool(frameCount: 8, frameSize: 2048)
         defer { pool.destroy() }
-        // Fill ring of socket 2 straight from the pool.
-        var given: [UInt64] = []
-        while let frame = pool.allocateForKernel(slot: 2) { given.append(frame) }
-        #expect(given.count == 8)
+        // A fill ring of 16 entries, written from index 14 (it wraps): all 8 frames to socket 2.
+        let ring = UnsafeMutablePointer<UInt64>.allocate(capacity: 16)
+        defer { ring.deallocate() }
+        #expect(pool.fill(ring, mask: 15, start: 14, count: 10, slot: 2) == 8)
+        let given = (14..<22).map { ring[$0 & 15] }
+        #expect(Set(given).count == 8 && given.allSatisfy { $0 % 2048 == 0 })
         #expect(pool.census().kernel == [2: 8])
-        // A completion through another socket is foreign: ignored and counted, the frame stays put.
-        pool.recycleFromKernel(given[0], slot: 4)
-        #expect(pool.violations == 1)
-        #expect(pool.freeCount == 0)
-        // Completions through the owning socket (any address inside the frame) go back to the pool.
-        pool.recycleFromKernel(given[0] + 300, slot: 2)
-        pool.recycleFromKernel(given[1], slot: 2)
-        #expect(pool.freeCount == 2)
-        #expect(pool.census().pool == 2)
-        // Twice is a duplicate: counted, not pushed again.
-        pool.recycleFromKernel(given[1], slot: 2)
+        #expect(pool.fill(ring, mask: 15, start: 0, count: 4, slot: 2) == 0)
+        // Completions: one through another socket (foreign: ignored, counted), one at an offset
+        // inside its frame, one duplicated (the second time is counted, not pushed again).
+        ring[3] = given[0]
+        ring[4] = given[1] + 300
+        ring[5] = given[2]
+        ring[6] = given[2]
+        pool.recycle(ring, mask: 15, start: 3, count: 1, slot: 4)
+        #expect(pool.violations == 1 && pool.freeCount == 0)
+        pool.recycle(ring, mask: 15, start: 3, count: 4, slot: 2)
         #expect(pool.violations == 2)
-        #expect(pool.freeCount == 2)
-        #expect(pool.allocate() == given[1])
-        #expect(pool.allocate() == given[0])
+        #expect(pool.freeCount == 3)
+        #expect(pool.census().pool == 3)
+        // Transmit two worker-owned frames through socket 5: descriptors copied, bytes summed.
+        let a = pool.allocate()!, b = pool.allocate()!
+        let staged = [xdp_desc(addr: a + 256, len: 60, options: 0), xdp_desc(addr: b + 256, len: 1500, options: 0)]
+        let tx = UnsafeMutablePointer<xdp_desc>.allocate(capacity: 4)
+        defer { tx.deallocate() }
+        #expect(pool.transmit(staged, count: 2, into: tx, mask: 3, start: 3, slot: 5) == 1560)
+        #expect(tx[3].addr == a + 256 && tx[0].addr == b + 256 && tx[0].len == 1500)
+        #expect(pool.census().kernel == [2: 5, 5: 2])
     }
 
     @Test func roundTripThroughKernelKeepsTheInvariant() {
