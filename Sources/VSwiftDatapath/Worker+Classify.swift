@@ -61,15 +61,7 @@ extension Worker {
                 return
             }
             for i in 0..<count {
-                prefetchFrame(socket, first, ahead: i, count: count)
-                let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, first &+ UInt32(i)).pointee
-                guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
-                bytes &+= UInt64(desc.len)
-                guard desc.len >= UInt32(Ethernet.headerLength) else {
-                    vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
-                    pool.release(desc.addr)
-                    continue
-                }
+                guard let desc = takeReceived(socket, first: first, i, count: count, slot: slot, inPort: inPort, bytes: &bytes) else { continue }
                 if tunnelPortCount > 0,
                    LISP.mayBeLISP(base + Int(desc.addr), length: Int(desc.len), udpPorts: tunnelUDPPorts, count: tunnelUDPPortCount) {
                     // Perhaps LISP to decapsulate (into this or another bridge): after the frames
@@ -120,15 +112,7 @@ extension Worker {
         tunnelSource = 0
         tunnelDestination = 0
         for i in 0..<count {
-            prefetchFrame(socket, first, ahead: i, count: count)
-            let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, first &+ UInt32(i)).pointee
-            guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
-            bytes &+= UInt64(desc.len)
-            guard desc.len >= UInt32(Ethernet.headerLength) else {
-                vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
-                pool.release(desc.addr)
-                continue
-            }
+            guard let desc = takeReceived(socket, first: first, i, count: count, slot: slot, inPort: inPort, bytes: &bytes) else { continue }
             if tunnelPortCount > 0,
                LISP.mayBeLISP(base + Int(desc.addr), length: Int(desc.len), udpPorts: tunnelUDPPorts, count: tunnelUDPPortCount) {
                 forward(address: desc.addr, length: desc.len, inPort: inPort, bridge: bridge)

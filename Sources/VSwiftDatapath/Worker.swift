@@ -518,23 +518,12 @@ final class Worker: @unchecked Sendable {
         } else if bridge >= 0 && tunnelPortCount == 0 {
             // A plain learning bridge and no LISP port to decapsulate for: NORMAL, frame by frame.
             for i in 0..<n {
-                prefetchFrame(socket, index, ahead: i, count: n)
-                let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee
-                guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
-                bytes &+= UInt64(desc.len)
-                guard desc.len >= UInt32(Ethernet.headerLength) else {
-                    vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
-                    pool.release(desc.addr)
-                    continue
-                }
+                guard let desc = takeReceived(socket, first: index, i, count: n, slot: slot, inPort: inPort, bytes: &bytes) else { continue }
                 normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge))
             }
         } else {
             for i in 0..<n {
-                prefetchFrame(socket, index, ahead: i, count: n)
-                let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee
-                guard pool.takeFromKernel(desc.addr, slot: slot) else { continue }
-                bytes &+= UInt64(desc.len)
+                guard let desc = takeReceived(socket, first: index, i, count: n, slot: slot, inPort: inPort, bytes: &bytes) else { continue }
                 forward(address: desc.addr, length: desc.len, inPort: inPort, bridge: bridge)
             }
         }
@@ -556,6 +545,25 @@ final class Worker: @unchecked Sendable {
         let j = i &+ Self.prefetchAhead
         guard j < count else { return }
         vs_prefetch(base + Int(xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(j)).pointee.addr))
+    }
+
+    /// Frame `i` of the burst at rx index `first`: prefetches the one `prefetchAhead` further,
+    /// takes this one from the kernel (adding its length to `bytes`), and returns its descriptor;
+    /// nil when it is not the socket's to give (counted by the pool) or too short for Ethernet
+    /// (an rx error, the frame freed).
+    @inline(__always)
+    func takeReceived(_ socket: UnsafeMutablePointer<XSKSocket>, first: UInt32, _ i: Int, count: Int, slot: Int,
+                      inPort: UInt16, bytes: inout UInt64) -> xdp_desc? {
+        prefetchFrame(socket, first, ahead: i, count: count)
+        let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, first &+ UInt32(i)).pointee
+        guard pool.takeFromKernel(desc.addr, slot: slot) else { return nil }
+        bytes &+= UInt64(desc.len)
+        guard desc.len >= UInt32(Ethernet.headerLength) else {
+            vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
+            pool.release(desc.addr)
+            return nil
+        }
+        return desc
     }
 
     /// Tops the socket's fill ring up to `fillTarget` frames from the pool.
