@@ -225,7 +225,7 @@ final class FlowTables {
 
     /// Starts the table of a new (or restored) bridge with `rules` and publishes it. `texts`, when
     /// given, are the rules as they were saved (one per rule), kept as their saved text.
-    func createTable(bridge: String, rules: [FlowRule], texts: [String]? = nil) throws(RPCError) {
+    func createTable(bridge: String, rules: [FlowRule], texts: [String?]? = nil) throws(RPCError) {
         precondition(tables[bridge] == nil, "flow table of \(bridge) created twice")
         precondition(texts == nil || texts!.count == rules.count, "one saved text per rule")
         tables[bridge] = FlowTable()
@@ -255,17 +255,20 @@ final class FlowTables {
     // MARK: Changes
 
     /// add-flow / add-flows: each rule replaces a flow with an identical match and priority; within
-    /// `rules` a later one wins, as if they were added one after the other.
-    func add(bridge: String, rules: [FlowRule]) throws(RPCError) {
+    /// `rules` a later one wins, as if they were added one after the other. `texts`, when given,
+    /// are the rules' saved texts (one per rule; nil: format it when saving).
+    func add(bridge: String, rules: [FlowRule], texts: [String?]? = nil) throws(RPCError) {
         guard let count = tables[bridge]?.flows.count else { throw .noSuchBridge(bridge) }
         // Too many to extend the published table in place: the whole table is compiled anyway,
         // so the rules go straight into it (see `addInBulk`).
-        if rules.count * 4 > count { return try addInBulk(bridge: bridge, rules: rules) }
+        if rules.count * 4 > count { return try addInBulk(bridge: bridge, rules: rules, texts: texts) }
         let now = clock()
         var pending: [FlowIdentity: Pending] = [:]
         pending.reserveCapacity(rules.count)
-        for rule in rules {
-            pending[FlowIdentity(rule)] = .install(newFlow(rule, now: now))
+        for (index, rule) in rules.enumerated() {
+            var flow = newFlow(rule, now: now)
+            flow.text = texts?[index]
+            pending[FlowIdentity(rule)] = .install(flow)
         }
         let allocated = try allocateSlots(&pending)
         try apply(bridge: bridge, pending: pending, allocated: allocated, removing: nil)
@@ -274,7 +277,7 @@ final class FlowTables {
     /// A big add: the rules are written into the table itself (no table of pending changes, no
     /// second lookup per rule), the whole table is published, and on failure the table is put
     /// back as it was from what the insertions returned.
-    private func addInBulk(bridge: String, rules: [FlowRule], texts: [String]? = nil) throws(RPCError) {
+    private func addInBulk(bridge: String, rules: [FlowRule], texts: [String?]? = nil) throws(RPCError) {
         let now = clock()
         let firstSequence = nextSequence + 1
         // Taken out of `tables` so that it is not shared (and not copied) while it changes.
@@ -340,21 +343,23 @@ final class FlowTables {
     /// changed and how many deleted.
     /// The next table is built whole, with the unchanged flows moved over (they keep their counter
     /// slots, sequences and saved text), and published; the old one is dropped only then.
+    /// `texts`, when given, are the rules' saved texts (as for `add`).
     @discardableResult
-    func replace(bridge: String, rules: [FlowRule]) throws(RPCError) -> (installed: Int, deleted: Int) {
+    func replace(bridge: String, rules: [FlowRule], texts: [String?]? = nil) throws(RPCError) -> (installed: Int, deleted: Int) {
         guard let old = tables[bridge] else { throw .noSuchBridge(bridge) }
         let now = clock()
         let firstSequence = nextSequence + 1
         var next = FlowTable()
         next.flows.reserveCapacity(rules.count)
         var allocated: [Int] = []
-        for rule in rules {
+        for (index, rule) in rules.enumerated() {
             let id = FlowIdentity(rule)
             if let existing = old.flows[id], existing.isSame(as: rule) {
                 next.flows[id] = existing
                 continue
             }
             var flow = newFlow(rule, now: now)
+            flow.text = texts?[index]
             guard let (slot, fresh) = slots.allocate() else {
                 // Out of slots, unless an earlier rule of this file has this identity: it hands its slot on.
                 if let earlier = next.flows[id], earlier.sequence >= firstSequence {
