@@ -20,41 +20,6 @@ import VSwiftPacket
 // - replace: the table becomes exactly the given flows; flows already there with the same match,
 //   priority, actions, cookie and timeouts are left alone (and keep their counters).
 
-/// A flow's identity in its table: OpenFlow's "identical match and priority".
-struct FlowIdentity: Hashable {
-    let match: Match
-    let priority: UInt16
-
-    init(match: Match, priority: UInt16) {
-        self.match = match
-        self.priority = priority
-    }
-
-    init(_ rule: FlowRule) {
-        self.init(match: rule.match, priority: rule.priority)
-    }
-
-    static func == (a: FlowIdentity, b: FlowIdentity) -> Bool {
-        a.priority == b.priority && a.match == b.match
-    }
-
-    func hash(into hasher: inout Hasher) {
-        // Mixed by hand into one word first: feeding Hasher all 33 words costs more than the rest
-        // of a million-flow add-flows. The key is pre-masked, so words the mask does not touch are
-        // zero and can be skipped.
-        var h = UInt64(priority) &* 0x9E37_79B9_7F4A_7C15
-        for i in 0..<FlowKey.wordCount {
-            let mask = match.mask[word: i]
-            if mask != 0 {
-                h = (h ^ UInt64(i) ^ mask) &* 0xFF51_AFD7_ED55_8CCD
-                h = (h ^ (h >> 29) ^ match.key[word: i]) &* 0xC4CE_B9FE_1A85_EC53
-                h ^= h >> 32
-            }
-        }
-        hasher.combine(h)
-    }
-}
-
 /// What the table keeps of a flow besides its identity.
 struct InstalledFlow {
     var actions: [FlowAction]
@@ -696,7 +661,7 @@ final class FlowTables {
         // A flow with the same match and another priority may be hidden behind a removed one in
         // the classifier (it can never win while that one is there): then recompile.
         for key in flows.keys {
-            for id in ids where key.match == id.match && key.priority != id.priority { return false }
+            for id in ids where key.priority != id.priority && key.hasSameMatch(as: id) { return false }
         }
         return datapath.removeFromFlowTable(
             bridge: bridge, matches: ids.map(\.match), counterSlots: slots, expectedCount: flows.count - ids.count)
