@@ -20,6 +20,28 @@ import VSwiftPacket
 // - replace: the table becomes exactly the given flows; flows already there with the same match,
 //   priority, actions, cookie and timeouts are left alone (and keep their counters).
 
+/// A flow to install, as a request or a saved configuration gives it: the rule with its identity
+/// made compact (parsing a million flows keeps these, not a million 256-byte matches), and the
+/// text to save it as, when it is known already.
+struct NewFlow {
+    let id: FlowIdentity
+    let actions: [FlowAction]
+    let cookie: UInt64
+    let idleTimeout: UInt16
+    let hardTimeout: UInt16
+    /// The flow as it is saved (`InstalledFlow.text`); nil: formatted when saved.
+    let text: String?
+
+    init(_ rule: FlowRule, text: String? = nil) {
+        id = FlowIdentity(rule)
+        actions = rule.actions
+        cookie = rule.cookie
+        idleTimeout = rule.idleTimeout
+        hardTimeout = rule.hardTimeout
+        self.text = text
+    }
+}
+
 /// What the table keeps of a flow besides its identity.
 struct InstalledFlow {
     var actions: [FlowAction]
@@ -39,7 +61,7 @@ struct InstalledFlow {
     var hasTimeout: Bool { idleTimeout != 0 || hardTimeout != 0 }
 
     /// Same flow as `rule` says, apart from its identity: replace-flows leaves such a flow alone.
-    func isSame(as rule: FlowRule) -> Bool {
+    func isSame(as rule: NewFlow) -> Bool {
         actions == rule.actions && cookie == rule.cookie && idleTimeout == rule.idleTimeout
             && hardTimeout == rule.hardTimeout
     }
@@ -188,17 +210,15 @@ final class FlowTables {
 
     func hasTable(bridge: String) -> Bool { tables[bridge] != nil }
 
-    /// Starts the table of a new (or restored) bridge with `rules` and publishes it. `texts`, when
-    /// given, are the rules as they were saved (one per rule), kept as their saved text.
-    func createTable(bridge: String, rules: [FlowRule], texts: [String?]? = nil) throws(RPCError) {
+    /// Starts the table of a new (or restored) bridge with `rules` and publishes it.
+    func createTable(bridge: String, rules: [NewFlow]) throws(RPCError) {
         precondition(tables[bridge] == nil, "flow table of \(bridge) created twice")
-        precondition(texts == nil || texts!.count == rules.count, "one saved text per rule")
         tables[bridge] = FlowTable()
         do {
             if rules.isEmpty {
                 try publish(bridge: bridge)
             } else {
-                try addInBulk(bridge: bridge, rules: rules, texts: texts)
+                try addInBulk(bridge: bridge, rules: rules)
             }
         } catch {
             tables[bridge] = nil
@@ -220,20 +240,17 @@ final class FlowTables {
     // MARK: Changes
 
     /// add-flow / add-flows: each rule replaces a flow with an identical match and priority; within
-    /// `rules` a later one wins, as if they were added one after the other. `texts`, when given,
-    /// are the rules' saved texts (one per rule; nil: format it when saving).
-    func add(bridge: String, rules: [FlowRule], texts: [String?]? = nil) throws(RPCError) {
+    /// `rules` a later one wins, as if they were added one after the other.
+    func add(bridge: String, rules: [NewFlow]) throws(RPCError) {
         guard let count = tables[bridge]?.flows.count else { throw .noSuchBridge(bridge) }
         // Too many to extend the published table in place: the whole table is compiled anyway,
         // so the rules go straight into it (see `addInBulk`).
-        if rules.count * 4 > count { return try addInBulk(bridge: bridge, rules: rules, texts: texts) }
+        if rules.count * 4 > count { return try addInBulk(bridge: bridge, rules: rules) }
         let now = clock()
         var pending: [FlowIdentity: Pending] = [:]
         pending.reserveCapacity(rules.count)
-        for (index, rule) in rules.enumerated() {
-            var flow = newFlow(rule, now: now)
-            flow.text = texts?[index]
-            pending[FlowIdentity(rule)] = .install(flow)
+        for rule in rules {
+            pending[rule.id] = .install(newFlow(rule, now: now))
         }
         let allocated = try allocateSlots(&pending)
         try apply(bridge: bridge, pending: pending, allocated: allocated, removing: nil)
@@ -242,7 +259,7 @@ final class FlowTables {
     /// A big add: the rules are written into the table itself (no table of pending changes, no
     /// second lookup per rule), the whole table is published, and on failure the table is put
     /// back as it was from what the insertions returned.
-    private func addInBulk(bridge: String, rules: [FlowRule], texts: [String?]? = nil) throws(RPCError) {
+    private func addInBulk(bridge: String, rules: [NewFlow]) throws(RPCError) {
         let now = clock()
         let firstSequence = nextSequence + 1
         // Taken out of `tables` so that it is not shared (and not copied) while it changes.
@@ -259,10 +276,9 @@ final class FlowTables {
             tables[bridge] = table
             slots.release(allocated)
         }
-        for (index, rule) in rules.enumerated() {
-            let id = FlowIdentity(rule)
+        for rule in rules {
+            let id = rule.id
             var flow = newFlow(rule, now: now)
-            flow.text = texts?[index]
             guard let (slot, fresh) = slots.allocate() else {
                 // Out of slots, unless an earlier rule of this request has this identity: it hands its slot on.
                 if let earlier = table.flows[id], earlier.sequence >= firstSequence {
@@ -308,23 +324,21 @@ final class FlowTables {
     /// changed and how many deleted.
     /// The next table is built whole, with the unchanged flows moved over (they keep their counter
     /// slots, sequences and saved text), and published; the old one is dropped only then.
-    /// `texts`, when given, are the rules' saved texts (as for `add`).
     @discardableResult
-    func replace(bridge: String, rules: [FlowRule], texts: [String?]? = nil) throws(RPCError) -> (installed: Int, deleted: Int) {
+    func replace(bridge: String, rules: [NewFlow]) throws(RPCError) -> (installed: Int, deleted: Int) {
         guard let old = tables[bridge] else { throw .noSuchBridge(bridge) }
         let now = clock()
         let firstSequence = nextSequence + 1
         var next = FlowTable()
         next.flows.reserveCapacity(rules.count)
         var allocated: [Int] = []
-        for (index, rule) in rules.enumerated() {
-            let id = FlowIdentity(rule)
+        for rule in rules {
+            let id = rule.id
             if let existing = old.flows[id], existing.isSame(as: rule) {
                 next.flows[id] = existing
                 continue
             }
             var flow = newFlow(rule, now: now)
-            flow.text = texts?[index]
             guard let (slot, fresh) = slots.allocate() else {
                 // Out of slots, unless an earlier rule of this file has this identity: it hands its slot on.
                 if let earlier = next.flows[id], earlier.sequence >= firstSequence {
@@ -422,7 +436,7 @@ final class FlowTables {
         }
         if pending.isEmpty {
             guard let addIfNone else { return (0, 0) }
-            try add(bridge: bridge, rules: [addIfNone])
+            try add(bridge: bridge, rules: [NewFlow(addIfNone)])
             return (0, 1)
         }
         try apply(bridge: bridge, pending: pending, allocated: [], removing: nil)
@@ -522,11 +536,11 @@ final class FlowTables {
 
     // MARK: Internals
 
-    private func newFlow(_ rule: FlowRule, now: Double) -> InstalledFlow {
+    private func newFlow(_ rule: NewFlow, now: Double) -> InstalledFlow {
         nextSequence += 1
         return InstalledFlow(
             actions: rule.actions, cookie: rule.cookie, idleTimeout: rule.idleTimeout, hardTimeout: rule.hardTimeout,
-            created: now, modified: now, counterSlot: -1, sequence: nextSequence, text: nil)
+            created: now, modified: now, counterSlot: -1, sequence: nextSequence, text: rule.text)
     }
 
     /// Gives every new flow in `pending` a counter slot with zeroed counters; all or none.

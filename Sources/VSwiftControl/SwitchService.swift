@@ -174,7 +174,7 @@ public final class SwitchService: @unchecked Sendable {
         bridges.append(Bridge(name: name, ports: [Port(name: name, ofport: ofportLocal, type: "internal", options: [:])]))
         do {
             try publishPortNumbers(bridges.count - 1)
-            try flowTables.createTable(bridge: name, rules: [Self.defaultFlow])
+            try flowTables.createTable(bridge: name, rules: [NewFlow(Self.defaultFlow)])
         } catch {
             bridges.removeLast()
             try? datapath.deleteBridge(name)
@@ -334,8 +334,8 @@ public final class SwitchService: @unchecked Sendable {
     @discardableResult
     func addFlows(bridge name: String, lines: [String], numbered: Bool) throws(RPCError) -> FlowChangeReport {
         let index = try bridgeIndex(name)
-        let (rules, texts) = try parseFlows(lines, bridge: index, numbered: numbered)
-        try flowTables.add(bridge: name, rules: rules, texts: texts)
+        let rules = try parseFlows(lines, bridge: index, numbered: numbered)
+        try flowTables.add(bridge: name, rules: rules)
         unsaved = true
         logger.info("\(name): added \(rules.count) flow(s)")
         return FlowChangeReport(added: rules.count)
@@ -344,8 +344,8 @@ public final class SwitchService: @unchecked Sendable {
     /// replace-flows: the table becomes exactly the file's flows; unchanged ones keep their counters.
     func replaceFlows(bridge name: String, lines: [String]) throws(RPCError) -> FlowChangeReport {
         let index = try bridgeIndex(name)
-        let (rules, texts) = try parseFlows(lines, bridge: index, numbered: true)
-        let (installed, deleted) = try flowTables.replace(bridge: name, rules: rules, texts: texts)
+        let rules = try parseFlows(lines, bridge: index, numbered: true)
+        let (installed, deleted) = try flowTables.replace(bridge: name, rules: rules)
         if installed > 0 || deleted > 0 { unsaved = true }
         logger.info("\(name): replaced flows: \(installed) added or changed, \(deleted) deleted")
         return FlowChangeReport(added: installed, deleted: deleted)
@@ -573,10 +573,10 @@ public final class SwitchService: @unchecked Sendable {
             bridges.append(bridge)
             do throws(RPCError) {
                 try publishPortNumbers(bridges.count - 1)
-                let (rules, _) = try parseFlows(saved.flows, bridge: bridges.count - 1, numbered: false, saved: true)
                 // The saved lines are the flows' saved text already: the save after the restore
                 // need not format them again.
-                try flowTables.createTable(bridge: saved.name, rules: rules, texts: saved.flows)
+                let rules = try parseFlows(saved.flows, bridge: bridges.count - 1, numbered: false, saved: true)
+                try flowTables.createTable(bridge: saved.name, rules: rules)
             } catch {
                 throw RestoreError(message: "cannot restore the flows of bridge \"\(saved.name)\": \(error.message)")
             }
@@ -655,14 +655,14 @@ public final class SwitchService: @unchecked Sendable {
     /// comments (from `#` to the end of the line, as ovs-ofctl reads files) are skipped. Big files
     /// are parsed in chunks on all cores; the error reported is still that of the first bad line.
     /// `saved`: the lines are a saved configuration's flows, and an error names the flow by number and text.
-    /// With `numbered`, also returns each rule's line (comment and surrounding blanks cut) as its
-    /// saved text, unless the line names a port: a name stands for the port's number only while
-    /// that port exists, so such a flow is saved as `FlowFormatter` writes it (with numbers).
-    private func parseFlows(
-        _ lines: [String], bridge index: Int, numbered: Bool, saved: Bool = false
-    ) throws(RPCError) -> (rules: [FlowRule], texts: [String?]?) {
+    /// A flow from a file or a saved configuration keeps its line (comment and surrounding blanks
+    /// cut) as its saved text, so saving it formats nothing — unless the line names a port: a
+    /// name stands for the port's number only while that port exists, so such a flow is saved
+    /// as `FlowFormatter` writes it (with numbers).
+    private func parseFlows(_ lines: [String], bridge index: Int, numbered: Bool, saved: Bool = false) throws(RPCError) -> [NewFlow] {
         let numbers = portNumbers(forBridge: index)
-        func parse(_ range: Range<Int>, into rules: inout [FlowRule], texts: inout [String?]) -> RPCError? {
+        let keepsText = numbered || saved
+        func parse(_ range: Range<Int>, into rules: inout [NewFlow]) -> RPCError? {
             // Counts the names this chunk's lines looked up.
             let names = PortNameLookups()
             let parser = FlowParser(portNumber: { name in
@@ -679,49 +679,43 @@ public final class SwitchService: @unchecked Sendable {
                     line = String(text)
                 }
                 let asked = names.count
+                let rule: FlowRule
                 do throws(RPCError) {
-                    rules.append(try parseFlow(line, parser: parser, line: numbered ? number + 1 : nil))
+                    rule = try parseFlow(line, parser: parser, line: numbered ? number + 1 : nil)
                 } catch {
                     return saved ? .invalidFlow("flow \(number + 1) (\(line)): \(error.message)") : error
                 }
-                if numbered { texts.append(names.count == asked ? line : nil) }
+                rules.append(NewFlow(rule, text: keepsText && names.count == asked ? line : nil))
             }
             return nil
         }
         let chunkSize = 8192
         if lines.count <= chunkSize {
-            var rules: [FlowRule] = []
-            var texts: [String?] = []
+            var rules: [NewFlow] = []
             rules.reserveCapacity(lines.count)
-            if numbered { texts.reserveCapacity(lines.count) }
-            if let error = parse(0..<lines.count, into: &rules, texts: &texts) { throw error }
-            return (rules, numbered ? texts : nil)
+            if let error = parse(0..<lines.count, into: &rules) { throw error }
+            return rules
         }
         let chunks = (lines.count + chunkSize - 1) / chunkSize
-        var results = [(rules: [FlowRule], texts: [String?], error: RPCError?)](repeating: ([], [], nil), count: chunks)
+        var results = [(rules: [NewFlow], error: RPCError?)](repeating: ([], nil), count: chunks)
         results.withUnsafeMutableBufferPointer { results in
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 let range = chunk * chunkSize..<min(lines.count, (chunk + 1) * chunkSize)
-                var rules: [FlowRule] = []
-                var texts: [String?] = []
+                var rules: [NewFlow] = []
                 rules.reserveCapacity(range.count)
-                if numbered { texts.reserveCapacity(range.count) }
-                let error = parse(range, into: &rules, texts: &texts)
-                results[chunk] = (rules, texts, error)
+                let error = parse(range, into: &rules)
+                results[chunk] = (rules, error)
             }
         }
         // Chunks before the first one with an error parsed completely, so its error is the first.
         if let error = results.lazy.compactMap(\.error).first { throw error }
-        var rules: [FlowRule] = []
-        var texts: [String?] = []
+        var rules: [NewFlow] = []
         rules.reserveCapacity(lines.count)
-        if numbered { texts.reserveCapacity(lines.count) }
         for chunk in results.indices {
             rules.append(contentsOf: results[chunk].rules)
-            texts.append(contentsOf: results[chunk].texts)
-            results[chunk] = ([], [], nil)
+            results[chunk].rules = []
         }
-        return (rules, numbered ? texts : nil)
+        return rules
     }
 
     /// A file's line that is a flow as it stands: not empty, no comment, no surrounding
