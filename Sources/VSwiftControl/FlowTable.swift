@@ -32,13 +32,32 @@ struct NewFlow {
     /// The flow as it is saved (`InstalledFlow.text`); nil: formatted when saved.
     let text: String?
 
-    init(_ rule: FlowRule, text: String? = nil) {
+    init(_ rule: FlowRule, text: String? = nil, actions: [FlowAction]? = nil) {
         id = FlowIdentity(rule)
-        actions = rule.actions
+        self.actions = actions ?? rule.actions
         cookie = rule.cookie
         idleTimeout = rule.idleTimeout
         hardTimeout = rule.hardTimeout
         self.text = text
+    }
+}
+
+/// Hands out one shared array for equal action lists seen close together: big tables repeat a
+/// few lists (output:2, drop, NORMAL) over and over, and a million copies cost 50 MB and, when
+/// compiled, a cold reference count each.
+struct ActionListSharing {
+    private var recent: [[FlowAction]] = []
+    private var next = 0
+
+    mutating func shared(_ actions: [FlowAction]) -> [FlowAction] {
+        for list in recent where list == actions { return list }
+        if recent.count < 4 {
+            recent.append(actions)
+        } else {
+            recent[next] = actions
+            next = (next + 1) % recent.count
+        }
+        return actions
     }
 }
 

@@ -665,6 +665,7 @@ public final class SwitchService: @unchecked Sendable {
         func parse(_ range: Range<Int>, into rules: inout [NewFlow]) -> RPCError? {
             // Counts the names this chunk's lines looked up.
             let names = PortNameLookups()
+            var actionLists = ActionListSharing()
             let parser = FlowParser(portNumber: { name in
                 names.count += 1
                 return numbers[name]
@@ -685,7 +686,8 @@ public final class SwitchService: @unchecked Sendable {
                 } catch {
                     return saved ? .invalidFlow("flow \(number + 1) (\(line)): \(error.message)") : error
                 }
-                rules.append(NewFlow(rule, text: keepsText && names.count == asked ? line : nil))
+                rules.append(NewFlow(
+                    rule, text: keepsText && names.count == asked ? line : nil, actions: actionLists.shared(rule.actions)))
             }
             return nil
         }
