@@ -501,16 +501,17 @@ final class FlowTables {
     /// The selected flows (all when nil) in dump order: priority descending, then installation order.
     func snapshot(bridge: String, selector: FlowSelector? = nil) throws(RPCError) -> [FlowSnapshot] {
         guard let table = tables[bridge] else { throw .noSuchBridge(bridge) }
-        // Sorted as small (priority, sequence, index) triples; the big snapshots are made once, in order.
-        var order: [(priority: UInt16, sequence: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
+        // Sorted as small (key, index) pairs; the big snapshots are made once, in order.
+        var order: [(key: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
         order.reserveCapacity(selector == nil ? table.flows.count : 0)
         var index = table.flows.startIndex
         while index != table.flows.endIndex {
-            let (id, flow) = table.flows[index]
-            if selector?.selects(id, flow) ?? true { order.append((id.priority, flow.sequence, index)) }
+            if selector?.selects(table.flows.keys[index], table.flows.values[index]) ?? true {
+                order.append((Self.dumpOrder(table.flows.keys[index].priority, table.flows.values[index].sequence), index))
+            }
             table.flows.formIndex(after: &index)
         }
-        order.sort { a, b in a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence }
+        order.sort { $0.key < $1.key }
         var result: [FlowSnapshot] = []
         result.reserveCapacity(order.count)
         for entry in order {
@@ -525,9 +526,13 @@ final class FlowTables {
     /// tie-breaking). Formats only the flows that have not been formatted before.
     func savedFlows(bridge: String) -> [String] {
         guard var table = tables.removeValue(forKey: bridge) else { return [] }
+        // One pass: the flows in dump order and those without a saved text yet.
         var missing: [Dictionary<FlowIdentity, InstalledFlow>.Index] = []
+        var ordered: [(key: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
+        ordered.reserveCapacity(table.flows.count)
         var index = table.flows.startIndex
         while index != table.flows.endIndex {
+            ordered.append((Self.dumpOrder(table.flows.keys[index].priority, table.flows.values[index].sequence), index))
             if table.flows.values[index].text == nil { missing.append(index) }
             table.flows.formIndex(after: &index)
         }
@@ -539,21 +544,21 @@ final class FlowTables {
             }
             for (index, text) in zip(missing, texts) { table.flows.values[index].text = text }
         }
-        // Sorted as plain (priority, sequence, index) triples: no reference counting while sorting.
-        var ordered: [(priority: UInt16, sequence: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
-        ordered.reserveCapacity(table.flows.count)
-        index = table.flows.startIndex
-        while index != table.flows.endIndex {
-            ordered.append((table.flows.keys[index].priority, table.flows.values[index].sequence, index))
-            table.flows.formIndex(after: &index)
-        }
-        ordered.sort { a, b in a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence }
+        ordered.sort { $0.key < $1.key }
         let texts = ordered.map { table.flows.values[$0.index].text! }
         tables[bridge] = table
         return texts
     }
 
     // MARK: Internals
+
+    /// A flow's place in dump order (priority descending, then sequence) as one word to sort by:
+    /// the priority inverted above the sequence, which stays below 2^48 (a million flows a
+    /// second would take nine years to get there).
+    private static func dumpOrder(_ priority: UInt16, _ sequence: UInt64) -> UInt64 {
+        precondition(sequence < 1 << 48, "flow sequence number above 2^48")
+        return UInt64(~priority) << 48 | sequence
+    }
 
     private func newFlow(_ rule: NewFlow, now: Double) -> InstalledFlow {
         nextSequence += 1
