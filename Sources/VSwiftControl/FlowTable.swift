@@ -295,9 +295,11 @@ final class FlowTables {
             tables[bridge] = table
             slots.release(allocated)
         }
-        for rule in rules {
-            let id = rule.id
-            var flow = newFlow(rule, now: now)
+        // Read in place and moved into the table: a copy per step costs a cold reference count
+        // (the flow's saved text) for each of a million flows.
+        for index in rules.indices {
+            let id = rules[index].id
+            var flow = newFlow(rules[index], now: now)
             guard let (slot, fresh) = slots.allocate() else {
                 // Out of slots, unless an earlier rule of this request has this identity: it hands its slot on.
                 if let earlier = table.flows[id], earlier.sequence >= firstSequence {
@@ -312,7 +314,7 @@ final class FlowTables {
             }
             flow.counterSlot = slot
             if flow.hasTimeout { timedCount += 1 }
-            if let old = table.flows.updateValue(flow, forKey: id) {
+            if let old = table.flows.updateValue(consume flow, forKey: id) {
                 if old.hasTimeout { timedCount -= 1 }
                 if old.sequence >= firstSequence {
                     // Installed by an earlier rule of this request (a later line wins): its slot
@@ -351,13 +353,13 @@ final class FlowTables {
         var next = FlowTable()
         next.flows.reserveCapacity(rules.count)
         var allocated: [Int] = []
-        for rule in rules {
-            let id = rule.id
-            if let existing = old.flows[id], existing.isSame(as: rule) {
+        for index in rules.indices {
+            let id = rules[index].id
+            if let existing = old.flows[id], existing.isSame(as: rules[index]) {
                 next.flows[id] = existing
                 continue
             }
-            var flow = newFlow(rule, now: now)
+            var flow = newFlow(rules[index], now: now)
             guard let (slot, fresh) = slots.allocate() else {
                 // Out of slots, unless an earlier rule of this file has this identity: it hands its slot on.
                 if let earlier = next.flows[id], earlier.sequence >= firstSequence {
@@ -370,7 +372,7 @@ final class FlowTables {
                     "too many flows: the datapath has room for \(slots.capacity) flows in all, \(slots.available) are free")
             }
             flow.counterSlot = slot
-            if let earlier = next.flows.updateValue(flow, forKey: id), earlier.sequence >= firstSequence {
+            if let earlier = next.flows.updateValue(consume flow, forKey: id), earlier.sequence >= firstSequence {
                 next.flows[id]!.counterSlot = earlier.counterSlot
                 slots.release(slot)
                 continue
