@@ -206,6 +206,47 @@ private func contents(_ path: String) -> String? {
         #expect(try restored.dump("br0").flows.map(\.hardTimeout) == h.dump("br0").flows.map(\.hardTimeout))
     }
 
+    /// Crash safety of a bulk change saved as its lines: whatever point a crash interrupts the
+    /// save at (the new file written in part, or whole but not yet renamed, or renamed), a restart
+    /// brings back either the table before the change or the one after it, never a mix.
+    @Test func aCrashDuringABulkSaveLeavesTheOldTableOrTheNew() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ConfigStore(path: directory + "/vswiftd.db.json")
+        let h = Harness(store: store)
+        try h.ok("add-br", ["bridge": "br0"])
+        try h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
+        _ = try h.addFlows("br0", (0..<3000).map { "priority=7,udp,tp_dst=\($0),actions=output:1" }).get()
+        let oldFile = try #require(FileManager.default.contents(atPath: store.path))
+        let oldFlows = try h.flows("br0")
+        _ = try h.addFlows("br0", (0..<3000).map { i in
+            i % 3 == 0 ? "priority=8,in_port=vnet0,udp,tp_dst=\(i),actions=drop" : "cookie=0x\(i),priority=7,udp,tp_dst=\(i),actions=output:2 # new"
+        }).get()
+        let newFile = try #require(FileManager.default.contents(atPath: store.path))
+        let newFlows = try h.flows("br0")
+        #expect(oldFlows != newFlows)
+
+        func restart() throws -> [String] {
+            let restarted = Harness(store: store)
+            try restarted.service.restore(try #require(try store.load()))
+            try restarted.service.replayJournal()
+            return try restarted.flows("br0")
+        }
+        // Before the rename: the old file stands, whatever part of the new one was written.
+        for cut in [0, 1, newFile.count / 3, newFile.count - 1, newFile.count] {
+            try oldFile.write(to: URL(fileURLWithPath: store.path))
+            try newFile.prefix(cut).write(to: URL(fileURLWithPath: store.path + ".tmp"))
+            #expect(try restart() == oldFlows, "cut at \(cut)")
+        }
+        // After the rename: the new file, also with a journal left from the old generation.
+        try newFile.write(to: URL(fileURLWithPath: store.path))
+        #expect(try restart() == newFlows)
+        try store.journal.append(
+            ConfigJournal.Record(method: "del-flows", params: .object(["bridge": "br0"])),
+            generation: try #require(try ConfigStore.decode(oldFile)).generation)
+        #expect(try restart() == newFlows)
+    }
+
     @Test func noFileIsAFirstStart() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
