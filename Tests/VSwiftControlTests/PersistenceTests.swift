@@ -206,6 +206,25 @@ private func contents(_ path: String) -> String? {
         #expect(try restored.dump("br0").flows.map(\.hardTimeout) == h.dump("br0").flows.map(\.hardTimeout))
     }
 
+    /// The saved texts put in order while a bulk change is published are those of the table as
+    /// it is at the save, also after later small changes.
+    @Test func savedTextsFollowEveryChange() throws {
+        let h = Harness()
+        try h.ok("add-br", ["bridge": "br0"])
+        let lines = (0..<100).map { "priority=5,udp,tp_dst=\($0),actions=drop" }
+        _ = try h.addFlows("br0", lines).get()
+        #expect(h.service.configuration().bridges[0].flows == lines + ["priority=0 actions=NORMAL"])
+        try h.addFlow("br0", "priority=6,tcp,actions=drop")
+        try h.ok("del-flows", ["bridge": "br0", "match": "priority=5,udp,tp_dst=3", "strict": true])
+        try h.ok("mod-flows", ["bridge": "br0", "flow": "priority=5,udp,tp_dst=4,actions=output:1", "strict": true])
+        var expected = ["priority=6,tcp actions=drop"] + lines + ["priority=0 actions=NORMAL"]
+        expected.remove(at: 4)
+        expected[4] = "priority=5,udp,tp_dst=4 actions=output:1"
+        #expect(h.service.configuration().bridges[0].flows == expected)
+        _ = try h.ok("replace-flows", ["bridge": "br0", "flows": .array(lines.prefix(2).map(JSONValue.string))])
+        #expect(h.service.configuration().bridges[0].flows == Array(lines.prefix(2)))
+    }
+
     /// Crash safety of a bulk change saved as its lines: whatever point a crash interrupts the
     /// save at (the new file written in part, or whole but not yet renamed, or renamed), a restart
     /// brings back either the table before the change or the one after it, never a mix.
