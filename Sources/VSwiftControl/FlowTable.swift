@@ -94,6 +94,15 @@ struct InstalledFlow {
     }
 }
 
+extension InstalledFlow {
+    /// `rule` installed at `now`, with no counter slot yet.
+    init(_ rule: NewFlow, now: Double, sequence: UInt64) {
+        self.init(
+            actions: rule.actions, cookie: rule.cookie, idleTimeout: rule.idleTimeout, hardTimeout: rule.hardTimeout,
+            created: now, modified: now, counterSlot: -1, sequence: sequence, text: rule.text)
+    }
+}
+
 /// Which flows a del-flows, mod-flows or dump-flows acts on.
 public struct FlowSelector: Sendable {
     public var match: Match
@@ -285,10 +294,17 @@ final class FlowTables {
     /// back as it was from what the insertions returned.
     private func addInBulk(bridge: String, rules: [NewFlow]) throws(RPCError) {
         let now = clock()
+        // Rule i gets sequence firstSequence + i.
         let firstSequence = nextSequence + 1
+        nextSequence += UInt64(rules.count)
         // Taken out of `tables` so that it is not shared (and not copied) while it changes.
         var table = tables.removeValue(forKey: bridge)!
         table.flows.reserveCapacity(table.flows.count + rules.count)
+        // And the slot allocator out of `self` while the loop uses it: every use of a class's
+        // property is checked for exclusive access at run time, a million times here.
+        var slots = self.slots
+        self.slots = CounterSlotAllocator(capacity: 0)
+        defer { self.slots = slots }
         var replaced: [(id: FlowIdentity, flow: InstalledFlow)] = []
         var allocated: [Int] = []
         allocated.reserveCapacity(rules.count)
@@ -304,7 +320,7 @@ final class FlowTables {
         // (the flow's saved text) for each of a million flows.
         for index in rules.indices {
             let id = rules[index].id
-            var flow = newFlow(rules[index], now: now)
+            var flow = InstalledFlow(rules[index], now: now, sequence: firstSequence + UInt64(index))
             guard let (slot, fresh) = slots.allocate() else {
                 // Out of slots, unless an earlier rule of this request has this identity: it hands its slot on.
                 if let earlier = table.flows[id], earlier.sequence >= firstSequence {
@@ -594,9 +610,7 @@ final class FlowTables {
 
     private func newFlow(_ rule: NewFlow, now: Double) -> InstalledFlow {
         nextSequence += 1
-        return InstalledFlow(
-            actions: rule.actions, cookie: rule.cookie, idleTimeout: rule.idleTimeout, hardTimeout: rule.hardTimeout,
-            created: now, modified: now, counterSlot: -1, sequence: nextSequence, text: rule.text)
+        return InstalledFlow(rule, now: now, sequence: nextSequence)
     }
 
     /// Gives every new flow in `pending` a counter slot with zeroed counters; all or none.
