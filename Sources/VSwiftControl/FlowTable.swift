@@ -182,6 +182,24 @@ struct CounterSlotAllocator {
     }
 }
 
+/// Counter slots (0..<capacity) as bits: a million insertions into a `Set` and lookups cost
+/// replace-flows more than these 256 KB.
+struct SlotSet {
+    private var words: [UInt64]
+
+    init(capacity: Int) {
+        words = [UInt64](repeating: 0, count: (capacity + 63) / 64)
+    }
+
+    mutating func insert(_ slot: Int) {
+        words[slot >> 6] |= 1 << UInt64(slot & 63)
+    }
+
+    func contains(_ slot: Int) -> Bool {
+        words[slot >> 6] & (1 << UInt64(slot & 63)) != 0
+    }
+}
+
 /// One bridge's flow table.
 struct FlowTable {
     var flows: [FlowIdentity: InstalledFlow] = [:] {
@@ -413,24 +431,30 @@ final class FlowTables {
             throw SwitchService.rpcError(for: error)
         }
         next.savedTexts = savedTexts.wait()
-        // Commit: the old table's flows not carried over give their slots back.
-        var used = Set<Int>(minimumCapacity: next.flows.count)
+        // Commit: the old table's flows not carried over give their slots back. (Fields read in
+        // place: copying each flow out costs a cold reference count for its text.)
+        var used = SlotSet(capacity: slots.capacity)
         var timedCount = 0
-        for flow in next.flows.values {
-            used.insert(flow.counterSlot)
-            if flow.hasTimeout { timedCount += 1 }
+        var index = next.flows.startIndex
+        while index != next.flows.endIndex {
+            used.insert(next.flows.values[index].counterSlot)
+            if next.flows.values[index].hasTimeout { timedCount += 1 }
+            next.flows.formIndex(after: &index)
         }
         next.timedCount = timedCount
         var freed: [Int] = []
         var deleted = 0
         var kept = 0
-        for (id, flow) in old.flows {
-            if used.contains(flow.counterSlot) {
+        index = old.flows.startIndex
+        while index != old.flows.endIndex {
+            let slot = old.flows.values[index].counterSlot
+            if used.contains(slot) {
                 kept += 1
             } else {
-                freed.append(flow.counterSlot)
-                if next.flows[id] == nil { deleted += 1 }
+                freed.append(slot)
+                if next.flows[old.flows.keys[index]] == nil { deleted += 1 }
             }
+            old.flows.formIndex(after: &index)
         }
         // And a new flow of the file overridden by a later unchanged one gives its slot back too.
         for slot in allocated where !used.contains(slot) { freed.append(slot) }
