@@ -45,17 +45,21 @@ start_daemon() {
 }
 stop_daemon() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; rm -f "$sock"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
+# vswiftd's CPU seconds so far (user + system): on a busy machine wall times are disturbed.
+cpu_s() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$pid/stat"; }
 # Seconds taken by a command (its output discarded).
 timed() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l | xargs printf "%.2f"; }
 
 echo "rules=$rules runs=$runs vswiftd=$bin/vswiftd"
-printf "%-4s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n" run add-flows add-flow del-strict dump-flows dump-lines replace restart rss-MB bytes/rule
+printf "%-4s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n" run add-flows add-cpu add-flow del-strict dump-flows dump-lines replace restart rss-MB bytes/rule
 for run in $(seq 1 "$runs"); do
     rm -f "$work/db.json"
     start_daemon
     ctl add-br br0
     base=$(rss_kb)
+    c0=$(cpu_s)
     t_add=$(timed ctl add-flows br0 "$work/flows.txt")
+    c_add=$(echo "$(cpu_s) - $c0" | bc -l | xargs printf "%.2f")
     t_one=$(timed ctl add-flow br0 "priority=20,udp,nw_dst=192.0.2.1,tp_dst=7,actions=output:1")
     t_del=$(timed ctl --strict del-flows br0 "priority=20,udp,nw_dst=192.0.2.1,tp_dst=7")
     t0=$(date +%s.%N); lines=$(ctl dump-flows br0 | wc -l); t1=$(date +%s.%N)
@@ -70,8 +74,9 @@ for run in $(seq 1 "$runs"); do
     stop_daemon
     [ "$restored" = "$replaced" ] || echo "warning: restart restored $restored lines of dump-flows, expected $replaced" >&2
     per_rule=$(( (rss - base) * 1024 / rules ))
-    printf "%-4s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n" "$run" "$t_add" "$t_one" "$t_del" "$t_dump" "$lines" "$t_replace" "$t_restart" $((rss / 1024)) "$per_rule"
+    printf "%-4s %9s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n" "$run" "$t_add" "$c_add" "$t_one" "$t_del" "$t_dump" "$lines" "$t_replace" "$t_restart" $((rss / 1024)) "$per_rule"
 done
 echo "times in seconds, wall clock, each a vswiftctl command end to end (dump-flows: including printing);"
+echo "add-cpu: vswiftd's CPU seconds (user + system, all threads) during add-flows;"
 echo "restart: vswiftd start until it answers, with the table restored; rss after replace-flows;"
 echo "bytes/rule = (rss with the table - rss of the bare bridge) / rules."

@@ -3,8 +3,10 @@ import Glibc
 
 /// vswiftd's saved configuration: what a restart must bring back.
 ///
-/// Flows are kept in ovs-ofctl syntax (`FlowFormatter.flow`), cookie and timeouts included, so the
-/// file can be read (and, with the daemon stopped, edited) by a person. Counters, durations and the
+/// Flows are kept in ovs-ofctl syntax, cookie and timeouts included, so the file can be read (and,
+/// with the daemon stopped, edited) by a person: as the line of the flow file (or of the saved
+/// file) that installed the flow, comment and surrounding blanks cut, when that line names no
+/// port; else as `FlowFormatter.flow` writes it. Counters, durations and the
 /// time a flow was installed are not kept: after a restart they start again, hard timeouts too.
 public struct SwitchConfig: Codable, Sendable, Equatable {
     /// Format version of the file.

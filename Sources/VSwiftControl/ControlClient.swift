@@ -23,6 +23,11 @@ public struct ControlClient: Sendable {
     /// Sends one request and waits for its response. The daemon's answer, success or error, is the
     /// returned `Result`; failing to get an answer at all throws.
     public func call(_ method: String, params: JSONValue?) throws(ControlClientError) -> Result<JSONValue, RPCError> {
+        try call(request: RPCCodec.encodeRequest(id: 1, method: method, params: params))
+    }
+
+    /// `call` with the request line already written (e.g. `FlowFile.request`, with id 1).
+    public func call(request: [UInt8]) throws(ControlClientError) -> Result<JSONValue, RPCError> {
         let socket: UnixSocket
         do throws(SystemError) {
             socket = try UnixSocket(connectingTo: socketPath, timeout: timeout)
@@ -30,7 +35,7 @@ public struct ControlClient: Sendable {
             throw .cannotConnect(path: socketPath, errno: error.errno)
         }
         do throws(SystemError) {
-            try socket.send(RPCCodec.encodeRequest(id: 1, method: method, params: params))
+            try socket.send(request)
             // The only request on this connection: vswiftd closes it once it has answered.
             try socket.shutdownWriting()
         } catch {

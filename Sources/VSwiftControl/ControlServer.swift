@@ -178,13 +178,21 @@ struct LineDecoder: ByteToMessageDecoder {
             return .needMoreData
         }
         let bytes = buffer.readableBytesView
-        guard let newline = bytes[(bytes.startIndex + searched)...].firstIndex(of: UInt8(ascii: "\n")) else {
+        // memchr: a byte-by-byte search through the view cost a tenth of a 70 MB add-flows.
+        let found = buffer.withUnsafeReadableBytes { raw -> Int? in
+            guard let base = raw.baseAddress, raw.count > searched,
+                let hit = memchr(base + searched, Int32(UInt8(ascii: "\n")), raw.count - searched)
+            else { return nil }
+            return base.distance(to: UnsafeRawPointer(hit))
+        }
+        guard let offset = found else {
             searched = bytes.count
             // A line of maxLineLength may still be waiting for its "\r\n": one byte of slack.
             if bytes.count > maxLineLength + 1 { emit(.tooLong, context: context) }
             return .needMoreData
         }
-        buffer.moveReaderIndex(forwardBy: newline - bytes.startIndex + 1)
+        let newline = bytes.startIndex + offset
+        buffer.moveReaderIndex(forwardBy: offset + 1)
         searched = 0
         emitLine(bytes[..<newline], context: context)
         return .continue

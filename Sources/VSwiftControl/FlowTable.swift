@@ -20,38 +20,44 @@ import VSwiftPacket
 // - replace: the table becomes exactly the given flows; flows already there with the same match,
 //   priority, actions, cookie and timeouts are left alone (and keep their counters).
 
-/// A flow's identity in its table: OpenFlow's "identical match and priority".
-struct FlowIdentity: Hashable {
-    let match: Match
-    let priority: UInt16
+/// A flow to install, as a request or a saved configuration gives it: the rule with its identity
+/// made compact (parsing a million flows keeps these, not a million 256-byte matches), and the
+/// text to save it as, when it is known already.
+struct NewFlow {
+    let id: FlowIdentity
+    let actions: [FlowAction]
+    let cookie: UInt64
+    let idleTimeout: UInt16
+    let hardTimeout: UInt16
+    /// The flow as it is saved (`InstalledFlow.text`); nil: formatted when saved.
+    let text: String?
 
-    init(match: Match, priority: UInt16) {
-        self.match = match
-        self.priority = priority
+    init(_ rule: FlowRule, text: String? = nil, actions: [FlowAction]? = nil) {
+        id = FlowIdentity(rule)
+        self.actions = actions ?? rule.actions
+        cookie = rule.cookie
+        idleTimeout = rule.idleTimeout
+        hardTimeout = rule.hardTimeout
+        self.text = text
     }
+}
 
-    init(_ rule: FlowRule) {
-        self.init(match: rule.match, priority: rule.priority)
-    }
+/// Hands out one shared array for equal action lists seen close together: big tables repeat a
+/// few lists (output:2, drop, NORMAL) over and over, and a million copies cost 50 MB and, when
+/// compiled, a cold reference count each.
+struct ActionListSharing {
+    private var recent: [[FlowAction]] = []
+    private var next = 0
 
-    static func == (a: FlowIdentity, b: FlowIdentity) -> Bool {
-        a.priority == b.priority && a.match == b.match
-    }
-
-    func hash(into hasher: inout Hasher) {
-        // Mixed by hand into one word first: feeding Hasher all 33 words costs more than the rest
-        // of a million-flow add-flows. The key is pre-masked, so words the mask does not touch are
-        // zero and can be skipped.
-        var h = UInt64(priority) &* 0x9E37_79B9_7F4A_7C15
-        for i in 0..<FlowKey.wordCount {
-            let mask = match.mask[word: i]
-            if mask != 0 {
-                h = (h ^ UInt64(i) ^ mask) &* 0xFF51_AFD7_ED55_8CCD
-                h = (h ^ (h >> 29) ^ match.key[word: i]) &* 0xC4CE_B9FE_1A85_EC53
-                h ^= h >> 32
-            }
+    mutating func shared(_ actions: [FlowAction]) -> [FlowAction] {
+        for list in recent where list == actions { return list }
+        if recent.count < 4 {
+            recent.append(actions)
+        } else {
+            recent[next] = actions
+            next = (next + 1) % recent.count
         }
-        hasher.combine(h)
+        return actions
     }
 }
 
@@ -74,7 +80,7 @@ struct InstalledFlow {
     var hasTimeout: Bool { idleTimeout != 0 || hardTimeout != 0 }
 
     /// Same flow as `rule` says, apart from its identity: replace-flows leaves such a flow alone.
-    func isSame(as rule: FlowRule) -> Bool {
+    func isSame(as rule: NewFlow) -> Bool {
         actions == rule.actions && cookie == rule.cookie && idleTimeout == rule.idleTimeout
             && hardTimeout == rule.hardTimeout
     }
@@ -85,6 +91,15 @@ struct InstalledFlow {
         rule.idleTimeout = idleTimeout
         rule.hardTimeout = hardTimeout
         return rule
+    }
+}
+
+extension InstalledFlow {
+    /// `rule` installed at `now`, with no counter slot yet.
+    init(_ rule: NewFlow, now: Double, sequence: UInt64) {
+        self.init(
+            actions: rule.actions, cookie: rule.cookie, idleTimeout: rule.idleTimeout, hardTimeout: rule.hardTimeout,
+            created: now, modified: now, counterSlot: -1, sequence: sequence, text: rule.text)
     }
 }
 
@@ -167,11 +182,34 @@ struct CounterSlotAllocator {
     }
 }
 
+/// Counter slots (0..<capacity) as bits: a million insertions into a `Set` and lookups cost
+/// replace-flows more than these 256 KB.
+struct SlotSet {
+    private var words: [UInt64]
+
+    init(capacity: Int) {
+        words = [UInt64](repeating: 0, count: (capacity + 63) / 64)
+    }
+
+    mutating func insert(_ slot: Int) {
+        words[slot >> 6] |= 1 << UInt64(slot & 63)
+    }
+
+    func contains(_ slot: Int) -> Bool {
+        words[slot >> 6] & (1 << UInt64(slot & 63)) != 0
+    }
+}
+
 /// One bridge's flow table.
 struct FlowTable {
-    var flows: [FlowIdentity: InstalledFlow] = [:]
+    var flows: [FlowIdentity: InstalledFlow] = [:] {
+        didSet { savedTexts = nil }
+    }
     /// Flows with an idle or hard timeout, so expiry can skip tables without any.
     var timedCount = 0
+    /// The flows' saved texts in dump order, when they were made (on another core) while the
+    /// table was being published; any change of `flows` drops them.
+    var savedTexts: [String]?
 }
 
 /// What the datapath needs of a flow besides its identity, and where the identity is.
@@ -223,17 +261,15 @@ final class FlowTables {
 
     func hasTable(bridge: String) -> Bool { tables[bridge] != nil }
 
-    /// Starts the table of a new (or restored) bridge with `rules` and publishes it. `texts`, when
-    /// given, are the rules as they were saved (one per rule), kept as their saved text.
-    func createTable(bridge: String, rules: [FlowRule], texts: [String]? = nil) throws(RPCError) {
+    /// Starts the table of a new (or restored) bridge with `rules` and publishes it.
+    func createTable(bridge: String, rules: [NewFlow]) throws(RPCError) {
         precondition(tables[bridge] == nil, "flow table of \(bridge) created twice")
-        precondition(texts == nil || texts!.count == rules.count, "one saved text per rule")
         tables[bridge] = FlowTable()
         do {
             if rules.isEmpty {
                 try publish(bridge: bridge)
             } else {
-                try addInBulk(bridge: bridge, rules: rules, texts: texts)
+                try addInBulk(bridge: bridge, rules: rules)
             }
         } catch {
             tables[bridge] = nil
@@ -256,7 +292,7 @@ final class FlowTables {
 
     /// add-flow / add-flows: each rule replaces a flow with an identical match and priority; within
     /// `rules` a later one wins, as if they were added one after the other.
-    func add(bridge: String, rules: [FlowRule]) throws(RPCError) {
+    func add(bridge: String, rules: [NewFlow]) throws(RPCError) {
         guard let count = tables[bridge]?.flows.count else { throw .noSuchBridge(bridge) }
         // Too many to extend the published table in place: the whole table is compiled anyway,
         // so the rules go straight into it (see `addInBulk`).
@@ -265,7 +301,7 @@ final class FlowTables {
         var pending: [FlowIdentity: Pending] = [:]
         pending.reserveCapacity(rules.count)
         for rule in rules {
-            pending[FlowIdentity(rule)] = .install(newFlow(rule, now: now))
+            pending[rule.id] = .install(newFlow(rule, now: now))
         }
         let allocated = try allocateSlots(&pending)
         try apply(bridge: bridge, pending: pending, allocated: allocated, removing: nil)
@@ -274,12 +310,19 @@ final class FlowTables {
     /// A big add: the rules are written into the table itself (no table of pending changes, no
     /// second lookup per rule), the whole table is published, and on failure the table is put
     /// back as it was from what the insertions returned.
-    private func addInBulk(bridge: String, rules: [FlowRule], texts: [String]? = nil) throws(RPCError) {
+    private func addInBulk(bridge: String, rules: [NewFlow]) throws(RPCError) {
         let now = clock()
+        // Rule i gets sequence firstSequence + i.
         let firstSequence = nextSequence + 1
+        nextSequence += UInt64(rules.count)
         // Taken out of `tables` so that it is not shared (and not copied) while it changes.
         var table = tables.removeValue(forKey: bridge)!
         table.flows.reserveCapacity(table.flows.count + rules.count)
+        // And the slot allocator out of `self` while the loop uses it: every use of a class's
+        // property is checked for exclusive access at run time, a million times here.
+        var slots = self.slots
+        self.slots = CounterSlotAllocator(capacity: 0)
+        defer { self.slots = slots }
         var replaced: [(id: FlowIdentity, flow: InstalledFlow)] = []
         var allocated: [Int] = []
         allocated.reserveCapacity(rules.count)
@@ -291,10 +334,11 @@ final class FlowTables {
             tables[bridge] = table
             slots.release(allocated)
         }
-        for (index, rule) in rules.enumerated() {
-            let id = FlowIdentity(rule)
-            var flow = newFlow(rule, now: now)
-            flow.text = texts?[index]
+        // Read in place and moved into the table: a copy per step costs a cold reference count
+        // (the flow's saved text) for each of a million flows.
+        for index in rules.indices {
+            let id = rules[index].id
+            var flow = InstalledFlow(rules[index], now: now, sequence: firstSequence + UInt64(index))
             guard let (slot, fresh) = slots.allocate() else {
                 // Out of slots, unless an earlier rule of this request has this identity: it hands its slot on.
                 if let earlier = table.flows[id], earlier.sequence >= firstSequence {
@@ -309,7 +353,7 @@ final class FlowTables {
             }
             flow.counterSlot = slot
             if flow.hasTimeout { timedCount += 1 }
-            if let old = table.flows.updateValue(flow, forKey: id) {
+            if let old = table.flows.updateValue(consume flow, forKey: id) {
                 if old.hasTimeout { timedCount -= 1 }
                 if old.sequence >= firstSequence {
                     // Installed by an earlier rule of this request (a later line wins): its slot
@@ -324,14 +368,17 @@ final class FlowTables {
             // Resetting costs the datapath a pause of its workers: only for slots used before.
             if !fresh { datapath.resetRuleStatistics(counterSlot: slot) }
         }
+        let savedTexts = Self.orderSavedTexts(of: table.flows)
         do {
             try publishWhole(bridge: bridge, flows: table.flows)
         } catch {
+            savedTexts.wait()
             rollBack()
             throw SwitchService.rpcError(for: error)
         }
         // Commit: the replaced flows' slots go back.
         table.timedCount = timedCount
+        table.savedTexts = savedTexts.wait()
         tables[bridge] = table
         slots.release(replaced.map(\.flow.counterSlot))
     }
@@ -341,20 +388,20 @@ final class FlowTables {
     /// The next table is built whole, with the unchanged flows moved over (they keep their counter
     /// slots, sequences and saved text), and published; the old one is dropped only then.
     @discardableResult
-    func replace(bridge: String, rules: [FlowRule]) throws(RPCError) -> (installed: Int, deleted: Int) {
+    func replace(bridge: String, rules: [NewFlow]) throws(RPCError) -> (installed: Int, deleted: Int) {
         guard let old = tables[bridge] else { throw .noSuchBridge(bridge) }
         let now = clock()
         let firstSequence = nextSequence + 1
         var next = FlowTable()
         next.flows.reserveCapacity(rules.count)
         var allocated: [Int] = []
-        for rule in rules {
-            let id = FlowIdentity(rule)
-            if let existing = old.flows[id], existing.isSame(as: rule) {
+        for index in rules.indices {
+            let id = rules[index].id
+            if let existing = old.flows[id], existing.isSame(as: rules[index]) {
                 next.flows[id] = existing
                 continue
             }
-            var flow = newFlow(rule, now: now)
+            var flow = newFlow(rules[index], now: now)
             guard let (slot, fresh) = slots.allocate() else {
                 // Out of slots, unless an earlier rule of this file has this identity: it hands its slot on.
                 if let earlier = next.flows[id], earlier.sequence >= firstSequence {
@@ -367,7 +414,7 @@ final class FlowTables {
                     "too many flows: the datapath has room for \(slots.capacity) flows in all, \(slots.available) are free")
             }
             flow.counterSlot = slot
-            if let earlier = next.flows.updateValue(flow, forKey: id), earlier.sequence >= firstSequence {
+            if let earlier = next.flows.updateValue(consume flow, forKey: id), earlier.sequence >= firstSequence {
                 next.flows[id]!.counterSlot = earlier.counterSlot
                 slots.release(slot)
                 continue
@@ -375,30 +422,39 @@ final class FlowTables {
             allocated.append(slot)
             if !fresh { datapath.resetRuleStatistics(counterSlot: slot) }
         }
+        let savedTexts = Self.orderSavedTexts(of: next.flows)
         do {
             try publishWhole(bridge: bridge, flows: next.flows)
         } catch {
+            savedTexts.wait()
             slots.release(allocated)
             throw SwitchService.rpcError(for: error)
         }
-        // Commit: the old table's flows not carried over give their slots back.
-        var used = Set<Int>(minimumCapacity: next.flows.count)
+        next.savedTexts = savedTexts.wait()
+        // Commit: the old table's flows not carried over give their slots back. (Fields read in
+        // place: copying each flow out costs a cold reference count for its text.)
+        var used = SlotSet(capacity: slots.capacity)
         var timedCount = 0
-        for flow in next.flows.values {
-            used.insert(flow.counterSlot)
-            if flow.hasTimeout { timedCount += 1 }
+        var index = next.flows.startIndex
+        while index != next.flows.endIndex {
+            used.insert(next.flows.values[index].counterSlot)
+            if next.flows.values[index].hasTimeout { timedCount += 1 }
+            next.flows.formIndex(after: &index)
         }
         next.timedCount = timedCount
         var freed: [Int] = []
         var deleted = 0
         var kept = 0
-        for (id, flow) in old.flows {
-            if used.contains(flow.counterSlot) {
+        index = old.flows.startIndex
+        while index != old.flows.endIndex {
+            let slot = old.flows.values[index].counterSlot
+            if used.contains(slot) {
                 kept += 1
             } else {
-                freed.append(flow.counterSlot)
-                if next.flows[id] == nil { deleted += 1 }
+                freed.append(slot)
+                if next.flows[old.flows.keys[index]] == nil { deleted += 1 }
             }
+            old.flows.formIndex(after: &index)
         }
         // And a new flow of the file overridden by a later unchanged one gives its slot back too.
         for slot in allocated where !used.contains(slot) { freed.append(slot) }
@@ -452,7 +508,7 @@ final class FlowTables {
         }
         if pending.isEmpty {
             guard let addIfNone else { return (0, 0) }
-            try add(bridge: bridge, rules: [addIfNone])
+            try add(bridge: bridge, rules: [NewFlow(addIfNone)])
             return (0, 1)
         }
         try apply(bridge: bridge, pending: pending, allocated: [], removing: nil)
@@ -498,16 +554,17 @@ final class FlowTables {
     /// The selected flows (all when nil) in dump order: priority descending, then installation order.
     func snapshot(bridge: String, selector: FlowSelector? = nil) throws(RPCError) -> [FlowSnapshot] {
         guard let table = tables[bridge] else { throw .noSuchBridge(bridge) }
-        // Sorted as small (priority, sequence, index) triples; the big snapshots are made once, in order.
-        var order: [(priority: UInt16, sequence: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
+        // Sorted as small (key, index) pairs; the big snapshots are made once, in order.
+        var order: [(key: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
         order.reserveCapacity(selector == nil ? table.flows.count : 0)
         var index = table.flows.startIndex
         while index != table.flows.endIndex {
-            let (id, flow) = table.flows[index]
-            if selector?.selects(id, flow) ?? true { order.append((id.priority, flow.sequence, index)) }
+            if selector?.selects(table.flows.keys[index], table.flows.values[index]) ?? true {
+                order.append((Self.dumpOrder(table.flows.keys[index].priority, table.flows.values[index].sequence), index))
+            }
             table.flows.formIndex(after: &index)
         }
-        order.sort { a, b in a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence }
+        order.sort { $0.key < $1.key }
         var result: [FlowSnapshot] = []
         result.reserveCapacity(order.count)
         for entry in order {
@@ -522,6 +579,8 @@ final class FlowTables {
     /// tie-breaking). Formats only the flows that have not been formatted before.
     func savedFlows(bridge: String) -> [String] {
         guard var table = tables.removeValue(forKey: bridge) else { return [] }
+        defer { tables[bridge] = table }
+        if let texts = table.savedTexts { return texts }
         var missing: [Dictionary<FlowIdentity, InstalledFlow>.Index] = []
         var index = table.flows.startIndex
         while index != table.flows.endIndex {
@@ -536,27 +595,46 @@ final class FlowTables {
             }
             for (index, text) in zip(missing, texts) { table.flows.values[index].text = text }
         }
-        // Sorted as plain (priority, sequence, index) triples: no reference counting while sorting.
-        var ordered: [(priority: UInt16, sequence: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
-        ordered.reserveCapacity(table.flows.count)
-        index = table.flows.startIndex
-        while index != table.flows.endIndex {
-            ordered.append((table.flows.keys[index].priority, table.flows.values[index].sequence, index))
-            table.flows.formIndex(after: &index)
+        return Self.savedTextsInDumpOrder(table.flows)!
+    }
+
+    /// The saved texts of `flows` in dump order; nil when one has none yet.
+    private static func savedTextsInDumpOrder(_ flows: [FlowIdentity: InstalledFlow]) -> [String]? {
+        // Sorted as small (key, index) pairs, then the texts read in that order.
+        var ordered: [(key: UInt64, index: Dictionary<FlowIdentity, InstalledFlow>.Index)] = []
+        ordered.reserveCapacity(flows.count)
+        var index = flows.startIndex
+        while index != flows.endIndex {
+            if flows.values[index].text == nil { return nil }
+            ordered.append((dumpOrder(flows.keys[index].priority, flows.values[index].sequence), index))
+            flows.formIndex(after: &index)
         }
-        ordered.sort { a, b in a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence }
-        let texts = ordered.map { table.flows.values[$0.index].text! }
-        tables[bridge] = table
-        return texts
+        ordered.sort { $0.key < $1.key }
+        return ordered.map { flows.values[$0.index].text! }
+    }
+
+    /// Starts putting the saved texts of `flows` in dump order on another core, while this one
+    /// publishes them: the save that follows a bulk change then has them ready (sorting and
+    /// gathering a million texts was a tenth of a million-flow add-flows). `wait()` gives them.
+    private static func orderSavedTexts(of flows: [FlowIdentity: InstalledFlow]) -> PendingSavedTexts {
+        let pending = PendingSavedTexts()
+        DispatchQueue.global().async(group: pending.group) { pending.texts = savedTextsInDumpOrder(flows) }
+        return pending
     }
 
     // MARK: Internals
 
-    private func newFlow(_ rule: FlowRule, now: Double) -> InstalledFlow {
+    /// A flow's place in dump order (priority descending, then sequence) as one word to sort by:
+    /// the priority inverted above the sequence, which stays below 2^48 (a million flows a
+    /// second would take nine years to get there).
+    private static func dumpOrder(_ priority: UInt16, _ sequence: UInt64) -> UInt64 {
+        precondition(sequence < 1 << 48, "flow sequence number above 2^48")
+        return UInt64(~priority) << 48 | sequence
+    }
+
+    private func newFlow(_ rule: NewFlow, now: Double) -> InstalledFlow {
         nextSequence += 1
-        return InstalledFlow(
-            actions: rule.actions, cookie: rule.cookie, idleTimeout: rule.idleTimeout, hardTimeout: rule.hardTimeout,
-            created: now, modified: now, counterSlot: -1, sequence: nextSequence, text: nil)
+        return InstalledFlow(rule, now: now, sequence: nextSequence)
     }
 
     /// Gives every new flow in `pending` a counter slot with zeroed counters; all or none.
@@ -691,7 +769,7 @@ final class FlowTables {
         // A flow with the same match and another priority may be hidden behind a removed one in
         // the classifier (it can never win while that one is there): then recompile.
         for key in flows.keys {
-            for id in ids where key.match == id.match && key.priority != id.priority { return false }
+            for id in ids where key.priority != id.priority && key.hasSameMatch(as: id) { return false }
         }
         return datapath.removeFromFlowTable(
             bridge: bridge, matches: ids.map(\.match), counterSlots: slots, expectedCount: flows.count - ids.count)
@@ -772,6 +850,19 @@ final class FlowTables {
             }
         }
         return removed
+    }
+}
+
+/// Saved texts being put in order on another thread (`FlowTables.orderSavedTexts`).
+private final class PendingSavedTexts: @unchecked Sendable {
+    let group = DispatchGroup()
+    /// Written by the other thread before `group` is left; read only after `wait`.
+    var texts: [String]?
+
+    @discardableResult
+    func wait() -> [String]? {
+        group.wait()
+        return texts
     }
 }
 

@@ -176,7 +176,7 @@ public final class SwitchService: @unchecked Sendable {
         bridges.append(Bridge(name: name, ports: [Port(name: name, ofport: ofportLocal, type: "internal", options: [:])]))
         do {
             try publishPortNumbers(bridges.count - 1)
-            try flowTables.createTable(bridge: name, rules: [Self.defaultFlow])
+            try flowTables.createTable(bridge: name, rules: [NewFlow(Self.defaultFlow)])
         } catch {
             bridges.removeLast()
             try? datapath.deleteBridge(name)
@@ -575,10 +575,10 @@ public final class SwitchService: @unchecked Sendable {
             bridges.append(bridge)
             do throws(RPCError) {
                 try publishPortNumbers(bridges.count - 1)
-                let rules = try parseFlows(saved.flows, bridge: bridges.count - 1, numbered: false, saved: true)
                 // The saved lines are the flows' saved text already: the save after the restore
                 // need not format them again.
-                try flowTables.createTable(bridge: saved.name, rules: rules, texts: saved.flows)
+                let rules = try parseFlows(saved.flows, bridge: bridges.count - 1, numbered: false, saved: true)
+                try flowTables.createTable(bridge: saved.name, rules: rules)
             } catch {
                 throw RestoreError(message: "cannot restore the flows of bridge \"\(saved.name)\": \(error.message)")
             }
@@ -621,9 +621,14 @@ public final class SwitchService: @unchecked Sendable {
     /// Port names in flows (`in_port=vnet0`, `output:vnet0`) are the bridge's ports; the bridge's
     /// own name and LOCAL are its internal port.
     private func parser(forBridge index: Int) -> FlowParser {
+        let numbers = portNumbers(forBridge: index)
+        return FlowParser(portNumber: { numbers[$0] })
+    }
+
+    private func portNumbers(forBridge index: Int) -> [String: UInt32] {
         var numbers: [String: UInt32] = ["LOCAL": ofportLocal]
         for port in bridges[index].ports { numbers[port.name] = port.ofport }
-        return FlowParser(portNumber: { numbers[$0] })
+        return numbers
     }
 
     private func parseModification(_ text: String, bridge index: Int) throws(RPCError) -> FlowModification {
@@ -652,9 +657,21 @@ public final class SwitchService: @unchecked Sendable {
     /// comments (from `#` to the end of the line, as ovs-ofctl reads files) are skipped. Big files
     /// are parsed in chunks on all cores; the error reported is still that of the first bad line.
     /// `saved`: the lines are a saved configuration's flows, and an error names the flow by number and text.
-    private func parseFlows(_ lines: [String], bridge index: Int, numbered: Bool, saved: Bool = false) throws(RPCError) -> [FlowRule] {
-        let parser = parser(forBridge: index)
-        func parse(_ range: Range<Int>, into rules: inout [FlowRule]) -> RPCError? {
+    /// A flow from a file or a saved configuration keeps its line (comment and surrounding blanks
+    /// cut) as its saved text, so saving it formats nothing — unless the line names a port: a
+    /// name stands for the port's number only while that port exists, so such a flow is saved
+    /// as `FlowFormatter` writes it (with numbers).
+    private func parseFlows(_ lines: [String], bridge index: Int, numbered: Bool, saved: Bool = false) throws(RPCError) -> [NewFlow] {
+        let numbers = portNumbers(forBridge: index)
+        let keepsText = numbered || saved
+        func parse(_ range: Range<Int>, into rules: inout [NewFlow]) -> RPCError? {
+            // Counts the names this chunk's lines looked up.
+            let names = PortNameLookups()
+            var actionLists = ActionListSharing()
+            let parser = FlowParser(portNumber: { name in
+                names.count += 1
+                return numbers[name]
+            })
             for number in range {
                 var line = lines[number]
                 if numbered && !Self.isPlainFlowLine(line) {
@@ -664,27 +681,31 @@ public final class SwitchService: @unchecked Sendable {
                     if text.isEmpty { continue }
                     line = String(text)
                 }
+                let asked = names.count
+                let rule: FlowRule
                 do throws(RPCError) {
-                    rules.append(try parseFlow(line, parser: parser, line: numbered ? number + 1 : nil))
+                    rule = try parseFlow(line, parser: parser, line: numbered ? number + 1 : nil)
                 } catch {
                     return saved ? .invalidFlow("flow \(number + 1) (\(line)): \(error.message)") : error
                 }
+                rules.append(NewFlow(
+                    rule, text: keepsText && names.count == asked ? line : nil, actions: actionLists.shared(rule.actions)))
             }
             return nil
         }
         let chunkSize = 8192
         if lines.count <= chunkSize {
-            var rules: [FlowRule] = []
+            var rules: [NewFlow] = []
             rules.reserveCapacity(lines.count)
             if let error = parse(0..<lines.count, into: &rules) { throw error }
             return rules
         }
         let chunks = (lines.count + chunkSize - 1) / chunkSize
-        var results = [(rules: [FlowRule], error: RPCError?)](repeating: ([], nil), count: chunks)
+        var results = [(rules: [NewFlow], error: RPCError?)](repeating: ([], nil), count: chunks)
         results.withUnsafeMutableBufferPointer { results in
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 let range = chunk * chunkSize..<min(lines.count, (chunk + 1) * chunkSize)
-                var rules: [FlowRule] = []
+                var rules: [NewFlow] = []
                 rules.reserveCapacity(range.count)
                 let error = parse(range, into: &rules)
                 results[chunk] = (rules, error)
@@ -692,7 +713,7 @@ public final class SwitchService: @unchecked Sendable {
         }
         // Chunks before the first one with an error parsed completely, so its error is the first.
         if let error = results.lazy.compactMap(\.error).first { throw error }
-        var rules: [FlowRule] = []
+        var rules: [NewFlow] = []
         rules.reserveCapacity(lines.count)
         for chunk in results.indices {
             rules.append(contentsOf: results[chunk].rules)
@@ -764,6 +785,11 @@ public final class SwitchService: @unchecked Sendable {
         case .unsupported, .system: return .datapathFailure(error.description)
         }
     }
+}
+
+/// How many port names a parser has looked up (one counter per thread that parses).
+private final class PortNameLookups {
+    var count = 0
 }
 
 /// Why a saved configuration could not be brought back.

@@ -64,6 +64,12 @@ struct GlobalOptions: ParsableArguments {
         if format == .json && result != .null { print(formatJSON(result), terminator: "") }
     }
 
+    /// `call` with the request line already written (`FlowFile.request`).
+    func call(request: [UInt8], defaultTimeout: Double = 30) throws {
+        let result = try client(defaultTimeout: defaultTimeout).call(request: request).get()
+        if format == .json && result != .null { print(formatJSON(result), terminator: "") }
+    }
+
     /// Sends a method and returns its result (vswiftd's error is thrown).
     func fetch(_ method: ControlMethod, _ params: JSONValue?, defaultTimeout: Double = 30) throws -> JSONValue {
         try client(defaultTimeout: defaultTimeout).call(method.rawValue, params: params).get()
@@ -266,9 +272,9 @@ struct ReplaceFlows: ParsableCommand {
 
 /// Sends a flow file's lines with `method` (add-flows, replace-flows); errors name the file.
 private func sendFlowFile(_ method: ControlMethod, global: GlobalOptions, bridge: String, file: String) throws {
-    let lines = try readFlowFile(file)
+    let request = FlowFile.request(id: 1, method: method.rawValue, bridge: bridge, file: try readFlowFile(file))
     try withFileName(file) {
-        try global.call(method, json: FlowLinesParams(bridge: bridge, flows: lines).jsonValue, defaultTimeout: GlobalOptions.bulkTimeout)
+        try global.call(request: request, defaultTimeout: GlobalOptions.bulkTimeout)
     }
 }
 
@@ -371,24 +377,14 @@ struct CommandError: Error, CustomStringConvertible {
     var description: String
 }
 
-/// The lines of a flow file (or of standard input for "-"), as they are: the daemon skips blank
-/// lines and comments, and counts lines to name a bad one.
-func readFlowFile(_ path: String) throws -> [String] {
-    let data: Data
-    if path == "-" {
-        data = FileHandle.standardInput.readDataToEndOfFile()
-    } else {
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw CommandError(description: "cannot read \(path): \((error as NSError).localizedDescription)")
-        }
+/// The bytes of a flow file (or of standard input for "-"); `FlowFile` makes them a request.
+func readFlowFile(_ path: String) throws -> [UInt8] {
+    if path == "-" { return [UInt8](FileHandle.standardInput.readDataToEndOfFile()) }
+    do {
+        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    } catch {
+        throw CommandError(description: "cannot read \(path): \((error as NSError).localizedDescription)")
     }
-    var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
-        String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line, as: UTF8.self)
-    }
-    if lines.last == "" { lines.removeLast() }  // the file's final newline
-    return lines
 }
 
 /// Puts the file's name in front of vswiftd's `line N: …` errors.

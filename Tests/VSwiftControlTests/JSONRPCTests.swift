@@ -247,3 +247,31 @@ private func parse(_ json: String) throws -> JSONValue {
         for (method, name) in names { #expect(ControlMethod(rawValue: name) == method) }
     }
 }
+
+@Suite struct FlowFileRequestTests {
+    /// The request written from the file's bytes is the one the file's lines as JSON values give.
+    @Test func requestFromBytesEqualsRequestFromLines() throws {
+        let files: [[UInt8]] = [
+            [], Array("\n".utf8), Array("\n\n".utf8), Array("a".utf8), Array("a\n".utf8), Array("a\r\n".utf8),
+            Array("a\n\r".utf8), Array("a\r\nb\r\n\r\n".utf8), Array("\r".utf8),
+            Array("priority=1,actions=drop\n# comment \"quoted\" \\ back\n\n  priority=2,ip actions=NORMAL  \n".utf8),
+            Array("tab\there\nbell\u{7}\nnul\0x\nél\u{2603}\n".utf8),
+            [0x61, 0xff, 0x62, 0x0a, 0xc3, 0x0a, 0xe2, 0x98],  // not UTF-8
+        ]
+        for file in files {
+            for method in ["add-flows", "replace-flows"] {
+                let lines = FlowFile.lines(file)
+                let expected = RPCCodec.encodeRequest(
+                    id: 1, method: method, params: FlowLinesParams(bridge: "br\"0", flows: lines).jsonValue)
+                #expect(FlowFile.request(id: 1, method: method, bridge: "br\"0", file: file) == expected, "\(file)")
+                // And the daemon reads the lines back.
+                guard case .success(let request) = RPCCodec.decodeRequest(expected) else {
+                    Issue.record("not a request")
+                    continue
+                }
+                #expect(try FlowLinesParams(from: request.params).flows == lines)
+            }
+        }
+        #expect(FlowFile.lines(Array("a\r\nb\n\nc".utf8)) == ["a", "b", "", "c"])
+    }
+}
