@@ -16,7 +16,7 @@ import VSwiftPacket
 /// block), `b` from the high bits and `b ^ 1`. A lookup compares them in that order; an insertion
 /// takes the first that is empty or of another table version. Direct-mapped, 60,000 active flows
 /// in 65,536 slots hit 61 % (colliding flows evict each other); with two buckets of two nearly all
-/// of them find a unit of their own (pipeline `flows-1M-60k`: hit rate 93 %).
+/// of them find a unit of their own (pipeline `flows-1M-60k`: hit rate 96.4 %).
 ///
 /// Entries are tagged with the table's globally unique version; a new table version (or another
 /// bridge's table) never hits a stale entry. Fixed size, raw memory: nothing allocated per packet.
