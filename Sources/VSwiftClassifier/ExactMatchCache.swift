@@ -141,11 +141,18 @@ public struct ExactMatchCache: @unchecked Sendable {
         for i in 0..<count {
             let h = hashWords(words + i &* FlowKey.wordCount, table.unionMask, table.unionWords, wordCount)
             burstHashes[i] = h
+            // The usual burst is one busy flow: a key hashing as the one before shares its units.
+            if i > 0 && h == burstHashes[i &- 1] { continue }
             vs_prefetch(metas + candidate(0, h, wide: wide))
             vs_prefetch(metas + candidate(2, h, wide: wide))
         }
         for i in 0..<count {
-            let s = findByMeta(burstHashes[i], wide: wide, table)
+            let h = burstHashes[i]
+            if i > 0 && h == burstHashes[i &- 1] {
+                candidates[i] = candidates[i &- 1]
+                continue
+            }
+            let s = findByMeta(h, wide: wide, table)
             candidates[i] = s
             if s >= 0 {
                 vs_prefetch(entries + s)
