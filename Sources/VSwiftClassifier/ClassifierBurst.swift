@@ -7,7 +7,11 @@ public struct ClassifierBurstScratch: @unchecked Sendable {
     /// The most keys one call classifies; callers split longer bursts.
     public static let capacity = 64
 
-    /// Per key (indexed by the key's position in the burst).
+    /// Subtables searched together at most (see `ClassifierTable.lookup(burst:...)`).
+    static let chunkCapacity = 4
+
+    /// Per key (indexed by the key's position in the burst); `hashes` and `candidates` per
+    /// subtable of a chunk and key (`c * capacity + k`).
     let hashes: UnsafeMutablePointer<UInt32>
     let bestRank: UnsafeMutablePointer<UInt32>
     let bestPriority: UnsafeMutablePointer<Int32>
@@ -20,10 +24,10 @@ public struct ClassifierBurstScratch: @unchecked Sendable {
 
     public init() {
         let n = Self.capacity
-        hashes = .allocate(capacity: n)
+        hashes = .allocate(capacity: n * Self.chunkCapacity)
         bestRank = .allocate(capacity: n)
         bestPriority = .allocate(capacity: n)
-        candidates = .allocate(capacity: n)
+        candidates = .allocate(capacity: n * Self.chunkCapacity)
         active = .allocate(capacity: n)
         misses = .allocate(capacity: n)
     }
@@ -44,6 +48,10 @@ extension ClassifierTable {
     /// that stays in cache gains nothing from the passes of a burst, which cost more than they hide.
     static let cacheResidentBytes = 256 << 10
 
+    /// About how many signature or slot loads a pass of a burst lookup keeps in flight: when few
+    /// keys search, subtables of equal priority are searched together to make up the number.
+    static let loadsInFlight = 32
+
     /// Classifies the keys at positions `which[0..<count]` of `keys`, writing each one's payload
     /// (-1: no match) to `results[position]`. Same answers as `lookup` key by key.
     ///
@@ -51,7 +59,10 @@ extension ClassifierTable {
     /// burst goes through the subtables together (as OVS's dpcls does): for each subtable, hash
     /// every key still searching and prefetch its signatures, then find the candidates and
     /// prefetch their slots, then compare, so the misses of a whole burst are in flight at once
-    /// instead of one after another.
+    /// instead of one after another. When few keys search (a cache that hits most of the time
+    /// sends one or two keys per burst), each pass covers several subtables of the same highest
+    /// priority at once (a key searching one of them searches them all), so a key's misses in
+    /// those subtables overlap too, instead of costing two memory round trips per subtable.
     ///
     /// Invariant per key, as in `lookupWords`: subtables are visited in order of their highest
     /// priority, and a key stops searching at the first subtable whose highest priority is strictly
@@ -68,9 +79,9 @@ extension ClassifierTable {
             scratch.bestPriority[k] = -1
             results[k] = -1
         }
-        for s in 0..<subtableCount {
-            let st = subtables + s
-            let maxPriority = st.pointee.maxPriority
+        var s = 0
+        while s < subtableCount {
+            let maxPriority = subtables[s].maxPriority
             // Drop the keys no rule of this or any later subtable can improve on.
             var kept = 0
             for i in 0..<activeCount where scratch.bestPriority[Int(scratch.active[i])] <= maxPriority {
@@ -79,54 +90,58 @@ extension ClassifierTable {
             }
             activeCount = kept
             if activeCount == 0 { break }
-            // Pass 1: hash every key and start loading its line of signatures.
-            for i in 0..<activeCount {
-                let k = Int(scratch.active[i])
-                let h = hashWords(words + k &* FlowKey.wordCount, st.pointee.mask, st.pointee.words, st.pointee.wordCount)
-                scratch.hashes[k] = h
-                vs_prefetch(st.pointee.signatures.unsafelyUnwrapped + (Int(h) & st.pointee.slotMask))
-            }
-            if (st.pointee.slotMask + 1) &* st.pointee.stride <= Self.cacheResidentBytes {
-                // A small subtable stays in cache: prefetching its slots would only add passes.
+            // The chunk: subtables s..<end, of this same highest priority. No key drops out
+            // within it (whatever it finds there has at most this priority).
+            let width = Swift.max(1, Swift.min(ClassifierBurstScratch.chunkCapacity, Self.loadsInFlight / activeCount))
+            var end = s + 1
+            while end < subtableCount && end - s < width && subtables[end].maxPriority == maxPriority { end += 1 }
+            // Pass 1: hash every key and start loading its line of signatures, per subtable.
+            for c in 0..<(end - s) {
+                let st = subtables + s + c
+                let hashes = scratch.hashes + c &* ClassifierBurstScratch.capacity
                 for i in 0..<activeCount {
                     let k = Int(scratch.active[i])
-                    let h = scratch.hashes[k]
+                    let h = hashWords(words + k &* FlowKey.wordCount, st.pointee.mask, st.pointee.words, st.pointee.wordCount)
+                    hashes[k] = h
+                    vs_prefetch(st.pointee.signatures.unsafelyUnwrapped + (Int(h) & st.pointee.slotMask))
+                }
+            }
+            // Pass 2: find each key's first signature match and start loading that slot; most keys
+            // a subtable does not hold stop here, on an empty slot. A small subtable stays in
+            // cache: prefetching its slots would only add passes.
+            for c in 0..<(end - s) {
+                let st = subtables + s + c
+                guard (st.pointee.slotMask + 1) &* st.pointee.stride > Self.cacheResidentBytes else { continue }
+                let hashes = scratch.hashes + c &* ClassifierBurstScratch.capacity
+                let candidates = scratch.candidates + c &* ClassifierBurstScratch.capacity
+                for i in 0..<activeCount {
+                    let k = Int(scratch.active[i])
+                    let h = hashes[k]
                     let slot = st.pointee.firstCandidate(h, from: Int(h) & st.pointee.slotMask)
-                    if slot >= 0, let (rank, priority, payload) = st.pointee.probe(words + k &* FlowKey.wordCount, h, from: slot),
+                    candidates[k] = slot
+                    if slot >= 0 { vs_prefetch(st.pointee.slots + slot &* st.pointee.stride) }
+                }
+            }
+            // Pass 3: compare the keys with their candidate slots.
+            for c in 0..<(end - s) {
+                let st = subtables + s + c
+                let small = (st.pointee.slotMask + 1) &* st.pointee.stride <= Self.cacheResidentBytes
+                let hashes = scratch.hashes + c &* ClassifierBurstScratch.capacity
+                let candidates = scratch.candidates + c &* ClassifierBurstScratch.capacity
+                for i in 0..<activeCount {
+                    let k = Int(scratch.active[i])
+                    let h = hashes[k]
+                    let slot = small ? st.pointee.firstCandidate(h, from: Int(h) & st.pointee.slotMask) : candidates[k]
+                    guard slot >= 0 else { continue }
+                    if let (rank, priority, payload) = st.pointee.probe(words + k &* FlowKey.wordCount, h, from: slot),
                        rank < scratch.bestRank[k] {
                         scratch.bestRank[k] = rank
                         scratch.bestPriority[k] = priority
                         results[k] = payload
                     }
                 }
-                continue
             }
-            // Pass 2: find each key's first signature match and start loading that slot; most keys
-            // a subtable does not hold stop here, on an empty slot.
-            var candidateCount = 0
-            for i in 0..<activeCount {
-                let k = Int(scratch.active[i])
-                let h = scratch.hashes[k]
-                let slot = st.pointee.firstCandidate(h, from: Int(h) & st.pointee.slotMask)
-                scratch.candidates[k] = slot
-                if slot >= 0 {
-                    vs_prefetch(st.pointee.slots + slot &* st.pointee.stride)
-                    candidateCount += 1
-                }
-            }
-            guard candidateCount > 0 else { continue }
-            // Pass 3: compare the keys with their candidate slots.
-            for i in 0..<activeCount {
-                let k = Int(scratch.active[i])
-                let slot = scratch.candidates[k]
-                guard slot >= 0 else { continue }
-                if let (rank, priority, payload) = st.pointee.probe(words + k &* FlowKey.wordCount, scratch.hashes[k], from: slot),
-                   rank < scratch.bestRank[k] {
-                    scratch.bestRank[k] = rank
-                    scratch.bestPriority[k] = priority
-                    results[k] = payload
-                }
-            }
+            s = end
         }
     }
 }

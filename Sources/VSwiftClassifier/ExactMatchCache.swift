@@ -4,23 +4,30 @@ import VSwiftPacket
 /// A worker's exact-match cache in front of the classifier: remembers the result for the exact
 /// values of the words any rule looks at, so a hit costs one hash over those words and one compare.
 ///
-/// Layout: direct-mapped slots of one cache line each — table tag, hash, payload, then up to
-/// `wordsPerEntry` masked key words — so a hit or a rejection touches one line, and the hash
-/// rejects another flow without comparing words. A table whose rules look at more words (up to
-/// `maxWords`) uses an aligned pair of slots: the second holds the remaining words under the tag
+/// Layout: slots of one cache line each — table tag, hash, payload, then up to `wordsPerEntry`
+/// masked key words — so a hit or a rejection touches one line, and the hash rejects another flow
+/// without comparing words. A table whose rules look at more words (up to `maxWords`) uses an
+/// aligned pair of slots as one *unit*: the second holds the remaining words under the tag
 /// `version | continuation`, which no single-slot lookup can match; a single-slot insertion over
 /// it breaks the pair, so the pair then misses. Wider tables bypass the cache.
+///
+/// Placement (cf. OVS's EMC, which probes two positions per hash): a key may sit in four units,
+/// two 2-unit buckets — `a` from the hash's low bits and its neighbour `a ^ 1` (same 128-byte
+/// block), `b` from the high bits and `b ^ 1`. A lookup compares them in that order; an insertion
+/// takes the first that is empty or of another table version. Direct-mapped, 60,000 active flows
+/// in 65,536 slots hit 61 % (colliding flows evict each other); with two buckets of two nearly all
+/// of them find a unit of their own (pipeline `flows-1M-60k`: hit rate 96.4 %).
 ///
 /// Entries are tagged with the table's globally unique version; a new table version (or another
 /// bridge's table) never hits a stale entry. Fixed size, raw memory: nothing allocated per packet.
 ///
-/// Insertion policy (cf. OVS `emc-insert-inv-prob`): a miss always takes an empty slot or one of
-/// another table version. It evicts a live entry always while the cache works, but once more than
-/// half of a window of lookups missed (more active flows than slots, or a scan) only with
-/// probability 1/`thrashInsertionInverse`, until fewer than a quarter miss. The entries then stay
-/// put and keep hitting, instead of colliding flows evicting each other on every pass; the flows
-/// that keep coming back still get in, and a stream of flows that do not come back soon pays for
-/// no line written and never read.
+/// Insertion policy (cf. OVS `emc-insert-inv-prob`): a miss always takes an empty unit or one of
+/// another table version. When all four hold live entries it evicts one of them (at random)
+/// always while the cache works, but once more than half of a window of lookups missed (more
+/// active flows than slots, or a scan) only with probability 1/`thrashInsertionInverse`, until
+/// fewer than a quarter miss. The entries then stay put and keep hitting, instead of colliding
+/// flows evicting each other on every pass; the flows that keep coming back still get in, and a
+/// stream of flows that do not come back soon pays for no line written and never read.
 public struct ExactMatchCache: @unchecked Sendable {
     public static let wordsPerEntry = 6
     public static let maxWords = 2 * wordsPerEntry
@@ -37,6 +44,13 @@ public struct ExactMatchCache: @unchecked Sendable {
     }
 
     let entries: UnsafeMutablePointer<Entry>
+    /// Per slot, for the unit starting there: `meta(hash, version)` of the entry it holds (0:
+    /// empty, also the second slot of a pair). A filter in front of the entries, 16 to a line (256
+    /// KiB at the default size, so it stays in L2): a lookup reads a unit's line only when its
+    /// meta matches, so a miss touches no entry line, and an insertion finds a unit of another
+    /// version without reading four.
+    let metas: UnsafeMutablePointer<UInt32>
+    /// Slots - 1.
     let mask: Int
     let scratch: ClassifierBurstScratch
     /// Per key of a burst: its hash over the table's words (the classifier's scratch is reused
@@ -54,7 +68,8 @@ public struct ExactMatchCache: @unchecked Sendable {
     /// `capacity` slots (a power of two, at least 2); `thrashInsertionInverse` a power of two (1:
     /// always insert). The default, 65,536 slots (4 MiB, like OVS's per-thread EMC + SMC), holds
     /// most of 60,000 active flows; at 8,192 slots such a load thrashed (pipeline `flows-1M-60k`:
-    /// 236–241 ns/packet against 180–204 at 65,536, alternating runs).
+    /// 236–241 ns/packet against 180–204 at 65,536, alternating runs, when the cache was
+    /// direct-mapped).
     public init(capacity: Int = 65536, thrashInsertionInverse: UInt64 = 32) {
         precondition(capacity.nonzeroBitCount == 1 && capacity >= 2)
         precondition(thrashInsertionInverse.nonzeroBitCount == 1)
@@ -62,6 +77,8 @@ public struct ExactMatchCache: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * 64, alignment: 64)
         entries = raw.bindMemory(to: Entry.self, capacity: capacity)
         entries.initialize(repeating: Entry(), count: capacity)
+        metas = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64).bindMemory(to: UInt32.self, capacity: capacity)
+        metas.initialize(repeating: 0, count: capacity)
         mask = capacity - 1
         scratch = ClassifierBurstScratch()
         burstHashes = .allocate(capacity: ClassifierBurstScratch.capacity)
@@ -70,6 +87,7 @@ public struct ExactMatchCache: @unchecked Sendable {
 
     public func destroy() {
         UnsafeMutableRawPointer(entries).deallocate()
+        UnsafeMutableRawPointer(metas).deallocate()
         scratch.destroy()
         burstHashes.deallocate()
     }
@@ -84,16 +102,18 @@ public struct ExactMatchCache: @unchecked Sendable {
                 return table.lookupWords(k)
             }
             let h = hashWords(k, table.unionMask, table.unionWords, count)
-            let entry = slot(h, wide: count > Self.wordsPerEntry)
-            if holds(entry, k, h, table) {
+            let wide = count > Self.wordsPerEntry
+            let found = find(k, h, wide: wide, table)
+            if found >= 0 {
                 hits &+= 1
                 account(lookups: 1, misses: 0)
-                return entry.pointee.payload
+                return entries[found].payload
             }
             misses &+= 1
             account(lookups: 1, misses: 1)
             let payload = table.lookupWords(k)
-            if admits(entry, table) { insert(entry, k, h, payload, table) }
+            let s = victim(h, wide: wide, table)
+            if s >= 0 { insert(s, k, h, payload, table) }
             return payload
         }
     }
@@ -101,15 +121,16 @@ public struct ExactMatchCache: @unchecked Sendable {
     /// Classifies `keys[0..<count]` (count ≤ `ClassifierBurstScratch.capacity`) against `table`,
     /// writing each payload (-1: no match) to `results`. Same answers as `lookup` key by key.
     ///
-    /// All keys are hashed and their slots prefetched before the first is compared, so the cache's
-    /// misses overlap; the keys the cache misses go to the classifier together
-    /// (`ClassifierTable.lookup(burst:...)`).
+    /// Three passes, so the cache's misses overlap: hash every key and prefetch its metas; find
+    /// each key's unit by meta and prefetch its line; compare. The keys the cache misses go to
+    /// the classifier together (`ClassifierTable.lookup(burst:...)`).
     @inline(__always)
     public mutating func lookup(burst keys: UnsafePointer<FlowKey>, count: Int, in table: ClassifierTable,
                                 results: UnsafeMutablePointer<Int32>) {
         precondition(count <= ClassifierBurstScratch.capacity)
         let wordCount = table.unionWordCount
         let words = UnsafeRawPointer(keys).assumingMemoryBound(to: UInt64.self)
+        let candidates = scratch.candidates
         guard wordCount <= Self.maxWords else {
             for i in 0..<count { scratch.misses[i] = UInt8(i) }
             misses &+= UInt64(count)
@@ -120,16 +141,32 @@ public struct ExactMatchCache: @unchecked Sendable {
         for i in 0..<count {
             let h = hashWords(words + i &* FlowKey.wordCount, table.unionMask, table.unionWords, wordCount)
             burstHashes[i] = h
-            let entry = slot(h, wide: wide)
-            vs_prefetch(entry)
-            if wide { vs_prefetch(entry + 1) }
+            // The usual burst is one busy flow: a key hashing as the one before shares its units.
+            if i > 0 && h == burstHashes[i &- 1] { continue }
+            vs_prefetch(metas + candidate(0, h, wide: wide))
+            vs_prefetch(metas + candidate(2, h, wide: wide))
+        }
+        for i in 0..<count {
+            let h = burstHashes[i]
+            if i > 0 && h == burstHashes[i &- 1] {
+                candidates[i] = candidates[i &- 1]
+                continue
+            }
+            let s = findByMeta(h, wide: wide, table)
+            candidates[i] = s
+            if s >= 0 {
+                vs_prefetch(entries + s)
+                if wide { vs_prefetch(entries + s + 1) }
+            }
         }
         var missCount = 0
         for i in 0..<count {
-            let h = burstHashes[i]
-            let entry = slot(h, wide: wide)
-            if holds(entry, words + i &* FlowKey.wordCount, h, table) {
-                results[i] = entry.pointee.payload
+            let k = words + i &* FlowKey.wordCount
+            var s = candidates[i]
+            // Another key's meta by chance (1 in 65,536 per unit): look at every unit.
+            if s >= 0 && !holds(s, k, burstHashes[i], table) { s = find(k, burstHashes[i], wide: wide, table) }
+            if s >= 0 {
+                results[i] = entries[s].payload
             } else {
                 scratch.misses[missCount] = UInt8(i)
                 missCount += 1
@@ -151,17 +188,54 @@ public struct ExactMatchCache: @unchecked Sendable {
         for m in 0..<missCount {
             let i = Int(scratch.misses[m])
             let h = burstHashes[i]
-            let entry = slot(h, wide: wide)
-            if admits(entry, table) { insert(entry, words + i &* FlowKey.wordCount, h, results[i], table) }
+            let k = words + i &* FlowKey.wordCount
+            // A flow repeated in the burst is inserted once.
+            let s = victim(h, wide: wide, table)
+            if s >= 0 && find(k, h, wide: wide, table) < 0 { insert(s, k, h, results[i], table) }
         }
     }
 
-    // MARK: Slots
+    // MARK: Units
 
-    /// The slot for hash `h`; a pair's first slot (even) for a wide table.
+    /// The first slot of candidate unit `c` (0..<4) of hash `h`: units `a`, `a ^ 1`, `b`, `b ^ 1`,
+    /// where `a` comes from the low half of the hash and `b` from the high half (a rotation, so a
+    /// cache of more than 65,536 units still uses every bit). For a wide table a unit is a pair
+    /// of slots (the first even).
     @inline(__always)
-    func slot(_ h: UInt32, wide: Bool) -> UnsafeMutablePointer<Entry> {
-        entries + (Int(h) & (wide ? mask & ~1 : mask))
+    func candidate(_ c: Int, _ h: UInt32, wide: Bool) -> Int {
+        let base = c < 2 ? h : (h >> 16 | h << 16)
+        let u = Int(base) ^ (c & 1)
+        return (wide ? u << 1 : u) & mask
+    }
+
+    /// A unit's meta: 16 bits of signature (never all 0, mixed from the whole hash, so keys
+    /// sharing a unit differ in it) over the low 16 bits of the table version.
+    @inline(__always)
+    static func meta(_ h: UInt32, _ version: UInt64) -> UInt32 {
+        ((h &* 0x9E37_79B1) & 0xFFFF_0000) | 0x1_0000 | (UInt32(truncatingIfNeeded: version) & 0xFFFF)
+    }
+
+    /// The first candidate unit whose meta is that of `h`, or -1 (then the cache holds no key
+    /// with hash `h`).
+    @inline(__always)
+    func findByMeta(_ h: UInt32, wide: Bool, _ table: ClassifierTable) -> Int {
+        let expected = Self.meta(h, table.version)
+        for c in 0..<4 {
+            let s = candidate(c, h, wide: wide)
+            if metas[s] == expected { return s }
+        }
+        return -1
+    }
+
+    /// The first slot of the unit holding `k` (hash `h`) for `table`, or -1.
+    @inline(__always)
+    func find(_ k: UnsafePointer<UInt64>, _ h: UInt32, wide: Bool, _ table: ClassifierTable) -> Int {
+        let expected = Self.meta(h, table.version)
+        for c in 0..<4 {
+            let s = candidate(c, h, wide: wide)
+            if metas[s] == expected && holds(s, k, h, table) { return s }
+        }
+        return -1
     }
 
     /// Byte offset of masked word `j` from a slot (pair) start: words past the first slot's
@@ -172,7 +246,8 @@ public struct ExactMatchCache: @unchecked Sendable {
     }
 
     @inline(__always)
-    func holds(_ entry: UnsafeMutablePointer<Entry>, _ k: UnsafePointer<UInt64>, _ h: UInt32, _ table: ClassifierTable) -> Bool {
+    func holds(_ s: Int, _ k: UnsafePointer<UInt64>, _ h: UInt32, _ table: ClassifierTable) -> Bool {
+        let entry = entries + s
         let tag = table.version
         guard entry.pointee.tag == tag && entry.pointee.hash == h else { return false }
         let count = table.unionWordCount
@@ -186,13 +261,17 @@ public struct ExactMatchCache: @unchecked Sendable {
     }
 
     @inline(__always)
-    func insert(_ entry: UnsafeMutablePointer<Entry>, _ k: UnsafePointer<UInt64>, _ h: UInt32, _ payload: Int32,
-                _ table: ClassifierTable) {
+    func insert(_ s: Int, _ k: UnsafePointer<UInt64>, _ h: UInt32, _ payload: Int32, _ table: ClassifierTable) {
+        let entry = entries + s
         let count = table.unionWordCount
         entry.pointee.tag = table.version
         entry.pointee.hash = h
         entry.pointee.payload = payload
-        if count > Self.wordsPerEntry { (entry + 1).pointee.tag = table.version | Self.continuation }
+        metas[s] = Self.meta(h, table.version)
+        if count > Self.wordsPerEntry {
+            (entry + 1).pointee.tag = table.version | Self.continuation
+            metas[s + 1] = 0
+        }
         let raw = UnsafeMutableRawPointer(entry)
         for j in 0..<count {
             raw.storeBytes(of: k[Int(table.unionWords[j])] & table.unionMask[j], toByteOffset: Self.wordOffset(j), as: UInt64.self)
@@ -217,13 +296,22 @@ public struct ExactMatchCache: @unchecked Sendable {
         }
     }
 
-    /// Whether a miss may be inserted into `entry` (xorshift64: cheap, deterministic across runs).
+    /// The unit (first slot) a miss of hash `h` goes to, or -1 when the policy keeps it out: the
+    /// first candidate not holding an entry of this table version (by its meta: an entry 65,536
+    /// versions old counts as live, which only steers the choice), else one chosen at random
+    /// (while thrashing, only with probability 1/`thrashInsertionInverse`). xorshift64: cheap,
+    /// deterministic across runs.
     @inline(__always)
-    private mutating func admits(_ entry: UnsafeMutablePointer<Entry>, _ table: ClassifierTable) -> Bool {
-        guard thrashing, entry.pointee.tag == table.version else { return true }
+    private mutating func victim(_ h: UInt32, wide: Bool, _ table: ClassifierTable) -> Int {
+        let version = UInt32(truncatingIfNeeded: table.version) & 0xFFFF
+        for c in 0..<4 {
+            let s = candidate(c, h, wide: wide)
+            if metas[s] & 0xFFFF != version || metas[s] == 0 { return s }
+        }
         random ^= random << 13
         random ^= random >> 7
         random ^= random << 17
-        return random & (thrashInsertionInverse &- 1) == 0
+        if thrashing && (random >> 2) & (thrashInsertionInverse &- 1) != 0 { return -1 }
+        return candidate(Int(random & 3), h, wide: wide)
     }
 }

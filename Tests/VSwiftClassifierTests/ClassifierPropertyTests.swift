@@ -66,12 +66,14 @@ private func linearScan(_ entries: [ClassifierEntry], _ packet: FlowKey) -> Int3
     return best?.payload ?? -1
 }
 
-/// `table.lookup(burst:...)` on `packets` in bursts of at most the scratch capacity.
-private func burstLookup(_ table: ClassifierTable, _ packets: [FlowKey], scratch: ClassifierBurstScratch) -> [Int32] {
+/// `table.lookup(burst:...)` on `packets` in bursts of `burstSize` (at most the scratch capacity;
+/// a few keys per burst make the lookup search several subtables of one priority together).
+private func burstLookup(_ table: ClassifierTable, _ packets: [FlowKey], scratch: ClassifierBurstScratch,
+                         burstSize: Int = ClassifierBurstScratch.capacity) -> [Int32] {
     var results = [Int32](repeating: -2, count: packets.count)
     let which = (0..<ClassifierBurstScratch.capacity).map { UInt8($0) }
-    for start in stride(from: 0, to: packets.count, by: ClassifierBurstScratch.capacity) {
-        let count = min(ClassifierBurstScratch.capacity, packets.count - start)
+    for start in stride(from: 0, to: packets.count, by: burstSize) {
+        let count = min(burstSize, packets.count - start)
         packets.withUnsafeBufferPointer { keys in
             results.withUnsafeMutableBufferPointer { out in
                 table.lookup(burst: keys.baseAddress! + start, which: which, count: count, results: out.baseAddress! + start, scratch: scratch)
@@ -152,6 +154,9 @@ struct ClassifierPropertyTests {
             let packets = (0..<Int.random(in: 1...150, using: &rng)).map { _ in distinct.randomElement(using: &rng)! }
             let expected = packets.map { linearScan(entries, $0) }
             #expect(burstLookup(table, packets, scratch: scratch) == expected, "seed \(seed) (classifier burst)")
+            let burstSize = Int.random(in: 1...ClassifierBurstScratch.capacity, using: &rng)
+            #expect(burstLookup(table, packets, scratch: scratch, burstSize: burstSize) == expected,
+                    "seed \(seed) (classifier bursts of \(burstSize))")
             for c in caches.indices {
                 for pass in 0..<3 {
                     #expect(burstLookup(&caches[c], table, packets) == expected, "seed \(seed) cache \(c) pass \(pass) (burst)")
@@ -164,8 +169,10 @@ struct ClassifierPropertyTests {
         #expect(caches[2].thrashing, "a 2-slot cache facing 40 flows should be thrashing")
     }
 
-    /// A table big enough that bursts prefetch signatures and slots in separate passes.
-    @Test func largeTableBurstsAgreeWithSingleLookups() {
+    /// A table big enough that bursts prefetch signatures and slots in separate passes; with all
+    /// rules at one priority and few keys per burst, several subtables are searched together.
+    @Test(arguments: [false, true])
+    func largeTableBurstsAgreeWithSingleLookups(samePriority: Bool) {
         var rng = SplitMix64(state: 99)
         var entries: [ClassifierEntry] = []
         for i in 0..<30_000 {
@@ -177,7 +184,7 @@ struct ClassifierPropertyTests {
             case 1: match.set(.inPort, UInt64(1 + i % 2))
             default: break
             }
-            entries.append(ClassifierEntry(match: match, priority: UInt16(i % 3), sequence: UInt64(i), payload: Int32(i)))
+            entries.append(ClassifierEntry(match: match, priority: samePriority ? 1 : UInt16(i % 3), sequence: UInt64(i), payload: Int32(i)))
         }
         var catchAll = Match()
         catchAll.set(.dlType, 0x0800)
@@ -202,6 +209,9 @@ struct ClassifierPropertyTests {
             cache.destroy()
         }
         #expect(burstLookup(table, packets, scratch: scratch) == expected)
+        for burstSize in [1, 2, 5, 16] {
+            #expect(burstLookup(table, packets, scratch: scratch, burstSize: burstSize) == expected, "bursts of \(burstSize)")
+        }
         #expect(burstLookup(&cache, table, packets) == expected)
         #expect(burstLookup(&cache, table, packets) == expected)
     }
