@@ -97,6 +97,9 @@ public final class ClassifierTable: @unchecked Sendable {
     public let significantWords: WordSet
     let subtables: UnsafeMutablePointer<Subtable>
     public let subtableCount: Int
+    /// Heap bytes held by this version's subtables (for "bytes per rule", and whether a burst's
+    /// misses are worth the classifier's burst passes: asked per burst, so computed once).
+    public let memoryBytes: Int
     /// Union mask (compact, one per significant word) and the word indices, for the exact-match cache.
     let unionMask: UnsafeMutablePointer<UInt64>
     let unionWords: UnsafeMutablePointer<UInt8>
@@ -194,6 +197,7 @@ public final class ClassifierTable: @unchecked Sendable {
         subtableCount = built.count
         subtables = .allocate(capacity: max(built.count, 1))
         subtables.initialize(from: built, count: built.count)
+        memoryBytes = Self.memoryBytes(of: built)
     }
 
     /// Sorts `order` priority descending, then sequence ascending. With sequences below 2^48 (the
@@ -314,6 +318,7 @@ public final class ClassifierTable: @unchecked Sendable {
         subtableCount = built.count
         subtables = .allocate(capacity: max(built.count, 1))
         subtables.initialize(from: built, count: built.count)
+        memoryBytes = Self.memoryBytes(of: built)
     }
 
     /// `old` without the entries holding `matches`, or nil when one is not there or its payload
@@ -375,6 +380,7 @@ public final class ClassifierTable: @unchecked Sendable {
         subtableCount = built.count
         subtables = .allocate(capacity: max(built.count, 1))
         subtables.initialize(from: built, count: built.count)
+        memoryBytes = Self.memoryBytes(of: built)
     }
 
     /// Removes the entry with `key` (masked here) whose payload passes `isRemoved`; false when
@@ -586,13 +592,8 @@ public final class ClassifierTable: @unchecked Sendable {
         }
     }
 
-    /// Heap bytes held by this version's subtables (for "bytes per rule").
-    public var memoryBytes: Int {
-        var total = 0
-        for i in 0..<subtableCount {
-            let st = subtables[i]
-            total += (st.slotMask + 1) * (st.stride + 4)   // slots and their signatures
-        }
-        return total
+    /// The subtables' slot and signature bytes.
+    static func memoryBytes(of subtables: [Subtable]) -> Int {
+        subtables.reduce(0) { $0 + ($1.slotMask + 1) * ($1.stride + 4) }   // slots and their signatures
     }
 }

@@ -178,11 +178,6 @@ public final class Datapath: @unchecked Sendable {
         workers.map { $0.threadID.load(ordering: .acquiring) }
     }
 
-    /// Each worker's cycle accounting (see `WorkerCycles`), read without stopping it.
-    public var workerCycles: [WorkerCycles] {
-        workers.map { $0.cycleAccounting() }
-    }
-
     /// What each worker did: frames received and sent over all its ports, and where its time
     /// went (read without stopping it).
     public func workerStatistics() -> [WorkerStatistics] {

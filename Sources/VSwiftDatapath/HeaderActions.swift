@@ -21,11 +21,11 @@ enum HeaderActions {
         case .setIPv6Src: _ = HeaderRewrite.setIPv6Source(frame, length: length, high: a, low: action.b)
         case .setIPv6Dst: _ = HeaderRewrite.setIPv6Destination(frame, length: length, high: a, low: action.b)
         case .setIPv6Label: _ = HeaderRewrite.setIPv6FlowLabel(frame, length: length, UInt32(truncatingIfNeeded: a))
-        case .setArpOp: _ = HeaderRewrite.setARPOperation(frame, length: length, UInt16(truncatingIfNeeded: a))
-        case .setArpSpa: _ = HeaderRewrite.setARPSenderProtocolAddress(frame, length: length, UInt32(truncatingIfNeeded: a))
-        case .setArpTpa: _ = HeaderRewrite.setARPTargetProtocolAddress(frame, length: length, UInt32(truncatingIfNeeded: a))
-        case .setArpSha: _ = HeaderRewrite.setARPSenderHardwareAddress(frame, length: length, a)
-        case .setArpTha: _ = HeaderRewrite.setARPTargetHardwareAddress(frame, length: length, a)
+        case .setArpOp: _ = HeaderRewrite.setARP(.operation, frame, length: length, a)
+        case .setArpSpa: _ = HeaderRewrite.setARP(.senderProtocolAddress, frame, length: length, a)
+        case .setArpTpa: _ = HeaderRewrite.setARP(.targetProtocolAddress, frame, length: length, a)
+        case .setArpSha: _ = HeaderRewrite.setARP(.senderHardwareAddress, frame, length: length, a)
+        case .setArpTha: _ = HeaderRewrite.setARP(.targetHardwareAddress, frame, length: length, a)
         case .setVlanVid:
             _ = HeaderRewrite.setVLANID(&frame, length: &length, headroom: headroom, UInt16(truncatingIfNeeded: a))
             // set_field on vlan_tci carries the PCP too (flag 0x100 in b).

@@ -139,12 +139,12 @@ final class TunnelResolver: @unchecked Sendable {
             return (hop, "no source address for \(target.remote) on \(out.name)")
         }
         let nextHop = route.gateway ?? target.remote
-        guard let deviceMAC = try? Netlink.linkAddress(ifindex: route.ifindex) else {
+        guard let link = try? Netlink.link(ifindex: route.ifindex), let deviceMAC = link.address else {
             return (hop, "\(out.name) has no Ethernet address")
         }
         hop.egressPort = out.port
         hop.egressBridge = out.bridge
-        hop.mtu = (try? Netlink.linkMTU(ifindex: route.ifindex)).flatMap { $0 } ?? 0
+        hop.mtu = link.mtu ?? 0
         let via = route.gateway.map { " via \($0)" } ?? ""
         guard let neighbour = try? Netlink.neighbour(nextHop, ifindex: route.ifindex), neighbour.isUsable,
               let neighbourMAC = neighbour.mac else {

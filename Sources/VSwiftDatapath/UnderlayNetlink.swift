@@ -98,15 +98,14 @@ extension Netlink {
         _ = try exchange(request)
     }
 
-    /// The device's link-layer address (IFLA_ADDRESS), nil if it has no 6-byte one.
-    static func linkAddress(ifindex: UInt32) throws -> UInt64? {
-        try linkAttributes(ifindex: ifindex).attribute(IFLA_ADDRESS).flatMap { macValue($0.value) }
-    }
-
-    /// The device's MTU (IFLA_MTU), nil if the kernel reports none.
-    static func linkMTU(ifindex: UInt32) throws -> UInt32? {
-        guard let value = try linkAttributes(ifindex: ifindex).attribute(IFLA_MTU)?.value, value.count >= 4 else { return nil }
-        return value.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+    /// The device's link-layer address (IFLA_ADDRESS; nil unless it has a 6-byte one) and MTU
+    /// (IFLA_MTU; nil if the kernel reports none), from one RTM_GETLINK.
+    static func link(ifindex: UInt32) throws -> (address: UInt64?, mtu: UInt32?) {
+        let attributes = try linkAttributes(ifindex: ifindex)
+        let mtu = attributes.attribute(IFLA_MTU).flatMap { attribute -> UInt32? in
+            attribute.value.count >= 4 ? attribute.value.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } : nil
+        }
+        return (attributes.attribute(IFLA_ADDRESS).flatMap { macValue($0.value) }, mtu)
     }
 
     /// Every address configured in this namespace, both families (an RTM_GETADDR dump): a packet

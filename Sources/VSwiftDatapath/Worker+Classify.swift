@@ -57,7 +57,7 @@ extension Worker {
             let constant = table.classifier.significantWords.bits == 0 ? constantPayload(table) : nil
             if let constant, constant >= 0, isNormalOnly(table, rule: constant) {
                 bytes = normalBurst(socket, slot: slot, first: first, count: count, inPort: inPort, bridge: bridge,
-                                    table: table, rule: constant)
+                                    counting: table, rule: constant)
                 return
             }
             for i in 0..<count {
@@ -100,12 +100,13 @@ extension Worker {
         return rule.actionCount == 1 && table.actions[Int(rule.actionStart)].op == .normal
     }
 
-    /// A burst of a table that gives every frame rule `payload`, whose only action is NORMAL (a
-    /// new bridge's table): NORMAL frame by frame, as for a plain learning bridge, with the rule
-    /// counted once. Returns the bytes received.
+    /// The `count` frames at rx index `first` of socket `slot` through NORMAL, frame by frame: for
+    /// a plain learning bridge (`counting` nil), or a table that gives every frame rule `payload`,
+    /// whose only action is NORMAL (a new bridge's table), counted once on that rule. A frame that
+    /// may be LISP for a local RLOC goes through `forward` (decapsulation). Returns the bytes received.
     @inline(__always)
-    private func normalBurst(_ socket: UnsafeMutablePointer<XSKSocket>, slot: Int, first: UInt32, count: Int, inPort: UInt16,
-                             bridge: Int32, table: CompiledFlowTable, rule payload: Int32) -> UInt64 {
+    func normalBurst(_ socket: UnsafeMutablePointer<XSKSocket>, slot: Int, first: UInt32, count: Int, inPort: UInt16,
+                     bridge: Int32, counting table: CompiledFlowTable?, rule payload: Int32) -> UInt64 {
         var bytes: UInt64 = 0
         var run = RuleRun(payload: payload)
         tunnelID = 0
@@ -123,7 +124,7 @@ extension Worker {
             run.bytes &+= UInt64(desc.len)
             normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge))
         }
-        addToCounters(run, table)
+        if let table { addToCounters(run, table) }
         return bytes
     }
 

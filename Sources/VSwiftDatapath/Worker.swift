@@ -34,8 +34,8 @@ struct PortCounterBlock {
 /// worker, read relaxed). `busy` and `idle` are rounds over the rx sources that did / did not
 /// receive frames, each without the time spent inside system calls (tx kicks, fill-ring wakeups,
 /// tap reads and writes), which is `systemCalls`. The sleep in poll() between idle rounds is in
-/// none of them. busy + idle is the worker's user-space time, measured to the cycle — unlike
-/// the kernel's tick-sampled utime — so that divided by packets is user cycles per packet.
+/// none of them. busy + idle is the worker's user-space time, measured to the cycle (unlike the
+/// kernel's tick-sampled utime); busy divided by packets is user cycles per packet.
 public struct WorkerCycles: Sendable, Equatable {
     public var busy: UInt64 = 0
     public var idle: UInt64 = 0
@@ -56,8 +56,6 @@ public struct WorkerCycles: Sendable, Equatable {
         WorkerCycles(busy: a.busy &+ b.busy, idle: a.idle &+ b.idle, systemCalls: a.systemCalls &+ b.systemCalls,
                      rounds: a.rounds &+ b.rounds)
     }
-    /// Cycles outside system calls.
-    public var user: UInt64 { busy &+ idle }
 }
 
 enum PortKind: UInt8 {
@@ -515,12 +513,9 @@ final class Worker: @unchecked Sendable {
             // The common case, classified as a burst. (With LISP ports, a frame that may be LISP
             // for a local RLOC goes on its own, after the frames before it: see forwardBurst.)
             bytes = forwardBurst(slot: slot, first: index, count: n, inPort: inPort, bridge: bridge, table: table)
-        } else if bridge >= 0 && tunnelPortCount == 0 {
-            // A plain learning bridge and no LISP port to decapsulate for: NORMAL, frame by frame.
-            for i in 0..<n {
-                guard let desc = takeReceived(socket, first: index, i, count: n, slot: slot, inPort: inPort, bytes: &bytes) else { continue }
-                normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge))
-            }
+        } else if bridge >= 0 {
+            // A plain learning bridge.
+            bytes = normalBurst(socket, slot: slot, first: index, count: n, inPort: inPort, bridge: bridge, counting: nil, rule: -1)
         } else {
             for i in 0..<n {
                 guard let desc = takeReceived(socket, first: index, i, count: n, slot: slot, inPort: inPort, bytes: &bytes) else { continue }

@@ -238,43 +238,25 @@ public enum HeaderRewrite {
 
     // MARK: ARP
 
-    /// set_field:…->arp_op: the 16-bit ARP opcode.
-    @inlinable
-    public static func setARPOperation(_ frame: UnsafeMutableRawPointer, length: Int, _ op: UInt16) -> Result {
-        guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
-        Wire.put16(frame, l3 &+ 6, op)
-        return .done
+    /// A field of an Ethernet/IPv4 ARP body, by its offset in the body (its width follows).
+    public enum ARPField: Int, Sendable {
+        case operation = 6              // arp_op, 16 bits
+        case senderHardwareAddress = 8  // arp_sha, 48 bits
+        case senderProtocolAddress = 14 // arp_spa, 32 bits
+        case targetHardwareAddress = 18 // arp_tha, 48 bits
+        case targetProtocolAddress = 24 // arp_tpa, 32 bits
     }
 
-    /// set_field:…->arp_sha (sender hardware address).
+    /// set_field:…->arp_op/arp_sha/arp_spa/arp_tha/arp_tpa: `value`'s low 16, 48 or 32 bits.
     @inlinable
-    public static func setARPSenderHardwareAddress(_ frame: UnsafeMutableRawPointer, length: Int, _ mac: UInt64) -> Result {
+    public static func setARP(_ field: ARPField, _ frame: UnsafeMutableRawPointer, length: Int, _ value: UInt64) -> Result {
         guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
-        Wire.putMAC(frame, l3 &+ 8, mac)
-        return .done
-    }
-
-    /// set_field:…->arp_spa (sender protocol address).
-    @inlinable
-    public static func setARPSenderProtocolAddress(_ frame: UnsafeMutableRawPointer, length: Int, _ address: UInt32) -> Result {
-        guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
-        Wire.put32(frame, l3 &+ 14, address)
-        return .done
-    }
-
-    /// set_field:…->arp_tha (target hardware address).
-    @inlinable
-    public static func setARPTargetHardwareAddress(_ frame: UnsafeMutableRawPointer, length: Int, _ mac: UInt64) -> Result {
-        guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
-        Wire.putMAC(frame, l3 &+ 18, mac)
-        return .done
-    }
-
-    /// set_field:…->arp_tpa (target protocol address).
-    @inlinable
-    public static func setARPTargetProtocolAddress(_ frame: UnsafeMutableRawPointer, length: Int, _ address: UInt32) -> Result {
-        guard let l3 = ARPLocation.header(frame, length: length) else { return .notApplicable }
-        Wire.put32(frame, l3 &+ 24, address)
+        let offset = l3 &+ field.rawValue
+        switch field {
+        case .operation: Wire.put16(frame, offset, UInt16(truncatingIfNeeded: value))
+        case .senderHardwareAddress, .targetHardwareAddress: Wire.putMAC(frame, offset, value)
+        case .senderProtocolAddress, .targetProtocolAddress: Wire.put32(frame, offset, UInt32(truncatingIfNeeded: value))
+        }
         return .done
     }
 

@@ -20,17 +20,13 @@ enum MarkdownReport {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The summary table; the flow-table load column appears only when some switch loaded one.
+    /// The summary table; the flow-table load and cycle columns appear only when some switch has them.
     static func table(_ summaries: [Summary]) -> String {
         let withLoad = summaries.contains { $0.flowLoadSeconds != nil }
         var header = ["scenario", "switch", "Mpps (median)", "Mpps range", "ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
         if withLoad { header.append("table load s") }
-        let withTSC = summaries.contains { $0.tscUserCyclesPerPacket != nil }
-        if withTSC { header.append("user TSC cycles/pkt") }
-        let withCore = summaries.contains { $0.userCoreCyclesPerPacket != nil }
-        if withCore { header.append("≈ user core cycles/pkt") }
-        let withCycles = summaries.contains { $0.cyclesPerPacket != nil }
-        if withCycles { header += ["user cycles/pkt", "cycles/pkt"] }
+        let cycles = CycleColumn.shown(in: summaries)
+        header += cycles.map(\.markdown)
         var rows = [header, header.map { _ in "---" }]
         for s in summaries {
             var row = [s.scenario, s.switchName, String(format: "%.3f", s.mpps),
@@ -40,12 +36,7 @@ enum MarkdownReport {
                        String(format: "%.0f", s.totalNanosecondsPerPacket),
                        s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "–"]
             if withLoad { row.append(s.flowLoadSeconds.map { String(format: "%.2f", $0) } ?? "–") }
-            if withTSC { row.append(s.tscUserCyclesPerPacket.map { String(format: "%.1f", $0) } ?? "–") }
-            if withCore { row.append(s.userCoreCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–") }
-            if withCycles {
-                row.append(s.userCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–")
-                row.append(s.cyclesPerPacket.map { String(format: "%.0f", $0) } ?? "–")
-            }
+            row += cycles.map { $0.cell(s, missing: "–") }
             rows.append(row)
         }
         return rows.map { "| " + $0.map(escaped).joined(separator: " | ") + " |" }.joined(separator: "\n")

@@ -42,7 +42,7 @@ private struct Snapshot {
         let generated = generator.framesGenerated
         let time = monotonicSeconds()
         let tsc = vs_rdtsc()
-        let workerCycles = cycleSources.isEmpty ? nil : cycleSources.flatMap(\.workerCycles).reduce(WorkerCycles(), +)
+        let workerCycles = cycleSources.isEmpty ? nil : cycleSources.flatMap { $0.workerStatistics().map(\.cycles) }.reduce(WorkerCycles(), +)
         return Snapshot(
             time: time, sinkPackets: counters.packets, sinkBytes: counters.bytes, generated: generated, cpu: cpu,
             lastCPUs: threads.map(\.lastCPU),

@@ -214,17 +214,37 @@ struct BenchReport: Codable {
     var runs: [RunResult]
 }
 
+/// The cycle columns, shown (in the text table and the Markdown report alike) only when some
+/// switch measured them.
+struct CycleColumn {
+    let text: String
+    let markdown: String
+    let value: (Summary) -> Double?
+    let format: String
+
+    static let all = [
+        CycleColumn(text: "user TSC cyc/pkt", markdown: "user TSC cycles/pkt", value: { $0.tscUserCyclesPerPacket }, format: "%.1f"),
+        CycleColumn(text: "≈ core cyc/pkt", markdown: "≈ user core cycles/pkt", value: { $0.userCoreCyclesPerPacket }, format: "%.0f"),
+        CycleColumn(text: "user cyc/pkt", markdown: "user cycles/pkt", value: { $0.userCyclesPerPacket }, format: "%.0f"),
+        CycleColumn(text: "cyc/pkt", markdown: "cycles/pkt", value: { $0.cyclesPerPacket }, format: "%.0f"),
+    ]
+
+    static func shown(in summaries: [Summary]) -> [CycleColumn] {
+        all.filter { column in summaries.contains { column.value($0) != nil } }
+    }
+
+    func cell(_ s: Summary, missing: String) -> String {
+        value(s).map { String(format: format, $0) } ?? missing
+    }
+}
+
 enum Table {
     static func render(summaries: [Summary], showRange: Bool) -> String {
         var header = ["scenario", "switch", "Mpps"]
         if showRange { header.append("Mpps range") }
         header += ["ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
-        let withTSC = summaries.contains { $0.tscUserCyclesPerPacket != nil }
-        if withTSC { header.append("user TSC cyc/pkt") }
-        let withCore = summaries.contains { $0.userCoreCyclesPerPacket != nil }
-        if withCore { header.append("≈ core cyc/pkt") }
-        let withCycles = summaries.contains { $0.cyclesPerPacket != nil }
-        if withCycles { header += ["user cyc/pkt", "cyc/pkt"] }
+        let cycles = CycleColumn.shown(in: summaries)
+        header += cycles.map(\.text)
         var rows = [header]
         for s in summaries {
             var row = [s.scenario, s.switchName, String(format: "%.3f", s.mpps)]
@@ -233,12 +253,7 @@ enum Table {
             row.append(String(format: "%.1f", s.userNanosecondsPerPacket))
             row.append(String(format: "%.0f", s.totalNanosecondsPerPacket))
             row.append(s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "-")
-            if withTSC { row.append(s.tscUserCyclesPerPacket.map { String(format: "%.1f", $0) } ?? "-") }
-            if withCore { row.append(s.userCoreCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-") }
-            if withCycles {
-                row.append(s.userCyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-")
-                row.append(s.cyclesPerPacket.map { String(format: "%.0f", $0) } ?? "-")
-            }
+            row += cycles.map { $0.cell(s, missing: "-") }
             rows.append(row)
         }
         var widths = [Int](repeating: 0, count: header.count)

@@ -55,17 +55,22 @@ struct PipelineTests {
     }
 
     @Test func normalDecidesEachFrameOfABurstAlthoughRunsOfEqualFramesShareOneDecision() throws {
-        // One burst from port 1: A→B (B unknown: flooded to port 2), A→B again (the same decision,
-        // taken once), C→A (A was just learned on port 1: not reflected, dropped), repeating.
-        let a: [UInt8] = [0x02, 0, 0, 0, 0, 0x0a], b: [UInt8] = [0x02, 0, 0, 0, 0, 0x0b], c: [UInt8] = [0x02, 0, 0, 0, 0, 0x0c]
+        // One burst from port 1 (B is known on port 2): A→B goes out; A→A is not reflected (A was
+        // just learned on port 1); A→B goes out; C→B goes out and teaches C on port 1; X→C is then
+        // not reflected either. A decision reused for a frame with another destination (A→A after
+        // A→B) or another source (C→B after A→B: C never learned, X→C flooded) sends one more.
+        let a: [UInt8] = [0x02, 0, 0, 0, 0, 0x0a], c: [UInt8] = [0x02, 0, 0, 0, 0, 0x0c], x: [UInt8] = [0x02, 0, 0, 0, 0, 0x0d]
+        let b: [UInt8] = [0x02, 0, 0, 0, 0, 0x0b]
         func frame(from source: [UInt8], to destination: [UInt8]) -> [UInt8] {
             var f = udpFrame(destinationMAC: destination)
             f.replaceSubrange(6..<12, with: source)
             return f
         }
-        let harness = try PipelineHarness(packets: [frame(from: a, to: b), frame(from: a, to: b), frame(from: c, to: a)], rules: nil)
-        _ = harness.run(packets: 3_000)
-        #expect(harness.transmitted == 2_000)
+        let harness = try PipelineHarness(
+            packets: [frame(from: a, to: b), frame(from: a, to: a), frame(from: a, to: b), frame(from: c, to: b), frame(from: x, to: c)],
+            rules: nil)
+        _ = harness.run(packets: 5_000)
+        #expect(harness.transmitted == 3_000)
         #expect(harness.accounting().isConsistent)
     }
 
@@ -78,10 +83,8 @@ struct PipelineTests {
         // transmitting asked the (in-memory) kernel through sendto.
         #expect(cycles.rounds >= 100)
         #expect(cycles.busy > 0)
-        #expect(cycles.user == cycles.busy + cycles.idle)
         #expect(cycles.systemCalls > 0)
-        #expect((cycles - cycles) == WorkerCycles())
-        #expect((cycles + WorkerCycles()) == cycles)
+        #expect((cycles + cycles) - cycles == cycles)
     }
 
     @Test func aTableWhoseRulesLookAtNoFieldDecidesEachBurstWithOneLookup() throws {

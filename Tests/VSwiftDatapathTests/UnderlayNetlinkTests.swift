@@ -78,18 +78,20 @@ struct UnderlayNetlinkTests {
         }
     }
 
-    @Test func linkAddressMatchesIpLink() throws {
+    @Test func linkAddressAndMTUMatchIpLink() throws {
         try withPair { pair in
+            try run(["ip", "-n", pair.a, "link", "set", "vsnla", "mtu", "1400"])
             let shown = try run(["ip", "-n", pair.a, "-o", "link", "show", "vsnla"]).stdout
             let words = shown.split(separator: " ")
             let text = try #require(words.firstIndex(of: "link/ether").map { words[$0 + 1] })
             let expected = UInt64(text.replacingOccurrences(of: ":", with: ""), radix: 16)
-            let mac = try inNamespace(pair.a) { try Netlink.linkAddress(ifindex: if_nametoindex("vsnla")) }
-            #expect(mac != nil && mac == expected)
+            let link = try inNamespace(pair.a) { try Netlink.link(ifindex: if_nametoindex("vsnla")) }
+            #expect(link.address != nil && link.address == expected)
+            #expect(link.mtu == 1400)
             let details = try run(["ip", "-n", pair.a, "-d", "-o", "link", "show", "vsnla"]).stdout.split(separator: " ")
             let queues = try #require(details.firstIndex(of: "numrxqueues").flatMap { Int(details[$0 + 1]) })
             #expect(try inNamespace(pair.a) { Netlink.rxQueueCount(ifindex: if_nametoindex("vsnla")) } == queues)
-            #expect(throws: SystemError.self) { try inNamespace(pair.a) { try Netlink.linkAddress(ifindex: 9999) } }
+            #expect(throws: SystemError.self) { try inNamespace(pair.a) { try Netlink.link(ifindex: 9999) } }
         }
     }
 
@@ -107,7 +109,7 @@ struct UnderlayNetlinkTests {
     func solicitResolvesFromAnEmptyTable(_ peer: String) throws {
         try withPair { pair in
             let address = NetlinkAddress(peer)!
-            let peerMAC = try inNamespace(pair.b) { try Netlink.linkAddress(ifindex: if_nametoindex("vsnlb")) }
+            let peerMAC = try inNamespace(pair.b) { try Netlink.link(ifindex: if_nametoindex("vsnlb")).address }
             let (before, after) = try inNamespace(pair.a) { () throws -> (NeighbourAnswer?, NeighbourAnswer?) in
                 let ifindex = if_nametoindex("vsnla")
                 let before = try Netlink.neighbour(address, ifindex: ifindex)

@@ -345,11 +345,12 @@ struct HeaderRewriteTests {
             var f = frame
             var r: [HeaderRewrite.Result] = []
             (f, r) = applyAll(f, [
-                { HeaderRewrite.setARPOperation($0, length: $1, 2) },
-                { HeaderRewrite.setARPSenderHardwareAddress($0, length: $1, 0x0211_2233_4455) },
-                { HeaderRewrite.setARPSenderProtocolAddress($0, length: $1, 0x0a00_0001) },
-                { HeaderRewrite.setARPTargetHardwareAddress($0, length: $1, 0x5254_0000_0001) },
-                { HeaderRewrite.setARPTargetProtocolAddress($0, length: $1, 0xc0a8_0101) },
+                { HeaderRewrite.setARP(.operation, $0, length: $1, 2) },
+                { HeaderRewrite.setARP(.senderHardwareAddress, $0, length: $1, 0x0211_2233_4455) },
+                { HeaderRewrite.setARP(.senderProtocolAddress, $0, length: $1, 0x0a00_0001) },
+                { HeaderRewrite.setARP(.targetHardwareAddress, $0, length: $1, 0x5254_0000_0001) },
+                // Only the field's width is written: the high bits of a wider value are dropped.
+                { HeaderRewrite.setARP(.targetProtocolAddress, $0, length: $1, 0xffff_ffff_c0a8_0101) },
             ])
             #expect(r.allSatisfy { $0 == .done })
             var expected = extract(frame)
@@ -369,7 +370,7 @@ struct HeaderRewriteTests {
         var other = Self.arpFrame()
         other[15] = 6
         for frame in [other, Build.ipv4TCP(), Array(Self.arpFrame()[..<41])] {
-            let (f, r) = rewrite(frame) { HeaderRewrite.setARPSenderProtocolAddress($0, length: $1, 1) }
+            let (f, r) = rewrite(frame) { HeaderRewrite.setARP(.senderProtocolAddress, $0, length: $1, 1) }
             #expect(r == .notApplicable && f == frame)
         }
     }
