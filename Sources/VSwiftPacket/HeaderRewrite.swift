@@ -147,41 +147,34 @@ public enum HeaderRewrite {
     /// keeps ECN. IPv4 (header checksum updated) and IPv6 (traffic class).
     @inlinable
     public static func setNetworkTOS(_ frame: UnsafeMutableRawPointer, length: Int, _ tos: UInt8) -> Result {
-        guard length >= 14 else { return .notApplicable }
-        let l2 = L2.parse(frame, length: length)
-        if l2.etherType == EtherType.ipv4 {
-            guard let ip = IPv4Location(frame, l3: l2.l3Offset, length: length) else { return .notApplicable }
-            let old = Wire.u16(frame, ip.l3) // version/IHL, TOS
-            let new = (old & 0xff03) | UInt16(tos & 0xfc)
-            Wire.put16(frame, ip.l3, new)
-            let sum = ip.l3 &+ 10
-            Wire.put16(frame, sum, Checksum.update(checksum: Wire.u16(frame, sum), old16: old, new16: new))
-            return .done
-        }
-        guard let l3 = IPLocation.ipv6Header(frame, length: length) else { return .notApplicable }
-        let word = Wire.u32(frame, l3) // version(4) traffic class(8) flow label(20); DSCP = bits 22..<28
-        Wire.put32(frame, l3, (word & ~0x0fc0_0000) | UInt32(tos & 0xfc) << 20)
-        return .done
+        setTrafficClass(frame, length: length, bits: 0xfc, tos)
     }
 
     /// set_field:…->nw_ecn / mod_nw_ecn: the ECN bits (the low two bits of the IPv4 TOS or IPv6
     /// traffic class), keeping DSCP. IPv4's header checksum is updated; IPv6 has none.
     @inlinable
     public static func setECN(_ frame: UnsafeMutableRawPointer, length: Int, _ ecn: UInt8) -> Result {
+        setTrafficClass(frame, length: length, bits: 0x03, ecn)
+    }
+
+    /// The `bits` of the IPv4 TOS byte (header checksum updated) or IPv6 traffic class set from
+    /// `value` (in place: same bit positions), the other bits kept.
+    @inlinable
+    static func setTrafficClass(_ frame: UnsafeMutableRawPointer, length: Int, bits: UInt8, _ value: UInt8) -> Result {
         guard length >= 14 else { return .notApplicable }
         let l2 = L2.parse(frame, length: length)
         if l2.etherType == EtherType.ipv4 {
             guard let ip = IPv4Location(frame, l3: l2.l3Offset, length: length) else { return .notApplicable }
             let old = Wire.u16(frame, ip.l3) // version/IHL, TOS
-            let new = (old & 0xfffc) | UInt16(ecn & 3)
+            let new = (old & ~UInt16(bits)) | UInt16(value & bits)
             Wire.put16(frame, ip.l3, new)
             let sum = ip.l3 &+ 10
             Wire.put16(frame, sum, Checksum.update(checksum: Wire.u16(frame, sum), old16: old, new16: new))
             return .done
         }
         guard let l3 = IPLocation.ipv6Header(frame, length: length) else { return .notApplicable }
-        let word = Wire.u32(frame, l3) // version(4) traffic class(8) flow label(20); ECN = bits 20..<22
-        Wire.put32(frame, l3, (word & ~0x0030_0000) | UInt32(ecn & 3) << 20)
+        let word = Wire.u32(frame, l3) // version(4) traffic class(8) flow label(20)
+        Wire.put32(frame, l3, (word & ~(UInt32(bits) << 20)) | UInt32(value & bits) << 20)
         return .done
     }
 
