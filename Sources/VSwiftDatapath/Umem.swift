@@ -142,20 +142,23 @@ struct FramePool {
     }
 
     /// Hands up to `count` free frames to the kernel through socket `slot`, writing their
-    /// addresses into `ring` (a fill ring: `mask`, from index `start`); returns how many. One pass
-    /// with the pool's state in registers (a loop of `allocate` + `handToKernel` reloads it per
+    /// addresses into `ring` (a fill ring: `mask`, from index `start`); returns how many. The
+    /// pool's state stays in registers (a loop of `allocate` + `handToKernel` reloads it per
     /// frame: its stores through raw pointers may alias anything).
     @inline(__always)
     mutating func fill(_ ring: UnsafeMutablePointer<UInt64>, mask: UInt32, start: UInt32, count: Int, slot: Int) -> Int {
         let n = min(count, freeCount)
         let code = FrameOwner.kernelBase &+ UInt16(truncatingIfNeeded: slot)
         let stack = self.stack, owners = self.owners, shift = UInt64(frameShift)
-        var top = freeCount
+        let top = freeCount &- n, last = freeCount &- 1
+        // Two passes: the fill ring's lines were last read by the kernel on another CPU, so each
+        // store to them waits for its line, and stores leave the core in order. A loop of nothing
+        // but those stores keeps twice as many of them in flight as one that also writes `owners`.
         for i in 0..<n {
-            top &-= 1
-            let address = stack[top]
-            owners[Int(truncatingIfNeeded: address >> shift)] = code
-            ring[Int((start &+ UInt32(truncatingIfNeeded: i)) & mask)] = address
+            owners[Int(truncatingIfNeeded: stack[top &+ i] >> shift)] = code
+        }
+        for i in 0..<n {
+            ring[Int((start &+ UInt32(truncatingIfNeeded: i)) & mask)] = stack[last &- i]
         }
         freeCount = top
         return n

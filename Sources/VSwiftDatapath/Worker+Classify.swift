@@ -122,7 +122,15 @@ extension Worker {
             }
             run.packets &+= 1
             run.bytes &+= UInt64(desc.len)
-            normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge))
+            // The usual frame repeats the previous one's addresses: its port is known without
+            // the call into `normal` (which does not inline: it can reach itself through tunnels).
+            let out = normalMemo.out
+            if normalMemo.matches(NormalMemo.addresses(of: base + Int(desc.addr)), inPort: inPort, bridge: Int(bridge)),
+               out != MACLearningTable.noPort, out != inPort {
+                stage(port: out, address: desc.addr, length: desc.len)
+            } else {
+                normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge))
+            }
         }
         if let table { addToCounters(run, table) }
         return bytes

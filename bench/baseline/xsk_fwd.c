@@ -299,8 +299,10 @@ int main(int argc, char **argv)
     if (area == MAP_FAILED)
         die("mmap UMEM", errno);
     struct xsk_umem *umem;
-    struct xsk_ring_prod umem_fill;
-    struct xsk_ring_cons umem_comp;
+    /* Zeroed: xsk_umem__create leaves cached_prod unset, and a garbage cached_prod makes every
+     * refill write its addresses at the wrong ring index (the kernel then reads stale ones). */
+    struct xsk_ring_prod umem_fill = {0};
+    struct xsk_ring_cons umem_comp = {0};
     struct xsk_umem_config ucfg = {
         .fill_size = FILL_RING,
         .comp_size = COMP_RING,
