@@ -126,8 +126,8 @@ extension Worker {
             // the call into `normal` (which does not inline: it can reach itself through tunnels).
             let out = normalMemo.out
             if normalMemo.matches(NormalMemo.addresses(of: base + Int(desc.addr)), inPort: inPort, bridge: Int(bridge)),
-               out != MACLearningTable.noPort, out != inPort {
-                stage(port: out, address: desc.addr, length: desc.len)
+               out != MACLearningTable.noPort, out != inPort, ports[Int(out)].kind != .lisp {
+                enqueue(port: out, address: desc.addr, length: desc.len)
             } else {
                 normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge))
             }

@@ -801,11 +801,18 @@ final class Worker: @unchecked Sendable {
     /// TX metadata precedes the frame).
     @inline(__always)
     func stage(port: UInt16, address: UInt64, length: UInt32, options: UInt32 = 0) {
-        let p = ports + Int(port)
-        if p.pointee.kind == .lisp {
+        if ports[Int(port)].kind == .lisp {
             sendThroughTunnel(port: port, address: address, length: length)
             return
         }
+        enqueue(port: port, address: address, length: length, options: options)
+    }
+
+    /// `stage` for a port that is not a tunnel. `stage` itself does not inline (through the tunnel
+    /// path it can reach itself); the per-frame loops inline this.
+    @inline(__always)
+    func enqueue(port: UInt16, address: UInt64, length: UInt32, options: UInt32 = 0) {
+        let p = ports + Int(port)
         if p.pointee.stagedCount == Int32(DatapathLimits.stageCapacity) { flush(port: port) }
         if !p.pointee.isTouched {
             p.pointee.isTouched = true
@@ -827,7 +834,9 @@ final class Worker: @unchecked Sendable {
     }
 
     /// Writes a port's staged frames to its tx ring (or tap), kicking the kernel if it asks.
-    @inline(__always)
+    /// Never inlined: once per port and round, and inlined into `stage` (for a full stage) it
+    /// would give every staged frame a large stack frame to set up.
+    @inline(never)
     private func flush(port: UInt16) {
         let p = ports + Int(port)
         let n = Int(p.pointee.stagedCount)
