@@ -90,12 +90,17 @@ struct Summary: Codable {
     var tscGigahertz: Double?
     var userCoreCyclesPerPacket: Double?
     var coreGigahertz: Double?
+    /// The lowest run's user cycles per packet (TSC and core): the machine's noise only ever adds
+    /// cycles (on the development VM the host doubles them in some minutes), so the low end of
+    /// several runs is the switch's own cost.
+    var tscUserCyclesPerPacketMin: Double?
+    var userCoreCyclesPerPacketMin: Double?
 
     enum CodingKeys: String, CodingKey {
         case scenario, switchName = "switch", runs, contendedRuns, mpps, mppsMin, mppsMax, ratio
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case allocationsPerPacket, flowLoadSeconds, cyclesPerPacket, userCyclesPerPacket, tscUserCyclesPerPacket, tscGigahertz
-        case userCoreCyclesPerPacket, coreGigahertz
+        case userCoreCyclesPerPacket, coreGigahertz, tscUserCyclesPerPacketMin, userCoreCyclesPerPacketMin
     }
 
     static func median(_ values: [Double]) -> Double {
@@ -124,9 +129,11 @@ struct Summary: Codable {
         userCyclesPerPacket = userCycles.isEmpty ? nil : Self.median(userCycles)
         let tsc = results.compactMap(\.tscUserCyclesPerPacket), rates = results.compactMap(\.tscGigahertz)
         tscUserCyclesPerPacket = tsc.isEmpty ? nil : Self.median(tsc)
+        tscUserCyclesPerPacketMin = tsc.min()
         tscGigahertz = rates.isEmpty ? nil : Self.median(rates)
         let core = results.compactMap(\.userCoreCyclesPerPacket), clocks = results.compactMap(\.coreGigahertz)
         userCoreCyclesPerPacket = core.isEmpty ? nil : Self.median(core)
+        userCoreCyclesPerPacketMin = core.min()
         coreGigahertz = clocks.isEmpty ? nil : Self.median(clocks)
     }
 }
@@ -221,16 +228,25 @@ struct CycleColumn {
     let markdown: String
     let value: (Summary) -> Double?
     let format: String
+    /// The lowest run's value: shown only when some switch had several runs.
+    var isLowEnd = false
 
     static let all = [
         CycleColumn(text: "user TSC cyc/pkt", markdown: "user TSC cycles/pkt", value: { $0.tscUserCyclesPerPacket }, format: "%.1f"),
         CycleColumn(text: "≈ core cyc/pkt", markdown: "≈ user core cycles/pkt", value: { $0.userCoreCyclesPerPacket }, format: "%.0f"),
+        CycleColumn(text: "min TSC", markdown: "lowest run: user TSC cycles/pkt", value: { $0.tscUserCyclesPerPacketMin },
+                    format: "%.1f", isLowEnd: true),
+        CycleColumn(text: "min ≈ core", markdown: "lowest run: ≈ user core cycles/pkt", value: { $0.userCoreCyclesPerPacketMin },
+                    format: "%.0f", isLowEnd: true),
         CycleColumn(text: "user cyc/pkt", markdown: "user cycles/pkt", value: { $0.userCyclesPerPacket }, format: "%.0f"),
         CycleColumn(text: "cyc/pkt", markdown: "cycles/pkt", value: { $0.cyclesPerPacket }, format: "%.0f"),
     ]
 
     static func shown(in summaries: [Summary]) -> [CycleColumn] {
-        all.filter { column in summaries.contains { column.value($0) != nil } }
+        let severalRuns = summaries.contains { $0.runs > 1 }
+        return all.filter { column in
+            (severalRuns || !column.isLowEnd) && summaries.contains { column.value($0) != nil }
+        }
     }
 
     func cell(_ s: Summary, missing: String) -> String {

@@ -63,6 +63,30 @@ struct BenchReportingTests {
         #expect(MeasurementContext.number(after: "tsc cycles busy ", in: "xsk_fwd: s0->s1 5 packets") == nil)
     }
 
+    /// Host noise only adds cycles: with several runs the tables also show the lowest run's.
+    @Test func lowestRunCyclesAppearWithSeveralRuns() {
+        let runs = [(80.2, 112.3), (39.1, 54.7), (41.0, 57.4)].enumerated().map { i, cycles in
+            var result = RunResult(
+                scenario: "p2p-64B", switchName: "vswift", run: i + 1, windowSeconds: 1, packets: 1000, bytes: 64000, mpps: 1,
+                offeredMpps: 5, userNanosecondsPerPacket: 20, totalNanosecondsPerPacket: 950, cpuUtilization: 1,
+                userTicks: 10, systemTicks: 90, flowLoadSeconds: nil, notes: [])
+            result.tscUserCyclesPerPacket = cycles.0
+            result.userCoreCyclesPerPacket = cycles.1
+            return result
+        }
+        let several = Summary(results: runs)
+        #expect(several.tscUserCyclesPerPacket == 41.0 && several.tscUserCyclesPerPacketMin == 39.1)
+        #expect(several.userCoreCyclesPerPacketMin == 54.7)
+        let markdown = MarkdownReport.table([several]).split(separator: "\n")
+        #expect(markdown[0].hasSuffix("| user TSC cycles/pkt | ≈ user core cycles/pkt | lowest run: user TSC cycles/pkt | lowest run: ≈ user core cycles/pkt |"))
+        #expect(markdown[2].hasSuffix("| 41.0 | 57 | 39.1 | 55 |"))
+        let text = Table.render(summaries: [several], showRange: true).split(separator: "\n")
+        #expect(text[0].hasSuffix("user TSC cyc/pkt  ≈ core cyc/pkt  min TSC  min ≈ core"))
+        let one = Summary(results: [runs[0]])
+        #expect(!Table.render(summaries: [one], showRange: false).contains("min"))
+        #expect(!MarkdownReport.table([one]).contains("lowest run"))
+    }
+
     @Test func coreClockIsMeasured() throws {
         // A chain of dependent additions against the TSC: both rates plausible for any x86 machine.
         let clock = try #require(CoreClock.measure(cpu: 0))
