@@ -112,26 +112,40 @@ extension Worker {
         tunnelID = 0
         tunnelSource = 0
         tunnelDestination = 0
+        // While frames repeat the previous one's addresses (the usual burst), they go to the port
+        // NORMAL chose for it (`target`, never a tunnel) without the call into `normal` (which
+        // does not inline: it can reach itself through tunnels), the memo and the port's staging
+        // count held in registers. Both are written back before anything else may stage.
+        var memo = normalMemo
+        var target: UnsafeMutablePointer<WorkerPort>? = nil
+        var staged = 0
         for i in 0..<count {
             guard let desc = takeReceived(socket, first: first, i, count: count, slot: slot, inPort: inPort, bytes: &bytes) else { continue }
             if tunnelPortCount > 0,
                LISP.mayBeLISP(base + Int(desc.addr), length: Int(desc.len), udpPorts: tunnelUDPPorts, count: tunnelUDPPortCount) {
+                if let port = target { port.pointee.stagedCount = Int32(staged); target = nil }
                 forward(address: desc.addr, length: desc.len, inPort: inPort, bridge: bridge)
                 (tunnelID, tunnelSource, tunnelDestination) = (0, 0, 0)
                 continue
             }
             run.packets &+= 1
             run.bytes &+= UInt64(desc.len)
-            // The usual frame repeats the previous one's addresses: its port is known without
-            // the call into `normal` (which does not inline: it can reach itself through tunnels).
-            let out = normalMemo.out
-            if normalMemo.matches(NormalMemo.addresses(of: base + Int(desc.addr)), inPort: inPort, bridge: Int(bridge)),
-               out != MACLearningTable.noPort, out != inPort, ports[Int(out)].kind != .lisp {
-                enqueue(port: out, address: desc.addr, length: desc.len)
-            } else {
-                normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge))
+            if let port = target, staged < DatapathLimits.stageCapacity,
+               memo.addresses == NormalMemo.addresses(of: base + Int(desc.addr)) {
+                port.pointee.staged[staged] = xdp_desc(addr: desc.addr, len: desc.len, options: 0)
+                staged &+= 1
+                continue
+            }
+            if let port = target { port.pointee.stagedCount = Int32(staged); target = nil }
+            normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge))
+            memo = normalMemo
+            if memo.bridge == Int(bridge), memo.inPort == inPort, memo.out != MACLearningTable.noPort, memo.out != inPort,
+               ports[Int(memo.out)].kind != .lisp, ports[Int(memo.out)].isTouched {
+                target = ports + Int(memo.out)
+                staged = Int(ports[Int(memo.out)].stagedCount)
             }
         }
+        if let port = target { port.pointee.stagedCount = Int32(staged) }
         if let table { addToCounters(run, table) }
         return bytes
     }

@@ -74,6 +74,20 @@ struct PipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    @Test func aRunOfEqualFramesLongerThanAPortsStagingGoesOutWhole() throws {
+        // 300-frame bursts of one flow: the port's 256 staging slots fill mid-burst, are flushed,
+        // and the rest of the run is staged after them; nothing lost, nothing sent twice.
+        let harness = try PipelineHarness(packets: [udpFrame()], rules: nil, batch: 300)
+        _ = harness.run(packets: 3_000)
+        #expect(harness.transmitted == 3_000)
+        #expect(harness.accounting().isConsistent)
+        let table = try PipelineHarness(packets: [udpFrame()], rules: try rules(["priority=0,actions=NORMAL"]), batch: 300)
+        _ = table.run(packets: 3_000)
+        #expect(table.transmitted == 3_000)
+        #expect(table.ruleStatistics(counterSlot: 0).packets == 3_000)
+        #expect(table.accounting().isConsistent)
+    }
+
     @Test func theWorkerAccountsItsRoundsInCycles() throws {
         let harness = try PipelineHarness(packets: [udpFrame()], rules: nil)
         #expect(harness.cycles == WorkerCycles())
