@@ -801,18 +801,11 @@ final class Worker: @unchecked Sendable {
     /// TX metadata precedes the frame).
     @inline(__always)
     func stage(port: UInt16, address: UInt64, length: UInt32, options: UInt32 = 0) {
-        if ports[Int(port)].kind == .lisp {
+        let p = ports + Int(port)
+        if p.pointee.kind == .lisp {
             sendThroughTunnel(port: port, address: address, length: length)
             return
         }
-        enqueue(port: port, address: address, length: length, options: options)
-    }
-
-    /// `stage` for a port that is not a tunnel. `stage` itself does not inline (through the tunnel
-    /// path it can reach itself); the per-frame loops inline this.
-    @inline(__always)
-    func enqueue(port: UInt16, address: UInt64, length: UInt32, options: UInt32 = 0) {
-        let p = ports + Int(port)
         if p.pointee.stagedCount == Int32(DatapathLimits.stageCapacity) { flush(port: port) }
         if !p.pointee.isTouched {
             p.pointee.isTouched = true
