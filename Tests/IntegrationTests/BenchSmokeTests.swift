@@ -8,7 +8,22 @@ import Testing
 extension Integration {
 @Suite("Bench harness")
 struct BenchSmokeTests {
+    /// The bench's namespaces and OVS directories that exist now (another bench running at the
+    /// same time has its own, named after its process).
+    func benchLeftovers() throws -> Set<String> {
+        let directories = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("vsb-ovs-") } ?? []
+        let namespaces = try run(["ip", "netns", "list"]).stdout.split(separator: "\n")
+            .compactMap { $0.split(separator: " ").first.map(String.init) }.filter { $0.hasPrefix("vsb-") }
+        return Set(directories.map { "/tmp/" + $0 } + namespaces.map { "netns " + $0 })
+    }
+
+    func expectNothingLeft(since before: Set<String>) throws {
+        let left = try benchLeftovers().subtracting(before)
+        #expect(left.isEmpty, "bench left behind: \(left.sorted())")
+    }
+
     @Test func quickForwardingRunMeasuresAndCleansUp() throws {
+        let before = try benchLeftovers()
         let json = "/tmp/vswift-bench-smoke-\(getpid()).json"
         defer { unlink(json) }
         let result = try run([Paths.binDir + "/vswift-bench", "forward", "--quick", "--warmup", "0.5",
@@ -27,15 +42,13 @@ struct BenchSmokeTests {
         if access("/usr/sbin/ovs-vswitchd", X_OK) == 0 {
             #expect((rates["ovs-afxdp"] ?? 0) > 0, "\(summaries)")
         }
-        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("vsb-ovs-") } ?? []
-        #expect(leftovers.isEmpty, "OVS directories left: \(leftovers)")
-        let namespaces = try run(["ip", "netns", "list"]).stdout
-        #expect(!namespaces.contains("vsb-"), "bench namespaces left: \(namespaces)")
+        try expectNothingLeft(since: before)
     }
 
     /// The LISP round trip through two vswift switches (and two OVS instances in VXLAN where OVS is
     /// installed): every row delivers, the Markdown report lands next to the JSON, nothing is left.
     @Test func quickRoundTripMeasuresWritesMarkdownAndCleansUp() throws {
+        let before = try benchLeftovers()
         let stem = "/tmp/vswift-bench-roundtrip-\(getpid())"
         defer { unlink(stem + ".json"); unlink(stem + ".md") }
         let result = try run([Paths.binDir + "/vswift-bench", "forward", "--tunnel", "roundtrip", "--quick", "--warmup", "0.5",
@@ -56,10 +69,7 @@ struct BenchSmokeTests {
         let markdown = try #require(try? String(contentsOfFile: stem + ".md", encoding: .utf8))
         #expect(markdown.contains("- command: `"), "\(markdown)")
         #expect(markdown.contains("| lisp-roundtrip-64B | vswift |"), "\(markdown)")
-        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("vsb-ovs-") } ?? []
-        #expect(leftovers.isEmpty, "OVS directories left: \(leftovers)")
-        let namespaces = try run(["ip", "netns", "list"]).stdout
-        #expect(!namespaces.contains("vsb-"), "bench namespaces left: \(namespaces)")
+        try expectNothingLeft(since: before)
     }
 }
 }
