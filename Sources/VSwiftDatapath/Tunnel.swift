@@ -216,8 +216,12 @@ struct TunnelNextHop {
 /// The next hops a worker knows, in a fixed open-addressed table keyed by (remote, local).
 /// Written by the control thread while the worker is parked, except that a worker may claim an
 /// empty slot for a remote it has just been asked to reach (status `.noNeighbour`, pending).
+/// A key lives within `maxProbes` slots of its hash: a lookup costs at most that many probes
+/// however full the table is; a key with no free slot there is not kept (its packets count as
+/// no_neighbour).
 struct TunnelNextHopTable {
-    static let capacity = 512
+    static let capacity = 4096
+    static let maxProbes = 16
     let entries: UnsafeMutablePointer<TunnelNextHop>
 
     init() {
@@ -235,11 +239,12 @@ struct TunnelNextHopTable {
         return Int(truncatingIfNeeded: h >> 40) & (capacity - 1)
     }
 
-    /// The entry's index, or the index of the empty slot where it would go (-1: table full).
+    /// The entry's index, or the index of the empty slot where it would go (-1: no free slot
+    /// within `maxProbes` of its hash).
     @inline(__always)
     func find(_ remote: IPAddress, local: IPAddress, udpPort: UInt16) -> (index: Int, found: Bool) {
         var i = Self.hash(remote, local, udpPort)
-        for _ in 0..<Self.capacity {
+        for _ in 0..<Self.maxProbes {
             let e = entries + i
             if e.pointee.status == .empty { return (i, false) }
             if e.pointee.remote == remote && e.pointee.local == local && e.pointee.udpPort == udpPort { return (i, true) }
