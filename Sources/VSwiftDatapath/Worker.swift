@@ -833,6 +833,8 @@ final class Worker: @unchecked Sendable {
     private func flush(port: UInt16) {
         let p = ports + Int(port)
         let n = Int(p.pointee.stagedCount)
+        // Debug builds (the tests) check that no staging loop wrote past the port's slots.
+        assert(n <= DatapathLimits.stageCapacity, "port \(port) staged \(n) frames")
         guard n > 0 else { return }
         p.pointee.stagedCount = 0
         let staged = p.pointee.staged
