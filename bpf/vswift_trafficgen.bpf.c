@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* vswift-bench's traffic generator: an XDP program run through BPF_PROG_RUN in live-frames mode
+/* vswift-bench's traffic generators (see Sources/vswift-bench/TrafficGenerator.swift).
+ *
+ * vswift_trafficgen: run through BPF_PROG_RUN in live-frames mode
  * (BPF_F_TEST_XDP_LIVE_FRAMES). The bench passes one template frame (Ethernet/IPv4/UDP, UDP
  * checksum 0) as data_in; the kernel runs this program over a page-pool copy of it `repeat` times
  * and really transmits what it returns.
@@ -25,7 +27,7 @@ struct vsb_gen_config {
     __u32 mode;              /* 0: XDP_TX, 1: bpf_redirect(redirect_ifindex) */
     __u32 redirect_ifindex;
     __u16 base_port;         /* first UDP source port (host order) */
-    __u16 pad;
+    __u16 running;           /* vswift_loopgen only: 0 drops the circulating frames */
 };
 
 enum { VSB_GEN_FRAMES = 0, VSB_GEN_BAD = 1, VSB_GEN_STAT_MAX = 2 };
@@ -75,6 +77,52 @@ int vswift_trafficgen(struct xdp_md *ctx)
     if (config->mode == 1)
         return bpf_redirect(config->redirect_ifindex, 0);
     return XDP_TX;
+}
+
+/* vswift_loopgen: the generator for kernels that refuse live frames. Attached (native XDP) to one
+ * end of a veth pair of its own in the generator namespace; a few dozen template frames are sent
+ * into the other end once, and from then on each frame circulates: every time one arrives, the
+ * program writes its UDP source port and redirects it with BPF_F_BROADCAST to every device in
+ * vsb_loop_ports, the loop's other end (slot 0: the frame comes back) and g0 (slot 1: the copy
+ * enters s0's XDP receive path, as a live frame does). The kernel clones the frame for all but
+ * the last destination, so each pass costs one page and one copy, and all of it runs in the NAPI
+ * softirq of the CPU that sent the seed frames (the generator CPU), as does s0's receive. With
+ * `running` 0 the frames are dropped and the loop empties within microseconds. */
+struct {
+    __uint(type, BPF_MAP_TYPE_DEVMAP);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, __u32);
+} vsb_loop_ports SEC(".maps");
+
+SEC("xdp")
+int vswift_loopgen(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *ip = (void *)(eth + 1);
+    struct udphdr *udp = (void *)(ip + 1);
+    __u32 zero = 0, bad = VSB_GEN_BAD;
+
+    struct vsb_gen_config *config = bpf_map_lookup_elem(&vsb_gen_config, &zero);
+    __u64 *frames = bpf_map_lookup_elem(&vsb_gen_stats, &zero);
+    if (!config || !frames)
+        return XDP_ABORTED;
+    if (!config->running)
+        return XDP_DROP;
+    if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5) {
+        __u64 *count = bpf_map_lookup_elem(&vsb_gen_stats, &bad);
+        if (count)
+            *count += 1;
+        return XDP_DROP;
+    }
+    __u64 n = *frames;
+    *frames = n + 1;
+    __u32 flows = config->flows;
+    __u32 flow = flows > 1 ? (__u32)(n % flows) : 0;
+    udp->source = bpf_htons((__u16)(config->base_port + flow));
+    return bpf_redirect_map(&vsb_loop_ports, 0, BPF_F_BROADCAST);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

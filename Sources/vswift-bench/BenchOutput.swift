@@ -33,7 +33,8 @@ struct BenchOutput {
                     windowSeconds: options.window, warmupSeconds: options.warmup, ovsWarmupSeconds: options.resolvedOVSWarmup,
                     frameSize: options.size,
                     scenarios: outcomes.map { ScenarioOptions(scenario: $0.scenario, flows: $0.flows, rules: $0.rules, tunnel: $0.tunnel.rawValue) },
-                    switchCPU: options.cpu, generatorCPU: options.resolvedGeneratorCPU, runs: options.runs,
+                    switchCPU: options.cpu, generatorCPU: options.resolvedGeneratorCPU,
+                    generator: outcomes.first?.generator.rawValue ?? options.generator.rawValue, runs: options.runs,
                     baseline: outcomes.contains(where: \.baseline), ovs: outcomes.contains(where: \.ovs)),
                 allocationCounting: AllocationCounter.isAvailable ? "malloc-interposer (worker threads)" : "unavailable: \(AllocationCounter.unavailableReason)",
                 summary: summaries, runs: results)
@@ -53,6 +54,14 @@ struct BenchOutput {
         let ovsWarmup = options.ovsWarmup.map { " (OVS: \($0) s)" } ?? ""
         var lines = ["frames: \(options.size) bytes; window \(options.window) s after \(options.warmup) s warm-up\(ovsWarmup); \(options.runs) run(s) each, medians shown",
                      "CPUs: switch \(options.cpu), generator \(options.resolvedGeneratorCPU)"]
+        for backend in Set(outcomes.map(\.generator)).sorted(by: { $0.rawValue < $1.rawValue }) {
+            lines.append("generator: \(backend.explanation)")
+        }
+        let bound = outcomes.flatMap(\.summaries).filter(\.generatorBound)
+        if !bound.isEmpty {
+            lines.append("generator-bound (forwarded ≥ \(Int(RunResult.generatorBoundShare * 100)) % of offered in some run; Mpps is not the switch's limit and no ratio is given; compare per-packet costs): "
+                + bound.map { "\($0.scenario) \($0.switchName)" }.joined(separator: ", "))
+        }
         for outcome in outcomes {
             let table = outcome.tunnel != .none ? "one in_port -> output rule per switch"
                 : outcome.rules > 0 ? "\(outcome.rules) rule(s)" : "NORMAL"

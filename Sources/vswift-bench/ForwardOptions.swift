@@ -20,6 +20,9 @@ struct ForwardOptions: ParsableArguments {
     @Option(name: .customLong("generator-cpu"), help: "CPU of the generator (default: the first CPU that no switch uses).")
     var generatorCPU: Int?
 
+    @Option(help: "Traffic generator: auto (the first that works of live, loop), live (BPF_PROG_RUN live frames), loop (an XDP clone loop on a veth pair; for kernels that refuse live frames).")
+    var generator: GeneratorBackend = .auto
+
     @Option(help: "Runs per switch (the switches alternate); the table shows medians and the range.")
     var runs: Int = 1
 

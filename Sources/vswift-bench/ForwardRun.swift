@@ -22,6 +22,8 @@ struct ForwardRun {
         var tunnel: TunnelScenario
         var baseline: Bool
         var ovs: Bool
+        /// The backend that offered the traffic.
+        var generator: GeneratorBackend
     }
 
     /// The order of the table's rows.
@@ -64,9 +66,9 @@ struct ForwardRun {
         try pinCurrentThread(to: generatorCPU)
 
         let topology = Topology(switches: tunnel == .roundtrip ? 2 : 1)
-        var generator: Generator?
+        var generator: TrafficGenerator?
         // OVS's decap run: the same inner frames in VXLAN instead of LISP, from a generator of its own.
-        var vxlanGenerator: Generator?
+        var vxlanGenerator: TrafficGenerator?
         var sink: Sink?
         defer {
             vxlanGenerator?.stop()
@@ -86,26 +88,30 @@ struct ForwardRun {
                 source: g0.mac, destination: s0.mac,
                 from: VSwiftSwitch.decapRemote, to: VSwiftSwitch.decapLocal)
         }
-        generator = try Generator(
+        let made = try TrafficGenerators.make(options.generator, GeneratorSetup(
             namespace: topology.generator, device: "g0", cpu: generatorCPU,
             objectPath: "\(bpfDirectory)/\(Artifacts.trafficgen)", frameSize: template?.count ?? size, flows: flows,
-            destinationMAC: sink!.mac, template: template)
+            destinationMAC: sink!.mac, template: template))
+        generator = made.generator
+        notes += made.notes
+        let backend = made.generator.backend
         if tunnel == .decap && measureOVS {
             let s0 = try Threads.run(inNamespace: topology.switchNamespace) { try deviceIdentity("s0", namespace: topology.switchNamespace) }
             let vxlan = FrameTemplate.vxlan(
                 inner: FrameTemplate.udp(size: size, source: generator!.sourceMAC, destination: sink!.mac),
                 source: generator!.sourceMAC, destination: s0.mac,
                 from: [198, 19, 1, 2], to: [198, 19, 1, 1])  // VSwiftSwitch.decapRemote → decapLocal
-            vxlanGenerator = try Generator(
+            // The same backend as vswift's frames, so the rows compare like with like.
+            vxlanGenerator = try TrafficGenerators.make(backend, GeneratorSetup(
                 namespace: topology.generator, device: "g0", cpu: generatorCPU,
                 objectPath: "\(bpfDirectory)/\(Artifacts.trafficgen)", frameSize: vxlan.count, flows: flows,
-                destinationMAC: sink!.mac, template: vxlan)
+                destinationMAC: sink!.mac, template: vxlan)).generator
         }
 
         let path = tunnel == .roundtrip
             ? "g0 -> s0 => switch A => u0 -> u1 => switch B => s1 -> k0; switches on CPU \(cpu) and \(options.resolvedSecondSwitchCPU)"
             : "g0 -> s0 => switch on CPU \(cpu) => s1 -> k0"
-        log("vswift-bench: \(scenario): \(path); generator on CPU \(generatorCPU); "
+        log("vswift-bench: \(scenario): \(path); generator \(backend.rawValue) on CPU \(generatorCPU); "
             + "frames \(formatMACAddress(generator!.sourceMAC)) -> \(formatMACAddress(sink!.mac)); "
             + "warm-up \(options.warmup) s, window \(options.window) s, \(runs) run(s)")
         if !AllocationCounter.isAvailable {
@@ -150,10 +156,10 @@ struct ForwardRun {
             return mine.isEmpty ? nil : Summary(results: mine)
         }
         let reference = tunnel == .none ? "xsk_fwd" : "vswift-p2p"
-        if let base = summaries.first(where: { $0.switchName == reference }), base.mpps > 0 {
-            for i in summaries.indices { summaries[i].ratio = summaries[i].mpps / base.mpps }
-        }
+        Summary.compare(&summaries, against: reference)
+        for remark in [generator?.remark, vxlanGenerator?.remark].compactMap({ $0 }) { notes.append(remark) }
         return Outcome(scenario: scenario, summaries: summaries, results: results, notes: notes,
-                       flows: flows, rules: rules, tunnel: tunnel, baseline: baselinePath != nil, ovs: measureOVS)
+                       flows: flows, rules: rules, tunnel: tunnel, baseline: baselinePath != nil, ovs: measureOVS,
+                       generator: backend)
     }
 }

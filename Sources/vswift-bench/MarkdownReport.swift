@@ -23,7 +23,7 @@ enum MarkdownReport {
     /// The summary table; the flow-table load and cycle columns appear only when some switch has them.
     static func table(_ summaries: [Summary]) -> String {
         let withLoad = summaries.contains { $0.flowLoadSeconds != nil }
-        var header = ["scenario", "switch", "Mpps (median)", "Mpps range", "ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
+        var header = ["scenario", "switch", "Mpps (median)", "Mpps range", "offered Mpps", "ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
         if withLoad { header.append("table load s") }
         let cycles = CycleColumn.shown(in: summaries)
         header += cycles.map(\.markdown)
@@ -31,7 +31,8 @@ enum MarkdownReport {
         for s in summaries {
             var row = [s.scenario, s.switchName, String(format: "%.3f", s.mpps),
                        String(format: "%.3f–%.3f", s.mppsMin, s.mppsMax),
-                       s.ratio.map { String(format: "%.2f", $0) } ?? "–",
+                       String(format: "%.3f", s.offeredMpps) + (s.generatorBound ? " (generator-bound)" : ""),
+                       s.ratio.map { String(format: "%.2f", $0) } ?? (s.ratioWithheld.map { "– (\($0))" } ?? "–"),
                        String(format: "%.1f", s.userNanosecondsPerPacket),
                        String(format: "%.0f", s.totalNanosecondsPerPacket),
                        s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "–"]

@@ -34,7 +34,7 @@ private struct Snapshot {
     var tsc: UInt64
     var workerCycles: WorkerCycles?
 
-    static func take(sink: Sink, generator: Generator, threads measured: [(pid: Int32, tid: Int32)], datapath: Datapath?,
+    static func take(sink: Sink, generator: TrafficGenerator, threads measured: [(pid: Int32, tid: Int32)], datapath: Datapath?,
                      cycleSources: [Datapath]) -> Snapshot {
         let counters = sink.counters()
         let threads = measured.compactMap { ThreadCPUTime.read(pid: $0.pid, tid: $0.tid) }
@@ -55,7 +55,7 @@ struct MeasurementContext {
     let scenario: String
     let topology: Topology
     let sink: Sink
-    let generator: Generator
+    let generator: TrafficGenerator
     let switchCPU: Int
     /// Switch B's CPU in the round trip (the same as switchCPU unless --second-switch-cpu).
     var secondSwitchCPU: Int
@@ -74,7 +74,7 @@ struct MeasurementContext {
     /// OVS's warm-up (its megaflow cache fills slowly with many flows).
     var ovsWarmup: Double
     /// The generator of OVS's runs when they need other frames (VXLAN for decap); nil: `generator`.
-    var ovsGenerator: Generator?
+    var ovsGenerator: TrafficGenerator?
 
     /// Starts the switch, offers traffic, measures one window, stops everything again.
     func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
@@ -213,12 +213,13 @@ struct MeasurementContext {
         var result = RunResult(
             scenario: scenario, switchName: label, run: run, windowSeconds: elapsed, packets: packets,
             bytes: b.sinkBytes &- a.sinkBytes, mpps: Double(packets) / elapsed / 1e6,
-            offeredMpps: Double(b.generated &- a.generated) / elapsed / 1e6,
+            offeredMpps: Double(b.generated &- a.generated) / elapsed / 1e6, generator: generator.backend.rawValue,
             userNanosecondsPerPacket: cpu.userNanoseconds / Double(packets),
             totalNanosecondsPerPacket: cpu.totalNanoseconds / Double(packets),
             cpuUtilization: cpu.totalNanoseconds / (elapsed * 1e9),
             userTicks: cpu.userTicks, systemTicks: cpu.systemTicks,
             flowLoadSeconds: vswift?.flowLoadSeconds ?? ovs?.flowLoadSeconds, notes: notes)
+        result.generatorBound = RunResult.isGeneratorBound(mpps: result.mpps, offeredMpps: result.offeredMpps)
         // Both switches busy-poll, and the generator offers more than they forward: a forwarding
         // thread that did not get its whole CPU was preempted by something else. (A switch pair's
         // threads on one CPU: their sum is what counts; on two CPUs, each should have its own.)
@@ -289,8 +290,9 @@ struct MeasurementContext {
         if let seconds = result.flowLoadSeconds {
             log(String(format: "run %d %@: flow table of %d rules installed in %.2f s", run, label, rules, seconds))
         }
-        log(String(format: "run %d %@: %.3f Mpps delivered (%.3f offered), CPU %.0f%%, user %.1f ns/pkt%@, total %.0f ns/pkt%@",
-                   run, label, result.mpps, result.offeredMpps, result.cpuUtilization * 100,
+        log(String(format: "run %d %@: %.3f Mpps delivered (%.3f offered%@), CPU %.0f%%, user %.1f ns/pkt%@, total %.0f ns/pkt%@",
+                   run, label, result.mpps, result.offeredMpps, result.generatorBound ? ", generator-bound" : "",
+                   result.cpuUtilization * 100,
                    result.userNanosecondsPerPacket,
                    result.tscUserCyclesPerPacket.map { tsc in
                        String(format: " (%.1f TSC cycles%@)", tsc,

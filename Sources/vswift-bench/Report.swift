@@ -14,6 +14,11 @@ struct RunResult: Codable {
     var mpps: Double
     /// Frames the generator produced per second in the window (what was offered to s0).
     var offeredMpps: Double
+    /// The generator backend that offered them (GeneratorBackend's raw value).
+    var generator: String = GeneratorBackend.auto.rawValue
+    /// The switch forwarded within 10 % of what was offered: the generator, not the switch, may
+    /// have set the rate, so the Mpps says nothing about the switch's limit (see `isGeneratorBound`).
+    var generatorBound = false
     var userNanosecondsPerPacket: Double
     var totalNanosecondsPerPacket: Double
     /// Share of one CPU the switch's forwarding thread(s) used in the window.
@@ -57,11 +62,20 @@ struct RunResult: Codable {
     var notes: [String]
 
     enum CodingKeys: String, CodingKey {
-        case scenario, switchName = "switch", run, windowSeconds, packets, bytes, mpps, offeredMpps
+        case scenario, switchName = "switch", run, windowSeconds, packets, bytes, mpps, offeredMpps, generator, generatorBound
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case cpuUtilization, userTicks, systemTicks, workerAllocations, allocationsPerPacket, processAllocations
         case switchRxPackets, switchTxPackets, switchRxDropped, switchRxSocket, flowLoadSeconds, ovsUpcalls, ovsFailedUpcalls, contended, notes
         case cyclesPerPacket, userCyclesPerPacket, tscUserCyclesPerPacket, tscGigahertz, userCoreCyclesPerPacket, coreGigahertz
+    }
+}
+
+extension RunResult {
+    /// Forwarded within this share of the offered rate: the generator may be what limits the run.
+    static let generatorBoundShare = 0.9
+
+    static func isGeneratorBound(mpps: Double, offeredMpps: Double) -> Bool {
+        offeredMpps > 0 && mpps >= generatorBoundShare * offeredMpps
     }
 }
 
@@ -75,8 +89,16 @@ struct Summary: Codable {
     var mpps: Double
     var mppsMin: Double
     var mppsMax: Double
-    /// mpps / the baseline's mpps (nil without a baseline).
+    /// mpps / the baseline's mpps (nil without a baseline, or when it is withheld).
     var ratio: Double?
+    /// Why no ratio is given although there is a baseline (a generator-bound row on either side).
+    var ratioWithheld: String?
+    /// The generator backend, the median offered rate, and the runs that were generator-bound.
+    var generator: String
+    var offeredMpps: Double
+    var generatorBoundRuns: Int
+    /// Any run generator-bound: the row's Mpps is not the switch's limit and is not compared.
+    var generatorBound: Bool
     var userNanosecondsPerPacket: Double
     var totalNanosecondsPerPacket: Double
     var allocationsPerPacket: Double?
@@ -97,10 +119,25 @@ struct Summary: Codable {
     var userCoreCyclesPerPacketMin: Double?
 
     enum CodingKeys: String, CodingKey {
-        case scenario, switchName = "switch", runs, contendedRuns, mpps, mppsMin, mppsMax, ratio
+        case scenario, switchName = "switch", runs, contendedRuns, mpps, mppsMin, mppsMax, ratio, ratioWithheld
+        case generator, offeredMpps, generatorBoundRuns, generatorBound
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case allocationsPerPacket, flowLoadSeconds, cyclesPerPacket, userCyclesPerPacket, tscUserCyclesPerPacket, tscGigahertz
         case userCoreCyclesPerPacket, coreGigahertz, tscUserCyclesPerPacketMin, userCoreCyclesPerPacketMin
+    }
+
+    /// Ratios against `reference`'s Mpps, withheld where either row is generator-bound: then
+    /// neither rate is a switch's limit, and per-packet costs are the comparison.
+    static func compare(_ summaries: inout [Summary], against reference: String) {
+        guard let base = summaries.first(where: { $0.switchName == reference }), base.mpps > 0 else { return }
+        for i in summaries.indices {
+            if summaries[i].generatorBound || base.generatorBound {
+                summaries[i].ratio = nil
+                summaries[i].ratioWithheld = "generator-bound"
+            } else {
+                summaries[i].ratio = summaries[i].mpps / base.mpps
+            }
+        }
     }
 
     static func median(_ values: [Double]) -> Double {
@@ -118,6 +155,10 @@ struct Summary: Codable {
         mpps = Self.median(results.map(\.mpps))
         mppsMin = results.map(\.mpps).min() ?? 0
         mppsMax = results.map(\.mpps).max() ?? 0
+        generator = results[0].generator
+        offeredMpps = Self.median(results.map(\.offeredMpps))
+        generatorBoundRuns = results.filter(\.generatorBound).count
+        generatorBound = generatorBoundRuns > 0
         userNanosecondsPerPacket = Self.median(results.map(\.userNanosecondsPerPacket))
         totalNanosecondsPerPacket = Self.median(results.map(\.totalNanosecondsPerPacket))
         let allocations = results.compactMap(\.allocationsPerPacket)
@@ -165,6 +206,8 @@ struct BenchOptions: Codable {
     var scenarios: [ScenarioOptions]
     var switchCPU: Int
     var generatorCPU: Int
+    /// The generator backend used (GeneratorBackend's raw value).
+    var generator: String
     var runs: Int
     var baseline: Bool
     /// Whether Open vSwitch (AF_XDP ports) was measured.
@@ -258,14 +301,15 @@ enum Table {
     static func render(summaries: [Summary], showRange: Bool) -> String {
         var header = ["scenario", "switch", "Mpps"]
         if showRange { header.append("Mpps range") }
-        header += ["ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
+        header += ["offered", "ratio", "user ns/pkt", "total ns/pkt", "allocs/pkt"]
         let cycles = CycleColumn.shown(in: summaries)
         header += cycles.map(\.text)
         var rows = [header]
         for s in summaries {
             var row = [s.scenario, s.switchName, String(format: "%.3f", s.mpps)]
             if showRange { row.append(String(format: "%.3f-%.3f", s.mppsMin, s.mppsMax)) }
-            row.append(s.ratio.map { String(format: "%.2f", $0) } ?? "-")
+            row.append(String(format: "%.3f", s.offeredMpps) + (s.generatorBound ? " gen-bound" : ""))
+            row.append(s.ratio.map { String(format: "%.2f", $0) } ?? (s.ratioWithheld != nil ? "n/c" : "-"))
             row.append(String(format: "%.1f", s.userNanosecondsPerPacket))
             row.append(String(format: "%.0f", s.totalNanosecondsPerPacket))
             row.append(s.allocationsPerPacket.map { String(format: "%.3f", $0) } ?? "-")

@@ -38,10 +38,45 @@ struct BenchSmokeTests {
         })
         #expect((rates["vswift"] ?? 0) > 0, "\(summaries)")
         #expect((rates["xsk_fwd"] ?? 0) > 0, "\(summaries)")
+        // The probe chose a backend, and every row says which and what it offered.
+        let options = try #require(report["options"] as? [String: Any])
+        let backend = try #require(options["generator"] as? String)
+        #expect(["live", "loop"].contains(backend), "\(options)")
+        for summary in summaries {
+            #expect(summary["generator"] as? String == backend, "\(summary)")
+            #expect((summary["offeredMpps"] as? Double ?? 0) > 0, "\(summary)")
+            #expect(summary["generatorBound"] is Bool, "\(summary)")
+        }
+        #expect(result.stdout.contains("generator: \(backend):"), "\(result.stdout)")
         // Open vSwitch is measured only where it is installed (not in CI).
         if access("/usr/sbin/ovs-vswitchd", X_OK) == 0 {
             #expect((rates["ovs-afxdp"] ?? 0) > 0, "\(summaries)")
         }
+        try expectNothingLeft(since: before)
+    }
+
+    /// The generator a kernel without live frames gets (the probe told to pass over live frames,
+    /// as such a kernel makes it): it must offer traffic, and more than the switch forwards.
+    @Test func loopGeneratorOffersMoreThanTheSwitchForwards() throws {
+        let before = try benchLeftovers()
+        let json = "/tmp/vswift-bench-loop-\(getpid()).json"
+        defer { unlink(json); unlink(String(json.dropLast(5)) + ".md") }
+        let result = try run([Paths.binDir + "/vswift-bench", "forward", "--quick", "--warmup", "0.5", "--skip-baseline",
+                              "--json", json, "--bpf-dir", Paths.bpfDir],
+                             environment: ["VSWIFT_BENCH_REFUSE": "live"])
+        #expect(result.stdout.contains("generator: loop:"), "\(result.stdout)")
+        #expect(result.stdout.contains("generator live unavailable"), "\(result.stdout)")
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let options = try #require(report["options"] as? [String: Any])
+        #expect(options["generator"] as? String == "loop", "\(options)")
+        let runs = try #require(report["runs"] as? [[String: Any]])
+        let vswift = try #require(runs.first { $0["switch"] as? String == "vswift" })
+        let mpps = try #require(vswift["mpps"] as? Double), offered = try #require(vswift["offeredMpps"] as? Double)
+        #expect(mpps > 0, "\(vswift)")
+        // The debug build forwards a fraction of what the loop offers; a generator-bound run here
+        // would mean the loop lost its rate.
+        #expect(offered > mpps * 1.1 && vswift["generatorBound"] as? Bool == false, "\(vswift)")
         try expectNothingLeft(since: before)
     }
 

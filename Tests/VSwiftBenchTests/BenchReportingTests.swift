@@ -1,5 +1,6 @@
 import CXDP
 import Glibc
+import Foundation
 import Testing
 @testable import vswift_bench
 
@@ -28,8 +29,8 @@ struct BenchReportingTests {
         #expect(text.contains("- machine: AMD EPYC, 2 CPUs"))
         #expect(text.contains("- kernel: 6.18.44"))
         #expect(text.contains("- commit: abc123"))
-        #expect(text.contains("| scenario | switch | Mpps (median) | Mpps range | ratio | user ns/pkt | total ns/pkt | allocs/pkt |"))
-        #expect(text.contains("| p2p-64B | vswift | 0.950 | 0.950–0.950 | 0.97 | 41.2 | 1012 | – |"))
+        #expect(text.contains("| scenario | switch | Mpps (median) | Mpps range | offered Mpps | ratio | user ns/pkt | total ns/pkt | allocs/pkt |"))
+        #expect(text.contains("| p2p-64B | vswift | 0.950 | 0.950–0.950 | 5.000 | 0.97 | 41.2 | 1012 | – |"))
         #expect(text.contains("## Notes\n\n- vswift run 1: a \\| pipe"))
         #expect(!text.contains("table load s"))
     }
@@ -61,6 +62,46 @@ struct BenchReportingTests {
         #expect(Table.render(summaries: [vswift], showRange: false).split(separator: "\n")[1].hasSuffix("57.4              81"))
         #expect(MeasurementContext.number(after: "tsc cycles busy ", in: "xsk_fwd: tsc cycles busy 1234 idle 5") == 1234)
         #expect(MeasurementContext.number(after: "tsc cycles busy ", in: "xsk_fwd: s0->s1 5 packets") == nil)
+    }
+
+    /// A run that forwards within 10 % of what the generator offered may be the generator's rate,
+    /// not the switch's: it is marked in the table, the Markdown and the JSON, and no ratio is
+    /// computed against it or for it.
+    @Test func generatorBoundRowsAreMarkedAndNotCompared() throws {
+        #expect(RunResult.isGeneratorBound(mpps: 0.95, offeredMpps: 1.0))
+        #expect(RunResult.isGeneratorBound(mpps: 0.90, offeredMpps: 1.0))
+        #expect(!RunResult.isGeneratorBound(mpps: 0.89, offeredMpps: 1.0))
+        #expect(!RunResult.isGeneratorBound(mpps: 0.5, offeredMpps: 0))
+        func summary(_ name: String, mpps: Double, offered: Double) -> Summary {
+            var result = RunResult(
+                scenario: "p2p-64B", switchName: name, run: 1, windowSeconds: 1, packets: 1000, bytes: 64000, mpps: mpps,
+                offeredMpps: offered, generator: "loop", userNanosecondsPerPacket: 20, totalNanosecondsPerPacket: 950,
+                cpuUtilization: 1, userTicks: 10, systemTicks: 90, flowLoadSeconds: nil, notes: [])
+            result.generatorBound = RunResult.isGeneratorBound(mpps: mpps, offeredMpps: offered)
+            return Summary(results: [result])
+        }
+        var open = [summary("vswift", mpps: 0.6, offered: 1.8), summary("xsk_fwd", mpps: 0.65, offered: 1.8)]
+        Summary.compare(&open, against: "xsk_fwd")
+        #expect(abs((open[0].ratio ?? 0) - 0.6 / 0.65) < 1e-9 && open[1].ratio == 1 && open[0].ratioWithheld == nil)
+        #expect(!Table.render(summaries: open, showRange: false).contains("gen-bound"))
+
+        // A bound row gets no ratio; the reference keeps its 1.
+        var bound = [summary("vswift", mpps: 0.99, offered: 1.0), summary("xsk_fwd", mpps: 0.65, offered: 1.8)]
+        Summary.compare(&bound, against: "xsk_fwd")
+        #expect(bound[0].ratio == nil && bound[0].ratioWithheld == "generator-bound" && bound[1].ratio == 1)
+        #expect(bound[0].generatorBound && !bound[1].generatorBound && bound[0].generator == "loop")
+        let text = Table.render(summaries: bound, showRange: false).split(separator: "\n")
+        #expect(text[1].contains("1.000 gen-bound") && text[1].contains("n/c"), "\(text)")
+        #expect(text[2].contains("1.00") && !text[2].contains("gen-bound"), "\(text)")
+        // A bound reference: nothing is compared with it.
+        var boundReference = [summary("vswift", mpps: 0.6, offered: 1.8), summary("xsk_fwd", mpps: 0.98, offered: 1.0)]
+        Summary.compare(&boundReference, against: "xsk_fwd")
+        #expect(boundReference.allSatisfy { $0.ratio == nil && $0.ratioWithheld == "generator-bound" })
+        let markdown = MarkdownReport.table(bound).split(separator: "\n")
+        #expect(markdown[2].contains("| 1.000 (generator-bound) | – (generator-bound) |"), "\(markdown)")
+        let json = String(decoding: try JSONEncoder().encode(bound[0]), as: UTF8.self)
+        #expect(json.contains("\"generatorBound\":true") && json.contains("\"generator\":\"loop\""), "\(json)")
+        #expect(!json.contains("\"ratio\":"), "\(json)")
     }
 
     /// Host noise only adds cycles: with several runs the tables also show the lowest run's.

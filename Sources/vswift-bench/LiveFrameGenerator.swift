@@ -4,7 +4,7 @@ import Glibc
 import VSwiftPacket
 import Synchronization
 
-/// The traffic generator: vswift_trafficgen.bpf.o run through BPF_PROG_RUN in live-frames mode
+/// The live-frames generator (GeneratorBackend.live): vswift_trafficgen.bpf.o run through BPF_PROG_RUN in live-frames mode
 /// (`BPF_F_TEST_XDP_LIVE_FRAMES`, the technique behind xdp-trafficgen) in a loop, on a thread of its
 /// own that entered the generator namespace and is pinned to the generator CPU.
 ///
@@ -14,11 +14,9 @@ import Synchronization
 /// have an XDP program attached for veth to accept redirected frames; the switch under test's is.
 /// The receive side's work (s0's XDP program and the copy into the switch's UMEM) runs in the
 /// generator's syscall on the generator CPU, so it does not load the switch's CPU.
-final class Generator: @unchecked Sendable {
-    enum Action: UInt32 {
-        case tx = 0
-        case redirect = 1
-    }
+final class LiveFrameGenerator: TrafficGenerator, @unchecked Sendable {
+    let backend = GeneratorBackend.live
+    let remark: String? = nil
 
     private enum State {
         static let paused = 0
@@ -40,7 +38,6 @@ final class Generator: @unchecked Sendable {
 
     let device: String
     let frameSize: Int
-    let flows: Int
     private(set) var sourceMAC: [UInt8] = []
     private(set) var ifindex: UInt32 = 0
     private let state = Atomic<Int>(State.paused)
@@ -51,49 +48,38 @@ final class Generator: @unchecked Sendable {
     private let lock = NSLock()
     private var runError: String?
     private var setupError: Error?
-    private var object: LoadedBPFObject?
-    private var statsFD: Int32 = -1
-    private let statsBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: possibleCPUs * 2)
+    private var program: GeneratorProgram?
     private var thread: pthread_t?
 
-    init(namespace: String, device: String, cpu: Int, objectPath: String, frameSize: Int, flows: Int,
-         destinationMAC: [UInt8], action: Action = .tx, template fixedTemplate: [UInt8]? = nil) throws {
-        self.device = device
-        self.frameSize = frameSize
-        self.flows = flows
+    init(_ setup: GeneratorSetup) throws {
+        self.device = setup.device
+        self.frameSize = setup.frameSize
         Self.installWakeHandler()
         let ready = DispatchSemaphore(value: 0)
         thread = try Threads.start { [self] in
             var frame: UnsafeMutableRawPointer?
             var programFD: Int32 = -1
             do {
-                try NetworkNamespace.enter(namespace)
-                try pinCurrentThread(to: cpu)
-                let object = try LoadedBPFObject(path: objectPath)
-                programFD = try object.programFD("vswift_trafficgen")
-                let configFD = try object.mapFD("vsb_gen_config")
-                statsFD = try object.mapFD("vsb_gen_stats")
-                let identity = try deviceIdentity(device, namespace: namespace)
+                try NetworkNamespace.enter(setup.namespace)
+                try pinCurrentThread(to: setup.cpu)
+                let program = try GeneratorProgram(path: setup.objectPath)
+                programFD = try program.object.programFD("vswift_trafficgen")
+                let identity = try deviceIdentity(setup.device, namespace: setup.namespace)
                 ifindex = identity.ifindex
                 sourceMAC = identity.mac
-                // struct vsb_gen_config { u32 flows; u32 mode; u32 redirect_ifindex; u16 base_port; u16 pad; }
-                var config = [UInt8](repeating: 0, count: 16)
-                Self.put32(&config, 0, UInt32(flows))
-                Self.put32(&config, 4, action.rawValue)
-                Self.put32(&config, 8, ifindex)
-                config[12] = UInt8(FrameTemplate.baseSourcePort & 0xff)
-                config[13] = UInt8(FrameTemplate.baseSourcePort >> 8)
-                var zero: UInt32 = 0
-                guard bpf_map_update_elem(configFD, &zero, &config, 0) == 0 else {
-                    throw BenchError.failed("configure the generator: \(errnoText())")
-                }
-                // A given template (LISP frames for decap) must be IPv4/UDP too: the program writes its
-                // UDP source port.
-                let template = fixedTemplate ?? FrameTemplate.udp(size: frameSize, source: identity.mac, destination: destinationMAC)
+                try program.configure(flows: setup.flows, mode: 0, redirectIfindex: ifindex)
+                let template = setup.frame(sourceMAC: identity.mac)
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: template.count, alignment: 64)
                 template.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: template.count) }
+                // The probe: one live frame. Kernels that refuse the mode say so here (EPERM), not
+                // minutes into a run. (No XDP program is on s0 yet, so the frame is dropped.)
+                let rc = vs_xdp_prog_run_live(programFD, buffer, UInt32(template.count), 1, ifindex, 1)
+                if rc < 0 {
+                    buffer.deallocate()
+                    throw GeneratorUnavailable(backend: .live, reason: "BPF_PROG_RUN with live frames on \(setup.device): \(errnoText(-rc))")
+                }
                 frame = buffer
-                self.object = object
+                self.program = program
             } catch {
                 setupError = error
             }
@@ -131,10 +117,6 @@ final class Generator: @unchecked Sendable {
         }
     }
 
-    private static func put32(_ bytes: inout [UInt8], _ offset: Int, _ value: UInt32) {
-        for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
-    }
-
     func start() { state.store(State.running, ordering: .releasing) }
 
     /// Stops generating and returns once the generator thread is out of BPF_PROG_RUN.
@@ -170,10 +152,7 @@ final class Generator: @unchecked Sendable {
     var failure: String? { lock.withLock { runError } }
 
     /// Frames the program has generated (all CPUs).
-    var framesGenerated: UInt64 {
-        guard statsFD >= 0 else { return 0 }
-        return sumPerCPU(mapFD: statsFD, key: 0, fields: 1, buffer: statsBuffer)[0]
-    }
+    var framesGenerated: UInt64 { program?.frames ?? 0 }
 
     /// Ends the thread (after its current BPF_PROG_RUN call) and releases the program.
     func stop() {
@@ -183,62 +162,8 @@ final class Generator: @unchecked Sendable {
             pthread_join(thread, nil)
             self.thread = nil
         }
-        object = nil
+        program = nil
     }
 
-    deinit {
-        stop()
-        statsBuffer.deallocate()
-    }
-}
-
-/// The generator's template: Ethernet / IPv4 / UDP from 198.18.0.1 to 198.18.0.2 (the benchmarking
-/// range, RFC 2544), UDP port 1024 (the program varies it per flow) to 9, UDP checksum 0.
-enum FrameTemplate {
-    static let baseSourcePort: UInt16 = 1024
-    static let minimumSize = 60
-    static let maximumSize = 1514
-
-    /// `inner` encapsulated as vswift's LISP ports send it (outer IPv4 `from` → `to`, UDP 4341).
-    static func lisp(inner: [UInt8], source: [UInt8], destination: [UInt8], from: String, to: String) -> [UInt8] {
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 256 + inner.count, alignment: 64)
-        defer { buffer.deallocate() }
-        var start = buffer + 256 - 64
-        inner.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: inner.count) }
-        var length = inner.count
-        let parameters = LISP.EncapsulationParameters(
-            ethernetDestination: macValue(destination), ethernetSource: macValue(source),
-            source: IPAddress(from)!, destination: IPAddress(to)!)
-        let result = LISP.encapsulate(&start, length: &length, headroom: 256 - 64, instanceID: 0,
-                                      parameters: parameters, ipIdentification: 1)
-        precondition(result == .done)
-        return Array(UnsafeRawBufferPointer(start: start, count: length))
-    }
-
-    private static func macValue(_ mac: [UInt8]) -> UInt64 { mac.reduce(0) { $0 << 8 | UInt64($1) } }
-
-    static func udp(size: Int, source: [UInt8], destination: [UInt8]) -> [UInt8] {
-        var f = [UInt8](repeating: 0, count: size)
-        f.replaceSubrange(0..<6, with: destination)
-        f.replaceSubrange(6..<12, with: source)
-        f[12] = 0x08; f[13] = 0x00
-        let ipLength = size - 14
-        f[14] = 0x45
-        f[16] = UInt8(ipLength >> 8); f[17] = UInt8(ipLength & 0xff)
-        f[20] = 0x40  // DF
-        f[22] = 64    // TTL
-        f[23] = 17    // UDP
-        f.replaceSubrange(26..<30, with: [198, 18, 0, 1])
-        f.replaceSubrange(30..<34, with: [198, 18, 0, 2])
-        var sum: UInt32 = 0
-        for i in stride(from: 14, to: 34, by: 2) { sum += UInt32(f[i]) << 8 | UInt32(f[i + 1]) }
-        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
-        let checksum = ~UInt16(sum)
-        f[24] = UInt8(checksum >> 8); f[25] = UInt8(checksum & 0xff)
-        let udpLength = size - 34
-        f[34] = UInt8(baseSourcePort >> 8); f[35] = UInt8(baseSourcePort & 0xff)
-        f[37] = 9
-        f[38] = UInt8(udpLength >> 8); f[39] = UInt8(udpLength & 0xff)
-        return f
-    }
+    deinit { stop() }
 }
