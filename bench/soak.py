@@ -73,7 +73,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--bin", default=".build/release")
-    parser.add_argument("--sample", type=float, default=5, help="seconds between samples")
+    parser.add_argument("--sample", type=float, default=7, help="seconds between samples (not a multiple of the 5-step churn cycle)")
     parser.add_argument("--churn", type=float, default=1, help="seconds between flow-table changes")
     parser.add_argument("--warmup", type=float, default=30, help="seconds before the RSS reference sample")
     parser.add_argument("--rss-slack", type=float, default=32, help="MiB of RSS growth tolerated after the warm-up")
