@@ -99,6 +99,9 @@ enum TrafficGenerators {
                 passedOver.append(unavailable)
             }
         }
+        if choice != .auto {
+            throw BenchError.failed("generator \(passedOver.map(\.description).joined()) (--generator auto takes the first backend that works)")
+        }
         throw BenchError.failed("no traffic generator works on this machine: " + passedOver.map(\.description).joined(separator: "; "))
     }
 }
