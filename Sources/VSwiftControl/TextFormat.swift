@@ -56,7 +56,9 @@ public func formatDumpPorts(_ report: DumpPortsReport) -> String {
             out += continuation + "lisp encap=\(lisp.encapsulated), decap=\(lisp.decapsulated), "
             out += "drop non_ip=\(lisp.droppedNonIP), bad_header=\(lisp.droppedBadHeader), "
             out += "unknown_rloc=\(lisp.droppedUnknownRLOC), iid_mismatch=\(lisp.droppedIIDMismatch), "
-            out += "no_route=\(lisp.droppedNoRoute), no_neighbour=\(lisp.droppedNoNeighbour), too_big=\(lisp.droppedTooBig)\n"
+            out += "bad_inner_length=\(lisp.droppedBadInnerLength), "
+            out += "no_route=\(lisp.droppedNoRoute), no_neighbour=\(lisp.droppedNoNeighbour), too_big=\(lisp.droppedTooBig), "
+            out += "not_decapsulated off_underlay=\(lisp.refusedOffUnderlay)\n"
         }
     }
     return out

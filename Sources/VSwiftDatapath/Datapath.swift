@@ -467,6 +467,7 @@ public final class Datapath: @unchecked Sendable {
                 total.tunnel = tunnel
                 // Received packets the port refused, and packets it could not send.
                 total.rxDropped += tunnel.droppedBadHeader + tunnel.droppedUnknownRLOC + tunnel.droppedIIDMismatch
+                    + tunnel.droppedBadInnerLength
                 total.txDropped += tunnel.droppedNonIP + tunnel.droppedNoRoute + tunnel.droppedNoNeighbour + tunnel.droppedTooBig
             }
             return total

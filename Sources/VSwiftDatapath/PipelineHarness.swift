@@ -37,6 +37,19 @@ public final class PipelineHarness {
         Array(UnsafeRawBufferPointer(start: worker.base + Int(lastTransmitted.addr), count: Int(lastTransmitted.len)))
     }
 
+    /// Decapsulation over IPv4: re-publishes the tunnel's next hop as if the route to the remote
+    /// RLOC left from `localRLOC` by `egressPort` (or by bridge `egressBridge`), so LISP arriving on
+    /// port 1's underlay slot is off the underlay or to another address (trust-boundary tests).
+    public func moveUnderlay(localRLOC: IPAddress, egressPort: UInt16, egressBridge: Int32 = -1) {
+        var hop = TunnelNextHop(remote: Self.remoteRLOC, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)
+        hop.egressPort = egressPort
+        hop.egressBridge = egressBridge
+        hop.localRLOC = localRLOC
+        hop.parameters = LISP.EncapsulationParameters(
+            ethernetDestination: Self.nextHopMAC, ethernetSource: Self.deviceMAC, source: localRLOC, destination: Self.remoteRLOC)
+        worker.setTunnelRouting(localRLOCs: [Self.localRLOC, localRLOC], nextHops: [hop])
+    }
+
     /// Counters of the LISP port (tunnel scenarios).
     public var tunnelStatistics: TunnelStatistics { worker.tunnelStatistics(2) }
 
@@ -122,6 +135,7 @@ public final class PipelineHarness {
             var hop = TunnelNextHop(remote: remote, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)
             hop.egressPort = underlayPort
             hop.mtu = underlayMTU
+            hop.localRLOC = local
             hop.parameters = LISP.EncapsulationParameters(
                 ethernetDestination: Self.nextHopMAC, ethernetSource: Self.deviceMAC,
                 source: local, destination: remote, offloadUDPChecksum: offload)

@@ -104,6 +104,13 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
     public var droppedUnknownRLOC: UInt64 = 0
     /// Received with an instance id other than the port's key.
     public var droppedIIDMismatch: UInt64 = 0
+    /// Received with an inner IPv4 total length or IPv6 payload length that is shorter than the
+    /// inner header or longer than the bytes the outer UDP length carries (RFC 791, RFC 8200).
+    public var droppedBadInnerLength: UInt64 = 0
+    /// LISP to a local address that did not arrive where this port's underlay is (see DESIGN.md,
+    /// "Trust boundary: LISP decapsulation"): not decapsulated, but forwarded by the flow table as
+    /// the ordinary frame it is. Not a drop.
+    public var refusedOffUnderlay: UInt64 = 0
     /// No route to the remote RLOC, or the route leaves by a device vswift does not drive.
     public var droppedNoRoute: UInt64 = 0
     /// The next hop's MAC is not known yet (resolution was requested).
@@ -123,6 +130,8 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
         s.droppedBadHeader = a.droppedBadHeader + b.droppedBadHeader
         s.droppedUnknownRLOC = a.droppedUnknownRLOC + b.droppedUnknownRLOC
         s.droppedIIDMismatch = a.droppedIIDMismatch + b.droppedIIDMismatch
+        s.droppedBadInnerLength = a.droppedBadInnerLength + b.droppedBadInnerLength
+        s.refusedOffUnderlay = a.refusedOffUnderlay + b.refusedOffUnderlay
         s.droppedNoRoute = a.droppedNoRoute + b.droppedNoRoute
         s.droppedNoNeighbour = a.droppedNoNeighbour + b.droppedNoNeighbour
         s.droppedTooBig = a.droppedTooBig + b.droppedTooBig
@@ -130,13 +139,14 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
     }
 
     public var dropped: UInt64 {
-        droppedNonIP + droppedBadHeader + droppedUnknownRLOC + droppedIIDMismatch + droppedNoRoute + droppedNoNeighbour
+        droppedNonIP + droppedBadHeader + droppedUnknownRLOC + droppedIIDMismatch + droppedBadInnerLength
+            + droppedNoRoute + droppedNoNeighbour + droppedTooBig
     }
 }
 
 // MARK: Worker-side tunnel state (plain data, edited only while the worker is parked)
 
-/// One worker's counters for one LISP port: one cache line.
+/// One worker's counters for one LISP port.
 struct TunnelCounterBlock {
     var encapsulated: UInt64 = 0
     var decapsulated: UInt64 = 0
@@ -144,6 +154,8 @@ struct TunnelCounterBlock {
     var badHeader: UInt64 = 0
     var unknownRLOC: UInt64 = 0
     var iidMismatch: UInt64 = 0
+    var badInnerLength: UInt64 = 0
+    var offUnderlay: UInt64 = 0
     var noRoute: UInt64 = 0
     var noNeighbour: UInt64 = 0
     var tooBig: UInt64 = 0
@@ -200,6 +212,11 @@ struct TunnelNextHop {
     var egressBridge: Int32 = -1
     /// The egress device's MTU: a bigger encapsulated packet is dropped and counted (0: no limit).
     var mtu: UInt32 = 0
+    /// The local RLOC: the address this host sends from to `remote` (local_ip, or the route's
+    /// preferred source); zero until the route is known. Decapsulation accepts LISP from `remote`
+    /// only when addressed here and arriving where the route leaves (the egress port, or any port of
+    /// the egress bridge).
+    var localRLOC = IPAddress()
     var parameters = LISP.EncapsulationParameters(
         ethernetDestination: 0, ethernetSource: 0, source: IPAddress(), destination: IPAddress())
 
@@ -262,6 +279,31 @@ struct TunnelNextHopTable {
         if index >= 0 { entries[index] = hop }
         return index
     }
+}
+
+/// Where the underlay is, as a worker sees it: one (local RLOC, arrival) pair per distinct route
+/// to a remote RLOC this host knows. LISP is decapsulated only when it is addressed to a local RLOC
+/// and arrives on the port (`bridge < 0`) or in the bridge (`bridge >= 0`) its route leaves by.
+struct UnderlayEndpoint: Equatable {
+    var localRLOC = IPAddress()
+    var port: UInt16 = 0
+    var bridge: Int32 = -1
+
+    /// Does a frame received on `inPort` (in `inBridge`) arrive on this endpoint's side?
+    @inline(__always)
+    func admits(inPort: UInt16, inBridge: Int32) -> Bool {
+        bridge >= 0 ? inBridge == bridge : inPort == port
+    }
+
+    /// The endpoint of a next hop whose route is known (resolved, or waiting for the neighbour).
+    init?(_ hop: TunnelNextHop) {
+        guard hop.status == .resolved || hop.status == .noNeighbour, !hop.localRLOC.isUnspecified else { return nil }
+        localRLOC = hop.localRLOC
+        port = hop.egressPort
+        bridge = hop.egressBridge
+    }
+
+    init() {}
 }
 
 /// What a tunnel needs a next hop for: the remote RLOC, the local_ip asked for (zero: the route's

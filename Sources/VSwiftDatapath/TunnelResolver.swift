@@ -144,6 +144,7 @@ final class TunnelResolver: @unchecked Sendable {
         }
         hop.egressPort = out.port
         hop.egressBridge = out.bridge
+        hop.localRLOC = source
         hop.mtu = link.mtu ?? 0
         let via = route.gateway.map { " via \($0)" } ?? ""
         guard let neighbour = try? Netlink.neighbour(nextHop, ifindex: route.ifindex), neighbour.isUsable,
@@ -175,6 +176,7 @@ final class TunnelResolver: @unchecked Sendable {
         for (x, y) in zip(a.nextHops, b.nextHops) {
             guard x.remote == y.remote, x.local == y.local, x.udpPort == y.udpPort, x.status == y.status,
                   x.egressPort == y.egressPort, x.egressBridge == y.egressBridge, x.mtu == y.mtu,
+                  x.localRLOC == y.localRLOC,
                   x.parameters.ethernetDestination == y.parameters.ethernetDestination,
                   x.parameters.ethernetSource == y.parameters.ethernetSource,
                   x.parameters.source == y.parameters.source, x.parameters.destination == y.parameters.destination,

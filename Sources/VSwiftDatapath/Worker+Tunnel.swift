@@ -11,21 +11,30 @@ extension Worker {
     /// route leads back into a bridge that outputs to a LISP port…): deeper frames are dropped.
     static let maxTunnelDepth = 3
 
-    /// If the frame is LISP for a local RLOC, decapsulates it and sends the inner packet into its
-    /// LISP port's bridge (or drops and counts it) and returns true. Other frames (including LISP
-    /// passing through to another host) are left alone: false.
+    /// If the frame is LISP that arrived where the underlay is, for a local RLOC, decapsulates it
+    /// and sends the inner packet into its LISP port's bridge (or drops and counts it) and returns
+    /// true. Other frames (LISP passing through to another host, and LISP from off the underlay,
+    /// which a tenant may have forged) are left alone: false, and the flow table handles them.
     @inline(never)
     func receiveTunnelled(address: UInt64, length: UInt32, inPort: UInt16) -> Bool {
         let frame = base + Int(address)
+        let inBridge = ports[Int(inPort)].bridge
         for u in 0..<tunnelUDPPortCount {
             let udpPort = tunnelUDPPorts[u]
             outer.pointee.destination = IPAddress()
             let parsed = LISP.parseOuter(frame, length: Int(length), udpPort: udpPort, into: outer)
             if parsed == .notLISP { continue }
-            guard isLocalRLOC(outer.pointee.destination) else { return false }
+            let destination = outer.pointee.destination
+            // The trust boundary (DESIGN.md, "Trust boundary: LISP decapsulation"): only the
+            // underlay may speak for a remote site, so LISP from anywhere else is never unwrapped.
+            guard arrivesOnUnderlay(destination, inPort: inPort, inBridge: inBridge) else {
+                if isLocalRLOC(destination) { countOffUnderlay(udpPort: udpPort) }
+                return false
+            }
 
             // The port: same UDP port, local_ip (if set) is the destination; a fixed remote_ip
             // must be the source and a fixed key the instance id. Fixed remotes win over flow.
+            // A fixed remote is heard only where its own route leaves, at its own local RLOC.
             let instanceID = outer.pointee.hasInstanceID ? outer.pointee.instanceID : 0
             var first: Int32 = -1
             var remoteMatch: Int32 = -1
@@ -34,7 +43,15 @@ extension Worker {
                 let slot = tunnelPorts[i]
                 let state = tunnelPortStates + Int(slot)
                 guard state.pointee.udpPort == udpPort,
-                      !state.pointee.hasLocal || state.pointee.local == outer.pointee.destination else { continue }
+                      !state.pointee.hasLocal || state.pointee.local == destination else { continue }
+                if !state.pointee.remoteIsFlow {
+                    let index = Int(state.pointee.nextHop)
+                    guard index >= 0 else { continue }
+                    let hop = nextHops.entries + index
+                    guard hop.pointee.localRLOC == destination,
+                          hop.pointee.egressBridge >= 0 ? inBridge == hop.pointee.egressBridge : inPort == hop.pointee.egressPort
+                    else { continue }
+                }
                 if first < 0 { first = Int32(slot) }
                 guard state.pointee.remoteIsFlow || state.pointee.remote == outer.pointee.source else { continue }
                 if remoteMatch < 0 { remoteMatch = Int32(slot) }
@@ -46,6 +63,11 @@ extension Worker {
             let counters = tunnelCounters + Int(chosen >= 0 ? chosen : first)
             if parsed == .malformed {
                 vs_add_relaxed_u64(&counters.pointee.badHeader, 1)
+                pool.release(address)
+                return true
+            }
+            if parsed == .badInnerLength {
+                vs_add_relaxed_u64(&counters.pointee.badInnerLength, 1)
                 pool.release(address)
                 return true
             }
@@ -78,6 +100,27 @@ extension Worker {
     func isLocalRLOC(_ address: IPAddress) -> Bool {
         for i in 0..<localRLOCCount where localRLOCs[i] == address { return true }
         return false
+    }
+
+    /// Is `destination` the local RLOC of a route to a remote RLOC, and did the frame arrive where
+    /// that route leaves (see UnderlayEndpoint)? A few compares per known route.
+    @inline(__always)
+    func arrivesOnUnderlay(_ destination: IPAddress, inPort: UInt16, inBridge: Int32) -> Bool {
+        for i in 0..<underlayEndpointCount {
+            let endpoint = underlayEndpoints + i
+            if endpoint.pointee.localRLOC == destination && endpoint.pointee.admits(inPort: inPort, inBridge: inBridge) {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// LISP to this host from off the underlay: counted on the first LISP port of its UDP port.
+    private func countOffUnderlay(udpPort: UInt16) {
+        for i in 0..<tunnelPortCount where tunnelPortStates[Int(tunnelPorts[i])].udpPort == udpPort {
+            vs_add_relaxed_u64(&(tunnelCounters + Int(tunnelPorts[i])).pointee.offUnderlay, 1)
+            return
+        }
     }
 
     /// Output to a LISP port: find the next hop, encapsulate in place, and send the outer frame on
@@ -208,6 +251,8 @@ extension Worker {
         s.droppedBadHeader = vs_load_relaxed_u64(&c.pointee.badHeader)
         s.droppedUnknownRLOC = vs_load_relaxed_u64(&c.pointee.unknownRLOC)
         s.droppedIIDMismatch = vs_load_relaxed_u64(&c.pointee.iidMismatch)
+        s.droppedBadInnerLength = vs_load_relaxed_u64(&c.pointee.badInnerLength)
+        s.refusedOffUnderlay = vs_load_relaxed_u64(&c.pointee.offUnderlay)
         s.droppedNoRoute = vs_load_relaxed_u64(&c.pointee.noRoute)
         s.droppedNoNeighbour = vs_load_relaxed_u64(&c.pointee.noNeighbour)
         s.droppedTooBig = vs_load_relaxed_u64(&c.pointee.tooBig)
@@ -247,12 +292,20 @@ extension Worker {
         }
     }
 
-    /// Installs the resolver's view: local RLOCs, next hops, and each fixed-remote port's entry.
+    /// Installs the resolver's view: local addresses, next hops, where the underlay is, and each
+    /// fixed-remote port's entry.
     func setTunnelRouting(localRLOCs addresses: [IPAddress], nextHops hops: [TunnelNextHop]) {
         localRLOCCount = min(addresses.count, Worker.maxLocalRLOCs)
         for i in 0..<localRLOCCount { localRLOCs[i] = addresses[i] }
         nextHops.clear()
         for hop in hops { _ = nextHops.insert(hop) }
+        underlayEndpointCount = 0
+        for hop in hops {
+            guard let endpoint = UnderlayEndpoint(hop), underlayEndpointCount < Worker.maxLocalRLOCs,
+                  !(0..<underlayEndpointCount).contains(where: { underlayEndpoints[$0] == endpoint }) else { continue }
+            underlayEndpoints[underlayEndpointCount] = endpoint
+            underlayEndpointCount += 1
+        }
         for i in 0..<tunnelPortCount {
             let state = tunnelPortStates + Int(tunnelPorts[i])
             guard !state.pointee.remoteIsFlow else { continue }

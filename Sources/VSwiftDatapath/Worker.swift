@@ -203,6 +203,9 @@ final class Worker: @unchecked Sendable {
     var tunnelUDPPortCount = 0
     let localRLOCs: UnsafeMutablePointer<IPAddress>
     var localRLOCCount = 0
+    /// Where the underlay is (see UnderlayEndpoint); at most `maxLocalRLOCs`.
+    let underlayEndpoints: UnsafeMutablePointer<UnderlayEndpoint>
+    var underlayEndpointCount = 0
     let nextHops = TunnelNextHopTable()
     let tunnelRequests = TunnelRequestRing()
     /// Written to ask the resolver for a next hop (set by the datapath; -1: none).
@@ -284,6 +287,8 @@ final class Worker: @unchecked Sendable {
         tunnelUDPPorts = .allocate(capacity: 8)
         localRLOCs = .allocate(capacity: Self.maxLocalRLOCs)
         localRLOCs.initialize(repeating: IPAddress(), count: Self.maxLocalRLOCs)
+        underlayEndpoints = .allocate(capacity: Self.maxLocalRLOCs)
+        underlayEndpoints.initialize(repeating: UnderlayEndpoint(), count: Self.maxLocalRLOCs)
         outer = .allocate(capacity: 1)
         outer.initialize(to: LISP.OuterHeaders())
         now = Self.monotonicSeconds()
@@ -314,6 +319,7 @@ final class Worker: @unchecked Sendable {
         tunnelPorts.deallocate()
         tunnelUDPPorts.deallocate()
         localRLOCs.deallocate()
+        underlayEndpoints.deallocate()
         outer.deallocate()
         nextHops.destroy()
         close(wakeFD)

@@ -314,6 +314,10 @@ public enum LISP {
         /// UDP to a LISP port, but a header is broken: drop it and count a bad header. The outer
         /// source and destination are filled in (so the caller can tell whether it was for a local RLOC).
         case malformed
+        /// A well-formed LISP header, but the inner IPv4 total length or IPv6 payload length is
+        /// shorter than its header or claims more bytes than the UDP payload holds: drop and count
+        /// it (outer source and destination filled in, as for `.malformed`).
+        case badInnerLength
     }
 
     /// Is the frame Ethernet (up to two VLAN tags) / IPv4 or IPv6 / UDP to `udpPort`, and then is it
@@ -417,12 +421,20 @@ public enum LISP {
         let innerLength = udpLength &- 16
         guard innerLength > 0 else { return .malformed }
         let version = Wire.u8(p, inner)
+        // The inner packet's own length must fit what arrived (RFC 791 total length >= IHL,
+        // RFC 8200 payload length); bytes after it within the UDP payload belong to no packet and
+        // are trimmed, as a receiving IP stack trims them (Linux ip_rcv, ipv6_rcv).
+        let packetLength: Int
         if version >> 4 == 4 {
             let ihl = Int(version & 0x0f) &<< 2
             guard innerLength >= 20, ihl >= 20, ihl <= innerLength else { return .malformed }
+            packetLength = Int(Wire.u16(p, inner &+ 2))
+            guard packetLength >= ihl else { return .badInnerLength }
         } else {
             guard version >> 4 == 6, innerLength >= 40 else { return .malformed }
+            packetLength = 40 &+ Int(Wire.u16(p, inner &+ 4))
         }
+        guard packetLength <= innerLength else { return .badInnerLength }
         let hasInstanceID = flags & flagInstanceID != 0
         outer.pointee.udpSourcePort = Wire.u16(p, udp)
         outer.pointee.udpDestinationPort = Wire.u16(p, udp &+ 2)
@@ -430,7 +442,7 @@ public enum LISP {
         outer.pointee.instanceID = hasInstanceID ? Wire.u32(p, lisp &+ 4) >> 8 : 0
         outer.pointee.hasInstanceID = hasInstanceID
         outer.pointee.lispOffset = lisp
-        outer.pointee.innerLength = innerLength
+        outer.pointee.innerLength = packetLength
         return .lisp
     }
 

@@ -363,6 +363,56 @@ struct LISPIntegrationTests {
         let dump = try hosts.daemon1.ctl("dump-ports", "br2", "2").stdout
         #expect(dump.contains("drop=") && !dump.contains("rx pkts=0,"), "\(dump)")
     }
+
+    @Test("trust boundary: LISP is decapsulated only from the underlay and to the local RLOC; a VM on another bridge sending as the remote RLOC, an EID host on the LISP port's bridge spoofing it, and LISP to the EID-side gateway address (from either side) never reach the LISP bridge's VM")
+    func decapsulationTrustBoundary() throws {
+        let hosts = try LISPHosts(underlay: .bridge, rlocs: ("192.168.7.249", "192.168.7.252"))
+        defer { hosts.destroy() }
+        try hosts.waitForPath(from: hosts.vm1, to: "10.1.1.30")
+        // Another tenant on host1: bridge br3 with a VM of its own. And the EID side's gateway
+        // address on br2's internal port.
+        let vm3 = try hosts.topology.namespace("vm3")
+        try hosts.topology.veth("vnet1", in: hosts.host1, "eth7", in: vm3)
+        try hosts.daemon1.ctl("add-br", "br3")
+        try hosts.daemon1.ctl("add-port", "br3", "vnet1")
+        try run(["ip", "-n", hosts.host1, "link", "set", "br2", "up"])
+        try run(["ip", "-n", hosts.host1, "addr", "add", "10.1.1.1/24", "dev", "br2"])
+        let underlayMAC = try macAddress(namespace: hosts.host1, interface: "br1")
+        let eidGatewayMAC = try macAddress(namespace: hosts.host1, interface: "br2")
+        let otherBridgeMAC = try macAddress(namespace: hosts.host1, interface: "br3")
+        let remote: [UInt8] = [192, 168, 7, 252], rloc: [UInt8] = [192, 168, 7, 249], gateway: [UInt8] = [10, 1, 1, 1]
+        // Each attack's inner packet has its own source, so what reaches VM1 tells which got through.
+        func frame(to mac: [UInt8], _ destination: [UInt8], innerSource: UInt8) -> [UInt8] {
+            lispFrame(destinationMAC: mac, source: remote, destination: destination, flags: 0x88, iid: 0,
+                      inner: icmpEcho(from: [10, 1, 1, innerSource], to: [10, 1, 1, 20]))
+        }
+        let before = try lispCounters(hosts.daemon1)
+        let capture = try TCPDump(namespace: hosts.vm1, interface: "eth3", filter: "icmp and src net 10.1.1.0/24 and not src host 10.1.1.30")
+        let wire = try PacketSocket(namespace: hosts.wire, interface: "w1")    // host1's underlay (em1 in br1)
+        let fromVM3 = try PacketSocket(namespace: vm3, interface: "eth7")
+        let fromVM1 = try PacketSocket(namespace: hosts.vm1, interface: "eth3")
+        for _ in 0..<5 {
+            wire.send(frame(to: underlayMAC, rloc, innerSource: 99))               // legitimate
+            fromVM3.send(frame(to: otherBridgeMAC, rloc, innerSource: 91))         // another bridge's VM
+            fromVM1.send(frame(to: underlayMAC, rloc, innerSource: 92))            // EID host spoofing the remote
+            fromVM1.send(frame(to: eidGatewayMAC, gateway, innerSource: 93))       // to the EID-side gateway
+            wire.send(frame(to: underlayMAC, gateway, innerSource: 94))            // same, from the underlay
+            usleep(20_000)
+        }
+        let delivered = capture.stop().filter { $0.contains("ICMP echo request") }
+        let after = try lispCounters(hosts.daemon1)
+        func count(_ source: String) -> Int { delivered.filter { $0.contains(source + " > 10.1.1.20") }.count }
+        #expect(count("10.1.1.99") == 5, "\(delivered)")
+        for attack in ["10.1.1.91", "10.1.1.92", "10.1.1.93", "10.1.1.94"] {
+            #expect(count(attack) == 0, "\(attack) got through: \(delivered)")
+        }
+        #expect(delivered.count == 5, "\(delivered)")
+        let refused = (after["off_underlay"] ?? 0) - (before["off_underlay"] ?? 0)
+        #expect(refused == 20, "\(after)")
+        #expect((after["decap"] ?? 0) - (before["decap"] ?? 0) >= 5, "\(after)")
+        // The legitimate path still works both ways.
+        try hosts.waitForPath(from: hosts.vm1, to: "10.1.1.30")
+    }
 }
 }
 

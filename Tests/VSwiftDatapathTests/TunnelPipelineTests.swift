@@ -99,12 +99,71 @@ struct TunnelPipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    /// `frame` (Ethernet/IPv4) with its IPv4 total length changed by `delta` (header checksum fixed).
+    func lyingLength(_ frame: [UInt8], by delta: Int) -> [UInt8] {
+        var f = frame
+        let total = (Int(f[16]) << 8 | Int(f[17])) + delta
+        f[16] = UInt8(total >> 8); f[17] = UInt8(total & 0xff)
+        f[24] = 0; f[25] = 0
+        var sum: UInt32 = 0
+        for i in stride(from: 14, to: 34, by: 2) { sum += UInt32(f[i]) << 8 | UInt32(f[i + 1]) }
+        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+        f[24] = UInt8(~sum >> 8 & 0xff); f[25] = UInt8(~sum & 0xff)
+        return f
+    }
+
+    /// Defect 8: an inner packet shorter than its total length says is dropped and counted; one
+    /// longer (bytes after it inside the UDP payload) is delivered trimmed to its own length.
+    @Test func innerLengthIsCheckedAndTrailingBytesTrimmed() throws {
+        let inner = udpFrame(destinationMAC: [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5])
+        let lying = try PipelineHarness(packets: [lisp(lyingLength(inner, by: 200))], rules: try rules(seed), tunnel: .decapsulate)
+        _ = lying.run(packets: 100)
+        #expect(lying.transmitted == 0)
+        #expect(lying.tunnelStatistics.droppedBadInnerLength == 100, "\(lying.tunnelStatistics)")
+        #expect(lying.tunnelStatistics.decapsulated == 0)
+        #expect(lying.accounting().isConsistent)
+
+        let padded = try PipelineHarness(packets: [lisp(inner + [0xee, 0xee, 0xee])], rules: try rules(seed), tunnel: .decapsulate)
+        _ = padded.run(packets: 100)
+        #expect(padded.transmitted == 100)
+        #expect(padded.lastTransmittedFrame == [0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 2, 0, 0, 0, 0, 0, 0x08, 0x00] + Array(inner[14...]))
+        #expect(padded.accounting().isConsistent)
+    }
+
+    /// Defect 1 at the worker: LISP from the remote RLOC to the local RLOC is decapsulated only
+    /// where the route to the remote leaves, and only when addressed to the local RLOC that route
+    /// uses. Elsewhere it is an ordinary frame (here, on an underlay port in no bridge: dropped),
+    /// counted as off_underlay, never delivered into the LISP port's bridge.
+    @Test func lispFromOffTheUnderlayIsNotDecapsulated() throws {
+        let inner = udpFrame(destinationMAC: [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5])
+        let moves: [(String, IPAddress, UInt16)] = [
+            ("the route leaves by another port", PipelineHarness.localRLOC, 5),
+            ("the local RLOC is another address", IPAddress(ipv4: 0xc000_0263), 0),
+        ]
+        for (name, local, port) in moves {
+            let harness = try PipelineHarness(packets: [lisp(inner)], rules: try rules(seed), tunnel: .decapsulate)
+            harness.moveUnderlay(localRLOC: local, egressPort: port)
+            _ = harness.run(packets: 100)
+            #expect(harness.transmitted == 0, "\(name)")
+            #expect(harness.tunnelStatistics.decapsulated == 0, "\(name)")
+            #expect(harness.tunnelStatistics.refusedOffUnderlay == 100, "\(name): \(harness.tunnelStatistics)")
+            #expect(harness.accounting().isConsistent, "\(name)")
+            // Moved back, the same frames are decapsulated and delivered.
+            harness.moveUnderlay(localRLOC: PipelineHarness.localRLOC, egressPort: 0)
+            _ = harness.run(packets: 100)
+            #expect(harness.transmitted == 100, "\(name)")
+            #expect(harness.tunnelStatistics.decapsulated == 100, "\(name)")
+        }
+    }
+
     @Test func refusedPacketsAreCountedByReason() throws {
         let inner = udpFrame()
         let cases: [([UInt8], KeyPath<TunnelStatistics, UInt64>)] = [
             (lisp(inner, instanceID: 9), \.droppedIIDMismatch),
             (lisp(inner, flags: 0x4f), \.droppedBadHeader),
             (lisp(inner, source: IPAddress(ipv4: 0xc000_0209)), \.droppedUnknownRLOC),
+            (lisp(lyingLength(inner, by: 1)), \.droppedBadInnerLength),
+            (lisp(lyingLength(inner, by: -(inner.count - 14 - 19))), \.droppedBadInnerLength),
         ]
         for (frame, counter) in cases {
             let harness = try PipelineHarness(packets: [frame], rules: try rules(seed), tunnel: .decapsulate)

@@ -458,6 +458,40 @@ let decapsulatedHeader6: [UInt8] = [2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0x86, 0x
         #expect(parseOuter(checksummed).0 == .lisp)
     }
 
+    /// RFC 791 / RFC 8200: the inner packet's own length (IPv4 total length, at least its header;
+    /// IPv6 40 + payload length) must fit in what the UDP payload carries, or it is
+    /// `.badInnerLength`; bytes after it are not part of it and are trimmed on decapsulation.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func innerLengthAgainstThePacket(innerV6: Bool, outerV6: Bool) throws {
+        var (inner, good) = Self.encapsulated(innerV6: innerV6, outerV6: outerV6)
+        if outerV6 { Ref.put16(&good, 60, 0) } // no UDP checksum, so inner changes do not fail it first
+        let start = outerV6 ? 70 : 50
+        let field = start + (innerV6 ? 4 : 2)
+        let honest = innerV6 ? inner.count - 40 : inner.count
+        #expect(Ref.u16(good, field) == UInt16(honest))
+        func with(_ value: Int) -> [UInt8] {
+            var f = good
+            Ref.put16(&f, field, UInt16(value))
+            return f
+        }
+        #expect(parseOuter(with(honest + 1)).0 == .badInnerLength)
+        #expect(parseOuter(with(0xffff)).0 == .badInnerLength)
+        if !innerV6 {
+            #expect(parseOuter(with(19)).0 == .badInnerLength)
+            #expect(parseOuter(with(0)).0 == .badInnerLength)
+        }
+        // The outer addresses are known, as for .malformed (the caller checks the destination).
+        #expect(parseOuter(with(honest + 1)).1.source == (outerV6 ? IPAddress("2001:db8::1") : IPAddress("192.0.2.1")))
+        // Shorter than the UDP payload: delivered trimmed to its own length.
+        let trimmed = with(honest - 3)
+        #expect(parseOuter(trimmed).0 == .lisp)
+        #expect(parseOuter(trimmed).1.innerLength == inner.count - 3)
+        let header = innerV6 ? decapsulatedHeader6 : decapsulatedHeader4
+        var expected = inner
+        Ref.put16(&expected, innerV6 ? 4 : 2, UInt16(honest - 3))
+        #expect(try #require(decap(trimmed)) == header + Array(expected[..<(inner.count - 3)]))
+    }
+
     @Test func malformedIPv6Outer() {
         let (_, encapsulated) = Self.encapsulated(innerV6: true, outerV6: true)
         var good = encapsulated
