@@ -83,6 +83,14 @@ struct VSwiftd: ParsableCommand {
         let store = ConfigStore(path: db ?? ConfigStore.defaultPath(environment: ProcessInfo.processInfo.environment))
         let saved: SwitchConfig?
         do {
+            // Files in a directory another user can change could be redirected (see SafeDirectory).
+            try store.checkDirectory()
+            try SafeDirectory.checkSocket(socketPath)
+        } catch {
+            logger.critical("unsafe location: \(error); refusing to start")
+            throw ExitCode.failure
+        }
+        do {
             saved = try store.load()
         } catch {
             logger.critical("cannot use the configuration file \(error); refusing to start (repair or move the file)")
