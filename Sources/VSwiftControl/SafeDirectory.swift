@@ -64,6 +64,11 @@ public enum SafeDirectory {
         try check(directory(of: path), files: [(name(of: path), S_IFSOCK)])
     }
 
+    /// The check for a regular file vswiftd writes at `path` (e.g. the pid file).
+    public static func checkRegularFile(_ path: String) throws(SafePathError) {
+        try check(directory(of: path), files: [(name(of: path), S_IFREG)])
+    }
+
     /// The directory part of `path` ("" for a bare name).
     static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "" }
