@@ -579,12 +579,13 @@ public final class SwitchService: @unchecked Sendable {
                 for port in bridge.ports.indices where bridge.ports[port].ofport != ofportLocal && bridge.ports[port].error == nil {
                     bridges[index].ports[port].error = reattach(bridge.ports[port], bridge: bridge.name)
                 }
+                // Port numbers first (no table yet: only they are published), then the table.
+                republish(bridge.name)
                 if let flows = checkpoint.flows {
                     do throws(RPCError) { try flowTables.restore(flows) } catch {
                         logger.error("undoing del-br: cannot republish the flows of \(bridge.name): \(error.message)")
                     }
                 }
-                republish(bridge.name)
             }
         case .addPort, .delPort:
             for (index, bridge) in checkpoint.bridges.enumerated() {
@@ -656,6 +657,13 @@ public final class SwitchService: @unchecked Sendable {
                 }
                 _ = try dispatch(method, RPCRequest(id: nil, method: record.method, params: record.params))
             } catch {
+                // A change is journaled before it is made and cut again when it fails: a last
+                // record that fails is one whose request failed as the daemon died, before it was
+                // cut (never acknowledged). Any other is damage.
+                if index == records.count - 1 {
+                    logger.warning("\(store.journal.path): ignoring the last record (\(record.method)), whose change failed and was never acknowledged: \(error.message)")
+                    break
+                }
                 throw RestoreError(message: "\(store.journal.path): record \(index + 1) (\(record.method)) cannot be replayed: \(error.message)")
             }
         }

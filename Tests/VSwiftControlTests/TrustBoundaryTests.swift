@@ -252,4 +252,24 @@ private let nobody: uid_t = 65534
         let restarted = try Self.restart(store)
         #expect(try restarted.flows("br0") == ["priority=5 actions=drop", "priority=0 actions=NORMAL"])
     }
+
+    /// A crash between journaling a change that then fails and cutting it leaves it last in the
+    /// journal: the next start ignores it (it was never acknowledged). One in the middle is damage.
+    @Test func aFailedChangeLeftLastInTheJournalDoesNotStopTheStart() throws {
+        let directory = try freshDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = ConfigStore(path: directory + "/db.json")
+        let h = Harness(store: store)
+        h.service.journalFromBytes = 0
+        try h.ok("add-br", ["bridge": "br0"])
+        try h.addFlow("br0", "priority=5,actions=drop")
+        let generation = h.service.configuration().generation
+        let bad = ConfigJournal.Record(method: "add-flow", params: .object(["bridge": "br0", "flow": "actions=output:nosuchport"]))
+        try store.journal.append(bad, generation: generation)
+        #expect(try Self.restart(store).flows("br0") == ["priority=5 actions=drop", "priority=0 actions=NORMAL"])
+        try store.journal.append(
+            ConfigJournal.Record(method: "add-flow", params: .object(["bridge": "br0", "flow": "priority=6,actions=drop"])),
+            generation: generation)
+        #expect(throws: RestoreError.self) { try Self.restart(store) }
+    }
 }
