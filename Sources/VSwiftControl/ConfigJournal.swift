@@ -86,9 +86,18 @@ public struct ConfigJournal: Sendable {
     /// `append(_:generation:)` with the record's line already made (`Record.line`).
     @discardableResult
     public func append(line: [UInt8], generation: UInt64) throws(ConfigStoreError) -> Int {
-        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        // Never through a symlink, and only into a file of vswiftd's own with no other name: a
+        // name planted in the directory must not make root append to another file.
+        let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("cannot open") }
         defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw failure("cannot inspect") }
+        do throws(SafePathError) {
+            try SafeDirectory.check(status, path: path, type: S_IFREG)
+        } catch {
+            throw ConfigStoreError(path: path, problem: error.problem)
+        }
         let end = lseek(fd, 0, SEEK_END)
         guard end >= 0 else { throw failure("cannot seek") }
         var bytes: [UInt8] = []
@@ -116,6 +125,20 @@ public struct ConfigJournal: Sendable {
         // A new journal's name must be durable too.
         if end == 0 { try ConfigStore.syncDirectory(of: path) }
         return bytes.count
+    }
+
+    /// Cuts the journal back to `size` bytes (what it held before an append whose change was then
+    /// not made), deleting it when that is 0. Never through a symlink.
+    public func cut(to size: Int) throws(ConfigStoreError) {
+        guard size > 0 else {
+            guard unlink(path) == 0 || errno == ENOENT else { throw failure("cannot remove") }
+            return
+        }
+        let fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw failure("cannot open") }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(size)) == 0 else { throw failure("cannot truncate") }
+        guard fdatasync(fd) == 0 else { throw failure("cannot fsync") }
     }
 
     /// Deletes the journal (after a configuration file that contains its changes was written).

@@ -331,8 +331,7 @@ public struct ConfigStore: Sendable {
             }
         }
         let temporary = temporaryPath
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("cannot create \(temporary)") }
+        let fd = try createTemporary(temporary)
         var writeError: ConfigStoreError?
         produce { bytes in
             guard writeError == nil else { return false }
@@ -367,6 +366,29 @@ public struct ConfigStore: Sendable {
         }
         // The rename is durable only once the directory is.
         try Self.syncDirectory(of: path)
+    }
+
+    /// Creates `temporary` afresh: never through a symlink or into a file someone put there
+    /// (`O_EXCL|O_NOFOLLOW`), so a name planted in the directory cannot redirect the write. What
+    /// is there already (a file left by a crash, or a planted name) is removed first; `unlink`
+    /// removes a symlink itself, never its target.
+    private func createTemporary(_ temporary: String) throws(ConfigStoreError) -> Int32 {
+        for attempt in 0..<2 {
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd >= 0 { return fd }
+            guard errno == EEXIST, attempt == 0 else { break }
+            guard unlink(temporary) == 0 || errno == ENOENT else { break }
+        }
+        throw failure("cannot create \(temporary)")
+    }
+
+    /// Refuses (see `SafeDirectory`) a directory others could use to redirect the configuration's
+    /// files, or such files that are not vswiftd's own. vswiftd calls it before reading anything.
+    public func checkDirectory() throws(SafePathError) {
+        try SafeDirectory.check(SafeDirectory.directory(of: path), files: [
+            (SafeDirectory.name(of: path), S_IFREG), (SafeDirectory.name(of: temporaryPath), S_IFREG),
+            (SafeDirectory.name(of: journal.path), S_IFREG),
+        ])
     }
 
     /// fsyncs the directory holding `path`, making a rename or a new name there durable.

@@ -34,6 +34,15 @@ public struct ControlClient: Sendable {
         } catch {
             throw .cannotConnect(path: socketPath, errno: error.errno)
         }
+        // Before sending anything: whoever listens there must be root or us, not another user who
+        // put their socket in vswiftd's place.
+        let peer: uid_t
+        do throws(SystemError) {
+            peer = try socket.peerUID()
+        } catch {
+            throw .io(path: socketPath, error: error)
+        }
+        guard peer == 0 || peer == geteuid() else { throw .untrustedPeer(path: socketPath, uid: peer) }
         do throws(SystemError) {
             try socket.send(request)
             // The only request on this connection: vswiftd closes it once it has answered.
@@ -93,6 +102,8 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
     /// The daemon closed the connection without answering.
     case closed(path: String)
     case invalidResponse(String)
+    /// The listening process runs as another user than root or the caller.
+    case untrustedPeer(path: String, uid: uid_t)
 
     public var description: String {
         switch self {
@@ -109,6 +120,8 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
             return "vswiftd closed the connection on \(path) without answering"
         case .invalidResponse(let detail):
             return "unexpected answer from vswiftd: \(detail)"
+        case .untrustedPeer(let path, let uid):
+            return "refusing to talk to \(path): it is served by uid \(uid), not by root or uid \(geteuid()) (another user may have put a socket in vswiftd's place)"
         }
     }
 }
@@ -173,6 +186,16 @@ struct UnixSocket: ~Copyable {
             }
             sent += count
         }
+    }
+
+    /// The effective uid of the process that listens on the other end (SO_PEERCRED, taken when
+    /// it called listen).
+    func peerUID() throws(SystemError) -> uid_t {
+        // struct ucred (pid, uid, gid), which Glibc exports only with _GNU_SOURCE.
+        var credentials = (pid: pid_t(0), uid: uid_t(0), gid: gid_t(0))
+        var length = socklen_t(MemoryLayout<(pid_t, uid_t, gid_t)>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else { throw SystemError("getsockopt SO_PEERCRED") }
+        return credentials.uid
     }
 
     func shutdownWriting() throws(SystemError) {

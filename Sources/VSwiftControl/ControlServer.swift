@@ -29,6 +29,8 @@ public final class ControlServer {
     private let gate = ShutdownGate()
     private var group: MultiThreadedEventLoopGroup?
     private var channel: (any Channel)?
+    /// The socket file this server bound: only that one is removed at `stop`.
+    private var boundSocket: ControlSocketFile.Identity?
 
     public init(
         socketPath: String, logger: Logger, maxLineLength: Int = ControlServer.defaultMaxLineLength,
@@ -51,7 +53,12 @@ public final class ControlServer {
         defer { umask(previousUmask) }
         let (handler, logger, gate, maxLineLength) = (self.handler, self.logger, self.gate, self.maxLineLength)
         do {
-            let channel = try ServerBootstrap(group: group)
+            // Bound here rather than by NIO, which removes whatever is at the path when it closes
+            // the socket (another user's socket, if one was put in our place).
+            let bound = try ControlSocketFile.bind(socketPath)
+            let channel: any Channel
+            do {
+                channel = try ServerBootstrap(group: group)
                 // Lets a client send its requests, shut down its writing side and still read the answers.
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
@@ -61,15 +68,14 @@ public final class ControlServer {
                             ConnectionHandler(handler: handler, logger: logger, gate: gate, maxLineLength: maxLineLength))
                     }
                 }
-                .bind(unixDomainSocketPath: socketPath)
+                .withBoundSocket(bound.fd)
                 .wait()
-            // Only root (the daemon's user) may drive the switch.
-            guard chmod(socketPath, 0o600) == 0 else {
-                let error = SystemError("chmod \(socketPath)")
-                try? channel.close().wait()
-                unlink(socketPath)
+            } catch {
+                close(bound.fd)
+                ControlSocketFile.remove(socketPath, ifStill: bound.identity)
                 throw error
             }
+            boundSocket = bound.identity
             self.channel = channel
             self.group = group
         } catch {
@@ -85,37 +91,15 @@ public final class ControlServer {
         guard let group else { return }
         gate.close()
         try? channel?.close().wait()
-        unlink(socketPath)
+        if let boundSocket { ControlSocketFile.remove(socketPath, ifStill: boundSocket) }
+        boundSocket = nil
         try? group.syncShutdownGracefully()
         self.channel = nil
         self.group = nil
     }
 
     private func prepareSocketPath() throws {
-        if let slash = socketPath.lastIndex(of: "/"), slash != socketPath.startIndex {
-            let directory = String(socketPath[..<slash])
-            if !FileManager.default.fileExists(atPath: directory) {
-                try FileManager.default.createDirectory(
-                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-            }
-        }
-        var status = stat()
-        guard lstat(socketPath, &status) == 0 else { return }  // nothing there
-        guard status.st_mode & S_IFMT == S_IFSOCK else { throw ControlServerError.notASocket(path: socketPath) }
-        let connectError: SystemError?
-        do throws(SystemError) {
-            _ = try UnixSocket(connectingTo: socketPath, timeout: .seconds(1))
-            connectError = nil
-        } catch {
-            connectError = error
-        }
-        guard let connectError else { throw ControlServerError.alreadyRunning(path: socketPath) }
-        guard connectError.errno == ECONNREFUSED else {
-            throw ControlServerError.cannotCheck(path: socketPath, error: connectError)
-        }
-        // Nobody listens: a daemon died without removing its socket.
-        logger.info("removing stale control socket", metadata: ["path": "\(socketPath)"])
-        guard unlink(socketPath) == 0 else { throw SystemError("unlink \(socketPath)") }
+        try ControlSocketFile.prepare(socketPath, logger: logger)
     }
 }
 

@@ -283,6 +283,28 @@ final class FlowTables {
         slots.release(table.flows.values.map(\.counterSlot))
     }
 
+    /// A bridge's table (nil: none) and the counter slots as they were before a change, so that a
+    /// change that could not be saved can be undone (`restore`). Holding it makes the change copy
+    /// the table once instead of changing it in place: take one only when the whole configuration
+    /// is going to be written anyway, which costs more.
+    struct Checkpoint {
+        fileprivate let bridge: String
+        fileprivate let table: FlowTable?
+        fileprivate let slots: CounterSlotAllocator
+    }
+
+    func checkpoint(bridge: String) -> Checkpoint {
+        Checkpoint(bridge: bridge, table: tables[bridge], slots: slots)
+    }
+
+    /// Puts the table and the slots back as they were at `checkpoint` and publishes the table
+    /// again. The flows then kept their counter slots all along: their counters are intact.
+    func restore(_ checkpoint: Checkpoint) throws(RPCError) {
+        tables[checkpoint.bridge] = checkpoint.table
+        slots = checkpoint.slots
+        if checkpoint.table != nil { try publish(bridge: checkpoint.bridge) }
+    }
+
     /// Publishes the table again as it is (after the bridge's port numbers changed).
     func publish(bridge: String) throws(RPCError) {
         try apply(bridge: bridge, pending: [:], allocated: [], removing: nil)

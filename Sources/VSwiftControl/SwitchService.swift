@@ -87,17 +87,8 @@ public final class SwitchService: @unchecked Sendable {
     public func perform(_ request: RPCRequest) -> Result<JSONValue, RPCError> {
         do throws(RPCError) {
             guard let method = ControlMethod(rawValue: request.method) else { throw .methodNotFound(request.method) }
-            let result = try dispatch(method, request)
-            // A save that failed is retried with the next change, not with a mere query.
-            if unsaved && method.changesConfiguration {
-                do throws(ConfigStoreError) {
-                    try persist(method, request)
-                } catch {
-                    logger.error("cannot save the configuration: \(error)")
-                    throw .internalError("\(request.method) was carried out, but the configuration could not be saved: \(error)")
-                }
-            }
-            return .success(result)
+            guard store != nil, method.changesConfiguration else { return .success(try dispatch(method, request)) }
+            return .success(try performDurably(method, request))
         } catch {
             logger.info("\(request.method) failed: \(error.message)")
             return .failure(error)
@@ -482,24 +473,171 @@ public final class SwitchService: @unchecked Sendable {
         unsaved = false
     }
 
-    /// Makes the change `request` just made durable before it is acknowledged: a small flow change
-    /// on a big configuration is appended to the journal (one short write); anything else
-    /// rewrites the file. A record bigger than an eighth of the file (a bulk add-flows or
-    /// replace-flows) also rewrites it, as does a journal grown as big as the file: a restart
-    /// then replays at most about one file's worth of requests.
-    private func persist(_ method: ControlMethod, _ request: RPCRequest) throws(ConfigStoreError) {
-        guard let store, let journalFromBytes, journalCanContinue, method.isFlowChange, savedBytes >= journalFromBytes,
+    /// Runs a change and makes it durable before it is acknowledged; when it cannot be saved, it
+    /// is refused and undone: the datapath, the service and the file stay as they were (a change
+    /// reported done is on disk, as OVSDB promises for a committed transaction).
+    ///
+    /// A small flow change on a big configuration is appended to the journal (one short write)
+    /// first, and cut from it again when the change then fails. Anything else rewrites the file
+    /// after the change, from a checkpoint of what the change touches (bridges and ports are few;
+    /// a flow table is copied only by such a change, whose save costs more): a record bigger than
+    /// an eighth of the file (a bulk add-flows or replace-flows) rewrites it, as does a journal
+    /// grown as big as the file, so a restart replays at most about one file's worth of requests.
+    private func performDurably(_ method: ControlMethod, _ request: RPCRequest) throws(RPCError) -> JSONValue {
+        guard let store else { return try dispatch(method, request) }
+        if let journalFromBytes, journalCanContinue, !unsaved, method.isFlowChange, savedBytes >= journalFromBytes,
             journalBytes < max(savedBytes, 1 << 20)
-        else { return try save() }
-        let line = ConfigJournal.Record(method: method.rawValue, params: request.params ?? .object([:])).line
-        guard line.count <= max(savedBytes / 8, 64 << 10) else { return try save() }
-        do {
-            journalBytes += try store.journal.append(line: line, generation: generation)
-        } catch {
-            journalCanContinue = false
-            throw error
+        {
+            let line = ConfigJournal.Record(method: method.rawValue, params: request.params ?? .object([:])).line
+            if line.count <= max(savedBytes / 8, 64 << 10) {
+                let before = journalBytes
+                do throws(ConfigStoreError) {
+                    journalBytes += try store.journal.append(line: line, generation: generation)
+                } catch {
+                    journalCanContinue = false
+                    throw refusal(method, error)
+                }
+                do throws(RPCError) {
+                    let result = try dispatch(method, request)
+                    unsaved = false
+                    return result
+                } catch {
+                    do throws(ConfigStoreError) {
+                        try store.journal.cut(to: before)
+                        journalBytes = before
+                    } catch {
+                        // The record of a change not made must not be replayed: a new file
+                        // (a new generation) leaves the journal behind.
+                        logger.error("cannot cut a failed change from the journal: \(error)")
+                        journalCanContinue = false
+                        try? save()
+                    }
+                    throw error
+                }
+            }
         }
-        unsaved = false
+        let checkpoint = Checkpoint(self, method, request)
+        let result = try dispatch(method, request)
+        guard unsaved else { return result }
+        do throws(ConfigStoreError) {
+            try save()
+        } catch {
+            undo(method, to: checkpoint)
+            throw refusal(method, error)
+        }
+        return result
+    }
+
+    private func refusal(_ method: ControlMethod, _ error: ConfigStoreError) -> RPCError {
+        logger.error("cannot save the configuration: \(error)")
+        return .internalError("\(method.rawValue) was refused and nothing changed: the configuration could not be saved: \(error)")
+    }
+
+    /// What a change may touch, as it was before the change.
+    private struct Checkpoint {
+        let bridges: [Bridge]
+        let underlays: [(name: String, error: String?)]
+        /// The flow table of the request's bridge, for changes that replace or delete one.
+        let flows: FlowTables.Checkpoint?
+
+        init(_ service: SwitchService, _ method: ControlMethod, _ request: RPCRequest) {
+            bridges = service.bridges
+            underlays = service.underlays
+            var bridge: String?
+            if case .object(let params)? = request.params, case .string(let name)? = params["bridge"] { bridge = name }
+            switch method {
+            case .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows, .delBridge:
+                flows = bridge.map { service.flowTables.checkpoint(bridge: $0) }
+            default:
+                flows = nil
+            }
+        }
+    }
+
+    /// Undoes the change `method` made since `checkpoint`, in the datapath too. What cannot be
+    /// undone (a device that vanished meanwhile) is logged and shown like a port missing at restore.
+    private func undo(_ method: ControlMethod, to checkpoint: Checkpoint) {
+        let current = bridges
+        bridges = checkpoint.bridges
+        func republish(_ name: String) {
+            guard let index = bridges.firstIndex(where: { $0.name == name }) else { return }
+            do throws(RPCError) { try publishPortNumbers(index) } catch {
+                logger.error("undoing \(method.rawValue): cannot republish \(name): \(error.message)")
+            }
+        }
+        switch method {
+        case .addBridge:
+            for bridge in current where !checkpoint.bridges.contains(where: { $0.name == bridge.name }) {
+                try? datapath.deleteBridge(bridge.name)
+                flowTables.removeTable(bridge: bridge.name)
+            }
+        case .delBridge:
+            for (index, bridge) in checkpoint.bridges.enumerated() where !current.contains(where: { $0.name == bridge.name }) {
+                do throws(DatapathError) { try datapath.addBridge(bridge.name) } catch {
+                    logger.error("undoing del-br: cannot re-create \(bridge.name): \(error)")
+                }
+                for port in bridge.ports.indices where bridge.ports[port].ofport != ofportLocal && bridge.ports[port].error == nil {
+                    bridges[index].ports[port].error = reattach(bridge.ports[port], bridge: bridge.name)
+                }
+                // Port numbers first (no table yet: only they are published), then the table.
+                republish(bridge.name)
+                if let flows = checkpoint.flows {
+                    do throws(RPCError) { try flowTables.restore(flows) } catch {
+                        logger.error("undoing del-br: cannot republish the flows of \(bridge.name): \(error.message)")
+                    }
+                }
+            }
+        case .addPort, .delPort:
+            for (index, bridge) in checkpoint.bridges.enumerated() {
+                guard let now = current.first(where: { $0.name == bridge.name }) else { continue }
+                for port in now.ports where !bridge.ports.contains(where: { $0.name == port.name }) {
+                    try? datapath.deletePort(port.name)
+                }
+                for (p, port) in bridge.ports.enumerated()
+                where port.error == nil && !now.ports.contains(where: { $0.name == port.name }) {
+                    bridges[index].ports[p].error = reattach(port, bridge: bridge.name)
+                }
+                if now.ports.map(\.name) != bridge.ports.map(\.name) { republish(bridge.name) }
+            }
+        case .addUnderlay, .delUnderlay:
+            for underlay in underlays where !checkpoint.underlays.contains(where: { $0.name == underlay.name }) {
+                if underlay.error == nil { try? datapath.deletePort(underlay.name) }
+            }
+            var restored = checkpoint.underlays
+            for (index, underlay) in restored.enumerated()
+            where underlay.error == nil && !underlays.contains(where: { $0.name == underlay.name }) {
+                do throws(DatapathError) { try datapath.addUnderlay(underlay.name) } catch {
+                    restored[index].error = "could not attach \(underlay.name) again: \(error)"
+                }
+            }
+            underlays = restored
+        case .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows:
+            if let flows = checkpoint.flows {
+                do throws(RPCError) { try flowTables.restore(flows) } catch {
+                    logger.error("undoing \(method.rawValue): cannot republish the flows: \(error.message)")
+                }
+            }
+        case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows:
+            break
+        }
+        // The file may hold the refused change if it failed after the rename: the next change
+        // rewrites the whole file.
+        unsaved = true
+        journalCanContinue = false
+    }
+
+    /// Attaches `port` to the datapath again (undoing its deletion); the error when it cannot be.
+    private func reattach(_ port: Port, bridge: String) -> String? {
+        do throws(DatapathError) {
+            switch port.type {
+            case "lisp": try datapath.addTunnelPort(port.name, bridge: bridge, options: try LISPPortOptions(options: port.options))
+            default: try datapath.addPort(port.name, bridge: bridge)
+            }
+            return nil
+        } catch {
+            logger.error("undoing a change: cannot attach \(port.name) again: \(error)")
+            return "could not attach \(port.name) again: \(error)"
+        }
     }
 
     /// Replays the journal of the restored configuration file: the flow changes made after it was
@@ -519,6 +657,13 @@ public final class SwitchService: @unchecked Sendable {
                 }
                 _ = try dispatch(method, RPCRequest(id: nil, method: record.method, params: record.params))
             } catch {
+                // A change is journaled before it is made and cut again when it fails: a last
+                // record that fails is one whose request failed as the daemon died, before it was
+                // cut (never acknowledged). Any other is damage.
+                if index == records.count - 1 {
+                    logger.warning("\(store.journal.path): ignoring the last record (\(record.method)), whose change failed and was never acknowledged: \(error.message)")
+                    break
+                }
                 throw RestoreError(message: "\(store.journal.path): record \(index + 1) (\(record.method)) cannot be replayed: \(error.message)")
             }
         }

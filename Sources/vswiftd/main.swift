@@ -83,6 +83,15 @@ struct VSwiftd: ParsableCommand {
         let store = ConfigStore(path: db ?? ConfigStore.defaultPath(environment: ProcessInfo.processInfo.environment))
         let saved: SwitchConfig?
         do {
+            // Files in a directory another user can change could be redirected (see SafeDirectory).
+            try store.checkDirectory()
+            try SafeDirectory.checkSocket(socketPath)
+            if let pidfile { try SafeDirectory.checkRegularFile(pidfile) }
+        } catch {
+            logger.critical("unsafe location: \(error); refusing to start")
+            throw ExitCode.failure
+        }
+        do {
             saved = try store.load()
         } catch {
             logger.critical("cannot use the configuration file \(error); refusing to start (repair or move the file)")
@@ -137,6 +146,7 @@ struct VSwiftd: ParsableCommand {
         }
         if let pidfile {
             do {
+                // Atomically: a new file (mkstemp) renamed over the name, never written through it.
                 try "\(getpid())\n".write(toFile: pidfile, atomically: true, encoding: .utf8)
             } catch {
                 logger.warning("cannot write pidfile \(pidfile): \(error)")

@@ -329,7 +329,8 @@ private func contents(_ path: String) -> String? {
         #expect(try store.load() == second)
     }
 
-    @Test func aFailedSaveIsReportedButTheChangeStands() throws {
+    /// A change that cannot be saved is refused and undone: what runs is what the file holds.
+    @Test func aFailedSaveRefusesTheChangeAndUndoesIt() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
@@ -338,12 +339,12 @@ private func contents(_ path: String) -> String? {
         try FileManager.default.createDirectory(atPath: store.path + ".tmp", withIntermediateDirectories: false)
         let error = h.call("add-flow", ["bridge": "br0", "flow": "priority=5,actions=drop"]).error
         #expect(error?.code == RPCError.internalError("").code)
-        #expect(error?.message.contains("could not be saved") == true)
-        #expect(try h.flows("br0").count == 2)
-        // The next change saves both.
+        #expect(error?.message.contains("refused and nothing changed") == true)
+        #expect(try h.flows("br0") == ["priority=0 actions=NORMAL"])
+        #expect(h.datapath.flowTables["br0"]?.map(\.priority) == [0])
         try FileManager.default.removeItem(atPath: store.path + ".tmp")
         try h.addFlow("br0", "priority=6,actions=drop")
-        #expect(try store.load()?.bridges[0].flows.count == 3)
+        #expect(try store.load()?.bridges[0].flows == ["priority=6 actions=drop", "priority=0 actions=NORMAL"])
     }
 
     @Test func expiryIsSaved() throws {
@@ -434,8 +435,8 @@ private func contents(_ path: String) -> String? {
         #expect(try journal.load(generation: 7) == [])
     }
 
-    /// A journal append that fails is reported; the next change rewrites the whole file.
-    @Test func aFailedJournalAppendFallsBackToTheFile() throws {
+    /// A journal append that fails refuses the change; the next change rewrites the whole file.
+    @Test func aFailedJournalAppendRefusesTheChange() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
@@ -445,9 +446,10 @@ private func contents(_ path: String) -> String? {
         try FileManager.default.createDirectory(atPath: store.journal.path, withIntermediateDirectories: false)
         let error = h.call("add-flow", ["bridge": "br0", "flow": "priority=5,actions=drop"]).error
         #expect(error?.message.contains("could not be saved") == true)
+        #expect(try h.flows("br0") == ["priority=0 actions=NORMAL"])
         try FileManager.default.removeItem(atPath: store.journal.path)
         try h.addFlow("br0", "priority=6,actions=drop")
-        #expect(try store.load()?.bridges[0].flows.count == 3)
+        #expect(try store.load()?.bridges[0].flows == ["priority=6 actions=drop", "priority=0 actions=NORMAL"])
         #expect(!FileManager.default.fileExists(atPath: store.journal.path))
     }
 
