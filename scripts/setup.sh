@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . scripts/lib/apt.sh
-install_missing setup libxdp-dev libbpf-dev clang llvm pkg-config iproute2 ethtool iputils-ping tcpdump tshark procps
+# openvswitch-common: ovs-ofctl, the oracle of the flow parser differential test (not the switch).
+install_missing setup libxdp-dev libbpf-dev clang llvm pkg-config iproute2 ethtool iputils-ping tcpdump tshark procps \
+    openvswitch-common
 
 if ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
     mkdir -p /sys/fs/bpf

@@ -598,6 +598,7 @@ extension FlowParser {
     func parseMatchPart(_ src: FlowText, mode: MatchMode) throws(FlowSyntaxError) -> ParsedMatch {
         var out = ParsedMatch()
         var fieldsSet: [(SyntaxField, Range<Int>)] = []
+        var protocolShorthand: Range<Int>? = nil  // the last one that set nw_proto
         fieldsSet.reserveCapacity(8)  // one allocation instead of regrowing
         var tok = Tokenizer(src.bytes, 0 ..< src.bytes.count)
         loop: while let kv = tok.next() {
@@ -623,7 +624,10 @@ extension FlowParser {
             case .shorthand(let dlType, let nwProto):
                 if kv.hasValue { throw src.error("unexpected value for \(key)", kv.whole, "\(key) is a protocol shorthand and takes no value") }
                 out.match.set(.dlType, dlType)
-                if let proto = nwProto { out.match.set(.nwProto, proto) }
+                if let proto = nwProto {
+                    out.match.set(.nwProto, proto)
+                    protocolShorthand = kv.key
+                }
                 continue
             case .field(let field):
                 guard kv.hasValue, !kv.value.isEmpty else {
@@ -695,6 +699,13 @@ extension FlowParser {
             }
         }
         let context = MatchContext(out.match)
+        // `udp,dl_type=0x88cc`: a later dl_type left the shorthand's nw_proto on a frame type that
+        // has none, a flow that could never match. OVS silently drops the nw_proto (matching all
+        // such frames); refused here like any field without its prerequisite.
+        if let key = protocolShorthand, context.nwProto != nil, !(context.isIPAny || context.isARP) {
+            throw src.error("missing prerequisite for \(src.text(key))", key,
+                            "\(src.text(key)) sets nw_proto, which requires ip, ipv6 or arp, but dl_type was changed later")
+        }
         for (field, key) in fieldsSet where !field.prerequisite.isMet(by: context) {
             throw src.error("missing prerequisite for \(src.text(key))", key, "\(src.text(key)) \(field.prerequisite.requirement)")
         }

@@ -50,7 +50,13 @@ struct ActionParser {
                 if drop == nil { drop = kv.key }
                 continue
             }
-            if let a = try parseOne(key, kv) { actions.append(a) }
+            if let a = try parseOne(key, kv) {
+                if actions.count == FlowRule.maxActions {
+                    throw src.error("too many actions", kv.whole,
+                                    "a flow has at most \(FlowRule.maxActions) actions (OVS refuses long lists as \"input too big\")")
+                }
+                actions.append(a)
+            }
         }
         if let drop, !actions.isEmpty {
             throw src.error("\"drop\" must be the only action", drop, "drop cannot be combined with other actions")

@@ -539,7 +539,8 @@ func formatTCPFlags(_ value: UInt64, _ mask: UInt64) -> String {
 
 extension FlowParser {
     /// OVS's `ofputil_port_from_string`: a decimal number, a reserved name (case-insensitive), a
-    /// port name (optionally in double quotes), or — beyond OVS — a 0x-hex number.
+    /// port name (optionally in double quotes). Like OVS, no hex: `in_port=0xffffffff` is refused
+    /// ("invalid or unknown port") instead of quietly becoming `in_port=ANY`.
     func resolvePort(_ text: String) throws(ValueError) -> UInt32 {
         if let first = text.first, isDigit(first), text.allSatisfy(isDigit) {
             guard let n = UInt64(text) else { throw ValueError("port number out of range") }
@@ -550,9 +551,7 @@ extension FlowParser {
         var name = text
         if name.count >= 2 && name.hasPrefix("\"") && name.hasSuffix("\"") { name = String(name.dropFirst().dropLast()) }
         if let n = portNumber(name) { return n }
-        if text.hasPrefix("0x") || text.hasPrefix("0X") {
-            return try portFromNumber(try parseNumber(text, max: 0xffff_ffff, hex: true))
-        }
+        if text.hasPrefix("0x") || text.hasPrefix("0X") { throw ValueError("port numbers are decimal, as in OVS") }
         throw ValueError("no port named \"\(name)\"")
     }
 

@@ -185,6 +185,10 @@ public final class PipelineHarness {
     /// The worker's cycle accounting over every run so far.
     public var cycles: WorkerCycles { worker.cycleAccounting() }
 
+    /// Frames (and copies) dropped on the way from port 1, the input port.
+    public var inputDropped: UInt64 { worker.counters[0].rxDropped }  // port 1 is slot 0
+    public static var maxOutputsPerPacket: Int { Worker.maxOutputsPerPacket }
+
     public var cacheHits: UInt64 { worker.cache.hits }
     public var cacheMisses: UInt64 { worker.cache.misses }
 

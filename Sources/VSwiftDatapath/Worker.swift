@@ -686,11 +686,16 @@ final class Worker: @unchecked Sendable {
     /// Runs a rule's actions on the frame, in place. Outputs before the last get a copy of the frame
     /// as it is at that point; the last output gets the frame itself; no output frees it.
     @inline(__always)
+    /// Most output actions (output, NORMAL, FLOOD, ALL) one frame executes; see DESIGN.md, "Flow
+    /// limits". A rule may have up to `FlowRule.maxActions` (1024) actions.
+    static let maxOutputsPerPacket = 64
+
     func execute(_ rule: CompiledRule, _ actions: UnsafeMutablePointer<CompiledAction>,
                          address: UInt64, length: UInt32, inPort: UInt16, bridge: Int) {
         var address = address
         var length = Int(length)
         let program = actions + Int(rule.actionStart)
+        var outputs = 0
         for i in 0..<Int(rule.actionCount) {
             let action = program + i
             let op = action.pointee.op
@@ -698,6 +703,14 @@ final class Worker: @unchecked Sendable {
             case .output, .normal, .flood, .all:
                 // OpenFlow: output to the input port by number sends nothing; only IN_PORT reflects.
                 if op == .output && action.pointee.port == inPort { continue }
+                // One frame may not take more than its share of the pool (the other ports' fill
+                // rings draw on it): outputs past the budget are dropped and counted. Skipping the
+                // last output leaves the frame to the release after the loop.
+                outputs &+= 1
+                if outputs > Worker.maxOutputsPerPacket {
+                    vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+                    continue
+                }
                 var frame = address
                 if i != Int(rule.lastOutput) {
                     guard let copy = copyFrame(address, length: length) else {
