@@ -10,6 +10,10 @@ extension Integration {
 @Suite("Control limits integration")
 struct ControlLimitsIntegrationTests {
     private func residentBytes(pid: Int32) -> Int {
+        Self.residentBytes(pid: pid)
+    }
+
+    static func residentBytes(pid: Int32) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
             let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
@@ -36,12 +40,14 @@ struct ControlLimitsIntegrationTests {
                 }
             })
         }
-        // One endless line without a newline.
+        // vswiftd's resident memory, sampled every 20 ms while the attack goes on.
+        let peak = Atomic<Int>(rssBefore)
+        let pid = daemon.pid
         attackers.append(Thread {
-            guard let raw = try? RawControlConnection(path: daemon.socketPath) else { return }
-            let chunk = [UInt8](repeating: UInt8(ascii: "z"), count: 1 << 20)
             while !stop.load(ordering: .relaxed) {
-                if chunk.withUnsafeBytes({ send(raw.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) < 0 { return }
+                let rss = Self.residentBytes(pid: pid)
+                if rss > peak.load(ordering: .relaxed) { peak.store(rss, ordering: .relaxed) }
+                usleep(20_000)
             }
         })
         for attacker in attackers { attacker.start() }
@@ -60,9 +66,10 @@ struct ControlLimitsIntegrationTests {
             _ = try daemon.call("show").get()
             #expect(Date().timeIntervalSince(asked) < 1, "show took \(Date().timeIntervalSince(asked)) s")
         }
-        let rssAfter = residentBytes(pid: daemon.pid)
-        // Before the limits the endless line alone grew towards 512 MiB and replies piled up without bound.
-        #expect(rssAfter - rssBefore < 400 << 20, "RSS grew from \(rssBefore) to \(rssAfter) bytes in \(Date().timeIntervalSince(started)) s")
+        // Before the limits the replies of the clients that never read piled up (~30 MB/s each);
+        // now each holds at most 4 MiB of replies and one read's worth of requests.
+        let growth = peak.load(ordering: .relaxed) - rssBefore
+        #expect(growth < 48 << 20, "RSS grew by \(growth >> 20) MiB in \(Date().timeIntervalSince(started)) s")
         stop.store(true, ordering: .relaxed)
         idle.removeAll()
         try SwitchIntegrationTests().expectFramesAccounted(daemon)
