@@ -377,9 +377,13 @@ private final class ConnectionHandler: ChannelDuplexHandler {
             slowReaderCheck = nil
             processQueue(context: context)
         } else if slowReaderCheck == nil {
-            watchSlowReader(context: context, buffered: Int.max)
+            watchSlowReader(context: context, buffered: Self.bufferedReplyBytes(context))
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    private static func bufferedReplyBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
     }
 
     private func holdingBack(_ context: ChannelHandlerContext) -> Bool {
@@ -400,7 +404,7 @@ private final class ConnectionHandler: ChannelDuplexHandler {
         slowReaderCheck = context.eventLoop.scheduleTask(in: limits.slowReaderTimeout) {
             let (connection, context) = this.value
             guard !connection.closing, !context.channel.isWritable else { return }
-            let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+            let buffered = Self.bufferedReplyBytes(context)
             if buffered < previous {
                 connection.watchSlowReader(context: context, buffered: buffered)  // slow, but reading
                 return
