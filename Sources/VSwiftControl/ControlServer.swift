@@ -12,18 +12,26 @@ import VSwiftDatapath
 /// A bad request gets an error response and the connection stays open; only a line longer than
 /// `maxLineLength` closes it, since the rest of that line cannot be framed.
 ///
+/// Every client is hostile until proven otherwise, so what one can make the daemon hold is bounded
+/// (`ControlLimits`): the request bytes of all connections together, the replies waiting for one
+/// connection (the socket is not read while they wait: the client's further requests stay in its
+/// own socket buffer), and the number of connections.
+///
 /// `handler` does the work; it is a plain closure so tests can run the server with a fake one.
 /// Call `start` and `stop` from one thread.
 public final class ControlServer {
     /// Answers one request. For a notification (no id) the answer is dropped.
     public typealias Handler = @Sendable (RPCRequest) async -> Result<JSONValue, RPCError>
 
-    /// The longest request line accepted by default: room for add-flows with a million flows.
-    public static let defaultMaxLineLength = 512 << 20
+    /// The longest request line accepted by default: add-flows with a million flows is some
+    /// 100 MB of flow text (110 MB as JSON), so 256 MiB leaves room for longer flows while two
+    /// such requests at once already hit the total cap (`ControlLimits.maxTotalRequestBytes`).
+    public static let defaultMaxLineLength = 256 << 20
 
     public let socketPath: String
     /// Longer request lines are refused and close the connection.
     public let maxLineLength: Int
+    public let limits: ControlLimits
     private let logger: Logger
     private let handler: Handler
     private let gate = ShutdownGate()
@@ -34,10 +42,11 @@ public final class ControlServer {
 
     public init(
         socketPath: String, logger: Logger, maxLineLength: Int = ControlServer.defaultMaxLineLength,
-        handler: @escaping Handler
+        limits: ControlLimits = ControlLimits(), handler: @escaping Handler
     ) {
         self.socketPath = socketPath
         self.maxLineLength = maxLineLength
+        self.limits = limits
         self.logger = logger
         self.handler = handler
     }
@@ -51,7 +60,9 @@ public final class ControlServer {
         // Create the socket file 0600 from the start: no window in which others could connect.
         let previousUmask = umask(0o077)
         defer { umask(previousUmask) }
-        let (handler, logger, gate, maxLineLength) = (self.handler, self.logger, self.gate, self.maxLineLength)
+        let (handler, logger, gate, maxLineLength, limits) = (self.handler, self.logger, self.gate, self.maxLineLength, self.limits)
+        let budget = RequestBudget(limit: limits.maxTotalRequestBytes)
+        let connections = ConnectionCount()
         do {
             // Bound here rather than by NIO, which removes whatever is at the path when it closes
             // the socket (another user's socket, if one was put in our place).
@@ -61,11 +72,27 @@ public final class ControlServer {
                 channel = try ServerBootstrap(group: group)
                 // Lets a client send its requests, shut down its writing side and still read the answers.
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
+                // Above the high mark the connection is "not writable": ConnectionHandler then stops
+                // reading and handling requests until the client has taken its replies.
+                .childChannelOption(
+                    .writeBufferWaterMark,
+                    value: .init(low: limits.replyBufferBytes / 2, high: limits.replyBufferBytes))
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    guard connections.enter(limit: limits.maxConnections) else {
+                        logger.warning("refusing a control connection: \(limits.maxConnections) are open already")
+                        let error = RPCError.resourceUnavailable("too many control connections (at most \(limits.maxConnections))")
+                        return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(RefusingHandler(reply: RPCCodec.encodeResponse(id: nil, result: .failure(error))))
+                        }
+                    }
+                    channel.closeFuture.whenComplete { _ in connections.leave() }
+                    return channel.eventLoop.makeCompletedFuture {
+                        let reservation = RequestReservation(budget: budget, allowance: limits.perConnectionAllowance)
                         try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(LineDecoder(maxLineLength: maxLineLength)),
-                            ConnectionHandler(handler: handler, logger: logger, gate: gate, maxLineLength: maxLineLength))
+                            ByteToMessageHandler(LineDecoder(maxLineLength: maxLineLength, reservation: reservation)),
+                            ConnectionHandler(
+                                handler: handler, logger: logger, gate: gate, maxLineLength: maxLineLength,
+                                limits: limits, reservation: reservation))
                     }
                 }
                 .withBoundSocket(bound.fd)
@@ -139,6 +166,8 @@ enum LineFrame: Sendable, Equatable {
     /// Without its "\n" (or "\r\n"); never empty.
     case line(ByteBufferView)
     case tooLong
+    /// The line would take the request bytes of all connections over `maxTotalRequestBytes`.
+    case overBudget
 }
 
 /// Splits the byte stream into lines. After a line longer than `maxLineLength` it emits `tooLong`
@@ -147,13 +176,15 @@ struct LineDecoder: ByteToMessageDecoder {
     typealias InboundOut = LineFrame
 
     let maxLineLength: Int
+    let reservation: RequestReservation?
     /// How far the unfinished line has been searched for "\n", so a long line arriving in many
     /// reads is not searched from its start each time.
     private var searched = 0
     private var discarding = false
 
-    init(maxLineLength: Int) {
+    init(maxLineLength: Int, reservation: RequestReservation? = nil) {
         self.maxLineLength = maxLineLength
+        self.reservation = reservation
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -172,7 +203,11 @@ struct LineDecoder: ByteToMessageDecoder {
         guard let offset = found else {
             searched = bytes.count
             // A line of maxLineLength may still be waiting for its "\r\n": one byte of slack.
-            if bytes.count > maxLineLength + 1 { emit(.tooLong, context: context) }
+            if bytes.count > maxLineLength + 1 {
+                emit(.tooLong, context: context)
+            } else if reservation?.cover(bytes.count) == false {
+                emit(.overBudget, context: context)
+            }
             return .needMoreData
         }
         let newline = bytes.startIndex + offset
@@ -198,20 +233,52 @@ struct LineDecoder: ByteToMessageDecoder {
         let line = line.last == UInt8(ascii: "\r") ? line.dropLast() : line
         if line.count > maxLineLength {
             emit(.tooLong, context: context)
+        } else if reservation?.cover(line.count) == false {
+            emit(.overBudget, context: context)
         } else if !line.isEmpty {
             emit(.line(line), context: context)
         }
     }
 
     private mutating func emit(_ frame: LineFrame, context: ChannelHandlerContext) {
-        if frame == .tooLong { discarding = true }
+        switch frame {
+        case .line: break
+        case .tooLong, .overBudget: discarding = true
+        }
         context.fireChannelRead(wrapInboundOut(frame))
     }
 }
 
+/// Answers a connection beyond `maxConnections` with its error and closes it (the reply can only
+/// be written once the channel is active).
+private final class RefusingHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let reply: [UInt8]
+
+    init(reply: [UInt8]) {
+        self.reply = reply
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(bytes: reply))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}  // ignored
+}
+
 /// Runs one connection's requests one after another and writes the responses in order.
-private final class ConnectionHandler: ChannelInboundHandler {
+///
+/// It holds back the channel's reads (the outbound `read` event) while a request is being handled,
+/// while requests wait, or while replies wait for the client: the bytes stay in the kernel's
+/// socket buffer, and the client blocks, instead of piling up here.
+private final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = LineFrame
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private enum Work {
@@ -224,18 +291,32 @@ private final class ConnectionHandler: ChannelInboundHandler {
     private let logger: Logger
     private let gate: ShutdownGate
     private let maxLineLength: Int
+    private let limits: ControlLimits
+    private let reservation: RequestReservation
     private var queue: [Work] = []
     /// A request is with `handler`; the rest of the queue waits for it.
     private var busy = false
     private var closing = false
+    /// A read was asked for while reading was held back.
+    private var readPending = false
     /// Completes when the last response written has been handed to the socket.
     private var lastWrite: EventLoopFuture<Void>?
+    /// The rest of the queue is to be handled in a later turn of the event loop.
+    private var continueScheduled = false
+    private static let linesPerTurn = 32
+    /// Runs while replies wait for a client that does not take them.
+    private var slowReaderCheck: Scheduled<Void>?
 
-    init(handler: @escaping ControlServer.Handler, logger: Logger, gate: ShutdownGate, maxLineLength: Int) {
+    init(
+        handler: @escaping ControlServer.Handler, logger: Logger, gate: ShutdownGate, maxLineLength: Int,
+        limits: ControlLimits, reservation: RequestReservation
+    ) {
         self.handler = handler
         self.logger = logger
         self.gate = gate
         self.maxLineLength = maxLineLength
+        self.limits = limits
+        self.reservation = reservation
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -252,7 +333,13 @@ private final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
         queue.removeAll()
+        reservation.release()
+        slowReaderCheck?.cancel()
         context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        reservation.release()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -260,14 +347,99 @@ private final class ConnectionHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
+    func read(context: ChannelHandlerContext) {
+        if holdingBack(context) {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            slowReaderCheck?.cancel()
+            slowReaderCheck = nil
+            processQueue(context: context)
+        } else if slowReaderCheck == nil {
+            watchSlowReader(context: context, buffered: Self.bufferedReplyBytes(context))
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private static func bufferedReplyBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+
+    private func holdingBack(_ context: ChannelHandlerContext) -> Bool {
+        busy || !queue.isEmpty || !context.channel.isWritable
+    }
+
+    private func resumeReading(context: ChannelHandlerContext) {
+        if readPending && !closing && !holdingBack(context) {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Disconnects a client whose replies have waited `slowReaderTimeout` without the socket
+    /// taking any of them: it is not reading, and would otherwise hold its replies here for ever.
+    private func watchSlowReader(context: ChannelHandlerContext, buffered previous: Int) {
+        let this = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        slowReaderCheck = context.eventLoop.scheduleTask(in: limits.slowReaderTimeout) {
+            let (connection, context) = this.value
+            guard !connection.closing, !context.channel.isWritable else { return }
+            let buffered = Self.bufferedReplyBytes(context)
+            if buffered < previous {
+                connection.watchSlowReader(context: context, buffered: buffered)  // slow, but reading
+                return
+            }
+            connection.logger.warning(
+                "disconnecting a control client that does not read its replies",
+                metadata: ["waiting bytes": "\(buffered)", "seconds": "\(connection.limits.slowReaderTimeout.nanoseconds / 1_000_000_000)"])
+            connection.closing = true
+            connection.queue.removeAll()
+            context.close(promise: nil)
+        }
+    }
+
     private func enqueue(_ work: Work, context: ChannelHandlerContext) {
         guard !closing else { return }
         queue.append(work)
-        if !busy { processQueue(context: context) }
+        // Handled in a turn of its own, with the other lines of this read (see linesPerTurn).
+        if !busy { scheduleProcessing(context: context) }
+    }
+
+    private func scheduleProcessing(context: ChannelHandlerContext, after delay: TimeAmount? = nil) {
+        guard !continueScheduled else { return }
+        continueScheduled = true
+        let this = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let body: @Sendable () -> Void = {
+            let (connection, context) = this.value
+            if connection.continueScheduled { connection.processQueue(context: context) }
+        }
+        if let delay {
+            context.eventLoop.scheduleTask(in: delay, body)
+        } else {
+            context.eventLoop.execute(body)
+        }
     }
 
     private func processQueue(context: ChannelHandlerContext) {
-        while !busy && !closing && !queue.isEmpty {
+        continueScheduled = false
+        var handled = 0
+        defer { if handled > 0 { context.flush() } }
+        // Replies the client has not taken stop the work too: otherwise a client that sends but
+        // never reads would have a reply buffered for each of its requests.
+        while !busy && !closing && !queue.isEmpty && context.channel.isWritable {
+            // A few lines per turn of the event loop, then the other connections' turn: one read
+            // can hold thousands of (garbage) lines.
+            if handled == Self.linesPerTurn {
+                // Not `execute`: NIO runs tasks queued by tasks before it polls the sockets again.
+                // A task due a little later lets the loop serve other connections first.
+                scheduleProcessing(context: context, after: .milliseconds(1))
+                return
+            }
+            handled += 1
             switch queue.removeFirst() {
             case .end:
                 close(context: context)
@@ -275,17 +447,28 @@ private final class ConnectionHandler: ChannelInboundHandler {
                 let error = RPCError.invalidRequest("line longer than \(maxLineLength) bytes")
                 write(RPCCodec.encodeResponse(id: nil, result: .failure(error)), context: context)
                 close(context: context)
+            case .frame(.overBudget):
+                logger.warning("refusing a control request: requests being received hold \(limits.maxTotalRequestBytes) bytes already")
+                let error = RPCError.resourceUnavailable(
+                    "the control server holds \(limits.maxTotalRequestBytes) bytes of requests already; try again later")
+                write(RPCCodec.encodeResponse(id: nil, result: .failure(error)), context: context)
+                close(context: context)
             case .frame(.line(let line)):
-                switch RPCCodec.decodeRequest(line) {
+                let decoded = RPCCodec.decodeRequest(line)
+                switch decoded {
                 case .failure(let failure):
+                    reservation.release()
                     logger.debug("bad control request", metadata: ["error": "\(failure.error)"])
-                    write(RPCCodec.encodeResponse(id: failure.id, result: .failure(failure.error)), context: context)
+                    write(
+                        RPCCodec.encodeResponse(id: failure.id, idText: failure.idText, result: .failure(failure.error)),
+                        context: context)
                 case .success(let request):
                     busy = true
                     call(request, context: context)
                 }
             }
         }
+        resumeReading(context: context)
     }
 
     private func call(_ request: RPCRequest, context: ChannelHandlerContext) {
@@ -297,18 +480,21 @@ private final class ConnectionHandler: ChannelInboundHandler {
             gate.execute(on: eventLoop) {
                 let (connection, context) = this.value
                 connection.busy = false
+                // The request's bytes count against the total until it has been carried out.
+                connection.reservation.release()
                 // Notifications get no response.
                 if let id = request.id, !connection.closing {
-                    connection.write(RPCCodec.encodeResponse(id: id, result: result), context: context)
+                    connection.write(RPCCodec.encodeResponse(id: id, idText: request.idText, result: result), context: context)
+                    context.flush()
                 }
                 connection.processQueue(context: context)
             }
         }
     }
-
     private func write(_ bytes: [UInt8], context: ChannelHandlerContext) {
         let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: promise)
+        // Flushed by processQueue once per turn.
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: promise)
         lastWrite = promise.futureResult
     }
 
@@ -323,5 +509,99 @@ private final class ConnectionHandler: ChannelInboundHandler {
         }
         let channel = context.channel
         lastWrite.whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// What one client can make vswiftd hold. The defaults let the largest real request through (an
+/// add-flows of a million flows, ~110 MB of JSON) while a few hostile clients cannot take the
+/// daemon's memory: without them six connections held 3.1 GB and a client that never read made
+/// the daemon buffer replies at ~30 MB/s.
+public struct ControlLimits: Sendable {
+    /// Request bytes (lines being received or carried out) of all connections together, beyond
+    /// each connection's `perConnectionAllowance`: room for two of the largest requests, a tenth of
+    /// this machine class's memory. A line that would go beyond it is refused (resource
+    /// unavailable) and its connection closed.
+    public var maxTotalRequestBytes = 512 << 20
+    /// What each connection may hold without drawing on the shared total, so clients filling the
+    /// total cannot stop others' ordinary (small) requests.
+    public var perConnectionAllowance = 1 << 20
+    /// Open connections; further ones get an error and are closed. vswiftctl uses one per command.
+    public var maxConnections = 64
+    /// Replies waiting for one client beyond this stop its reading and handling (NIO's write-buffer
+    /// high water mark): one reply may be larger (a big dump-flows), never two.
+    public var replyBufferBytes = 4 << 20
+    /// A client whose waiting replies the socket has taken none of for this long is disconnected.
+    public var slowReaderTimeout: TimeAmount = .seconds(30)
+
+    public init() {}
+}
+
+/// The request bytes held by all connections beyond their allowances, with its cap.
+final class RequestBudget: Sendable {
+    let limit: Int
+    private let held = Atomic<Int>(0)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    var bytesHeld: Int { held.load(ordering: .relaxed) }
+
+    func reserve(_ bytes: Int) -> Bool {
+        var current = held.load(ordering: .relaxed)
+        while true {
+            guard current + bytes <= limit else { return false }
+            let (exchanged, original) = held.compareExchange(
+                expected: current, desired: current + bytes, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+    }
+
+    func release(_ bytes: Int) {
+        held.subtract(bytes, ordering: .relaxed)
+    }
+}
+
+/// One connection's share of the `RequestBudget`: grown by the line decoder as a request arrives,
+/// released once the request has been carried out (or the connection is gone). Used on the
+/// connection's event loop only.
+final class RequestReservation {
+    let budget: RequestBudget
+    let allowance: Int
+    private(set) var held = 0
+
+    init(budget: RequestBudget, allowance: Int) {
+        self.budget = budget
+        self.allowance = allowance
+    }
+
+    /// Makes the reservation cover a request of `bytes`; false when the total cap forbids it.
+    func cover(_ bytes: Int) -> Bool {
+        let missing = bytes - allowance - held
+        guard missing > 0 else { return true }
+        guard budget.reserve(missing) else { return false }
+        held += missing
+        return true
+    }
+
+    func release() {
+        budget.release(held)
+        held = 0
+    }
+}
+
+/// Open control connections, against `ControlLimits.maxConnections`.
+private final class ConnectionCount: Sendable {
+    private let count = Atomic<Int>(0)
+
+    func enter(limit: Int) -> Bool {
+        if count.add(1, ordering: .relaxed).newValue <= limit { return true }
+        count.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func leave() {
+        count.subtract(1, ordering: .relaxed)
     }
 }

@@ -12,22 +12,33 @@ struct JSONParser {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
+    /// Where the value of the outermost object's "id" member is, so a JSON-RPC response can repeat
+    /// the id exactly as the client wrote it (a number beyond 64 bits would not survive `JSONValue`).
+    private var idText: Range<Int>?
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
     }
 
-    /// The value of a whole JSON text; nil when it is not valid JSON (or nests too deeply).
+    /// The value of a whole JSON text; nil when it is not valid JSON (or nests too deeply, or an
+    /// object has the same key twice: RFC 8259 leaves that to the reader, and silently keeping the
+    /// last one would let two readers of one request disagree about what it says).
     static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
-        if let value = bytes.withContiguousStorageIfAvailable({ parse(buffer: $0) }) { return value }
+        parseRecordingID(bytes)?.value
+    }
+
+    /// Like `parse`, and also the exact text of the outermost object's "id" member, if any.
+    static func parseRecordingID(_ bytes: some Collection<UInt8>) -> (value: JSONValue, idText: [UInt8]?)? {
+        if let parsed = bytes.withContiguousStorageIfAvailable({ parse(buffer: $0) }) { return parsed }
         return Array(bytes).withUnsafeBufferPointer { parse(buffer: $0) }
     }
 
-    private static func parse(buffer: UnsafeBufferPointer<UInt8>) -> JSONValue? {
+    private static func parse(buffer: UnsafeBufferPointer<UInt8>) -> (value: JSONValue, idText: [UInt8]?)? {
         var parser = JSONParser(buffer)
         guard let value = parser.value(depth: 0) else { return nil }
         parser.skipWhitespace()
-        return parser.index == buffer.count ? value : nil
+        guard parser.index == buffer.count else { return nil }
+        return (value, parser.idText.map { Array(buffer[$0]) })
     }
 
     private mutating func skipWhitespace() {
@@ -75,8 +86,12 @@ struct JSONParser {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return nil }
             index += 1
+            skipWhitespace()
+            let valueStart = index
             guard let value = value(depth: depth + 1) else { return nil }
-            members[key] = value
+            // A duplicate key is refused (see `parse`); updateValue costs no more than a store.
+            guard members.updateValue(value, forKey: key) == nil else { return nil }
+            if depth == 0 && key == "id" { idText = valueStart..<index }
             skipWhitespace()
             guard index < bytes.count else { return nil }
             switch bytes[index] {

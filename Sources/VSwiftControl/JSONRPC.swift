@@ -305,14 +305,23 @@ public struct RPCError: Error, Codable, Sendable, Equatable, CustomStringConvert
 public struct RPCRequest: Sendable, Equatable {
     /// nil for a notification (no "id" member), which gets no response; `.null` is a (discouraged) null id.
     public var id: JSONValue?
+    /// The id exactly as the client wrote it, which the response repeats (JSON-RPC 2.0: the
+    /// response's id "MUST be the same as the value of the id member in the Request"); `id` alone
+    /// cannot hold e.g. 123456789012345678901234567890. Not part of equality: it is the same id.
+    public var idText: [UInt8]?
     public var method: String
     /// An object or an array when present.
     public var params: JSONValue?
 
-    public init(id: JSONValue?, method: String, params: JSONValue? = nil) {
+    public init(id: JSONValue?, method: String, params: JSONValue? = nil, idText: [UInt8]? = nil) {
         self.id = id
         self.method = method
         self.params = params
+        self.idText = idText
+    }
+
+    public static func == (a: RPCRequest, b: RPCRequest) -> Bool {
+        a.id == b.id && a.method == b.method && a.params == b.params
     }
 
     /// Decodes by-name params; absent params decode like `{}`, so a required field is reported missing.
@@ -325,17 +334,24 @@ public struct RPCRequest: Sendable, Equatable {
 public struct RPCRequestError: Error, Sendable, Equatable {
     public var id: JSONValue?
     public var error: RPCError
+    /// As `RPCRequest.idText`; not part of equality.
+    public var idText: [UInt8]?
 
-    public init(id: JSONValue?, error: RPCError) {
+    public init(id: JSONValue?, error: RPCError, idText: [UInt8]? = nil) {
         self.id = id
         self.error = error
+        self.idText = idText
+    }
+
+    public static func == (a: RPCRequestError, b: RPCRequestError) -> Bool {
+        a.id == b.id && a.error == b.error
     }
 }
 
 /// Encoding and decoding of the line protocol. Every encoded message is one line ending in "\n".
 public enum RPCCodec {
     public static func decodeRequest(_ line: some Collection<UInt8>) -> Result<RPCRequest, RPCRequestError> {
-        guard let message = JSONValue.parse(line) else {
+        guard let (message, idText) = JSONParser.parseRecordingID(line) else {
             return .failure(RPCRequestError(id: nil, error: .parseError))
         }
         guard case .object(let members) = message else {
@@ -349,7 +365,7 @@ public enum RPCCodec {
                 RPCRequestError(id: nil, error: .invalidRequest("\"id\" must be a string, a number or null")))
         }
         func invalid(_ detail: String) -> Result<RPCRequest, RPCRequestError> {
-            .failure(RPCRequestError(id: id, error: .invalidRequest(detail)))
+            .failure(RPCRequestError(id: id, error: .invalidRequest(detail), idText: idText))
         }
         guard members["jsonrpc"] == .string("2.0") else { return invalid("\"jsonrpc\" must be \"2.0\"") }
         guard case .string(let method) = members["method"] else { return invalid("\"method\" must be a string") }
@@ -358,17 +374,35 @@ public enum RPCCodec {
         case nil, .array, .object: break
         default: return invalid("\"params\" must be an object or an array")
         }
-        return .success(RPCRequest(id: id, method: method, params: params))
+        return .success(RPCRequest(id: id, method: method, params: params, idText: idText))
     }
 
     /// A response: `result` on success, `error` on failure, never both; a nil id is written as null.
-    public static func encodeResponse(id: JSONValue?, result: Result<JSONValue, RPCError>) -> [UInt8] {
-        var members: [String: JSONValue] = ["jsonrpc": "2.0", "id": id ?? .null]
-        switch result {
-        case .success(let value): members["result"] = value
-        case .failure(let error): members["error"] = error.jsonValue
+    /// `idText`, the id as the request wrote it (already checked to be one JSON value), is
+    /// written in place of `id` when given.
+    public static func encodeResponse(
+        id: JSONValue?, idText: [UInt8]? = nil, result: Result<JSONValue, RPCError>
+    ) -> [UInt8] {
+        guard let idText else {
+            var members: [String: JSONValue] = ["jsonrpc": "2.0", "id": id ?? .null]
+            switch result {
+            case .success(let value): members["result"] = value
+            case .failure(let error): members["error"] = error.jsonValue
+            }
+            return line(.object(members))
         }
-        return line(.object(members))
+        var out = Array(#"{"jsonrpc":"2.0","id":"#.utf8)
+        out.append(contentsOf: idText)
+        switch result {
+        case .success(let value):
+            out.append(contentsOf: #","result":"#.utf8)
+            out.append(contentsOf: value.jsonText())
+        case .failure(let error):
+            out.append(contentsOf: #","error":"#.utf8)
+            out.append(contentsOf: error.jsonValue.jsonText())
+        }
+        out.append(contentsOf: "}\n".utf8)
+        return out
     }
 
     public static func encodeRequest(id: Int, method: String, params: JSONValue?) -> [UInt8] {

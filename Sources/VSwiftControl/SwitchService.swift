@@ -178,6 +178,7 @@ public final class SwitchService: @unchecked Sendable {
     }
 
     func deleteBridge(_ name: String) throws(RPCError) {
+        try validateName(name, what: "bridge")
         guard let index = bridges.firstIndex(where: { $0.name == name }) else { throw .noSuchBridge(name) }
         try datapathCall { () throws(DatapathError) in try datapath.deleteBridge(name) }
         bridges.remove(at: index)
@@ -187,6 +188,7 @@ public final class SwitchService: @unchecked Sendable {
     }
 
     func addPort(_ params: AddPortParams) throws(RPCError) {
+        try validateName(params.bridge, what: "bridge")
         try validateName(params.port, what: "port")
         guard let index = bridges.firstIndex(where: { $0.name == params.bridge }) else { throw .noSuchBridge(params.bridge) }
         if let (owner, _) = findPort(params.port) {
@@ -248,6 +250,7 @@ public final class SwitchService: @unchecked Sendable {
     }
 
     func deleteUnderlay(_ name: String) throws(RPCError) {
+        try validateName(name, what: "device")
         guard let index = underlays.firstIndex(where: { $0.name == name }) else {
             throw .noSuchPort("\(name)\" as an underlay device")
         }
@@ -260,6 +263,8 @@ public final class SwitchService: @unchecked Sendable {
     }
 
     func deletePort(_ params: DelPortParams) throws(RPCError) {
+        if let bridge = params.bridge { try validateName(bridge, what: "bridge") }
+        try validateName(params.port, what: "port")
         guard let (bridgeIndex, portIndex) = findPort(params.port) else { throw .noSuchPort(params.port) }
         let bridge = bridges[bridgeIndex]
         if let wanted = params.bridge, wanted != bridge.name {
@@ -306,6 +311,7 @@ public final class SwitchService: @unchecked Sendable {
     }
 
     func dumpPorts(_ params: DumpPortsParams) throws(RPCError) -> DumpPortsReport {
+        try validateName(params.bridge, what: "bridge")
         guard let bridge = bridges.first(where: { $0.name == params.bridge }) else { throw .noSuchBridge(params.bridge) }
         var selected = bridge.ports
         if let wanted = params.port {
@@ -693,6 +699,9 @@ public final class SwitchService: @unchecked Sendable {
             }
             var bridge = Bridge(name: saved.name, ports: [], nextOfport: saved.nextOfport)
             for port in saved.ports {
+                if let problem = InterfaceName.problem(port.name) {
+                    throw RestoreError(message: "bridge \"\(saved.name)\": port name \(InterfaceName.quoted(port.name)) is not valid: \(problem)")
+                }
                 guard (1..<ofportLocal).contains(port.ofport), port.ofport < saved.nextOfport,
                     !bridge.ports.contains(where: { $0.ofport == port.ofport || $0.name == port.name }),
                     findPort(port.name) == nil, port.name != saved.name
@@ -730,6 +739,9 @@ public final class SwitchService: @unchecked Sendable {
             logger.info("restored bridge \(saved.name): \(bridge.ports.count - 1) port(s), \(saved.flows.count) flow(s)")
         }
         for name in config.underlays {
+            if let problem = InterfaceName.problem(name) {
+                throw RestoreError(message: "underlay device name \(InterfaceName.quoted(name)) is not valid: \(problem)")
+            }
             guard !underlays.contains(where: { $0.name == name }), findPort(name) == nil else {
                 throw RestoreError(message: "underlay device \"\(name)\" conflicts with another port")
             }
@@ -746,6 +758,7 @@ public final class SwitchService: @unchecked Sendable {
     // MARK: Helpers
 
     private func bridgeIndex(_ name: String) throws(RPCError) -> Int {
+        try validateName(name, what: "bridge")
         guard let index = bridges.firstIndex(where: { $0.name == name }) else { throw .noSuchBridge(name) }
         return index
     }
@@ -907,8 +920,8 @@ public final class SwitchService: @unchecked Sendable {
     }
 
     private func validateName(_ name: String, what: String) throws(RPCError) {
-        guard !name.isEmpty, name.utf8.count <= 15, !name.contains("/"), !name.contains(where: { $0.isWhitespace }) else {
-            throw .invalidParams("\"\(name)\" is not a valid \(what) name (1–15 bytes, no '/' or spaces)")
+        if let problem = InterfaceName.problem(name) {
+            throw .invalidParams("\(InterfaceName.quoted(name)) is not a valid \(what) name: \(problem) (names follow the kernel's rule: 1–15 bytes, no NUL, '/', ':', '%', white space or control characters, not \".\" or \"..\")")
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 import Testing
 import VSwiftDatapath
 
@@ -39,12 +40,13 @@ private func makeTemporaryDirectory() throws -> String {
 
 /// Runs `body` with a server started on a socket in a fresh directory; stops it and cleans up after.
 private func withServer<T>(
-    socketName: String = "ctl.sock", _ body: (_ path: String, _ server: ControlServer) async throws -> T
+    socketName: String = "ctl.sock", limits: ControlLimits = ControlLimits(),
+    _ body: (_ path: String, _ server: ControlServer) async throws -> T
 ) async throws -> T {
     let directory = try makeTemporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let path = "\(directory)/\(socketName)"
-    let server = ControlServer(socketPath: path, logger: Logger(label: "test"), maxLineLength: testLineLimit, handler: fakeHandler)
+    let server = ControlServer(socketPath: path, logger: Logger(label: "test"), maxLineLength: testLineLimit, limits: limits, handler: fakeHandler)
     try server.start()
     defer { server.stop() }
     return try await body(path, server)
@@ -347,3 +349,132 @@ private func bindAndAbandon(_ path: String) throws {
     close(try listen(path))
 }
 
+
+// MARK: - Resource limits (issue 13, defect 5) and verbatim ids (defect 9)
+
+@Suite struct ControlLimitsTests {
+    /// A client that sends requests but never reads: the server stops reading it, then disconnects it;
+    /// before, it read all 16 MB and buffered every reply.
+    @Test func clientThatNeverReadsIsDisconnectedWithItsRepliesBounded() async throws {
+        var limits = ControlLimits()
+        limits.replyBufferBytes = 64 << 10
+        limits.slowReaderTimeout = .seconds(1)
+        let received = try await withServer(limits: limits) { path, _ in
+            try await blocking { () -> Int in
+                let connection = try Connection(path)
+                let payload = String(repeating: "x", count: 16 << 10)
+                let line = #"{"jsonrpc":"2.0","id":1,"method":"echo","params":[""# + payload + #""]}"# + "\n"
+                let batch = String(repeating: line, count: 64)  // 1 MiB
+                var sendFailed = false
+                for _ in 0..<16 {
+                    do { try connection.send(batch) } catch { sendFailed = true; break }
+                }
+                #expect(sendFailed, "the server should have disconnected a client that never reads")
+                var total = 0
+                while let reply = try connection.readLine() { total += reply.utf8.count + 1 }
+                return total
+            }
+        }
+        // What waited in the server (64 KiB plus one reply) and in the two socket buffers.
+        #expect(received < 4 << 20, "\(received) bytes of replies were buffered for a client that never read")
+    }
+
+    /// Connections that each hold most of a long line: together they may not hold more than the cap,
+    /// and a small request on another connection is still answered at once.
+    @Test func requestBytesOfAllConnectionsAreCapped() async throws {
+        var limits = ControlLimits()
+        limits.maxTotalRequestBytes = 2 << 20
+        limits.perConnectionAllowance = 64 << 10
+        try await withServer(limits: limits) { path, _ in
+            let codes = try await blocking { () -> [Int] in
+                let chunk = String(repeating: "y", count: 900 << 10)  // no newline: an unfinished line
+                let attackers = try (0..<6).map { _ in try Connection(path) }
+                for attacker in attackers { try? attacker.send(chunk) }
+                // Meanwhile an ordinary client is served.
+                let started = ContinuousClock.now
+                let other = try Connection(path)
+                try other.send(request(9, "echo", [1]))
+                let answer = try other.readResponse()
+                #expect(answer?.result == .success([1]))
+                #expect(ContinuousClock.now - started < .seconds(2))
+                var codes: [Int] = []
+                for attacker in attackers {
+                    try? attacker.shutdownWriting()
+                    if case .failure(let error)? = try attacker.readResponse()?.result { codes.append(error.code) }
+                }
+                return codes
+            }
+            #expect(codes.count == 6)
+            // 6 × ≥ 700 KiB (what the socket buffer cannot hold) is beyond 2 MiB + 6 × 64 KiB.
+            #expect(codes.filter { $0 == RPCError.resourceUnavailable("").code }.count >= 2, "codes: \(codes)")
+        }
+    }
+
+    @Test func connectionsBeyondTheLimitAreRefused() async throws {
+        var limits = ControlLimits()
+        limits.maxConnections = 3
+        try await withServer(limits: limits) { path, _ in
+            try await blocking {
+                let open = try (0..<3).map { _ in try Connection(path) }
+                for (index, connection) in open.enumerated() {  // all three really are being served
+                    try connection.send(request(index, "echo", [1]))
+                    _ = try connection.readResponse()
+                }
+                let extra = try Connection(path)
+                guard case .failure(let error)? = try extra.readResponse()?.result else {
+                    Issue.record("a fourth connection was served")
+                    return
+                }
+                #expect(error.code == RPCError.resourceUnavailable("").code)
+                #expect(try extra.readLine() == nil)
+            }
+        }
+    }
+
+    /// A client streaming garbage lines as fast as it can, never reading, does not hold up another.
+    @Test func garbageStreamDoesNotDelayOtherClients() async throws {
+        var limits = ControlLimits()
+        limits.slowReaderTimeout = .seconds(2)
+        try await withServer(limits: limits) { path, _ in
+            let stop = Atomic<Bool>(false)
+            let attacker = Thread {
+                guard let connection = try? Connection(path) else { return }
+                let garbage = String(repeating: "{garbage]\n", count: 6_000)
+                while !stop.load(ordering: .relaxed) {
+                    do { try connection.send(garbage) } catch { return }
+                }
+            }
+            attacker.start()
+            defer { stop.store(true, ordering: .relaxed) }
+            try await blocking {
+                let connection = try Connection(path)
+                var slowest = Duration.zero
+                for id in 0..<50 {
+                    let started = ContinuousClock.now
+                    try connection.send(request(id, "echo", [.int(Int64(id))]))
+                    #expect(try connection.readResponse()?.result == .success([.int(Int64(id))]))
+                    slowest = max(slowest, ContinuousClock.now - started)
+                }
+                #expect(slowest < .milliseconds(500), "slowest answer took \(slowest)")
+            }
+        }
+    }
+
+    /// JSON-RPC 2.0: the response carries the request's id unchanged, even one no 64-bit integer holds.
+    @Test func idsComeBackVerbatim() async throws {
+        try await withServer { path, _ in
+            try await blocking {
+                let connection = try Connection(path)
+                for id in ["123456789012345678901234567890", "-1.50", "1E2", #""\u0041b""#] {
+                    try connection.send(#"{"jsonrpc":"2.0","id":"# + id + #","method":"echo","params":[1]}"# + "\n")
+                    let line = try #require(try connection.readLine())
+                    #expect(line.contains(#""id":"# + id + ","), "\(line)")
+                    // An error response too.
+                    try connection.send(#"{"jsonrpc":"2.0","id":"# + id + #","method":7}"# + "\n")
+                    let error = try #require(try connection.readLine())
+                    #expect(error.contains(#""id":"# + id + ","), "\(error)")
+                }
+            }
+        }
+    }
+}

@@ -93,6 +93,26 @@ private func parse(_ json: String) throws -> JSONValue {
         #expect(decode(#"{"jsonrpc":"2.0","id":null,"method":"show"}"#) == .success(RPCRequest(id: .null, method: "show")))
     }
 
+    /// Two readers of a request with a key twice could disagree about it (the last one used to win
+    /// silently): refused, at any depth.
+    @Test func duplicateKeysAreRefused() {
+        let message = "parse error: the request is not valid JSON"
+        expectFailure(#"{"jsonrpc":"2.0","id":1,"method":"show","method":"del-br"}"#, id: nil, code: -32700, message: message)
+        expectFailure(
+            #"{"jsonrpc":"2.0","id":1,"method":"del-br","params":{"bridge":"a","bridge":"b"}}"#, id: nil, code: -32700,
+            message: message)
+        expectFailure(#"{"jsonrpc":"2.0","id":1,"id":2,"method":"show"}"#, id: nil, code: -32700, message: message)
+        #expect(JSONValue.parse(Array(#"[{"a":1},{"a":2}]"#.utf8)) == [["a": 1], ["a": 2]])
+        #expect(JSONValue.parse(Array(#"{"a":{"a":1}}"#.utf8)) == ["a": ["a": 1]])
+    }
+
+    @Test func idTextIsTheIDAsWritten() throws {
+        let request = try decode(#"{"jsonrpc":"2.0","id": 123456789012345678901234567890 ,"method":"show"}"#).get()
+        #expect(request.idText == Array("123456789012345678901234567890".utf8))
+        let response = RPCCodec.encodeResponse(id: request.id, idText: request.idText, result: .success(.null))
+        #expect(String(decoding: response, as: UTF8.self) == #"{"jsonrpc":"2.0","id":123456789012345678901234567890,"result":null}"# + "\n")
+    }
+
     @Test func malformedJSON() {
         expectFailure(#"{"jsonrpc":"2.0","id":1,"#, id: nil, code: -32700, message: "parse error: the request is not valid JSON")
         expectFailure("\u{FF}\u{FE}", id: nil, code: -32700, message: "parse error: the request is not valid JSON")
