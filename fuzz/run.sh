@@ -11,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="/opt/swift/usr/bin:$PATH"
+# Swift's own crash backtracer would take the trap's signal before libFuzzer, which then could not
+# save the crashing input.
+export SWIFT_BACKTRACE=enable=no
 
 all=(FuzzFrame FuzzLISP FuzzFlowSyntax FuzzJSONRPC FuzzConfig)
 targets=()
@@ -49,9 +52,11 @@ for target in "${targets[@]}"; do
     mkdir -p "$scratch" .scratch/artifacts .scratch/logs
     log=".scratch/logs/$target-$mode.log"
     echo "== $target (${limit[*]} ${config[*]}) log: fuzz/$log"
+    dict=()
+    [ -f "dict/$target.dict" ] && dict=(-dict="dict/$target.dict")
     start=$(date +%s)
     # -timeout: an input taking over 10 s is a hang; -rss_limit_mb: unbounded memory is a failure.
-    if "$bin/$target" "$scratch" "corpus/$target" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 \
+    if "$bin/$target" "$scratch" "corpus/$target" "${limit[@]}" ${dict[@]+"${dict[@]}"} -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix=".scratch/artifacts/$target-" >"$log" 2>&1; then
         result=ok
     else
