@@ -14,6 +14,9 @@ export PATH="/opt/swift/usr/bin:$PATH"
 # Swift's own crash backtracer would take the trap's signal before libFuzzer, which then could not
 # save the crashing input.
 export SWIFT_BACKTRACE=enable=no
+# Leaks are failures (libFuzzer checks after each input that allocated), except known ones of the
+# Swift runtime libraries listed there.
+export LSAN_OPTIONS="suppressions=$PWD/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 all=(FuzzFrame FuzzLISP FuzzFlowSyntax FuzzJSONRPC FuzzConfig)
 targets=()
