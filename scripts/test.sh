@@ -12,4 +12,6 @@ export VSWIFT_BPF_DIR="$PWD/.build/bpf"
 # as CPUs), which CPU-heavy sync tests (classifier properties) can hold for seconds on a small
 # machine; in parallel that starved them into timeouts under load. Serially is also faster here.
 swift test --skip-build --skip IntegrationTests --no-parallel "$@"
+# The parsers' fuzz targets, 20 s each under ASan on their seed corpora (a separate package; ~2 min).
+fuzz/run.sh --asan --seconds 20
 swift test --skip-build --filter IntegrationTests "$@"

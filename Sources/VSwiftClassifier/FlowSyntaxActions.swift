@@ -256,8 +256,15 @@ struct ActionParser {
 // MARK: - Printing
 
 extension FlowFormatter {
-    static func writeAction(_ a: FlowAction, into w: inout TextWriter) {
+    /// With the rule's `match`, nw_ttl is written as `mod_nw_ttl:N` when the match lacks
+    /// set_field's prerequisite (ip or ipv6): mod_nw_ttl is accepted there (as OVS accepts it, an
+    /// OpenFlow 1.0 action), `set_field:N->nw_ttl` is not, so the set_field form would not parse
+    /// again (a saved flow would not load). Found by fuzz/FuzzFlowSyntax.
+    static func writeAction(_ a: FlowAction, into w: inout TextWriter, match: MatchContext? = nil) {
         switch a {
+        case .setField(.nwTTL, let v) where match.map({ !SyntaxField.nwTTL.setFieldPrerequisite.isMet(by: $0) }) ?? false:
+            w.append("mod_nw_ttl:")
+            w.decimal(v)
         case .output(let p):
             if p < OpenFlowPort.max {
                 w.append("output:")

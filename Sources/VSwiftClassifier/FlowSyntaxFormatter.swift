@@ -190,11 +190,12 @@ public enum FlowFormatter {
         return w.string
     }
 
-    static func writeActions(_ a: [FlowAction], into w: inout TextWriter) {
+    /// `match`: the rule's match, when known; see `writeAction`.
+    static func writeActions(_ a: [FlowAction], into w: inout TextWriter, match: MatchContext? = nil) {
         if a.isEmpty { return w.append("drop") }
         for (i, action) in a.enumerated() {
             if i != 0 { w.append(",") }
-            writeAction(action, into: &w)
+            writeAction(action, into: &w, match: match)
         }
     }
 
@@ -227,7 +228,7 @@ public enum FlowFormatter {
         writeMatch(r.match, priority: r.priority, into: &w)
         if w.count > matchStart { w.append(" ") }
         w.append("actions=")
-        writeActions(r.actions, into: &w)
+        writeActions(r.actions, into: &w, match: MatchContext(r.match))
         return w.string
     }
 

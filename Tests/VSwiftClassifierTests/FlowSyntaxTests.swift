@@ -202,6 +202,20 @@ struct FlowSyntaxTests {
         #expect(again == actions)
     }
 
+    /// Found by fuzz/FuzzFlowSyntax: mod_nw_ttl/set_nw_ttl without an ip match parse (OVS accepts
+    /// them there too) but were printed as `set_field:N->nw_ttl`, which needs ip or ipv6 in the
+    /// match, so the printed flow (and a saved flow naming a port) did not parse again.
+    @Test func ttlActionWithoutIPMatchPrintsAsTextThatParsesAgain() throws {
+        for text in ["actions=set_nw_ttl:0\n\n\n\n\n156\n", "in_port=1,actions=mod_nw_ttl:5", "ip,actions=mod_nw_ttl:5",
+                     "ipv6,actions=set_field:7->nw_ttl", "arp,actions=mod_nw_ttl:9,output:2"] {
+            let rule = try parser.parseFlow(text)
+            let printed = FlowFormatter.flow(rule)
+            #expect(try parser.parseFlow(printed) == rule, "\(text) printed as \(printed)")
+        }
+        #expect(FlowFormatter.flow(try parser.parseFlow("in_port=1,actions=mod_nw_ttl:5")) == "in_port=1 actions=mod_nw_ttl:5")
+        #expect(FlowFormatter.flow(try parser.parseFlow("ip,actions=mod_nw_ttl:5")) == "ip actions=set_field:5->nw_ttl")
+    }
+
     @Test func actionValues() throws {
         #expect(try parser.parseActions("output:2,NORMAL,FLOOD,ALL,LOCAL,IN_PORT")
             == [.output(2), .normal, .flood, .all, .local, .inPort])

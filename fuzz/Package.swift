@@ -1,0 +1,27 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// libFuzzer targets for vswift's parsers (see README.md here, run with fuzz/run.sh).
+//
+// A separate package so the main build and CI are untouched. It does not depend on the main
+// package by path: the main package's modules use unsafe flags, which SwiftPM refuses in a
+// dependency, and it exports no library products. Instead Sources/ holds symlinks to the main
+// package's sources (whole modules for VSwiftPacket/VSwiftClassifier, single files of
+// VSwiftControl, compiled into the fuzz target itself so it reaches internal functions such as
+// ConfigStore.decode without NIO). Exclusivity checks stay on here: more checks, more findings.
+let package = Package(
+    name: "vswift-fuzz",
+    targets: [
+        .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
+        // Declares libFuzzer's LLVMFuzzerRunDriver, which each target's main.swift calls.
+        .systemLibrary(name: "FuzzDriver", path: "Sources/FuzzDriver"),
+        .target(name: "VSwiftPacket"),
+        .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket", "CSupport"]),
+        .executableTarget(name: "FuzzFrame", dependencies: ["FuzzDriver", "VSwiftPacket"]),
+        .executableTarget(name: "FuzzLISP", dependencies: ["FuzzDriver", "VSwiftPacket"]),
+        .executableTarget(name: "FuzzFlowSyntax", dependencies: ["FuzzDriver", "VSwiftClassifier", "VSwiftPacket"]),
+        .executableTarget(name: "FuzzJSONRPC", dependencies: ["FuzzDriver"]),
+        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzDriver"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
