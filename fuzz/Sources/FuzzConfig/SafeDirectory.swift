@@ -1,0 +1,1 @@
+../../../Sources/VSwiftControl/SafeDirectory.swift
