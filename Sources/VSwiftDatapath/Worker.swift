@@ -683,13 +683,13 @@ final class Worker: @unchecked Sendable {
         execute(rule.pointee, table.actions, address: address, length: length, inPort: inPort, bridge: Int(bridge))
     }
 
-    /// Runs a rule's actions on the frame, in place. Outputs before the last get a copy of the frame
-    /// as it is at that point; the last output gets the frame itself; no output frees it.
-    @inline(__always)
     /// Most output actions (output, NORMAL, FLOOD, ALL) one frame executes; see DESIGN.md, "Flow
     /// limits". A rule may have up to `FlowRule.maxActions` (1024) actions.
     static let maxOutputsPerPacket = 64
 
+    /// Runs a rule's actions on the frame, in place. Outputs before the last get a copy of the frame
+    /// as it is at that point; the last output gets the frame itself; no output frees it.
+    @inline(__always)
     func execute(_ rule: CompiledRule, _ actions: UnsafeMutablePointer<CompiledAction>,
                          address: UInt64, length: UInt32, inPort: UInt16, bridge: Int) {
         var address = address
