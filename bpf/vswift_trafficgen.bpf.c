@@ -12,8 +12,7 @@
  * untouched, no checksum needs updating.
  *
  * Action: XDP_TX (live mode turns it into a redirect out of the ingress device, ctx
- * ingress_ifindex: on a veth the frame arrives at the peer) or, in redirect mode,
- * bpf_redirect(ifindex). */
+ * ingress_ifindex: on a veth the frame arrives at the peer). */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -24,8 +23,7 @@
 
 struct vsb_gen_config {
     __u32 flows;             /* 1.. : distinct UDP source ports */
-    __u32 mode;              /* 0: XDP_TX, 1: bpf_redirect(redirect_ifindex) */
-    __u32 redirect_ifindex;
+    __u32 reserved[2];
     __u16 base_port;         /* first UDP source port (host order) */
     __u16 running;           /* vswift_loopgen only: 0 drops the circulating frames */
 };
@@ -47,35 +45,42 @@ struct {
     __type(value, __u64);
 } vsb_gen_stats SEC(".maps");
 
-SEC("xdp")
-int vswift_trafficgen(struct xdp_md *ctx)
+/* Checks the frame is the template (Ethernet/IPv4 with a 20-byte header/UDP, checked in user
+ * space too), counts it and writes its UDP source port: base_port + (n mod flows). Returns 0, or
+ * -1 for a frame that is not a usable template (counted as bad). */
+static __always_inline int stamp_frame(struct xdp_md *ctx, struct vsb_gen_config *config, __u64 *frames)
 {
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
     struct ethhdr *eth = data;
     struct iphdr *ip = (void *)(eth + 1);
     struct udphdr *udp = (void *)(ip + 1);
-    __u32 zero = 0, bad = VSB_GEN_BAD;
+    __u32 bad = VSB_GEN_BAD;
 
-    struct vsb_gen_config *config = bpf_map_lookup_elem(&vsb_gen_config, &zero);
-    __u64 *frames = bpf_map_lookup_elem(&vsb_gen_stats, &zero);
-    if (!config || !frames)
-        return XDP_ABORTED;
-    /* The template has a 20-byte IPv4 header (checked in user space); anything else is dropped. */
     if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5) {
         __u64 *count = bpf_map_lookup_elem(&vsb_gen_stats, &bad);
         if (count)
             *count += 1;
-        return XDP_DROP;
+        return -1;
     }
     __u64 n = *frames;
     *frames = n + 1;
     __u32 flows = config->flows;
     __u32 flow = flows > 1 ? (__u32)(n % flows) : 0;
     udp->source = bpf_htons((__u16)(config->base_port + flow));
+    return 0;
+}
 
-    if (config->mode == 1)
-        return bpf_redirect(config->redirect_ifindex, 0);
+SEC("xdp")
+int vswift_trafficgen(struct xdp_md *ctx)
+{
+    __u32 zero = 0;
+    struct vsb_gen_config *config = bpf_map_lookup_elem(&vsb_gen_config, &zero);
+    __u64 *frames = bpf_map_lookup_elem(&vsb_gen_stats, &zero);
+    if (!config || !frames)
+        return XDP_ABORTED;
+    if (stamp_frame(ctx, config, frames) < 0)
+        return XDP_DROP;
     return XDP_TX;
 }
 
@@ -98,30 +103,13 @@ struct {
 SEC("xdp")
 int vswift_loopgen(struct xdp_md *ctx)
 {
-    void *data = (void *)(long)ctx->data;
-    void *data_end = (void *)(long)ctx->data_end;
-    struct ethhdr *eth = data;
-    struct iphdr *ip = (void *)(eth + 1);
-    struct udphdr *udp = (void *)(ip + 1);
-    __u32 zero = 0, bad = VSB_GEN_BAD;
-
+    __u32 zero = 0;
     struct vsb_gen_config *config = bpf_map_lookup_elem(&vsb_gen_config, &zero);
     __u64 *frames = bpf_map_lookup_elem(&vsb_gen_stats, &zero);
     if (!config || !frames)
         return XDP_ABORTED;
-    if (!config->running)
+    if (!config->running || stamp_frame(ctx, config, frames) < 0)
         return XDP_DROP;
-    if ((void *)(udp + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5) {
-        __u64 *count = bpf_map_lookup_elem(&vsb_gen_stats, &bad);
-        if (count)
-            *count += 1;
-        return XDP_DROP;
-    }
-    __u64 n = *frames;
-    *frames = n + 1;
-    __u32 flows = config->flows;
-    __u32 flow = flows > 1 ? (__u32)(n % flows) : 0;
-    udp->source = bpf_htons((__u16)(config->base_port + flow));
     return bpf_redirect_map(&vsb_loop_ports, 0, BPF_F_BROADCAST);
 }
 

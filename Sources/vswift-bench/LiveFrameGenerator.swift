@@ -67,7 +67,7 @@ final class LiveFrameGenerator: TrafficGenerator, @unchecked Sendable {
                 let identity = try deviceIdentity(setup.device, namespace: setup.namespace)
                 ifindex = identity.ifindex
                 sourceMAC = identity.mac
-                try program.configure(flows: setup.flows, mode: 0, redirectIfindex: ifindex)
+                try program.configure(flows: setup.flows)
                 let template = setup.frame(sourceMAC: identity.mac)
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: template.count, alignment: 64)
                 template.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: template.count) }

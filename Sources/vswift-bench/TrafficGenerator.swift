@@ -131,15 +131,10 @@ final class GeneratorProgram {
         statsFD = try object.mapFD("vsb_gen_stats")
     }
 
-    /// struct vsb_gen_config { u32 flows; u32 mode; u32 redirect_ifindex; u16 base_port; u16 running; }
-    func configure(flows: Int, mode: UInt32 = 0, redirectIfindex: UInt32 = 0, running: Bool = false) throws {
+    /// struct vsb_gen_config { u32 flows; u32 reserved[2]; u16 base_port; u16 running; }
+    func configure(flows: Int, running: Bool = false) throws {
         var config = [UInt8](repeating: 0, count: 16)
-        func put32(_ offset: Int, _ value: UInt32) {
-            for i in 0..<4 { config[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(i))) }
-        }
-        put32(0, UInt32(flows))
-        put32(4, mode)
-        put32(8, redirectIfindex)
+        for i in 0..<4 { config[i] = UInt8(truncatingIfNeeded: UInt32(flows) >> (8 * UInt32(i))) }
         config[12] = UInt8(FrameTemplate.baseSourcePort & 0xff)
         config[13] = UInt8(FrameTemplate.baseSourcePort >> 8)
         config[14] = running ? 1 : 0

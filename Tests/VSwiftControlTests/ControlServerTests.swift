@@ -309,7 +309,7 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = "\(directory)/mute.sock"
         // Listening but never answering: connect succeeds through the backlog, recv waits.
-        let listener = try listen(path)
+        let listener = try unixListener(path)
         defer { close(listener) }
         let client = ControlClient(socketPath: path, timeout: .milliseconds(200))
         #expect(throws: ControlClientError.timedOut(path: path, timeout: .milliseconds(200))) {
@@ -326,27 +326,9 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
 
 // MARK: - Raw sockets for the cases a ControlServer cannot produce
 
-/// A bound, listening AF_UNIX socket at `path`.
-private func listen(_ path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw SystemError("socket") }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard bound == 0, Glibc.listen(fd, 4) == 0 else {
-        let error = SystemError("bind/listen \(path)")
-        close(fd)
-        throw error
-    }
-    return fd
-}
-
 /// Leaves a socket file nobody listens on, as a daemon that crashed would.
 private func bindAndAbandon(_ path: String) throws {
-    close(try listen(path))
+    close(try unixListener(path))
 }
 
 

@@ -17,31 +17,6 @@ private func text(_ path: String) -> String? {
     try? String(contentsOfFile: path, encoding: .utf8)
 }
 
-/// A listening AF_UNIX socket at `path`; with `uid`, listen() runs under that effective uid, so
-/// the socket's peer credentials (SO_PEERCRED) name that user, as another user's listener would.
-private func listener(_ path: String, asUID uid: uid_t? = nil) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw SystemError("socket") }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard bound == 0 else {
-        close(fd)
-        throw SystemError("bind \(path)")
-    }
-    if let uid { guard seteuid(uid) == 0 else { throw SystemError("seteuid") } }
-    let listened = Glibc.listen(fd, 4)
-    if uid != nil { _ = seteuid(0) }
-    guard listened == 0 else {
-        close(fd)
-        throw SystemError("listen \(path)")
-    }
-    return fd
-}
-
 private let nobody: uid_t = 65534
 
 /// Defects 2 and 3 of issue 13: names planted in vswiftd's directories must not redirect its
@@ -134,7 +109,7 @@ private let nobody: uid_t = 65534
         #expect(try ControlClient(socketPath: path, timeout: .seconds(5)).call("show", params: nil).get() == .string("daemon"))
 
         #expect(rename(path, directory + "/moved.sock") == 0)
-        let impostor = try listener(path, asUID: nobody)
+        let impostor = try unixListener(path, asUID: nobody)
         defer { close(impostor) }
         let error = #expect(throws: ControlClientError.self) {
             try ControlClient(socketPath: path, timeout: .seconds(1)).call("show", params: nil)
@@ -158,7 +133,7 @@ private let nobody: uid_t = 65534
         defer { try? FileManager.default.removeItem(atPath: directory) }
         chmod(directory, 0o1777)
         let path = directory + "/ctl.sock"
-        close(try listener(path))
+        close(try unixListener(path))
         chown(path, nobody, nobody)
         let server = ControlServer(socketPath: path, logger: Logger(label: "test")) { _ in .success(.null) }
         #expect(throws: SafePathError.self) { try server.start() }
