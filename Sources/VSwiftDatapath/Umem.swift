@@ -154,7 +154,7 @@ struct FramePool {
         // Two passes: the fill ring's lines were last read by the kernel on another CPU, so each
         // store to them waits for its line, and stores leave the core in order. A loop of nothing
         // but those stores lets more of them wait at once than one that also writes `owners`
-        // (measured: 8–33 → 5–9 TSC cycles per entry under overload, bench/results 2026-11-25).
+        // (measured: 8–33 → 5–9 TSC cycles per entry under overload, bench/results/archive/2026-11-25.md).
         for i in 0..<n {
             owners[Int(truncatingIfNeeded: stack[top &+ i] >> shift)] = code
         }
