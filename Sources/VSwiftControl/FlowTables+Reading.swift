@@ -85,8 +85,9 @@ extension FlowTables {
 
 }
 
-
 /// Saved texts being put in order on another thread (`FlowTables.orderSavedTexts`).
+// Unchecked: `texts` is written once, by the other thread before it leaves `group`, and read only
+// after `wait` (the group orders the two), so no lock is needed.
 final class PendingSavedTexts: @unchecked Sendable {
     let group = DispatchGroup()
     /// Written by the other thread before `group` is left; read only after `wait`.
@@ -102,11 +103,12 @@ final class PendingSavedTexts: @unchecked Sendable {
 /// `transform` applied to every element, in chunks on all cores; the order is kept. For the
 /// control plane's big jobs (formatting a million flows); `transform` must be safe to run
 /// concurrently.
-func parallelMap<T, R>(_ items: [T], chunkSize: Int = 4096, _ transform: (T) -> R) -> [R] {
+func parallelMap<T: Sendable, R: Sendable>(_ items: [T], chunkSize: Int = 4096, _ transform: @Sendable (T) -> R) -> [R] {
     guard items.count > chunkSize else { return items.map(transform) }
     let chunks = (items.count + chunkSize - 1) / chunkSize
     return [R](unsafeUninitializedCapacity: items.count) { buffer, initialized in
-        let base = buffer.baseAddress!
+        // Each chunk initializes its own elements, and all are done when concurrentPerform returns.
+        nonisolated(unsafe) let base = buffer.baseAddress!
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             for i in chunk * chunkSize..<min(items.count, (chunk + 1) * chunkSize) {
                 (base + i).initialize(to: transform(items[i]))

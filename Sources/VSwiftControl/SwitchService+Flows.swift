@@ -72,8 +72,8 @@ extension SwitchService {
 
     /// The selected flows with their counters, each passed through `transform`: on all cores,
     /// since formatting a million flows takes a while.
-    func flowStatistics<T>(
-        _ params: DumpFlowsParams, _ transform: @escaping (FlowStatisticsEntry) -> T
+    func flowStatistics<T: Sendable>(
+        _ params: DumpFlowsParams, _ transform: @escaping @Sendable (FlowStatisticsEntry) -> T
     ) throws(RPCError) -> [T] {
         let index = try bridgeIndex(params.bridge)
         let selector = try params.match.map { text throws(RPCError) in try parseSelector(text, bridge: index, strict: false) }
@@ -148,7 +148,7 @@ extension SwitchService {
         }
     }
 
-    func parseFlow(_ text: String, parser: FlowParser, line: Int?) throws(RPCError) -> FlowRule {
+    static func parseFlow(_ text: String, parser: FlowParser, line: Int?) throws(RPCError) -> FlowRule {
         let rule: FlowRule
         do throws(FlowSyntaxError) {
             rule = try parser.parseFlow(text)
@@ -173,7 +173,7 @@ extension SwitchService {
     func parseFlows(_ lines: [String], bridge index: Int, numbered: Bool, saved: Bool = false) throws(RPCError) -> [NewFlow] {
         let numbers = portNumbers(forBridge: index)
         let keepsText = numbered || saved
-        func parse(_ range: Range<Int>, into rules: inout [NewFlow]) -> RPCError? {
+        @Sendable func parse(_ range: Range<Int>, into rules: inout [NewFlow]) -> RPCError? {
             // Counts the names this chunk's lines looked up.
             let names = PortNameLookups()
             var actionLists = ActionListSharing()
@@ -193,7 +193,7 @@ extension SwitchService {
                 let asked = names.count
                 let rule: FlowRule
                 do throws(RPCError) {
-                    rule = try parseFlow(line, parser: parser, line: numbered ? number + 1 : nil)
+                    rule = try Self.parseFlow(line, parser: parser, line: numbered ? number + 1 : nil)
                 } catch {
                     return saved ? .invalidFlow("flow \(number + 1) (\(line)): \(error.message)") : error
                 }
@@ -211,7 +211,9 @@ extension SwitchService {
         }
         let chunks = (lines.count + chunkSize - 1) / chunkSize
         var results = [(rules: [NewFlow], error: RPCError?)](repeating: ([], nil), count: chunks)
-        results.withUnsafeMutableBufferPointer { results in
+        results.withUnsafeMutableBufferPointer { buffer in
+            // Each chunk writes its own element, and all are done when concurrentPerform returns.
+            nonisolated(unsafe) let results = buffer
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 let range = chunk * chunkSize..<min(lines.count, (chunk + 1) * chunkSize)
                 var rules: [NewFlow] = []
