@@ -6,6 +6,8 @@ import VSwiftDatapath
 
 /// A datapath without a kernel: remembers what the control plane told it and serves counters that
 /// tests set.
+// Unchecked: a test reads and changes it only between its awaited calls into the service (which
+// uses it during them), so the awaits order every access.
 final class FakeDatapath: DatapathControl, @unchecked Sendable {
     /// Devices that exist on the fake host (add-port of any other name fails like a missing device).
     var devices: Set<String>
@@ -135,6 +137,7 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
 }
 
 /// A clock the test moves by hand.
+// Unchecked: a test moves it only between its awaited calls into the service, which reads it.
 final class TestClock: @unchecked Sendable {
     var now: Double
 
@@ -199,5 +202,19 @@ struct Harness {
 
     func show() async throws -> ShowReport {
         try await ok("show").decode(ShowReport.self)
+    }
+}
+
+extension Result {
+    var error: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
+
+extension JSONValue {
+    subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { return members[key] }
+        return nil
     }
 }

@@ -5,7 +5,7 @@ import VSwiftDatapath
 @testable import VSwiftControl
 
 /// The seed scenario's bridge: br2 with vnet0 (port 1) and eth1 (port 2), standing in for lisp0.
-private func seedBridge() async throws -> Harness {
+func seedBridge() async throws -> Harness {
     let h = Harness()
     try await h.ok("add-br", ["bridge": "br2"])
     try await h.ok("add-port", ["bridge": "br2", "port": "vnet0"])
@@ -13,7 +13,7 @@ private func seedBridge() async throws -> Harness {
     return h
 }
 
-private let seedFlows = [
+let seedFlows = [
     "priority=0,action=NORMAL",
     "priority=2,in_port=1,dl_type=0x0806,action=NORMAL",
     "priority=3,dl_dst=02:00:00:00:00:00,action=mod_dl_dst:52:54:00:B8:27:75,output:1",
@@ -368,19 +368,6 @@ private let seedFlows = [
         #expect(try await priorities("") == [7, 5, 0])
     }
 
-    @Test func selectorConditionsOnCookieAndOutPort() async throws {
-        let actions = try FlowParser().parseActions("mod_nw_ecn:1,output:3,NORMAL")
-        #expect(FlowSelector(outPort: 3).selects(cookie: 0xab, actions: actions))
-        #expect(FlowSelector(outPort: OpenFlowPort.normal).selects(cookie: 0xab, actions: actions))
-        #expect(!FlowSelector(outPort: 4).selects(cookie: 0xab, actions: actions))
-        #expect(!FlowSelector(outPort: OpenFlowPort.flood).selects(cookie: 0xab, actions: actions))
-        #expect(!FlowSelector(outPort: 3).selects(cookie: 0xab, actions: []))  // drop outputs nowhere
-        #expect(FlowSelector(cookie: (0xa0, 0xf0), outPort: 3).selects(cookie: 0xab, actions: actions))
-        #expect(!FlowSelector(cookie: (0xb0, 0xf0), outPort: 3).selects(cookie: 0xab, actions: actions))
-        #expect(FlowSelector(cookie: (0xb0, 0)).selects(cookie: 0xab, actions: actions))  // mask 0: any cookie
-        #expect(FlowSelector.all.selects(cookie: 0, actions: []))
-    }
-
     @Test func replaceFlowsKeepsUnchangedFlowsAndTheirCounters() async throws {
         let h = try await seedBridge()
         for flow in seedFlows { try await h.addFlow("br2", flow) }
@@ -505,131 +492,6 @@ private let seedFlows = [
         #expect(try await h.flows("br2").count == 3)
     }
 
-    @Test func bulkAddThatFailsPutsTheTableBackWithItsTimeouts() async throws {
-        let h = try await seedBridge()
-        let start = h.clock.now
-        try await h.addFlow("br2", "hard_timeout=10,priority=5,in_port=1,actions=NORMAL")
-        let timed = try #require(h.datapath.rule("br2", priority: 5))
-        h.datapath.counters[timed.counterSlot] = RuleStatistics(packets: 7, bytes: 420, lastUsed: 0)
-        let before = try await h.flows("br2")
-        h.datapath.failNextFlowTable = .unsupported("table full")
-        let error = await h.addFlows("br2", ["priority=5,in_port=1,actions=drop", "priority=6,actions=drop", "priority=7,actions=drop"]).error
-        #expect(error == .datapathFailure("table full"))
-        #expect(try await h.flows("br2") == before)
-        // The replaced flow came back as it was: same slot, and its hard timeout still runs.
-        #expect(try await h.dump("br2").flows.first { $0.priority == 5 }?.packets == 7)
-        h.clock.now = start + 10
-        await h.service.expireFlows()
-        #expect(try await h.flows("br2") == ["priority=0 actions=NORMAL"])
-    }
-
-    @Test func bulkAddReplacingATimedFlowStopsItsExpiry() async throws {
-        let h = try await seedBridge()
-        let start = h.clock.now
-        try await h.addFlow("br2", "hard_timeout=10,priority=5,in_port=1,actions=NORMAL")
-        let result = await h.addFlows("br2", [
-            "priority=6,actions=drop", "priority=5,in_port=1,actions=drop", "idle_timeout=3,priority=6,actions=output:1",
-        ])
-        #expect(try result.get().decode(FlowChangeReport.self) == FlowChangeReport(added: 3))
-        h.clock.now = start + 20
-        await h.service.expireFlows()
-        // The idle priority=6 flow expired, the replacement of the timed priority=5 one did not.
-        #expect(try await h.flows("br2") == ["priority=5,in_port=1 actions=drop", "priority=0 actions=NORMAL"])
-    }
-
-    @Test func repeatedFlowsInOneFileTakeOneCounterSlot() async throws {
-        let h = Harness(counterSlots: 4)
-        try await h.ok("add-br", ["bridge": "br0"])  // 1 slot: the NORMAL flow
-        let lines = ["priority=1,actions=drop", "priority=1,actions=output:1", "priority=2,actions=drop", "priority=1,actions=output:2"]
-        #expect(try await h.addFlows("br0", lines).get().decode(FlowChangeReport.self) == FlowChangeReport(added: 4))
-        #expect(try await h.flows("br0") == ["priority=2 actions=drop", "priority=1 actions=output:2", "priority=0 actions=NORMAL"])
-        let slots = Set(h.datapath.flowTables["br0", default: []].map(\.counterSlot))
-        #expect(slots == [0, 1, 2])
-        // One slot left: replace-flows with repeats needs no more slots than distinct new flows either.
-        let replacement = ["priority=3,actions=drop", "priority=3,actions=output:1", "priority=2,actions=drop"]
-        let replaced = try await h.ok("replace-flows", ["bridge": "br0", "flows": .array(replacement.map(JSONValue.string))])
-        #expect(try replaced.decode(FlowChangeReport.self) == FlowChangeReport(added: 1, deleted: 2))
-        #expect(try await h.flows("br0") == ["priority=3 actions=output:1", "priority=2 actions=drop"])
-        // Every slot not in the table is free again: two more flows fit, three do not.
-        let more = ["priority=4,actions=drop", "priority=5,actions=drop", "priority=6,actions=drop"]
-        #expect(await h.addFlows("br0", more).error?.code == RPCError.resourceUnavailable("").code)
-        #expect(try await h.flows("br0").count == 2)
-        #expect(try await h.addFlows("br0", Array(more.prefix(2))).get().decode(FlowChangeReport.self) == FlowChangeReport(added: 2))
-        #expect(try await h.flows("br0").count == 4)
-    }
-
-    @Test func counterSlotsRunOutAndComeBack() async throws {
-        let h = Harness(counterSlots: 3)
-        try await h.ok("add-br", ["bridge": "br0"])  // 1 slot: the NORMAL flow
-        try await h.addFlow("br0", "priority=1,actions=drop")
-        let error = await h.addFlows("br0", ["priority=2,actions=drop", "priority=3,actions=drop"]).error
-        #expect(error?.code == RPCError.resourceUnavailable("").code)
-        #expect(try await h.flows("br0").count == 2)
-        try await h.addFlow("br0", "priority=2,actions=drop")
-        try await h.ok("del-flows", ["bridge": "br0", "match": "priority=1", "strict": true])
-        try await h.addFlow("br0", "priority=3,actions=drop")
-        #expect(try await h.flows("br0").count == 3)
-        // Deleting the bridge frees its slots.
-        try await h.ok("del-br", ["bridge": "br0"])
-        try await h.ok("add-br", ["bridge": "br1"])
-        try await h.addFlow("br1", "priority=1,actions=drop")
-        try await h.addFlow("br1", "priority=2,actions=drop")
-    }
-
-    @Test func hardTimeoutCountsFromInstallation() async throws {
-        let h = try await seedBridge()
-        let start = h.clock.now
-        try await h.addFlow("br2", "hard_timeout=10,priority=5,in_port=1,actions=NORMAL")
-        let line = try formatFlowLine(#require(await h.dump("br2").flows.first))
-        #expect(line.contains("n_bytes=0, hard_timeout=10, idle_age=0, priority=5,in_port=1 actions=NORMAL"))
-        let rule = try #require(h.datapath.rule("br2", priority: 5))
-        h.datapath.counters[rule.counterSlot] = RuleStatistics(packets: 1, bytes: 60, lastUsed: UInt64(start) + 9)
-        h.clock.now = start + 9.9
-        await h.service.expireFlows()
-        #expect(try await h.flows("br2").count == 2)
-        h.clock.now = start + 10
-        await h.service.expireFlows()
-        #expect(try await h.flows("br2") == ["priority=0 actions=NORMAL"])
-        #expect(h.datapath.flowTables["br2"]?.count == 1)
-    }
-
-    @Test func idleTimeoutCountsFromLastUse() async throws {
-        let h = try await seedBridge()
-        let start = h.clock.now  // 1000
-        try await h.addFlow("br2", "idle_timeout=5,priority=5,in_port=1,actions=NORMAL")
-        try await h.addFlow("br2", "idle_timeout=5,priority=6,in_port=2,actions=NORMAL")
-        let used = try #require(h.datapath.rule("br2", priority: 5))
-        // Last used during second 1003 (at most 1004): idle from 1004, expires at 1009.
-        h.datapath.counters[used.counterSlot] = RuleStatistics(packets: 3, bytes: 180, lastUsed: UInt64(start) + 3)
-        h.clock.now = start + 5
-        await h.service.expireFlows()
-        // The unused one expired 5 s after installation.
-        #expect(try await h.flows("br2") == ["priority=5,in_port=1 actions=NORMAL", "priority=0 actions=NORMAL"])
-        #expect(try await h.dump("br2").flows.first?.idleAge == 2)
-        h.clock.now = start + 8.9
-        await h.service.expireFlows()
-        #expect(try await h.flows("br2").count == 2)
-        h.clock.now = start + 9
-        await h.service.expireFlows()
-        #expect(try await h.flows("br2") == ["priority=0 actions=NORMAL"])
-    }
-
-    @Test func modFlowsRestartsTheHardTimeoutButKeepsIt() async throws {
-        let h = try await seedBridge()
-        let start = h.clock.now
-        try await h.addFlow("br2", "hard_timeout=10,priority=5,in_port=1,actions=NORMAL")
-        h.clock.now = start + 8
-        try await h.ok("mod-flows", ["bridge": "br2", "flow": "in_port=1,actions=drop"])
-        h.clock.now = start + 12
-        await h.service.expireFlows()
-        let flow = try #require(await h.dump("br2").flows.first)
-        #expect(flow.hardTimeout == 10 && flow.actions == "drop")
-        #expect(flow.hardAge == 4 && flow.duration == 12)
-        h.clock.now = start + 18
-        await h.service.expireFlows()
-        #expect(try await h.flows("br2") == ["priority=0 actions=NORMAL"])
-    }
-
     @Test func portChangesRepublishNumbersAndTable() async throws {
         let h = Harness()
         try await h.ok("add-br", ["bridge": "br2"])
@@ -640,66 +502,5 @@ private let seedFlows = [
         try await h.ok("del-port", ["port": "vnet0"])
         #expect(h.datapath.portNumbers["br2"] == ["br2": ofportLocal])
         #expect(h.datapath.publishCount == publishes + 2)
-    }
-
-    @Test func selectorSubsetSemantics() async throws {
-        let parser = FlowParser()
-        func match(_ text: String) throws -> Match { try parser.parseMatch(text).match }
-        #expect(try FlowSelector.isAtLeastAsSpecific(match("ip,nw_src=10.1.1.0/24"), as: match("ip,nw_src=10.1.0.0/16")))
-        #expect(try !FlowSelector.isAtLeastAsSpecific(match("ip,nw_src=10.0.0.0/8"), as: match("ip,nw_src=10.1.0.0/16")))
-        #expect(try !FlowSelector.isAtLeastAsSpecific(match("ip"), as: match("ip,nw_src=10.1.0.0/16")))
-        #expect(try FlowSelector.isAtLeastAsSpecific(match("in_port=1,arp"), as: match("")))
-        #expect(try FlowSelector.isAtLeastAsSpecific(match("in_port=1,arp"), as: match("in_port=1,arp")))
-        #expect(try !FlowSelector.isAtLeastAsSpecific(match("in_port=1,arp"), as: match("in_port=2")))
-        #expect(try FlowSelector.isAtLeastAsSpecific(match("dl_dst=02:00:00:00:00:00"), as: match("dl_dst=02:00:00:00:00:00/01:00:00:00:00:00")))
-    }
-}
-
-extension Result {
-    var error: Failure? {
-        if case .failure(let error) = self { return error }
-        return nil
-    }
-}
-
-extension JSONValue {
-    subscript(key: String) -> JSONValue? {
-        if case .object(let members) = self { return members[key] }
-        return nil
-    }
-}
-
-@Suite struct FlowIdentityTests {
-    /// The compact identity gives back its match exactly, whatever the words used (also more
-    /// than are stored inline), and is equal (with equal hashes) exactly when match and priority are.
-    @Test func compactIdentityKeepsTheMatch() async {
-        var matches: [Match] = [Match()]
-        var generator = SystemRandomNumberGenerator()
-        let fields = FlowField.allCases
-        for count in 1...fields.count {
-            for _ in 0..<20 {
-                var match = Match()
-                for field in fields.shuffled(using: &generator).prefix(count) {
-                    match.set(field, UInt64.random(in: 0...UInt64.max, using: &generator),
-                              mask: Bool.random(using: &generator) ? nil : UInt64.random(in: 1...UInt64.max, using: &generator))
-                }
-                matches.append(match)
-            }
-        }
-        var seen: [FlowIdentity: Int] = [:]
-        for (index, match) in matches.enumerated() {
-            for priority: UInt16 in [0, 7] {
-                let id = FlowIdentity(match: match, priority: priority)
-                #expect(id.match == match)
-                #expect(id.priority == priority)
-                let again = FlowIdentity(match: id.match, priority: priority)
-                #expect(again == id && again.hashValue == id.hashValue)
-                #expect(id.hasSameMatch(as: FlowIdentity(match: match, priority: priority &+ 1)))
-                seen[id] = index
-            }
-        }
-        // Distinct matches stay distinct keys (equal random matches are practically impossible).
-        #expect(seen.count == matches.count * 2)
-        for (id, index) in seen { #expect(id.match == matches[index]) }
     }
 }
