@@ -98,8 +98,9 @@ final class ControlQueueExecutor: SerialExecutor {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        let executor = asUnownedSerialExecutor()
-        queue.async { job.runSynchronously(on: executor) }
+        // Holds the executor until the job has run (the job may release the last reference to
+        // the actor, and with it this executor).
+        queue.async { job.runSynchronously(on: self.asUnownedSerialExecutor()) }
     }
 
     func checkIsolated() {
