@@ -18,6 +18,9 @@ import VSwiftPacket
 //   by cookie (`cookie=V/M`) and, for delete and dump, by output port (`out_port`).
 // - replace: the table becomes exactly the given flows; flows already there with the same match,
 //   priority, actions, cookie and timeouts are left alone (and keep their counters).
+//
+// This file: what a flow is to the table (`NewFlow`, `InstalledFlow`), one bridge's table, and the
+// errors a table change can end in. All bridges' tables and their changes are `FlowTables`.
 
 /// A flow to install, as a request or a saved configuration gives it: the rule with its identity
 /// made compact (parsing a million flows keeps these, not a million 256-byte matches), and the
