@@ -36,7 +36,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]),
+            ],
+            // Checked by the compiler for data races; the rest of the package follows.
+            swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(
             name: "vswiftd",
             dependencies: [

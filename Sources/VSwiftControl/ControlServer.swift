@@ -18,8 +18,8 @@ import VSwiftDatapath
 /// own socket buffer), and the number of connections.
 ///
 /// `handler` does the work; it is a plain closure so tests can run the server with a fake one.
-/// Call `start` and `stop` from one thread.
-public final class ControlServer {
+/// `stop` may be called from any thread (the daemon calls it from its signal handler).
+public final class ControlServer: Sendable {
     /// Answers one request. For a notification (no id) the answer is dropped.
     public typealias Handler = @Sendable (RPCRequest) async -> Result<JSONValue, RPCError>
 
@@ -35,10 +35,15 @@ public final class ControlServer {
     private let logger: Logger
     private let handler: Handler
     private let gate = ShutdownGate()
-    private var group: MultiThreadedEventLoopGroup?
-    private var channel: (any Channel)?
-    /// The socket file this server bound: only that one is removed at `stop`.
-    private var boundSocket: ControlSocketFile.Identity?
+    /// Set by `start`, taken by `stop`.
+    private let running = Mutex<Running?>(nil)
+
+    private struct Running {
+        let group: MultiThreadedEventLoopGroup
+        let channel: any Channel
+        /// The socket file this server bound: only that one is removed at `stop`.
+        let boundSocket: ControlSocketFile.Identity
+    }
 
     public init(
         socketPath: String, logger: Logger, maxLineLength: Int = ControlServer.defaultMaxLineLength,
@@ -54,7 +59,7 @@ public final class ControlServer {
     /// Binds the socket (mode 0600, parent directory created 0755 if missing) and starts serving.
     /// A socket file left by a dead daemon is replaced; a live one is an error.
     public func start() throws {
-        precondition(group == nil, "ControlServer started twice")
+        precondition(running.withLock { $0 == nil }, "ControlServer started twice")
         try prepareSocketPath()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // Create the socket file 0600 from the start: no window in which others could connect.
@@ -102,9 +107,7 @@ public final class ControlServer {
                 ControlSocketFile.remove(socketPath, ifStill: bound.identity)
                 throw error
             }
-            boundSocket = bound.identity
-            self.channel = channel
-            self.group = group
+            running.withLock { $0 = Running(group: group, channel: channel, boundSocket: bound.identity) }
         } catch {
             try? group.syncShutdownGracefully()
             throw error
@@ -115,14 +118,11 @@ public final class ControlServer {
     /// Stops accepting, closes every connection, removes the socket file. Responses of requests
     /// still being handled are dropped.
     public func stop() {
-        guard let group else { return }
+        guard let running = running.withLock({ state in state.take() }) else { return }
         gate.close()
-        try? channel?.close().wait()
-        if let boundSocket { ControlSocketFile.remove(socketPath, ifStill: boundSocket) }
-        boundSocket = nil
-        try? group.syncShutdownGracefully()
-        self.channel = nil
-        self.group = nil
+        try? running.channel.close().wait()
+        ControlSocketFile.remove(socketPath, ifStill: running.boundSocket)
+        try? running.group.syncShutdownGracefully()
     }
 
     private func prepareSocketPath() throws {

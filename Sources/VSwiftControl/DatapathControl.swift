@@ -4,8 +4,9 @@ import VSwiftDatapath
 
 /// What the control plane needs from the datapath. `Datapath` is the real one; tests use a fake,
 /// so the switch's bookkeeping (bridges, ports, flow tables, persistence) runs without the kernel.
-/// Control path only, so an existential is fine.
-public protocol DatapathControl: AnyObject {
+/// Control path only, so an existential is fine. Sendable: the daemon shuts the datapath down from
+/// a signal handler while the service holds it.
+public protocol DatapathControl: AnyObject, Sendable {
     func addBridge(_ name: String) throws(DatapathError)
     func deleteBridge(_ name: String) throws(DatapathError)
     @discardableResult

@@ -117,8 +117,10 @@ struct VSwiftd: ParsableCommand {
             datapath: datapath, systemID: saved?.systemID ?? UUID().uuidString.lowercased(), logger: logger, store: store)
         do {
             if let saved {
-                try service.restore(saved)
-                try service.replayJournal()
+                try waitFor {
+                    try await service.restore(saved)
+                    try await service.replayJournal()
+                }
             }
         } catch {
             logger.critical("cannot restore the configuration from \(store.path): \(error); refusing to start")
@@ -127,13 +129,13 @@ struct VSwiftd: ParsableCommand {
         }
         do {
             // Also creates the file on a first start, so that an unwritable location shows now.
-            try service.save()
+            try waitFor { try await service.save() }
         } catch {
             logger.critical("cannot save the configuration: \(error); refusing to start")
             datapath.shutdown()
             throw ExitCode.failure
         }
-        service.startExpiryTimer()
+        try waitFor { await service.startExpiryTimer() }
         let server = ControlServer(socketPath: socketPath, logger: logger) { request in
             await service.handle(request)
         }
@@ -173,6 +175,20 @@ struct VSwiftd: ParsableCommand {
         }
         withExtendedLifetime(sources) { dispatchMain() }
     }
+}
+
+/// Runs `body` as a task and waits for its end: for start-up only, before the daemon serves
+/// requests (the command stays synchronous, since it forks before any thread exists).
+func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    // Written by the task before it signals, read only after the wait.
+    nonisolated(unsafe) var result: Result<T, any Error>?
+    Task {
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try result!.get()
 }
 
 /// Classic double-fork-free detach: fork, the child starts a new session, and the parent waits on

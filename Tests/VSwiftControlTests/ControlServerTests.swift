@@ -64,6 +64,8 @@ private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) a
 }
 
 /// A raw client connection that reads the server's answers line by line.
+// Unchecked: each test uses a connection from one task at a time (handed to `blocking` calls one
+// after another), never from two threads at once.
 private final class Connection: @unchecked Sendable {
     private let socket: UnixSocket
     private var buffer: [UInt8] = []

@@ -6,6 +6,8 @@ import VSwiftDatapath
 
 /// A datapath without a kernel: remembers what the control plane told it and serves counters that
 /// tests set.
+// Unchecked: a test reads and changes it only between its awaited calls into the service (which
+// uses it during them), so the awaits order every access.
 final class FakeDatapath: DatapathControl, @unchecked Sendable {
     /// Devices that exist on the fake host (add-port of any other name fails like a missing device).
     var devices: Set<String>
@@ -135,6 +137,7 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
 }
 
 /// A clock the test moves by hand.
+// Unchecked: a test moves it only between its awaited calls into the service, which reads it.
 final class TestClock: @unchecked Sendable {
     var now: Double
 
@@ -151,50 +154,67 @@ struct Harness {
     let clock: TestClock
     let service: SwitchService
 
-    init(devices: Set<String> = ["vnet0", "eth1", "eth2"], store: ConfigStore? = nil, counterSlots: Int = 1 << 16) {
+    init(
+        devices: Set<String> = ["vnet0", "eth1", "eth2"], store: ConfigStore? = nil, counterSlots: Int = 1 << 16,
+        journalFromBytes: Int? = 1 << 20
+    ) {
         datapath = FakeDatapath(devices: devices)
         clock = TestClock()
         service = SwitchService(
             datapath: datapath, systemID: "390982aa-7bf6-4dfd-84eb-76fe7654e73d",
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
-            store: store, clock: clock.function, counterSlots: counterSlots)
+            store: store, clock: clock.function, counterSlots: counterSlots, journalFromBytes: journalFromBytes)
     }
 
     @discardableResult
-    func call(_ method: String, _ params: [String: JSONValue] = [:]) -> Result<JSONValue, RPCError> {
-        service.perform(RPCRequest(id: 1, method: method, params: .object(params)))
+    func call(_ method: String, _ params: [String: JSONValue] = [:]) async -> Result<JSONValue, RPCError> {
+        await service.handle(RPCRequest(id: 1, method: method, params: .object(params)))
     }
 
     /// Calls and expects success.
     @discardableResult
-    func ok(_ method: String, _ params: [String: JSONValue] = [:]) throws -> JSONValue {
-        try call(method, params).get()
+    func ok(_ method: String, _ params: [String: JSONValue] = [:]) async throws -> JSONValue {
+        try await call(method, params).get()
     }
 
-    func addFlow(_ bridge: String, _ flow: String) throws {
-        try ok("add-flow", ["bridge": .string(bridge), "flow": .string(flow)])
+    func addFlow(_ bridge: String, _ flow: String) async throws {
+        try await ok("add-flow", ["bridge": .string(bridge), "flow": .string(flow)])
     }
 
-    func addFlows(_ bridge: String, _ lines: [String]) -> Result<JSONValue, RPCError> {
-        call("add-flows", ["bridge": .string(bridge), "flows": .array(lines.map(JSONValue.string))])
+    func addFlows(_ bridge: String, _ lines: [String]) async -> Result<JSONValue, RPCError> {
+        await call("add-flows", ["bridge": .string(bridge), "flows": .array(lines.map(JSONValue.string))])
     }
 
-    func dump(_ bridge: String, _ match: String? = nil) throws -> DumpFlowsReport {
+    func dump(_ bridge: String, _ match: String? = nil) async throws -> DumpFlowsReport {
         var params: [String: JSONValue] = ["bridge": .string(bridge)]
         if let match { params["match"] = .string(match) }
-        return try ok("dump-flows", params).decode(DumpFlowsReport.self)
+        return try await ok("dump-flows", params).decode(DumpFlowsReport.self)
     }
 
     /// "priority=…,match actions=…" of each flow, in dump order.
-    func flows(_ bridge: String, _ match: String? = nil) throws -> [String] {
-        try dump(bridge, match).flows.map { flow in
+    func flows(_ bridge: String, _ match: String? = nil) async throws -> [String] {
+        try await dump(bridge, match).flows.map { flow in
             var text = flow.priority == FlowRule.defaultPriority ? "" : "priority=\(flow.priority)"
             if !flow.match.isEmpty { text += (text.isEmpty ? "" : ",") + flow.match }
             return text + " actions=" + flow.actions
         }
     }
 
-    func show() throws -> ShowReport {
-        try ok("show").decode(ShowReport.self)
+    func show() async throws -> ShowReport {
+        try await ok("show").decode(ShowReport.self)
+    }
+}
+
+extension Result {
+    var error: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
+
+extension JSONValue {
+    subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { return members[key] }
+        return nil
     }
 }

@@ -18,7 +18,7 @@ private func contents(_ path: String) -> String? {
 
 @Suite struct PersistenceTests {
     /// The streamed encoding is exactly the pretty JSON of the configuration as a value.
-    @Test func streamedEncodingMatchesValueEncoding() throws {
+    @Test func streamedEncodingMatchesValueEncoding() async throws {
         let configs = [
             SwitchConfig(systemID: "id"),
             SwitchConfig(systemID: "x\"y", bridges: [
@@ -42,28 +42,28 @@ private func contents(_ path: String) -> String? {
         }
     }
 
-    @Test func everyChangeIsSavedAndRestored() throws {
+    @Test func everyChangeIsSavedAndRestored() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/state/vswiftd.db.json")  // the directory is created
         let h = Harness(store: store)
-        try h.ok("add-br", ["bridge": "br2"])
+        try await h.ok("add-br", ["bridge": "br2"])
         #expect(try store.load()?.bridges.map(\.name) == ["br2"])
-        try h.ok("add-br", ["bridge": "br1"])
-        try h.ok("add-port", ["bridge": "br2", "port": "eth2"])
-        try h.ok("add-port", ["bridge": "br2", "port": "vnet0"])
-        try h.ok("add-port", ["bridge": "br2", "port": "eth1"])
-        try h.ok("del-port", ["port": "eth2"])  // number 1 is not given again
-        try h.ok("add-port", ["bridge": "br1", "port": "eth2"])
-        try h.addFlow("br2", "priority=2,in_port=vnet0,dl_type=0x0806,action=NORMAL")
-        try h.addFlow("br2", "cookie=0x1f,idle_timeout=60,hard_timeout=600,priority=3,dl_dst=02:00:00:00:00:00,action=mod_dl_dst:52:54:00:B8:27:75,output:2")
-        try h.addFlow("br2", "priority=1,in_port=2,dl_type=0x0800,vlan_tci=0,nw_src=10.1.1.0/24,action=output:3")
+        try await h.ok("add-br", ["bridge": "br1"])
+        try await h.ok("add-port", ["bridge": "br2", "port": "eth2"])
+        try await h.ok("add-port", ["bridge": "br2", "port": "vnet0"])
+        try await h.ok("add-port", ["bridge": "br2", "port": "eth1"])
+        try await h.ok("del-port", ["port": "eth2"])  // number 1 is not given again
+        try await h.ok("add-port", ["bridge": "br1", "port": "eth2"])
+        try await h.addFlow("br2", "priority=2,in_port=vnet0,dl_type=0x0806,action=NORMAL")
+        try await h.addFlow("br2", "cookie=0x1f,idle_timeout=60,hard_timeout=600,priority=3,dl_dst=02:00:00:00:00:00,action=mod_dl_dst:52:54:00:B8:27:75,output:2")
+        try await h.addFlow("br2", "priority=1,in_port=2,dl_type=0x0800,vlan_tci=0,nw_src=10.1.1.0/24,action=output:3")
         // Equal priorities: the order of installation is kept across the restart.
-        try h.addFlow("br2", "priority=1,in_port=3,actions=drop")
-        try h.ok("del-flows", ["bridge": "br1"])  // br1 keeps no flows at all
+        try await h.addFlow("br2", "priority=1,in_port=3,actions=drop")
+        try await h.ok("del-flows", ["bridge": "br1"])  // br1 keeps no flows at all
 
         let saved = try #require(try store.load())
-        #expect(saved == h.service.configuration())
+        #expect(await saved == h.service.configuration())
         #expect(saved.systemID == "390982aa-7bf6-4dfd-84eb-76fe7654e73d")
         #expect(saved.bridges.map(\.name) == ["br2", "br1"])
         #expect(saved.bridges[0].ports == [PortConfig(name: "vnet0", ofport: 2), PortConfig(name: "eth1", ofport: 3)])
@@ -80,22 +80,22 @@ private func contents(_ path: String) -> String? {
 
         // A new daemon on the same file.
         let restored = Harness(devices: ["vnet0", "eth1", "eth2", "eth3"], store: store)
-        try restored.service.restore(saved)
-        #expect(try restored.show() == h.show())
-        #expect(try restored.flows("br2") == h.flows("br2"))
-        #expect(try restored.flows("br1") == [])
+        try await restored.service.restore(saved)
+        #expect(try await restored.show() == h.show())
+        #expect(try await restored.flows("br2") == h.flows("br2"))
+        #expect(try await restored.flows("br1") == [])
         #expect(restored.datapath.flowTables["br1"].map(\.isEmpty) == true)
         #expect(restored.datapath.portNumbers["br2"] == ["vnet0": 2, "eth1": 3, "br2": ofportLocal])
-        let cookieFlow = try #require(restored.dump("br2").flows.first)
+        let cookieFlow = try #require(await restored.dump("br2").flows.first)
         #expect(cookieFlow.cookie == 0x1f && cookieFlow.idleTimeout == 60 && cookieFlow.hardTimeout == 600)
         let ties = (restored.datapath.flowTables["br2"] ?? []).filter { $0.priority == 1 }.sorted { $0.sequence < $1.sequence }
         #expect(ties.map { $0.match.value(.inPort) } == [2, 3])
         // Numbering goes on where it was.
-        try restored.ok("add-port", ["bridge": "br2", "port": "eth3"])
-        #expect(try restored.show().bridges[0].ports.map(\.ofport) == [2, 3, 4, ofportLocal])
+        try await restored.ok("add-port", ["bridge": "br2", "port": "eth3"])
+        #expect(try await restored.show().bridges[0].ports.map(\.ofport) == [2, 3, 4, ofportLocal])
     }
 
-    @Test func aMissingDeviceStaysConfiguredWithAnError() throws {
+    @Test func aMissingDeviceStaysConfiguredWithAnError() async throws {
         let config = SwitchConfig(systemID: "id", bridges: [
             BridgeConfig(
                 name: "br2", nextOfport: 3,
@@ -103,71 +103,71 @@ private func contents(_ path: String) -> String? {
                 flows: ["priority=1,in_port=1,actions=output:2"]),
         ])
         let h = Harness(devices: ["lisp0"])
-        try h.service.restore(config)
-        let ports = try h.show().bridges[0].ports
+        try await h.service.restore(config)
+        let ports = try await h.show().bridges[0].ports
         #expect(ports.map(\.name) == ["vnet0", "lisp0", "br2"])
         #expect(ports[0].error == #"could not attach vnet0: no network device named "vnet0""#)
         // The LISP port needs no device: it comes back with its options.
         #expect(ports[1].error == nil && ports[1].type == "lisp" && ports[1].options == ["remote_ip": "192.168.1.252"])
         #expect(h.datapath.tunnelOptions["lisp0"] == LISPPortOptions(remote: .address(IPAddress("192.168.1.252")!)))
-        #expect(formatShow(try h.show()).contains(#"                error: "could not attach vnet0: no network device named \"vnet0\"""#))
+        #expect(formatShow(try await h.show()).contains(#"                error: "could not attach vnet0: no network device named \"vnet0\"""#))
         // vnet0 is not in the datapath, so not in its port numbers; the flows are there all the same.
         #expect(h.datapath.portNumbers["br2"] == ["lisp0": 2, "br2": ofportLocal])
-        #expect(try h.flows("br2") == ["priority=1,in_port=1 actions=output:2"])
+        #expect(try await h.flows("br2") == ["priority=1,in_port=1 actions=output:2"])
         // The configuration keeps the port until it is deleted.
-        #expect(h.service.configuration().bridges[0].ports.count == 2)
-        try h.ok("del-port", ["port": "vnet0"])
-        #expect(try h.show().bridges[0].ports.map(\.name) == ["lisp0", "br2"])
+        #expect(await h.service.configuration().bridges[0].ports.count == 2)
+        try await h.ok("del-port", ["port": "vnet0"])
+        #expect(try await h.show().bridges[0].ports.map(\.name) == ["lisp0", "br2"])
     }
 
-    @Test func restoreRefusesWhatItCannotBringBack() throws {
+    @Test func restoreRefusesWhatItCannotBringBack() async throws {
         let badFlow = SwitchConfig(systemID: "id", bridges: [
             BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: ["priority=1,nw_src=1.2.3.4,actions=drop"]),
         ])
-        #expect(throws: RestoreError.self) { try Harness().service.restore(badFlow) }
+        await #expect(throws: RestoreError.self) { try await Harness().service.restore(badFlow) }
         let twice = SwitchConfig(systemID: "id", bridges: [
             BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: []),
             BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: []),
         ])
-        #expect(throws: RestoreError.self) { try Harness().service.restore(twice) }
+        await #expect(throws: RestoreError.self) { try await Harness().service.restore(twice) }
         let badNumber = SwitchConfig(systemID: "id", bridges: [
             BridgeConfig(name: "br2", nextOfport: 2, ports: [PortConfig(name: "vnet0", ofport: 5)], flows: []),
         ])
-        #expect(throws: RestoreError.self) { try Harness().service.restore(badNumber) }
+        await #expect(throws: RestoreError.self) { try await Harness().service.restore(badNumber) }
     }
 
-    @Test func restoredFlowsAreParsedInChunksAndKeepTheirSavedText() throws {
+    @Test func restoredFlowsAreParsedInChunksAndKeepTheirSavedText() async throws {
         // Not as FlowFormatter writes them ("…,actions=" rather than " actions="): kept as saved.
         var flows = (0..<20_000).map { i in "priority=5,ip,nw_dst=10.0.\(i >> 8).\(i & 0xff),actions=drop" }
         let config = SwitchConfig(systemID: "id", bridges: [BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: flows)])
         let h = Harness()
-        try h.service.restore(config)
-        #expect(h.service.configuration().bridges.first?.flows == flows)
-        #expect(try h.dump("br2").flows.count == 20_000)
+        try await h.service.restore(config)
+        #expect(await h.service.configuration().bridges.first?.flows == flows)
+        #expect(try await h.dump("br2").flows.count == 20_000)
         // A change formats only what changed.
-        try h.addFlow("br2", "priority=5,ip,nw_dst=10.0.0.0,actions=output:1")
-        let saved = try #require(h.service.configuration().bridges.first?.flows)
+        try await h.addFlow("br2", "priority=5,ip,nw_dst=10.0.0.0,actions=output:1")
+        let saved = try #require(await h.service.configuration().bridges.first?.flows)
         #expect(saved.count == 20_000 && saved.last == "priority=5,ip,nw_dst=10.0.0.0 actions=output:1")
         #expect(saved.first == flows[1])
 
         flows[15_000] = "priority=5,nw_dst=10.9.9.9,actions=drop"  // no ip prerequisite
         let bad = SwitchConfig(systemID: "id", bridges: [BridgeConfig(name: "br2", nextOfport: 1, ports: [], flows: flows)])
-        let error = #expect(throws: RestoreError.self) { try Harness().service.restore(bad) }
+        let error = await #expect(throws: RestoreError.self) { try await Harness().service.restore(bad) }
         #expect(error?.message.contains("flow 15001 (priority=5,nw_dst=10.9.9.9,actions=drop): ") == true)
     }
 
     /// A flow file's flows are saved as their lines (nothing to format), except where a line
     /// names a port: the name stands for the port only while it exists, so those are saved with
     /// numbers. A restart brings back exactly the table the requests made.
-    @Test func fileFlowsAreSavedAsTheirLines() throws {
+    @Test func fileFlowsAreSavedAsTheirLines() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store)
-        try h.ok("add-br", ["bridge": "br0"])
-        try h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
-        try h.ok("add-port", ["bridge": "br0", "port": "eth1"])
-        _ = try h.addFlows("br0", [
+        try await h.ok("add-br", ["bridge": "br0"])
+        try await h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
+        try await h.ok("add-port", ["bridge": "br0", "port": "eth1"])
+        _ = try await h.addFlows("br0", [
             "  priority=5,ip,nw_dst=10.0.0.1,actions=output:2  # to eth1",
             "priority=6,in_port=vnet0,actions=drop",
             "",
@@ -184,8 +184,8 @@ private func contents(_ path: String) -> String? {
             "priority=0 actions=NORMAL",
         ])
         // A changed flow is saved as formatted; replace-flows keeps its lines too.
-        try h.ok("mod-flows", ["bridge": "br0", "flow": "priority=9,in_port=LOCAL,actions=drop", "strict": true])
-        _ = try h.ok("replace-flows", ["bridge": "br0", "flows": .array([
+        try await h.ok("mod-flows", ["bridge": "br0", "flow": "priority=9,in_port=LOCAL,actions=drop", "strict": true])
+        _ = try await h.ok("replace-flows", ["bridge": "br0", "flows": .array([
             "priority=9,in_port=LOCAL,actions=drop", "priority=4,udp,tp_dst=53,actions=output:eth1",
             "priority=3,udp,tp_dst=54,actions=output:2",
         ].map(JSONValue.string))])
@@ -195,84 +195,84 @@ private func contents(_ path: String) -> String? {
             "priority=3,udp,tp_dst=54,actions=output:2",
         ])
         // vnet0 goes and comes back as port 3: flows saved by name would now mean port 3.
-        _ = try h.addFlows("br0", ["priority=2,in_port=vnet0,actions=output:eth1", "priority=1,in_port=1,actions=drop"]).get()
-        try h.ok("del-port", ["port": "vnet0"])
-        try h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
+        _ = try await h.addFlows("br0", ["priority=2,in_port=vnet0,actions=output:eth1", "priority=1,in_port=1,actions=drop"]).get()
+        try await h.ok("del-port", ["port": "vnet0"])
+        try await h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
         let restored = Harness(store: store)
-        try restored.service.restore(try #require(try store.load()))
-        #expect(try restored.flows("br0") == h.flows("br0"))
-        #expect(try restored.flows("br0").suffix(2) == ["priority=2,in_port=1 actions=output:2", "priority=1,in_port=1 actions=drop"])
-        #expect(try restored.dump("br0").flows.map(\.cookie) == h.dump("br0").flows.map(\.cookie))
-        #expect(try restored.dump("br0").flows.map(\.hardTimeout) == h.dump("br0").flows.map(\.hardTimeout))
+        try await restored.service.restore(try #require(try store.load()))
+        #expect(try await restored.flows("br0") == h.flows("br0"))
+        #expect(try await restored.flows("br0").suffix(2) == ["priority=2,in_port=1 actions=output:2", "priority=1,in_port=1 actions=drop"])
+        #expect(try await restored.dump("br0").flows.map(\.cookie) == h.dump("br0").flows.map(\.cookie))
+        #expect(try await restored.dump("br0").flows.map(\.hardTimeout) == h.dump("br0").flows.map(\.hardTimeout))
     }
 
     /// The saved texts put in order while a bulk change is published are those of the table as
     /// it is at the save, also after later small changes.
-    @Test func savedTextsFollowEveryChange() throws {
+    @Test func savedTextsFollowEveryChange() async throws {
         let h = Harness()
-        try h.ok("add-br", ["bridge": "br0"])
+        try await h.ok("add-br", ["bridge": "br0"])
         let lines = (0..<100).map { "priority=5,udp,tp_dst=\($0),actions=drop" }
-        _ = try h.addFlows("br0", lines).get()
-        #expect(h.service.configuration().bridges[0].flows == lines + ["priority=0 actions=NORMAL"])
-        try h.addFlow("br0", "priority=6,tcp,actions=drop")
-        try h.ok("del-flows", ["bridge": "br0", "match": "priority=5,udp,tp_dst=3", "strict": true])
-        try h.ok("mod-flows", ["bridge": "br0", "flow": "priority=5,udp,tp_dst=4,actions=output:1", "strict": true])
+        _ = try await h.addFlows("br0", lines).get()
+        #expect(await h.service.configuration().bridges[0].flows == lines + ["priority=0 actions=NORMAL"])
+        try await h.addFlow("br0", "priority=6,tcp,actions=drop")
+        try await h.ok("del-flows", ["bridge": "br0", "match": "priority=5,udp,tp_dst=3", "strict": true])
+        try await h.ok("mod-flows", ["bridge": "br0", "flow": "priority=5,udp,tp_dst=4,actions=output:1", "strict": true])
         var expected = ["priority=6,tcp actions=drop"] + lines + ["priority=0 actions=NORMAL"]
         expected.remove(at: 4)
         expected[4] = "priority=5,udp,tp_dst=4 actions=output:1"
-        #expect(h.service.configuration().bridges[0].flows == expected)
-        _ = try h.ok("replace-flows", ["bridge": "br0", "flows": .array(lines.prefix(2).map(JSONValue.string))])
-        #expect(h.service.configuration().bridges[0].flows == Array(lines.prefix(2)))
+        #expect(await h.service.configuration().bridges[0].flows == expected)
+        _ = try await h.ok("replace-flows", ["bridge": "br0", "flows": .array(lines.prefix(2).map(JSONValue.string))])
+        #expect(await h.service.configuration().bridges[0].flows == Array(lines.prefix(2)))
     }
 
     /// Crash safety of a bulk change saved as its lines: whatever point a crash interrupts the
     /// save at (the new file written in part, or whole but not yet renamed, or renamed), a restart
     /// brings back either the table before the change or the one after it, never a mix.
-    @Test func aCrashDuringABulkSaveLeavesTheOldTableOrTheNew() throws {
+    @Test func aCrashDuringABulkSaveLeavesTheOldTableOrTheNew() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store)
-        try h.ok("add-br", ["bridge": "br0"])
-        try h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
-        _ = try h.addFlows("br0", (0..<3000).map { "priority=7,udp,tp_dst=\($0),actions=output:1" }).get()
+        try await h.ok("add-br", ["bridge": "br0"])
+        try await h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
+        _ = try await h.addFlows("br0", (0..<3000).map { "priority=7,udp,tp_dst=\($0),actions=output:1" }).get()
         let oldFile = try #require(FileManager.default.contents(atPath: store.path))
-        let oldFlows = try h.flows("br0")
-        _ = try h.addFlows("br0", (0..<3000).map { i in
+        let oldFlows = try await h.flows("br0")
+        _ = try await h.addFlows("br0", (0..<3000).map { i in
             i % 3 == 0 ? "priority=8,in_port=vnet0,udp,tp_dst=\(i),actions=drop" : "cookie=0x\(i),priority=7,udp,tp_dst=\(i),actions=output:2 # new"
         }).get()
         let newFile = try #require(FileManager.default.contents(atPath: store.path))
-        let newFlows = try h.flows("br0")
+        let newFlows = try await h.flows("br0")
         #expect(oldFlows != newFlows)
 
-        func restart() throws -> [String] {
+        func restart() async throws -> [String] {
             let restarted = Harness(store: store)
-            try restarted.service.restore(try #require(try store.load()))
-            try restarted.service.replayJournal()
-            return try restarted.flows("br0")
+            try await restarted.service.restore(try #require(try store.load()))
+            try await restarted.service.replayJournal()
+            return try await restarted.flows("br0")
         }
         // Before the rename: the old file stands, whatever part of the new one was written.
         for cut in [0, 1, newFile.count / 3, newFile.count - 1, newFile.count] {
             try oldFile.write(to: URL(fileURLWithPath: store.path))
             try newFile.prefix(cut).write(to: URL(fileURLWithPath: store.path + ".tmp"))
-            #expect(try restart() == oldFlows, "cut at \(cut)")
+            #expect(try await restart() == oldFlows, "cut at \(cut)")
         }
         // After the rename: the new file, also with a journal left from the old generation.
         try newFile.write(to: URL(fileURLWithPath: store.path))
-        #expect(try restart() == newFlows)
+        #expect(try await restart() == newFlows)
         try store.journal.append(
             ConfigJournal.Record(method: "del-flows", params: .object(["bridge": "br0"])),
             generation: try #require(try ConfigStore.decode(oldFile)).generation)
-        #expect(try restart() == newFlows)
+        #expect(try await restart() == newFlows)
     }
 
-    @Test func noFileIsAFirstStart() throws {
+    @Test func noFileIsAFirstStart() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(try ConfigStore(path: directory + "/none.json").load() == nil)
     }
 
-    @Test func aCorruptFileIsAnErrorNamingIt() throws {
+    @Test func aCorruptFileIsAnErrorNamingIt() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/vswiftd.db.json"
@@ -300,7 +300,7 @@ private func contents(_ path: String) -> String? {
         #expect(error?.problem.hasPrefix("cannot read") == true)
     }
 
-    @Test func writesAreAtomic() throws {
+    @Test func writesAreAtomic() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
@@ -330,91 +330,90 @@ private func contents(_ path: String) -> String? {
     }
 
     /// A change that cannot be saved is refused and undone: what runs is what the file holds.
-    @Test func aFailedSaveRefusesTheChangeAndUndoesIt() throws {
+    @Test func aFailedSaveRefusesTheChangeAndUndoesIt() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store)
-        try h.ok("add-br", ["bridge": "br0"])
+        try await h.ok("add-br", ["bridge": "br0"])
         try FileManager.default.createDirectory(atPath: store.path + ".tmp", withIntermediateDirectories: false)
-        let error = h.call("add-flow", ["bridge": "br0", "flow": "priority=5,actions=drop"]).error
+        let error = await h.call("add-flow", ["bridge": "br0", "flow": "priority=5,actions=drop"]).error
         #expect(error?.code == RPCError.internalError("").code)
         #expect(error?.message.contains("refused and nothing changed") == true)
-        #expect(try h.flows("br0") == ["priority=0 actions=NORMAL"])
+        #expect(try await h.flows("br0") == ["priority=0 actions=NORMAL"])
         #expect(h.datapath.flowTables["br0"]?.map(\.priority) == [0])
         try FileManager.default.removeItem(atPath: store.path + ".tmp")
-        try h.addFlow("br0", "priority=6,actions=drop")
+        try await h.addFlow("br0", "priority=6,actions=drop")
         #expect(try store.load()?.bridges[0].flows == ["priority=6 actions=drop", "priority=0 actions=NORMAL"])
     }
 
-    @Test func expiryIsSaved() throws {
+    @Test func expiryIsSaved() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store)
-        try h.ok("add-br", ["bridge": "br0"])
-        try h.addFlow("br0", "hard_timeout=5,priority=5,actions=drop")
+        try await h.ok("add-br", ["bridge": "br0"])
+        try await h.addFlow("br0", "hard_timeout=5,priority=5,actions=drop")
         #expect(try store.load()?.bridges[0].flows.count == 2)
         h.clock.now += 5
-        h.service.expireFlows()
+        await h.service.expireFlows()
         #expect(try store.load()?.bridges[0].flows == ["priority=0 actions=NORMAL"])
     }
 
     /// Flow changes on a big configuration go to the journal; a restart replays them in order and
     /// ends with the same table as a daemon that saved the whole file every time.
-    @Test func flowChangesAreJournaledAndReplayed() throws {
+    @Test func flowChangesAreJournaledAndReplayed() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
-        let h = Harness(store: store)
-        h.service.journalFromBytes = 0
-        try h.ok("add-br", ["bridge": "br0"])
-        try h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
+        let h = Harness(store: store, journalFromBytes: 0)
+        try await h.ok("add-br", ["bridge": "br0"])
+        try await h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
         let fileAfterPorts = try #require(try store.load())
         #expect(!FileManager.default.fileExists(atPath: store.journal.path))
-        try h.addFlow("br0", "priority=1,in_port=3,actions=drop")
-        _ = try h.addFlows("br0", ["priority=5,ip,actions=output:vnet0", "# comment", "priority=5,arp,actions=drop",
+        try await h.addFlow("br0", "priority=1,in_port=3,actions=drop")
+        _ = try await h.addFlows("br0", ["priority=5,ip,actions=output:vnet0", "# comment", "priority=5,arp,actions=drop",
                                    "priority=5,tcp,actions=drop"]).get()
-        try h.ok("del-flows", ["bridge": "br0", "match": "priority=5,arp", "strict": true])
-        try h.ok("mod-flows", ["bridge": "br0", "flow": "tcp,actions=output:1"])
-        try h.ok("del-flows", ["bridge": "br0", "match": "in_port=3"])
-        try h.addFlow("br0", "priority=1,in_port=3,actions=drop")  // re-added: now after the others of priority 1
-        try h.addFlow("br0", "priority=1,in_port=2,actions=drop")
+        try await h.ok("del-flows", ["bridge": "br0", "match": "priority=5,arp", "strict": true])
+        try await h.ok("mod-flows", ["bridge": "br0", "flow": "tcp,actions=output:1"])
+        try await h.ok("del-flows", ["bridge": "br0", "match": "in_port=3"])
+        try await h.addFlow("br0", "priority=1,in_port=3,actions=drop")  // re-added: now after the others of priority 1
+        try await h.addFlow("br0", "priority=1,in_port=2,actions=drop")
         // The file itself did not change: every flow change is in the journal.
         #expect(try store.load() == fileAfterPorts)
         #expect(try store.journal.load(generation: fileAfterPorts.generation).map(\.method)
             == ["add-flow", "add-flows", "del-flows", "mod-flows", "del-flows", "add-flow", "add-flow"])
 
         let restored = Harness(devices: ["vnet0", "eth1", "eth2"], store: store)
-        try restored.service.restore(try #require(try store.load()))
-        try restored.service.replayJournal()
-        #expect(try restored.flows("br0") == h.flows("br0"))
-        #expect(try restored.flows("br0") == [
+        try await restored.service.restore(try #require(try store.load()))
+        try await restored.service.replayJournal()
+        #expect(try await restored.flows("br0") == h.flows("br0"))
+        #expect(try await restored.flows("br0") == [
             "priority=5,ip actions=output:1", "priority=5,tcp actions=output:1", "priority=1,in_port=3 actions=drop",
             "priority=1,in_port=2 actions=drop", "priority=0 actions=NORMAL",
         ])
         // Saving folds the journal into a new file (a new generation) and deletes it.
-        try restored.service.save()
+        try await restored.service.save()
         #expect(!FileManager.default.fileExists(atPath: store.journal.path))
         let folded = try #require(try store.load())
         #expect(folded.generation == fileAfterPorts.generation + 1)
         #expect(folded.bridges[0].flows.count == 5)
 
         // A port change rewrites the file, and the journal starts again after it.
-        try h.ok("add-port", ["bridge": "br0", "port": "eth1"])
+        try await h.ok("add-port", ["bridge": "br0", "port": "eth1"])
         #expect(!FileManager.default.fileExists(atPath: store.journal.path))
         #expect(try store.load()?.bridges[0].flows.count == 5)
-        try h.addFlow("br0", "priority=9,actions=drop")
+        try await h.addFlow("br0", "priority=9,actions=drop")
         #expect(FileManager.default.fileExists(atPath: store.journal.path))
         // A bulk change (a record bigger than an eighth of the file) rewrites the file too.
-        _ = try h.addFlows("br0", (0..<3000).map { "priority=7,udp,tp_dst=\($0),actions=drop" }).get()
+        _ = try await h.addFlows("br0", (0..<3000).map { "priority=7,udp,tp_dst=\($0),actions=drop" }).get()
         #expect(!FileManager.default.fileExists(atPath: store.journal.path))
         #expect(try store.load()?.bridges[0].flows.count == 3006)
     }
 
     /// A journal that does not continue the file's generation (left by a crash after the file was
     /// written) is ignored; a record cut short at the end is ignored; damage elsewhere is an error.
-    @Test func journalGenerationsAndDamage() throws {
+    @Test func journalGenerationsAndDamage() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let journal = ConfigJournal(path: directory + "/j")
@@ -436,24 +435,23 @@ private func contents(_ path: String) -> String? {
     }
 
     /// A journal append that fails refuses the change; the next change rewrites the whole file.
-    @Test func aFailedJournalAppendRefusesTheChange() throws {
+    @Test func aFailedJournalAppendRefusesTheChange() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
-        let h = Harness(store: store)
-        h.service.journalFromBytes = 0
-        try h.ok("add-br", ["bridge": "br0"])
+        let h = Harness(store: store, journalFromBytes: 0)
+        try await h.ok("add-br", ["bridge": "br0"])
         try FileManager.default.createDirectory(atPath: store.journal.path, withIntermediateDirectories: false)
-        let error = h.call("add-flow", ["bridge": "br0", "flow": "priority=5,actions=drop"]).error
+        let error = await h.call("add-flow", ["bridge": "br0", "flow": "priority=5,actions=drop"]).error
         #expect(error?.message.contains("could not be saved") == true)
-        #expect(try h.flows("br0") == ["priority=0 actions=NORMAL"])
+        #expect(try await h.flows("br0") == ["priority=0 actions=NORMAL"])
         try FileManager.default.removeItem(atPath: store.journal.path)
-        try h.addFlow("br0", "priority=6,actions=drop")
+        try await h.addFlow("br0", "priority=6,actions=drop")
         #expect(try store.load()?.bridges[0].flows == ["priority=6 actions=drop", "priority=0 actions=NORMAL"])
         #expect(!FileManager.default.fileExists(atPath: store.journal.path))
     }
 
-    @Test func defaultPath() {
+    @Test func defaultPath() async {
         #expect(ConfigStore.defaultPath(environment: [:]) == "/var/lib/vswift/vswiftd.db.json")
         #expect(ConfigStore.defaultPath(environment: ["VSWIFT_DB": ""]) == "/var/lib/vswift/vswiftd.db.json")
         #expect(ConfigStore.defaultPath(environment: ["VSWIFT_DB": "/tmp/x.json"]) == "/tmp/x.json")

@@ -3,7 +3,7 @@ import VSwiftControl
 import VSwiftDatapath
 
 @Suite struct TextFormatTests {
-    @Test func showLikeOVS() {
+    @Test func showLikeOVS() async {
         let report = ShowReport(
             systemID: "390982aa-7bf6-4dfd-84eb-76fe7654e73d",
             bridges: [
@@ -32,7 +32,7 @@ import VSwiftDatapath
                 """)
     }
 
-    @Test func showAddsDatapathModeAndSortsOptions() {
+    @Test func showAddsDatapathModeAndSortsOptions() async {
         let report = ShowReport(
             systemID: "id",
             bridges: [
@@ -65,9 +65,9 @@ import VSwiftDatapath
         #expect(formatShow(ShowReport(systemID: "id", bridges: [])) == "id\n")
     }
 
-    @Test func dumpWorkersLikePMDStats() throws {
+    @Test func dumpWorkersLikePMDStats() async throws {
         // Through the service (fake datapath: one worker, 100 packets, 10,000 accounted cycles).
-        let reports = try Harness().ok("dump-workers").decode([WorkerReport].self)
+        let reports = try await Harness().ok("dump-workers").decode([WorkerReport].self)
         #expect(reports.count == 1)
         #expect(reports[0].busyCyclesPerPacket == 57.4)
         #expect(
@@ -88,7 +88,7 @@ import VSwiftDatapath
             + "  idle cycles: 0\n  system call cycles: 0\n  rounds: 0\n")
     }
 
-    @Test func dumpPortsLikeOVS() {
+    @Test func dumpPortsLikeOVS() async {
         let report = DumpPortsReport(
             bridge: "br2",
             ports: [
@@ -113,7 +113,7 @@ import VSwiftDatapath
                 """)
     }
 
-    @Test func dumpPortsWithXSKStatistics() {
+    @Test func dumpPortsWithXSKStatistics() async {
         let xsk = XSKStatistics(
             rxDropped: 1, rxInvalidDescs: 2, txInvalidDescs: 3, rxRingFull: 4, rxFillRingEmptyDescs: 5, txRingEmptyDescs: 6)
         let report = DumpPortsReport(
@@ -129,12 +129,12 @@ import VSwiftDatapath
                 """)
     }
 
-    @Test func emptyDumpPorts() {
+    @Test func emptyDumpPorts() async {
         #expect(formatDumpPorts(DumpPortsReport(bridge: "br0", ports: [])) == "OFPST_PORT reply (xid=0x2): 0 ports\n")
     }
 
     /// The seed's `ovs-ofctl dump-flows br2`, line for line (in the seed's order).
-    @Test func dumpFlowsLikeOVS() {
+    @Test func dumpFlowsLikeOVS() async {
         let report = DumpFlowsReport(bridge: "br2", flows: [
             FlowStatisticsEntry(
                 duration: 1615.828, packets: 195, bytes: 19110, idleAge: 1378, priority: 3,
@@ -156,7 +156,7 @@ import VSwiftDatapath
                 """)
     }
 
-    @Test func dumpFlowsWithTimeoutsCookieAndDefaultPriority() {
+    @Test func dumpFlowsWithTimeoutsCookieAndDefaultPriority() async {
         let flows = [
             FlowStatisticsEntry(
                 cookie: 0x1f, duration: 5.5, packets: 1, bytes: 60, idleTimeout: 60, hardTimeout: 600, idleAge: 2, hardAge: 3,
@@ -176,7 +176,7 @@ import VSwiftDatapath
         #expect(formatDumpFlows(DumpFlowsReport(bridge: "br0", flows: [])) == "NXST_FLOW reply (xid=0x4):\n")
     }
 
-    @Test func showPrintsPortErrors() {
+    @Test func showPrintsPortErrors() async {
         let report = ShowReport(systemID: "id", bridges: [
             BridgeDescription(name: "br2", ports: [PortDescription(name: "vnet0", ofport: 1, error: "could not attach vnet0: gone")]),
         ])
@@ -190,7 +190,7 @@ import VSwiftDatapath
             """)
     }
 
-    @Test func json() {
+    @Test func json() async {
         #expect(formatJSON(["b": 1, "a": [true]]) == "{\n  \"a\": [\n    true\n  ],\n  \"b\": 1\n}\n")
     }
 }

@@ -23,7 +23,7 @@ private let nobody: uid_t = 65534
 /// writes or stand in for its socket. (Run as root, like vswiftd.)
 @Suite(.serialized) struct TrustBoundaryTests {
     /// The attack: another user plants `db.json.tmp -> /some/root/file`; saving must not touch it.
-    @Test func aPlantedTemporarySymlinkIsNotFollowed() throws {
+    @Test func aPlantedTemporarySymlinkIsNotFollowed() async throws {
         let directory = try freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let victim = directory + "/victim"
@@ -39,7 +39,7 @@ private let nobody: uid_t = 65534
     }
 
     /// The same attack on the journal, which is appended to: refused, and the target untouched.
-    @Test func aPlantedJournalSymlinkOrHardLinkIsRefused() throws {
+    @Test func aPlantedJournalSymlinkOrHardLinkIsRefused() async throws {
         let directory = try freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let victim = directory + "/victim"
@@ -56,7 +56,7 @@ private let nobody: uid_t = 65534
         #expect(text(victim) == "root's file\n")
     }
 
-    @Test func directoriesOthersCanChangeAreRefused() throws {
+    @Test func directoriesOthersCanChangeAreRefused() async throws {
         let directory = try freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/db.json")
@@ -86,7 +86,7 @@ private let nobody: uid_t = 65534
         #expect(throws: SafePathError.self) { try store.checkDirectory() }
     }
 
-    @Test func theServerRefusesAnUnsafeSocketDirectory() throws {
+    @Test func theServerRefusesAnUnsafeSocketDirectory() async throws {
         let directory = try freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         chmod(directory, 0o777)
@@ -97,7 +97,7 @@ private let nobody: uid_t = 65534
 
     /// The hijack: another user renames vswiftd's socket and listens in its place. vswiftctl must
     /// refuse to talk to it, and vswiftd must not delete it at exit.
-    @Test func anImpostorSocketIsRefusedByTheClientAndLeftByTheServer() throws {
+    @Test func anImpostorSocketIsRefusedByTheClientAndLeftByTheServer() async throws {
         let directory = try freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // A sticky directory the other user can write to (as /tmp or a careless /run/vswift).
@@ -128,7 +128,7 @@ private let nobody: uid_t = 65534
     }
 
     /// A stale socket of another user is not removed to make room (it is not vswiftd's).
-    @Test func anotherUsersSocketIsNotReplaced() throws {
+    @Test func anotherUsersSocketIsNotReplaced() async throws {
         let directory = try freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         chmod(directory, 0o1777)
@@ -154,24 +154,24 @@ private let nobody: uid_t = 65534
         try FileManager.default.removeItem(atPath: store.path + ".tmp")
     }
 
-    private static func restart(_ store: ConfigStore) throws -> Harness {
+    private static func restart(_ store: ConfigStore) async throws -> Harness {
         let h = Harness(store: store)
-        try h.service.restore(try #require(try store.load()))
-        try h.service.replayJournal()
+        try await h.service.restore(try #require(try store.load()))
+        try await h.service.replayJournal()
         return h
     }
 
-    @Test func everyKindOfRefusedChangeLeavesTheOldState() throws {
+    @Test func everyKindOfRefusedChangeLeavesTheOldState() async throws {
         let directory = try freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/db.json")
         let h = Harness(store: store)
-        try h.ok("add-br", ["bridge": "br0"])
-        try h.ok("add-port", ["bridge": "br0", "port": "eth1"])
-        try h.ok("add-underlay", ["device": "eth2"])
-        try h.addFlow("br0", "priority=7,in_port=eth1,actions=output:LOCAL")
-        let before = h.service.configuration()
-        let show = try h.show()
+        try await h.ok("add-br", ["bridge": "br0"])
+        try await h.ok("add-port", ["bridge": "br0", "port": "eth1"])
+        try await h.ok("add-underlay", ["device": "eth2"])
+        try await h.addFlow("br0", "priority=7,in_port=eth1,actions=output:LOCAL")
+        let before = await h.service.configuration()
+        let show = try await h.show()
         let datapathBridges = h.datapath.bridges
         let datapathPorts = h.datapath.ports
         let table = h.datapath.flowTables["br0"]?.map(\.priority)
@@ -191,10 +191,10 @@ private let nobody: uid_t = 65534
             ("mod-flows", ["bridge": "br0", "flow": "actions=drop"]),
         ]
         for (method, params) in refused {
-            let error = h.call(method, params).error
+            let error = await h.call(method, params).error
             #expect(error?.message.contains("refused and nothing changed") == true, "\(method)")
-            #expect(h.service.configuration() == before, "\(method)")
-            #expect(try h.show() == show, "\(method)")
+            #expect(await h.service.configuration() == before, "\(method)")
+            #expect(try await h.show() == show, "\(method)")
             #expect(h.datapath.bridges == datapathBridges, "\(method)")
             #expect(h.datapath.ports == datapathPorts, "\(method)")
             #expect(h.datapath.flowTables["br0"]?.map(\.priority) == table, "\(method)")
@@ -202,49 +202,47 @@ private let nobody: uid_t = 65534
         }
         try Self.unblockSaves(store)
         #expect(try store.load()?.bridges == before.bridges)
-        let restarted = try Self.restart(store)
-        #expect(restarted.service.configuration().bridges == before.bridges)
-        #expect(restarted.service.configuration().underlays == before.underlays)
+        let restarted = try await Self.restart(store)
+        #expect(await restarted.service.configuration().bridges == before.bridges)
+        #expect(await restarted.service.configuration().underlays == before.underlays)
         // And the service goes on normally.
-        try h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
+        try await h.ok("add-port", ["bridge": "br0", "port": "vnet0"])
         #expect(try store.load()?.bridges[0].ports.map(\.name) == ["eth1", "vnet0"])
     }
 
     /// A journaled flow change whose request then fails leaves no record behind (a replay would
     /// fail and stop the next start), and one that cannot be journaled is refused.
-    @Test func journaledChangesAreDurableOrRefused() throws {
+    @Test func journaledChangesAreDurableOrRefused() async throws {
         let directory = try freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/db.json")
-        let h = Harness(store: store)
-        h.service.journalFromBytes = 0
-        try h.ok("add-br", ["bridge": "br0"])
-        try h.addFlow("br0", "priority=5,actions=drop")
+        let h = Harness(store: store, journalFromBytes: 0)
+        try await h.ok("add-br", ["bridge": "br0"])
+        try await h.addFlow("br0", "priority=5,actions=drop")
         let journalSize = (try? FileManager.default.attributesOfItem(atPath: store.journal.path)[.size] as? Int) ?? nil
         #expect(journalSize != nil)
-        #expect(h.call("add-flow", ["bridge": "br0", "flow": "priority=6,actions=output:nosuchport"]).error != nil)
+        #expect(await h.call("add-flow", ["bridge": "br0", "flow": "priority=6,actions=output:nosuchport"]).error != nil)
         #expect(((try? FileManager.default.attributesOfItem(atPath: store.journal.path)[.size]) as? Int) == journalSize)
-        let restarted = try Self.restart(store)
-        #expect(try restarted.flows("br0") == ["priority=5 actions=drop", "priority=0 actions=NORMAL"])
+        let restarted = try await Self.restart(store)
+        #expect(try await restarted.flows("br0") == ["priority=5 actions=drop", "priority=0 actions=NORMAL"])
     }
 
     /// A crash between journaling a change that then fails and cutting it leaves it last in the
     /// journal: the next start ignores it (it was never acknowledged). One in the middle is damage.
-    @Test func aFailedChangeLeftLastInTheJournalDoesNotStopTheStart() throws {
+    @Test func aFailedChangeLeftLastInTheJournalDoesNotStopTheStart() async throws {
         let directory = try freshDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/db.json")
-        let h = Harness(store: store)
-        h.service.journalFromBytes = 0
-        try h.ok("add-br", ["bridge": "br0"])
-        try h.addFlow("br0", "priority=5,actions=drop")
-        let generation = h.service.configuration().generation
+        let h = Harness(store: store, journalFromBytes: 0)
+        try await h.ok("add-br", ["bridge": "br0"])
+        try await h.addFlow("br0", "priority=5,actions=drop")
+        let generation = await h.service.configuration().generation
         let bad = ConfigJournal.Record(method: "add-flow", params: .object(["bridge": "br0", "flow": "actions=output:nosuchport"]))
         try store.journal.append(bad, generation: generation)
-        #expect(try Self.restart(store).flows("br0") == ["priority=5 actions=drop", "priority=0 actions=NORMAL"])
+        #expect(try await Self.restart(store).flows("br0") == ["priority=5 actions=drop", "priority=0 actions=NORMAL"])
         try store.journal.append(
             ConfigJournal.Record(method: "add-flow", params: .object(["bridge": "br0", "flow": "priority=6,actions=drop"])),
             generation: generation)
-        #expect(throws: RestoreError.self) { try Self.restart(store) }
+        await #expect(throws: RestoreError.self) { try await Self.restart(store) }
     }
 }
