@@ -1,5 +1,6 @@
 import Glibc
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// A blocking JSON-RPC client for vswiftd's control socket: one connection per call.
 ///

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// The control socket's name in the file system: where it may be bound, and which file vswiftd may
 /// remove. Its directory must pass `SafeDirectory` (else another user could rename vswiftd's

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// The switch as the control socket sees it: bridges, ports with their OpenFlow numbers and OVS
 /// types/options, mapped onto the datapath. Every method runs on one serial queue, so requests
@@ -321,7 +322,7 @@ public final class SwitchService: @unchecked Sendable {
             guard !selected.isEmpty else { throw .noSuchPort("\(wanted)\" on bridge \"\(bridge.name)") }
         }
         return DumpPortsReport(bridge: bridge.name, ports: selected.map { port in
-            PortStatisticsEntry(ofport: port.ofport, name: port.name, statistics: datapath.statistics(port: port.name) ?? PortStatistics())
+            PortStatisticsEntry(ofport: port.ofport, name: port.name, statistics: PortStatisticsReport(datapath.statistics(port: port.name) ?? PortStatistics()))
         })
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VSwiftControl
+import VSwiftProtocol
 
 struct VSwiftCtl: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import Testing
 import VSwiftDatapath
+import VSwiftProtocol
 
 @testable import VSwiftControl
 
