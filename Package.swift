@@ -6,6 +6,9 @@ import PackageDescription
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
 
 // Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables.
+// Protocol (the control socket's language and its client) sits beside them and needs none of them:
+// Protocol ← Control, and vswiftctl ← Protocol alone (ClientLinkageTests checks it links no libxdp,
+// libbpf or NIO).
 let package = Package(
     name: "vswift",
     platforms: [.macOS(.v15)],
@@ -33,7 +36,7 @@ let package = Package(
         .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket", "CSupport"], swiftSettings: fast),
         .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
         // What both ends of the control socket share (JSON, JSON-RPC, params, reports, text formats,
-        // the client), and nothing of the datapath: vswiftctl links neither libxdp nor libbpf nor NIO.
+        // the client), and nothing of the datapath.
         .target(name: "VSwiftProtocol", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "VSwiftControl",
@@ -46,13 +49,17 @@ let package = Package(
         .executableTarget(
             name: "vswiftd",
             dependencies: [
-                "VSwiftControl",
+                "VSwiftControl", "VSwiftProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "vswiftctl",
-            dependencies: ["VSwiftControl", "VSwiftProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "VSwiftProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .executableTarget(
             name: "vswift-bench",
             dependencies: [

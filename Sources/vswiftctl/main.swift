@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import VSwiftControl
 import VSwiftProtocol
 
 // Usage errors are ArgumentParser's to report; failures past parsing are reported the way

@@ -317,12 +317,6 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
             try client.call("show", params: nil)
         }
     }
-
-    @Test func defaultSocketPath() {
-        #expect(ControlClient.defaultSocketPath(environment: [:]) == "/run/vswift/vswiftd.sock")
-        #expect(ControlClient.defaultSocketPath(environment: ["VSWIFT_SOCKET": ""]) == "/run/vswift/vswiftd.sock")
-        #expect(ControlClient.defaultSocketPath(environment: ["VSWIFT_SOCKET": "/tmp/s"]) == "/tmp/s")
-    }
 }
 
 // MARK: - Raw sockets for the cases a ControlServer cannot produce
