@@ -275,8 +275,8 @@ public struct FrameAccountingReport: Codable, Sendable, Equatable, CustomStringC
 }
 
 /// One entry of the `dump-workers` result: a worker's frames and where its time went, in
-/// time-stamp-counter cycles (see the datapath's `WorkerCycles`: busy and idle rounds without their system
-/// calls, and the system calls themselves; the worker's sleeps are in none).
+/// time-stamp-counter cycles (see the datapath's `WorkerCycles`: busy and idle rounds without
+/// their system calls, and the system calls themselves; the worker's sleeps are in none).
 public struct WorkerReport: Codable, Sendable, Equatable {
     public var worker: Int
     public var cpu: Int?
