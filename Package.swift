@@ -6,6 +6,9 @@ import PackageDescription
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
 
 // Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables.
+// Protocol (the control socket's language and its client) sits beside them and needs none of them:
+// Protocol ← Control, and vswiftctl ← Protocol alone (ClientLinkageTests checks it links no libxdp,
+// libbpf or NIO).
 let package = Package(
     name: "vswift",
     platforms: [.macOS(.v15)],
@@ -18,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        // Already resolved through swift-nio (same URL and lower bound); named here because the
+        // control client uses it directly.
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
         .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
     targets: [
@@ -29,10 +35,13 @@ let package = Package(
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
         .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket", "CSupport"], swiftSettings: fast),
         .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
+        // What both ends of the control socket share (JSON, JSON-RPC, params, reports, text formats,
+        // the client), and nothing of the datapath.
+        .target(name: "VSwiftProtocol", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "VSwiftControl",
             dependencies: [
-                "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket",
+                "VSwiftProtocol", "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -42,13 +51,17 @@ let package = Package(
         .executableTarget(
             name: "vswiftd",
             dependencies: [
-                "VSwiftControl",
+                "VSwiftControl", "VSwiftProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "vswiftctl",
-            dependencies: ["VSwiftControl", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "VSwiftProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
         .executableTarget(
             name: "vswift-bench",
             dependencies: [
@@ -60,8 +73,9 @@ let package = Package(
         .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket"]),
         .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier"]),
         .testTarget(name: "VSwiftDatapathTests", dependencies: ["VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
-        .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl", "VSwiftDatapath", "VSwiftPacket"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "CXDP"]),
+        .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol"]),
+        .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftDatapath", "VSwiftPacket"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "VSwiftProtocol", "CXDP"]),
         // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
         .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench", "CXDP"]),
     ],

@@ -6,8 +6,9 @@ import PackageDescription
 // A separate package so the main build and CI are untouched. It does not depend on the main
 // package by path: the main package's modules use unsafe flags, which SwiftPM refuses in a
 // dependency, and it exports no library products. Instead Sources/ holds symlinks to the main
-// package's sources (whole modules for VSwiftPacket/VSwiftClassifier, single files of
-// VSwiftControl, compiled into the fuzz target itself so it reaches internal functions such as
+// package's sources (whole modules for VSwiftPacket/VSwiftClassifier; the JSON files of
+// VSwiftProtocol, without the client, which needs swift-system; single files of VSwiftControl,
+// compiled into the fuzz target itself so it reaches internal functions such as
 // ConfigStore.decode without NIO). Exclusivity checks stay on here: more checks, more findings.
 let package = Package(
     name: "vswift-fuzz",
@@ -20,8 +21,9 @@ let package = Package(
         .executableTarget(name: "FuzzFrame", dependencies: ["FuzzDriver", "VSwiftPacket"]),
         .executableTarget(name: "FuzzLISP", dependencies: ["FuzzDriver", "VSwiftPacket"]),
         .executableTarget(name: "FuzzFlowSyntax", dependencies: ["FuzzDriver", "VSwiftClassifier", "VSwiftPacket"]),
-        .executableTarget(name: "FuzzJSONRPC", dependencies: ["FuzzDriver"]),
-        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzDriver"]),
+        .target(name: "VSwiftProtocol"),
+        .executableTarget(name: "FuzzJSONRPC", dependencies: ["FuzzDriver", "VSwiftProtocol"]),
+        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzDriver", "VSwiftProtocol"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VSwiftProtocol
 
 /// The flow changes made since the configuration file was last written: one JSON-RPC request per
 /// line (`{"method":…,"params":…}`), appended and fsync'ed before the change is acknowledged, so a

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VSwiftProtocol
 
 /// vswiftd's saved configuration: what a restart must bring back.
 ///

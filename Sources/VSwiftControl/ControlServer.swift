@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// vswiftd's control socket: JSON-RPC 2.0 over a Unix stream socket, one message per line
 /// (see JSONRPC.swift).

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// The control socket's name in the file system: where it may be bound, and which file vswiftd may
 /// remove. Its directory must pass `SafeDirectory` (else another user could rename vswiftd's
@@ -27,16 +28,16 @@ enum ControlSocketFile {
         guard !exists || status.st_mode & S_IFMT == S_IFSOCK else { throw ControlServerError.notASocket(path: path) }
         try SafeDirectory.check(directory, files: [(SafeDirectory.name(of: path), S_IFSOCK)])
         guard exists else { return }
-        let connectError: SystemError?
-        do throws(SystemError) {
+        let connectError: SocketError?
+        do throws(SocketError) {
             _ = try UnixSocket(connectingTo: path, timeout: .seconds(1))
             connectError = nil
         } catch {
             connectError = error
         }
         guard let connectError else { throw ControlServerError.alreadyRunning(path: path) }
-        guard connectError.errno == ECONNREFUSED else {
-            throw ControlServerError.cannotCheck(path: path, error: connectError)
+        guard connectError.errno.rawValue == ECONNREFUSED else {
+            throw ControlServerError.cannotCheck(path: path, error: SystemError(connectError.operation, errno: connectError.errno.rawValue))
         }
         // Nobody listens: a daemon died without removing its socket.
         logger.info("removing stale control socket", metadata: ["path": "\(path)"])

@@ -1,6 +1,7 @@
 import Glibc
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// What the control plane needs from the datapath. `Datapath` is the real one; tests use a fake,
 /// so the switch's bookkeeping (bridges, ports, flow tables, persistence) runs without the kernel.

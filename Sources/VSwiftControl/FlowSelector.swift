@@ -1,5 +1,6 @@
 import VSwiftClassifier
 import VSwiftPacket
+import VSwiftProtocol
 
 /// Which flows a del-flows, mod-flows or dump-flows acts on.
 public struct FlowSelector: Sendable {

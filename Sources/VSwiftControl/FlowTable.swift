@@ -1,6 +1,7 @@
 import VSwiftClassifier
 import VSwiftDatapath
 import VSwiftPacket
+import VSwiftProtocol
 
 // The OpenFlow flow tables as the control plane keeps them: per bridge, the installed flows with
 // their install time, counter slot and sequence number. Every change is published to the datapath

@@ -1,5 +1,6 @@
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// What the datapath needs of a flow besides its identity, and where the identity is.
 private struct RuleReference<Index> {

@@ -1,5 +1,6 @@
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// All bridges' flow tables, their counter slots and sequence numbers.
 final class FlowTables {

@@ -1,3 +1,5 @@
+import VSwiftProtocol
+
 /// The rule for bridge, port and device names: the kernel's own (`dev_valid_name` in
 /// net/core/dev.c), checked before a name reaches the datapath, the configuration file or any
 /// lookup. Without it a name such as "z\u{0}y" became kernel device "z" (C strings end at NUL) while

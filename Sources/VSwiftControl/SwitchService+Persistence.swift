@@ -1,6 +1,7 @@
 import Logging
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftProtocol
 
 // The saved configuration: what is saved, durable changes (journal or rewrite, undone when they
 // cannot be saved), and bringing a saved configuration back at start.

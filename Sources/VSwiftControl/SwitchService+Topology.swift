@@ -1,4 +1,5 @@
 import VSwiftDatapath
+import VSwiftProtocol
 
 // Bridges, ports and underlay devices: the switch's shape, mirrored into the datapath.
 extension SwitchService {
@@ -165,7 +166,7 @@ extension SwitchService {
             guard !selected.isEmpty else { throw .noSuchPort("\(wanted)\" on bridge \"\(bridge.name)") }
         }
         return DumpPortsReport(bridge: bridge.name, ports: selected.map { port in
-            PortStatisticsEntry(ofport: port.ofport, name: port.name, statistics: datapath.statistics(port: port.name) ?? PortStatistics())
+            PortStatisticsEntry(ofport: port.ofport, name: port.name, statistics: PortStatisticsReport(datapath.statistics(port: port.name) ?? PortStatistics()))
         })
     }
 

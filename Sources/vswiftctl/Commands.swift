@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import VSwiftControl
+import SystemPackage
+import VSwiftProtocol
 
 struct VSwiftCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -361,14 +362,10 @@ private func writeDumpFlowLines(_ lines: [JSONValue]) throws {
 }
 
 private func writeStandardOutput(_ bytes: [UInt8]) throws {
-    var written = 0
-    while written < bytes.count {
-        let count = bytes[written...].withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw CommandError(description: "cannot write the output: \(String(cString: strerror(errno)))")
-        }
-        written += count
+    do {
+        try FileDescriptor.standardOutput.writeAll(bytes)
+    } catch {
+        throw CommandError(description: "cannot write the output: \(error)")
     }
 }
 

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import VSwiftControl
+import VSwiftProtocol
 
 // Usage errors are ArgumentParser's to report; failures past parsing are reported the way
 // ovs-vsctl does: "vswiftctl: <message>" on stderr, exit status 1.

@@ -5,6 +5,7 @@ import Glibc
 import Logging
 import VSwiftControl
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// vswiftd: owns the datapath and serves the control socket.
 struct VSwiftd: ParsableCommand {

@@ -3,6 +3,7 @@ import Glibc
 import Synchronization
 import Testing
 import VSwiftControl
+import VSwiftProtocol
 
 /// Issue 13, defects 5 and 6 against a real vswiftd: hostile control clients cannot take its
 /// memory, slow its forwarding or its other clients, and a name with a NUL creates no device.

@@ -3,6 +3,7 @@ import Glibc
 import Testing
 import CXDP
 import VSwiftControl
+import VSwiftProtocol
 
 /// Two hosts joined by an underlay, each running its own vswiftd with a LISP port in br2 and a VM on
 /// vnet0: the seed's scenario. The underlay wire runs through a plain Linux bridge in a "wire"

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Testing
 import VSwiftControl
+import VSwiftProtocol
 
 /// Integration tests need root, AF_XDP, veth and the built binaries. Outside CI a machine without
 /// them skips the tests; under CI=true the capability check is skipped so a missing capability fails.

@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import VSwiftControl
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// End-to-end: real namespaces, veth pairs, taps, AF_XDP sockets, a real vswiftd and vswiftctl.
 extension Integration {
@@ -31,7 +32,7 @@ struct SwitchIntegrationTests {
         try run(["ip", "netns", "exec", ns, "ping", "-c", "\(count)", "-i", "0.2", "-W", "2", address])
     }
 
-    private func dumpPorts(_ daemon: Daemon, bridge: String = "br0") throws -> [UInt32: PortStatistics] {
+    private func dumpPorts(_ daemon: Daemon, bridge: String = "br0") throws -> [UInt32: PortStatisticsReport] {
         let report: DumpPortsReport = try daemon.call("dump-ports", ["bridge": .string(bridge)]).get().decode()
         return Dictionary(uniqueKeysWithValues: report.ports.map { ($0.ofport, $0.statistics) })
     }

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 import VSwiftControl
+import VSwiftProtocol
 
 /// Issue 13, defects 2–4, against a real vswiftd and vswiftctl: files and the control socket in
 /// directories others can change, and changes that cannot be saved.

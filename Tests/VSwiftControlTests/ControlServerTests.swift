@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import Testing
 import VSwiftDatapath
+import VSwiftProtocol
 
 @testable import VSwiftControl
 
@@ -317,12 +318,6 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
         #expect(throws: ControlClientError.timedOut(path: path, timeout: .milliseconds(200))) {
             try client.call("show", params: nil)
         }
-    }
-
-    @Test func defaultSocketPath() {
-        #expect(ControlClient.defaultSocketPath(environment: [:]) == "/run/vswift/vswiftd.sock")
-        #expect(ControlClient.defaultSocketPath(environment: ["VSWIFT_SOCKET": ""]) == "/run/vswift/vswiftd.sock")
-        #expect(ControlClient.defaultSocketPath(environment: ["VSWIFT_SOCKET": "/tmp/s"]) == "/tmp/s")
     }
 }
 

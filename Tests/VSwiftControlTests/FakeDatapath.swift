@@ -3,6 +3,7 @@ import Logging
 import VSwiftClassifier
 import VSwiftControl
 import VSwiftDatapath
+import VSwiftProtocol
 
 /// A datapath without a kernel: remembers what the control plane told it and serves counters that
 /// tests set.

@@ -1,4 +1,5 @@
 import Testing
+import VSwiftProtocol
 import VSwiftClassifier
 import VSwiftDatapath
 @testable import VSwiftControl

@@ -1,4 +1,5 @@
 import Testing
+import VSwiftProtocol
 import VSwiftPacket
 import VSwiftClassifier
 import VSwiftDatapath

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VSwiftDatapath
 import VSwiftPacket
+import VSwiftProtocol
 @testable import VSwiftControl
 
 @Suite("LISP ports and underlay devices in the control plane")
@@ -97,24 +98,5 @@ struct LISPPortTests {
         let old = #"{"bridges": [], "systemID": "id", "version": 1}"#
         let decoded = try JSONDecoder().decode(SwitchConfig.self, from: Data(old.utf8))
         #expect(decoded.underlays.isEmpty)
-    }
-
-    @Test func dumpPortsPrintsTheLISPCounters() async {
-        var stats = PortStatistics(rxPackets: 429, rxBytes: 42042, txPackets: 582, txBytes: 56532)
-        var lisp = TunnelStatistics()
-        lisp.encapsulated = 582
-        lisp.decapsulated = 429
-        lisp.droppedNoNeighbour = 1
-        lisp.droppedBadInnerLength = 2
-        lisp.refusedOffUnderlay = 3
-        stats.tunnel = lisp
-        let text = formatDumpPorts(DumpPortsReport(bridge: "br2", ports: [PortStatisticsEntry(ofport: 2, name: "lisp0", statistics: stats)]))
-        #expect(text == """
-            OFPST_PORT reply (xid=0x2): 1 ports
-              port  2: rx pkts=429, bytes=42042, drop=0, errs=0, frame=0, over=0, crc=0
-                       tx pkts=582, bytes=56532, drop=0, errs=0, coll=0
-                       lisp encap=582, decap=429, drop non_ip=0, bad_header=0, unknown_rloc=0, iid_mismatch=0, bad_inner_length=2, no_route=0, no_neighbour=1, too_big=0, not_decapsulated off_underlay=3
-
-            """)
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+import VSwiftProtocol
 @testable import VSwiftControl
 
 /// Issue 13, defect 6: names follow the kernel's rule (dev_valid_name) before anything else.

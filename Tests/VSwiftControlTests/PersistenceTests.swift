@@ -4,6 +4,7 @@ import Logging
 import Testing
 import VSwiftDatapath
 import VSwiftPacket
+import VSwiftProtocol
 @testable import VSwiftControl
 
 private func temporaryDirectory() throws -> String {

@@ -1,4 +1,5 @@
 import Testing
+import VSwiftProtocol
 import VSwiftDatapath
 @testable import VSwiftControl
 

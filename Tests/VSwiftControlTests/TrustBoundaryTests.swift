@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import Testing
 import VSwiftDatapath
+import VSwiftProtocol
 @testable import VSwiftControl
 
 private func freshDirectory() throws -> String {

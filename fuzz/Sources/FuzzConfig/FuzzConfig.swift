@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import VSwiftProtocol
 
 /// libFuzzer target: vswiftd's configuration loader (`ConfigStore.decode`, the parse behind
 /// `ConfigStore.load`) and journal loader (`ConfigJournal.load`, which reads a file: the input is

@@ -1,3 +1,5 @@
+import VSwiftProtocol
+
 /// libFuzzer target: the control socket's JSON-RPC decoding (`JSONParser` via `JSONValue.parse`,
 /// `RPCCodec.decodeRequest`, `RPCCodec.decodeResponse`). The input is one request line. Checks:
 /// bad input is an error, never a trap; any JSON value that parses is written by `jsonText` (and

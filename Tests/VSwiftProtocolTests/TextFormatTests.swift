@@ -1,9 +1,8 @@
 import Testing
-import VSwiftControl
-import VSwiftDatapath
+import VSwiftProtocol
 
 @Suite struct TextFormatTests {
-    @Test func showLikeOVS() async {
+    @Test func showLikeOVS() {
         let report = ShowReport(
             systemID: "390982aa-7bf6-4dfd-84eb-76fe7654e73d",
             bridges: [
@@ -32,7 +31,7 @@ import VSwiftDatapath
                 """)
     }
 
-    @Test func showAddsDatapathModeAndSortsOptions() async {
+    @Test func showAddsDatapathModeAndSortsOptions() {
         let report = ShowReport(
             systemID: "id",
             bridges: [
@@ -65,10 +64,13 @@ import VSwiftDatapath
         #expect(formatShow(ShowReport(systemID: "id", bridges: [])) == "id\n")
     }
 
-    @Test func dumpWorkersLikePMDStats() async throws {
-        // Through the service (fake datapath: one worker, 100 packets, 10,000 accounted cycles).
-        let reports = try await Harness().ok("dump-workers").decode([WorkerReport].self)
-        #expect(reports.count == 1)
+    @Test func dumpWorkersLikePMDStats() throws {
+        // One worker, 100 packets, 10,000 accounted cycles.
+        let reports = [
+            WorkerReport(
+                worker: 0, cpu: 1, rxPackets: 100, txPackets: 99, rounds: 7, busyCycles: 5_740, idleCycles: 1_000,
+                systemCallCycles: 3_260)
+        ]
         #expect(reports[0].busyCyclesPerPacket == 57.4)
         #expect(
             formatDumpWorkers(reports) == """
@@ -83,22 +85,22 @@ import VSwiftDatapath
 
                 """)
         // A worker that has done nothing yet: no shares, no per-packet figure.
-        let idle = WorkerReport(WorkerStatistics(worker: 1))
+        let idle = WorkerReport(worker: 1)
         #expect(formatDumpWorkers([idle]) == "worker 1:\n  packets received: 0\n  packets sent: 0\n  processing cycles: 0\n"
             + "  idle cycles: 0\n  system call cycles: 0\n  rounds: 0\n")
     }
 
-    @Test func dumpPortsLikeOVS() async {
+    @Test func dumpPortsLikeOVS() {
         let report = DumpPortsReport(
             bridge: "br2",
             ports: [
                 PortStatisticsEntry(
-                    ofport: 1, name: "vnet0", statistics: PortStatistics(rxPackets: 609, rxBytes: 58706, txPackets: 341, txBytes: 33418)),
+                    ofport: 1, name: "vnet0", statistics: PortStatisticsReport(rxPackets: 609, rxBytes: 58706, txPackets: 341, txBytes: 33418)),
                 PortStatisticsEntry(
                     ofport: 12, name: "lisp0",
-                    statistics: PortStatistics(rxPackets: 1, rxBytes: 2, rxDropped: 3, rxErrors: 4, txPackets: 5, txBytes: 6, txDropped: 7, txErrors: 8)),
+                    statistics: PortStatisticsReport(rxPackets: 1, rxBytes: 2, rxDropped: 3, rxErrors: 4, txPackets: 5, txBytes: 6, txDropped: 7, txErrors: 8)),
                 PortStatisticsEntry(
-                    ofport: ofportLocal, name: "br2", statistics: PortStatistics(rxPackets: 6, rxBytes: 468, txPackets: 296, txBytes: 28032)),
+                    ofport: ofportLocal, name: "br2", statistics: PortStatisticsReport(rxPackets: 6, rxBytes: 468, txPackets: 296, txBytes: 28032)),
             ])
         #expect(
             formatDumpPorts(report) == """
@@ -113,12 +115,12 @@ import VSwiftDatapath
                 """)
     }
 
-    @Test func dumpPortsWithXSKStatistics() async {
-        let xsk = XSKStatistics(
+    @Test func dumpPortsWithXSKStatistics() {
+        let xsk = XSKStatisticsReport(
             rxDropped: 1, rxInvalidDescs: 2, txInvalidDescs: 3, rxRingFull: 4, rxFillRingEmptyDescs: 5, txRingEmptyDescs: 6)
         let report = DumpPortsReport(
             bridge: "br0",
-            ports: [PortStatisticsEntry(ofport: 3, name: "veth0", statistics: PortStatistics(rxPackets: .max, xsk: xsk))])
+            ports: [PortStatisticsEntry(ofport: 3, name: "veth0", statistics: PortStatisticsReport(rxPackets: .max, xsk: xsk))])
         #expect(
             formatDumpPorts(report) == """
                 OFPST_PORT reply (xid=0x2): 1 ports
@@ -129,12 +131,26 @@ import VSwiftDatapath
                 """)
     }
 
-    @Test func emptyDumpPorts() async {
+    @Test func dumpPortsPrintsTheLISPCounters() {
+        let lisp = TunnelStatisticsReport(
+            encapsulated: 582, decapsulated: 429, droppedBadInnerLength: 2, refusedOffUnderlay: 3, droppedNoNeighbour: 1)
+        let stats = PortStatisticsReport(rxPackets: 429, rxBytes: 42042, txPackets: 582, txBytes: 56532, tunnel: lisp)
+        let text = formatDumpPorts(DumpPortsReport(bridge: "br2", ports: [PortStatisticsEntry(ofport: 2, name: "lisp0", statistics: stats)]))
+        #expect(text == """
+            OFPST_PORT reply (xid=0x2): 1 ports
+              port  2: rx pkts=429, bytes=42042, drop=0, errs=0, frame=0, over=0, crc=0
+                       tx pkts=582, bytes=56532, drop=0, errs=0, coll=0
+                       lisp encap=582, decap=429, drop non_ip=0, bad_header=0, unknown_rloc=0, iid_mismatch=0, bad_inner_length=2, no_route=0, no_neighbour=1, too_big=0, not_decapsulated off_underlay=3
+
+            """)
+    }
+
+    @Test func emptyDumpPorts() {
         #expect(formatDumpPorts(DumpPortsReport(bridge: "br0", ports: [])) == "OFPST_PORT reply (xid=0x2): 0 ports\n")
     }
 
     /// The seed's `ovs-ofctl dump-flows br2`, line for line (in the seed's order).
-    @Test func dumpFlowsLikeOVS() async {
+    @Test func dumpFlowsLikeOVS() {
         let report = DumpFlowsReport(bridge: "br2", flows: [
             FlowStatisticsEntry(
                 duration: 1615.828, packets: 195, bytes: 19110, idleAge: 1378, priority: 3,
@@ -156,7 +172,7 @@ import VSwiftDatapath
                 """)
     }
 
-    @Test func dumpFlowsWithTimeoutsCookieAndDefaultPriority() async {
+    @Test func dumpFlowsWithTimeoutsCookieAndDefaultPriority() {
         let flows = [
             FlowStatisticsEntry(
                 cookie: 0x1f, duration: 5.5, packets: 1, bytes: 60, idleTimeout: 60, hardTimeout: 600, idleAge: 2, hardAge: 3,
@@ -176,7 +192,7 @@ import VSwiftDatapath
         #expect(formatDumpFlows(DumpFlowsReport(bridge: "br0", flows: [])) == "NXST_FLOW reply (xid=0x4):\n")
     }
 
-    @Test func showPrintsPortErrors() async {
+    @Test func showPrintsPortErrors() {
         let report = ShowReport(systemID: "id", bridges: [
             BridgeDescription(name: "br2", ports: [PortDescription(name: "vnet0", ofport: 1, error: "could not attach vnet0: gone")]),
         ])
@@ -190,7 +206,7 @@ import VSwiftDatapath
             """)
     }
 
-    @Test func json() async {
+    @Test func json() {
         #expect(formatJSON(["b": 1, "a": [true]]) == "{\n  \"a\": [\n    true\n  ],\n  \"b\": 1\n}\n")
     }
 }

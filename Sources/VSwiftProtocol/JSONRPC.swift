@@ -97,7 +97,7 @@ extension JSONValue {
     }
 
     /// Decodes by way of JSON text, which keeps Foundation's semantics for every `Decodable`.
-    func decoded<T: Decodable>(as type: T.Type) throws(FieldError) -> T {
+    package func decoded<T: Decodable>(as type: T.Type) throws(FieldError) -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(jsonText()))
         } catch let error as DecodingError {
@@ -109,7 +109,7 @@ extension JSONValue {
 
     /// Parses one JSON text; nil when it is not valid JSON. (Linear in the size of the text: see
     /// `JSONParser`.)
-    static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
+    package static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
         JSONParser.parse(bytes)
     }
 
@@ -166,7 +166,7 @@ extension JSONValue {
         out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent))
     }
 
-    static func writeString(_ string: String, to out: inout [UInt8]) {
+    package static func writeString(_ string: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         // Most strings need no escaping: copied in one go from their UTF-8 storage.
         let plain = string.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
@@ -199,13 +199,17 @@ extension JSONValue {
 }
 
 /// Why a JSON value did not decode into a type, naming the field.
-struct FieldError: Error {
-    let message: String
+package struct FieldError: Error {
+    package let message: String
+
+    package init(message: String) {
+        self.message = message
+    }
 }
 
 extension DecodingError {
     /// `missing "bridge"`, `"port" must be a string`, `"options.remote_ip" must be a string`.
-    var fieldMessage: String {
+    package var fieldMessage: String {
         switch self {
         case .keyNotFound(let key, let context):
             return "missing \(Self.describe(context.codingPath + [key]))"

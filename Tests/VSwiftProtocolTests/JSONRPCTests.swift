@@ -1,8 +1,7 @@
 import Foundation
 import Testing
-import VSwiftDatapath
 
-@testable import VSwiftControl
+@testable import VSwiftProtocol
 
 private func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
@@ -53,13 +52,13 @@ private func parse(_ json: String) throws -> JSONValue {
     }
 
     @Test func largeCountersSurviveEncodableRoundTrip() throws {
-        let statistics = PortStatistics(rxPackets: .max, rxBytes: 1 << 60, txPackets: 9_007_199_254_740_993)
+        let statistics = PortStatisticsReport(rxPackets: .max, rxBytes: 1 << 60, txPackets: 9_007_199_254_740_993)
         let value = try JSONValue(encoding: statistics)
         guard case .object(let members) = value else { Issue.record("not an object: \(value)"); return }
         #expect(members["rxPackets"] == .uint(.max))
-        #expect(try value.decode(PortStatistics.self) == statistics)
+        #expect(try value.decode(PortStatisticsReport.self) == statistics)
         // Through the wire text as well.
-        #expect(try parse(text(value.jsonText())).decode(PortStatistics.self) == statistics)
+        #expect(try parse(text(value.jsonText())).decode(PortStatisticsReport.self) == statistics)
     }
 
     @Test func codableThroughFoundation() throws {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import VSwiftControl
+@testable import VSwiftProtocol
 
 @Suite struct JSONParserTests {
     private func parse(_ text: String) -> JSONValue? { JSONParser.parse(Array(text.utf8)) }

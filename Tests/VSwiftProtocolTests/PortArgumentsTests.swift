@@ -1,5 +1,5 @@
 import Testing
-import VSwiftControl
+import VSwiftProtocol
 
 @Suite struct PortArgumentsTests {
     @Test func settings() throws {

@@ -1,5 +1,5 @@
 import Glibc
-import VSwiftDatapath
+import SystemPackage
 
 /// A blocking JSON-RPC client for vswiftd's control socket: one connection per call.
 ///
@@ -29,7 +29,7 @@ public struct ControlClient: Sendable {
     /// `call` with the request line already written (e.g. `FlowFile.request`, with id 1).
     public func call(request: [UInt8]) throws(ControlClientError) -> Result<JSONValue, RPCError> {
         let socket: UnixSocket
-        do throws(SystemError) {
+        do throws(SocketError) {
             socket = try UnixSocket(connectingTo: socketPath, timeout: timeout)
         } catch {
             throw .cannotConnect(path: socketPath, errno: error.errno)
@@ -37,13 +37,13 @@ public struct ControlClient: Sendable {
         // Before sending anything: whoever listens there must be root or us, not another user who
         // put their socket in vswiftd's place.
         let peer: uid_t
-        do throws(SystemError) {
+        do throws(SocketError) {
             peer = try socket.peerUID()
         } catch {
             throw .io(path: socketPath, error: error)
         }
         guard peer == 0 || peer == geteuid() else { throw .untrustedPeer(path: socketPath, uid: peer) }
-        do throws(SystemError) {
+        do throws(SocketError) {
             try socket.send(request)
             // The only request on this connection: vswiftd closes it once it has answered.
             try socket.shutdownWriting()
@@ -79,9 +79,9 @@ public struct ControlClient: Sendable {
         var searchFrom = 0
         while true {
             let count: Int
-            do throws(SystemError) {
+            do throws(SocketError) {
                 count = try socket.receive(appendingTo: &received)
-            } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+            } catch where error.errno == .resourceTemporarilyUnavailable || error.errno == .wouldBlock {
                 throw .timedOut(path: socketPath, timeout: timeout)
             } catch {
                 throw .io(path: socketPath, error: error)
@@ -96,8 +96,8 @@ public struct ControlClient: Sendable {
 }
 
 public enum ControlClientError: Error, Sendable, Equatable, CustomStringConvertible {
-    case cannotConnect(path: String, errno: Int32)
-    case io(path: String, error: SystemError)
+    case cannotConnect(path: String, errno: Errno)
+    case io(path: String, error: SocketError)
     case timedOut(path: String, timeout: Duration)
     /// The daemon closed the connection without answering.
     case closed(path: String)
@@ -109,8 +109,8 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
         switch self {
         case .cannotConnect(let path, let errno):
             // These two mean nobody is listening there.
-            let hint = errno == ENOENT || errno == ECONNREFUSED ? " (is vswiftd running?)" : ""
-            return "cannot connect to \(path): \(String(cString: strerror(errno)))\(hint)"
+            let hint = errno == .noSuchFileOrDirectory || errno == .connectionRefused ? " (is vswiftd running?)" : ""
+            return "cannot connect to \(path): \(errno)\(hint)"
         case .io(let path, let error):
             return "lost the connection to vswiftd on \(path): \(error)"
         case .timedOut(let path, let timeout):
@@ -126,93 +126,125 @@ public enum ControlClientError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
+/// A failed socket call: which call, and the error it returned.
+public struct SocketError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var operation: String
+    public var errno: Errno
+
+    /// `errno` defaults to the one the call just left in the C `errno`.
+    package init(_ operation: String, errno: Errno = Errno(rawValue: Glibc.errno)) {
+        self.operation = operation
+        self.errno = errno
+    }
+
+    public var description: String { "\(operation): \(errno)" }
+}
+
 /// A blocking, connected AF_UNIX stream socket, closed when it goes away.
-struct UnixSocket: ~Copyable {
-    private let fd: Int32
+package struct UnixSocket: ~Copyable {
+    private let fd: FileDescriptor
 
     /// `timeout` bounds each send and receive (and connect, which Linux bounds by the send timeout);
     /// zero means no bound.
-    init(connectingTo path: String, timeout: Duration) throws(SystemError) {
+    package init(connectingTo path: String, timeout: Duration) throws(SocketError) {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let pathBytes = Array(path.utf8)
         // sun_path needs room for the terminating NUL.
         guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw SystemError("connect", errno: ENAMETOOLONG)
+            throw SocketError("connect", errno: .fileNameTooLong)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { sunPath in
             sunPath.copyBytes(from: pathBytes)
         }
 
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket") }
+        let raw = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard raw >= 0 else { throw SocketError("socket") }
+        let fd = FileDescriptor(rawValue: raw)
 
         let (seconds, attoseconds) = timeout.components
         var interval = timeval(tv_sec: Int(seconds), tv_usec: .init(attoseconds / 1_000_000_000_000))
         let length = socklen_t(MemoryLayout<timeval>.size)
-        guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &interval, length) == 0,
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &interval, length) == 0
+        guard setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &interval, length) == 0,
+            setsockopt(raw, SOL_SOCKET, SO_SNDTIMEO, &interval, length) == 0
         else {
-            let error = SystemError("setsockopt")
-            close(fd)
+            let error = SocketError("setsockopt")
+            try? fd.close()
             throw error
         }
 
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                connect(raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
         guard result == 0 else {
-            let error = SystemError("connect")
-            close(fd)
+            let error = SocketError("connect")
+            try? fd.close()
             throw error
         }
         self.fd = fd
     }
 
-    deinit {
-        close(fd)
+    /// Takes over a socket that is already connected (closed when this goes away).
+    init(adopting fd: FileDescriptor) {
+        self.fd = fd
     }
 
-    func send(_ bytes: [UInt8]) throws(SystemError) {
+    deinit {
+        try? fd.close()
+    }
+
+    package func send(_ bytes: [UInt8]) throws(SocketError) {
         var sent = 0
         while sent < bytes.count {
-            // MSG_NOSIGNAL: a daemon that went away must give EPIPE, not kill us with SIGPIPE.
-            let count = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw SystemError("send")
+            // send(2) rather than FileDescriptor.writeAll for MSG_NOSIGNAL: a daemon that went away
+            // must give EPIPE, not kill us with SIGPIPE.
+            sent += try retryingInterrupts("send") {
+                bytes[sent...].withUnsafeBytes { Glibc.send(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             }
-            sent += count
         }
     }
 
     /// The effective uid of the process that listens on the other end (SO_PEERCRED, taken when
     /// it called listen).
-    func peerUID() throws(SystemError) -> uid_t {
+    package func peerUID() throws(SocketError) -> uid_t {
         // struct ucred (pid, uid, gid), which Glibc exports only with _GNU_SOURCE.
         var credentials = (pid: pid_t(0), uid: uid_t(0), gid: gid_t(0))
         var length = socklen_t(MemoryLayout<(pid_t, uid_t, gid_t)>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else { throw SystemError("getsockopt SO_PEERCRED") }
+        guard getsockopt(fd.rawValue, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
+            throw SocketError("getsockopt SO_PEERCRED")
+        }
         return credentials.uid
     }
 
-    func shutdownWriting() throws(SystemError) {
-        guard shutdown(fd, Int32(SHUT_WR)) == 0 else { throw SystemError("shutdown") }
+    package func shutdownWriting() throws(SocketError) {
+        guard shutdown(fd.rawValue, Int32(SHUT_WR)) == 0 else { throw SocketError("shutdown") }
     }
 
-    /// Appends what one recv returns; 0 means the peer closed. A timeout throws EAGAIN.
-    func receive(appendingTo buffer: inout [UInt8]) throws(SystemError) -> Int {
+    /// Appends what one read returns; 0 means the peer closed. A timeout throws EAGAIN.
+    package func receive(appendingTo buffer: inout [UInt8]) throws(SocketError) -> Int {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw SystemError("recv")
-            }
-            buffer += chunk[..<count]
-            return count
+        let count: Int
+        do {
+            count = try chunk.withUnsafeMutableBytes { try fd.read(into: $0, retryOnInterrupt: true) }
+        } catch {
+            // swift-system throws only Errno, but untyped.
+            throw SocketError("read", errno: error as? Errno ?? .ioError)
         }
+        buffer += chunk[..<count]
+        return count
+    }
+}
+
+/// Runs a call that returns -1 with errno set on failure until it is not interrupted, as
+/// swift-system's own calls do with `retryOnInterrupt` (it has no public form for calls it does not
+/// wrap, such as send(2) with flags).
+private func retryingInterrupts(_ operation: String, _ call: () -> Int) throws(SocketError) -> Int {
+    while true {
+        let result = call()
+        if result >= 0 { return result }
+        let errno = Errno(rawValue: Glibc.errno)
+        if errno != .interrupted { throw SocketError(operation, errno: errno) }
     }
 }

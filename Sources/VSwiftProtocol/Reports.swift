@@ -1,5 +1,3 @@
-import VSwiftDatapath
-
 /// OpenFlow's reserved port number for a bridge's internal port (OFPP_LOCAL).
 public let ofportLocal: UInt32 = 65534
 
@@ -72,9 +70,9 @@ public struct UnderlayDescription: Codable, Sendable, Equatable {
 public struct PortStatisticsEntry: Codable, Sendable, Equatable {
     public var ofport: UInt32
     public var name: String
-    public var statistics: PortStatistics
+    public var statistics: PortStatisticsReport
 
-    public init(ofport: UInt32, name: String, statistics: PortStatistics) {
+    public init(ofport: UInt32, name: String, statistics: PortStatisticsReport) {
         self.ofport = ofport
         self.name = name
         self.statistics = statistics
@@ -242,7 +240,8 @@ struct JSONFields {
     }
 }
 
-/// Result of the `frame-accounting` method: one worker's frame census.
+/// Result of the `frame-accounting` method: one worker's frame census (the datapath's
+/// `FrameAccounting`, as data).
 public struct FrameAccountingReport: Codable, Sendable, Equatable, CustomStringConvertible {
     public var worker: Int
     public var total: Int
@@ -255,16 +254,19 @@ public struct FrameAccountingReport: Codable, Sendable, Equatable, CustomStringC
     /// Every frame in exactly one place, none lost or duplicated.
     public var consistent: Bool
 
-    public init(_ a: FrameAccounting) {
-        worker = a.worker
-        total = a.total
-        free = a.free
-        inWorker = a.inWorker
-        inKernel = a.inKernel
-        orphaned = a.orphaned
-        kernelByCounters = a.kernelByCounters
-        violations = a.violations
-        consistent = a.isConsistent
+    public init(
+        worker: Int, total: Int, free: Int, inWorker: Int, inKernel: Int, orphaned: Int, kernelByCounters: Int,
+        violations: UInt64, consistent: Bool
+    ) {
+        self.worker = worker
+        self.total = total
+        self.free = free
+        self.inWorker = inWorker
+        self.inKernel = inKernel
+        self.orphaned = orphaned
+        self.kernelByCounters = kernelByCounters
+        self.violations = violations
+        self.consistent = consistent
     }
 
     public var description: String {
@@ -273,8 +275,8 @@ public struct FrameAccountingReport: Codable, Sendable, Equatable, CustomStringC
 }
 
 /// One entry of the `dump-workers` result: a worker's frames and where its time went, in
-/// time-stamp-counter cycles (see `WorkerCycles`: busy and idle rounds without their system
-/// calls, and the system calls themselves; the worker's sleeps are in none).
+/// time-stamp-counter cycles (see the datapath's `WorkerCycles`: busy and idle rounds without
+/// their system calls, and the system calls themselves; the worker's sleeps are in none).
 public struct WorkerReport: Codable, Sendable, Equatable {
     public var worker: Int
     public var cpu: Int?
@@ -285,15 +287,18 @@ public struct WorkerReport: Codable, Sendable, Equatable {
     public var idleCycles: UInt64
     public var systemCallCycles: UInt64
 
-    public init(_ s: WorkerStatistics) {
-        worker = s.worker
-        cpu = s.cpu
-        rxPackets = s.rxPackets
-        txPackets = s.txPackets
-        rounds = s.cycles.rounds
-        busyCycles = s.cycles.busy
-        idleCycles = s.cycles.idle
-        systemCallCycles = s.cycles.systemCalls
+    public init(
+        worker: Int, cpu: Int? = nil, rxPackets: UInt64 = 0, txPackets: UInt64 = 0, rounds: UInt64 = 0,
+        busyCycles: UInt64 = 0, idleCycles: UInt64 = 0, systemCallCycles: UInt64 = 0
+    ) {
+        self.worker = worker
+        self.cpu = cpu
+        self.rxPackets = rxPackets
+        self.txPackets = txPackets
+        self.rounds = rounds
+        self.busyCycles = busyCycles
+        self.idleCycles = idleCycles
+        self.systemCallCycles = systemCallCycles
     }
 
     /// User-space cycles spent per received packet (busy rounds only); nil before any packet.

@@ -1,1 +1,0 @@
-../../../Sources/VSwiftControl/JSONRPC.swift
