@@ -63,7 +63,8 @@ struct RuleRun {
 /// them together (exact-match cache, then the classifier for its misses), then act on each frame
 /// in arrival order, counting it on its rule. An rx burst enters at `forwardBurst`; a frame on its
 /// own (from a tap, after decapsulation, after encapsulation into a bridge) at `forward` or
-/// `process`, as a burst of one through the same `classifyAndApply`. Worker thread only.
+/// `process`, as a burst of one; both act and count through `act` and `addToCounters`. Worker
+/// thread only.
 extension Worker {
     /// Tables with more rules than this have their rule entries, counters and actions prefetched,
     /// counters and actions `prefetchDistance` frames ahead of the frame being acted on.
@@ -92,7 +93,9 @@ extension Worker {
     }
 
     /// Runs one frame through a bridge: the flow table if one is published (a burst of one, in
-    /// the slot of its encapsulation depth), else NORMAL.
+    /// the slot of its encapsulation depth: classified with the single lookup, which gives the
+    /// burst lookup's answer with less work, then acted on and counted by the same `act` and
+    /// `addToCounters` as a burst's frames), else NORMAL.
     @inline(__always)
     func process(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32, context: PacketContext) {
         guard bridge >= 0 else {
@@ -111,7 +114,10 @@ extension Worker {
                 tunnelDestination: context.tunnelDestination, into: burst.keys + slot)
             burst.addresses[slot] = address
             burst.lengths[slot] = length
-            classifyAndApply(table, first: slot, count: 1, inPort: inPort, bridge: bridge, constant: nil, context: context)
+            burst.payloads[slot] = cache.lookup(burst.keys + slot, in: table.classifier)
+            var run = RuleRun()
+            act(table, frame: slot, inPort: inPort, bridge: bridge, context: context, run: &run)
+            addToCounters(run, table)
         }
     }
 
@@ -190,9 +196,8 @@ extension Worker {
         return table.classifier.lookup(key)
     }
 
-    /// Classifies the extracted frames in slots `first..<first + count` (all with rule `constant`
-    /// if given) and acts on them in order, each starting from `context`. The one place a frame is
-    /// counted on its rule, whichever way it came in.
+    /// Classifies the extracted frames in slots `first..<first + count` of an rx burst (all with
+    /// rule `constant` if given) and acts on them in order, each starting from `context`.
     @inline(__always)
     func classifyAndApply(_ table: CompiledFlowTable, first: Int, count: Int, inPort: UInt16, bridge: Int32,
                           constant: Int32?, context: PacketContext) {
@@ -200,8 +205,6 @@ extension Worker {
         let end = first &+ count
         if let constant {
             (payloads + first).update(repeating: constant, count: count)
-        } else if count == 1 {
-            payloads[first] = cache.lookup(burst.keys + first, in: table.classifier)
         } else {
             cache.lookup(burst: burst.keys + first, count: count, in: table.classifier, results: payloads + first)
         }
@@ -232,7 +235,8 @@ extension Worker {
     }
 
     /// Acts on the frame in slot `j` with the rule it was classified to; drops it on a table miss
-    /// (as OpenFlow does).
+    /// (as OpenFlow does). With `addToCounters` after the last frame, the one place a frame is
+    /// counted on its rule, whichever way it came in (a burst or a frame on its own).
     @inline(__always)
     private func act(_ table: CompiledFlowTable, frame j: Int, inPort: UInt16, bridge: Int32, context: PacketContext,
                      run: inout RuleRun) {
