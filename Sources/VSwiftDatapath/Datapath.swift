@@ -1,6 +1,7 @@
 import CXDP
 import Foundation
 import Glibc
+import Synchronization
 import VSwiftClassifier
 import VSwiftPacket
 
@@ -91,10 +92,10 @@ public enum TxChecksumPolicy: String, Sendable, CaseIterable {
 
 /// The switch's data plane: workers, their UMEMs and sockets, bridges and their ports.
 ///
-/// Control-thread API; every call is serialized by an internal lock. Changes reach the workers by
-/// parking them between bursts, editing their tables, and letting them run on — a worker never
-/// sees a half-applied change, and no packet is touched by two configurations.
-public final class Datapath: @unchecked Sendable {
+/// Control-thread API; every call is serialized by an internal lock (`state`, a `Mutex`). Changes
+/// reach the workers by parking them between bursts, editing their tables, and letting them run
+/// on — a worker never sees a half-applied change, and no packet is touched by two configurations.
+public final class Datapath: Sendable {
     public struct Configuration: Sendable {
         public var workers = 1
         public var framesPerWorker: UInt32 = 16384
@@ -139,16 +140,21 @@ public final class Datapath: @unchecked Sendable {
 
     public let configuration: Configuration
     private let workers: [Worker]
-    private let lock = NSLock()
-    private var bridges: [String: BridgeRecord] = [:]
-    private var ports: [String: PortRecord] = [:]
-    private var isShutDown = false
     private let redirectObject: String
-    /// Started with the first LISP port.
-    private var resolver: TunnelResolver?
-    /// What the resolver last published (re-applied when a LISP port is added).
-    private var tunnelRouting = TunnelResolver.Published()
-    private var isShuttingDown = false
+    /// Everything the control thread changes: read and written only inside `state.withLock`
+    /// (directly, or through `locked` and the `…Locked` helpers, which take it `inout`).
+    private let state = Mutex(State())
+
+    private struct State {
+        var bridges: [String: BridgeRecord] = [:]
+        var ports: [String: PortRecord] = [:]
+        var isShutDown = false
+        /// Started with the first LISP port.
+        var resolver: TunnelResolver?
+        /// What the resolver last published (re-applied when a LISP port is added).
+        var tunnelRouting = TunnelResolver.Published()
+        var isShuttingDown = false
+    }
 
     public init(configuration: Configuration = Configuration()) throws(DatapathError) {
         guard configuration.workers >= 1 else { throw .unsupported("at least one worker is needed") }
@@ -181,11 +187,11 @@ public final class Datapath: @unchecked Sendable {
     /// What each worker did: frames received and sent over all its ports, and where its time
     /// went (read without stopping it).
     public func workerStatistics() -> [WorkerStatistics] {
-        lock.withLock {
+        state.withLock { s in
             workers.enumerated().map { i, worker in
                 var statistics = WorkerStatistics(worker: i, cycles: worker.cycleAccounting())
                 statistics.cpu = configuration.cpus.isEmpty ? nil : configuration.cpus[i % configuration.cpus.count]
-                for port in ports.values {
+                for port in s.ports.values {
                     let c = worker.portCounters(port.slot)
                     statistics.rxPackets += c.rxPackets
                     statistics.txPackets += c.txPackets
@@ -198,17 +204,17 @@ public final class Datapath: @unchecked Sendable {
     // MARK: Bridges
 
     public func addBridge(_ name: String) throws(DatapathError) {
-        try locked { () throws(DatapathError) in
-            guard bridges[name] == nil, ports[name] == nil else { throw .bridgeExists(name) }
-            guard let slot = (0..<DatapathLimits.maxBridges).first(where: { s in !bridges.values.contains { $0.slot == s } }) else {
+        try locked { (s: inout State) throws(DatapathError) in
+            guard s.bridges[name] == nil, s.ports[name] == nil else { throw .bridgeExists(name) }
+            guard let slot = (0..<DatapathLimits.maxBridges).first(where: { candidate in !s.bridges.values.contains { $0.slot == candidate } }) else {
                 throw .unsupported("the datapath supports at most \(DatapathLimits.maxBridges) bridges")
             }
-            guard let portSlot = freePortSlot() else { throw .tooManyPorts(DatapathLimits.maxPorts) }
+            guard let portSlot = freePortSlot(s) else { throw .tooManyPorts(DatapathLimits.maxPorts) }
             // The internal port: a tap named after the bridge, one queue per worker.
             let tap = try TapDevice(name: name, queues: workers.count)
             let table = MACLearningTable(agingSeconds: configuration.macAgingSeconds)
-            bridges[name] = BridgeRecord(name: name, slot: slot, macTable: table, members: [portSlot])
-            ports[name] = PortRecord(
+            s.bridges[name] = BridgeRecord(name: name, slot: slot, macTable: table, members: [portSlot])
+            s.ports[name] = PortRecord(
                 name: name, slot: portSlot, bridge: name,
                 attachment: PortAttachment(kind: .internal, queues: workers.count),
                 program: nil, tap: tap, sockets: [], ifindex: tap.ifindex)
@@ -222,12 +228,12 @@ public final class Datapath: @unchecked Sendable {
     }
 
     public func deleteBridge(_ name: String) throws(DatapathError) {
-        try locked { () throws(DatapathError) in
-            guard let bridge = bridges[name] else { throw .noSuchBridge(name) }
-            for port in ports.values where port.bridge == name && port.name != name {
-                removePortLocked(port)
+        try locked { (s: inout State) throws(DatapathError) in
+            guard let bridge = s.bridges[name] else { throw .noSuchBridge(name) }
+            for port in s.ports.values where port.bridge == name && port.name != name {
+                removePortLocked(&s, port)
             }
-            if let internalPort = ports[name] { removePortLocked(internalPort) }
+            if let internalPort = s.ports[name] { removePortLocked(&s, internalPort) }
             withWorkersParked {
                 for worker in workers {
                     worker.setBridge(bridge.slot, table: nil, members: [])
@@ -235,7 +241,7 @@ public final class Datapath: @unchecked Sendable {
                 }
             }
             bridge.macTable.destroy()
-            bridges[name] = nil
+            s.bridges[name] = nil
         }
     }
 
@@ -245,9 +251,9 @@ public final class Datapath: @unchecked Sendable {
     /// program on it and opens one socket per rx queue, queue q on worker q % workers.
     @discardableResult
     public func addPort(_ name: String, bridge bridgeName: String) throws(DatapathError) -> PortAttachment {
-        try locked { () throws(DatapathError) -> PortAttachment in
-            guard bridges[bridgeName] != nil else { throw .noSuchBridge(bridgeName) }
-            return try attachDeviceLocked(name, bridge: bridgeName)
+        try locked { (s: inout State) throws(DatapathError) -> PortAttachment in
+            guard s.bridges[bridgeName] != nil else { throw .noSuchBridge(bridgeName) }
+            return try attachDeviceLocked(&s, name, bridge: bridgeName)
         }
     }
 
@@ -257,26 +263,26 @@ public final class Datapath: @unchecked Sendable {
     /// straight to its tx ring. The device belongs to no bridge.
     @discardableResult
     public func addUnderlay(_ name: String) throws(DatapathError) -> PortAttachment {
-        let attachment = try locked { () throws(DatapathError) -> PortAttachment in
-            let attachment = try attachDeviceLocked(name, bridge: nil)
-            syncUnderlayFiltersLocked()
+        let attachment = try locked { (s: inout State) throws(DatapathError) -> PortAttachment in
+            let attachment = try attachDeviceLocked(&s, name, bridge: nil)
+            syncUnderlayFiltersLocked(s)
+            s.resolver?.wake()
             return attachment
         }
-        resolver?.wake()
         return attachment
     }
 
     /// The common part of addPort and addUnderlay (bridge nil: underlay mode).
-    private func attachDeviceLocked(_ name: String, bridge bridgeName: String?) throws(DatapathError) -> PortAttachment {
-        guard ports[name] == nil, bridges[name] == nil else { throw .portExists(name) }
-        var bridge = bridgeName.flatMap { bridges[$0] }
+    private func attachDeviceLocked(_ s: inout State, _ name: String, bridge bridgeName: String?) throws(DatapathError) -> PortAttachment {
+        guard s.ports[name] == nil, s.bridges[name] == nil else { throw .portExists(name) }
+        var bridge = bridgeName.flatMap { s.bridges[$0] }
         let device = try NetworkDevice(name: name)
         let queueCount = device.rxQueueCount
         guard queueCount >= workers.count else {
             throw .deviceInUse(name, reason: "it has \(queueCount) rx queue(s) but vswiftd runs \(workers.count) workers, and every worker needs a queue of every port to transmit on (add queues, e.g. numrxqueues/numtxqueues for veth, or run fewer workers)")
         }
         guard queueCount <= 256 else { throw .unsupported("\(name) has more than 256 rx queues") }
-        guard let portSlot = freePortSlot() else { throw .tooManyPorts(DatapathLimits.maxPorts) }
+        guard let portSlot = freePortSlot(s) else { throw .tooManyPorts(DatapathLimits.maxPorts) }
         let program = try XDPRedirectProgram(
             device: device, objectPath: redirectObject, mode: bridge == nil ? .underlay : .port)
         let bridgeSlot = Int32(bridge?.slot ?? -1)
@@ -333,8 +339,8 @@ public final class Datapath: @unchecked Sendable {
         attachment.txChecksum = configuration.txChecksum.choice(
             driverOffers: driverOffers, bindMode: attachment.bindMode ?? .copy,
             umemHasTxMetadata: workers.allSatisfy { $0.umem.hasTxMetadata })
-        if let bridge, let bridgeName { bridges[bridgeName] = bridge }
-        ports[name] = PortRecord(
+        if let bridge, let bridgeName { s.bridges[bridgeName] = bridge }
+        s.ports[name] = PortRecord(
             name: name, slot: portSlot, bridge: bridgeName ?? "", attachment: attachment,
             program: program, tap: nil, sockets: opened, ifindex: device.ifindex)
         return attachment
@@ -344,14 +350,14 @@ public final class Datapath: @unchecked Sendable {
     /// Worker+Tunnel.swift) and LISP packets for a local RLOC that match it enter the bridge on it.
     @discardableResult
     public func addTunnelPort(_ name: String, bridge bridgeName: String, options: LISPPortOptions) throws(DatapathError) -> PortAttachment {
-        let attachment = try locked { () throws(DatapathError) -> PortAttachment in
-            guard var bridge = bridges[bridgeName] else { throw .noSuchBridge(bridgeName) }
-            guard ports[name] == nil, bridges[name] == nil else { throw .portExists(name) }
-            guard let portSlot = freePortSlot() else { throw .tooManyPorts(DatapathLimits.maxPorts) }
-            if resolver == nil { startResolverLocked() }
+        let attachment = try locked { (s: inout State) throws(DatapathError) -> PortAttachment in
+            guard var bridge = s.bridges[bridgeName] else { throw .noSuchBridge(bridgeName) }
+            guard s.ports[name] == nil, s.bridges[name] == nil else { throw .portExists(name) }
+            guard let portSlot = freePortSlot(s) else { throw .tooManyPorts(DatapathLimits.maxPorts) }
+            if s.resolver == nil { startResolverLocked(&s) }
             let state = TunnelPortState(options)
-            let routing = tunnelRouting
-            let requestFD = resolver?.requestFD ?? -1
+            let routing = s.tunnelRouting
+            let requestFD = s.resolver?.requestFD ?? -1
             withWorkersParked {
                 bridge.members.append(portSlot)
                 for worker in workers {
@@ -362,47 +368,47 @@ public final class Datapath: @unchecked Sendable {
                     worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
                 }
             }
-            bridges[bridgeName] = bridge
+            s.bridges[bridgeName] = bridge
             let attachment = PortAttachment(kind: .lisp, queues: 0)
-            ports[name] = PortRecord(
+            s.ports[name] = PortRecord(
                 name: name, slot: portSlot, bridge: bridgeName, attachment: attachment,
                 program: nil, tap: nil, sockets: [], tunnel: options)
-            syncUnderlayFiltersLocked()
+            syncUnderlayFiltersLocked(s)
+            s.resolver?.wake()
             return attachment
         }
-        resolver?.wake()
         return attachment
     }
 
     public func deletePort(_ name: String) throws(DatapathError) {
-        try locked { () throws(DatapathError) in
-            guard let port = ports[name] else { throw .noSuchPort(name) }
+        try locked { (s: inout State) throws(DatapathError) in
+            guard let port = s.ports[name] else { throw .noSuchPort(name) }
             guard port.attachment.kind != .internal else {
                 throw .unsupported("\"\(name)\" is the internal port of bridge \"\(port.bridge)\": delete the bridge instead")
             }
-            removePortLocked(port)
+            removePortLocked(&s, port)
         }
     }
 
-    private func removePortLocked(_ port: PortRecord) {
+    private func removePortLocked(_ s: inout State, _ port: PortRecord) {
         if let program = port.program {
             for socket in port.sockets { program.clearSocket(queue: socket.queue) }
         }
         // The port's slot may be reused by the next port: recompile the bridge's flow table so no
         // output action can reach a port that is not the one the rule named.
-        if var bridge = bridges[port.bridge], bridge.flowTable != nil {
+        if var bridge = s.bridges[port.bridge], bridge.flowTable != nil {
             bridge.portNumbers[port.name] = nil
             if let old = bridge.flowTable {
                 let table = CompiledFlowTable(old, removingPortSlot: port.slot)
                 withWorkersParked { for worker in workers { worker.setFlowTable(bridge.slot, table) } }
                 bridge.flowTable = table
             }
-            bridges[port.bridge] = bridge
+            s.bridges[port.bridge] = bridge
         }
         withWorkersParked {
-            if var bridge = bridges[port.bridge] {
+            if var bridge = s.bridges[port.bridge] {
                 bridge.members.removeAll { $0 == port.slot }
-                bridges[port.bridge] = bridge
+                s.bridges[port.bridge] = bridge
                 bridge.macTable.forget(port: port.slot)
                 for worker in workers { worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members) }
             }
@@ -414,25 +420,25 @@ public final class Datapath: @unchecked Sendable {
         }
         port.program?.detach()
         port.tap?.closeAll()
-        ports[port.name] = nil
+        s.ports[port.name] = nil
         if port.tunnel != nil {
-            syncUnderlayFiltersLocked()
-            resolver?.wake()
+            syncUnderlayFiltersLocked(s)
+            s.resolver?.wake()
         }
     }
 
     /// The host addresses LISP ports currently accept as local RLOCs (as last published).
     public var tunnelLocalAddresses: [IPAddress] {
-        lock.withLock { tunnelRouting.localRLOCs }
+        state.withLock { s in s.tunnelRouting.localRLOCs }
     }
 
     public func attachment(of port: String) -> PortAttachment? {
-        lock.withLock {
-            guard let record = ports[port] else { return nil }
+        state.withLock { s in
+            guard let record = s.ports[port] else { return nil }
             var attachment = record.attachment
             if let program = record.program, !program.device.exists { attachment.deviceGone = true }
             if let options = record.tunnel {
-                attachment.tunnelState = tunnelStateLocked(options)
+                attachment.tunnelState = tunnelStateLocked(s, options)
             }
             return attachment
         }
@@ -440,8 +446,8 @@ public final class Datapath: @unchecked Sendable {
 
     /// Counters of one port summed over workers, with its sockets' kernel statistics.
     public func statistics(port name: String) -> PortStatistics? {
-        lock.withLock { () -> PortStatistics? in
-            guard let port = ports[name] else { return nil }
+        state.withLock { s -> PortStatistics? in
+            guard let port = s.ports[name] else { return nil }
             var total = PortStatistics()
             for worker in workers {
                 let c = worker.portCounters(port.slot)
@@ -476,7 +482,7 @@ public final class Datapath: @unchecked Sendable {
 
     /// The frame census of every worker, taken with the workers parked (so in-flight is 0).
     public func frameAccounting() -> [FrameAccounting] {
-        lock.withLock {
+        state.withLock { s in
             var result: [FrameAccounting] = []
             withWorkersParked {
                 // Let completions land so the census also shows frames coming home.
@@ -492,32 +498,32 @@ public final class Datapath: @unchecked Sendable {
     /// Stops the workers, closes every socket, detaches every program, removes every tap.
     public func shutdown() {
         // The resolver takes the lock to read its inputs: stop it first.
-        lock.withLock { isShuttingDown = true }
-        let resolver = lock.withLock { self.resolver }
+        state.withLock { s in s.isShuttingDown = true }
+        let resolver = state.withLock { s in s.resolver }
         resolver?.stop()
-        lock.withLock {
-            guard !isShutDown else { return }
-            isShutDown = true
+        state.withLock { s in
+            guard !s.isShutDown else { return }
+            s.isShutDown = true
             for worker in workers { worker.stop() }
-            for port in ports.values {
+            for port in s.ports.values {
                 port.program?.detach()
                 port.tap?.closeAll()
                 for socket in port.sockets { workers[socket.worker].closeSocket(slot: socket.slot) }
             }
-            for bridge in bridges.values { bridge.macTable.destroy() }
-            ports = [:]
-            bridges = [:]
+            for bridge in s.bridges.values { bridge.macTable.destroy() }
+            s.ports = [:]
+            s.bridges = [:]
         }
     }
 
     // MARK: Flow tables (implementation)
 
     func installPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError) {
-        try locked { () throws(DatapathError) in
-            guard var record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+        try locked { (s: inout State) throws(DatapathError) in
+            guard var record = s.bridges[bridge] else { throw .noSuchBridge(bridge) }
             record.portNumbers = numbers
-            bridges[bridge] = record
-            let slots = numbers.compactMap { name, ofport in ports[name].map { ($0.slot, ofport) } }
+            s.bridges[bridge] = record
+            let slots = numbers.compactMap { name, ofport in s.ports[name].map { ($0.slot, ofport) } }
             withWorkersParked {
                 for worker in workers {
                     for (slot, ofport) in slots { worker.setPortNumber(slot, ofport: ofport) }
@@ -531,48 +537,48 @@ public final class Datapath: @unchecked Sendable {
     ) throws(DatapathError) {
         // Compile outside the lock's critical section for the workers: they keep forwarding with
         // the old table until the swap.
-        let (slot, slotOfPort) = try locked { () throws(DatapathError) -> (Int, [UInt32: UInt16]) in
-            guard let record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+        let (slot, slotOfPort) = try locked { (s: inout State) throws(DatapathError) -> (Int, [UInt32: UInt16]) in
+            guard let record = s.bridges[bridge] else { throw .noSuchBridge(bridge) }
             var map: [UInt32: UInt16] = [:]
             for (name, ofport) in record.portNumbers {
-                if let port = ports[name], port.bridge == bridge { map[ofport] = port.slot }
+                if let port = s.ports[name], port.bridge == bridge { map[ofport] = port.slot }
             }
             return (record.slot, map)
         }
         let table = try CompiledFlowTable(count: count, rule: rule, match: match, portSlot: { slotOfPort[$0] })
-        try locked { () throws(DatapathError) in
-            guard var record = bridges[bridge], record.slot == slot else { throw .noSuchBridge(bridge) }
+        try locked { (s: inout State) throws(DatapathError) in
+            guard var record = s.bridges[bridge], record.slot == slot else { throw .noSuchBridge(bridge) }
             // Workers adopt the new version at a burst boundary; after the handshake none can still
             // be reading the old one, which is released when `record.flowTable` is overwritten.
             withWorkersParked {
                 for worker in workers { worker.setFlowTable(slot, table) }
             }
             record.flowTable = table
-            bridges[bridge] = record
+            s.bridges[bridge] = record
         }
     }
 
     /// Adds `rules` to the bridge's published table (see `CompiledFlowTable(_:adding:portSlot:)`);
     /// false, changing nothing, when the table does not hold `expectedCount - rules.count` rules.
     func extendFlowTable(bridge: String, adding rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool {
-        let (slot, slotOfPort, old) = try locked { () throws(DatapathError) -> (Int, [UInt32: UInt16], CompiledFlowTable?) in
-            guard let record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+        let (slot, slotOfPort, old) = try locked { (s: inout State) throws(DatapathError) -> (Int, [UInt32: UInt16], CompiledFlowTable?) in
+            guard let record = s.bridges[bridge] else { throw .noSuchBridge(bridge) }
             var map: [UInt32: UInt16] = [:]
             for (name, ofport) in record.portNumbers {
-                if let port = ports[name], port.bridge == bridge { map[ofport] = port.slot }
+                if let port = s.ports[name], port.bridge == bridge { map[ofport] = port.slot }
             }
             return (record.slot, map, record.flowTable)
         }
         guard let old, old.liveRules + rules.count == expectedCount else { return false }
         let table = try CompiledFlowTable(old, adding: rules, portSlot: { slotOfPort[$0] })
-        return try locked { () throws(DatapathError) -> Bool in
+        return try locked { (s: inout State) throws(DatapathError) -> Bool in
             // Another change in between (a port went): the caller publishes the whole table instead.
-            guard var record = bridges[bridge], record.slot == slot, record.flowTable === old else { return false }
+            guard var record = s.bridges[bridge], record.slot == slot, record.flowTable === old else { return false }
             withWorkersParked {
                 for worker in workers { worker.setFlowTable(slot, table) }
             }
             record.flowTable = table
-            bridges[bridge] = record
+            s.bridges[bridge] = record
             return true
         }
     }
@@ -581,21 +587,21 @@ public final class Datapath: @unchecked Sendable {
     /// place (see `CompiledFlowTable(_:removing:counterSlots:)`); false, changing nothing, when
     /// that cannot be done or the table does not hold `expectedCount + matches.count` rules.
     func shrinkFlowTable(bridge: String, removing matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool {
-        guard let current = try? locked({ () throws(DatapathError) -> (slot: Int, table: CompiledFlowTable?) in
-            guard let record = bridges[bridge] else { throw .noSuchBridge(bridge) }
+        guard let current = try? locked({ (s: inout State) throws(DatapathError) -> (slot: Int, table: CompiledFlowTable?) in
+            guard let record = s.bridges[bridge] else { throw .noSuchBridge(bridge) }
             return (record.slot, record.flowTable)
         }), let old = current.table, old.liveRules - matches.count == expectedCount,
             // Unreachable rules pile up: past a quarter of the table, compile it afresh.
             (old.ruleCount - old.liveRules + matches.count) * 4 <= old.ruleCount,
             let table = CompiledFlowTable(old, removing: matches, counterSlots: counterSlots)
         else { return false }
-        return (try? locked { () throws(DatapathError) -> Bool in
-            guard var record = bridges[bridge], record.slot == current.slot, record.flowTable === old else { return false }
+        return (try? locked { (s: inout State) throws(DatapathError) -> Bool in
+            guard var record = s.bridges[bridge], record.slot == current.slot, record.flowTable === old else { return false }
             withWorkersParked {
                 for worker in workers { worker.setFlowTable(current.slot, table) }
             }
             record.flowTable = table
-            bridges[bridge] = record
+            s.bridges[bridge] = record
             return true
         }) ?? false
     }
@@ -622,11 +628,12 @@ public final class Datapath: @unchecked Sendable {
 
     // MARK: Helpers
 
-    private func locked<T>(_ body: () throws(DatapathError) -> T) throws(DatapathError) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !isShutDown, !isShuttingDown else { throw .unsupported("the datapath is shut down") }
-        return try body()
+    /// Runs `body` with the state locked, unless the datapath is shut down (or shutting down).
+    private func locked<T>(_ body: (inout State) throws(DatapathError) -> T) throws(DatapathError) -> T {
+        try state.withLock { (s: inout State) throws(DatapathError) -> T in
+            guard !s.isShutDown, !s.isShuttingDown else { throw .unsupported("the datapath is shut down") }
+            return try body(&s)
+        }
     }
 
     private func withWorkersParked(_ body: () -> Void) {
@@ -637,20 +644,20 @@ public final class Datapath: @unchecked Sendable {
 
     // MARK: Tunnels (implementation)
 
-    private func startResolverLocked() {
+    private func startResolverLocked(_ s: inout State) {
         let resolver = TunnelResolver(
             inputs: { [weak self] in self?.tunnelInputs() },
             publish: { [weak self] routing in self?.publishTunnelRouting(routing) })
-        self.resolver = resolver
+        s.resolver = resolver
         resolver.start()
     }
 
     /// The resolver's view of the configuration (resolver thread).
     private func tunnelInputs() -> TunnelResolver.Inputs? {
-        lock.withLock { () -> TunnelResolver.Inputs? in
-            guard !isShutDown, !isShuttingDown else { return nil }
+        state.withLock { s -> TunnelResolver.Inputs? in
+            guard !s.isShutDown, !s.isShuttingDown else { return nil }
             var inputs = TunnelResolver.Inputs()
-            for port in ports.values {
+            for port in s.ports.values {
                 if let options = port.tunnel, case .address(let remote) = options.remote {
                     inputs.targets.insert(TunnelTarget(
                         remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort))
@@ -658,7 +665,7 @@ public final class Datapath: @unchecked Sendable {
                 guard port.ifindex != 0 else { continue }
                 switch port.attachment.kind {
                 case .internal:
-                    if let bridge = bridges[port.bridge] {
+                    if let bridge = s.bridges[port.bridge] {
                         inputs.egress[port.ifindex] = .init(port: port.slot, bridge: Int32(bridge.slot), name: port.name,
                                                             checksumOffload: false)
                     }
@@ -677,40 +684,40 @@ public final class Datapath: @unchecked Sendable {
 
     /// Installs a new underlay view in every worker (resolver thread).
     private func publishTunnelRouting(_ routing: TunnelResolver.Published) {
-        lock.withLock {
-            guard !isShutDown else { return }
-            tunnelRouting = routing
+        state.withLock { s in
+            guard !s.isShutDown else { return }
+            s.tunnelRouting = routing
             withWorkersParked {
                 for worker in workers {
                     worker.setTunnelRouting(localRLOCs: routing.localRLOCs, nextHops: routing.nextHops)
                 }
             }
-            syncUnderlayFiltersLocked()
+            syncUnderlayFiltersLocked(s)
         }
     }
 
     /// Points every underlay device's XDP filter at the local RLOCs and the LISP ports' UDP ports.
-    private func syncUnderlayFiltersLocked() {
-        let udpPorts = Set(ports.values.compactMap { $0.tunnel?.udpPort })
+    private func syncUnderlayFiltersLocked(_ s: State) {
+        let udpPorts = Set(s.ports.values.compactMap { $0.tunnel?.udpPort })
         var wanted: Set<XDPRedirectProgram.UnderlayKey> = []
-        for address in tunnelRouting.localRLOCs {
+        for address in s.tunnelRouting.localRLOCs {
             for udpPort in udpPorts { wanted.insert(.init(address: address, port: udpPort)) }
         }
-        for port in ports.values where port.attachment.kind == .underlay {
+        for port in s.ports.values where port.attachment.kind == .underlay {
             port.program?.setUnderlayFilter(wanted)
         }
     }
 
-    private func tunnelStateLocked(_ options: LISPPortOptions) -> String {
+    private func tunnelStateLocked(_ s: State, _ options: LISPPortOptions) -> String {
         guard case .address(let remote) = options.remote else {
-            return "remote from tun_dst (flow), \(tunnelRouting.nextHops.filter { $0.status == .resolved }.count) next hop(s) resolved"
+            return "remote from tun_dst (flow), \(s.tunnelRouting.nextHops.filter { $0.status == .resolved }.count) next hop(s) resolved"
         }
         let target = TunnelTarget(remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort)
-        return "remote \(remote): " + (resolver?.describe(target) ?? "resolving")
+        return "remote \(remote): " + (s.resolver?.describe(target) ?? "resolving")
     }
 
-    private func freePortSlot() -> UInt16? {
-        let used = Set(ports.values.map(\.slot))
+    private func freePortSlot(_ s: State) -> UInt16? {
+        let used = Set(s.ports.values.map(\.slot))
         return (0..<UInt16(DatapathLimits.maxPorts)).first { !used.contains($0) }
     }
 }

@@ -10,6 +10,8 @@ import CXDP
 /// steady flow does not bounce cache lines between workers.
 ///
 /// A value type over raw memory (no ARC on the packet path); the datapath frees it explicitly.
+// @unchecked: raw memory shared by design; every word is read and written with relaxed atomics
+// (see above), and only the datapath frees it, after the workers no longer use it.
 public struct MACLearningTable: @unchecked Sendable {
     public static let noPort: UInt16 = .max
     static let probeLength = 8

@@ -316,6 +316,8 @@ struct TunnelTarget: Hashable, Sendable {
 
 /// Remotes a worker needs resolved (remote_ip=flow): a single-producer (worker), single-consumer
 /// (resolver) ring, so the packet path never locks or allocates to ask.
+// @unchecked: the slots are raw memory handed from the one producer to the one consumer by the
+// release/acquire of `head` and `tail`.
 final class TunnelRequestRing: @unchecked Sendable {
     static let capacity = 64
     private let slots: UnsafeMutablePointer<TunnelTarget>

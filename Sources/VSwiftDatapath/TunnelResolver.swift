@@ -11,6 +11,8 @@ import VSwiftPacket
 /// A thread waits on a netlink socket subscribed to link, address, route and neighbour changes (and
 /// on requests from workers), re-resolves, and publishes only when something changed. An unknown
 /// neighbour makes the kernel solicit it (ARP / neighbour solicitation), at most once a second.
+// @unchecked: its mutable fields belong to the resolver thread alone (after `start`, before `stop`
+// joins it); other threads only call `wake`/`describe` (eventfd, `state` Mutex) and `stop`.
 final class TunnelResolver: @unchecked Sendable {
     /// What the datapath tells the resolver, read under the datapath's lock.
     struct Inputs {

@@ -87,10 +87,14 @@ extension Worker {
             vs_add_relaxed_u64(&counters.pointee.decapsulated, 1)
             vs_add_relaxed_u64(&self.counters[Int(port)].rxPackets, 1)
             vs_add_relaxed_u64(&self.counters[Int(port)].rxBytes, UInt64(innerLength))
-            tunnelID = UInt64(instanceID)
-            tunnelSource = outer.pointee.source.isIPv4 ? outer.pointee.source.ipv4 : 0
-            tunnelDestination = outer.pointee.destination.isIPv4 ? outer.pointee.destination.ipv4 : 0
-            process(address: UInt64(start - base), length: UInt32(innerLength), inPort: port, bridge: ports[Int(port)].bridge)
+            // The inner packet starts on its way with the outer headers' metadata (tun_id, tun_src,
+            // tun_dst) and no encapsulation.
+            let context = PacketContext(
+                tunnelID: UInt64(instanceID),
+                tunnelSource: outer.pointee.source.isIPv4 ? outer.pointee.source.ipv4 : 0,
+                tunnelDestination: outer.pointee.destination.isIPv4 ? outer.pointee.destination.ipv4 : 0)
+            process(address: UInt64(start - base), length: UInt32(innerLength), inPort: port, bridge: ports[Int(port)].bridge,
+                    context: context)
             return true
         }
         return false
@@ -125,16 +129,17 @@ extension Worker {
 
     /// Output to a LISP port: find the next hop, encapsulate in place, and send the outer frame on
     /// (into the bridge whose internal port the route leaves by, or to an underlay port's tx ring).
+    /// `context` is the inner packet's: its tun_id (key=flow), tun_dst (remote_ip=flow) and depth.
     @inline(never)
-    func sendThroughTunnel(port: UInt16, address: UInt64, length: UInt32) {
+    func sendThroughTunnel(port: UInt16, address: UInt64, length: UInt32, context: PacketContext) {
         let state = tunnelPortStates + Int(port)
         let counters = tunnelCounters + Int(port)
         var hopIndex = Int(state.pointee.nextHop)
         if state.pointee.remoteIsFlow {
             // remote_ip=flow: the destination RLOC is tun_dst, set by the flow.
-            let remote = IPAddress(ipv4: tunnelDestination)
+            let remote = IPAddress(ipv4: context.tunnelDestination)
             let local = state.pointee.hasLocal ? state.pointee.local : IPAddress()
-            guard tunnelDestination != 0 else {
+            guard context.tunnelDestination != 0 else {
                 vs_add_relaxed_u64(&counters.pointee.noRoute, 1)
                 pool.release(address)
                 return
@@ -168,7 +173,7 @@ extension Worker {
             pool.release(address)
             return
         }
-        guard tunnelDepth < Self.maxTunnelDepth else {
+        guard context.depth < Int32(Self.maxTunnelDepth) else {
             vs_add_relaxed_u64(&self.counters[Int(port)].txErrors, 1)
             pool.release(address)
             return
@@ -176,7 +181,7 @@ extension Worker {
         let frameBase = address & ~(UInt64(frameSize) - 1)
         var start = base + Int(address)
         var outerLength = Int(length)
-        let instanceID = state.pointee.keyIsFlow ? UInt32(truncatingIfNeeded: tunnelID) & 0xff_ffff : state.pointee.key
+        let instanceID = state.pointee.keyIsFlow ? UInt32(truncatingIfNeeded: context.tunnelID) & 0xff_ffff : state.pointee.key
         ipIdentification &+= 1
         let result = LISP.encapsulate(
             &start, length: &outerLength, headroom: Int(address - frameBase) - UmemArea.txMetadataRoom,
@@ -218,17 +223,11 @@ extension Worker {
             return
         }
         // The route leaves by a bridge's internal port: the frame enters that bridge as if the host
-        // had sent it (as the kernel would have, in OVS). The inner packet's metadata is saved.
-        let saved = (tunnelID, tunnelSource, tunnelDestination)
-        tunnelID = 0
-        tunnelSource = 0
-        tunnelDestination = 0
-        tunnelDepth += 1
+        // had sent it (as the kernel would have, in OVS): no tunnel metadata, one level deeper.
         vs_add_relaxed_u64(&self.counters[Int(egress)].rxPackets, 1)
         vs_add_relaxed_u64(&self.counters[Int(egress)].rxBytes, UInt64(outerLength))
-        process(address: outerAddress, length: UInt32(outerLength), inPort: egress, bridge: bridge)
-        tunnelDepth -= 1
-        (tunnelID, tunnelSource, tunnelDestination) = saved
+        process(address: outerAddress, length: UInt32(outerLength), inPort: egress, bridge: bridge,
+                context: PacketContext(depth: context.depth &+ 1))
     }
 
     /// Writes AF_XDP TX metadata asking for an L4 checksum over `frame[start...]`, stored at
@@ -239,79 +238,5 @@ extension Worker {
         metadata.pointee.flags = UInt64(VS_XDP_TXMD_FLAGS_CHECKSUM)
         metadata.pointee.request.csum_start = UInt16(truncatingIfNeeded: start)
         metadata.pointee.request.csum_offset = UInt16(truncatingIfNeeded: offset)
-    }
-
-    /// Summed counters of a LISP port on this worker.
-    func tunnelStatistics(_ port: UInt16) -> TunnelStatistics {
-        let c = tunnelCounters + Int(port)
-        var s = TunnelStatistics()
-        s.encapsulated = vs_load_relaxed_u64(&c.pointee.encapsulated)
-        s.decapsulated = vs_load_relaxed_u64(&c.pointee.decapsulated)
-        s.droppedNonIP = vs_load_relaxed_u64(&c.pointee.nonIP)
-        s.droppedBadHeader = vs_load_relaxed_u64(&c.pointee.badHeader)
-        s.droppedUnknownRLOC = vs_load_relaxed_u64(&c.pointee.unknownRLOC)
-        s.droppedIIDMismatch = vs_load_relaxed_u64(&c.pointee.iidMismatch)
-        s.droppedBadInnerLength = vs_load_relaxed_u64(&c.pointee.badInnerLength)
-        s.refusedOffUnderlay = vs_load_relaxed_u64(&c.pointee.offUnderlay)
-        s.droppedNoRoute = vs_load_relaxed_u64(&c.pointee.noRoute)
-        s.droppedNoNeighbour = vs_load_relaxed_u64(&c.pointee.noNeighbour)
-        s.droppedTooBig = vs_load_relaxed_u64(&c.pointee.tooBig)
-        return s
-    }
-
-    // MARK: Reconfiguration (control thread, worker parked)
-
-    func setTunnelPort(_ port: UInt16, bridge: Int32, state: TunnelPortState) {
-        setPort(port, kind: .lisp, bridge: bridge, txSlot: -1, tapFD: -1)
-        tunnelPortStates[Int(port)] = state
-        tunnelCounters[Int(port)] = TunnelCounterBlock()
-        if !(0..<tunnelPortCount).contains(where: { tunnelPorts[$0] == port }) {
-            tunnelPorts[tunnelPortCount] = port
-            tunnelPortCount += 1
-        }
-        rebuildTunnelPorts()
-    }
-
-    func clearTunnelPort(_ port: UInt16) {
-        if let position = (0..<tunnelPortCount).first(where: { tunnelPorts[$0] == port }) {
-            for i in position..<(tunnelPortCount - 1) { tunnelPorts[i] = tunnelPorts[i + 1] }
-            tunnelPortCount -= 1
-        }
-        rebuildTunnelPorts()
-    }
-
-    /// The distinct UDP ports LISP ports listen on (usually just 4341).
-    private func rebuildTunnelPorts() {
-        tunnelUDPPortCount = 0
-        for i in 0..<tunnelPortCount {
-            let udpPort = tunnelPortStates[Int(tunnelPorts[i])].udpPort
-            if !(0..<tunnelUDPPortCount).contains(where: { tunnelUDPPorts[$0] == udpPort }), tunnelUDPPortCount < 8 {
-                tunnelUDPPorts[tunnelUDPPortCount] = udpPort
-                tunnelUDPPortCount += 1
-            }
-        }
-    }
-
-    /// Installs the resolver's view: local addresses, next hops, where the underlay is, and each
-    /// fixed-remote port's entry.
-    func setTunnelRouting(localRLOCs addresses: [IPAddress], nextHops hops: [TunnelNextHop]) {
-        localRLOCCount = min(addresses.count, Worker.maxLocalRLOCs)
-        for i in 0..<localRLOCCount { localRLOCs[i] = addresses[i] }
-        nextHops.clear()
-        for hop in hops { _ = nextHops.insert(hop) }
-        underlayEndpointCount = 0
-        for hop in hops {
-            guard let endpoint = UnderlayEndpoint(hop), underlayEndpointCount < Worker.maxLocalRLOCs,
-                  !(0..<underlayEndpointCount).contains(where: { underlayEndpoints[$0] == endpoint }) else { continue }
-            underlayEndpoints[underlayEndpointCount] = endpoint
-            underlayEndpointCount += 1
-        }
-        for i in 0..<tunnelPortCount {
-            let state = tunnelPortStates + Int(tunnelPorts[i])
-            guard !state.pointee.remoteIsFlow else { continue }
-            let local = state.pointee.hasLocal ? state.pointee.local : IPAddress()
-            let (index, found) = nextHops.find(state.pointee.remote, local: local, udpPort: state.pointee.udpPort)
-            state.pointee.nextHop = found ? Int32(index) : -1
-        }
     }
 }
