@@ -116,14 +116,10 @@ public struct ConfigStore: Sendable {
             throw ConfigStoreError(path: path, problem: "cannot read: \(Self.describe(error))")
         }
         let config: SwitchConfig
-        do {
+        do throws(FieldError) {
             config = try Self.decode(data)
-        } catch let error as DecodingError {
-            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.fieldMessage)")
-        } catch let error as FieldError {
-            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.message)")
         } catch {
-            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error)")
+            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.message)")
         }
         guard config.version == SwitchConfig.currentVersion else {
             throw ConfigStoreError(
@@ -132,37 +128,11 @@ public struct ConfigStore: Sendable {
         return config
     }
 
-    /// The configuration in `data`. The flows (a million strings, maybe) are taken out of the
-    /// parsed text by hand; Foundation's decoder, which takes some ten times as long for them,
-    /// reads the rest and names what is wrong there.
-    static func decode(_ data: Data) throws -> SwitchConfig {
-        guard case .object(var members)? = JSONValue.parse(data), case .array(var bridges)? = members["bridges"] else {
-            return try JSONDecoder().decode(SwitchConfig.self, from: data)
-        }
-        var flowsOfBridge: [[String]?] = []
-        for index in bridges.indices {
-            guard case .object(var bridge) = bridges[index], case .array(let items)? = bridge["flows"] else {
-                flowsOfBridge.append(nil)
-                continue
-            }
-            var flows: [String] = []
-            flows.reserveCapacity(items.count)
-            for (f, item) in items.enumerated() {
-                guard case .string(let flow) = item else {
-                    throw FieldError(message: "\"bridges[\(index)].flows[\(f)]\" must be a string")
-                }
-                flows.append(flow)
-            }
-            flowsOfBridge.append(flows)
-            bridge["flows"] = .array([])
-            bridges[index] = .object(bridge)
-        }
-        members["bridges"] = .array(bridges)
-        var config = try JSONDecoder().decode(SwitchConfig.self, from: Data(JSONValue.object(members).jsonText()))
-        for (index, flows) in flowsOfBridge.enumerated() where flows != nil {
-            config.bridges[index].flows = flows!
-        }
-        return config
+    /// The configuration in `data`: parsed by `JSONParser`, then decoded straight from the value
+    /// (the flows, a million strings maybe, in one loop: see `JSONValueDecoder`).
+    static func decode(_ data: Data) throws(FieldError) -> SwitchConfig {
+        guard let value = JSONValue.parse(data) else { throw FieldError(message: "not valid JSON") }
+        return try value.decoded(as: SwitchConfig.self)
     }
 
     /// Replaces the file with `config`, atomically (see the type's description), then deletes the
@@ -172,9 +142,15 @@ public struct ConfigStore: Sendable {
     /// Returns the file's size.
     @discardableResult
     public func save(_ config: SwitchConfig) throws(ConfigStoreError) -> Int {
+        let value: JSONValue
+        do {
+            value = try JSONValue(encoding: config)
+        } catch {
+            throw ConfigStoreError(path: path, problem: "cannot encode: \(error)")
+        }
         var size = 0
         try write { emit in
-            Self.encode(config, chunkSize: 1 << 20) { chunk in
+            Self.encode(value, chunkSize: 1 << 20) { chunk in
                 size += chunk.count
                 return emit(chunk)
             }
@@ -183,135 +159,22 @@ public struct ConfigStore: Sendable {
         return size
     }
 
-    /// Pretty JSON with sorted keys, one flow per line.
-    static func encode(_ config: SwitchConfig) -> [UInt8] {
+    /// Pretty JSON with sorted keys, one flow per line: the configuration as a value (its
+    /// `Codable` encoding), as `JSONWriter` writes every reply, and a final newline.
+    static func encode(_ config: SwitchConfig) throws(RPCError) -> [UInt8] {
         var all: [UInt8] = []
-        encode(config, chunkSize: Int.max) { chunk in
+        encode(try JSONValue(encoding: config), chunkSize: Int.max) { chunk in
             all.append(contentsOf: chunk)
             return true
         }
         return all
     }
 
-    /// The text of `encode(_:)`, handed to `emit` in pieces of about `chunkSize` bytes; stops early
-    /// when `emit` returns false. The same text `JSONValue.jsonText(pretty: true)` gives for the
-    /// configuration as an object, written directly (no value tree for a million flows).
+    /// The text of `encode(_:)` for the configuration's value, handed to `emit` in pieces of about
+    /// `chunkSize` bytes; stops early when `emit` returns false.
     @discardableResult
-    static func encode(_ config: SwitchConfig, chunkSize: Int, emit: ([UInt8]) -> Bool) -> Bool {
-        var out: [UInt8] = []
-        out.reserveCapacity(min(chunkSize, 1 << 20) + 4096)
-        var failed = false
-        func flush(force: Bool = false) {
-            guard !failed, force || out.count >= chunkSize else { return }
-            if !out.isEmpty && !emit(out) { failed = true }
-            out.removeAll(keepingCapacity: true)
-        }
-        func text(_ string: String) { out.append(contentsOf: string.utf8) }
-        func newline(_ indent: Int) {
-            out.append(UInt8(ascii: "\n"))
-            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent))
-        }
-        func key(_ name: String, _ indent: Int) {
-            newline(indent)
-            JSONValue.writeString(name, to: &out)
-            text(": ")
-        }
-        text("{")
-        key("bridges", 2)
-        if config.bridges.isEmpty {
-            text("[]")
-        } else {
-            text("[")
-            for (b, bridge) in config.bridges.enumerated() {
-                if b > 0 { text(",") }
-                newline(4)
-                text("{")
-                key("flows", 6)
-                if bridge.flows.isEmpty {
-                    text("[]")
-                } else {
-                    text("[")
-                    for (f, flow) in bridge.flows.enumerated() {
-                        if f > 0 { text(",") }
-                        newline(8)
-                        JSONValue.writeString(flow, to: &out)
-                        flush()
-                        if failed { return false }
-                    }
-                    newline(6)
-                    text("]")
-                }
-                text(",")
-                key("name", 6)
-                JSONValue.writeString(bridge.name, to: &out)
-                text(",")
-                key("nextOfport", 6)
-                text(String(bridge.nextOfport))
-                text(",")
-                key("ports", 6)
-                if bridge.ports.isEmpty {
-                    text("[]")
-                } else {
-                    text("[")
-                    for (p, port) in bridge.ports.enumerated() {
-                        if p > 0 { text(",") }
-                        newline(8)
-                        text("{")
-                        key("name", 10)
-                        JSONValue.writeString(port.name, to: &out)
-                        text(",")
-                        key("ofport", 10)
-                        text(String(port.ofport))
-                        text(",")
-                        key("options", 10)
-                        if port.options.isEmpty {
-                            text("{}")
-                        } else {
-                            text("{")
-                            for (o, option) in port.options.sorted(by: { $0.key < $1.key }).enumerated() {
-                                if o > 0 { text(",") }
-                                key(option.key, 12)
-                                JSONValue.writeString(option.value, to: &out)
-                            }
-                            newline(10)
-                            text("}")
-                        }
-                        text(",")
-                        key("type", 10)
-                        JSONValue.writeString(port.type, to: &out)
-                        newline(8)
-                        text("}")
-                    }
-                    newline(6)
-                    text("]")
-                }
-                newline(4)
-                text("}")
-            }
-            newline(2)
-            text("]")
-        }
-        text(",")
-        key("generation", 2)
-        text(String(config.generation))
-        text(",")
-        key("systemID", 2)
-        JSONValue.writeString(config.systemID, to: &out)
-        text(",")
-        key("underlays", 2)
-        text("[")
-        for (u, name) in config.underlays.enumerated() {
-            if u > 0 { text(", ") }
-            JSONValue.writeString(name, to: &out)
-        }
-        text("]")
-        text(",")
-        key("version", 2)
-        text(String(config.version))
-        newline(0)
-        text("}\n")
-        flush(force: true)
-        return !failed
+    static func encode(_ value: JSONValue, chunkSize: Int, emit: ([UInt8]) -> Bool) -> Bool {
+        JSONWriter.stream(value, pretty: true, newline: true, chunkSize: chunkSize, emit: emit)
     }
 
     func write(_ bytes: [UInt8]) throws(ConfigStoreError) {
