@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+import SystemPackage
 
 /// vswiftd's saved configuration: what a restart must bring back.
 ///
@@ -194,38 +194,32 @@ public struct ConfigStore: Sendable {
             }
         }
         let temporary = temporaryPath
-        let fd = try createTemporary(temporary)
+        let file = try createTemporary(temporary)
         var writeError: ConfigStoreError?
         produce { bytes in
             guard writeError == nil else { return false }
-            var written = 0
-            while written < bytes.count {
-                let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    writeError = failure("cannot write \(temporary)")
-                    return false
-                }
-                written += count
+            do {
+                _ = try file.writeAll(bytes)  // retried on EINTR and short writes
+            } catch {
+                writeError = failure("cannot write \(temporary)", error)
+                return false
             }
             return true
         }
-        if let writeError {
-            close(fd)
-            unlink(temporary)
-            throw writeError
-        }
-        guard fsync(fd) == 0 else {
-            let error = failure("cannot fsync \(temporary)")
-            close(fd)
-            unlink(temporary)
+        do throws(ConfigStoreError) {
+            if let writeError { throw writeError }
+            do throws(Errno) { try file.sync() } catch { throw failure("cannot fsync \(temporary)", error) }
+        } catch {
+            try? file.close()
+            try? FilePath(temporary).unlink()
             throw error
         }
-        close(fd)
-        guard rename(temporary, path) == 0 else {
-            let error = failure("cannot rename \(temporary) to \(path)")
-            unlink(temporary)
-            throw error
+        try? file.close()
+        do throws(Errno) {
+            try FilePath(temporary).rename(to: FilePath(path))
+        } catch {
+            try? FilePath(temporary).unlink()
+            throw failure("cannot rename \(temporary) to \(path)", error)
         }
         // The rename is durable only once the directory is.
         try Self.syncDirectory(of: path)
@@ -235,47 +229,66 @@ public struct ConfigStore: Sendable {
     /// (`O_EXCL|O_NOFOLLOW`), so a name planted in the directory cannot redirect the write. What
     /// is there already (a file left by a crash, or a planted name) is removed first; `unlink`
     /// removes a symlink itself, never its target.
-    private func createTemporary(_ temporary: String) throws(ConfigStoreError) -> Int32 {
+    private func createTemporary(_ temporary: String) throws(ConfigStoreError) -> FileDescriptor {
+        var lastError = Errno.noSuchFileOrDirectory
         for attempt in 0..<2 {
-            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            if fd >= 0 { return fd }
-            guard errno == EEXIST, attempt == 0 else { break }
-            guard unlink(temporary) == 0 || errno == ENOENT else { break }
+            do {
+                return try FileDescriptor.open(
+                    FilePath(temporary), .writeOnly, options: [.create, .exclusiveCreate, .noFollow, .closeOnExec],
+                    permissions: [.ownerReadWrite])
+            } catch {
+                lastError = error as? Errno ?? .ioError
+            }
+            guard lastError == .fileExists, attempt == 0 else { break }
+            do throws(Errno) {
+                try FilePath(temporary).unlink()
+            } catch {
+                guard error == .noSuchFileOrDirectory else {
+                    lastError = error
+                    break
+                }
+            }
         }
-        throw failure("cannot create \(temporary)")
+        throw failure("cannot create \(temporary)", lastError)
     }
 
     /// Refuses (see `SafeDirectory`) a directory others could use to redirect the configuration's
     /// files, or such files that are not vswiftd's own. vswiftd calls it before reading anything.
     public func checkDirectory() throws(SafePathError) {
         try SafeDirectory.check(SafeDirectory.directory(of: path), files: [
-            (SafeDirectory.name(of: path), S_IFREG), (SafeDirectory.name(of: temporaryPath), S_IFREG),
-            (SafeDirectory.name(of: journal.path), S_IFREG),
+            (SafeDirectory.name(of: path), .regular), (SafeDirectory.name(of: temporaryPath), .regular),
+            (SafeDirectory.name(of: journal.path), .regular),
         ])
     }
 
     /// fsyncs the directory holding `path`, making a rename or a new name there durable.
     static func syncDirectory(of path: String) throws(ConfigStoreError) {
         let directory = (path as NSString).deletingLastPathComponent
-        let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard directoryFD >= 0 else {
-            throw ConfigStoreError(path: path, problem: "cannot open directory \(directory): \(String(cString: strerror(errno)))")
+        let directoryFile: FileDescriptor
+        do {
+            directoryFile = try FileDescriptor.open(
+                FilePath(directory.isEmpty ? "." : directory), .readOnly, options: [.directory, .closeOnExec])
+        } catch {
+            throw ConfigStoreError(path: path, problem: "cannot open directory \(directory): \(error)")
         }
-        defer { close(directoryFD) }
-        guard fsync(directoryFD) == 0 else {
-            throw ConfigStoreError(path: path, problem: "cannot fsync directory \(directory): \(String(cString: strerror(errno)))")
+        defer { try? directoryFile.close() }
+        do throws(Errno) {
+            try directoryFile.sync()
+        } catch {
+            throw ConfigStoreError(path: path, problem: "cannot fsync directory \(directory): \(error)")
         }
     }
 
-    private func failure(_ what: String) -> ConfigStoreError {
-        ConfigStoreError(path: path, problem: "\(what): \(String(cString: strerror(errno)))")
+    /// `what` failed with `error` (an `Errno`, whose description is strerror's text).
+    private func failure(_ what: String, _ error: any Error) -> ConfigStoreError {
+        ConfigStoreError(path: path, problem: "\(what): \(error)")
     }
 
     private static func describe(_ error: any Error) -> String {
         if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError,
             underlying.domain == NSPOSIXErrorDomain
         {
-            return String(cString: strerror(Int32(underlying.code)))
+            return Errno(rawValue: Int32(underlying.code)).description
         }
         return error.localizedDescription
     }
