@@ -11,6 +11,8 @@ import PackageDescription
 // ConfigStore.decode without NIO). Exclusivity checks stay on here: more checks, more findings.
 let package = Package(
     name: "vswift-fuzz",
+    // ConfigStore, ConfigJournal and SafeDirectory use swift-system (see ../Package.swift).
+    dependencies: [.package(url: "https://github.com/apple/swift-system", from: "1.8.1")],
     targets: [
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
         // Declares libFuzzer's LLVMFuzzerRunDriver, which each target's main.swift calls.
@@ -21,7 +23,8 @@ let package = Package(
         .executableTarget(name: "FuzzLISP", dependencies: ["FuzzDriver", "VSwiftPacket"]),
         .executableTarget(name: "FuzzFlowSyntax", dependencies: ["FuzzDriver", "VSwiftClassifier", "VSwiftPacket"]),
         .executableTarget(name: "FuzzJSONRPC", dependencies: ["FuzzDriver"]),
-        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzDriver"]),
+        .executableTarget(
+            name: "FuzzConfig", dependencies: ["FuzzDriver", .product(name: "SystemPackage", package: "swift-system")]),
     ],
     swiftLanguageModes: [.v5]
 )
