@@ -258,22 +258,56 @@ private final class ValueEncoder: Encoder {
         case value(JSONValue)
         case object(ObjectBox)
         case array(ArrayBox)
-        case encoder(ValueEncoder)
 
         var value: JSONValue {
             switch self {
             // JSONEncoder writes {} for a value that encoded nothing.
             case .empty: .object([:])
             case .value(let value): value
-            case .object(let box): .object(box.members.mapValues(\.value))
-            case .array(let box): .array(box.elements.map(\.value))
-            case .encoder(let encoder): encoder.result.value
+            case .object(let box): .object(box.value)
+            case .array(let box): .array(box.value)
             }
         }
     }
 
-    final class ObjectBox { var members: [String: Slot] = [:] }
-    final class ArrayBox { var elements: [Slot] = [] }
+    /// Members are values as soon as they are encoded; only nested containers and super encoders
+    /// (rare) are filled later, and are read when the object is.
+    final class ObjectBox {
+        var members: [String: JSONValue] = [:]
+        var later: [String: ValueEncoder] = [:]
+
+        var value: [String: JSONValue] {
+            var all = members
+            for (key, encoder) in later { all[key] = encoder.result.value }
+            return all
+        }
+
+        func set(_ key: String, _ value: JSONValue) {
+            members[key] = value
+            later[key] = nil
+        }
+
+        func set(_ key: String, later encoder: ValueEncoder) {
+            members[key] = nil
+            later[key] = encoder
+        }
+    }
+
+    final class ArrayBox {
+        var elements: [JSONValue] = []
+        var later: [(index: Int, encoder: ValueEncoder)] = []
+
+        var value: [JSONValue] {
+            var all = elements
+            for (index, encoder) in later { all[index] = encoder.result.value }
+            return all
+        }
+
+        func append(later encoder: ValueEncoder) {
+            later.append((elements.count, encoder))
+            elements.append(.null)
+        }
+    }
 
     init(codingPath: [any CodingKey]) {
         self.codingPath = codingPath
@@ -360,7 +394,7 @@ private struct KeyedValueEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol
     let box: ValueEncoder.ObjectBox
     let codingPath: [any CodingKey]
 
-    private func set(_ value: JSONValue, _ key: Key) { box.members[key.stringValue] = .value(value) }
+    private func set(_ value: JSONValue, _ key: Key) { box.set(key.stringValue, value) }
 
     mutating func encodeNil(forKey key: Key) { set(.null, key) }
     mutating func encode(_ value: Bool, forKey key: Key) { set(.bool(value), key) }
@@ -371,7 +405,7 @@ private struct KeyedValueEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol
     mutating func encode(_ value: Float, forKey key: Key) throws {
         let single = SingleValueEncoder(encoder: ValueEncoder(codingPath: codingPath + [key]))
         try single.encode(value)
-        box.members[key.stringValue] = single.encoder.result
+        box.set(key.stringValue, single.encoder.result.value)
     }
     mutating func encode(_ value: Int, forKey key: Key) { set(ValueEncoder.integer(value), key) }
     mutating func encode(_ value: Int8, forKey key: Key) { set(ValueEncoder.integer(value), key) }
@@ -391,25 +425,25 @@ private struct KeyedValueEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol
         keyedBy keyType: NestedKey.Type, forKey key: Key
     ) -> KeyedEncodingContainer<NestedKey> {
         let nested = ValueEncoder(codingPath: codingPath + [key])
-        box.members[key.stringValue] = .encoder(nested)
+        box.set(key.stringValue, later: nested)
         return nested.container(keyedBy: keyType)
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         let nested = ValueEncoder(codingPath: codingPath + [key])
-        box.members[key.stringValue] = .encoder(nested)
+        box.set(key.stringValue, later: nested)
         return nested.unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
         let nested = ValueEncoder(codingPath: codingPath + [SuperKey()])
-        box.members["super"] = .encoder(nested)
+        box.set("super", later: nested)
         return nested
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
         let nested = ValueEncoder(codingPath: codingPath + [key])
-        box.members[key.stringValue] = .encoder(nested)
+        box.set(key.stringValue, later: nested)
         return nested
     }
 }
@@ -420,7 +454,7 @@ private struct UnkeyedValueEncoder: UnkeyedEncodingContainer {
     var count: Int { box.elements.count }
 
     private var nextPath: [any CodingKey] { codingPath + [IndexKey(count)] }
-    private func append(_ value: JSONValue) { box.elements.append(.value(value)) }
+    private func append(_ value: JSONValue) { box.elements.append(value) }
 
     mutating func encodeNil() { append(.null) }
     mutating func encode(_ value: Bool) { append(.bool(value)) }
@@ -429,7 +463,7 @@ private struct UnkeyedValueEncoder: UnkeyedEncodingContainer {
     mutating func encode(_ value: Float) throws {
         let single = SingleValueEncoder(encoder: ValueEncoder(codingPath: nextPath))
         try single.encode(value)
-        box.elements.append(single.encoder.result)
+        box.elements.append(single.encoder.result.value)
     }
     mutating func encode(_ value: Int) { append(ValueEncoder.integer(value)) }
     mutating func encode(_ value: Int8) { append(ValueEncoder.integer(value)) }
@@ -445,19 +479,19 @@ private struct UnkeyedValueEncoder: UnkeyedEncodingContainer {
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let nested = ValueEncoder(codingPath: nextPath)
-        box.elements.append(.encoder(nested))
+        box.append(later: nested)
         return nested.container(keyedBy: keyType)
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let nested = ValueEncoder(codingPath: nextPath)
-        box.elements.append(.encoder(nested))
+        box.append(later: nested)
         return nested.unkeyedContainer()
     }
 
     mutating func superEncoder() -> any Encoder {
         let nested = ValueEncoder(codingPath: nextPath)
-        box.elements.append(.encoder(nested))
+        box.append(later: nested)
         return nested
     }
 }
