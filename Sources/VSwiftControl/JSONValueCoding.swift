@@ -121,8 +121,9 @@ private struct ValueDecoder: Decoder, SingleValueDecodingContainer {
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try decodeValue(type) }
 
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
-        if T.self == JSONValue.self { return value as! T }
-        if T.self == [String].self { return try strings() as! T }
+        // Same types, so a bit cast: `as!` on an array may check every element when unspecialized.
+        if T.self == JSONValue.self { return unsafeBitCast(value, to: T.self) }
+        if T.self == [String].self { return unsafeBitCast(try strings(), to: T.self) }
         return try T(from: self)
     }
 
@@ -314,8 +315,9 @@ private final class ValueEncoder: Encoder {
     }
 
     static func encode<T: Encodable>(_ value: T, codingPath: [any CodingKey]) throws -> JSONValue {
-        if T.self == JSONValue.self { return value as! JSONValue }
-        if T.self == [String].self { return .array((value as! [String]).map(JSONValue.string)) }
+        // Same types, so a bit cast: `as!` on an array may check every element when unspecialized.
+        if T.self == JSONValue.self { return unsafeBitCast(value, to: JSONValue.self) }
+        if T.self == [String].self { return .array(unsafeBitCast(value, to: [String].self).map(JSONValue.string)) }
         let encoder = ValueEncoder(codingPath: codingPath)
         try value.encode(to: encoder)
         return encoder.result.value
