@@ -21,9 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
-        // Already resolved through swift-nio (same URL and lower bound); named here because the
-        // control client uses it directly.
-        .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
+        // FileDescriptor, Errno, FilePath, Stat for the control path and the client (already resolved
+        // through swift-nio).
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
     targets: [
@@ -45,6 +45,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             // Checked by the compiler for data races; the rest of the package follows.
             swiftSettings: [.swiftLanguageMode(.v6)]),
@@ -52,6 +53,7 @@ let package = Package(
             name: "vswiftd",
             dependencies: [
                 "VSwiftControl", "VSwiftProtocol",
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -7,11 +7,13 @@ import PackageDescription
 // package by path: the main package's modules use unsafe flags, which SwiftPM refuses in a
 // dependency, and it exports no library products. Instead Sources/ holds symlinks to the main
 // package's sources (whole modules for VSwiftPacket/VSwiftClassifier; the JSON files of
-// VSwiftProtocol, without the client, which needs swift-system; single files of VSwiftControl,
+// VSwiftProtocol, without the client; single files of VSwiftControl,
 // compiled into the fuzz target itself so it reaches internal functions such as
 // ConfigStore.decode without NIO). Exclusivity checks stay on here: more checks, more findings.
 let package = Package(
     name: "vswift-fuzz",
+    // ConfigStore, ConfigJournal and SafeDirectory use swift-system (see ../Package.swift).
+    dependencies: [.package(url: "https://github.com/apple/swift-system", from: "1.8.1")],
     targets: [
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
         // Declares libFuzzer's LLVMFuzzerRunDriver, which each target's main.swift calls.
@@ -21,9 +23,11 @@ let package = Package(
         .executableTarget(name: "FuzzFrame", dependencies: ["FuzzDriver", "VSwiftPacket"]),
         .executableTarget(name: "FuzzLISP", dependencies: ["FuzzDriver", "VSwiftPacket"]),
         .executableTarget(name: "FuzzFlowSyntax", dependencies: ["FuzzDriver", "VSwiftClassifier", "VSwiftPacket"]),
-        .target(name: "VSwiftProtocol"),
+        .target(name: "VSwiftProtocol", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(name: "FuzzJSONRPC", dependencies: ["FuzzDriver", "VSwiftProtocol"]),
-        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzDriver", "VSwiftProtocol"]),
+        .executableTarget(
+            name: "FuzzConfig",
+            dependencies: ["FuzzDriver", "VSwiftProtocol", .product(name: "SystemPackage", package: "swift-system")]),
     ],
     swiftLanguageModes: [.v5]
 )

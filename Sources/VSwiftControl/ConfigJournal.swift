@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+import SystemPackage
 import VSwiftProtocol
 
 /// The flow changes made since the configuration file was last written: one JSON-RPC request per
@@ -89,39 +89,42 @@ public struct ConfigJournal: Sendable {
     public func append(line: [UInt8], generation: UInt64) throws(ConfigStoreError) -> Int {
         // Never through a symlink, and only into a file of vswiftd's own with no other name: a
         // name planted in the directory must not make root append to another file.
-        let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("cannot open") }
-        defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { throw failure("cannot inspect") }
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor.open(
+                FilePath(path), .writeOnly, options: [.create, .noFollow, .closeOnExec], permissions: [.ownerReadWrite])
+        } catch {
+            throw failure("cannot open", error)
+        }
+        defer { try? file.close() }
+        let status: Stat
+        do throws(Errno) { status = try file.stat() } catch { throw failure("cannot inspect", error) }
         do throws(SafePathError) {
-            try SafeDirectory.check(status, path: path, type: S_IFREG)
+            try SafeDirectory.check(status, path: path, type: .regular)
         } catch {
             throw ConfigStoreError(path: path, problem: error.problem)
         }
-        let end = lseek(fd, 0, SEEK_END)
-        guard end >= 0 else { throw failure("cannot seek") }
+        let end: Int64
+        do { end = try file.seek(offset: 0, from: .end) } catch { throw failure("cannot seek", error) }
         var bytes: [UInt8] = []
         if end == 0 {
             bytes = JSONValue.object(["generation": .uint(generation)]).jsonText()
             bytes.append(UInt8(ascii: "\n"))
         }
         bytes += line
-        var written = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                let error = failure("cannot write")
-                _ = ftruncate(fd, end)
-                throw error
-            }
-            written += count
+        do {
+            _ = try file.writeAll(bytes)  // retried on EINTR and short writes
+        } catch {
+            let failed = failure("cannot write", error)
+            try? file.resize(to: end)
+            throw failed
         }
-        guard fdatasync(fd) == 0 else {
-            let error = failure("cannot fsync")
-            _ = ftruncate(fd, end)
-            throw error
+        do throws(Errno) {
+            try file.syncData()
+        } catch {
+            let failed = failure("cannot fsync", error)
+            try? file.resize(to: end)
+            throw failed
         }
         // A new journal's name must be durable too.
         if end == 0 { try ConfigStore.syncDirectory(of: path) }
@@ -132,22 +135,31 @@ public struct ConfigJournal: Sendable {
     /// not made), deleting it when that is 0. Never through a symlink.
     public func cut(to size: Int) throws(ConfigStoreError) {
         guard size > 0 else {
-            guard unlink(path) == 0 || errno == ENOENT else { throw failure("cannot remove") }
+            do throws(Errno) {
+                try FilePath(path).unlink()
+            } catch {
+                guard error == .noSuchFileOrDirectory else { throw failure("cannot remove", error) }
+            }
             return
         }
-        let fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw failure("cannot open") }
-        defer { close(fd) }
-        guard ftruncate(fd, off_t(size)) == 0 else { throw failure("cannot truncate") }
-        guard fdatasync(fd) == 0 else { throw failure("cannot fsync") }
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor.open(FilePath(path), .writeOnly, options: [.noFollow, .closeOnExec])
+        } catch {
+            throw failure("cannot open", error)
+        }
+        defer { try? file.close() }
+        do { try file.resize(to: Int64(size)) } catch { throw failure("cannot truncate", error) }
+        do throws(Errno) { try file.syncData() } catch { throw failure("cannot fsync", error) }
     }
 
     /// Deletes the journal (after a configuration file that contains its changes was written).
     public func remove() {
-        unlink(path)
+        try? FilePath(path).unlink()
     }
 
-    private func failure(_ what: String) -> ConfigStoreError {
-        ConfigStoreError(path: path, problem: "\(what): \(String(cString: strerror(errno)))")
+    /// `what` failed with `error` (an `Errno`, whose description is strerror's text).
+    private func failure(_ what: String, _ error: any Error) -> ConfigStoreError {
+        ConfigStoreError(path: path, problem: "\(what): \(error)")
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+import SystemPackage
 import VSwiftProtocol
 
 /// vswiftd's saved configuration: what a restart must bring back.
@@ -117,14 +117,10 @@ public struct ConfigStore: Sendable {
             throw ConfigStoreError(path: path, problem: "cannot read: \(Self.describe(error))")
         }
         let config: SwitchConfig
-        do {
+        do throws(FieldError) {
             config = try Self.decode(data)
-        } catch let error as DecodingError {
-            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.fieldMessage)")
-        } catch let error as FieldError {
-            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.message)")
         } catch {
-            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error)")
+            throw ConfigStoreError(path: path, problem: "not a vswiftd configuration: \(error.message)")
         }
         guard config.version == SwitchConfig.currentVersion else {
             throw ConfigStoreError(
@@ -133,37 +129,11 @@ public struct ConfigStore: Sendable {
         return config
     }
 
-    /// The configuration in `data`. The flows (a million strings, maybe) are taken out of the
-    /// parsed text by hand; Foundation's decoder, which takes some ten times as long for them,
-    /// reads the rest and names what is wrong there.
-    static func decode(_ data: Data) throws -> SwitchConfig {
-        guard case .object(var members)? = JSONValue.parse(data), case .array(var bridges)? = members["bridges"] else {
-            return try JSONDecoder().decode(SwitchConfig.self, from: data)
-        }
-        var flowsOfBridge: [[String]?] = []
-        for index in bridges.indices {
-            guard case .object(var bridge) = bridges[index], case .array(let items)? = bridge["flows"] else {
-                flowsOfBridge.append(nil)
-                continue
-            }
-            var flows: [String] = []
-            flows.reserveCapacity(items.count)
-            for (f, item) in items.enumerated() {
-                guard case .string(let flow) = item else {
-                    throw FieldError(message: "\"bridges[\(index)].flows[\(f)]\" must be a string")
-                }
-                flows.append(flow)
-            }
-            flowsOfBridge.append(flows)
-            bridge["flows"] = .array([])
-            bridges[index] = .object(bridge)
-        }
-        members["bridges"] = .array(bridges)
-        var config = try JSONDecoder().decode(SwitchConfig.self, from: Data(JSONValue.object(members).jsonText()))
-        for (index, flows) in flowsOfBridge.enumerated() where flows != nil {
-            config.bridges[index].flows = flows!
-        }
-        return config
+    /// The configuration in `data`: parsed by `JSONParser`, then decoded straight from the value
+    /// (the flows, a million strings maybe, in one loop: see `JSONValueDecoder`).
+    static func decode(_ data: Data) throws(FieldError) -> SwitchConfig {
+        guard let value = JSONValue.parse(data) else { throw FieldError(message: "not valid JSON") }
+        return try value.decoded(as: SwitchConfig.self)
     }
 
     /// Replaces the file with `config`, atomically (see the type's description), then deletes the
@@ -173,9 +143,15 @@ public struct ConfigStore: Sendable {
     /// Returns the file's size.
     @discardableResult
     public func save(_ config: SwitchConfig) throws(ConfigStoreError) -> Int {
+        let value: JSONValue
+        do {
+            value = try JSONValue(encoding: config)
+        } catch {
+            throw ConfigStoreError(path: path, problem: "cannot encode: \(error)")
+        }
         var size = 0
         try write { emit in
-            Self.encode(config, chunkSize: 1 << 20) { chunk in
+            Self.encode(value, chunkSize: 1 << 20) { chunk in
                 size += chunk.count
                 return emit(chunk)
             }
@@ -184,135 +160,22 @@ public struct ConfigStore: Sendable {
         return size
     }
 
-    /// Pretty JSON with sorted keys, one flow per line.
-    static func encode(_ config: SwitchConfig) -> [UInt8] {
+    /// Pretty JSON with sorted keys, one flow per line: the configuration as a value (its
+    /// `Codable` encoding), as `JSONWriter` writes every reply, and a final newline.
+    static func encode(_ config: SwitchConfig) throws(RPCError) -> [UInt8] {
         var all: [UInt8] = []
-        encode(config, chunkSize: Int.max) { chunk in
+        encode(try JSONValue(encoding: config), chunkSize: Int.max) { chunk in
             all.append(contentsOf: chunk)
             return true
         }
         return all
     }
 
-    /// The text of `encode(_:)`, handed to `emit` in pieces of about `chunkSize` bytes; stops early
-    /// when `emit` returns false. The same text `JSONValue.jsonText(pretty: true)` gives for the
-    /// configuration as an object, written directly (no value tree for a million flows).
+    /// The text of `encode(_:)` for the configuration's value, handed to `emit` in pieces of about
+    /// `chunkSize` bytes; stops early when `emit` returns false.
     @discardableResult
-    static func encode(_ config: SwitchConfig, chunkSize: Int, emit: ([UInt8]) -> Bool) -> Bool {
-        var out: [UInt8] = []
-        out.reserveCapacity(min(chunkSize, 1 << 20) + 4096)
-        var failed = false
-        func flush(force: Bool = false) {
-            guard !failed, force || out.count >= chunkSize else { return }
-            if !out.isEmpty && !emit(out) { failed = true }
-            out.removeAll(keepingCapacity: true)
-        }
-        func text(_ string: String) { out.append(contentsOf: string.utf8) }
-        func newline(_ indent: Int) {
-            out.append(UInt8(ascii: "\n"))
-            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent))
-        }
-        func key(_ name: String, _ indent: Int) {
-            newline(indent)
-            JSONValue.writeString(name, to: &out)
-            text(": ")
-        }
-        text("{")
-        key("bridges", 2)
-        if config.bridges.isEmpty {
-            text("[]")
-        } else {
-            text("[")
-            for (b, bridge) in config.bridges.enumerated() {
-                if b > 0 { text(",") }
-                newline(4)
-                text("{")
-                key("flows", 6)
-                if bridge.flows.isEmpty {
-                    text("[]")
-                } else {
-                    text("[")
-                    for (f, flow) in bridge.flows.enumerated() {
-                        if f > 0 { text(",") }
-                        newline(8)
-                        JSONValue.writeString(flow, to: &out)
-                        flush()
-                        if failed { return false }
-                    }
-                    newline(6)
-                    text("]")
-                }
-                text(",")
-                key("name", 6)
-                JSONValue.writeString(bridge.name, to: &out)
-                text(",")
-                key("nextOfport", 6)
-                text(String(bridge.nextOfport))
-                text(",")
-                key("ports", 6)
-                if bridge.ports.isEmpty {
-                    text("[]")
-                } else {
-                    text("[")
-                    for (p, port) in bridge.ports.enumerated() {
-                        if p > 0 { text(",") }
-                        newline(8)
-                        text("{")
-                        key("name", 10)
-                        JSONValue.writeString(port.name, to: &out)
-                        text(",")
-                        key("ofport", 10)
-                        text(String(port.ofport))
-                        text(",")
-                        key("options", 10)
-                        if port.options.isEmpty {
-                            text("{}")
-                        } else {
-                            text("{")
-                            for (o, option) in port.options.sorted(by: { $0.key < $1.key }).enumerated() {
-                                if o > 0 { text(",") }
-                                key(option.key, 12)
-                                JSONValue.writeString(option.value, to: &out)
-                            }
-                            newline(10)
-                            text("}")
-                        }
-                        text(",")
-                        key("type", 10)
-                        JSONValue.writeString(port.type, to: &out)
-                        newline(8)
-                        text("}")
-                    }
-                    newline(6)
-                    text("]")
-                }
-                newline(4)
-                text("}")
-            }
-            newline(2)
-            text("]")
-        }
-        text(",")
-        key("generation", 2)
-        text(String(config.generation))
-        text(",")
-        key("systemID", 2)
-        JSONValue.writeString(config.systemID, to: &out)
-        text(",")
-        key("underlays", 2)
-        text("[")
-        for (u, name) in config.underlays.enumerated() {
-            if u > 0 { text(", ") }
-            JSONValue.writeString(name, to: &out)
-        }
-        text("]")
-        text(",")
-        key("version", 2)
-        text(String(config.version))
-        newline(0)
-        text("}\n")
-        flush(force: true)
-        return !failed
+    static func encode(_ value: JSONValue, chunkSize: Int, emit: ([UInt8]) -> Bool) -> Bool {
+        JSONWriter.stream(value, pretty: true, newline: true, chunkSize: chunkSize, emit: emit)
     }
 
     func write(_ bytes: [UInt8]) throws(ConfigStoreError) {
@@ -332,38 +195,32 @@ public struct ConfigStore: Sendable {
             }
         }
         let temporary = temporaryPath
-        let fd = try createTemporary(temporary)
+        let file = try createTemporary(temporary)
         var writeError: ConfigStoreError?
         produce { bytes in
             guard writeError == nil else { return false }
-            var written = 0
-            while written < bytes.count {
-                let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    writeError = failure("cannot write \(temporary)")
-                    return false
-                }
-                written += count
+            do {
+                _ = try file.writeAll(bytes)  // retried on EINTR and short writes
+            } catch {
+                writeError = failure("cannot write \(temporary)", error)
+                return false
             }
             return true
         }
-        if let writeError {
-            close(fd)
-            unlink(temporary)
-            throw writeError
-        }
-        guard fsync(fd) == 0 else {
-            let error = failure("cannot fsync \(temporary)")
-            close(fd)
-            unlink(temporary)
+        do throws(ConfigStoreError) {
+            if let writeError { throw writeError }
+            do throws(Errno) { try file.sync() } catch { throw failure("cannot fsync \(temporary)", error) }
+        } catch {
+            try? file.close()
+            try? FilePath(temporary).unlink()
             throw error
         }
-        close(fd)
-        guard rename(temporary, path) == 0 else {
-            let error = failure("cannot rename \(temporary) to \(path)")
-            unlink(temporary)
-            throw error
+        try? file.close()
+        do throws(Errno) {
+            try FilePath(temporary).rename(to: FilePath(path))
+        } catch {
+            try? FilePath(temporary).unlink()
+            throw failure("cannot rename \(temporary) to \(path)", error)
         }
         // The rename is durable only once the directory is.
         try Self.syncDirectory(of: path)
@@ -373,47 +230,66 @@ public struct ConfigStore: Sendable {
     /// (`O_EXCL|O_NOFOLLOW`), so a name planted in the directory cannot redirect the write. What
     /// is there already (a file left by a crash, or a planted name) is removed first; `unlink`
     /// removes a symlink itself, never its target.
-    private func createTemporary(_ temporary: String) throws(ConfigStoreError) -> Int32 {
+    private func createTemporary(_ temporary: String) throws(ConfigStoreError) -> FileDescriptor {
+        var lastError = Errno.noSuchFileOrDirectory
         for attempt in 0..<2 {
-            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            if fd >= 0 { return fd }
-            guard errno == EEXIST, attempt == 0 else { break }
-            guard unlink(temporary) == 0 || errno == ENOENT else { break }
+            do {
+                return try FileDescriptor.open(
+                    FilePath(temporary), .writeOnly, options: [.create, .exclusiveCreate, .noFollow, .closeOnExec],
+                    permissions: [.ownerReadWrite])
+            } catch {
+                lastError = error as? Errno ?? .ioError
+            }
+            guard lastError == .fileExists, attempt == 0 else { break }
+            do throws(Errno) {
+                try FilePath(temporary).unlink()
+            } catch {
+                guard error == .noSuchFileOrDirectory else {
+                    lastError = error
+                    break
+                }
+            }
         }
-        throw failure("cannot create \(temporary)")
+        throw failure("cannot create \(temporary)", lastError)
     }
 
     /// Refuses (see `SafeDirectory`) a directory others could use to redirect the configuration's
     /// files, or such files that are not vswiftd's own. vswiftd calls it before reading anything.
     public func checkDirectory() throws(SafePathError) {
         try SafeDirectory.check(SafeDirectory.directory(of: path), files: [
-            (SafeDirectory.name(of: path), S_IFREG), (SafeDirectory.name(of: temporaryPath), S_IFREG),
-            (SafeDirectory.name(of: journal.path), S_IFREG),
+            (SafeDirectory.name(of: path), .regular), (SafeDirectory.name(of: temporaryPath), .regular),
+            (SafeDirectory.name(of: journal.path), .regular),
         ])
     }
 
     /// fsyncs the directory holding `path`, making a rename or a new name there durable.
     static func syncDirectory(of path: String) throws(ConfigStoreError) {
         let directory = (path as NSString).deletingLastPathComponent
-        let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard directoryFD >= 0 else {
-            throw ConfigStoreError(path: path, problem: "cannot open directory \(directory): \(String(cString: strerror(errno)))")
+        let directoryFile: FileDescriptor
+        do {
+            directoryFile = try FileDescriptor.open(
+                FilePath(directory.isEmpty ? "." : directory), .readOnly, options: [.directory, .closeOnExec])
+        } catch {
+            throw ConfigStoreError(path: path, problem: "cannot open directory \(directory): \(error)")
         }
-        defer { close(directoryFD) }
-        guard fsync(directoryFD) == 0 else {
-            throw ConfigStoreError(path: path, problem: "cannot fsync directory \(directory): \(String(cString: strerror(errno)))")
+        defer { try? directoryFile.close() }
+        do throws(Errno) {
+            try directoryFile.sync()
+        } catch {
+            throw ConfigStoreError(path: path, problem: "cannot fsync directory \(directory): \(error)")
         }
     }
 
-    private func failure(_ what: String) -> ConfigStoreError {
-        ConfigStoreError(path: path, problem: "\(what): \(String(cString: strerror(errno)))")
+    /// `what` failed with `error` (an `Errno`, whose description is strerror's text).
+    private func failure(_ what: String, _ error: any Error) -> ConfigStoreError {
+        ConfigStoreError(path: path, problem: "\(what): \(error)")
     }
 
     private static func describe(_ error: any Error) -> String {
         if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError,
             underlying.domain == NSPOSIXErrorDomain
         {
-            return String(cString: strerror(Int32(underlying.code)))
+            return Errno(rawValue: Int32(underlying.code)).description
         }
         return error.localizedDescription
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Logging
+import SystemPackage
 import VSwiftDatapath
 import VSwiftProtocol
 
@@ -13,6 +14,11 @@ enum ControlSocketFile {
     struct Identity: Equatable {
         var device: UInt64
         var inode: UInt64
+
+        init(_ status: Stat) {
+            device = UInt64(status.deviceID.rawValue)
+            inode = UInt64(status.inode.rawValue)
+        }
     }
 
     /// Checks the directory (creating it 0755 when missing) and what is at `path`: nothing, or a
@@ -23,10 +29,11 @@ enum ControlSocketFile {
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         }
-        var status = stat()
-        let exists = lstat(path, &status) == 0
-        guard !exists || status.st_mode & S_IFMT == S_IFSOCK else { throw ControlServerError.notASocket(path: path) }
-        try SafeDirectory.check(directory, files: [(SafeDirectory.name(of: path), S_IFSOCK)])
+        // Not there, or not reachable (the directory check below then names the problem).
+        let existing = try? FilePath(path).stat(followTargetSymlink: false)
+        let exists = existing != nil
+        guard existing.map({ $0.type == .socket }) ?? true else { throw ControlServerError.notASocket(path: path) }
+        try SafeDirectory.check(directory, files: [(SafeDirectory.name(of: path), .socket)])
         guard exists else { return }
         let connectError: SocketError?
         do throws(SocketError) {
@@ -41,7 +48,11 @@ enum ControlSocketFile {
         }
         // Nobody listens: a daemon died without removing its socket.
         logger.info("removing stale control socket", metadata: ["path": "\(path)"])
-        guard unlink(path) == 0 else { throw SystemError("unlink \(path)") }
+        do throws(Errno) {
+            try FilePath(path).unlink()
+        } catch {
+            throw SystemError("unlink \(path)", errno: error.rawValue)
+        }
     }
 
     /// Creates a listening socket bound at `path` (call with umask 077, so the file is 0600 from the
@@ -66,14 +77,22 @@ enum ControlSocketFile {
             close(fd)
             throw error
         }
-        var status = stat()
         do {
-            guard lstat(path, &status) == 0 else { throw SystemError("stat \(path)") }
-            try SafeDirectory.check(status, path: path, type: S_IFSOCK)
-            let identity = Identity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+            let status: Stat
+            do throws(Errno) {
+                status = try FilePath(path).stat(followTargetSymlink: false)
+            } catch {
+                throw SystemError("stat \(path)", errno: error.rawValue)
+            }
+            try SafeDirectory.check(status, path: path, type: .socket)
+            let identity = Identity(status)
             do {
                 // The socket was created under umask 077 already; this makes sure of it.
-                guard chmod(path, 0o600) == 0 else { throw SystemError("chmod \(path)") }
+                do throws(Errno) {
+                    try FilePath(path).setPermissions(.ownerReadWrite)
+                } catch {
+                    throw SystemError("chmod \(path)", errno: error.rawValue)
+                }
                 guard listen(fd, 128) == 0 else { throw SystemError("listen \(path)") }
             } catch {
                 remove(path, ifStill: identity)
@@ -88,10 +107,9 @@ enum ControlSocketFile {
 
     /// Removes `path` only if it is still the socket `bound` (someone may have put another there).
     static func remove(_ path: String, ifStill bound: Identity) {
-        var status = stat()
-        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK,
-            Identity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino)) == bound
+        guard let status = try? FilePath(path).stat(followTargetSymlink: false), status.type == .socket,
+            Identity(status) == bound
         else { return }
-        unlink(path)
+        try? FilePath(path).unlink()
     }
 }

@@ -33,7 +33,7 @@ public enum InterfaceName {
     /// `name` as a JSON-style quoted string, so control bytes in an error message are visible.
     public static func quoted(_ name: String) -> String {
         var out: [UInt8] = []
-        JSONValue.writeString(name, to: &out)
+        JSONWriter.writeString(name, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 }

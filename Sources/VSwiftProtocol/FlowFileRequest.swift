@@ -23,9 +23,9 @@ public enum FlowFile {
         var out: [UInt8] = []
         out.reserveCapacity(file.count + file.count / 16 + 256)
         out.append(contentsOf: #"{"id":\#(id),"jsonrpc":"2.0","method":"#.utf8)
-        JSONValue.writeString(method, to: &out)
+        JSONWriter.writeString(method, to: &out)
         out.append(contentsOf: #","params":{"bridge":"#.utf8)
-        JSONValue.writeString(bridge, to: &out)
+        JSONWriter.writeString(bridge, to: &out)
         out.append(contentsOf: #","flows":["#.utf8)
         file.withUnsafeBufferPointer { bytes in
             var start = 0
@@ -54,7 +54,7 @@ public enum FlowFile {
                     out.append(contentsOf: line)
                     out.append(UInt8(ascii: "\""))
                 } else {
-                    JSONValue.writeString(String(decoding: line, as: UTF8.self), to: &out)
+                    JSONWriter.writeString(String(decoding: line, as: UTF8.self), to: &out)
                 }
                 if last { break }
                 start = end + 1

@@ -74,16 +74,14 @@ extension JSONValue: ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral, E
 }
 
 extension JSONValue {
-    /// Converts any `Encodable` (a report, a params struct) into a JSON value.
+    /// Converts any `Encodable` (a report, a params struct) into a JSON value, directly (see
+    /// `JSONValueEncoder`).
     public init<T: Encodable>(encoding value: T) throws(RPCError) {
-        let data: Data
         do {
-            data = try JSONEncoder().encode(value)
+            self = try JSONValueEncoder.encode(value)
         } catch {
             throw .internalError("cannot encode \(T.self): \(error)")
         }
-        guard let parsed = JSONValue.parse(data) else { throw .internalError("cannot encode \(T.self)") }
-        self = parsed
     }
 
     /// Decodes method params into `T`. A mismatch is `invalidParams` naming the field, e.g.
@@ -96,10 +94,10 @@ extension JSONValue {
         }
     }
 
-    /// Decodes by way of JSON text, which keeps Foundation's semantics for every `Decodable`.
+    /// Decodes straight from the value (see `JSONValueDecoder`), with JSONDecoder's semantics.
     package func decoded<T: Decodable>(as type: T.Type) throws(FieldError) -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(jsonText()))
+            return try JSONValueDecoder.decode(type, from: self)
         } catch let error as DecodingError {
             throw FieldError(message: error.fieldMessage)
         } catch {
@@ -113,88 +111,12 @@ extension JSONValue {
         JSONParser.parse(bytes)
     }
 
-    /// JSON text with object keys sorted. Compact (one line) unless `pretty`, which indents by two spaces.
-    ///
-    /// Written by hand rather than with `JSONEncoder` because it cannot fail: every `JSONValue` has a
-    /// JSON text (non-finite doubles become null, as in `encode(to:)`).
+    /// JSON text with object keys sorted. Compact (one line) unless `pretty`, which indents by two
+    /// spaces. Cannot fail: every `JSONValue` has a JSON text (see `JSONWriter`).
     public func jsonText(pretty: Bool = false) -> [UInt8] {
-        var out: [UInt8] = []
-        write(to: &out, indent: pretty ? 0 : nil)
-        return out
-    }
-
-    private func write(to out: inout [UInt8], indent: Int?) {
-        switch self {
-        case .null: out.append(contentsOf: "null".utf8)
-        case .bool(let value): out.append(contentsOf: (value ? "true" : "false").utf8)
-        case .int(let value): out.append(contentsOf: String(value).utf8)
-        case .uint(let value): out.append(contentsOf: String(value).utf8)
-        case .double(let value) where !value.isFinite: out.append(contentsOf: "null".utf8)
-        case .double(let value): out.append(contentsOf: String(value).utf8)  // shortest text that reads back exactly
-        case .string(let value): Self.writeString(value, to: &out)
-        case .array(let elements):
-            Self.writeContainer("[", "]", elements, indent: indent, to: &out) { element, out, indent in
-                element.write(to: &out, indent: indent)
-            }
-        case .object(let members):
-            Self.writeContainer("{", "}", members.sorted { $0.key < $1.key }, indent: indent, to: &out) {
-                member, out, indent in
-                Self.writeString(member.key, to: &out)
-                out.append(contentsOf: (indent == nil ? ":" : ": ").utf8)
-                member.value.write(to: &out, indent: indent)
-            }
-        }
-    }
-
-    private static func writeContainer<Element>(
-        _ open: Unicode.Scalar, _ close: Unicode.Scalar, _ elements: [Element], indent: Int?,
-        to out: inout [UInt8], writeElement: (Element, inout [UInt8], Int?) -> Void
-    ) {
-        out.append(UInt8(ascii: open))
-        let inner = indent.map { $0 + 2 }
-        for (index, element) in elements.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            if let inner { newline(indent: inner, to: &out) }
-            writeElement(element, &out, inner)
-        }
-        if let indent, !elements.isEmpty { newline(indent: indent, to: &out) }
-        out.append(UInt8(ascii: close))
-    }
-
-    private static func newline(indent: Int, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\n"))
-        out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent))
-    }
-
-    package static func writeString(_ string: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        // Most strings need no escaping: copied in one go from their UTF-8 storage.
-        let plain = string.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
-            for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                return false
-            }
-            out.append(contentsOf: bytes)
-            return true
-        }
-        if plain == true {
-            out.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
-            case UInt8(ascii: "\n"): out.append(contentsOf: #"\n"#.utf8)
-            case UInt8(ascii: "\r"): out.append(contentsOf: #"\r"#.utf8)
-            case UInt8(ascii: "\t"): out.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20:  // other control characters
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(contentsOf: [hex[Int(byte >> 4)], hex[Int(byte & 0xf)]])
-            default: out.append(byte)  // UTF-8 passes through
-            }
-        }
-        out.append(UInt8(ascii: "\""))
+        var writer = JSONWriter(pretty: pretty)
+        writer.write(self)
+        return writer.out
     }
 }
 
@@ -572,22 +494,9 @@ public struct FlowLinesParams: Codable, Sendable, Equatable {
         .object(["bridge": .string(bridge), "flows": .array(flows.map(JSONValue.string))])
     }
 
-    /// Reads the params straight from the request's JSON, for the same reason.
+    /// Reads the params from the request's JSON (absent params read as `{}`).
     public init(from params: JSONValue?) throws(RPCError) {
-        guard case .object(let members) = params ?? .object([:]) else {
-            throw .invalidParams("expected an object")
-        }
-        guard let bridge = members["bridge"] else { throw .invalidParams(#"missing "bridge""#) }
-        guard case .string(let name) = bridge else { throw .invalidParams(#""bridge" must be a string"#) }
-        guard let flows = members["flows"] else { throw .invalidParams(#"missing "flows""#) }
-        guard case .array(let items) = flows else { throw .invalidParams(#""flows" must be an array"#) }
-        var lines: [String] = []
-        lines.reserveCapacity(items.count)
-        for (index, item) in items.enumerated() {
-            guard case .string(let line) = item else { throw .invalidParams("\"flows[\(index)]\" must be a string") }
-            lines.append(line)
-        }
-        self.init(bridge: name, flows: lines)
+        self = try (params ?? .object([:])).decode(Self.self)
     }
 }
 

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Logging
+import SystemPackage
 import VSwiftControl
 import VSwiftDatapath
 import VSwiftProtocol
@@ -163,7 +164,7 @@ struct VSwiftd: ParsableCommand {
             logger.info("signal \(signal): shutting down")
             server.stop()
             datapath.shutdown()
-            if let pidfile { unlink(pidfile) }
+            if let pidfile { try? FilePath(pidfile).unlink() }
             Glibc.exit(0)
         }
         var sources: [DispatchSourceSignal] = []
@@ -197,35 +198,37 @@ func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) thro
 /// works without a race.
 enum Daemonizer {
     struct Readiness {
-        let fd: Int32
+        let pipe: FileDescriptor
         func signalReady() {
-            var ok: UInt8 = 1
-            _ = write(fd, &ok, 1)
-            close(fd)
+            _ = try? pipe.writeAll([1])
+            try? pipe.close()
             // Detach stdio from the terminal now that start-up errors have been reported.
-            let null = open("/dev/null", O_RDWR)
-            if null >= 0 {
-                dup2(null, 0)
-                dup2(null, 1)
-                close(null)
+            if let null = try? FileDescriptor.open("/dev/null", .readWrite) {
+                _ = try? null.duplicate(as: .standardInput)
+                _ = try? null.duplicate(as: .standardOutput)
+                try? null.close()
             }
         }
     }
 
     static func detach() throws -> Readiness {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SystemError("pipe") }
+        let (readEnd, writeEnd): (FileDescriptor, FileDescriptor)
+        do {
+            (readEnd, writeEnd) = try FileDescriptor.pipe()
+        } catch let error as Errno {
+            throw SystemError("pipe", errno: error.rawValue)
+        }
         let pid = fork()
         guard pid >= 0 else { throw SystemError("fork") }
         if pid > 0 {
-            close(fds[1])
-            var ok: UInt8 = 0
-            let n = read(fds[0], &ok, 1)
-            exit(n == 1 && ok == 1 ? 0 : 1)
+            try? writeEnd.close()
+            var ok: [UInt8] = [0]
+            let n = (try? ok.withUnsafeMutableBytes { try readEnd.read(into: $0) }) ?? 0  // retried on EINTR
+            exit(n == 1 && ok[0] == 1 ? 0 : 1)
         }
-        close(fds[0])
+        try? readEnd.close()
         setsid()
-        return Readiness(fd: fds[1])
+        return Readiness(pipe: writeEnd)
     }
 }
 

@@ -29,18 +29,71 @@ private func contents(_ path: String) -> String? {
                     PortConfig(name: "t0", ofport: 3, type: "lisp", options: ["remote_ip": "10.0.0.1", "key": "5\u{1}\\"]),
                 ], flows: ["priority=1,actions=drop", "a\tb\n\"é\""]),
             ]),
+            // Every list non-empty, underlays included.
+            SwitchConfig(systemID: "id", bridges: [
+                BridgeConfig(name: "br0", nextOfport: 3, ports: [
+                    PortConfig(name: "eth1", ofport: 1, options: ["a": "1"]),
+                    PortConfig(name: "eth2", ofport: 2),
+                ], flows: ["priority=0 actions=NORMAL"]),
+            ], underlays: ["eth3", "eth\"4"], generation: 7),
         ]
         for config in configs {
             let value = try JSONValue(encoding: config)
-            #expect(ConfigStore.encode(config) == value.jsonText(pretty: true) + [UInt8(ascii: "\n")])
+            #expect(try ConfigStore.encode(config) == value.jsonText(pretty: true) + [UInt8(ascii: "\n")])
             var pieces: [UInt8] = []
-            ConfigStore.encode(config, chunkSize: 7) { chunk in
+            ConfigStore.encode(value, chunkSize: 7) { chunk in
                 pieces += chunk
                 return true
             }
-            #expect(pieces == ConfigStore.encode(config))
+            #expect(try pieces == ConfigStore.encode(config))
             #expect(try ConfigStore.decode(Data(pieces)) == config)
         }
+    }
+
+    /// The file's layout, pinned: files written before must read the same, and diffs stay small.
+    @Test func savedFileText() throws {
+        let config = SwitchConfig(systemID: "id", bridges: [
+            BridgeConfig(name: "br0", nextOfport: 2, ports: [PortConfig(name: "t0", ofport: 1, type: "lisp", options: ["key": "5"])],
+                         flows: ["priority=0 actions=NORMAL", "priority=1 actions=drop"]),
+        ], underlays: ["eth3", "eth4"], generation: 7)
+        let text = """
+            {
+              "bridges": [
+                {
+                  "flows": [
+                    "priority=0 actions=NORMAL",
+                    "priority=1 actions=drop"
+                  ],
+                  "name": "br0",
+                  "nextOfport": 2,
+                  "ports": [
+                    {
+                      "name": "t0",
+                      "ofport": 1,
+                      "options": {
+                        "key": "5"
+                      },
+                      "type": "lisp"
+                    }
+                  ]
+                }
+              ],
+              "generation": 7,
+              "systemID": "id",
+              "underlays": [
+                "eth3",
+                "eth4"
+              ],
+              "version": 1
+            }
+
+            """
+        #expect(try String(decoding: ConfigStore.encode(config), as: UTF8.self) == text)
+        #expect(try ConfigStore.decode(Data(text.utf8)) == config)
+        // As vswiftd wrote underlays before they were one per line.
+        let old = text.replacingOccurrences(of: "[\n    \"eth3\",\n    \"eth4\"\n  ]", with: #"["eth3", "eth4"]"#)
+        #expect(old != text)
+        #expect(try ConfigStore.decode(Data(old.utf8)) == config)
     }
 
     @Test func everyChangeIsSavedAndRestored() async throws {

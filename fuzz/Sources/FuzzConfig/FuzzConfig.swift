@@ -11,8 +11,13 @@ import VSwiftProtocol
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Data(bytes: data, count: size)
     if let config = try? ConfigStore.decode(bytes) {
-        let text = ConfigStore.encode(config)
+        let text: [UInt8]
         let again: SwitchConfig
+        do {
+            text = try ConfigStore.encode(config)
+        } catch {
+            preconditionFailure("a loaded configuration does not encode: \(error)")
+        }
         do {
             again = try ConfigStore.decode(Data(text))
         } catch {

@@ -1,0 +1,1 @@
+../../../Sources/VSwiftProtocol/JSONWriter.swift
