@@ -5,7 +5,9 @@ import PackageDescription
 // Swift-managed storage that the checks protect.
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
 
-// Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables.
+// Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables; flow
+// syntax (Classifier ← FlowSyntax ← Control) and the test harness (Datapath ← Testing ← tests, bench)
+// sit beside it.
 let package = Package(
     name: "vswift",
     platforms: [.macOS(.v15)],
@@ -28,11 +30,22 @@ let package = Package(
         // CPU hints (prefetch) for the classifier; header-only.
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
         .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket", "CSupport"], swiftSettings: fast),
+        // OVS flow text (ovs-ofctl syntax): parses it into the classifier's FlowRule, Match and
+        // FlowAction and prints them back. Control-path code, compiled as it was inside the
+        // classifier (the 1M-flow add-flows and dump-flows go through it).
+        .target(name: "VSwiftFlowSyntax", dependencies: ["VSwiftClassifier", "VSwiftPacket"], swiftSettings: fast),
         .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
+        // The packet path without a kernel (as NIO has NIOEmbedded): PipelineHarness drives a real
+        // worker over rings in process memory, for the datapath's tests and the in-memory benchmark.
+        // It reaches the worker through the datapath's `package` declarations.
+        .target(
+            name: "VSwiftTesting",
+            dependencies: ["VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "CXDP"],
+            swiftSettings: fast),
         .target(
             name: "VSwiftControl",
             dependencies: [
-                "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket",
+                "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -50,15 +63,18 @@ let package = Package(
         .executableTarget(
             name: "vswift-bench",
             dependencies: [
-                "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP", "CSupport",
+                "VSwiftDatapath", "VSwiftTesting", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "CXDP", "CSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             swiftSettings: fast),
         .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket"]),
         .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier"]),
-        .testTarget(name: "VSwiftDatapathTests", dependencies: ["VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
-        .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl", "VSwiftDatapath", "VSwiftPacket"]),
+        .testTarget(name: "VSwiftFlowSyntaxTests", dependencies: ["VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket"]),
+        .testTarget(
+            name: "VSwiftDatapathTests",
+            dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
+        .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftPacket"]),
         .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "CXDP"]),
         // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
         .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench", "CXDP"]),

@@ -1,6 +1,7 @@
 import Dispatch
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 import VSwiftPacket
 
 // The OpenFlow flow tables as the control plane keeps them: per bridge, the installed flows with

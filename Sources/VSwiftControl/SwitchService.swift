@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 
 /// The switch as the control socket sees it: bridges, ports with their OpenFlow numbers and OVS
 /// types/options, mapped onto the datapath. Every method runs on one serial queue, so requests

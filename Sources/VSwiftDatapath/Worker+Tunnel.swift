@@ -242,7 +242,7 @@ extension Worker {
     }
 
     /// Summed counters of a LISP port on this worker.
-    func tunnelStatistics(_ port: UInt16) -> TunnelStatistics {
+    package func tunnelStatistics(_ port: UInt16) -> TunnelStatistics {
         let c = tunnelCounters + Int(port)
         var s = TunnelStatistics()
         s.encapsulated = vs_load_relaxed_u64(&c.pointee.encapsulated)
@@ -261,7 +261,7 @@ extension Worker {
 
     // MARK: Reconfiguration (control thread, worker parked)
 
-    func setTunnelPort(_ port: UInt16, bridge: Int32, state: TunnelPortState) {
+    package func setTunnelPort(_ port: UInt16, bridge: Int32, state: TunnelPortState) {
         setPort(port, kind: .lisp, bridge: bridge, txSlot: -1, tapFD: -1)
         tunnelPortStates[Int(port)] = state
         tunnelCounters[Int(port)] = TunnelCounterBlock()
@@ -294,7 +294,7 @@ extension Worker {
 
     /// Installs the resolver's view: local addresses, next hops, where the underlay is, and each
     /// fixed-remote port's entry.
-    func setTunnelRouting(localRLOCs addresses: [IPAddress], nextHops hops: [TunnelNextHop]) {
+    package func setTunnelRouting(localRLOCs addresses: [IPAddress], nextHops hops: [TunnelNextHop]) {
         localRLOCCount = min(addresses.count, Worker.maxLocalRLOCs)
         for i in 0..<localRLOCCount { localRLOCs[i] = addresses[i] }
         nextHops.clear()

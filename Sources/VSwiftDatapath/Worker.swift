@@ -19,10 +19,10 @@ public enum DatapathLimits {
 }
 
 /// One worker's counters for one port: one cache line, written only by that worker.
-struct PortCounterBlock {
+package struct PortCounterBlock {
     var rxPackets: UInt64 = 0
     var rxBytes: UInt64 = 0
-    var rxDropped: UInt64 = 0
+    package var rxDropped: UInt64 = 0
     var rxErrors: UInt64 = 0
     var txPackets: UInt64 = 0
     var txBytes: UInt64 = 0
@@ -58,7 +58,7 @@ public struct WorkerCycles: Sendable, Equatable {
     }
 }
 
-enum PortKind: UInt8 {
+package enum PortKind: UInt8 {
     case none
     case xsk
     case tap
@@ -67,10 +67,10 @@ enum PortKind: UInt8 {
 }
 
 /// One worker's counters for one rule (32 bytes; only the owning worker writes them).
-struct RuleCounterBlock {
-    var packets: UInt64 = 0
-    var bytes: UInt64 = 0
-    var lastUsed: UInt64 = 0
+package struct RuleCounterBlock {
+    package var packets: UInt64 = 0
+    package var bytes: UInt64 = 0
+    package var lastUsed: UInt64 = 0
     var reserved: UInt64 = 0
 }
 
@@ -150,23 +150,23 @@ public struct FrameAccounting: Sendable, CustomStringConvertible {
 /// A worker thread: owns one UMEM and the sockets on it, and runs the receive → forward → transmit
 /// loop over them in bursts. Nothing on this path allocates, locks or retains: all tables are raw
 /// memory sized at creation, and the control thread changes them only while the worker is parked.
-final class Worker: @unchecked Sendable {
+package final class Worker: @unchecked Sendable {
     let index: Int
     let umem: UmemArea
-    let base: UnsafeMutableRawPointer
+    package let base: UnsafeMutableRawPointer
     let frameSize: UInt32
     let rings: RingSizes
-    let rxBatch: Int
+    package let rxBatch: Int
     var pool: FramePool
     /// Frames each socket's fill ring is kept topped up to.
     var fillTarget: Int
 
-    let sockets: UnsafeMutablePointer<XSKSocket>
+    package let sockets: UnsafeMutablePointer<XSKSocket>
     /// Slots of open sockets, polled for rx in this order.
     let activeSlots: UnsafeMutablePointer<Int32>
     var activeCount = 0
     let ports: UnsafeMutablePointer<WorkerPort>
-    let counters: UnsafeMutablePointer<PortCounterBlock>
+    package let counters: UnsafeMutablePointer<PortCounterBlock>
     let bridges: UnsafeMutablePointer<WorkerBridge>
     /// Tap ports this worker reads (its queue of each internal port).
     let tapPorts: UnsafeMutablePointer<UInt16>
@@ -182,7 +182,7 @@ final class Worker: @unchecked Sendable {
     var now: UInt64 = 0
     /// See NormalMemo; reset at the start of every rx burst.
     var normalMemo = NormalMemo()
-    var cache = ExactMatchCache()
+    package var cache = ExactMatchCache()
     let ruleCounters: UnsafeMutablePointer<RuleCounterBlock>
     /// The flow key of the packet being classified.
     let key: UnsafeMutablePointer<FlowKey>
@@ -238,7 +238,7 @@ final class Worker: @unchecked Sendable {
     private var lastOutstanding: UInt64 = 0
     private var stalledWaits = 0
 
-    init(index: Int, frameCount: UInt32, frameSize: UInt32, rings: RingSizes, rxBatch: Int) throws(DatapathError) {
+    package init(index: Int, frameCount: UInt32, frameSize: UInt32, rings: RingSizes, rxBatch: Int) throws(DatapathError) {
         self.index = index
         self.umem = try UmemArea(frameCount: frameCount, frameSize: frameSize)
         self.base = umem.base
@@ -325,7 +325,7 @@ final class Worker: @unchecked Sendable {
         close(wakeFD)
     }
 
-    static func monotonicSeconds() -> UInt64 {
+    package static func monotonicSeconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
         return UInt64(ts.tv_sec)
@@ -442,7 +442,7 @@ final class Worker: @unchecked Sendable {
 
     /// One round (`pollOnce`) with its cycles added to the worker's accounting (`WorkerCycles`).
     @inline(__always)
-    func accountedPoll() -> Int {
+    package func accountedPoll() -> Int {
         roundSystemCallCycles = 0
         let start = vs_rdtsc()
         let received = pollOnce()
@@ -685,7 +685,7 @@ final class Worker: @unchecked Sendable {
 
     /// Most output actions (output, NORMAL, FLOOD, ALL) one frame executes; see DESIGN.md, "Flow
     /// limits". A rule may have up to `FlowRule.maxActions` (1024) actions.
-    static let maxOutputsPerPacket = 64
+    package static let maxOutputsPerPacket = 64
 
     /// Runs a rule's actions on the frame, in place. Outputs before the last get a copy of the frame
     /// as it is at that point; the last output gets the frame itself; no output frees it.
@@ -988,7 +988,7 @@ final class Worker: @unchecked Sendable {
     }
 
     /// Adds a socket with in-memory rings (see PipelineHarness), its fill ring topped up from the pool.
-    func attachInMemorySocket(port: UInt16, size: UInt32) -> Int {
+    package func attachInMemorySocket(port: UInt16, size: UInt32) -> Int {
         let slot = (0..<DatapathLimits.maxSocketsPerWorker).first(where: { !sockets[$0].isOpen })!
         var socket = XSKSocket.inMemory(size: size)
         socket.portIndex = port
@@ -1011,7 +1011,7 @@ final class Worker: @unchecked Sendable {
         rebuildPollSet()
     }
 
-    func setPort(_ port: UInt16, kind: PortKind, bridge: Int32, txSlot: Int32, tapFD: Int32) {
+    package func setPort(_ port: UInt16, kind: PortKind, bridge: Int32, txSlot: Int32, tapFD: Int32) {
         let p = ports + Int(port)
         p.pointee.kind = kind
         p.pointee.bridge = bridge
@@ -1040,15 +1040,15 @@ final class Worker: @unchecked Sendable {
         rebuildPollSet()
     }
 
-    func setFlowTable(_ bridge: Int, _ table: CompiledFlowTable?) {
+    package func setFlowTable(_ bridge: Int, _ table: CompiledFlowTable?) {
         bridges[bridge].flowTable = table.map { Unmanaged.passUnretained($0) }
     }
 
-    func setPortNumber(_ port: UInt16, ofport: UInt32) {
+    package func setPortNumber(_ port: UInt16, ofport: UInt32) {
         ports[Int(port)].ofport = ofport
     }
 
-    func ruleCounters(_ slot: Int) -> RuleCounterBlock {
+    package func ruleCounters(_ slot: Int) -> RuleCounterBlock {
         let c = ruleCounters + slot
         return RuleCounterBlock(
             packets: vs_load_relaxed_u64(&c.pointee.packets), bytes: vs_load_relaxed_u64(&c.pointee.bytes),
@@ -1063,14 +1063,14 @@ final class Worker: @unchecked Sendable {
         vs_store_relaxed_u64(&c.pointee.lastUsed, 0)
     }
 
-    func setBridge(_ bridge: Int, table: MACLearningTable?, members: [UInt16]) {
+    package func setBridge(_ bridge: Int, table: MACLearningTable?, members: [UInt16]) {
         bridges[bridge].macTable = table
         for (i, port) in members.enumerated() { bridges[bridge].ports[i] = port }
         bridges[bridge].portCount = members.count
     }
 
     /// The worker's cycle accounting so far (any thread).
-    func cycleAccounting() -> WorkerCycles {
+    package func cycleAccounting() -> WorkerCycles {
         WorkerCycles(busy: vs_load_relaxed_u64(&cycles.pointee.busy), idle: vs_load_relaxed_u64(&cycles.pointee.idle),
                      systemCalls: vs_load_relaxed_u64(&cycles.pointee.systemCalls),
                      rounds: vs_load_relaxed_u64(&cycles.pointee.rounds))
@@ -1086,7 +1086,7 @@ final class Worker: @unchecked Sendable {
     }
 
     /// Frame census (worker parked).
-    func accounting() -> FrameAccounting {
+    package func accounting() -> FrameAccounting {
         let census = pool.census()
         var inKernel = 0
         var orphaned = 0

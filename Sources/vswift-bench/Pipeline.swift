@@ -4,7 +4,9 @@ import Foundation
 import Glibc
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 import VSwiftPacket
+import VSwiftTesting
 
 /// The worker's receive → parse → classify → act → transmit loop on in-memory rings (no kernel):
 /// what vswift would do per packet on a zero-copy NIC, and proof that it allocates nothing.

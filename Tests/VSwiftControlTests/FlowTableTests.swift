@@ -2,6 +2,7 @@ import Testing
 import VSwiftPacket
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 @testable import VSwiftControl
 
 /// The seed scenario's bridge: br2 with vnet0 (port 1) and eth1 (port 2), standing in for lisp0.

@@ -1,6 +1,8 @@
 import Testing
 import VSwiftClassifier
+import VSwiftFlowSyntax
 import VSwiftPacket
+import VSwiftTesting
 @testable import VSwiftDatapath
 
 /// A UDP/IPv4 frame 52:54:00:b8:27:75 → 52:54:00:1b:ea:d5, 10.1.1.20 → 10.1.1.30, with valid checksums.
