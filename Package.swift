@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "VSwiftFlowSyntaxTests", dependencies: ["VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket"]),
         .testTarget(
             name: "VSwiftDatapathTests",
-            dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
+            dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
         .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftPacket"]),
         .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "CXDP"]),
         // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
