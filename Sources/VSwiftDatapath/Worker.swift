@@ -182,7 +182,7 @@ package final class Worker: @unchecked Sendable {
     var now: UInt64 = 0
     /// See NormalMemo; reset at the start of every rx burst.
     var normalMemo = NormalMemo()
-    package var cache = ExactMatchCache()
+    package internal(set) var cache = ExactMatchCache()
     let ruleCounters: UnsafeMutablePointer<RuleCounterBlock>
     /// The flow key of the packet being classified.
     let key: UnsafeMutablePointer<FlowKey>
