@@ -5,8 +5,9 @@ import PackageDescription
 // Swift-managed storage that the checks protect.
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
 
-// Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables.
-// Protocol (the control socket's language and its client) sits beside them and needs none of them:
+// Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables; flow
+// syntax (Classifier ← FlowSyntax ← Control) and the test harness (Datapath ← Testing ← tests, bench)
+// sit beside it. Protocol (the control socket's language and its client) needs none of them:
 // Protocol ← Control, and vswiftctl ← Protocol alone (ClientLinkageTests checks it links no libxdp,
 // libbpf or NIO).
 let package = Package(
@@ -34,14 +35,25 @@ let package = Package(
         // CPU hints (prefetch) for the classifier; header-only.
         .systemLibrary(name: "CSupport", path: "Sources/CSupport"),
         .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket", "CSupport"], swiftSettings: fast),
+        // OVS flow text (ovs-ofctl syntax): parses it into the classifier's FlowRule, Match and
+        // FlowAction and prints them back. Control-path code, compiled as it was inside the
+        // classifier (the 1M-flow add-flows and dump-flows go through it).
+        .target(name: "VSwiftFlowSyntax", dependencies: ["VSwiftClassifier", "VSwiftPacket"], swiftSettings: fast),
         .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
         // What both ends of the control socket share (JSON, JSON-RPC, params, reports, text formats,
         // the client), and nothing of the datapath.
         .target(name: "VSwiftProtocol", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
+        // The packet path without a kernel (as NIO has NIOEmbedded): PipelineHarness drives a real
+        // worker over rings in process memory, for the datapath's tests and the in-memory benchmark.
+        // It reaches the worker through the datapath's `package` declarations.
+        .target(
+            name: "VSwiftTesting",
+            dependencies: ["VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "CXDP"],
+            swiftSettings: fast),
         .target(
             name: "VSwiftControl",
             dependencies: [
-                "VSwiftProtocol", "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket",
+                "VSwiftProtocol", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -67,16 +79,21 @@ let package = Package(
         .executableTarget(
             name: "vswift-bench",
             dependencies: [
-                "VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP", "CSupport",
+                "VSwiftDatapath", "VSwiftTesting", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "CXDP", "CSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             swiftSettings: fast),
         .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket"]),
         .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier"]),
-        .testTarget(name: "VSwiftDatapathTests", dependencies: ["VSwiftDatapath", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
+        .testTarget(name: "VSwiftFlowSyntaxTests", dependencies: ["VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket"]),
+        .testTarget(
+            name: "VSwiftDatapathTests",
+            dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
         .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol"]),
-        .testTarget(name: "VSwiftControlTests", dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftDatapath", "VSwiftPacket"]),
+        .testTarget(
+            name: "VSwiftControlTests",
+            dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftPacket"]),
         .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "VSwiftProtocol", "CXDP"]),
         // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
         .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench", "CXDP"]),

@@ -6,8 +6,8 @@ import PackageDescription
 // A separate package so the main build and CI are untouched. It does not depend on the main
 // package by path: the main package's modules use unsafe flags, which SwiftPM refuses in a
 // dependency, and it exports no library products. Instead Sources/ holds symlinks to the main
-// package's sources (whole modules for VSwiftPacket/VSwiftClassifier; the JSON files of
-// VSwiftProtocol, without the client; single files of VSwiftControl,
+// package's sources (whole modules for VSwiftPacket/VSwiftClassifier/VSwiftFlowSyntax; the JSON
+// files of VSwiftProtocol, without the client; single files of VSwiftControl,
 // compiled into the fuzz target itself so it reaches internal functions such as
 // ConfigStore.decode without NIO). Exclusivity checks stay on here: more checks, more findings.
 let package = Package(
@@ -22,7 +22,8 @@ let package = Package(
         .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket", "CSupport"]),
         .executableTarget(name: "FuzzFrame", dependencies: ["FuzzDriver", "VSwiftPacket"]),
         .executableTarget(name: "FuzzLISP", dependencies: ["FuzzDriver", "VSwiftPacket"]),
-        .executableTarget(name: "FuzzFlowSyntax", dependencies: ["FuzzDriver", "VSwiftClassifier", "VSwiftPacket"]),
+        .target(name: "VSwiftFlowSyntax", dependencies: ["VSwiftClassifier", "VSwiftPacket"]),
+        .executableTarget(name: "FuzzFlowSyntax", dependencies: ["FuzzDriver", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket"]),
         .target(name: "VSwiftProtocol", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(name: "FuzzJSONRPC", dependencies: ["FuzzDriver", "VSwiftProtocol"]),
         .executableTarget(

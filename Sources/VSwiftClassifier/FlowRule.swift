@@ -98,6 +98,22 @@ extension FlowAction {
     }
 }
 
+/// OpenFlow's reserved port numbers (OpenFlow 1.0 numbering, as OVS uses internally; `local`
+/// equals VSwiftControl's `ofportLocal`). Ordinary ports are 1 ..< `max`. Their names in flow
+/// text are VSwiftFlowSyntax's (`OpenFlowPort.name`, `number(named:)`).
+public enum OpenFlowPort {
+    public static let max: UInt32 = 0xff00
+    public static let inPort: UInt32 = 0xfff8
+    public static let table: UInt32 = 0xfff9
+    public static let normal: UInt32 = 0xfffa
+    public static let flood: UInt32 = 0xfffb
+    public static let all: UInt32 = 0xfffc
+    public static let controller: UInt32 = 0xfffd
+    public static let local: UInt32 = 0xfffe
+    /// OFPP_NONE / OFPP_ANY.
+    public static let none: UInt32 = 0xffff
+}
+
 /// A flow-table entry as users write it (`ovs-ofctl add-flow` syntax).
 public struct FlowRule: Equatable, Sendable {
     /// OpenFlow's default priority.

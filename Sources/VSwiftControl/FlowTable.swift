@@ -1,5 +1,6 @@
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 import VSwiftPacket
 import VSwiftProtocol
 

@@ -1,6 +1,7 @@
 import Dispatch
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 import VSwiftProtocol
 
 // Reading the tables: dump-flows snapshots and the flows as they are saved.

@@ -1,5 +1,6 @@
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 import VSwiftProtocol
 
 // Requests to handlers, and domain errors to JSON-RPC errors.

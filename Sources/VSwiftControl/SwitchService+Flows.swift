@@ -1,6 +1,7 @@
 import Dispatch
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 import VSwiftProtocol
 
 // Flow commands (add, replace, delete, modify, dump, expire) and the parsing of their flow text.

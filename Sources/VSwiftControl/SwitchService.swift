@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 import VSwiftProtocol
 
 /// The switch as the control socket sees it: bridges, ports with their OpenFlow numbers and OVS

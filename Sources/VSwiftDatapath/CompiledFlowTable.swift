@@ -53,7 +53,7 @@ struct CompiledRule {
 
 /// One published version of a bridge's flow table: the classifier plus compiled rules and actions.
 /// Immutable once built; workers read it through raw pointers while the datapath keeps it alive.
-final class CompiledFlowTable {
+package final class CompiledFlowTable {
     let classifier: ClassifierTable
     let rules: UnsafeMutablePointer<CompiledRule>
     let actions: UnsafeMutablePointer<CompiledAction>
@@ -68,7 +68,7 @@ final class CompiledFlowTable {
 
     /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
     /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
-    convenience init(rules source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+    package convenience init(rules source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
         try self.init(count: source.count, rule: { source[$0] }, match: { source[$0].match }, portSlot: portSlot)
     }
 

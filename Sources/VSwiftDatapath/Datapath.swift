@@ -26,7 +26,7 @@ public struct PortAttachment: Sendable, Equatable, Codable {
     /// del-port releases them). nil when present.
     public var deviceGone: Bool?
     /// LISP ports: where encapsulated packets go now (route, source, next hop) or why they cannot.
-    public var tunnelState: String?
+    public var tunnelState: TunnelState?
     /// AF_XDP devices: whether the driver offers AF_XDP TX checksum offload (netdev xsk-features).
     public var txChecksumOffload: Bool?
     /// AF_XDP devices: who computes the outer IPv6 UDP checksum of LISP packets vswift sends out
@@ -34,26 +34,9 @@ public struct PortAttachment: Sendable, Equatable, Codable {
     /// the egress is not known when the packet is encapsulated).
     public var txChecksum: TxChecksum?
 
-    /// "afxdp: xdp=native, bind=copy, queues=1", "lisp: …", or "" for internal ports.
-    public var summary: String {
-        switch kind {
-        case .afxdp, .underlay:
-            let prefix = kind == .underlay ? "underlay, afxdp" : "afxdp"
-            var text = "\(prefix): xdp=\(xdpMode?.rawValue ?? "?"), bind=\(bindMode?.rawValue ?? "?"), queues=\(queues)"
-            if kind == .underlay, let checksum = txChecksum {
-                switch checksum {
-                case .driver: text += ", tx checksum: offloaded to the driver"
-                case .kernel: text += ", tx checksum: offloaded to the kernel (copy mode)"
-                case .software:
-                    text += ", tx checksum: software" + (txChecksumOffload == true ? "" : " (the driver offers no AF_XDP checksum offload)")
-                }
-            }
-            return text
-        case .lisp:
-            return "lisp: " + (tunnelState ?? "resolving")
-        case .internal:
-            return ""
-        }
+    /// `tunnelState` is asked of the datapath when wanted, not part of the attachment's record.
+    private enum CodingKeys: String, CodingKey {
+        case kind, xdpMode, bindMode, queues, deviceGone, txChecksumOffload, txChecksum
     }
 }
 
@@ -708,12 +691,12 @@ public final class Datapath: Sendable {
         }
     }
 
-    private func tunnelStateLocked(_ s: State, _ options: LISPPortOptions) -> String {
+    private func tunnelStateLocked(_ s: State, _ options: LISPPortOptions) -> TunnelState {
         guard case .address(let remote) = options.remote else {
-            return "remote from tun_dst (flow), \(s.tunnelRouting.nextHops.filter { $0.status == .resolved }.count) next hop(s) resolved"
+            return .remoteFromFlow(resolvedNextHops: s.tunnelRouting.nextHops.filter { $0.status == .resolved }.count)
         }
         let target = TunnelTarget(remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort)
-        return "remote \(remote): " + (s.resolver?.describe(target) ?? "resolving")
+        return .remote(remote, s.resolver?.route(target))
     }
 
     private func freePortSlot(_ s: State) -> UInt16? {

@@ -86,7 +86,7 @@ public struct LISPPortOptions: Sendable, Equatable {
 
 extension IPAddress {
     /// The all-zero address (::): "none" in tables keyed by address.
-    init() { self.init(high: 0, low: 0) }
+    package init() { self.init(high: 0, low: 0) }
 
     var isUnspecified: Bool { isIPv4 ? ipv4 == 0 : (high == 0 && low == 0) }
     var isMulticast: Bool { isIPv4 ? ipv4 >> 28 == 0xe : high >> 56 == 0xff }
@@ -162,7 +162,7 @@ struct TunnelCounterBlock {
 }
 
 /// A LISP port as a worker sees it.
-struct TunnelPortState {
+package struct TunnelPortState {
     var remote = IPAddress()
     var remoteIsFlow = false
     var local = IPAddress()
@@ -175,7 +175,7 @@ struct TunnelPortState {
 
     init() {}
 
-    init(_ options: LISPPortOptions) {
+    package init(_ options: LISPPortOptions) {
         switch options.remote {
         case .address(let a): remote = a
         case .flow: remoteIsFlow = true
@@ -193,8 +193,8 @@ struct TunnelPortState {
 }
 
 /// Where encapsulated frames to one remote RLOC go, and the outer headers they get.
-struct TunnelNextHop {
-    enum Status: UInt8 {
+package struct TunnelNextHop {
+    package enum Status: UInt8 {
         case empty = 0
         case resolved
         case noRoute
@@ -208,21 +208,21 @@ struct TunnelNextHop {
     var status = Status.empty
     /// The port the frame leaves by: with `egressBridge >= 0`, the bridge's internal port, and the
     /// frame enters that bridge as if the host had sent it there; otherwise an AF_XDP port's tx ring.
-    var egressPort: UInt16 = 0
-    var egressBridge: Int32 = -1
+    package var egressPort: UInt16 = 0
+    package var egressBridge: Int32 = -1
     /// The egress device's MTU: a bigger encapsulated packet is dropped and counted (0: no limit).
-    var mtu: UInt32 = 0
+    package var mtu: UInt32 = 0
     /// The local RLOC: the address this host sends from to `remote` (local_ip, or the route's
     /// preferred source); zero until the route is known. Decapsulation accepts LISP from `remote`
     /// only when addressed here and arriving where the route leaves (the egress port, or any port of
     /// the egress bridge).
-    var localRLOC = IPAddress()
-    var parameters = LISP.EncapsulationParameters(
+    package var localRLOC = IPAddress()
+    package var parameters = LISP.EncapsulationParameters(
         ethernetDestination: 0, ethernetSource: 0, source: IPAddress(), destination: IPAddress())
 
     init() {}
 
-    init(remote: IPAddress, local: IPAddress, udpPort: UInt16, status: Status) {
+    package init(remote: IPAddress, local: IPAddress, udpPort: UInt16, status: Status) {
         self.remote = remote
         self.local = local
         self.udpPort = udpPort

@@ -37,8 +37,8 @@ final class TunnelResolver: @unchecked Sendable {
     struct Published {
         var localRLOCs: [IPAddress] = []
         var nextHops: [TunnelNextHop] = []
-        /// Per target, for `show`: a human-readable state.
-        var descriptions: [TunnelTarget: String] = [:]
+        /// Per target, for `show`: where its packets go or why they cannot.
+        var routes: [TunnelTarget: TunnelRoute] = [:]
     }
 
     private let inputs: () -> Inputs?
@@ -51,7 +51,7 @@ final class TunnelResolver: @unchecked Sendable {
     private var lastSolicit: [IPAddress: UInt64] = [:]
     private var published = Published()
     private var hasPublished = false
-    private let state = Mutex<[TunnelTarget: String]>([:])
+    private let state = Mutex<[TunnelTarget: TunnelRoute]>([:])
 
     /// `inputs` returns nil when the datapath is shutting down.
     init(inputs: @escaping () -> Inputs?, publish: @escaping (Published) -> Void) {
@@ -81,7 +81,7 @@ final class TunnelResolver: @unchecked Sendable {
     }
 
     /// What `show` says about a target's next hop.
-    func describe(_ target: TunnelTarget) -> String? {
+    func route(_ target: TunnelTarget) -> TunnelRoute? {
         state.withLock { $0[target] }
     }
 
@@ -113,12 +113,12 @@ final class TunnelResolver: @unchecked Sendable {
         result.localRLOCs = Array(locals.prefix(Worker.maxLocalRLOCs))
         let now = Worker.monotonicSeconds()
         for target in inputs.targets.union(requested) {
-            let (hop, description) = resolve(target, egress: inputs.egress, now: now)
+            let (hop, route) = resolve(target, egress: inputs.egress, now: now)
             result.nextHops.append(hop)
-            result.descriptions[target] = description
+            result.routes[target] = route
         }
         result.nextHops.sort { ($0.remote.high, $0.remote.low, $0.udpPort) < ($1.remote.high, $1.remote.low, $1.udpPort) }
-        state.withLock { $0 = result.descriptions }
+        state.withLock { $0 = result.routes }
         if !hasPublished || !Self.same(result, published) {
             publish(result)
             published = result
@@ -127,33 +127,31 @@ final class TunnelResolver: @unchecked Sendable {
     }
 
     /// One target's next hop from the kernel's tables.
-    private func resolve(_ target: TunnelTarget, egress: [UInt32: Egress], now: UInt64) -> (TunnelNextHop, String) {
+    private func resolve(_ target: TunnelTarget, egress: [UInt32: Egress], now: UInt64) -> (TunnelNextHop, TunnelRoute) {
         var hop = TunnelNextHop(remote: target.remote, local: target.local, udpPort: target.udpPort, status: .noRoute)
         guard let route = try? Netlink.route(to: target.remote) else {
-            return (hop, "no route to \(target.remote)")
+            return (hop, .noRoute(remote: target.remote))
         }
         guard let out = egress[route.ifindex] else {
-            let name = NetworkDevice.name(ifindex: route.ifindex) ?? "ifindex \(route.ifindex)"
-            return (hop, "the route to \(target.remote) leaves by \(name), which is not a vswift port")
+            return (hop, .notAPort(remote: target.remote, device: NetworkDevice.name(ifindex: route.ifindex), ifindex: route.ifindex))
         }
         let source = target.local.isUnspecified ? route.source : target.local
         guard let source, source.isIPv4 == target.remote.isIPv4 else {
-            return (hop, "no source address for \(target.remote) on \(out.name)")
+            return (hop, .noSource(remote: target.remote, device: out.name))
         }
         let nextHop = route.gateway ?? target.remote
         guard let link = try? Netlink.link(ifindex: route.ifindex), let deviceMAC = link.address else {
-            return (hop, "\(out.name) has no Ethernet address")
+            return (hop, .noEthernetAddress(device: out.name))
         }
         hop.egressPort = out.port
         hop.egressBridge = out.bridge
         hop.localRLOC = source
         hop.mtu = link.mtu ?? 0
-        let via = route.gateway.map { " via \($0)" } ?? ""
         guard let neighbour = try? Netlink.neighbour(nextHop, ifindex: route.ifindex), neighbour.isUsable,
               let neighbourMAC = neighbour.mac else {
             hop.status = .noNeighbour
             solicit(nextHop, ifindex: route.ifindex, now: now, every: 1)
-            return (hop, "\(out.name)\(via), resolving \(nextHop)")
+            return (hop, .resolving(device: out.name, gateway: route.gateway, nextHop: nextHop))
         }
         // A stale entry is still used, but the kernel only re-checks what it uses itself: ask it to.
         if neighbour.state == UInt16(NUD_STALE) { solicit(nextHop, ifindex: route.ifindex, now: now, every: 5) }
@@ -162,9 +160,8 @@ final class TunnelResolver: @unchecked Sendable {
             ethernetDestination: neighbourMAC, ethernetSource: deviceMAC, source: source,
             destination: target.remote, udpDestinationPort: target.udpPort,
             offloadUDPChecksum: out.checksumOffload && out.bridge < 0 && !target.remote.isIPv4)
-        let checksum = hop.parameters.offloadUDPChecksum ? ", udp checksum offloaded" : ""
-        let mtu = hop.mtu == 0 ? "" : ", mtu \(hop.mtu)"
-        return (hop, "\(out.name)\(via), source \(source), next hop \(formatMAC(neighbourMAC))\(mtu)\(checksum)")
+        return (hop, .resolved(device: out.name, gateway: route.gateway, source: source, nextHopMAC: neighbourMAC,
+                               mtu: hop.mtu, checksumOffloaded: hop.parameters.offloadUDPChecksum))
     }
 
     private func solicit(_ address: IPAddress, ifindex: UInt32, now: UInt64, every seconds: UInt64) {
@@ -187,12 +184,4 @@ final class TunnelResolver: @unchecked Sendable {
         }
         return true
     }
-}
-
-func formatMAC(_ mac: UInt64) -> String {
-    (0..<6).map { i in
-        let byte = UInt8(truncatingIfNeeded: mac >> UInt64(40 - 8 * i))
-        let hex = String(byte, radix: 16)
-        return byte < 16 ? "0" + hex : hex
-    }.joined(separator: ":")
 }

@@ -9,7 +9,7 @@ import Glibc
 /// The owner map is what makes the accounting invariant checkable and lets a closed socket's
 /// frames be reclaimed exactly, even those the kernel took from the fill ring without
 /// publishing it.
-final class UmemArea {
+package final class UmemArea {
     let base: UnsafeMutableRawPointer
     let frameSize: UInt32
     let frameCount: UInt32
@@ -22,7 +22,7 @@ final class UmemArea {
     /// Bytes reserved at the start of every frame for AF_XDP TX metadata. Registered with
     /// metadata, the kernel refuses any tx descriptor that starts closer to its chunk's start, so
     /// nothing may grow a frame into them (encapsulation, VLAN push).
-    static let txMetadataRoom = Int(vs_xsk_tx_metadata_len)
+    package static let txMetadataRoom = Int(vs_xsk_tx_metadata_len)
 
     init(frameCount: UInt32, frameSize: UInt32) throws(DatapathError) {
         precondition(frameSize.nonzeroBitCount == 1 && frameSize >= 2048, "frame size must be a power of two ≥ 2048")

@@ -2,10 +2,10 @@ import CSupport
 import CXDP
 
 /// One worker's counters for one port: one cache line, written only by that worker.
-struct PortCounterBlock {
+package struct PortCounterBlock {
     var rxPackets: UInt64 = 0
     var rxBytes: UInt64 = 0
-    var rxDropped: UInt64 = 0
+    package var rxDropped: UInt64 = 0
     var rxErrors: UInt64 = 0
     var txPackets: UInt64 = 0
     var txBytes: UInt64 = 0
@@ -42,10 +42,10 @@ public struct WorkerCycles: Sendable, Equatable {
 }
 
 /// One worker's counters for one rule (32 bytes; only the owning worker writes them).
-struct RuleCounterBlock {
-    var packets: UInt64 = 0
-    var bytes: UInt64 = 0
-    var lastUsed: UInt64 = 0
+package struct RuleCounterBlock {
+    package var packets: UInt64 = 0
+    package var bytes: UInt64 = 0
+    package var lastUsed: UInt64 = 0
     var reserved: UInt64 = 0
 }
 
@@ -78,7 +78,7 @@ public struct FrameAccounting: Sendable, CustomStringConvertible {
 /// Counters: each worker writes its own (relaxed atomic adds, cache-line-aligned blocks, no
 /// sharing); these readers load them relaxed from any thread and the datapath sums the workers.
 extension Worker {
-    func ruleCounters(_ slot: Int) -> RuleCounterBlock {
+    package func ruleCounters(_ slot: Int) -> RuleCounterBlock {
         let c = ruleCounters + slot
         return RuleCounterBlock(
             packets: vs_load_relaxed_u64(&c.pointee.packets), bytes: vs_load_relaxed_u64(&c.pointee.bytes),
@@ -86,7 +86,7 @@ extension Worker {
     }
 
     /// The worker's cycle accounting so far (any thread).
-    func cycleAccounting() -> WorkerCycles {
+    package func cycleAccounting() -> WorkerCycles {
         WorkerCycles(busy: vs_load_relaxed_u64(&cycles.pointee.busy), idle: vs_load_relaxed_u64(&cycles.pointee.idle),
                      systemCalls: vs_load_relaxed_u64(&cycles.pointee.systemCalls),
                      rounds: vs_load_relaxed_u64(&cycles.pointee.rounds))
@@ -102,7 +102,7 @@ extension Worker {
     }
 
     /// Frame census (worker parked).
-    func accounting() -> FrameAccounting {
+    package func accounting() -> FrameAccounting {
         let census = pool.census()
         var inKernel = 0
         var orphaned = 0
@@ -120,7 +120,7 @@ extension Worker {
     }
 
     /// Summed counters of a LISP port on this worker.
-    func tunnelStatistics(_ port: UInt16) -> TunnelStatistics {
+    package func tunnelStatistics(_ port: UInt16) -> TunnelStatistics {
         let c = tunnelCounters + Int(port)
         var s = TunnelStatistics()
         s.encapsulated = vs_load_relaxed_u64(&c.pointee.encapsulated)

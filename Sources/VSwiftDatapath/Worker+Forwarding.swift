@@ -271,7 +271,7 @@ extension Worker {
 
     /// Most output actions (output, NORMAL, FLOOD, ALL) one frame executes; see DESIGN.md, "Flow
     /// limits". A rule may have up to `FlowRule.maxActions` (1024) actions.
-    static let maxOutputsPerPacket = 64
+    package static let maxOutputsPerPacket = 64
 
     /// Runs a rule's actions on the frame, in place. Outputs before the last get a copy of the frame
     /// as it is at that point; the last output gets the frame itself; no output frees it.

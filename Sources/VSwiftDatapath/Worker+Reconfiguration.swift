@@ -51,7 +51,7 @@ extension Worker {
     }
 
     /// Adds a socket with in-memory rings (see PipelineHarness), its fill ring topped up from the pool.
-    func attachInMemorySocket(port: UInt16, size: UInt32) -> Int {
+    package func attachInMemorySocket(port: UInt16, size: UInt32) -> Int {
         let slot = (0..<DatapathLimits.maxSocketsPerWorker).first(where: { !sockets[$0].isOpen })!
         var socket = XSKSocket.inMemory(size: size)
         socket.portIndex = port
@@ -76,7 +76,7 @@ extension Worker {
 
     // MARK: Ports and bridges
 
-    func setPort(_ port: UInt16, kind: PortKind, bridge: Int32, txSlot: Int32, tapFD: Int32) {
+    package func setPort(_ port: UInt16, kind: PortKind, bridge: Int32, txSlot: Int32, tapFD: Int32) {
         let p = ports + Int(port)
         p.pointee.kind = kind
         p.pointee.bridge = bridge
@@ -105,11 +105,11 @@ extension Worker {
         rebuildPollSet()
     }
 
-    func setFlowTable(_ bridge: Int, _ table: CompiledFlowTable?) {
+    package func setFlowTable(_ bridge: Int, _ table: CompiledFlowTable?) {
         bridges[bridge].flowTable = table.map { Unmanaged.passUnretained($0) }
     }
 
-    func setPortNumber(_ port: UInt16, ofport: UInt32) {
+    package func setPortNumber(_ port: UInt16, ofport: UInt32) {
         ports[Int(port)].ofport = ofport
     }
 
@@ -121,7 +121,7 @@ extension Worker {
         vs_store_relaxed_u64(&c.pointee.lastUsed, 0)
     }
 
-    func setBridge(_ bridge: Int, table: MACLearningTable?, members: [UInt16]) {
+    package func setBridge(_ bridge: Int, table: MACLearningTable?, members: [UInt16]) {
         bridges[bridge].macTable = table
         for (i, port) in members.enumerated() { bridges[bridge].ports[i] = port }
         bridges[bridge].portCount = members.count
@@ -148,7 +148,7 @@ extension Worker {
 
     // MARK: Tunnels
 
-    func setTunnelPort(_ port: UInt16, bridge: Int32, state: TunnelPortState) {
+    package func setTunnelPort(_ port: UInt16, bridge: Int32, state: TunnelPortState) {
         setPort(port, kind: .lisp, bridge: bridge, txSlot: -1, tapFD: -1)
         tunnelPortStates[Int(port)] = state
         tunnelCounters[Int(port)] = TunnelCounterBlock()
@@ -181,7 +181,7 @@ extension Worker {
 
     /// Installs the resolver's view: local addresses, next hops, where the underlay is, and each
     /// fixed-remote port's entry.
-    func setTunnelRouting(localRLOCs addresses: [IPAddress], nextHops hops: [TunnelNextHop]) {
+    package func setTunnelRouting(localRLOCs addresses: [IPAddress], nextHops hops: [TunnelNextHop]) {
         localRLOCCount = min(addresses.count, Worker.maxLocalRLOCs)
         for i in 0..<localRLOCCount { localRLOCs[i] = addresses[i] }
         nextHops.clear()

@@ -18,7 +18,7 @@ public enum DatapathLimits {
     static let tapHeadroom: UInt64 = 256
 }
 
-enum PortKind: UInt8 {
+package enum PortKind: UInt8 {
     case none
     case xsk
     case tap
@@ -91,23 +91,23 @@ struct WorkerBridge {
 /// - **Control thread only**: `thread`, `pinnedCPU`.
 // @unchecked: the compiler cannot see the handover above (raw memory passed between the worker
 // and control threads by the park handshake's acquire/release).
-final class Worker: @unchecked Sendable {
+package final class Worker: @unchecked Sendable {
     let index: Int
     let umem: UmemArea
-    let base: UnsafeMutableRawPointer
+    package let base: UnsafeMutableRawPointer
     let frameSize: UInt32
     let rings: RingSizes
-    let rxBatch: Int
+    package let rxBatch: Int
     var pool: FramePool
     /// Frames each socket's fill ring is kept topped up to.
     var fillTarget: Int
 
-    let sockets: UnsafeMutablePointer<XSKSocket>
+    package let sockets: UnsafeMutablePointer<XSKSocket>
     /// Slots of open sockets, polled for rx in this order.
     let activeSlots: UnsafeMutablePointer<Int32>
     var activeCount = 0
     let ports: UnsafeMutablePointer<WorkerPort>
-    let counters: UnsafeMutablePointer<PortCounterBlock>
+    package let counters: UnsafeMutablePointer<PortCounterBlock>
     let bridges: UnsafeMutablePointer<WorkerBridge>
     /// Tap ports this worker reads (its queue of each internal port).
     let tapPorts: UnsafeMutablePointer<UInt16>
@@ -123,7 +123,7 @@ final class Worker: @unchecked Sendable {
     var now: UInt64 = 0
     /// See NormalMemo; reset at the start of every rx burst.
     var normalMemo = NormalMemo()
-    var cache = ExactMatchCache()
+    package internal(set) var cache = ExactMatchCache()
     let ruleCounters: UnsafeMutablePointer<RuleCounterBlock>
     /// A flow key to look up outside a burst (see `constantPayload`).
     let key: UnsafeMutablePointer<FlowKey>
@@ -172,7 +172,7 @@ final class Worker: @unchecked Sendable {
     private var lastOutstanding: UInt64 = 0
     private var stalledWaits = 0
 
-    init(index: Int, frameCount: UInt32, frameSize: UInt32, rings: RingSizes, rxBatch: Int) throws(DatapathError) {
+    package init(index: Int, frameCount: UInt32, frameSize: UInt32, rings: RingSizes, rxBatch: Int) throws(DatapathError) {
         self.index = index
         self.umem = try UmemArea(frameCount: frameCount, frameSize: frameSize)
         self.base = umem.base
@@ -259,7 +259,7 @@ final class Worker: @unchecked Sendable {
         close(wakeFD)
     }
 
-    static func monotonicSeconds() -> UInt64 {
+    package static func monotonicSeconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
         return UInt64(ts.tv_sec)
@@ -358,7 +358,7 @@ final class Worker: @unchecked Sendable {
 
     /// One round (`pollOnce`) with its cycles added to the worker's accounting (`WorkerCycles`).
     @inline(__always)
-    func accountedPoll() -> Int {
+    package func accountedPoll() -> Int {
         roundSystemCallCycles = 0
         let start = vs_rdtsc()
         let received = pollOnce()

@@ -25,15 +25,15 @@ public enum XSKBindMode: String, Sendable, Codable {
 /// libxdp's inline ring helpers. Set up with raw syscalls rather than libxdp's socket helpers so
 /// that any socket can be closed on its own: libxdp binds the first socket on the UMEM's own fd,
 /// which would keep that queue bound until the whole UMEM goes away.
-struct XSKSocket {
+package struct XSKSocket {
     var fd: Int32 = -1
     var portIndex: UInt16 = 0
     var queueID: UInt32 = 0
     var mode: XSKBindMode = .copy
-    var rx = xsk_ring_cons()
-    var tx = xsk_ring_prod()
-    var fill = xsk_ring_prod()
-    var completion = xsk_ring_cons()
+    package var rx = xsk_ring_cons()
+    package var tx = xsk_ring_prod()
+    package var fill = xsk_ring_prod()
+    package var completion = xsk_ring_cons()
     /// Frames given to the fill ring and not yet seen on the rx ring.
     var fillOutstanding: UInt32 = 0
     /// Frames given to the tx ring and not yet seen on the completion ring.

@@ -4,7 +4,9 @@ import Foundation
 import Glibc
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 import VSwiftPacket
+import VSwiftTesting
 
 /// The worker's receive → parse → classify → act → transmit loop on in-memory rings (no kernel):
 /// what vswift would do per packet on a zero-copy NIC, and proof that it allocates nothing.
@@ -94,13 +96,8 @@ struct Pipeline: ParsableCommand {
         return f
     }
 
-    static func rules(_ texts: [String]) -> [DatapathRule] {
-        let parser = FlowParser()
-        return texts.enumerated().map { i, text in
-            let rule = try! parser.parseFlow(text)
-            return DatapathRule(match: rule.match, priority: rule.priority, sequence: UInt64(i), actions: rule.actions, counterSlot: i)
-        }
-    }
+    /// The scenarios' own flow texts: a syntax error is a bug here, not an input error.
+    static func rules(_ texts: [String]) -> [DatapathRule] { try! PipelineHarness.rules(texts) }
 
     /// `count` flows, one exact rule each (nw_dst + udp source port), spread over a few subtables
     /// (some rules also match in_port, some the destination port) above a NORMAL default.

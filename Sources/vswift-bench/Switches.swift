@@ -144,7 +144,10 @@ final class VSwiftSwitch: SwitchUnderTest {
     /// Waits (5 s at most) until lisp0 has a next hop.
     static func waitForNextHop(_ datapath: Datapath) throws {
         try waitUntil("vswift's LISP port has no next hop", datapath) {
-            datapath.attachment(of: "lisp0")?.tunnelState?.contains("next hop") ?? false
+            switch datapath.attachment(of: "lisp0")?.tunnelState {
+            case .remote(_, .resolved?)?, .remoteFromFlow?: return true
+            default: return false
+            }
         }
     }
 
@@ -160,7 +163,8 @@ final class VSwiftSwitch: SwitchUnderTest {
         while !ready() {
             if Signals.stopRequested { throw BenchError.interrupted }
             guard monotonicSeconds() < deadline else {
-                let state = datapath.attachment(of: "lisp0")?.tunnelState ?? "?"
+                // The datapath's data as Swift prints it (`show`'s wording is the control plane's).
+                let state = datapath.attachment(of: "lisp0")?.tunnelState.map { "\($0)" } ?? "?"
                 throw BenchError.failed("\(failure): \(state)")
             }
             usleep(10_000)

@@ -1,4 +1,5 @@
 import Testing
+import VSwiftFlowSyntax
 import VSwiftPacket
 import VSwiftClassifier
 import VSwiftDatapath

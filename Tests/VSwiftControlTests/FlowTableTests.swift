@@ -2,6 +2,7 @@ import Testing
 import VSwiftPacket
 import VSwiftClassifier
 import VSwiftDatapath
+import VSwiftFlowSyntax
 import VSwiftProtocol
 @testable import VSwiftControl
 

@@ -1,6 +1,7 @@
 import Testing
 import VSwiftClassifier
 import VSwiftPacket
+import VSwiftTesting
 @testable import VSwiftDatapath
 
 /// A flow at the action cap (1024 `output:2`) once turned each ping into 1024 frames and emptied

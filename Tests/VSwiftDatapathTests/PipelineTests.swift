@@ -1,6 +1,7 @@
 import Testing
 import VSwiftClassifier
 import VSwiftPacket
+import VSwiftTesting
 @testable import VSwiftDatapath
 
 /// A UDP/IPv4 frame 52:54:00:b8:27:75 → 52:54:00:1b:ea:d5, 10.1.1.20 → 10.1.1.30, with valid checksums.
@@ -17,13 +18,8 @@ func udpFrame(sourcePort: UInt16 = 1000, destinationMAC: [UInt8] = [0x52, 0x54, 
     return f
 }
 
-func rules(_ texts: [String]) throws -> [DatapathRule] {
-    let parser = FlowParser()
-    return try texts.enumerated().map { i, text in
-        let rule = try parser.parseFlow(text)
-        return DatapathRule(match: rule.match, priority: rule.priority, sequence: UInt64(i), actions: rule.actions, counterSlot: i)
-    }
-}
+/// The rules of flow texts (see `PipelineHarness.rules`).
+func rules(_ texts: [String]) throws -> [DatapathRule] { try PipelineHarness.rules(texts) }
 
 @Suite("Worker pipeline on in-memory rings")
 struct PipelineTests {

@@ -1,6 +1,7 @@
 import Testing
 import VSwiftClassifier
 import VSwiftPacket
+import VSwiftTesting
 @testable import VSwiftDatapath
 
 /// LISP through a real worker on in-memory rings: what leaves the underlay port after encap, what

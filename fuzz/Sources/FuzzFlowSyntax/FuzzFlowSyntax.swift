@@ -1,4 +1,5 @@
 import VSwiftClassifier
+import VSwiftFlowSyntax
 import VSwiftPacket
 
 /// libFuzzer target: the ovs-ofctl flow syntax parser (`FlowParser.parseFlow`, what add-flow and

@@ -1,6 +1,7 @@
 import Testing
 import VSwiftPacket
 import VSwiftClassifier
+import VSwiftFlowSyntax
 
 /// Character offset of the first occurrence of `token` in `text` (tokens in the tables are unique).
 private func offset(of token: String, in text: String) -> Int {

@@ -1,3 +1,4 @@
+import VSwiftClassifier
 import VSwiftPacket
 
 // Action lists (`man ovs-actions`): parsing (OVS's `ofpacts_parse__`) and printing (`ofpacts_format`).

@@ -1,3 +1,5 @@
+import VSwiftClassifier
+
 // Values in flow syntax: numbers, Ethernet/IPv4/IPv6 addresses with masks, ports, nw_frag and
 // tcp_flags keywords — parsing and OVS-style printing.
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VSwiftClassifier
+import VSwiftFlowSyntax
 
 // Differential test: the same generated and mutated flows go to `FlowParser` and to Open vSwitch's
 // own parser (`ovs-ofctl parse-flows FILE`, Debian openvswitch-common); both must accept or both

@@ -1,3 +1,4 @@
+import VSwiftClassifier
 import VSwiftPacket
 
 /// Prints matches, actions and flows the way `ovs-ofctl dump-flows` does (OVS's `match_format`,

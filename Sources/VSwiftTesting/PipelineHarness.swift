@@ -1,6 +1,7 @@
 import CXDP
 import Glibc
 import VSwiftClassifier
+import VSwiftDatapath
 import VSwiftPacket
 
 /// Runs a real worker's packet path — receive, parse, classify, act, transmit, recycle — against

@@ -1,3 +1,4 @@
+import VSwiftClassifier
 import VSwiftPacket
 
 // Parsing of `ovs-ofctl` flow syntax (add-flow, del-flows, dump-flows, mod-flows arguments).
@@ -36,20 +37,8 @@ public struct FlowSyntaxError: Error, Equatable, CustomStringConvertible, Sendab
     }
 }
 
-/// OpenFlow's reserved port numbers (OpenFlow 1.0 numbering, as OVS uses internally; `local`
-/// equals VSwiftControl's `ofportLocal`). Ordinary ports are 1 ..< `max`.
-public enum OpenFlowPort {
-    public static let max: UInt32 = 0xff00
-    public static let inPort: UInt32 = 0xfff8
-    public static let table: UInt32 = 0xfff9
-    public static let normal: UInt32 = 0xfffa
-    public static let flood: UInt32 = 0xfffb
-    public static let all: UInt32 = 0xfffc
-    public static let controller: UInt32 = 0xfffd
-    public static let local: UInt32 = 0xfffe
-    /// OFPP_NONE / OFPP_ANY.
-    public static let none: UInt32 = 0xffff
-
+/// The reserved ports' names in flow text (the numbers are the classifier's).
+extension OpenFlowPort {
     /// The reserved name of `port` ("LOCAL", "IN_PORT", …), or nil for an ordinary port number.
     public static func name(_ port: UInt32) -> String? {
         switch port {
