@@ -14,9 +14,10 @@ import Synchronization
 /// have an XDP program attached for veth to accept redirected frames; the switch under test's is.
 /// The receive side's work (s0's XDP program and the copy into the switch's UMEM) runs in the
 /// generator's syscall on the generator CPU, so it does not load the switch's CPU.
-// @unchecked: the setup fields are written by the generator thread before `ready.signal()` and read
-// by the caller only after `ready.wait()`; `thread` and `program`'s release belong to the caller, and `stop` joins the
-// generator thread before releasing what it used; the run state is atomics, the run error a Mutex.
+// @unchecked: the setup fields are written by the generator thread before `ready.signal()` and
+// read by the caller only after `ready.wait()`; `thread` and `program`'s release belong to the caller,
+// and `stop` joins the generator thread before releasing what it used; the run state is atomics,
+// the run error a Mutex.
 final class LiveFrameGenerator: TrafficGenerator, @unchecked Sendable {
     let backend = GeneratorBackend.live
     let remark: String? = nil

@@ -24,9 +24,10 @@ import Synchronization
 /// The population hardly matters (32, 128 and 200 frames gave the same rate); it stays well below
 /// veth's 256-entry ring, so the loop never overflows it. A loop that dies (a failed clone) is
 /// reseeded by the thread's watchdog and counted.
-// @unchecked: the setup fields are written by the generator thread before `ready.signal()` and read
-// by the caller only after `ready.wait()`; `thread` and `stopped` belong to the caller, and `stop` joins the
-// generator thread before releasing what it used; the run state is atomics, the run error a Mutex.
+// @unchecked: the setup fields are written by the generator thread before `ready.signal()` and
+// read by the caller only after `ready.wait()`; `thread` and `stopped` belong to the caller,
+// and `stop` joins the generator thread before releasing what it used; the run state is atomics,
+// the run error a Mutex.
 final class LoopGenerator: TrafficGenerator, @unchecked Sendable {
     let backend = GeneratorBackend.loop
 
