@@ -58,9 +58,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ],
-            // Checked by the compiler for data races; the rest of the package follows.
-            swiftSettings: [.swiftLanguageMode(.v6)]),
+            ]),
         .executableTarget(
             name: "vswiftd",
             dependencies: [
@@ -98,5 +96,6 @@ let package = Package(
         // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
         .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench", "CXDP"]),
     ],
-    swiftLanguageModes: [.v5]
+    // Swift 6 language mode everywhere: the compiler checks every module for data races.
+    swiftLanguageModes: [.v6]
 )

@@ -30,5 +30,5 @@ let package = Package(
             name: "FuzzConfig",
             dependencies: ["FuzzDriver", "VSwiftProtocol", .product(name: "SystemPackage", package: "swift-system")]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -58,6 +58,8 @@ public struct ClassifierEntry: Sendable {
 ///   rules wins, which is exactly what a linear scan in that order returns.
 /// - Built once, never mutated: workers read it without locks; the control plane builds a new
 ///   version for every change and retires the old one when no worker can still be using it.
+// @unchecked: raw memory written only while building, in `init`; immutable once published (see
+// above), so any thread may read it.
 public final class ClassifierTable: @unchecked Sendable {
     /// Raw view of one subtable, laid out for the lookup loop. Each hash slot holds its whole entry
     /// inline — hash, payload, rank, priority, then the masked key words — so a probe touches one

@@ -3,6 +3,8 @@ import VSwiftPacket
 
 /// Working memory for classifying one burst of packets: fixed arrays for up to `capacity` keys,
 /// allocated once (per worker) so a burst allocates nothing.
+// @unchecked: raw scratch memory owned by one worker (or one caller) at a time; it moves with its
+// owner and is never shared between threads.
 public struct ClassifierBurstScratch: @unchecked Sendable {
     /// The most keys one call classifies; callers split longer bursts.
     public static let capacity = 64

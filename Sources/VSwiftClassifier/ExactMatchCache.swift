@@ -28,6 +28,8 @@ import VSwiftPacket
 /// fewer than a quarter miss. The entries then stay put and keep hitting, instead of colliding
 /// flows evicting each other on every pass; the flows that keep coming back still get in, and a
 /// stream of flows that do not come back soon pays for no line written and never read.
+// @unchecked: raw memory owned by one worker (or one caller): created with it, used by its thread
+// only, freed after that thread is joined; never shared.
 public struct ExactMatchCache: @unchecked Sendable {
     public static let wordsPerEntry = 6
     public static let maxWords = 2 * wordsPerEntry

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 import VSwiftClassifier
 import VSwiftDatapath
 import VSwiftFlowSyntax
@@ -73,7 +74,7 @@ extension FlowTables {
     /// gathering a million texts was a tenth of a million-flow add-flows). `wait()` gives them.
     static func orderSavedTexts(of flows: [FlowIdentity: InstalledFlow]) -> PendingSavedTexts {
         let pending = PendingSavedTexts()
-        DispatchQueue.global().async(group: pending.group) { pending.texts = savedTextsInDumpOrder(flows) }
+        DispatchQueue.global().async(group: pending.group) { pending.deliver(savedTextsInDumpOrder(flows)) }
         return pending
     }
 
@@ -88,17 +89,18 @@ extension FlowTables {
 }
 
 /// Saved texts being put in order on another thread (`FlowTables.orderSavedTexts`).
-// Unchecked: `texts` is written once, by the other thread before it leaves `group`, and read only
-// after `wait` (the group orders the two), so no lock is needed.
-final class PendingSavedTexts: @unchecked Sendable {
+final class PendingSavedTexts: Sendable {
     let group = DispatchGroup()
-    /// Written by the other thread before `group` is left; read only after `wait`.
-    var texts: [String]?
+    /// Set by the other thread before `group` is left; read after `wait`. The group already
+    /// orders the two; the Mutex (taken twice per save) lets the compiler see it.
+    private let texts = Mutex<[String]?>(nil)
+
+    func deliver(_ texts: sending [String]?) { self.texts.withLock { $0 = texts } }
 
     @discardableResult
     func wait() -> [String]? {
         group.wait()
-        return texts
+        return texts.withLock { $0 }
     }
 }
 

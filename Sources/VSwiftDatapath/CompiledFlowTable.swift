@@ -53,7 +53,8 @@ struct CompiledRule {
 
 /// One published version of a bridge's flow table: the classifier plus compiled rules and actions.
 /// Immutable once built; workers read it through raw pointers while the datapath keeps it alive.
-package final class CompiledFlowTable {
+// @unchecked: raw memory written only in `init`; immutable once published, so any thread may read it.
+package final class CompiledFlowTable: @unchecked Sendable {
     let classifier: ClassifierTable
     let rules: UnsafeMutablePointer<CompiledRule>
     let actions: UnsafeMutablePointer<CompiledAction>

@@ -612,8 +612,9 @@ public final class Datapath: Sendable {
     // MARK: Helpers
 
     /// Runs `body` with the state locked, unless the datapath is shut down (or shutting down).
-    private func locked<T>(_ body: (inout State) throws(DatapathError) -> T) throws(DatapathError) -> T {
-        try state.withLock { (s: inout State) throws(DatapathError) -> T in
+    /// The result is `sending`, as `Mutex.withLock` requires: it must not alias the locked state.
+    private func locked<T>(_ body: (inout State) throws(DatapathError) -> sending T) throws(DatapathError) -> sending T {
+        try state.withLock { (s: inout State) throws(DatapathError) -> sending T in
             guard !s.isShutDown, !s.isShuttingDown else { throw .unsupported("the datapath is shut down") }
             return try body(&s)
         }

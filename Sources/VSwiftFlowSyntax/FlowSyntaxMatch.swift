@@ -264,7 +264,7 @@ struct Keyword: Hashable {
 /// A read-only map from `Keyword`s, hashed by multiply-shift instead of SipHash: the keys are a
 /// fixed set of our own keywords, so a cheap hash is enough and a lookup is a few instructions.
 /// Open addressing with linear probing; the table is at most a quarter full.
-struct KeywordTable<Value> {
+struct KeywordTable<Value: Sendable>: Sendable {
     private var slots: [(key: Keyword, value: Value)?]
     private let shift: UInt64
 
@@ -296,7 +296,7 @@ struct KeywordTable<Value> {
 }
 
 /// What a key in the match part is.
-enum MatchKey {
+enum MatchKey: Sendable {
     case actions
     case shorthand(dlType: UInt64, nwProto: UInt64?)
     case field(SyntaxField)

@@ -241,6 +241,7 @@ public enum Checksum {
 }
 
 /// Slicing-by-8 tables and x^(2^k) powers for CRC32c, allocated once and never freed.
+// @unchecked: the tables are written once, in `init` (run once, for `shared`), and only read after.
 struct CRC32cTables: @unchecked Sendable {
     static let polynomial: UInt32 = 0x82f6_3b78
     /// 8 × 256 table entries followed by 32 powers x^(2^k) mod P.

@@ -22,18 +22,22 @@ enum AllocationCounter {
     private static let maxTracked = 64
 
     /// Whether counting works in this process (decided by `prepareProcess`).
-    nonisolated(unsafe) static var isAvailable = false
+    static var isAvailable: Bool { available.load(ordering: .relaxed) }
+    private static let available = Atomic<Bool>(false)
     /// Why not, if it does not.
-    nonisolated(unsafe) static var unavailableReason = ""
+    static var unavailableReason: String { reason.withLock { $0 } }
+    private static let reason = Mutex("")
 
-    // Read by the allocation hook, written only while the hook is not installed.
+    // Read by the allocation hook (any thread), written by `begin` only while the hook is not
+    // installed; installing it (`setAllocationHook`, `hook`) publishes the writes. No lock or atomic
+    // per id: the hook runs inside malloc.
     nonisolated(unsafe) private static let trackedThreads = UnsafeMutablePointer<Int32>.allocate(capacity: maxTracked)
-    nonisolated(unsafe) private static var trackedCount = 0
+    private static let trackedCount = Atomic<Int>(0)
     private static let trackedAllocations = Atomic<Int>(0)
 
     private static let hook: MallocInterposerSwift.AllocationHook = { _ in
         let tid = vs_gettid()
-        for i in 0..<AllocationCounter.trackedCount where AllocationCounter.trackedThreads[i] == tid {
+        for i in 0..<AllocationCounter.trackedCount.load(ordering: .relaxed) where AllocationCounter.trackedThreads[i] == tid {
             AllocationCounter.trackedAllocations.add(1, ordering: .relaxed)
             return
         }
@@ -47,15 +51,15 @@ enum AllocationCounter {
             unsetenv("LD_PRELOAD")
         }
         if countsAllocations() {
-            isAvailable = true
+            available.store(true, ordering: .relaxed)
             return
         }
         guard !reexecuted else {
-            unavailableReason = "malloc-interposer does not count allocations even with LD_PRELOAD"
+            reason.withLock { $0 = "malloc-interposer does not count allocations even with LD_PRELOAD" }
             return
         }
         guard let library = loadedLibraryPath() else {
-            unavailableReason = "\(libraryName) is not mapped into the process"
+            reason.withLock { $0 = "\(libraryName) is not mapped into the process" }
             return
         }
         var preload = library
@@ -66,7 +70,8 @@ enum AllocationCounter {
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         unsetenv("LD_PRELOAD")
         unsetenv(reexecMarker)
-        unavailableReason = "re-executing with LD_PRELOAD failed: \(errnoText())"
+        let failure = "re-executing with LD_PRELOAD failed: \(errnoText())"
+        reason.withLock { $0 = failure }
     }
 
     /// Does a malloc made now get counted?
@@ -98,8 +103,8 @@ enum AllocationCounter {
     /// Starts counting; allocations by threads `tids` are attributed to them.
     static func begin(tracking tids: [Int32]) {
         guard isAvailable else { return }
-        trackedCount = min(tids.count, maxTracked)
         for (i, tid) in tids.prefix(maxTracked).enumerated() { trackedThreads[i] = tid }
+        trackedCount.store(min(tids.count, maxTracked), ordering: .relaxed)
         trackedAllocations.store(0, ordering: .relaxed)
         MallocInterposerSwift.reset()
         MallocInterposerSwift.setAllocationHook(hook)

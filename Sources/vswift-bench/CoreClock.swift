@@ -2,6 +2,7 @@ import CSupport
 import CXDP
 import Foundation
 import Glibc
+import Synchronization
 
 /// The switch CPU's core clock against the time-stamp counter, so TSC cycles (what the workers
 /// and xsk_fwd account) can be stated in core cycles too: a VM's TSC ticks at the nominal clock,
@@ -14,7 +15,7 @@ struct CoreClock: Codable {
     var ratio: Double { coreGigahertz / tscGigahertz }
 
     static func measure(cpu: Int) -> CoreClock? {
-        final class Box: @unchecked Sendable { var value: CoreClock? }
+        final class Box: Sendable { let value = Mutex<CoreClock?>(nil) }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
@@ -26,12 +27,13 @@ struct CoreClock: Codable {
             let seconds = monotonicSeconds() - start
             if tsc > 0 && seconds > 0 {
                 let tscHz = Double(tsc) / seconds
-                box.value = CoreClock(tscGigahertz: tscHz / 1e9, coreGigahertz: tscHz * Double(4 * iterations) / Double(tsc) / 1e9)
+                let clock = CoreClock(tscGigahertz: tscHz / 1e9, coreGigahertz: tscHz * Double(4 * iterations) / Double(tsc) / 1e9)
+                box.value.withLock { $0 = clock }
             }
             done.signal()
         }
         thread.start()
         done.wait()
-        return box.value
+        return box.value.withLock { $0 }
     }
 }

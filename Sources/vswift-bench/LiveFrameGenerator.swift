@@ -14,6 +14,10 @@ import Synchronization
 /// have an XDP program attached for veth to accept redirected frames; the switch under test's is.
 /// The receive side's work (s0's XDP program and the copy into the switch's UMEM) runs in the
 /// generator's syscall on the generator CPU, so it does not load the switch's CPU.
+// @unchecked: the setup fields are written by the generator thread before `ready.signal()` and
+// read by the caller only after `ready.wait()`; `thread` and `program`'s release belong to the caller,
+// and `stop` joins the generator thread before releasing what it used; the run state is atomics,
+// the run error a Mutex.
 final class LiveFrameGenerator: TrafficGenerator, @unchecked Sendable {
     let backend = GeneratorBackend.live
     let remark: String? = nil
@@ -45,8 +49,7 @@ final class LiveFrameGenerator: TrafficGenerator, @unchecked Sendable {
     private let idle = Atomic<Bool>(true)
     /// Set by the generator thread when it ends.
     private let exited = Atomic<Bool>(false)
-    private let lock = NSLock()
-    private var runError: String?
+    private let runError = Mutex<String?>(nil)
     private var setupError: Error?
     private var program: GeneratorProgram?
     private var thread: pthread_t?
@@ -109,9 +112,8 @@ final class LiveFrameGenerator: TrafficGenerator, @unchecked Sendable {
             idle.store(false, ordering: .releasing)
             let rc = vs_xdp_prog_run_live(programFD, frame, UInt32(frameSize), Self.repeatPerCall, ifindex, Self.batchSize)
             if rc < 0 && rc != -EINTR {
-                lock.withLock {
-                    runError = "BPF_PROG_RUN (live frames) on \(device) failed: \(errnoText(-rc))"
-                }
+                let why = "BPF_PROG_RUN (live frames) on \(device) failed: \(errnoText(-rc))"
+                runError.withLock { $0 = why }
                 state.store(State.paused, ordering: .releasing)
             }
         }
@@ -149,7 +151,7 @@ final class LiveFrameGenerator: TrafficGenerator, @unchecked Sendable {
     }
 
     /// Why generation stopped, if it failed.
-    var failure: String? { lock.withLock { runError } }
+    var failure: String? { runError.withLock { $0 } }
 
     /// Frames the program has generated (all CPUs).
     var framesGenerated: UInt64 { program?.frames ?? 0 }

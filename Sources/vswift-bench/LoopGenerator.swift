@@ -24,6 +24,10 @@ import Synchronization
 /// The population hardly matters (32, 128 and 200 frames gave the same rate); it stays well below
 /// veth's 256-entry ring, so the loop never overflows it. A loop that dies (a failed clone) is
 /// reseeded by the thread's watchdog and counted.
+// @unchecked: the setup fields are written by the generator thread before `ready.signal()` and
+// read by the caller only after `ready.wait()`; `thread` and `stopped` belong to the caller,
+// and `stop` joins the generator thread before releasing what it used; the run state is atomics,
+// the run error a Mutex.
 final class LoopGenerator: TrafficGenerator, @unchecked Sendable {
     let backend = GeneratorBackend.loop
 
@@ -49,8 +53,7 @@ final class LoopGenerator: TrafficGenerator, @unchecked Sendable {
     private let idle = Atomic<Bool>(true)
     private let exited = Atomic<Bool>(false)
     private let reseedCount = Atomic<Int>(0)
-    private let lock = NSLock()
-    private var runError: String?
+    private let runError = Mutex<String?>(nil)
     private var setupError: Error?
     private var program: GeneratorProgram?
     private var linkFD: Int32 = -1
@@ -224,7 +227,7 @@ final class LoopGenerator: TrafficGenerator, @unchecked Sendable {
     }
 
     private func fail(_ why: String) {
-        lock.withLock { if runError == nil { runError = why } }
+        runError.withLock { if $0 == nil { $0 = why } }
     }
 
     func start() {
@@ -243,7 +246,7 @@ final class LoopGenerator: TrafficGenerator, @unchecked Sendable {
 
     var framesGenerated: UInt64 { program?.frames ?? 0 }
 
-    var failure: String? { lock.withLock { runError } }
+    var failure: String? { runError.withLock { $0 } }
 
     var remark: String? {
         let reseeds = reseedCount.load(ordering: .relaxed)

@@ -58,11 +58,11 @@ struct Pipeline: ParsableCommand {
         }
     }
 
-    struct Scenario {
+    struct Scenario: Sendable {
         let name: String
         let ruleCount: Int
-        let packets: () -> [[UInt8]]
-        let rules: () -> [DatapathRule]?
+        let packets: @Sendable () -> [[UInt8]]
+        let rules: @Sendable () -> [DatapathRule]?
         var tunnel: PipelineHarness.Tunnel = .none
     }
 

@@ -266,10 +266,10 @@ struct BenchReport: Codable {
 
 /// The cycle columns, shown (in the text table and the Markdown report alike) only when some
 /// switch measured them.
-struct CycleColumn {
+struct CycleColumn: Sendable {
     let text: String
     let markdown: String
-    let value: (Summary) -> Double?
+    let value: @Sendable (Summary) -> Double?
     let format: String
     /// The lowest run's value: shown only when some switch had several runs.
     var isLowEnd = false

@@ -1,6 +1,7 @@
 import CXDP
 import Foundation
 import Glibc
+import Synchronization
 import VSwiftDatapath
 
 /// What can stop a benchmark, each saying what failed.
@@ -22,12 +23,13 @@ func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)
 // MARK: Signals
 
 /// Set by SIGINT/SIGTERM; every wait in the bench checks it, so teardown runs on the main thread.
-nonisolated(unsafe) var stopSignal: sig_atomic_t = 0
+/// An atomic (lock-free, so safe to store from a signal handler).
+let stopSignal = Atomic<Int32>(0)
 
 enum Signals {
     static func install() {
         var action = sigaction()
-        action.__sigaction_handler.sa_handler = { signal in stopSignal = signal }
+        action.__sigaction_handler.sa_handler = { signal in stopSignal.store(signal, ordering: .relaxed) }
         sigemptyset(&action.sa_mask)
         action.sa_flags = 0
         sigaction(SIGINT, &action, nil)
@@ -35,7 +37,7 @@ enum Signals {
         signal(SIGPIPE, SIG_IGN)
     }
 
-    static var stopRequested: Bool { stopSignal != 0 }
+    static var stopRequested: Bool { stopSignal.load(ordering: .relaxed) != 0 }
 
     /// Sleeps `seconds`, waking every 20 ms to honour SIGINT/SIGTERM.
     static func sleep(_ seconds: Double) throws(BenchError) {

@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 import Logging
 import SystemPackage
+import Synchronization
 import VSwiftControl
 import VSwiftDatapath
 import VSwiftProtocol
@@ -182,15 +183,22 @@ struct VSwiftd: ParsableCommand {
 /// Runs `body` as a task and waits for its end: for start-up only, before the daemon serves
 /// requests (the command stays synchronous, since it forks before any thread exists).
 func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let done = DispatchSemaphore(value: 0)
-    // Written by the task before it signals, read only after the wait.
-    nonisolated(unsafe) var result: Result<T, any Error>?
+    let outcome = TaskOutcome<T>()
     Task {
+        let result: Result<T, any Error>
         do { result = .success(try await body()) } catch { result = .failure(error) }
-        done.signal()
+        outcome.result.withLock { $0 = result }
+        outcome.done.signal()
     }
-    done.wait()
-    return try result!.get()
+    outcome.done.wait()
+    return try outcome.result.withLock { $0 }!.get()
+}
+
+/// What `waitFor`'s task hands back to the waiting thread.
+private final class TaskOutcome<T: Sendable>: Sendable {
+    let done = DispatchSemaphore(value: 0)
+    /// Set by the task before it signals `done`, read after the wait.
+    let result = Mutex<Result<T, any Error>?>(nil)
 }
 
 /// Classic double-fork-free detach: fork, the child starts a new session, and the parent waits on

@@ -30,11 +30,12 @@ struct ControlLimitsIntegrationTests {
         let rssBefore = residentBytes(pid: daemon.pid)
 
         let stop = Atomic<Bool>(false)
+        let socketPath = daemon.socketPath
         var attackers: [Thread] = []
         // Garbage lines as fast as the socket takes them, replies never read.
         for _ in 0..<2 {
             attackers.append(Thread {
-                guard let raw = try? RawControlConnection(path: daemon.socketPath) else { return }
+                guard let raw = try? RawControlConnection(path: socketPath) else { return }
                 let garbage = Array(String(repeating: "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"show\"}\n{xx\n", count: 4000).utf8)
                 while !stop.load(ordering: .relaxed) {
                     if garbage.withUnsafeBytes({ send(raw.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) < 0 { return }

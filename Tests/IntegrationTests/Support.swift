@@ -296,7 +296,7 @@ final class TestTap {
 }
 
 /// A UDP socket created inside a namespace.
-final class UDPSocket {
+final class UDPSocket: Sendable {
     let fd: Int32
 
     init(namespace: String, bindPort: UInt16 = 0) throws {

@@ -12,7 +12,7 @@ private func offset(of token: String, in text: String) -> Int {
 }
 
 private let ports: [String: UInt32] = ["vnet0": 1, "lisp0": 2, "vnét0": 7]
-private let parser = FlowParser(portNumber: { ports[$0] })
+private var parser: FlowParser { FlowParser(portNumber: { ports[$0] }) }
 
 private func line(_ r: FlowRule) -> String {
     FlowFormatter.match(r.match, priority: r.priority) + " actions=" + FlowFormatter.actions(r.actions)
