@@ -64,8 +64,9 @@ enum FrameOwner {
 }
 
 /// A worker's free frames and the owner of every frame. Single-threaded: only the owning worker
-/// touches it (or the control thread while the worker is parked).
-struct FramePool {
+/// touches it (or the control thread while the worker is parked). Owns its two arrays
+/// (noncopyable): freed when the worker goes.
+struct FramePool: ~Copyable {
     let frameCount: UInt32
     let frameShift: UInt32
     private let stack: UnsafeMutablePointer<UInt64>
@@ -88,7 +89,7 @@ struct FramePool {
         freeCount = Int(frameCount)
     }
 
-    func destroy() {
+    deinit {
         stack.deallocate()
         owners.deallocate()
     }
