@@ -48,7 +48,7 @@ extension Worker {
                 if !state.pointee.remoteIsFlow {
                     let index = Int(state.pointee.nextHop)
                     guard index >= 0 else { continue }
-                    let hop = nextHops.entries + index
+                    let hop = nextHopEntries + index
                     guard hop.pointee.localRLOC == destination,
                           hop.pointee.egressBridge != .unbridged ? inBridge == hop.pointee.egressBridge : inPort == hop.pointee.egressPort
                     else { continue }
@@ -150,7 +150,7 @@ extension Worker {
             if !found && index >= 0 {
                 // Claim the slot as pending and ask the resolver once; later packets see pending.
                 if tunnelRequests.push(TunnelTarget(remote: remote, local: local, udpPort: udpPort)) {
-                    nextHops.entries[index] = TunnelNextHop(remote: remote, local: local, udpPort: udpPort, status: .noNeighbour)
+                    nextHopEntries[index] = TunnelNextHop(remote: remote, local: local, udpPort: udpPort, status: .noNeighbour)
                     tunnelResolverWake()
                 }
             }
@@ -161,7 +161,7 @@ extension Worker {
             pool.release(address)
             return
         }
-        let hop = nextHops.entries + hopIndex
+        let hop = nextHopEntries + hopIndex
         switch hop.pointee.status {
         case .resolved:
             break

@@ -147,7 +147,10 @@ package final class Worker: @unchecked Sendable {
     /// Where the underlay is (see UnderlayEndpoint); at most `maxLocalRLOCs`.
     let underlayEndpoints: UnsafeMutablePointer<UnderlayEndpoint>
     var underlayEndpointCount = 0
-    let nextHops = TunnelNextHopTable()
+    let nextHops: TunnelNextHopTable
+    /// `nextHops.entries`, kept beside it so the packet path reads a plain pointer field, not the
+    /// noncopyable table.
+    let nextHopEntries: UnsafeMutablePointer<TunnelNextHop>
     let tunnelRequests = TunnelRequestRing()
     /// Written to ask the resolver for a next hop (set by the datapath; -1: none).
     var tunnelResolverFD: Int32 = -1
@@ -223,13 +226,16 @@ package final class Worker: @unchecked Sendable {
         localRLOCs.initialize(repeating: IPAddress(), count: Self.maxLocalRLOCs)
         underlayEndpoints = .allocate(capacity: Self.maxLocalRLOCs)
         underlayEndpoints.initialize(repeating: UnderlayEndpoint(), count: Self.maxLocalRLOCs)
+        let table = TunnelNextHopTable()
+        nextHopEntries = table.entries
+        nextHops = table
         outer = .allocate(capacity: 1)
         outer.initialize(to: LISP.OuterHeaders())
         now = Self.monotonicSeconds()
         rebuildPollSet()
     }
 
-    // `pool`, `cache`, `nextHops` (noncopyable owners) and `burst` free their own memory.
+    // `cache`, `nextHops` (noncopyable owners) and `burst` free their own memory; `pool` is freed below.
     deinit {
         for slot in 0..<DatapathLimits.maxSocketsPerWorker where sockets[slot].isOpen { sockets[slot].close() }
         sockets.deinitialize(count: DatapathLimits.maxSocketsPerWorker)
@@ -243,6 +249,7 @@ package final class Worker: @unchecked Sendable {
         tapPorts.deallocate()
         touched.deallocate()
         pollFDs.deallocate()
+        pool.destroy()
         munmap(ruleCounters, DatapathLimits.maxRules * MemoryLayout<RuleCounterBlock>.stride)
         key.deallocate()
         UnsafeMutableRawPointer(cycles).deallocate()

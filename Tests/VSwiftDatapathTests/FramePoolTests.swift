@@ -6,6 +6,7 @@ import Testing
 struct FramePoolTests {
     @Test func allocatesEveryFrameOnceThenRunsDry() {
         var pool = FramePool(frameCount: 64, frameSize: 4096)
+        defer { pool.destroy() }
         var seen = Set<UInt64>()
         while let frame = pool.allocate() {
             #expect(frame % 4096 == 0)
@@ -18,6 +19,7 @@ struct FramePoolTests {
 
     @Test func fillCompletionAndTransmitInOnePass() {
         var pool = FramePool(frameCount: 8, frameSize: 2048)
+        defer { pool.destroy() }
         // A fill ring of 16 entries, written from index 14 (it wraps): all 8 frames to socket 2.
         let ring = UnsafeMutablePointer<UInt64>.allocate(capacity: 16)
         defer { ring.deallocate() }
@@ -50,6 +52,7 @@ struct FramePoolTests {
 
     @Test func roundTripThroughKernelKeepsTheInvariant() {
         var pool = FramePool(frameCount: 32, frameSize: 2048)
+        defer { pool.destroy() }
         // Fill: 8 frames to socket 3.
         var filled: [UInt64] = []
         for _ in 0..<8 {
@@ -75,6 +78,7 @@ struct FramePoolTests {
 
     @Test func duplicatedOrForeignAddressesAreCountedNotRecycled() {
         var pool = FramePool(frameCount: 16, frameSize: 2048)
+        defer { pool.destroy() }
         let frame = pool.allocate()!
         pool.handToKernel(frame, slot: 0)
         let taken3 = pool.takeFromKernel(frame, slot: 0)
@@ -94,6 +98,7 @@ struct FramePoolTests {
 
     @Test func reclaimTakesBackExactlyTheClosedSocketsFrames() {
         var pool = FramePool(frameCount: 16, frameSize: 2048)
+        defer { pool.destroy() }
         for slot in [1, 1, 1, 2, 2] {
             let frame = pool.allocate()!
             pool.handToKernel(frame, slot: slot)
