@@ -29,20 +29,20 @@ func hashWords(_ key: UnsafePointer<UInt64>, _ mask: UnsafePointer<UInt64>, _ wo
     return UInt32(truncatingIfNeeded: h ^ (h >> 32))
 }
 
-/// One rule of the classifier: what it matches, how it ranks, and an opaque value returned on match.
+/// One rule of the classifier: what it matches, how it ranks, and the rule index returned on match.
 public struct ClassifierEntry: Sendable {
     public var match: Match
     public var priority: UInt16
     /// Tie-breaker among equal priorities: the lower sequence wins (deterministic, unlike OpenFlow's
     /// "undefined"): the flow added first keeps winning.
     public var sequence: UInt64
-    public var payload: Int32
+    public var rule: RuleIndex
 
-    public init(match: Match, priority: UInt16, sequence: UInt64, payload: Int32) {
+    public init(match: Match, priority: UInt16, sequence: UInt64, rule: RuleIndex) {
         self.match = match
         self.priority = priority
         self.sequence = sequence
-        self.payload = payload
+        self.rule = rule
     }
 }
 
@@ -85,7 +85,7 @@ public final class ClassifierTable: @unchecked Sendable {
     @inline(__always)
     static func signature(_ hash: UInt32) -> UInt32 { hash | 1 }
 
-    /// Slot layout (bytes): 0 hash, 4 payload (emptySlot when unused), 8 rank, 12 priority, 16… words.
+    /// Slot layout (bytes): 0 hash, 4 rule index (`RuleIndex.rawValue`; emptySlot when unused), 8 rank, 12 priority, 16… words.
     static let emptySlot = Int32.min
     static let slotHeader = 16
 
@@ -175,7 +175,7 @@ public final class ClassifierTable: @unchecked Sendable {
             for b in 0..<n {
                 let entry = entryAt(start + b)
                 keys[b] = entry.match.key
-                payloads[b] = entry.payload
+                payloads[b] = entry.rule.rawValue
                 priorities[b] = Int32(entry.priority)
                 let st = built[Int(groupOf[start + b])]
                 let h = UnsafeRawPointer(keys + b).withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k in
@@ -311,7 +311,7 @@ public final class ClassifierTable: @unchecked Sendable {
             var key = entry.match.key
             withUnsafePointer(to: &key) { kp in
                 kp.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k in
-                    Self.insert(into: &built[g!], key: k, payload: entry.payload, rank: rank, priority: priority)
+                    Self.insert(into: &built[g!], key: k, payload: entry.rule.rawValue, rank: rank, priority: priority)
                 }
             }
         }
@@ -328,7 +328,7 @@ public final class ClassifierTable: @unchecked Sendable {
     /// one of these matches (with another priority): it would have been left out of `old` as a
     /// never-winning duplicate, and would have to come back. Subtables keep their highest
     /// priority and stay even when emptied: a lookup then probes one more, never misses a rule.
-    public init?(_ old: ClassifierTable, removing matches: [Match], where isRemoved: (Int32) -> Bool) {
+    public init?(_ old: ClassifierTable, removing matches: [Match], where isRemoved: (RuleIndex) -> Bool) {
         var built: [Subtable] = []
         built.reserveCapacity(old.subtableCount)
         for i in 0..<old.subtableCount {
@@ -388,7 +388,7 @@ public final class ClassifierTable: @unchecked Sendable {
     /// Removes the entry with `key` (masked here) whose payload passes `isRemoved`; false when
     /// there is none. Linear probing's backward-shift deletion: later entries of the same run move
     /// up, so no probe ever stops early at the hole.
-    private static func remove(from st: inout Subtable, key: UnsafePointer<UInt64>, where isRemoved: (Int32) -> Bool) -> Bool {
+    private static func remove(from st: inout Subtable, key: UnsafePointer<UInt64>, where isRemoved: (RuleIndex) -> Bool) -> Bool {
         let h = hashWords(key, st.mask, st.words, st.wordCount)
         var hole = Int(h) & st.slotMask
         while true {
@@ -398,7 +398,7 @@ public final class ClassifierTable: @unchecked Sendable {
             if p.load(as: UInt32.self) == h && (0..<st.wordCount).allSatisfy({ j in
                 p.load(fromByteOffset: slotHeader + 8 * j, as: UInt64.self) == key[Int(st.words[j])] & st.mask[j]
             }) {
-                guard isRemoved(payload) else { return false }
+                guard isRemoved(RuleIndex(rawValue: payload)) else { return false }
                 break
             }
             hole = (hole + 1) & st.slotMask
@@ -550,9 +550,9 @@ public final class ClassifierTable: @unchecked Sendable {
         unionWords.deallocate()
     }
 
-    /// The payload of the best matching rule, or -1 when no rule matches.
+    /// The best matching rule, or `.miss`.
     @inline(__always)
-    public func lookup(_ key: UnsafePointer<FlowKey>) -> Int32 {
+    public func lookup(_ key: UnsafePointer<FlowKey>) -> RuleIndex {
         key.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { lookupWords($0) }
     }
 
@@ -562,9 +562,9 @@ public final class ClassifierTable: @unchecked Sendable {
     static let prefetchDistance = 4
 
     @inline(__always)
-    func lookupWords(_ key: UnsafePointer<UInt64>) -> Int32 {
+    func lookupWords(_ key: UnsafePointer<UInt64>) -> RuleIndex {
         var ring: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
-        return withUnsafeMutableBytes(of: &ring) { raw -> Int32 in
+        return withUnsafeMutableBytes(of: &ring) { raw -> RuleIndex in
             let hashes = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
             let count = subtableCount
             @inline(__always) func hashAndPrefetch(_ s: Int) {
@@ -576,7 +576,7 @@ public final class ClassifierTable: @unchecked Sendable {
             for s in 0..<min(count, Self.prefetchDistance) { hashAndPrefetch(s) }
             var bestRank = UInt32.max
             var bestPriority: Int32 = -1
-            var bestPayload: Int32 = -1
+            var bestRule = RuleIndex.miss
             for s in 0..<count {
                 let st = subtables + s
                 // Equal priority may still win a tie on rank, so only strictly lower priorities stop us.
@@ -584,13 +584,13 @@ public final class ClassifierTable: @unchecked Sendable {
                 let h = hashes[s & (Self.prefetchDistance - 1)]
                 if s + Self.prefetchDistance < count { hashAndPrefetch(s + Self.prefetchDistance) }
                 let slot = st.pointee.firstCandidate(h, from: Int(h) & st.pointee.slotMask)
-                if slot >= 0, let (rank, priority, payload) = st.pointee.probe(key, h, from: slot), rank < bestRank {
+                if slot >= 0, let (rank, priority, rule) = st.pointee.probe(key, h, from: slot), rank < bestRank {
                     bestRank = rank
                     bestPriority = priority
-                    bestPayload = payload
+                    bestRule = rule
                 }
             }
-            return bestPayload
+            return bestRule
         }
     }
 

@@ -2,10 +2,10 @@ import CSupport
 import VSwiftPacket
 
 /// Working memory for classifying one burst of packets: fixed arrays for up to `capacity` keys,
-/// allocated once (per worker) so a burst allocates nothing.
-// @unchecked: raw scratch memory owned by one worker (or one caller) at a time; it moves with its
-// owner and is never shared between threads.
-public struct ClassifierBurstScratch: @unchecked Sendable {
+/// allocated once (per worker) so a burst allocates nothing. The one owner of that memory
+/// (noncopyable): freed when it goes away; lookups borrow it.
+// @unchecked: raw pointers; one thread at a time uses a scratch (its worker's cache owns it).
+public struct ClassifierBurstScratch: ~Copyable, @unchecked Sendable {
     /// The most keys one call classifies; callers split longer bursts.
     public static let capacity = 64
 
@@ -34,7 +34,7 @@ public struct ClassifierBurstScratch: @unchecked Sendable {
         misses = .allocate(capacity: n)
     }
 
-    public func destroy() {
+    deinit {
         hashes.deallocate()
         bestRank.deallocate()
         bestPriority.deallocate()
@@ -54,8 +54,8 @@ extension ClassifierTable {
     /// keys search, subtables of equal priority are searched together to make up the number.
     static let loadsInFlight = 32
 
-    /// Classifies the keys at positions `which[0..<count]` of `keys`, writing each one's payload
-    /// (-1: no match) to `results[position]`. Same answers as `lookup` key by key.
+    /// Classifies the keys at positions `which[0..<count]` of `keys`, writing each one's rule
+    /// (or `.miss`) to `results[position]`. Same answers as `lookup` key by key.
     ///
     /// One key at a time, a big table costs a chain of dependent cache misses per key. Here the
     /// burst goes through the subtables together (as OVS's dpcls does): for each subtable, hash
@@ -70,7 +70,7 @@ extension ClassifierTable {
     /// priority, and a key stops searching at the first subtable whose highest priority is strictly
     /// below its best match (equal priority may still win the tie on rank).
     public func lookup(burst keys: UnsafePointer<FlowKey>, which: UnsafePointer<UInt8>, count: Int,
-                       results: UnsafeMutablePointer<Int32>, scratch: ClassifierBurstScratch) {
+                       results: UnsafeMutablePointer<RuleIndex>, scratch: borrowing ClassifierBurstScratch) {
         precondition(count <= ClassifierBurstScratch.capacity)
         let words = UnsafeRawPointer(keys).assumingMemoryBound(to: UInt64.self)
         var activeCount = count
@@ -79,7 +79,7 @@ extension ClassifierTable {
             scratch.active[i] = which[i]
             scratch.bestRank[k] = .max
             scratch.bestPriority[k] = -1
-            results[k] = -1
+            results[k] = .miss
         }
         var s = 0
         while s < subtableCount {
@@ -135,11 +135,11 @@ extension ClassifierTable {
                     let h = hashes[k]
                     let slot = small ? st.pointee.firstCandidate(h, from: Int(h) & st.pointee.slotMask) : candidates[k]
                     guard slot >= 0 else { continue }
-                    if let (rank, priority, payload) = st.pointee.probe(words + k &* FlowKey.wordCount, h, from: slot),
+                    if let (rank, priority, rule) = st.pointee.probe(words + k &* FlowKey.wordCount, h, from: slot),
                        rank < scratch.bestRank[k] {
                         scratch.bestRank[k] = rank
                         scratch.bestPriority[k] = priority
-                        results[k] = payload
+                        results[k] = rule
                     }
                 }
             }
@@ -165,9 +165,9 @@ extension ClassifierTable.Subtable {
     }
 
     /// Probes from `start` (a slot whose signature matches `h`'s) for the entry holding `key`
-    /// masked by this subtable: its (rank, priority, payload), or nil.
+    /// masked by this subtable: its (rank, priority, rule), or nil.
     @inline(__always)
-    func probe(_ key: UnsafePointer<UInt64>, _ h: UInt32, from start: Int) -> (UInt32, Int32, Int32)? {
+    func probe(_ key: UnsafePointer<UInt64>, _ h: UInt32, from start: Int) -> (UInt32, Int32, RuleIndex)? {
         let signatures = self.signatures.unsafelyUnwrapped
         let wanted = ClassifierTable.signature(h)
         var slot = start
@@ -185,7 +185,7 @@ extension ClassifierTable.Subtable {
                     }
                     if equal {
                         return (p.load(fromByteOffset: 8, as: UInt32.self), p.load(fromByteOffset: 12, as: Int32.self),
-                                p.load(fromByteOffset: 4, as: Int32.self))
+                                RuleIndex(rawValue: p.load(fromByteOffset: 4, as: Int32.self)))
                     }
                 }
             }

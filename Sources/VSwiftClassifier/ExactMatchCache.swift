@@ -4,7 +4,7 @@ import VSwiftPacket
 /// A worker's exact-match cache in front of the classifier: remembers the result for the exact
 /// values of the words any rule looks at, so a hit costs one hash over those words and one compare.
 ///
-/// Layout: slots of one cache line each — table tag, hash, payload, then up to `wordsPerEntry`
+/// Layout: slots of one cache line each — table tag, hash, rule index, then up to `wordsPerEntry`
 /// masked key words — so a hit or a rejection touches one line, and the hash rejects another flow
 /// without comparing words. A table whose rules look at more words (up to `maxWords`) uses an
 /// aligned pair of slots as one *unit*: the second holds the remaining words under the tag
@@ -29,8 +29,8 @@ import VSwiftPacket
 /// flows evicting each other on every pass; the flows that keep coming back still get in, and a
 /// stream of flows that do not come back soon pays for no line written and never read.
 // @unchecked: raw memory owned by one worker (or one caller): created with it, used by its thread
-// only, freed after that thread is joined; never shared.
-public struct ExactMatchCache: @unchecked Sendable {
+// only, freed (deinit) after that thread is joined; never shared. Noncopyable: the one owner.
+public struct ExactMatchCache: ~Copyable, @unchecked Sendable {
     public static let wordsPerEntry = 6
     public static let maxWords = 2 * wordsPerEntry
     /// Tag bit of the second slot of a pair (versions never reach it).
@@ -41,7 +41,7 @@ public struct ExactMatchCache: @unchecked Sendable {
     struct Entry {
         var tag: UInt64 = 0           // table version; 0 = empty
         var hash: UInt32 = 0
-        var payload: Int32 = -1
+        var rule: RuleIndex = .miss
         var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
     }
 
@@ -87,18 +87,18 @@ public struct ExactMatchCache: @unchecked Sendable {
         self.thrashInsertionInverse = thrashInsertionInverse
     }
 
-    public func destroy() {
+    /// The cache owns its memory (noncopyable): freed here, with its scratch (by the scratch's own deinit).
+    deinit {
         UnsafeMutableRawPointer(entries).deallocate()
         UnsafeMutableRawPointer(metas).deallocate()
-        scratch.destroy()
         burstHashes.deallocate()
     }
 
     /// Classifies `key` against `table`, through the cache.
     @inline(__always)
-    public mutating func lookup(_ key: UnsafePointer<FlowKey>, in table: ClassifierTable) -> Int32 {
+    public mutating func lookup(_ key: UnsafePointer<FlowKey>, in table: ClassifierTable) -> RuleIndex {
         let count = table.unionWordCount
-        return key.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k -> Int32 in
+        return key.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k -> RuleIndex in
             guard count <= Self.maxWords else {
                 misses &+= 1
                 return table.lookupWords(k)
@@ -109,26 +109,26 @@ public struct ExactMatchCache: @unchecked Sendable {
             if found >= 0 {
                 hits &+= 1
                 account(lookups: 1, misses: 0)
-                return entries[found].payload
+                return entries[found].rule
             }
             misses &+= 1
             account(lookups: 1, misses: 1)
-            let payload = table.lookupWords(k)
+            let rule = table.lookupWords(k)
             let s = victim(h, wide: wide, table)
-            if s >= 0 { insert(s, k, h, payload, table) }
-            return payload
+            if s >= 0 { insert(s, k, h, rule, table) }
+            return rule
         }
     }
 
     /// Classifies `keys[0..<count]` (count ≤ `ClassifierBurstScratch.capacity`) against `table`,
-    /// writing each payload (-1: no match) to `results`. Same answers as `lookup` key by key.
+    /// writing each one's rule (or `.miss`) to `results`. Same answers as `lookup` key by key.
     ///
     /// Three passes, so the cache's misses overlap: hash every key and prefetch its metas; find
     /// each key's unit by meta and prefetch its line; compare. The keys the cache misses go to
     /// the classifier together (`ClassifierTable.lookup(burst:...)`).
     @inline(__always)
     public mutating func lookup(burst keys: UnsafePointer<FlowKey>, count: Int, in table: ClassifierTable,
-                                results: UnsafeMutablePointer<Int32>) {
+                                results: UnsafeMutablePointer<RuleIndex>) {
         precondition(count <= ClassifierBurstScratch.capacity)
         let wordCount = table.unionWordCount
         let words = UnsafeRawPointer(keys).assumingMemoryBound(to: UInt64.self)
@@ -168,7 +168,7 @@ public struct ExactMatchCache: @unchecked Sendable {
             // Another key's meta by chance (1 in 65,536 per unit): look at every unit.
             if s >= 0 && !holds(s, k, burstHashes[i], table) { s = find(k, burstHashes[i], wide: wide, table) }
             if s >= 0 {
-                results[i] = entries[s].payload
+                results[i] = entries[s].rule
             } else {
                 scratch.misses[missCount] = UInt8(i)
                 missCount += 1
@@ -263,12 +263,12 @@ public struct ExactMatchCache: @unchecked Sendable {
     }
 
     @inline(__always)
-    func insert(_ s: Int, _ k: UnsafePointer<UInt64>, _ h: UInt32, _ payload: Int32, _ table: ClassifierTable) {
+    func insert(_ s: Int, _ k: UnsafePointer<UInt64>, _ h: UInt32, _ rule: RuleIndex, _ table: ClassifierTable) {
         let entry = entries + s
         let count = table.unionWordCount
         entry.pointee.tag = table.version
         entry.pointee.hash = h
-        entry.pointee.payload = payload
+        entry.pointee.rule = rule
         metas[s] = Self.meta(h, table.version)
         if count > Self.wordsPerEntry {
             (entry + 1).pointee.tag = table.version | Self.continuation

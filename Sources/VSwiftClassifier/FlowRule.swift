@@ -141,3 +141,26 @@ public struct FlowRule: Equatable, Sendable {
         self.actions = actions
     }
 }
+
+/// An OpenFlow port number as users give it and flows match it (`in_port`, `output:N`): 1 ..<
+/// `OpenFlowPort.max` for an ordinary port, or one of `OpenFlowPort`'s reserved numbers. Its own
+/// type where it travels beside the datapath's port slots (which index arrays and are never seen
+/// by users), so the compiler catches one used for the other. Flow actions and the saved and wire
+/// formats keep the plain `UInt32` (`rawValue`).
+@frozen
+public struct OpenFlowPortNumber: Hashable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+    public var rawValue: UInt32
+
+    @inlinable @inline(__always)
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// A port not given a number yet (the datapath's value until the control plane sets one).
+    @inlinable @inline(__always)
+    public static var unassigned: OpenFlowPortNumber { OpenFlowPortNumber(rawValue: 0) }
+
+    /// A number written in the source (a test's or benchmark's port map) is plainly a port number.
+    @inlinable
+    public init(integerLiteral value: UInt32) { rawValue = value }
+
+    public var description: String { String(rawValue) }
+}

@@ -24,7 +24,7 @@ public protocol DatapathControl: AnyObject, Sendable {
     func workerStatistics() -> [WorkerStatistics]
 
     /// OpenFlow port numbers of a bridge's ports, by port name (the internal port is `ofportLocal`).
-    func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError)
+    func setPortNumbers(bridge: String, _ numbers: [String: OpenFlowPortNumber]) throws(DatapathError)
     /// Replaces the bridge's whole flow table with `count` rules, rule i read from `rule(i)` and its
     /// match alone from `match(i)` (each more than once, always the same).
     func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule, match: (Int) -> Match) throws(DatapathError)

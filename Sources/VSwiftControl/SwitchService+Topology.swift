@@ -1,3 +1,4 @@
+import VSwiftClassifier
 import VSwiftDatapath
 import VSwiftProtocol
 
@@ -182,8 +183,8 @@ extension SwitchService {
     /// and in_port numbers refer to them). Ports not in the datapath are left out.
     func publishPortNumbers(_ index: Int) throws(RPCError) {
         let bridge = bridges[index]
-        var numbers: [String: UInt32] = [:]
-        for port in bridge.ports where port.error == nil { numbers[port.name] = port.ofport }
+        var numbers: [String: OpenFlowPortNumber] = [:]
+        for port in bridge.ports where port.error == nil { numbers[port.name] = OpenFlowPortNumber(rawValue: port.ofport) }
         try datapathCall { () throws(DatapathError) in try datapath.setPortNumbers(bridge: bridge.name, numbers) }
         // A new bridge has no table yet: creating it publishes it.
         if flowTables.hasTable(bridge: bridge.name) {

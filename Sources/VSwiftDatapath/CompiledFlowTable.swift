@@ -37,7 +37,8 @@ enum ActionOp: UInt8 {
 /// One action ready for the packet path: plain data, no enums with payloads, no references.
 struct CompiledAction {
     var op: ActionOp
-    var port: UInt16 = 0
+    /// Output: the port's slot; `.inputPort` for IN_PORT (resolved per packet).
+    var port = PortSlot(rawValue: 0)
     var a: UInt64 = 0
     var b: UInt64 = 0
 }
@@ -69,7 +70,7 @@ package final class CompiledFlowTable: @unchecked Sendable {
 
     /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
     /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
-    package convenience init(rules source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+    package convenience init(rules source: [DatapathRule], portSlot: (OpenFlowPortNumber) -> PortSlot?) throws(DatapathError) {
         try self.init(count: source.count, rule: { source[$0] }, match: { source[$0].match }, portSlot: portSlot)
     }
 
@@ -79,7 +80,7 @@ package final class CompiledFlowTable: @unchecked Sendable {
     /// times, and a whole rule each time would touch its actions (a cold reference count) too.
     init(
         count: Int, rule ruleAt: (Int) -> DatapathRule, match matchAt: (Int) -> Match,
-        portSlot: (UInt32) -> UInt16?
+        portSlot: (OpenFlowPortNumber) -> PortSlot?
     ) throws(DatapathError) {
         var compiled: [CompiledRule] = []
         var priorities: [UInt16] = []
@@ -113,7 +114,7 @@ package final class CompiledFlowTable: @unchecked Sendable {
         }
         // Read from the rules in place: an array of a million entries would copy every match.
         classifier = ClassifierTable(count: count) { index in
-            ClassifierEntry(match: matchAt(index), priority: priorities[index], sequence: sequences[index], payload: Int32(index))
+            ClassifierEntry(match: matchAt(index), priority: priorities[index], sequence: sequences[index], rule: RuleIndex(index))
         }
         linkLayerOnly = !looksPastLinkLayer
         ruleCount = compiled.count
@@ -128,7 +129,7 @@ package final class CompiledFlowTable: @unchecked Sendable {
     /// `old` with `source` added (all new flows, none replacing one of `old`'s, each with a
     /// higher sequence than every rule of `old`): `old`'s rules and actions are copied as compiled,
     /// the classifier is extended (`ClassifierTable(_:adding:)`), and only the new rules are compiled.
-    init(_ old: CompiledFlowTable, adding source: [DatapathRule], portSlot: (UInt32) -> UInt16?) throws(DatapathError) {
+    init(_ old: CompiledFlowTable, adding source: [DatapathRule], portSlot: (OpenFlowPortNumber) -> PortSlot?) throws(DatapathError) {
         var compiled: [CompiledRule] = []
         var program: [CompiledAction] = []
         var entries: [ClassifierEntry] = []
@@ -149,7 +150,7 @@ package final class CompiledFlowTable: @unchecked Sendable {
             }
             entries.append(ClassifierEntry(
                 match: rule.match, priority: rule.priority, sequence: rule.sequence,
-                payload: Int32(old.ruleCount + compiled.count)))
+                rule: RuleIndex(old.ruleCount + compiled.count)))
             compiled.append(CompiledRule(
                 actionStart: Int32(start), actionCount: Int32(old.actionCount + program.count - start),
                 counterSlot: Int32(rule.counterSlot), lastOutput: lastOutput))
@@ -172,8 +173,9 @@ package final class CompiledFlowTable: @unchecked Sendable {
     /// `ClassifierTable(_:removing:where:)`). The compiled rules are copied as they are; the
     /// removed ones become unreachable.
     init?(_ old: CompiledFlowTable, removing matches: [Match], counterSlots: Set<Int>) {
-        guard let classifier = ClassifierTable(old.classifier, removing: matches, where: { payload in
-            payload >= 0 && Int(payload) < old.ruleCount && counterSlots.contains(Int(old.rules[Int(payload)].counterSlot))
+        guard let classifier = ClassifierTable(old.classifier, removing: matches, where: { rule in
+            guard let position = rule.position, position < old.ruleCount else { return false }
+            return counterSlots.contains(Int(old.rules[position].counterSlot))
         }) else { return nil }
         self.classifier = classifier
         // Still right without the removed rules (at worst it parses more than it must).
@@ -190,7 +192,7 @@ package final class CompiledFlowTable: @unchecked Sendable {
     /// `old` with every output to port slot `removedSlot` dropped, as if compiled again without
     /// that port (the classifier is shared: it does not depend on ports). Used when a port goes
     /// away, so the datapath need not keep the rules a table was compiled from.
-    init(_ old: CompiledFlowTable, removingPortSlot removedSlot: UInt16) {
+    init(_ old: CompiledFlowTable, removingPortSlot removedSlot: PortSlot) {
         var program: [CompiledAction] = []
         program.reserveCapacity(old.actionCount)
         let compiled = UnsafeMutablePointer<CompiledRule>.allocate(capacity: max(old.ruleCount, 1))
@@ -226,17 +228,17 @@ package final class CompiledFlowTable: @unchecked Sendable {
     }
 
     /// nil for an action that compiles to nothing (output to a port that does not exist).
-    private static func compile(_ action: FlowAction, portSlot: (UInt32) -> UInt16?) throws(DatapathError) -> CompiledAction? {
+    private static func compile(_ action: FlowAction, portSlot: (OpenFlowPortNumber) -> PortSlot?) throws(DatapathError) -> CompiledAction? {
         switch action {
         case .output(let ofport):
-            guard let slot = portSlot(ofport) else { return nil }
+            guard let slot = portSlot(OpenFlowPortNumber(rawValue: ofport)) else { return nil }
             return CompiledAction(op: .output, port: slot)
         case .local:
-            guard let slot = portSlot(0xfffe) else { return nil }
+            guard let slot = portSlot(OpenFlowPortNumber(rawValue: OpenFlowPort.local)) else { return nil }
             return CompiledAction(op: .output, port: slot)
         case .inPort:
             // Resolved per packet: the input port.
-            return CompiledAction(op: .output, port: UInt16.max)
+            return CompiledAction(op: .output, port: .inputPort)
         case .normal: return CompiledAction(op: .normal)
         case .flood: return CompiledAction(op: .flood)
         case .all: return CompiledAction(op: .all)

@@ -96,19 +96,19 @@ public final class Datapath: Sendable {
 
     private struct BridgeRecord {
         let name: String
-        let slot: Int
+        let slot: BridgeSlot
         let macTable: MACLearningTable
         /// Port slots in order of addition; the internal port first.
-        var members: [UInt16]
+        var members: [PortSlot]
         /// OpenFlow numbers of the bridge's ports, by name (set by the control plane).
-        var portNumbers: [String: UInt32] = [:]
+        var portNumbers: [String: OpenFlowPortNumber] = [:]
         /// The published flow table; nil = plain learning switch.
         var flowTable: CompiledFlowTable?
     }
 
     private struct PortRecord {
         let name: String
-        let slot: UInt16
+        let slot: PortSlot
         let bridge: String
         let attachment: PortAttachment
         let program: XDPRedirectProgram?
@@ -189,22 +189,22 @@ public final class Datapath: Sendable {
     public func addBridge(_ name: String) throws(DatapathError) {
         try locked { (s: inout State) throws(DatapathError) in
             guard s.bridges[name] == nil, s.ports[name] == nil else { throw .bridgeExists(name) }
-            guard let slot = (0..<DatapathLimits.maxBridges).first(where: { candidate in !s.bridges.values.contains { $0.slot == candidate } }) else {
+            guard let slot = (0..<DatapathLimits.maxBridges).first(where: { candidate in !s.bridges.values.contains { $0.slot.index == candidate } }) else {
                 throw .unsupported("the datapath supports at most \(DatapathLimits.maxBridges) bridges")
             }
             guard let portSlot = freePortSlot(s) else { throw .tooManyPorts(DatapathLimits.maxPorts) }
             // The internal port: a tap named after the bridge, one queue per worker.
             let tap = try TapDevice(name: name, queues: workers.count)
             let table = MACLearningTable(agingSeconds: configuration.macAgingSeconds)
-            s.bridges[name] = BridgeRecord(name: name, slot: slot, macTable: table, members: [portSlot])
+            s.bridges[name] = BridgeRecord(name: name, slot: BridgeSlot(slot), macTable: table, members: [portSlot])
             s.ports[name] = PortRecord(
                 name: name, slot: portSlot, bridge: name,
                 attachment: PortAttachment(kind: .internal, queues: workers.count),
                 program: nil, tap: tap, sockets: [], ifindex: tap.ifindex)
             withWorkersParked {
                 for (i, worker) in workers.enumerated() {
-                    worker.setPort(portSlot, kind: .tap, bridge: Int32(slot), txSlot: -1, tapFD: tap.fds[i])
-                    worker.setBridge(slot, table: table, members: [portSlot])
+                    worker.setPort(portSlot, kind: .tap, bridge: BridgeSlot(slot), txSlot: -1, tapFD: tap.fds[i])
+                    worker.setBridge(BridgeSlot(slot), table: table, members: [portSlot])
                 }
             }
         }
@@ -268,7 +268,7 @@ public final class Datapath: Sendable {
         guard let portSlot = freePortSlot(s) else { throw .tooManyPorts(DatapathLimits.maxPorts) }
         let program = try XDPRedirectProgram(
             device: device, objectPath: redirectObject, mode: bridge == nil ? .underlay : .port)
-        let bridgeSlot = Int32(bridge?.slot ?? -1)
+        let bridgeSlot = bridge?.slot ?? .unbridged
 
         var opened: [(worker: Int, slot: Int, queue: UInt32)] = []
         var failure: DatapathError?
@@ -294,7 +294,7 @@ public final class Datapath: Sendable {
                 let txSlot = opened.first { $0.worker == w }!.slot
                 worker.setPort(portSlot, kind: .xsk, bridge: bridgeSlot, txSlot: Int32(txSlot), tapFD: -1)
                 if let bridge {
-                    worker.setPortNumber(portSlot, ofport: bridge.portNumbers[name] ?? 0)
+                    worker.setPortNumber(portSlot, ofport: bridge.portNumbers[name] ?? .unassigned)
                     worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
                 }
             }
@@ -345,9 +345,9 @@ public final class Datapath: Sendable {
                 bridge.members.append(portSlot)
                 for worker in workers {
                     worker.tunnelResolverFD = requestFD
-                    worker.setTunnelPort(portSlot, bridge: Int32(bridge.slot), state: state)
+                    worker.setTunnelPort(portSlot, bridge: bridge.slot, state: state)
                     worker.setTunnelRouting(localRLOCs: routing.localRLOCs, nextHops: routing.nextHops)
-                    worker.setPortNumber(portSlot, ofport: bridge.portNumbers[name] ?? 0)
+                    worker.setPortNumber(portSlot, ofport: bridge.portNumbers[name] ?? .unassigned)
                     worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
                 }
             }
@@ -501,7 +501,7 @@ public final class Datapath: Sendable {
 
     // MARK: Flow tables (implementation)
 
-    func installPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError) {
+    func installPortNumbers(bridge: String, _ numbers: [String: OpenFlowPortNumber]) throws(DatapathError) {
         try locked { (s: inout State) throws(DatapathError) in
             guard var record = s.bridges[bridge] else { throw .noSuchBridge(bridge) }
             record.portNumbers = numbers
@@ -520,9 +520,9 @@ public final class Datapath: Sendable {
     ) throws(DatapathError) {
         // Compile outside the lock's critical section for the workers: they keep forwarding with
         // the old table until the swap.
-        let (slot, slotOfPort) = try locked { (s: inout State) throws(DatapathError) -> (Int, [UInt32: UInt16]) in
+        let (slot, slotOfPort) = try locked { (s: inout State) throws(DatapathError) -> (BridgeSlot, [OpenFlowPortNumber: PortSlot]) in
             guard let record = s.bridges[bridge] else { throw .noSuchBridge(bridge) }
-            var map: [UInt32: UInt16] = [:]
+            var map: [OpenFlowPortNumber: PortSlot] = [:]
             for (name, ofport) in record.portNumbers {
                 if let port = s.ports[name], port.bridge == bridge { map[ofport] = port.slot }
             }
@@ -544,9 +544,9 @@ public final class Datapath: Sendable {
     /// Adds `rules` to the bridge's published table (see `CompiledFlowTable(_:adding:portSlot:)`);
     /// false, changing nothing, when the table does not hold `expectedCount - rules.count` rules.
     func extendFlowTable(bridge: String, adding rules: [DatapathRule], expectedCount: Int) throws(DatapathError) -> Bool {
-        let (slot, slotOfPort, old) = try locked { (s: inout State) throws(DatapathError) -> (Int, [UInt32: UInt16], CompiledFlowTable?) in
+        let (slot, slotOfPort, old) = try locked { (s: inout State) throws(DatapathError) -> (BridgeSlot, [OpenFlowPortNumber: PortSlot], CompiledFlowTable?) in
             guard let record = s.bridges[bridge] else { throw .noSuchBridge(bridge) }
-            var map: [UInt32: UInt16] = [:]
+            var map: [OpenFlowPortNumber: PortSlot] = [:]
             for (name, ofport) in record.portNumbers {
                 if let port = s.ports[name], port.bridge == bridge { map[ofport] = port.slot }
             }
@@ -570,7 +570,7 @@ public final class Datapath: Sendable {
     /// place (see `CompiledFlowTable(_:removing:counterSlots:)`); false, changing nothing, when
     /// that cannot be done or the table does not hold `expectedCount + matches.count` rules.
     func shrinkFlowTable(bridge: String, removing matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool {
-        guard let current = try? locked({ (s: inout State) throws(DatapathError) -> (slot: Int, table: CompiledFlowTable?) in
+        guard let current = try? locked({ (s: inout State) throws(DatapathError) -> (slot: BridgeSlot, table: CompiledFlowTable?) in
             guard let record = s.bridges[bridge] else { throw .noSuchBridge(bridge) }
             return (record.slot, record.flowTable)
         }), let old = current.table, old.liveRules - matches.count == expectedCount,
@@ -650,12 +650,12 @@ public final class Datapath: Sendable {
                 switch port.attachment.kind {
                 case .internal:
                     if let bridge = s.bridges[port.bridge] {
-                        inputs.egress[port.ifindex] = .init(port: port.slot, bridge: Int32(bridge.slot), name: port.name,
+                        inputs.egress[port.ifindex] = .init(port: port.slot, bridge: bridge.slot, name: port.name,
                                                             checksumOffload: false)
                     }
                 case .afxdp, .underlay:
                     let checksum = port.attachment.txChecksum ?? .software
-                    inputs.egress[port.ifindex] = .init(port: port.slot, bridge: -1, name: port.name,
+                    inputs.egress[port.ifindex] = .init(port: port.slot, bridge: .unbridged, name: port.name,
                                                         checksumOffload: checksum != .software)
                 case .lisp:
                     break
@@ -700,9 +700,9 @@ public final class Datapath: Sendable {
         return .remote(remote, s.resolver?.route(target))
     }
 
-    private func freePortSlot(_ s: State) -> UInt16? {
+    private func freePortSlot(_ s: State) -> PortSlot? {
         let used = Set(s.ports.values.map(\.slot))
-        return (0..<UInt16(DatapathLimits.maxPorts)).first { !used.contains($0) }
+        return (0..<UInt16(DatapathLimits.maxPorts)).lazy.map { PortSlot(rawValue: $0) }.first { !used.contains($0) }
     }
 }
 
@@ -714,7 +714,7 @@ extension Datapath {
 
     /// Maps OpenFlow port numbers of `bridge` to ports, for output actions and in_port matching.
     /// Call whenever the bridge's ports or their numbers change (before installing flows that use them).
-    public func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError) {
+    public func setPortNumbers(bridge: String, _ numbers: [String: OpenFlowPortNumber]) throws(DatapathError) {
         try installPortNumbers(bridge: bridge, numbers)
     }
 

@@ -10,10 +10,15 @@ import CXDP
 /// steady flow does not bounce cache lines between workers.
 ///
 /// A value type over raw memory (no ARC on the packet path); the datapath frees it explicitly.
+/// Copyable on purpose, unlike the other raw-memory owners (which are `~Copyable` with `deinit`):
+/// it is shared, not owned: the datapath's bridge record holds it and every worker's bridge entry
+/// (raw memory, an `Optional` read with `if let` on the packet path) holds a copy of the same
+/// pointer, so no one copy may free it; `destroy` is called once, by the datapath, with the
+/// workers parked and the entries cleared.
 // @unchecked: raw memory shared by design; every word is read and written with relaxed atomics
 // (see above), and only the datapath frees it, after the workers no longer use it.
 public struct MACLearningTable: @unchecked Sendable {
-    public static let noPort: UInt16 = .max
+    package static let noPort = PortSlot(rawValue: .max)
     static let probeLength = 8
 
     public let capacity: Int
@@ -43,8 +48,8 @@ public struct MACLearningTable: @unchecked Sendable {
 
     /// Records that `mac` was seen on `port` at second `now`.
     @inline(__always)
-    public func learn(_ mac: UInt64, port: UInt16, now: UInt64) {
-        let wanted = mac << 16 | UInt64(port &+ 1)
+    package func learn(_ mac: UInt64, port: PortSlot, now: UInt64) {
+        let wanted = mac << 16 | UInt64(port.rawValue &+ 1)
         let start = home(mac)
         var victim = -1
         var victimSeen = UInt64.max
@@ -71,33 +76,33 @@ public struct MACLearningTable: @unchecked Sendable {
 
     /// The port `mac` was last seen on, or `noPort` if unknown or aged out.
     @inline(__always)
-    public func lookup(_ mac: UInt64, now: UInt64) -> UInt16 {
+    package func lookup(_ mac: UInt64, now: UInt64) -> PortSlot {
         let start = home(mac)
         for i in 0..<Self.probeLength {
             let slot = (start + i) & (capacity - 1)
             let word = entry(slot)
             if word >> 16 == mac, word != 0 {
                 if seen(slot) &+ agingSeconds <= now { return Self.noPort }
-                return UInt16(truncatingIfNeeded: word) &- 1
+                return PortSlot(rawValue: UInt16(truncatingIfNeeded: word) &- 1)
             }
         }
         return Self.noPort
     }
 
     /// Forgets every MAC learned on `port` (the port was deleted). Control path.
-    public func forget(port: UInt16) {
-        for slot in 0..<capacity where entry(slot) != 0 && UInt16(truncatingIfNeeded: entry(slot)) == port &+ 1 {
+    package func forget(port: PortSlot) {
+        for slot in 0..<capacity where entry(slot) != 0 && UInt16(truncatingIfNeeded: entry(slot)) == port.rawValue &+ 1 {
             vs_store_relaxed_u64(words + 2 * slot, 0)
         }
     }
 
     /// Live (learned, not aged out) entries, as (mac, port). Control path.
-    public func entries(now: UInt64) -> [(mac: UInt64, port: UInt16)] {
-        var result: [(UInt64, UInt16)] = []
+    package func entries(now: UInt64) -> [(mac: UInt64, port: PortSlot)] {
+        var result: [(UInt64, PortSlot)] = []
         for slot in 0..<capacity {
             let word = entry(slot)
             if word != 0 && seen(slot) &+ agingSeconds > now {
-                result.append((word >> 16, UInt16(truncatingIfNeeded: word) &- 1))
+                result.append((word >> 16, PortSlot(rawValue: UInt16(truncatingIfNeeded: word) &- 1)))
             }
         }
         return result

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import VSwiftClassifier
 import VSwiftPacket
 
 /// A LISP tunnel port's settings, read from OVS-style options:
@@ -206,10 +207,10 @@ package struct TunnelNextHop {
     var local = IPAddress()
     var udpPort: UInt16 = LISP.udpPort
     var status = Status.empty
-    /// The port the frame leaves by: with `egressBridge >= 0`, the bridge's internal port, and the
+    /// The port the frame leaves by: with `egressBridge` a bridge, the bridge's internal port, and the
     /// frame enters that bridge as if the host had sent it there; otherwise an AF_XDP port's tx ring.
-    package var egressPort: UInt16 = 0
-    package var egressBridge: Int32 = -1
+    package var egressPort = PortSlot(rawValue: 0)
+    package var egressBridge = BridgeSlot.unbridged
     /// The egress device's MTU: a bigger encapsulated packet is dropped and counted (0: no limit).
     package var mtu: UInt32 = 0
     /// The local RLOC: the address this host sends from to `remote` (local_ip, or the route's
@@ -236,7 +237,8 @@ package struct TunnelNextHop {
 /// A key lives within `maxProbes` slots of its hash: a lookup costs at most that many probes
 /// however full the table is; a key with no free slot there is not kept (its packets count as
 /// no_neighbour).
-struct TunnelNextHopTable {
+/// Owns its entries (noncopyable): freed when the worker goes.
+struct TunnelNextHopTable: ~Copyable {
     static let capacity = 4096
     static let maxProbes = 16
     let entries: UnsafeMutablePointer<TunnelNextHop>
@@ -246,7 +248,7 @@ struct TunnelNextHopTable {
         entries.initialize(repeating: TunnelNextHop(), count: Self.capacity)
     }
 
-    func destroy() { entries.deallocate() }
+    deinit { entries.deallocate() }
 
     @inline(__always)
     static func hash(_ remote: IPAddress, _ local: IPAddress, _ udpPort: UInt16) -> Int {
@@ -283,16 +285,16 @@ struct TunnelNextHopTable {
 
 /// Where the underlay is, as a worker sees it: one (local RLOC, arrival) pair per distinct route
 /// to a remote RLOC this host knows. LISP is decapsulated only when it is addressed to a local RLOC
-/// and arrives on the port (`bridge < 0`) or in the bridge (`bridge >= 0`) its route leaves by.
+/// and arrives on the port (`bridge` `.unbridged`) or in the bridge its route leaves by.
 struct UnderlayEndpoint: Equatable {
     var localRLOC = IPAddress()
-    var port: UInt16 = 0
-    var bridge: Int32 = -1
+    var port = PortSlot(rawValue: 0)
+    var bridge = BridgeSlot.unbridged
 
     /// Does a frame received on `inPort` (in `inBridge`) arrive on this endpoint's side?
     @inline(__always)
-    func admits(inPort: UInt16, inBridge: Int32) -> Bool {
-        bridge >= 0 ? inBridge == bridge : inPort == port
+    func admits(inPort: PortSlot, inBridge: BridgeSlot) -> Bool {
+        bridge != .unbridged ? inBridge == bridge : inPort == port
     }
 
     /// The endpoint of a next hop whose route is known (resolved, or waiting for the neighbour).

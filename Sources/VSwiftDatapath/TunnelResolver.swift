@@ -1,6 +1,7 @@
 import CXDP
 import Glibc
 import Synchronization
+import VSwiftClassifier
 import VSwiftPacket
 
 /// Keeps the workers' view of the underlay current: which local addresses are RLOCs, and for every
@@ -25,9 +26,9 @@ final class TunnelResolver: @unchecked Sendable {
     }
 
     struct Egress: Equatable {
-        let port: UInt16
-        /// >= 0: the device is this bridge's internal port (the frame enters the bridge).
-        let bridge: Int32
+        let port: PortSlot
+        /// Not `.unbridged`: the device is this bridge's internal port (the frame enters the bridge).
+        let bridge: BridgeSlot
         let name: String
         /// The device completes the outer IPv6 UDP checksum from TX metadata (see TxChecksum).
         let checksumOffload: Bool
@@ -159,7 +160,7 @@ final class TunnelResolver: @unchecked Sendable {
         hop.parameters = LISP.EncapsulationParameters(
             ethernetDestination: neighbourMAC, ethernetSource: deviceMAC, source: source,
             destination: target.remote, udpDestinationPort: target.udpPort,
-            offloadUDPChecksum: out.checksumOffload && out.bridge < 0 && !target.remote.isIPv4)
+            offloadUDPChecksum: out.checksumOffload && out.bridge == .unbridged && !target.remote.isIPv4)
         return (hop, .resolved(device: out.name, gateway: route.gateway, source: source, nextHopMAC: neighbourMAC,
                                mtu: hop.mtu, checksumOffloaded: hop.parameters.offloadUDPChecksum))
     }

@@ -64,7 +64,13 @@ enum FrameOwner {
 }
 
 /// A worker's free frames and the owner of every frame. Single-threaded: only the owning worker
-/// touches it (or the control thread while the worker is parked).
+/// touches it (or the control thread while the worker is parked). The worker frees its two
+/// arrays (`destroy`, from its deinit).
+///
+/// Copyable, unlike the other raw-memory owners: as `~Copyable` with a `deinit` (tried for issue
+/// 14), the packet path got slower — pipeline `lisp-encap` and `seed-encap` about 5–10 % more CPU
+/// ns/packet in alternating runs against the copyable build, which matched the old one. Until the
+/// compiler treats a noncopyable stored property of a class as cheaply, the pool stays copyable.
 struct FramePool {
     let frameCount: UInt32
     let frameShift: UInt32

@@ -92,8 +92,8 @@ extension Worker {
                      rounds: vs_load_relaxed_u64(&cycles.pointee.rounds))
     }
 
-    func portCounters(_ port: UInt16) -> PortCounterBlock {
-        let c = counters + Int(port)
+    func portCounters(_ port: PortSlot) -> PortCounterBlock {
+        let c = counters + port.index
         return PortCounterBlock(
             rxPackets: vs_load_relaxed_u64(&c.pointee.rxPackets), rxBytes: vs_load_relaxed_u64(&c.pointee.rxBytes),
             rxDropped: vs_load_relaxed_u64(&c.pointee.rxDropped), rxErrors: vs_load_relaxed_u64(&c.pointee.rxErrors),
@@ -120,8 +120,8 @@ extension Worker {
     }
 
     /// Summed counters of a LISP port on this worker.
-    package func tunnelStatistics(_ port: UInt16) -> TunnelStatistics {
-        let c = tunnelCounters + Int(port)
+    package func tunnelStatistics(_ port: PortSlot) -> TunnelStatistics {
+        let c = tunnelCounters + port.index
         var s = TunnelStatistics()
         s.encapsulated = vs_load_relaxed_u64(&c.pointee.encapsulated)
         s.decapsulated = vs_load_relaxed_u64(&c.pointee.decapsulated)

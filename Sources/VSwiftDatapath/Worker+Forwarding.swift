@@ -27,7 +27,7 @@ final class ClassifyBurst {
     let keys: UnsafeMutablePointer<FlowKey>
     let addresses: UnsafeMutablePointer<UInt64>
     let lengths: UnsafeMutablePointer<UInt32>
-    let payloads: UnsafeMutablePointer<Int32>
+    let rules: UnsafeMutablePointer<RuleIndex>
 
     /// The slot of a frame run on its own at encapsulation depth `depth`.
     @inline(__always)
@@ -40,21 +40,22 @@ final class ClassifyBurst {
         keys.initialize(repeating: FlowKey(), count: Self.slotCount)
         addresses = .allocate(capacity: Self.slotCount)
         lengths = .allocate(capacity: Self.slotCount)
-        payloads = .allocate(capacity: Self.slotCount)
+        rules = .allocate(capacity: Self.slotCount)
     }
 
-    func destroy() {
+    deinit {
         UnsafeMutableRawPointer(keys).deallocate()
         addresses.deallocate()
         lengths.deallocate()
-        payloads.deallocate()
+        rules.deallocate()
     }
 }
 
 /// Consecutive frames of a burst that hit the same rule (the usual burst: one busy flow): its
 /// counters are updated once per run, not per frame.
 struct RuleRun {
-    var payload: Int32 = -1
+    /// `.miss` only while `packets` is 0.
+    var rule: RuleIndex = .miss
     var packets: UInt64 = 0
     var bytes: UInt64 = 0
 }
@@ -74,18 +75,18 @@ extension Worker {
     /// Sends a received frame on: decapsulated if it is LISP for a local RLOC, else through its
     /// bridge.
     @inline(__always)
-    func forward(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32) {
+    func forward(address: UInt64, length: UInt32, inPort: PortSlot, bridge: BridgeSlot) {
         guard length >= UInt32(Ethernet.headerLength) else {
-            vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
+            vs_add_relaxed_u64(&counters[inPort.index].rxErrors, 1)
             pool.release(address)
             return
         }
         if tunnelPortCount > 0,
            LISP.mayBeLISP(base + Int(address), length: Int(length), udpPorts: tunnelUDPPorts, count: tunnelUDPPortCount),
            receiveTunnelled(address: address, length: length, inPort: inPort) { return }
-        guard bridge >= 0 else {
+        guard bridge != .unbridged else {
             // An underlay port (in no bridge) carries only tunnel traffic.
-            vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+            vs_add_relaxed_u64(&counters[inPort.index].rxDropped, 1)
             pool.release(address)
             return
         }
@@ -97,24 +98,24 @@ extension Worker {
     /// burst lookup's answer with less work, then acted on and counted by the same `act` and
     /// `addToCounters` as a burst's frames), else NORMAL.
     @inline(__always)
-    func process(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int32, context: PacketContext) {
-        guard bridge >= 0 else {
+    func process(address: UInt64, length: UInt32, inPort: PortSlot, bridge: BridgeSlot, context: PacketContext) {
+        guard let bridgeIndex = bridge.index else {
             pool.release(address)
             return
         }
-        guard let table = bridges[Int(bridge)].flowTable else {
-            normal(address: address, length: length, inPort: inPort, bridge: Int(bridge), context: context)
+        guard let table = bridges[bridgeIndex].flowTable else {
+            normal(address: address, length: length, inPort: inPort, bridge: bridgeIndex, context: context)
             return
         }
         table._withUnsafeGuaranteedRef { table in
             let slot = ClassifyBurst.singleSlot(depth: context.depth)
             FlowExtractor.extract(
-                base + Int(address), length: Int(length), inPort: ports[Int(inPort)].ofport,
+                base + Int(address), length: Int(length), inPort: ports[inPort.index].ofport.rawValue,
                 tunnelID: context.tunnelID, tunnelSource: context.tunnelSource,
                 tunnelDestination: context.tunnelDestination, into: burst.keys + slot)
             burst.addresses[slot] = address
             burst.lengths[slot] = length
-            burst.payloads[slot] = cache.lookup(burst.keys + slot, in: table.classifier)
+            burst.rules[slot] = cache.lookup(burst.keys + slot, in: table.classifier)
             var run = RuleRun()
             act(table, frame: slot, inPort: inPort, bridge: bridge, context: context, run: &run)
             addToCounters(run, table)
@@ -129,17 +130,17 @@ extension Worker {
     /// a frame before acting on the earlier ones gives the same results as one at a time.
     /// Returns the bytes received.
     @inline(__always)
-    func forwardBurst(slot: Int, first: UInt32, count: Int, inPort: UInt16, bridge: Int32,
+    func forwardBurst(slot: Int, first: UInt32, count: Int, inPort: PortSlot, bridge: BridgeSlot,
                       table: Unmanaged<CompiledFlowTable>) -> UInt64 {
         let socket = sockets + slot
-        let ofport = ports[Int(inPort)].ofport
+        let ofport = ports[inPort.index].ofport.rawValue
         var bytes: UInt64 = 0
         var pending = 0
         table._withUnsafeGuaranteedRef { table in
             // No rule looks at any field (a new bridge's lone `priority=0,actions=NORMAL`): every
             // frame gets the same rule, so one lookup decides the burst and no key is extracted.
-            let constant = table.classifier.significantWords.bits == 0 ? constantPayload(table) : nil
-            if let constant, constant >= 0, isNormalOnly(table, rule: constant) {
+            let constant = table.classifier.significantWords.bits == 0 ? constantRule(table) : nil
+            if let constant, !constant.isMiss, isNormalOnly(table, rule: constant) {
                 bytes = normalBurst(socket, slot: slot, first: first, count: count, inPort: inPort, bridge: bridge,
                                     counting: table, rule: constant)
                 return
@@ -182,16 +183,16 @@ extension Worker {
         return bytes
     }
 
-    /// Whether rule `payload`'s only action is NORMAL.
+    /// Whether rule `index` (a hit)'s only action is NORMAL.
     @inline(__always)
-    func isNormalOnly(_ table: CompiledFlowTable, rule payload: Int32) -> Bool {
-        let rule = table.rules[Int(payload)]
+    func isNormalOnly(_ table: CompiledFlowTable, rule index: RuleIndex) -> Bool {
+        let rule = table.rules[Int(index.rawValue)]
         return rule.actionCount == 1 && table.actions[Int(rule.actionStart)].op == .normal
     }
 
     /// The rule every frame gets from a table whose rules look at no field: the lookup of any key.
     @inline(__always)
-    func constantPayload(_ table: CompiledFlowTable) -> Int32 {
+    func constantRule(_ table: CompiledFlowTable) -> RuleIndex {
         key.pointee = FlowKey()
         return table.classifier.lookup(key)
     }
@@ -199,21 +200,21 @@ extension Worker {
     /// Classifies the extracted frames in slots `first..<first + count` of an rx burst (all with
     /// rule `constant` if given) and acts on them in order, each starting from `context`.
     @inline(__always)
-    func classifyAndApply(_ table: CompiledFlowTable, first: Int, count: Int, inPort: UInt16, bridge: Int32,
-                          constant: Int32?, context: PacketContext) {
-        let payloads = burst.payloads
+    func classifyAndApply(_ table: CompiledFlowTable, first: Int, count: Int, inPort: PortSlot, bridge: BridgeSlot,
+                          constant: RuleIndex?, context: PacketContext) {
+        let rules = burst.rules
         let end = first &+ count
         if let constant {
-            (payloads + first).update(repeating: constant, count: count)
+            (rules + first).update(repeating: constant, count: count)
         } else {
-            cache.lookup(burst: burst.keys + first, count: count, in: table.classifier, results: payloads + first)
+            cache.lookup(burst: burst.keys + first, count: count, in: table.classifier, results: rules + first)
         }
         var run = RuleRun()
         if table.ruleCount > Self.prefetchingRuleCount {
             // With many rules, each frame's rule entry, counters and actions are cache misses of
             // their own: start every rule entry now, and each frame's counters and first action
             // (found through its rule entry, by then loaded) a few frames ahead of acting on it.
-            for j in first..<end where payloads[j] >= 0 { vs_prefetch(table.rules + Int(payloads[j])) }
+            for j in first..<end { if let position = rules[j].position { vs_prefetch(table.rules + position) } }
             for j in first..<min(first &+ Self.prefetchDistance, end) { prefetchCountersAndActions(table, frame: j, end: end) }
             for j in first..<end {
                 prefetchCountersAndActions(table, frame: j &+ Self.prefetchDistance, end: end)
@@ -228,8 +229,8 @@ extension Worker {
 
     @inline(__always)
     private func prefetchCountersAndActions(_ table: CompiledFlowTable, frame j: Int, end: Int) {
-        guard j < end, burst.payloads[j] >= 0 else { return }
-        let rule = table.rules + Int(burst.payloads[j])
+        guard j < end, let position = burst.rules[j].position else { return }
+        let rule = table.rules + position
         vs_prefetch_write(ruleCounters + Int(rule.pointee.counterSlot))
         vs_prefetch(table.actions + Int(rule.pointee.actionStart))
     }
@@ -238,32 +239,33 @@ extension Worker {
     /// (as OpenFlow does). With `addToCounters` after the last frame, the one place a frame is
     /// counted on its rule, whichever way it came in (a burst or a frame on its own).
     @inline(__always)
-    private func act(_ table: CompiledFlowTable, frame j: Int, inPort: UInt16, bridge: Int32, context: PacketContext,
+    private func act(_ table: CompiledFlowTable, frame j: Int, inPort: PortSlot, bridge: BridgeSlot, context: PacketContext,
                      run: inout RuleRun) {
-        let payload = burst.payloads[j]
+        let index = burst.rules[j]
         let address = burst.addresses[j]
         let length = burst.lengths[j]
-        guard payload >= 0 else {
-            vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+        guard let position = index.position else {
+            vs_add_relaxed_u64(&counters[inPort.index].rxDropped, 1)
             pool.release(address)
             return
         }
-        if payload != run.payload {
+        if index != run.rule {
             addToCounters(run, table)
-            run = RuleRun(payload: payload)
+            run = RuleRun(rule: index)
         }
         run.packets &+= 1
         run.bytes &+= UInt64(length)
         var packet = context
-        execute(table.rules[Int(payload)], table.actions, address: address, length: length, inPort: inPort,
-                bridge: Int(bridge), context: &packet)
+        execute(table.rules[position], table.actions, address: address, length: length, inPort: inPort,
+                bridge: bridge.knownIndex, context: &packet)
     }
 
     /// Adds a run of frames to its rule's counters.
     @inline(__always)
     func addToCounters(_ run: RuleRun, _ table: CompiledFlowTable) {
         guard run.packets > 0 else { return }
-        let counter = ruleCounters + Int(table.rules[Int(run.payload)].counterSlot)
+        // packets > 0: the run is on a rule, not a miss.
+        let counter = ruleCounters + Int(table.rules[Int(run.rule.rawValue)].counterSlot)
         vs_add_relaxed_u64(&counter.pointee.packets, run.packets)
         vs_add_relaxed_u64(&counter.pointee.bytes, run.bytes)
         if counter.pointee.lastUsed != now { vs_store_relaxed_u64(&counter.pointee.lastUsed, now) }
@@ -277,7 +279,7 @@ extension Worker {
     /// as it is at that point; the last output gets the frame itself; no output frees it.
     @inline(__always)
     func execute(_ rule: CompiledRule, _ actions: UnsafeMutablePointer<CompiledAction>,
-                 address: UInt64, length: UInt32, inPort: UInt16, bridge: Int, context: inout PacketContext) {
+                 address: UInt64, length: UInt32, inPort: PortSlot, bridge: Int, context: inout PacketContext) {
         var address = address
         var length = Int(length)
         let program = actions + Int(rule.actionStart)
@@ -294,20 +296,20 @@ extension Worker {
                 // last output leaves the frame to the release after the loop.
                 outputs &+= 1
                 if outputs > Worker.maxOutputsPerPacket {
-                    vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+                    vs_add_relaxed_u64(&counters[inPort.index].rxDropped, 1)
                     continue
                 }
                 var frame = address
                 if i != Int(rule.lastOutput) {
                     guard let copy = copyFrame(address, length: length) else {
-                        vs_add_relaxed_u64(&counters[Int(inPort)].rxDropped, 1)
+                        vs_add_relaxed_u64(&counters[inPort.index].rxDropped, 1)
                         continue
                     }
                     frame = copy
                 }
                 switch op {
                 case .output:
-                    let port = action.pointee.port == UInt16.max ? inPort : action.pointee.port
+                    let port = action.pointee.port == .inputPort ? inPort : action.pointee.port
                     output(port: port, address: frame, length: UInt32(length), context: context)
                 case .normal:
                     normal(address: frame, length: UInt32(length), inPort: inPort, bridge: bridge, context: context)
@@ -338,8 +340,8 @@ extension Worker {
 
     /// Sends a frame out of a port: encapsulated for a LISP port, else staged for its tx ring.
     @inline(__always)
-    func output(port: UInt16, address: UInt64, length: UInt32, context: PacketContext) {
-        if ports[Int(port)].kind == .lisp {
+    func output(port: PortSlot, address: UInt64, length: UInt32, context: PacketContext) {
+        if ports[port.index].kind == .lisp {
             sendThroughTunnel(port: port, address: address, length: length, context: context)
             return
         }

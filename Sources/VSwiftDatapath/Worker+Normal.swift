@@ -1,6 +1,7 @@
 import CSupport
 import CXDP
 import Glibc
+import VSwiftClassifier
 import VSwiftPacket
 
 /// NORMAL's decision for the previous frame of the current rx burst: a run of frames with the
@@ -11,9 +12,10 @@ import VSwiftPacket
 struct NormalMemo {
     /// The frame's first 12 bytes (destination and source address) as two plain loads.
     var addresses: (UInt64, UInt32) = (0, 0)
-    var inPort: UInt16 = 0
+    var inPort = PortSlot(rawValue: 0)
+    /// A bridge index, -1 for none.
     var bridge = -1
-    var out: UInt16 = MACLearningTable.noPort
+    var out = MACLearningTable.noPort
 
     @inline(__always)
     static func addresses(of frame: UnsafeRawPointer) -> (UInt64, UInt32) {
@@ -21,7 +23,7 @@ struct NormalMemo {
     }
 
     @inline(__always)
-    func matches(_ addresses: (UInt64, UInt32), inPort: UInt16, bridge: Int) -> Bool {
+    func matches(_ addresses: (UInt64, UInt32), inPort: PortSlot, bridge: Int) -> Bool {
         self.bridge == bridge && self.addresses == addresses && self.inPort == inPort
     }
 }
@@ -31,14 +33,14 @@ struct NormalMemo {
 extension Worker {
     /// NORMAL: learn the source, send to the learned port of the destination, else flood.
     @inline(__always)
-    func normal(address: UInt64, length: UInt32, inPort: UInt16, bridge: Int, context: PacketContext) {
+    func normal(address: UInt64, length: UInt32, inPort: PortSlot, bridge: Int, context: PacketContext) {
         let frame = base + Int(address)
         guard let table = bridges[bridge].macTable else {
             pool.release(address)
             return
         }
         let addresses = NormalMemo.addresses(of: frame)
-        let out: UInt16
+        let out: PortSlot
         if normalMemo.matches(addresses, inPort: inPort, bridge: bridge) {
             // The previous frame of this burst had the same addresses: it has learned the source
             // already, and nothing else changed the table since (see NormalMemo).
@@ -62,7 +64,7 @@ extension Worker {
 
     /// Sends to every port of the bridge but the input: copies for all but the last, which gets the original.
     @inline(__always)
-    func flood(bridge: Int, address: UInt64, length: UInt32, inPort: UInt16, context: PacketContext) {
+    func flood(bridge: Int, address: UInt64, length: UInt32, inPort: PortSlot, context: PacketContext) {
         let members = bridges[bridge]
         let offset = address & (UInt64(frameSize) - 1)
         var previous = MACLearningTable.noPort
@@ -74,7 +76,7 @@ extension Worker {
                     memcpy(base + Int(copy &+ offset), base + Int(address), Int(length))
                     output(port: previous, address: copy &+ offset, length: length, context: context)
                 } else {
-                    vs_add_relaxed_u64(&counters[Int(previous)].txDropped, 1)
+                    vs_add_relaxed_u64(&counters[previous.index].txDropped, 1)
                 }
             }
             previous = port
@@ -87,14 +89,14 @@ extension Worker {
     }
 
     /// The `count` frames at rx index `first` of socket `slot` through NORMAL, frame by frame: for
-    /// a plain learning bridge (`counting` nil), or a table that gives every frame rule `payload`,
+    /// a plain learning bridge (`counting` nil), or a table that gives every frame rule `rule`,
     /// whose only action is NORMAL (a new bridge's table), counted once on that rule. A frame that
     /// may be LISP for a local RLOC goes through `forward` (decapsulation). Returns the bytes received.
     @inline(__always)
-    func normalBurst(_ socket: UnsafeMutablePointer<XSKSocket>, slot: Int, first: UInt32, count: Int, inPort: UInt16,
-                     bridge: Int32, counting table: CompiledFlowTable?, rule payload: Int32) -> UInt64 {
+    func normalBurst(_ socket: UnsafeMutablePointer<XSKSocket>, slot: Int, first: UInt32, count: Int, inPort: PortSlot,
+                     bridge: BridgeSlot, counting table: CompiledFlowTable?, rule: RuleIndex) -> UInt64 {
         var bytes: UInt64 = 0
-        var run = RuleRun(payload: payload)
+        var run = RuleRun(rule: rule)
         // Received frames: no tunnel metadata, no encapsulation yet; NORMAL sets none.
         let context = PacketContext()
         // While frames repeat the previous one's addresses (the usual burst), they go to the port
@@ -121,12 +123,12 @@ extension Worker {
                 continue
             }
             if let port = target { port.pointee.stagedCount = Int32(staged); target = nil }
-            normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: Int(bridge), context: context)
+            normal(address: desc.addr, length: desc.len, inPort: inPort, bridge: bridge.knownIndex, context: context)
             memo = normalMemo
-            if memo.bridge == Int(bridge), memo.inPort == inPort, memo.out != MACLearningTable.noPort, memo.out != inPort,
-               ports[Int(memo.out)].kind != .lisp, ports[Int(memo.out)].isTouched {
-                target = ports + Int(memo.out)
-                staged = Int(ports[Int(memo.out)].stagedCount)
+            if memo.bridge == bridge.knownIndex, memo.inPort == inPort, memo.out != MACLearningTable.noPort, memo.out != inPort,
+               ports[memo.out.index].kind != .lisp, ports[memo.out.index].isTouched {
+                target = ports + memo.out.index
+                staged = Int(ports[memo.out.index].stagedCount)
             }
         }
         if let port = target { port.pointee.stagedCount = Int32(staged) }

@@ -1,6 +1,7 @@
 import CSupport
 import CXDP
 import Glibc
+import VSwiftClassifier
 import VSwiftPacket
 
 /// Port I/O: one round over the worker's rx sources (sockets, then taps), receiving bursts and
@@ -57,7 +58,7 @@ extension Worker {
             return 0
         }
         let inPort = socket.pointee.portIndex
-        let bridge = ports[Int(inPort)].bridge
+        let bridge = ports[inPort.index].bridge
         normalMemo.bridge = -1
         // The kernel has just written these frames, on another CPU in copy mode: start loading the
         // first `prefetchAhead` headers now, and each later one that many frames before it is
@@ -74,13 +75,13 @@ extension Worker {
             }
         }
         var bytes: UInt64 = 0
-        if bridge >= 0, let table = bridges[Int(bridge)].flowTable {
+        if let bridgeIndex = bridge.index, let table = bridges[bridgeIndex].flowTable {
             // The common case, classified as a burst. (With LISP ports, a frame that may be LISP
             // for a local RLOC goes on its own, after the frames before it: see forwardBurst.)
             bytes = forwardBurst(slot: slot, first: index, count: n, inPort: inPort, bridge: bridge, table: table)
-        } else if bridge >= 0 {
+        } else if bridge != .unbridged {
             // A plain learning bridge.
-            bytes = normalBurst(socket, slot: slot, first: index, count: n, inPort: inPort, bridge: bridge, counting: nil, rule: -1)
+            bytes = normalBurst(socket, slot: slot, first: index, count: n, inPort: inPort, bridge: bridge, counting: nil, rule: .miss)
         } else {
             for i in 0..<n {
                 guard let desc = takeReceived(socket, first: index, i, count: n, slot: slot, inPort: inPort, bytes: &bytes) else { continue }
@@ -89,8 +90,8 @@ extension Worker {
         }
         xsk_ring_cons__release(&socket.pointee.rx, UInt32(n))
         socket.pointee.fillOutstanding &-= UInt32(n)
-        vs_add_relaxed_u64(&counters[Int(inPort)].rxPackets, UInt64(n))
-        vs_add_relaxed_u64(&counters[Int(inPort)].rxBytes, bytes)
+        vs_add_relaxed_u64(&counters[inPort.index].rxPackets, UInt64(n))
+        vs_add_relaxed_u64(&counters[inPort.index].rxBytes, bytes)
         refill(slot: slot)
         return n
     }
@@ -113,13 +114,13 @@ extension Worker {
     /// (an rx error, the frame freed).
     @inline(__always)
     func takeReceived(_ socket: UnsafeMutablePointer<XSKSocket>, first: UInt32, _ i: Int, count: Int, slot: Int,
-                      inPort: UInt16, bytes: inout UInt64) -> xdp_desc? {
+                      inPort: PortSlot, bytes: inout UInt64) -> xdp_desc? {
         prefetchFrame(socket, first, ahead: i, count: count)
         let desc = xsk_ring_cons__rx_desc(&socket.pointee.rx, first &+ UInt32(i)).pointee
         guard pool.takeFromKernel(desc.addr, slot: slot) else { return nil }
         bytes &+= UInt64(desc.len)
         guard desc.len >= UInt32(Ethernet.headerLength) else {
-            vs_add_relaxed_u64(&counters[Int(inPort)].rxErrors, 1)
+            vs_add_relaxed_u64(&counters[inPort.index].rxErrors, 1)
             pool.release(desc.addr)
             return nil
         }
@@ -150,9 +151,9 @@ extension Worker {
     /// Reads up to one batch of frames the host stack sent out of a tap (internal) port, each
     /// through the pipeline on its own.
     @inline(__always)
-    private func receiveFromTap(port: UInt16) -> Int {
-        let fd = ports[Int(port)].tapFD
-        let bridge = ports[Int(port)].bridge
+    private func receiveFromTap(port: PortSlot) -> Int {
+        let fd = ports[port.index].tapFD
+        let bridge = ports[port.index].bridge
         normalMemo.bridge = -1
         var n = 0
         var bytes: UInt64 = 0
@@ -171,8 +172,8 @@ extension Worker {
             forward(address: address, length: UInt32(got), inPort: port, bridge: bridge)
         }
         if n > 0 {
-            vs_add_relaxed_u64(&counters[Int(port)].rxPackets, UInt64(n))
-            vs_add_relaxed_u64(&counters[Int(port)].rxBytes, bytes)
+            vs_add_relaxed_u64(&counters[port.index].rxPackets, UInt64(n))
+            vs_add_relaxed_u64(&counters[port.index].rxBytes, bytes)
         }
         return n
     }
@@ -181,8 +182,8 @@ extension Worker {
     /// when the port's staging array is full. `options` are the descriptor's (XDP_TX_METADATA
     /// when TX metadata precedes the frame). Output to a LISP port goes through `output` instead.
     @inline(__always)
-    func stage(port: UInt16, address: UInt64, length: UInt32, options: UInt32 = 0) {
-        let p = ports + Int(port)
+    func stage(port: PortSlot, address: UInt64, length: UInt32, options: UInt32 = 0) {
+        let p = ports + port.index
         if p.pointee.stagedCount == Int32(DatapathLimits.stageCapacity) { flush(port: port) }
         if !p.pointee.isTouched {
             p.pointee.isTouched = true
@@ -199,7 +200,7 @@ extension Worker {
         for i in 0..<touchedCount {
             let port = touched[i]
             flush(port: port)
-            ports[Int(port)].isTouched = false
+            ports[port.index].isTouched = false
         }
         touchedCount = 0
     }
@@ -208,15 +209,15 @@ extension Worker {
     /// Never inlined: once per port and round, and inlined into `stage` (for a full stage) it
     /// would give every staged frame a large stack frame to set up.
     @inline(never)
-    private func flush(port: UInt16) {
-        let p = ports + Int(port)
+    private func flush(port: PortSlot) {
+        let p = ports + port.index
         let n = Int(p.pointee.stagedCount)
         // Debug builds (the tests) check that no staging loop wrote past the port's slots.
         assert(n <= DatapathLimits.stageCapacity, "port \(port) staged \(n) frames")
         guard n > 0 else { return }
         p.pointee.stagedCount = 0
         let staged = p.pointee.staged
-        let counter = counters + Int(port)
+        let counter = counters + port.index
         switch p.pointee.kind {
         case .xsk:
             let slot = Int(p.pointee.txSlot)

@@ -1,5 +1,6 @@
 import CXDP
 import Glibc
+import VSwiftClassifier
 import VSwiftPacket
 
 /// Reconfiguration: what the control thread changes in a worker — sockets, ports, bridges, flow
@@ -9,7 +10,7 @@ extension Worker {
     // MARK: Sockets
 
     /// Opens a socket on (device, queue) for `port`, zero-copy if the driver can, else copy mode.
-    func openSocket(device: NetworkDevice, queue: UInt32, port: UInt16) throws(DatapathError) -> Int {
+    func openSocket(device: NetworkDevice, queue: UInt32, port: PortSlot) throws(DatapathError) -> Int {
         guard let slot = (0..<DatapathLimits.maxSocketsPerWorker).first(where: { !sockets[$0].isOpen }) else {
             throw .unsupported("worker \(index) has no free socket slot")
         }
@@ -51,7 +52,7 @@ extension Worker {
     }
 
     /// Adds a socket with in-memory rings (see PipelineHarness), its fill ring topped up from the pool.
-    package func attachInMemorySocket(port: UInt16, size: UInt32) -> Int {
+    package func attachInMemorySocket(port: PortSlot, size: UInt32) -> Int {
         let slot = (0..<DatapathLimits.maxSocketsPerWorker).first(where: { !sockets[$0].isOpen })!
         var socket = XSKSocket.inMemory(size: size)
         socket.portIndex = port
@@ -76,14 +77,14 @@ extension Worker {
 
     // MARK: Ports and bridges
 
-    package func setPort(_ port: UInt16, kind: PortKind, bridge: Int32, txSlot: Int32, tapFD: Int32) {
-        let p = ports + Int(port)
+    package func setPort(_ port: PortSlot, kind: PortKind, bridge: BridgeSlot, txSlot: Int32, tapFD: Int32) {
+        let p = ports + port.index
         p.pointee.kind = kind
         p.pointee.bridge = bridge
         p.pointee.txSlot = txSlot
         p.pointee.tapFD = tapFD
         p.pointee.stagedCount = 0
-        counters[Int(port)] = PortCounterBlock()
+        counters[port.index] = PortCounterBlock()
         if kind == .tap {
             tapPorts[tapPortCount] = port
             tapPortCount += 1
@@ -91,26 +92,26 @@ extension Worker {
         rebuildPollSet()
     }
 
-    func clearPort(_ port: UInt16) {
-        let p = ports + Int(port)
+    func clearPort(_ port: PortSlot) {
+        let p = ports + port.index
         if p.pointee.kind == .tap, let position = (0..<tapPortCount).first(where: { tapPorts[$0] == port }) {
             for i in position..<(tapPortCount - 1) { tapPorts[i] = tapPorts[i + 1] }
             tapPortCount -= 1
         }
         p.pointee.kind = .none
-        p.pointee.ofport = 0
-        p.pointee.bridge = -1
+        p.pointee.ofport = .unassigned
+        p.pointee.bridge = .unbridged
         p.pointee.txSlot = -1
         p.pointee.tapFD = -1
         rebuildPollSet()
     }
 
-    package func setFlowTable(_ bridge: Int, _ table: CompiledFlowTable?) {
-        bridges[bridge].flowTable = table.map { Unmanaged.passUnretained($0) }
+    package func setFlowTable(_ bridge: BridgeSlot, _ table: CompiledFlowTable?) {
+        bridges[bridge.knownIndex].flowTable = table.map { Unmanaged.passUnretained($0) }
     }
 
-    package func setPortNumber(_ port: UInt16, ofport: UInt32) {
-        ports[Int(port)].ofport = ofport
+    package func setPortNumber(_ port: PortSlot, ofport: OpenFlowPortNumber) {
+        ports[port.index].ofport = ofport
     }
 
     /// Zeroes a rule counter slot that no published table uses (so no worker writes it).
@@ -121,7 +122,8 @@ extension Worker {
         vs_store_relaxed_u64(&c.pointee.lastUsed, 0)
     }
 
-    package func setBridge(_ bridge: Int, table: MACLearningTable?, members: [UInt16]) {
+    package func setBridge(_ slot: BridgeSlot, table: MACLearningTable?, members: [PortSlot]) {
+        let bridge = slot.knownIndex
         bridges[bridge].macTable = table
         for (i, port) in members.enumerated() { bridges[bridge].ports[i] = port }
         bridges[bridge].portCount = members.count
@@ -137,7 +139,7 @@ extension Worker {
             n += 1
         }
         for i in 0..<tapPortCount {
-            pollFDs[n] = pollfd(fd: ports[Int(tapPorts[i])].tapFD, events: Int16(POLLIN), revents: 0)
+            pollFDs[n] = pollfd(fd: ports[tapPorts[i].index].tapFD, events: Int16(POLLIN), revents: 0)
             n += 1
         }
         pollCount = n
@@ -148,10 +150,10 @@ extension Worker {
 
     // MARK: Tunnels
 
-    package func setTunnelPort(_ port: UInt16, bridge: Int32, state: TunnelPortState) {
+    package func setTunnelPort(_ port: PortSlot, bridge: BridgeSlot, state: TunnelPortState) {
         setPort(port, kind: .lisp, bridge: bridge, txSlot: -1, tapFD: -1)
-        tunnelPortStates[Int(port)] = state
-        tunnelCounters[Int(port)] = TunnelCounterBlock()
+        tunnelPortStates[port.index] = state
+        tunnelCounters[port.index] = TunnelCounterBlock()
         if !(0..<tunnelPortCount).contains(where: { tunnelPorts[$0] == port }) {
             tunnelPorts[tunnelPortCount] = port
             tunnelPortCount += 1
@@ -159,7 +161,7 @@ extension Worker {
         rebuildTunnelPorts()
     }
 
-    func clearTunnelPort(_ port: UInt16) {
+    func clearTunnelPort(_ port: PortSlot) {
         if let position = (0..<tunnelPortCount).first(where: { tunnelPorts[$0] == port }) {
             for i in position..<(tunnelPortCount - 1) { tunnelPorts[i] = tunnelPorts[i + 1] }
             tunnelPortCount -= 1
@@ -171,7 +173,7 @@ extension Worker {
     private func rebuildTunnelPorts() {
         tunnelUDPPortCount = 0
         for i in 0..<tunnelPortCount {
-            let udpPort = tunnelPortStates[Int(tunnelPorts[i])].udpPort
+            let udpPort = tunnelPortStates[tunnelPorts[i].index].udpPort
             if !(0..<tunnelUDPPortCount).contains(where: { tunnelUDPPorts[$0] == udpPort }), tunnelUDPPortCount < 8 {
                 tunnelUDPPorts[tunnelUDPPortCount] = udpPort
                 tunnelUDPPortCount += 1
@@ -194,7 +196,7 @@ extension Worker {
             underlayEndpointCount += 1
         }
         for i in 0..<tunnelPortCount {
-            let state = tunnelPortStates + Int(tunnelPorts[i])
+            let state = tunnelPortStates + tunnelPorts[i].index
             guard !state.pointee.remoteIsFlow else { continue }
             let local = state.pointee.hasLocal ? state.pointee.local : IPAddress()
             let (index, found) = nextHops.find(state.pointee.remote, local: local, udpPort: state.pointee.udpPort)

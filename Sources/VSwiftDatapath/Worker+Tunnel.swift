@@ -1,6 +1,7 @@
 import CSupport
 import CXDP
 import Glibc
+import VSwiftClassifier
 import VSwiftPacket
 
 /// LISP on the packet path: decapsulation of frames that arrive for a local RLOC, encapsulation of
@@ -16,9 +17,9 @@ extension Worker {
     /// true. Other frames (LISP passing through to another host, and LISP from off the underlay,
     /// which a tenant may have forged) are left alone: false, and the flow table handles them.
     @inline(never)
-    func receiveTunnelled(address: UInt64, length: UInt32, inPort: UInt16) -> Bool {
+    func receiveTunnelled(address: UInt64, length: UInt32, inPort: PortSlot) -> Bool {
         let frame = base + Int(address)
-        let inBridge = ports[Int(inPort)].bridge
+        let inBridge = ports[inPort.index].bridge
         for u in 0..<tunnelUDPPortCount {
             let udpPort = tunnelUDPPorts[u]
             outer.pointee.destination = IPAddress()
@@ -41,22 +42,22 @@ extension Worker {
             var chosen: Int32 = -1
             for i in 0..<tunnelPortCount {
                 let slot = tunnelPorts[i]
-                let state = tunnelPortStates + Int(slot)
+                let state = tunnelPortStates + slot.index
                 guard state.pointee.udpPort == udpPort,
                       !state.pointee.hasLocal || state.pointee.local == destination else { continue }
                 if !state.pointee.remoteIsFlow {
                     let index = Int(state.pointee.nextHop)
                     guard index >= 0 else { continue }
-                    let hop = nextHops.entries + index
+                    let hop = nextHopEntries + index
                     guard hop.pointee.localRLOC == destination,
-                          hop.pointee.egressBridge >= 0 ? inBridge == hop.pointee.egressBridge : inPort == hop.pointee.egressPort
+                          hop.pointee.egressBridge != .unbridged ? inBridge == hop.pointee.egressBridge : inPort == hop.pointee.egressPort
                     else { continue }
                 }
-                if first < 0 { first = Int32(slot) }
+                if first < 0 { first = Int32(slot.rawValue) }
                 guard state.pointee.remoteIsFlow || state.pointee.remote == outer.pointee.source else { continue }
-                if remoteMatch < 0 { remoteMatch = Int32(slot) }
+                if remoteMatch < 0 { remoteMatch = Int32(slot.rawValue) }
                 guard state.pointee.keyIsFlow || state.pointee.key == instanceID else { continue }
-                if chosen < 0 || !state.pointee.remoteIsFlow { chosen = Int32(slot) }
+                if chosen < 0 || !state.pointee.remoteIsFlow { chosen = Int32(slot.rawValue) }
                 if !state.pointee.remoteIsFlow { break }
             }
             guard first >= 0 else { return false }
@@ -83,17 +84,17 @@ extension Worker {
             var start = frame
             var innerLength = Int(length)
             LISP.decapsulate(&start, length: &innerLength, outer: outer)
-            let port = UInt16(chosen)
+            let port = PortSlot(rawValue: UInt16(chosen))
             vs_add_relaxed_u64(&counters.pointee.decapsulated, 1)
-            vs_add_relaxed_u64(&self.counters[Int(port)].rxPackets, 1)
-            vs_add_relaxed_u64(&self.counters[Int(port)].rxBytes, UInt64(innerLength))
+            vs_add_relaxed_u64(&self.counters[port.index].rxPackets, 1)
+            vs_add_relaxed_u64(&self.counters[port.index].rxBytes, UInt64(innerLength))
             // The inner packet starts on its way with the outer headers' metadata (tun_id, tun_src,
             // tun_dst) and no encapsulation.
             let context = PacketContext(
                 tunnelID: UInt64(instanceID),
                 tunnelSource: outer.pointee.source.isIPv4 ? outer.pointee.source.ipv4 : 0,
                 tunnelDestination: outer.pointee.destination.isIPv4 ? outer.pointee.destination.ipv4 : 0)
-            process(address: UInt64(start - base), length: UInt32(innerLength), inPort: port, bridge: ports[Int(port)].bridge,
+            process(address: UInt64(start - base), length: UInt32(innerLength), inPort: port, bridge: ports[port.index].bridge,
                     context: context)
             return true
         }
@@ -109,7 +110,7 @@ extension Worker {
     /// Is `destination` the local RLOC of a route to a remote RLOC, and did the frame arrive where
     /// that route leaves (see UnderlayEndpoint)? A few compares per known route.
     @inline(__always)
-    func arrivesOnUnderlay(_ destination: IPAddress, inPort: UInt16, inBridge: Int32) -> Bool {
+    func arrivesOnUnderlay(_ destination: IPAddress, inPort: PortSlot, inBridge: BridgeSlot) -> Bool {
         for i in 0..<underlayEndpointCount {
             let endpoint = underlayEndpoints + i
             if endpoint.pointee.localRLOC == destination && endpoint.pointee.admits(inPort: inPort, inBridge: inBridge) {
@@ -121,8 +122,8 @@ extension Worker {
 
     /// LISP to this host from off the underlay: counted on the first LISP port of its UDP port.
     private func countOffUnderlay(udpPort: UInt16) {
-        for i in 0..<tunnelPortCount where tunnelPortStates[Int(tunnelPorts[i])].udpPort == udpPort {
-            vs_add_relaxed_u64(&(tunnelCounters + Int(tunnelPorts[i])).pointee.offUnderlay, 1)
+        for i in 0..<tunnelPortCount where tunnelPortStates[tunnelPorts[i].index].udpPort == udpPort {
+            vs_add_relaxed_u64(&(tunnelCounters + tunnelPorts[i].index).pointee.offUnderlay, 1)
             return
         }
     }
@@ -131,9 +132,9 @@ extension Worker {
     /// (into the bridge whose internal port the route leaves by, or to an underlay port's tx ring).
     /// `context` is the inner packet's: its tun_id (key=flow), tun_dst (remote_ip=flow) and depth.
     @inline(never)
-    func sendThroughTunnel(port: UInt16, address: UInt64, length: UInt32, context: PacketContext) {
-        let state = tunnelPortStates + Int(port)
-        let counters = tunnelCounters + Int(port)
+    func sendThroughTunnel(port: PortSlot, address: UInt64, length: UInt32, context: PacketContext) {
+        let state = tunnelPortStates + port.index
+        let counters = tunnelCounters + port.index
         var hopIndex = Int(state.pointee.nextHop)
         if state.pointee.remoteIsFlow {
             // remote_ip=flow: the destination RLOC is tun_dst, set by the flow.
@@ -149,7 +150,7 @@ extension Worker {
             if !found && index >= 0 {
                 // Claim the slot as pending and ask the resolver once; later packets see pending.
                 if tunnelRequests.push(TunnelTarget(remote: remote, local: local, udpPort: udpPort)) {
-                    nextHops.entries[index] = TunnelNextHop(remote: remote, local: local, udpPort: udpPort, status: .noNeighbour)
+                    nextHopEntries[index] = TunnelNextHop(remote: remote, local: local, udpPort: udpPort, status: .noNeighbour)
                     tunnelResolverWake()
                 }
             }
@@ -160,7 +161,7 @@ extension Worker {
             pool.release(address)
             return
         }
-        let hop = nextHops.entries + hopIndex
+        let hop = nextHopEntries + hopIndex
         switch hop.pointee.status {
         case .resolved:
             break
@@ -174,7 +175,7 @@ extension Worker {
             return
         }
         guard context.depth < Int32(Self.maxTunnelDepth) else {
-            vs_add_relaxed_u64(&self.counters[Int(port)].txErrors, 1)
+            vs_add_relaxed_u64(&self.counters[port.index].txErrors, 1)
             pool.release(address)
             return
         }
@@ -194,7 +195,7 @@ extension Worker {
             pool.release(address)
             return
         case .noRoom:
-            vs_add_relaxed_u64(&self.counters[Int(port)].txErrors, 1)
+            vs_add_relaxed_u64(&self.counters[port.index].txErrors, 1)
             pool.release(address)
             return
         }
@@ -206,12 +207,12 @@ extension Worker {
             return
         }
         vs_add_relaxed_u64(&counters.pointee.encapsulated, 1)
-        vs_add_relaxed_u64(&self.counters[Int(port)].txPackets, 1)
-        vs_add_relaxed_u64(&self.counters[Int(port)].txBytes, UInt64(length))
+        vs_add_relaxed_u64(&self.counters[port.index].txPackets, 1)
+        vs_add_relaxed_u64(&self.counters[port.index].txBytes, UInt64(length))
         let outerAddress = UInt64(start - base)
         let egress = hop.pointee.egressPort
         let bridge = hop.pointee.egressBridge
-        if bridge < 0 {
+        if bridge == .unbridged {
             if hop.pointee.parameters.offloadUDPChecksum {
                 // The outer IPv6 UDP checksum field holds the pseudo-header sum; the device (or the
                 // kernel, in copy mode) completes it from the TX metadata in front of the frame.
@@ -224,8 +225,8 @@ extension Worker {
         }
         // The route leaves by a bridge's internal port: the frame enters that bridge as if the host
         // had sent it (as the kernel would have, in OVS): no tunnel metadata, one level deeper.
-        vs_add_relaxed_u64(&self.counters[Int(egress)].rxPackets, 1)
-        vs_add_relaxed_u64(&self.counters[Int(egress)].rxBytes, UInt64(outerLength))
+        vs_add_relaxed_u64(&self.counters[egress.index].rxPackets, 1)
+        vs_add_relaxed_u64(&self.counters[egress.index].rxBytes, UInt64(outerLength))
         process(address: outerAddress, length: UInt32(outerLength), inPort: egress, bridge: bridge,
                 context: PacketContext(depth: context.depth &+ 1))
     }

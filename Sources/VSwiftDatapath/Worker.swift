@@ -29,9 +29,9 @@ package enum PortKind: UInt8 {
 /// A port as one worker sees it.
 struct WorkerPort {
     var kind: PortKind = .none
-    var bridge: Int32 = -1
-    /// OpenFlow port number (in_port of frames received here); 0 until the control plane sets it.
-    var ofport: UInt32 = 0
+    var bridge = BridgeSlot.unbridged
+    /// OpenFlow port number (in_port of frames received here); unassigned until the control plane sets it.
+    var ofport = OpenFlowPortNumber.unassigned
     /// This worker's socket (slot) that transmits on the port.
     var txSlot: Int32 = -1
     /// This worker's queue fd of a tap port.
@@ -46,7 +46,7 @@ struct WorkerBridge {
     /// nil: no flow table published, the bridge is a plain learning switch (NORMAL).
     var flowTable: Unmanaged<CompiledFlowTable>?
     var macTable: MACLearningTable?
-    var ports: UnsafeMutablePointer<UInt16>
+    var ports: UnsafeMutablePointer<PortSlot>
     var portCount: Int = 0
 }
 
@@ -110,12 +110,12 @@ package final class Worker: @unchecked Sendable {
     package let counters: UnsafeMutablePointer<PortCounterBlock>
     let bridges: UnsafeMutablePointer<WorkerBridge>
     /// Tap ports this worker reads (its queue of each internal port).
-    let tapPorts: UnsafeMutablePointer<UInt16>
+    let tapPorts: UnsafeMutablePointer<PortSlot>
     var tapPortCount = 0
     /// Busy rounds left before the taps are read again (see pollOnce).
     var tapSkipRounds = 0
     static let tapIdleSkip = 8
-    let touched: UnsafeMutablePointer<UInt16>
+    let touched: UnsafeMutablePointer<PortSlot>
     var touchedCount = 0
     let pollFDs: UnsafeMutablePointer<pollfd>
     var pollCount = 0
@@ -125,7 +125,7 @@ package final class Worker: @unchecked Sendable {
     var normalMemo = NormalMemo()
     package internal(set) var cache = ExactMatchCache()
     let ruleCounters: UnsafeMutablePointer<RuleCounterBlock>
-    /// A flow key to look up outside a burst (see `constantPayload`).
+    /// A flow key to look up outside a burst (see `constantRule`).
     let key: UnsafeMutablePointer<FlowKey>
     /// This worker's cycle accounting (see `WorkerCycles`), and the system-call cycles of the
     /// current round.
@@ -138,7 +138,7 @@ package final class Worker: @unchecked Sendable {
     static let maxLocalRLOCs = 64
     let tunnelPortStates: UnsafeMutablePointer<TunnelPortState>
     let tunnelCounters: UnsafeMutablePointer<TunnelCounterBlock>
-    let tunnelPorts: UnsafeMutablePointer<UInt16>
+    let tunnelPorts: UnsafeMutablePointer<PortSlot>
     var tunnelPortCount = 0
     let tunnelUDPPorts: UnsafeMutablePointer<UInt16>
     var tunnelUDPPortCount = 0
@@ -147,7 +147,10 @@ package final class Worker: @unchecked Sendable {
     /// Where the underlay is (see UnderlayEndpoint); at most `maxLocalRLOCs`.
     let underlayEndpoints: UnsafeMutablePointer<UnderlayEndpoint>
     var underlayEndpointCount = 0
-    let nextHops = TunnelNextHopTable()
+    let nextHops: TunnelNextHopTable
+    /// `nextHops.entries`, kept beside it so the packet path reads a plain pointer field, not the
+    /// noncopyable table.
+    let nextHopEntries: UnsafeMutablePointer<TunnelNextHop>
     let tunnelRequests = TunnelRequestRing()
     /// Written to ask the resolver for a next hop (set by the datapath; -1: none).
     var tunnelResolverFD: Int32 = -1
@@ -223,12 +226,16 @@ package final class Worker: @unchecked Sendable {
         localRLOCs.initialize(repeating: IPAddress(), count: Self.maxLocalRLOCs)
         underlayEndpoints = .allocate(capacity: Self.maxLocalRLOCs)
         underlayEndpoints.initialize(repeating: UnderlayEndpoint(), count: Self.maxLocalRLOCs)
+        let table = TunnelNextHopTable()
+        nextHopEntries = table.entries
+        nextHops = table
         outer = .allocate(capacity: 1)
         outer.initialize(to: LISP.OuterHeaders())
         now = Self.monotonicSeconds()
         rebuildPollSet()
     }
 
+    // `cache`, `nextHops` (noncopyable owners) and `burst` free their own memory; `pool` is freed below.
     deinit {
         for slot in 0..<DatapathLimits.maxSocketsPerWorker where sockets[slot].isOpen { sockets[slot].close() }
         sockets.deinitialize(count: DatapathLimits.maxSocketsPerWorker)
@@ -243,8 +250,6 @@ package final class Worker: @unchecked Sendable {
         touched.deallocate()
         pollFDs.deallocate()
         pool.destroy()
-        cache.destroy()
-        burst.destroy()
         munmap(ruleCounters, DatapathLimits.maxRules * MemoryLayout<RuleCounterBlock>.stride)
         key.deallocate()
         UnsafeMutableRawPointer(cycles).deallocate()
@@ -255,7 +260,6 @@ package final class Worker: @unchecked Sendable {
         localRLOCs.deallocate()
         underlayEndpoints.deallocate()
         outer.deallocate()
-        nextHops.destroy()
         close(wakeFD)
     }
 

@@ -27,7 +27,7 @@ public enum XSKBindMode: String, Sendable, Codable {
 /// which would keep that queue bound until the whole UMEM goes away.
 package struct XSKSocket {
     var fd: Int32 = -1
-    var portIndex: UInt16 = 0
+    var portIndex = PortSlot(rawValue: 0)
     var queueID: UInt32 = 0
     var mode: XSKBindMode = .copy
     package var rx = xsk_ring_cons()

@@ -43,8 +43,8 @@ public final class PipelineHarness {
     /// port 1's underlay slot is off the underlay or to another address (trust-boundary tests).
     public func moveUnderlay(localRLOC: IPAddress, egressPort: UInt16, egressBridge: Int32 = -1) {
         var hop = TunnelNextHop(remote: Self.remoteRLOC, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)
-        hop.egressPort = egressPort
-        hop.egressBridge = egressBridge
+        hop.egressPort = PortSlot(rawValue: egressPort)
+        hop.egressBridge = BridgeSlot(rawValue: egressBridge)
         hop.localRLOC = localRLOC
         hop.parameters = LISP.EncapsulationParameters(
             ethernetDestination: Self.nextHopMAC, ethernetSource: Self.deviceMAC, source: localRLOC, destination: Self.remoteRLOC)
@@ -112,7 +112,7 @@ public final class PipelineHarness {
         let table = MACLearningTable()
         rxSlot = worker.attachInMemorySocket(port: 0, size: ringSize)
         txSlot = worker.attachInMemorySocket(port: 1, size: ringSize)
-        var slots: [UInt32: UInt16] = [1: 0, 2: 1]
+        var slots: [OpenFlowPortNumber: PortSlot] = [1: 0, 2: 1]
         switch tunnel {
         case .none:
             worker.setPort(0, kind: .xsk, bridge: 0, txSlot: Int32(rxSlot), tapFD: -1)
@@ -121,8 +121,8 @@ public final class PipelineHarness {
             worker.setPortNumber(1, ofport: 2)
             worker.setBridge(0, table: table, members: [0, 1])
         case .encapsulate, .decapsulate:
-            let vm: UInt16 = tunnel == .encapsulate ? 0 : 1
-            let underlayPort: UInt16 = 1 - vm
+            let vm: PortSlot = tunnel == .encapsulate ? 0 : 1
+            let underlayPort = PortSlot(rawValue: 1 - vm.rawValue)
             worker.setPort(vm, kind: .xsk, bridge: 0, txSlot: Int32(vm == 0 ? rxSlot : txSlot), tapFD: -1)
             worker.setPort(underlayPort, kind: .xsk, bridge: -1, txSlot: Int32(underlayPort == 0 ? rxSlot : txSlot), tapFD: -1)
             worker.setPortNumber(vm, ofport: 1)

@@ -179,7 +179,7 @@ struct ClassifierBench: ParsableCommand {
         entries.reserveCapacity(texts.count)
         for (i, text) in texts.enumerated() {
             let rule = try parser.parseFlow(text)
-            entries.append(ClassifierEntry(match: rule.match, priority: rule.priority, sequence: UInt64(i), payload: Int32(i)))
+            entries.append(ClassifierEntry(match: rule.match, priority: rule.priority, sequence: UInt64(i), rule: RuleIndex(i)))
         }
         let parsed = now()
         let table = ClassifierTable(entries)
@@ -205,7 +205,7 @@ struct ClassifierBench: ParsableCommand {
             match.set(.nwDst, address, mask: (0xffff_ffff << UInt64(32 - prefix)) & 0xffff_ffff)
             if s >= 24 { match.set(.tpDst, UInt64(s)) }
             if s >= 48 { match.set(.inPort, 1) }
-            entries.append(ClassifierEntry(match: match, priority: UInt16(100 + s), sequence: UInt64(i), payload: Int32(i)))
+            entries.append(ClassifierEntry(match: match, priority: UInt16(100 + s), sequence: UInt64(i), rule: RuleIndex(i)))
             var key = FlowKey()
             key.set(.inPort, 1)
             key.set(.dlType, 0x0800)
@@ -221,20 +221,19 @@ struct ClassifierBench: ParsableCommand {
         var sink: Int32 = 0
         let tssStart = now()
         keys.withUnsafeBufferPointer { k in
-            for i in order { sink &+= table.lookup(k.baseAddress! + i) }
+            for i in order { sink &+= table.lookup(k.baseAddress! + i).rawValue }
         }
         let tss = (now() - tssStart) * 1e9 / Double(lookups)
         // The same keys in bursts of 64, as a worker classifies its cache's misses.
         let burst = ClassifierBurstScratch.capacity
         let burstKeys = UnsafeMutablePointer<FlowKey>.allocate(capacity: burst)
         let which = UnsafeMutablePointer<UInt8>.allocate(capacity: burst)
-        let results = UnsafeMutablePointer<Int32>.allocate(capacity: burst)
+        let results = UnsafeMutablePointer<RuleIndex>.allocate(capacity: burst)
         let scratch = ClassifierBurstScratch()
         defer {
             burstKeys.deallocate()
             which.deallocate()
             results.deallocate()
-            scratch.destroy()
         }
         for i in 0..<burst { which[i] = UInt8(i) }
         let burstStart = now()
@@ -243,17 +242,16 @@ struct ClassifierBench: ParsableCommand {
             while next + burst <= order.count {
                 for i in 0..<burst { burstKeys[i] = k[order[next + i]] }
                 table.lookup(burst: burstKeys, which: which, count: burst, results: results, scratch: scratch)
-                sink &+= results[0]
+                sink &+= results[0].rawValue
                 next += burst
             }
         }
         let tssBurst = (now() - burstStart) * 1e9 / Double(lookups / burst * burst)
         var cache = ExactMatchCache()
-        defer { cache.destroy() }
         let one = 0..<min(keys.count, 4096)
         let hitStart = now()
         keys.withUnsafeBufferPointer { k in
-            for i in 0..<lookups { sink &+= cache.lookup(k.baseAddress! + (i % one.count), in: table) }
+            for i in 0..<lookups { sink &+= cache.lookup(k.baseAddress! + (i % one.count), in: table).rawValue }
         }
         let hit = (now() - hitStart) * 1e9 / Double(lookups)
         print(row(["\(subtables)", "\(count)", String(format: "%.3f", build), String(format: "%.1f", tss), String(format: "%.1f", tssBurst),

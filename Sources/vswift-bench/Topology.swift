@@ -64,6 +64,8 @@ final class Topology {
     }
 
     /// Deletes the namespaces this object created (and so their veths). Safe to call twice.
+    /// Explicit, not a `deinit`: the namespaces are system state, not memory, and must go at a known
+    /// point of the run (before the report, and from the signal path), whoever still holds the object.
     func destroy() {
         for name in created.reversed() {
             _ = try? runCommand([ip, "netns", "del", name])

@@ -57,20 +57,20 @@ private func randomMatch(_ rng: inout SplitMix64, wide: Bool = false) -> Match {
 }
 
 /// The reference: scan every rule, highest priority first, earliest sequence among equals.
-private func linearScan(_ entries: [ClassifierEntry], _ packet: FlowKey) -> Int32 {
+private func linearScan(_ entries: [ClassifierEntry], _ packet: FlowKey) -> RuleIndex {
     var best: ClassifierEntry?
     for entry in entries where entry.match.matches(packet) {
         if let b = best, b.priority > entry.priority || (b.priority == entry.priority && b.sequence < entry.sequence) { continue }
         best = entry
     }
-    return best?.payload ?? -1
+    return best?.rule ?? .miss
 }
 
 /// `table.lookup(burst:...)` on `packets` in bursts of `burstSize` (at most the scratch capacity;
 /// a few keys per burst make the lookup search several subtables of one priority together).
-private func burstLookup(_ table: ClassifierTable, _ packets: [FlowKey], scratch: ClassifierBurstScratch,
-                         burstSize: Int = ClassifierBurstScratch.capacity) -> [Int32] {
-    var results = [Int32](repeating: -2, count: packets.count)
+private func burstLookup(_ table: ClassifierTable, _ packets: [FlowKey], scratch: borrowing ClassifierBurstScratch,
+                         burstSize: Int = ClassifierBurstScratch.capacity) -> [RuleIndex] {
+    var results = [RuleIndex](repeating: RuleIndex(rawValue: -2), count: packets.count)
     let which = (0..<ClassifierBurstScratch.capacity).map { UInt8($0) }
     for start in stride(from: 0, to: packets.count, by: burstSize) {
         let count = min(burstSize, packets.count - start)
@@ -84,8 +84,8 @@ private func burstLookup(_ table: ClassifierTable, _ packets: [FlowKey], scratch
 }
 
 /// `cache.lookup(burst:...)` on `packets` in bursts of at most the scratch capacity.
-private func burstLookup(_ cache: inout ExactMatchCache, _ table: ClassifierTable, _ packets: [FlowKey]) -> [Int32] {
-    var results = [Int32](repeating: -2, count: packets.count)
+private func burstLookup(_ cache: inout ExactMatchCache, _ table: ClassifierTable, _ packets: [FlowKey]) -> [RuleIndex] {
+    var results = [RuleIndex](repeating: RuleIndex(rawValue: -2), count: packets.count)
     for start in stride(from: 0, to: packets.count, by: ClassifierBurstScratch.capacity) {
         let count = min(ClassifierBurstScratch.capacity, packets.count - start)
         packets.withUnsafeBufferPointer { keys in
@@ -97,6 +97,14 @@ private func burstLookup(_ cache: inout ExactMatchCache, _ table: ClassifierTabl
     return results
 }
 
+/// An exact-match cache in a class, so tests can keep several in an array.
+private final class CacheBox {
+    var cache: ExactMatchCache
+    init(capacity: Int, thrashInsertionInverse: UInt64 = 32) {
+        cache = ExactMatchCache(capacity: capacity, thrashInsertionInverse: thrashInsertionInverse)
+    }
+}
+
 @Suite("Tuple space classifier")
 struct ClassifierPropertyTests {
     @Test("agrees with a linear scan for random rule sets and packets, with and without the cache, before and after deletions",
@@ -104,12 +112,11 @@ struct ClassifierPropertyTests {
     func agreesWithLinearScan(seed: UInt64) {
         var rng = SplitMix64(state: seed &* 7919 &+ 1)
         var cache = ExactMatchCache(capacity: 256)
-        defer { cache.destroy() }
         for _ in 0..<50 {
             let ruleCount = Int.random(in: 0...120, using: &rng)
             var entries: [ClassifierEntry] = (0..<ruleCount).map { i in
                 ClassifierEntry(match: randomMatch(&rng), priority: UInt16.random(in: 0...5, using: &rng),
-                                sequence: UInt64(i), payload: Int32(i))
+                                sequence: UInt64(i), rule: RuleIndex(Int(i)))
             }
             for round in 0..<2 {
                 let table = ClassifierTable(entries)
@@ -134,19 +141,16 @@ struct ClassifierPropertyTests {
     @Test("burst lookups and every cache policy agree with a linear scan", arguments: 0..<30)
     func burstsAgreeWithLinearScan(seed: UInt64) {
         var rng = SplitMix64(state: seed &* 104_729 &+ 7)
-        var caches = [ExactMatchCache(capacity: 256), ExactMatchCache(capacity: 8, thrashInsertionInverse: 4),
-                      ExactMatchCache(capacity: 2, thrashInsertionInverse: 2)]
+        // Boxed: a cache is noncopyable, and an Array holds only copyable elements.
+        let caches = [CacheBox(capacity: 256), CacheBox(capacity: 8, thrashInsertionInverse: 4),
+                      CacheBox(capacity: 2, thrashInsertionInverse: 2)]
         let scratch = ClassifierBurstScratch()
-        defer {
-            for cache in caches { cache.destroy() }
-            scratch.destroy()
-        }
         for _ in 0..<40 {
             let ruleCount = Int.random(in: 0...120, using: &rng)
             let wide = Bool.random(using: &rng)
             let entries: [ClassifierEntry] = (0..<ruleCount).map { i in
                 ClassifierEntry(match: randomMatch(&rng, wide: wide), priority: UInt16.random(in: 0...5, using: &rng),
-                                sequence: UInt64(i), payload: Int32(i))
+                                sequence: UInt64(i), rule: RuleIndex(Int(i)))
             }
             let table = ClassifierTable(entries)
             // Bursts of every length up to past one scratch, with repeated flows in them.
@@ -159,14 +163,15 @@ struct ClassifierPropertyTests {
                     "seed \(seed) (classifier bursts of \(burstSize))")
             for c in caches.indices {
                 for pass in 0..<3 {
-                    #expect(burstLookup(&caches[c], table, packets) == expected, "seed \(seed) cache \(c) pass \(pass) (burst)")
+                    #expect(burstLookup(&caches[c].cache, table, packets) == expected, "seed \(seed) cache \(c) pass \(pass) (burst)")
                     var single = packets
-                    let one = single.indices.map { i in caches[c].lookup(&single[i], in: table) }
+                    let one = single.indices.map { i in caches[c].cache.lookup(&single[i], in: table) }
                     #expect(one == expected, "seed \(seed) cache \(c) pass \(pass) (one by one)")
                 }
             }
         }
-        #expect(caches[2].thrashing, "a 2-slot cache facing 40 flows should be thrashing")
+        let thrashing = caches[2].cache.thrashing
+        #expect(thrashing, "a 2-slot cache facing 40 flows should be thrashing")
     }
 
     /// A table big enough that bursts prefetch signatures and slots in separate passes; with all
@@ -184,11 +189,11 @@ struct ClassifierPropertyTests {
             case 1: match.set(.inPort, UInt64(1 + i % 2))
             default: break
             }
-            entries.append(ClassifierEntry(match: match, priority: samePriority ? 1 : UInt16(i % 3), sequence: UInt64(i), payload: Int32(i)))
+            entries.append(ClassifierEntry(match: match, priority: samePriority ? 1 : UInt16(i % 3), sequence: UInt64(i), rule: RuleIndex(Int(i))))
         }
         var catchAll = Match()
         catchAll.set(.dlType, 0x0800)
-        entries.append(ClassifierEntry(match: catchAll, priority: 0, sequence: 1_000_000, payload: 30_000))
+        entries.append(ClassifierEntry(match: catchAll, priority: 0, sequence: 1_000_000, rule: RuleIndex(30_000)))
         let table = ClassifierTable(entries)
         #expect(table.memoryBytes > ClassifierTable.cacheResidentBytes)
         let packets: [FlowKey] = (0..<2_000).map { _ in
@@ -204,10 +209,6 @@ struct ClassifierPropertyTests {
         for i in stride(from: 0, to: packets.count, by: 100) { #expect(expected[i] == linearScan(entries, packets[i])) }
         let scratch = ClassifierBurstScratch()
         var cache = ExactMatchCache(capacity: 64)
-        defer {
-            scratch.destroy()
-            cache.destroy()
-        }
         #expect(burstLookup(table, packets, scratch: scratch) == expected)
         for burstSize in [1, 2, 5, 16] {
             #expect(burstLookup(table, packets, scratch: scratch, burstSize: burstSize) == expected, "bursts of \(burstSize)")
@@ -221,15 +222,14 @@ struct ClassifierPropertyTests {
     func incrementalChangesMatchAFullBuild(seed: UInt64) throws {
         var rng = SplitMix64(state: seed &* 104_729 &+ 3)
         var cache = ExactMatchCache(capacity: 256)
-        defer { cache.destroy() }
         for _ in 0..<6 {
-            // Sequence and payload both count up, so payloads stay unique across removals.
+            // Sequence and rule index both count up, so rule indexes stay unique across removals.
             var sequence: UInt64 = 0
             func newEntries(_ count: Int) -> [ClassifierEntry] {
                 (0..<count).map { _ in
                     sequence += 1
                     return ClassifierEntry(match: randomMatch(&rng), priority: UInt16.random(in: 0...5, using: &rng),
-                                           sequence: sequence, payload: Int32(sequence))
+                                           sequence: sequence, rule: RuleIndex(Int(sequence)))
                 }
             }
             var entries = newEntries(Int.random(in: 0...80, using: &rng))
@@ -246,10 +246,10 @@ struct ClassifierPropertyTests {
                 let unique = entries.indices.filter { uses[[entries[$0].match.key, entries[$0].match.mask]] == 1 }
                 let removing = Array(unique.shuffled(using: &rng).prefix(Int.random(in: 0...3, using: &rng)))
                 if !removing.isEmpty {
-                    let payloads = Set(removing.map { entries[$0].payload })
-                    let shrunk = ClassifierTable(table, removing: removing.map { entries[$0].match }, where: { payloads.contains($0) })
+                    let removed = Set(removing.map { entries[$0].rule })
+                    let shrunk = ClassifierTable(table, removing: removing.map { entries[$0].match }, where: { removed.contains($0) })
                     table = try #require(shrunk, "seed \(seed) round \(round): removal refused")
-                    entries.removeAll { payloads.contains($0.payload) }
+                    entries.removeAll { removed.contains($0.rule) }
                 }
                 let full = ClassifierTable(entries)
                 #expect(table.ruleCount == full.ruleCount)
@@ -269,7 +269,7 @@ struct ClassifierPropertyTests {
     @Test func emptyTableMatchesNothing() {
         let table = ClassifierTable([])
         var packet = FlowKey()
-        #expect(table.lookup(&packet) == -1)
+        #expect(table.lookup(&packet) == .miss)
     }
 
     @Test func equalPriorityTiesGoToTheEarlierRule() {
@@ -278,12 +278,12 @@ struct ClassifierPropertyTests {
         var b = Match()
         b.set(.dlType, 0x0800)
         let table = ClassifierTable([
-            ClassifierEntry(match: b, priority: 5, sequence: 9, payload: 2),
-            ClassifierEntry(match: a, priority: 5, sequence: 3, payload: 1),
+            ClassifierEntry(match: b, priority: 5, sequence: 9, rule: RuleIndex(2)),
+            ClassifierEntry(match: a, priority: 5, sequence: 3, rule: RuleIndex(1)),
         ])
         var packet = FlowKey()
         packet.set(.inPort, 1)
         packet.set(.dlType, 0x0800)
-        #expect(table.lookup(&packet) == 1)
+        #expect(table.lookup(&packet) == RuleIndex(1))
     }
 }

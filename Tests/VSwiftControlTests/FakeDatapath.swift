@@ -83,9 +83,9 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
                           cycles: WorkerCycles(busy: 5_740, idle: 1_000, systemCalls: 3_260, rounds: 7))]
     }
 
-    func setPortNumbers(bridge: String, _ numbers: [String: UInt32]) throws(DatapathError) {
+    func setPortNumbers(bridge: String, _ numbers: [String: OpenFlowPortNumber]) throws(DatapathError) {
         guard bridges.contains(bridge) else { throw .noSuchBridge(bridge) }
-        portNumbers[bridge] = numbers
+        portNumbers[bridge] = numbers.mapValues(\.rawValue)
     }
 
     func setFlowTable(bridge: String, count: Int, rule: (Int) -> DatapathRule, match: (Int) -> Match) throws(DatapathError) {

@@ -26,9 +26,8 @@ struct CompiledFlowTableTests {
     /// What a packet to `n` runs: counter slot, last output and the compiled actions; nil for no rule.
     private static func behaviour(_ table: CompiledFlowTable, _ n: Int) -> String? {
         var key = packet(n)
-        let payload = table.classifier.lookup(&key)
-        guard payload >= 0 else { return nil }
-        let rule = table.rules[Int(payload)]
+        guard let position = table.classifier.lookup(&key).position else { return nil }
+        let rule = table.rules[position]
         let actions = (Int(rule.actionStart)..<Int(rule.actionStart + rule.actionCount)).map { i in
             let a = table.actions[i]
             return "\(a.op) \(a.port) \(a.a) \(a.b)"
@@ -37,8 +36,8 @@ struct CompiledFlowTableTests {
     }
 
     @Test func inPlaceChangesRunAsAFreshCompile() throws {
-        let slots: [UInt32: UInt16] = [1: 10, 2: 11, 3: 12]
-        let portSlot = { (ofport: UInt32) in slots[ofport] }
+        let slots: [OpenFlowPortNumber: PortSlot] = [1: 10, 2: 11, 3: 12]
+        let portSlot = { (ofport: OpenFlowPortNumber) in slots[ofport] }
         var rules = (1...20).map { n in
             Self.rule(n, priority: UInt16(n % 3), actions: n % 2 == 0 ? [.modTpDst(7), .output(1), .output(2)] : [.output(3)])
         }

@@ -51,19 +51,19 @@ struct MACLearningTableTests {
         // Capacity 8 = one probe window: the 9th MAC must evict the oldest.
         let table = MACLearningTable(capacity: 8, agingSeconds: 1000)
         defer { table.destroy() }
-        for i in 0..<8 { table.learn(0x0200_0000_0000 + UInt64(i), port: UInt16(i), now: 100 + UInt64(i)) }
+        for i in 0..<8 { table.learn(0x0200_0000_0000 + UInt64(i), port: PortSlot(rawValue: UInt16(i)), now: 100 + UInt64(i)) }
         table.learn(0x0200_0000_00ff, port: 9, now: 200)
         #expect(table.lookup(0x0200_0000_0000, now: 200) == MACLearningTable.noPort)
         #expect(table.lookup(0x0200_0000_00ff, now: 200) == 9)
-        for i in 1..<8 { #expect(table.lookup(0x0200_0000_0000 + UInt64(i), now: 200) == UInt16(i)) }
+        for i in 1..<8 { #expect(table.lookup(0x0200_0000_0000 + UInt64(i), now: 200) == PortSlot(rawValue: UInt16(i))) }
     }
 
     @Test func manyAddressesStayFindable() {
         let table = MACLearningTable(capacity: 8192, agingSeconds: 300)
         defer { table.destroy() }
-        for i in 0..<2000 { table.learn(0x0600_0000_0000 | UInt64(i) << 8, port: UInt16(i % 200), now: 1) }
+        for i in 0..<2000 { table.learn(0x0600_0000_0000 | UInt64(i) << 8, port: PortSlot(rawValue: UInt16(i % 200)), now: 1) }
         var found = 0
-        for i in 0..<2000 where table.lookup(0x0600_0000_0000 | UInt64(i) << 8, now: 1) == UInt16(i % 200) { found += 1 }
+        for i in 0..<2000 where table.lookup(0x0600_0000_0000 | UInt64(i) << 8, now: 1) == PortSlot(rawValue: UInt16(i % 200)) { found += 1 }
         #expect(found == 2000)
     }
 }

@@ -47,7 +47,7 @@ struct PipelineEntryPointTests {
             worker.setPortNumber(0, ofport: 1)
             worker.setPortNumber(1, ofport: 2)
             worker.setBridge(0, table: MACLearningTable(), members: [0, 1])
-            let slots: [UInt32: UInt16] = [1: 0, 2: 1]
+            let slots: [OpenFlowPortNumber: PortSlot] = [1: 0, 2: 1]
             table = try CompiledFlowTable(rules: try rules(PipelineEntryPointTests.flows), portSlot: { slots[$0] })
             worker.setFlowTable(0, table)
         }

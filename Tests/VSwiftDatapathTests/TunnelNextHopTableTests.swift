@@ -11,7 +11,6 @@ struct TunnelNextHopTableTests {
 
     @Test func findsWhatWasInsertedAndNothingElse() {
         let table = TunnelNextHopTable()
-        defer { table.destroy() }
         for n in 0..<1_000 { #expect(table.insert(hop(n)) >= 0) }
         for n in 0..<1_000 {
             let h = hop(n)
@@ -28,7 +27,6 @@ struct TunnelNextHopTableTests {
 
     @Test func aRemoteWithNoFreeSlotNearItsHashIsRefusedAndNoneIsLost() {
         let table = TunnelNextHopTable()
-        defer { table.destroy() }
         var kept: [Int] = [], refused: [Int] = []
         for n in 0..<TunnelNextHopTable.capacity {
             if table.insert(hop(n)) >= 0 { kept.append(n) } else { refused.append(n) }
