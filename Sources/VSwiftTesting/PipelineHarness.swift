@@ -38,6 +38,36 @@ public final class PipelineHarness {
         Array(UnsafeRawBufferPointer(start: worker.base + Int(lastTransmitted.addr), count: Int(lastTransmitted.len)))
     }
 
+    /// The harness's two devices: `input` is where the "NIC" delivers the packets (port 1, or the
+    /// underlay when decapsulating), `output` the other one (port 2, or the underlay when
+    /// encapsulating).
+    public enum Device: Sendable, Equatable {
+        case input
+        case output
+    }
+
+    /// A frame as it left the switch: the device it was sent on and its bytes.
+    public struct SentFrame: Sendable, Equatable, CustomStringConvertible {
+        public var device: Device
+        public var bytes: [UInt8]
+
+        public init(_ device: Device, _ bytes: [UInt8]) {
+            self.device = device
+            self.bytes = bytes
+        }
+
+        public var description: String { "\(device) \(bytes.count) bytes" }
+    }
+
+    /// With `recordSentFrames` on, every frame sent on either device from then on, in the order
+    /// the switch sent them, for tests that check which frame went where with which headers. Off
+    /// by default: recording copies each frame, and the benchmark must allocate nothing per packet.
+    public var recordSentFrames = false
+    public private(set) var sentFrames: [SentFrame] = []
+
+    /// Forgets the frames recorded so far.
+    public func clearSentFrames() { sentFrames.removeAll() }
+
     /// Decapsulation over IPv4: re-publishes the tunnel's next hop as if the route to the remote
     /// RLOC left from `localRLOC` by `egressPort` (or by bridge `egressBridge`), so LISP arriving on
     /// port 1's underlay slot is off the underlay or to another address (trust-boundary tests).
@@ -236,6 +266,10 @@ public final class PipelineHarness {
                     if desc.options & UInt32(VS_XDP_TX_METADATA) != 0 { completeChecksum(desc) }
                     transmitted += 1
                     lastTransmitted = desc
+                }
+                if recordSentFrames {
+                    let bytes = Array(UnsafeRawBufferPointer(start: worker.base + Int(desc.addr), count: Int(desc.len)))
+                    sentFrames.append(SentFrame(slot == txSlot ? .output : .input, bytes))
                 }
             }
             vs_release_store_u32(tx.consumer, txConsumer)

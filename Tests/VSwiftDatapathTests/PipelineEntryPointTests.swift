@@ -2,6 +2,7 @@ import CSupport
 import CXDP
 import Glibc
 import Testing
+import VSwiftTesting
 import VSwiftClassifier
 import VSwiftPacket
 @testable import VSwiftDatapath

@@ -4,20 +4,6 @@ import VSwiftPacket
 import VSwiftTesting
 @testable import VSwiftDatapath
 
-/// A UDP/IPv4 frame 52:54:00:b8:27:75 → 52:54:00:1b:ea:d5, 10.1.1.20 → 10.1.1.30, with valid checksums.
-func udpFrame(sourcePort: UInt16 = 1000, destinationMAC: [UInt8] = [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5], payload: Int = 18) -> [UInt8] {
-    var f: [UInt8] = destinationMAC + [0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 0x08, 0x00]
-    let ipLength = 20 + 8 + payload
-    var ip: [UInt8] = [0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xff), 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 1, 1, 20, 10, 1, 1, 30]
-    let sum = ip.withUnsafeBytes { Checksum.ipv4Header($0.baseAddress!, headerLength: 20) }
-    ip[10] = UInt8(sum >> 8)
-    ip[11] = UInt8(sum & 0xff)
-    f += ip
-    f += [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xff), 0x10, 0xe1, 0, UInt8(8 + payload), 0, 0]
-    f += [UInt8](repeating: 0xab, count: payload)
-    return f
-}
-
 /// The rules of flow texts (see `PipelineHarness.rules`).
 func rules(_ texts: [String]) throws -> [DatapathRule] { try PipelineHarness.rules(texts) }
 
