@@ -68,6 +68,18 @@ public final class PipelineHarness {
     /// Forgets the frames recorded so far.
     public func clearSentFrames() { sentFrames.removeAll() }
 
+    /// Where the recorded frames first differ from `expected` (the count, or the index and both
+    /// frames in hex), or nil when they are the same: a readable failure for `#expect(… == nil)`.
+    public func sentFramesDifference(from expected: [SentFrame]) -> String? {
+        func hex(_ frame: SentFrame) -> String {
+            "\(frame.device) " + frame.bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        }
+        if let i = (0..<min(sentFrames.count, expected.count)).first(where: { sentFrames[$0] != expected[$0] }) {
+            return "frame \(i) of \(sentFrames.count) sent:\n  \(hex(sentFrames[i]))\nexpected:\n  \(hex(expected[i]))"
+        }
+        return sentFrames.count == expected.count ? nil : "\(sentFrames.count) frames sent, \(expected.count) expected"
+    }
+
     /// Decapsulation over IPv4: re-publishes the tunnel's next hop as if the route to the remote
     /// RLOC left from `localRLOC` by `egressPort` (or by bridge `egressBridge`), so LISP arriving on
     /// port 1's underlay slot is off the underlay or to another address (trust-boundary tests).

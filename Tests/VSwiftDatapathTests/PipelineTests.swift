@@ -22,7 +22,7 @@ struct PipelineTests {
         #expect(result.packets == 10_000)
         #expect(harness.transmitted == 10_000)
         // Every frame left by port 2, unchanged.
-        #expect(harness.sentFrames == Array(repeating: .init(.output, udpFrame()), count: 10_000))
+        #expect(harness.sentFramesDifference(from: Array(repeating: .init(.output, udpFrame()), count: 10_000)) == nil)
         #expect(harness.ruleStatistics(counterSlot: 3).packets == 10_000)
         #expect(harness.ruleStatistics(counterSlot: 3).bytes == UInt64(10_000 * udpFrame().count))
         #expect(harness.ruleStatistics(counterSlot: 0).packets == 0)
@@ -58,7 +58,7 @@ struct PipelineTests {
         #expect(harness.transmitted == 3_000)
         // Frame by frame: A→B, A→B and C→B out of port 2, in order; nothing back out of port 1.
         let once: [PipelineHarness.SentFrame] = [.init(.output, frames[0]), .init(.output, frames[2]), .init(.output, frames[3])]
-        #expect(harness.sentFrames == Array(Array(repeating: once, count: 1_000).joined()))
+        #expect(harness.sentFramesDifference(from: Array(Array(repeating: once, count: 1_000).joined())) == nil)
         #expect(harness.accounting().isConsistent)
     }
 
@@ -138,7 +138,7 @@ struct PipelineTests {
         // taken for the first output did not see the later rewrite, nor the frame the earlier copy).
         let rewritten = [0x02, 0, 0, 0, 0, 0x01] + udpFrame()[6...]
         let once: [PipelineHarness.SentFrame] = [.init(.output, udpFrame()), .init(.output, rewritten)]
-        #expect(harness.sentFrames == Array(Array(repeating: once, count: 1_000).joined()))
+        #expect(harness.sentFramesDifference(from: Array(Array(repeating: once, count: 1_000).joined())) == nil)
         #expect(harness.accounting().isConsistent)
     }
 
