@@ -1,7 +1,7 @@
-/// Frames built byte by byte, for tests of every layer: the packet parsers and rewriters, the
-/// pipeline harness, the integration tests' raw sockets. Written the slow, obvious way and
-/// independently of the code under test (nothing here calls VSwiftPacket), so a test's expected
-/// bytes do not share a bug with what it checks.
+// Frames built byte by byte, for tests of every layer: the packet parsers and rewriters, the
+// pipeline harness, the integration tests' raw sockets. Written the slow, obvious way and
+// independently of the code under test (nothing here calls VSwiftPacket), so a test's expected
+// bytes do not share a bug with what it checks.
 
 /// Reference algorithms written the slow, obvious way (byte pairs, bit by bit), independent of the
 /// code under test.
