@@ -45,7 +45,9 @@ let package = Package(
         .target(name: "VSwiftProtocol", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         // The packet path without a kernel (as NIO has NIOEmbedded): PipelineHarness drives a real
         // worker over rings in process memory, for the datapath's tests and the in-memory benchmark.
-        // It reaches the worker through the datapath's `package` declarations.
+        // It reaches the worker through the datapath's `package` declarations. Also the support every
+        // test target shares: frame builders, the seeded generator of the property tests, commands
+        // and network namespaces.
         .target(
             name: "VSwiftTesting",
             dependencies: ["VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "CXDP"],
@@ -82,17 +84,17 @@ let package = Package(
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             swiftSettings: fast),
-        .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket"]),
-        .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier"]),
-        .testTarget(name: "VSwiftFlowSyntaxTests", dependencies: ["VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket"]),
+        .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket", "VSwiftTesting"]),
+        .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier", "VSwiftTesting"]),
+        .testTarget(name: "VSwiftFlowSyntaxTests", dependencies: ["VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(
             name: "VSwiftDatapathTests",
             dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
         .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol"]),
         .testTarget(
             name: "VSwiftControlTests",
-            dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftPacket"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "VSwiftProtocol", "CXDP"]),
+            dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftPacket", "VSwiftTesting"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftTesting", "CXDP"]),
         // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
         .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench", "CXDP"]),
     ],

@@ -38,6 +38,48 @@ public final class PipelineHarness {
         Array(UnsafeRawBufferPointer(start: worker.base + Int(lastTransmitted.addr), count: Int(lastTransmitted.len)))
     }
 
+    /// The harness's two devices: `input` is where the "NIC" delivers the packets (port 1, or the
+    /// underlay when decapsulating), `output` the other one (port 2, or the underlay when
+    /// encapsulating).
+    public enum Device: Sendable, Equatable {
+        case input
+        case output
+    }
+
+    /// A frame as it left the switch: the device it was sent on and its bytes.
+    public struct SentFrame: Sendable, Equatable, CustomStringConvertible {
+        public var device: Device
+        public var bytes: [UInt8]
+
+        public init(_ device: Device, _ bytes: [UInt8]) {
+            self.device = device
+            self.bytes = bytes
+        }
+
+        public var description: String { "\(device) \(bytes.count) bytes" }
+    }
+
+    /// With `recordSentFrames` on, every frame sent on either device from then on, in the order
+    /// the switch sent them, for tests that check which frame went where with which headers. Off
+    /// by default: recording copies each frame, and the benchmark must allocate nothing per packet.
+    public var recordSentFrames = false
+    public private(set) var sentFrames: [SentFrame] = []
+
+    /// Forgets the frames recorded so far.
+    public func clearSentFrames() { sentFrames.removeAll() }
+
+    /// Where the recorded frames first differ from `expected` (the count, or the index and both
+    /// frames in hex), or nil when they are the same: a readable failure for `#expect(… == nil)`.
+    public func sentFramesDifference(from expected: [SentFrame]) -> String? {
+        func hex(_ frame: SentFrame) -> String {
+            "\(frame.device) " + frame.bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        }
+        if let i = (0..<min(sentFrames.count, expected.count)).first(where: { sentFrames[$0] != expected[$0] }) {
+            return "frame \(i) of \(sentFrames.count) sent:\n  \(hex(sentFrames[i]))\nexpected:\n  \(hex(expected[i]))"
+        }
+        return sentFrames.count == expected.count ? nil : "\(sentFrames.count) frames sent, \(expected.count) expected"
+    }
+
     /// Decapsulation over IPv4: re-publishes the tunnel's next hop as if the route to the remote
     /// RLOC left from `localRLOC` by `egressPort` (or by bridge `egressBridge`), so LISP arriving on
     /// port 1's underlay slot is off the underlay or to another address (trust-boundary tests).
@@ -236,6 +278,10 @@ public final class PipelineHarness {
                     if desc.options & UInt32(VS_XDP_TX_METADATA) != 0 { completeChecksum(desc) }
                     transmitted += 1
                     lastTransmitted = desc
+                }
+                if recordSentFrames {
+                    let bytes = Array(UnsafeRawBufferPointer(start: worker.base + Int(desc.addr), count: Int(desc.len)))
+                    sentFrames.append(SentFrame(slot == txSlot ? .output : .input, bytes))
                 }
             }
             vs_release_store_u32(tx.consumer, txConsumer)

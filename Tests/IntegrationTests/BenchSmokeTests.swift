@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import VSwiftTesting
 
 /// The bench harness in quick mode: it must measure a non-zero rate from the sink's counters, for
 /// vswift and the C baseline (and OVS where installed), and leave no namespace or OVS directory behind. No threshold is asserted.

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import VSwiftTesting
 import VSwiftControl
 
 /// The seed's flow table on a real bridge: VM1 on port 1 (vnet0), a peer on port 2 standing in

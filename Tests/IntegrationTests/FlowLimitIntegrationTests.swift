@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import VSwiftTesting
 import VSwiftControl
 
 /// Issue 13's attack on the datapath's work per frame: one flow with 5,000 `output:3` actions

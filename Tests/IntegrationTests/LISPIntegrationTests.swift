@@ -4,6 +4,7 @@ import Testing
 import CXDP
 import VSwiftControl
 import VSwiftProtocol
+import VSwiftTesting
 
 /// Two hosts joined by an underlay, each running its own vswiftd with a LISP port in br2 and a VM on
 /// vnet0: the seed's scenario. The underlay wire runs through a plain Linux bridge in a "wire"
@@ -415,39 +416,6 @@ struct LISPIntegrationTests {
         try hosts.waitForPath(from: hosts.vm1, to: "10.1.1.30")
     }
 }
-}
-
-/// Ethernet / IPv4 / UDP 4341 (checksum 0) / LISP / `inner`, from 02:00:00:00:00:99.
-func lispFrame(destinationMAC: [UInt8], source: [UInt8], destination: [UInt8], flags: UInt8, iid: UInt32, inner: [UInt8]) -> [UInt8] {
-    var ip: [UInt8] = [0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0] + source + destination
-    let total = 20 + 8 + 8 + inner.count
-    ip[2] = UInt8(total >> 8); ip[3] = UInt8(total & 0xff)
-    let sum = internetChecksum(ip)
-    ip[10] = UInt8(sum >> 8); ip[11] = UInt8(sum & 0xff)
-    let udpLength = 16 + inner.count
-    let udp: [UInt8] = [0xc3, 0x50, 0x10, 0xf5, UInt8(udpLength >> 8), UInt8(udpLength & 0xff), 0, 0]
-    let lisp: [UInt8] = [flags, 0, 0, 0, UInt8(iid >> 16 & 0xff), UInt8(iid >> 8 & 0xff), UInt8(iid & 0xff), 1]
-    return destinationMAC + [2, 0, 0, 0, 0, 0x99, 0x08, 0x00] + ip + udp + lisp + inner
-}
-
-/// An IPv4 ICMP echo request with a valid header and ICMP checksum.
-func icmpEcho(from source: [UInt8], to destination: [UInt8]) -> [UInt8] {
-    var icmp: [UInt8] = [8, 0, 0, 0, 0x12, 0x34, 0, 1] + [UInt8](repeating: 0x61, count: 32)
-    let c = internetChecksum(icmp)
-    icmp[2] = UInt8(c >> 8); icmp[3] = UInt8(c & 0xff)
-    var ip: [UInt8] = [0x45, 0, 0, UInt8(20 + icmp.count), 0, 2, 0, 0, 64, 1, 0, 0] + source + destination
-    let s = internetChecksum(ip)
-    ip[10] = UInt8(s >> 8); ip[11] = UInt8(s & 0xff)
-    return ip + icmp
-}
-
-func internetChecksum(_ bytes: [UInt8]) -> UInt16 {
-    var sum: UInt32 = 0
-    var i = 0
-    while i + 1 < bytes.count { sum += UInt32(bytes[i]) << 8 | UInt32(bytes[i + 1]); i += 2 }
-    if i < bytes.count { sum += UInt32(bytes[i]) << 8 }
-    while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
-    return ~UInt16(sum)
 }
 
 /// A TCP listener inside a namespace that accepts one connection and reads it to the end.

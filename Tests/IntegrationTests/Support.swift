@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import VSwiftControl
 import VSwiftProtocol
+import VSwiftTesting
 
 /// Integration tests need root, AF_XDP, veth and the built binaries. Outside CI a machine without
 /// them skips the tests; under CI=true the capability check is skipped so a missing capability fails.
@@ -29,46 +30,6 @@ enum Paths {
     static let vswiftd = binDir + "/vswiftd"
     static let vswiftctl = binDir + "/vswiftctl"
     static let bpfDir = ProcessInfo.processInfo.environment["VSWIFT_BPF_DIR"] ?? root + "/.build/bpf"
-}
-
-struct CommandResult {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-}
-
-struct CommandFailed: Error, CustomStringConvertible {
-    let command: [String]
-    let result: CommandResult
-    var description: String {
-        "`\(command.joined(separator: " "))` exited \(result.status): \(result.stderr)\(result.stdout)"
-    }
-}
-
-/// Runs a program to completion and captures its output.
-@discardableResult
-func run(_ arguments: [String], environment: [String: String] = [:], check: Bool = true) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: arguments[0].hasPrefix("/") ? arguments[0] : "/usr/bin/env")
-    process.arguments = arguments[0].hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
-    var env = ProcessInfo.processInfo.environment
-    env.merge(environment) { $1 }
-    process.environment = env
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Read both pipes before waiting so a chatty child cannot block on a full pipe.
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let result = CommandResult(
-        status: process.terminationStatus,
-        stdout: String(decoding: outData, as: UTF8.self),
-        stderr: String(decoding: errData, as: UTF8.self))
-    if check && result.status != 0 { throw CommandFailed(command: arguments, result: result) }
-    return result
 }
 
 /// A short random tag that keeps names unique across concurrent runs (interface names ≤ 15 bytes).
@@ -174,37 +135,6 @@ final class Daemon {
 
     // The socket file is not removed here: a successor daemon may already own the same path.
     deinit { stop() }
-}
-
-/// Runs `body` on a fresh thread that has entered network namespace `name`. Sockets and devices
-/// created there belong to that namespace for good, so they may be used after `body` returns.
-private final class NamespaceTask<T>: @unchecked Sendable {
-    var result: Result<T, any Error>?
-    let body: () throws -> T
-    let name: String
-    init(_ name: String, _ body: @escaping () throws -> T) {
-        self.name = name
-        self.body = body
-    }
-}
-
-func inNamespace<T>(_ name: String, _ body: @escaping () throws -> T) throws -> T {
-    let box = NamespaceTask(name, body)
-    let done = DispatchSemaphore(value: 0)
-    let thread = Thread {
-        defer { done.signal() }
-        let fd = open("/run/netns/\(box.name)", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0, vs_enter_netns(fd) == 0 else {
-            box.result = .failure(CommandFailed(command: ["setns", box.name], result: CommandResult(status: errno, stdout: "", stderr: String(cString: strerror(errno)))))
-            if fd >= 0 { close(fd) }
-            return
-        }
-        close(fd)
-        box.result = Result { try box.body() }
-    }
-    thread.start()
-    done.wait()
-    return try box.result!.get()
 }
 
 /// A raw AF_PACKET socket on one interface of a namespace: sends and receives whole Ethernet frames.

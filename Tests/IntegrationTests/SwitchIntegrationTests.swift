@@ -2,6 +2,7 @@ import CXDP
 import Foundation
 import Glibc
 import Testing
+import VSwiftTesting
 import VSwiftControl
 import VSwiftDatapath
 import VSwiftProtocol

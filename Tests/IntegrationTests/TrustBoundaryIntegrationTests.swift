@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import VSwiftTesting
 import VSwiftControl
 import VSwiftProtocol
 
@@ -108,7 +109,7 @@ extension Integration {
             // listen in its place (as uid nobody).
             #expect(rename(daemon.socketPath, daemon.socketPath + ".moved") == 0)
             defer { unlink(daemon.socketPath + ".moved") }
-            let impostor = try listenAs(uid: 65534, path: daemon.socketPath)
+            let impostor = try unixListener(daemon.socketPath, asUID: 65534)
             defer {
                 close(impostor)
                 unlink(daemon.socketPath)
@@ -125,20 +126,4 @@ extension Integration {
 
 private enum SafeTag {
     static let tag = "vswift-safe-\(uniqueTag())"
-}
-
-/// A socket listening at `path` whose peer credentials name `uid` (listen() runs under that euid).
-private func listenAs(uid: uid_t, path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard fd >= 0, bound == 0, seteuid(uid) == 0 else { throw POSIXError(.EPERM) }
-    let listened = listen(fd, 4)
-    _ = seteuid(0)
-    guard listened == 0 else { throw POSIXError(.EINVAL) }
-    return fd
 }

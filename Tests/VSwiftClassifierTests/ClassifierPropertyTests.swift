@@ -1,18 +1,13 @@
+// Property tests: random rule sets and packets against a linear scan. Every generator is a
+// SplitMix64 started from a fixed seed, so each run is the same; a failure's message names its seed
+// as VSWIFT_TEST_SEED=0x…, and running with that variable set replays it (every test then starts
+// from that seed):
+//     VSWIFT_TEST_SEED=0x… swift test --skip-build --filter ClassifierPropertyTests
+// VSWIFT_TEST_SEED=random explores fresh seeds.
 import Testing
 import VSwiftPacket
+import VSwiftTesting
 @testable import VSwiftClassifier
-
-/// Deterministic generator so a failure can be replayed from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Small value domains so random rules overlap and random packets hit them.
 private func randomPacket(_ rng: inout SplitMix64) -> FlowKey {
@@ -109,8 +104,9 @@ private final class CacheBox {
 struct ClassifierPropertyTests {
     @Test("agrees with a linear scan for random rule sets and packets, with and without the cache, before and after deletions",
           arguments: 0..<40)
-    func agreesWithLinearScan(seed: UInt64) {
-        var rng = SplitMix64(state: seed &* 7919 &+ 1)
+    func agreesWithLinearScan(argument: UInt64) {
+        let seed = TestSeed.resolve(argument &* 7919 &+ 1)
+        var rng = SplitMix64(seed: seed)
         var cache = ExactMatchCache(capacity: 256)
         for _ in 0..<50 {
             let ruleCount = Int.random(in: 0...120, using: &rng)
@@ -126,8 +122,8 @@ struct ClassifierPropertyTests {
                     let direct = table.lookup(&packet)
                     let cached1 = cache.lookup(&packet, in: table)
                     let cached2 = cache.lookup(&packet, in: table)  // second time: a hit
-                    #expect(direct == expected, "seed \(seed) round \(round)")
-                    #expect(cached1 == expected && cached2 == expected, "seed \(seed) round \(round) (cache)")
+                    #expect(direct == expected, "\(TestSeed.replay(seed)) round \(round)")
+                    #expect(cached1 == expected && cached2 == expected, "\(TestSeed.replay(seed)) round \(round) (cache)")
                 }
                 // Random deletions, then check again with a new version (the cache must not serve stale results).
                 entries.removeAll { _ in Int.random(in: 0..<3, using: &rng) == 0 }
@@ -139,8 +135,9 @@ struct ClassifierPropertyTests {
     /// bursts with repeats, through caches of every policy: a normal one, a tiny one where flows
     /// evict each other, and one so small it thrashes and inserts only now and then.
     @Test("burst lookups and every cache policy agree with a linear scan", arguments: 0..<30)
-    func burstsAgreeWithLinearScan(seed: UInt64) {
-        var rng = SplitMix64(state: seed &* 104_729 &+ 7)
+    func burstsAgreeWithLinearScan(argument: UInt64) {
+        let seed = TestSeed.resolve(argument &* 104_729 &+ 7)
+        var rng = SplitMix64(seed: seed)
         // Boxed: a cache is noncopyable, and an Array holds only copyable elements.
         let caches = [CacheBox(capacity: 256), CacheBox(capacity: 8, thrashInsertionInverse: 4),
                       CacheBox(capacity: 2, thrashInsertionInverse: 2)]
@@ -157,16 +154,16 @@ struct ClassifierPropertyTests {
             let distinct = (0..<Int.random(in: 1...40, using: &rng)).map { _ in randomPacket(&rng) }
             let packets = (0..<Int.random(in: 1...150, using: &rng)).map { _ in distinct.randomElement(using: &rng)! }
             let expected = packets.map { linearScan(entries, $0) }
-            #expect(burstLookup(table, packets, scratch: scratch) == expected, "seed \(seed) (classifier burst)")
+            #expect(burstLookup(table, packets, scratch: scratch) == expected, "\(TestSeed.replay(seed)) (classifier burst)")
             let burstSize = Int.random(in: 1...ClassifierBurstScratch.capacity, using: &rng)
             #expect(burstLookup(table, packets, scratch: scratch, burstSize: burstSize) == expected,
-                    "seed \(seed) (classifier bursts of \(burstSize))")
+                    "\(TestSeed.replay(seed)) (classifier bursts of \(burstSize))")
             for c in caches.indices {
                 for pass in 0..<3 {
-                    #expect(burstLookup(&caches[c].cache, table, packets) == expected, "seed \(seed) cache \(c) pass \(pass) (burst)")
+                    #expect(burstLookup(&caches[c].cache, table, packets) == expected, "\(TestSeed.replay(seed)) cache \(c) pass \(pass) (burst)")
                     var single = packets
                     let one = single.indices.map { i in caches[c].cache.lookup(&single[i], in: table) }
-                    #expect(one == expected, "seed \(seed) cache \(c) pass \(pass) (one by one)")
+                    #expect(one == expected, "\(TestSeed.replay(seed)) cache \(c) pass \(pass) (one by one)")
                 }
             }
         }
@@ -178,7 +175,8 @@ struct ClassifierPropertyTests {
     /// rules at one priority and few keys per burst, several subtables are searched together.
     @Test(arguments: [false, true])
     func largeTableBurstsAgreeWithSingleLookups(samePriority: Bool) {
-        var rng = SplitMix64(state: 99)
+        var rng = SplitMix64(seed: TestSeed.resolve(99))
+        let replay = TestSeed.replay(rng.seed)
         var entries: [ClassifierEntry] = []
         for i in 0..<30_000 {
             var match = Match()
@@ -195,7 +193,7 @@ struct ClassifierPropertyTests {
         catchAll.set(.dlType, 0x0800)
         entries.append(ClassifierEntry(match: catchAll, priority: 0, sequence: 1_000_000, rule: RuleIndex(30_000)))
         let table = ClassifierTable(entries)
-        #expect(table.memoryBytes > ClassifierTable.cacheResidentBytes)
+        #expect(table.memoryBytes > ClassifierTable.cacheResidentBytes, "\(replay)")
         let packets: [FlowKey] = (0..<2_000).map { _ in
             var key = FlowKey()
             key.set(.inPort, UInt64.random(in: 1...3, using: &rng))
@@ -206,21 +204,22 @@ struct ClassifierPropertyTests {
         }
         var single = packets
         let expected = single.indices.map { table.lookup(&single[$0]) }
-        for i in stride(from: 0, to: packets.count, by: 100) { #expect(expected[i] == linearScan(entries, packets[i])) }
+        for i in stride(from: 0, to: packets.count, by: 100) { #expect(expected[i] == linearScan(entries, packets[i]), "\(replay)") }
         let scratch = ClassifierBurstScratch()
         var cache = ExactMatchCache(capacity: 64)
-        #expect(burstLookup(table, packets, scratch: scratch) == expected)
+        #expect(burstLookup(table, packets, scratch: scratch) == expected, "\(replay)")
         for burstSize in [1, 2, 5, 16] {
-            #expect(burstLookup(table, packets, scratch: scratch, burstSize: burstSize) == expected, "bursts of \(burstSize)")
+            #expect(burstLookup(table, packets, scratch: scratch, burstSize: burstSize) == expected, "bursts of \(burstSize) \(replay)")
         }
-        #expect(burstLookup(&cache, table, packets) == expected)
-        #expect(burstLookup(&cache, table, packets) == expected)
+        #expect(burstLookup(&cache, table, packets) == expected, "\(replay)")
+        #expect(burstLookup(&cache, table, packets) == expected, "\(replay)")
     }
 
     @Test("a table extended with new rules and shrunk in place, several times over, looks up exactly as one built from its rules",
           arguments: 0..<12)
-    func incrementalChangesMatchAFullBuild(seed: UInt64) throws {
-        var rng = SplitMix64(state: seed &* 104_729 &+ 3)
+    func incrementalChangesMatchAFullBuild(argument: UInt64) throws {
+        let seed = TestSeed.resolve(argument &* 104_729 &+ 3)
+        var rng = SplitMix64(seed: seed)
         var cache = ExactMatchCache(capacity: 256)
         for _ in 0..<6 {
             // Sequence and rule index both count up, so rule indexes stay unique across removals.
@@ -248,7 +247,7 @@ struct ClassifierPropertyTests {
                 if !removing.isEmpty {
                     let removed = Set(removing.map { entries[$0].rule })
                     let shrunk = ClassifierTable(table, removing: removing.map { entries[$0].match }, where: { removed.contains($0) })
-                    table = try #require(shrunk, "seed \(seed) round \(round): removal refused")
+                    table = try #require(shrunk, "\(TestSeed.replay(seed)) round \(round): removal refused")
                     entries.removeAll { removed.contains($0.rule) }
                 }
                 let full = ClassifierTable(entries)
@@ -258,9 +257,9 @@ struct ClassifierPropertyTests {
                 for _ in 0..<100 {
                     var packet = randomPacket(&rng)
                     let expected = linearScan(entries, packet)
-                    #expect(table.lookup(&packet) == expected, "seed \(seed) round \(round)")
-                    #expect(full.lookup(&packet) == expected, "seed \(seed) round \(round) (full build)")
-                    #expect(cache.lookup(&packet, in: table) == expected, "seed \(seed) round \(round) (cache)")
+                    #expect(table.lookup(&packet) == expected, "\(TestSeed.replay(seed)) round \(round)")
+                    #expect(full.lookup(&packet) == expected, "\(TestSeed.replay(seed)) round \(round) (full build)")
+                    #expect(cache.lookup(&packet, in: table) == expected, "\(TestSeed.replay(seed)) round \(round) (cache)")
                 }
             }
         }

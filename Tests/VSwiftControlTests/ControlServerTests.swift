@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import Synchronization
 import Testing
+import VSwiftTesting
 import VSwiftDatapath
 import VSwiftProtocol
 
@@ -32,19 +33,12 @@ import VSwiftProtocol
     }
 }
 
-/// A fresh directory under /tmp (socket paths must stay short), removed by `cleanUp`.
-private func makeTemporaryDirectory() throws -> String {
-    let path = "/tmp/vswift-test-\(UUID().uuidString.prefix(8))"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-    return path
-}
-
 /// Runs `body` with a server started on a socket in a fresh directory; stops it and cleans up after.
 private func withServer<T>(
     socketName: String = "ctl.sock", limits: ControlLimits = ControlLimits(),
     _ body: (_ path: String, _ server: ControlServer) async throws -> T
 ) async throws -> T {
-    let directory = try makeTemporaryDirectory()
+    let directory = try makeTemporaryDirectory(mode: 0o755)
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let path = "\(directory)/\(socketName)"
     let server = ControlServer(socketPath: path, logger: Logger(label: "test"), maxLineLength: testLineLimit, limits: limits, handler: fakeHandler)
@@ -232,7 +226,7 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
     }
 
     @Test func staleSocketIsReplaced() async throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeTemporaryDirectory(mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = "\(directory)/ctl.sock"
         try bindAndAbandon(path)
@@ -255,7 +249,7 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
     }
 
     @Test func regularFileIsNotReplaced() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeTemporaryDirectory(mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = "\(directory)/ctl.sock"
         #expect(FileManager.default.createFile(atPath: path, contents: Data("keep".utf8)))
@@ -296,7 +290,7 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
     }
 
     @Test func noServer() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeTemporaryDirectory(mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = "\(directory)/missing.sock"
         let missing = #expect(throws: ControlClientError.self) { try ControlClient(socketPath: path).call("show", params: nil) }
@@ -308,7 +302,7 @@ private func exchange(_ path: String, _ text: String, responses count: Int = 1) 
     }
 
     @Test func timesOut() throws {
-        let directory = try makeTemporaryDirectory()
+        let directory = try makeTemporaryDirectory(mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = "\(directory)/mute.sock"
         // Listening but never answering: connect succeeds through the backlog, recv waits.

@@ -34,17 +34,6 @@ struct LISPPortTests {
         #expect(saved.last == PortConfig(name: "lisp0", ofport: 2, type: "lisp", options: ["remote_ip": "192.168.1.252"]))
     }
 
-    @Test func everyOptionIsRead() async throws {
-        let options = try LISPPortOptions(options: ["remote_ip": "2001:db8::2", "local_ip": "2001:db8::1", "key": "0x10", "dst_port": "8472"])
-        #expect(options.remote == .address(IPAddress("2001:db8::2")!))
-        #expect(options.local == IPAddress("2001:db8::1"))
-        #expect(options.key == .id(16))
-        #expect(options.udpPort == 8472)
-        let flow = try LISPPortOptions(options: ["remote_ip": "flow", "key": "flow"])
-        #expect(flow.remote == .flow && flow.key == .flow && flow.udpPort == 4341 && flow.local == nil)
-        #expect(try LISPPortOptions(options: ["remote_ip": "10.0.0.1"]).key == .id(0))
-    }
-
     @Test(arguments: [
         ([:], "options:remote_ip"),
         (["remote_ip": "10.0.0.300"], "10.0.0.300"),

@@ -2,20 +2,11 @@ import Foundation
 import Glibc
 import Logging
 import Testing
+import VSwiftTesting
 import VSwiftDatapath
 import VSwiftPacket
 import VSwiftProtocol
 @testable import VSwiftControl
-
-private func temporaryDirectory() throws -> String {
-    var template = Array("/tmp/vswift-db-XXXXXX".utf8CString)
-    guard let path = mkdtemp(&template) else { throw POSIXError(.EIO) }
-    return String(cString: path)
-}
-
-private func contents(_ path: String) -> String? {
-    try? String(contentsOfFile: path, encoding: .utf8)
-}
 
 @Suite struct PersistenceTests {
     /// The streamed encoding is exactly the pretty JSON of the configuration as a value.
@@ -97,7 +88,7 @@ private func contents(_ path: String) -> String? {
     }
 
     @Test func everyChangeIsSavedAndRestored() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/state/vswiftd.db.json")  // the directory is created
         let h = Harness(store: store)
@@ -214,7 +205,7 @@ private func contents(_ path: String) -> String? {
     /// names a port: the name stands for the port only while it exists, so those are saved with
     /// numbers. A restart brings back exactly the table the requests made.
     @Test func fileFlowsAreSavedAsTheirLines() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store)
@@ -283,7 +274,7 @@ private func contents(_ path: String) -> String? {
     /// save at (the new file written in part, or whole but not yet renamed, or renamed), a restart
     /// brings back either the table before the change or the one after it, never a mix.
     @Test func aCrashDuringABulkSaveLeavesTheOldTableOrTheNew() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store)
@@ -321,13 +312,13 @@ private func contents(_ path: String) -> String? {
     }
 
     @Test func noFileIsAFirstStart() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(try ConfigStore(path: directory + "/none.json").load() == nil)
     }
 
     @Test func aCorruptFileIsAnErrorNamingIt() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/vswiftd.db.json"
         let store = ConfigStore(path: path)
@@ -355,7 +346,7 @@ private func contents(_ path: String) -> String? {
     }
 
     @Test func writesAreAtomic() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let first = SwitchConfig(systemID: "one", bridges: [BridgeConfig(name: "br0", nextOfport: 1, ports: [], flows: ["actions=NORMAL"])])
@@ -385,7 +376,7 @@ private func contents(_ path: String) -> String? {
 
     /// A change that cannot be saved is refused and undone: what runs is what the file holds.
     @Test func aFailedSaveRefusesTheChangeAndUndoesIt() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store)
@@ -402,7 +393,7 @@ private func contents(_ path: String) -> String? {
     }
 
     @Test func expiryIsSaved() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store)
@@ -417,7 +408,7 @@ private func contents(_ path: String) -> String? {
     /// Flow changes on a big configuration go to the journal; a restart replays them in order and
     /// ends with the same table as a daemon that saved the whole file every time.
     @Test func flowChangesAreJournaledAndReplayed() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store, journalFromBytes: 0)
@@ -468,7 +459,7 @@ private func contents(_ path: String) -> String? {
     /// A journal that does not continue the file's generation (left by a crash after the file was
     /// written) is ignored; a record cut short at the end is ignored; damage elsewhere is an error.
     @Test func journalGenerationsAndDamage() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let journal = ConfigJournal(path: directory + "/j")
         let record = ConfigJournal.Record(method: "add-flow", params: .object(["bridge": "br0", "flow": "actions=drop"]))
@@ -490,7 +481,7 @@ private func contents(_ path: String) -> String? {
 
     /// A journal append that fails refuses the change; the next change rewrites the whole file.
     @Test func aFailedJournalAppendRefusesTheChange() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("vswift-db")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/vswiftd.db.json")
         let h = Harness(store: store, journalFromBytes: 0)

@@ -2,21 +2,10 @@ import Foundation
 import Glibc
 import Logging
 import Testing
+import VSwiftTesting
 import VSwiftDatapath
 import VSwiftProtocol
 @testable import VSwiftControl
-
-private func freshDirectory() throws -> String {
-    var template = Array("/tmp/vswift-trust-XXXXXX".utf8CString)
-    guard let path = mkdtemp(&template) else { throw POSIXError(.EIO) }
-    let directory = String(cString: path)
-    chmod(directory, 0o755)
-    return directory
-}
-
-private func text(_ path: String) -> String? {
-    try? String(contentsOfFile: path, encoding: .utf8)
-}
 
 private let nobody: uid_t = 65534
 
@@ -25,14 +14,14 @@ private let nobody: uid_t = 65534
 @Suite(.serialized) struct TrustBoundaryTests {
     /// The attack: another user plants `db.json.tmp -> /some/root/file`; saving must not touch it.
     @Test func aPlantedTemporarySymlinkIsNotFollowed() async throws {
-        let directory = try freshDirectory()
+        let directory = try makeTemporaryDirectory("vswift-trust", mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let victim = directory + "/victim"
         try "root's file\n".write(toFile: victim, atomically: false, encoding: .utf8)
         let store = ConfigStore(path: directory + "/db.json")
         #expect(symlink(victim, store.path + ".tmp") == 0)
         try store.save(SwitchConfig(systemID: "id"))
-        #expect(text(victim) == "root's file\n")
+        #expect(fileText(victim) == "root's file\n")
         #expect(try store.load() == SwitchConfig(systemID: "id", generation: 0))
         var status = stat()
         #expect(lstat(store.path, &status) == 0 && status.st_mode & S_IFMT == S_IFREG)
@@ -41,7 +30,7 @@ private let nobody: uid_t = 65534
 
     /// The same attack on the journal, which is appended to: refused, and the target untouched.
     @Test func aPlantedJournalSymlinkOrHardLinkIsRefused() async throws {
-        let directory = try freshDirectory()
+        let directory = try makeTemporaryDirectory("vswift-trust", mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let victim = directory + "/victim"
         try "root's file\n".write(toFile: victim, atomically: false, encoding: .utf8)
@@ -49,16 +38,16 @@ private let nobody: uid_t = 65534
         let record = ConfigJournal.Record(method: "add-flow", params: .object(["bridge": "br0", "flow": "actions=drop"]))
         #expect(symlink(victim, store.journal.path) == 0)
         #expect(throws: ConfigStoreError.self) { try store.journal.append(record, generation: 1) }
-        #expect(text(victim) == "root's file\n")
+        #expect(fileText(victim) == "root's file\n")
         unlink(store.journal.path)
         #expect(link(victim, store.journal.path) == 0)
         let error = #expect(throws: ConfigStoreError.self) { try store.journal.append(record, generation: 1) }
         #expect(error?.problem.contains("hard links") == true)
-        #expect(text(victim) == "root's file\n")
+        #expect(fileText(victim) == "root's file\n")
     }
 
     @Test func directoriesOthersCanChangeAreRefused() async throws {
-        let directory = try freshDirectory()
+        let directory = try makeTemporaryDirectory("vswift-trust", mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/db.json")
         try store.checkDirectory()
@@ -88,7 +77,7 @@ private let nobody: uid_t = 65534
     }
 
     @Test func theServerRefusesAnUnsafeSocketDirectory() async throws {
-        let directory = try freshDirectory()
+        let directory = try makeTemporaryDirectory("vswift-trust", mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         chmod(directory, 0o777)
         let server = ControlServer(socketPath: directory + "/ctl.sock", logger: Logger(label: "test")) { _ in .success(.null) }
@@ -99,7 +88,7 @@ private let nobody: uid_t = 65534
     /// The hijack: another user renames vswiftd's socket and listens in its place. vswiftctl must
     /// refuse to talk to it, and vswiftd must not delete it at exit.
     @Test func anImpostorSocketIsRefusedByTheClientAndLeftByTheServer() async throws {
-        let directory = try freshDirectory()
+        let directory = try makeTemporaryDirectory("vswift-trust", mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // A sticky directory the other user can write to (as /tmp or a careless /run/vswift).
         chmod(directory, 0o1777)
@@ -130,7 +119,7 @@ private let nobody: uid_t = 65534
 
     /// A stale socket of another user is not removed to make room (it is not vswiftd's).
     @Test func anotherUsersSocketIsNotReplaced() async throws {
-        let directory = try freshDirectory()
+        let directory = try makeTemporaryDirectory("vswift-trust", mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         chmod(directory, 0o1777)
         let path = directory + "/ctl.sock"
@@ -163,7 +152,7 @@ private let nobody: uid_t = 65534
     }
 
     @Test func everyKindOfRefusedChangeLeavesTheOldState() async throws {
-        let directory = try freshDirectory()
+        let directory = try makeTemporaryDirectory("vswift-trust", mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/db.json")
         let h = Harness(store: store)
@@ -214,7 +203,7 @@ private let nobody: uid_t = 65534
     /// A journaled flow change whose request then fails leaves no record behind (a replay would
     /// fail and stop the next start), and one that cannot be journaled is refused.
     @Test func journaledChangesAreDurableOrRefused() async throws {
-        let directory = try freshDirectory()
+        let directory = try makeTemporaryDirectory("vswift-trust", mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/db.json")
         let h = Harness(store: store, journalFromBytes: 0)
@@ -231,7 +220,7 @@ private let nobody: uid_t = 65534
     /// A crash between journaling a change that then fails and cutting it leaves it last in the
     /// journal: the next start ignores it (it was never acknowledged). One in the middle is damage.
     @Test func aFailedChangeLeftLastInTheJournalDoesNotStopTheStart() async throws {
-        let directory = try freshDirectory()
+        let directory = try makeTemporaryDirectory("vswift-trust", mode: 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = ConfigStore(path: directory + "/db.json")
         let h = Harness(store: store, journalFromBytes: 0)

@@ -2,6 +2,7 @@ import CSupport
 import CXDP
 import Glibc
 import Testing
+import VSwiftTesting
 import VSwiftClassifier
 import VSwiftPacket
 @testable import VSwiftDatapath
@@ -32,6 +33,7 @@ struct PipelineEntryPointTests {
         let worker: Worker
         let table: CompiledFlowTable
         let rxSlot: Int
+        let txSlot: Int
 
         init() throws {
             var rings = RingSizes()
@@ -41,7 +43,7 @@ struct PipelineEntryPointTests {
             rings.completion = 4096
             worker = try Worker(index: 0, frameCount: 8192, frameSize: 4096, rings: rings, rxBatch: 32)
             rxSlot = worker.attachInMemorySocket(port: 0, size: 4096)
-            let txSlot = worker.attachInMemorySocket(port: 1, size: 4096)
+            txSlot = worker.attachInMemorySocket(port: 1, size: 4096)
             worker.setPort(0, kind: .xsk, bridge: 0, txSlot: Int32(rxSlot), tapFD: -1)
             worker.setPort(1, kind: .xsk, bridge: 0, txSlot: Int32(txSlot), tapFD: -1)
             worker.setPortNumber(0, ofport: 1)
@@ -88,6 +90,20 @@ struct PipelineEntryPointTests {
             worker.flushStaged()
         }
 
+        /// The frames on port 2's tx ring, in the order they were sent (nothing completes them here).
+        var sentFrames: [[UInt8]] {
+            let tx = (worker.sockets + txSlot).pointee.tx
+            var frames: [[UInt8]] = []
+            var index = tx.consumer.pointee
+            let end = vs_acquire_load_u32(tx.producer)
+            while index != end {
+                let desc = (tx.ring.assumingMemoryBound(to: xdp_desc.self) + Int(index & tx.mask)).pointee
+                frames.append(Array(UnsafeRawBufferPointer(start: worker.base + Int(desc.addr), count: Int(desc.len))))
+                index &+= 1
+            }
+            return frames
+        }
+
         /// Per rule: packets and bytes; then the table misses and what went out.
         var outcome: [UInt64] {
             (0..<PipelineEntryPointTests.flows.count).flatMap { slot -> [UInt64] in
@@ -127,6 +143,27 @@ struct PipelineEntryPointTests {
         #expect(bursts.outcome[expected.count] == misses)
         #expect(single.outcome == bursts.outcome)
         #expect(reentered.outcome == bursts.outcome)
+
+        // Frame by frame: what each rule sends, with its rewrite, in the order the frames came.
+        func withIPv4Header(_ frame: [UInt8], _ change: (inout [UInt8]) -> Void) -> [UInt8] {
+            var f = frame
+            change(&f)
+            Ref.put16(&f, 24, 0)
+            Ref.put16(&f, 24, Ref.checksum(Array(f[14..<34])))
+            return f
+        }
+        let sent = frames.flatMap { frame -> [[UInt8]] in
+            switch Int(Ref.u16(frame, 34)) - 1000 {
+            case 0, 3: [frame]                                                    // output:2 (set_tunnel: metadata only)
+            case 2: [withIPv4Header(frame) { $0[22] -= 1 }]                       // dec_ttl
+            case 4: Array(repeating: withIPv4Header(frame) { $0[15] = 16 }, count: 2)  // mod_nw_tos:16, twice out
+            default: []                                                           // drop, table miss
+            }
+        }
+        #expect(bursts.sentFrames.count == sent.count)
+        #expect(bursts.sentFrames == sent)
+        #expect(single.sentFrames == sent)
+        #expect(reentered.sentFrames == sent)
         for rig in [bursts, single, reentered] { #expect(rig.worker.pool.violations == 0) }
     }
 }

@@ -4,20 +4,6 @@ import VSwiftPacket
 import VSwiftTesting
 @testable import VSwiftDatapath
 
-/// A UDP/IPv4 frame 52:54:00:b8:27:75 → 52:54:00:1b:ea:d5, 10.1.1.20 → 10.1.1.30, with valid checksums.
-func udpFrame(sourcePort: UInt16 = 1000, destinationMAC: [UInt8] = [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5], payload: Int = 18) -> [UInt8] {
-    var f: [UInt8] = destinationMAC + [0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 0x08, 0x00]
-    let ipLength = 20 + 8 + payload
-    var ip: [UInt8] = [0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xff), 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 1, 1, 20, 10, 1, 1, 30]
-    let sum = ip.withUnsafeBytes { Checksum.ipv4Header($0.baseAddress!, headerLength: 20) }
-    ip[10] = UInt8(sum >> 8)
-    ip[11] = UInt8(sum & 0xff)
-    f += ip
-    f += [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xff), 0x10, 0xe1, 0, UInt8(8 + payload), 0, 0]
-    f += [UInt8](repeating: 0xab, count: payload)
-    return f
-}
-
 /// The rules of flow texts (see `PipelineHarness.rules`).
 func rules(_ texts: [String]) throws -> [DatapathRule] { try PipelineHarness.rules(texts) }
 
@@ -31,9 +17,12 @@ struct PipelineTests {
             "priority=1,in_port=1,dl_type=0x0800,vlan_tci=0,nw_src=10.1.1.0/24,action=output:2",
         ])
         let harness = try PipelineHarness(packets: [udpFrame()], rules: seed)
+        harness.recordSentFrames = true
         let result = harness.run(packets: 10_000)
         #expect(result.packets == 10_000)
         #expect(harness.transmitted == 10_000)
+        // Every frame left by port 2, unchanged.
+        #expect(harness.sentFramesDifference(from: Array(repeating: .init(.output, udpFrame()), count: 10_000)) == nil)
         #expect(harness.ruleStatistics(counterSlot: 3).packets == 10_000)
         #expect(harness.ruleStatistics(counterSlot: 3).bytes == UInt64(10_000 * udpFrame().count))
         #expect(harness.ruleStatistics(counterSlot: 0).packets == 0)
@@ -62,11 +51,14 @@ struct PipelineTests {
             f.replaceSubrange(6..<12, with: source)
             return f
         }
-        let harness = try PipelineHarness(
-            packets: [frame(from: a, to: b), frame(from: a, to: a), frame(from: a, to: b), frame(from: c, to: b), frame(from: x, to: c)],
-            rules: nil)
+        let frames = [frame(from: a, to: b), frame(from: a, to: a), frame(from: a, to: b), frame(from: c, to: b), frame(from: x, to: c)]
+        let harness = try PipelineHarness(packets: frames, rules: nil)
+        harness.recordSentFrames = true
         _ = harness.run(packets: 5_000)
         #expect(harness.transmitted == 3_000)
+        // Frame by frame: A→B, A→B and C→B out of port 2, in order; nothing back out of port 1.
+        let once: [PipelineHarness.SentFrame] = [.init(.output, frames[0]), .init(.output, frames[2]), .init(.output, frames[3])]
+        #expect(harness.sentFramesDifference(from: Array(Array(repeating: once, count: 1_000).joined())) == nil)
         #expect(harness.accounting().isConsistent)
     }
 
@@ -120,23 +112,33 @@ struct PipelineTests {
 
     @Test func tableMissDropsAndDecTTLAtOneDrops() throws {
         let harness = try PipelineHarness(packets: [udpFrame()], rules: try rules(["priority=5,arp,actions=output:2"]))
+        harness.recordSentFrames = true
         _ = harness.run(packets: 1_000)
         #expect(harness.transmitted == 0)
+        #expect(harness.sentFrames.isEmpty, "nothing out of either port")
         #expect(harness.accounting().isConsistent)
     }
 
     @Test func outputToTheInputPortByNumberSendsNothing() throws {
         let harness = try PipelineHarness(packets: [udpFrame()], rules: try rules(["in_port=1,actions=output:1"]))
+        harness.recordSentFrames = true
         _ = harness.run(packets: 1_000)
         #expect(harness.transmitted == 0)
+        #expect(harness.sentFrames.isEmpty, "nothing out of either port")
         #expect(harness.ruleStatistics(counterSlot: 0).packets == 1_000)
         #expect(harness.accounting().isConsistent)
     }
 
     @Test func multipleOutputsCopyTheFrameAndKeepAccounting() throws {
         let harness = try PipelineHarness(packets: [udpFrame()], rules: try rules(["in_port=1,actions=output:2,mod_dl_dst:02:00:00:00:00:01,output:2"]))
+        harness.recordSentFrames = true
         _ = harness.run(packets: 1_000)
         #expect(harness.transmitted == 2_000)
+        // Each frame twice, in action order: as it came, then with the new destination (the copy
+        // taken for the first output did not see the later rewrite, nor the frame the earlier copy).
+        let rewritten = [0x02, 0, 0, 0, 0, 0x01] + udpFrame()[6...]
+        let once: [PipelineHarness.SentFrame] = [.init(.output, udpFrame()), .init(.output, rewritten)]
+        #expect(harness.sentFramesDifference(from: Array(Array(repeating: once, count: 1_000).joined())) == nil)
         #expect(harness.accounting().isConsistent)
     }
 
@@ -147,8 +149,12 @@ struct PipelineTests {
         let harness = try PipelineHarness(packets: packets, rules: try rules([
             "priority=2,udp,tp_src=1024,actions=output:2", "priority=1,udp,actions=output:2",
         ]))
+        harness.recordSentFrames = true
         _ = harness.run(packets: 40_000)
         #expect(harness.transmitted == 40_000)
+        // Each flow's frame went out as it came, in the order the frames came.
+        #expect(harness.sentFrames.map(\.bytes) == packets + packets)
+        #expect(harness.sentFrames.allSatisfy { $0.device == .output })
         #expect(harness.cacheMisses > 20_000)
         #expect(harness.ruleStatistics(counterSlot: 0).packets == 2)
         #expect(harness.ruleStatistics(counterSlot: 1).packets == 39_998)

@@ -47,6 +47,34 @@ struct TunnelPipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    /// Frame by frame, several flows interleaved: each leaves the underlay wrapping its own inner
+    /// packet, in the order they came, with valid outer headers and one UDP source port per flow.
+    @Test func eachFrameLeavesEncapsulatedAroundItsOwnInnerPacket() throws {
+        let inners = (0..<4).map { udpFrame(sourcePort: UInt16(2000 + $0)) }
+        let harness = try PipelineHarness(packets: inners, rules: try rules(seed), tunnel: .encapsulate)
+        harness.recordSentFrames = true
+        _ = harness.run(packets: 400)
+        #expect(harness.sentFrames.count == 400)
+        var sourcePorts: [Int: UInt16] = [:]
+        for (i, sent) in harness.sentFrames.enumerated() {
+            let inner = inners[i % inners.count], out = sent.bytes
+            #expect(sent.device == .output, "frame \(i)")
+            #expect(out.count == inner.count - 14 + LISP.overheadIPv4, "frame \(i)")
+            guard out.count == inner.count - 14 + LISP.overheadIPv4 else { continue }
+            #expect(Array(out[0..<14]) == [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00], "frame \(i)")
+            #expect(Ref.u16(out, 16) == UInt16(out.count - 14) && Ref.checksum(Array(out[14..<34])) == 0, "frame \(i)")
+            #expect(Array(out[26..<34]) == [192, 0, 2, 1, 192, 0, 2, 2], "frame \(i)")
+            #expect(Ref.u16(out, 36) == 4341 && Ref.u16(out, 38) == UInt16(out.count - 34), "frame \(i)")
+            #expect(Array(out[42..<50]) == [0x48, 0, 0, 0, 0, 0, 0, 0x01], "frame \(i)")
+            #expect(Array(out[50...]) == Array(inner[14...]), "frame \(i)")
+            let port = Ref.u16(out, 34)
+            #expect(sourcePorts[i % inners.count, default: port] == port, "frame \(i): one UDP source port per flow")
+            sourcePorts[i % inners.count] = port
+        }
+        #expect(harness.tunnelStatistics.encapsulated == 400)
+        #expect(harness.accounting().isConsistent)
+    }
+
     @Test func anEncapsulatedPacketOverTheUnderlayMTUIsDroppedAndCounted() throws {
         // A 100-byte frame: 86 bytes of IPv4, 122 encapsulated (LISP.overheadIPv4 = 36).
         let frame = udpFrame(payload: 58)
@@ -100,16 +128,29 @@ struct TunnelPipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    /// Frame by frame, several flows interleaved: each decapsulated packet reaches VM1 with the
+    /// seed's rewrite, in the order it came; nothing goes back out of the underlay.
+    @Test func eachDecapsulatedFrameReachesVM1Rewritten() throws {
+        let inners = (0..<4).map { udpFrame(sourcePort: UInt16(2000 + $0), destinationMAC: [2, 0, 0, 0, 0, 0]) }
+        let harness = try PipelineHarness(packets: inners.map { lisp($0) }, rules: try rules(seed), tunnel: .decapsulate)
+        harness.recordSentFrames = true
+        _ = harness.run(packets: 400)
+        // The inner IP packet in an Ethernet header from and to 02:00:00:00:00:00, whose destination
+        // priority=3 rewrote to VM1's MAC.
+        let delivered = inners.map { PipelineHarness.SentFrame(.output, [0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 2, 0, 0, 0, 0, 0, 0x08, 0x00] + $0[14...]) }
+        #expect(harness.sentFramesDifference(from: Array(Array(repeating: delivered, count: 100).joined())) == nil)
+        #expect(harness.ruleStatistics(counterSlot: 2).packets == 400)
+        #expect(harness.tunnelStatistics.decapsulated == 400)
+        #expect(harness.accounting().isConsistent)
+    }
+
     /// `frame` (Ethernet/IPv4) with its IPv4 total length changed by `delta` (header checksum fixed).
     func lyingLength(_ frame: [UInt8], by delta: Int) -> [UInt8] {
         var f = frame
         let total = (Int(f[16]) << 8 | Int(f[17])) + delta
         f[16] = UInt8(total >> 8); f[17] = UInt8(total & 0xff)
-        f[24] = 0; f[25] = 0
-        var sum: UInt32 = 0
-        for i in stride(from: 14, to: 34, by: 2) { sum += UInt32(f[i]) << 8 | UInt32(f[i + 1]) }
-        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
-        f[24] = UInt8(~sum >> 8 & 0xff); f[25] = UInt8(~sum & 0xff)
+        Ref.put16(&f, 24, 0)
+        Ref.put16(&f, 24, Ref.checksum(Array(f[14..<34])))
         return f
     }
 

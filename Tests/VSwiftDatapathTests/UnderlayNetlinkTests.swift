@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Testing
 import VSwiftPacket
+import VSwiftTesting
 @testable import VSwiftDatapath
 
 // MARK: - Parsing (no privileges needed)
@@ -203,53 +204,4 @@ private func withPair(_ body: (Pair) throws -> Void) throws {
     try run(["ip", "-n", pair.a, "route", "add", "198.51.100.0/24", "via", "192.0.2.2"])
     try run(["ip", "-n", pair.a, "-6", "route", "add", "2001:db8:1::/64", "via", "2001:db8::2"])
     try body(pair)
-}
-
-@discardableResult
-private func run(_ arguments: [String], check: Bool = true) throws -> (status: Int32, stdout: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = out
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let output = String(decoding: data, as: UTF8.self)
-    if check && process.terminationStatus != 0 {
-        throw SystemError("\(arguments.joined(separator: " ")): \(output)", errno: EINVAL)
-    }
-    return (process.terminationStatus, output)
-}
-
-/// Runs `body` on a fresh thread that has entered network namespace `name`; sockets made there
-/// stay in that namespace after it returns.
-private final class NamespaceTask<T>: @unchecked Sendable {
-    var result: Result<T, any Error>?
-    let body: () throws -> T
-    let name: String
-    init(_ name: String, _ body: @escaping () throws -> T) {
-        self.name = name
-        self.body = body
-    }
-}
-
-private func inNamespace<T>(_ name: String, _ body: @escaping () throws -> T) throws -> T {
-    let task = NamespaceTask(name, body)
-    let done = DispatchSemaphore(value: 0)
-    let thread = Thread {
-        defer { done.signal() }
-        let fd = open("/run/netns/\(task.name)", O_RDONLY | O_CLOEXEC)
-        defer { if fd >= 0 { close(fd) } }
-        let rc = fd >= 0 ? vs_enter_netns(fd) : -errno
-        guard rc == 0 else {
-            task.result = .failure(SystemError("setns \(task.name)", errno: -rc))
-            return
-        }
-        task.result = Result { try task.body() }
-    }
-    thread.start()
-    done.wait()
-    return try task.result!.get()
 }

@@ -1,5 +1,6 @@
 import Testing
 import VSwiftPacket
+import VSwiftTesting
 
 @Suite("Internet checksum and CRC32c")
 struct ChecksumTests {
@@ -12,14 +13,15 @@ struct ChecksumTests {
     }
 
     @Test func ipv4BaseHeaderSumIsTheGeneralSum() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SplitMix64(seed: TestSeed.resolve(20))
+        let replay = TestSeed.replay(generator.seed)
         for offset in 0..<4 {
             for _ in 0..<200 {
                 let header = (0..<20).map { _ in UInt8.random(in: 0...255, using: &generator) }
                 let p = UnsafeMutableRawPointer.allocate(byteCount: 24, alignment: 16)
                 defer { p.deallocate() }
                 header.withUnsafeBytes { (p + offset).copyMemory(from: $0.baseAddress!, byteCount: 20) }
-                #expect(Checksum.sumIPv4BaseHeader(p + offset) == sum(header))
+                #expect(Checksum.sumIPv4BaseHeader(p + offset) == sum(header), "\(replay)")
             }
         }
     }
@@ -45,41 +47,44 @@ struct ChecksumTests {
     }
 
     @Test func matchesReferenceAtEveryLengthAndAlignment() {
-        var rng = SplitMix(seed: 1)
+        var rng = SplitMix64(seed: TestSeed.resolve(1))
+        let replay = TestSeed.replay(rng.seed)
         for length in 0..<300 {
             let bytes = rng.bytes(length)
             let expected = UInt16(Ref.sum(bytes))
             for offset in 0..<3 {
                 // 0 and 0xffff are both one's-complement zero; the reference folds to 0xffff only from
                 // a nonzero sum, and so does the fast sum.
-                #expect(sum(bytes, offset: offset) == expected, "length \(length) offset \(offset)")
+                #expect(sum(bytes, offset: offset) == expected, "length \(length) offset \(offset) \(replay)")
             }
         }
         // Worst case for carries: all 0xff.
         for length in [1, 2, 7, 8, 31, 32, 33, 1500, 9000] {
             let bytes = [UInt8](repeating: 0xff, count: length)
-            #expect(sum(bytes) == UInt16(Ref.sum(bytes)))
+            #expect(sum(bytes) == UInt16(Ref.sum(bytes)), "\(replay)")
         }
     }
 
     @Test func piecesCombine() {
-        var rng = SplitMix(seed: 2)
+        var rng = SplitMix64(seed: TestSeed.resolve(2))
+        let replay = TestSeed.replay(rng.seed)
         for _ in 0..<200 {
             let a = rng.bytes(Int(rng.next() % 50) * 2)
             let b = rng.bytes(Int(rng.next() % 100))
-            #expect(Checksum.add(sum(a), sum(b)) == sum(a + b))
+            #expect(Checksum.add(sum(a), sum(b)) == sum(a + b), "\(replay)")
         }
     }
 
     @Test func pseudoHeaders() {
-        var rng = SplitMix(seed: 3)
+        var rng = SplitMix64(seed: TestSeed.resolve(3))
+        let replay = TestSeed.replay(rng.seed)
         for _ in 0..<200 {
             let segment = rng.bytes(Int(rng.next() % 200) + 8)
             let src = UInt32(truncatingIfNeeded: rng.next()), dst = UInt32(truncatingIfNeeded: rng.next())
             let expected = Ref.checksum(Ref.be32(src) + Ref.be32(dst) + [0, 17] + Ref.be16(UInt16(segment.count)) + segment)
             segment.withUnsafeBytes {
                 #expect(Checksum.transportIPv4($0.baseAddress!, length: segment.count, source: src, destination: dst,
-                                               protocol: 17) == expected)
+                                               protocol: 17) == expected, "\(replay)")
             }
             let s6 = V6(high: rng.next(), low: rng.next()), d6 = V6(high: rng.next(), low: rng.next())
             let expected6 = Ref.checksum(s6.bytes + d6.bytes + Ref.be32(UInt32(segment.count)) + [0, 0, 0, 6] + segment)
@@ -88,12 +93,12 @@ struct ChecksumTests {
                 segment.withUnsafeBytes {
                     let got = Checksum.transportIPv6($0.baseAddress!, length: segment.count, source: a.baseAddress!,
                                                      destination: a.baseAddress! + 16, nextHeader: 6)
-                    #expect(got == expected6)
+                    #expect(got == expected6, "\(replay)")
                     let viaPointers = Checksum.pseudoHeaderIPv6(source: a.baseAddress!, destination: a.baseAddress! + 16,
                                                                 nextHeader: 6, length: segment.count)
                     let viaWords = Checksum.pseudoHeaderIPv6(source: (s6.high, s6.low), destination: (d6.high, d6.low),
                                                              nextHeader: 6, length: segment.count)
-                    #expect(viaPointers == viaWords)
+                    #expect(viaPointers == viaWords, "\(replay)")
                 }
             }
         }
@@ -101,7 +106,8 @@ struct ChecksumTests {
 
     /// Incremental updates equal recomputation for random rewrites of 16-, 32- and 128-bit fields.
     @Test func incrementalEqualsRecomputed() {
-        var rng = SplitMix(seed: 4)
+        var rng = SplitMix64(seed: TestSeed.resolve(4))
+        let replay = TestSeed.replay(rng.seed)
         for _ in 0..<2000 {
             var data = rng.bytes(64)
             data[0] |= 1 // never all zero
@@ -111,23 +117,23 @@ struct ChecksumTests {
             case 0:
                 let old = Ref.u16(data, at), new = UInt16(truncatingIfNeeded: rng.next())
                 Ref.put16(&data, at, new)
-                #expect(Checksum.update(checksum: c, old16: old, new16: new) == Ref.checksum(data))
+                #expect(Checksum.update(checksum: c, old16: old, new16: new) == Ref.checksum(data), "\(replay)")
             case 1:
                 let old = Ref.u32(data, at), new = UInt32(truncatingIfNeeded: rng.next())
                 Ref.put32(&data, at, new)
-                #expect(Checksum.update(checksum: c, old32: old, new32: new) == Ref.checksum(data))
+                #expect(Checksum.update(checksum: c, old32: old, new32: new) == Ref.checksum(data), "\(replay)")
             default:
                 let old = (Ref.u64(data, at), Ref.u64(data, at + 8))
                 let new = (rng.next(), rng.next())
                 for (i, b) in (Ref.be64(new.0) + Ref.be64(new.1)).enumerated() { data[at + i] = b }
-                #expect(Checksum.update(checksum: c, old128: old, new128: new) == Ref.checksum(data))
+                #expect(Checksum.update(checksum: c, old128: old, new128: new) == Ref.checksum(data), "\(replay)")
             }
         }
         // Edge values. A checksum of 0xffff only covers all-zero data; eqn. 3 gives the other
         // one's-complement zero for it (documented; unreachable for IP/TCP/UDP headers).
-        #expect(Checksum.update(checksum: 0xffff, old16: 0, new16: 0) == 0)
-        #expect(Checksum.update(checksum: 0xffff, old16: 0, new16: 1) == 0xfffe)
-        #expect(Checksum.update(checksum: 0x0000, old16: 0xffff, new16: 0xffff) == 0x0000)
+        #expect(Checksum.update(checksum: 0xffff, old16: 0, new16: 0) == 0, "\(replay)")
+        #expect(Checksum.update(checksum: 0xffff, old16: 0, new16: 1) == 0xfffe, "\(replay)")
+        #expect(Checksum.update(checksum: 0x0000, old16: 0xffff, new16: 0xffff) == 0x0000, "\(replay)")
     }
 
     @Test func crc32cVectors() {
@@ -138,22 +144,24 @@ struct ChecksumTests {
         #expect(crc([UInt8](repeating: 0xff, count: 32)) == 0x62a8_ab43)
         #expect(crc((0..<32).map { UInt8($0) }) == 0x46dd_794e)
         #expect(crc((0..<32).reversed().map { UInt8($0) }) == 0x113f_db5c)
-        var rng = SplitMix(seed: 5)
+        var rng = SplitMix64(seed: TestSeed.resolve(5))
+        let replay = TestSeed.replay(rng.seed)
         for length in 0..<200 {
             let bytes = rng.bytes(length)
-            #expect(crc(bytes) == Ref.crc32c(bytes))
+            #expect(crc(bytes) == Ref.crc32c(bytes), "\(replay)")
             // Chaining.
             let split = length / 3
             let first = crc(Array(bytes[..<split]))
             let chained = Array(bytes[split...]).withUnsafeBytes {
                 Checksum.crc32c($0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, length: length - split, initial: first)
             }
-            #expect(chained == crc(bytes))
+            #expect(chained == crc(bytes), "\(replay)")
         }
     }
 
     @Test func crc32cDeltaOfFirstWord() {
-        var rng = SplitMix(seed: 6)
+        var rng = SplitMix64(seed: TestSeed.resolve(6))
+        let replay = TestSeed.replay(rng.seed)
         for _ in 0..<500 {
             let length = Int(rng.next() % 1500) + 4
             var bytes = rng.bytes(length)
@@ -161,7 +169,7 @@ struct ChecksumTests {
             let old = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
             for i in 0..<4 { bytes[i] = UInt8(truncatingIfNeeded: rng.next()) }
             let new = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
-            #expect(before ^ Checksum.crc32cDelta(firstWordXOR: old ^ new, length: length) == Ref.crc32c(bytes))
+            #expect(before ^ Checksum.crc32cDelta(firstWordXOR: old ^ new, length: length) == Ref.crc32c(bytes), "\(replay)")
         }
     }
 }

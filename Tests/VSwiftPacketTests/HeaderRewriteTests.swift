@@ -1,5 +1,6 @@
 import Testing
 import VSwiftPacket
+import VSwiftTesting
 
 /// Checks every checksum of a frame from scratch, with its own parser (arrays, no shared code).
 enum Verify {
@@ -135,7 +136,8 @@ struct HeaderRewriteTests {
     }
 
     @Test func ipv4Addresses() {
-        var rng = SplitMix(seed: 10)
+        var rng = SplitMix64(seed: TestSeed.resolve(10))
+        let replay = TestSeed.replay(rng.seed)
         for frame in Self.ipv4Frames {
             for _ in 0..<50 {
                 let a = UInt32(truncatingIfNeeded: rng.next())
@@ -144,20 +146,20 @@ struct HeaderRewriteTests {
                     destination ? HeaderRewrite.setIPv4Destination($0, length: $1, a)
                         : HeaderRewrite.setIPv4Source($0, length: $1, a)
                 }
-                #expect(r == .done)
-                #expect(Verify.problems(f).isEmpty, "\(Verify.problems(f))")
+                #expect(r == .done, "\(replay)")
+                #expect(Verify.problems(f).isEmpty, "\(Verify.problems(f)) \(replay)")
                 var expected = extract(frame)
                 expected.set(destination ? .nwDst : .nwSrc, UInt64(a))
-                #expect(extract(f) == expected)
+                #expect(extract(f) == expected, "\(replay)")
             }
         }
         // A zero UDP checksum (none) stays zero.
         let (f, _) = rewrite(Self.ipv4Frames[2]) { HeaderRewrite.setIPv4Source($0, length: $1, 0x0102_0304) }
-        #expect(Ref.u16(f, 14 + 20 + 6) == 0)
+        #expect(Ref.u16(f, 14 + 20 + 6) == 0, "\(replay)")
         // Not IPv4: unchanged.
         for other in Self.ipv6Frames + [Build.ethernet(type: 0x0806, [UInt8](repeating: 0, count: 28))] {
             let (g, s) = rewrite(other) { HeaderRewrite.setIPv4Source($0, length: $1, 1) }
-            #expect(s == .notApplicable && g == other)
+            #expect(s == .notApplicable && g == other, "\(replay)")
         }
     }
 
@@ -201,7 +203,8 @@ struct HeaderRewriteTests {
     }
 
     @Test func ipv6Addresses() {
-        var rng = SplitMix(seed: 11)
+        var rng = SplitMix64(seed: TestSeed.resolve(11))
+        let replay = TestSeed.replay(rng.seed)
         for frame in Self.ipv6Frames + [Build.ipv6WithExtensions()] {
             for _ in 0..<50 {
                 let a = V6(high: rng.next(), low: rng.next())
@@ -210,16 +213,16 @@ struct HeaderRewriteTests {
                     destination ? HeaderRewrite.setIPv6Destination($0, length: $1, high: a.high, low: a.low)
                         : HeaderRewrite.setIPv6Source($0, length: $1, high: a.high, low: a.low)
                 }
-                #expect(r == .done)
-                #expect(Verify.problems(f).isEmpty, "\(Verify.problems(f))")
+                #expect(r == .done, "\(replay)")
+                #expect(Verify.problems(f).isEmpty, "\(Verify.problems(f)) \(replay)")
                 var expected = extract(frame)
                 expected.set(destination ? .ipv6DstHigh : .ipv6SrcHigh, a.high)
                 expected.set(destination ? .ipv6DstLow : .ipv6SrcLow, a.low)
-                #expect(extract(f) == expected)
+                #expect(extract(f) == expected, "\(replay)")
             }
         }
         let (g, s) = rewrite(Build.ipv4TCP()) { HeaderRewrite.setIPv6Source($0, length: $1, high: 1, low: 2) }
-        #expect(s == .notApplicable && g == Build.ipv4TCP())
+        #expect(s == .notApplicable && g == Build.ipv4TCP(), "\(replay)")
     }
 
     /// Under a routing header with segments left, the transport checksum is over the final
@@ -239,7 +242,8 @@ struct HeaderRewriteTests {
     }
 
     @Test func transportPorts() {
-        var rng = SplitMix(seed: 12)
+        var rng = SplitMix64(seed: TestSeed.resolve(12))
+        let replay = TestSeed.replay(rng.seed)
         for frame in Self.ipv4Frames + Self.ipv6Frames + [Build.ipv6WithExtensions()] {
             let before = extract(frame)
             let hasPorts = [6, 17, 132].contains(Int(before.get(.nwProto)))
@@ -251,23 +255,23 @@ struct HeaderRewriteTests {
                         : HeaderRewrite.setTransportSource($0, length: $1, port)
                 }
                 if !hasPorts {
-                    #expect(r == .notApplicable && f == frame)
+                    #expect(r == .notApplicable && f == frame, "\(replay)")
                     continue
                 }
-                #expect(r == .done)
-                #expect(Verify.problems(f).isEmpty, "\(Verify.problems(f))")
+                #expect(r == .done, "\(replay)")
+                #expect(Verify.problems(f).isEmpty, "\(Verify.problems(f)) \(replay)")
                 var expected = before
                 expected.set(destination ? .tpDst : .tpSrc, UInt64(port))
-                #expect(extract(f) == expected)
+                #expect(extract(f) == expected, "\(replay)")
             }
         }
         // UDP without checksum: stays 0.
         let (f, _) = rewrite(Self.ipv4Frames[2]) { HeaderRewrite.setTransportSource($0, length: $1, 1) }
-        #expect(Ref.u16(f, 34 + 6) == 0)
+        #expect(Ref.u16(f, 34 + 6) == 0, "\(replay)")
         // TCP header cut by the IP total length: nothing to rewrite.
         let cut = Build.ethernet(type: 0x0800, Build.ipv4(proto: 6, Array(Build.tcp()[..<19])))
         let (g, s) = rewrite(cut) { HeaderRewrite.setTransportSource($0, length: $1, 1) }
-        #expect(s == .notApplicable && g == cut)
+        #expect(s == .notApplicable && g == cut, "\(replay)")
     }
 
     /// A wrong SCTP CRC stays wrong by exactly the same error (as OVS), a right one stays right.
@@ -525,7 +529,8 @@ struct HeaderRewriteTests {
     /// Random sequences of rewrites on random frames: every checksum verifies from scratch after
     /// every step, and extraction sees each rewritten value.
     @Test func randomRewriteSequences() {
-        var rng = SplitMix(seed: 13)
+        var rng = SplitMix64(seed: TestSeed.resolve(13))
+        let replay = TestSeed.replay(rng.seed)
         for _ in 0..<400 {
             let payload = rng.bytes(Int(rng.next() % 200))
             var frame: [UInt8]
@@ -577,9 +582,9 @@ struct HeaderRewriteTests {
                     (f, r) = (g, s)
                     expected.set(.vlanTCI, tagged ? 0 : 0x1000 | (v & 0xfff))
                 }
-                #expect(r != .drop && r != .noRoom)
-                #expect(Verify.problems(f).isEmpty, "\(Verify.problems(f)) op \(v % 9)")
-                if r == .done { #expect(extract(f) == expected, "op \(v % 9)") } else { #expect(f == frame) }
+                #expect(r != .drop && r != .noRoom, "\(replay)")
+                #expect(Verify.problems(f).isEmpty, "\(Verify.problems(f)) op \(v % 9) \(replay)")
+                if r == .done { #expect(extract(f) == expected, "op \(v % 9) \(replay)") } else { #expect(f == frame, "\(replay)") }
                 frame = f
             }
         }

@@ -1,4 +1,5 @@
 import Testing
+import VSwiftTesting
 import VSwiftPacket
 
 /// Frames and outer headers for the LISP tests; expected bytes are spelled out here, independently
