@@ -113,11 +113,12 @@ extension Worker {
                 base + Int(address), length: Int(length), inPort: ports[inPort.index].ofport.rawValue,
                 tunnelID: context.tunnelID, tunnelSource: context.tunnelSource,
                 tunnelDestination: context.tunnelDestination, into: burst.keys + slot)
-            burst.addresses[slot] = address
-            burst.lengths[slot] = length
-            burst.rules[slot] = cache.lookup(burst.keys + slot, in: table.classifier)
+            // The rule, address and length go to `act` in registers: a burst of one needs no
+            // round trip through the burst's arrays (measured: lisp-decap 8 % slower with it).
+            let rule = cache.lookup(burst.keys + slot, in: table.classifier)
             var run = RuleRun()
-            act(table, frame: slot, inPort: inPort, bridge: bridge, context: context, run: &run)
+            act(table, rule: rule, address: address, length: length, inPort: inPort, bridge: bridge, context: context,
+                run: &run)
             addToCounters(run, table)
         }
     }
@@ -218,11 +219,15 @@ extension Worker {
             for j in first..<min(first &+ Self.prefetchDistance, end) { prefetchCountersAndActions(table, frame: j, end: end) }
             for j in first..<end {
                 prefetchCountersAndActions(table, frame: j &+ Self.prefetchDistance, end: end)
-                act(table, frame: j, inPort: inPort, bridge: bridge, context: context, run: &run)
+                act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
+                    bridge: bridge, context: context, run: &run)
             }
         } else {
             // A small table stays in cache: nothing to prefetch.
-            for j in first..<end { act(table, frame: j, inPort: inPort, bridge: bridge, context: context, run: &run) }
+            for j in first..<end {
+                act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
+                    bridge: bridge, context: context, run: &run)
+            }
         }
         addToCounters(run, table)
     }
@@ -235,15 +240,12 @@ extension Worker {
         vs_prefetch(table.actions + Int(rule.pointee.actionStart))
     }
 
-    /// Acts on the frame in slot `j` with the rule it was classified to; drops it on a table miss
-    /// (as OpenFlow does). With `addToCounters` after the last frame, the one place a frame is
-    /// counted on its rule, whichever way it came in (a burst or a frame on its own).
+    /// Acts on a frame with the rule it was classified to; drops it on a table miss (as OpenFlow
+    /// does). With `addToCounters` after the last frame, the one place a frame is counted on its
+    /// rule, whichever way it came in (a burst or a frame on its own).
     @inline(__always)
-    private func act(_ table: CompiledFlowTable, frame j: Int, inPort: PortSlot, bridge: BridgeSlot, context: PacketContext,
-                     run: inout RuleRun) {
-        let index = burst.rules[j]
-        let address = burst.addresses[j]
-        let length = burst.lengths[j]
+    private func act(_ table: CompiledFlowTable, rule index: RuleIndex, address: UInt64, length: UInt32, inPort: PortSlot,
+                     bridge: BridgeSlot, context: PacketContext, run: inout RuleRun) {
         guard let position = index.position else {
             vs_add_relaxed_u64(&counters[inPort.index].rxDropped, 1)
             pool.release(address)
