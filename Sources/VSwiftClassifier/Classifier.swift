@@ -1,3 +1,6 @@
+// Over 500 lines on purpose: one data structure, the tuple space (subtables, their build, lookup,
+// burst lookup and removal), whose private memory layout every part reads; the rules as data are in
+// FlowRule.swift, the burst scratch in ClassifierBurst.swift, the cache in ExactMatchCache.swift.
 import CSupport
 import Synchronization
 import VSwiftPacket

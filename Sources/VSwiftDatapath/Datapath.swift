@@ -1,3 +1,7 @@
+// Over 500 lines on purpose: `Datapath` is the one holder of the datapath's records (bridges, ports,
+// published tables, tunnel routing) in one `Mutex`-guarded `State`, and every method here reads or
+// changes that private state under the lock; split across files, the state would have to lose its
+// privacy. Port summaries' text lives in VSwiftControl, flow-table publishing in FlowTableAPI.swift.
 import CXDP
 import Foundation
 import Glibc
