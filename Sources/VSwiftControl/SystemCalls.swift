@@ -1,20 +1,10 @@
 import Glibc
 import SystemPackage
+import VSwiftProtocol
 
 // The calls of the control path's file handling that swift-system (1.x) does not wrap — fsync,
 // fdatasync, rename, unlink, chmod — in its terms: the error is an `Errno`, and an interrupted
 // call (EINTR) is made again, as swift-system's own calls do by default.
-
-/// Makes `call` until it is not interrupted; throws its `errno` when it fails (returns -1).
-@discardableResult
-func retryingOnInterrupt<Result: FixedWidthInteger>(_ call: () -> Result) throws(Errno) -> Result {
-    while true {
-        let result = call()
-        if result != -1 { return result }
-        let error = Errno(rawValue: errno)
-        guard error == .interrupted else { throw error }
-    }
-}
 
 extension FileDescriptor {
     /// fsync(2): the file's data and metadata are on disk.

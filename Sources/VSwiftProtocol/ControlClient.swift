@@ -200,8 +200,12 @@ package struct UnixSocket: ~Copyable {
         while sent < bytes.count {
             // send(2) rather than FileDescriptor.writeAll for MSG_NOSIGNAL: a daemon that went away
             // must give EPIPE, not kill us with SIGPIPE.
-            sent += try retryingInterrupts("send") {
-                bytes[sent...].withUnsafeBytes { Glibc.send(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            do throws(Errno) {
+                sent += try retryingOnInterrupt {
+                    bytes[sent...].withUnsafeBytes { Glibc.send(fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                }
+            } catch {
+                throw SocketError("send", errno: error)
             }
         }
     }
@@ -234,17 +238,5 @@ package struct UnixSocket: ~Copyable {
         }
         buffer += chunk[..<count]
         return count
-    }
-}
-
-/// Runs a call that returns -1 with errno set on failure until it is not interrupted, as
-/// swift-system's own calls do with `retryOnInterrupt` (it has no public form for calls it does not
-/// wrap, such as send(2) with flags).
-private func retryingInterrupts(_ operation: String, _ call: () -> Int) throws(SocketError) -> Int {
-    while true {
-        let result = call()
-        if result >= 0 { return result }
-        let errno = Errno(rawValue: Glibc.errno)
-        if errno != .interrupted { throw SocketError(operation, errno: errno) }
     }
 }
