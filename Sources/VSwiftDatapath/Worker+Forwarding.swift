@@ -19,8 +19,10 @@ struct PacketContext {
 
 /// The frames between extraction and action: their flow keys, where they are, and the rule each
 /// was classified to. Fixed arrays allocated once per worker: `capacity` slots for an rx burst,
-/// then one slot per encapsulation depth for a frame run on its own (`Worker.process`), which may
-/// happen while an rx burst is being acted on (a frame re-entering a bridge after encapsulation).
+/// then one key slot per encapsulation depth for a frame run on its own (`Worker.process`, which
+/// keeps its rule, address and length in registers), which may happen while an rx burst is being
+/// acted on (a frame re-entering a bridge after encapsulation). Addresses, lengths and rules exist
+/// for the rx slots only.
 final class ClassifyBurst {
     static let capacity = ClassifierBurstScratch.capacity
     static let slotCount = capacity + Worker.maxTunnelDepth + 1
@@ -38,9 +40,9 @@ final class ClassifyBurst {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: Self.slotCount * MemoryLayout<FlowKey>.stride, alignment: 64)
         keys = raw.bindMemory(to: FlowKey.self, capacity: Self.slotCount)
         keys.initialize(repeating: FlowKey(), count: Self.slotCount)
-        addresses = .allocate(capacity: Self.slotCount)
-        lengths = .allocate(capacity: Self.slotCount)
-        rules = .allocate(capacity: Self.slotCount)
+        addresses = .allocate(capacity: Self.capacity)
+        lengths = .allocate(capacity: Self.capacity)
+        rules = .allocate(capacity: Self.capacity)
     }
 
     deinit {
