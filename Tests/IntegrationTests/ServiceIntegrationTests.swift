@@ -167,7 +167,8 @@ struct ServiceIntegrationTests {
         guard FileManager.default.fileExists(atPath: directory + "/vswiftd.8") || Capability.isCI else { return }
         for (tool, words) in [("vswiftd", ["metrics", "workers", "tx-checksum"]), ("vswiftctl", ["dump-flows", "add-br", "socket"])] {
             let page = try String(contentsOfFile: "\(directory)/\(tool).8", encoding: .utf8)
-            #expect(page.contains(".TH \(tool.uppercased()) \"8\""), "\(tool).8 has no title line: \(page.prefix(300))")
+            // mdoc(7), as swift-argument-parser's generate-manual writes it.
+            #expect(page.contains(".Dt \(tool.uppercased()) 8"), "\(tool).8 has no title line: \(page.prefix(300))")
             for word in words { #expect(page.contains(word), "\(tool).8 does not mention \(word)") }
         }
     }
