@@ -117,5 +117,5 @@ for host in host1 host2; do
     say "$host# vswiftctl dump-workers   (vswift's own: where the datapath's time went)"
     ctl "$host" dump-workers
 done
-say "host1# curl -s http://127.0.0.1:9477/metrics | grep -E 'vnet0|lisp0|worker|flow' | grep -v '^#' | sort"
-scrape "$host1" | grep -E 'vnet0|lisp0|worker|flow' | grep -v '^#' | sort
+say "host1# curl -s http://127.0.0.1:9477/metrics | grep -E '_(packets|dropped)_total.*(vnet0|lisp0)|cache|flow_packets' | sort"
+scrape "$host1" | grep -E '_(packets|dropped)_total.*(vnet0|lisp0)|cache|flow_packets' | sort
