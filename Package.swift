@@ -9,7 +9,7 @@ let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cr
 // syntax (Classifier ← FlowSyntax ← Control) and the test harness (Datapath ← Testing ← tests, bench)
 // sit beside it. Protocol (the control socket's language and its client) needs none of them:
 // Protocol ← Control, and vswiftctl ← Protocol alone (ClientLinkageTests checks it links no libxdp,
-// libbpf or NIO).
+// libbpf or NIO). Metrics (the Prometheus endpoint) sits on Control, for vswiftd alone.
 let package = Package(
     name: "vswift",
     platforms: [.macOS(.v15)],
@@ -26,6 +26,8 @@ let package = Package(
         // through swift-nio).
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
+        // The metrics endpoint's text format (vswiftd only: never linked into vswiftctl).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // libxdp's ring helpers, libbpf and the Linux uapi headers, plus a few static-inline shims
@@ -61,10 +63,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
+        // The metrics endpoint (`vswiftd --metrics`): the service's counters in Prometheus' text
+        // format over HTTP (NIOHTTP1).
+        .target(
+            name: "VSwiftMetrics",
+            dependencies: [
+                "VSwiftControl", "VSwiftProtocol",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "vswiftd",
             dependencies: [
-                "VSwiftControl", "VSwiftProtocol",
+                "VSwiftControl", "VSwiftProtocol", "VSwiftMetrics",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -94,6 +108,12 @@ let package = Package(
         .testTarget(
             name: "VSwiftControlTests",
             dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftPacket", "VSwiftTesting"]),
+        .testTarget(
+            name: "VSwiftMetricsTests",
+            dependencies: [
+                "VSwiftMetrics", "VSwiftControl", "VSwiftProtocol", "VSwiftTesting",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftTesting", "CXDP"]),
         // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
         .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench", "CXDP"]),

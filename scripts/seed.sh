@@ -29,6 +29,12 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
+# scrape NS: the metrics of the vswiftd in namespace NS (what curl http://127.0.0.1:9477/metrics
+# gives; bash's /dev/tcp, so no HTTP client is needed).
+scrape() {
+    on "$1" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9477; printf "GET /metrics HTTP/1.1\r\nHost: seed\r\n\r\n" >&3; cat <&3' |
+        sed '1,/^\r$/d'
+}
 # ctl HOST ARGS...: vswiftctl against that host's vswiftd.
 ctl() { local host=$1; shift; "$bin/vswiftctl" --socket "/tmp/$tag.$host.sock" "$@"; }
 on() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -47,7 +53,7 @@ for host in host1 host2; do
     ns_var="$host"; ns="${!ns_var}"
     # Directly, not through a function: $! must be vswiftd itself (ip netns exec execs it).
     ip netns exec "$ns" "$bin/vswiftd" --socket "/tmp/$tag.$host.sock" --db "/tmp/$tag.$host.db" \
-        --bpf-dir "$bin" --log-level warning &
+        --bpf-dir "$bin" --log-level warning --metrics 127.0.0.1:9477 &
     daemons+=($!)
 done
 for host in host1 host2; do
@@ -111,3 +117,5 @@ for host in host1 host2; do
     say "$host# vswiftctl dump-workers   (vswift's own: where the datapath's time went)"
     ctl "$host" dump-workers
 done
+say "host1# curl -s http://127.0.0.1:9477/metrics | grep -E '_(packets|dropped)_total.*(vnet0|lisp0)|cache|flow_packets' | sort"
+scrape "$host1" | grep -E '_(packets|dropped)_total.*(vnet0|lisp0)|cache|flow_packets' | sort

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 scripts/build.sh debug
+# Completions and man pages from the argument parsers (a test checks the pages; swift test itself
+# cannot run the plugin: it holds the build directory).
+scripts/generate-docs.sh .build/docs >/dev/null
 export VSWIFT_BPF_DIR="$PWD/.build/bpf"
 # Serially: the control-server tests' handlers run on the cooperative thread pool (as many threads
 # as CPUs), which CPU-heavy sync tests (classifier properties) can hold for seconds on a small

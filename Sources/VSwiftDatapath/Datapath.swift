@@ -177,6 +177,7 @@ public final class Datapath: Sendable {
         state.withLock { s in
             workers.enumerated().map { i, worker in
                 var statistics = WorkerStatistics(worker: i, cycles: worker.cycleAccounting())
+                (statistics.cacheHits, statistics.cacheMisses) = worker.cacheCounts()
                 statistics.cpu = configuration.cpus.isEmpty ? nil : configuration.cpus[i % configuration.cpus.count]
                 for port in s.ports.values {
                     let c = worker.portCounters(port.slot)

@@ -75,6 +75,10 @@ public struct WorkerStatistics: Sendable, Equatable {
     public var rxPackets: UInt64 = 0
     public var txPackets: UInt64 = 0
     public var cycles: WorkerCycles
+    /// Keys the exact-match cache answered, and those it sent to the classifier (a table whose
+    /// rules look at no field is decided without either; see DESIGN.md, "The path of a packet").
+    public var cacheHits: UInt64 = 0
+    public var cacheMisses: UInt64 = 0
 
     public init(worker: Int, cpu: Int? = nil, rxPackets: UInt64 = 0, txPackets: UInt64 = 0, cycles: WorkerCycles = WorkerCycles()) {
         self.worker = worker

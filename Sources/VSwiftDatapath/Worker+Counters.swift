@@ -101,6 +101,14 @@ extension Worker {
             txDropped: vs_load_relaxed_u64(&c.pointee.txDropped), txErrors: vs_load_relaxed_u64(&c.pointee.txErrors))
     }
 
+    /// The exact-match cache's hits and misses so far (any thread). Plain words that only this
+    /// worker writes, once per lookup or burst, read here without synchronization: a reader may
+    /// see them a burst late, never torn (aligned 64-bit loads and stores are single instructions
+    /// on x86-64 and arm64). Counting them atomically would cost the packet path for a statistic.
+    package func cacheCounts() -> (hits: UInt64, misses: UInt64) {
+        (cache.hits, cache.misses)
+    }
+
     /// Frame census (worker parked).
     package func accounting() -> FrameAccounting {
         let census = pool.census()

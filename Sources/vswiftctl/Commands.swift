@@ -8,6 +8,7 @@ struct VSwiftCtl: ParsableCommand {
         commandName: "vswiftctl",
         abstract: "Configure and inspect vswiftd, the vswift virtual switch.",
         discussion: "Commands and output follow ovs-vsctl and ovs-ofctl.",
+        version: VSwiftVersion.current,
         subcommands: [
             AddBridge.self, DeleteBridge.self, AddPort.self, DeletePort.self, AddUnderlay.self, DeleteUnderlay.self,
             Show.self, DumpPorts.self, DumpWorkers.self, AddFlow.self, AddFlows.self, ReplaceFlows.self, DeleteFlows.self, ModifyFlows.self, DumpFlows.self,

@@ -7,13 +7,15 @@ import SystemPackage
 import Synchronization
 import VSwiftControl
 import VSwiftDatapath
+import VSwiftMetrics
 import VSwiftProtocol
 
 /// vswiftd: owns the datapath and serves the control socket.
 struct VSwiftd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vswiftd",
-        abstract: "The vswift switch daemon: AF_XDP datapath and JSON-RPC control socket.")
+        abstract: "The vswift switch daemon: AF_XDP datapath and JSON-RPC control socket.",
+        version: VSwiftVersion.current)
 
     @Option(help: "Control socket path (default: $VSWIFT_SOCKET, else /run/vswift/vswiftd.sock).")
     var socket: String?
@@ -48,6 +50,12 @@ struct VSwiftd: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Serve Prometheus metrics over HTTP at ADDRESS:PORT (GET /metrics), e.g. 127.0.0.1:9477 or [::1]:9477.")
+    var metrics: String?
+
+    @Option(help: "Flows with most packets that the metrics report (0: none).")
+    var metricsTopFlows: Int = 10
+
     func validate() throws {
         guard workers >= 1 && workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
         guard frames >= 1024 else { throw ValidationError("--frames must be at least 1024") }
@@ -56,6 +64,10 @@ struct VSwiftd: ParsableCommand {
             throw ValidationError("--tx-checksum must be one of: " + TxChecksumPolicy.allCases.map(\.rawValue).joined(separator: ", "))
         }
         _ = try parsedCPUs()
+        if let metrics {
+            do { _ = try MetricsAddress(metrics) } catch { throw ValidationError("--metrics: \(error)") }
+        }
+        guard (0...1000).contains(metricsTopFlows) else { throw ValidationError("--metrics-top-flows must be between 0 and 1000") }
     }
 
     func parsedCPUs() throws -> [Int] {
@@ -70,7 +82,7 @@ struct VSwiftd: ParsableCommand {
 
     func run() throws {
         // Fork before any thread exists; the parent returns once the child's socket is ready.
-        let readiness = detach ? try Daemonizer.detach() : nil
+        let detached = detach ? try Daemonizer.detach() : nil
 
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -149,6 +161,31 @@ struct VSwiftd: ParsableCommand {
             datapath.shutdown()
             throw ExitCode.failure
         }
+        let metricsServer: MetricsServer?
+        if let metrics, let address = try? MetricsAddress(metrics) {
+            let topFlows = metricsTopFlows
+            let server = MetricsServer(host: address.host, port: address.port, logger: logger) {
+                MetricsExposition.render(await service.metricsSnapshot(topFlows: topFlows))
+            }
+            do {
+                try server.start()
+            } catch {
+                logger.critical("cannot serve metrics at \(metrics): \(error)")
+                datapath.shutdown()
+                throw ExitCode.failure
+            }
+            metricsServer = server
+        } else {
+            metricsServer = nil
+        }
+        let readiness = Readiness(logger: logger)
+        do {
+            try readiness.confirmServing(socketPath: socketPath)
+        } catch {
+            logger.critical("the control socket \(socketPath) does not answer: \(error)")
+            datapath.shutdown()
+            throw ExitCode.failure
+        }
         if let pidfile {
             do {
                 // Atomically: a new file (mkstemp) renamed over the name, never written through it.
@@ -158,11 +195,14 @@ struct VSwiftd: ParsableCommand {
             }
         }
         logger.info("vswiftd ready", metadata: ["workers": "\(workers)", "socket": "\(socketPath)"])
-        readiness?.signalReady()
+        detached?.signalReady()
+        readiness.announceReady("serving \(socketPath)")
 
         // Orderly exit on SIGTERM/SIGINT: close the socket, stop workers, detach XDP, remove taps.
         let shutdown: @Sendable (Int32) -> Void = { signal in
             logger.info("signal \(signal): shutting down")
+            readiness.announceStopping()
+            metricsServer?.stop()
             server.stop()
             datapath.shutdown()
             if let pidfile { try? FilePath(pidfile).unlink() }
