@@ -27,6 +27,7 @@ extension TunnelStatisticsReport {
             encapsulated: s.encapsulated, decapsulated: s.decapsulated, droppedNonIP: s.droppedNonIP,
             droppedBadHeader: s.droppedBadHeader, droppedUnknownRLOC: s.droppedUnknownRLOC,
             droppedIIDMismatch: s.droppedIIDMismatch, droppedBadInnerLength: s.droppedBadInnerLength,
+            droppedEncrypted: s.droppedEncrypted, droppedCENotECT: s.droppedCENotECT, droppedTTLExpired: s.droppedTTLExpired,
             refusedOffUnderlay: s.refusedOffUnderlay, droppedNoRoute: s.droppedNoRoute,
             droppedNoNeighbour: s.droppedNoNeighbour, droppedTooBig: s.droppedTooBig)
     }

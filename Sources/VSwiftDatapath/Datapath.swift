@@ -461,7 +461,7 @@ public final class Datapath: Sendable {
                 total.tunnel = tunnel
                 // Received packets the port refused, and packets it could not send.
                 total.rxDropped += tunnel.droppedBadHeader + tunnel.droppedUnknownRLOC + tunnel.droppedIIDMismatch
-                    + tunnel.droppedBadInnerLength
+                    + tunnel.droppedBadInnerLength + tunnel.droppedEncrypted + tunnel.droppedCENotECT + tunnel.droppedTTLExpired
                 total.txDropped += tunnel.droppedNonIP + tunnel.droppedNoRoute + tunnel.droppedNoNeighbour + tunnel.droppedTooBig
             }
             return total

@@ -9,6 +9,10 @@ import VSwiftPacket
 ///     options:local_ip=192.168.1.249    (optional: otherwise the route's preferred source)
 ///     options:key=5                     (instance id, or "flow": tun_id; default 0, as OVS)
 ///     options:dst_port=4341             (default 4341)
+///     options:ttl=inherit               (outer TTL / hop limit: a number 1..255, or "inherit" from
+///                                        the inner header, the default: RFC 9300 §5.3)
+///     options:tos=inherit               (outer DSCP: a TOS byte 0..252 with ECN bits 0, or "inherit",
+///                                        the default; ECN is always inherited, RFC 6040 §4.1)
 ///
 /// As in OVS, `key` is both the instance id sent and the one accepted: a port with a fixed key
 /// drops packets that carry another one, a port with `key=flow` accepts any and reports it in tun_id.
@@ -26,20 +30,24 @@ public struct LISPPortOptions: Sendable, Equatable {
     public var local: IPAddress?
     public var key: Key = .id(0)
     public var udpPort: UInt16 = LISP.udpPort
+    /// Outer TTL and DSCP on encapsulation (`ttl`, `tos`; both inherited by default).
+    public var outerFields = LISP.OuterFields()
 
-    public init(remote: Remote, local: IPAddress? = nil, key: Key = .id(0), udpPort: UInt16 = LISP.udpPort) {
+    public init(remote: Remote, local: IPAddress? = nil, key: Key = .id(0), udpPort: UInt16 = LISP.udpPort,
+                outerFields: LISP.OuterFields = LISP.OuterFields()) {
         self.remote = remote
         self.local = local
         self.key = key
         self.udpPort = udpPort
+        self.outerFields = outerFields
     }
 
-    public static let knownOptions: Set<String> = ["remote_ip", "local_ip", "key", "dst_port"]
+    public static let knownOptions: Set<String> = ["remote_ip", "local_ip", "key", "dst_port", "ttl", "tos"]
 
     /// Reads and checks the options; every problem is named in the error.
     public init(options: [String: String]) throws(DatapathError) {
         for name in options.keys.sorted() where !Self.knownOptions.contains(name) {
-            throw .unsupported("LISP ports take no option \"\(name)\" (known: dst_port, key, local_ip, remote_ip)")
+            throw .unsupported("LISP ports take no option \"\(name)\" (known: dst_port, key, local_ip, remote_ip, tos, ttl)")
         }
         guard let remoteText = options["remote_ip"] else {
             throw .unsupported("a LISP port needs options:remote_ip (an IPv4 or IPv6 address, or \"flow\")")
@@ -77,6 +85,27 @@ public struct LISPPortOptions: Sendable, Equatable {
             }
             udpPort = UInt16(value)
         }
+        outerFields = try Self.parseOuterFields(ttl: options["ttl"], tos: options["tos"])
+    }
+
+    /// `ttl` and `tos` as OVS spells them: a number or "inherit" (the default for both here).
+    private static func parseOuterFields(ttl ttlText: String?, tos tosText: String?) throws(DatapathError) -> LISP.OuterFields {
+        var ttl: UInt8?
+        var tos: UInt8?
+        if let ttlText, ttlText != "inherit" {
+            guard let value = parseNumber(ttlText), value >= 1, value <= 255 else {
+                throw .unsupported("options:ttl=\"\(ttlText)\" is not a TTL (1 to 255, or \"inherit\")")
+            }
+            ttl = UInt8(value)
+        }
+        if let tosText, tosText != "inherit" {
+            // As OVS: the ECN bits must be 0, ECN is always inherited from the inner header.
+            guard let value = parseNumber(tosText), value <= 255, value & 0x03 == 0 else {
+                throw .unsupported("options:tos=\"\(tosText)\" is not a TOS (0 to 252 with the two ECN bits 0: ECN is always inherited; or \"inherit\")")
+            }
+            tos = UInt8(value)
+        }
+        return LISP.OuterFields(ttl: ttl, tos: tos)
     }
 
     private static func parseNumber(_ text: String) -> UInt64? {
@@ -99,7 +128,7 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
     public var decapsulated: UInt64 = 0
     /// Output frames that were not IPv4/IPv6 (LISP carries only IP).
     public var droppedNonIP: UInt64 = 0
-    /// Received LISP packets with a malformed header, reserved bits set, or a bad UDP checksum.
+    /// Received LISP packets with a malformed outer, LISP or inner IP header, or a bad UDP checksum.
     public var droppedBadHeader: UInt64 = 0
     /// Received from an RLOC other than the port's fixed remote_ip.
     public var droppedUnknownRLOC: UInt64 = 0
@@ -108,6 +137,12 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
     /// Received with an inner IPv4 total length or IPv6 payload length that is shorter than the
     /// inner header or longer than the bytes the outer UDP length carries (RFC 791, RFC 8200).
     public var droppedBadInnerLength: UInt64 = 0
+    /// Received with KK ≠ 00: an encrypted payload (RFC 8061), which vswift cannot decrypt.
+    public var droppedEncrypted: UInt64 = 0
+    /// Received with outer ECN CE over an inner Not-ECT packet (RFC 6040 §4.2: drop).
+    public var droppedCENotECT: UInt64 = 0
+    /// Received with an inner TTL / hop limit of 0 once lowered to the outer one (RFC 9300 §5.3).
+    public var droppedTTLExpired: UInt64 = 0
     /// LISP to a local address that did not arrive where this port's underlay is (see DESIGN.md,
     /// "Trust boundary: LISP decapsulation"): not decapsulated, but forwarded by the flow table as
     /// the ordinary frame it is. Not a drop.
@@ -132,6 +167,9 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
         s.droppedUnknownRLOC = a.droppedUnknownRLOC + b.droppedUnknownRLOC
         s.droppedIIDMismatch = a.droppedIIDMismatch + b.droppedIIDMismatch
         s.droppedBadInnerLength = a.droppedBadInnerLength + b.droppedBadInnerLength
+        s.droppedEncrypted = a.droppedEncrypted + b.droppedEncrypted
+        s.droppedCENotECT = a.droppedCENotECT + b.droppedCENotECT
+        s.droppedTTLExpired = a.droppedTTLExpired + b.droppedTTLExpired
         s.refusedOffUnderlay = a.refusedOffUnderlay + b.refusedOffUnderlay
         s.droppedNoRoute = a.droppedNoRoute + b.droppedNoRoute
         s.droppedNoNeighbour = a.droppedNoNeighbour + b.droppedNoNeighbour
@@ -141,7 +179,7 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
 
     public var dropped: UInt64 {
         droppedNonIP + droppedBadHeader + droppedUnknownRLOC + droppedIIDMismatch + droppedBadInnerLength
-            + droppedNoRoute + droppedNoNeighbour + droppedTooBig
+            + droppedEncrypted + droppedCENotECT + droppedTTLExpired + droppedNoRoute + droppedNoNeighbour + droppedTooBig
     }
 }
 
@@ -156,6 +194,9 @@ struct TunnelCounterBlock {
     var unknownRLOC: UInt64 = 0
     var iidMismatch: UInt64 = 0
     var badInnerLength: UInt64 = 0
+    var encrypted: UInt64 = 0
+    var ceNotECT: UInt64 = 0
+    var ttlExpired: UInt64 = 0
     var offUnderlay: UInt64 = 0
     var noRoute: UInt64 = 0
     var noNeighbour: UInt64 = 0
@@ -171,6 +212,7 @@ package struct TunnelPortState {
     var key: UInt32 = 0
     var keyIsFlow = false
     var udpPort: UInt16 = LISP.udpPort
+    var outerFields = LISP.OuterFields()
     /// Index in the next-hop table of the fixed remote's entry; -1 for remote_ip=flow.
     var nextHop: Int32 = -1
 
@@ -190,6 +232,7 @@ package struct TunnelPortState {
         case .flow: keyIsFlow = true
         }
         udpPort = options.udpPort
+        outerFields = options.outerFields
     }
 }
 

@@ -72,6 +72,11 @@ extension Worker {
                 pool.release(address)
                 return true
             }
+            if parsed == .encrypted {
+                vs_add_relaxed_u64(&counters.pointee.encrypted, 1)
+                pool.release(address)
+                return true
+            }
             guard chosen >= 0 else {
                 if remoteMatch < 0 {
                     vs_add_relaxed_u64(&counters.pointee.unknownRLOC, 1)
@@ -83,7 +88,18 @@ extension Worker {
             }
             var start = frame
             var innerLength = Int(length)
-            LISP.decapsulate(&start, length: &innerLength, outer: outer)
+            switch LISP.decapsulate(&start, length: &innerLength, outer: outer) {
+            case .done:
+                break
+            case .congestionOnNotECT:
+                vs_add_relaxed_u64(&counters.pointee.ceNotECT, 1)
+                pool.release(address)
+                return true
+            case .ttlExpired:
+                vs_add_relaxed_u64(&counters.pointee.ttlExpired, 1)
+                pool.release(address)
+                return true
+            }
             let port = PortSlot(rawValue: UInt16(chosen))
             vs_add_relaxed_u64(&counters.pointee.decapsulated, 1)
             vs_add_relaxed_u64(&self.counters[port.index].rxPackets, 1)
@@ -186,7 +202,8 @@ extension Worker {
         ipIdentification &+= 1
         let result = LISP.encapsulate(
             &start, length: &outerLength, headroom: Int(address - frameBase) - UmemArea.txMetadataRoom,
-            instanceID: instanceID, parameters: hop.pointee.parameters, ipIdentification: ipIdentification)
+            instanceID: instanceID, parameters: hop.pointee.parameters, fields: state.pointee.outerFields,
+            ipIdentification: ipIdentification)
         switch result {
         case .done:
             break

@@ -4,12 +4,13 @@
 /// ```
 ///  outer Ethernet | outer IPv4 (20) or IPv6 (40) | UDP (8) | LISP (8) | inner IPv4/IPv6 packet
 /// ```
-/// LISP header (RFC 9300 §5.1):
+/// LISP header (RFC 9300 §5.1, fields in §5.3):
 /// ```
-///  byte 0: N L E V I flags (0x80 0x40 0x20 0x10 0x08), low 3 bits reserved
+///  byte 0: N L E V I R K K (0x80 0x40 0x20 0x10 0x08 0x04 0x03)
 ///  bytes 1..3: nonce (N) or map-versions (V)
 ///  bytes 4..7: I set: instance ID (24 bits) then locator-status-bits (8); else 32 LSBs
 /// ```
+/// TTL, DSCP and ECN between the inner and outer headers: see LISPHeaderFields.swift.
 /// Encapsulation strips the frame's Ethernet header (and up to two VLAN tags) and prepends the
 /// outer headers in the buffer's headroom, so the inner packet is never copied. Decapsulation is
 /// split in two (`parseOuter`, then `decapsulate`) so the datapath can pick the tunnel port from the
@@ -34,7 +35,10 @@ public enum LISP {
     @inlinable public static var flagEchoNonce: UInt8 { 0x20 }
     @inlinable public static var flagMapVersion: UInt8 { 0x10 }
     @inlinable public static var flagInstanceID: UInt8 { 0x08 }
-    @inlinable public static var flagsReserved: UInt8 { 0x07 }
+    /// R: reserved; sent as 0, ignored on receipt (RFC 9300 §5.3).
+    @inlinable public static var flagReserved: UInt8 { 0x04 }
+    /// KK: the key of an encrypted payload, 00 when not encrypted (RFC 9300 §5.3, RFC 8061).
+    @inlinable public static var flagsKeyID: UInt8 { 0x03 }
 
     /// With `offloadUDPChecksum` (IPv6 outer header), where the device must compute the UDP
     /// checksum, relative to the start of the encapsulated frame: it sums from `csum_start` to the
@@ -55,8 +59,6 @@ public enum LISP {
         /// Outer destination RLOC; must be of the same family as `source` (see `isValid`).
         public var destination: IPAddress
         public var udpDestinationPort: UInt16
-        /// Outer IPv4 TTL or IPv6 hop limit.
-        public var ttl: UInt8
         /// IPv6 outer header only: leave the UDP checksum to the device. The checksum field then
         /// holds the folded pseudo-header sum (not complemented), what a device finishing a
         /// CHECKSUM_PARTIAL packet expects, and the caller must request TX checksum offload with
@@ -65,13 +67,12 @@ public enum LISP {
         public var offloadUDPChecksum: Bool
 
         public init(ethernetDestination: UInt64, ethernetSource: UInt64, source: IPAddress, destination: IPAddress,
-                    udpDestinationPort: UInt16 = 4341, ttl: UInt8 = 64, offloadUDPChecksum: Bool = false) {
+                    udpDestinationPort: UInt16 = 4341, offloadUDPChecksum: Bool = false) {
             self.ethernetDestination = ethernetDestination
             self.ethernetSource = ethernetSource
             self.source = source
             self.destination = destination
             self.udpDestinationPort = udpDestinationPort
-            self.ttl = ttl
             self.offloadUDPChecksum = offloadUDPChecksum
         }
 
@@ -97,18 +98,20 @@ public enum LISP {
     ///
     /// - The inner packet is everything after the L2 header; it is neither validated beyond its
     ///   version nibble and minimum header length (20 / 40 bytes) nor changed.
-    /// - Outer IPv4: DSCP copied from the inner packet, ECN 0, identification `ipIdentification`, DF,
-    ///   TTL `ttl`, header checksum. Outer IPv6: traffic class = inner DSCP << 2, flow label 0 (the
-    ///   ECMP entropy is in the UDP source port, which every ECMP/RSS implementation hashes).
+    /// - Outer TTL / hop limit and DSCP by `fields` (inherited from the inner header, or fixed), ECN
+    ///   always copied from the inner header (RFC 6040 §4.1 normal mode; RFC 9300 §5.3).
+    /// - Outer IPv4: identification `ipIdentification`, DF, header checksum. Outer IPv6: flow label 0
+    ///   (the ECMP entropy is in the UDP source port, which every ECMP/RSS implementation hashes).
     /// - UDP source port: 49152 + (hash of the inner flow) % 16384 (RFC 9300 §5.3): inner addresses,
     ///   protocol (the IPv6 header's next header) and, for an unfragmented TCP/UDP/SCTP packet, the
     ///   ports. Fragments (first ones too) hash without ports, so all fragments of a datagram take one
     ///   path (as Linux's flow dissector does). UDP checksum: 0 over IPv4; over IPv6 computed (0 sent
     ///   as 0xffff), or the pseudo-header sum with `offloadUDPChecksum`.
-    /// - LISP header as OVS: flags 0x48 (L, I), nonce 0, `instanceID` (low 24 bits), LSBs 0x01.
+    /// - LISP header as OVS: flags 0x48 (L, I; R and KK 0), nonce 0, `instanceID` (low 24 bits), LSBs 0x01.
     @inlinable
     public static func encapsulate(_ frame: inout UnsafeMutableRawPointer, length: inout Int, headroom: Int,
                                    instanceID: UInt32, parameters: borrowing EncapsulationParameters,
+                                   fields: OuterFields = OuterFields(),
                                    ipIdentification: UInt16) -> EncapsulationResult {
         guard length >= 14 else { return .notIP }
         let l2 = L2.parse(frame, length: length)
@@ -116,14 +119,15 @@ public enum LISP {
         let innerLength = length &- l3
         let inner = UnsafeRawPointer(frame + l3)
         let tos: UInt8
+        let ttl: UInt8
         let hash: UInt64
         if l2.etherType == EtherType.ipv4 {
             guard innerLength >= 20, Wire.u8(inner, 0) >> 4 == 4 else { return .notIP }
-            tos = Wire.u8(inner, 1) & 0xfc
+            (tos, ttl) = fields.outer(innerTOS: Wire.u8(inner, 1), innerTTL: Wire.u8(inner, 8))
             hash = flowHashIPv4(inner, length: innerLength)
         } else if l2.etherType == EtherType.ipv6 {
             guard innerLength >= 40, Wire.u8(inner, 0) >> 4 == 6 else { return .notIP }
-            tos = UInt8(truncatingIfNeeded: Wire.u16(inner, 0) >> 4) & 0xfc
+            (tos, ttl) = fields.outer(innerTOS: UInt8(truncatingIfNeeded: Wire.u16(inner, 0) >> 4), innerTTL: Wire.u8(inner, 7))
             hash = flowHashIPv6(inner, length: innerLength)
         } else {
             return .notIP
@@ -140,7 +144,7 @@ public enum LISP {
         if outer6 {
             Wire.put16(p, 12, EtherType.ipv6)
             Wire.put32(p, 14, 0x6000_0000 | UInt32(tos) << 20)
-            Wire.put32(p, 18, UInt32(udpLength) << 16 | UInt32(IPProtocol.udp) << 8 | UInt32(parameters.ttl))
+            Wire.put32(p, 18, UInt32(udpLength) << 16 | UInt32(IPProtocol.udp) << 8 | UInt32(ttl))
             parameters.source.store(to: p + 22)
             parameters.destination.store(to: p + 38)
             udp = 54
@@ -148,12 +152,12 @@ public enum LISP {
             Wire.put16(p, 12, EtherType.ipv4)
             Wire.put32(p, 14, 0x4500_0000 | UInt32(tos) << 16 | UInt32(udpLength &+ 20))
             Wire.put32(p, 18, UInt32(ipIdentification) << 16 | 0x4000)
-            Wire.put32(p, 22, UInt32(parameters.ttl) << 24 | UInt32(IPProtocol.udp) << 16)
+            Wire.put32(p, 22, UInt32(ttl) << 24 | UInt32(IPProtocol.udp) << 16)
             Wire.put32(p, 26, parameters.source.ipv4)
             Wire.put32(p, 30, parameters.destination.ipv4)
             Wire.put16(p, 24, ipv4HeaderChecksum(
                 tos: tos, totalLength: UInt16(truncatingIfNeeded: udpLength &+ 20), identification: ipIdentification,
-                ttl: parameters.ttl, source: parameters.source.ipv4, destination: parameters.destination.ipv4))
+                ttl: ttl, source: parameters.source.ipv4, destination: parameters.destination.ipv4))
             udp = 34
         }
         let sourcePort = 0xc000 | UInt32(truncatingIfNeeded: hash & 0x3fff)
@@ -281,6 +285,10 @@ public enum LISP {
         public var udpDestinationPort: UInt16
         /// The LISP flags byte.
         public var flags: UInt8
+        /// The outer IPv4 TOS / IPv6 traffic class byte (its low two bits are the ECN field) and
+        /// TTL / hop limit: what decapsulation carries over to the inner header.
+        public var outerTOS: UInt8
+        public var outerTTL: UInt8
         /// The 24-bit instance ID; 0 unless `hasInstanceID`.
         public var instanceID: UInt32
         /// The I flag is set.
@@ -296,6 +304,8 @@ public enum LISP {
             udpSourcePort = 0
             udpDestinationPort = 0
             flags = 0
+            outerTOS = 0
+            outerTTL = 0
             instanceID = 0
             hasInstanceID = false
             lispOffset = 0
@@ -318,6 +328,10 @@ public enum LISP {
         /// shorter than its header or claims more bytes than the UDP payload holds: drop and count
         /// it (outer source and destination filled in, as for `.malformed`).
         case badInnerLength
+        /// A well-formed outer header whose LISP header has KK ≠ 00: the payload is encrypted
+        /// (RFC 8061), which vswift cannot decrypt. Addresses, UDP ports, flags and instance ID are
+        /// filled in (the LISP header itself is not encrypted); the inner packet is not looked at.
+        case encrypted
     }
 
     /// Is the frame Ethernet (up to two VLAN tags) / IPv4 or IPv6 / UDP to `udpPort`, and then is it
@@ -332,9 +346,11 @@ public enum LISP {
     /// be decapsulated), or a wrong header checksum (verified, as the kernel does); the IPv6 payload
     /// length is beyond the frame; the UDP header does not fit the IP payload, UDP length < 16 or
     /// beyond the IP payload; a nonzero UDP checksum does not verify (zero is accepted over IPv4 and
-    /// IPv6 alike, RFC 6935); reserved LISP flags are set, or N and V both (RFC 9300 §5.3); the inner
-    /// packet is not IPv4 with a 20..IHL-byte header in it or IPv6 of at least 40 bytes.
-    /// Any other flag combination, UDP source port, nonce or LSB value is accepted.
+    /// IPv6 alike, RFC 6935); the inner packet is not IPv4 with a 20..IHL-byte header in it or IPv6
+    /// of at least 40 bytes. KK ≠ 00 is `.encrypted`. Flags, by RFC 9300 §5.3: R is ignored on
+    /// receipt; N and V together mean a nonce ("MUST treat the field as having a nonce value"),
+    /// which vswift, using neither, accepts; E (echo-nonce request) and V (map-versions) are
+    /// accepted and ignored. Any UDP source port, nonce or LSB value is accepted.
     @inlinable
     public static func parseOuter(_ frame: UnsafeRawPointer, length: Int, udpPort: UInt16,
                                   into outer: UnsafeMutablePointer<OuterHeaders>) -> OuterParseResult {
@@ -390,6 +406,8 @@ public enum LISP {
             }
             outer.pointee.source = IPAddress(ipv4: source)
             outer.pointee.destination = IPAddress(ipv4: destination)
+            outer.pointee.outerTOS = Wire.u8(p, l3 &+ 1)
+            outer.pointee.outerTTL = Wire.u8(p, l3 &+ 8)
         } else {
             guard l2.etherType == EtherType.ipv6, length &- l3 >= 44, Wire.u8(p, l3 &+ 6) == IPProtocol.udp,
                   isPort(Wire.u16(p, l3 &+ 42)) else { return .notLISP }
@@ -410,13 +428,21 @@ public enum LISP {
             }
             outer.pointee.source = IPAddress(loadingFrom: p + (l3 &+ 8))
             outer.pointee.destination = IPAddress(loadingFrom: p + (l3 &+ 24))
+            outer.pointee.outerTOS = UInt8(truncatingIfNeeded: Wire.u16(p, l3) >> 4)
+            outer.pointee.outerTTL = Wire.u8(p, l3 &+ 7)
         }
         // LISP header and inner packet, within the UDP length.
         let lisp = udp &+ 8
         let flags = Wire.u8(p, lisp)
-        guard flags & flagsReserved == 0, flags & (flagNonce | flagMapVersion) != flagNonce | flagMapVersion else {
-            return .malformed
-        }
+        let hasInstanceID = flags & flagInstanceID != 0
+        outer.pointee.udpSourcePort = Wire.u16(p, udp)
+        outer.pointee.udpDestinationPort = Wire.u16(p, udp &+ 2)
+        outer.pointee.flags = flags
+        outer.pointee.instanceID = hasInstanceID ? Wire.u32(p, lisp &+ 4) >> 8 : 0
+        outer.pointee.hasInstanceID = hasInstanceID
+        outer.pointee.lispOffset = lisp
+        // RFC 9300 §5.3: KK ≠ 00 is an encrypted payload (RFC 8061): not an inner packet to check.
+        guard flags & flagsKeyID == 0 else { return .encrypted }
         let inner = lisp &+ 8
         let innerLength = udpLength &- 16
         guard innerLength > 0 else { return .malformed }
@@ -435,13 +461,6 @@ public enum LISP {
             packetLength = 40 &+ Int(Wire.u16(p, inner &+ 4))
         }
         guard packetLength <= innerLength else { return .badInnerLength }
-        let hasInstanceID = flags & flagInstanceID != 0
-        outer.pointee.udpSourcePort = Wire.u16(p, udp)
-        outer.pointee.udpDestinationPort = Wire.u16(p, udp &+ 2)
-        outer.pointee.flags = flags
-        outer.pointee.instanceID = hasInstanceID ? Wire.u32(p, lisp &+ 4) >> 8 : 0
-        outer.pointee.hasInstanceID = hasInstanceID
-        outer.pointee.lispOffset = lisp
         outer.pointee.innerLength = packetLength
         return .lisp
     }
@@ -450,11 +469,15 @@ public enum LISP {
     /// frame) and pushes an Ethernet header with source and destination 02:00:00:00:00:00 and the
     /// inner packet's ethertype, as OVS's LISP port did. `frame` moves forward to the new Ethernet
     /// header (written over the end of the outer headers, so no headroom is needed) and `length`
-    /// becomes 14 + the inner length (trailing padding is dropped).
+    /// becomes 14 + the inner length (trailing padding is dropped). First the outer TTL and ECN
+    /// are carried over to the inner header (see LISPHeaderFields.swift); when that says drop,
+    /// the result says why and `frame` and `length` are unchanged.
     @inlinable @inline(__always)
     public static func decapsulate(_ frame: inout UnsafeMutableRawPointer, length: inout Int,
-                                   outer: UnsafePointer<OuterHeaders>) {
+                                   outer: UnsafePointer<OuterHeaders>) -> DecapsulationResult {
         let inner = outer.pointee.innerOffset
+        let fields = applyOuterFields(frame + inner, outerTOS: outer.pointee.outerTOS, outerTTL: outer.pointee.outerTTL)
+        guard fields == .done else { return fields }
         let p = frame + (inner &- 14)
         let type = Wire.u8(frame, inner) >> 4 == 6 ? EtherType.ipv6 : EtherType.ipv4
         Wire.putMAC(p, 0, decapsulatedMAC)
@@ -462,6 +485,7 @@ public enum LISP {
         Wire.put16(p, 12, type)
         frame = p
         length = 14 &+ outer.pointee.innerLength
+        return .done
     }
 
     /// The MAC of both ends of a decapsulated frame's Ethernet header (OVS: 02:00:00:00:00:00).

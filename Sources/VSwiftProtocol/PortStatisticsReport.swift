@@ -74,6 +74,9 @@ public struct TunnelStatisticsReport: Codable, Sendable, Equatable {
     public var droppedUnknownRLOC: UInt64
     public var droppedIIDMismatch: UInt64
     public var droppedBadInnerLength: UInt64
+    public var droppedEncrypted: UInt64
+    public var droppedCENotECT: UInt64
+    public var droppedTTLExpired: UInt64
     /// Not decapsulated (it did not arrive on the port's underlay) but forwarded as it is: not a drop.
     public var refusedOffUnderlay: UInt64
     public var droppedNoRoute: UInt64
@@ -83,6 +86,7 @@ public struct TunnelStatisticsReport: Codable, Sendable, Equatable {
     public init(
         encapsulated: UInt64 = 0, decapsulated: UInt64 = 0, droppedNonIP: UInt64 = 0, droppedBadHeader: UInt64 = 0,
         droppedUnknownRLOC: UInt64 = 0, droppedIIDMismatch: UInt64 = 0, droppedBadInnerLength: UInt64 = 0,
+        droppedEncrypted: UInt64 = 0, droppedCENotECT: UInt64 = 0, droppedTTLExpired: UInt64 = 0,
         refusedOffUnderlay: UInt64 = 0, droppedNoRoute: UInt64 = 0, droppedNoNeighbour: UInt64 = 0,
         droppedTooBig: UInt64 = 0
     ) {
@@ -93,6 +97,9 @@ public struct TunnelStatisticsReport: Codable, Sendable, Equatable {
         self.droppedUnknownRLOC = droppedUnknownRLOC
         self.droppedIIDMismatch = droppedIIDMismatch
         self.droppedBadInnerLength = droppedBadInnerLength
+        self.droppedEncrypted = droppedEncrypted
+        self.droppedCENotECT = droppedCENotECT
+        self.droppedTTLExpired = droppedTTLExpired
         self.refusedOffUnderlay = refusedOffUnderlay
         self.droppedNoRoute = droppedNoRoute
         self.droppedNoNeighbour = droppedNoNeighbour

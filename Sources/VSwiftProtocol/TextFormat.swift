@@ -57,6 +57,7 @@ public func formatDumpPorts(_ report: DumpPortsReport) -> String {
             out += "drop non_ip=\(lisp.droppedNonIP), bad_header=\(lisp.droppedBadHeader), "
             out += "unknown_rloc=\(lisp.droppedUnknownRLOC), iid_mismatch=\(lisp.droppedIIDMismatch), "
             out += "bad_inner_length=\(lisp.droppedBadInnerLength), "
+            out += "encrypted=\(lisp.droppedEncrypted), ce_not_ect=\(lisp.droppedCENotECT), ttl_expired=\(lisp.droppedTTLExpired), "
             out += "no_route=\(lisp.droppedNoRoute), no_neighbour=\(lisp.droppedNoNeighbour), too_big=\(lisp.droppedTooBig), "
             out += "not_decapsulated off_underlay=\(lisp.refusedOffUnderlay)\n"
         }

@@ -132,9 +132,11 @@ public final class PipelineHarness {
     /// Ports: 1 → slot 0 (input), 2 → slot 1 (output), LOCAL (65534) → slot 2 (a sink).
     /// With a tunnel, port 2 is a LISP port (slot 2) and the underlay device is slot 1 (encapsulate:
     /// the outer frames leave there) or slot 0 (decapsulate: LISP arrives there; port 1 is slot 1).
-    /// `underlayMTU`: the encapsulation next hop's device MTU (0: no limit).
+    /// `underlayMTU`: the encapsulation next hop's device MTU (0: no limit). `outerFields`: the LISP
+    /// port's ttl and tos options.
     public init(packets: [[UInt8]], rules: [DatapathRule]?, batch: Int = 64, tunnel: Tunnel = .none,
-                underlay: Underlay = .ipv4, underlayMTU: UInt32 = 0) throws(DatapathError) {
+                underlay: Underlay = .ipv4, underlayMTU: UInt32 = 0,
+                outerFields: LISP.OuterFields = LISP.OuterFields()) throws(DatapathError) {
         precondition(!packets.isEmpty && packets.allSatisfy { $0.count == packets[0].count })
         let ringSize: UInt32 = 4096
         var rings = RingSizes()
@@ -172,7 +174,7 @@ public final class PipelineHarness {
             if case .ipv6(let checksumOffload) = underlay {
                 (local, remote, offload) = (Self.localRLOC6, Self.remoteRLOC6, checksumOffload)
             }
-            worker.setTunnelPort(2, bridge: 0, state: TunnelPortState(LISPPortOptions(remote: .address(remote))))
+            worker.setTunnelPort(2, bridge: 0, state: TunnelPortState(LISPPortOptions(remote: .address(remote), outerFields: outerFields)))
             worker.setPortNumber(2, ofport: 2)
             worker.setBridge(0, table: table, members: [vm, 2])
             var hop = TunnelNextHop(remote: remote, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)

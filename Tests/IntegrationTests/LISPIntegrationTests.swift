@@ -307,6 +307,41 @@ struct LISPIntegrationTests {
         #expect(!(try hosts.daemon1.ctl("show").stdout.contains("Underlay")))
     }
 
+    /// What tshark sees on the underlay wire and at VM2 for a ping from VM1 with TOS 0xb9 (DSCP 46,
+    /// ECT(1)) and TTL 17: with the defaults (ttl=inherit, tos=inherit) the outer header carries the
+    /// inner TTL, DSCP and ECN (RFC 9300 §5.3, RFC 6040 §4.1); with ttl=9 and tos=0x20 the fixed
+    /// values and the inner ECN, and the decapsulator lowers the inner TTL to the outer 9 (RFC 9300
+    /// §5.3) while the inner TOS arrives unchanged.
+    @Test("outer TTL, DSCP and ECN on the wire: inherited by default (RFC 9300 §5.3, RFC 6040 §4.1), fixed by options:ttl/tos; the inner TTL lowered to the outer one on decapsulation",
+          arguments: [false, true])
+    func outerTTLAndECNOnTheWire(fixed: Bool) throws {
+        let hosts = try LISPHosts(underlay: .bridge, lispOptions: fixed ? ["options:ttl=9", "options:tos=0x20"] : [])
+        defer { hosts.destroy() }
+        try hosts.waitForPath(from: hosts.vm1, to: "10.1.1.30")
+        let wire = try TShark(namespace: hosts.wire, interface: "w1", filter: "udp port 4341",
+                              fields: ["ip.src", "ip.ttl", "ip.dsfield.dscp", "ip.dsfield.ecn", "icmp.type"])
+        let vm2 = try TShark(namespace: hosts.vm2, interface: "eth5", filter: "icmp and src host 10.1.1.20",
+                             fields: ["ip.ttl", "ip.dsfield.dscp", "ip.dsfield.ecn", "icmp.type"])
+        try run(["ip", "netns", "exec", hosts.vm1, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-Q", "0xb9", "-t", "17", "10.1.1.30"])
+        let onWire = try wire.stop()
+        let atVM2 = try vm2.stop()
+        let requests = onWire.filter { $0.count >= 5 && $0[0] == "192.168.1.249,10.1.1.20" && $0[4] == "8" }
+        #expect(requests.count == 3, "\(onWire)")
+        for p in requests {
+            // Outer, then inner.
+            #expect(p[1] == (fixed ? "9,17" : "17,17"), "TTL \(p)")
+            #expect(p[2] == (fixed ? "8,46" : "46,46"), "DSCP \(p)")
+            #expect(p[3] == "1,1", "ECN \(p)")
+        }
+        let delivered = atVM2.filter { $0.count >= 4 && $0[3] == "8" }
+        #expect(delivered.count == 3, "\(atVM2)")
+        for p in delivered {
+            #expect(p[0] == (fixed ? "9" : "17") && p[1] == "46" && p[2] == "1", "\(p)")
+        }
+        let show = try hosts.daemon1.ctl("show").stdout
+        if fixed { #expect(show.contains(#"options: {remote_ip="192.168.1.252", tos="0x20", ttl="9"}"#), "\(show)") }
+    }
+
     @Test("remote_ip=flow and key=flow: the flow picks the RLOC (set_field ->tun_dst) and the instance id (set_tunnel), and the far side matches tun_id")
     func flowChosenTunnels() throws {
         let flows1 = """
@@ -333,7 +368,7 @@ struct LISPIntegrationTests {
         #expect(show.contains(#"options: {key="flow", remote_ip="flow"}"#), "\(show)")
     }
 
-    @Test("decapsulation drops what it must, each with its own counter: unknown RLOC, instance id mismatch, malformed header; ARP output to LISP is dropped as non-IP")
+    @Test("decapsulation drops what it must, each with its own counter: unknown RLOC, instance id mismatch, malformed header, encrypted (RFC 8061 KK), outer CE on inner Not-ECT (RFC 6040 §4.2), inner TTL 0 (RFC 9300 §5.3); R and N+V are accepted (RFC 9300 §5.3); ARP output to LISP is dropped as non-IP")
     func dropsAreCounted() throws {
         let hosts = try LISPHosts(underlay: .device, rlocs: ("192.168.5.1", "192.168.5.2"), lispOptions: ["options:key=7"])
         defer { hosts.destroy() }
@@ -343,15 +378,27 @@ struct LISPIntegrationTests {
         // Sent out of w1 is received by host1's ul0.
         let injector = try PacketSocket(namespace: hosts.wire, interface: "w1")
         let capture = try TCPDump(namespace: hosts.vm1, interface: "eth3", filter: "icmp and src host 10.1.1.99")
-        func frame(source: [UInt8], flags: UInt8, iid: UInt32) -> [UInt8] {
-            lispFrame(destinationMAC: host1MAC, source: source, destination: [192, 168, 5, 1], flags: flags, iid: iid,
-                      inner: icmpEcho(from: [10, 1, 1, 99], to: [10, 1, 1, 20]))
+        func frame(source: [UInt8], flags: UInt8, iid: UInt32, innerVersion: UInt8 = 0x45,
+                   outerTOS: UInt8 = 0, outerTTL: UInt8 = 64) -> [UInt8] {
+            var inner = icmpEcho(from: [10, 1, 1, 99], to: [10, 1, 1, 20])
+            inner[0] = innerVersion
+            var f = lispFrame(destinationMAC: host1MAC, source: source, destination: [192, 168, 5, 1], flags: flags, iid: iid,
+                              inner: inner)
+            f[15] = outerTOS
+            f[22] = outerTTL
+            Ref.put16(&f, 24, 0)
+            Ref.put16(&f, 24, Ref.checksum(Array(f[14..<34])))
+            return f
         }
         injector.send(frame(source: [192, 168, 5, 2], flags: 0x88, iid: 7))   // N and I: accepted
         injector.send(frame(source: [192, 168, 5, 9], flags: 0x48, iid: 7))   // unknown RLOC
         injector.send(frame(source: [192, 168, 5, 2], flags: 0x48, iid: 8))   // IID mismatch
-        injector.send(frame(source: [192, 168, 5, 2], flags: 0x4c, iid: 7))   // reserved bit
-        injector.send(frame(source: [192, 168, 5, 2], flags: 0x90, iid: 7))   // N and V together
+        injector.send(frame(source: [192, 168, 5, 2], flags: 0x4c, iid: 7))   // R: ignored, accepted
+        injector.send(frame(source: [192, 168, 5, 2], flags: 0x98, iid: 7))   // N and V together: a nonce, accepted
+        injector.send(frame(source: [192, 168, 5, 2], flags: 0x49, iid: 7))   // KK: encrypted
+        injector.send(frame(source: [192, 168, 5, 2], flags: 0x48, iid: 7, innerVersion: 0x55))  // malformed
+        injector.send(frame(source: [192, 168, 5, 2], flags: 0x48, iid: 7, outerTOS: 0x03))      // CE on Not-ECT
+        injector.send(frame(source: [192, 168, 5, 2], flags: 0x48, iid: 7, outerTTL: 0))         // inner TTL -> 0
         // ARP from VM1 goes NORMAL (the seed's priority=2 flow), which floods it to lisp0 too.
         _ = try run(["ip", "netns", "exec", hosts.vm1, "ping", "-c", "1", "-W", "1", "10.1.1.77"], check: false)
         let delivered = capture.stop()
@@ -359,9 +406,12 @@ struct LISPIntegrationTests {
         func delta(_ name: String) -> UInt64 { (after[name] ?? 0) - (before[name] ?? 0) }
         #expect(delta("unknown_rloc") == 1, "\(after)")
         #expect(delta("iid_mismatch") == 1, "\(after)")
-        #expect(delta("bad_header") == 2, "\(after)")
+        #expect(delta("bad_header") == 1, "\(after)")
+        #expect(delta("encrypted") == 1, "\(after)")
+        #expect(delta("ce_not_ect") == 1, "\(after)")
+        #expect(delta("ttl_expired") == 1, "\(after)")
         #expect(delta("non_ip") >= 1, "\(after)")
-        #expect(delivered.filter { $0.contains("ICMP echo request") }.count == 1, "\(delivered)")
+        #expect(delivered.filter { $0.contains("ICMP echo request") }.count == 3, "\(delivered)")
         let dump = try hosts.daemon1.ctl("dump-ports", "br2", "2").stdout
         #expect(dump.contains("drop=") && !dump.contains("rx pkts=0,"), "\(dump)")
     }

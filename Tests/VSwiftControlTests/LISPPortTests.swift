@@ -45,6 +45,12 @@ struct LISPPortTests {
         (["remote_ip": "10.0.0.1", "dst_port": "70000"], "UDP port"),
         (["remote_ip": "10.0.0.1", "local_ip": "fd00::1"], "families"),
         (["remote_ip": "10.0.0.1", "csum": "true"], "no option \"csum\""),
+        (["remote_ip": "10.0.0.1", "ttl": "0"], "options:ttl=\"0\" is not a TTL"),
+        (["remote_ip": "10.0.0.1", "ttl": "256"], "1 to 255"),
+        (["remote_ip": "10.0.0.1", "ttl": "Inherit"], "options:ttl"),
+        (["remote_ip": "10.0.0.1", "tos": "1"], "ECN is always inherited"),
+        (["remote_ip": "10.0.0.1", "tos": "0x103"], "options:tos"),
+        (["remote_ip": "10.0.0.1", "tos": "-4"], "options:tos"),
     ] as [([String: String], String)])
     func badOptionsAreRefusedByName(_ options: [String: String], _ expected: String) async throws {
         let h = Harness()
@@ -59,6 +65,35 @@ struct LISPPortTests {
         // Nothing half-added.
         #expect(h.datapath.ports["lisp0"] == nil)
         #expect(await h.service.show().bridges[0].ports.map(\.name) == ["br2"])
+    }
+
+    /// OVS's `options:ttl` and `options:tos`: applied to the datapath's port, shown, saved with the
+    /// port and brought back by a restore; a configuration saved before they existed loads with
+    /// both inherited (RFC 9300 §5.3).
+    @Test func ttlAndTOSOptionsAreAppliedShownSavedAndRestored() async throws {
+        let h = Harness()
+        try await h.ok("add-br", ["bridge": "br2"])
+        _ = try await addLISP(h, ["remote_ip": "192.168.1.252", "ttl": "5", "tos": "0xb8"]).get()
+        _ = try await addLISP(h, ["remote_ip": "192.168.1.253", "ttl": "inherit", "tos": "inherit"], port: "lisp1").get()
+        #expect(h.datapath.tunnelOptions["lisp0"]?.outerFields == LISP.OuterFields(ttl: 5, tos: 0xb8))
+        #expect(h.datapath.tunnelOptions["lisp1"]?.outerFields == LISP.OuterFields())
+        let text = formatShow(await h.service.show())
+        #expect(text.contains(#"options: {remote_ip="192.168.1.252", tos="0xb8", ttl="5"}"#), "\(text)")
+        let config = await h.service.configuration()
+        #expect(config.bridges[0].ports.first { $0.name == "lisp0" }?.options
+            == ["remote_ip": "192.168.1.252", "ttl": "5", "tos": "0xb8"])
+        let restored = Harness()
+        try await restored.service.restore(config)
+        #expect(restored.datapath.tunnelOptions["lisp0"] == h.datapath.tunnelOptions["lisp0"])
+        #expect(restored.datapath.tunnelOptions["lisp1"] == h.datapath.tunnelOptions["lisp1"])
+        let old = SwitchConfig(systemID: "id", bridges: [
+            BridgeConfig(name: "br2", nextOfport: 2,
+                         ports: [PortConfig(name: "lisp0", ofport: 1, type: "lisp", options: ["remote_ip": "192.168.1.252"])],
+                         flows: []),
+        ])
+        let older = Harness()
+        try await older.service.restore(old)
+        #expect(older.datapath.tunnelOptions["lisp0"]?.outerFields == LISP.OuterFields())
     }
 
     @Test func underlayDevicesAreAddedShownSavedAndRemoved() async throws {

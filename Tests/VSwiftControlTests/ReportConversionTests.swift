@@ -26,6 +26,9 @@ import VSwiftProtocol
         tunnel.droppedNoRoute = 23
         tunnel.droppedNoNeighbour = 24
         tunnel.droppedTooBig = 25
+        tunnel.droppedEncrypted = 26
+        tunnel.droppedCENotECT = 27
+        tunnel.droppedTTLExpired = 28
         statistics.tunnel = tunnel
         let report = PortStatisticsReport(statistics)
         #expect(try JSONValue(encoding: report) == JSONValue(encoding: statistics))

@@ -16,4 +16,22 @@ struct LISPPortOptionsTests {
         #expect(flow.remote == .flow && flow.key == .flow && flow.udpPort == 4341 && flow.local == nil)
         #expect(try LISPPortOptions(options: ["remote_ip": "10.0.0.1"]).key == .id(0))
     }
+
+    /// OVS's ttl and tos options; both default to inherit (RFC 9300 §5.3: the outer TTL and DSCP
+    /// SHOULD be copied from the inner header).
+    @Test func ttlAndTOS() throws {
+        let plain = try LISPPortOptions(options: ["remote_ip": "10.0.0.1"])
+        #expect(plain.outerFields == LISP.OuterFields() && plain.outerFields.ttl == nil && plain.outerFields.tos == nil)
+        let fixed = try LISPPortOptions(options: ["remote_ip": "10.0.0.1", "ttl": "1", "tos": "252"])
+        #expect(fixed.outerFields.ttl == 1 && fixed.outerFields.tos == 252)
+        let hex = try LISPPortOptions(options: ["remote_ip": "10.0.0.1", "ttl": "0xff", "tos": "0x2c"])
+        #expect(hex.outerFields == LISP.OuterFields(ttl: 255, tos: 0x2c))
+        let inherit = try LISPPortOptions(options: ["remote_ip": "10.0.0.1", "ttl": "inherit", "tos": "inherit"])
+        #expect(inherit.outerFields == LISP.OuterFields())
+        for (name, value) in [("ttl", "0"), ("ttl", "300"), ("ttl", ""), ("ttl", "x"), ("tos", "2"), ("tos", "256"), ("tos", "inherit ")] {
+            #expect(throws: DatapathError.self, "\(name)=\(value)") {
+                try LISPPortOptions(options: ["remote_ip": "10.0.0.1", name: value])
+            }
+        }
+    }
 }

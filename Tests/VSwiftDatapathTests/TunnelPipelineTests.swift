@@ -198,11 +198,66 @@ struct TunnelPipelineTests {
         }
     }
 
+    /// The outer IPv4 header's TOS and TTL replaced (header checksum recomputed).
+    func withOuter(_ frame: [UInt8], tos: UInt8, ttl: UInt8) -> [UInt8] {
+        var f = frame
+        f[15] = tos
+        f[22] = ttl
+        Ref.put16(&f, 24, 0)
+        Ref.put16(&f, 24, Ref.checksum(Array(f[14..<34])))
+        return f
+    }
+
+    func badInnerVersion(_ frame: [UInt8]) -> [UInt8] {
+        var f = frame
+        f[50] = 0x55
+        return f
+    }
+
+    /// RFC 9300 §5.3 and RFC 6040 through the worker: the port's ttl/tos options reach the outer
+    /// header, the inner ECN reaches it too; on the way in, R and N+V are accepted, a lower outer
+    /// TTL lowers the inner one and outer CE marks an ECT inner packet.
+    @Test func outerFieldsThroughTheWorker() throws {
+        var ect = udpFrame()
+        ect[15] = 0x02
+        Ref.put16(&ect, 24, 0)
+        Ref.put16(&ect, 24, Ref.checksum(Array(ect[14..<34])))
+        let inherit = try PipelineHarness(packets: [ect], rules: try rules(seed), tunnel: .encapsulate)
+        _ = inherit.run(packets: 10)
+        #expect(inherit.lastTransmittedFrame[15] == 0x02 && inherit.lastTransmittedFrame[22] == 64)
+        let fixed = try PipelineHarness(packets: [ect], rules: try rules(seed), tunnel: .encapsulate,
+                                        outerFields: LISP.OuterFields(ttl: 9, tos: 0xb8))
+        _ = fixed.run(packets: 10)
+        let out = fixed.lastTransmittedFrame
+        #expect(out[15] == 0xba && out[22] == 9 && Ref.sum(Array(out[14..<34])) == 0xffff)
+        #expect(Array(out[50...]) == Array(ect[14...]))
+
+        let inner = udpFrame(destinationMAC: [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5])
+        var ectInner = inner
+        ectInner[15] = 0x02
+        Ref.put16(&ectInner, 24, 0)
+        Ref.put16(&ectInner, 24, Ref.checksum(Array(ectInner[14..<34])))
+        for flags: UInt8 in [0x4c, 0x98, 0xf8] {
+            let harness = try PipelineHarness(packets: [withOuter(lisp(ectInner, flags: flags), tos: 0x03, ttl: 5)],
+                                              rules: try rules(seed), tunnel: .decapsulate)
+            _ = harness.run(packets: 10)
+            #expect(harness.transmitted == 10, "flags \(flags): \(harness.tunnelStatistics)")
+            let delivered = harness.lastTransmittedFrame
+            #expect(delivered[15] == 0x03 && delivered[22] == 5 && Ref.sum(Array(delivered[14..<34])) == 0xffff)
+            #expect(Array(delivered[34...]) == Array(inner[34...]))
+            #expect(harness.accounting().isConsistent)
+        }
+    }
+
     @Test func refusedPacketsAreCountedByReason() throws {
         let inner = udpFrame()
         let cases: [([UInt8], KeyPath<TunnelStatistics, UInt64>)] = [
             (lisp(inner, instanceID: 9), \.droppedIIDMismatch),
-            (lisp(inner, flags: 0x4f), \.droppedBadHeader),
+            (badInnerVersion(lisp(inner)), \.droppedBadHeader),
+            (lisp(inner, flags: 0x4f), \.droppedEncrypted),
+            (lisp(inner, flags: 0x49), \.droppedEncrypted),
+            (withOuter(lisp(inner), tos: 0x03, ttl: 64), \.droppedCENotECT),
+            (withOuter(lisp(inner), tos: 0x00, ttl: 0), \.droppedTTLExpired),
             (lisp(inner, source: IPAddress(ipv4: 0xc000_0209)), \.droppedUnknownRLOC),
             (lisp(lyingLength(inner, by: 1)), \.droppedBadInnerLength),
             (lisp(lyingLength(inner, by: -(inner.count - 14 - 19))), \.droppedBadInnerLength),

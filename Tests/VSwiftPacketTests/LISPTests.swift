@@ -12,13 +12,13 @@ enum LISPFixture {
     static let rloc6a = V6(high: 0x2001_0db8_0000_0000, low: 1)
     static let rloc6b = V6(high: 0x2001_0db8_ffff_0000, low: 2)
 
-    static func parameters(outer6: Bool, ttl: UInt8 = 64, port: UInt16 = 4341, offload: Bool = false)
+    static func parameters(outer6: Bool, port: UInt16 = 4341, offload: Bool = false)
         -> LISP.EncapsulationParameters {
         LISP.EncapsulationParameters(
             ethernetDestination: nextHop, ethernetSource: device,
             source: outer6 ? IPAddress(high: rloc6a.high, low: rloc6a.low) : IPAddress(ipv4: rloc4a),
             destination: outer6 ? IPAddress(high: rloc6b.high, low: rloc6b.low) : IPAddress(ipv4: rloc4b),
-            udpDestinationPort: port, ttl: ttl, offloadUDPChecksum: offload)
+            udpDestinationPort: port, offloadUDPChecksum: offload)
     }
 
     /// An inner IP packet: UDP for IPv4, TCP for IPv6 (odd lengths on purpose, for the checksum).
@@ -36,9 +36,13 @@ enum LISPFixture {
     }
 
     /// The expected encapsulation of `inner`, with the UDP source port taken as given (it is a hash).
-    static func expected(inner: [UInt8], outer6: Bool, iid: UInt32, sourcePort: UInt16, ttl: UInt8 = 64,
-                         id: UInt16 = 0x1234, port: UInt16 = 4341) -> [UInt8] {
-        let dscp = (inner[0] >> 4 == 6 ? UInt8((Ref.u16(inner, 0) >> 4) & 0xff) : inner[1]) & 0xfc
+    /// `ttl` and `tos` (the whole outer TOS / traffic class byte) default to the inner header's
+    /// (ttl=inherit, tos=inherit; ECN copied as RFC 6040 §4.1 says).
+    static func expected(inner: [UInt8], outer6: Bool, iid: UInt32, sourcePort: UInt16, ttl: UInt8? = nil,
+                         tos: UInt8? = nil, id: UInt16 = 0x1234, port: UInt16 = 4341) -> [UInt8] {
+        let innerV6 = inner[0] >> 4 == 6
+        let dscp = tos ?? (innerV6 ? UInt8((Ref.u16(inner, 0) >> 4) & 0xff) : inner[1])
+        let ttl = ttl ?? (innerV6 ? inner[7] : inner[8])
         let udpLength = UInt16(16 + inner.count)
         var udp = Ref.be16(sourcePort) + Ref.be16(port) + Ref.be16(udpLength) + [0, 0]
         let lisp: [UInt8] = [0x48, 0, 0, 0, UInt8(iid >> 16 & 0xff), UInt8(iid >> 8 & 0xff), UInt8(iid & 0xff), 0x01]
@@ -68,7 +72,8 @@ struct EncapRun {
 }
 
 func runEncap(_ frame: [UInt8], headroom: Int = 128, iid: UInt32 = 0,
-              parameters: LISP.EncapsulationParameters, id: UInt16 = 0x1234) -> EncapRun {
+              parameters: LISP.EncapsulationParameters, fields: LISP.OuterFields = LISP.OuterFields(),
+              id: UInt16 = 0x1234) -> EncapRun {
     let guardBytes = 16
     let total = guardBytes * 2 + headroom + frame.count
     let base = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 8)
@@ -80,7 +85,7 @@ func runEncap(_ frame: [UInt8], headroom: Int = 128, iid: UInt32 = 0,
     var p = start
     var length = frame.count
     let result = LISP.encapsulate(&p, length: &length, headroom: headroom, instanceID: iid,
-                                  parameters: parameters, ipIdentification: id)
+                                  parameters: parameters, fields: fields, ipIdentification: id)
     let after = Array(UnsafeRawBufferPointer(start: base, count: total))
     let guardsIntact = after[..<guardBytes] == before[..<guardBytes]
         && after[(total - guardBytes)...] == before[(total - guardBytes)...]
@@ -99,18 +104,26 @@ func parseOuter(_ frame: [UInt8], port: UInt16 = 4341) -> (LISP.OuterParseResult
     return (result, outer)
 }
 
-/// parseOuter + decapsulate: the resulting frame, or nil when not `.lisp`.
+/// parseOuter + decapsulate: the resulting frame, or nil when not `.lisp` or dropped.
 func decap(_ frame: [UInt8], port: UInt16 = 4341) -> [UInt8]? {
+    let (result, output) = decapResult(frame, port: port)
+    return result == .done ? output : nil
+}
+
+/// parseOuter (which must say `.lisp`) + decapsulate: the result and the frame after it (the
+/// whole buffer, unchanged, when dropped).
+func decapResult(_ frame: [UInt8], port: UInt16 = 4341) -> (LISP.DecapsulationResult?, [UInt8]) {
     let base = UnsafeMutableRawPointer.allocate(byteCount: frame.count, alignment: 1)
     defer { base.deallocate() }
     frame.withUnsafeBytes { base.copyMemory(from: $0.baseAddress!, byteCount: frame.count) }
     var outer = LISP.OuterHeaders()
-    guard LISP.parseOuter(base, length: frame.count, udpPort: port, into: &outer) == .lisp else { return nil }
+    guard LISP.parseOuter(base, length: frame.count, udpPort: port, into: &outer) == .lisp else { return (nil, frame) }
     var p = base
     var length = frame.count
-    LISP.decapsulate(&p, length: &length, outer: &outer)
+    let result = LISP.decapsulate(&p, length: &length, outer: &outer)
     #expect(p >= base && p + length <= base + frame.count)
-    return Array(UnsafeRawBufferPointer(start: p, count: length))
+    if result != .done { #expect(p == base && length == frame.count) }
+    return (result, Array(UnsafeRawBufferPointer(start: p, count: length)))
 }
 
 let decapsulatedHeader4: [UInt8] = [2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0x08, 0x00]
@@ -137,8 +150,9 @@ let decapsulatedHeader6: [UInt8] = [2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0x86, 0x
         let sourcePort = Ref.u16(out, udp)
         #expect(sourcePort >= 49152)
         #expect(out == LISPFixture.expected(inner: inner, outer6: outerV6, iid: iid, sourcePort: sourcePort))
-        // DSCP 46 copied, ECN (1) not.
-        #expect(outerV6 ? (Ref.u32(out, 14) >> 20) & 0xff == 0xb8 : out[15] == 0xb8)
+        // DSCP 46 and ECN ECT(1) copied (tos=inherit; RFC 6040 §4.1 normal mode), TTL 64 too.
+        #expect(outerV6 ? (Ref.u32(out, 14) >> 20) & 0xff == 0xb9 : out[15] == 0xb9)
+        #expect(out[outerV6 ? 21 : 22] == 64)
         // Checksums verify with a plain reference sum.
         if outerV6 {
             let pseudo = Array(out[22..<54]) + Ref.be32(UInt32(out.count - 54)) + [0, 0, 0, 17]
@@ -165,12 +179,13 @@ let decapsulatedHeader6: [UInt8] = [2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0x86, 0x
 
     @Test func ttlIdentificationAndPort() {
         let inner = LISPFixture.inner(v6: false)
-        let run = runEncap(LISPFixture.frame(inner), iid: 7, parameters: LISPFixture.parameters(outer6: false, ttl: 3, port: 4342),
-                           id: 0xbeef)
+        let run = runEncap(LISPFixture.frame(inner), iid: 7, parameters: LISPFixture.parameters(outer6: false, port: 4342),
+                           fields: LISP.OuterFields(ttl: 3), id: 0xbeef)
         let sp = Ref.u16(run.output, 34)
         #expect(run.output == LISPFixture.expected(inner: inner, outer6: false, iid: 7, sourcePort: sp, ttl: 3, id: 0xbeef,
                                                    port: 4342))
-        let run6 = runEncap(LISPFixture.frame(inner), iid: 7, parameters: LISPFixture.parameters(outer6: true, ttl: 200))
+        let run6 = runEncap(LISPFixture.frame(inner), iid: 7, parameters: LISPFixture.parameters(outer6: true),
+                            fields: LISP.OuterFields(ttl: 200))
         #expect(run6.output[21] == 200)
     }
 
@@ -430,9 +445,6 @@ let decapsulatedHeader6: [UInt8] = [2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0x86, 0x
         add("UDP length 7") { Ref.put16(&$0, 38, 7) }
         add("UDP length beyond the IP payload") { Ref.put16(&$0, 38, UInt16(n - 34 + 1)) }
         add("bad UDP checksum") { Ref.put16(&$0, 40, 0x1234) }
-        add("reserved flag 0x01") { $0[42] |= 0x01 }
-        add("reserved flag 0x04") { $0[42] |= 0x04 }
-        add("N and V") { $0[42] = 0x90 }
         add("empty inner packet") { $0.removeSubrange(50...); Ref.put16(&$0, 16, 36); Ref.put16(&$0, 38, 16) }
         add("inner version 5") { $0[50] = 0x55 }
         add("inner version 0") { $0[50] = 0x05 }
@@ -515,8 +527,6 @@ let decapsulatedHeader6: [UInt8] = [2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0x86, 0x
         add("UDP length 15") { Ref.put16(&$0, 58, 15) }
         add("UDP length beyond the payload") { Ref.put16(&$0, 58, UInt16(n - 54 + 1)) }
         add("bad UDP checksum") { Ref.put16(&$0, 60, Ref.u16(encapsulated, 60) ^ 0x0100) }
-        add("reserved flag 0x02") { $0[62] |= 0x02 }
-        add("N and V") { $0[62] = 0xd8 }
         add("inner IPv6 of 39 bytes") { $0.removeSubrange(109...); Ref.put16(&$0, 18, 55); Ref.put16(&$0, 58, 55) }
         add("inner version 7") { $0[70] = 0x70 }
         for (name, frame) in cases {

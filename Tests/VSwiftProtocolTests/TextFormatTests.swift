@@ -133,14 +133,15 @@ import VSwiftProtocol
 
     @Test func dumpPortsPrintsTheLISPCounters() {
         let lisp = TunnelStatisticsReport(
-            encapsulated: 582, decapsulated: 429, droppedBadInnerLength: 2, refusedOffUnderlay: 3, droppedNoNeighbour: 1)
+            encapsulated: 582, decapsulated: 429, droppedBadInnerLength: 2, droppedEncrypted: 4, droppedCENotECT: 5,
+            droppedTTLExpired: 6, refusedOffUnderlay: 3, droppedNoNeighbour: 1)
         let stats = PortStatisticsReport(rxPackets: 429, rxBytes: 42042, txPackets: 582, txBytes: 56532, tunnel: lisp)
         let text = formatDumpPorts(DumpPortsReport(bridge: "br2", ports: [PortStatisticsEntry(ofport: 2, name: "lisp0", statistics: stats)]))
         #expect(text == """
             OFPST_PORT reply (xid=0x2): 1 ports
               port  2: rx pkts=429, bytes=42042, drop=0, errs=0, frame=0, over=0, crc=0
                        tx pkts=582, bytes=56532, drop=0, errs=0, coll=0
-                       lisp encap=582, decap=429, drop non_ip=0, bad_header=0, unknown_rloc=0, iid_mismatch=0, bad_inner_length=2, no_route=0, no_neighbour=1, too_big=0, not_decapsulated off_underlay=3
+                       lisp encap=582, decap=429, drop non_ip=0, bad_header=0, unknown_rloc=0, iid_mismatch=0, bad_inner_length=2, encrypted=4, ce_not_ect=5, ttl_expired=6, no_route=0, no_neighbour=1, too_big=0, not_decapsulated off_underlay=3
 
             """)
     }

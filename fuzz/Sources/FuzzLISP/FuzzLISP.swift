@@ -1,7 +1,8 @@
 import VSwiftPacket
 
 /// libFuzzer target: LISP decapsulation as the datapath runs it (Worker.receiveTunnelled):
-/// `LISP.parseOuter`, then on `.lisp` `LISP.decapsulate` and flow extraction of the inner frame.
+/// `LISP.parseOuter`, then on `.lisp` `LISP.decapsulate` (TTL and ECN carried over, or a drop) and
+/// flow extraction of the inner frame.
 /// The input is the received frame. Checks: the single-port and port-list parse entries agree; a `.lisp` result describes
 /// an inner packet inside the frame; the decapsulated frame (Ethernet header written in place over
 /// the outer headers) lies inside the buffer and is 14 + the inner length.
@@ -29,7 +30,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     precondition(outer.innerOffset + outer.innerLength <= size, "inner packet beyond the frame")
     var start = base
     var length = size
-    LISP.decapsulate(&start, length: &length, outer: &outer)
+    let result = LISP.decapsulate(&start, length: &length, outer: &outer)
+    guard result == .done else {
+        // Dropped for its TTL or ECN (RFC 9300 §5.3, RFC 6040 §4.2): the frame stays as it was.
+        precondition(start == base && length == size, "a dropped decapsulation moved the frame")
+        return 0
+    }
     precondition(start >= base && start + length <= base + size, "decapsulated frame outside the buffer")
     precondition(length == 14 + outer.innerLength, "decapsulated length")
 
