@@ -54,12 +54,16 @@ public func formatDumpPorts(_ report: DumpPortsReport) -> String {
         }
         if let lisp = stats.tunnel {
             out += continuation + "lisp encap=\(lisp.encapsulated), decap=\(lisp.decapsulated), "
-            out += "drop non_ip=\(lisp.droppedNonIP), bad_header=\(lisp.droppedBadHeader), "
-            out += "unknown_rloc=\(lisp.droppedUnknownRLOC), iid_mismatch=\(lisp.droppedIIDMismatch), "
-            out += "bad_inner_length=\(lisp.droppedBadInnerLength), "
-            out += "encrypted=\(lisp.droppedEncrypted), ce_not_ect=\(lisp.droppedCENotECT), ttl_expired=\(lisp.droppedTTLExpired), "
-            out += "no_route=\(lisp.droppedNoRoute), no_neighbour=\(lisp.droppedNoNeighbour), too_big=\(lisp.droppedTooBig), "
-            out += "not_decapsulated off_underlay=\(lisp.refusedOffUnderlay)\n"
+            // One list of reasons (TunnelStatisticsReasons.swift) for this line and the metrics.
+            out += "drop "
+            for (reason, counter) in TunnelStatisticsReport.dropReasons {
+                out += "\(reason)=\(lisp[keyPath: counter]), "
+            }
+            out += "not_decapsulated"
+            for (reason, counter) in TunnelStatisticsReport.notDecapsulatedReasons {
+                out += " \(reason)=\(lisp[keyPath: counter])"
+            }
+            out += "\n"
         }
     }
     return out
