@@ -60,7 +60,12 @@ extension SwitchService {
         for stage in trace.stages {
             let hit = stage.hits.first
             let rule = hit.flatMap { flowTables.flow(bridge: $0.bridge, counterSlot: $0.counterSlot) }
-            let lookup = stage.bridge == nil ? "none" : !stage.hasFlowTable ? "normal" : rule != nil ? "hit" : "miss"
+            // A LISP packet for a local RLOC that arrived on the underlay is decapsulated before
+            // any lookup in the bridge it arrived in.
+            let decapsulatedHere = stage.entry == .received && stage.hits.isEmpty
+                && stage.events.contains { $0.counter == "decapsulated" }
+            let lookup = decapsulatedHere ? "decapsulated" : stage.bridge == nil ? "none" : !stage.hasFlowTable ? "normal"
+                : rule != nil ? "hit" : "miss"
             var normal: TraceReport.Normal?
             if let decision = stage.normal {
                 normal = TraceReport.Normal(

@@ -134,7 +134,8 @@ public struct TraceReport: Codable, Sendable, Equatable {
         /// The flow key extracted from the frame, in ovs-ofctl syntax.
         public var flow: String
         /// `hit`, `miss` (the frame is dropped, as OpenFlow does), `normal` (no flow table: the
-        /// bridge is a learning switch), `none` (no bridge: only LISP is taken, else dropped).
+        /// bridge is a learning switch), `decapsulated` (LISP for a local RLOC from the underlay:
+        /// unwrapped before any lookup), `none` (no bridge: only LISP is taken, else dropped).
         public var lookup: String
         public var rule: Rule?
         public var normal: Normal?
@@ -219,7 +220,7 @@ extension TraceReport.Stage {
         default:
             out += "Received on \(inPort)"
         }
-        out += inPortNumber.map { " (port \($0))\n" } ?? "\n"
+        out += inPortNumber.map { $0 == ofportLocal ? " (LOCAL)\n" : " (port \($0))\n" } ?? "\n"
         if let lisp { out += "  " + lisp.text(outer: entry == "decapsulated") + "\n" }
         out += "Flow: \(flow)\n"
         switch lookup {
@@ -233,6 +234,8 @@ extension TraceReport.Stage {
             out += "Rule: no flow matches (table miss): the frame is dropped\n"
         case "normal":
             out += "Rule: no flow table: NORMAL (learning switch)\n"
+        case "decapsulated":
+            out += "Rule: none: LISP for a local RLOC, arrived on the underlay, is decapsulated before any lookup\n"
         default:
             out += "Rule: not in a bridge: only LISP for a local RLOC is taken from here\n"
         }
@@ -247,7 +250,8 @@ extension TraceReport.Stage {
             }
         }
         for output in outputs {
-            out += "Output: \(output.port)\(output.ofport.map { " (port \($0))" } ?? ""), \(output.bytes) bytes\n"
+            let number = output.ofport.map { $0 == ofportLocal ? " (LOCAL)" : " (port \($0))" } ?? ""
+            out += "Output: \(output.port)\(number), \(output.bytes) bytes\n"
             for change in output.changes {
                 out += "  \(change.field): \(change.before) -> \(change.after)\n"
             }

@@ -50,6 +50,7 @@ struct TraceIntegrationTests {
         let wireFrame = try #require(out2.stages.last?.outputs.first?.frame)
         let in1 = try Self.trace(hosts.daemon1, "br1", "in_port=1", frame: wireFrame)
         #expect(in1.stages.count == 2 && in1.stages.last?.entry == "decapsulated", "\(in1.text)")
+        #expect(in1.stages.first?.lookup == "decapsulated" && in1.stages.first?.bridge == "br1", "\(in1.text)")
         let decapsulated = try #require(in1.stages.last)
         #expect(decapsulated.bridge == "br2" && decapsulated.inPort == "lisp0" && decapsulated.lisp?.source == "192.168.1.252")
         #expect(Self.dumpKey(decapsulated.rule) == "priority=3,dl_dst=02:00:00:00:00:00", "\(in1.text)")
