@@ -111,7 +111,10 @@ extension SwitchService {
             case .received:
                 break
             }
-            let events = stage.events.map { "\($0.port): \($0.counter) +\($0.count)" }
+            var events = stage.events.map { "\($0.port): \($0.counter) +\($0.count)" }
+            if stage.entry == .received && trace.truncatedInput {
+                events.insert("input: cut to \(stage.frame.count) bytes (what a UMEM frame holds)", at: 0)
+            }
             let result: String
             if !stage.outputs.isEmpty || stage.handoffs > 0 {
                 var parts: [String] = []

@@ -107,6 +107,14 @@ struct TraceIntegrationTests {
         defer { unlink(file) }
         let fromPcap = try hosts.daemon1.ctl("trace", "br1", "in_port=1", "--pcap", file).stdout
         #expect(fromPcap.contains("Decapsulated by lisp0: enters on lisp0") && fromPcap.hasSuffix("Final: output to vnet0 (1)\n"), "\(fromPcap)")
+        // Hostile input: a frame longer than a UMEM frame is cut (and said so), one of 70,000 bytes
+        // refused, and neither changes a counter.
+        let long = try Self.trace(hosts.daemon1, "br2", "in_port=1", frame: String(repeating: "ab", count: 5000))
+        #expect(long.stages.first?.events.first?.hasPrefix("input: cut to") == true, "\(long.text)")
+        let huge = try hosts.daemon1.call("trace", .object(["bridge": "br2", "flow": "in_port=1", "frame": .string(String(repeating: "ab", count: 70_000))]))
+        guard case .failure(let hugeError) = huge else { Issue.record("a 70,000-byte frame was traced"); return }
+        #expect(hugeError.message.contains("65535"), "\(hugeError.message)")
+        #expect(try flowPacketCounts(hosts.daemon1) == after1)
         let refused = try hosts.daemon1.ctl("trace", "br2", "dl_dst=00:00:00:00:00:01", check: false)
         #expect(refused.status != 0 && refused.stderr.contains("in_port"), "\(refused.stderr)")
     }
