@@ -36,6 +36,17 @@ public protocol DatapathControl: AnyObject, Sendable {
     func removeFromFlowTable(bridge: String, matches: [Match], counterSlots: Set<Int>, expectedCount: Int) -> Bool
     func ruleStatistics(counterSlot: Int) -> RuleStatistics
     func resetRuleStatistics(counterSlot: Int)
+    /// Runs a frame through the pipeline without sending it (see Worker+Trace.swift).
+    func trace(bridge: String, inPort: String, frame: [UInt8],
+               tunnel: (id: UInt64, source: UInt32, destination: UInt32)?) throws(DatapathError) -> DatapathTrace
+}
+
+extension DatapathControl {
+    /// A datapath without a pipeline (the control tests' fake) cannot trace.
+    public func trace(bridge: String, inPort: String, frame: [UInt8],
+                      tunnel: (id: UInt64, source: UInt32, destination: UInt32)?) throws(DatapathError) -> DatapathTrace {
+        throw .unsupported("this datapath cannot trace")
+    }
 }
 
 extension Datapath: DatapathControl {}

@@ -77,6 +77,9 @@ extension SwitchService {
             let params: UnderlayParams = try request.decodeParams()
             try deleteUnderlay(params.device)
             return .null
+        case .trace:
+            let params: TraceParams = try request.decodeParams()
+            return try JSONValue(encoding: trace(params))
         }
     }
 

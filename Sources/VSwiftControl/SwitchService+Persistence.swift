@@ -180,7 +180,7 @@ extension SwitchService {
                     logger.error("undoing \(method.rawValue): cannot republish the flows: \(RPCError(error).message)")
                 }
             }
-        case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows:
+        case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows, .trace:
             break
         }
         // The file may hold the refused change if it failed after the rename: the next change

@@ -625,6 +625,22 @@ public final class Datapath: Sendable {
         }
     }
 
+    /// For a flow trace (DatapathTrace.swift): `body` runs under the lock (so the published flow
+    /// tables it traces through stay alive) with worker 0, the slot of `port` (which must be in
+    /// `bridge`) and the names of every port and bridge.
+    func withTraceSource<T: Sendable>(
+        bridge: String, port: String, _ body: (Worker, PortSlot, TraceNames) throws(DatapathError) -> T
+    ) throws(DatapathError) -> T {
+        try locked { (s: inout State) throws(DatapathError) -> T in
+            guard s.bridges[bridge] != nil else { throw .noSuchBridge(bridge) }
+            guard let record = s.ports[port], record.bridge == bridge else { throw .noSuchPort(port) }
+            let names = TraceNames(
+                ports: Dictionary(uniqueKeysWithValues: s.ports.values.map { ($0.slot.rawValue, $0.name) }),
+                bridges: Dictionary(uniqueKeysWithValues: s.bridges.values.map { ($0.slot.rawValue, $0.name) }))
+            return try body(workers[0], record.slot, names)
+        }
+    }
+
     private func withWorkersParked(_ body: () -> Void) {
         for worker in workers { worker.park() }
         body()

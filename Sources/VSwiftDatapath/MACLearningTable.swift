@@ -36,6 +36,14 @@ public struct MACLearningTable: @unchecked Sendable {
 
     public func destroy() { words.deallocate() }
 
+    /// A table of its own with the same entries (a flow trace learns into it; see Worker+Trace).
+    /// Read with relaxed loads: workers may be learning meanwhile. Control path.
+    package func copy() -> MACLearningTable {
+        let table = MACLearningTable(capacity: capacity, agingSeconds: agingSeconds)
+        for i in 0..<capacity * 2 { table.words[i] = vs_load_relaxed_u64(words + i) }
+        return table
+    }
+
     @inline(__always)
     private func home(_ mac: UInt64) -> Int {
         Int(truncatingIfNeeded: (mac &* 0x9E37_79B9_7F4A_7C15) >> 40) & (capacity - 1)

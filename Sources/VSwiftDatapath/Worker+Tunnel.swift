@@ -110,6 +110,13 @@ extension Worker {
                 tunnelID: UInt64(instanceID),
                 tunnelSource: outer.pointee.source.isIPv4 ? outer.pointee.source.ipv4 : 0,
                 tunnelDestination: outer.pointee.destination.isIPv4 ? outer.pointee.destination.ipv4 : 0)
+            if traceHandoffs != nil {
+                // A trace runs the inner packet as a stage of its own (Worker+Trace.swift).
+                traceHandOff(TraceHandoff(kind: .decapsulated, lispPort: port, address: UInt64(start - base),
+                                          length: UInt32(innerLength), inPort: port, bridge: ports[port.index].bridge,
+                                          context: context))
+                return true
+            }
             process(address: UInt64(start - base), length: UInt32(innerLength), inPort: port, bridge: ports[port.index].bridge,
                     context: context)
             return true
@@ -244,6 +251,12 @@ extension Worker {
         // had sent it (as the kernel would have, in OVS): no tunnel metadata, one level deeper.
         vs_add_relaxed_u64(&self.counters[egress.index].rxPackets, 1)
         vs_add_relaxed_u64(&self.counters[egress.index].rxBytes, UInt64(outerLength))
+        if traceHandoffs != nil {
+            // A trace runs the re-entering packet as a stage of its own (Worker+Trace.swift).
+            traceHandOff(TraceHandoff(kind: .reentered, lispPort: port, address: outerAddress, length: UInt32(outerLength),
+                                      inPort: egress, bridge: bridge, context: PacketContext(depth: context.depth &+ 1)))
+            return
+        }
         process(address: outerAddress, length: UInt32(outerLength), inPort: egress, bridge: bridge,
                 context: PacketContext(depth: context.depth &+ 1))
     }

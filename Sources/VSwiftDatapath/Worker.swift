@@ -63,7 +63,8 @@ struct WorkerBridge {
 /// - Worker+Normal.swift: the NORMAL action (MAC learning, flooding);
 /// - Worker+Tunnel.swift: LISP decapsulation and encapsulation;
 /// - Worker+Reconfiguration.swift: what the control thread changes while the worker is parked;
-/// - Worker+Counters.swift: the counters and what readers see of them.
+/// - Worker+Counters.swift: the counters and what readers see of them;
+/// - Worker+Trace.swift: a trace-mode worker (flow trace: one frame through this same code).
 ///
 /// Who owns what. Two threads touch a worker: its own thread (the *worker thread*, started by
 /// `start`) and the datapath's caller holding the datapath's lock (the *control thread*: any
@@ -156,6 +157,9 @@ package final class Worker: @unchecked Sendable {
     var tunnelResolverFD: Int32 = -1
     let outer: UnsafeMutablePointer<LISP.OuterHeaders>
     var ipIdentification: UInt16 = 0
+    /// nil in a live worker; a trace-mode worker's room for the frames its tunnel code hands back
+    /// to the trace (see Worker+Trace.swift). A pointer: checking it costs no reference counting.
+    var traceHandoffs: UnsafeMutablePointer<TraceHandoffs>? = nil
 
     // Control handshake: the control thread asks the worker to park between bursts, changes tables,
     // then lets it run again. Checked once per round with one acquire load.

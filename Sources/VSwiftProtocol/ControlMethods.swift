@@ -24,6 +24,8 @@ public enum ControlMethod: String, CaseIterable, Sendable {
     /// vswift's own: attach / detach a device the host shares with LISP (underlay mode).
     case addUnderlay = "add-underlay"
     case delUnderlay = "del-underlay"
+    /// What the datapath would do with a frame, and why (cf. `ovs-appctl ofproto/trace`).
+    case trace
 }
 
 extension ControlMethod {
@@ -38,7 +40,7 @@ extension ControlMethod {
     /// Methods that may change bridges, ports or flows (and so the saved configuration).
     public var changesConfiguration: Bool {
         switch self {
-        case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows: false
+        case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows, .trace: false
         case .addBridge, .delBridge, .addPort, .delPort, .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows,
              .addUnderlay, .delUnderlay: true
         }

@@ -22,7 +22,7 @@ public final class PipelineHarness {
         public var mpps: Double { Double(packets) / seconds / 1e6 }
     }
 
-    private let worker: Worker
+    let worker: Worker
     private let rxSlot: Int
     private let txSlot: Int
     private let templates: UnsafeMutableRawPointer
