@@ -77,6 +77,12 @@ extension SwitchService {
             let params: UnderlayParams = try request.decodeParams()
             try deleteUnderlay(params.device)
             return .null
+        case .captureStart:
+            return try JSONValue(encoding: startCapture(request.decodeParams()))
+        case .captureRead:
+            return try JSONValue(encoding: readCapture(request.decodeParams()))
+        case .captureStop:
+            return try JSONValue(encoding: stopCapture(request.decodeParams()))
         }
     }
 

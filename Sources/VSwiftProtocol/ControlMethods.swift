@@ -24,6 +24,10 @@ public enum ControlMethod: String, CaseIterable, Sendable {
     /// vswift's own: attach / detach a device the host shares with LISP (underlay mode).
     case addUnderlay = "add-underlay"
     case delUnderlay = "del-underlay"
+    /// vswift's own (cf. ovs-tcpdump, xdpdump): a port's frames, polled (CaptureMessages.swift).
+    case captureStart = "capture-start"
+    case captureRead = "capture-read"
+    case captureStop = "capture-stop"
 }
 
 extension ControlMethod {
@@ -39,6 +43,7 @@ extension ControlMethod {
     public var changesConfiguration: Bool {
         switch self {
         case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows: false
+        case .captureStart, .captureRead, .captureStop: false
         case .addBridge, .delBridge, .addPort, .delPort, .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows,
              .addUnderlay, .delUnderlay: true
         }

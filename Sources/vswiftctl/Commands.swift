@@ -11,6 +11,7 @@ struct VSwiftCtl: ParsableCommand {
         subcommands: [
             AddBridge.self, DeleteBridge.self, AddPort.self, DeletePort.self, AddUnderlay.self, DeleteUnderlay.self,
             Show.self, DumpPorts.self, DumpWorkers.self, AddFlow.self, AddFlows.self, ReplaceFlows.self, DeleteFlows.self, ModifyFlows.self, DumpFlows.self,
+            Capture.self,
         ])
 
     // Declared here too so that, as with ovs-vsctl, the options may also come before the subcommand;
