@@ -80,6 +80,12 @@ extension SwitchService {
         case .trace:
             let params: TraceParams = try request.decodeParams()
             return try JSONValue(encoding: trace(params))
+        case .captureStart:
+            return try JSONValue(encoding: startCapture(request.decodeParams()))
+        case .captureRead:
+            return try JSONValue(encoding: readCapture(request.decodeParams()))
+        case .captureStop:
+            return try JSONValue(encoding: stopCapture(request.decodeParams()))
         }
     }
 

@@ -182,6 +182,8 @@ extension SwitchService {
             }
         case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows, .trace:
             break
+        case .captureStart, .captureRead, .captureStop:
+            break
         }
         // The file may hold the refused change if it failed after the rename: the next change
         // rewrites the whole file.

@@ -61,6 +61,8 @@ public actor SwitchService {
     let journalFromBytes: Int?
     /// Runs `expireFlows` every second once started.
     var expiryTask: Task<Void, Never>?
+    /// Running port captures (SwitchService+Capture.swift).
+    var captures = CaptureSessions()
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 

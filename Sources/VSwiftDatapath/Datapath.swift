@@ -641,6 +641,15 @@ public final class Datapath: Sendable {
         }
     }
 
+    /// For port capture (Datapath+Capture.swift): runs `body` under the lock with port `name`'s
+    /// slot (nil: no such port) and the workers, parked if `parking`.
+    func withCapturePort(_ name: String, parking: Bool, _ body: (PortSlot?, [Worker]) -> Void) {
+        state.withLock { s in
+            let slot = s.ports[name]?.slot
+            if parking { withWorkersParked { body(slot, workers) } } else { body(slot, workers) }
+        }
+    }
+
     private func withWorkersParked(_ body: () -> Void) {
         for worker in workers { worker.park() }
         body()

@@ -74,6 +74,9 @@ extension Worker {
                 vs_prefetch_write(base + Int(xsk_ring_cons__rx_desc(&socket.pointee.rx, index &+ UInt32(i)).pointee.addr) - 64)
             }
         }
+        // A running capture copies the burst before any action changes it.
+        let captureTaps = ports[inPort.index].captureRx
+        if captureTaps != 0 { captureReceived(socket, first: index, count: n, taps: captureTaps) }
         var bytes: UInt64 = 0
         if let bridgeIndex = bridge.index, let table = bridges[bridgeIndex].flowTable {
             // The common case, classified as a burst. (With LISP ports, a frame that may be LISP
@@ -154,6 +157,7 @@ extension Worker {
     private func receiveFromTap(port: PortSlot) -> Int {
         let fd = ports[port.index].tapFD
         let bridge = ports[port.index].bridge
+        let captureTaps = ports[port.index].captureRx
         normalMemo.bridge = -1
         var n = 0
         var bytes: UInt64 = 0
@@ -169,6 +173,7 @@ extension Worker {
             }
             n += 1
             bytes &+= UInt64(got)
+            if captureTaps != 0 { captureFrame(address: address, length: UInt32(got), direction: .rx, taps: captureTaps) }
             forward(address: address, length: UInt32(got), inPort: port, bridge: bridge)
         }
         if n > 0 {
@@ -229,6 +234,7 @@ extension Worker {
                 sendable = min(n, Int(xsk_prod_nb_free(&socket.pointee.tx, UInt32(n))))
             }
             if sendable > 0 {
+                if p.pointee.captureTx != 0 { captureStaged(staged, count: sendable, taps: p.pointee.captureTx) }
                 var index: UInt32 = 0
                 _ = xsk_ring_prod__reserve(&socket.pointee.tx, UInt32(sendable), &index)
                 let bytes = pool.transmit(staged, count: sendable, into: socket.pointee.tx.ring.assumingMemoryBound(to: xdp_desc.self),
@@ -245,6 +251,7 @@ extension Worker {
             }
         case .tap:
             let fd = p.pointee.tapFD
+            let captureTaps = p.pointee.captureTx
             var sent: UInt64 = 0
             var bytes: UInt64 = 0
             var dropped: UInt64 = 0
@@ -257,6 +264,7 @@ extension Worker {
                 if written == Int(desc.len) {
                     sent &+= 1
                     bytes &+= UInt64(desc.len)
+                    if captureTaps != 0 { captureFrame(address: desc.addr, length: desc.len, direction: .tx, taps: captureTaps) }
                 } else if written < 0 && (errno == EAGAIN || errno == ENOBUFS) {
                     dropped &+= 1
                 } else {

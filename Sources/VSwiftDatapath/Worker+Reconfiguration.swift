@@ -103,6 +103,10 @@ extension Worker {
         p.pointee.bridge = .unbridged
         p.pointee.txSlot = -1
         p.pointee.tapFD = -1
+        // A capture of the removed port ends (PortCapture sees its bits gone), and the slot's
+        // next port starts uncaptured.
+        p.pointee.captureRx = 0
+        p.pointee.captureTx = 0
         rebuildPollSet()
     }
 

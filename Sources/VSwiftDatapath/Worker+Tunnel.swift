@@ -104,6 +104,8 @@ extension Worker {
             vs_add_relaxed_u64(&counters.pointee.decapsulated, 1)
             vs_add_relaxed_u64(&self.counters[port.index].rxPackets, 1)
             vs_add_relaxed_u64(&self.counters[port.index].rxBytes, UInt64(innerLength))
+            let captureTaps = ports[port.index].captureRx
+            if captureTaps != 0 { captureFrame(address: UInt64(start - base), length: UInt32(innerLength), direction: .rx, taps: captureTaps) }
             // The inner packet starts on its way with the outer headers' metadata (tun_id, tun_src,
             // tun_dst) and no encapsulation.
             let context = PacketContext(
@@ -202,6 +204,9 @@ extension Worker {
             pool.release(address)
             return
         }
+        // A capture sees the frame before encapsulation, kept only if the port sends it.
+        let captureTaps = ports[port.index].captureTx
+        if captureTaps != 0 { captureTentatively(address: address, length: length, taps: captureTaps) }
         let frameBase = address & ~(UInt64(frameSize) - 1)
         var start = base + Int(address)
         var outerLength = Int(length)
@@ -233,6 +238,7 @@ extension Worker {
         vs_add_relaxed_u64(&counters.pointee.encapsulated, 1)
         vs_add_relaxed_u64(&self.counters[port.index].txPackets, 1)
         vs_add_relaxed_u64(&self.counters[port.index].txBytes, UInt64(length))
+        if captureTaps != 0 { publishCaptured(taps: captureTaps) }
         let outerAddress = UInt64(start - base)
         let egress = hop.pointee.egressPort
         let bridge = hop.pointee.egressBridge
@@ -251,6 +257,8 @@ extension Worker {
         // had sent it (as the kernel would have, in OVS): no tunnel metadata, one level deeper.
         vs_add_relaxed_u64(&self.counters[egress.index].rxPackets, 1)
         vs_add_relaxed_u64(&self.counters[egress.index].rxBytes, UInt64(outerLength))
+        let egressTaps = ports[egress.index].captureRx
+        if egressTaps != 0 { captureFrame(address: outerAddress, length: UInt32(outerLength), direction: .rx, taps: egressTaps) }
         if traceHandoffs != nil {
             // A trace runs the re-entering packet as a stage of its own (Worker+Trace.swift).
             traceHandOff(TraceHandoff(kind: .reentered, lispPort: port, address: outerAddress, length: UInt32(outerLength),

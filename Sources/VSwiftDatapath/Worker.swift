@@ -39,6 +39,10 @@ struct WorkerPort {
     var staged: UnsafeMutablePointer<xdp_desc>
     var stagedCount: Int32 = 0
     var isTouched = false
+    /// Capture slots copying the frames this port receives / sends (bit i: `captureRings[i]`;
+    /// Worker+Capture.swift). 0 unless a capture runs.
+    var captureRx: UInt8 = 0
+    var captureTx: UInt8 = 0
 }
 
 /// A bridge as one worker sees it: its flow table, learning table and member ports.
@@ -78,11 +82,12 @@ struct WorkerBridge {
 /// - **Worker thread while running; control thread only while parked** (reconfiguration): `pool`,
 ///   `fillTarget`, `sockets`, `activeSlots`/`activeCount`, `ports`, `bridges`, `tapPorts`/
 ///   `tapPortCount`, `pollFDs`/`pollCount`, the tunnel tables (`tunnelPortStates`, `tunnelPorts`,
-///   `tunnelUDPPorts`, `localRLOCs`, `underlayEndpoints`, `nextHops`) and `tunnelResolverFD`.
+///   `tunnelUDPPorts`, `localRLOCs`, `underlayEndpoints`, `nextHops`), `tunnelResolverFD`, and
+///   `captureRings` with the ports' capture masks (the rings' records: see `CaptureRing`).
 ///   The flow tables themselves (`CompiledFlowTable`) are immutable once published.
 /// - **Worker thread only** (scratch of the packet path): `tapSkipRounds`, `touched`/
 ///   `touchedCount`, `now`, `normalMemo`, `cache`, `key`, `burst`, `outer`, `ipIdentification`,
-///   `roundSystemCallCycles`, `lastOutstanding`, `stalledWaits`. Per-packet metadata (tunnel
+///   `roundSystemCallCycles`, `lastOutstanding`, `stalledWaits`, `pendingCaptures`. Per-packet metadata (tunnel
 ///   fields, encapsulation depth) is in no field: it travels with the packet (`PacketContext`).
 /// - **Counters** (`counters`, `ruleCounters`, `tunnelCounters`, `cycles`): written only by the
 ///   worker thread, with relaxed atomic adds; read by any thread with relaxed loads. The control
@@ -161,6 +166,11 @@ package final class Worker: @unchecked Sendable {
     /// to the trace (see Worker+Trace.swift). A pointer: checking it costs no reference counting.
     var traceHandoffs: UnsafeMutablePointer<TraceHandoffs>? = nil
 
+    // Port capture (see Worker+Capture.swift): rings of the running captures, owned by their
+    // `PortCapture`; capture slots holding a frame written but not yet published.
+    let captureRings: UnsafeMutablePointer<Unmanaged<CaptureRing>?>
+    var pendingCaptures: UInt8 = 0
+
     // Control handshake: the control thread asks the worker to park between bursts, changes tables,
     // then lets it run again. Checked once per round with one acquire load.
     enum State {
@@ -235,6 +245,8 @@ package final class Worker: @unchecked Sendable {
         nextHops = table
         outer = .allocate(capacity: 1)
         outer.initialize(to: LISP.OuterHeaders())
+        captureRings = .allocate(capacity: Self.maxCaptures)
+        captureRings.initialize(repeating: nil, count: Self.maxCaptures)
         now = Self.monotonicSeconds()
         rebuildPollSet()
     }
@@ -264,6 +276,7 @@ package final class Worker: @unchecked Sendable {
         localRLOCs.deallocate()
         underlayEndpoints.deallocate()
         outer.deallocate()
+        captureRings.deallocate()
         close(wakeFD)
     }
 

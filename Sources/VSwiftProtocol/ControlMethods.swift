@@ -26,6 +26,10 @@ public enum ControlMethod: String, CaseIterable, Sendable {
     case delUnderlay = "del-underlay"
     /// What the datapath would do with a frame, and why (cf. `ovs-appctl ofproto/trace`).
     case trace
+    /// vswift's own (cf. ovs-tcpdump, xdpdump): a port's frames, polled (CaptureMessages.swift).
+    case captureStart = "capture-start"
+    case captureRead = "capture-read"
+    case captureStop = "capture-stop"
 }
 
 extension ControlMethod {
@@ -41,6 +45,7 @@ extension ControlMethod {
     public var changesConfiguration: Bool {
         switch self {
         case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows, .trace: false
+        case .captureStart, .captureRead, .captureStop: false
         case .addBridge, .delBridge, .addPort, .delPort, .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows,
              .addUnderlay, .delUnderlay: true
         }

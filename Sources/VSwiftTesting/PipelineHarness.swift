@@ -237,6 +237,28 @@ public final class PipelineHarness {
     public var cacheHits: UInt64 { worker.cache.hits }
     public var cacheMisses: UInt64 { worker.cache.misses }
 
+    // Port capture, as a running `vswiftctl capture` has it (Worker+Capture.swift).
+    private var captureRings: [CaptureRing] = []
+
+    /// Copies the frames port `port` (a slot, see `init`) receives and/or sends into a new ring in
+    /// capture slot `captureSlot`.
+    package func capture(port: UInt16, directions: Set<CaptureDirection>, snapLength: Int = 4096, capacity: Int = 1024,
+                         captureSlot: Int = 0) -> CaptureRing {
+        let ring = CaptureRing(capacity: capacity, snapLength: snapLength)
+        captureRings.append(ring)
+        worker.setCapture(captureSlot, ring: ring, port: PortSlot(rawValue: port), directions: directions)
+        return ring
+    }
+
+    package func stopCapture(port: UInt16, captureSlot: Int = 0) {
+        worker.setCapture(captureSlot, ring: nil, port: PortSlot(rawValue: port), directions: [])
+    }
+
+    /// Frames received and sent on port slot `port`, by its counters.
+    package func packetCounts(port: UInt16) -> (rx: UInt64, tx: UInt64) {
+        worker.packetCounts(PortSlot(rawValue: port))
+    }
+
     /// Fill ring → rx ring, with a packet copied into each frame (copy mode's kernel work).
     private func deliver(max n: Int) -> Int {
         let socket = worker.sockets + rxSlot

@@ -13,6 +13,7 @@ struct VSwiftCtl: ParsableCommand {
             AddBridge.self, DeleteBridge.self, AddPort.self, DeletePort.self, AddUnderlay.self, DeleteUnderlay.self,
             Show.self, DumpPorts.self, DumpWorkers.self, AddFlow.self, AddFlows.self, ReplaceFlows.self, DeleteFlows.self, ModifyFlows.self, DumpFlows.self,
             Trace.self,
+            Capture.self,
         ])
 
     // Declared here too so that, as with ovs-vsctl, the options may also come before the subcommand;
