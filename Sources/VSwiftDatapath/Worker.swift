@@ -156,6 +156,13 @@ package final class Worker: @unchecked Sendable {
     var tunnelResolverFD: Int32 = -1
     let outer: UnsafeMutablePointer<LISP.OuterHeaders>
     var ipIdentification: UInt16 = 0
+    /// Outer IPv4 fragments of LISP waiting for the rest (Worker+Reassembly.swift), and the second
+    /// its timeouts were last checked.
+    let reassembler: IPv4Reassembler
+    var reassemblyClock: UInt64 = 0
+    /// ICMP "too big" answers left this second, and the second (Worker+PathMTU.swift).
+    var icmpTokens: UInt32 = 0
+    var icmpTokenSecond: UInt64 = 0
 
     // Control handshake: the control thread asks the worker to park between bursts, changes tables,
     // then lets it run again. Checked once per round with one acquire load.
@@ -231,6 +238,7 @@ package final class Worker: @unchecked Sendable {
         nextHops = table
         outer = .allocate(capacity: 1)
         outer.initialize(to: LISP.OuterHeaders())
+        reassembler = IPv4Reassembler(limits: Self.reassemblyLimits(frameSize: frameSize))
         now = Self.monotonicSeconds()
         rebuildPollSet()
     }

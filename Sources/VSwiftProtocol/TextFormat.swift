@@ -59,6 +59,7 @@ public func formatDumpPorts(_ report: DumpPortsReport) -> String {
             out += "bad_inner_length=\(lisp.droppedBadInnerLength), "
             out += "no_route=\(lisp.droppedNoRoute), no_neighbour=\(lisp.droppedNoNeighbour), too_big=\(lisp.droppedTooBig), "
             out += "not_decapsulated off_underlay=\(lisp.refusedOffUnderlay)\n"
+            if let pathMTU = lisp.pathMTU { out += continuation + formatPathMTULine(pathMTU) }
         }
     }
     return out

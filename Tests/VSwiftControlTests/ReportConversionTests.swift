@@ -26,6 +26,13 @@ import VSwiftProtocol
         tunnel.droppedNoRoute = 23
         tunnel.droppedNoNeighbour = 24
         tunnel.droppedTooBig = 25
+        // Path MTU counters travel only once one is nonzero (then every one, by name).
+        let names: [WritableKeyPath<PathMTUStatistics, UInt64>] = [
+            \.icmpSent, \.icmpRateLimited, \.innerFragmented, \.innerFragments, \.reassembled, \.reassemblyTimeouts,
+            \.reassemblyOverlaps, \.fragmentDuplicates, \.reassemblyTableFull, \.reassemblyTooBig,
+            \.reassemblyTooManyFragments, \.reassemblyMalformed,
+        ]
+        for (i, name) in names.enumerated() { tunnel.pathMTU[keyPath: name] = UInt64(26 + i) }
         statistics.tunnel = tunnel
         let report = PortStatisticsReport(statistics)
         #expect(try JSONValue(encoding: report) == JSONValue(encoding: statistics))
