@@ -81,6 +81,7 @@ struct WorkerBridge {
 ///   The flow tables themselves (`CompiledFlowTable`) are immutable once published.
 /// - **Worker thread only** (scratch of the packet path): `tapSkipRounds`, `touched`/
 ///   `touchedCount`, `now`, `normalMemo`, `cache`, `key`, `burst`, `outer`, `ipIdentification`,
+///   `reassembler`/`reassemblyClock`, `icmpTokens`/`icmpTokenSecond`,
 ///   `roundSystemCallCycles`, `lastOutstanding`, `stalledWaits`. Per-packet metadata (tunnel
 ///   fields, encapsulation depth) is in no field: it travels with the packet (`PacketContext`).
 /// - **Counters** (`counters`, `ruleCounters`, `tunnelCounters`, `cycles`): written only by the

@@ -121,6 +121,21 @@ struct PathMTUPipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    /// Hostile sizes: an MTU that leaves no 8-byte unit after the header, or one that would need
+    /// more than `Worker.maxInnerFragments` pieces, drops the packet (too_big) and every frame
+    /// taken for pieces goes back to the pool.
+    @Test(arguments: [60, 100])
+    func anMTUTooSmallToFragmentForDropsAndLeaksNothing(mtu: Int) throws {
+        let frame = bigUDPFrame(payload: 1000, dontFragment: false)
+        let harness = try PipelineHarness(packets: [frame], rules: try rules(seed), tunnel: .encapsulate,
+                                          underlayMTU: UInt32(mtu))
+        _ = harness.run(packets: 200)
+        #expect(harness.transmitted == 0)
+        #expect(harness.tunnelStatistics.droppedTooBig == 200)
+        #expect(harness.tunnelStatistics.pathMTU.innerFragmented == 0)
+        #expect(harness.accounting().isConsistent)
+    }
+
     /// A frame that fits is untouched by any of this.
     @Test func aFrameThatFitsIsEncapsulatedAsBefore() throws {
         let harness = try PipelineHarness(packets: [udpFrame(payload: 58)], rules: try rules(seed), tunnel: .encapsulate,
