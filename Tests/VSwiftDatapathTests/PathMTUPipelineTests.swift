@@ -121,6 +121,26 @@ struct PathMTUPipelineTests {
         #expect(harness.accounting().isConsistent)
     }
 
+    /// An inner packet that is itself a fragment (MF set, offset 800) is split again: its pieces
+    /// keep the original offset as their base and the last keeps MF (RFC 791 §3.2).
+    @Test func aFragmentIsFragmentedAgainKeepingOffsetAndMF() throws {
+        var frame = bigUDPFrame(payload: 1000, dontFragment: false)
+        Ref.put16(&frame, 20, 0x2000 | 100)
+        Ref.put16(&frame, 24, 0)
+        Ref.put16(&frame, 24, Ref.checksum(Array(frame[14..<34])))
+        let harness = try PipelineHarness(packets: [frame], rules: try rules(seed), tunnel: .encapsulate, underlayMTU: 600)
+        harness.recordSentFrames = true
+        _ = harness.run(packets: 1)
+        #expect(harness.sentFrames.count == 2)
+        guard harness.sentFrames.count == 2 else { return }
+        let first = Array(harness.sentFrames[0].bytes[50...]), second = Array(harness.sentFrames[1].bytes[50...])
+        #expect(Ref.u16(first, 6) == 0x2000 | 100)
+        #expect(Ref.u16(second, 6) == 0x2000 | (100 + 544 / 8))
+        #expect(Ref.checksum(Array(first[0..<20])) == 0 && Ref.checksum(Array(second[0..<20])) == 0)
+        #expect(Array(first[20...]) + Array(second[20...]) == Array(frame[34...]))
+        #expect(harness.accounting().isConsistent)
+    }
+
     /// Hostile sizes: an MTU that leaves no 8-byte unit after the header, or one that would need
     /// more than `Worker.maxInnerFragments` pieces, drops the packet (too_big) and every frame
     /// taken for pieces goes back to the pool.
