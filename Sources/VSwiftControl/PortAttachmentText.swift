@@ -55,7 +55,10 @@ extension TunnelRoute {
             return "\(device)\(Self.via(gateway)), resolving \(nextHop)"
         case .resolved(let device, let gateway, let source, let mac, let mtu, let offloaded):
             let checksum = offloaded ? ", udp checksum offloaded" : ""
-            let mtuText = mtu == 0 ? "" : ", mtu \(mtu)"
+            // The inner packet's room (RFC 9300 §7: what a "too big" answer announces): the MTU less
+            // outer IP, UDP and LISP.
+            let overhead: UInt32 = source.isIPv4 ? 36 : 56
+            let mtuText = mtu == 0 ? "" : ", mtu \(mtu) (inner \(mtu > overhead ? mtu - overhead : 0))"
             return "\(device)\(Self.via(gateway)), source \(source), next hop \(Self.mac(mac))\(mtuText)\(checksum)"
         }
     }

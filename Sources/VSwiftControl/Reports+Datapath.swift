@@ -30,6 +30,7 @@ extension TunnelStatisticsReport {
             droppedEncrypted: s.droppedEncrypted, droppedCENotECT: s.droppedCENotECT, droppedTTLExpired: s.droppedTTLExpired,
             refusedOffUnderlay: s.refusedOffUnderlay, droppedNoRoute: s.droppedNoRoute,
             droppedNoNeighbour: s.droppedNoNeighbour, droppedTooBig: s.droppedTooBig)
+        if !s.pathMTU.isZero { pathMTU = PathMTUStatisticsReport(s.pathMTU) }
     }
 }
 
@@ -47,5 +48,23 @@ extension WorkerReport {
         self.init(
             worker: s.worker, cpu: s.cpu, rxPackets: s.rxPackets, txPackets: s.txPackets, rounds: s.cycles.rounds,
             busyCycles: s.cycles.busy, idleCycles: s.cycles.idle, systemCallCycles: s.cycles.systemCalls)
+    }
+}
+
+extension PathMTUStatisticsReport {
+    public init(_ s: PathMTUStatistics) {
+        self.init()
+        icmpSent = s.icmpSent
+        icmpRateLimited = s.icmpRateLimited
+        innerFragmented = s.innerFragmented
+        innerFragments = s.innerFragments
+        reassembled = s.reassembled
+        reassemblyTimeouts = s.reassemblyTimeouts
+        reassemblyOverlaps = s.reassemblyOverlaps
+        fragmentDuplicates = s.fragmentDuplicates
+        reassemblyTableFull = s.reassemblyTableFull
+        reassemblyTooBig = s.reassemblyTooBig
+        reassemblyTooManyFragments = s.reassemblyTooManyFragments
+        reassemblyMalformed = s.reassemblyMalformed
     }
 }

@@ -155,6 +155,8 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
     /// fragments the outer packet nor answers with ICMP: the inner MTU must leave room for the
     /// 36 or 56 bytes of LISP/UDP/IP).
     public var droppedTooBig: UInt64 = 0
+    /// ICMP answers, inner fragmentation and outer reassembly (see `PathMTUStatistics`).
+    public var pathMTU = PathMTUStatistics()
 
     public init() {}
 
@@ -174,6 +176,7 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
         s.droppedNoRoute = a.droppedNoRoute + b.droppedNoRoute
         s.droppedNoNeighbour = a.droppedNoNeighbour + b.droppedNoNeighbour
         s.droppedTooBig = a.droppedTooBig + b.droppedTooBig
+        s.pathMTU = a.pathMTU + b.pathMTU
         return s
     }
 
@@ -201,6 +204,8 @@ struct TunnelCounterBlock {
     var noRoute: UInt64 = 0
     var noNeighbour: UInt64 = 0
     var tooBig: UInt64 = 0
+    // Path MTU and outer reassembly (Worker+PathMTU.swift, Worker+Reassembly.swift).
+    var pathMTU = PathMTUCounterBlock()
 }
 
 /// A LISP port as a worker sees it.

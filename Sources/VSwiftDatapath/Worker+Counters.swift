@@ -145,6 +145,7 @@ extension Worker {
         s.droppedNoRoute = vs_load_relaxed_u64(&c.pointee.noRoute)
         s.droppedNoNeighbour = vs_load_relaxed_u64(&c.pointee.noNeighbour)
         s.droppedTooBig = vs_load_relaxed_u64(&c.pointee.tooBig)
+        s.pathMTU = PathMTUStatistics(&c.pointee.pathMTU)
         return s
     }
 }

@@ -314,7 +314,7 @@ extension Worker {
                 switch op {
                 case .output:
                     let port = action.pointee.port == .inputPort ? inPort : action.pointee.port
-                    output(port: port, address: frame, length: UInt32(length), context: context)
+                    output(port: port, address: frame, length: UInt32(length), context: context, inPort: inPort)
                 case .normal:
                     normal(address: frame, length: UInt32(length), inPort: inPort, bridge: bridge, context: context)
                 default:
@@ -344,9 +344,9 @@ extension Worker {
 
     /// Sends a frame out of a port: encapsulated for a LISP port, else staged for its tx ring.
     @inline(__always)
-    func output(port: PortSlot, address: UInt64, length: UInt32, context: PacketContext) {
+    func output(port: PortSlot, address: UInt64, length: UInt32, context: PacketContext, inPort: PortSlot) {
         if ports[port.index].kind == .lisp {
-            sendThroughTunnel(port: port, address: address, length: length, context: context)
+            sendThroughTunnel(port: port, address: address, length: length, context: context, inPort: inPort)
             return
         }
         stage(port: port, address: address, length: length)

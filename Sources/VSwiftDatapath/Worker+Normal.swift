@@ -56,7 +56,7 @@ extension Worker {
         }
         if out != MACLearningTable.noPort {
             // A frame for a host behind its own port is not reflected back (as OVS does).
-            if out != inPort { output(port: out, address: address, length: length, context: context) } else { pool.release(address) }
+            if out != inPort { output(port: out, address: address, length: length, context: context, inPort: inPort) } else { pool.release(address) }
             return
         }
         flood(bridge: bridge, address: address, length: length, inPort: inPort, context: context)
@@ -74,7 +74,7 @@ extension Worker {
             if previous != MACLearningTable.noPort {
                 if let copy = pool.allocate() {
                     memcpy(base + Int(copy &+ offset), base + Int(address), Int(length))
-                    output(port: previous, address: copy &+ offset, length: length, context: context)
+                    output(port: previous, address: copy &+ offset, length: length, context: context, inPort: inPort)
                 } else {
                     vs_add_relaxed_u64(&counters[previous.index].txDropped, 1)
                 }
@@ -82,7 +82,7 @@ extension Worker {
             previous = port
         }
         if previous != MACLearningTable.noPort {
-            output(port: previous, address: address, length: length, context: context)
+            output(port: previous, address: address, length: length, context: context, inPort: inPort)
         } else {
             pool.release(address)
         }

@@ -25,6 +25,11 @@ extension Worker {
             outer.pointee.destination = IPAddress()
             let parsed = LISP.parseOuter(frame, length: Int(length), udpPort: udpPort, into: outer)
             if parsed == .notLISP { continue }
+            if parsed == .malformed {
+                // A first outer fragment (Worker+Reassembly.swift).
+                let l3 = IPv4Reassembler.udpFragmentOffset(frame, length: Int(length))
+                if l3 > 0 && receiveOuterFragment(address: address, length: length, inPort: inPort, l3: l3) { return true }
+            }
             let destination = outer.pointee.destination
             // The trust boundary (DESIGN.md, "Trust boundary: LISP decapsulation"): only the
             // underlay may speak for a remote site, so LISP from anywhere else is never unwrapped.
@@ -123,7 +128,9 @@ extension Worker {
                     context: context)
             return true
         }
-        return false
+        // A later outer fragment has no UDP header to match (Worker+Reassembly.swift).
+        let l3 = IPv4Reassembler.udpFragmentOffset(frame, length: Int(length))
+        return l3 > 0 && receiveOuterFragment(address: address, length: length, inPort: inPort, l3: l3)
     }
 
     @inline(__always)
@@ -155,9 +162,10 @@ extension Worker {
 
     /// Output to a LISP port: find the next hop, encapsulate in place, and send the outer frame on
     /// (into the bridge whose internal port the route leaves by, or to an underlay port's tx ring).
-    /// `context` is the inner packet's: its tun_id (key=flow), tun_dst (remote_ip=flow) and depth.
+    /// `context` is the inner packet's: its tun_id (key=flow), tun_dst (remote_ip=flow) and depth;
+    /// `inPort` the port it came in on (where a "too big" answer goes, Worker+PathMTU.swift).
     @inline(never)
-    func sendThroughTunnel(port: PortSlot, address: UInt64, length: UInt32, context: PacketContext) {
+    func sendThroughTunnel(port: PortSlot, address: UInt64, length: UInt32, context: PacketContext, inPort: PortSlot) {
         let state = tunnelPortStates + port.index
         let counters = tunnelCounters + port.index
         var hopIndex = Int(state.pointee.nextHop)
@@ -204,6 +212,16 @@ extension Worker {
             pool.release(address)
             return
         }
+        // Over the egress MTU once encapsulated (14 bytes of L2 at least go)? Fragment or answer.
+        let mtu = Int(hop.pointee.mtu)
+        if mtu != 0 {
+            let outerIPv6 = !hop.pointee.parameters.source.isIPv4
+            if Int(length) &- Ethernet.headerLength &+ Self.tunnelIPOverhead(outerIPv6: outerIPv6) > mtu,
+               handleTooBig(port: port, address: address, length: length, context: context, inPort: inPort, mtu: mtu,
+                            outerIPv6: outerIPv6) {
+                return
+            }
+        }
         // A capture sees the frame before encapsulation, kept only if the port sends it.
         let captureTaps = ports[port.index].captureTx
         if captureTaps != 0 { captureTentatively(address: address, length: length, taps: captureTaps) }
@@ -229,8 +247,7 @@ extension Worker {
             return
         }
         // The egress device would drop it (veth and most drivers do so silently): count it here.
-        let mtu = hop.pointee.mtu
-        if mtu != 0 && outerLength - Ethernet.headerLength > Int(mtu) {
+        if mtu != 0 && outerLength - Ethernet.headerLength > mtu {
             vs_add_relaxed_u64(&counters.pointee.tooBig, 1)
             pool.release(address)
             return

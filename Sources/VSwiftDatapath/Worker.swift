@@ -87,6 +87,7 @@ struct WorkerBridge {
 ///   The flow tables themselves (`CompiledFlowTable`) are immutable once published.
 /// - **Worker thread only** (scratch of the packet path): `tapSkipRounds`, `touched`/
 ///   `touchedCount`, `now`, `normalMemo`, `cache`, `key`, `burst`, `outer`, `ipIdentification`,
+///   `reassembler`/`reassemblyClock`, `icmpTokens`/`icmpTokenSecond`,
 ///   `roundSystemCallCycles`, `lastOutstanding`, `stalledWaits`, `pendingCaptures`. Per-packet metadata (tunnel
 ///   fields, encapsulation depth) is in no field: it travels with the packet (`PacketContext`).
 /// - **Counters** (`counters`, `ruleCounters`, `tunnelCounters`, `cycles`): written only by the
@@ -171,6 +172,14 @@ package final class Worker: @unchecked Sendable {
     let captureRings: UnsafeMutablePointer<Unmanaged<CaptureRing>?>
     var pendingCaptures: UInt8 = 0
 
+    /// Outer IPv4 fragments of LISP waiting for the rest (Worker+Reassembly.swift), and the second
+    /// its timeouts were last checked.
+    let reassembler: IPv4Reassembler
+    var reassemblyClock: UInt64 = 0
+    /// ICMP "too big" answers left this second, and the second (Worker+PathMTU.swift).
+    var icmpTokens: UInt32 = 0
+    var icmpTokenSecond: UInt64 = 0
+
     // Control handshake: the control thread asks the worker to park between bursts, changes tables,
     // then lets it run again. Checked once per round with one acquire load.
     enum State {
@@ -247,6 +256,7 @@ package final class Worker: @unchecked Sendable {
         outer.initialize(to: LISP.OuterHeaders())
         captureRings = .allocate(capacity: Self.maxCaptures)
         captureRings.initialize(repeating: nil, count: Self.maxCaptures)
+        reassembler = IPv4Reassembler(limits: Self.reassemblyLimits(frameSize: frameSize))
         now = Self.monotonicSeconds()
         rebuildPollSet()
     }

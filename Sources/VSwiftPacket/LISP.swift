@@ -200,7 +200,8 @@ public enum LISP {
 
     /// A first look for the receive path of every frame while LISP ports exist: false only when
     /// `parseOuter` would say `.notLISP` for every port in `udpPorts` — an untagged frame that is not
-    /// IPv4/IPv6 UDP to one of them. Tagged frames and anything it cannot rule out get `true`.
+    /// IPv4/IPv6 UDP to one of them. Tagged frames, IPv4 UDP fragments (to be reassembled) and
+    /// anything it cannot rule out get `true`.
     @inlinable @inline(__always)
     public static func mayBeLISP(_ p: UnsafeRawPointer, length: Int, udpPorts: UnsafePointer<UInt16>, count: Int) -> Bool {
         guard length >= 14 else { return false }
@@ -208,6 +209,8 @@ public enum LISP {
         let port: UInt16
         if etherType == EtherType.ipv4 {
             guard length >= 38, Wire.u8(p, 23) == IPProtocol.udp else { return false }
+            // An outer fragment may be LISP (RFC 9300 §7): a later one has no UDP header to tell.
+            if Wire.u16(p, 20) & 0x3fff != 0 { return true }
             let udp = 14 &+ max(Int(Wire.u8(p, 14) & 0x0f) &<< 2, 20)
             guard udp &+ 4 <= length else { return false }
             port = Wire.u16(p, udp &+ 2)

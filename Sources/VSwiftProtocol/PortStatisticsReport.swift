@@ -82,6 +82,8 @@ public struct TunnelStatisticsReport: Codable, Sendable, Equatable {
     public var droppedNoRoute: UInt64
     public var droppedNoNeighbour: UInt64
     public var droppedTooBig: UInt64
+    /// ICMP answers, inner fragmentation and outer reassembly; nil while all are zero.
+    public var pathMTU: PathMTUStatisticsReport? = nil
 
     public init(
         encapsulated: UInt64 = 0, decapsulated: UInt64 = 0, droppedNonIP: UInt64 = 0, droppedBadHeader: UInt64 = 0,

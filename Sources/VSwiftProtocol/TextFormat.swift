@@ -64,6 +64,7 @@ public func formatDumpPorts(_ report: DumpPortsReport) -> String {
                 out += " \(reason)=\(lisp[keyPath: counter])"
             }
             out += "\n"
+            if let pathMTU = lisp.pathMTU { out += continuation + formatPathMTULine(pathMTU) }
         }
     }
     return out

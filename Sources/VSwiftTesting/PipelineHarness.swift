@@ -26,7 +26,9 @@ public final class PipelineHarness {
     private let rxSlot: Int
     private let txSlot: Int
     private let templates: UnsafeMutableRawPointer
-    private let templateLength: Int
+    /// Bytes between templates (the longest one's length), and each one's own length.
+    private let templateStride: Int
+    private let templateLengths: UnsafeMutablePointer<Int>
     private let templateCount: Int
     private var nextTemplate = 0
     private var flowTable: CompiledFlowTable?
@@ -128,7 +130,7 @@ public final class PipelineHarness {
             ethernetDestination: deviceMAC, ethernetSource: nextHopMAC, source: remoteRLOC, destination: localRLOC)
     }
 
-    /// `packets` are the frames the "NIC" delivers on port 1, round robin (one per flow).
+    /// `packets` are the frames the "NIC" delivers on port 1, round robin (one per flow; any lengths).
     /// Ports: 1 → slot 0 (input), 2 → slot 1 (output), LOCAL (65534) → slot 2 (a sink).
     /// With a tunnel, port 2 is a LISP port (slot 2) and the underlay device is slot 1 (encapsulate:
     /// the outer frames leave there) or slot 0 (decapsulate: LISP arrives there; port 1 is slot 1).
@@ -137,7 +139,7 @@ public final class PipelineHarness {
     public init(packets: [[UInt8]], rules: [DatapathRule]?, batch: Int = 64, tunnel: Tunnel = .none,
                 underlay: Underlay = .ipv4, underlayMTU: UInt32 = 0,
                 outerFields: LISP.OuterFields = LISP.OuterFields()) throws(DatapathError) {
-        precondition(!packets.isEmpty && packets.allSatisfy { $0.count == packets[0].count })
+        precondition(!packets.isEmpty && packets.allSatisfy { $0.count <= 4096 - 256 })
         let ringSize: UInt32 = 4096
         var rings = RingSizes()
         rings.rx = ringSize
@@ -145,12 +147,14 @@ public final class PipelineHarness {
         rings.fill = ringSize
         rings.completion = ringSize
         worker = try Worker(index: 0, frameCount: 8192, frameSize: 4096, rings: rings, rxBatch: batch)
-        let length = packets[0].count
+        let length = packets.map(\.count).max()!
         let memory = UnsafeMutableRawPointer.allocate(byteCount: packets.count * length, alignment: 64)
+        templateLengths = .allocate(capacity: packets.count)
         for (i, p) in packets.enumerated() {
-            p.withUnsafeBytes { (memory + i * length).copyMemory(from: $0.baseAddress!, byteCount: length) }
+            p.withUnsafeBytes { (memory + i * length).copyMemory(from: $0.baseAddress!, byteCount: p.count) }
+            templateLengths[i] = p.count
         }
-        templateLength = length
+        templateStride = length
         templateCount = packets.count
         templates = memory
         let table = MACLearningTable()
@@ -201,6 +205,7 @@ public final class PipelineHarness {
 
     deinit {
         templates.deallocate()
+        templateLengths.deallocate()
     }
 
     /// Plays the kernel for `count` packets and lets the worker process them; returns the timing.
@@ -271,7 +276,8 @@ public final class PipelineHarness {
         var moved = 0
         while moved < n && fillConsumer != fillProducer && rxProducer &- rxConsumer < rx.size {
             let address = fill.ring.load(fromByteOffset: Int(fillConsumer & fill.mask) * 8, as: UInt64.self) &+ 256
-            memcpy(worker.base + Int(address), templates + nextTemplate * templateLength, templateLength)
+            let templateLength = templateLengths[nextTemplate]
+            memcpy(worker.base + Int(address), templates + nextTemplate * templateStride, templateLength)
             nextTemplate = nextTemplate + 1 == templateCount ? 0 : nextTemplate + 1
             let desc = rx.ring.assumingMemoryBound(to: xdp_desc.self) + Int(rxProducer & rx.mask)
             desc.pointee = xdp_desc(addr: address, len: UInt32(templateLength), options: 0)

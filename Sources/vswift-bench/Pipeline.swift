@@ -80,6 +80,28 @@ struct Pipeline: ParsableCommand {
         return Array(UnsafeRawBufferPointer(start: start, count: length))
     }
 
+    /// The outer IPv4 datagram of `frame` (Ethernet, no tags) as fragments of `size` payload bytes
+    /// (a multiple of 8), DF clear, header checksums fixed.
+    static func outerFragments(_ frame: [UInt8], size: Int) -> [[UInt8]] {
+        let payload = Array(frame[34...])
+        var out: [[UInt8]] = []
+        var offset = 0
+        while offset < payload.count {
+            let end = min(offset + size, payload.count)
+            var f = Array(frame[0..<34]) + payload[offset..<end]
+            let length = 20 + end - offset
+            let field = (end < payload.count ? 0x2000 : 0) | offset / 8
+            f[16] = UInt8(length >> 8); f[17] = UInt8(length & 0xff)
+            f[20] = UInt8(field >> 8); f[21] = UInt8(field & 0xff)
+            f[24] = 0; f[25] = 0
+            let sum = f.withUnsafeBytes { Checksum.ipv4Header($0.baseAddress! + 14, headerLength: 20) }
+            f[24] = UInt8(sum >> 8); f[25] = UInt8(sum & 0xff)
+            out.append(f)
+            offset = end
+        }
+        return out
+    }
+
     static func frame(flow: Int, size: Int = 64) -> [UInt8] {
         var f: [UInt8] = [0x52, 0x54, 0x00, 0x1b, 0xea, 0xd5, 0x52, 0x54, 0x00, 0xb8, 0x27, 0x75, 0x08, 0x00]
         let ipLength = size - 14
@@ -143,6 +165,12 @@ struct Pipeline: ParsableCommand {
         Scenario(name: "lisp-encap", ruleCount: 1, packets: { [frame(flow: 0)] },
                  rules: { rules(["in_port=1,actions=output:2"]) }, tunnel: .encapsulate),
         Scenario(name: "lisp-decap", ruleCount: 1, packets: { [lispFrame(flow: 0)] },
+                 rules: { rules(["in_port=2,actions=output:1"]) }, tunnel: .decapsulate),
+        // Outer reassembly (DESIGN.md, "LISP path MTU and outer reassembly"): a 1,478-byte LISP
+        // packet whole, and cut into 3 outer fragments (ns per fragment; a datagram is 3 of them).
+        Scenario(name: "lisp-decap-1400", ruleCount: 1, packets: { [lispFrame(flow: 0, size: 1442)] },
+                 rules: { rules(["in_port=2,actions=output:1"]) }, tunnel: .decapsulate),
+        Scenario(name: "lisp-decap-frag", ruleCount: 1, packets: { outerFragments(lispFrame(flow: 0, size: 1442), size: 504) },
                  rules: { rules(["in_port=2,actions=output:1"]) }, tunnel: .decapsulate),
         Scenario(name: "seed-encap", ruleCount: 4, packets: { [frame(flow: 0)] }, rules: { rules(seedFlows) }, tunnel: .encapsulate),
         Scenario(name: "seed-decap", ruleCount: 4, packets: { [lispFrame(flow: 0)] }, rules: { rules(seedFlows) }, tunnel: .decapsulate),

@@ -31,7 +31,7 @@ struct PortAttachmentTextTests {
             == "ul0, source 10.0.0.2, next hop 02:00:00:00:00:0a")
         #expect(TunnelRoute.resolved(device: "ul0", gateway: gateway, source: source, nextHopMAC: 0xfeed_beef_0102, mtu: 1500,
                                      checksumOffloaded: true).text
-            == "ul0 via 10.0.0.1, source 10.0.0.2, next hop fe:ed:be:ef:01:02, mtu 1500, udp checksum offloaded")
+            == "ul0 via 10.0.0.1, source 10.0.0.2, next hop fe:ed:be:ef:01:02, mtu 1500 (inner 1464), udp checksum offloaded")
     }
 
     @Test func tunnelStates() throws {

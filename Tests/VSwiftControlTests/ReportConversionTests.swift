@@ -29,6 +29,13 @@ import VSwiftProtocol
         tunnel.droppedEncrypted = 26
         tunnel.droppedCENotECT = 27
         tunnel.droppedTTLExpired = 28
+        // Path MTU counters travel only once one is nonzero (then every one, by name).
+        let names: [WritableKeyPath<PathMTUStatistics, UInt64>] = [
+            \.icmpSent, \.icmpRateLimited, \.innerFragmented, \.innerFragments, \.reassembled, \.reassemblyTimeouts,
+            \.reassemblyOverlaps, \.fragmentDuplicates, \.reassemblyTableFull, \.reassemblyTooBig,
+            \.reassemblyTooManyFragments, \.reassemblyMalformed,
+        ]
+        for (i, name) in names.enumerated() { tunnel.pathMTU[keyPath: name] = UInt64(40 + i) }
         statistics.tunnel = tunnel
         let report = PortStatisticsReport(statistics)
         #expect(try JSONValue(encoding: report) == JSONValue(encoding: statistics))
