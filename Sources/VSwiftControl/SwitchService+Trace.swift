@@ -149,6 +149,9 @@ extension SwitchService {
             "bad_header": "malformed LISP packet (bad_header)", "unknown_rloc": "LISP from an unknown RLOC (unknown_rloc)",
             "iid_mismatch": "LISP instance id of no port (iid_mismatch)",
             "bad_inner_length": "LISP inner length wrong (bad_inner_length)",
+            "encrypted": "LISP payload encrypted (RFC 8061), which vswift cannot decrypt (encrypted)",
+            "ce_not_ect": "outer ECN CE over a not-ECT inner packet, dropped as RFC 6040 says (ce_not_ect)",
+            "ttl_expired": "inner TTL 0 after decapsulation (ttl_expired)",
         ]
         for event in stage.events {
             if let reason = lispReasons[event.counter] { return "\(event.port): \(reason)" }

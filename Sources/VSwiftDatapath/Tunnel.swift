@@ -208,6 +208,25 @@ struct TunnelCounterBlock {
     var pathMTU = PathMTUCounterBlock()
 }
 
+extension TunnelCounterBlock {
+    /// Every counter under the name `dump-ports` prints it with, in its order: the one list a
+    /// flow trace reports and compares (off the packet path; this allocates).
+    var named: [(name: String, value: UInt64)] {
+        [("encapsulated", encapsulated), ("decapsulated", decapsulated), ("non_ip", nonIP),
+         ("bad_header", badHeader), ("unknown_rloc", unknownRLOC), ("iid_mismatch", iidMismatch),
+         ("bad_inner_length", badInnerLength), ("encrypted", encrypted), ("ce_not_ect", ceNotECT),
+         ("ttl_expired", ttlExpired), ("off_underlay", offUnderlay), ("no_route", noRoute),
+         ("no_neighbour", noNeighbour), ("too_big", tooBig),
+         // dump-ports' lisp_mtu line.
+         ("icmp_sent", pathMTU.icmpSent), ("icmp_rate_limited", pathMTU.icmpRateLimited),
+         ("inner_fragmented", pathMTU.innerFragmented), ("inner_fragments", pathMTU.innerFragments),
+         ("reassembled", pathMTU.reassembled), ("reassembly_timeout", pathMTU.timeouts),
+         ("reassembly_overlap", pathMTU.overlaps), ("reassembly_duplicate", pathMTU.duplicates),
+         ("reassembly_table_full", pathMTU.tableFull), ("reassembly_too_big", pathMTU.tooBig),
+         ("reassembly_too_many_fragments", pathMTU.tooManyFragments), ("reassembly_malformed", pathMTU.malformed)]
+    }
+}
+
 /// A LISP port as a worker sees it.
 package struct TunnelPortState {
     var remote = IPAddress()

@@ -249,11 +249,7 @@ extension Worker {
             counters[i] = PortCounterBlock()
             guard ports[i].kind == .lisp else { continue }
             let t = tunnelCounters[i]
-            for (counter, value) in [("encapsulated", t.encapsulated), ("decapsulated", t.decapsulated),
-                                     ("non_ip", t.nonIP), ("bad_header", t.badHeader), ("unknown_rloc", t.unknownRLOC),
-                                     ("iid_mismatch", t.iidMismatch), ("bad_inner_length", t.badInnerLength),
-                                     ("off_underlay", t.offUnderlay), ("no_route", t.noRoute),
-                                     ("no_neighbour", t.noNeighbour), ("too_big", t.tooBig)] where value > 0 {
+            for (counter, value) in t.named where value > 0 {
                 stage.events.append(.init(port: name, counter: counter, count: value))
             }
             tunnelCounters[i] = TunnelCounterBlock()
@@ -292,8 +288,7 @@ extension Worker {
             let c = portCounters(PortSlot(rawValue: UInt16(i)))
             values += [c.rxPackets, c.rxBytes, c.rxDropped, c.rxErrors, c.txPackets, c.txBytes, c.txDropped, c.txErrors]
             let t = tunnelCounters[i]
-            values += [t.encapsulated, t.decapsulated, t.nonIP, t.badHeader, t.unknownRLOC, t.iidMismatch,
-                       t.badInnerLength, t.offUnderlay, t.noRoute, t.noNeighbour, t.tooBig]
+            values += t.named.map(\.value)
         }
         for b in 0..<DatapathLimits.maxBridges {
             if let unmanaged = bridges[b].flowTable {

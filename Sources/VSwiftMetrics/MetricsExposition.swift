@@ -70,6 +70,19 @@ public enum MetricsExposition {
                         "LISP: packets to a local address not decapsulated but forwarded as they are, by reason.",
                         portLabels + [("reason", reason)], lisp[keyPath: value])
                 }
+                // dump-ports shows its lisp_mtu line only once a counter moved; the series are always
+                // there (zero until then), so rate() has a start.
+                let mtu = lisp.pathMTU ?? PathMTUStatisticsReport()
+                counter("vswift_lisp_icmp_too_big_sent_total", "LISP path MTU: ICMP Fragmentation Needed / ICMPv6 Packet Too Big sent to inner sources.", portLabels, mtu.icmpSent)
+                counter("vswift_lisp_icmp_too_big_rate_limited_total", "LISP path MTU: answers not sent, over the per-worker rate.", portLabels, mtu.icmpRateLimited)
+                counter("vswift_lisp_inner_fragmented_packets_total", "LISP path MTU: inner IPv4 packets (DF clear) fragmented to fit.", portLabels, mtu.innerFragmented)
+                counter("vswift_lisp_inner_fragments_total", "LISP path MTU: pieces of those sent on.", portLabels, mtu.innerFragments)
+                counter("vswift_lisp_reassembled_packets_total", "LISP: outer datagrams reassembled from fragments.", portLabels, mtu.reassembled)
+                for (reason, value) in PathMTUStatisticsReport.reassemblyDropReasons {
+                    counter(
+                        "vswift_lisp_reassembly_dropped_total", "LISP: outer fragments or datagrams dropped in reassembly, by reason (as dump-ports' lisp_mtu line).",
+                        portLabels + [("reason", reason)], mtu[keyPath: value])
+                }
             }
         }
 

@@ -15,6 +15,15 @@ public struct PathMTUStatisticsReport: Codable, Sendable, Equatable {
     public var reassemblyMalformed: UInt64 = 0
 
     public init() {}
+
+    /// Reassembly drops by reason, under the names of the `lisp_mtu` line (one list for it and the metrics).
+    public static var reassemblyDropReasons: [(reason: String, counter: KeyPath<PathMTUStatisticsReport, UInt64>)] {
+        [
+            ("timeout", \.reassemblyTimeouts), ("overlap", \.reassemblyOverlaps), ("duplicate", \.fragmentDuplicates),
+            ("table_full", \.reassemblyTableFull), ("too_big", \.reassemblyTooBig),
+            ("too_many_fragments", \.reassemblyTooManyFragments), ("malformed", \.reassemblyMalformed),
+        ]
+    }
 }
 
 /// The `lisp_mtu` line of `dump-ports` (without indentation), e.g.
@@ -22,7 +31,6 @@ public struct PathMTUStatisticsReport: Codable, Sendable, Equatable {
 public func formatPathMTULine(_ p: PathMTUStatisticsReport) -> String {
     "lisp_mtu icmp_sent=\(p.icmpSent), icmp_rate_limited=\(p.icmpRateLimited), "
         + "inner_fragmented=\(p.innerFragmented) (\(p.innerFragments) pieces), reassembled=\(p.reassembled), "
-        + "drop timeout=\(p.reassemblyTimeouts), overlap=\(p.reassemblyOverlaps), duplicate=\(p.fragmentDuplicates), "
-        + "table_full=\(p.reassemblyTableFull), too_big=\(p.reassemblyTooBig), "
-        + "too_many_fragments=\(p.reassemblyTooManyFragments), malformed=\(p.reassemblyMalformed)\n"
+        + "drop " + PathMTUStatisticsReport.reassemblyDropReasons.map { "\($0.reason)=\(p[keyPath: $0.counter])" }
+        .joined(separator: ", ") + "\n"
 }

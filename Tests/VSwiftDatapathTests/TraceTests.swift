@@ -137,8 +137,9 @@ struct TraceTests {
         _ = try harness.trace(bad, inPort: 0)
         _ = try harness.trace([UInt8](repeating: 0xff, count: 9000), inPort: 0)
         let decap = try PipelineHarness(packets: [udpFrame()], rules: try rules(seed), tunnel: .decapsulate)
-        let badHeader = try #require(try decap.trace(lisp(udpFrame(), flags: 0x4f), inPort: 0).stages.first)
-        #expect(badHeader.events == [.init(port: "slot2", counter: "bad_header", count: 1)])
+        // KK = 11: an encrypted payload (RFC 8061), counted as such, not as a bad header.
+        let encrypted = try #require(try decap.trace(lisp(udpFrame(), flags: 0x4f), inPort: 0).stages.first)
+        #expect(encrypted.events == [.init(port: "slot2", counter: "encrypted", count: 1)])
     }
 
     @Test func aTraceChangesNoCounterLearnsNothingAndSendsNothing() throws {
