@@ -75,7 +75,7 @@ public enum ControlMessageEncodingError: Error, Hashable, Sendable {
     case nestedLCAF
     /// A field longer than its 16-bit length can say (authentication data, an LCAF body).
     case fieldTooLong(Int)
-    /// An ITR-RLOC or inner header address that cannot be one (no address, or an LCAF).
+    /// An ECM inner header address that is not IPv4 or IPv6 (no address, or an LCAF).
     case notAnIPAddress
     /// The ECM's inner source and destination are not of one family.
     case innerFamilyMismatch

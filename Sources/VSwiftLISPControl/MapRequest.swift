@@ -26,7 +26,8 @@ public struct MapRequest: Hashable, Sendable {
     public var nonce: UInt64
     /// The EID of the host whose packet caused the request; `.none` for refreshes and RLOC-probes.
     public var sourceEID: LISPAddress
-    /// Where to send the Map-Reply: 1 to 32 RLOCs of the requesting ITR (IPv4 or IPv6).
+    /// Where to send the Map-Reply: 1 to 32 RLOCs of the requesting ITR. Any address decodes (some
+    /// implementations send LCAFs here); the replier picks an IPv4 or IPv6 one it can reach.
     public var itrRLOCs: [LISPAddress]
     /// The EID prefixes asked about: one or more (a sender sends one, §5.3).
     public var records: [EIDPrefix]
@@ -104,12 +105,7 @@ public struct MapRequest: Hashable, Sendable {
         w.u32(word)
         w.u64(nonce)
         try sourceEID.encode(into: &w)
-        for rloc in itrRLOCs {
-            switch rloc {
-            case .ipv4, .ipv6: try rloc.encode(into: &w)
-            default: throw .notAnIPAddress
-            }
-        }
+        for rloc in itrRLOCs { try rloc.encode(into: &w) }
         for record in records {
             let eid = try record.validated()
             w.u8(0)
