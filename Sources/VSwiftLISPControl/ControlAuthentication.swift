@@ -50,6 +50,14 @@ public struct AuthenticationKey: Hashable, Sendable {
     }
 }
 
+extension AuthenticationKey: CustomStringConvertible {
+    /// The algorithm and sizes, never the secret (keys end up in logs and `show` output otherwise).
+    public var description: String {
+        let name = algorithm == .hmacSHA1_96 ? "hmac-sha-1-96" : "hmac-sha-256-128"
+        return "\(name) (key id \(algorithm.keyID), \(secret.count)-byte secret, sends \(sentLength) bytes)"
+    }
+}
+
 /// Why an authenticated message (Map-Register, Map-Notify, Map-Notify-Ack) was refused: each a
 /// separate counter.
 public enum AuthenticationError: Error, Hashable, Sendable {

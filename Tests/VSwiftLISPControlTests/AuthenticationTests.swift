@@ -103,6 +103,13 @@ struct AuthenticationTests {
         #expect(throws: AuthenticationError.malformed) { try ControlAuthentication.verify([], key: Self.sha1) }
     }
 
+    @Test func keysNeverPrintTheirSecret() {
+        let key = AuthenticationKey(algorithm: .hmacSHA256_128, password: "s3cret-s3cret")
+        #expect(key.description == "hmac-sha-256-128 (key id 2, 13-byte secret, sends 32 bytes)")
+        #expect(!String(reflecting: key).contains("s3cret"))
+        #expect(!"\(key)".contains("115")) // no byte values either ("s" is 115)
+    }
+
     @Test func constantTimeCompare() {
         #expect(ControlAuthentication.constantTimeEqual([1, 2, 3], [1, 2, 3]))
         #expect(!ControlAuthentication.constantTimeEqual([1, 2, 3], [1, 2, 4]))
