@@ -89,6 +89,8 @@ public struct MapRegister: Hashable, Sendable {
 ///
 /// RFC 9301's figure has no I bit; OpenOverlayRouter, lispers.net and tcpdump put the Map-Register's
 /// xTR-ID and site-ID back in the Map-Notify with bit 4 (0x08 of the first byte) set, so it is read.
+/// Their bit 5 (RTR authentication data follows, NAT traversal) is not: such data is refused as
+/// trailing bytes.
 public struct MapNotify: Hashable, Sendable {
     /// The nonce of the Map-Register acknowledged (or, in a Map-Notify-Ack, of the Map-Notify).
     public var nonce: UInt64
