@@ -87,7 +87,7 @@ public struct MapRegister: Hashable, Sendable {
 ///
 ///     |Type=4/5|I|        Reserved                     | Record Count  |
 ///
-/// RFC 9301's figure has no I bit; OpenOverlayRouter, lispers.net and tcpdump put the Map-Register's
+/// RFC 9301's figure has no I bit; OpenOverlayRouter (and tcpdump's dissector) put the Map-Register's
 /// xTR-ID and site-ID back in the Map-Notify with bit 4 (0x08 of the first byte) set, so it is read.
 /// Their bit 5 (RTR authentication data follows, NAT traversal) is not: such data is refused as
 /// trailing bytes.
