@@ -16,9 +16,9 @@ public enum AuthenticationAlgorithm: UInt16, Hashable, Sendable, CaseIterable {
 
     /// Authentication Data lengths accepted on receipt. The Authentication Data Length field, not
     /// the key id, gives the field's size (§5.6), and deployed implementations disagree on it:
-    /// OpenOverlayRouter and VPP (and tcpdump's sample captures) send the whole HMAC (20 or 32 bytes) under key
-    /// ids 1 and 2, the RFCs' algorithm names truncate it (12 or 16). Both are the same HMAC, one a
-    /// prefix of the other, so both are accepted; anything else is `wrongLength`.
+    /// OpenOverlayRouter and VPP (and tcpdump's sample captures) send the whole HMAC (20 or 32
+    /// bytes) under key ids 1 and 2, the RFCs' algorithm names truncate it (12 or 16). Both are the
+    /// same HMAC, one a prefix of the other, so both are accepted; anything else is `wrongLength`.
     public func accepts(length: Int) -> Bool { length == truncatedLength || length == digestLength }
 
     func mac(_ message: [UInt8], secret: [UInt8]) -> [UInt8] {
