@@ -1,7 +1,7 @@
 import Crypto
 
 /// MAC algorithms of Map-Register / Map-Notify authentication, by Key ID (RFC 9301 §5.6 and the
-/// IANA "LISP Key ID Numbers" registry, RFC 9301 §14.5): 1 = HMAC-SHA-1-96 (RFC 2404),
+/// IANA "LISP Key ID Numbers" registry that RFC 9301 defines): 1 = HMAC-SHA-1-96 (RFC 2404),
 /// 2 = HMAC-SHA-256-128 (RFC 4868). Key ID 0 means no authentication, which we never accept.
 public enum AuthenticationAlgorithm: UInt16, Hashable, Sendable, CaseIterable {
     case hmacSHA1_96 = 1

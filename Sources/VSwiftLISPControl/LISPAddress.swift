@@ -11,7 +11,7 @@ public enum AFI {
     public static let lcaf: UInt16 = 16387
 }
 
-/// LCAF types this codec interprets (RFC 8060 §4; the registry is RFC 8060 §7).
+/// LCAF types this codec interprets (RFC 8060 §4, and its IANA "LISP LCAF Type" registry).
 public enum LCAFType {
     /// Instance ID (RFC 8060 §4.1): a 32-bit instance id and a plain address.
     public static let instanceID: UInt8 = 2
