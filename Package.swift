@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
         // The metrics endpoint's text format (vswiftd only: never linked into vswiftctl).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // HMAC-SHA-1 and HMAC-SHA-256 for LISP Map-Register/Map-Notify authentication.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // libxdp's ring helpers, libbpf and the Linux uapi headers, plus a few static-inline shims
@@ -75,6 +77,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // LISP control messages (RFC 9301: Map-Request/Reply/Register/Notify, ECM; RFC 8060 instance-id
+        // LCAF) as values, their defensive decoding, and HMAC authentication. Control path only.
+        .target(
+            name: "VSwiftLISPControl",
+            dependencies: ["VSwiftPacket", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "vswiftd",
             dependencies: [
@@ -105,6 +112,7 @@ let package = Package(
             name: "VSwiftDatapathTests",
             dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
         .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol"]),
+        .testTarget(name: "VSwiftLISPControlTests", dependencies: ["VSwiftLISPControl", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(
             name: "VSwiftControlTests",
             dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftPacket", "VSwiftTesting"]),

@@ -22,6 +22,10 @@ let package = Package(
         .target(name: "VSwiftClassifier", dependencies: ["VSwiftPacket", "CSupport"]),
         .executableTarget(name: "FuzzFrame", dependencies: ["FuzzDriver", "VSwiftPacket"]),
         .executableTarget(name: "FuzzLISP", dependencies: ["FuzzDriver", "VSwiftPacket"]),
+        // The LISP control codec without ControlAuthentication.swift (the one file that needs
+        // swift-crypto), so this package builds no BoringSSL.
+        .target(name: "VSwiftLISPControl", dependencies: ["VSwiftPacket"]),
+        .executableTarget(name: "FuzzLISPControl", dependencies: ["FuzzDriver", "VSwiftLISPControl"]),
         .target(name: "VSwiftFlowSyntax", dependencies: ["VSwiftClassifier", "VSwiftPacket"]),
         .executableTarget(name: "FuzzFlowSyntax", dependencies: ["FuzzDriver", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket"]),
         .target(name: "VSwiftProtocol", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),

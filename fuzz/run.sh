@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (release, -sanitize=fuzzer) and runs each on its seed corpus.
 #   fuzz/run.sh [TARGET...] [--seconds N | --runs N] [--asan] [--no-build]
-# TARGET: FuzzFrame FuzzLISP FuzzFlowSyntax FuzzJSONRPC FuzzConfig (default: all, one after another).
+# TARGET: FuzzFrame FuzzLISP FuzzLISPControl FuzzFlowSyntax FuzzJSONRPC FuzzConfig (default: all, one after another).
 # --asan: a debug build with AddressSanitizer (fuzz/.build-asan): catches reads past a frame that
 # a release build would not notice, and gives more coverage feedback (no branches folded away);
 # some 10 times fewer inputs per second. Default: release (fuzz/.build).
@@ -18,7 +18,7 @@ export SWIFT_BACKTRACE=enable=no
 # Swift runtime libraries listed there.
 export LSAN_OPTIONS="suppressions=$PWD/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
-all=(FuzzFrame FuzzLISP FuzzFlowSyntax FuzzJSONRPC FuzzConfig)
+all=(FuzzFrame FuzzLISP FuzzLISPControl FuzzFlowSyntax FuzzJSONRPC FuzzConfig)
 targets=()
 limit=(-max_total_time=60)
 build=1

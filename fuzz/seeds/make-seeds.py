@@ -158,6 +158,45 @@ JOURNAL = "\n".join([
 ]) + "\n"
 
 
+def control_messages():
+    """LISP control messages (RFC 9301 §5) as UDP payloads of port 4342, for FuzzLISPControl."""
+    v4 = lambda a: struct.pack("!H4s", 1, bytes(int(x) for x in a.split(".")))
+    v6 = lambda last: struct.pack("!H", 2) + b"\x20\x01\x0d\xb8" + b"\0" * 11 + bytes([last])
+    iid = lambda inner, n=1000: struct.pack("!HBBBBHI", 16387, 0, 0, 2, 0, 4 + len(inner), n) + inner
+    loc = lambda addr, flags=1: struct.pack("!BBBBH", 1, 100, 255, 0, flags) + addr
+    def record(eid, mask, locs, act=0, ttl=1440):
+        return struct.pack("!IBBHH", ttl, len(locs), mask, act << 13 | 0x1000, 0) + eid + b"".join(locs)
+    nonce = struct.pack("!Q", 0x0102030405060708)
+    request = struct.pack("!I", 1 << 28 | 1 << 22 | 1) + nonce + v4("10.1.0.1") + v4("192.0.2.1") \
+        + b"\0\x18" + v4("10.2.0.0")
+    probe = struct.pack("!I", 1 << 28 | 1 << 26 | 1 << 25 | 1 << 8 | 1) + nonce + b"\0\0" + v4("192.0.2.1") \
+        + v6(1) + b"\0\x40" + iid(v6(0)) + record(iid(v6(0)), 64, [loc(v4("192.0.2.1"), 5)])
+    reply = struct.pack("!I", 2 << 28 | 1) + nonce + record(iid(v4("10.2.0.0")), 24,
+                                                          [loc(v4("192.0.2.2")), loc(v6(2), 0)])
+    negative = struct.pack("!I", 2 << 28 | 1) + nonce + record(v4("10.3.0.0"), 16, [], act=3, ttl=15)
+    elp = struct.pack("!HBBBBH", 16387, 0, 0, 10, 0, 3) + b"\xaa\xbb\xcc"
+    unknown_lcaf = struct.pack("!I", 2 << 28 | 1) + nonce + record(v4("10.2.0.0"), 24, [loc(elp), loc(v4("192.0.2.7"))])
+    body = nonce + struct.pack("!HH", 1, 20) + b"\x5a" * 20 + record(iid(v4("10.1.0.0")), 16, [loc(v4("192.0.2.1"))])
+    xtr = bytes(range(16, 32)) + struct.pack("!Q", 7)
+    register = struct.pack("!I", 3 << 28 | 1 << 25 | 1 << 8 | 1) + body + xtr
+    notify = struct.pack("!I", 4 << 28 | 1 << 27 | 1) + body + xtr
+    ack = struct.pack("!I", 5 << 28 | 1) + body
+    out = {"map-request": request, "map-request-probe": probe, "map-reply": reply, "map-reply-negative": negative,
+           "map-reply-unknown-lcaf": unknown_lcaf, "map-register": register, "map-notify": notify,
+           "map-notify-ack": ack}
+    # Encapsulated Control Messages around the Map-Request, over IPv4 and IPv6 (checksums valid).
+    inner_udp = struct.pack("!HHHH", 49152, 4342, 8 + len(request), 0) + request
+    src4, dst4 = bytes([10, 1, 0, 1]), bytes([10, 2, 0, 5])
+    c = csum(src4 + dst4 + struct.pack("!BBH", 0, 17, len(inner_udp)) + inner_udp) or 0xFFFF
+    udp4 = inner_udp[:6] + struct.pack("!H", c) + inner_udp[8:]
+    out["ecm-ipv4"] = struct.pack("!I", 8 << 28) + ip4(17, udp4, "10.1.0.1", "10.2.0.5")
+    src6, dst6 = v6(1)[2:], v6(5)[2:]
+    c = csum(src6 + dst6 + struct.pack("!IxxxB", len(inner_udp), 17) + inner_udp) or 0xFFFF
+    udp6 = inner_udp[:6] + struct.pack("!H", c) + inner_udp[8:]
+    out["ecm-ipv6"] = struct.pack("!I", 8 << 28) + ip6(17, udp6, src6, dst6)
+    return out
+
+
 def write(target, name, data):
     directory = os.path.join(ROOT, target)
     os.makedirs(directory, exist_ok=True)
@@ -170,6 +209,8 @@ def main():
         write("FuzzFrame", name, frame)
         if name.startswith("lisp") or name.startswith("ipv4-udp"):
             write("FuzzLISP", name, frame)
+    for name, message in control_messages().items():
+        write("FuzzLISPControl", name, message)
     for i, flow in enumerate(FLOWS):
         write("FuzzFlowSyntax", "flow-%02d" % i, flow.encode())
     for i, request in enumerate(REQUESTS):

@@ -1,0 +1,1 @@
+../../../Sources/VSwiftLISPControl/MapRegister.swift
