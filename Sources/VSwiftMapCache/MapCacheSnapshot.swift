@@ -32,15 +32,20 @@ struct PrefixSlot {
     var isReal: Bool
 }
 
-/// Per entry, what the packet path reads after the lookup.
+/// Per entry, what the packet path reads after the lookup: 32 bytes, so one cache line holds
+/// all of it; with a single usable locator (the common case) the RLOC itself is here.
 struct EntryRecord {
+    /// The RLOC when `selectionCount` is 1.
+    var rloc: IPAddress
     var locatorStart: Int32
+    /// Into the shared selection tables (identical tables are stored once: they depend only on
+    /// the locators' priorities, weights and status, which most entries share).
     var selectionStart: Int32
+    var markSlot: Int32
     /// 0 (no usable locator, or negative), 1, or `LocatorSelection.slots`.
     var selectionCount: UInt16
     var action: MapCacheAction
     var locatorCount: UInt8
-    var markSlot: Int32
 }
 
 /// The worker's view of a lookup: the action, and for `.encapsulate` the chosen RLOC.
@@ -88,6 +93,12 @@ public final class MapCacheSnapshot: @unchecked Sendable {
     public var count: Int { prefixes.count }
     /// Slots of the hash table (prefixes and markers at most half of them).
     public var tableSlots: Int { slotMask + 1 }
+    private let selectionBytes: Int
+    private let locatorBytes: Int
+    /// Bytes of the tables the packet path reads.
+    public var memoryBytes: Int {
+        tableSlots * MemoryLayout<PrefixSlot>.stride + count * MemoryLayout<EntryRecord>.stride + locatorBytes + selectionBytes
+    }
 
     /// Builds the snapshot of `entries` (distinct prefixes; a repeated prefix keeps the last
     /// entry). Every `markSlot` must lie in `marks`.
@@ -97,31 +108,45 @@ public final class MapCacheSnapshot: @unchecked Sendable {
         prefixes = entries.map(\.prefix)
 
         // Entry records, locators and selection tables.
-        records = .allocate(capacity: max(entries.count, 1))
+        records = TableMemory.allocate(EntryRecord.self, capacity: entries.count)
         var locatorPool: [IPAddress] = []
         var selectionPool: [UInt8] = []
+        var selectionStarts: [[UInt8]: Int32] = [:]
         for (index, entry) in entries.enumerated() {
             precondition(entry.markSlot >= 0 && entry.markSlot < useMarks.capacity, "mark slot out of range")
             var record = EntryRecord(
-                locatorStart: Int32(locatorPool.count), selectionStart: Int32(selectionPool.count),
-                selectionCount: 0, action: .encapsulate, locatorCount: UInt8(min(entry.locators.count, 255)),
-                markSlot: Int32(entry.markSlot))
+                rloc: IPAddress(high: 0, low: 0), locatorStart: Int32(locatorPool.count), selectionStart: 0,
+                markSlot: Int32(entry.markSlot), selectionCount: 0, action: .encapsulate, locatorCount: 0)
             if let negative = entry.negative {
                 record.action = MapCacheAction(negative)
-                record.locatorCount = 0
             } else {
-                let table = LocatorSelection.table(Array(entry.locators.prefix(255)))
+                let locators = entry.locators.prefix(255)
+                let table = LocatorSelection.table(Array(locators))
                 record.selectionCount = UInt16(table.count)
-                if table.isEmpty { record.action = .noUsableLocator }
-                locatorPool += entry.locators.prefix(255).map(\.address)
-                selectionPool += table
+                record.locatorCount = UInt8(locators.count)
+                if table.isEmpty {
+                    record.action = .noUsableLocator
+                } else if table.count == 1 {
+                    record.rloc = locators[locators.startIndex + Int(table[0])].address
+                } else {
+                    locatorPool += locators.map(\.address)
+                    if let start = selectionStarts[table] {
+                        record.selectionStart = start
+                    } else {
+                        record.selectionStart = Int32(selectionPool.count)
+                        selectionStarts[table] = record.selectionStart
+                        selectionPool += table
+                    }
+                }
             }
             (records + index).initialize(to: record)
         }
-        locators = .allocate(capacity: max(locatorPool.count, 1))
+        locators = TableMemory.allocate(IPAddress.self, capacity: locatorPool.count)
         locators.initialize(from: locatorPool, count: locatorPool.count)
-        selection = .allocate(capacity: max(selectionPool.count, 1))
+        selection = TableMemory.allocate(UInt8.self, capacity: selectionPool.count)
         selection.initialize(from: selectionPool, count: selectionPool.count)
+        selectionBytes = selectionPool.count
+        locatorBytes = locatorPool.count * MemoryLayout<IPAddress>.stride
 
         // Lengths present per family.
         var present = [Bool](repeating: false, count: 258)
@@ -175,11 +200,11 @@ public final class MapCacheSnapshot: @unchecked Sendable {
     }
 
     deinit {
-        slots.deallocate()
+        TableMemory.free(slots)
         lengths.deallocate()
-        records.deallocate()
-        locators.deallocate()
-        selection.deallocate()
+        TableMemory.free(records)
+        TableMemory.free(locators)
+        TableMemory.free(selection)
     }
 
     // MARK: The packet path
@@ -225,6 +250,7 @@ public final class MapCacheSnapshot: @unchecked Sendable {
     @inline(__always)
     public func locator(of entry: Int32, flowHash: UInt64) -> IPAddress {
         let record = records[Int(entry)]
+        if record.selectionCount == 1 { return record.rloc }
         // Multiply-shift of the hash's high half: an index below the count without a division.
         let index = Int(truncatingIfNeeded: ((flowHash >> 32) &* UInt64(record.selectionCount)) >> 32)
         return locators[Int(record.locatorStart) + Int(selection[Int(record.selectionStart) + index])]
@@ -282,7 +308,7 @@ struct SlotTable {
     init(expected: Int) {
         var capacity = 16
         while capacity < expected * 2 { capacity <<= 1 }
-        slots = .allocate(capacity: capacity)
+        slots = TableMemory.allocate(PrefixSlot.self, capacity: capacity)
         slots.initialize(repeating: PrefixSlot(meta: 0, high: 0, low: 0, best: -1, isReal: false), count: capacity)
         mask = capacity - 1
     }
@@ -312,7 +338,7 @@ struct SlotTable {
         let old = slots
         let oldCapacity = mask + 1
         let capacity = oldCapacity * 2
-        slots = .allocate(capacity: capacity)
+        slots = TableMemory.allocate(PrefixSlot.self, capacity: capacity)
         slots.initialize(repeating: PrefixSlot(meta: 0, high: 0, low: 0, best: -1, isReal: false), count: capacity)
         mask = capacity - 1
         for j in 0..<oldCapacity where old[j].meta != 0 {
@@ -321,6 +347,6 @@ struct SlotTable {
             while slots[i].meta != 0 { i = (i + 1) & mask }
             slots[i] = old[j]
         }
-        old.deallocate()
+        TableMemory.free(old)
     }
 }
