@@ -65,6 +65,24 @@ private func randomAddress(_ rng: inout SplitMix64, ipv4: Bool, bases: [IPAddres
             #expect(got == expected, "iid \(iid) \(address): \(TestSeed.replay(seed))")
             if got != expected { return }
         }
+        // The burst lookup answers as the single one, for bursts of every size.
+        let scratch = MapCacheBurstScratch()
+        for _ in 0..<200 {
+            let n = Int.random(in: 0...MapCacheBurstScratch.capacity, using: &rng)
+            let iids = (0..<n).map { _ in UInt32.random(in: 0...3, using: &rng) }
+            let addresses = (0..<n).map { _ -> IPAddress in
+                let ipv4 = Bool.random(using: &rng)
+                return randomAddress(&rng, ipv4: ipv4, bases: ipv4 ? basesV4 : basesV6)
+            }
+            var results = [Int32](repeating: -2, count: n)
+            results.withUnsafeMutableBufferPointer { r in
+                table.lookup(burst: n, instanceIDs: iids, destinations: addresses, results: r.baseAddress!, scratch: scratch)
+            }
+            for i in 0..<n where results[i] != table.lookup(instanceID: iids[i], destination: addresses[i]) {
+                Issue.record("burst \(i) of \(n): \(addresses[i]) \(TestSeed.replay(seed))")
+                return
+            }
+        }
     }
 
     @Test("LPM with every length of one address present (the markers' best-prefix pointers)")
