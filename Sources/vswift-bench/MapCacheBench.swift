@@ -21,7 +21,7 @@ struct MapCacheBench: ParsableCommand {
     mutating func run() throws {
         _ = vs_pin_to_cpu(1)
         print("map-cache lookup (resolve: LPM + use mark + RLOC choice), destinations drawn from the installed prefixes:")
-        print(row(["prefixes", "mix", "build s", "MB", "ns/lookup", "burst ns", "allocs/lookup"]))
+        print(row(["prefixes", "mix", "build s", "MB", "ns/lookup", "burst ns", "allocs/op"]))
         for count in [1, 10_000, 100_000] {
             for mix in Mix.allCases { measure(count: count, mix: mix) }
         }
