@@ -131,6 +131,28 @@ private func randomAddress(_ rng: inout SplitMix64, ipv4: Bool, bases: [IPAddres
         #expect(EIDPrefix(instanceID: 0, "10.0.0.0/+8") == nil)
     }
 
+    @Test("hostile input: a repeated prefix keeps the last entry; over 255 locators are cut; bad text is refused")
+    func hostileInput() {
+        let marks = UseMarks(capacity: 4)
+        let a = v4("192.0.2.1"), b = v4("192.0.2.2")
+        let table = MapCacheSnapshot([
+            SnapshotEntry(prefix: prefix(0, "10.0.0.0/8"), locators: [Locator(address: a, priority: 1, weight: 1)], markSlot: 0),
+            SnapshotEntry(prefix: prefix(0, "10.0.0.0/8"), locators: [Locator(address: b, priority: 1, weight: 1)], markSlot: 1),
+            SnapshotEntry(prefix: prefix(0, "11.0.0.0/8"),
+                          locators: (0..<300).map { Locator(address: IPAddress(ipv4: UInt32($0)), priority: 1, weight: 1) }, markSlot: 2),
+        ], marks: marks)
+        #expect(table.resolve(instanceID: 0, destination: v4("10.1.1.1"), flowHash: 0).rloc == b)
+        var seen = Set<IPAddress>()
+        var rng = SplitMix64(seed: TestSeed.resolve(0xfeed_0005))
+        for _ in 0..<20_000 { seen.insert(table.resolve(instanceID: 0, destination: v4("11.1.1.1"), flowHash: rng.next()).rloc) }
+        #expect(seen.count == LocatorSelection.slots)   // 255 usable, 128 slots: each slot its own
+        #expect(seen.allSatisfy { $0.ipv4 < 255 })
+        for text in ["", "/", "10.0.0.0/", "/8", "10.0.0.0/8/8", "10.0.0.0/99999999999999999999999", "10.0.0.256/8",
+                     "2001:db8::/1 28", "::/-0", "10.0.0.0/ 8", "ｆｅ80::/10", "1.2.3.4/３２"] {
+            #expect(EIDPrefix(instanceID: 0, text) == nil, "\(text)")
+        }
+    }
+
     // MARK: RLOC choice
 
     private func shares(_ locators: [Locator], samples: Int = 200_000, seed: UInt64) -> [IPAddress: Double] {
