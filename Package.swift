@@ -43,6 +43,9 @@ let package = Package(
         // FlowAction and prints them back. Control-path code, compiled as it was inside the
         // classifier (the 1M-flow add-flows and dump-flows go through it).
         .target(name: "VSwiftFlowSyntax", dependencies: ["VSwiftClassifier", "VSwiftPacket"], swiftSettings: fast),
+        // The LISP map-cache (RFC 9301): the workers' immutable lookup snapshots and the control
+        // side's database (TTL, refresh, LRU) that builds them; the packet types and nothing else.
+        .target(name: "VSwiftMapCache", dependencies: ["VSwiftPacket"], swiftSettings: fast),
         .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
         // What both ends of the control socket share (JSON, JSON-RPC, params, reports, text formats,
         // the client), and nothing of the datapath.
@@ -100,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "vswift-bench",
             dependencies: [
-                "VSwiftDatapath", "VSwiftTesting", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "CXDP", "CSupport",
+                "VSwiftDatapath", "VSwiftTesting", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftMapCache", "VSwiftPacket", "CXDP", "CSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
@@ -111,6 +114,7 @@ let package = Package(
         .testTarget(
             name: "VSwiftDatapathTests",
             dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
+        .testTarget(name: "VSwiftMapCacheTests", dependencies: ["VSwiftMapCache", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol"]),
         .testTarget(name: "VSwiftLISPControlTests", dependencies: ["VSwiftLISPControl", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(
