@@ -96,8 +96,9 @@ public enum LISP {
     /// before the frame (and over the dropped header). On `.done`, `frame` moved back by
     /// `overhead - l2 header length` and `length` is `overhead + inner length`.
     ///
-    /// - The inner packet is everything after the L2 header; it is neither validated beyond its
-    ///   version nibble and minimum header length (20 / 40 bytes) nor changed.
+    /// - The inner packet is everything after the L2 header, less any Ethernet padding after the
+    ///   length its IP header declares; it is neither validated beyond its version nibble and
+    ///   minimum header length (20 / 40 bytes) nor changed.
     /// - Outer TTL / hop limit and DSCP by `fields` (inherited from the inner header, or fixed), ECN
     ///   always copied from the inner header (RFC 6040 §4.1 normal mode; RFC 9300 §5.3).
     /// - Outer IPv4: identification `ipIdentification`, DF, header checksum. Outer IPv6: flow label 0
@@ -116,17 +117,23 @@ public enum LISP {
         guard length >= 14 else { return .notIP }
         let l2 = L2.parse(frame, length: length)
         let l3 = l2.l3Offset
-        let innerLength = length &- l3
+        var innerLength = length &- l3
         let inner = UnsafeRawPointer(frame + l3)
         let tos: UInt8
         let ttl: UInt8
         let hash: UInt64
         if l2.etherType == EtherType.ipv4 {
             guard innerLength >= 20, Wire.u8(inner, 0) >> 4 == 4 else { return .notIP }
+            // Ethernet padding (a frame of 60 bytes carrying a shorter packet) is not part of the
+            // packet: it is not carried over the underlay (as the kernel's ip_rcv trims it).
+            let total = Int(Wire.u16(inner, 2))
+            if total >= 20, total < innerLength { innerLength = total }
             (tos, ttl) = fields.outer(innerTOS: Wire.u8(inner, 1), innerTTL: Wire.u8(inner, 8))
             hash = flowHashIPv4(inner, length: innerLength)
         } else if l2.etherType == EtherType.ipv6 {
             guard innerLength >= 40, Wire.u8(inner, 0) >> 4 == 6 else { return .notIP }
+            let total = 40 &+ Int(Wire.u16(inner, 4))  // a jumbogram's 0 never trims (40 < any packet)
+            if total > 40, total < innerLength { innerLength = total }
             (tos, ttl) = fields.outer(innerTOS: UInt8(truncatingIfNeeded: Wire.u16(inner, 0) >> 4), innerTTL: Wire.u8(inner, 7))
             hash = flowHashIPv6(inner, length: innerLength)
         } else {

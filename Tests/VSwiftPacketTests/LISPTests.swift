@@ -171,6 +171,21 @@ let decapsulatedHeader6: [UInt8] = [2, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0x86, 0x
         }
     }
 
+    /// A short packet in a padded 60-byte frame: the padding stays behind (found by the flow trace:
+    /// a 28-byte ping left as 46 bytes of inner payload).
+    @Test(arguments: [false, true])
+    func ethernetPaddingIsNotEncapsulated(outerV6: Bool) throws {
+        for innerV6 in [false, true] {
+            let inner = LISPFixture.inner(v6: innerV6, payload: [])
+            let padded = LISPFixture.frame(inner) + [UInt8](repeating: 0xee, count: 30)
+            let run = runEncap(padded, parameters: LISPFixture.parameters(outer6: outerV6))
+            #expect(run.result == .done)
+            let out = run.output
+            let sourcePort = Ref.u16(out, outerV6 ? 54 : 34)
+            #expect(out == LISPFixture.expected(inner: inner, outer6: outerV6, iid: 0, sourcePort: sourcePort))
+        }
+    }
+
     @Test func instanceIDIsTwentyFourBits() {
         let run = runEncap(LISPFixture.frame(LISPFixture.inner(v6: false)), iid: 0xff12_3456,
                            parameters: LISPFixture.parameters(outer6: false))
