@@ -115,7 +115,7 @@ let package = Package(
             name: "VSwiftDatapathTests",
             dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
         .testTarget(name: "VSwiftMapCacheTests", dependencies: ["VSwiftMapCache", "VSwiftPacket", "VSwiftTesting"]),
-        .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol"]),
+        .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol", "VSwiftTesting"]),
         .testTarget(name: "VSwiftLISPControlTests", dependencies: ["VSwiftLISPControl", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(
             name: "VSwiftControlTests",

@@ -12,9 +12,7 @@ extension Integration {
 struct ServiceIntegrationTests {
     /// A tool the test needs: its path, or nil (a test failure under CI, else the check is skipped).
     func tool(_ name: String, package: String) -> String? {
-        for directory in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
-            return "\(directory)/\(name)"
-        }
+        if let path = TestMachine.tool(name) { return path }
         if Capability.isCI { Issue.record("\(name) is missing (Debian package \(package); scripts/setup.sh installs it)") }
         return nil
     }

@@ -9,7 +9,7 @@ import VSwiftTesting
 /// Integration tests need root, AF_XDP, veth and the built binaries. Outside CI a machine without
 /// them skips the tests; under CI=true the capability check is skipped so a missing capability fails.
 enum Capability {
-    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
+    static var isCI: Bool { TestMachine.isCI }
     static var available: Bool {
         isCI || (geteuid() == 0 && FileManager.default.isExecutableFile(atPath: Paths.vswiftd))
     }

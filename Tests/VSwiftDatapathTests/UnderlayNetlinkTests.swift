@@ -59,9 +59,8 @@ struct NetlinkParsingTests {
 
 // MARK: - Against the kernel, in namespaces
 
-private let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
 
-@Suite("Underlay netlink", .serialized, .enabled(if: isCI || geteuid() == 0, "needs root and network namespaces"))
+@Suite("Underlay netlink", .serialized, .enabled(if: TestMachine.isCI || geteuid() == 0, "needs root and network namespaces"))
 struct UnderlayNetlinkTests {
     @Test func routesOnLinkViaGatewayAndUnreachable() throws {
         try withPair { pair in

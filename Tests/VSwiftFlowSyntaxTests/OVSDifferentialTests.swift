@@ -47,10 +47,7 @@ func deliberateDifference(_ error: FlowSyntaxError) -> String? {
 }
 
 /// Where ovs-ofctl is, if installed.
-private let ovsOfctl: String? = ["/usr/bin/ovs-ofctl", "/usr/local/bin/ovs-ofctl", "/usr/sbin/ovs-ofctl"]
-    .first { FileManager.default.isExecutableFile(atPath: $0) }
-/// Under CI=true a missing oracle fails the test instead of skipping it.
-private let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
+private let ovsOfctl = TestMachine.tool("ovs-ofctl")
 
 /// Flows over the fields and actions vswift supports, then mutated.
 struct FlowGenerator {
@@ -265,7 +262,7 @@ struct OVSFlowText: Equatable {
 
 @Suite("FlowParser against ovs-ofctl")
 struct OVSDifferentialTests {
-    @Test(.enabled(if: ovsOfctl != nil || isCI, "needs ovs-ofctl (Debian openvswitch-common)"))
+    @Test(.enabled(if: ovsOfctl != nil || TestMachine.isCI, "needs ovs-ofctl (Debian openvswitch-common)"))
     func sameDecisionsAndTextAsOVS() throws {
         guard let ovsOfctl else {
             Issue.record("ovs-ofctl is missing: install openvswitch-common (scripts/setup.sh)")

@@ -23,8 +23,8 @@ struct TSharkDissectionTests {
     ]
 
     @Test func wiresharkDissectsEveryVector() throws {
-        guard try run(["sh", "-c", "command -v tshark"], check: false).status == 0 else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("tshark is not installed") }
+        guard TestMachine.tool("tshark") != nil else {
+            if TestMachine.isCI { Issue.record("tshark is not installed") }
             return
         }
         let directory = try makeTemporaryDirectory("vswift-h16a-tshark")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VSwiftTesting
 
 /// vswiftctl is VSwiftProtocol and ArgumentParser only: it must not link the datapath's libraries
 /// (libxdp, libbpf) nor NIO, which is what the protocol module is for (issue 14). Checked on the
@@ -11,9 +12,8 @@ import Testing
         let tests = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         return tests.deletingLastPathComponent().appendingPathComponent("vswiftctl").path
     }()
-    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
 
-    @Test(.enabled(if: isCI || FileManager.default.isExecutableFile(atPath: binary), "vswiftctl is not built"))
+    @Test(.enabled(if: TestMachine.isCI || FileManager.default.isExecutableFile(atPath: binary), "vswiftctl is not built"))
     func vswiftctlLinksNeitherTheDatapathLibrariesNorNIO() throws {
         let ldd = Process()
         ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VSwiftTesting
 @testable import VSwiftProtocol
 
 /// The pcapng writer (draft-ietf-opsawg-pcapng): blocks byte for byte as the draft lays them out,
@@ -8,8 +9,7 @@ import Testing
 /// read-back test is skipped, except under CI=true, where it fails.
 @Suite("pcapng writer")
 struct PcapNGTests {
-    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
-    static let tshark = "/usr/bin/tshark"
+    static let tshark = TestMachine.tool("tshark") ?? "/usr/bin/tshark"
 
     @Test("§4.1 Section Header Block: magic, version 1.0, unspecified section length")
     func sectionHeaderBlock() {
@@ -95,7 +95,7 @@ struct PcapNGTests {
     }
 
     @Test("a file of every block reads back in tshark: each frame decodes, ns timestamps, epb_flags directions, a cut frame keeps its length",
-          .enabled(if: isCI || FileManager.default.isExecutableFile(atPath: tshark), "tshark is not installed"))
+          .enabled(if: TestMachine.isCI || FileManager.default.isExecutableFile(atPath: tshark), "tshark is not installed"))
     func tsharkReadsItBack() throws {
         let path = NSTemporaryDirectory() + "vswift-pcapng-\(getpid()).pcapng"
         defer { unlink(path) }
