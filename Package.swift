@@ -46,7 +46,7 @@ let package = Package(
         // The LISP map-cache (RFC 9301): the workers' immutable lookup snapshots and the control
         // side's database (TTL, refresh, LRU) that builds them; the packet types and nothing else.
         .target(name: "VSwiftMapCache", dependencies: ["VSwiftPacket"], swiftSettings: fast),
-        .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier"], swiftSettings: fast),
+        .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier", "VSwiftMapCache"], swiftSettings: fast),
         // What both ends of the control socket share (JSON, JSON-RPC, params, reports, text formats,
         // the client), and nothing of the datapath.
         .target(name: "VSwiftProtocol", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
@@ -63,6 +63,7 @@ let package = Package(
             name: "VSwiftControl",
             dependencies: [
                 "VSwiftProtocol", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket",
+                "VSwiftLISPAgent", "VSwiftMapCache", "VSwiftLISPControl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,6 +86,13 @@ let package = Package(
         .target(
             name: "VSwiftLISPControl",
             dependencies: ["VSwiftPacket", .product(name: "Crypto", package: "swift-crypto")]),
+        // The xTR's LISP control plane (RFC 9301) as a state machine without I/O (as NIO's protocol
+        // handlers are): registers local EIDs with map-servers, answers Map-Requests for them, asks
+        // map-resolvers for remote EIDs and keeps the map-cache. Time, datagrams and the workers'
+        // misses go in; datagrams to send and map-cache snapshots to publish come out.
+        .target(
+            name: "VSwiftLISPAgent",
+            dependencies: ["VSwiftLISPControl", "VSwiftMapCache", "VSwiftPacket"]),
         .executableTarget(
             name: "vswiftd",
             dependencies: [
@@ -117,6 +125,7 @@ let package = Package(
         .testTarget(name: "VSwiftMapCacheTests", dependencies: ["VSwiftMapCache", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol", "VSwiftTesting"]),
         .testTarget(name: "VSwiftLISPControlTests", dependencies: ["VSwiftLISPControl", "VSwiftPacket", "VSwiftTesting"]),
+        .testTarget(name: "VSwiftLISPAgentTests", dependencies: ["VSwiftLISPAgent", "VSwiftLISPControl", "VSwiftMapCache", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(
             name: "VSwiftControlTests",
             dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftPacket", "VSwiftTesting"]),
