@@ -109,16 +109,17 @@ import VSwiftPacket
         #expect(plane.report(now: 2).mapCache.first?.action == "natively-forward")
     }
 
-    @Test func rfc9301_5_5_recordsThatDoNotCoverTheEIDAskedAreRefused() throws {
+    @Test func rfc9301_5_5_recordsNeitherCoveringTheEIDAskedNorInsideACoveringOneAreRefused() throws {
         var plane = itr()
         let request = try ask(&plane)
         let records = [
             World.positiveRecord(World.prefix("10.9.0.0/16"), rloc: World.rlocB),              // elsewhere
             World.positiveRecord(World.prefix("10.2.0.0/16", iid: 5), rloc: World.rlocB),      // other instance
             World.positiveRecord(World.prefix("10.2.0.0/16"), rloc: World.rlocB),              // covers: installed
+            World.positiveRecord(World.prefix("10.2.5.0/24"), rloc: World.rlocA),              // inside it: installed (§5.5)
         ]
         _ = plane.receive(try replyBytes(request.nonce, records), from: World.mapResolver, sourcePort: 4342, now: 1.1)
-        #expect(plane.report(now: 2).mapCache.map(\.eidPrefix) == ["10.2.0.0/16"])
+        #expect(plane.report(now: 2).mapCache.map(\.eidPrefix) == ["10.2.0.0/16", "10.2.5.0/24"])
         #expect(plane.report(now: 2).refused["eid_not_requested"] == 2)
     }
 
