@@ -131,9 +131,14 @@ extension XTRControlPlane {
                 counters.count(.refusedTimeout)
                 continue
             }
-            // Retries count against the same one-per-second limit (RFC 9301 §5.3); a held-back
-            // retry waits for the next tick.
-            guard resolution.limiter.mayRequest(request.asked, now: now) else { continue }
+            // Retries count against the same limit (RFC 9301 §5.3: one per second, a 30 s wait
+            // after ten): a retry the limiter holds back is in its back-off, so the request is
+            // dropped rather than left due (which would make `nextDeadline` a time in the past).
+            guard resolution.limiter.mayRequest(request.asked, now: now) else {
+                _ = resolution.remove(nonce)
+                counters.count(.refusedRateLimited)
+                continue
+            }
             if let datagram = sendAttempt(nonce, now: now) { out.append(datagram) }
         }
         return out

@@ -35,6 +35,11 @@ extension XTRControlPlane {
     /// one) at the request's source port (§5.5: "copied from the source port of the Map-Request";
     /// for an ECM, the inner UDP header's).
     mutating func answerMapRequest(_ request: MapRequest, replyPort: UInt16, now: Double) -> [OutgoingDatagram] {
+        // The budget is taken first, so requests past it cost no lookup work either.
+        guard replyBudget.take(now: now) else {
+            counters.count(.refusedRateLimited)
+            return []
+        }
         var records: [MappingRecord] = []
         var matchedAny = false
         for asked in request.records {
@@ -66,10 +71,6 @@ extension XTRControlPlane {
                     records[r].locators[l].probed = true
                 }
             }
-        }
-        guard replyBudget.take(now: now) else {
-            counters.count(.refusedRateLimited)
-            return []
         }
         let reply = MapReply(nonce: request.nonce, records: records, probe: request.probe)
         guard let bytes = try? ControlMessage.mapReply(reply).encoded() else {

@@ -190,6 +190,23 @@ import VSwiftPacket
         #expect(plane.report(now: 10).mapCache.isEmpty)
     }
 
+    @Test func rfc9301_5_3_afterTenRequestsThePrefixWaitsAndNoRetryStaysDue() throws {
+        var plane = itr()
+        var sent = 0
+        var t = 1.0
+        while t <= 40 {
+            sent += plane.handleMisses([miss()], now: t).count
+            sent += plane.tick(now: t).count
+            // Nothing is left due in the past (the I/O loop would spin).
+            #expect(plane.nextDeadline > t)
+            t += 0.5
+        }
+        // Ten (three requests of three attempts, and one more), then 30 s of nothing after the
+        // tenth (sent at 11.5): its retry is dropped, new misses are held back.
+        #expect(sent == 10)
+        #expect(plane.report(now: t).refused["rate_limited"]! > 0)
+    }
+
     @Test func rfc9301_6_1_smrForACachedEIDSendsAnSMRInvokedMapRequest() throws {
         var plane = itr()
         let request = try ask(&plane)
