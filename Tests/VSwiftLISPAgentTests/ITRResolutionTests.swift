@@ -53,6 +53,26 @@ import VSwiftPacket
         #expect(other.nonce != request.nonce)
     }
 
+    @Test func rfc9301_5_8_anIPv6MissOverIPv4RLOCsAsksForThe128InAnIPv6InnerHeader() throws {
+        var plane = itr()
+        let source = IPAddress("2001:db8:1::5")!
+        let destination = IPAddress("2001:db8:2::9")!
+        let out = plane.handleMisses([MapCacheMiss(instanceID: World.iid, destination: destination, source: source)], now: 1)
+        let (ecm, request) = try World.encapsulatedRequest(try #require(out.first))
+        #expect(ecm.innerSource == LISPAddress(source))
+        #expect(ecm.innerDestination == LISPAddress(destination))
+        #expect(request.records == [WireEID(instanceID: World.iid, destination, maskLength: 128)])
+        #expect(request.itrRLOCs == [LISPAddress(World.rlocA)])
+        // The reply installs an IPv6 prefix with an IPv4 locator.
+        let record = World.positiveRecord(World.prefix("2001:db8:2::/48"), rloc: World.rlocB)
+        let result = plane.receive(try ControlMessage.mapReply(MapReply(nonce: request.nonce, records: [record])).encoded(),
+                                   from: World.mapResolver, sourcePort: 4342, now: 1.1)
+        #expect(result.isEmpty)
+        let taken = plane.takeSnapshotIfChanged(now: 1.1)
+        let snapshot = try #require(taken)
+        #expect(snapshot.resolve(instanceID: World.iid, destination: destination, flowHash: 3).rloc == World.rlocB)
+    }
+
     @Test func rfc9301_5_3_aSecondMissWithinASecondSendsNothing() throws {
         var plane = itr()
         _ = try ask(&plane)
