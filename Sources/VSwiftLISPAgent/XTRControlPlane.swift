@@ -219,3 +219,7 @@ public struct MapServerRegistration: Equatable, Sendable {
         self.notifiesAccepted = notifiesAccepted
     }
 }
+
+/// A value the I/O thread may take over from the thread that built it (it is still used by one
+/// owner at a time).
+extension XTRControlPlane: Sendable {}
