@@ -59,20 +59,7 @@ struct PathMTUIntegrationTests {
         let frame = lispFrame(destinationMAC: underlayMAC, source: [192, 168, 1, 252], destination: [192, 168, 1, 249],
                               flags: 0x88, iid: 0, inner: udp)
         // Outer fragments of 504 payload bytes (DF clear), last first.
-        let l2 = Array(frame[0..<14]), header = Array(frame[14..<34]), outerPayload = Array(frame[34...])
-        var fragments: [[UInt8]] = []
-        var offset = 0
-        while offset < outerPayload.count {
-            let end = min(offset + 504, outerPayload.count)
-            var h = header
-            Ref.put16(&h, 2, UInt16(20 + end - offset))
-            Ref.put16(&h, 4, 0x4f15)
-            Ref.put16(&h, 6, (end < outerPayload.count ? 0x2000 : 0) | UInt16(offset / 8))
-            Ref.put16(&h, 10, 0)
-            Ref.put16(&h, 10, Ref.checksum(h))
-            fragments.append(l2 + h + outerPayload[offset..<end])
-            offset = end
-        }
+        let fragments = outerIPv4Fragments(frame, size: 504, id: 0x4f15)
         #expect(fragments.count == 3)
         let injector = try PacketSocket(namespace: hosts.wire, interface: "w1")
         for f in fragments.reversed() { injector.send(f) }

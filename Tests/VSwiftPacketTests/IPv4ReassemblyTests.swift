@@ -34,11 +34,11 @@ struct IPv4ReassemblyTests {
         return out
     }
 
-    func add(_ r: IPv4Reassembler, _ fragment: [UInt8], now: UInt64 = 100) -> IPv4Reassembler.Outcome {
-        fragment.withUnsafeBytes { r.add($0.baseAddress!, length: fragment.count, now: now) }
+    func add(_ r: FragmentReassembler, _ fragment: [UInt8], now: UInt64 = 100) -> FragmentReassembler.Outcome {
+        fragment.withUnsafeBytes { r.addIPv4($0.baseAddress!, length: fragment.count, now: now) }
     }
 
-    func whole(_ r: IPv4Reassembler) -> [UInt8] {
+    func whole(_ r: FragmentReassembler) -> [UInt8] {
         let d = r.datagram(r.completed)
         return Array(UnsafeRawBufferPointer(start: d.start, count: d.length))
     }
@@ -50,7 +50,7 @@ struct IPv4ReassemblyTests {
         #expect(pieces.count == 3)
         if order == "reverse" { pieces.reverse() }
         if order == "shuffled" { pieces = [pieces[1], pieces[2], pieces[0]] }
-        let r = IPv4Reassembler()
+        let r = FragmentReassembler()
         for piece in pieces.dropLast() { #expect(add(r, piece) == .held) }
         #expect(add(r, pieces.last!) == .complete)
         #expect(whole(r) == original)
@@ -62,7 +62,7 @@ struct IPv4ReassemblyTests {
     @Test func anExactDuplicateIsDroppedAloneAndTheDatagramStillCompletes() {
         let original = Self.datagram()
         let pieces = Self.fragments(original, size: 504)
-        let r = IPv4Reassembler()
+        let r = FragmentReassembler()
         #expect(add(r, pieces[0]) == .held)
         #expect(add(r, pieces[0]) == .duplicate)
         #expect(add(r, pieces[1]) == .held)
@@ -75,7 +75,7 @@ struct IPv4ReassemblyTests {
         let original = Self.datagram()
         let pieces = Self.fragments(original, size: 504)
         let shifted = Self.fragments(original, size: 512)   // [0, 512) overlaps [504, 1008)
-        let r = IPv4Reassembler()
+        let r = FragmentReassembler()
         #expect(add(r, pieces[1]) == .held)
         #expect(add(r, shifted[0]) == .overlap)
         #expect(r.count == 0)
@@ -87,7 +87,7 @@ struct IPv4ReassemblyTests {
 
     @Test func aDatagramThatWaitsTooLongIsDiscarded() {
         let pieces = Self.fragments(Self.datagram(), size: 504)
-        let r = IPv4Reassembler()
+        let r = FragmentReassembler()
         #expect(add(r, pieces[0], now: 10) == .held)
         #expect(r.expire(now: 12) == 0)
         #expect(r.expire(now: 13) == 1)
@@ -100,9 +100,9 @@ struct IPv4ReassemblyTests {
     /// `init` allocated; the table fills, later ones are counted, and once the timeout frees it a
     /// real datagram is reassembled again.
     @Test func endlessFirstFragmentsFillTheTableAndNoMore() {
-        var limits = IPv4Reassembler.Limits()
+        var limits = FragmentReassembler.Limits()
         limits.datagrams = 8
-        let r = IPv4Reassembler(limits: limits)
+        let r = FragmentReassembler(limits: limits)
         var full = 0
         var first = Self.fragments(Self.datagram(), size: 504)[0]
         for id in 0..<10_000 {
@@ -124,9 +124,9 @@ struct IPv4ReassemblyTests {
     }
 
     @Test func aDatagramOverTheLimitIsDiscarded() {
-        var limits = IPv4Reassembler.Limits()
+        var limits = FragmentReassembler.Limits()
         limits.datagramLength = 1000
-        let r = IPv4Reassembler(limits: limits)
+        let r = FragmentReassembler(limits: limits)
         let pieces = Self.fragments(Self.datagram(), size: 504)
         #expect(add(r, pieces[0]) == .held)
         #expect(add(r, pieces[1]) == .tooBig)   // ends at 1008 + 20 > 1000
@@ -136,13 +136,13 @@ struct IPv4ReassemblyTests {
         Ref.put16(&far, 6, 0x2000 | 8100)
         Ref.put16(&far, 10, 0)
         Ref.put16(&far, 10, Ref.checksum(Array(far[0..<20])))
-        #expect(add(IPv4Reassembler(), far) == .tooBig)
+        #expect(add(FragmentReassembler(), far) == .tooBig)
     }
 
     @Test func tooManyFragmentsDiscardTheDatagram() {
-        var limits = IPv4Reassembler.Limits()
+        var limits = FragmentReassembler.Limits()
         limits.fragmentsPerDatagram = 4
-        let r = IPv4Reassembler(limits: limits)
+        let r = FragmentReassembler(limits: limits)
         let pieces = Self.fragments(Self.datagram(), size: 64)
         for piece in pieces[0..<4] { #expect(add(r, piece) == .held) }
         #expect(add(r, pieces[4]) == .tooManyFragments)
@@ -152,7 +152,7 @@ struct IPv4ReassemblyTests {
     @Test func inconsistentFragmentsAreMalformed() {
         let original = Self.datagram()
         let pieces = Self.fragments(original, size: 504)
-        let r = IPv4Reassembler()
+        let r = FragmentReassembler()
         // A non-last fragment whose payload is not a multiple of 8.
         var odd = pieces[0]
         odd.removeLast(3)
@@ -174,7 +174,7 @@ struct IPv4ReassemblyTests {
         let pieces = Self.fragments(Self.datagram(), size: 504)
         func offset(_ ip: [UInt8], tags: [(UInt16, UInt16)] = []) -> Int {
             let frame = Build.ethernet(tags: tags, type: 0x0800, ip)
-            return frame.withUnsafeBytes { IPv4Reassembler.udpFragmentOffset($0.baseAddress!, length: frame.count) }
+            return frame.withUnsafeBytes { FragmentReassembler.ipv4UDPFragmentOffset($0.baseAddress!, length: frame.count) }
         }
         #expect(offset(pieces[0]) == 14)
         #expect(offset(pieces[2]) == 14)
