@@ -3,43 +3,28 @@ import Glibc
 import Testing
 import VSwiftTesting
 
-/// The outer datagram of the Ethernet+IPv4 `frame` (IHL 5) cut into fragments of `size` payload
-/// bytes (a multiple of 8), DF clear, identification `id`, each an Ethernet frame (RFC 791 §3.2).
-func outerIPv4Fragments(_ frame: [UInt8], size: Int, id: UInt16) -> [[UInt8]] {
-    let l2 = Array(frame[0..<14]), header = Array(frame[14..<34]), payload = Array(frame[34...])
-    var fragments: [[UInt8]] = []
-    var offset = 0
-    while offset < payload.count {
-        let end = min(offset + size, payload.count)
-        var h = header
-        Ref.put16(&h, 2, UInt16(20 + end - offset))
-        Ref.put16(&h, 4, id)
-        Ref.put16(&h, 6, (end < payload.count ? 0x2000 : 0) | UInt16(offset / 8))
-        Ref.put16(&h, 10, 0)
-        Ref.put16(&h, 10, Ref.checksum(h))
-        fragments.append(l2 + h + payload[offset..<end])
-        offset = end
-    }
-    return fragments
-}
-
-/// The packet of the Ethernet+IPv6 `frame` cut into fragments of `size` bytes of its payload (a
-/// multiple of 8), each with a Fragment header directly after the IPv6 header (RFC 8200 §4.5).
-func outerIPv6Fragments(_ frame: [UInt8], size: Int, id: UInt32) -> [[UInt8]] {
-    let l2 = Array(frame[0..<14]), header = Array(frame[14..<54]), payload = Array(frame[54...])
-    let next = header[6]
-    var fragments: [[UInt8]] = []
-    var offset = 0
-    while offset < payload.count {
-        let end = min(offset + size, payload.count)
-        var h = header
-        h[6] = 44
-        Ref.put16(&h, 4, UInt16(8 + end - offset))
-        let fragmentHeader = [next, 0] + Ref.be16(UInt16(offset) | (end < payload.count ? 1 : 0)) + Ref.be32(id)
-        fragments.append(l2 + h + fragmentHeader + payload[offset..<end])
-        offset = end
-    }
-    return fragments
+/// Injects into host1's underlay wire (w1) the outer fragments `cut` makes of a LISP packet to
+/// host1's `underlayInterface` (given its MAC) carrying a 1428-byte UDP datagram from 10.1.1.99 to
+/// VM1's `port`, in `order`; then checks VM1 received that datagram once and whole, and host1
+/// counted one reassembly and no bad header.
+func expectFragmentedLISPDelivered(_ hosts: LISPHosts, underlayInterface: String, port: UInt16, reversed: Bool,
+                                   cut: (_ mac: [UInt8], _ inner: [UInt8]) -> [[UInt8]]) throws {
+    try hosts.waitForPath(from: hosts.vm1, to: "10.1.1.30")
+    let receiver = try UDPSocket(namespace: hosts.vm1, bindPort: port)
+    let payload = [UInt8]((0..<1400).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+    let datagram = Ref.be16(40000) + Ref.be16(port) + Ref.be16(UInt16(8 + payload.count)) + [0, 0] + payload
+    var inner: [UInt8] = [0x45, 0, 0, 0, 0x77, 0x01, 0, 0, 64, 17, 0, 0, 10, 1, 1, 99, 10, 1, 1, 20]
+    Ref.put16(&inner, 2, UInt16(20 + datagram.count))
+    Ref.put16(&inner, 10, Ref.checksum(inner))
+    let fragments = cut(try macAddress(namespace: hosts.host1, interface: underlayInterface), inner + datagram)
+    #expect(fragments.count == 3)
+    let injector = try PacketSocket(namespace: hosts.wire, interface: "w1")
+    for f in reversed ? fragments.reversed() : fragments { injector.send(f) }
+    let received = receiver.receiveAll(idleTimeout: 1.5)
+    #expect(received == [payload], "\(received.map(\.count)) datagrams of \(payload.count) bytes expected once")
+    let mtu = try lispMTUCounters(hosts.daemon1)
+    #expect(mtu["reassembled"] == 1, "\(mtu)")
+    #expect((try lispCounters(hosts.daemon1)["bad_header"] ?? 0) == 0)
 }
 
 /// A LISP packet with an IPv6 outer header (UDP checksum zero, RFC 6935/6936) around `inner`.
@@ -69,28 +54,13 @@ struct UnderlayFragmentIntegrationTests {
         let ipv6 = family == "IPv6"
         let hosts = try LISPHosts(underlay: .device, rlocs: ipv6 ? ("fd00:f6::1", "fd00:f6::2") : ("192.168.46.1", "192.168.46.2"))
         defer { hosts.destroy() }
-        try hosts.waitForPath(from: hosts.vm1, to: "10.1.1.30")
-        let receiver = try UDPSocket(namespace: hosts.vm1, bindPort: 9016)
-        let payload = [UInt8]((0..<1400).map { UInt8(truncatingIfNeeded: $0 &* 11) })
-        var udp = Ref.be16(40000) + Ref.be16(9016) + Ref.be16(UInt16(8 + payload.count)) + [0, 0] + payload
-        var inner: [UInt8] = [0x45, 0, 0, 0, 0x77, 0x02, 0, 0, 64, 17, 0, 0, 10, 1, 1, 99, 10, 1, 1, 20]
-        Ref.put16(&inner, 2, UInt16(20 + udp.count))
-        Ref.put16(&inner, 10, Ref.checksum(inner))
-        udp = inner + udp
-        let underlayMAC = try macAddress(namespace: hosts.host1, interface: "ul0")
-        let fragments = ipv6
-            ? outerIPv6Fragments(lispFrameIPv6(destinationMAC: underlayMAC, source: "fd00:f6::2", destination: "fd00:f6::1",
-                                               iid: 0, inner: udp), size: 504, id: 0xf600_0001)
-            : outerIPv4Fragments(lispFrame(destinationMAC: underlayMAC, source: [192, 168, 46, 2], destination: [192, 168, 46, 1],
-                                           flags: 0x88, iid: 0, inner: udp), size: 504, id: 0xf601)
-        #expect(fragments.count == 3)
-        let injector = try PacketSocket(namespace: hosts.wire, interface: "w1")
-        for f in fragments { injector.send(f) }
-        let received = receiver.receiveAll(idleTimeout: 1.5)
-        #expect(received == [payload], "\(received.map(\.count)) datagrams of \(payload.count) bytes expected once")
-        let mtu = try lispMTUCounters(hosts.daemon1)
-        #expect(mtu["reassembled"] == 1, "\(mtu)")
-        #expect((try lispCounters(hosts.daemon1)["bad_header"] ?? 0) == 0)
+        try expectFragmentedLISPDelivered(hosts, underlayInterface: "ul0", port: 9016, reversed: false) { mac, inner in
+            ipv6
+                ? Fragments.ipv6(lispFrameIPv6(destinationMAC: mac, source: "fd00:f6::2", destination: "fd00:f6::1", iid: 0, inner: inner),
+                                 l3: 14, size: 504, id: 0xf600_0001)
+                : Fragments.ipv4(lispFrame(destinationMAC: mac, source: [192, 168, 46, 2], destination: [192, 168, 46, 1], flags: 0x88,
+                                           iid: 0, inner: inner), l3: 14, size: 504, id: 0xf601)
+        }
     }
 
     /// The host keeps its own fragmented traffic on the device: a fragmented ping to the host's

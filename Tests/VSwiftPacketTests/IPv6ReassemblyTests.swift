@@ -4,7 +4,8 @@ import VSwiftPacket
 
 /// IPv6 outer fragment reassembly (RFC 8200 §4.5; RFC 5722 overlaps; RFC 6946 atomic fragments;
 /// RFC 7112 header chain). Fragments are cut here by hand from a packet spelled out byte by byte,
-/// independently of the code.
+/// independently of the code. Order, duplicates, overlaps and too many fragments: in IPv4ReassemblyTests,
+/// for both families.
 @Suite("IPv6 reassembly")
 struct IPv6ReassemblyTests {
     static let source = V6.a
@@ -16,80 +17,24 @@ struct IPv6ReassemblyTests {
     /// One fragment: IPv6 header (Next Header 44), Fragment header (RFC 8200 §4.5), `bytes`.
     static func fragment(_ packet: [UInt8], _ bytes: ArraySlice<UInt8>, offset: Int, more: Bool, id: UInt32 = 0x1234_5678,
                          next: UInt8 = 17) -> [UInt8] {
-        var h = Array(packet[0..<40])
-        h[6] = 44
-        Ref.put16(&h, 4, UInt16(8 + bytes.count))
-        let fh: [UInt8] = [next, 0] + Ref.be16(UInt16(offset) | (more ? 1 : 0)) + Ref.be32(id)
-        return h + fh + bytes
+        Fragments.ipv6Fragment(packet, bytes, offset: offset, more: more, id: id, next: next)
     }
 
     /// The fragments of `packet` with `size` payload bytes each (a multiple of 8; the last less).
     static func fragments(_ packet: [UInt8], size: Int, id: UInt32 = 0x1234_5678) -> [[UInt8]] {
-        let payload = Array(packet[40...])
-        var out: [[UInt8]] = []
-        var offset = 0
-        while offset < payload.count {
-            let end = min(offset + size, payload.count)
-            out.append(fragment(packet, payload[offset..<end], offset: offset, more: end < payload.count, id: id))
-            offset = end
-        }
-        return out
+        Fragments.ipv6(packet, size: size, id: id)
     }
 
     func add(_ r: FragmentReassembler, _ fragment: [UInt8], now: UInt64 = 100) -> FragmentReassembler.Outcome {
         fragment.withUnsafeBytes { r.addIPv6($0.baseAddress!, length: fragment.count, now: now) }
     }
 
-    func whole(_ r: FragmentReassembler) -> [UInt8] {
-        let d = r.datagram(r.completed)
-        return Array(UnsafeRawBufferPointer(start: d.start, count: d.length))
-    }
+    func whole(_ r: FragmentReassembler) -> [UInt8] { r.wholeDatagram() }
 
     func kind(_ ip: [UInt8], tags: [(UInt16, UInt16)] = []) -> (FragmentReassembler.IPv6FragmentKind, Int) {
         let frame = Build.ethernet(tags: tags, type: 0x86dd, ip)
         let r = frame.withUnsafeBytes { FragmentReassembler.ipv6UDPFragment($0.baseAddress!, length: frame.count) }
         return (r.kind, r.l3)
-    }
-
-    @Test("RFC 8200 §4.5: fragments in any order make the packet once, whole", arguments: ["in order", "reverse", "shuffled"])
-    func fragmentsInAnyOrderMakeThePacketOnceWhole(order: String) {
-        let original = Self.packet()
-        var pieces = Self.fragments(original, size: 504)
-        #expect(pieces.count == 3)
-        if order == "reverse" { pieces.reverse() }
-        if order == "shuffled" { pieces = [pieces[1], pieces[2], pieces[0]] }
-        let r = FragmentReassembler()
-        for piece in pieces.dropLast() { #expect(add(r, piece) == .held) }
-        #expect(add(r, pieces.last!) == .complete)
-        #expect(whole(r) == original)
-        r.release(r.completed)
-        #expect(r.count == 0)
-    }
-
-    @Test func anExactDuplicateIsDroppedAloneAndThePacketStillCompletes() {
-        let original = Self.packet()
-        let pieces = Self.fragments(original, size: 504)
-        let r = FragmentReassembler()
-        #expect(add(r, pieces[1]) == .held)
-        #expect(add(r, pieces[1]) == .duplicate)
-        #expect(add(r, pieces[0]) == .held)
-        #expect(add(r, pieces[2]) == .complete)
-        #expect(whole(r) == original)
-    }
-
-    /// RFC 8200 §4.5 / RFC 5722 §4: overlapping fragments discard the whole packet, and later
-    /// fragments of it start a new one (which then times out).
-    @Test("RFC 5722: an overlapping fragment discards the packet")
-    func anOverlappingFragmentDiscardsThePacket() {
-        let original = Self.packet()
-        let pieces = Self.fragments(original, size: 504)
-        let shifted = Self.fragments(original, size: 512)   // [0, 512) overlaps [504, 1008)
-        let r = FragmentReassembler()
-        #expect(add(r, pieces[1]) == .held)
-        #expect(add(r, shifted[0]) == .overlap)
-        #expect(r.count == 0)
-        #expect(add(r, pieces[0]) == .held)
-        #expect(add(r, pieces[2]) == .held)   // [1008, 1440): pieces[1] is gone with the discarded packet
     }
 
     /// A packet whose first fragment never comes waits, then is discarded at the timeout (the
@@ -119,16 +64,6 @@ struct IPv6ReassemblyTests {
         }
         #expect(r.count == 8 && full == 1_000 - 8)
         #expect(r.expire(now: 53) == 8)
-    }
-
-    @Test func tooManyFragmentsDiscardThePacket() {
-        var limits = FragmentReassembler.Limits()
-        limits.fragmentsPerDatagram = 4
-        let r = FragmentReassembler(limits: limits)
-        let pieces = Self.fragments(Self.packet(), size: 64)
-        for piece in pieces[0..<4] { #expect(add(r, piece) == .held) }
-        #expect(add(r, pieces[4]) == .tooManyFragments)
-        #expect(r.count == 0)
     }
 
     @Test func aPacketOverTheLimitIsDiscarded() {
