@@ -5,6 +5,12 @@
  * a queue without a socket is dropped, never leaked into the host stack of an enslaved device.
  * Underlay mode (a device shared with the host's own traffic): only UDP to one of the configured
  * local (address, port) pairs goes to vswift; everything else passes to the kernel untouched.
+ * Fragments of those datagrams too: a first fragment (offset 0, more fragments) is steered by its
+ * UDP header and leaves its (source, destination, identification, protocol, family) in an LRU map;
+ * a later fragment, which has no UDP header, follows it if its key is there and younger than the
+ * worker's reassembly timeout. A later fragment that arrives before its first goes to the kernel
+ * (a known limit: the worker's copy of that datagram then times out, counted). For IPv6 only a
+ * Fragment header directly after the IPv6 header is recognised (RFC 8200 §4.5).
  * Per-CPU counters record what happened to each frame; userspace sums them on read. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -25,6 +31,21 @@ enum vswift_mode { VSWIFT_MODE_PORT = 0, VSWIFT_MODE_UNDERLAY = 1 };
 struct vswift_underlay_key {
     __u8 addr[16];
     __be16 port;
+    __u16 pad;
+};
+
+/* Fragmented datagrams whose first fragment went to vswift (see the top). */
+#define VSWIFT_FRAG_ENTRIES 1024
+/* FragmentReassembler.Limits.timeout: later fragments are no use to the worker after it. */
+#define VSWIFT_FRAG_TIMEOUT_NS (3ULL * 1000000000ULL)
+#define VSWIFT_IPV6_FRAGMENT 44
+
+struct vswift_frag_key {
+    __u8 src[16];
+    __u8 dst[16];
+    __u32 id;
+    __u8 proto;
+    __u8 family;
     __u16 pad;
 };
 
@@ -56,6 +77,14 @@ struct {
     __type(value, __u8);
 } vswift_underlay SEC(".maps");
 
+/* Bounded: LRU, so first fragments with ever new identifications only evict older entries. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, VSWIFT_FRAG_ENTRIES);
+    __type(key, struct vswift_frag_key);
+    __type(value, __u64);
+} vswift_fragments SEC(".maps");
+
 static __always_inline void count(__u32 stat)
 {
     __u64 *value = bpf_map_lookup_elem(&vswift_stats, &stat);
@@ -63,14 +92,25 @@ static __always_inline void count(__u32 stat)
         *value += 1;
 }
 
-/* Is this frame UDP to one of the configured local (address, port) pairs? */
+/* A later fragment (no UDP header): does it belong to a datagram whose first fragment went to
+ * vswift within the timeout? */
+static __always_inline int follows_first_fragment(struct vswift_frag_key *frag)
+{
+    __u64 *seen = bpf_map_lookup_elem(&vswift_fragments, frag);
+    return seen && bpf_ktime_get_ns() - *seen < VSWIFT_FRAG_TIMEOUT_NS;
+}
+
+/* Is this frame UDP to one of the configured local (address, port) pairs, or a later fragment of
+ * such a datagram? */
 static __always_inline int is_underlay_frame(struct xdp_md *ctx)
 {
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
     struct ethhdr *eth = data;
     struct vswift_underlay_key key = {};
+    struct vswift_frag_key frag = {};
     struct udphdr *udp;
+    int first_of_many = 0;
 
     if ((void *)(eth + 1) > data_end)
         return 0;
@@ -78,18 +118,44 @@ static __always_inline int is_underlay_frame(struct xdp_md *ctx)
         struct iphdr *ip = (void *)(eth + 1);
         if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
             return 0;
-        /* Fragments other than the first carry no UDP header. */
-        if (ip->frag_off & bpf_htons(0x1fff))
-            return 0;
+        if (ip->frag_off & bpf_htons(0x3fff)) {
+            frag.family = 4;
+            frag.proto = ip->protocol;
+            frag.id = ip->id;
+            __builtin_memcpy(frag.src, &ip->saddr, 4);
+            __builtin_memcpy(frag.dst, &ip->daddr, 4);
+            /* Fragments other than the first carry no UDP header. */
+            if (ip->frag_off & bpf_htons(0x1fff))
+                return follows_first_fragment(&frag);
+            first_of_many = 1;
+        }
         udp = (void *)ip + ip->ihl * 4;
         key.addr[10] = 0xff;
         key.addr[11] = 0xff;
         __builtin_memcpy(&key.addr[12], &ip->daddr, 4);
     } else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
         struct ipv6hdr *ip6 = (void *)(eth + 1);
-        if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_UDP)
+        if ((void *)(ip6 + 1) > data_end)
             return 0;
         udp = (void *)(ip6 + 1);
+        if (ip6->nexthdr == VSWIFT_IPV6_FRAGMENT) {
+            /* Next header, reserved, offset << 3 | M, identification (RFC 8200 §4.5). */
+            __u8 *fh = (void *)(ip6 + 1);
+            if ((void *)(fh + 8) > data_end || fh[0] != IPPROTO_UDP)
+                return 0;
+            frag.family = 6;
+            frag.proto = fh[0];
+            __builtin_memcpy(&frag.id, fh + 4, 4);
+            __builtin_memcpy(frag.src, &ip6->saddr, 16);
+            __builtin_memcpy(frag.dst, &ip6->daddr, 16);
+            if ((fh[2] << 8 | fh[3]) & 0xfff8)
+                return follows_first_fragment(&frag);
+            /* An atomic fragment (M clear) is a whole packet (RFC 6946): nothing follows it. */
+            first_of_many = fh[3] & 1;
+            udp = (void *)(fh + 8);
+        } else if (ip6->nexthdr != IPPROTO_UDP) {
+            return 0;
+        }
         __builtin_memcpy(key.addr, &ip6->daddr, 16);
     } else {
         return 0;
@@ -97,7 +163,13 @@ static __always_inline int is_underlay_frame(struct xdp_md *ctx)
     if ((void *)(udp + 1) > data_end)
         return 0;
     key.port = udp->dest;
-    return bpf_map_lookup_elem(&vswift_underlay, &key) != 0;
+    if (!bpf_map_lookup_elem(&vswift_underlay, &key))
+        return 0;
+    if (first_of_many) {
+        __u64 now = bpf_ktime_get_ns();
+        bpf_map_update_elem(&vswift_fragments, &frag, &now, BPF_ANY);
+    }
+    return 1;
 }
 
 SEC("xdp")

@@ -4,31 +4,63 @@ import Glibc
 import VSwiftPacket
 
 /// Outer fragments of LISP (RFC 9300 §7: an ETR reassembles as any IP host would). An IPv4 UDP
-/// fragment addressed to a local RLOC, arriving where the underlay is (the same trust boundary
-/// as decapsulation), is copied into the worker's `IPv4Reassembler` and its frame recycled at
+/// fragment, or an IPv6 one (a Fragment header directly after the IPv6 header naming UDP, RFC 8200
+/// §4.5), addressed to a local RLOC and arriving where the underlay is (the same trust boundary
+/// as decapsulation), is copied into the worker's `FragmentReassembler` and its frame recycled at
 /// once; the datagram, once whole, is rebuilt in a fresh frame behind the last fragment's L2
 /// header and goes through `receiveTunnelled` — the normal decapsulation, exactly once. A
 /// reassembled datagram that turns out not to be LISP (other UDP to this host) continues as the
-/// ordinary frame it now is. Failures are counted on the first LISP port (fragments other than
-/// the first name no UDP port, so none can be attributed to a port before reassembly), by reason.
+/// ordinary frame it now is. An IPv6 atomic fragment is processed as unfragmented (RFC 6946); an
+/// IPv6 UDP fragment behind other extension headers is dropped and counted `malformed`. Failures
+/// are counted on the first LISP port (fragments other than the first name no UDP port, so none
+/// can be attributed to a port before reassembly), by reason.
 /// Worker thread only; off the common path (`receiveTunnelled` comes here only for fragments).
 extension Worker {
     /// The reassembler's limits for UMEM frames of `frameSize` bytes: a reassembled datagram, with
     /// up to 22 bytes of Ethernet and VLAN tags, must fit one frame after `tapHeadroom`.
-    static func reassemblyLimits(frameSize: UInt32) -> IPv4Reassembler.Limits {
-        var limits = IPv4Reassembler.Limits()
+    static func reassemblyLimits(frameSize: UInt32) -> FragmentReassembler.Limits {
+        var limits = FragmentReassembler.Limits()
         limits.datagramLength = max(68, Int(frameSize) - Int(DatapathLimits.tapHeadroom) - 22)
         return limits
     }
 
-    /// Takes the outer IPv4 UDP fragment at `address` (IPv4 header at `l3`, checked) if it is for a
-    /// local RLOC and arrived on the underlay: true, the frame is consumed. False: not ours, the
-    /// caller handles it as before.
+    /// Takes the frame at `address` if it is an outer IPv4 or IPv6 UDP fragment for a local RLOC
+    /// that arrived on the underlay: true, the frame is consumed. False: not ours, the caller
+    /// handles it as before.
     @inline(never)
-    func receiveOuterFragment(address: UInt64, length: UInt32, inPort: PortSlot, l3: Int) -> Bool {
+    func receiveOuterFragment(address: UInt64, length: UInt32, inPort: PortSlot) -> Bool {
+        let frame = base + Int(address)
+        let l3 = FragmentReassembler.ipv4UDPFragmentOffset(frame, length: Int(length))
+        if l3 > 0 { return receiveOuterFragment(address: address, length: length, inPort: inPort, l3: l3, ipv6: false) }
+        let (kind, l3v6) = FragmentReassembler.ipv6UDPFragment(frame, length: Int(length))
+        switch kind {
+        case .none:
+            return false
+        case .fragment:
+            return receiveOuterFragment(address: address, length: length, inPort: inPort, l3: l3v6, ipv6: true)
+        case .atomic, .behindExtensionHeaders:
+            guard tunnelPortCount > 0 else { return false }
+            let inBridge = ports[inPort.index].bridge
+            guard arrivesOnUnderlay(IPAddress(loadingFrom: frame + (l3v6 + 24)), inPort: inPort, inBridge: inBridge) else { return false }
+            if kind == .behindExtensionHeaders {
+                vs_add_relaxed_u64(&(tunnelCounters + tunnelPorts[0].index).pointee.pathMTU.malformed, 1)
+                pool.release(address)
+                return true
+            }
+            // RFC 6946 §4: an atomic fragment is the packet itself, 8 bytes later.
+            FragmentReassembler.removeAtomicFragmentHeader(frame, l3: l3v6)
+            receiveWhole(address: address &+ 8, length: length &- 8, inPort: inPort, inBridge: inBridge)
+            return true
+        }
+    }
+
+    /// Takes the outer UDP fragment at `address` (IPv4 or IPv6 header at `l3`, checked) if it is
+    /// for a local RLOC and arrived on the underlay: true, the frame is consumed. False: not ours.
+    func receiveOuterFragment(address: UInt64, length: UInt32, inPort: PortSlot, l3: Int, ipv6: Bool) -> Bool {
         guard tunnelPortCount > 0 else { return false }
         let frame = base + Int(address)
-        let destination = IPAddress(ipv4: UInt32(bigEndian: (frame + l3 + 16).loadUnaligned(as: UInt32.self)))
+        let destination = ipv6 ? IPAddress(loadingFrom: frame + (l3 + 24))
+            : IPAddress(ipv4: UInt32(bigEndian: (frame + l3 + 16).loadUnaligned(as: UInt32.self)))
         let inBridge = ports[inPort.index].bridge
         guard arrivesOnUnderlay(destination, inPort: inPort, inBridge: inBridge) else { return false }
         let counters = tunnelCounters + tunnelPorts[0].index
@@ -37,7 +69,8 @@ extension Worker {
             let expired = reassembler.expire(now: now)
             if expired > 0 { vs_add_relaxed_u64(&counters.pointee.pathMTU.timeouts, UInt64(expired)) }
         }
-        let outcome = reassembler.add(frame + l3, length: Int(length) &- l3, now: now)
+        let outcome = ipv6 ? reassembler.addIPv6(frame + l3, length: Int(length) &- l3, now: now)
+            : reassembler.addIPv4(frame + l3, length: Int(length) &- l3, now: now)
         switch outcome {
         case .complete:
             break
@@ -84,13 +117,19 @@ extension Worker {
         reassembler.release(slot)
         pool.release(address)
         vs_add_relaxed_u64(&counters.pointee.pathMTU.reassembled, 1)
-        if receiveTunnelled(address: whole, length: UInt32(wholeLength), inPort: inPort) { return true }
+        receiveWhole(address: whole, length: UInt32(wholeLength), inPort: inPort, inBridge: inBridge)
+        return true
+    }
+
+    /// A datagram made whole (reassembled, or an atomic fragment unwrapped): decapsulated if it is
+    /// LISP, else the ordinary frame it now is (dropped on an underlay device in no bridge).
+    func receiveWhole(address: UInt64, length: UInt32, inPort: PortSlot, inBridge: BridgeSlot) {
+        if receiveTunnelled(address: address, length: length, inPort: inPort) { return }
         guard inBridge != .unbridged else {
             vs_add_relaxed_u64(&self.counters[inPort.index].rxDropped, 1)
-            pool.release(whole)
-            return true
+            pool.release(address)
+            return
         }
-        process(address: whole, length: UInt32(wholeLength), inPort: inPort, bridge: inBridge, context: PacketContext())
-        return true
+        process(address: address, length: length, inPort: inPort, bridge: inBridge, context: PacketContext())
     }
 }

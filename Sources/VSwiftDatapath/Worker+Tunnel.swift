@@ -27,8 +27,8 @@ extension Worker {
             if parsed == .notLISP { continue }
             if parsed == .malformed {
                 // A first outer fragment (Worker+Reassembly.swift).
-                let l3 = IPv4Reassembler.udpFragmentOffset(frame, length: Int(length))
-                if l3 > 0 && receiveOuterFragment(address: address, length: length, inPort: inPort, l3: l3) { return true }
+                let l3 = FragmentReassembler.ipv4UDPFragmentOffset(frame, length: Int(length))
+                if l3 > 0 && receiveOuterFragment(address: address, length: length, inPort: inPort, l3: l3, ipv6: false) { return true }
             }
             let destination = outer.pointee.destination
             // The trust boundary (DESIGN.md, "Trust boundary: LISP decapsulation"): only the
@@ -128,9 +128,9 @@ extension Worker {
                     context: context)
             return true
         }
-        // A later outer fragment has no UDP header to match (Worker+Reassembly.swift).
-        let l3 = IPv4Reassembler.udpFragmentOffset(frame, length: Int(length))
-        return l3 > 0 && receiveOuterFragment(address: address, length: length, inPort: inPort, l3: l3)
+        // A later outer fragment has no UDP header to match, nor has an IPv6 fragment a UDP header
+        // where parseOuter looks (Worker+Reassembly.swift).
+        return receiveOuterFragment(address: address, length: length, inPort: inPort)
     }
 
     @inline(__always)

@@ -174,7 +174,7 @@ package final class Worker: @unchecked Sendable {
 
     /// Outer IPv4 fragments of LISP waiting for the rest (Worker+Reassembly.swift), and the second
     /// its timeouts were last checked.
-    let reassembler: IPv4Reassembler
+    let reassembler: FragmentReassembler
     var reassemblyClock: UInt64 = 0
     /// ICMP "too big" answers left this second, and the second (Worker+PathMTU.swift).
     var icmpTokens: UInt32 = 0
@@ -256,7 +256,7 @@ package final class Worker: @unchecked Sendable {
         outer.initialize(to: LISP.OuterHeaders())
         captureRings = .allocate(capacity: Self.maxCaptures)
         captureRings.initialize(repeating: nil, count: Self.maxCaptures)
-        reassembler = IPv4Reassembler(limits: Self.reassemblyLimits(frameSize: frameSize))
+        reassembler = FragmentReassembler(limits: Self.reassemblyLimits(frameSize: frameSize))
         now = Self.monotonicSeconds()
         rebuildPollSet()
     }

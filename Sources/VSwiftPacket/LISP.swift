@@ -207,7 +207,8 @@ public enum LISP {
 
     /// A first look for the receive path of every frame while LISP ports exist: false only when
     /// `parseOuter` would say `.notLISP` for every port in `udpPorts` — an untagged frame that is not
-    /// IPv4/IPv6 UDP to one of them. Tagged frames, IPv4 UDP fragments (to be reassembled) and
+    /// IPv4/IPv6 UDP to one of them. Tagged frames, IPv4 UDP fragments and IPv6 packets with a
+    /// Fragment or other extension header (to be reassembled, or counted if not supported) and
     /// anything it cannot rule out get `true`.
     @inlinable @inline(__always)
     public static func mayBeLISP(_ p: UnsafeRawPointer, length: Int, udpPorts: UnsafePointer<UInt16>, count: Int) -> Bool {
@@ -222,7 +223,12 @@ public enum LISP {
             guard udp &+ 4 <= length else { return false }
             port = Wire.u16(p, udp &+ 2)
         } else if etherType == EtherType.ipv6 {
-            guard length >= 58, Wire.u8(p, 20) == IPProtocol.udp else { return false }
+            guard length >= 58 else { return false }
+            let next = Wire.u8(p, 20)
+            if next != IPProtocol.udp {
+                // A Fragment header, or extension headers that may hide one (IPv6Reassembly.swift).
+                return next == 44 || next == 0 || next == 43 || next == 60
+            }
             port = Wire.u16(p, 56)
         } else {
             return EtherType.isVLAN(etherType)

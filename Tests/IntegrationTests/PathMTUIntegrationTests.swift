@@ -47,40 +47,11 @@ struct PathMTUIntegrationTests {
     func outerFragmentsAreReassembled() throws {
         let hosts = try LISPHosts(underlay: .bridge)
         defer { hosts.destroy() }
-        try hosts.waitForPath(from: hosts.vm1, to: "10.1.1.30")
-        let receiver = try UDPSocket(namespace: hosts.vm1, bindPort: 9015)
-        let payload = [UInt8]((0..<1400).map { UInt8(truncatingIfNeeded: $0 &* 13) })
-        var udp = Ref.be16(40000) + Ref.be16(9015) + Ref.be16(UInt16(8 + payload.count)) + [0, 0] + payload
-        var inner: [UInt8] = [0x45, 0, 0, 0, 0x77, 0x01, 0, 0, 64, 17, 0, 0, 10, 1, 1, 99, 10, 1, 1, 20]
-        Ref.put16(&inner, 2, UInt16(20 + udp.count))
-        Ref.put16(&inner, 10, Ref.checksum(inner))
-        udp = inner + udp
-        let underlayMAC = try macAddress(namespace: hosts.host1, interface: "br1")
-        let frame = lispFrame(destinationMAC: underlayMAC, source: [192, 168, 1, 252], destination: [192, 168, 1, 249],
-                              flags: 0x88, iid: 0, inner: udp)
         // Outer fragments of 504 payload bytes (DF clear), last first.
-        let l2 = Array(frame[0..<14]), header = Array(frame[14..<34]), outerPayload = Array(frame[34...])
-        var fragments: [[UInt8]] = []
-        var offset = 0
-        while offset < outerPayload.count {
-            let end = min(offset + 504, outerPayload.count)
-            var h = header
-            Ref.put16(&h, 2, UInt16(20 + end - offset))
-            Ref.put16(&h, 4, 0x4f15)
-            Ref.put16(&h, 6, (end < outerPayload.count ? 0x2000 : 0) | UInt16(offset / 8))
-            Ref.put16(&h, 10, 0)
-            Ref.put16(&h, 10, Ref.checksum(h))
-            fragments.append(l2 + h + outerPayload[offset..<end])
-            offset = end
+        try expectFragmentedLISPDelivered(hosts, underlayInterface: "br1", port: 9015, reversed: true) { mac, inner in
+            Fragments.ipv4(lispFrame(destinationMAC: mac, source: [192, 168, 1, 252], destination: [192, 168, 1, 249], flags: 0x88,
+                                     iid: 0, inner: inner), l3: 14, size: 504, id: 0x4f15)
         }
-        #expect(fragments.count == 3)
-        let injector = try PacketSocket(namespace: hosts.wire, interface: "w1")
-        for f in fragments.reversed() { injector.send(f) }
-        let received = receiver.receiveAll(idleTimeout: 1.5)
-        #expect(received == [payload], "\(received.map(\.count)) datagrams of \(payload.count) bytes expected once")
-        let mtu = try lispMTUCounters(hosts.daemon1)
-        #expect(mtu["reassembled"] == 1, "\(mtu)")
-        #expect((try lispCounters(hosts.daemon1)["bad_header"] ?? 0) == 0)
     }
 }
 }

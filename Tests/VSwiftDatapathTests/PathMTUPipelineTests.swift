@@ -181,20 +181,7 @@ struct PathMTUPipelineTests {
 
     /// The outer datagram of `frame` cut into fragments of `size` payload bytes, each an Ethernet frame.
     func outerFragments(_ frame: [UInt8], size: Int) -> [[UInt8]] {
-        let l2 = Array(frame[0..<14]), header = Array(frame[14..<34]), payload = Array(frame[34...])
-        var out: [[UInt8]] = []
-        var offset = 0
-        while offset < payload.count {
-            let end = min(offset + size, payload.count)
-            var h = header
-            Ref.put16(&h, 2, UInt16(20 + end - offset))
-            Ref.put16(&h, 6, (end < payload.count ? 0x2000 : 0) | UInt16(offset / 8))
-            Ref.put16(&h, 10, 0)
-            Ref.put16(&h, 10, Ref.checksum(h))
-            out.append(l2 + h + payload[offset..<end])
-            offset = end
-        }
-        return out
+        Fragments.ipv4(frame, l3: 14, size: size)
     }
 
     /// RFC 9300 §7: an outer-fragmented LISP packet, in any order, reaches VM1 once, whole,

@@ -4,7 +4,7 @@ import VSwiftPacket
 
 /// Outer fragment reassembly (RFC 791 §3.2; RFC 5722's discard-on-overlap; RFC 9300 §7). Fragments
 /// are cut here by hand from a datagram spelled out byte by byte, independently of the code.
-@Suite("IPv4 reassembly")
+@Suite("IPv4 reassembly, and IPv6 where the rule is the same")
 struct IPv4ReassemblyTests {
     /// A UDP datagram of `payload` bytes (a counting pattern), identification 0x1234, DF clear.
     static func datagram(payload: Int = 1480, id: UInt16 = 0x1234, source: UInt32 = 0xc000_0202) -> [UInt8] {
@@ -18,51 +18,49 @@ struct IPv4ReassemblyTests {
 
     /// The fragments of `datagram` with `size` payload bytes each (a multiple of 8; the last less).
     static func fragments(_ datagram: [UInt8], size: Int) -> [[UInt8]] {
-        let payload = Array(datagram[20...])
-        var out: [[UInt8]] = []
-        var offset = 0
-        while offset < payload.count {
-            let end = min(offset + size, payload.count)
-            var h = Array(datagram[0..<20])
-            Ref.put16(&h, 2, UInt16(20 + end - offset))
-            Ref.put16(&h, 6, (end < payload.count ? 0x2000 : 0) | UInt16(offset / 8))
-            Ref.put16(&h, 10, 0)
-            Ref.put16(&h, 10, Ref.checksum(h))
-            out.append(h + payload[offset..<end])
-            offset = end
+        Fragments.ipv4(datagram, size: size)
+    }
+
+    /// The datagram of either family (IPv6: `IPv6ReassemblyTests.packet`) and its fragments, for
+    /// the rules both share.
+    static func datagram(_ family: Int) -> [UInt8] { family == 6 ? IPv6ReassemblyTests.packet() : datagram() }
+
+    static func fragments(_ datagram: [UInt8], size: Int, family: Int) -> [[UInt8]] {
+        family == 6 ? IPv6ReassemblyTests.fragments(datagram, size: size) : fragments(datagram, size: size)
+    }
+
+    /// Hands `fragment` to the reassembler's IPv4 or IPv6 entry, by its version.
+    func add(_ r: FragmentReassembler, _ fragment: [UInt8], now: UInt64 = 100) -> FragmentReassembler.Outcome {
+        fragment.withUnsafeBytes {
+            fragment[0] >> 4 == 6 ? r.addIPv6($0.baseAddress!, length: fragment.count, now: now)
+                : r.addIPv4($0.baseAddress!, length: fragment.count, now: now)
         }
-        return out
     }
 
-    func add(_ r: IPv4Reassembler, _ fragment: [UInt8], now: UInt64 = 100) -> IPv4Reassembler.Outcome {
-        fragment.withUnsafeBytes { r.add($0.baseAddress!, length: fragment.count, now: now) }
-    }
+    func whole(_ r: FragmentReassembler) -> [UInt8] { r.wholeDatagram() }
 
-    func whole(_ r: IPv4Reassembler) -> [UInt8] {
-        let d = r.datagram(r.completed)
-        return Array(UnsafeRawBufferPointer(start: d.start, count: d.length))
-    }
-
-    @Test(arguments: ["in order", "reverse", "shuffled"])
-    func fragmentsInAnyOrderMakeTheDatagramOnceWhole(order: String) {
-        let original = Self.datagram()
-        var pieces = Self.fragments(original, size: 504)
+    /// RFC 791 §3.2, RFC 8200 §4.5.
+    @Test(arguments: ["in order", "reverse", "shuffled"], [4, 6])
+    func fragmentsInAnyOrderMakeTheDatagramOnceWhole(order: String, family: Int) {
+        let original = Self.datagram(family)
+        var pieces = Self.fragments(original, size: 504, family: family)
         #expect(pieces.count == 3)
         if order == "reverse" { pieces.reverse() }
         if order == "shuffled" { pieces = [pieces[1], pieces[2], pieces[0]] }
-        let r = IPv4Reassembler()
+        let r = FragmentReassembler()
         for piece in pieces.dropLast() { #expect(add(r, piece) == .held) }
         #expect(add(r, pieces.last!) == .complete)
         #expect(whole(r) == original)
-        #expect(Ref.checksum(Array(whole(r)[0..<20])) == 0)
+        if family == 4 { #expect(Ref.checksum(Array(whole(r)[0..<20])) == 0) }
         r.release(r.completed)
         #expect(r.count == 0)
     }
 
-    @Test func anExactDuplicateIsDroppedAloneAndTheDatagramStillCompletes() {
-        let original = Self.datagram()
-        let pieces = Self.fragments(original, size: 504)
-        let r = IPv4Reassembler()
+    @Test(arguments: [4, 6])
+    func anExactDuplicateIsDroppedAloneAndTheDatagramStillCompletes(family: Int) {
+        let original = Self.datagram(family)
+        let pieces = Self.fragments(original, size: 504, family: family)
+        let r = FragmentReassembler()
         #expect(add(r, pieces[0]) == .held)
         #expect(add(r, pieces[0]) == .duplicate)
         #expect(add(r, pieces[1]) == .held)
@@ -70,12 +68,14 @@ struct IPv4ReassemblyTests {
         #expect(whole(r) == original)
     }
 
-    /// RFC 5722's rule, applied to IPv4 as Linux does: overlapping fragments discard the datagram.
-    @Test func anOverlappingFragmentDiscardsTheDatagram() {
-        let original = Self.datagram()
-        let pieces = Self.fragments(original, size: 504)
-        let shifted = Self.fragments(original, size: 512)   // [0, 512) overlaps [504, 1008)
-        let r = IPv4Reassembler()
+    /// RFC 8200 §4.5 and RFC 5722 §4 (IPv6), applied to IPv4 as Linux does: overlapping fragments
+    /// discard the datagram.
+    @Test(arguments: [4, 6])
+    func anOverlappingFragmentDiscardsTheDatagram(family: Int) {
+        let original = Self.datagram(family)
+        let pieces = Self.fragments(original, size: 504, family: family)
+        let shifted = Self.fragments(original, size: 512, family: family)   // [0, 512) overlaps [504, 1008)
+        let r = FragmentReassembler()
         #expect(add(r, pieces[1]) == .held)
         #expect(add(r, shifted[0]) == .overlap)
         #expect(r.count == 0)
@@ -87,7 +87,7 @@ struct IPv4ReassemblyTests {
 
     @Test func aDatagramThatWaitsTooLongIsDiscarded() {
         let pieces = Self.fragments(Self.datagram(), size: 504)
-        let r = IPv4Reassembler()
+        let r = FragmentReassembler()
         #expect(add(r, pieces[0], now: 10) == .held)
         #expect(r.expire(now: 12) == 0)
         #expect(r.expire(now: 13) == 1)
@@ -100,9 +100,9 @@ struct IPv4ReassemblyTests {
     /// `init` allocated; the table fills, later ones are counted, and once the timeout frees it a
     /// real datagram is reassembled again.
     @Test func endlessFirstFragmentsFillTheTableAndNoMore() {
-        var limits = IPv4Reassembler.Limits()
+        var limits = FragmentReassembler.Limits()
         limits.datagrams = 8
-        let r = IPv4Reassembler(limits: limits)
+        let r = FragmentReassembler(limits: limits)
         var full = 0
         var first = Self.fragments(Self.datagram(), size: 504)[0]
         for id in 0..<10_000 {
@@ -124,9 +124,9 @@ struct IPv4ReassemblyTests {
     }
 
     @Test func aDatagramOverTheLimitIsDiscarded() {
-        var limits = IPv4Reassembler.Limits()
+        var limits = FragmentReassembler.Limits()
         limits.datagramLength = 1000
-        let r = IPv4Reassembler(limits: limits)
+        let r = FragmentReassembler(limits: limits)
         let pieces = Self.fragments(Self.datagram(), size: 504)
         #expect(add(r, pieces[0]) == .held)
         #expect(add(r, pieces[1]) == .tooBig)   // ends at 1008 + 20 > 1000
@@ -136,14 +136,15 @@ struct IPv4ReassemblyTests {
         Ref.put16(&far, 6, 0x2000 | 8100)
         Ref.put16(&far, 10, 0)
         Ref.put16(&far, 10, Ref.checksum(Array(far[0..<20])))
-        #expect(add(IPv4Reassembler(), far) == .tooBig)
+        #expect(add(FragmentReassembler(), far) == .tooBig)
     }
 
-    @Test func tooManyFragmentsDiscardTheDatagram() {
-        var limits = IPv4Reassembler.Limits()
+    @Test(arguments: [4, 6])
+    func tooManyFragmentsDiscardTheDatagram(family: Int) {
+        var limits = FragmentReassembler.Limits()
         limits.fragmentsPerDatagram = 4
-        let r = IPv4Reassembler(limits: limits)
-        let pieces = Self.fragments(Self.datagram(), size: 64)
+        let r = FragmentReassembler(limits: limits)
+        let pieces = Self.fragments(Self.datagram(family), size: 64, family: family)
         for piece in pieces[0..<4] { #expect(add(r, piece) == .held) }
         #expect(add(r, pieces[4]) == .tooManyFragments)
         #expect(r.count == 0)
@@ -152,7 +153,7 @@ struct IPv4ReassemblyTests {
     @Test func inconsistentFragmentsAreMalformed() {
         let original = Self.datagram()
         let pieces = Self.fragments(original, size: 504)
-        let r = IPv4Reassembler()
+        let r = FragmentReassembler()
         // A non-last fragment whose payload is not a multiple of 8.
         var odd = pieces[0]
         odd.removeLast(3)
@@ -174,7 +175,7 @@ struct IPv4ReassemblyTests {
         let pieces = Self.fragments(Self.datagram(), size: 504)
         func offset(_ ip: [UInt8], tags: [(UInt16, UInt16)] = []) -> Int {
             let frame = Build.ethernet(tags: tags, type: 0x0800, ip)
-            return frame.withUnsafeBytes { IPv4Reassembler.udpFragmentOffset($0.baseAddress!, length: frame.count) }
+            return frame.withUnsafeBytes { FragmentReassembler.ipv4UDPFragmentOffset($0.baseAddress!, length: frame.count) }
         }
         #expect(offset(pieces[0]) == 14)
         #expect(offset(pieces[2]) == 14)
@@ -188,5 +189,13 @@ struct IPv4ReassemblyTests {
         Ref.put16(&tcp, 10, 0)
         Ref.put16(&tcp, 10, Ref.checksum(Array(tcp[0..<20])))
         #expect(offset(tcp) == 0)
+    }
+}
+
+extension FragmentReassembler {
+    /// The datagram `add` just completed, as bytes.
+    func wholeDatagram() -> [UInt8] {
+        let d = datagram(completed)
+        return Array(UnsafeRawBufferPointer(start: d.start, count: d.length))
     }
 }
