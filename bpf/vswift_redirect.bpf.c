@@ -20,6 +20,7 @@
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "vswift_flowcache.h"
 
 #define VSWIFT_MAX_QUEUES 256
 #define VSWIFT_MAX_UNDERLAY_ADDRS 64
@@ -185,6 +186,11 @@ int vswift_redirect(struct xdp_md *ctx)
             return XDP_PASS;
         }
         fallback = XDP_PASS;
+    } else {
+        /* Port mode: a hit in the XDP flow cache is forwarded here; a miss goes on to vswift. */
+        int verdict = vswift_flowcache(ctx);
+        if (verdict != VSWIFT_FC_MISS)
+            return verdict;
     }
     int action = bpf_redirect_map(&vswift_xsks, ctx->rx_queue_index, fallback);
     if (action == XDP_REDIRECT)

@@ -10,7 +10,11 @@ command -v "$cc" >/dev/null 2>&1 || cc=/opt/swift/usr/bin/clang
 arch_inc="/usr/include/$(uname -m)-linux-gnu"
 for src in bpf/*.bpf.c; do
     obj="$out/$(basename "${src%.c}").o"
-    if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ]; then
+    # Rebuilt when the source or any shared header (bpf/*.h) is newer than the object.
+    stale=0
+    [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] && stale=1
+    for header in bpf/*.h; do [ -f "$header" ] && [ "$header" -nt "$obj" ] && stale=1; done
+    if [ "$stale" = 1 ]; then
         "$cc" -O2 -g -Wall -Werror -target bpf -I"$arch_inc" -c "$src" -o "$obj"
     fi
 done

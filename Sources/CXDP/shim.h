@@ -245,4 +245,36 @@ static inline int vs_xdp_prog_run_live(int prog_fd, void *data, unsigned int siz
     return rc < 0 ? -errno : rc;
 }
 
+/* BPF_PROG_RUN without live frames: runs the XDP program `repeat` times on a copy of `data`; the
+ * (last) run's frame goes to `out` (`*out_size` in: capacity, out: length). Returns the program's
+ * return code (>= 0) or -errno; `*duration_ns` is the kernel's mean time per run. */
+static inline int vs_xdp_prog_run(int prog_fd, const void *data, unsigned int size, void *out,
+                                  unsigned int *out_size, unsigned int repeat, unsigned int *duration_ns) {
+    struct bpf_test_run_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    opts.sz = sizeof(opts);
+    opts.data_in = data;
+    opts.data_size_in = size;
+    opts.data_out = out;
+    opts.data_size_out = *out_size;
+    opts.repeat = repeat;
+    int rc = bpf_prog_test_run_opts(prog_fd, &opts);
+    if (rc < 0)
+        return -errno;
+    *out_size = opts.data_size_out;
+    *duration_ns = opts.duration;
+    return (int)opts.retval;
+}
+
+/* A BPF map created from user space (the XDP flow cache's shared maps), with map flags. */
+static inline int vs_bpf_map_create(unsigned int type, const char *name, unsigned int key_size,
+                                    unsigned int value_size, unsigned int max_entries, unsigned int flags) {
+    struct bpf_map_create_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    opts.sz = sizeof(opts);
+    opts.map_flags = flags;
+    int fd = bpf_map_create((enum bpf_map_type)type, name, key_size, value_size, max_entries, &opts);
+    return fd < 0 ? -errno : fd;
+}
+
 #endif

@@ -1,0 +1,673 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* The XDP flow cache (DESIGN.md, "XDP flow cache"): megaflow entries installed by the workers,
+ * looked up and executed in XDP so that established flows never reach user space.
+ *
+ * Key: FlowKey's 16 words, byte for byte (vswift_flowkey.h). An entry is (mask, masked key) →
+ * actions, as OVS's megaflows; user space guarantees that entries never overlap, so the first hit
+ * in mask order is the only one. Lookup: for each mask in use (at most VSWIFT_FC_MAX_MASKS, in
+ * slot order), mask the key, look (mask slot, masked key) up in one hash map.
+ *
+ * Maps shared by every device's program of one datapath (XDPFlowCache.swift creates them at their
+ * real sizes and every program is loaded with bpf_map__reuse_fd; the sizes declared here are
+ * placeholders, so a program loaded without the cache carries tiny maps): vswift_fc_control,
+ * vswift_fc_masks, vswift_fc_table, vswift_fc_entries, vswift_fc_counters, vswift_fc_ports, vswift_fc_lisp.
+ * Per program: vswift_fc_port (its in_port), vswift_fc_scratch, vswift_fc_stats.
+ *
+ * Actions: a fixed array of ops per entry. Anything the XDP side cannot do exactly as the workers'
+ * HeaderRewrite would (an SCTP port rewrite, dec_ttl reaching 0, a VLAN pop that would expose a
+ * third tag, ...) is found before the frame is touched, and the frame goes to user space as a miss
+ * ("punt"): a cached entry never makes a frame come out differently than the workers would. */
+#ifndef VSWIFT_FLOWCACHE_H
+#define VSWIFT_FLOWCACHE_H
+
+#include "vswift_flowkey.h"
+
+#define VSWIFT_FC_MAX_MASKS 32
+#define VSWIFT_FC_MAX_OPS 8
+#define VSWIFT_FC_MISS (-1)
+
+enum vswift_fc_op_kind {
+    VSWIFT_FC_OP_NONE = 0,
+    VSWIFT_FC_OP_OUTPUT = 1,     /* arg32: slot in vswift_fc_ports; ends the list */
+    VSWIFT_FC_OP_DROP = 2,       /* ends the list (an entry whose list ends without output drops too) */
+    VSWIFT_FC_OP_SET_ETH_SRC = 3, /* arg64: MAC, first octet most significant */
+    VSWIFT_FC_OP_SET_ETH_DST = 4,
+    VSWIFT_FC_OP_SET_IPV4_SRC = 5, /* arg32 */
+    VSWIFT_FC_OP_SET_IPV4_DST = 6,
+    VSWIFT_FC_OP_SET_NW_TOS = 7, /* arg32: DSCP bits of the TOS byte (0xfc), ECN kept */
+    VSWIFT_FC_OP_SET_NW_ECN = 8, /* arg32: ECN bits (0x03), DSCP kept */
+    VSWIFT_FC_OP_SET_TTL = 9,    /* arg32 */
+    VSWIFT_FC_OP_DEC_TTL = 10,
+    VSWIFT_FC_OP_SET_TP_SRC = 11, /* arg32: TCP/UDP port */
+    VSWIFT_FC_OP_SET_TP_DST = 12,
+    VSWIFT_FC_OP_POP_VLAN = 13,
+    VSWIFT_FC_OP_PUSH_VLAN = 14, /* arg32: TPID (the new tag's TCI is 0, as push_vlan) */
+    VSWIFT_FC_OP_LISP_ENCAP = 15, /* arg32: slot in vswift_fc_lisp (an outer IPv4 template) */
+    VSWIFT_FC_OP_KINDS
+};
+
+struct vswift_fc_op {
+    __u32 kind;
+    __u32 arg32;
+    __u64 arg64;
+};
+
+struct vswift_fc_entry {
+    __u32 op_count;
+    __u32 pad;
+    struct vswift_fc_op ops[VSWIFT_FC_MAX_OPS];
+};
+
+/* Per CPU, per entry: what the entry forwarded (or dropped) in XDP. */
+struct vswift_fc_counter {
+    __u64 packets;
+    __u64 bytes;
+    __u64 last_used_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last hit on this CPU */
+};
+
+/* A LISP encapsulation over IPv4 (LISP.encapsulate's outer headers, RFC 9300 §5.1): outer
+ * Ethernet + IPv4 + UDP + LISP. TTL and TOS follow LISP.OuterFields (outer = inner & mask | value). */
+struct vswift_fc_lisp {
+    __u64 eth_dst;
+    __u64 eth_src;
+    __u32 src;         /* the local RLOC */
+    __u32 dst;         /* the remote RLOC */
+    __u32 instance_id; /* low 24 bits */
+    __u16 udp_dst;     /* 4341 */
+    __u8 ttl_mask, ttl_value, tos_mask, tos_value;
+    __u8 pad[5];
+};
+
+#define VSWIFT_FC_LISP_TEMPLATES 256
+
+struct vswift_fc_control {
+    __u32 enabled;    /* 0: every frame is a miss (the program is then today's plus this read) */
+    __u32 mask_count; /* masks in use: slots 0..mask_count-1 of vswift_fc_masks */
+};
+
+struct vswift_fc_table_key {
+    __u32 mask_slot;
+    __u32 pad;
+    struct vswift_flow_key masked;
+};
+
+struct vswift_fc_scratch {
+    struct vswift_flow_key key;
+    struct vswift_flow_loc loc;
+    struct vswift_fc_table_key lookup;
+    __u32 ip_id; /* the outer IPv4 identification of this CPU's next encapsulation (DF is set) */
+    __u32 pad;
+};
+
+enum vswift_fc_stat {
+    VSWIFT_FC_STAT_HIT,       /* executed in XDP */
+    VSWIFT_FC_STAT_MISS,      /* no entry (cache on) */
+    VSWIFT_FC_STAT_PUNT,      /* an entry, but its actions cannot be done exactly here */
+    VSWIFT_FC_STAT_FAILED,    /* bpf_xdp_adjust_head refused (no headroom): dropped */
+    VSWIFT_FC_STAT_MAX
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct vswift_fc_control);
+} vswift_fc_control SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, VSWIFT_FC_MAX_MASKS);
+    __type(key, __u32);
+    __type(value, struct vswift_flow_key);
+} vswift_fc_masks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct vswift_fc_table_key);
+    __type(value, __u32);
+} vswift_fc_table SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct vswift_fc_entry);
+} vswift_fc_entries SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct vswift_fc_counter);
+} vswift_fc_counters SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_DEVMAP);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} vswift_fc_ports SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, VSWIFT_FC_LISP_TEMPLATES);
+    __type(key, __u32);
+    __type(value, struct vswift_fc_lisp);
+} vswift_fc_lisp SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} vswift_fc_port SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct vswift_fc_scratch);
+} vswift_fc_scratch SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, VSWIFT_FC_STAT_MAX);
+    __type(key, __u32);
+    __type(value, __u64);
+} vswift_fc_stats SEC(".maps");
+
+static __always_inline void vsfc_count(__u32 stat)
+{
+    __u64 *value = bpf_map_lookup_elem(&vswift_fc_stats, &stat);
+    if (value)
+        *value += 1;
+}
+
+static __always_inline void vsfc_put16(__u8 *p, __u16 v)
+{
+    p[0] = v >> 8;
+    p[1] = v;
+}
+
+static __always_inline void vsfc_put32(__u8 *p, __u32 v)
+{
+    vsfc_put16(p, v >> 16);
+    vsfc_put16(p + 2, v);
+}
+
+static __always_inline void vsfc_put_mac(__u8 *p, __u64 mac)
+{
+    vsfc_put16(p, mac >> 32);
+    vsfc_put32(p + 2, mac);
+}
+
+/* RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), folded as Checksum.fold (so the bytes equal the workers'). */
+static __always_inline __u16 vsfc_fold(__u64 s)
+{
+    s = (s >> 32) + (s & 0xffffffff);
+    s = (s >> 32) + (s & 0xffffffff);
+    s = (s >> 16) + (s & 0xffff);
+    s = (s >> 16) + (s & 0xffff);
+    return (__u16)s;
+}
+
+static __always_inline __u16 vsfc_update16(__u16 check, __u16 old, __u16 new)
+{
+    return ~vsfc_fold((__u64)(__u16)~check + (__u16)~old + new);
+}
+
+static __always_inline __u16 vsfc_update32(__u16 check, __u32 old, __u32 new)
+{
+    return ~vsfc_fold((__u64)(__u16)~check + (__u32)~old + new);
+}
+
+/* A computed UDP checksum of 0 is sent as 0xffff (0 means "none"). */
+static __always_inline __u16 vsfc_udp(__u16 check) { return check ? check : 0xffff; }
+
+/* The IPv4 TTL or IPv6 hop limit at `loc`, or -1 when the frame is not IP. */
+static __always_inline int vsfc_ttl(void *data, void *end, struct vswift_flow_loc *loc)
+{
+    const __u8 *p;
+    if (loc->ip_version == 4 && (p = vsk_at(data, end, loc->l3, 20)))
+        return p[8];
+    if (loc->ip_version == 6 && (p = vsk_at(data, end, loc->l3, 40)))
+        return p[7];
+    return -1;
+}
+
+/* Whether every op of `e` can be done here exactly as HeaderRewrite would; checked before the
+ * frame is touched (a punted frame reaches the workers unchanged). Follows the ops' effects on
+ * what the checks depend on: the TTL and the VLAN tags. */
+static __always_inline int vsfc_expressible(struct xdp_md *ctx, struct vswift_fc_entry *e, struct vswift_flow_loc *loc)
+{
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    int ttl = vsfc_ttl(data, end, loc);
+    int tags = loc->tags;
+    int more_tags = loc->more_tags;
+    int ip = loc->ip_version;
+    __u32 n = e->op_count;
+
+    for (__u32 i = 0; i < VSWIFT_FC_MAX_OPS; i++) {
+        if (i >= n)
+            break;
+        struct vswift_fc_op *op = &e->ops[i];
+        switch (op->kind) {
+        case VSWIFT_FC_OP_SET_TTL:
+            if (ttl >= 0)
+                ttl = op->arg32 & 0xff;
+            break;
+        case VSWIFT_FC_OP_DEC_TTL:
+            /* The worker drops (and counts) a packet whose TTL runs out: let it. */
+            if (ip && ttl >= 0) {
+                if (ttl <= 1)
+                    return 0;
+                ttl -= 1;
+            }
+            break;
+        case VSWIFT_FC_OP_SET_TP_SRC:
+        case VSWIFT_FC_OP_SET_TP_DST:
+            /* SCTP's CRC32c update is not done here. */
+            if (ip && loc->has_l4 && loc->proto == 132)
+                return 0;
+            break;
+        case VSWIFT_FC_OP_POP_VLAN:
+            /* Popping a tag in front of a tag the parse stopped at would expose headers the
+             * location does not know. */
+            if (more_tags)
+                return 0;
+            if (tags > 0)
+                tags -= 1;
+            break;
+        case VSWIFT_FC_OP_PUSH_VLAN:
+            /* A third tag hides L3 from HeaderRewrite; simplest to leave that to the workers. */
+            if (tags >= 2 || more_tags)
+                return 0;
+            tags += 1;
+            break;
+        case VSWIFT_FC_OP_LISP_ENCAP:
+            /* LISP.encapsulate carries IP only; VLAN tags are left behind. */
+            if (!ip)
+                return 0;
+            break;
+        case VSWIFT_FC_OP_NONE:
+        case VSWIFT_FC_OP_OUTPUT:
+        case VSWIFT_FC_OP_DROP:
+        case VSWIFT_FC_OP_SET_ETH_SRC:
+        case VSWIFT_FC_OP_SET_ETH_DST:
+        case VSWIFT_FC_OP_SET_IPV4_SRC:
+        case VSWIFT_FC_OP_SET_IPV4_DST:
+        case VSWIFT_FC_OP_SET_NW_TOS:
+        case VSWIFT_FC_OP_SET_NW_ECN:
+            break;
+        default:
+            return 0; /* an op this program does not know */
+        }
+    }
+    return 1;
+}
+
+/* setIPv4Source/Destination: address, header checksum, TCP/UDP checksum through the pseudo-header. */
+static __always_inline void vsfc_set_ipv4_address(void *data, void *end, struct vswift_flow_loc *loc, __u32 field, __u32 new)
+{
+    __u8 *ip = (__u8 *)vsk_at(data, end, loc->l3, 20);
+    if (loc->ip_version != 4 || !ip)
+        return;
+    __u32 old = vsk_be32(ip + field);
+    if (old == new)
+        return;
+    vsfc_put32(ip + field, new);
+    vsfc_put16(ip + 10, vsfc_update32(vsk_be16(ip + 10), old, new));
+    if (!loc->has_l4)
+        return;
+    __u8 *l4;
+    if (loc->proto == 6 && loc->l4_len >= 20 && (l4 = (__u8 *)vsk_at(data, end, loc->l4, 20))) {
+        vsfc_put16(l4 + 16, vsfc_update32(vsk_be16(l4 + 16), old, new));
+    } else if (loc->proto == 17 && loc->l4_len >= 8 && (l4 = (__u8 *)vsk_at(data, end, loc->l4, 8))) {
+        __u16 check = vsk_be16(l4 + 6);
+        if (check)
+            vsfc_put16(l4 + 6, vsfc_udp(vsfc_update32(check, old, new)));
+    }
+}
+
+/* setNetworkTOS / setECN: `bits` of the IPv4 TOS (header checksum updated) or IPv6 traffic class. */
+static __always_inline void vsfc_set_traffic_class(void *data, void *end, struct vswift_flow_loc *loc, __u8 bits, __u8 value)
+{
+    __u8 *ip = (__u8 *)vsk_at(data, end, loc->l3, 20);
+    if (!ip)
+        return;
+    if (loc->ip_version == 4) {
+        __u16 old = vsk_be16(ip);
+        __u16 new = (old & ~(__u16)bits) | (value & bits);
+        vsfc_put16(ip, new);
+        vsfc_put16(ip + 10, vsfc_update16(vsk_be16(ip + 10), old, new));
+    } else if (loc->ip_version == 6) {
+        __u32 word = vsk_be32(ip);
+        vsfc_put32(ip, (word & ~((__u32)bits << 20)) | (__u32)(value & bits) << 20);
+    }
+}
+
+/* setTTL (set) and decrementTTL (set = 0): IPv4 TTL (header checksum updated) or IPv6 hop limit. */
+static __always_inline void vsfc_ttl_op(void *data, void *end, struct vswift_flow_loc *loc, int set, __u8 ttl)
+{
+    __u8 *ip = (__u8 *)vsk_at(data, end, loc->l3, 20);
+    if (!ip)
+        return;
+    if (loc->ip_version == 4) {
+        __u16 old = vsk_be16(ip + 8);
+        __u16 new = set ? ((__u16)ttl << 8 | (old & 0xff)) : old - 0x100;
+        vsfc_put16(ip + 8, new);
+        vsfc_put16(ip + 10, vsfc_update16(vsk_be16(ip + 10), old, new));
+    } else if (loc->ip_version == 6) {
+        ip[7] = set ? ttl : ip[7] - 1;
+    }
+}
+
+/* setTransportSource/Destination for TCP and UDP (SCTP was punted). */
+static __always_inline void vsfc_set_port(void *data, void *end, struct vswift_flow_loc *loc, __u32 field, __u16 port)
+{
+    __u8 *l4;
+    if (!loc->ip_version || !loc->has_l4)
+        return;
+    if (loc->proto == 6 && loc->l4_len >= 20 && (l4 = (__u8 *)vsk_at(data, end, loc->l4, 20))) {
+        __u16 old = vsk_be16(l4 + field);
+        vsfc_put16(l4 + field, port);
+        vsfc_put16(l4 + 16, vsfc_update16(vsk_be16(l4 + 16), old, port));
+    } else if (loc->proto == 17 && loc->l4_len >= 8 && (l4 = (__u8 *)vsk_at(data, end, loc->l4, 8))) {
+        __u16 old = vsk_be16(l4 + field);
+        vsfc_put16(l4 + field, port);
+        __u16 check = vsk_be16(l4 + 6);
+        if (check)
+            vsfc_put16(l4 + 6, vsfc_udp(vsfc_update16(check, old, port)));
+    }
+}
+
+/* Moves the 12 MAC bytes by `delta` (-4: a tag pushed, +4: popped) with the head; 0 or -1. The
+ * caller checked the length (push: 14 bytes, pop: 18), so the frame keeps at least 14. */
+static __always_inline int vsfc_move_macs(struct xdp_md *ctx, int delta, __u16 tpid)
+{
+    __u8 macs[12];
+    const __u8 *p = vsk_at((void *)(long)ctx->data, (void *)(long)ctx->data_end, 0, 12);
+    if (!p)
+        return -1;
+    __builtin_memcpy(macs, p, 12);
+    if (bpf_xdp_adjust_head(ctx, delta))
+        return -1;
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    __u8 *q;
+    if (delta < 0) {
+        if (!(q = (__u8 *)vsk_at(data, end, 0, 18)))
+            return -1;
+        __builtin_memcpy(q, macs, 12);
+        vsfc_put16(q + 12, tpid);
+        vsfc_put16(q + 14, 0);
+    } else {
+        if (!(q = (__u8 *)vsk_at(data, end, 0, 14)))
+            return -1;
+        __builtin_memcpy(q, macs, 12);
+    }
+    return 0;
+}
+
+/* Shifts every header offset after a tag push (+4) or pop (-4). */
+static __always_inline void vsfc_shift(struct vswift_flow_loc *loc, int by)
+{
+    loc->l3 += by;
+    loc->l4 += by;
+}
+
+/* LISP.mix and LISP.finish (MurmurHash3's finalizer): the flow hash behind the UDP source port. */
+static __always_inline __u64 vsfc_mix(__u64 h, __u64 w)
+{
+    __u64 x = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    return x ^ (x >> 29);
+}
+
+static __always_inline __u64 vsfc_finish(__u64 h)
+{
+    __u64 x = h ^ (h >> 33);
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static __always_inline int vsfc_has_ports(__u8 proto) { return proto == 6 || proto == 17 || proto == 132; }
+
+/* LISP.encapsulate with an IPv4 outer header from template `slot`, byte for byte: the inner packet
+ * (IPv4 or IPv6, VLAN tags and Ethernet padding left behind) behind outer Ethernet, IPv4 (DF,
+ * checksum computed), UDP (source port 0xc000 | 14 bits of the inner flow hash, checksum 0, as RFC
+ * 9300 §5.3 allows over IPv4) and the LISP header (L and I bits, instance id, LSBs 1). 0 or -1. */
+static __always_inline int vsfc_lisp_encap(struct xdp_md *ctx, struct vswift_fc_scratch *s, __u32 slot)
+{
+    struct vswift_fc_lisp *t = bpf_map_lookup_elem(&vswift_fc_lisp, &slot);
+    if (!t)
+        return -1;
+    struct vswift_flow_loc *loc = &s->loc;
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    __u32 l3 = loc->l3;
+    if (l3 > 22)
+        return -1;
+    const __u8 *ip = vsk_at(data, end, l3, 40);
+    if (!ip && !(loc->ip_version == 4 && (ip = vsk_at(data, end, l3, 20))))
+        return -1;
+    __u32 inner_length = (__u32)(end - data) - l3;
+    __u8 tos, ttl;
+    __u64 hash;
+    __u64 frag = s->key.w[2] >> 56;
+    if (loc->ip_version == 4) {
+        __u32 total = vsk_be16(ip + 2);
+        if (total >= 20 && total < inner_length)
+            inner_length = total;
+        tos = ip[1];
+        ttl = ip[8];
+        __u32 ihl = (__u32)(ip[0] & 0x0f) << 2;
+        __u32 ports = 0;
+        const __u8 *l4;
+        if (frag == 0 && vsfc_has_ports(ip[9]) && ihl >= 20 && ihl + 4 <= inner_length &&
+            (l4 = vsk_at(data, end, l3 + ihl, 4)))
+            ports = vsk_be32(l4);
+        hash = vsfc_finish(vsfc_mix(vsfc_mix(4, vsk_be64(ip + 12)), (__u64)ip[9] << 32 | ports));
+    } else {
+        __u32 total = 40 + vsk_be16(ip + 4);
+        if (total > 40 && total < inner_length)
+            inner_length = total;
+        tos = (vsk_be16(ip) >> 4) & 0xff;
+        ttl = ip[7];
+        __u32 ports = 0;
+        const __u8 *l4;
+        if (loc->has_l4 && frag == 0 && vsfc_has_ports(loc->proto) && loc->l4 + 4 <= l3 + inner_length &&
+            (l4 = vsk_at(data, end, loc->l4, 4)))
+            ports = vsk_be32(l4);
+        __u64 h = vsfc_mix(6, vsk_be64(ip + 8));
+        h = vsfc_mix(h, vsk_be64(ip + 16));
+        h = vsfc_mix(h, vsk_be64(ip + 24));
+        h = vsfc_mix(h, vsk_be64(ip + 32));
+        hash = vsfc_finish(vsfc_mix(h, (__u64)ip[6] << 32 | ports));
+    }
+    tos = (tos & t->tos_mask) | t->tos_value;
+    ttl = (ttl & t->ttl_mask) | t->ttl_value;
+    __u16 id = s->ip_id;
+    s->ip_id = id + 1;
+
+    /* Ethernet padding is not part of the packet (as LISP.encapsulate and the kernel's ip_rcv). */
+    __u32 frame_length = (__u32)(end - data);
+    if (l3 + inner_length < frame_length && bpf_xdp_adjust_tail(ctx, (int)(l3 + inner_length) - (int)frame_length))
+        return -1;
+    if (bpf_xdp_adjust_head(ctx, (int)l3 - 50))
+        return -1;
+    __u8 *p = (__u8 *)vsk_at((void *)(long)ctx->data, (void *)(long)ctx->data_end, 0, 50);
+    if (!p)
+        return -1;
+    __u32 udp_length = inner_length + 16;
+    __u32 total_length = udp_length + 20;
+    vsfc_put_mac(p, t->eth_dst);
+    vsfc_put_mac(p + 6, t->eth_src);
+    vsfc_put16(p + 12, 0x0800);
+    vsfc_put32(p + 14, 0x45000000 | (__u32)tos << 16 | total_length);
+    vsfc_put32(p + 18, (__u32)id << 16 | 0x4000);
+    vsfc_put32(p + 22, (__u32)ttl << 24 | 17 << 16);
+    vsfc_put32(p + 26, t->src);
+    vsfc_put32(p + 30, t->dst);
+    /* LISP.ipv4HeaderChecksum */
+    __u32 sum = 0x4500 | tos;
+    sum += total_length + id + 0x4000;
+    sum += (__u32)ttl << 8 | 17;
+    sum += (t->src >> 16) + (t->src & 0xffff) + (t->dst >> 16) + (t->dst & 0xffff);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    vsfc_put16(p + 24, ~sum);
+    vsfc_put32(p + 34, (0xc000 | (__u32)(hash & 0x3fff)) << 16 | t->udp_dst);
+    vsfc_put32(p + 38, udp_length << 16);
+    vsfc_put32(p + 42, 0x48000000);
+    vsfc_put32(p + 46, (t->instance_id & 0xffffff) << 8 | 0x01);
+    return 0;
+}
+
+/* Runs the ops of `e` (already checked by vsfc_expressible); returns the XDP verdict. */
+static __always_inline int vsfc_run(struct xdp_md *ctx, struct vswift_fc_entry *e, struct vswift_fc_scratch *s)
+{
+    struct vswift_flow_loc *loc = &s->loc;
+    __u32 n = e->op_count;
+    for (__u32 i = 0; i < VSWIFT_FC_MAX_OPS; i++) {
+        if (i >= n)
+            break;
+        struct vswift_fc_op *op = &e->ops[i];
+        void *data = (void *)(long)ctx->data;
+        void *end = (void *)(long)ctx->data_end;
+        __u8 *eth = (__u8 *)vsk_at(data, end, 0, 14);
+        if (!eth)
+            return XDP_DROP;
+        switch (op->kind) {
+        case VSWIFT_FC_OP_OUTPUT:
+            return bpf_redirect_map(&vswift_fc_ports, op->arg32, XDP_DROP);
+        case VSWIFT_FC_OP_DROP:
+            return XDP_DROP;
+        case VSWIFT_FC_OP_SET_ETH_SRC:
+            vsfc_put_mac(eth + 6, op->arg64);
+            break;
+        case VSWIFT_FC_OP_SET_ETH_DST:
+            vsfc_put_mac(eth, op->arg64);
+            break;
+        case VSWIFT_FC_OP_SET_IPV4_SRC:
+            vsfc_set_ipv4_address(data, end, loc, 12, op->arg32);
+            break;
+        case VSWIFT_FC_OP_SET_IPV4_DST:
+            vsfc_set_ipv4_address(data, end, loc, 16, op->arg32);
+            break;
+        case VSWIFT_FC_OP_SET_NW_TOS:
+            vsfc_set_traffic_class(data, end, loc, 0xfc, op->arg32);
+            break;
+        case VSWIFT_FC_OP_SET_NW_ECN:
+            vsfc_set_traffic_class(data, end, loc, 0x03, op->arg32);
+            break;
+        case VSWIFT_FC_OP_SET_TTL:
+            vsfc_ttl_op(data, end, loc, 1, op->arg32);
+            break;
+        case VSWIFT_FC_OP_DEC_TTL:
+            vsfc_ttl_op(data, end, loc, 0, 0);
+            break;
+        case VSWIFT_FC_OP_SET_TP_SRC:
+            vsfc_set_port(data, end, loc, 0, op->arg32);
+            break;
+        case VSWIFT_FC_OP_SET_TP_DST:
+            vsfc_set_port(data, end, loc, 2, op->arg32);
+            break;
+        case VSWIFT_FC_OP_POP_VLAN:
+            /* popVLAN: only an outermost 802.1Q/802.1ad tag, in a frame of at least 18 bytes. */
+            if (loc->tags == 0 || !vsk_at(data, end, 0, 18))
+                break;
+            if (vsfc_move_macs(ctx, 4, 0)) {
+                vsfc_count(VSWIFT_FC_STAT_FAILED);
+                return XDP_DROP;
+            }
+            loc->tags -= 1;
+            vsfc_shift(loc, -4);
+            break;
+        case VSWIFT_FC_OP_PUSH_VLAN:
+            if (vsfc_move_macs(ctx, -4, op->arg32)) {
+                vsfc_count(VSWIFT_FC_STAT_FAILED);
+                return XDP_DROP;
+            }
+            loc->tags += 1;
+            vsfc_shift(loc, 4);
+            break;
+        case VSWIFT_FC_OP_LISP_ENCAP:
+            if (vsfc_lisp_encap(ctx, s, op->arg32)) {
+                vsfc_count(VSWIFT_FC_STAT_FAILED);
+                return XDP_DROP;
+            }
+            /* The frame is now the outer packet: no header of the key is where it was. */
+            loc->ip_version = 0;
+            loc->has_l4 = 0;
+            loc->tags = 0;
+            break;
+        default:
+            break;
+        }
+    }
+    /* An action list without output drops the packet (OpenFlow). */
+    return XDP_DROP;
+}
+
+/* The cache's verdict for this frame: an XDP action on a hit, VSWIFT_FC_MISS otherwise (a miss,
+ * the cache off, or an entry this program must not execute). */
+static __always_inline int vswift_flowcache(struct xdp_md *ctx)
+{
+    __u32 zero = 0;
+    struct vswift_fc_control *control = bpf_map_lookup_elem(&vswift_fc_control, &zero);
+    if (!control || !control->enabled)
+        return VSWIFT_FC_MISS;
+    __u32 mask_count = control->mask_count;
+    if (mask_count == 0) {
+        vsfc_count(VSWIFT_FC_STAT_MISS);
+        return VSWIFT_FC_MISS;
+    }
+    __u32 *in_port = bpf_map_lookup_elem(&vswift_fc_port, &zero);
+    struct vswift_fc_scratch *s = bpf_map_lookup_elem(&vswift_fc_scratch, &zero);
+    if (!in_port || !s)
+        return VSWIFT_FC_MISS;
+    vswift_extract_key(ctx, *in_port, &s->key, &s->loc);
+
+    __u32 *entry_id = 0;
+    for (__u32 m = 0; m < VSWIFT_FC_MAX_MASKS; m++) {
+        if (m >= mask_count)
+            break;
+        __u32 slot = m;
+        struct vswift_flow_key *mask = bpf_map_lookup_elem(&vswift_fc_masks, &slot);
+        if (!mask)
+            break;
+        s->lookup.mask_slot = m;
+        s->lookup.pad = 0;
+#pragma unroll
+        for (int w = 0; w < VSK_WORDS; w++)
+            s->lookup.masked.w[w] = s->key.w[w] & mask->w[w];
+        entry_id = bpf_map_lookup_elem(&vswift_fc_table, &s->lookup);
+        if (entry_id)
+            break;
+    }
+    if (!entry_id) {
+        vsfc_count(VSWIFT_FC_STAT_MISS);
+        return VSWIFT_FC_MISS;
+    }
+    __u32 id = *entry_id;
+    struct vswift_fc_entry *entry = bpf_map_lookup_elem(&vswift_fc_entries, &id);
+    if (!entry || !vsfc_expressible(ctx, entry, &s->loc)) {
+        vsfc_count(VSWIFT_FC_STAT_PUNT);
+        return VSWIFT_FC_MISS;
+    }
+    struct vswift_fc_counter *counter = bpf_map_lookup_elem(&vswift_fc_counters, &id);
+    if (counter) {
+        counter->packets += 1;
+        counter->bytes += (__u64)(ctx->data_end - ctx->data);
+        counter->last_used_ns = bpf_ktime_get_ns();
+    }
+    vsfc_count(VSWIFT_FC_STAT_HIT);
+    return vsfc_run(ctx, entry, s);
+}
+
+#endif
