@@ -232,6 +232,36 @@ struct MapCachePipelineTests {
         #expect(h.tunnelStatistics.droppedUnknownRLOC == 3)
     }
 
+    // MARK: Trace
+
+    /// A trace-mode worker sees the published snapshot and reports what each lookup found, and
+    /// marks nothing and queues nothing the control plane would see.
+    @Test func aTraceReportsTheMapCacheOutcome() throws {
+        let h = try harness([frame4(to: 0x0a01_011e)])
+        let marks = UseMarks(capacity: 2)
+        let published = MapCacheSnapshot([
+            SnapshotEntry(prefix: prefix("10.1.0.0/16"), locators: one(Self.rlocA), markSlot: 0),
+            SnapshotEntry(prefix: prefix("10.3.0.0/16"), negative: .drop, locators: [], markSlot: 1),
+        ], marks: marks)
+        h.publishMapCache(published)
+        let names: [UInt16: String] = [0: "vnet0", 1: "em1", 2: "lisp0"]
+        let hit = try h.trace(frame4(to: 0x0a01_011e), inPort: 0, names: names)
+        let stage = try #require(hit.stages.first)
+        #expect(stage.mapCache.count == 1)
+        #expect(stage.mapCache.first?.prefix == prefix("10.1.0.0/16") && stage.mapCache.first?.rloc == Self.rlocA)
+        #expect(stage.mapCache.first?.port == "lisp0" && stage.mapCache.first?.action == .encapsulate)
+        #expect(stage.outputs.first.map { IPAddress(ipv4: Ref.u32($0.frame, 30)) } == Self.rlocA)
+        #expect(!marks.take(0), "a trace marks no entry used")
+        let miss = try #require(try h.trace(frame4(to: 0x0a09_0909), inPort: 0, names: names).stages.first)
+        #expect(miss.mapCache.first?.prefix == nil && miss.mapCache.first?.action == .miss)
+        #expect(miss.events.contains { $0.counter == "map_miss" })
+        let negative = try #require(try h.trace(frame4(to: 0x0a03_0101), inPort: 0, names: names).stages.first)
+        #expect(negative.mapCache.first?.prefix == prefix("10.3.0.0/16") && negative.mapCache.first?.action == .drop)
+        #expect(negative.events.contains { $0.counter == "map_drop" })
+        var misses: [MapCacheMiss] = []
+        #expect(h.drainMapCacheMisses(into: &misses) == 0, "a trace's misses go nowhere")
+    }
+
     // MARK: Options
 
     @Test func remoteIPMapTakesTheKeyAsItsInstance() throws {
