@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import VSwiftClassifier
 import VSwiftMapCache
@@ -260,6 +261,29 @@ struct MapCachePipelineTests {
         #expect(negative.events.contains { $0.counter == "map_drop" })
         var misses: [MapCacheMiss] = []
         #expect(h.drainMapCacheMisses(into: &misses) == 0, "a trace's misses go nowhere")
+    }
+
+    // MARK: The datapath
+
+    /// `Datapath` as the control plane's `MapCachePublishing`: publications go through the real
+    /// park handshake of running worker threads (each replacing and releasing the previous
+    /// version), and draining idle workers moves nothing.
+    @Test func theDatapathPublishesToRunningWorkersAndDrainsTheirQueues() throws {
+        var configuration = Datapath.Configuration()
+        configuration.workers = 2
+        configuration.framesPerWorker = 1024
+        configuration.bpfDirectory = ProcessInfo.processInfo.environment["VSWIFT_BPF_DIR"]
+        let datapath = try Datapath(configuration: configuration)
+        defer { datapath.shutdown() }
+        let publisher: any MapCachePublishing = datapath
+        for round in 0..<20 {
+            publisher.publishMapCache(snapshot([(prefix("10.\(round).0.0/16"), one(Self.rlocA), nil)]))
+        }
+        #expect(datapath.mapCachePublication.entryCount == 1)
+        #expect(datapath.mapCachePublication.rlocsToResolve == [Self.rlocA])
+        var misses: [MapCacheMiss] = []
+        #expect(publisher.drainMapCacheMisses(into: &misses, limit: 100) == 0)
+        #expect(misses.isEmpty)
     }
 
     // MARK: Options
