@@ -36,6 +36,10 @@ struct PortAttachmentTextTests {
 
     @Test func tunnelStates() throws {
         #expect(TunnelState.remoteFromFlow(resolvedNextHops: 2).text == "remote from tun_dst (flow), 2 next hop(s) resolved")
+        #expect(TunnelState.remoteFromMap(instanceID: 1000, entries: nil, resolvedNextHops: 0).text
+            == "remote from the map-cache (instance 1000): no map-cache published yet, 0 next hop(s) resolved")
+        #expect(TunnelState.remoteFromMap(instanceID: 7, entries: 3, resolvedNextHops: 2).text
+            == "remote from the map-cache (instance 7): 3 map-cache entries, 2 next hop(s) resolved")
         #expect(TunnelState.remote(remote, nil).text == "remote 192.0.2.2: resolving")
         #expect(TunnelState.remote(remote, .noRoute(remote: remote)).text == "remote 192.0.2.2: no route to 192.0.2.2")
         var lisp = try attachment(#"{"kind":"lisp","queues":0}"#)
