@@ -251,7 +251,7 @@ final class LISPControlThread: Sendable {
                     send(plane.handleMisses(misses, now: now))
                 }
             }
-            if let snapshot = plane.takeSnapshotIfChanged() {
+            if let snapshot = plane.takeSnapshotIfChanged(now: now) {
                 publisher.publishMapCache(snapshot)
                 published = true
             }

@@ -13,6 +13,9 @@ public func parseRLOCArgument(_ text: String) throws(PortArgumentError) -> RLOCP
             throw PortArgumentError("\"\(part)\" in \"\(text)\" is not priority=P or weight=W")
         }
         let key = part[..<equals]
+        guard key == "priority" || key == "weight" else {
+            throw PortArgumentError("unknown setting \"\(key)\" in \"\(text)\" (expected priority=P or weight=W)")
+        }
         let valueText = part[part.index(after: equals)...]
         guard let value = Int(valueText), (0...255).contains(value), valueText.allSatisfy({ $0.isASCII && $0.isNumber }) else {
             throw PortArgumentError("\(key) in \"\(text)\" must be a number from 0 to 255")

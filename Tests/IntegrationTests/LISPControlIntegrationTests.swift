@@ -2,6 +2,8 @@ import Foundation
 import Glibc
 import Testing
 import VSwiftControl
+import VSwiftLISPControl
+import VSwiftPacket
 import VSwiftProtocol
 import VSwiftTesting
 
@@ -27,6 +29,44 @@ struct LISPControlIntegrationTests {
             }
             return rc != 0 && errno == EADDRINUSE
         }
+    }
+
+    @Test("lc: a map-server in another namespace gets a Map-Register whose HMAC verifies with the configured key (RFC 9301 §5.6)")
+    func mapRegisterArrives() throws {
+        let topology = Topology()
+        defer { topology.destroy() }
+        let ns = try topology.namespace("lc3")
+        let server = try topology.namespace("lc4")
+        try topology.veth("lc1", in: ns, "lc1p", in: server)
+        try run(["ip", "-n", ns, "addr", "add", "10.217.0.1/24", "dev", "lc1"])
+        try run(["ip", "-n", server, "addr", "add", "10.217.0.2/24", "dev", "lc1p"])
+        // The test's map-server: a UDP socket on 4342 in its own namespace.
+        let listener = try UDPSocket(namespace: server, bindPort: 4342)
+        let daemon = try Daemon(namespace: ns)
+        for (keyID, algorithm) in [("1", AuthenticationAlgorithm.hmacSHA1_96), ("2", .hmacSHA256_128)] {
+            try daemon.ctl("add-map-server", "10.217.0.2", "--key", "lc-key-\(keyID)", "--key-id", keyID)
+            if keyID == "1" { try daemon.ctl("add-eid", "1000", "10.1.0.0/16") }
+            let datagrams = listener.receiveAll(idleTimeout: 3)
+            var verified = 0
+            for datagram in datagrams {
+                // Retransmissions to the previous key may still arrive.
+                guard case .mapRegister(let register) = try ControlMessage.decode(datagram), register.keyID == algorithm.keyID else { continue }
+                #expect(register.wantMapNotify)
+                #expect(throws: Never.self) { try ControlAuthentication.verify(datagram, key: AuthenticationKey(algorithm: algorithm, password: "lc-key-\(keyID)")) }
+                #expect(throws: AuthenticationError.self) { try ControlAuthentication.verify(datagram, key: AuthenticationKey(algorithm: algorithm, password: "wrong")) }
+                // The EID, with the default RLOC: the address toward the map-server.
+                let record = try #require(register.records.first)
+                #expect(record.eid == VSwiftLISPControl.EIDPrefix(instanceID: 1000, IPAddress("10.1.0.0")!, maskLength: 16))
+                #expect(record.locators.map(\.address) == [LISPAddress(IPAddress("10.217.0.1")!)])
+                verified += 1
+            }
+            #expect(verified >= 1, "key id \(keyID): \(datagrams.count) datagram(s), none a verified Map-Register; log: \(daemon.log.suffix(2000))")
+            try daemon.ctl("del-map-server", "10.217.0.2")
+        }
+        let report = try daemon.ctl("show-lisp").stdout
+        #expect(report.contains("sent: ") && report.contains("map-register="), "\(report)")
+        #expect(!daemon.log.contains("lc-key-"))
+        daemon.stop()
     }
 
     @Test("lc: the control socket opens with the configuration, survives a restart, closes with it; keys never shown")
