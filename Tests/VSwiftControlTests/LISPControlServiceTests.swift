@@ -162,6 +162,25 @@ final class RecordingPublisher: MapCachePublishing {
         #expect(again.port == port)
     }
 
+    @Test func staticEntriesArePublishedAndWithdrawn() async throws {
+        let publisher = RecordingPublisher()
+        let service = LISPControlService(port: 0, publisher: publisher, logger: logger)
+        var saved = LISPSavedConfig()
+        saved.mapCache = [EIDParams(instanceID: 1000, prefix: "10.2.0.0/16", rlocs: [RLOCParams(address: "192.0.2.20", priority: 1, weight: 100)])]
+        try service.configure(LISPControlSettings(config: try ValidatedLISPConfig(saved)))
+        #expect(await eventually { publisher.state.withLock { $0.published } >= 1 })
+        let entries = try #require(service.status()?.report.mapCache)
+        #expect(entries.map(\.eidPrefix) == ["10.2.0.0/16"] && entries.map(\.source) == ["static"] && entries.first?.ttlLeft == nil)
+        // Changed RLOCs replace the entry.
+        saved.mapCache[0].rlocs = [RLOCParams(address: "192.0.2.21", priority: 1, weight: 100)]
+        try service.configure(LISPControlSettings(config: try ValidatedLISPConfig(saved)))
+        #expect(await eventually { service.status()?.report.mapCache.first?.rlocs.map(\.address) == ["192.0.2.21"] })
+        // Emptied: the workers get a version without it before the thread ends.
+        let before = publisher.state.withLock { $0.published }
+        try service.configure(LISPControlSettings())
+        #expect(publisher.state.withLock { $0.published } > before)
+    }
+
     @Test func switchServiceOpensAndClosesTheSocketWithTheConfiguration() async throws {
         let publisher = RecordingPublisher()
         let control = LISPControlService(port: 0, publisher: publisher, logger: logger)
