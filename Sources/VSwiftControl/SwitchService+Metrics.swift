@@ -86,6 +86,23 @@ public struct MetricsSnapshot: Sendable, Equatable {
         }
     }
 
+    /// The LISP control thread's message counters and map-cache size (issue 16); nil while it
+    /// does not run.
+    public struct LISPControl: Sendable, Equatable {
+        public var sent: [String: UInt64]
+        public var received: [String: UInt64]
+        public var refused: [String: UInt64]
+        public var mapCacheEntries: Int
+
+        public init(sent: [String: UInt64] = [:], received: [String: UInt64] = [:], refused: [String: UInt64] = [:], mapCacheEntries: Int = 0) {
+            self.sent = sent
+            self.received = received
+            self.refused = refused
+            self.mapCacheEntries = mapCacheEntries
+        }
+    }
+
+    public var lispControl: LISPControl?
     public var bridges: [Bridge] = []
     /// Bridge ports in `show`'s order (ports whose device is missing left out), then underlays.
     public var ports: [Port] = []
@@ -135,6 +152,11 @@ extension SwitchService {
                     match: FlowFormatter.match(entry.id.match, priority: FlowRule.defaultPriority),
                     packets: entry.statistics.packets, bytes: entry.statistics.bytes)
             }
+        }
+        if let status = try? lispStatus() {
+            snapshot.lispControl = MetricsSnapshot.LISPControl(
+                sent: status.report.sent, received: status.report.received, refused: status.report.refused,
+                mapCacheEntries: status.report.mapCache.count)
         }
         return snapshot
     }

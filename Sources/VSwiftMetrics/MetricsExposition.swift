@@ -110,6 +110,18 @@ public enum MetricsExposition {
             counter("vswift_flow_packets_total", "Packets of the flows with most packets (the top N only).", labels, flow.packets)
             counter("vswift_flow_bytes_total", "Bytes of the flows with most packets (the top N only).", labels, flow.bytes)
         }
+        if let lisp = snapshot.lispControl {
+            for (message, count) in lisp.sent.sorted(by: { $0.key < $1.key }) {
+                counter("vswift_lisp_control_sent_total", "LISP control messages sent, by message.", [("message", message)], count)
+            }
+            for (message, count) in lisp.received.sorted(by: { $0.key < $1.key }) {
+                counter("vswift_lisp_control_received_total", "LISP control messages received and accepted, by message.", [("message", message)], count)
+            }
+            for (reason, count) in lisp.refused.sorted(by: { $0.key < $1.key }) {
+                counter("vswift_lisp_control_refused_total", "LISP control messages refused, by reason.", [("reason", reason)], count)
+            }
+            gauge("vswift_lisp_map_cache_entries", "Entries in the LISP map-cache (static ones included).", [], Int64(lisp.mapCacheEntries))
+        }
         return registry.emitToBuffer()
     }
 }

@@ -56,6 +56,18 @@ struct MetricsExpositionTests {
         }
     }
 
+    @Test("LISP control: messages sent, received and refused by name, and the map-cache size")
+    func lispControl() {
+        var snapshot = Self.snapshot
+        #expect(!Self.lines().contains { $0.hasPrefix("vswift_lisp_control_") })
+        snapshot.lispControl = .init(sent: ["map-register": 3], received: ["map-notify": 2], refused: ["authentication": 1], mapCacheEntries: 5)
+        let lines = Self.lines(snapshot)
+        #expect(lines.contains(#"vswift_lisp_control_sent_total{message="map-register"} 3"#))
+        #expect(lines.contains(#"vswift_lisp_control_received_total{message="map-notify"} 2"#))
+        #expect(lines.contains(#"vswift_lisp_control_refused_total{reason="authentication"} 1"#))
+        #expect(lines.contains { $0.hasPrefix("vswift_lisp_map_cache_entries 5") })
+    }
+
     // Gauges are written as swift-prometheus writes doubles ("4.0"), counters as integers.
     @Test("workers: packets, rounds, cycles by kind, exact-match cache hits and misses; bridges; top flows; version")
     func workersBridgesFlows() {
