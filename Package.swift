@@ -46,6 +46,11 @@ let package = Package(
         // The LISP map-cache (RFC 9301): the workers' immutable lookup snapshots and the control
         // side's database (TTL, refresh, LRU) that builds them; the packet types and nothing else.
         .target(name: "VSwiftMapCache", dependencies: ["VSwiftPacket"], swiftSettings: fast),
+        // The flow cache's control side (issue 17): which flows an XDP cache entry may carry, the
+        // entries as installed, and revalidation after a change. Pure data on the classifier's
+        // types, no I/O and no kernel, so the datapath and the XDP side's installer share it and
+        // its tests need neither.
+        .target(name: "VSwiftFlowCache", dependencies: ["VSwiftClassifier", "VSwiftPacket"], swiftSettings: fast),
         .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier", "VSwiftMapCache"], swiftSettings: fast),
         // What both ends of the control socket share (JSON, JSON-RPC, params, reports, text formats,
         // the client), and nothing of the datapath.
@@ -112,12 +117,14 @@ let package = Package(
             name: "vswift-bench",
             dependencies: [
                 "VSwiftDatapath", "VSwiftTesting", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftMapCache", "VSwiftPacket", "CXDP", "CSupport",
+                "VSwiftFlowCache",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             swiftSettings: fast),
         .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket", "VSwiftTesting"]),
         .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier", "VSwiftTesting"]),
+        .testTarget(name: "VSwiftFlowCacheTests", dependencies: ["VSwiftFlowCache", "VSwiftClassifier", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(name: "VSwiftFlowSyntaxTests", dependencies: ["VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(
             name: "VSwiftDatapathTests",
