@@ -20,7 +20,7 @@ struct MegaflowBench: ParsableCommand {
     mutating func run() throws {
         _ = vs_pin_to_cpu(1)
         print("megaflow lookup vs lookup (ns), and revalidation of \(entries) entries after one mod-flows (ns/entry):")
-        print(row(["subtables", "rules", "lookup ns", "megaflow ns", "installed", "reval ns/entry", "removed"]))
+        print(row(["subtables", "rules", "lookup ns", "megaflow ns", "entries", "ns/entry", "removed"]))
         for (subtables, rules) in [(1, 1_000), (16, 1_000), (16, 100_000), (64, 100_000)] {
             measure(subtables: subtables, ruleCount: rules)
         }

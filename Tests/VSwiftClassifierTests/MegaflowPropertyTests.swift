@@ -182,6 +182,29 @@ private extension ClassifierTable {
         #expect(failures == 0, "\(TestSeed.replay(rng.seed))")
     }
 
+    /// The property has teeth: a naive megaflow (the shape and the winning rule's mask only,
+    /// forgetting the subtables that were examined and missed) must be caught by the same check.
+    @Test func aMaskWithoutTheMissedSubtablesIsCaught() {
+        var rng = SplitMix64(seed: TestSeed.resolve(0x4e41))
+        var counterexamples = 0
+        for _ in 0..<20 where counterexamples == 0 {
+            let entries = randomEntries(30, &rng)
+            for _ in 0..<40 {
+                let key = randomKey(&rng)
+                let rule = linearScan(entries, key)
+                var mask = FlowShape.mask(of: key)
+                if let position = rule.position {
+                    for w in 0..<FlowKey.wordCount { mask[word: w] |= entries[position].match.mask[word: w] }
+                }
+                var masked = FlowKey()
+                for w in 0..<FlowKey.wordCount { masked[word: w] = key[word: w] & mask[word: w] }
+                let naive = Megaflow(rule: rule, mask: mask, maskedKey: masked)
+                for _ in 0..<20 where linearScan(entries, keyInside(naive, &rng)) != rule { counterexamples += 1 }
+            }
+        }
+        #expect(counterexamples > 0)
+    }
+
     /// A miss's mask is the union of every non-empty subtable's mask (all are examined) and the shape.
     @Test func aMissKeepsEveryExaminedSubtablesMask() {
         var a = Match()
