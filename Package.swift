@@ -6,7 +6,8 @@ import PackageDescription
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
 
 // Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables; flow
-// syntax (Classifier ← FlowSyntax ← Control) and the test harness (Datapath ← Testing ← tests, bench)
+// syntax (Classifier ← FlowSyntax ← Control), the flow cache's control side (Classifier ← FlowCache)
+// and the test harness (Datapath ← Testing ← tests, bench)
 // sit beside it. Protocol (the control socket's language and its client) needs none of them:
 // Protocol ← Control, and vswiftctl ← Protocol alone (ClientLinkageTests checks it links no libxdp,
 // libbpf or NIO). Metrics (the Prometheus endpoint) sits on Control, for vswiftd alone.
