@@ -6,7 +6,8 @@ import PackageDescription
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"])]
 
 // Module layering (see DESIGN.md): Packet ← Classifier ← Datapath ← Control ← executables; flow
-// syntax (Classifier ← FlowSyntax ← Control) and the test harness (Datapath ← Testing ← tests, bench)
+// syntax (Classifier ← FlowSyntax ← Control), the flow cache's control side (Classifier ← FlowCache)
+// and the test harness (Datapath ← Testing ← tests, bench)
 // sit beside it. Protocol (the control socket's language and its client) needs none of them:
 // Protocol ← Control, and vswiftctl ← Protocol alone (ClientLinkageTests checks it links no libxdp,
 // libbpf or NIO). Metrics (the Prometheus endpoint) sits on Control, for vswiftd alone.
@@ -46,6 +47,11 @@ let package = Package(
         // The LISP map-cache (RFC 9301): the workers' immutable lookup snapshots and the control
         // side's database (TTL, refresh, LRU) that builds them; the packet types and nothing else.
         .target(name: "VSwiftMapCache", dependencies: ["VSwiftPacket"], swiftSettings: fast),
+        // The flow cache's control side (issue 17): which flows an XDP cache entry may carry, the
+        // entries as installed, and revalidation after a change. Pure data on the classifier's
+        // types, no I/O and no kernel, so the datapath and the XDP side's installer share it and
+        // its tests need neither.
+        .target(name: "VSwiftFlowCache", dependencies: ["VSwiftClassifier", "VSwiftPacket"], swiftSettings: fast),
         .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier", "VSwiftMapCache"], swiftSettings: fast),
         // What both ends of the control socket share (JSON, JSON-RPC, params, reports, text formats,
         // the client), and nothing of the datapath.
@@ -112,12 +118,14 @@ let package = Package(
             name: "vswift-bench",
             dependencies: [
                 "VSwiftDatapath", "VSwiftTesting", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftMapCache", "VSwiftPacket", "CXDP", "CSupport",
+                "VSwiftFlowCache",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ],
             swiftSettings: fast),
         .testTarget(name: "VSwiftPacketTests", dependencies: ["VSwiftPacket", "VSwiftTesting"]),
         .testTarget(name: "VSwiftClassifierTests", dependencies: ["VSwiftClassifier", "VSwiftTesting"]),
+        .testTarget(name: "VSwiftFlowCacheTests", dependencies: ["VSwiftFlowCache", "VSwiftClassifier", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(name: "VSwiftFlowSyntaxTests", dependencies: ["VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(
             name: "VSwiftDatapathTests",

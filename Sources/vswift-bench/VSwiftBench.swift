@@ -21,7 +21,7 @@ struct VSwiftBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vswift-bench",
         abstract: "vswift's benchmarks: forwarding on veth (default), the in-memory pipeline, the classifier.",
-        subcommands: [Forward.self, Sweep.self, Pipeline.self, ClassifierBench.self, MapCacheBench.self, XDPCacheBench.self],
+        subcommands: [Forward.self, Sweep.self, Pipeline.self, ClassifierBench.self, MapCacheBench.self, XDPCacheBench.self, MegaflowBench.self],
         defaultSubcommand: Forward.self)
 }
 
