@@ -63,6 +63,28 @@ struct UnderlayFragmentIntegrationTests {
         }
     }
 
+    /// The known limit (DESIGN.md): on an underlay device a later fragment that arrives before its
+    /// first finds no entry in the XDP map and goes to the host's kernel; the worker holds the rest
+    /// until its timeout, counted `timeout` (swept when the next fragment arrives).
+    @Test("a later fragment before its first on an underlay device goes to the kernel; the datagram times out, counted")
+    func aLaterFragmentBeforeItsFirstTimesOut() throws {
+        let hosts = try LISPHosts(underlay: .device, rlocs: ("192.168.46.1", "192.168.46.2"))
+        defer { hosts.destroy() }
+        try hosts.waitForPath(from: hosts.vm1, to: "10.1.1.30")
+        let mac = try macAddress(namespace: hosts.host1, interface: "ul0")
+        let frame = lispFrame(destinationMAC: mac, source: [192, 168, 46, 2], destination: [192, 168, 46, 1], flags: 0x88, iid: 0,
+                              inner: icmpEcho(from: [10, 1, 1, 99], to: [10, 1, 1, 20]))
+        let pieces = Fragments.ipv4(frame, l3: 14, size: 32, id: 0xf602)
+        #expect(pieces.count == 3)
+        let injector = try PacketSocket(namespace: hosts.wire, interface: "w1")
+        for f in [pieces[2], pieces[0], pieces[1]] { injector.send(f) }
+        sleep(4)
+        injector.send(Fragments.ipv4(frame, l3: 14, size: 32, id: 0xf603)[0])
+        usleep(500_000)
+        let mtu = try lispMTUCounters(hosts.daemon1)
+        #expect(mtu["timeout"] == 1 && (mtu["reassembled"] ?? 0) == 0, "\(mtu)")
+    }
+
     /// The host keeps its own fragmented traffic on the device: a fragmented ping to the host's
     /// address, and a fragmented UDP datagram to a port that is not LISP's, reach its stack.
     @Test("non-LISP fragments to the host still reach the host's stack", arguments: ["IPv4", "IPv6"])
