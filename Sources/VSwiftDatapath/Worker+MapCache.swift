@@ -143,6 +143,22 @@ extension Worker {
         return rlocs._withUnsafeGuaranteedRef { $0.contains(instanceID: instanceID, address: source) }
     }
 
+    /// First contact: a site we have not talked to sends to one of our EIDs, so its RLOC is in
+    /// no map-cache entry yet and a `remote_ip=map` port refuses it (unknown_rloc). Rather than
+    /// trusting the outer source (gleaning, which RFC 9300 keeps to trusted, closed networks), the
+    /// worker asks the mapping system about the inner *source* EID, as if it had a packet for it:
+    /// once the reply names that RLOC, the next packets from it are accepted — and our answers to
+    /// that site have a mapping to go out with. The control plane rate-limits these per prefix
+    /// like any miss (MapRequestLimiter), so forged sources on the underlay cost it bounded work.
+    @inline(never)
+    func askMappingOfSource(_ frame: UnsafeRawPointer, instanceID: UInt32,
+                            counters: UnsafeMutablePointer<TunnelCounterBlock>) {
+        guard traceHandoffs == nil, let inner = LISP.decapsulatedAddresses(frame, outer: outer.pointee) else { return }
+        if !mapCache.misses.push(MapCacheMiss(instanceID: instanceID, destination: inner.source, source: inner.destination)) {
+            vs_add_relaxed_u64(&counters.pointee.mapMissUnqueued, 1)
+        }
+    }
+
     /// Trace-mode worker only: keeps what a lookup found for the trace's report.
     @inline(never)
     func recordMapCacheOutcome(port: PortSlot, instanceID: UInt32, destination: IPAddress, entry: Int32,

@@ -47,6 +47,8 @@ extension Worker {
             var remoteMatch: Int32 = -1
             var chosen: Int32 = -1
             var chosenIsFlow = false
+            // A remote_ip=map port of this instance that refused the source (not in its map-cache).
+            var mapRefused = false
             for i in 0..<tunnelPortCount {
                 let slot = tunnelPorts[i]
                 let state = tunnelPortStates + slot.index
@@ -65,7 +67,11 @@ extension Worker {
                 guard state.pointee.remoteIsFlow
                     || (state.pointee.remoteIsMap
                         ? mapCacheTrusts(instanceID: state.pointee.key, source: outer.pointee.source)
-                        : state.pointee.remote == outer.pointee.source) else { continue }
+                        : state.pointee.remote == outer.pointee.source)
+                else {
+                    if state.pointee.remoteIsMap && state.pointee.key == instanceID { mapRefused = true }
+                    continue
+                }
                 if remoteMatch < 0 { remoteMatch = Int32(slot.rawValue) }
                 guard state.pointee.keyIsFlow || state.pointee.key == instanceID else { continue }
                 if chosen < 0 || isFixed || (chosenIsFlow && state.pointee.remoteIsMap) {
@@ -94,6 +100,7 @@ extension Worker {
             guard chosen >= 0 else {
                 if remoteMatch < 0 {
                     vs_add_relaxed_u64(&counters.pointee.unknownRLOC, 1)
+                    if mapRefused { askMappingOfSource(frame, instanceID: instanceID, counters: counters) }
                 } else {
                     vs_add_relaxed_u64(&(tunnelCounters + Int(remoteMatch)).pointee.iidMismatch, 1)
                 }

@@ -55,3 +55,21 @@ extension LISP {
         return flowHashIPv4(inner, length: innerLength)
     }
 }
+
+extension LISP {
+    /// The inner IPv4/IPv6 addresses of a LISP packet `parseOuter` accepted (nil when the inner
+    /// packet is too short or not IP): what an ETR asks the mapping system about when a sender's
+    /// RLOC is not in its map-cache yet.
+    @inlinable
+    public static func decapsulatedAddresses(_ frame: UnsafeRawPointer, outer: OuterHeaders) -> (source: IPAddress, destination: IPAddress)? {
+        let inner = frame + outer.innerOffset
+        let length = outer.innerLength
+        if length >= 20 && Wire.u8(inner, 0) >> 4 == 4 {
+            return (IPAddress(ipv4: Wire.u32(inner, 12)), IPAddress(ipv4: Wire.u32(inner, 16)))
+        }
+        if length >= 40 && Wire.u8(inner, 0) >> 4 == 6 {
+            return (IPAddress(loadingFrom: inner + 8), IPAddress(loadingFrom: inner + 24))
+        }
+        return nil
+    }
+}

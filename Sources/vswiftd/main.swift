@@ -131,10 +131,8 @@ struct VSwiftd: ParsableCommand {
             logger.critical("cannot start the datapath: \(error)")
             throw ExitCode.failure
         }
-        // The LISP control thread publishes map-cache versions to the datapath and drains its misses
-        // (the stand-in until the datapath takes them: see UnconnectedMapCache).
-        let lispControl = LISPControlService(
-            port: lispControlPort, publisher: UnconnectedMapCache.publisher(for: datapath), logger: logger)
+        // The LISP control thread publishes map-cache versions to the datapath and drains its misses.
+        let lispControl = LISPControlService(port: lispControlPort, publisher: datapath, logger: logger)
         let service = SwitchService(
             datapath: datapath, systemID: saved?.systemID ?? UUID().uuidString.lowercased(), logger: logger, store: store,
             lispControl: lispControl)

@@ -225,12 +225,24 @@ struct MapCachePipelineTests {
         #expect(h.accounting().isConsistent)
     }
 
-    @Test func decapsulationFromAnUnknownRLOCIsRefused() throws {
+    /// Refused, and the mapping system is asked about the inner *source* EID (first contact from a
+    /// site not in the map-cache yet: once the reply names its RLOC, the next packets get in).
+    @Test func decapsulationFromAnUnknownRLOCIsRefusedAndItsSourceEIDAskedAbout() throws {
         let h = try decapsulating(from: IPAddress("192.0.2.77")!)
         h.publishMapCache(snapshot([(prefix("10.7.0.0/16"), one(Self.rlocA), nil)]))
         _ = h.run(packets: 3)
         #expect(h.tunnelStatistics.decapsulated == 0)
         #expect(h.tunnelStatistics.droppedUnknownRLOC == 3)
+        var misses: [MapCacheMiss] = []
+        #expect(h.drainMapCacheMisses(into: &misses) == 3)
+        #expect(misses.allSatisfy {
+            $0 == MapCacheMiss(instanceID: Self.iid, destination: IPAddress("10.1.1.20")!, source: IPAddress("10.1.1.30")!)
+        })
+        // Once the mapping names the sender's RLOC, it is heard.
+        h.publishMapCache(snapshot([(prefix("10.1.1.0/24"), one(IPAddress("192.0.2.77")!), nil)]))
+        _ = h.run(packets: 2)
+        #expect(h.tunnelStatistics.decapsulated == 2)
+        #expect(h.drainMapCacheMisses(into: &misses) == 0)
     }
 
     // MARK: Trace
