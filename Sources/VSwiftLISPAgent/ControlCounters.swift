@@ -52,12 +52,15 @@ public enum ControlCounter: Int, CaseIterable, Sendable {
     case refusedNotConfigured
     /// A Map-Request that no map-resolver answered after every retry.
     case refusedTimeout
+    /// Solicit-Map-Requests sent to the sites in our map-cache after our own mapping changed
+    /// (RFC 9301 §6.1). (Appended: the list's order is its raw values.)
+    case sentSMR
 
     public enum Kind: String, Sendable { case sent, received, refused }
 
     public var kind: Kind {
         switch self {
-        case .sentMapRegister, .sentMapRequest, .sentMapReply, .sentMapNotifyAck: .sent
+        case .sentMapRegister, .sentMapRequest, .sentMapReply, .sentMapNotifyAck, .sentSMR: .sent
         case .receivedMapNotify, .receivedUnsolicitedMapNotify, .receivedMapReply, .receivedMapRequest,
              .receivedRLOCProbe, .receivedSMR: .received
         default: .refused
@@ -91,6 +94,7 @@ public enum ControlCounter: Int, CaseIterable, Sendable {
         case .refusedTableFull: "table_full"
         case .refusedNotConfigured: "not_configured"
         case .refusedTimeout: "timeout"
+        case .sentSMR: "smr"
         }
     }
 }

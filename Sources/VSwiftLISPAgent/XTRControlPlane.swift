@@ -71,8 +71,11 @@ public struct XTRControlPlane {
         lastNow = max(lastNow, now)
         self.configuration = configuration
         self.localRLOCs = localRLOCs
+        let registered = registration.records
         registration.apply(configuration, localRLOCs: localRLOCs, now: now)
-        return registration.due(now: now, counters: &counters)
+        var out = registration.due(now: now, counters: &counters)
+        if !registered.isEmpty && registration.records != registered { out += solicitMapRequests(now: now) }
+        return out
     }
 
     /// A datagram received on the control port.

@@ -242,6 +242,24 @@ public struct MapCacheDatabase: Sendable {
         slotOf.values.map { MapCacheReportEntry(records[$0]!, now: now) }.sorted()
     }
 
+    /// The distinct locator addresses of the learned (non-static) positive entries, most recently
+    /// used first, at most `limit`: the sites this xTR is talking to.
+    public func learnedLocators(limit: Int) -> [IPAddress] {
+        var result: [IPAddress] = []
+        var seen = Set<IPAddress>()
+        var slot = newest
+        while slot >= 0 && result.count < limit {
+            let entry = records[Int(slot)]!
+            if entry.negative == nil {
+                for locator in entry.locators where result.count < limit && seen.insert(locator.address).inserted {
+                    result.append(locator.address)
+                }
+            }
+            slot = older[Int(slot)]
+        }
+        return result
+    }
+
     /// The prefixes from least to most recently used (non-static entries).
     public var leastRecentlyUsed: [EIDPrefix] {
         var result: [EIDPrefix] = []
