@@ -17,7 +17,9 @@ What it does (UDP 4342 on IPv4 and IPv6):
   and UDP headers checked (lengths, checksums, port 4342). For a registered EID (longest match in
   the instance id), section 8.2: if the registration asked for proxy replies (P), the Map-Server
   answers with a Map-Reply (A bit clear: not the ETR itself); otherwise it forwards the ECM to the
-  ETR's first usable RLOC, port 4342, unchanged. For an EID nobody registered, section 8.3: a
+  ETR's first usable RLOC, port 4342, unchanged. In a site's configured prefix that no ETR has
+  registered (section 8.2): a negative Map-Reply, natively-forward, for that prefix, TTL 1 minute.
+  For an EID nobody registered, section 8.3: a
   negative Map-Reply (ACT natively-forward unless configured otherwise, TTL 15 minutes) for the
   shortest prefix covering the EID and no registered prefix.
   Map-Replies go to the Map-Request's first ITR-RLOC of a family we have a socket for, to the inner
@@ -496,14 +498,18 @@ class MappingSystem:
                            "rlocs": [locator_text(l) for l in x["locators"]]}
             entry["verdict"] = "proxy-reply"
         else:
-            length = self.negative_length(iid or 0, family, value)
+            configured = self.configured_prefix(iid or 0, family, value)
+            if configured is not None:
+                # Section 8.2: a site's configured prefix with no ETR registered: natively-forward
+                # for one minute (the site may register any moment).
+                length, ttl, action = configured[1], 1, ACTIONS["natively-forward"]
+            else:
+                length, ttl, action = self.negative_length(iid or 0, family, value), self.negative_ttl, self.negative_action
             prefix = masked(value, family, length)
-            record = encode_record(self.negative_ttl, length, encode_address(iid, family, prefix), [],
-                                   act=self.negative_action, authoritative=True)
+            record = encode_record(ttl, length, encode_address(iid, family, prefix), [], act=action, authoritative=True)
             reply_entry = {"type": "map-reply", "nonce": f"{nonce:016x}", "negative": True,
-                           "eid": text(iid, family, prefix, length), "action": self.negative_action,
-                           "ttl": self.negative_ttl}
-            entry["verdict"] = "negative-reply"
+                           "eid": text(iid, family, prefix, length), "action": action, "ttl": ttl}
+            entry["verdict"] = "negative-reply" if configured is None else "not-registered"
         self.emit(entry)
         reply = struct.pack("!IQ", T_REPLY << 28 | 1, nonce) + record
         self.send(reply, text(None, *choices[0]), reply_port, reply_entry)
@@ -518,6 +524,17 @@ class MappingSystem:
             if registration:
                 best = registration
                 break
+        return best
+
+    def configured_prefix(self, iid, family, value):
+        """The (site, length) of the longest configured site prefix covering the EID, or None."""
+        best = None
+        for site in self.sites:
+            for p_iid, network in site.prefixes:
+                if p_iid == iid and network.version == family and \
+                        masked(value, family, network.prefixlen) == int(network.network_address) and \
+                        (best is None or network.prefixlen > best[1]):
+                    best = (site.name, network.prefixlen)
         return best
 
     def negative_length(self, iid, family, value):
