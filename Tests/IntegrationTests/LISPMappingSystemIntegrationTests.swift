@@ -77,10 +77,11 @@ struct ThreeSites {
     }
 
     /// br2's flows (vnet0 = 1, lisp0 = 2), modelled on the seed's: the VM's traffic to other sites'
-    /// EIDs goes to the LISP port; decapsulated frames (dl_dst 02:00:00:00:00:00) go to the VM.
+    /// EIDs goes to the LISP port; decapsulated frames (dl_dst 02:00:00:00:00:00) go to the VM;
+    /// nothing else leaves the site (no multicast noise asking the map-resolver about ff02::).
     static func flows(vmMAC: String) -> String {
         """
-        priority=0,action=NORMAL
+        priority=0,action=drop
         priority=3,dl_dst=02:00:00:00:00:00,action=mod_dl_dst:\(vmMAC),output:1
         priority=1,in_port=1,dl_type=0x0800,nw_dst=10.3.0.0/16,action=output:2
         priority=1,in_port=1,dl_type=0x86dd,ipv6_dst=fd00:3::/48,action=output:2
