@@ -205,6 +205,64 @@ struct MappingSystemFixtureTests {
         }
     }
 
+    @Test("hostile input: 3,000 mutated and truncated messages are refused by reason, none crashes the fixture; registrations stop at the cap")
+    func hostileInput() throws {
+        if !TestMachine.isCI && TestMachine.tool("python3") == nil { return }
+        let bench = try MappingSystemBench()
+        defer { bench.topology.destroy() }
+        let fixture = try MappingSystemFixture(namespace: bench.server, sites: Self.sites,
+                                               extraArguments: ["--max-registrations", "8"])
+        defer { fixture.stop() }
+        let etr4 = try ControlSocket(namespace: bench.client, ipv6: false, bindPort: 4342)
+        let valid = [
+            try MapRegister(nonce: 1, records: [MappingRecord(eid: eid(1000, "10.3.1.0", 24), locators: [rloc(MappingSystemBench.etr1V4)])],
+                            proxyMapReply: true).encoded(authenticatingWith: Self.key1),
+            try encapsulatedMapRequest(nonce: 2, iid: 1000, target: "10.3.1.9", itr: MappingSystemBench.etr1V4),
+            try encapsulatedMapRequest(nonce: 3, iid: 1000, target: "fd00:3:1::9", itr: MappingSystemBench.etr1V6),
+        ]
+        let seed = TestSeed.resolve(0x16f0_cafe)
+        var random = SplitMix64(seed: seed)
+        for _ in 0..<3000 {
+            var bytes = valid[Int(random.next() % UInt64(valid.count))]
+            for _ in 0...(random.next() % 3) {
+                switch random.next() % 3 {
+                case 0: bytes[Int(random.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: random.next())
+                case 1: bytes = Array(bytes.prefix(Int(random.next() % UInt64(bytes.count + 1))))
+                default: bytes += random.bytes(Int(random.next() % 16) + 1)
+                }
+                if bytes.isEmpty { bytes = [0] }
+            }
+            etr4.send(bytes, to: MappingSystemBench.serverV4)
+            if random.next() % 64 == 0 { usleep(2_000) } // let the fixture keep up (UDP drops what a full buffer cannot hold)
+        }
+        while etr4.receive(timeout: 1) != nil {} // replies to mutations that stayed valid
+        // Twelve host prefixes of site 1 (more specifics of its 10.3.1.0/24): the cap of 8 holds.
+        for n in 0..<12 {
+            let register = MapRegister(nonce: 0x100 + UInt64(n), records: [
+                MappingRecord(eid: eid(1000, "10.3.1.\(n)", 32), locators: [rloc(MappingSystemBench.etr1V4)]),
+            ], wantMapNotify: true)
+            etr4.send(try register.encoded(authenticatingWith: Self.key1), to: MappingSystemBench.serverV4)
+            _ = etr4.receive(timeout: 0.5)
+        }
+        // Still answering.
+        etr4.send(try encapsulatedMapRequest(nonce: 0xfeed, iid: 1000, target: "10.3.2.1", itr: MappingSystemBench.etr1V4),
+                  to: MappingSystemBench.serverV4)
+        var answered = false
+        while let datagram = etr4.receive(timeout: 3) {
+            if case .mapReply(let reply)? = try? ControlMessage.decode(datagram.payload), reply.nonce == 0xfeed { answered = true; break }
+        }
+        #expect(answered, "\(fixture.logText.suffix(3000))")
+        fixture.stop()
+        let exit = try #require(fixture.entries.last { $0["event"] as? String == "exit" }, "\(fixture.errorText)")
+        let counters = (exit["counters"] as? [String: Any] ?? [:]).compactMapValues { ($0 as? NSNumber)?.intValue ?? ($0 as? Int) }
+        #expect(counters["refused-internal-error"] == nil, "\(counters) \(TestSeed.replay(seed))")
+        #expect((exit["registrations"] as? NSNumber)?.intValue ?? (exit["registrations"] as? Int) ?? 99 <= 8, "\(exit)")
+        #expect((counters["refused-registrations-full"] ?? 0) >= 3, "\(counters)")
+        let refusals = counters.filter { $0.key.hasPrefix("refused-") }.values.reduce(0, +)
+        #expect(refusals > 1000, "\(counters) \(TestSeed.replay(seed))")
+        #expect(fixture.errorText.isEmpty, "\(fixture.errorText)")
+    }
+
     /// By hand, against another implementation's Map-Server (bench/results/archive/
     /// 2026-12-07-interop-oor-mapping.md): `VSWIFT_EXTERNAL_MS=NAMESPACE,MS-IPV4,MS-IPV6` names the
     /// namespace to send from and the Map-Server's addresses, `VSWIFT_EXTERNAL_RLOCS=ETR1,ETR2,ETR6`
