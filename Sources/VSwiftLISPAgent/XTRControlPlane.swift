@@ -27,51 +27,150 @@ public struct OutgoingDatagram: Equatable, Sendable {
 /// refreshed before their TTL ends; unused ones expire; SMR asks again.
 ///
 /// Not thread-safe: one owner (the I/O thread).
+///
+/// This file is the façade: state and the public entry points. The jobs live beside it:
+/// `ETRRegistration` (Map-Register/Map-Notify), `MapRequestAnswering` (the ETR's Map-Replies and
+/// RLOC-probe replies), `ITRResolution` (misses, Map-Requests, Map-Replies, SMR), `ControlReceive`
+/// (decoding and dispatch), `ControlCounters` (the one list of counter names).
+///
+/// Bounds: pending Map-Requests (`ITRResolution.capacity`), the limiter's destinations, answers
+/// per second (`ReplyBudget`), records and locators per message (the codec's `DecodeLimits`), the
+/// map-cache (`mapCacheCapacity`); nothing grows with what arrives.
 public struct XTRControlPlane {
+    var configuration = LISPControlConfiguration()
+    var localRLOCs: [IPAddress] = []
+    var counters = ControlCounters()
+    var registration = ETRRegistration()
+    var resolution = ITRResolution()
+    var replyBudget: ReplyBudget
+    var mapCache: MapCacheDatabase
+    /// The last snapshot handed out, and the database version it holds.
+    var publishedSnapshot: MapCacheSnapshot?
+    var publishedVersion: UInt64 = 0
+    var lastSnapshotAt = -Double.infinity
+    var nextSweepAt: Double
+    /// The latest `now` any call brought (for `takeSnapshotIfChanged()` without a time).
+    var lastNow: Double
+
+    /// Snapshots are rebuilt at most this often: a burst of Map-Replies costs one rebuild
+    /// (a 100k-entry snapshot takes about 0.14 s to build).
+    public static let snapshotInterval = 0.05
+    /// How often the map-cache is swept (use marks absorbed, TTLs expired, refreshes asked).
+    public static let sweepInterval = 1.0
+
     public init(mapCacheCapacity: Int, now: Double) {
+        mapCache = MapCacheDatabase(capacity: max(1, mapCacheCapacity))
+        replyBudget = ReplyBudget(now: now)
+        nextSweepAt = now + Self.sweepInterval
+        lastNow = now
     }
 
     /// Takes a whole new configuration (local EIDs with concrete RLOCs). `localRLOCs` are the
     /// host's addresses this xTR uses as ITR-RLOCs and outer sources (at least one per family in use).
     public mutating func apply(_ configuration: LISPControlConfiguration, localRLOCs: [IPAddress], now: Double) -> [OutgoingDatagram] {
-        []
+        lastNow = max(lastNow, now)
+        self.configuration = configuration
+        self.localRLOCs = localRLOCs
+        registration.apply(configuration, localRLOCs: localRLOCs, now: now)
+        return registration.due(now: now, counters: &counters)
     }
 
     /// A datagram received on the control port.
     public mutating func receive(_ bytes: [UInt8], from source: IPAddress, sourcePort: UInt16, now: Double) -> [OutgoingDatagram] {
-        []
+        lastNow = max(lastNow, now)
+        return dispatch(bytes, from: source, sourcePort: sourcePort, now: now)
     }
 
-    /// Destinations the workers could not resolve (see `MapCacheMiss`).
+    /// Destinations the workers could not resolve (see `MapCacheMiss`): one Map-Request per
+    /// destination at most once a second (RFC 9301 §5.3), for a host prefix in the miss's instance.
     public mutating func handleMisses(_ misses: [MapCacheMiss], now: Double) -> [OutgoingDatagram] {
-        []
+        lastNow = max(lastNow, now)
+        var out: [OutgoingDatagram] = []
+        for miss in misses {
+            guard let asked = ControlAddressing.hostPrefix(miss.destination, instanceID: miss.instanceID) else {
+                counters.count(.refusedUnsupportedAddress)
+                continue
+            }
+            if let datagram = ask(asked, sourceEID: miss.source, smrInvoked: false, now: now) { out.append(datagram) }
+        }
+        return out
     }
 
     /// Timers: registration, retransmission, map-cache use/refresh/expiry. Call at or after
     /// `nextDeadline`, and whenever convenient (it does only what is due).
     public mutating func tick(now: Double) -> [OutgoingDatagram] {
-        []
+        lastNow = max(lastNow, now)
+        var out = registration.due(now: now, counters: &counters)
+        out += retryPending(now: now)
+        if now >= nextSweepAt {
+            nextSweepAt = now + Self.sweepInterval
+            mapCache.absorbUse(now: now)
+            // RFC 9301 §5.4 Record TTL: expired entries go (the next packet misses and asks);
+            // entries in use are asked for again before their TTL ends.
+            let sweep = mapCache.sweep(now: now)
+            for prefix in sweep.refresh {
+                if let datagram = ask(prefix, sourceEID: nil, smrInvoked: false, now: now) { out.append(datagram) }
+            }
+        }
+        return out
     }
 
-    /// When `tick` next has something to do.
-    public var nextDeadline: Double { .infinity }
+    /// When `tick` (or, for a new snapshot, `takeSnapshotIfChanged`) next has something to do.
+    public var nextDeadline: Double {
+        var deadline = min(registration.nextDeadline, resolution.nextDeadline)
+        if mapCache.count > 0 { deadline = min(deadline, nextSweepAt) }
+        if mapCache.version != publishedVersion { deadline = min(deadline, lastSnapshotAt + Self.snapshotInterval) }
+        return deadline
+    }
 
     /// A static map-cache entry (operator-configured, never expires; RFC 9301 allows it).
     public mutating func installStatic(_ prefix: VSwiftMapCache.EIDPrefix, locators: [VSwiftMapCache.Locator], now: Double) {
+        lastNow = max(lastNow, now)
+        do {
+            try mapCache.install(prefix, locators: Array(locators.prefix(MapCacheDatabase.maxLocators)),
+                                 ttlMinutes: UInt32.max, source: .static, now: now)
+        } catch {
+            counters.count(.refusedTableFull)
+        }
     }
 
     @discardableResult
     public mutating func removeStatic(_ prefix: VSwiftMapCache.EIDPrefix, now: Double) -> Bool {
-        false
+        lastNow = max(lastNow, now)
+        guard mapCache.entry(prefix)?.source == .static else { return false }
+        return mapCache.remove(prefix)
     }
 
-    /// The map-cache version to publish, when it changed since the last call (else nil).
+    /// The map-cache version to publish, when it changed since the last call (else nil), at most
+    /// once per `snapshotInterval` of the latest time the control plane was given.
     public mutating func takeSnapshotIfChanged() -> MapCacheSnapshot? {
-        nil
+        takeSnapshotIfChanged(now: lastNow)
     }
+
+    /// The map-cache version to publish, when it changed since the last one handed out and at
+    /// least `snapshotInterval` has passed since then (else nil: `nextDeadline` says when to ask
+    /// again), so a burst of Map-Replies costs one rebuild.
+    public mutating func takeSnapshotIfChanged(now: Double) -> MapCacheSnapshot? {
+        lastNow = max(lastNow, now)
+        guard mapCache.version != publishedVersion, now >= lastSnapshotAt + Self.snapshotInterval else { return nil }
+        let snapshot = mapCache.snapshot()
+        publishedSnapshot = snapshot
+        publishedVersion = mapCache.version
+        lastSnapshotAt = now
+        return snapshot
+    }
+
+    /// One counter's value.
+    public func counter(_ counter: ControlCounter) -> UInt64 { counters[counter] }
 
     public func report(now: Double) -> XTRControlReport {
-        XTRControlReport()
+        var report = XTRControlReport()
+        report.registrations = registration.report(now: now)
+        report.mapCache = mapCache.report(now: now)
+        report.sent = counters.byName(.sent)
+        report.received = counters.byName(.received)
+        report.refused = counters.byName(.refused)
+        return report
     }
 }
 
@@ -80,12 +179,12 @@ public struct XTRControlReport: Equatable, Sendable {
     public var registrations: [MapServerRegistration] = []
     public var mapCache: [MapCacheReportEntry] = []
     /// Control messages sent, by message name ("map-register", "map-request", "map-reply",
-    /// "map-notify-ack", ...).
+    /// "map-notify-ack"). Every name of `ControlCounter` of its kind is present (zeros included).
     public var sent: [String: UInt64] = [:]
-    /// Control messages received and accepted, by message name.
+    /// Control messages received and accepted, by message name (`ControlCounter`, kind received).
     public var received: [String: UInt64] = [:]
     /// Control messages refused, by reason ("malformed", "authentication", "nonce",
-    /// "unsolicited", "unknown_type", "rate_limited", ...).
+    /// "unsolicited", "unknown_type", "rate_limited", ...: `ControlCounter`, kind refused).
     public var refused: [String: UInt64] = [:]
 
     public init() {}

@@ -1,0 +1,99 @@
+import VSwiftLISPControl
+import VSwiftMapCache
+import VSwiftPacket
+
+/// A token bucket over the datagrams we send in answer to what arrives (Map-Replies, RLOC-probe
+/// replies, Map-Notify-Acks): whatever the rate of requests, at most `rate` answers per second
+/// (plus a burst of as many), so a flood of Map-Requests costs bounded work and cannot turn us
+/// into a reflector (RFC 9301 §5.5 and §9: rate-limit Map-Replies).
+struct ReplyBudget {
+    static let rate = 200.0
+    private var tokens = ReplyBudget.rate
+    private var updatedAt: Double
+
+    init(now: Double) { updatedAt = now }
+
+    mutating func take(now: Double) -> Bool {
+        if now > updatedAt {
+            tokens = min(Self.rate, tokens + (now - updatedAt) * Self.rate)
+            updatedAt = now
+        }
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
+
+extension XTRControlPlane {
+    /// A Map-Request that reached us as an ETR (plain, or in an ECM the map-server forwarded,
+    /// RFC 9301 §5.8, §8.2): answered with a Map-Reply (RFC 9301 §5.5) carrying, for each EID
+    /// asked, the record of the longest local EID prefix that covers it ("a Map-Reply returns an
+    /// EID-Prefix with a mask-length that is less than or equal to the EID being requested"),
+    /// the request's nonce, P set for an RLOC-probe (§5.3 P bit, §5.4). It goes to the first
+    /// ITR-RLOC we can reach (one of a family we have a local RLOC of, else the first IPv4/IPv6
+    /// one) at the request's source port (§5.5: "copied from the source port of the Map-Request";
+    /// for an ECM, the inner UDP header's).
+    mutating func answerMapRequest(_ request: MapRequest, replyPort: UInt16, now: Double) -> [OutgoingDatagram] {
+        var records: [MappingRecord] = []
+        var matchedAny = false
+        for asked in request.records {
+            guard let prefix = ControlAddressing.cachePrefix(asked) else { continue }
+            guard let best = localRecord(covering: prefix) else { continue }
+            matchedAny = true
+            if !records.contains(best) { records.append(best) }
+        }
+        guard matchedAny else {
+            counters.count(.refusedNotOurEID)
+            return []
+        }
+        counters.count(request.probe ? .receivedRLOCProbe : .receivedMapRequest)
+        // D (dont-map-reply, §5.3): the sender wants no answer.
+        if request.dontMapReply { return [] }
+        guard let destination = replyDestination(request.itrRLOCs) else {
+            counters.count(.refusedNoITRRLOC)
+            return []
+        }
+        if request.probe {
+            // p (§5.4): the locator this RLOC-probe reply comes from: ours, of the reply's family.
+            for r in records.indices {
+                if let l = records[r].locators.firstIndex(where: {
+                    ControlAddressing.ip($0.address).map { $0.isIPv4 == destination.isIPv4 } ?? false
+                }) {
+                    records[r].locators[l].probed = true
+                }
+            }
+        }
+        guard replyBudget.take(now: now) else {
+            counters.count(.refusedRateLimited)
+            return []
+        }
+        let reply = MapReply(nonce: request.nonce, records: records, probe: request.probe)
+        guard let bytes = try? ControlMessage.mapReply(reply).encoded() else {
+            counters.count(.refusedMalformed)
+            return []
+        }
+        counters.count(.sentMapReply)
+        return [OutgoingDatagram(destination: destination, destinationPort: replyPort, bytes: bytes)]
+    }
+
+    /// The registered record of the longest local EID prefix covering `prefix`.
+    func localRecord(covering prefix: CachePrefix) -> MappingRecord? {
+        var best: MappingRecord?
+        var bestLength = -1
+        for record in registration.records {
+            guard let local = ControlAddressing.cachePrefix(record.eid),
+                  ControlAddressing.covers(local, prefix), Int(local.length) > bestLength
+            else { continue }
+            best = record
+            bestLength = Int(local.length)
+        }
+        return best
+    }
+
+    /// Where a Map-Reply goes among a request's ITR-RLOCs (RFC 9301 §5.3: "the ETR chooses").
+    func replyDestination(_ itrRLOCs: [LISPAddress]) -> IPAddress? {
+        let candidates = itrRLOCs.compactMap(ControlAddressing.ip)
+        return candidates.first { candidate in localRLOCs.contains { $0.isIPv4 == candidate.isIPv4 } }
+            ?? candidates.first
+    }
+}
