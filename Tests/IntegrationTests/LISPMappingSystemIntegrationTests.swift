@@ -104,6 +104,14 @@ struct ThreeSites {
         return false
     }
 
+    /// RFC 9301 §8.2: each site registers with its own key (the fixture's log says so).
+    func waitForRegistrations() throws {
+        for n in Self.sites {
+            #expect(fixture.waitFor(timeout: 20) { $0["verdict"] as? String == "registered" && $0["site"] as? String == "s\(n)" } != nil,
+                    "site \(n) did not register\n\(diagnostics())")
+        }
+    }
+
     func diagnostics() -> String {
         var text = "mapping system:\n\(fixture.logText.suffix(4000))\n"
         for (n, daemon) in zip(Self.sites, daemons) {
@@ -135,19 +143,12 @@ extension Integration {
 @Suite("LISPMappingSystemIntegrationTests: three sites and a mapping system",
        .enabled(if: MappingSystemVerbs.present, "vswiftctl has no add-map-server yet (needs h16c/h16d/h16e)"))
 struct LISPMappingSystemIntegrationTests {
-    @Test("issue 16: every site pings every other over IPv4 and IPv6 EIDs with no static remote_ip; a site that moves its RLOC is reachable again after re-registration")
-    func threeSites() throws {
+    @Test("issue 16: every site pings every other over IPv4 and IPv6 EIDs with no static remote_ip")
+    func everySiteReachesEveryOther() throws {
         let sites = try ThreeSites()
         defer { sites.destroy() }
-
-        // RFC 9301 §8.2: each site registers with its own key.
-        for n in ThreeSites.sites {
-            #expect(sites.fixture.waitFor(timeout: 20) { $0["verdict"] as? String == "registered" && $0["site"] as? String == "s\(n)" } != nil,
-                    "site \(n) did not register\n\(sites.diagnostics())")
-        }
-
-        // Every site reaches every other, IPv4 and IPv6 EIDs; the first packets may be lost while
-        // the map-caches fill (a miss asks the map-resolver).
+        try sites.waitForRegistrations()
+        // The first packets may be lost while the map-caches fill (a miss asks the map-resolver).
         for from in ThreeSites.sites {
             for to in ThreeSites.sites where to != from {
                 for address in ["10.3.\(to).1", "fd00:3:\(to)::1"] {
@@ -159,9 +160,19 @@ struct LISPMappingSystemIntegrationTests {
         let cache = try sites.daemons[0].ctl("dump-map-cache").stdout
         #expect(cache.contains("10.3.2.0/24") && cache.contains("192.168.30.2"), "\(cache)")
         #expect(cache.contains("10.3.3.0/24") && cache.contains("192.168.30.3"), "\(cache)")
+        #expect(cache.contains("fd00:3:2::/64") && cache.contains("fd30::2"), "\(cache)")
+    }
 
-        // Site 3 moves: new underlay addresses; its IPv4 EID follows the host's address by itself,
-        // its IPv6 EID names its RLOC, so the operator says the new one.
+    @Test("issue 16: a site that moves its RLOC (address change) is reachable again after re-registration")
+    func movedSiteIsReachableAgain() throws {
+        let sites = try ThreeSites()
+        defer { sites.destroy() }
+        try sites.waitForRegistrations()
+        for (from, address) in [(1, "10.3.3.1"), (2, "fd00:3:3::1")] {
+            #expect(sites.ping(from: from, to: address) > 0, "before the move, site \(from) → \(address)\n\(sites.diagnostics())")
+        }
+        // Site 3 moves: new underlay addresses; its IPv4 EID follows the host's address by itself
+        // (vswiftd looks again every 30 s), its IPv6 EID names its RLOC, so the operator says the new one.
         let host3 = sites.hosts[2]
         try run(["ip", "-n", host3, "addr", "del", "192.168.30.3/24", "dev", "ul0"])
         try run(["ip", "-n", host3, "addr", "add", "192.168.30.13/24", "dev", "ul0"])
@@ -176,6 +187,7 @@ struct LISPMappingSystemIntegrationTests {
             return rlocs.contains { $0.hasPrefix("192.168.30.13,") } && rlocs.contains { $0.hasPrefix("fd30::13,") }
         }
         #expect(moved != nil, "site 3 did not re-register its new RLOCs\n\(sites.diagnostics())")
+        // Sites 1 and 2 had site 3's old RLOCs in their map-caches: they must learn the new ones.
         for (from, address) in [(1, "10.3.3.1"), (3, "10.3.1.1"), (2, "fd00:3:3::1"), (3, "fd00:3:2::1")] {
             #expect(sites.reachable(from: from, to: address, seconds: 30),
                     "after the move, site \(from) → \(address): no reply\n\(sites.diagnostics())")
