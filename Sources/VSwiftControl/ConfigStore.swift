@@ -19,20 +19,26 @@ public struct SwitchConfig: Codable, Sendable, Equatable {
     public var underlays: [String]
     /// Counts the files written: the journal (`ConfigJournal`) names the generation it continues.
     public var generation: UInt64
+    /// The LISP control configuration (LISPConfigSection.swift); nil (and absent from the file) when empty.
+    public var lisp: LISPSavedConfig?
 
     public static let currentVersion = 1
 
-    public init(systemID: String, bridges: [BridgeConfig] = [], underlays: [String] = [], generation: UInt64 = 0) {
+    public init(
+        systemID: String, bridges: [BridgeConfig] = [], underlays: [String] = [], generation: UInt64 = 0, lisp: LISPSavedConfig? = nil
+    ) {
         self.version = Self.currentVersion
         self.systemID = systemID
         self.bridges = bridges
         self.underlays = underlays
         self.generation = generation
+        self.lisp = lisp
     }
 
-    private enum CodingKeys: String, CodingKey { case version, systemID, bridges, underlays, generation }
+    private enum CodingKeys: String, CodingKey { case version, systemID, bridges, underlays, generation, lisp }
 
-    /// Files written before underlays (or the journal) existed have no `underlays` (`generation`) key.
+    /// Files written before underlays (or the journal, or LISP control) existed have no `underlays`
+    /// (`generation`, `lisp`) key.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         version = try c.decode(Int.self, forKey: .version)
@@ -40,6 +46,7 @@ public struct SwitchConfig: Codable, Sendable, Equatable {
         bridges = try c.decode([BridgeConfig].self, forKey: .bridges)
         underlays = try c.decodeIfPresent([String].self, forKey: .underlays) ?? []
         generation = try c.decodeIfPresent(UInt64.self, forKey: .generation) ?? 0
+        lisp = try c.decodeIfPresent(LISPSavedConfig.self, forKey: .lisp)
     }
 }
 

@@ -10,8 +10,10 @@ extension SwitchService {
     public func handle(_ request: RPCRequest) -> Result<JSONValue, RPCError> {
         do throws(RPCError) {
             guard let method = ControlMethod(rawValue: request.method) else { throw .methodNotFound(request.method) }
-            guard store != nil, method.changesConfiguration else { return .success(try dispatch(method, request)) }
-            return .success(try performDurably(method, request))
+            let result = try store != nil && method.changesConfiguration ? performDurably(method, request) : dispatch(method, request)
+            // A `remote_ip=map` LISP port may have come or gone: the LISP control thread drains misses while one exists.
+            if method == .addPort || method == .delPort || method == .delBridge { refreshLISPControl() }
+            return .success(result)
         } catch {
             logger.info("\(request.method) failed: \(error.message)")
             return .failure(error)
@@ -86,6 +88,9 @@ extension SwitchService {
             return try JSONValue(encoding: readCapture(request.decodeParams()))
         case .captureStop:
             return try JSONValue(encoding: stopCapture(request.decodeParams()))
+        case .addMapServer, .delMapServer, .addMapResolver, .delMapResolver, .addEID, .delEID, .addMapCache, .delMapCache,
+             .showLISP, .dumpMapCache:
+            return try dispatchLISP(method, request)
         }
     }
 

@@ -15,7 +15,7 @@ extension SwitchService {
                     PortConfig(name: port.name, ofport: port.ofport, type: port.type, options: port.options)
                 },
                 flows: flowTables.savedFlows(bridge: bridge.name))
-        }, underlays: underlays.map(\.name), generation: generation)
+        }, underlays: underlays.map(\.name), generation: generation, lisp: lisp.isEmpty ? nil : lisp)
     }
 
     /// Writes the configuration to the store (when there is one), as a new generation, which
@@ -100,12 +100,16 @@ extension SwitchService {
     struct Checkpoint {
         let bridges: [Bridge]
         let underlays: [(name: String, error: String?)]
+        let lisp: LISPSavedConfig
+        let lispValidated: ValidatedLISPConfig
         /// The flow table of the request's bridge, for changes that replace or delete one.
         let flows: FlowTables.Checkpoint?
 
         init(_ service: isolated SwitchService, _ method: ControlMethod, _ request: RPCRequest) {
             bridges = service.bridges
             underlays = service.underlays
+            lisp = service.lisp
+            lispValidated = service.lispValidated
             var bridge: String?
             if case .object(let params)? = request.params, case .string(let name)? = params["bridge"] { bridge = name }
             switch method {
@@ -182,8 +186,12 @@ extension SwitchService {
             }
         case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows, .trace:
             break
-        case .captureStart, .captureRead, .captureStop:
+        case .captureStart, .captureRead, .captureStop, .showLISP, .dumpMapCache:
             break
+        case .addMapServer, .delMapServer, .addMapResolver, .delMapResolver, .addEID, .delEID, .addMapCache, .delMapCache:
+            lisp = checkpoint.lisp
+            lispValidated = checkpoint.lispValidated
+            refreshLISPControl()
         }
         // The file may hold the refused change if it failed after the rename: the next change
         // rewrites the whole file.
@@ -312,6 +320,7 @@ extension SwitchService {
                 logger.warning("underlay device \(name) is configured but not attached: \(error)")
             }
         }
+        try restoreLISP(config.lisp)
     }
 
 }

@@ -63,6 +63,14 @@ public actor SwitchService {
     var expiryTask: Task<Void, Never>?
     /// Running port captures (SwitchService+Capture.swift).
     var captures = CaptureSessions()
+    /// The LISP control configuration as saved, and checked (SwitchService+LISP.swift).
+    var lisp = LISPSavedConfig()
+    var lispValidated = ValidatedLISPConfig()
+    /// The LISP control thread (vswiftd's); nil keeps the configuration without running it.
+    let lispControl: LISPControlService?
+    /// What the thread was last given, and why its socket could not be opened.
+    var lispSettings = LISPControlSettings()
+    var lispError: String?
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -72,9 +80,10 @@ public actor SwitchService {
     public init(
         datapath: any DatapathControl, systemID: String = UUID().uuidString.lowercased(), logger: Logger,
         store: ConfigStore? = nil, clock: @escaping MonotonicClock = monotonicClock,
-        counterSlots: Int = DatapathLimits.maxRules, journalFromBytes: Int? = 1 << 20
+        counterSlots: Int = DatapathLimits.maxRules, journalFromBytes: Int? = 1 << 20, lispControl: LISPControlService? = nil
     ) {
         self.journalFromBytes = journalFromBytes
+        self.lispControl = lispControl
         self.datapath = datapath
         self.systemID = systemID
         self.logger = logger

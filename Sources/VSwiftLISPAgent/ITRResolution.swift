@@ -131,9 +131,14 @@ extension XTRControlPlane {
                 counters.count(.refusedTimeout)
                 continue
             }
-            // Retries count against the same one-per-second limit (RFC 9301 §5.3); a held-back
-            // retry waits for the next tick.
-            guard resolution.limiter.mayRequest(request.asked, now: now) else { continue }
+            // Retries count against the same limit (RFC 9301 §5.3: one per second, a 30 s wait
+            // after ten): a retry the limiter holds back is in its back-off, so the request is
+            // dropped rather than left due (which would make `nextDeadline` a time in the past).
+            guard resolution.limiter.mayRequest(request.asked, now: now) else {
+                _ = resolution.remove(nonce)
+                counters.count(.refusedRateLimited)
+                continue
+            }
             if let datagram = sendAttempt(nonce, now: now) { out.append(datagram) }
         }
         return out
@@ -144,8 +149,10 @@ extension XTRControlPlane {
     /// A Map-Reply: accepted only when its nonce is that of a pending Map-Request (else nothing
     /// changes). Each record must cover the EID asked — same instance id, a mask length no longer
     /// than the one asked, the EID inside (RFC 9301 §5.5: "a Map-Reply returns an EID-Prefix with
-    /// a mask-length that is less than or equal to the EID being requested"); others are refused,
-    /// so a reply cannot install mappings for EIDs we did not ask about. Positive records install
+    /// a mask-length that is less than or equal to the EID being requested") — or lie inside a
+    /// record of the same reply that does (§5.5: an ETR with overlapping prefixes returns the
+    /// more specific ones too); others are refused, so a reply cannot install mappings outside
+    /// the prefix that answers the EID we asked about. Positive records install
     /// their IPv4/IPv6 locators (priority, weight, R as up) with their TTL; negative ones their ACT
     /// (unassigned values as drop, as §5.4's registry leaves them). Static entries are kept.
     mutating func handleMapReply(_ reply: MapReply, now: Double) {
@@ -155,12 +162,16 @@ extension XTRControlPlane {
         }
         counters.count(.receivedMapReply)
         resolution.limiter.answered(request.asked)
-        for record in reply.records {
-            guard let prefix = ControlAddressing.cachePrefix(record.eid) else {
+        let prefixes = reply.records.map { ControlAddressing.cachePrefix($0.eid) }
+        // The records covering the EID asked, and those more specific than one of them (an ETR
+        // with overlapping prefixes sends both, RFC 9301 §5.5).
+        let covering = prefixes.compactMap { $0 }.filter { ControlAddressing.covers($0, request.asked) }
+        for (record, prefix) in zip(reply.records, prefixes) {
+            guard let prefix else {
                 counters.count(.refusedUnsupportedAddress)
                 continue
             }
-            guard ControlAddressing.covers(prefix, request.asked) else {
+            guard covering.contains(where: { ControlAddressing.covers($0, prefix) }) else {
                 counters.count(.refusedEIDNotRequested)
                 continue
             }

@@ -28,19 +28,28 @@ extension XTRControlPlane {
     /// A Map-Request that reached us as an ETR (plain, or in an ECM the map-server forwarded,
     /// RFC 9301 §5.8, §8.2): answered with a Map-Reply (RFC 9301 §5.5) carrying, for each EID
     /// asked, the record of the longest local EID prefix that covers it ("a Map-Reply returns an
-    /// EID-Prefix with a mask-length that is less than or equal to the EID being requested"),
+    /// EID-Prefix with a mask-length that is less than or equal to the EID being requested") and
+    /// those of our prefixes more specific than it,
     /// the request's nonce, P set for an RLOC-probe (§5.3 P bit, §5.4). It goes to the first
     /// ITR-RLOC we can reach (one of a family we have a local RLOC of, else the first IPv4/IPv6
     /// one) at the request's source port (§5.5: "copied from the source port of the Map-Request";
     /// for an ECM, the inner UDP header's).
     mutating func answerMapRequest(_ request: MapRequest, replyPort: UInt16, now: Double) -> [OutgoingDatagram] {
+        // The budget is taken first, so requests past it cost no lookup work either.
+        guard replyBudget.take(now: now) else {
+            counters.count(.refusedRateLimited)
+            return []
+        }
         var records: [MappingRecord] = []
         var matchedAny = false
         for asked in request.records {
             guard let prefix = ControlAddressing.cachePrefix(asked) else { continue }
-            guard let best = localRecord(covering: prefix) else { continue }
+            let answer = localRecords(answering: prefix)
+            guard !answer.isEmpty else { continue }
             matchedAny = true
-            if !records.contains(best) { records.append(best) }
+            for record in answer where !records.contains(record) && records.count < DecodeLimits.default.maxRecords {
+                records.append(record)
+            }
         }
         guard matchedAny else {
             counters.count(.refusedNotOurEID)
@@ -63,10 +72,6 @@ extension XTRControlPlane {
                 }
             }
         }
-        guard replyBudget.take(now: now) else {
-            counters.count(.refusedRateLimited)
-            return []
-        }
         let reply = MapReply(nonce: request.nonce, records: records, probe: request.probe)
         guard let bytes = try? ControlMessage.mapReply(reply).encoded() else {
             counters.count(.refusedMalformed)
@@ -76,18 +81,27 @@ extension XTRControlPlane {
         return [OutgoingDatagram(destination: destination, destinationPort: replyPort, bytes: bytes)]
     }
 
-    /// The registered record of the longest local EID prefix covering `prefix`.
-    func localRecord(covering prefix: CachePrefix) -> MappingRecord? {
-        var best: MappingRecord?
-        var bestLength = -1
+    /// The records answering a request for `prefix` (RFC 9301 §5.5, overlapping EID-Prefixes): the
+    /// longest local prefix covering it, then every local prefix more specific than that one
+    /// (asked for 10.1.5.5 with 10.1.0.0/16 and 10.1.1.0/24 configured, both go, so the ITR does
+    /// not send 10.1.1.0/24's traffic to the /16's locators). Empty when no local prefix covers it.
+    func localRecords(answering prefix: CachePrefix) -> [MappingRecord] {
+        var best: (record: MappingRecord, prefix: CachePrefix)?
         for record in registration.records {
-            guard let local = ControlAddressing.cachePrefix(record.eid),
-                  ControlAddressing.covers(local, prefix), Int(local.length) > bestLength
+            guard let local = ControlAddressing.cachePrefix(record.eid), ControlAddressing.covers(local, prefix),
+                  best.map({ local.length > $0.prefix.length }) ?? true
             else { continue }
-            best = record
-            bestLength = Int(local.length)
+            best = (record, local)
         }
-        return best
+        guard let best else { return [] }
+        var result = [best.record]
+        for record in registration.records {
+            guard let local = ControlAddressing.cachePrefix(record.eid), local != best.prefix,
+                  ControlAddressing.covers(best.prefix, local)
+            else { continue }
+            result.append(record)
+        }
+        return result
     }
 
     /// Where a Map-Reply goes among a request's ITR-RLOCs (RFC 9301 §5.3: "the ETR chooses").

@@ -116,6 +116,9 @@ public struct XTRControlPlane {
     }
 
     /// When `tick` (or, for a new snapshot, `takeSnapshotIfChanged`) next has something to do.
+    /// Never in the past after a `tick` and a `takeSnapshotIfChanged` at `now`: the I/O loop waits
+    /// for a datagram, a miss or this time, calls the entry points, sends what they return and
+    /// publishes `takeSnapshotIfChanged(now:)`.
     public var nextDeadline: Double {
         var deadline = min(registration.nextDeadline, resolution.nextDeadline)
         if mapCache.count > 0 { deadline = min(deadline, nextSweepAt) }

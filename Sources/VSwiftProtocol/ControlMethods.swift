@@ -30,6 +30,17 @@ public enum ControlMethod: String, CaseIterable, Sendable {
     case captureStart = "capture-start"
     case captureRead = "capture-read"
     case captureStop = "capture-stop"
+    /// The LISP mapping system (issue 16; params in LISPControlParams.swift, reports in LISPReports.swift).
+    case addMapServer = "add-map-server"
+    case delMapServer = "del-map-server"
+    case addMapResolver = "add-map-resolver"
+    case delMapResolver = "del-map-resolver"
+    case addEID = "add-eid"
+    case delEID = "del-eid"
+    case addMapCache = "add-map-cache"
+    case delMapCache = "del-map-cache"
+    case showLISP = "show-lisp"
+    case dumpMapCache = "dump-map-cache"
 }
 
 extension ControlMethod {
@@ -41,11 +52,21 @@ extension ControlMethod {
         }
     }
 
+    /// Methods that change the LISP control configuration (map-servers, resolvers, EIDs, static map-cache).
+    public var isLISPChange: Bool {
+        switch self {
+        case .addMapServer, .delMapServer, .addMapResolver, .delMapResolver, .addEID, .delEID, .addMapCache, .delMapCache: true
+        default: false
+        }
+    }
+
     /// Methods that may change bridges, ports or flows (and so the saved configuration).
     public var changesConfiguration: Bool {
         switch self {
         case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows, .trace: false
         case .captureStart, .captureRead, .captureStop: false
+        case .showLISP, .dumpMapCache: false
+        case .addMapServer, .delMapServer, .addMapResolver, .delMapResolver, .addEID, .delEID, .addMapCache, .delMapCache: true
         case .addBridge, .delBridge, .addPort, .delPort, .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows,
              .addUnderlay, .delUnderlay: true
         }

@@ -14,6 +14,8 @@ struct VSwiftCtl: ParsableCommand {
             Show.self, DumpPorts.self, DumpWorkers.self, AddFlow.self, AddFlows.self, ReplaceFlows.self, DeleteFlows.self, ModifyFlows.self, DumpFlows.self,
             Trace.self,
             Capture.self,
+            AddMapServer.self, DeleteMapServer.self, AddMapResolver.self, DeleteMapResolver.self, AddEID.self, DeleteEID.self,
+            AddMapCache.self, DeleteMapCache.self, ShowLISP.self, DumpMapCache.self,
         ])
 
     // Declared here too so that, as with ovs-vsctl, the options may also come before the subcommand;

@@ -56,6 +56,9 @@ struct VSwiftd: ParsableCommand {
     @Option(help: "Flows with most packets that the metrics report (0: none).")
     var metricsTopFlows: Int = 10
 
+    @Option(help: "UDP port of the LISP control socket (Map-Register, Map-Request, ...), opened while a map-server, map-resolver, EID or static map-cache entry is configured; for tests.")
+    var lispControlPort: UInt16 = 4342
+
     func validate() throws {
         guard workers >= 1 && workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
         guard frames >= 1024 else { throw ValidationError("--frames must be at least 1024") }
@@ -128,8 +131,13 @@ struct VSwiftd: ParsableCommand {
             logger.critical("cannot start the datapath: \(error)")
             throw ExitCode.failure
         }
+        // The LISP control thread publishes map-cache versions to the datapath and drains its misses
+        // (the stand-in until the datapath takes them: see UnconnectedMapCache).
+        let lispControl = LISPControlService(
+            port: lispControlPort, publisher: UnconnectedMapCache.publisher(for: datapath), logger: logger)
         let service = SwitchService(
-            datapath: datapath, systemID: saved?.systemID ?? UUID().uuidString.lowercased(), logger: logger, store: store)
+            datapath: datapath, systemID: saved?.systemID ?? UUID().uuidString.lowercased(), logger: logger, store: store,
+            lispControl: lispControl)
         do {
             if let saved {
                 try waitFor {
@@ -204,6 +212,7 @@ struct VSwiftd: ParsableCommand {
             readiness.announceStopping()
             metricsServer?.stop()
             server.stop()
+            lispControl.stop()
             datapath.shutdown()
             if let pidfile { try? FilePath(pidfile).unlink() }
             Glibc.exit(0)

@@ -109,16 +109,17 @@ import VSwiftPacket
         #expect(plane.report(now: 2).mapCache.first?.action == "natively-forward")
     }
 
-    @Test func rfc9301_5_5_recordsThatDoNotCoverTheEIDAskedAreRefused() throws {
+    @Test func rfc9301_5_5_recordsNeitherCoveringTheEIDAskedNorInsideACoveringOneAreRefused() throws {
         var plane = itr()
         let request = try ask(&plane)
         let records = [
             World.positiveRecord(World.prefix("10.9.0.0/16"), rloc: World.rlocB),              // elsewhere
             World.positiveRecord(World.prefix("10.2.0.0/16", iid: 5), rloc: World.rlocB),      // other instance
             World.positiveRecord(World.prefix("10.2.0.0/16"), rloc: World.rlocB),              // covers: installed
+            World.positiveRecord(World.prefix("10.2.5.0/24"), rloc: World.rlocA),              // inside it: installed (§5.5)
         ]
         _ = plane.receive(try replyBytes(request.nonce, records), from: World.mapResolver, sourcePort: 4342, now: 1.1)
-        #expect(plane.report(now: 2).mapCache.map(\.eidPrefix) == ["10.2.0.0/16"])
+        #expect(plane.report(now: 2).mapCache.map(\.eidPrefix) == ["10.2.0.0/16", "10.2.5.0/24"])
         #expect(plane.report(now: 2).refused["eid_not_requested"] == 2)
     }
 
@@ -187,6 +188,23 @@ import VSwiftPacket
         _ = plane.receive(try replyBytes(sends[0].2, [World.positiveRecord(World.prefix("10.2.0.0/16"), rloc: World.rlocB)]),
                           from: World.secondResolver, sourcePort: 4342, now: 10)
         #expect(plane.report(now: 10).mapCache.isEmpty)
+    }
+
+    @Test func rfc9301_5_3_afterTenRequestsThePrefixWaitsAndNoRetryStaysDue() throws {
+        var plane = itr()
+        var sent = 0
+        var t = 1.0
+        while t <= 40 {
+            sent += plane.handleMisses([miss()], now: t).count
+            sent += plane.tick(now: t).count
+            // Nothing is left due in the past (the I/O loop would spin).
+            #expect(plane.nextDeadline > t)
+            t += 0.5
+        }
+        // Ten (three requests of three attempts, and one more), then 30 s of nothing after the
+        // tenth (sent at 11.5): its retry is dropped, new misses are held back.
+        #expect(sent == 10)
+        #expect(plane.report(now: t).refused["rate_limited"]! > 0)
     }
 
     @Test func rfc9301_6_1_smrForACachedEIDSendsAnSMRInvokedMapRequest() throws {

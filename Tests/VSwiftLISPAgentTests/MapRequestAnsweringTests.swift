@@ -33,8 +33,9 @@ import VSwiftPacket
         let reply = try World.reply(datagram)
         #expect(reply.nonce == 77)
         #expect(!reply.probe)
-        #expect(reply.records.count == 1)
-        #expect(reply.records[0].eid == WireEID(instanceID: World.iid, World.ip("10.1.0.0"), maskLength: 16))
+        // RFC 9301 §5.5: the covering /16, and our /24 more specific than it.
+        #expect(reply.records.map(\.eid) == [WireEID(instanceID: World.iid, World.ip("10.1.0.0"), maskLength: 16),
+                                              WireEID(instanceID: World.iid, World.ip("10.1.2.0"), maskLength: 24)])
         #expect(reply.records[0].ttl == 1440)
         #expect(reply.records[0].locators.map(\.address) == [LISPAddress(World.rlocA)])
         #expect(reply.records[0].locators.allSatisfy { $0.local && $0.reachable })
@@ -42,7 +43,7 @@ import VSwiftPacket
         #expect(plane.report(now: 1).sent["map-reply"] == 1)
     }
 
-    @Test func rfc9301_5_5_theLongestLocalPrefixAnswers() throws {
+    @Test func rfc9301_5_5_theLongestLocalPrefixAnswersWithoutLessSpecificOnes() throws {
         var plane = etr()
         let out = plane.receive(try ControlMessage.mapRequest(request("10.1.2.3")).encoded(),
                                 from: Self.itrRLOC, sourcePort: 4342, now: 1)

@@ -1,0 +1,1 @@
+../../../Sources/VSwiftControl/LISPConfigSection.swift

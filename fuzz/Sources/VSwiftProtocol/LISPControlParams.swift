@@ -1,0 +1,1 @@
+../../../Sources/VSwiftProtocol/LISPControlParams.swift
