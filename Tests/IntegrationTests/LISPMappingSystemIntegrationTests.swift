@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import VSwiftDatapath
 import VSwiftTesting
 
 /// Issue 16's proof: three vswift sites and a mapping system (the RFC 9301 test fixture), no static
@@ -129,11 +130,13 @@ struct ThreeSites {
     }
 }
 
-/// Whether this build's vswiftctl has issue 16's verbs (it has them once the control plane, h16c/d/e,
-/// is merged); until then the three-site test cannot run and is off, with that reason.
+/// Whether this build has issue 16's parts: vswiftctl's verbs (h16d) and LISP ports with
+/// `remote_ip=map` (h16c's datapath). Until both are merged the three-site tests cannot run and are
+/// off, with that reason.
 enum MappingSystemVerbs {
     static let present: Bool = {
-        guard FileManager.default.isExecutableFile(atPath: Paths.vswiftctl),
+        guard (try? LISPPortOptions(options: ["remote_ip": "map", "key": "1000"])) != nil,
+              FileManager.default.isExecutableFile(atPath: Paths.vswiftctl),
               let help = try? run([Paths.vswiftctl, "--help"], check: false) else { return false }
         return (help.stdout + help.stderr).contains("add-map-server")
     }()
@@ -141,7 +144,7 @@ enum MappingSystemVerbs {
 
 extension Integration {
 @Suite("LISPMappingSystemIntegrationTests: three sites and a mapping system",
-       .enabled(if: MappingSystemVerbs.present, "vswiftctl has no add-map-server yet (needs h16c/h16d/h16e)"))
+       .enabled(if: MappingSystemVerbs.present, "needs issue 16's verbs and remote_ip=map (h16c, h16d, h16e merged)"))
 struct LISPMappingSystemIntegrationTests {
     @Test("issue 16: every site pings every other over IPv4 and IPv6 EIDs with no static remote_ip")
     func everySiteReachesEveryOther() throws {
