@@ -57,7 +57,7 @@ let package = Package(
         // and network namespaces.
         .target(
             name: "VSwiftTesting",
-            dependencies: ["VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "CXDP"],
+            dependencies: ["VSwiftDatapath", "VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftMapCache", "VSwiftPacket", "CXDP"],
             swiftSettings: fast),
         .target(
             name: "VSwiftControl",
@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "VSwiftFlowSyntaxTests", dependencies: ["VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(
             name: "VSwiftDatapathTests",
-            dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftPacket", "CXDP"]),
+            dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftMapCache", "VSwiftPacket", "CXDP"]),
         .testTarget(name: "VSwiftMapCacheTests", dependencies: ["VSwiftMapCache", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol", "VSwiftTesting"]),
         .testTarget(name: "VSwiftLISPControlTests", dependencies: ["VSwiftLISPControl", "VSwiftPacket", "VSwiftTesting"]),

@@ -33,6 +33,9 @@ extension TunnelState {
         switch self {
         case .remoteFromFlow(let resolved):
             return "remote from tun_dst (flow), \(resolved) next hop(s) resolved"
+        case .remoteFromMap(let instanceID, let entries, let resolved):
+            let cache = entries.map { "\($0) map-cache entr\($0 == 1 ? "y" : "ies")" } ?? "no map-cache published yet"
+            return "remote from the map-cache (instance \(instanceID)): \(cache), \(resolved) next hop(s) resolved"
         case .remote(let remote, let route):
             return "remote \(remote): " + (route?.text ?? "resolving")
         }

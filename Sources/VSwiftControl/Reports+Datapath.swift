@@ -31,6 +31,10 @@ extension TunnelStatisticsReport {
             refusedOffUnderlay: s.refusedOffUnderlay, droppedNoRoute: s.droppedNoRoute,
             droppedNoNeighbour: s.droppedNoNeighbour, droppedTooBig: s.droppedTooBig)
         if !s.pathMTU.isZero { pathMTU = PathMTUStatisticsReport(s.pathMTU) }
+        droppedMapMiss = s.droppedMapMiss
+        droppedMapDrop = s.droppedMapDrop
+        droppedMapNative = s.droppedMapNative
+        mapMissesUnqueued = s.mapMissesUnqueued
     }
 }
 

@@ -1,6 +1,7 @@
 import VSwiftClassifier
 import VSwiftDatapath
 import VSwiftFlowSyntax
+import VSwiftMapCache
 import VSwiftPacket
 import VSwiftProtocol
 
@@ -112,6 +113,7 @@ extension SwitchService {
                 break
             }
             var events = stage.events.map { "\($0.port): \($0.counter) +\($0.count)" }
+            events += stage.mapCache.map(Self.mapCacheText)
             if stage.entry == .received && trace.truncatedInput {
                 events.insert("input: cut to \(stage.frame.count) bytes (what a UMEM frame holds)", at: 0)
             }
@@ -140,6 +142,25 @@ extension SwitchService {
                            stagesLeftOut: trace.stagesLeftOut)
     }
 
+    /// A remote_ip=map lookup in words, e.g. "lisp0: map-cache [1000]10.1.0.0/16 for 10.1.2.3: RLOC 192.0.2.2".
+    static func mapCacheText(_ outcome: DatapathTrace.MapCacheOutcome) -> String {
+        let head = "\(outcome.port): map-cache"
+        guard let prefix = outcome.prefix else {
+            return "\(head) miss for [\(outcome.instanceID)]\(outcome.destination): no entry, a Map-Request is asked"
+        }
+        let what: String
+        switch outcome.action {
+        case .encapsulate: what = outcome.rloc.map { "RLOC \($0)" } ?? "RLOC ?"
+        case .noUsableLocator: what = "no usable RLOC (all down or priority 255), a Map-Request is asked"
+        case .miss: what = "miss"
+        case .noAction: what = "negative entry, no-action: not encapsulated (dropped)"
+        case .nativelyForward: what = "negative entry, natively-forward: a LISP port cannot (dropped)"
+        case .sendMapRequest: what = "negative entry, send-map-request: a Map-Request is asked"
+        case .drop, .dropPolicyDenied, .dropAuthenticationFailure: what = "negative entry, drop"
+        }
+        return "\(head) \(prefix) for \(outcome.destination): \(what)"
+    }
+
     /// Why a stage sent nothing, from the counters it moved (the names dump-ports uses).
     static func dropReason(_ stage: DatapathTrace.Stage, lookup: String, rule: FlowRule?) -> String {
         let lispReasons: [String: String] = [
@@ -152,6 +173,9 @@ extension SwitchService {
             "encrypted": "LISP payload encrypted (RFC 8061), which vswift cannot decrypt (encrypted)",
             "ce_not_ect": "outer ECN CE over a not-ECT inner packet, dropped as RFC 6040 says (ce_not_ect)",
             "ttl_expired": "inner TTL 0 after decapsulation (ttl_expired)",
+            "map_miss": "no usable map-cache entry for the destination; a Map-Request is asked (map_miss)",
+            "map_drop": "the map-cache's negative entry says drop (map_drop)",
+            "map_native": "the map-cache's negative entry says natively-forward, which a LISP port cannot (map_native)",
         ]
         for event in stage.events {
             if let reason = lispReasons[event.counter] { return "\(event.port): \(reason)" }

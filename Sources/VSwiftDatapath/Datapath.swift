@@ -131,6 +131,8 @@ public final class Datapath: Sendable {
     /// Everything the control thread changes: read and written only inside `state.withLock`
     /// (directly, or through `locked` and the `…Locked` helpers, which take it `inout`).
     private let state = Mutex(State())
+    /// The published LISP map-cache version (Datapath+MapCache.swift).
+    let mapCachePublication = MapCachePublication()
 
     private struct State {
         var bridges: [String: BridgeRecord] = [:]
@@ -463,6 +465,7 @@ public final class Datapath: Sendable {
                 total.rxDropped += tunnel.droppedBadHeader + tunnel.droppedUnknownRLOC + tunnel.droppedIIDMismatch
                     + tunnel.droppedBadInnerLength + tunnel.droppedEncrypted + tunnel.droppedCENotECT + tunnel.droppedTTLExpired
                 total.txDropped += tunnel.droppedNonIP + tunnel.droppedNoRoute + tunnel.droppedNoNeighbour + tunnel.droppedTooBig
+                    + tunnel.droppedMapMiss + tunnel.droppedMapDrop + tunnel.droppedMapNative
             }
             return total
         }
@@ -650,6 +653,21 @@ public final class Datapath: Sendable {
         }
     }
 
+    /// For the map-cache (Datapath+MapCache.swift): runs `body` under the lock with the workers
+    /// parked, then wakes the tunnel resolver (the RLOCs to resolve may have changed); false,
+    /// running nothing, when the datapath is shut down.
+    func withWorkersParkedForMapCache(_ body: ([Worker]) -> Void) -> Bool {
+        state.withLock { s in
+            guard !s.isShutDown, !s.isShuttingDown else { return false }
+            withWorkersParked { body(workers) }
+            s.resolver?.wake()
+            return true
+        }
+    }
+
+    /// The workers, for draining their map-cache miss queues (no lock: the rings are theirs).
+    var workersForMapCache: [Worker] { workers }
+
     private func withWorkersParked(_ body: () -> Void) {
         for worker in workers { worker.park() }
         body()
@@ -675,6 +693,14 @@ public final class Datapath: Sendable {
                 if let options = port.tunnel, case .address(let remote) = options.remote {
                     inputs.targets.insert(TunnelTarget(
                         remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort))
+                }
+                if let options = port.tunnel, options.remote == .map {
+                    // The published map-cache's RLOCs (bounded): their routes are where LISP
+                    // from them is heard (the underlay endpoints) and where packets to them go.
+                    for remote in mapCachePublication.rlocsToResolve {
+                        inputs.targets.insert(TunnelTarget(
+                            remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort))
+                    }
                 }
                 guard port.ifindex != 0 else { continue }
                 switch port.attachment.kind {
@@ -723,6 +749,11 @@ public final class Datapath: Sendable {
     }
 
     private func tunnelStateLocked(_ s: State, _ options: LISPPortOptions) -> TunnelState {
+        if options.remote == .map, case .id(let instanceID) = options.key {
+            return .remoteFromMap(
+                instanceID: instanceID, entries: mapCachePublication.entryCount,
+                resolvedNextHops: s.tunnelRouting.nextHops.filter { $0.status == .resolved }.count)
+        }
         guard case .address(let remote) = options.remote else {
             return .remoteFromFlow(resolvedNextHops: s.tunnelRouting.nextHops.filter { $0.status == .resolved }.count)
         }

@@ -1,4 +1,5 @@
 import VSwiftClassifier
+import VSwiftMapCache
 import VSwiftPacket
 
 /// What the pipeline did with one traced frame (see Worker+Trace.swift), as data: the control
@@ -43,6 +44,17 @@ public struct DatapathTrace: Sendable {
         public var count: UInt64
     }
 
+    /// What a remote_ip=map port's map-cache lookup found for a packet: the entry (its prefix) and
+    /// what it says, with the RLOC chosen when it encapsulates; `prefix` nil: no entry (a miss).
+    public struct MapCacheOutcome: Sendable {
+        public var port: String
+        public var instanceID: UInt32
+        public var destination: IPAddress
+        public var prefix: EIDPrefix?
+        public var action: MapCacheAction
+        public var rloc: IPAddress?
+    }
+
     /// NORMAL's answer for the frame's destination MAC.
     public struct NormalDecision: Sendable {
         public var destination: UInt64 = 0
@@ -78,6 +90,8 @@ public struct DatapathTrace: Sendable {
         /// Packets handed on to later stages.
         public var handoffs = 0
         public var events: [Event] = []
+        /// remote_ip=map lookups, in order.
+        public var mapCache: [MapCacheOutcome] = []
     }
 
     public var stages: [Stage] = []

@@ -5,7 +5,8 @@ import VSwiftPacket
 
 /// A LISP tunnel port's settings, read from OVS-style options:
 ///
-///     options:remote_ip=192.168.1.252   (or IPv6, or "flow": take tun_dst from the flow)
+///     options:remote_ip=192.168.1.252   (or IPv6, or "flow": take tun_dst from the flow, or "map":
+///                                        the map-cache's RLOC for the inner destination)
 ///     options:local_ip=192.168.1.249    (optional: otherwise the route's preferred source)
 ///     options:key=5                     (instance id, or "flow": tun_id; default 0, as OVS)
 ///     options:dst_port=4341             (default 4341)
@@ -20,6 +21,9 @@ public struct LISPPortOptions: Sendable, Equatable {
     public enum Remote: Sendable, Equatable {
         case address(IPAddress)
         case flow
+        /// The LISP mapping system's: each inner destination's RLOC from the map-cache, in the
+        /// port's instance id (`key`, which must then be a number). See Worker+MapCache.swift.
+        case map
     }
     public enum Key: Sendable, Equatable {
         case id(UInt32)
@@ -50,13 +54,15 @@ public struct LISPPortOptions: Sendable, Equatable {
             throw .unsupported("LISP ports take no option \"\(name)\" (known: dst_port, key, local_ip, remote_ip, tos, ttl)")
         }
         guard let remoteText = options["remote_ip"] else {
-            throw .unsupported("a LISP port needs options:remote_ip (an IPv4 or IPv6 address, or \"flow\")")
+            throw .unsupported("a LISP port needs options:remote_ip (an IPv4 or IPv6 address, \"flow\" or \"map\")")
         }
         if remoteText == "flow" {
             remote = .flow
+        } else if remoteText == "map" {
+            remote = .map
         } else {
             guard let address = IPAddress(remoteText), !address.isUnspecified, !address.isMulticast else {
-                throw .unsupported("options:remote_ip=\"\(remoteText)\" is not a unicast IPv4 or IPv6 address (or \"flow\")")
+                throw .unsupported("options:remote_ip=\"\(remoteText)\" is not a unicast IPv4 or IPv6 address (or \"flow\" or \"map\")")
             }
             remote = .address(address)
         }
@@ -84,6 +90,10 @@ public struct LISPPortOptions: Sendable, Equatable {
                 throw .unsupported("options:dst_port=\"\(portText)\" is not a UDP port (1 to 65535)")
             }
             udpPort = UInt16(value)
+        }
+        if remote == .map && key == .flow {
+            // The map-cache is looked up in one instance: the port's.
+            throw .unsupported("options:remote_ip=map needs a fixed options:key (the instance id to look EIDs up in), not \"flow\"")
         }
         outerFields = try Self.parseOuterFields(ttl: options["ttl"], tos: options["tos"])
     }
@@ -157,6 +167,19 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
     public var droppedTooBig: UInt64 = 0
     /// ICMP answers, inner fragmentation and outer reassembly (see `PathMTUStatistics`).
     public var pathMTU = PathMTUStatistics()
+    /// remote_ip=map: no map-cache entry for the inner destination, or one that says to ask again
+    /// (no usable locator, negative send-map-request): dropped, and the miss queued for a
+    /// Map-Request (Worker+MapCache.swift).
+    public var droppedMapMiss: UInt64 = 0
+    /// remote_ip=map: a negative entry says drop (drop, policy-denied, authentication-failure,
+    /// no-action; RFC 9301 §5.4 ACT).
+    public var droppedMapDrop: UInt64 = 0
+    /// remote_ip=map: a negative entry says natively-forward; a LISP port has no native path
+    /// (the packet was sent to the tunnel), so it is dropped and counted apart.
+    public var droppedMapNative: UInt64 = 0
+    /// remote_ip=map misses not queued for the control plane (the worker's queue was full): the
+    /// packet is dropped as `droppedMapMiss` either way; not a drop of its own.
+    public var mapMissesUnqueued: UInt64 = 0
 
     public init() {}
 
@@ -177,12 +200,17 @@ public struct TunnelStatistics: Codable, Sendable, Equatable {
         s.droppedNoNeighbour = a.droppedNoNeighbour + b.droppedNoNeighbour
         s.droppedTooBig = a.droppedTooBig + b.droppedTooBig
         s.pathMTU = a.pathMTU + b.pathMTU
+        s.droppedMapMiss = a.droppedMapMiss + b.droppedMapMiss
+        s.droppedMapDrop = a.droppedMapDrop + b.droppedMapDrop
+        s.droppedMapNative = a.droppedMapNative + b.droppedMapNative
+        s.mapMissesUnqueued = a.mapMissesUnqueued + b.mapMissesUnqueued
         return s
     }
 
     public var dropped: UInt64 {
         droppedNonIP + droppedBadHeader + droppedUnknownRLOC + droppedIIDMismatch + droppedBadInnerLength
             + droppedEncrypted + droppedCENotECT + droppedTTLExpired + droppedNoRoute + droppedNoNeighbour + droppedTooBig
+            + droppedMapMiss + droppedMapDrop + droppedMapNative
     }
 }
 
@@ -206,6 +234,11 @@ struct TunnelCounterBlock {
     var tooBig: UInt64 = 0
     // Path MTU and outer reassembly (Worker+PathMTU.swift, Worker+Reassembly.swift).
     var pathMTU = PathMTUCounterBlock()
+    // remote_ip=map (Worker+MapCache.swift).
+    var mapMiss: UInt64 = 0
+    var mapDrop: UInt64 = 0
+    var mapNative: UInt64 = 0
+    var mapMissUnqueued: UInt64 = 0
 }
 
 extension TunnelCounterBlock {
@@ -217,6 +250,8 @@ extension TunnelCounterBlock {
          ("bad_inner_length", badInnerLength), ("encrypted", encrypted), ("ce_not_ect", ceNotECT),
          ("ttl_expired", ttlExpired), ("off_underlay", offUnderlay), ("no_route", noRoute),
          ("no_neighbour", noNeighbour), ("too_big", tooBig),
+         ("map_miss", mapMiss), ("map_drop", mapDrop), ("map_native", mapNative),
+         ("map_miss_unqueued", mapMissUnqueued),
          // dump-ports' lisp_mtu line.
          ("icmp_sent", pathMTU.icmpSent), ("icmp_rate_limited", pathMTU.icmpRateLimited),
          ("inner_fragmented", pathMTU.innerFragmented), ("inner_fragments", pathMTU.innerFragments),
@@ -231,13 +266,15 @@ extension TunnelCounterBlock {
 package struct TunnelPortState {
     var remote = IPAddress()
     var remoteIsFlow = false
+    /// remote_ip=map: the remote is the map-cache's RLOC for the inner destination, in instance `key`.
+    var remoteIsMap = false
     var local = IPAddress()
     var hasLocal = false
     var key: UInt32 = 0
     var keyIsFlow = false
     var udpPort: UInt16 = LISP.udpPort
     var outerFields = LISP.OuterFields()
-    /// Index in the next-hop table of the fixed remote's entry; -1 for remote_ip=flow.
+    /// Index in the next-hop table of the fixed remote's entry; -1 for remote_ip=flow and map.
     var nextHop: Int32 = -1
 
     init() {}
@@ -246,6 +283,7 @@ package struct TunnelPortState {
         switch options.remote {
         case .address(let a): remote = a
         case .flow: remoteIsFlow = true
+        case .map: remoteIsMap = true
         }
         if let l = options.local {
             local = l

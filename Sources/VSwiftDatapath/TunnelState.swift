@@ -6,6 +6,10 @@ public enum TunnelState: Sendable, Equatable {
     /// remote_ip=flow: the remote comes from each packet's tun_dst; `resolvedNextHops` of the next
     /// hops the resolver knows are usable.
     case remoteFromFlow(resolvedNextHops: Int)
+    /// remote_ip=map: the remote is the map-cache's RLOC for each inner destination, looked up in
+    /// instance `instanceID`; `entries` in the published map-cache (all instances; nil: nothing
+    /// published yet), `resolvedNextHops` of the next hops the resolver knows are usable.
+    case remoteFromMap(instanceID: UInt32, entries: Int?, resolvedNextHops: Int)
     /// A fixed remote and the resolver's latest answer for it (nil: no answer yet).
     case remote(IPAddress, TunnelRoute?)
 }

@@ -146,6 +146,10 @@ extension Worker {
         s.droppedNoNeighbour = vs_load_relaxed_u64(&c.pointee.noNeighbour)
         s.droppedTooBig = vs_load_relaxed_u64(&c.pointee.tooBig)
         s.pathMTU = PathMTUStatistics(&c.pointee.pathMTU)
+        s.droppedMapMiss = vs_load_relaxed_u64(&c.pointee.mapMiss)
+        s.droppedMapDrop = vs_load_relaxed_u64(&c.pointee.mapDrop)
+        s.droppedMapNative = vs_load_relaxed_u64(&c.pointee.mapNative)
+        s.mapMissesUnqueued = vs_load_relaxed_u64(&c.pointee.mapMissUnqueued)
         return s
     }
 }

@@ -199,9 +199,11 @@ extension Worker {
             underlayEndpoints[underlayEndpointCount] = endpoint
             underlayEndpointCount += 1
         }
+        // Next-hop indices moved: remote_ip=map resolutions made with the old ones are forgotten.
+        mapCache.newEpoch(now: now)
         for i in 0..<tunnelPortCount {
             let state = tunnelPortStates + tunnelPorts[i].index
-            guard !state.pointee.remoteIsFlow else { continue }
+            guard !state.pointee.remoteIsFlow && !state.pointee.remoteIsMap else { continue }
             let local = state.pointee.hasLocal ? state.pointee.local : IPAddress()
             let (index, found) = nextHops.find(state.pointee.remote, local: local, udpPort: state.pointee.udpPort)
             state.pointee.nextHop = found ? Int32(index) : -1

@@ -2,6 +2,7 @@ import CSupport
 import CXDP
 import Glibc
 import VSwiftClassifier
+import VSwiftMapCache
 import VSwiftPacket
 
 /// A frame the traced pipeline hands back to the trace instead of running it on: the inner packet
@@ -50,6 +51,9 @@ extension Worker {
         let handoffs = UnsafeMutablePointer<TraceHandoffs>.allocate(capacity: 1)
         handoffs.initialize(to: TraceHandoffs(items: .allocate(capacity: TraceHandoffs.capacity)))
         trace.traceHandoffs = handoffs
+        let outcomes = UnsafeMutablePointer<MapCacheTraceRoom>.allocate(capacity: 1)
+        outcomes.initialize(to: MapCacheTraceRoom(items: .allocate(capacity: MapCacheTraceRoom.capacity)))
+        trace.mapCache.traceOutcomes = outcomes
         return trace
     }
 
@@ -80,6 +84,11 @@ extension Worker {
         trace.underlayEndpointCount = underlayEndpointCount
         trace.nextHopEntries.update(from: nextHopEntries, count: TunnelNextHopTable.capacity)
         trace.now = Self.monotonicSeconds()
+        // The published map-cache itself (immutable; kept published while the trace runs under the
+        // datapath's lock), resolved afresh by the trace worker.
+        trace.mapCache.snapshot = mapCache.snapshot
+        trace.mapCache.rlocs = mapCache.rlocs
+        trace.mapCache.newEpoch(now: trace.now)
     }
 
     /// Frees what `makeTraceWorker` copied (the MAC tables) and the handoff room.
@@ -159,6 +168,8 @@ extension Worker {
             // does (`forward`: the LISP check, decapsulation); a handed-off one where the worker
             // would have sent it next (`process`).
             normalMemo.bridge = -1
+            // Every stage searches the map-cache afresh, so its lookups are all reported.
+            mapCache.newEpoch(now: now)
             if isFirst && tunnel == nil {
                 forward(address: item.address, length: item.length, inPort: item.inPort, bridge: item.bridge)
             } else {
@@ -237,6 +248,20 @@ extension Worker {
                 }
                 stage.normal = decision
             }
+        }
+        // remote_ip=map lookups.
+        if let room = mapCache.traceOutcomes {
+            for i in 0..<room.pointee.count {
+                let item = room.pointee.items[i]
+                var prefix: EIDPrefix?
+                if item.entry >= 0, let snapshot = mapCache.snapshot?.takeUnretainedValue(), Int(item.entry) < snapshot.count {
+                    prefix = snapshot.prefixes[Int(item.entry)]
+                }
+                stage.mapCache.append(.init(
+                    port: names.port(item.port), instanceID: item.instanceID, destination: item.destination, prefix: prefix,
+                    action: item.action, rloc: item.action == .encapsulate ? item.rloc : nil))
+            }
+            room.pointee.count = 0
         }
         // Drops and LISP events, by counter.
         for i in 0..<DatapathLimits.maxPorts {

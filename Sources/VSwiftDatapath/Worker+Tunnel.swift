@@ -39,18 +39,21 @@ extension Worker {
             }
 
             // The port: same UDP port, local_ip (if set) is the destination; a fixed remote_ip
-            // must be the source and a fixed key the instance id. Fixed remotes win over flow.
-            // A fixed remote is heard only where its own route leaves, at its own local RLOC.
+            // must be the source, a remote_ip=map port's source an RLOC of its instance in the
+            // map-cache, and a fixed key the instance id. Fixed remotes win over map, map over
+            // flow. A fixed remote is heard only where its own route leaves, at its own local RLOC.
             let instanceID = outer.pointee.hasInstanceID ? outer.pointee.instanceID : 0
             var first: Int32 = -1
             var remoteMatch: Int32 = -1
             var chosen: Int32 = -1
+            var chosenIsFlow = false
             for i in 0..<tunnelPortCount {
                 let slot = tunnelPorts[i]
                 let state = tunnelPortStates + slot.index
                 guard state.pointee.udpPort == udpPort,
                       !state.pointee.hasLocal || state.pointee.local == destination else { continue }
-                if !state.pointee.remoteIsFlow {
+                let isFixed = !state.pointee.remoteIsFlow && !state.pointee.remoteIsMap
+                if isFixed {
                     let index = Int(state.pointee.nextHop)
                     guard index >= 0 else { continue }
                     let hop = nextHopEntries + index
@@ -59,11 +62,17 @@ extension Worker {
                     else { continue }
                 }
                 if first < 0 { first = Int32(slot.rawValue) }
-                guard state.pointee.remoteIsFlow || state.pointee.remote == outer.pointee.source else { continue }
+                guard state.pointee.remoteIsFlow
+                    || (state.pointee.remoteIsMap
+                        ? mapCacheTrusts(instanceID: state.pointee.key, source: outer.pointee.source)
+                        : state.pointee.remote == outer.pointee.source) else { continue }
                 if remoteMatch < 0 { remoteMatch = Int32(slot.rawValue) }
                 guard state.pointee.keyIsFlow || state.pointee.key == instanceID else { continue }
-                if chosen < 0 || !state.pointee.remoteIsFlow { chosen = Int32(slot.rawValue) }
-                if !state.pointee.remoteIsFlow { break }
+                if chosen < 0 || isFixed || (chosenIsFlow && state.pointee.remoteIsMap) {
+                    chosen = Int32(slot.rawValue)
+                    chosenIsFlow = state.pointee.remoteIsFlow
+                }
+                if isFixed { break }
             }
             guard first >= 0 else { return false }
             let counters = tunnelCounters + Int(chosen >= 0 ? chosen : first)
@@ -169,7 +178,11 @@ extension Worker {
         let state = tunnelPortStates + port.index
         let counters = tunnelCounters + port.index
         var hopIndex = Int(state.pointee.nextHop)
-        if state.pointee.remoteIsFlow {
+        if state.pointee.remoteIsMap {
+            // remote_ip=map: the RLOC is the map-cache's for the inner destination (Worker+MapCache.swift).
+            hopIndex = mapCacheNextHop(port: port, state: state, counters: counters, address: address, length: length)
+            if hopIndex == Self.mapCacheDropped { return }
+        } else if state.pointee.remoteIsFlow {
             // remote_ip=flow: the destination RLOC is tun_dst, set by the flow.
             let remote = IPAddress(ipv4: context.tunnelDestination)
             let local = state.pointee.hasLocal ? state.pointee.local : IPAddress()

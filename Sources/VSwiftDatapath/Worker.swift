@@ -159,6 +159,9 @@ package final class Worker: @unchecked Sendable {
     /// noncopyable table.
     let nextHopEntries: UnsafeMutablePointer<TunnelNextHop>
     let tunnelRequests = TunnelRequestRing()
+    /// remote_ip=map: the published map-cache, this worker's resolutions and its miss queue
+    /// (WorkerMapCache.swift; ownership as the tunnel tables, listed there).
+    let mapCache = WorkerMapCache()
     /// Written to ask the resolver for a next hop (set by the datapath; -1: none).
     var tunnelResolverFD: Int32 = -1
     let outer: UnsafeMutablePointer<LISP.OuterHeaders>

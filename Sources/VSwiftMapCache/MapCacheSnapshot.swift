@@ -124,12 +124,13 @@ public final class MapCacheSnapshot: @unchecked Sendable {
                 let table = LocatorSelection.table(Array(locators))
                 record.selectionCount = UInt16(table.count)
                 record.locatorCount = UInt8(locators.count)
+                // Every locator is kept, chosen or not: decapsulation trusts them all (`forEachLocator`).
+                locatorPool += locators.map(\.address)
                 if table.isEmpty {
                     record.action = .noUsableLocator
                 } else if table.count == 1 {
                     record.rloc = locators[locators.startIndex + Int(table[0])].address
                 } else {
-                    locatorPool += locators.map(\.address)
                     if let start = selectionStarts[table] {
                         record.selectionStart = start
                     } else {

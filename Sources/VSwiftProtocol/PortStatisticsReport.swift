@@ -84,6 +84,14 @@ public struct TunnelStatisticsReport: Codable, Sendable, Equatable {
     public var droppedTooBig: UInt64
     /// ICMP answers, inner fragmentation and outer reassembly; nil while all are zero.
     public var pathMTU: PathMTUStatisticsReport? = nil
+    /// remote_ip=map drops: no map-cache entry (a Map-Request is asked), a negative entry's drop,
+    /// a negative natively-forward (a LISP port has no native path); and misses the worker's
+    /// queue to the control plane had no room for (not drops of their own). Absent (0) from
+    /// older daemons.
+    public var droppedMapMiss: UInt64 = 0
+    public var droppedMapDrop: UInt64 = 0
+    public var droppedMapNative: UInt64 = 0
+    public var mapMissesUnqueued: UInt64 = 0
 
     public init(
         encapsulated: UInt64 = 0, decapsulated: UInt64 = 0, droppedNonIP: UInt64 = 0, droppedBadHeader: UInt64 = 0,

@@ -17,6 +17,9 @@ extension TunnelStatisticsReport {
             ("no_route", \.droppedNoRoute),
             ("no_neighbour", \.droppedNoNeighbour),
             ("too_big", \.droppedTooBig),
+            ("map_miss", \.droppedMapMiss),
+            ("map_drop", \.droppedMapDrop),
+            ("map_native", \.droppedMapNative),
         ]
     }
 

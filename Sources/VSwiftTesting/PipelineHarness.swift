@@ -32,6 +32,8 @@ public final class PipelineHarness {
     private let templateCount: Int
     private var nextTemplate = 0
     private var flowTable: CompiledFlowTable?
+    /// What the harness keeps alive for the worker (the map-cache's RLOC sets, PipelineHarness+MapCache.swift).
+    var keptAlive: [AnyObject] = []
     public private(set) var transmitted = 0
     private var lastTransmitted = xdp_desc()
 

@@ -21,7 +21,7 @@ struct Pipeline: ParsableCommand {
     @Option(help: "Repetitions per scenario (median shown).")
     var runs: Int = 3
 
-    @Option(help: "Only scenarios whose name contains this.")
+    @Option(help: "Only scenarios whose name contains this (or one of these, comma-separated).")
     var only: String?
 
     @Option(help: "Pin the benchmark thread to this CPU.")
@@ -30,8 +30,15 @@ struct Pipeline: ParsableCommand {
     mutating func run() throws {
         _ = vs_pin_to_cpu(Int32(cpu))
         print(row(["scenario", "rules", "Mpps", "ns/pkt", "cpu ns/pkt", "allocs/pkt", "cache hit %", "TSC cyc/pkt"]))
-        for scenario in Self.scenarios where only.map({ scenario.name.contains($0) }) ?? true {
+        let wanted = only.map { $0.split(separator: ",").map(String.init) }
+        for scenario in Self.scenarios where wanted.map({ $0.contains { scenario.name.contains($0) } }) ?? true {
             let harness = try PipelineHarness(packets: scenario.packets(), rules: scenario.rules(), tunnel: scenario.tunnel)
+            if let prefixes = scenario.mapPrefixes {
+                // remote_ip=map (PipelineMapCache.swift): the LISP port looks each destination up.
+                let (snapshot, rlocs) = Self.mapCache(prefixes: prefixes)
+                harness.useMapCache(instanceID: Self.mapInstance, rlocs: rlocs)
+                harness.publishMapCache(snapshot)
+            }
             _ = harness.run(packets: min(packets, 1_000_000))  // warm: caches, MAC table, page faults
             var results: [PipelineHarness.Result] = []
             var allocations = 0
@@ -64,6 +71,8 @@ struct Pipeline: ParsableCommand {
         let packets: @Sendable () -> [[UInt8]]
         let rules: @Sendable () -> [DatapathRule]?
         var tunnel: PipelineHarness.Tunnel = .none
+        /// remote_ip=map with a map-cache of this many prefixes (PipelineMapCache.swift).
+        var mapPrefixes: Int? = nil
     }
 
     /// `frame` as LISP from the harness's remote RLOC to its local one (decapsulation input).
@@ -172,6 +181,16 @@ struct Pipeline: ParsableCommand {
                  rules: { rules(["in_port=2,actions=output:1"]) }, tunnel: .decapsulate),
         Scenario(name: "lisp-decap-frag", ruleCount: 1, packets: { outerFragments(lispFrame(flow: 0, size: 1442), size: 504) },
                  rules: { rules(["in_port=2,actions=output:1"]) }, tunnel: .decapsulate),
+        // Encapsulation through the map-cache (remote_ip=map) against static encapsulation, over
+        // the same 1,000 flows (PipelineMapCache.swift).
+        Scenario(name: "lisp-encap-1k", ruleCount: 1, packets: { (0..<mapFlows).map { frame(flow: $0) } },
+                 rules: { rules(["in_port=1,actions=output:2"]) }, tunnel: .encapsulate),
+        Scenario(name: "lisp-map-1", ruleCount: 1, packets: { (0..<mapFlows).map { frame(flow: $0) } },
+                 rules: { rules(["in_port=1,actions=output:2"]) }, tunnel: .encapsulate, mapPrefixes: 1),
+        Scenario(name: "lisp-map-10k", ruleCount: 1, packets: { (0..<mapFlows).map { frame(flow: $0) } },
+                 rules: { rules(["in_port=1,actions=output:2"]) }, tunnel: .encapsulate, mapPrefixes: 10_000),
+        Scenario(name: "lisp-map-100k", ruleCount: 1, packets: { (0..<mapFlows).map { frame(flow: $0) } },
+                 rules: { rules(["in_port=1,actions=output:2"]) }, tunnel: .encapsulate, mapPrefixes: 100_000),
         Scenario(name: "seed-encap", ruleCount: 4, packets: { [frame(flow: 0)] }, rules: { rules(seedFlows) }, tunnel: .encapsulate),
         Scenario(name: "seed-decap", ruleCount: 4, packets: { [lispFrame(flow: 0)] }, rules: { rules(seedFlows) }, tunnel: .decapsulate),
         Scenario(name: "flows-1k", ruleCount: 1_001, packets: { (0..<1_000).map { frame(flow: $0) } }, rules: { manyFlowRules(1_000) }),

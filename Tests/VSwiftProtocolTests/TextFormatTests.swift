@@ -141,7 +141,7 @@ import VSwiftProtocol
             OFPST_PORT reply (xid=0x2): 1 ports
               port  2: rx pkts=429, bytes=42042, drop=0, errs=0, frame=0, over=0, crc=0
                        tx pkts=582, bytes=56532, drop=0, errs=0, coll=0
-                       lisp encap=582, decap=429, drop non_ip=0, bad_header=0, unknown_rloc=0, iid_mismatch=0, bad_inner_length=2, encrypted=4, ce_not_ect=5, ttl_expired=6, no_route=0, no_neighbour=1, too_big=0, not_decapsulated off_underlay=3
+                       lisp encap=582, decap=429, drop non_ip=0, bad_header=0, unknown_rloc=0, iid_mismatch=0, bad_inner_length=2, encrypted=4, ce_not_ect=5, ttl_expired=6, no_route=0, no_neighbour=1, too_big=0, map_miss=0, map_drop=0, map_native=0, not_decapsulated off_underlay=3
 
             """)
     }

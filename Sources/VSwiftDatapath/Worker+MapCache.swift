@@ -1,0 +1,181 @@
+import CXDP
+import VSwiftMapCache
+import VSwiftPacket
+
+/// `remote_ip=map` on the packet path: the inner destination's RLOC from the LISP map-cache
+/// (RFC 9301 §5.4, RFC 9300 §12), then exactly the `remote_ip=flow` path — the next-hop table
+/// keyed by remote, a remote not known yet asked of the resolver.
+///
+/// Per packet: the inner addresses (the Ethernet/VLAN header parse encapsulation does anyway), one
+/// set of the worker's resolutions (`WorkerMapCache`, one line), and for a destination whose entry
+/// has a lone RLOC the cached next-hop index. The map-cache itself is searched only when a
+/// destination is not in the worker's resolutions for the current epoch; an entry with several
+/// RLOCs picks one per packet by the inner flow's hash (the entry's slot table, one more line).
+/// Nothing allocates, locks or retains.
+extension Worker {
+    /// `mapCacheNextHop`'s answer when it has dropped (and counted) the frame.
+    static let mapCacheDropped = -2
+
+    /// The next-hop index for a frame output to `remote_ip=map` port `port`, -1 when its RLOC's
+    /// next hop is not known yet (counted no_neighbour by the caller, as remote_ip=flow does), or
+    /// `mapCacheDropped` when the frame was dropped here: not IP (non_ip), no entry or one that
+    /// says ask again (map_miss, and the miss queued for a Map-Request), a negative entry's drop
+    /// (map_drop) or natively-forward (map_native).
+    @inline(__always)
+    func mapCacheNextHop(port: PortSlot, state: UnsafeMutablePointer<TunnelPortState>,
+                         counters: UnsafeMutablePointer<TunnelCounterBlock>, address: UInt64, length: UInt32) -> Int {
+        let frame = base + Int(address)
+        guard let inner = LISP.innerPacket(frame, length: Int(length)) else {
+            vs_add_relaxed_u64(&counters.pointee.nonIP, 1)
+            pool.release(address)
+            return Self.mapCacheDropped
+        }
+        let cache = mapCache
+        if now &- cache.epochStarted >= WorkerMapCache.remarkSeconds { cache.newEpoch(now: now) }
+        let instanceID = state.pointee.key
+        let tag = UInt64(cache.epoch) << 32 | UInt64(instanceID)
+        let set = cache.set(inner.destination, instanceID)
+        let hop: Int32
+        if set.pointee.tag == tag && set.pointee.destination == inner.destination {
+            hop = set.pointee.hop
+        } else if (set + 1).pointee.tag == tag && (set + 1).pointee.destination == inner.destination {
+            hop = (set + 1).pointee.hop
+        } else {
+            hop = resolveIntoSet(set, tag: tag, port: port, state: state, inner: inner)
+        }
+        if hop >= 0 { return Int(hop) }
+        return mapCacheDecide(port: port, state: state, counters: counters, address: address, length: length, inner: inner,
+                              set: set, tag: tag)
+    }
+
+    /// A destination not in the worker's resolutions: searches the snapshot, marks the entry used
+    /// (the control side refreshes entries in use before their TTL ends), claims the lone RLOC's
+    /// next hop, and keeps the result in way 0 of its set (way 0's previous one moves to way 1).
+    @inline(never)
+    func resolveIntoSet(_ set: UnsafeMutablePointer<MapResolution>, tag: UInt64, port: PortSlot,
+                        state: UnsafeMutablePointer<TunnelPortState>, inner: LISP.InnerPacket) -> Int32 {
+        var resolution = MapResolution(destination: inner.destination, tag: tag, entry: -1, hop: -1)
+        if let snapshot = mapCache.snapshot {
+            snapshot._withUnsafeGuaranteedRef { snapshot in
+                let entry = snapshot.lookup(instanceID: state.pointee.key, destination: inner.destination)
+                resolution.entry = entry
+                guard entry >= 0 else { return }
+                // A trace marks nothing: it must leave the switch as it found it.
+                if traceHandoffs == nil { snapshot.markUsed(entry) }
+                if snapshot.action(of: entry) == .encapsulate && snapshot.hasSingleLocator(entry) {
+                    let rloc = snapshot.locator(of: entry, flowHash: 0)
+                    resolution.hop = Int32(claimNextHop(rloc, state: state))
+                    if resolution.hop >= 0 && mapCache.traceOutcomes != nil {
+                        recordMapCacheOutcome(port: port, instanceID: state.pointee.key, destination: inner.destination,
+                                              entry: entry, action: .encapsulate, rloc: rloc)
+                    }
+                }
+            }
+        }
+        if set.pointee.tag == tag { (set + 1).pointee = set.pointee }
+        set.pointee = resolution
+        return resolution.hop
+    }
+
+    /// Everything but a cached lone RLOC's next hop: several RLOCs (chosen by the inner flow's
+    /// hash), a next hop still to claim, a miss or a negative entry.
+    @inline(never)
+    func mapCacheDecide(port: PortSlot, state: UnsafeMutablePointer<TunnelPortState>,
+                        counters: UnsafeMutablePointer<TunnelCounterBlock>, address: UInt64, length: UInt32,
+                        inner: LISP.InnerPacket, set: UnsafeMutablePointer<MapResolution>, tag: UInt64) -> Int {
+        let resolution = set.pointee.tag == tag && set.pointee.destination == inner.destination ? set : set + 1
+        let entry = resolution.pointee.entry
+        var action = MapCacheAction.miss
+        var rloc = IPAddress()
+        var hop = -1
+        if entry >= 0, let snapshot = mapCache.snapshot {
+            snapshot._withUnsafeGuaranteedRef { snapshot in
+                action = snapshot.action(of: entry)
+                guard action == .encapsulate else { return }
+                let hash = LISP.innerFlowHash(base + Int(address), length: Int(length), inner)
+                rloc = snapshot.locator(of: entry, flowHash: hash)
+                hop = claimNextHop(rloc, state: state)
+                // A lone RLOC whose next hop is now claimed: later packets take the fast way.
+                if hop >= 0 && snapshot.hasSingleLocator(entry) { resolution.pointee.hop = Int32(hop) }
+            }
+        }
+        if mapCache.traceOutcomes != nil {
+            recordMapCacheOutcome(port: port, instanceID: state.pointee.key, destination: inner.destination, entry: entry,
+                                  action: action, rloc: rloc)
+        }
+        switch action {
+        case .encapsulate:
+            return hop
+        case .miss, .noUsableLocator, .sendMapRequest:
+            vs_add_relaxed_u64(&counters.pointee.mapMiss, 1)
+            if !mapCache.misses.push(MapCacheMiss(instanceID: state.pointee.key, destination: inner.destination, source: inner.source)) {
+                vs_add_relaxed_u64(&counters.pointee.mapMissUnqueued, 1)
+            }
+        case .nativelyForward:
+            vs_add_relaxed_u64(&counters.pointee.mapNative, 1)
+        case .noAction, .drop, .dropPolicyDenied, .dropAuthenticationFailure:
+            vs_add_relaxed_u64(&counters.pointee.mapDrop, 1)
+        }
+        pool.release(address)
+        return Self.mapCacheDropped
+    }
+
+    /// The next-hop index of `remote` for this port (local_ip, UDP port), claiming an empty slot
+    /// and asking the resolver once when it is new, as remote_ip=flow does; -1 when there is no
+    /// slot or the request ring is full (a later packet asks again).
+    @inline(__always)
+    func claimNextHop(_ remote: IPAddress, state: UnsafeMutablePointer<TunnelPortState>) -> Int {
+        let local = state.pointee.hasLocal ? state.pointee.local : IPAddress()
+        let udpPort = state.pointee.udpPort
+        let (index, found) = nextHops.find(remote, local: local, udpPort: udpPort)
+        if found { return index }
+        guard index >= 0, tunnelRequests.push(TunnelTarget(remote: remote, local: local, udpPort: udpPort)) else { return -1 }
+        nextHopEntries[index] = TunnelNextHop(remote: remote, local: local, udpPort: udpPort, status: .noNeighbour)
+        tunnelResolverWake()
+        return index
+    }
+
+    /// Does the current snapshot name `source` as an RLOC of an entry in instance `instanceID`?
+    /// (A `remote_ip=map` port's decapsulation check.)
+    @inline(__always)
+    func mapCacheTrusts(instanceID: UInt32, source: IPAddress) -> Bool {
+        guard let rlocs = mapCache.rlocs else { return false }
+        return rlocs._withUnsafeGuaranteedRef { $0.contains(instanceID: instanceID, address: source) }
+    }
+
+    /// Trace-mode worker only: keeps what a lookup found for the trace's report.
+    @inline(never)
+    func recordMapCacheOutcome(port: PortSlot, instanceID: UInt32, destination: IPAddress, entry: Int32,
+                               action: MapCacheAction, rloc: IPAddress) {
+        guard let room = mapCache.traceOutcomes, room.pointee.count < MapCacheTraceRoom.capacity else { return }
+        room.pointee.items[room.pointee.count] = MapCacheTraceRoom.Item(
+            port: port, instanceID: instanceID, destination: destination, entry: entry, action: action, rloc: rloc)
+        room.pointee.count += 1
+    }
+
+    // MARK: Reconfiguration (control thread, worker parked)
+
+    /// Installs a new map-cache version (or none); every resolution made from the old one is
+    /// forgotten.
+    func setMapCache(_ snapshot: MapCacheSnapshot?, rlocs: MapCacheRLOCSet?) {
+        mapCache.snapshot = snapshot.map { Unmanaged.passUnretained($0) }
+        mapCache.rlocs = rlocs.map { Unmanaged.passUnretained($0) }
+        mapCache.newEpoch(now: now)
+    }
+}
+
+// MARK: For the pipeline harness (VSwiftTesting), which plays the datapath
+
+extension Worker {
+    /// Installs `snapshot` with its RLOC set, which it returns for the caller to keep alive.
+    package func installMapCache(_ snapshot: MapCacheSnapshot) -> AnyObject {
+        let rlocs = MapCacheRLOCSet(snapshot)
+        setMapCache(snapshot, rlocs: rlocs)
+        return rlocs
+    }
+
+    /// Moves up to `limit` of this worker's queued misses into `misses`.
+    package func drainMapCacheMisses(into misses: inout [MapCacheMiss], limit: Int) -> Int {
+        mapCache.misses.drain(into: &misses, limit: limit)
+    }
+}

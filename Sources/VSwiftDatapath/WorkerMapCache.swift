@@ -1,0 +1,198 @@
+import Glibc
+import Synchronization
+import VSwiftMapCache
+import VSwiftPacket
+
+/// One inner destination's resolution, as a worker keeps it so that most packets of a flow do not
+/// search the map-cache (70–250 ns at 10k–100k prefixes) but read one line: 32 bytes, two to a
+/// line, two ways to a set.
+struct MapResolution {
+    var destination = IPAddress()
+    /// `WorkerMapCache.epoch` << 32 | instance id; 0: empty.
+    var tag: UInt64 = 0
+    /// The snapshot's entry covering the destination (-1: none).
+    var entry: Int32 = -1
+    /// Next-hop index of the entry's lone RLOC; -1: decided per packet (several RLOCs chosen by
+    /// flow hash, an entry that does not encapsulate, or a next hop not claimed yet).
+    var hop: Int32 = -1
+}
+
+/// A worker's view of the LISP map-cache (remote_ip=map ports): the published snapshot and the
+/// set of its RLOCs (both immutable, kept alive by the datapath's `MapCachePublication` until
+/// every worker has moved past them), the worker's resolutions, and its queue of misses to the
+/// control plane.
+///
+/// Resolutions are tagged with an *epoch*: a new snapshot, new next hops (their indices move) and
+/// every `remarkSeconds` start a new one, so no resolution outlives what it was made from, and an
+/// entry in steady use is looked up (and its use marked for the control side's refresh, RFC 9301
+/// §5.4) again every `remarkSeconds`: its use is seen within the database's 60 s activity window.
+///
+/// Ownership: as the worker's tunnel tables (Worker.swift): `snapshot`, `rlocs` and `epoch` are
+/// set by the control thread while the worker is parked; the resolutions and `epochStarted` are
+/// the worker thread's; `misses` goes from the worker (producer) to the control plane (consumer).
+// @unchecked: the handover above is the park handshake's, which the compiler cannot see.
+final class WorkerMapCache: @unchecked Sendable {
+    /// 8192 sets of two ways: 512 KiB; 1,000 active destinations leave ~2 sets with 3 of them.
+    static let setBits = 13
+    static let sets = 1 << setBits
+    static let remarkSeconds: UInt64 = 20
+
+    let resolutions: UnsafeMutablePointer<MapResolution>
+    /// nil until something is published: every lookup misses.
+    var snapshot: Unmanaged<MapCacheSnapshot>?
+    var rlocs: Unmanaged<MapCacheRLOCSet>?
+    var epoch: UInt32 = 1
+    var epochStarted: UInt64 = 0
+    let misses = MapCacheMissRing()
+    /// A trace-mode worker's record of what its lookups found (nil in a live worker).
+    var traceOutcomes: UnsafeMutablePointer<MapCacheTraceRoom>?
+
+    init() {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: Self.sets * 2 * MemoryLayout<MapResolution>.stride, alignment: 64)
+        resolutions = memory.bindMemory(to: MapResolution.self, capacity: Self.sets * 2)
+        resolutions.initialize(repeating: MapResolution(), count: Self.sets * 2)
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(resolutions).deallocate()
+        if let traceOutcomes {
+            traceOutcomes.pointee.items.deallocate()
+            traceOutcomes.deallocate()
+        }
+    }
+
+    /// Forgets every resolution (a tag compare, no sweep).
+    @inline(__always)
+    func newEpoch(now: UInt64) {
+        epoch &+= 1
+        if epoch == 0 { epoch = 1 }
+        epochStarted = now
+    }
+
+    /// The first way of `destination`'s set in instance `instanceID` (multiply-shift: the top
+    /// bits of the products).
+    @inline(__always)
+    func set(_ destination: IPAddress, _ instanceID: UInt32) -> UnsafeMutablePointer<MapResolution> {
+        let h = destination.low &* 0x9e37_79b9_7f4a_7c15 ^ destination.high &* 0xc2b2_ae3d_27d4_eb4f
+            ^ UInt64(instanceID) &* 0x1656_67b1_9e37_79f9
+        return resolutions + Int(truncatingIfNeeded: h >> UInt64(64 - Self.setBits)) &* 2
+    }
+}
+
+/// Misses a worker hands to the LISP control plane: a single-producer (worker), single-consumer
+/// (the control plane's drain, one at a time) ring; full → the miss is counted and dropped, the
+/// worker never waits.
+// @unchecked: slots handed from the one producer to the one consumer by `head`/`tail`'s
+// release/acquire.
+final class MapCacheMissRing: @unchecked Sendable {
+    static let capacity = 256
+    private let slots: UnsafeMutablePointer<MapCacheMiss>
+    private let head = Atomic<Int>(0)   // next to write (worker)
+    private let tail = Atomic<Int>(0)   // next to read (control plane)
+
+    init() {
+        slots = .allocate(capacity: Self.capacity)
+        slots.initialize(repeating: MapCacheMiss(instanceID: 0, destination: IPAddress(), source: IPAddress()), count: Self.capacity)
+    }
+
+    deinit { slots.deallocate() }
+
+    /// Worker side: false when full.
+    @inline(__always)
+    func push(_ miss: MapCacheMiss) -> Bool {
+        let h = head.load(ordering: .relaxed)
+        guard h &- tail.load(ordering: .acquiring) < Self.capacity else { return false }
+        slots[h & (Self.capacity - 1)] = miss
+        head.store(h &+ 1, ordering: .releasing)
+        return true
+    }
+
+    /// Consumer side: appends at most `limit` misses, oldest first; returns how many.
+    func drain(into misses: inout [MapCacheMiss], limit: Int) -> Int {
+        var t = tail.load(ordering: .relaxed)
+        let h = head.load(ordering: .acquiring)
+        var moved = 0
+        while t != h && moved < limit {
+            misses.append(slots[t & (Self.capacity - 1)])
+            t &+= 1
+            moved += 1
+        }
+        tail.store(t, ordering: .releasing)
+        return moved
+    }
+}
+
+/// The RLOCs of one snapshot, per instance id: a `remote_ip=map` port decapsulates LISP only from
+/// an RLOC of an entry in its own instance (DESIGN.md, "Trust boundary: LISP decapsulation").
+/// Built with the snapshot's publication (off the packet path), immutable after: open addressing,
+/// at most half full, so a lookup is a hash and a probe or two.
+// @unchecked: raw memory written only in `init`.
+final class MapCacheRLOCSet: @unchecked Sendable {
+    struct Slot {
+        var address = IPAddress()
+        var instanceID: UInt32 = 0
+        var used = false
+    }
+    private let slots: UnsafeMutablePointer<Slot>
+    private let mask: Int
+    /// Distinct (instance id, RLOC) pairs.
+    let count: Int
+
+    init(_ snapshot: MapCacheSnapshot) {
+        var pairs: [Pair] = []
+        var seen: Set<Pair> = []
+        snapshot.forEachLocator { instanceID, address in
+            let pair = Pair(instanceID: instanceID, address: address)
+            if seen.insert(pair).inserted { pairs.append(pair) }
+        }
+        var capacity = 16
+        while capacity < pairs.count * 2 { capacity <<= 1 }
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: Slot(), count: capacity)
+        mask = capacity - 1
+        count = pairs.count
+        for pair in pairs {
+            var i = Self.hash(pair.instanceID, pair.address) & mask
+            while slots[i].used { i = (i + 1) & mask }
+            slots[i] = Slot(address: pair.address, instanceID: pair.instanceID, used: true)
+        }
+    }
+
+    deinit { slots.deallocate() }
+
+    struct Pair: Hashable {
+        var instanceID: UInt32
+        var address: IPAddress
+    }
+
+    @inline(__always)
+    static func hash(_ instanceID: UInt32, _ address: IPAddress) -> Int {
+        let h = address.low &* 0x9e37_79b9_7f4a_7c15 ^ address.high &* 0xc2b2_ae3d_27d4_eb4f ^ UInt64(instanceID) &* 0x1656_67b1_9e37_79f9
+        return Int(truncatingIfNeeded: h >> 32)
+    }
+
+    @inline(__always)
+    func contains(instanceID: UInt32, address: IPAddress) -> Bool {
+        var i = Self.hash(instanceID, address) & mask
+        while slots[i].used {
+            if slots[i].address == address && slots[i].instanceID == instanceID { return true }
+            i = (i + 1) & mask
+        }
+        return false
+    }
+}
+
+/// What a trace-mode worker's map-cache lookups found, in order (Worker+Trace.swift reports them).
+struct MapCacheTraceRoom {
+    static let capacity = 16
+    struct Item {
+        var port: PortSlot
+        var instanceID: UInt32
+        var destination: IPAddress
+        var entry: Int32
+        var action: MapCacheAction
+        var rloc: IPAddress
+    }
+    let items: UnsafeMutablePointer<Item>
+    var count = 0
+}
