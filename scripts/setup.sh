@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib/apt.sh
 # openvswitch-common: ovs-ofctl, the oracle of the flow parser differential test (not the switch).
 # prometheus: promtool, which checks the metrics endpoint's output; systemd: systemd-analyze, which
-# verifies packaging/vswiftd.service (neither service is started or needed).
-install_missing setup libxdp-dev libbpf-dev clang llvm pkg-config iproute2 ethtool iputils-ping tcpdump tshark procps \
+# verifies packaging/vswiftd.service (neither service is started or needed). python3: the LISP
+# mapping-system test fixture (Tests/IntegrationTests/Fixtures, standard library only).
+install_missing setup libxdp-dev libbpf-dev clang llvm pkg-config iproute2 ethtool iputils-ping tcpdump tshark procps python3 \
     openvswitch-common prometheus systemd
 
 if ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
