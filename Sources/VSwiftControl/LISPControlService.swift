@@ -241,6 +241,8 @@ final class LISPControlThread: Sendable {
             }
             if mustApply {
                 mustApply = false
+                let config = settings.config.configuration
+                publisher.setMappingSystem(config.mapServers.map(\.address) + config.mapResolvers)
                 send(plane.apply(Self.effective(settings.config.configuration, defaultRLOCs: defaultRLOCs), localRLOCs: localRLOCs, now: now))
             }
             if now >= plane.nextDeadline { send(plane.tick(now: now)) }
@@ -294,6 +296,7 @@ final class LISPControlThread: Sendable {
         // Nothing configured any more: the workers must not keep resolving through the last
         // version (the control plane's own empty version is published above when it makes one).
         if published { publisher.publishMapCache(MapCacheDatabase(capacity: 1).snapshot()) }
+        publisher.setMappingSystem([])
         socket.close()
     }
 

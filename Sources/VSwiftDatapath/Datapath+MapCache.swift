@@ -18,6 +18,21 @@ final class MapCachePublication: Sendable {
         var rlocsToResolve: [IPAddress] = []
     }
     private let current = Mutex(Current())
+    /// The mapping system's addresses (at most `maxResolvedRLOCs`), resolved like RLOCs: the
+    /// underlay of map ports before any mapping is known.
+    private let mappingSystem = Mutex([IPAddress]())
+
+    var mappingSystemToResolve: [IPAddress] { mappingSystem.withLock { $0 } }
+
+    /// True when `addresses` differ from the current ones.
+    func setMappingSystem(_ addresses: [IPAddress]) -> Bool {
+        let bounded = Array(addresses.prefix(Self.maxResolvedRLOCs))
+        return mappingSystem.withLock { current in
+            guard current != bounded else { return false }
+            current = bounded
+            return true
+        }
+    }
     /// One drainer at a time: each worker's miss ring has a single consumer.
     private let drain = Mutex(())
 
@@ -61,6 +76,11 @@ extension Datapath: MapCachePublishing {
         }
         // The workers have moved past the previous version: it is freed as `previous` goes.
         _ = previous
+    }
+
+    public func setMappingSystem(_ addresses: [IPAddress]) {
+        guard mapCachePublication.setMappingSystem(addresses) else { return }
+        wakeTunnelResolver()
     }
 
     /// Moves up to `limit` misses from the workers' queues into `misses` (worker 0's first).

@@ -665,6 +665,11 @@ public final class Datapath: Sendable {
         }
     }
 
+    /// Wakes the tunnel resolver: something it resolves changed (Datapath+MapCache.swift).
+    func wakeTunnelResolver() {
+        state.withLock { s in s.resolver?.wake() }
+    }
+
     /// The workers, for draining their map-cache miss queues (no lock: the rings are theirs).
     var workersForMapCache: [Worker] { workers }
 
@@ -697,7 +702,7 @@ public final class Datapath: Sendable {
                 if let options = port.tunnel, options.remote == .map {
                     // The published map-cache's RLOCs (bounded): their routes are where LISP
                     // from them is heard (the underlay endpoints) and where packets to them go.
-                    for remote in mapCachePublication.rlocsToResolve {
+                    for remote in mapCachePublication.rlocsToResolve + mapCachePublication.mappingSystemToResolve {
                         inputs.targets.insert(TunnelTarget(
                             remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort))
                     }

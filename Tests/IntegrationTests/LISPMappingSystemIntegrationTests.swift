@@ -130,50 +130,27 @@ struct ThreeSites {
     }
 }
 
-/// Whether this build has issue 16's parts: vswiftctl's verbs (h16d) and LISP ports with
-/// `remote_ip=map` (h16c's datapath). Until both are merged the three-site tests cannot run and are
-/// off, with that reason.
-enum MappingSystemVerbs {
-    static let present: Bool = {
-        guard (try? LISPPortOptions(options: ["remote_ip": "map", "key": "1000"])) != nil,
-              FileManager.default.isExecutableFile(atPath: Paths.vswiftctl),
-              let help = try? run([Paths.vswiftctl, "--help"], check: false) else { return false }
-        return (help.stdout + help.stderr).contains("add-map-server")
-    }()
-}
-
 extension Integration {
-@Suite("LISPMappingSystemIntegrationTests: three sites and a mapping system",
-       .enabled(if: MappingSystemVerbs.present, "needs issue 16's verbs and remote_ip=map (h16c, h16d, h16e merged)"))
+@Suite("LISPMappingSystemIntegrationTests: three sites and a mapping system")
 struct LISPMappingSystemIntegrationTests {
     @Test("issue 16: every site pings every other over IPv4 and IPv6 EIDs with no static remote_ip")
     func everySiteReachesEveryOther() throws {
         let sites = try ThreeSites()
         defer { sites.destroy() }
         try sites.waitForRegistrations()
-        let cache = try sites.daemons[0].ctl("dump-map-cache").stdout
-        // Known issues of the merged h16c/h16d/h16e (2026-12-07, h16f's report): 9 of the 12 pings
-        // fail. (1) First contact: an ETR decapsulates only from RLOCs its map-cache knows, and
-        // nothing makes it ask for the sender, so A → B fails until B has asked for A itself (B → A
-        // then works). (2) No IPv6 EID is ever resolved (site 1: misses=2, map-request=1, refused
-        // not_configured=1). Remove this wrapper when they are fixed.
-        withKnownIssue("first contact refused at decap; IPv6 EIDs not resolved", isIntermittent: true) {
-            // The first packets may be lost while the map-caches fill (a miss asks the map-resolver).
-            for from in ThreeSites.sites {
-                for to in ThreeSites.sites where to != from {
-                    for address in ["10.3.\(to).1", "fd00:3:\(to)::1"] {
-                        let replies = sites.ping(from: from, to: address)
-                        #expect(replies > 0, "site \(from) → \(address): no reply\n\(sites.diagnostics())")
-                    }
+        // The first packets may be lost while the map-caches fill (a miss asks the map-resolver;
+        // the far ETR, not knowing the sender's RLOC yet, refuses it and asks about its EID).
+        for from in ThreeSites.sites {
+            for to in ThreeSites.sites where to != from {
+                for address in ["10.3.\(to).1", "fd00:3:\(to)::1"] {
+                    let replies = sites.ping(from: from, to: address)
+                    #expect(replies > 0, "site \(from) → \(address): no reply\n\(sites.diagnostics())")
                 }
             }
-            let cache = (try? sites.daemons[0].ctl("dump-map-cache").stdout) ?? ""
-            #expect(cache.contains("10.3.3.0/24") && cache.contains("192.168.30.3"), "\(cache)")
-            #expect(cache.contains("fd00:3:2::/64") && cache.contains("fd30::2"), "\(cache)")
         }
-        // What works already: site 1's first ping to site 2 resolved site 2 through the fixture.
-        let resolved = try sites.daemons[0].ctl("dump-map-cache").stdout
-        #expect(resolved.contains("10.3.2.0/24") && resolved.contains("192.168.30.2"), "\(cache)\n\(resolved)\n\(sites.diagnostics())")
+        let cache = try sites.daemons[0].ctl("dump-map-cache").stdout
+        #expect(cache.contains("10.3.3.0/24") && cache.contains("192.168.30.3"), "\(cache)")
+        #expect(cache.contains("fd00:3:2::/64") && cache.contains("fd30::2"), "\(cache)")
     }
 
     @Test("issue 16: a site that moves its RLOC (address change) is reachable again after re-registration")
@@ -181,11 +158,8 @@ struct LISPMappingSystemIntegrationTests {
         let sites = try ThreeSites()
         defer { sites.destroy() }
         try sites.waitForRegistrations()
-        // Known issue (see everySiteReachesEveryOther): first contact and IPv6 EIDs.
-        withKnownIssue("first contact refused at decap; IPv6 EIDs not resolved", isIntermittent: true) {
-            for (from, address) in [(3, "10.3.1.1"), (1, "10.3.3.1"), (2, "fd00:3:3::1")] {
-                #expect(sites.ping(from: from, to: address) > 0, "before the move, site \(from) → \(address)\n\(sites.diagnostics())")
-            }
+        for (from, address) in [(3, "10.3.1.1"), (1, "10.3.3.1"), (2, "fd00:3:3::1")] {
+            #expect(sites.ping(from: from, to: address) > 0, "before the move, site \(from) → \(address)\n\(sites.diagnostics())")
         }
         // Site 3 moves: new underlay addresses; its IPv4 EID follows the host's address by itself
         // (vswiftd looks again every 30 s), its IPv6 EID names its RLOC, so the operator says the new one.
@@ -204,13 +178,11 @@ struct LISPMappingSystemIntegrationTests {
         }
         #expect(moved != nil, "site 3 did not re-register its new RLOCs\n\(sites.diagnostics())")
         // Sites 1 and 2 had site 3's old RLOCs in their map-caches: they must learn the new ones.
-        // Known issue: nothing tells them (no SMR on a local mapping change, RFC 9301 §6.1; the
-        // records' TTL is 1440 minutes).
-        withKnownIssue("no SMR after a local mapping change", isIntermittent: true) {
-            for (from, address) in [(1, "10.3.3.1"), (3, "10.3.1.1"), (2, "fd00:3:3::1"), (3, "fd00:3:2::1")] {
-                #expect(sites.reachable(from: from, to: address, seconds: 20),
-                        "after the move, site \(from) → \(address): no reply\n\(sites.diagnostics())")
-            }
+        // Site 3's re-registration solicits the sites in its map-cache (SMR, RFC 9301 §6.1), which ask
+        // the mapping system again instead of keeping the old RLOC for the records' 1440 minutes.
+        for (from, address) in [(1, "10.3.3.1"), (3, "10.3.1.1"), (2, "fd00:3:3::1"), (3, "fd00:3:2::1")] {
+            #expect(sites.reachable(from: from, to: address, seconds: 20),
+                    "after the move, site \(from) → \(address): no reply\n\(sites.diagnostics())")
         }
     }
 }

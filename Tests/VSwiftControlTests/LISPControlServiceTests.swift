@@ -16,12 +16,17 @@ final class RecordingPublisher: MapCachePublishing {
         var published = 0
         var pendingMisses: [MapCacheMiss] = []
         var drained = 0
+        var mappingSystem: [IPAddress] = []
     }
 
     let state = Mutex(State())
 
     func publishMapCache(_ snapshot: MapCacheSnapshot) {
         state.withLock { $0.published += 1 }
+    }
+
+    func setMappingSystem(_ addresses: [IPAddress]) {
+        state.withLock { $0.mappingSystem = addresses }
     }
 
     func drainMapCacheMisses(into misses: inout [MapCacheMiss], limit: Int) -> Int {
