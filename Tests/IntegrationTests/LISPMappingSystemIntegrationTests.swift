@@ -57,7 +57,8 @@ struct ThreeSites {
             try run(["ip", "-n", vm, "neigh", "replace", "10.3.\(n).254", "lladdr", Self.gatewayMAC, "dev", "eth0", "nud", "permanent"])
             try run(["ip", "-n", vm, "neigh", "replace", "fd00:3:\(n)::254", "lladdr", Self.gatewayMAC, "dev", "eth0", "nud", "permanent"])
             try run(["ip", "-n", vm, "route", "add", "10.3.0.0/16", "via", "10.3.\(n).254"])
-            try run(["ip", "-n", vm, "-6", "route", "add", "fd00:3::/48", "via", "fd00:3:\(n)::254"])
+            // fd00:3::/32 holds every site's fd00:3:N::/64 (a /48 would hold only fd00:3:0::/48).
+            try run(["ip", "-n", vm, "-6", "route", "add", "fd00:3::/32", "via", "fd00:3:\(n)::254"])
 
             let daemon = try Daemon(namespace: host)
             daemons.append(daemon)
@@ -72,6 +73,9 @@ struct ThreeSites {
             try daemon.ctl("add-flows", "br2", file)
             try daemon.ctl("add-map-server", Self.mapServer, "--key", Self.secret(n), "--key-id", "\(Self.keyID(n))")
             try daemon.ctl("add-map-resolver", Self.mapServer)
+            // The mapping system over IPv6 as well: the route toward it is what tells a site where
+            // its IPv6 underlay is before it has talked to anyone (first contact over IPv6 RLOCs).
+            try daemon.ctl("add-map-resolver", "fd30::100")
             try daemon.ctl("add-eid", Self.iid, "10.3.\(n).0/24")
             try daemon.ctl("add-eid", Self.iid, "fd00:3:\(n)::/64", "--rloc", "fd30::\(n)")
         }
@@ -85,7 +89,7 @@ struct ThreeSites {
         priority=0,action=drop
         priority=3,dl_dst=02:00:00:00:00:00,action=mod_dl_dst:\(vmMAC),output:1
         priority=1,in_port=1,dl_type=0x0800,nw_dst=10.3.0.0/16,action=output:2
-        priority=1,in_port=1,dl_type=0x86dd,ipv6_dst=fd00:3::/48,action=output:2
+        priority=1,in_port=1,dl_type=0x86dd,ipv6_dst=fd00:3::/32,action=output:2
         """
     }
 
@@ -118,6 +122,8 @@ struct ThreeSites {
         for (n, daemon) in zip(Self.sites, daemons) {
             text += "site \(n) show-lisp:\n\((try? daemon.ctl("show-lisp", check: false))?.stdout ?? "")\n"
             text += "site \(n) dump-map-cache:\n\((try? daemon.ctl("dump-map-cache", check: false))?.stdout ?? "")\n"
+            text += "site \(n) dump-flows br2:\n\((try? daemon.ctl("dump-flows", "br2", check: false))?.stdout ?? "")\n"
+            text += "site \(n) dump-ports br2:\n\((try? daemon.ctl("dump-ports", "br2", check: false))?.stdout ?? "")\n"
             text += "site \(n) log:\n\(daemon.log.suffix(2000))\n"
         }
         return text
