@@ -263,62 +263,6 @@ struct MappingSystemFixtureTests {
         #expect(fixture.errorText.isEmpty, "\(fixture.errorText)")
     }
 
-    /// By hand, against another implementation's Map-Server (bench/results/archive/
-    /// 2026-12-07-interop-oor-mapping.md): `VSWIFT_EXTERNAL_MS=NAMESPACE,MS-IPV4,MS-IPV6` names the
-    /// namespace to send from and the Map-Server's addresses, `VSWIFT_EXTERNAL_RLOCS=ETR1,ETR2,ETR6`
-    /// that namespace's addresses (site 1's IPv4 and IPv6 RLOCs, site 2's). The Map-Server has this
-    /// suite's `sites` (keys, prefixes). Prints what comes back; asserts nothing.
-    @Test("by hand: the same exchange against an external Map-Server (VSWIFT_EXTERNAL_MS)",
-          .enabled(if: ProcessInfo.processInfo.environment["VSWIFT_EXTERNAL_MS"] != nil))
-    func externalMapServer() throws {
-        let setting = (ProcessInfo.processInfo.environment["VSWIFT_EXTERNAL_MS"] ?? "").split(separator: ",").map(String.init)
-        let rlocs = (ProcessInfo.processInfo.environment["VSWIFT_EXTERNAL_RLOCS"] ?? "").split(separator: ",").map(String.init)
-        let (namespace, server4, server6, etr1, etr2, etr6) = (setting[0], setting[1], setting[2], rlocs[0], rlocs[1], rlocs[2])
-        let socket4 = try ControlSocket(namespace: namespace, ipv6: false, bindPort: 4342)
-        let socket6 = try ControlSocket(namespace: namespace, ipv6: true, bindPort: 4342)
-        func show(_ label: String, _ datagram: (payload: [UInt8], from: String)?, key: AuthenticationKey? = nil) {
-            guard let datagram else { print("[external] \(label): nothing within the timeout"); return }
-            let hex = datagram.payload.map { String(format: "%02x", $0) }.joined()
-            var verdict = ""
-            if let key {
-                do { try ControlAuthentication.verify(datagram.payload, key: key); verdict = " MAC verifies" }
-                catch { verdict = " MAC refused: \(error)" }
-            }
-            switch Result(catching: { try ControlMessage.decode(datagram.payload) }) {
-            case .success(let message): print("[external] \(label) from \(datagram.from):\(verdict) \(message)\n  \(hex)")
-            case .failure(let error): print("[external] \(label) from \(datagram.from): not decoded: \(error)\n  \(hex)")
-            }
-        }
-        let identity = XTRIdentity(xtrIDHigh: 0x0123_4567_89ab_cdef, xtrIDLow: 0xfedc_ba98_7654_3210, siteID: 7)
-        for (label, key, truncated) in [("key id 1, 20-byte MAC", Self.key1, false), ("key id 1, 12-byte MAC", Self.key1, true)] {
-            let k = truncated ? AuthenticationKey(algorithm: key.algorithm, secret: key.secret, sentLength: key.algorithm.truncatedLength) : key
-            let register = MapRegister(nonce: 0x1111_0000 + UInt64(k.sentLength), records: [
-                MappingRecord(eid: eid(1000, "10.3.1.0", 24), ttl: 3, locators: [rloc(etr1)]),
-                MappingRecord(eid: eid(1000, "fd00:3:1::", 48), ttl: 3, locators: [rloc(etr6)]),
-            ], proxyMapReply: true, wantMapNotify: true, xtrIdentity: identity)
-            socket4.send(try register.encoded(authenticatingWith: k), to: server4)
-            show("Map-Register site 1 (\(label)) → Map-Notify", socket4.receive(timeout: 3), key: k)
-        }
-        for (label, length) in [("key id 2, 32-byte MAC", 32), ("key id 2, 16-byte MAC", 16)] {
-            let key = AuthenticationKey(algorithm: .hmacSHA256_128, password: "site-two-secret", sentLength: length)
-            let register = MapRegister(nonce: 0x2222_0000 + UInt64(length), records: [
-                MappingRecord(eid: eid(1000, "10.3.2.0", 24), ttl: 3, locators: [rloc(etr2)]),
-            ], wantMapNotify: true)
-            socket6.send(try register.encoded(authenticatingWith: key), to: server6)
-            show("Map-Register site 2 over IPv6 (\(label)) → Map-Notify", socket6.receive(timeout: 3), key: key)
-        }
-        let wrong = MapRegister(nonce: 0x3333, records: [MappingRecord(eid: eid(1000, "10.3.1.0", 24), ttl: 3, locators: [rloc(etr1)])])
-        socket4.send(try wrong.encoded(authenticatingWith: AuthenticationKey(algorithm: .hmacSHA1_96, password: "wrong")), to: server4)
-        show("Map-Register with a wrong key", socket4.receive(timeout: 2))
-        for (label, target, nonce) in [("proxy (site 1)", "10.3.1.77", UInt64(0xaaaa_0001)), ("site 2 (no P)", "10.3.2.9", 0xaaaa_0002),
-                                       ("unregistered", "10.9.9.9", 0xaaaa_0003)] {
-            socket4.send(try encapsulatedMapRequest(nonce: nonce, iid: 1000, target: target, itr: etr1), to: server4)
-            show("ECM Map-Request \(label) for \(target)", socket4.receive(timeout: 3))
-        }
-        socket6.send(try encapsulatedMapRequest(nonce: 0xaaaa_0006, iid: 1000, target: "fd00:3:1::5", itr: etr6), to: server6)
-        show("ECM Map-Request (IPv6 inner) for fd00:3:1::5", socket6.receive(timeout: 3))
-    }
-
     @Test("RFC 9301 §8.2: a registration not refreshed expires (timeout shortened to 2 s), then the site's prefix is answered natively-forward for 1 minute; a record TTL of 0 withdraws at once")
     func registrationsExpire() throws {
         if !TestMachine.isCI && TestMachine.tool("python3") == nil { return }
