@@ -95,6 +95,10 @@ public final class Datapath: Sendable {
         public var cpus: [Int] = []
         public var macAgingSeconds: UInt64 = 300
         public var txChecksum: TxChecksumPolicy = .auto
+        /// Forward established flows in XDP (issue 17, DESIGN.md "XDP flow cache"): workers install
+        /// megaflow entries for cacheable misses into maps the devices' XDP programs consult first.
+        /// Off: every frame takes the AF_XDP path, as before.
+        public var xdpFlowCache = false
         public init() {}
     }
 
