@@ -30,7 +30,10 @@ import VSwiftPacket
         #expect(smr.destinationPort == 4342)
         guard case .mapRequest(let request) = try World.decode(smr) else { throw TestFailure("not a plain Map-Request") }
         #expect(request.solicitMapRequest)
-        #expect(request.records == [World.wire(World.prefix("10.1.0.0/16"))])
+        // RFC 9301 §5.3, §6.1: one record, the site's prefix we cache; our changed prefix is the
+        // Source EID (the layout OpenOverlayRouter sends and acts on).
+        #expect(request.records == [World.wire(World.prefix("10.2.0.0/16"))])
+        #expect(request.sourceEID == .instanceID(World.iid, maskLength: 0, address: LISPAddress(World.ip("10.1.0.0"))))
         #expect(request.itrRLOCs == [LISPAddress(Self.movedRLOC)])
         #expect(plane.report(now: 2).sent["smr"] == 1)
         // The new registration goes out too.
@@ -56,6 +59,9 @@ import VSwiftPacket
         _ = siteB.receive(try ControlMessage.mapReply(MapReply(nonce: request.nonce, records: [
             World.positiveRecord(World.prefix("10.1.0.0/16"), rloc: World.rlocA),
         ])).encoded(), from: World.mapResolver, sourcePort: 4342, now: 1.1)
+        // The SMR names our changed prefix by an address in it (its Source EID): found by a lookup
+        // in the published snapshot, as the daemon publishes one after every change.
+        _ = siteB.takeSnapshotIfChanged(now: 1.1)
         let smr = try #require(moved.apply(World.site(eid: "10.1.0.0/16", rloc: Self.movedRLOC), localRLOCs: [Self.movedRLOC], now: 3)
             .first { $0.destination == World.rlocB })
         let again = siteB.receive(smr.bytes, from: Self.movedRLOC, sourcePort: 4342, now: 3)
