@@ -66,8 +66,12 @@ public struct MapRequestLimiter: Sendable {
         return true
     }
 
-    /// A Map-Reply answered `destination`: its next request is not held back.
+    /// A Map-Reply answered `destination`: the retransmission series is over (no 30 s back-off
+    /// is due), but the once-a-second limit still holds — RFC 9301 §5.3 puts it on the EID-prefix,
+    /// answered or not. Forgetting the prefix here let a site whose packets keep arriving from an
+    /// RLOC its mapping does not name (OpenOverlayRouter after an address change, still sending
+    /// from the old one) make us ask about the same source EID at every packet.
     public mutating func answered(_ destination: EIDPrefix) {
-        states.removeValue(forKey: destination)
+        states[destination]?.sent = 0
     }
 }

@@ -146,4 +146,25 @@ import VSwiftPacket
         #expect(!reply.probe)
         #expect(reply.records.map(\.eid) == [World.wire(World.prefix("10.41.1.0/24"))])
     }
+
+    /// After OOR's RLOC moved, its data plane kept sending from the old address: each packet was
+    /// refused (unknown_rloc, the old RLOC is in no mapping) and asked the mapping system about
+    /// its source EID (first contact), whose answer names the new RLOC — so the next packet asked
+    /// again, twice a second with a ping every 0.5 s. RFC 9301 §5.3: "Map-Requests MUST be rate
+    /// limited to 1 per second per EID-prefix", answered or not.
+    @Test func rfc9301_5_3_askingAboutTheSameSourceEIDAgainWaitsASecondEvenWhenAnswered() throws {
+        var plane = XTRControlPlane(mapCacheCapacity: 64, now: 0)
+        _ = plane.apply(Self.configuration(rloc: Self.rlocA), localRLOCs: [Self.rlocA], now: 0)
+        // What the worker queues for a packet from an unknown RLOC: its inner source as destination.
+        let firstContact = MapCacheMiss(instanceID: World.iid, destination: World.ip("10.41.2.1"), source: World.ip("10.41.1.1"))
+        let out = plane.handleMisses([firstContact], now: 1)
+        let request = try #require(try out.compactMap { try? World.encapsulatedRequest($0).1 }.first)
+        var movedReply = Self.answering(Self.mapReply4, nonce: request.nonce)
+        movedReply.replaceSubrange(movedReply.count - 4..<movedReply.count, with: [192, 168, 41, 12])
+        _ = plane.receive(movedReply, from: Self.movedOOR, sourcePort: 4342, now: 1.001)
+        #expect(plane.report(now: 1.001).received["map-reply"] == 1)
+        #expect(plane.handleMisses([firstContact], now: 1.5).isEmpty)
+        #expect(plane.report(now: 1.5).refused["rate_limited"] == 1)
+        #expect(plane.handleMisses([firstContact], now: 2.001).count == 1)
+    }
 }

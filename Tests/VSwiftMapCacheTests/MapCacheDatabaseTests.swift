@@ -177,9 +177,17 @@ private func sweep(_ db: inout MapCacheDatabase, _ now: Double) -> MapCacheSweep
             now += 0.25
         }
         #expect(sent == Array(0..<10).map(Double.init) + [39, 40, 41, 42, 43, 44])
+        // An answer ends the retransmission series (no 30 s wait), not the once-a-second limit.
         limiter.answered(p)
-        let again = limiter.mayRequest(p, now: 44.25), other = limiter.mayRequest(prefix("10.0.0.2/32"), now: 44.25)
-        #expect(again && other)
+        let tooSoon = limiter.mayRequest(p, now: 44.25), other = limiter.mayRequest(prefix("10.0.0.2/32"), now: 44.25)
+        #expect(!tooSoon && other)
+        var afterAnswer: [Double] = []
+        now = 45
+        while now < 56 {
+            if limiter.mayRequest(p, now: now) { afterAnswer.append(now) }
+            now += 0.25
+        }
+        #expect(afterAnswer == Array(45..<55).map(Double.init))
     }
 
     @Test("the limiter's table is bounded: new destinations are refused while it is full of recent ones")
