@@ -30,7 +30,10 @@ import VSwiftPacket
         #expect(smr.destinationPort == 4342)
         guard case .mapRequest(let request) = try World.decode(smr) else { throw TestFailure("not a plain Map-Request") }
         #expect(request.solicitMapRequest)
+        // One record (RFC 9301 §5.2: a sender sends one), the changed prefix; D set (§5.2: an SMR
+        // needs no Map-Reply).
         #expect(request.records == [World.wire(World.prefix("10.1.0.0/16"))])
+        #expect(request.dontMapReply)
         #expect(request.itrRLOCs == [LISPAddress(Self.movedRLOC)])
         #expect(plane.report(now: 2).sent["smr"] == 1)
         // The new registration goes out too.
@@ -63,5 +66,29 @@ import VSwiftPacket
         #expect(again.first?.destination == World.mapResolver)
         #expect(smrInvoked.smrInvoked)
         #expect(smrInvoked.records == [World.wire(World.prefix("10.1.0.0/16"))])
+    }
+
+    /// RFC 9301 §5.2 ("a sender MUST only send Map-Requests containing one record") and §6.1: each
+    /// SMR names one changed prefix, and only changed ones (added, moved or removed) are named.
+    @Test func rfc9301_5_2_eachSMRNamesOneChangedPrefix() throws {
+        var plane = try siteTalkingToB()
+        var config = World.site(eid: "10.1.0.0/16", rloc: World.rlocA)
+        config.localEIDs.append(LocalEIDConfiguration(prefix: World.prefix("10.9.0.0/16"), rlocs: [LocalRLOCConfiguration(address: World.rlocA)]))
+        config.localEIDs.append(LocalEIDConfiguration(prefix: World.prefix("10.8.0.0/16"), rlocs: [LocalRLOCConfiguration(address: World.rlocA)]))
+        let out = plane.apply(config, localRLOCs: [World.rlocA], now: 2).filter { $0.destination == World.rlocB }
+        var named: [WireEID] = []
+        for datagram in out {
+            guard case .mapRequest(let request) = try World.decode(datagram) else { throw TestFailure("not a Map-Request") }
+            #expect(request.solicitMapRequest && request.dontMapReply && request.records.count == 1)
+            named += request.records
+        }
+        #expect(named == [World.wire(World.prefix("10.9.0.0/16")), World.wire(World.prefix("10.8.0.0/16"))])
+        // One removed: only it is named.
+        config.localEIDs.removeLast()
+        let removed = plane.apply(config, localRLOCs: [World.rlocA], now: 3).filter { $0.destination == World.rlocB }
+        #expect(try removed.map { datagram -> [WireEID] in
+            guard case .mapRequest(let request) = try World.decode(datagram) else { return [] }
+            return request.records
+        } == [[World.wire(World.prefix("10.8.0.0/16"))]])
     }
 }
