@@ -241,9 +241,9 @@ final class LISPControlThread: Sendable {
             }
             if mustApply {
                 mustApply = false
-                let config = settings.config.configuration
-                publisher.setMappingSystem(config.mapServers.map(\.address) + config.mapResolvers)
-                send(plane.apply(Self.effective(settings.config.configuration, defaultRLOCs: defaultRLOCs), localRLOCs: localRLOCs, now: now))
+                let effective = Self.effective(settings.config.configuration, defaultRLOCs: defaultRLOCs)
+                publisher.setRegisteredRLOCs(Self.registeredRLOCs(effective))
+                send(plane.apply(effective, localRLOCs: localRLOCs, now: now))
             }
             if now >= plane.nextDeadline { send(plane.tick(now: now)) }
             if settings.hasMapPorts {
@@ -296,7 +296,7 @@ final class LISPControlThread: Sendable {
         // Nothing configured any more: the workers must not keep resolving through the last
         // version (the control plane's own empty version is published above when it makes one).
         if published { publisher.publishMapCache(MapCacheDatabase(capacity: 1).snapshot()) }
-        publisher.setMappingSystem([])
+        publisher.setRegisteredRLOCs([])
         socket.close()
     }
 
@@ -313,6 +313,16 @@ final class LISPControlThread: Sendable {
         }
         if defaults.isEmpty { defaults = local }
         return (defaults, local)
+    }
+
+    /// The RLOCs we register (of `effective`'s local EIDs, in order, distinct): the datapath's
+    /// underlay endpoints for map ports (`MapCachePublishing.setRegisteredRLOCs`).
+    static func registeredRLOCs(_ effective: LISPControlConfiguration) -> [IPAddress] {
+        var result: [IPAddress] = []
+        for eid in effective.localEIDs {
+            for rloc in eid.rlocs where !result.contains(rloc.address) { result.append(rloc.address) }
+        }
+        return result
     }
 
     /// The configuration with concrete RLOCs: a local EID configured without RLOCs gets the

@@ -18,16 +18,19 @@ final class MapCachePublication: Sendable {
         var rlocsToResolve: [IPAddress] = []
     }
     private let current = Mutex(Current())
-    /// The mapping system's addresses (at most `maxResolvedRLOCs`), resolved like RLOCs: the
-    /// underlay of map ports before any mapping is known.
-    private let mappingSystem = Mutex([IPAddress]())
+    /// The local RLOCs registered for our EIDs (at most `RegisteredRLOCEndpoints.maxEndpoints`):
+    /// each is an underlay endpoint of map ports on the device that holds it.
+    private let registered = Mutex([IPAddress]())
 
-    var mappingSystemToResolve: [IPAddress] { mappingSystem.withLock { $0 } }
+    var registeredRLOCs: [IPAddress] { registered.withLock { $0 } }
 
     /// True when `addresses` differ from the current ones.
-    func setMappingSystem(_ addresses: [IPAddress]) -> Bool {
-        let bounded = Array(addresses.prefix(Self.maxResolvedRLOCs))
-        return mappingSystem.withLock { current in
+    func setRegisteredRLOCs(_ addresses: [IPAddress]) -> Bool {
+        var bounded: [IPAddress] = []
+        for address in addresses where bounded.count < RegisteredRLOCEndpoints.maxEndpoints && !bounded.contains(address) {
+            bounded.append(address)
+        }
+        return registered.withLock { current in
             guard current != bounded else { return false }
             current = bounded
             return true
@@ -78,8 +81,8 @@ extension Datapath: MapCachePublishing {
         _ = previous
     }
 
-    public func setMappingSystem(_ addresses: [IPAddress]) {
-        guard mapCachePublication.setMappingSystem(addresses) else { return }
+    public func setRegisteredRLOCs(_ addresses: [IPAddress]) {
+        guard mapCachePublication.setRegisteredRLOCs(addresses) else { return }
         wakeTunnelResolver()
     }
 

@@ -357,7 +357,8 @@ public final class Datapath: Sendable {
                 for worker in workers {
                     worker.tunnelResolverFD = requestFD
                     worker.setTunnelPort(portSlot, bridge: bridge.slot, state: state)
-                    worker.setTunnelRouting(localRLOCs: routing.localRLOCs, nextHops: routing.nextHops)
+                    worker.setTunnelRouting(localRLOCs: routing.localRLOCs, nextHops: routing.nextHops,
+                                             endpoints: routing.registeredEndpoints)
                     worker.setPortNumber(portSlot, ofport: bridge.portNumbers[name] ?? .unassigned)
                     worker.setBridge(bridge.slot, table: bridge.macTable, members: bridge.members)
                 }
@@ -704,9 +705,10 @@ public final class Datapath: Sendable {
                         remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort))
                 }
                 if let options = port.tunnel, options.remote == .map {
-                    // The published map-cache's RLOCs (bounded): their routes are where LISP
-                    // from them is heard (the underlay endpoints) and where packets to them go.
-                    for remote in mapCachePublication.rlocsToResolve + mapCachePublication.mappingSystemToResolve {
+                    // The published map-cache's RLOCs (bounded): their routes are where packets to
+                    // them go (and underlay endpoints); our registered RLOCs are endpoints too.
+                    inputs.registeredRLOCs = mapCachePublication.registeredRLOCs
+                    for remote in mapCachePublication.rlocsToResolve {
                         inputs.targets.insert(TunnelTarget(
                             remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort))
                     }
@@ -738,7 +740,8 @@ public final class Datapath: Sendable {
             s.tunnelRouting = routing
             withWorkersParked {
                 for worker in workers {
-                    worker.setTunnelRouting(localRLOCs: routing.localRLOCs, nextHops: routing.nextHops)
+                    worker.setTunnelRouting(localRLOCs: routing.localRLOCs, nextHops: routing.nextHops,
+                                             endpoints: routing.registeredEndpoints)
                 }
             }
             syncUnderlayFiltersLocked(s)

@@ -389,12 +389,12 @@ struct TunnelNextHopTable: ~Copyable {
 }
 
 /// Where the underlay is, as a worker sees it: one (local RLOC, arrival) pair per distinct route
-/// to a remote RLOC this host knows. LISP is decapsulated only when it is addressed to a local RLOC
+/// to a remote RLOC this host knows, and one per registered local RLOC (`RegisteredRLOCEndpoints`). LISP is decapsulated only when it is addressed to a local RLOC
 /// and arrives on the port (`bridge` `.unbridged`) or in the bridge its route leaves by.
-struct UnderlayEndpoint: Equatable {
-    var localRLOC = IPAddress()
-    var port = PortSlot(rawValue: 0)
-    var bridge = BridgeSlot.unbridged
+package struct UnderlayEndpoint: Equatable, Sendable {
+    package var localRLOC = IPAddress()
+    package var port = PortSlot(rawValue: 0)
+    package var bridge = BridgeSlot.unbridged
 
     /// Does a frame received on `inPort` (in `inBridge`) arrive on this endpoint's side?
     @inline(__always)
@@ -408,6 +408,14 @@ struct UnderlayEndpoint: Equatable {
         localRLOC = hop.localRLOC
         port = hop.egressPort
         bridge = hop.egressBridge
+    }
+
+    /// A registered local RLOC on the device `port` (in `bridge`, or `.unbridged`): see
+    /// `RegisteredRLOCEndpoints`.
+    package init(localRLOC: IPAddress, port: PortSlot, bridge: BridgeSlot) {
+        self.localRLOC = localRLOC
+        self.port = port
+        self.bridge = bridge
     }
 
     init() {}

@@ -23,6 +23,9 @@ final class TunnelResolver: @unchecked Sendable {
         var egress: [UInt32: Egress] = [:]
         /// Worker request rings (remote_ip=flow).
         var requests: [TunnelRequestRing] = []
+        /// The local RLOCs registered for our EIDs, while a remote_ip=map port exists
+        /// (`RegisteredRLOCEndpoints`).
+        var registeredRLOCs: [IPAddress] = []
     }
 
     struct Egress: Equatable {
@@ -38,6 +41,8 @@ final class TunnelResolver: @unchecked Sendable {
     struct Published {
         var localRLOCs: [IPAddress] = []
         var nextHops: [TunnelNextHop] = []
+        /// The underlay endpoints of the registered local RLOCs (`RegisteredRLOCEndpoints`).
+        var registeredEndpoints: [UnderlayEndpoint] = []
         /// Per target, for `show`: where its packets go or why they cannot.
         var routes: [TunnelTarget: TunnelRoute] = [:]
     }
@@ -108,10 +113,13 @@ final class TunnelResolver: @unchecked Sendable {
             for target in ring.drain() { requested.insert(target) }
         }
         var result = Published()
-        var locals = (try? Netlink.localAddresses()) ?? []
+        let addressDevices = (try? Netlink.localAddressDevices()) ?? []
+        var locals = addressDevices.map { $0.address }
         // Addresses first seen on the wire are compared as IPAddress; keep the set small and stable.
         locals.sort { ($0.high, $0.low) < ($1.high, $1.low) }
         result.localRLOCs = Array(locals.prefix(Worker.maxLocalRLOCs))
+        result.registeredEndpoints = RegisteredRLOCEndpoints.endpoints(
+            for: inputs.registeredRLOCs, addressDevices: addressDevices, egress: inputs.egress)
         let now = Worker.monotonicSeconds()
         for target in inputs.targets.union(requested) {
             let (hop, route) = resolve(target, egress: inputs.egress, now: now)
@@ -172,7 +180,8 @@ final class TunnelResolver: @unchecked Sendable {
     }
 
     private static func same(_ a: Published, _ b: Published) -> Bool {
-        guard a.localRLOCs == b.localRLOCs, a.nextHops.count == b.nextHops.count else { return false }
+        guard a.localRLOCs == b.localRLOCs, a.registeredEndpoints == b.registeredEndpoints,
+              a.nextHops.count == b.nextHops.count else { return false }
         for (x, y) in zip(a.nextHops, b.nextHops) {
             guard x.remote == y.remote, x.local == y.local, x.udpPort == y.udpPort, x.status == y.status,
                   x.egressPort == y.egressPort, x.egressBridge == y.egressBridge, x.mtu == y.mtu,

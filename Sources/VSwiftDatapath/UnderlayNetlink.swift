@@ -111,18 +111,25 @@ extension Netlink {
     /// Every address configured in this namespace, both families (an RTM_GETADDR dump): a packet
     /// to one of them is for this host.
     static func localAddresses() throws -> [NetlinkAddress] {
+        try localAddressDevices().map { $0.address }
+    }
+
+    /// Every address configured in this namespace with the device that holds it (the first one,
+    /// when two devices hold the same address), both families, from one RTM_GETADDR dump.
+    static func localAddressDevices() throws -> [(address: NetlinkAddress, ifindex: UInt32)] {
         var header = ifaddrmsg()
         header.ifa_family = UInt8(AF_UNSPEC)
         let request = NetlinkRequest("RTM_GETADDR", type: UInt16(RTM_GETADDR), flags: NLM_F_DUMP, header: header)
-        var addresses: [NetlinkAddress] = []
+        var addresses: [(address: NetlinkAddress, ifindex: UInt32)] = []
         for reply in try exchange(request) where reply.type == RTM_NEWADDR {
             // IFA_LOCAL is the host's own address; IFA_ADDRESS is the peer on point-to-point links
             // and the only one IPv6 sends otherwise.
             let attributes = reply.attributes(after: ifaddrmsg.self)
-            guard let attribute = attributes.attribute(IFA_LOCAL) ?? attributes.attribute(IFA_ADDRESS),
+            guard let message = reply.header(ifaddrmsg.self),
+                  let attribute = attributes.attribute(IFA_LOCAL) ?? attributes.attribute(IFA_ADDRESS),
                   let address = NetlinkAddress(networkBytes: attribute.value),
-                  !addresses.contains(address) else { continue }
-            addresses.append(address)
+                  !addresses.contains(where: { $0.address == address }) else { continue }
+            addresses.append((address, message.ifa_index))
         }
         return addresses
     }

@@ -187,14 +187,17 @@ extension Worker {
 
     /// Installs the resolver's view: local addresses, next hops, where the underlay is, and each
     /// fixed-remote port's entry.
-    package func setTunnelRouting(localRLOCs addresses: [IPAddress], nextHops hops: [TunnelNextHop]) {
+    /// `endpoints`: the registered local RLOCs' (`RegisteredRLOCEndpoints`), kept first so route
+    /// endpoints cannot crowd them out.
+    package func setTunnelRouting(localRLOCs addresses: [IPAddress], nextHops hops: [TunnelNextHop],
+                                  endpoints registered: [UnderlayEndpoint] = []) {
         localRLOCCount = min(addresses.count, Worker.maxLocalRLOCs)
         for i in 0..<localRLOCCount { localRLOCs[i] = addresses[i] }
         nextHops.clear()
         for hop in hops { _ = nextHops.insert(hop) }
         underlayEndpointCount = 0
-        for hop in hops {
-            guard let endpoint = UnderlayEndpoint(hop), underlayEndpointCount < Worker.maxLocalRLOCs,
+        for endpoint in registered + hops.compactMap({ UnderlayEndpoint($0) }) {
+            guard underlayEndpointCount < Worker.maxLocalRLOCs,
                   !(0..<underlayEndpointCount).contains(where: { underlayEndpoints[$0] == endpoint }) else { continue }
             underlayEndpoints[underlayEndpointCount] = endpoint
             underlayEndpointCount += 1

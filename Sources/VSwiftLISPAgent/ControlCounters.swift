@@ -13,12 +13,12 @@ public enum ControlCounter: Int, CaseIterable, Sendable {
     /// A Map-Notify acknowledging our current Map-Register (RFC 9301 §5.7).
     case receivedMapNotify
     /// An authenticated Map-Notify that acknowledges nothing we sent: the map-server's own
-    /// notification (RFC 9301 §5.7), answered with a Map-Notify-Ack.
+    /// notification (RFC 9301 §5.7 leaves it to RFC 9437), answered with a Map-Notify-Ack.
     case receivedUnsolicitedMapNotify
     case receivedMapReply
     /// A Map-Request for one of our EIDs (plain, or in an ECM from the map-server), answered.
     case receivedMapRequest
-    /// A Map-Request with the P bit (RLOC-probe, RFC 9301 §5.3), answered with P set.
+    /// A Map-Request with the P bit (RLOC-probe, RFC 9301 §5.2, §7.1), answered with P set.
     case receivedRLOCProbe
     /// A Map-Request with the S bit (SMR, RFC 9301 §6.1).
     case receivedSMR
@@ -32,7 +32,7 @@ public enum ControlCounter: Int, CaseIterable, Sendable {
     case refusedAuthentication
     /// Map-Notify acknowledging a Map-Register we already replaced (a stale nonce).
     case refusedNonce
-    /// Map-Reply whose nonce matches no pending Map-Request (RFC 9301 §5.4: the nonce ties them).
+    /// Map-Reply whose nonce matches no pending Map-Request (RFC 9301 §5.3: a successful Map-Reply "has a nonce that matches an outstanding Map-Request nonce").
     case refusedUnsolicited
     /// Map-Request for EIDs that are not ours.
     case refusedNotOurEID
@@ -55,6 +55,10 @@ public enum ControlCounter: Int, CaseIterable, Sendable {
     /// Solicit-Map-Requests sent to the sites in our map-cache after our own mapping changed
     /// (RFC 9301 §6.1). (Appended: the list's order is its raw values.)
     case sentSMR
+    /// A Map-Reply of ours that could not carry every record answering the request in one
+    /// datagram (`RecordBatching.maxPayload`): the records past the first that fit were left out.
+    /// (Appended.)
+    case truncatedMapReply
 
     public enum Kind: String, Sendable { case sent, received, refused }
 
@@ -95,6 +99,7 @@ public enum ControlCounter: Int, CaseIterable, Sendable {
         case .refusedNotConfigured: "not_configured"
         case .refusedTimeout: "timeout"
         case .sentSMR: "smr"
+        case .truncatedMapReply: "reply_truncated"
         }
     }
 }

@@ -25,8 +25,8 @@ extension XTRControlPlane {
         case .mapRequest(let request):
             return handleMapRequest(request, replyPort: sourcePort, now: now)
         case .encapsulated(let ecm):
-            // RFC 9301 §5.8: a map-server forwards a Map-Request to the ETR in an ECM; the reply
-            // goes to the ITR-RLOC at the inner UDP source port.
+            // RFC 9301 §8.3: a map-server forwards a Map-Request to the ETR in an ECM; the reply
+            // goes to an ITR-RLOC at the inner UDP source port (§5.8 inner UDP, §5.5).
             guard let request = ecm.mapRequest else {
                 counters.count(.refusedUnknownType)
                 return []
@@ -45,8 +45,10 @@ extension XTRControlPlane {
     }
 
     /// RFC 9301 §5.7: a Map-Notify acknowledging our Map-Register registers us; an authenticated
-    /// one that acknowledges nothing we sent is the map-server's notification, answered with a
-    /// Map-Notify-Ack (same nonce and records, authenticated with the same key) to its sender.
+    /// one that acknowledges nothing we sent is the map-server's unsolicited notification ("out of
+    /// scope" of RFC 9301, RFC 9437), answered with a Map-Notify-Ack ("fields ... copied from the
+    /// corresponding Map-Notify", authenticated with the same key) to its sender at port 4342
+    /// (§5.7: "source and destination UDP ports equal to 4342").
     mutating func handleMapNotify(_ notify: MapNotify, bytes: [UInt8], from source: IPAddress, now: Double) -> [OutgoingDatagram] {
         switch registration.handleNotify(notify, bytes: bytes, from: source, now: now) {
         case .acknowledged:

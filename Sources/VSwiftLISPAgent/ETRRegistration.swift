@@ -2,51 +2,71 @@ import VSwiftLISPControl
 import VSwiftMapCache
 import VSwiftPacket
 
-/// The ETR's registration with its map-servers (RFC 9301 §5.6, §5.7, §8.2), per map-server:
+/// The ETR's registration with its map-servers (RFC 9301 §5.6, §5.7, §8.2), per map-server and
+/// per Map-Register message:
 ///
 ///     idle ── local EIDs configured ──▶ registering ── authenticated Map-Notify, current nonce ──▶ registered
 ///                                        ▲   │ no Map-Notify: retransmit after 1, 2, 4, … 60 s                │
 ///                                        └───┴── records or key changed, or no Map-Notify for 180 s ◀───────┘
 ///
-/// Every Map-Register carries all local EID records, want-map-notify (M) and a fresh random nonce
-/// (§5.6: "incremented each time"; random serves the same purpose and cannot be predicted), and is
-/// authenticated with the map-server's key. Once acknowledged, the next one goes 60 s after the
-/// last (§8.2: every 60 s; a map-server forgets a registration after three minutes without one),
-/// then the retransmission schedule starts again until its own Map-Notify.
+/// The local EID records do not fit one message when there are many (up to 4,096 are allowed; the
+/// Record Count is 8 bits and a datagram should fit the path MTU): they are cut into groups
+/// (`RecordBatching.groups`, whole records, at most `RecordBatching.maxPayload` bytes each), and
+/// each group is its own Map-Register with its own state machine above: want-map-notify (M), a
+/// new nonce at each send, greater than every earlier one (§5.6, `RegisterNonces`), authenticated
+/// with the map-server's key, acknowledged by its own Map-Notify (found by that nonce),
+/// retransmitted alone when that Map-Notify does not come (§5.7: after 1 s, doubling, at most
+/// 1 minute). Once acknowledged, the next one goes 60 s after the last (§8.2: one minute; a
+/// map-server times a registration out after three minutes without one). A map-server is
+/// registered when every message is.
 struct ETRRegistration {
-    struct Server {
-        var configuration: MapServerConfiguration
+    /// One Map-Register's records and its exchange with one map-server.
+    struct Message {
+        var records: [MappingRecord]
         /// The nonce of the last Map-Register sent and not yet acknowledged (nil: none awaited).
         var awaitedNonce: UInt64?
-        /// Nonces of earlier Map-Registers: a Map-Notify with one of them is a late answer.
+        /// Nonces of earlier sends: a Map-Notify with one of them is a late answer.
         var earlierNonces: [UInt64] = []
         var lastSentAt: Double?
         var nextSendAt: Double
         var retransmitInterval = ETRRegistration.firstRetransmit
+        /// When a Map-Notify last acknowledged these records (nil: not since they were set).
+        var acknowledgedAt: Double?
+    }
+
+    struct Server {
+        var configuration: MapServerConfiguration
+        var messages: [Message] = []
         var lastNotifyAt: Double?
-        /// The last accepted Map-Notify acknowledged the records now configured.
-        var acknowledgedCurrent = false
         var registersSent: UInt64 = 0
         var notifiesAccepted: UInt64 = 0
     }
 
     static let firstRetransmit = 1.0
-    /// RFC 9301 §8.2: Map-Registers every 60 seconds.
+    /// RFC 9301 §8.2: "a suggested interval between messages of one minute".
     static let registerInterval = 60.0
-    /// A map-server drops a registration not refreshed for three minutes (RFC 9301 §8.2): past
+    /// A map-server times out a registration not refreshed for three minutes (RFC 9301 §8.2): past
     /// that without a Map-Notify we no longer call ourselves registered.
     static let registrationLifetime = 180.0
     /// Record TTL of registered records, in minutes: what the map-server gives in the Map-Replies
-    /// it proxies (RFC 9301 §5.4 Record TTL; 1440 is the day OpenOverlayRouter and lispers.net use).
+    /// it proxies and what our own Map-Replies say (RFC 9301 §5.4 Record TTL; 1440 is the day
+    /// OpenOverlayRouter and lispers.net use; the T bit, which would make it the registration's
+    /// timeout, §5.6, is not set).
     static let recordTTLMinutes: UInt32 = 1440
     static let earlierNoncesKept = 8
+    /// Type word, nonce, key id and authentication data length (RFC 9301 §5.6), before the
+    /// authentication data itself.
+    static let registerHeaderBytes = 16
 
     private(set) var servers: [Server] = []
-    /// What every Map-Register carries: one record per local EID prefix.
+    /// Every Map-Register's nonce, to every map-server: strictly increasing (RFC 9301 §5.6).
+    var registerNonces = RegisterNonces()
+    /// Every local EID record (one per local EID prefix), in configuration order; the messages
+    /// carry them in groups.
     private(set) var records: [MappingRecord] = []
 
     /// Takes a new configuration: map-servers kept keep their state unless their key or the
-    /// records changed, in which case (and for new ones) a Map-Register is due now.
+    /// records changed, in which case (and for new ones) every Map-Register is due now.
     mutating func apply(_ configuration: LISPControlConfiguration, localRLOCs: [IPAddress], now: Double) {
         let newRecords = Self.records(for: configuration.localEIDs, localRLOCs: localRLOCs)
         let recordsChanged = newRecords != records
@@ -55,83 +75,93 @@ struct ETRRegistration {
         for config in configuration.mapServers where !kept.contains(where: { $0.configuration.address == config.address }) {
             if var server = servers.first(where: { $0.configuration.address == config.address }),
                server.configuration.key == config.key {
-                if recordsChanged { Self.restart(&server, now: now) }
+                if recordsChanged { server.messages = Self.messages(records, to: config, now: now) }
                 kept.append(server)
             } else {
-                kept.append(Server(configuration: config, nextSendAt: now))
+                kept.append(Server(configuration: config, messages: Self.messages(records, to: config, now: now)))
             }
         }
         servers = kept
     }
 
-    private static func restart(_ server: inout Server, now: Double) {
-        server.acknowledgedCurrent = false
-        server.nextSendAt = now
-        server.retransmitInterval = firstRetransmit
+    /// The Map-Registers carrying `records` to `server` (sized for its key and address family),
+    /// all due at `now`.
+    static func messages(_ records: [MappingRecord], to server: MapServerConfiguration, now: Double) -> [Message] {
+        RecordBatching.groups(records, headerBytes: registerHeaderBytes + server.key.sentLength,
+                              maxPayload: RecordBatching.maxPayload(ipv4: server.address.isIPv4)).map {
+            Message(records: $0, nextSendAt: now)
+        }
     }
 
     /// The local EID records (RFC 9301 §5.4 record format, as §5.6 registers them): each prefix
-    /// with its locators, L set (they are ours), R set, A set (we are the authority). Capped to
-    /// what one message may carry (`DecodeLimits.default`): extra prefixes are not registered.
+    /// with its locators, L set (they are ours, §5.4 "local Locator"), R set (we have a route to
+    /// them), p clear (§5.4: "MUST NOT be set" in Map-Register), A set (we are the site, §5.4).
+    /// Locators in ascending address order, IPv4 before IPv6 (§5.5: "MUST be sorted"; the record
+    /// format is the Map-Reply's, and our Map-Replies carry these records). A record keeps at most
+    /// `DecodeLimits.default.maxLocatorsPerRecord` locators (what a receiver takes).
     static func records(for eids: [LocalEIDConfiguration], localRLOCs: [IPAddress]) -> [MappingRecord] {
         let limits = DecodeLimits.default
-        var result: [MappingRecord] = []
-        var locatorsLeft = limits.maxLocatorsPerMessage
-        for eid in eids {
-            guard result.count < limits.maxRecords else { break }
-            let rlocs = eid.rlocs.isEmpty
-                ? localRLOCs.map { LocalRLOCConfiguration(address: $0) } : eid.rlocs
-            let locators = rlocs.prefix(min(limits.maxLocatorsPerRecord, locatorsLeft)).map {
+        return eids.map { eid in
+            let rlocs = (eid.rlocs.isEmpty ? localRLOCs.map { LocalRLOCConfiguration(address: $0) } : eid.rlocs)
+                .prefix(limits.maxLocatorsPerRecord)
+                .sorted { ascending($0.address, $1.address) }
+            let locators = rlocs.map {
                 LocatorRecord(address: LISPAddress($0.address), priority: $0.priority, weight: $0.weight,
                               local: true, reachable: true)
             }
-            locatorsLeft -= locators.count
-            result.append(MappingRecord(eid: ControlAddressing.wirePrefix(eid.prefix), ttl: recordTTLMinutes,
-                                        action: .noAction, authoritative: true, locators: Array(locators)))
+            return MappingRecord(eid: ControlAddressing.wirePrefix(eid.prefix), ttl: recordTTLMinutes,
+                                 action: .noAction, authoritative: true, locators: Array(locators))
         }
-        return result
+    }
+
+    /// RFC 9301 §5.5's locator order: "ascending IP address where an IPv4 Routing Locator Address
+    /// is considered numerically 'less than' an IPv6 Routing Locator Address".
+    static func ascending(_ a: IPAddress, _ b: IPAddress) -> Bool {
+        if a.isIPv4 != b.isIPv4 { return a.isIPv4 }
+        return (a.high, a.low) < (b.high, b.low)
     }
 
     // MARK: Sending
 
-    /// Map-Registers due at `now` (first sends, retransmissions, the 60 s cycle).
+    /// Map-Registers due at `now` (first sends, retransmissions, the 60 s cycle), one datagram
+    /// per due message.
     mutating func due(now: Double, counters: inout ControlCounters) -> [OutgoingDatagram] {
         guard !records.isEmpty else { return [] }
         var out: [OutgoingDatagram] = []
-        for i in servers.indices where servers[i].nextSendAt <= now {
-            let nonce = Nonce.fresh()
-            let register = MapRegister(nonce: nonce, records: records, wantMapNotify: true)
-            guard let bytes = try? register.encoded(authenticatingWith: servers[i].configuration.key) else {
-                // A key whose sent length its algorithm cannot produce: a configuration error.
-                counters.count(.refusedNotConfigured)
-                servers[i].nextSendAt = now + Self.registerInterval
-                continue
+        for i in servers.indices {
+            let key = servers[i].configuration.key
+            for m in servers[i].messages.indices where servers[i].messages[m].nextSendAt <= now {
+                let nonce = registerNonces.next()
+                let register = MapRegister(nonce: nonce, records: servers[i].messages[m].records, wantMapNotify: true)
+                guard let bytes = try? register.encoded(authenticatingWith: key) else {
+                    // A key whose sent length its algorithm cannot produce: a configuration error.
+                    counters.count(.refusedNotConfigured)
+                    servers[i].messages[m].nextSendAt = now + Self.registerInterval
+                    continue
+                }
+                servers[i].messages[m].sent(nonce: nonce, now: now)
+                servers[i].registersSent += 1
+                counters.count(.sentMapRegister)
+                out.append(OutgoingDatagram(destination: servers[i].configuration.address,
+                                            destinationPort: lispControlPort, bytes: bytes))
             }
-            if let old = servers[i].awaitedNonce {
-                servers[i].earlierNonces.append(old)
-                if servers[i].earlierNonces.count > Self.earlierNoncesKept { servers[i].earlierNonces.removeFirst() }
-            }
-            servers[i].awaitedNonce = nonce
-            servers[i].lastSentAt = now
-            servers[i].nextSendAt = now + servers[i].retransmitInterval
-            servers[i].retransmitInterval = min(servers[i].retransmitInterval * 2, Self.registerInterval)
-            servers[i].registersSent += 1
-            counters.count(.sentMapRegister)
-            out.append(OutgoingDatagram(destination: servers[i].configuration.address,
-                                        destinationPort: lispControlPort, bytes: bytes))
         }
         return out
     }
 
     var nextDeadline: Double {
         guard !records.isEmpty else { return .infinity }
-        return servers.map(\.nextSendAt).min() ?? .infinity
+        var deadline = Double.infinity
+        for server in servers {
+            for message in server.messages { deadline = min(deadline, message.nextSendAt) }
+        }
+        return deadline
     }
 
     // MARK: Map-Notify (RFC 9301 §5.7)
 
     enum NotifyOutcome: Equatable {
-        /// Acknowledges our current Map-Register: registered.
+        /// Acknowledges one of our current Map-Registers: that message is registered.
         case acknowledged
         /// Authenticated, but acknowledges nothing we sent: the map-server's own notification,
         /// to be answered with a Map-Notify-Ack authenticated with `key`.
@@ -139,26 +169,29 @@ struct ETRRegistration {
         case refused(ControlCounter)
     }
 
-    /// Checks a Map-Notify (`bytes` as received, for the HMAC) from `source`. The map-server is
-    /// found by the nonce (ours are random: only that server saw it) or else by the source
-    /// address; its key must verify the HMAC (§5.7: "the Map-Notify message is authenticated").
+    /// Checks a Map-Notify (`bytes` as received, for the HMAC) from `source`. The map-server and
+    /// the message are found by the nonce (each one we send is new: only that server saw it) or
+    /// else the server by the source address; its key must verify the HMAC (RFC 9301 §5.7: "If
+    /// the Authentication Data fails to validate, the message is dropped").
     mutating func handleNotify(_ notify: MapNotify, bytes: [UInt8], from source: IPAddress, now: Double) -> NotifyOutcome {
-        let index = servers.firstIndex(where: { $0.awaitedNonce == notify.nonce || $0.earlierNonces.contains(notify.nonce) })
-            ?? servers.firstIndex(where: { $0.configuration.address == source })
-        guard let i = index else { return .refused(.refusedAuthentication) }
+        var found: (server: Int, message: Int?)?
+        search: for i in servers.indices {
+            for m in servers[i].messages.indices where servers[i].messages[m].knows(notify.nonce) {
+                found = (server: i, message: Optional(m))
+                break search
+            }
+        }
+        if found == nil, let i = servers.firstIndex(where: { $0.configuration.address == source }) { found = (server: i, message: nil) }
+        guard let found else { return .refused(.refusedAuthentication) }
+        let i = found.server
         let key = servers[i].configuration.key
         do { try ControlAuthentication.verify(bytes, key: key) } catch { return .refused(.refusedAuthentication) }
-        if servers[i].awaitedNonce == notify.nonce {
-            servers[i].awaitedNonce = nil
-            servers[i].lastNotifyAt = now
-            servers[i].acknowledgedCurrent = true
-            servers[i].notifiesAccepted += 1
-            servers[i].retransmitInterval = Self.firstRetransmit
-            servers[i].nextSendAt = (servers[i].lastSentAt ?? now) + Self.registerInterval
-            return .acknowledged
-        }
-        if servers[i].earlierNonces.contains(notify.nonce) { return .refused(.refusedNonce) }
-        return .unsolicited(key: key)
+        guard let m = found.message else { return .unsolicited(key: key) }
+        guard servers[i].messages[m].awaitedNonce == notify.nonce else { return .refused(.refusedNonce) }
+        servers[i].messages[m].acknowledged(now: now)
+        servers[i].lastNotifyAt = now
+        servers[i].notifiesAccepted += 1
+        return .acknowledged
     }
 
     // MARK: Report
@@ -168,7 +201,7 @@ struct ETRRegistration {
             let state: MapServerRegistration.State
             if records.isEmpty {
                 state = .idle
-            } else if server.acknowledgedCurrent, let at = server.lastNotifyAt, now - at < Self.registrationLifetime {
+            } else if server.messages.allSatisfy({ $0.acknowledgedAt.map { now - $0 < Self.registrationLifetime } ?? false }) {
                 state = .registered
             } else {
                 state = .registering
@@ -177,5 +210,31 @@ struct ETRRegistration {
                                          lastNotifyAge: server.lastNotifyAt.map { now - $0 },
                                          registersSent: server.registersSent, notifiesAccepted: server.notifiesAccepted)
         }
+    }
+}
+
+extension ETRRegistration.Message {
+    /// Whether `nonce` is that of one of this message's sends (awaited or earlier).
+    func knows(_ nonce: UInt64) -> Bool { awaitedNonce == nonce || earlierNonces.contains(nonce) }
+
+    /// Sent now with `nonce`: awaited; the next send is a retransmission (RFC 9301 §5.7: after 1 s,
+    /// "exponential backoff (base of 2)", "the maximum backoff is 1 minute").
+    mutating func sent(nonce: UInt64, now: Double) {
+        if let old = awaitedNonce {
+            earlierNonces.append(old)
+            if earlierNonces.count > ETRRegistration.earlierNoncesKept { earlierNonces.removeFirst() }
+        }
+        awaitedNonce = nonce
+        lastSentAt = now
+        nextSendAt = now + retransmitInterval
+        retransmitInterval = min(retransmitInterval * 2, ETRRegistration.registerInterval)
+    }
+
+    /// Its Map-Notify came: registered; the next Map-Register 60 s after this one was sent.
+    mutating func acknowledged(now: Double) {
+        awaitedNonce = nil
+        acknowledgedAt = now
+        retransmitInterval = ETRRegistration.firstRetransmit
+        nextSendAt = (lastSentAt ?? now) + ETRRegistration.registerInterval
     }
 }

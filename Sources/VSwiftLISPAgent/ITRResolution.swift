@@ -94,7 +94,8 @@ extension XTRControlPlane {
     /// Sends attempt number `attempts` of a pending request: an ECM (RFC 9301 §5.8) to
     /// map-resolver `attempts / 2` (round robin), whose inner IP header goes from the source EID
     /// (or one of our RLOCs of the family) to the EID asked, carrying the Map-Request: source EID,
-    /// ITR-RLOCs = our local RLOCs (at most 32, §5.3 IRC), one EID record, the nonce.
+    /// ITR-RLOCs = our local RLOCs (at most 32, §5.2 IRC), one EID record (§5.2: "a sender MUST
+    /// only send Map-Requests containing one record"), the nonce.
     mutating func sendAttempt(_ nonce: UInt64, now: Double) -> OutgoingDatagram? {
         guard let request = resolution.pending[nonce], !configuration.mapResolvers.isEmpty else { return nil }
         let resolvers = configuration.mapResolvers
@@ -154,7 +155,7 @@ extension XTRControlPlane {
     /// more specific ones too); others are refused, so a reply cannot install mappings outside
     /// the prefix that answers the EID we asked about. Positive records install
     /// their IPv4/IPv6 locators (priority, weight, R as up) with their TTL; negative ones their ACT
-    /// (unassigned values as drop, as §5.4's registry leaves them). Static entries are kept.
+    /// (unassigned values, which §12.3's registry may allocate later, as drop). Static entries are kept.
     mutating func handleMapReply(_ reply: MapReply, now: Double) {
         guard let request = resolution.remove(reply.nonce) else {
             counters.count(.refusedUnsolicited)

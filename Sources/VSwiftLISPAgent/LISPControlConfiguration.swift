@@ -21,7 +21,8 @@ public struct LISPControlConfiguration: Equatable, Sendable {
 }
 
 /// A map-server we register our EIDs with, and the shared key that authenticates Map-Register and
-/// Map-Notify (RFC 9301 §5.6: key id 1 HMAC-SHA-1-96, key id 2 HMAC-SHA-256-128).
+/// Map-Notify (RFC 9301 §5.6, §12.5: Algorithm ID 1 HMAC-SHA-1-96, 2 HMAC-SHA-256-128, which
+/// RFC 6830 called key ids; Key ID 0).
 public struct MapServerConfiguration: Equatable, Sendable {
     public var address: IPAddress
     public var key: AuthenticationKey

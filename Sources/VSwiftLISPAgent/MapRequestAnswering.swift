@@ -5,7 +5,8 @@ import VSwiftPacket
 /// A token bucket over the datagrams we send in answer to what arrives (Map-Replies, RLOC-probe
 /// replies, Map-Notify-Acks): whatever the rate of requests, at most `rate` answers per second
 /// (plus a burst of as many), so a flood of Map-Requests costs bounded work and cannot turn us
-/// into a reflector (RFC 9301 §5.5 and §9: rate-limit Map-Replies).
+/// into a reflector (RFC 9301 §5.4: "Map-Replies MUST be rate limited"; §9: "filters and rate
+/// limiters"). Not done: §5.4's RECOMMENDED one Map-Reply per destination RLOC every 3 seconds.
 struct ReplyBudget {
     static let rate = 200.0
     private var tokens = ReplyBudget.rate
@@ -25,12 +26,15 @@ struct ReplyBudget {
 }
 
 extension XTRControlPlane {
+    /// Type word and nonce (RFC 9301 §5.4), before the records.
+    static let mapReplyHeaderBytes = 12
+
     /// A Map-Request that reached us as an ETR (plain, or in an ECM the map-server forwarded,
-    /// RFC 9301 §5.8, §8.2): answered with a Map-Reply (RFC 9301 §5.5) carrying, for each EID
+    /// RFC 9301 §8.3, §5.8): answered with a Map-Reply (RFC 9301 §5.5) carrying, for each EID
     /// asked, the record of the longest local EID prefix that covers it ("a Map-Reply returns an
     /// EID-Prefix with a mask-length that is less than or equal to the EID being requested") and
     /// those of our prefixes more specific than it,
-    /// the request's nonce, P set for an RLOC-probe (§5.3 P bit, §5.4). It goes to the first
+    /// the request's nonce, P set for an RLOC-probe (§5.2 and §5.4 P bit). It goes to the first
     /// ITR-RLOC we can reach (one of a family we have a local RLOC of, else the first IPv4/IPv6
     /// one) at the request's source port (§5.5: "copied from the source port of the Map-Request";
     /// for an ECM, the inner UDP header's).
@@ -47,20 +51,29 @@ extension XTRControlPlane {
             let answer = localRecords(answering: prefix)
             guard !answer.isEmpty else { continue }
             matchedAny = true
-            for record in answer where !records.contains(record) && records.count < DecodeLimits.default.maxRecords {
-                records.append(record)
-            }
+            for record in answer where !records.contains(record) { records.append(record) }
         }
+
         guard matchedAny else {
             counters.count(.refusedNotOurEID)
             return []
         }
         counters.count(request.probe ? .receivedRLOCProbe : .receivedMapRequest)
-        // D (dont-map-reply, §5.3): the sender wants no answer.
+        // D (dont-map-reply, RFC 9301 §5.2): the sender wants no answer.
         if request.dontMapReply { return [] }
         guard let destination = replyDestination(request.itrRLOCs) else {
             counters.count(.refusedNoITRRLOC)
             return []
+        }
+        // One Map-Reply answers one nonce, so it cannot be split like a Map-Register: it keeps the
+        // records that fit one message to the destination's family (RFC 9301 §5: 576 bytes of
+        // IPv4 or 1,280 of IPv6 packet), the first group in the order above (each asked EID's
+        // covering record before its more specific ones, §5.5).
+        let fitting = RecordBatching.groups(records, headerBytes: Self.mapReplyHeaderBytes,
+                                            maxPayload: RecordBatching.maxPayload(ipv4: destination.isIPv4))
+        if let first = fitting.first, first.count < records.count {
+            records = first
+            counters.count(.truncatedMapReply)
         }
         if request.probe {
             // p (§5.4): the locator this RLOC-probe reply comes from: ours, of the reply's family.
@@ -104,7 +117,8 @@ extension XTRControlPlane {
         return result
     }
 
-    /// Where a Map-Reply goes among a request's ITR-RLOCs (RFC 9301 §5.3: "the ETR chooses").
+    /// Where a Map-Reply goes among a request's ITR-RLOCs (RFC 9301 §5.5: "The ETR can choose a
+    /// Routing Locator Address from one of the address families it supports").
     func replyDestination(_ itrRLOCs: [LISPAddress]) -> IPAddress? {
         let candidates = itrRLOCs.compactMap(ControlAddressing.ip)
         return candidates.first { candidate in localRLOCs.contains { $0.isIPv4 == candidate.isIPv4 } }

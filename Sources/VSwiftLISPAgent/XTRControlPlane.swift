@@ -74,7 +74,9 @@ public struct XTRControlPlane {
         let registered = registration.records
         registration.apply(configuration, localRLOCs: localRLOCs, now: now)
         var out = registration.due(now: now, counters: &counters)
-        if !registered.isEmpty && registration.records != registered { out += solicitMapRequests(now: now) }
+        if !registered.isEmpty && registration.records != registered {
+            out += solicitMapRequests(changed: Self.changedPrefixes(registered, registration.records), now: now)
+        }
         return out
     }
 

@@ -1,8 +1,13 @@
 import Crypto
 
-/// MAC algorithms of Map-Register / Map-Notify authentication, by Key ID (RFC 9301 §5.6 and the
-/// IANA "LISP Key ID Numbers" registry that RFC 9301 defines): 1 = HMAC-SHA-1-96 (RFC 2404),
-/// 2 = HMAC-SHA-256-128 (RFC 4868). Key ID 0 means no authentication, which we never accept.
+/// MAC algorithms of Map-Register / Map-Notify authentication, by Algorithm ID (RFC 9301 §5.6 and
+/// §12.5, the "LISP Algorithm ID Numbers" registry, which RFC 6830 named "LISP Key ID Numbers"):
+/// 1 = HMAC-SHA-1-96-None (RFC 2404), 2 = HMAC-SHA-256-128-None (RFC 4868); 0 means none, which we
+/// never accept. Not done: 3, HMAC-SHA256-128+HKDF-SHA256 (a per-message key derived from the
+/// nonce), which §5.6 says implementations SHOULD implement.
+/// On the wire the 16 bits before the Authentication Data Length are RFC 9301's Key ID (8 bits)
+/// and Algorithm ID (8 bits); we send and accept Key ID 0, so the field reads as RFC 6830's
+/// 16-bit Key ID with the same value (`keyID` in `MapRegister`/`MapNotify`).
 public enum AuthenticationAlgorithm: UInt16, Hashable, Sendable, CaseIterable {
     case hmacSHA1_96 = 1
     case hmacSHA256_128 = 2
@@ -75,8 +80,11 @@ public enum AuthenticationError: Error, Hashable, Sendable {
 }
 
 /// HMAC authentication of Map-Register and Map-Notify(-Ack), RFC 9301 §5.6–5.7: the MAC is computed
-/// over the whole message, from the type field to its last byte (records and, when present, xTR-ID
-/// and site-ID), with the Authentication Data field set to zero, and then written into that field.
+/// over the whole message, from the type field to its last byte, with the Authentication Data
+/// field set to zero, and then written into that field. RFC 9301 §5.6 says "through the end of the
+/// last RLOC-Record", which would leave out an xTR-ID and site-ID. We never send the I bit, so
+/// this differs from the text only for a received Map-Notify that carries them (OpenOverlayRouter
+/// echoes its xTR-ID): which bytes its map-server MACs there is not checked against one yet.
 /// These functions work on the encoded bytes, so what is verified is exactly what was received.
 public enum ControlAuthentication {
     /// Offset of the Authentication Data: type word (4), nonce (8), key id (2), length (2).

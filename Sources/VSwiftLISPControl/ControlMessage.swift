@@ -1,4 +1,4 @@
-/// LISP control message types (RFC 9301 §5.1, IANA "LISP Packet Types"): the top 4 bits of the
+/// LISP control message types (RFC 9301 §5.1, §12.2 "LISP Packet Type Codes"): the top 4 bits of the
 /// first byte.
 public enum ControlMessageType {
     public static let mapRequest: UInt8 = 1
@@ -12,7 +12,7 @@ public enum ControlMessageType {
     public static func of(_ bytes: [UInt8]) -> UInt8? { bytes.first.map { $0 >> 4 } }
 }
 
-/// The UDP port of LISP control messages (RFC 9301 §5.1).
+/// The UDP port of LISP control messages (RFC 9301 §5, §12.1).
 public let lispControlPort: UInt16 = 4342
 
 /// One LISP control message, as a value. `decode` takes a UDP payload (from port 4342) and either

@@ -7,7 +7,7 @@ public enum ControlMessageError: Error, Hashable, Sendable {
     case truncated
     /// Bytes left after the last field the header announced (RFC 9301 defines no padding).
     case trailingBytes(count: Int)
-    /// A LISP message type this codec does not speak (RFC 9301 §5.1; 6 Map-Referral, 7 Info-NAT...).
+    /// A LISP message type this codec does not speak (RFC 9301 §5.1: 6 DDT Map-Referral, 7 and 9-14 unassigned, 15 Shared Extension).
     case unknownMessageType(UInt8)
     /// An address family other than 0 (none), 1 (IPv4), 2 (IPv6) or 16387 (LCAF): its length is
     /// unknown, so the rest of the message cannot be parsed.
@@ -24,7 +24,7 @@ public enum ControlMessageError: Error, Hashable, Sendable {
     /// More locators in one record than `DecodeLimits.maxLocatorsPerRecord`, or in the whole message
     /// than `DecodeLimits.maxLocatorsPerMessage`.
     case tooManyLocators(Int)
-    /// A Map-Request with Record Count 0 (RFC 9301 §5.3: a receiver accepts one or more).
+    /// A Map-Request with Record Count 0 (RFC 9301 §5.2: a receiver accepts one or more).
     case noRecords
     /// A message longer than a UDP datagram can carry (65,507 bytes of payload over IPv4).
     case messageTooLong(Int)
@@ -61,9 +61,9 @@ public enum ControlMessageEncodingError: Error, Hashable, Sendable {
     case tooManyRecords(Int)
     /// More locators than the 8-bit Locator Count holds (or the decode limits).
     case tooManyLocators(Int)
-    /// Map-Request ITR-RLOCs: 1 to 32 (IRC is the count minus one in 5 bits, RFC 9301 §5.3).
+    /// Map-Request ITR-RLOCs: 1 to 32 (IRC is the count minus one in 5 bits, RFC 9301 §5.2).
     case badITRRLOCCount(Int)
-    /// A Map-Request needs at least one EID record (RFC 9301 §5.3).
+    /// A Map-Request needs at least one EID record (RFC 9301 §5.2).
     case noRecords
     /// The Map-Version Number is 12 bits (RFC 9301 §5.4).
     case mapVersionTooLarge(UInt16)

@@ -3,7 +3,7 @@ import VSwiftPacket
 /// Address Family Identifiers the LISP control plane carries (IANA "Address Family Numbers", as
 /// RFC 9301 §5 uses them, and RFC 8060 §3 for LCAF).
 public enum AFI {
-    /// No address: zero bytes follow (RFC 9301 §5.3, e.g. the Source EID of an RLOC-probe).
+    /// No address: zero bytes follow (RFC 9301 §5.2, e.g. the Source EID of an RLOC-probe).
     public static let none: UInt16 = 0
     public static let ipv4: UInt16 = 1
     public static let ipv6: UInt16 = 2
@@ -187,7 +187,7 @@ public indirect enum LISPAddress: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// An EID prefix: an address (usually inside an Instance ID LCAF) and the number of leading bits
-/// that count (the records' "EID mask-len", RFC 9301 §5.3/§5.4).
+/// that count (the records' "EID mask-len", RFC 9301 §5.2/§5.4).
 public struct EIDPrefix: Hashable, Sendable, CustomStringConvertible {
     public var address: LISPAddress
     public var maskLength: UInt8

@@ -14,15 +14,17 @@ public struct XTRIdentity: Hashable, Sendable {
 
 /// Map-Register (type 3, RFC 9301 §5.6): an ETR registers its EID prefixes with a Map-Server.
 ///
-///     |Type=3 |P|S|I|R|        Reserved             |M| Record Count  |
+///     |Type=3 |P|S|I|R|      Reserved       |E|T|a|R|M| Record Count  |
 ///     |                         Nonce (64)                            |
-///     |            Key ID             |  Authentication Data Length   |
+///     |    Key ID     | Algorithm ID  |  Authentication Data Length   |
 ///     ~                     Authentication Data                       ~
 ///     |  Record Count mapping records (see `MappingRecord`)            |
 ///     |  xTR-ID (128) and site-ID (64), when I is set                  |
 ///
 /// The Authentication Data is an HMAC over the whole message with the field zeroed
-/// (`ControlAuthentication`); `encoded(authenticatingWith:)` fills it in.
+/// (`ControlAuthentication`); `encoded(authenticatingWith:)` fills it in. RFC 9301's bit 7 is
+/// reserved (the first R above, see `rBit`); E, T, a and its own R (bit 22) are not modelled:
+/// sent as 0, ignored on receipt (we use none of them).
 public struct MapRegister: Hashable, Sendable {
     /// P: proxy Map-Reply: the Map-Server answers Map-Requests for these prefixes itself.
     public var proxyMapReply: Bool
@@ -35,7 +37,10 @@ public struct MapRegister: Hashable, Sendable {
     public var wantMapNotify: Bool
     /// Echoed by the Map-Notify that acknowledges this register.
     public var nonce: UInt64
-    /// Which key and MAC algorithm the Authentication Data uses (§5.6, IANA "LISP Key ID Numbers").
+    /// RFC 9301 §5.6's Key ID (high byte: which pre-shared secret) and Algorithm ID (low byte:
+    /// which MAC, §12.5 "LISP Algorithm ID Numbers"), read as one 16-bit field: RFC 6830's
+    /// 16-bit Key ID, whose values 1 and 2 are byte for byte RFC 9301's Key ID 0 with Algorithm
+    /// ID 1 (HMAC-SHA-1-96) and 2 (HMAC-SHA-256-128), what deployed map-servers send.
     public var keyID: UInt16
     public var authenticationData: [UInt8]
     public var records: [MappingRecord]

@@ -22,14 +22,14 @@ public struct MapRequest: Hashable, Sendable {
     public var localXTR: Bool
     /// D: dont-map-reply: the sender wants no Map-Reply (e.g. a request only to trigger state).
     public var dontMapReply: Bool
-    /// Matched by the Map-Reply; the only thing that ties a reply to this request (§5.3, §8).
+    /// Matched by the Map-Reply; the only thing that ties a reply to this request (§5.2, §5.3).
     public var nonce: UInt64
     /// The EID of the host whose packet caused the request; `.none` for refreshes and RLOC-probes.
     public var sourceEID: LISPAddress
     /// Where to send the Map-Reply: 1 to 32 RLOCs of the requesting ITR. Any address decodes (some
     /// implementations send LCAFs here); the replier picks an IPv4 or IPv6 one it can reach.
     public var itrRLOCs: [LISPAddress]
-    /// The EID prefixes asked about: one or more (a sender sends one, §5.3).
+    /// The EID prefixes asked about: one or more (a sender sends one, §5.2).
     public var records: [EIDPrefix]
     /// M: the requester's own mapping, sent along (e.g. with an SMR-invoked request).
     public var mapReplyRecord: MappingRecord?

@@ -8,11 +8,12 @@ public protocol MapCachePublishing: AnyObject, Sendable {
     /// has moved past it). Workers resolve `remote_ip=map` ports' destinations through it.
     func publishMapCache(_ snapshot: MapCacheSnapshot)
 
-    /// The map-servers and map-resolvers. Before any mapping is known, the routes toward them are
-    /// where the underlay is for `remote_ip=map` ports: the datapath resolves them like RLOCs, so
-    /// LISP arriving there from a site not yet in the map-cache reaches the port (which refuses it
-    /// and asks about its source EID) instead of being taken for a tenant's traffic.
-    func setMappingSystem(_ addresses: [IPAddress])
+    /// The local RLOCs we register for our EIDs (configured, or defaulted from the route toward
+    /// the map-servers). Each is where the underlay is for `remote_ip=map` ports: the datapath
+    /// decapsulates LISP addressed to it on the device that holds it, whatever family the mapping
+    /// system is reached over, so a site not yet in the map-cache is heard (refused, and its
+    /// source EID asked about) instead of being taken for a tenant's traffic.
+    func setRegisteredRLOCs(_ addresses: [IPAddress])
 
     /// Moves up to `limit` pending misses into `misses` (appended) and returns how many it moved.
     func drainMapCacheMisses(into misses: inout [MapCacheMiss], limit: Int) -> Int

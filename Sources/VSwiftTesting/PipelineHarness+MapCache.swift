@@ -9,9 +9,13 @@ extension PipelineHarness {
     /// next hop for each of `rlocs` leaving by the underlay device (slot 1 when the harness
     /// encapsulates, slot 0 when it decapsulates), from the local RLOC of the RLOC's family (so
     /// LISP from them arriving on the underlay is on an underlay endpoint).
-    public func useMapCache(instanceID: UInt32, rlocs: [IPAddress], encapsulating: Bool = true) {
+    /// `registered`: local RLOCs we registered, each an underlay endpoint on the underlay device
+    /// (as `RegisteredRLOCEndpoints` derives them from the device holding the address).
+    public func useMapCache(instanceID: UInt32, rlocs: [IPAddress], encapsulating: Bool = true, registered: [IPAddress] = []) {
         worker.setTunnelPort(2, bridge: 0, state: TunnelPortState(LISPPortOptions(remote: .map, key: .id(instanceID))))
-        worker.setTunnelRouting(localRLOCs: [Self.localRLOC, Self.localRLOC6], nextHops: Self.mapNextHops(rlocs, encapsulating: encapsulating))
+        let underlay = PortSlot(rawValue: encapsulating ? 1 : 0)
+        worker.setTunnelRouting(localRLOCs: [Self.localRLOC, Self.localRLOC6], nextHops: Self.mapNextHops(rlocs, encapsulating: encapsulating),
+                                endpoints: registered.map { UnderlayEndpoint(localRLOC: $0, port: underlay, bridge: .unbridged) })
     }
 
     /// Resolved next hops to `rlocs` by the underlay device.

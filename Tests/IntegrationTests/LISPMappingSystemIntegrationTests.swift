@@ -9,8 +9,11 @@ import VSwiftTesting
 /// device `ul0` (`add-underlay`: the host keeps it and its addresses 192.168.30.N and fd30::N) on
 /// a bridge in `s3ul`, and a VM namespace (`s3vN`: 10.3.N.1/24 and fd00:3:N::1/64, instance id
 /// 1000) on br2, whose LISP port takes its RLOCs from the mapping system (`remote_ip=map`). The
-/// mapping system (`s3ms`, 192.168.30.100) is the site's map-server and map-resolver. IPv4 EIDs
-/// register the host's address toward the map-server (no `--rloc`), IPv6 EIDs an IPv6 RLOC.
+/// mapping system (`s3ms`, 192.168.30.100) is the site's map-server and map-resolver, configured
+/// by its IPv4 address only. IPv4 EIDs register the host's address toward the map-server (no
+/// `--rloc`), IPv6 EIDs an IPv6 RLOC. The mapping system also has fd30::100, for its own leg only:
+/// it forwards a Map-Request to the ETR at the RLOC registered (RFC 9301 §8.3), the
+/// IPv6 one for an IPv6 EID; the sites never address it over IPv6.
 struct ThreeSites {
     static let iid = "1000"
     static let mapServer = "192.168.30.100"
@@ -72,10 +75,10 @@ struct ThreeSites {
             defer { unlink(file) }
             try daemon.ctl("add-flows", "br2", file)
             try daemon.ctl("add-map-server", Self.mapServer, "--key", Self.secret(n), "--key-id", "\(Self.keyID(n))")
+            // The sites know the mapping system over IPv4 only. Where a site's IPv6 underlay is
+            // before it has talked to anyone comes from the IPv6 RLOC it registers (an underlay
+            // endpoint on ul0, which holds it): first contact over IPv6 needs nothing more.
             try daemon.ctl("add-map-resolver", Self.mapServer)
-            // The mapping system over IPv6 as well: the route toward it is what tells a site where
-            // its IPv6 underlay is before it has talked to anyone (first contact over IPv6 RLOCs).
-            try daemon.ctl("add-map-resolver", "fd30::100")
             try daemon.ctl("add-eid", Self.iid, "10.3.\(n).0/24")
             try daemon.ctl("add-eid", Self.iid, "fd00:3:\(n)::/64", "--rloc", "fd30::\(n)")
         }

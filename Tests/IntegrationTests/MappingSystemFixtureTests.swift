@@ -34,7 +34,7 @@ func eid(_ iid: UInt32?, _ text: String, _ length: UInt8) -> EIDPrefix {
 }
 func rloc(_ text: String) -> LocatorRecord { LocatorRecord(address: LISPAddress(IPAddress(text)!), priority: 1, weight: 100) }
 
-/// An ECM Map-Request (RFC 9301 §5.8, §5.3) for `target` from an ITR at `itr`.
+/// An ECM Map-Request (RFC 9301 §5.8, §5.2) for `target` from an ITR at `itr`.
 func encapsulatedMapRequest(nonce: UInt64, iid: UInt32, target: String, itr: String) throws -> [UInt8] {
     let length: UInt8 = target.contains(":") ? 128 : 32
     let request = MapRequest(nonce: nonce, sourceEID: .none, itrRLOCs: [LISPAddress(IPAddress(itr)!)],
@@ -263,7 +263,7 @@ struct MappingSystemFixtureTests {
         #expect(fixture.errorText.isEmpty, "\(fixture.errorText)")
     }
 
-    @Test("RFC 9301 §8.2: a registration not refreshed expires (timeout shortened to 2 s), then the site's prefix is answered natively-forward for 1 minute; a record TTL of 0 withdraws at once")
+    @Test("RFC 9301 §8.2–8.3: a registration not refreshed expires (timeout shortened to 2 s), then the site's prefix is answered natively-forward for 1 minute; a record TTL of 0 withdraws at once")
     func registrationsExpire() throws {
         if !TestMachine.isCI && TestMachine.tool("python3") == nil { return }
         let bench = try MappingSystemBench()

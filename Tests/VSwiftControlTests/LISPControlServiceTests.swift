@@ -16,7 +16,7 @@ final class RecordingPublisher: MapCachePublishing {
         var published = 0
         var pendingMisses: [MapCacheMiss] = []
         var drained = 0
-        var mappingSystem: [IPAddress] = []
+        var registeredRLOCs: [IPAddress] = []
     }
 
     let state = Mutex(State())
@@ -25,8 +25,8 @@ final class RecordingPublisher: MapCachePublishing {
         state.withLock { $0.published += 1 }
     }
 
-    func setMappingSystem(_ addresses: [IPAddress]) {
-        state.withLock { $0.mappingSystem = addresses }
+    func setRegisteredRLOCs(_ addresses: [IPAddress]) {
+        state.withLock { $0.registeredRLOCs = addresses }
     }
 
     func drainMapCacheMisses(into misses: inout [MapCacheMiss], limit: Int) -> Int {
@@ -203,10 +203,19 @@ final class RecordingPublisher: MapCachePublishing {
         let eids = try await call("show-lisp", [:]).get().decode(ShowLISPReport.self).localEIDs
         #expect(eids == [LocalEIDReport(instanceID: 5, prefix: "10.5.0.0/16", rlocs: [RLOCReport(address: "127.0.0.1", priority: 1, weight: 100)], defaultRLOCs: true)])
         #expect(try await call("dump-map-cache", [:]).get().decode(DumpMapCacheReport.self).entries.allSatisfy { $0.source != "map-reply" })
+        // The RLOCs we register are the datapath's underlay endpoints for map ports: the default
+        // one, and an IPv6 one given by hand, although the mapping system is reached over IPv4.
+        #expect(await eventually { publisher.state.withLock { $0.registeredRLOCs } == [IPAddress("127.0.0.1")!] })
+        _ = try await call("add-eid", ["instance_id": 5, "prefix": "fd00:5::/64", "rlocs": .array([.object(["address": "2001:db8::5", "priority": 1, "weight": 100])])]).get()
+        #expect(await eventually {
+            publisher.state.withLock { $0.registeredRLOCs } == [IPAddress("127.0.0.1")!, IPAddress("2001:db8::5")!]
+        })
+        _ = try await call("del-eid", ["instance_id": 5, "prefix": "fd00:5::/64"]).get()
 
         _ = try await call("del-eid", ["instance_id": 5, "prefix": "10.5.0.0/16"]).get()
         _ = try await call("del-map-resolver", ["address": "127.0.0.1"]).get()
         #expect(control.port == nil)
+        #expect(publisher.state.withLock { $0.registeredRLOCs }.isEmpty)
 
         // A port someone else holds: the change is refused and nothing changes.
         let holder = try LISPControlSocket(port: 0)

@@ -36,7 +36,7 @@ import VSwiftPacket
         #expect(plane.report(now: 0).sent["map-register"] == 1)
     }
 
-    @Test func rfc9301_8_2_retransmitsWithFreshNoncesUntilMapNotifyThenEvery60Seconds() throws {
+    @Test func rfc9301_5_7_retransmitsWithNewNoncesUntilMapNotifyThen_8_2_EveryMinute() throws {
         var plane = XTRControlPlane(mapCacheCapacity: 16, now: 0)
         var sends: [(Double, MapRegister)] = []
         for d in plane.apply(World.site(eid: "10.1.0.0/16", rloc: World.rlocA), localRLOCs: [World.rlocA], now: 0) {

@@ -105,7 +105,7 @@ import VSwiftPacket
         // Answered: the next miss (after the entry is gone) is not held back by the limiter.
     }
 
-    @Test func rfc9301_5_4_aReplyWithAnUnknownNonceChangesNothing() throws {
+    @Test func rfc9301_5_3_aReplyWithAnUnknownNonceChangesNothing() throws {
         var plane = itr()
         let request = try ask(&plane)
         let record = World.positiveRecord(World.prefix("10.2.0.0/16"), rloc: World.rlocB)

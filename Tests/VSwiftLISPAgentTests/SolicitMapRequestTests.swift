@@ -30,10 +30,12 @@ import VSwiftPacket
         #expect(smr.destinationPort == 4342)
         guard case .mapRequest(let request) = try World.decode(smr) else { throw TestFailure("not a plain Map-Request") }
         #expect(request.solicitMapRequest)
-        // RFC 9301 §5.3, §6.1: one record, the site's prefix we cache; our changed prefix is the
-        // Source EID (the layout OpenOverlayRouter sends and acts on).
+        // One record (RFC 9301 §5.2: a sender sends one): the site's prefix we cache; our changed
+        // prefix is the Source EID (the layout OpenOverlayRouter sends and acts on); D set (§5.2:
+        // an SMR needs no Map-Reply).
         #expect(request.records == [World.wire(World.prefix("10.2.0.0/16"))])
         #expect(request.sourceEID == .instanceID(World.iid, maskLength: 0, address: LISPAddress(World.ip("10.1.0.0"))))
+        #expect(request.dontMapReply)
         #expect(request.itrRLOCs == [LISPAddress(Self.movedRLOC)])
         #expect(plane.report(now: 2).sent["smr"] == 1)
         // The new registration goes out too.
@@ -69,5 +71,28 @@ import VSwiftPacket
         #expect(again.first?.destination == World.mapResolver)
         #expect(smrInvoked.smrInvoked)
         #expect(smrInvoked.records == [World.wire(World.prefix("10.1.0.0/16"))])
+    }
+
+    /// RFC 9301 §5.2 ("a sender MUST only send Map-Requests containing one record") and §6.1: each
+    /// SMR names one changed prefix (its Source EID; the one record is the site's prefix we cache),
+    /// and only changed ones (added, moved or removed) are named.
+    @Test func rfc9301_5_2_eachSMRNamesOneChangedPrefix() throws {
+        var plane = try siteTalkingToB()
+        var config = World.site(eid: "10.1.0.0/16", rloc: World.rlocA)
+        config.localEIDs.append(LocalEIDConfiguration(prefix: World.prefix("10.9.0.0/16"), rlocs: [LocalRLOCConfiguration(address: World.rlocA)]))
+        config.localEIDs.append(LocalEIDConfiguration(prefix: World.prefix("10.8.0.0/16"), rlocs: [LocalRLOCConfiguration(address: World.rlocA)]))
+        func sourceEIDs(_ out: [OutgoingDatagram]) throws -> [LISPAddress] {
+            try out.filter { $0.destination == World.rlocB }.map { datagram in
+                guard case .mapRequest(let request) = try World.decode(datagram) else { throw TestFailure("not a Map-Request") }
+                #expect(request.solicitMapRequest && request.dontMapReply)
+                #expect(request.records == [World.wire(World.prefix("10.2.0.0/16"))])
+                return request.sourceEID
+            }
+        }
+        func address(_ text: String) -> LISPAddress { .instanceID(World.iid, maskLength: 0, address: LISPAddress(World.ip(text))) }
+        #expect(try sourceEIDs(plane.apply(config, localRLOCs: [World.rlocA], now: 2)) == [address("10.9.0.0"), address("10.8.0.0")])
+        // One removed: only it is named.
+        config.localEIDs.removeLast()
+        #expect(try sourceEIDs(plane.apply(config, localRLOCs: [World.rlocA], now: 3)) == [address("10.8.0.0")])
     }
 }

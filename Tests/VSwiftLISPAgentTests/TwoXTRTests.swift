@@ -35,7 +35,7 @@ struct TinyMappingSystem {
             let match = registrations.filter { $0.prefix.instanceID == iid && $0.prefix.contains(eid) }
                 .max { $0.prefix.length < $1.prefix.length }
             guard let etr = match?.record.locators.first?.address.ipAddress else { return [] }
-            // Forwarded to the ETR as it came (RFC 9301 §8.2: the Map-Server forwards the ECM).
+            // Forwarded to the ETR as it came (RFC 9301 §8.3: the Map-Server forwards the ECM).
             return [(etr, 4342, bytes)]
         default:
             return []

@@ -98,7 +98,7 @@ struct HostileInputTests {
         expectError(.nestedLCAF, lcafHeader + Vectors.hex("40 03 00 00 02 00 00 0c 00 00 00 01 40 03 00 00 02 00 00 00"))
     }
 
-    @Test func rfc9301_5_3_itrRLOCsOfAnyAFIDecodeAndReencode() throws {
+    @Test func rfc9301_5_2_itrRLOCsOfAnyAFIDecodeAndReencode() throws {
         // AFI 0 and an Instance ID LCAF as ITR-RLOCs: not usable as reply addresses, but well formed.
         let bytes = Vectors.hex("""
             10 00 01 01  01 02 03 04 05 06 07 08  00 00

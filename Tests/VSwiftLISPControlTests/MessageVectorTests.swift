@@ -19,11 +19,11 @@ struct MessageVectorTests {
         nonce: 0x0102_0304_0506_0708, sourceEID: v4("10.1.0.1"), itrRLOCs: [v4("192.0.2.1")],
         records: [EIDPrefix(v4("10.2.0.0"), maskLength: 24)], smrInvoked: true)
 
-    @Test func rfc9301_5_3_mapRequestSMRInvoked() throws {
+    @Test func rfc9301_5_2_mapRequestSMRInvoked() throws {
         try check(.mapRequest(Self.smrInvokedRequest), Vectors.mapRequestSMRInvoked)
     }
 
-    @Test func rfc9301_5_3_rlocProbeWithMapReplyRecordAndInstanceIDv6() throws {
+    @Test func rfc9301_5_2_rlocProbeWithMapReplyRecordAndInstanceIDv6() throws {
         let own = MappingRecord(
             eid: EIDPrefix(instanceID: 1000, Self.ip("2001:db8:1::"), maskLength: 64), ttl: 1440,
             locators: [LocatorRecord(address: Self.v4("192.0.2.1"), priority: 1, weight: 100, local: true)])
@@ -139,7 +139,7 @@ struct MessageVectorTests {
         }
     }
 
-    @Test func rfc9301_5_3_mapRequestFlagsEachAlone() throws {
+    @Test func rfc9301_5_2_mapRequestFlagsEachAlone() throws {
         // A (bit 4), S (bit 7), p (bit 8): the bits the other vectors leave clear.
         var a = Self.smrInvokedRequest
         a.smrInvoked = false

@@ -22,7 +22,7 @@ enum Vectors {
         return out
     }
 
-    /// RFC 9301 §5.3: an SMR-invoked Map-Request for 10.2.0.0/24 from 10.1.0.1, reply to 192.0.2.1.
+    /// RFC 9301 §5.2: an SMR-invoked Map-Request for 10.2.0.0/24 from 10.1.0.1, reply to 192.0.2.1.
     static let mapRequestSMRInvoked = hex("""
         10 40 00 01                 # Type=1, s (SMR-invoked, bit 9), IRC=0 (one ITR-RLOC), Record Count=1
         01 02 03 04 05 06 07 08     # Nonce
@@ -31,7 +31,7 @@ enum Vectors {
         00 18  00 01 0a 02 00 00    # Reserved, EID mask-len=24, EID-Prefix-AFI=1, 10.2.0.0
         """)
 
-    /// RFC 9301 §5.3 with every optional part: an RLOC-probe (P) with M, L and D set, no source EID,
+    /// RFC 9301 §5.2 with every optional part: an RLOC-probe (P) with M, L and D set, no source EID,
     /// two ITR-RLOCs (IPv4 and IPv6), an instance-id IPv6 EID record (RFC 8060 §4.1), and the
     /// requester's own mapping as the Map-Reply Record.
     static let mapRequestProbe = hex("""
