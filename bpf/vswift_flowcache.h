@@ -5,12 +5,16 @@
  * Key: FlowKey's 16 words, byte for byte (vswift_flowkey.h). An entry is (mask, masked key) →
  * actions, as OVS's megaflows; user space guarantees that entries never overlap, so the first hit
  * in mask order is the only one. Lookup: for each mask in use (at most VSWIFT_FC_MAX_MASKS, in
- * slot order), mask the key, look (mask slot, masked key) up in one hash map.
+ * slot order), first the slot's shape filter (one bit per signature of the masked in_port,
+ * dl_type, VLAN TCI and nw_proto of its entries: a clear bit means no entry of the slot can
+ * match), then (mask slot, the masked words the mask names) in the hash map of its size class:
+ * the kernel hashes the whole map key, so a mask naming 1–2 words probes a 24-byte key, 3–6
+ * words a 56-byte one, and only wider masks the full 136-byte key.
  *
  * Maps shared by every device's program of one datapath (XDPFlowCache.swift creates them at their
  * real sizes and every program is loaded with bpf_map__reuse_fd; the sizes declared here are
  * placeholders, so a program loaded without the cache carries tiny maps): vswift_fc_control,
- * vswift_fc_masks, vswift_fc_table, vswift_fc_entries, vswift_fc_counters, vswift_fc_ports, vswift_fc_lisp.
+ * vswift_fc_masks, vswift_fc_table, vswift_fc_table2, vswift_fc_table6, vswift_fc_entries, vswift_fc_counters, vswift_fc_ports, vswift_fc_lisp.
  * Per program: vswift_fc_port (its in_port), vswift_fc_scratch, vswift_fc_stats.
  *
  * Actions: a fixed array of ops per entry. Anything the XDP side cannot do exactly as the workers'
@@ -42,7 +46,7 @@ enum vswift_fc_op_kind {
     VSWIFT_FC_OP_SET_TP_DST = 12,
     VSWIFT_FC_OP_POP_VLAN = 13,
     VSWIFT_FC_OP_PUSH_VLAN = 14, /* arg32: TPID (the new tag's TCI is 0, as push_vlan) */
-    VSWIFT_FC_OP_LISP_ENCAP = 15, /* arg32: slot in vswift_fc_lisp (an outer IPv4 template) */
+    VSWIFT_FC_OP_LISP_ENCAP = 15, /* arg32: slot in vswift_fc_lisp (an outer IPv4 or IPv6 template) */
     VSWIFT_FC_OP_KINDS
 };
 
@@ -65,18 +69,27 @@ struct vswift_fc_counter {
     __u64 last_used_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last hit on this CPU */
 };
 
-/* A LISP encapsulation over IPv4 (LISP.encapsulate's outer headers, RFC 9300 §5.1): outer
- * Ethernet + IPv4 + UDP + LISP. TTL and TOS follow LISP.OuterFields (outer = inner & mask | value). */
+/* A LISP encapsulation (LISP.encapsulate's outer headers, RFC 9300 §5.1): outer Ethernet + IPv4
+ * or IPv6 + UDP + LISP. TTL and TOS follow LISP.OuterFields (outer = inner & mask | value). */
 struct vswift_fc_lisp {
     __u64 eth_dst;
     __u64 eth_src;
-    __u32 src;         /* the local RLOC */
-    __u32 dst;         /* the remote RLOC */
+    __u32 src;         /* the local RLOC (IPv4) */
+    __u32 dst;         /* the remote RLOC (IPv4) */
     __u32 instance_id; /* low 24 bits */
     __u16 udp_dst;     /* 4341 */
     __u8 ttl_mask, ttl_value, tos_mask, tos_value;
-    __u8 pad[5];
+    __u8 family;       /* 4 (src, dst) or 6 (src6, dst6) */
+    __u8 pad0;
+    __u16 mtu;         /* the egress device's MTU: a larger outer packet is left to the workers */
+    __u8 pad[2];
+    __u8 src6[16];     /* network order */
+    __u8 dst6[16];
 };
+
+/* The longest UDP payload (inner packet + 16) whose checksum an IPv6 encapsulation computes: the
+ * chunked sum below covers 16 × 256 + 252 + 3 bytes; a longer packet is left to the workers. */
+#define VSFC_CSUM_MAX 4096
 
 #define VSWIFT_FC_LISP_TEMPLATES 256
 
@@ -89,6 +102,36 @@ struct vswift_fc_table_key {
     __u32 mask_slot;
     __u32 pad;
     struct vswift_flow_key masked;
+};
+
+/* The compact keys: (mask slot, the masked words the mask names, in word order, zero after). */
+#define VSWIFT_FC_COMPACT_SMALL 2
+#define VSWIFT_FC_COMPACT_LARGE 6
+
+struct vswift_fc_table_key2 {
+    __u32 mask_slot;
+    __u32 pad;
+    __u64 w[VSWIFT_FC_COMPACT_SMALL];
+};
+
+struct vswift_fc_table_key6 {
+    __u32 mask_slot;
+    __u32 pad;
+    __u64 w[VSWIFT_FC_COMPACT_LARGE];
+};
+
+/* A mask slot (XDPFlowCache writes it; the shape bits change as entries come and go). */
+struct vswift_fc_mask {
+    struct vswift_flow_key mask;
+    /* Bit vsfc_shape_bit(masked w0, w1) is set while the slot has an entry with that signature
+     * (set before the entry is inserted, cleared after the last such entry is deleted). */
+    __u64 shape[4];
+    /* Size class: 2 or 6 (the compact table of that size; word[i] & 15 and cmask[i] name the
+     * i-th word, cmask 0 past the last), or 16 (the full key in vswift_fc_table). */
+    __u64 cmask[VSWIFT_FC_COMPACT_LARGE];
+    __u8 word[8];
+    __u32 size_class;
+    __u32 pad;
 };
 
 struct vswift_fc_scratch {
@@ -118,7 +161,7 @@ struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, VSWIFT_FC_MAX_MASKS);
     __type(key, __u32);
-    __type(value, struct vswift_flow_key);
+    __type(value, struct vswift_fc_mask);
 } vswift_fc_masks SEC(".maps");
 
 struct {
@@ -128,6 +171,22 @@ struct {
     __type(key, struct vswift_fc_table_key);
     __type(value, __u32);
 } vswift_fc_table SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct vswift_fc_table_key2);
+    __type(value, __u32);
+} vswift_fc_table2 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct vswift_fc_table_key6);
+    __type(value, __u32);
+} vswift_fc_table6 SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -287,11 +346,23 @@ static __always_inline int vsfc_expressible(struct xdp_md *ctx, struct vswift_fc
                 return 0;
             tags += 1;
             break;
-        case VSWIFT_FC_OP_LISP_ENCAP:
+        case VSWIFT_FC_OP_LISP_ENCAP: {
             /* LISP.encapsulate carries IP only; VLAN tags are left behind. */
             if (!ip)
                 return 0;
+            __u32 slot = op->arg32;
+            struct vswift_fc_lisp *t = bpf_map_lookup_elem(&vswift_fc_lisp, &slot);
+            if (!t || (t->family != 4 && t->family != 6))
+                return 0;
+            /* IPv6: the UDP checksum is computed over at most VSFC_CSUM_MAX bytes. */
+            if (t->family == 6 && (__u64)(end - data) + 16 > VSFC_CSUM_MAX)
+                return 0;
+            /* The workers' compare (Worker+PathMTU): frame - 14 + 36 (IPv4) or 56 (IPv6) over
+             * the egress MTU goes their way (fragmentation or ICMP too big, RFC 9300 §7.1). */
+            if ((__u64)(end - data) - 14 + (t->family == 6 ? 56 : 36) > t->mtu)
+                return 0;
             break;
+        }
         case VSWIFT_FC_OP_NONE:
         case VSWIFT_FC_OP_OUTPUT:
         case VSWIFT_FC_OP_DROP:
@@ -437,10 +508,114 @@ static __always_inline __u64 vsfc_finish(__u64 h)
 
 static __always_inline int vsfc_has_ports(__u8 proto) { return proto == 6 || proto == 17 || proto == 132; }
 
-/* LISP.encapsulate with an IPv4 outer header from template `slot`, byte for byte: the inner packet
+/* The one's-complement sum (bpf_csum_diff's 32-bit partial) of `len` bytes at `base`, added to
+ * `sum`: chunks of constant size, so the verifier sees every packet access bounded; a trailing
+ * 1–3 bytes are summed zero-padded (they start at an even offset, RFC 1071 §4.1). -1: out of
+ * range. Every program including this header has it (one per object). */
+__attribute__((noinline)) __s64 vsfc_csum(struct xdp_md *ctx, __u32 base, __u32 len, __s64 sum)
+{
+    /* A global function: the verifier checks it once, not once per path that reaches it. */
+    if (!ctx)
+        return -1;
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    __u32 off = 0;
+    const __u8 *q;
+    if (len > VSFC_CSUM_MAX)
+        return -1;
+    for (int i = 0; i < VSFC_CSUM_MAX / 256; i++) {
+        if (len - off < 256)
+            break;
+        if (!(q = vsk_at(data, end, base + off, 256)))
+            return -1;
+        sum = bpf_csum_diff(0, 0, (__be32 *)q, 256, sum);
+        off += 256;
+    }
+#define VSFC_CSUM_STEP(n)                                                   \
+    if (len - off >= n) {                                                    \
+        if (!(q = vsk_at(data, end, base + off, n)))                         \
+            return -1;                                                       \
+        sum = bpf_csum_diff(0, 0, (__be32 *)q, n, sum);                      \
+        off += n;                                                            \
+    }
+    VSFC_CSUM_STEP(128)
+    VSFC_CSUM_STEP(64)
+    VSFC_CSUM_STEP(32)
+    VSFC_CSUM_STEP(16)
+    VSFC_CSUM_STEP(8)
+    VSFC_CSUM_STEP(4)
+#undef VSFC_CSUM_STEP
+    __u32 rest = len - off;
+    if (rest) {
+        __u8 tail[4] = {};
+        if (!(q = vsk_at(data, end, base + off, 1)))
+            return -1;
+        tail[0] = q[0];
+        if (rest > 1) {
+            if (!(q = vsk_at(data, end, base + off, 2)))
+                return -1;
+            tail[1] = q[1];
+        }
+        if (rest > 2) {
+            if (!(q = vsk_at(data, end, base + off, 3)))
+                return -1;
+            tail[2] = q[2];
+        }
+        sum = bpf_csum_diff(0, 0, (__be32 *)tail, 4, sum);
+    }
+    return sum;
+}
+
+/* The IPv6 outer headers of LISP.encapsulate (the frame's inner packet already starts at `l3` and
+ * ends at udp_length - 16 after it): Ethernet, IPv6 (RFC 8200 §3), UDP with its checksum over
+ * the pseudo-header (§8.1) and the whole datagram, 0 sent as 0xffff (RFC 768), LISP. 0 or -1. */
+static __always_inline int vsfc_lisp_outer6(struct xdp_md *ctx, struct vswift_fc_lisp *t, __u32 l3, __u32 udp_length,
+                                            __u8 tos, __u8 ttl, __u32 sport)
+{
+    if (bpf_xdp_adjust_head(ctx, (int)l3 - 70))
+        return -1;
+    __u8 *p = (__u8 *)vsk_at((void *)(long)ctx->data, (void *)(long)ctx->data_end, 0, 70);
+    if (!p)
+        return -1;
+    vsfc_put_mac(p, t->eth_dst);
+    vsfc_put_mac(p + 6, t->eth_src);
+    vsfc_put16(p + 12, 0x86dd);
+    vsfc_put32(p + 14, 0x60000000 | (__u32)tos << 20);
+    vsfc_put32(p + 18, udp_length << 16 | 17 << 8 | ttl);
+    __builtin_memcpy(p + 22, t->src6, 16);
+    __builtin_memcpy(p + 38, t->dst6, 16);
+    vsfc_put32(p + 54, sport << 16 | t->udp_dst);
+    vsfc_put32(p + 58, udp_length << 16);
+    vsfc_put32(p + 62, 0x48000000);
+    vsfc_put32(p + 66, (t->instance_id & 0xffffff) << 8 | 0x01);
+
+    __u8 pseudo[40];
+    __builtin_memcpy(pseudo, t->src6, 16);
+    __builtin_memcpy(pseudo + 16, t->dst6, 16);
+    vsfc_put32(pseudo + 32, udp_length);
+    vsfc_put32(pseudo + 36, 17);
+    __s64 sum = bpf_csum_diff(0, 0, (__be32 *)pseudo, 40, 0);
+    if (sum < 0)
+        return -1;
+    sum = vsfc_csum(ctx, 54, udp_length, sum);
+    if (sum < 0)
+        return -1;
+    __u16 check = ~vsfc_fold((__u64)(__u32)sum);
+    if (!check)
+        check = 0xffff;
+    /* The sum is in memory order (csum_partial): stored as is. */
+    p = (__u8 *)vsk_at((void *)(long)ctx->data, (void *)(long)ctx->data_end, 0, 70);
+    if (!p)
+        return -1;
+    __builtin_memcpy(p + 60, &check, 2);
+    return 0;
+}
+
+/* LISP.encapsulate with the outer headers of template `slot`, byte for byte: the inner packet
  * (IPv4 or IPv6, VLAN tags and Ethernet padding left behind) behind outer Ethernet, IPv4 (DF,
- * checksum computed), UDP (source port 0xc000 | 14 bits of the inner flow hash, checksum 0, as RFC
- * 9300 §5.3 allows over IPv4) and the LISP header (L and I bits, instance id, LSBs 1). 0 or -1. */
+ * checksum computed) or IPv6 (traffic class, flow label 0), UDP (source port 0xc000 | 14 bits of
+ * the inner flow hash; checksum 0 over IPv4, as RFC 9300 §5.3 allows, computed over IPv6) and the
+ * LISP header (L and I bits, instance id, LSBs 1). 0 or -1. */
 static __always_inline int vsfc_lisp_encap(struct xdp_md *ctx, struct vswift_fc_scratch *s, __u32 slot)
 {
     struct vswift_fc_lisp *t = bpf_map_lookup_elem(&vswift_fc_lisp, &slot);
@@ -491,19 +666,23 @@ static __always_inline int vsfc_lisp_encap(struct xdp_md *ctx, struct vswift_fc_
     }
     tos = (tos & t->tos_mask) | t->tos_value;
     ttl = (ttl & t->ttl_mask) | t->ttl_value;
-    __u16 id = s->ip_id;
-    s->ip_id = id + 1;
 
     /* Ethernet padding is not part of the packet (as LISP.encapsulate and the kernel's ip_rcv). */
     __u32 frame_length = (__u32)(end - data);
     if (l3 + inner_length < frame_length && bpf_xdp_adjust_tail(ctx, (int)(l3 + inner_length) - (int)frame_length))
         return -1;
+    __u32 udp_length = inner_length + 16;
+    __u32 sport = 0xc000 | (__u32)(hash & 0x3fff);
+    if (t->family == 6)
+        return vsfc_lisp_outer6(ctx, t, l3, udp_length, tos, ttl, sport);
+
+    __u16 id = s->ip_id;
+    s->ip_id = id + 1;
     if (bpf_xdp_adjust_head(ctx, (int)l3 - 50))
         return -1;
     __u8 *p = (__u8 *)vsk_at((void *)(long)ctx->data, (void *)(long)ctx->data_end, 0, 50);
     if (!p)
         return -1;
-    __u32 udp_length = inner_length + 16;
     __u32 total_length = udp_length + 20;
     vsfc_put_mac(p, t->eth_dst);
     vsfc_put_mac(p + 6, t->eth_src);
@@ -521,7 +700,7 @@ static __always_inline int vsfc_lisp_encap(struct xdp_md *ctx, struct vswift_fc_
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
     vsfc_put16(p + 24, ~sum);
-    vsfc_put32(p + 34, (0xc000 | (__u32)(hash & 0x3fff)) << 16 | t->udp_dst);
+    vsfc_put32(p + 34, sport << 16 | t->udp_dst);
     vsfc_put32(p + 38, udp_length << 16);
     vsfc_put32(p + 42, 0x48000000);
     vsfc_put32(p + 46, (t->instance_id & 0xffffff) << 8 | 0x01);
@@ -614,6 +793,14 @@ static __always_inline int vsfc_run(struct xdp_md *ctx, struct vswift_fc_entry *
     return XDP_DROP;
 }
 
+/* The shape filter's bit for a key whose masked words 0 and 1 are these (XDPFlowCache.shapeBit):
+ * in_port, dl_type and the VLAN TCI (word 0) and nw_proto (word 1's bits 48-55) through a
+ * multiplicative hash, the top 8 bits. */
+static __always_inline __u32 vsfc_shape_bit(__u64 w0, __u64 w1)
+{
+    return (__u32)(((w0 ^ ((w1 >> 48 & 0xff) << 24)) * 0x9e3779b97f4a7c15ULL) >> 56);
+}
+
 /* The cache's verdict for this frame: an XDP action on a hit, VSWIFT_FC_MISS otherwise (a miss,
  * the cache off, or an entry this program must not execute). */
 static __always_inline int vswift_flowcache(struct xdp_md *ctx)
@@ -638,15 +825,32 @@ static __always_inline int vswift_flowcache(struct xdp_md *ctx)
         if (m >= mask_count)
             break;
         __u32 slot = m;
-        struct vswift_flow_key *mask = bpf_map_lookup_elem(&vswift_fc_masks, &slot);
+        struct vswift_fc_mask *mask = bpf_map_lookup_elem(&vswift_fc_masks, &slot);
         if (!mask)
             break;
-        s->lookup.mask_slot = m;
-        s->lookup.pad = 0;
+        __u32 bit = vsfc_shape_bit(s->key.w[0] & mask->mask.w[0], s->key.w[1] & mask->mask.w[1]);
+        if (!(mask->shape[bit >> 6] & (1ULL << (bit & 63))))
+            continue;
+        if (mask->size_class == VSWIFT_FC_COMPACT_SMALL) {
+            struct vswift_fc_table_key2 k = {.mask_slot = m};
 #pragma unroll
-        for (int w = 0; w < VSK_WORDS; w++)
-            s->lookup.masked.w[w] = s->key.w[w] & mask->w[w];
-        entry_id = bpf_map_lookup_elem(&vswift_fc_table, &s->lookup);
+            for (int i = 0; i < VSWIFT_FC_COMPACT_SMALL; i++)
+                k.w[i] = s->key.w[mask->word[i] & (VSK_WORDS - 1)] & mask->cmask[i];
+            entry_id = bpf_map_lookup_elem(&vswift_fc_table2, &k);
+        } else if (mask->size_class == VSWIFT_FC_COMPACT_LARGE) {
+            struct vswift_fc_table_key6 k = {.mask_slot = m};
+#pragma unroll
+            for (int i = 0; i < VSWIFT_FC_COMPACT_LARGE; i++)
+                k.w[i] = s->key.w[mask->word[i] & (VSK_WORDS - 1)] & mask->cmask[i];
+            entry_id = bpf_map_lookup_elem(&vswift_fc_table6, &k);
+        } else {
+            s->lookup.mask_slot = m;
+            s->lookup.pad = 0;
+#pragma unroll
+            for (int w = 0; w < VSK_WORDS; w++)
+                s->lookup.masked.w[w] = s->key.w[w] & mask->mask.w[w];
+            entry_id = bpf_map_lookup_elem(&vswift_fc_table, &s->lookup);
+        }
         if (entry_id)
             break;
     }

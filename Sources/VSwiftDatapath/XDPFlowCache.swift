@@ -17,12 +17,13 @@ public final class XDPFlowCache {
     public static let maxMasks = 32
     /// The map names of bpf/vswift_flowcache.h that every program shares.
     static let sharedMapNames = ["vswift_fc_control", "vswift_fc_masks", "vswift_fc_table",
-                                 "vswift_fc_entries", "vswift_fc_counters", "vswift_fc_ports", "vswift_fc_lisp"]
+                                 "vswift_fc_entries", "vswift_fc_counters", "vswift_fc_ports", "vswift_fc_lisp",
+                                 "vswift_fc_table2", "vswift_fc_table6"]
     static let keySize = FlowKey.wordCount * 8
     static let tableKeySize = 8 + keySize
     static let counterSize = 24
     public static let lispTemplates = 256
-    static let lispTemplateSize = 40
+    static let lispTemplateSize = 72
 
     public enum InstallError: Error, Equatable, Sendable {
         /// `capacity` entries are installed (counted in `refusedFull`).
@@ -38,9 +39,11 @@ public final class XDPFlowCache {
     public let capacity: Int
     public let portSlots: Int
     let controlFD: Int32, masksFD: Int32, tableFD: Int32, entriesFD: Int32, countersFD: Int32, portsFD: Int32, lispFD: Int32
+    /// The compact tables (`XDPFlowCacheMask`'s size classes 2 and 6).
+    let table2FD: Int32, table6FD: Int32
 
     /// Mask slots in use (nil: free) and the number of slots the program scans.
-    private var masks: [FlowKey?] = Array(repeating: nil, count: XDPFlowCache.maxMasks)
+    private var masks: [XDPFlowCacheMask?] = Array(repeating: nil, count: XDPFlowCache.maxMasks)
     private var enabled = false
     /// Entry id → its table key (mask slot, masked key); free ids are reused lowest-last.
     private var entries: [Int: (slot: Int, key: FlowKey)] = [:]
@@ -49,15 +52,25 @@ public final class XDPFlowCache {
     public private(set) var refusedFull: UInt64 = 0
 
     public var sharedMaps: [String: Int32] {
-        Dictionary(uniqueKeysWithValues: zip(Self.sharedMapNames, [controlFD, masksFD, tableFD, entriesFD, countersFD, portsFD, lispFD]))
+        Dictionary(uniqueKeysWithValues: zip(Self.sharedMapNames, allFDs))
+    }
+
+    private var allFDs: [Int32] {
+        [controlFD, masksFD, tableFD, entriesFD, countersFD, portsFD, lispFD, table2FD, table6FD]
     }
 
     public var entryCount: Int { entries.count }
 
-    public init(capacity: Int = 65536, portSlots: Int = 256) throws(DatapathError) {
+    /// Compact keys and the shape filter (`XDPFlowCacheMask`); both off is the first structure
+    /// (every mask probed with the 136-byte key), for the bench's before/after.
+    let compactKeys: Bool, shapeFilter: Bool
+
+    public init(capacity: Int = 65536, portSlots: Int = 256, compactKeys: Bool = true, shapeFilter: Bool = true) throws(DatapathError) {
         precondition(capacity > 0 && portSlots > 0)
         self.capacity = capacity
         self.portSlots = portSlots
+        self.compactKeys = compactKeys
+        self.shapeFilter = shapeFilter
         var created: [Int32] = []
         func create(_ type: bpf_map_type, _ name: String, key: Int, value: Int, entries: Int, flags: UInt32 = 0) throws(DatapathError) -> Int32 {
             let fd = vs_bpf_map_create(type.rawValue, name, UInt32(key), UInt32(value), UInt32(entries), flags)
@@ -69,9 +82,13 @@ public final class XDPFlowCache {
             return fd
         }
         controlFD = try create(BPF_MAP_TYPE_ARRAY, "vswift_fc_contr", key: 4, value: 8, entries: 1)
-        masksFD = try create(BPF_MAP_TYPE_ARRAY, "vswift_fc_masks", key: 4, value: Self.keySize, entries: Self.maxMasks)
+        masksFD = try create(BPF_MAP_TYPE_ARRAY, "vswift_fc_masks", key: 4, value: XDPFlowCacheMask.size, entries: Self.maxMasks)
         tableFD = try create(BPF_MAP_TYPE_HASH, "vswift_fc_table", key: Self.tableKeySize, value: 4, entries: capacity,
                              flags: UInt32(BPF_F_NO_PREALLOC))
+        table2FD = try create(BPF_MAP_TYPE_HASH, "vswift_fc_tabl2", key: 8 + 8 * XDPFlowCacheMask.smallClass, value: 4,
+                              entries: capacity, flags: UInt32(BPF_F_NO_PREALLOC))
+        table6FD = try create(BPF_MAP_TYPE_HASH, "vswift_fc_tabl6", key: 8 + 8 * XDPFlowCacheMask.largeClass, value: 4,
+                              entries: capacity, flags: UInt32(BPF_F_NO_PREALLOC))
         entriesFD = try create(BPF_MAP_TYPE_ARRAY, "vswift_fc_entri", key: 4, value: XDPFlowCacheEntryLayout.size, entries: capacity)
         countersFD = try create(BPF_MAP_TYPE_PERCPU_ARRAY, "vswift_fc_count", key: 4, value: Self.counterSize, entries: capacity)
         portsFD = try create(BPF_MAP_TYPE_DEVMAP, "vswift_fc_ports", key: 4, value: 4, entries: portSlots)
@@ -80,7 +97,7 @@ public final class XDPFlowCache {
     }
 
     deinit {
-        for fd in [controlFD, masksFD, tableFD, entriesFD, countersFD, portsFD, lispFD] { Glibc.close(fd) }
+        for fd in allFDs { Glibc.close(fd) }
     }
 
     // MARK: Control
@@ -113,31 +130,64 @@ public final class XDPFlowCache {
         _ = bpf_map_delete_elem(portsFD, &key)
     }
 
-    /// The outer headers of a LISP encapsulation over IPv4 (`struct vswift_fc_lisp`): what
+    /// The outer headers of a LISP encapsulation over IPv4 or IPv6 (`struct vswift_fc_lisp`): what
     /// `LISP.encapsulate` takes from `EncapsulationParameters` and `OuterFields` once the next hop
-    /// is resolved.
+    /// is resolved. The outer family is the RLOCs' (both IPv4 or both IPv6). Over IPv6 the XDP
+    /// program computes the UDP checksum over the whole datagram, as `LISP.encapsulate` does
+    /// without offload (with offload the device completes the same checksum).
     public struct LISPTemplate: Equatable, Sendable {
         public var ethernetDestination: UInt64
         public var ethernetSource: UInt64
-        public var source: UInt32
-        public var destination: UInt32
+        public var sourceAddress: IPAddress
+        public var destinationAddress: IPAddress
         public var instanceID: UInt32
         public var udpDestinationPort: UInt16
         public var fields: LISP.OuterFields
+        /// The egress device's MTU. A frame with `length - 14 + 36` (IPv4 outer) or `+ 56` (IPv6)
+        /// above it is left to the workers, which fragment or answer ICMP too big (DESIGN.md,
+        /// "LISP path MTU and outer reassembly"); 0 leaves every frame to them.
+        public var egressMTU: UInt16
+
+        /// The IPv4 RLOCs (0 when the template is IPv6).
+        public var source: UInt32 {
+            get { sourceAddress.isIPv4 ? sourceAddress.ipv4 : 0 }
+            set { sourceAddress = IPAddress(ipv4: newValue) }
+        }
+        public var destination: UInt32 {
+            get { destinationAddress.isIPv4 ? destinationAddress.ipv4 : 0 }
+            set { destinationAddress = IPAddress(ipv4: newValue) }
+        }
 
         public init(ethernetDestination: UInt64, ethernetSource: UInt64, source: UInt32, destination: UInt32,
-                    instanceID: UInt32, udpDestinationPort: UInt16 = 4341, fields: LISP.OuterFields = LISP.OuterFields()) {
+                    instanceID: UInt32, udpDestinationPort: UInt16 = 4341, fields: LISP.OuterFields = LISP.OuterFields(),
+                    egressMTU: UInt16 = 1500) {
+            self.init(ethernetDestination: ethernetDestination, ethernetSource: ethernetSource,
+                      sourceAddress: IPAddress(ipv4: source), destinationAddress: IPAddress(ipv4: destination),
+                      instanceID: instanceID, udpDestinationPort: udpDestinationPort, fields: fields, egressMTU: egressMTU)
+        }
+
+        public init(ethernetDestination: UInt64, ethernetSource: UInt64, sourceAddress: IPAddress,
+                    destinationAddress: IPAddress, instanceID: UInt32, udpDestinationPort: UInt16 = 4341,
+                    fields: LISP.OuterFields = LISP.OuterFields(), egressMTU: UInt16 = 1500) {
+            self.egressMTU = egressMTU
             self.ethernetDestination = ethernetDestination
             self.ethernetSource = ethernetSource
-            self.source = source
-            self.destination = destination
+            self.sourceAddress = sourceAddress
+            self.destinationAddress = destinationAddress
             self.instanceID = instanceID
             self.udpDestinationPort = udpDestinationPort
             self.fields = fields
         }
+
+        /// Both RLOCs of one family: the outer header is IPv6 when they are IPv6.
+        public var isIPv6: Bool { !sourceAddress.isIPv4 }
     }
 
+    /// Sets template `slot`; a template whose RLOCs are of different families is refused.
     public func setLISPTemplate(slot: UInt32, _ template: LISPTemplate) throws(DatapathError) {
+        guard template.sourceAddress.isIPv4 == template.destinationAddress.isIPv4 else {
+            throw .unsupported("LISP template \(slot): RLOCs \(template.sourceAddress) and \(template.destinationAddress) are of different families")
+        }
         var bytes = [UInt8](repeating: 0, count: Self.lispTemplateSize)
         bytes.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: template.ethernetDestination, toByteOffset: 0, as: UInt64.self)
@@ -150,6 +200,12 @@ public final class XDPFlowCache {
             raw[31] = template.fields.ttlValue
             raw[32] = template.fields.tosMask
             raw[33] = template.fields.tosValue
+            raw[34] = template.isIPv6 ? 6 : 4
+            raw.storeBytes(of: template.egressMTU, toByteOffset: 36, as: UInt16.self)
+            if template.isIPv6 {
+                template.sourceAddress.store(to: raw.baseAddress! + 40)
+                template.destinationAddress.store(to: raw.baseAddress! + 56)
+            }
         }
         var key = slot
         guard bpf_map_update_elem(lispFD, &key, &bytes, 0) == 0 else {
@@ -161,15 +217,27 @@ public final class XDPFlowCache {
 
     /// The slot of `mask`, added in the lowest free slot if new; nil when all slots are taken.
     public func addMask(_ mask: FlowKey) throws(DatapathError) -> Int? {
-        if let slot = masks.firstIndex(where: { $0 == mask }) { return slot }
+        if let slot = masks.firstIndex(where: { $0?.mask == mask }) { return slot }
         guard let slot = masks.firstIndex(where: { $0 == nil }) else { return nil }
-        var key = UInt32(slot), value = mask
-        guard bpf_map_update_elem(masksFD, &key, &value, 0) == 0 else {
-            throw .system(SystemError("write XDP flow cache mask \(slot)"))
-        }
-        masks[slot] = mask
+        let entry = XDPFlowCacheMask(mask, compactKeys: compactKeys, shapeFilter: shapeFilter)
+        guard writeMask(slot: slot, entry) else { throw .system(SystemError("write XDP flow cache mask \(slot)")) }
+        masks[slot] = entry
         try writeControl()
         return slot
+    }
+
+    private func writeMask(slot: Int, _ mask: XDPFlowCacheMask) -> Bool {
+        var key = UInt32(slot)
+        var value = mask.bytes
+        return bpf_map_update_elem(masksFD, &key, &value, 0) == 0
+    }
+
+    private func tableFD(_ mask: XDPFlowCacheMask) -> Int32 {
+        switch mask.sizeClass {
+        case XDPFlowCacheMask.smallClass: return table2FD
+        case XDPFlowCacheMask.largeClass: return table6FD
+        default: return tableFD
+        }
     }
 
     /// Frees `slot` and removes every entry installed under it first (so no lookup meets them).
@@ -187,7 +255,8 @@ public final class XDPFlowCache {
     /// Installs (mask slot, `key` masked) → `actions`; returns the entry id (its counters' index).
     /// The actions and zeroed counters are written before the table entry that makes them visible.
     public func install(maskSlot: Int, key: FlowKey, actions: [XDPFlowCacheAction]) throws(InstallError) -> UInt32 {
-        guard masks.indices.contains(maskSlot), let mask = masks[maskSlot] else { throw .noSuchMask(maskSlot) }
+        guard masks.indices.contains(maskSlot), var slotMask = masks[maskSlot] else { throw .noSuchMask(maskSlot) }
+        let mask = slotMask.mask
         guard var entry = XDPFlowCacheEntryLayout.encode(actions) else { throw .unencodable }
         guard let id = freeIDs.popLast() else {
             refusedFull &+= 1
@@ -202,11 +271,21 @@ public final class XDPFlowCache {
             freeIDs.append(id)
             throw .system("write XDP flow cache entry \(id): \(String(cString: strerror(errno)))")
         }
-        var tableKey = Self.tableKey(slot: maskSlot, masked: masked)
+        // The shape bit before the table entry, so no frame the entry matches skips its slot.
+        let bit = slotMask.shapeBit(masked: masked)
+        if slotMask.addShape(bit) {
+            guard writeMask(slot: maskSlot, slotMask) else {
+                freeIDs.append(id)
+                throw .system("write XDP flow cache mask \(maskSlot): \(String(cString: strerror(errno)))")
+            }
+        }
+        masks[maskSlot] = slotMask
+        var tableKey = slotMask.tableKey(slot: maskSlot, masked: masked)
         var value = id
-        guard bpf_map_update_elem(tableFD, &tableKey, &value, UInt64(BPF_NOEXIST)) == 0 else {
+        guard bpf_map_update_elem(tableFD(slotMask), &tableKey, &value, UInt64(BPF_NOEXIST)) == 0 else {
             let error = errno
             freeIDs.append(id)
+            unshape(slot: maskSlot, bit: bit)
             if error == EEXIST { throw .exists }
             if error == E2BIG || error == ENOMEM { refusedFull &+= 1; throw .full }
             throw .system("insert XDP flow cache entry: \(String(cString: strerror(error)))")
@@ -217,25 +296,25 @@ public final class XDPFlowCache {
 
     /// Removes entry `id` from the table (frames stop matching it at once); its id is reused later.
     public func remove(id: UInt32) {
-        guard let entry = entries.removeValue(forKey: Int(id)) else { return }
-        var tableKey = Self.tableKey(slot: entry.slot, masked: entry.key)
-        _ = bpf_map_delete_elem(tableFD, &tableKey)
+        guard let entry = entries.removeValue(forKey: Int(id)), let mask = masks[entry.slot] else { return }
+        var tableKey = mask.tableKey(slot: entry.slot, masked: entry.key)
+        _ = bpf_map_delete_elem(tableFD(mask), &tableKey)
+        unshape(slot: entry.slot, bit: mask.shapeBit(masked: entry.key))
         freeIDs.append(id)
+    }
+
+    /// Uncounts an entry's shape bit, after its table entry is gone; a bit left set would only
+    /// cost a probe, so a failed write is not an error.
+    private func unshape(slot: Int, bit: Int) {
+        guard var mask = masks[slot] else { return }
+        if mask.removeShape(bit) { _ = writeMask(slot: slot, mask) }
+        masks[slot] = mask
     }
 
     /// Everything, masks included.
     public func removeAll() throws(DatapathError) {
         for id in Array(entries.keys) { remove(id: UInt32(id)) }
         for slot in masks.indices where masks[slot] != nil { try removeMask(slot: slot) }
-    }
-
-    static func tableKey(slot: Int, masked: FlowKey) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: tableKeySize)
-        bytes.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: UInt32(slot), toByteOffset: 0, as: UInt32.self)
-            withUnsafeBytes(of: masked) { raw.baseAddress!.advanced(by: 8).copyMemory(from: $0.baseAddress!, byteCount: keySize) }
-        }
-        return bytes
     }
 
     // MARK: Counters

@@ -3,8 +3,8 @@ import VSwiftPacket
 /// One action of an XDP flow cache entry, as bpf/vswift_flowcache.h executes it (`enum
 /// vswift_fc_op_kind`). Each does what the workers' HeaderRewrite does for the same flow action,
 /// byte for byte; whatever is not here (NORMAL, flooding, several outputs, output to a tap or
-/// tunnel port, SCTP ports, IPv6 addresses, ARP fields, mod_vlan_vid/pcp, LISP decapsulation, LISP
-/// encapsulation over IPv6) stays in user space
+/// tunnel port, SCTP ports, IPv6 addresses, ARP fields, mod_vlan_vid/pcp, LISP decapsulation)
+/// stays in user space
 /// and is never installed (DESIGN.md, "XDP flow cache").
 public enum XDPFlowCacheAction: Equatable, Sendable {
     /// Forward the frame unchanged otherwise through `vswift_fc_ports[slot]` (a DEVMAP); ends the list.
@@ -28,8 +28,10 @@ public enum XDPFlowCacheAction: Equatable, Sendable {
     case popVLAN
     /// push_vlan: a new outermost tag with this TPID and TCI 0.
     case pushVLAN(tpid: UInt16)
-    /// LISP encapsulation over IPv4 with the outer headers of template `template`
-    /// (`XDPFlowCache.setLISPTemplate`), as `LISP.encapsulate`; only an output may follow.
+    /// LISP encapsulation over IPv4 or IPv6 (the template's RLOCs say which) with the outer headers
+    /// of template `template` (`XDPFlowCache.setLISPTemplate`), as `LISP.encapsulate` without
+    /// checksum offload; only an output may follow. A frame the encapsulation would make larger
+    /// than the template's egress MTU is left to the workers (fragmentation, ICMP too big).
     case lispEncapsulate(template: UInt32)
 
     /// `enum vswift_fc_op_kind`.

@@ -72,7 +72,9 @@ public enum NotCacheable: String, Sendable, Equatable, CaseIterable {
 
 /// Which flows an XDP cache entry may carry: a pure function of the rule's actions, the ports'
 /// kinds and the bits of the key the megaflow keeps. Cacheable: drop (no actions), at most one
-/// output to an AF_XDP device or to a LISP port with a fixed remote and a direct egress,
+/// output to an AF_XDP device or to a LISP port with a fixed remote and a direct egress (IPv4 or
+/// IPv6 outer: the XDP program computes the IPv6 outer UDP checksum over the whole packet, as
+/// `LISP.encapsulate` does; frames over the egress MTU are left to the workers per packet),
 /// set_field / mod_* of the MACs, IPv4 addresses, DSCP, ECN, TTL, L4 ports, VLAN push / pop /
 /// VID / PCP, dec_ttl that does not expire, and tunnel metadata (for LISP). Everything else
 /// (`NotCacheable`) stays on the workers' path.

@@ -36,27 +36,33 @@ struct XDPCacheBench: ParsableCommand {
         print("XDP flow cache, BPF_PROG_RUN repeat \(self.repeat), min of \(runs) runs, \(frame.count)-byte UDP/IPv4 frame:")
         print(row(["case", "masks", "entries", "verdict", "ns/frame"]))
 
+        // Misses, k masks, each with one entry of this frame's in_port and dl_type (so the shape
+        // filter passes) that the frame's tp_dst misses: every mask is probed. The first structure
+        // (`compactKeys: false, shapeFilter: false`: the 136-byte key per probe) against the
+        // current one, alternating, in one run; then the same masks 16 words wide (the full key
+        // either way), and a frame of another dl_type (the shape filter skips every slot).
+        let ipv6 = Build.ethernet(type: 0x86dd, Build.ipv6(next: 17, Build.udp(src: 40000, dst: 4789, [UInt8](repeating: 0xab, count: 6))))
+        for k in [1, 4, 16, 32] {
+            for (name, compact) in [("miss, every mask probed, first structure", false), ("miss, every mask probed, compact keys", true)] {
+                let cache = try XDPFlowCache(capacity: 4096, portSlots: 16, compactKeys: compact, shapeFilter: compact)
+                let program = try XDPFlowCacheProgram(objectPath: object, cache: cache, inPort: 1)
+                try measure("miss, cache off", program, frame, masks: 0, entries: 0, only: k == 1 && compact)
+                try cache.setEnabled(true)
+                try addMissMasks(cache, k, wide: false)
+                try measure(name, program, frame, masks: k, entries: k)
+                if compact { try measure("miss, other dl_type (shape filter)", program, ipv6, masks: k, entries: k) }
+                let wide = try XDPFlowCache(capacity: 4096, portSlots: 16, compactKeys: compact, shapeFilter: compact)
+                let wideProgram = try XDPFlowCacheProgram(objectPath: object, cache: wide, inPort: 1)
+                try wide.setEnabled(true)
+                try addMissMasks(wide, k, wide: true)
+                try measure(name + ", 16-word masks", wideProgram, frame, masks: k, entries: k)
+            }
+        }
+
         let small = try XDPFlowCache(capacity: 65536, portSlots: 16)
         let program = try XDPFlowCacheProgram(objectPath: object, cache: small, inPort: 1)
         try small.setPort(slot: 1, ifindex: if_nametoindex("lo"))
-        try measure("miss, cache off", program, frame, masks: 0, entries: 0)
         try small.setEnabled(true)
-        // Masks that never match this frame's in_port: every one is scanned, then the socket path.
-        var installed = 0
-        for k in [1, 4, 16, 32] {
-            while small.maskCount < k {
-                var mask = FlowKey()
-                mask.set(.inPort, 0xffff_ffff)
-                mask.set(.tpDst, UInt64(small.maskCount)) // distinct masks
-                let slot = try small.addMask(mask)!
-                var key = FlowKey()
-                key.set(.inPort, 99)
-                _ = try small.install(maskSlot: slot, key: key, actions: [.drop])
-                installed += 1
-            }
-            try measure("miss, cache on", program, frame, masks: k, entries: installed)
-        }
-        try small.removeAll()
 
         // p2p: in_port only, output to a port.
         var inPortMask = FlowKey()
@@ -83,6 +89,14 @@ struct XDPCacheBench: ParsableCommand {
         _ = try small.install(maskSlot: p2p, key: key, actions: [.lispEncapsulate(template: 0), .output(slot: 1)])
         // The encapsulation grows the buffer's head: one run per call, the kernel's time per call.
         try measureOneByOne("hit LISP encap (IPv4 outer), one run per call", program, frame, masks: 1, entries: 1)
+        // IPv6 outer: the UDP checksum over the whole datagram is computed in XDP.
+        try small.setLISPTemplate(slot: 0, XDPFlowCache.LISPTemplate(
+            ethernetDestination: 0x0200_0000_00aa, ethernetSource: 0x0200_0000_00bb,
+            sourceAddress: IPAddress(high: 0x2001_0db8_0000_0001, low: 1), destinationAddress: IPAddress(high: 0x2001_0db8_0000_0002, low: 2),
+            instanceID: 1000))
+        try measureOneByOne("hit LISP encap (IPv6 outer), one run per call", program, frame, masks: 1, entries: 1)
+        let large6 = Build.ipv4UDP(src: 40000, dst: 4789, [UInt8](repeating: 0xab, count: 1400))
+        try measureOneByOne("hit LISP encap (IPv6 outer), 1442-byte frame", program, large6, masks: 1, entries: 1)
         try small.removeAll()
 
         // A large table: 5-tuple megaflows (in_port, addresses, protocol, ports), one hot flow.
@@ -109,7 +123,27 @@ struct XDPCacheBench: ParsableCommand {
         try measure("hit among many (5-tuple)", largeProgram, frame, masks: 1, entries: entries)
     }
 
-    func measure(_ name: String, _ program: XDPFlowCacheProgram, _ frame: [UInt8], masks: Int, entries: Int) throws {
+    /// `k` distinct masks (in_port, dl_type and a distinct tp_dst mask; `wide`: every other word
+    /// too), each with one entry of in_port 1, IPv4, a tp_dst no frame of the bench has.
+    func addMissMasks(_ cache: XDPFlowCache, _ k: Int, wide: Bool) throws {
+        while cache.maskCount < k {
+            var mask = FlowKey()
+            if wide { for w in 0..<FlowKey.wordCount { mask[word: w] = .max } }
+            mask.set(.inPort, 0xffff_ffff)
+            mask.set(.dlType, 0xffff)
+            mask.set(.tpDst, UInt64(cache.maskCount + 1))
+            let slot = try cache.addMask(mask)!
+            var key = FlowKey()
+            key.set(.inPort, 1)
+            key.set(.dlType, 0x0800)
+            key.set(.nwProto, 17)  // the frame's: a wide mask's shape bit passes too
+            key.set(.tpDst, UInt64(4789 ^ 0xffff))
+            _ = try cache.install(maskSlot: slot, key: key, actions: [.drop])
+        }
+    }
+
+    func measure(_ name: String, _ program: XDPFlowCacheProgram, _ frame: [UInt8], masks: Int, entries: Int, only: Bool = true) throws {
+        guard only else { return }
         var best = UInt32.max
         var verdict: UInt32 = 0
         for _ in 0..<max(runs, 1) {
