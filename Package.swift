@@ -52,7 +52,7 @@ let package = Package(
         // types, no I/O and no kernel, so the datapath and the XDP side's installer share it and
         // its tests need neither.
         .target(name: "VSwiftFlowCache", dependencies: ["VSwiftClassifier", "VSwiftPacket"], swiftSettings: fast),
-        .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier", "VSwiftMapCache"], swiftSettings: fast),
+        .target(name: "VSwiftDatapath", dependencies: ["CXDP", "CSupport", "VSwiftPacket", "VSwiftClassifier", "VSwiftMapCache", "VSwiftFlowCache"], swiftSettings: fast),
         // What both ends of the control socket share (JSON, JSON-RPC, params, reports, text formats,
         // the client), and nothing of the datapath.
         .target(name: "VSwiftProtocol", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "VSwiftFlowSyntaxTests", dependencies: ["VSwiftFlowSyntax", "VSwiftClassifier", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(
             name: "VSwiftDatapathTests",
-            dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftMapCache", "VSwiftPacket", "CXDP"]),
+            dependencies: ["VSwiftDatapath", "VSwiftTesting", "VSwiftClassifier", "VSwiftMapCache", "VSwiftPacket", "VSwiftFlowCache", "CXDP"]),
         .testTarget(name: "VSwiftMapCacheTests", dependencies: ["VSwiftMapCache", "VSwiftPacket", "VSwiftTesting"]),
         .testTarget(name: "VSwiftProtocolTests", dependencies: ["VSwiftProtocol", "VSwiftTesting"]),
         .testTarget(name: "VSwiftLISPControlTests", dependencies: ["VSwiftLISPControl", "VSwiftPacket", "VSwiftTesting"]),

@@ -61,6 +61,9 @@ public struct ExactMatchCache: ~Copyable, @unchecked Sendable {
     public let thrashInsertionInverse: UInt64
     public private(set) var hits: UInt64 = 0
     public private(set) var misses: UInt64 = 0
+    /// Where the keys the last `lookup(burst:...)` missed are in its `keys` (as many as `misses`
+    /// grew by): the XDP flow cache's installer is handed those (Worker+FlowCacheInstall.swift).
+    public var burstMissIndices: UnsafePointer<UInt8> { UnsafePointer(scratch.misses) }
     /// True while the last window's lookups mostly missed: insertion is then probabilistic.
     public private(set) var thrashing = false
     private var windowLookups = 0

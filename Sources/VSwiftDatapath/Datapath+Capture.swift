@@ -70,6 +70,8 @@ extension Datapath {
             }
             outcome = .success(PortCapture(port: name, directions: directions, snapLength: snap, slot: slot, portSlot: portSlot, rings: rings))
         }
+        // A capture sees every frame only on the workers' path: the port's XDP cache entries go first.
+        if case .success(let capture) = outcome { flowCacheInstaller?.setCapturing(capture.portSlot, true) }
         return try outcome.get()
     }
 
@@ -91,5 +93,6 @@ extension Datapath {
                 worker.setCapture(capture.slot, ring: nil, port: capture.portSlot, directions: [])
             }
         }
+        flowCacheInstaller?.setCapturing(capture.portSlot, false)
     }
 }

@@ -7,6 +7,7 @@ import Foundation
 import Glibc
 import Synchronization
 import VSwiftClassifier
+import VSwiftFlowCache
 import VSwiftPacket
 
 /// How an attached port is driven, for `show`.
@@ -137,6 +138,8 @@ public final class Datapath: Sendable {
     private let state = Mutex(State())
     /// The published LISP map-cache version (Datapath+MapCache.swift).
     let mapCachePublication = MapCachePublication()
+    /// With `configuration.xdpFlowCache`: the XDP flow cache's maps and installer thread.
+    let flowCacheInstaller: XDPFlowCacheInstaller?
 
     private struct State {
         var bridges: [String: BridgeRecord] = [:]
@@ -165,9 +168,18 @@ public final class Datapath: Sendable {
                 rings: configuration.rings, rxBatch: configuration.rxBatch))
         }
         self.workers = workers
+        if configuration.xdpFlowCache {
+            let cache = try XDPFlowCache(portSlots: DatapathLimits.maxPorts)
+            try cache.setEnabled(true)
+            for worker in workers { worker.flowCacheInstalling = true }
+            flowCacheInstaller = XDPFlowCacheInstaller(cache: cache, rings: workers.map(\.flowCacheRequests))
+        } else {
+            flowCacheInstaller = nil
+        }
         for (i, worker) in workers.enumerated() {
             worker.start(cpu: configuration.cpus.isEmpty ? nil : configuration.cpus[i % configuration.cpus.count])
         }
+        flowCacheInstaller?.start()
     }
 
     deinit { shutdown() }
@@ -234,6 +246,7 @@ public final class Datapath: Sendable {
                     worker.setFlowTable(bridge.slot, nil)
                 }
             }
+            flowCacheInstaller?.refresh(bridge: bridge.slot.rawValue, table: nil, ports: [:], ofport: [:])
             bridge.macTable.destroy()
             s.bridges[name] = nil
         }
@@ -278,7 +291,8 @@ public final class Datapath: Sendable {
         guard queueCount <= 256 else { throw .unsupported("\(name) has more than 256 rx queues") }
         guard let portSlot = freePortSlot(s) else { throw .tooManyPorts(DatapathLimits.maxPorts) }
         let program = try XDPRedirectProgram(
-            device: device, objectPath: redirectObject, mode: bridge == nil ? .underlay : .port)
+            device: device, objectPath: redirectObject, mode: bridge == nil ? .underlay : .port,
+            cache: bridge == nil ? nil : flowCacheInstaller?.cache, cacheInPort: XDPFlowCacheTranslation.inPortID(portSlot))
         let bridgeSlot = bridge?.slot ?? .unbridged
 
         var opened: [(worker: Int, slot: Int, queue: UInt32)] = []
@@ -337,6 +351,10 @@ public final class Datapath: Sendable {
         s.ports[name] = PortRecord(
             name: name, slot: portSlot, bridge: bridgeName ?? "", attachment: attachment,
             program: program, tap: nil, sockets: opened, ifindex: device.ifindex)
+        if let bridgeName {
+            flowCacheInstaller?.setDevicePort(portSlot, ifindex: device.ifindex)
+            refreshFlowCacheLocked(s, bridge: bridgeName)
+        }
         return attachment
     }
 
@@ -368,6 +386,7 @@ public final class Datapath: Sendable {
             s.ports[name] = PortRecord(
                 name: name, slot: portSlot, bridge: bridgeName, attachment: attachment,
                 program: nil, tap: nil, sockets: [], tunnel: options)
+            refreshFlowCacheLocked(s, bridge: bridgeName)
             syncUnderlayFiltersLocked(s)
             s.resolver?.wake()
             return attachment
@@ -413,9 +432,12 @@ public final class Datapath: Sendable {
             }
             for socket in port.sockets { workers[socket.worker].closeSocket(slot: socket.slot) }
         }
+        s.ports[port.name] = nil
+        // Entries naming the port leave the XDP maps before its DEVMAP slot and program go.
+        refreshFlowCacheLocked(s, bridge: port.bridge)
+        if port.attachment.kind == .afxdp { flowCacheInstaller?.clearDevicePort(port.slot) }
         port.program?.detach()
         port.tap?.closeAll()
-        s.ports[port.name] = nil
         if port.tunnel != nil {
             syncUnderlayFiltersLocked(s)
             s.resolver?.wake()
@@ -454,6 +476,14 @@ public final class Datapath: Sendable {
                 total.txBytes += c.txBytes
                 total.txDropped += c.txDropped
                 total.txErrors += c.txErrors
+            }
+            if let kernel = flowCacheInstaller?.counters.ports[port.slot.index] {
+                // Frames the XDP flow cache forwarded without a worker.
+                total.rxPackets += kernel.rxPackets
+                total.rxBytes += kernel.rxBytes
+                total.rxDropped += kernel.rxDropped
+                total.txPackets += kernel.txPackets
+                total.txBytes += kernel.txBytes
             }
             if port.attachment.kind == .afxdp {
                 var xsk = XSKStatistics()
@@ -497,6 +527,8 @@ public final class Datapath: Sendable {
         state.withLock { s in s.isShuttingDown = true }
         let resolver = state.withLock { s in s.resolver }
         resolver?.stop()
+        flowCacheInstaller?.stop()
+        flowCacheInstaller?.removeEverything()
         state.withLock { s in
             guard !s.isShutDown else { return }
             s.isShutDown = true
@@ -525,6 +557,7 @@ public final class Datapath: Sendable {
                     for (slot, ofport) in slots { worker.setPortNumber(slot, ofport: ofport) }
                 }
             }
+            refreshFlowCacheLocked(s, bridge: bridge)
         }
     }
 
@@ -551,6 +584,7 @@ public final class Datapath: Sendable {
             }
             record.flowTable = table
             s.bridges[bridge] = record
+            refreshFlowCacheLocked(s, bridge: bridge)
         }
     }
 
@@ -575,6 +609,7 @@ public final class Datapath: Sendable {
             }
             record.flowTable = table
             s.bridges[bridge] = record
+            refreshFlowCacheLocked(s, bridge: bridge)
             return true
         }
     }
@@ -598,6 +633,7 @@ public final class Datapath: Sendable {
             }
             record.flowTable = table
             s.bridges[bridge] = record
+            refreshFlowCacheLocked(s, bridge: bridge)
             return true
         }) ?? false
     }
@@ -611,6 +647,12 @@ public final class Datapath: Sendable {
             total.bytes += c.bytes
             total.lastUsed = max(total.lastUsed, c.lastUsed)
         }
+        if let kernel = flowCacheInstaller?.counters.rules[slot] {
+            // Packets the XDP flow cache forwarded for the rule without a worker.
+            total.packets += kernel.packets
+            total.bytes += kernel.bytes
+            total.lastUsed = max(total.lastUsed, kernel.lastUsed)
+        }
         return total
     }
 
@@ -620,6 +662,7 @@ public final class Datapath: Sendable {
     func clearRuleStatistics(_ slot: Int) {
         guard slot >= 0 && slot < DatapathLimits.maxRules else { return }
         for worker in workers { worker.clearRuleCounters(slot) }
+        flowCacheInstaller?.counters.clearRule(slot)
     }
 
     // MARK: Helpers
@@ -745,6 +788,7 @@ public final class Datapath: Sendable {
                 }
             }
             syncUnderlayFiltersLocked(s)
+            for name in s.bridges.keys { refreshFlowCacheLocked(s, bridge: name) }
         }
     }
 
@@ -771,6 +815,45 @@ public final class Datapath: Sendable {
         }
         let target = TunnelTarget(remote: remote, local: options.local ?? IPAddress(), udpPort: options.udpPort)
         return .remote(remote, s.resolver?.route(target))
+    }
+
+    /// The XDP flow cache's state for reports (`Datapath+XDPFlowCacheReport.swift`): every
+    /// installed entry with its bridge's name, and each bridge device port's program outcomes.
+    /// Empty with the cache off.
+    func flowCacheState() -> (entries: [(bridge: String, entry: XDPFlowCacheInstaller.EntrySnapshot)],
+                              ports: [(name: String, bridge: String, statistics: XDPFlowCacheProgram.Statistics)]) {
+        guard let flowCacheInstaller else { return ([], []) }
+        let (names, ports) = state.withLock { s in
+            (Dictionary(uniqueKeysWithValues: s.bridges.values.map { ($0.slot.rawValue, $0.name) }),
+             s.ports.values.filter { $0.attachment.kind == .afxdp }.map { ($0.name, $0.bridge, $0.program?.flowCacheStatistics() ?? .init()) })
+        }
+        let entries = flowCacheInstaller.snapshot().map { (bridge: names[$0.bridge] ?? "", entry: $0) }
+        return (entries, ports.map { (name: $0.0, bridge: $0.1, statistics: $0.2) })
+    }
+
+    /// Tells the XDP flow cache's installer the bridge's current table and ports (after the
+    /// table is published to the workers): it removes what they made stale before returning.
+    private func refreshFlowCacheLocked(_ s: State, bridge name: String) {
+        guard let flowCacheInstaller, let record = s.bridges[name] else { return }
+        var ports: [UInt32: XDPCachePortInfo] = [:]
+        var ofport: [PortSlot: UInt32] = [:]
+        for (portName, number) in record.portNumbers {
+            guard let port = s.ports[portName], port.bridge == name else { continue }
+            let kind: CachePort.Kind
+            switch port.attachment.kind {
+            case .afxdp: kind = .device
+            case .internal: kind = .internal
+            case .underlay: continue
+            case .lisp:
+                // LISP encapsulation in XDP is not wired yet: no direct egress, never cached.
+                var fixed = false
+                if case .address = port.tunnel?.remote { fixed = true }
+                kind = .lisp(.init(fixedRemote: fixed, keyFromFlow: port.tunnel?.key == .flow, directEgress: false))
+            }
+            ports[number.rawValue] = XDPCachePortInfo(cache: CachePort(kind: kind), slot: port.slot)
+            ofport[port.slot] = number.rawValue
+        }
+        flowCacheInstaller.refresh(bridge: record.slot.rawValue, table: record.flowTable, ports: ports, ofport: ofport)
     }
 
     private func freePortSlot(_ s: State) -> PortSlot? {

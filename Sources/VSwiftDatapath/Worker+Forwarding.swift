@@ -210,7 +210,13 @@ extension Worker {
         if let constant {
             (rules + first).update(repeating: constant, count: count)
         } else {
+            let missesBefore = cache.misses
             cache.lookup(burst: burst.keys + first, count: count, in: table.classifier, results: rules + first)
+            // Only rx bursts of device ports come here: their misses may become XDP cache entries.
+            if flowCacheInstalling && cache.misses != missesBefore {
+                requestFlowCacheEntries(table, first: first, misses: Int(truncatingIfNeeded: cache.misses &- missesBefore),
+                                        inPort: inPort, bridge: bridge)
+            }
         }
         var run = RuleRun()
         if table.ruleCount > Self.prefetchingRuleCount {

@@ -95,6 +95,8 @@ struct WorkerBridge {
 ///   thread zeroes a port's counters (parked) and rule counter slots no published table uses.
 /// - **Atomics**: `state` (the handshake) and `threadID`.
 /// - **Worker → resolver**: `tunnelRequests`, a single-producer single-consumer ring.
+/// - **Worker → XDP flow cache installer**: `flowCacheRequests` (same kind of ring);
+///   `flowCacheInstalling` is set by the datapath before the thread starts.
 /// - **Control thread only**: `thread`, `pinnedCPU`.
 // @unchecked: the compiler cannot see the handover above (raw memory passed between the worker
 // and control threads by the park handshake's acquire/release).
@@ -159,6 +161,9 @@ package final class Worker: @unchecked Sendable {
     /// noncopyable table.
     let nextHopEntries: UnsafeMutablePointer<TunnelNextHop>
     let tunnelRequests = TunnelRequestRing()
+    /// Classifier misses of device frames for the XDP flow cache's installer (when it runs).
+    let flowCacheRequests = FlowCacheInstallRing()
+    var flowCacheInstalling = false
     /// remote_ip=map: the published map-cache, this worker's resolutions and its miss queue
     /// (WorkerMapCache.swift; ownership as the tunnel tables, listed there).
     let mapCache = WorkerMapCache()

@@ -56,13 +56,24 @@ final class XDPRedirectProgram {
     private let underlayMapFD: Int32
     private var linkFD: Int32 = -1
 
-    init(device: NetworkDevice, objectPath: String, mode: Mode) throws(DatapathError) {
+    /// With `cache`, the program shares the datapath's XDP flow cache maps and looks frames up
+    /// as in_port `cacheInPort` (`XDPFlowCacheTranslation.inPortID`); without it, its own maps
+    /// (placeholder sizes, cache off: one map read per frame).
+    init(device: NetworkDevice, objectPath: String, mode: Mode, cache: XDPFlowCache? = nil,
+         cacheInPort: UInt32 = 0) throws(DatapathError) {
         self.device = device
         guard let object = bpf_object__open_file(objectPath, nil) else {
             throw .system(SystemError("open BPF object \(objectPath)"))
         }
         var loaded = false
         defer { if !loaded { bpf_object__close(object) } }
+        for (name, fd) in cache?.sharedMaps ?? [:] {
+            guard let map = bpf_object__find_map_by_name(object, name) else {
+                throw .unsupported("BPF object \(objectPath) has no map \(name)")
+            }
+            let reused = bpf_map__reuse_fd(map, fd)
+            guard reused == 0 else { throw .system(SystemError("reuse map \(name) in \(objectPath)", negativeErrno: reused)) }
+        }
         let rc = bpf_object__load(object)
         guard rc == 0 else { throw .system(SystemError("load BPF object \(objectPath)", negativeErrno: rc)) }
         guard let program = bpf_object__find_program_by_name(object, "vswift_redirect") else {
@@ -79,6 +90,12 @@ final class XDPRedirectProgram {
         var modeValue = mode.rawValue
         guard bpf_map_update_elem(modeMapFD, &zero, &modeValue, 0) == 0 else {
             throw .system(SystemError("configure XDP program mode"))
+        }
+        if cache != nil {
+            var inPort = cacheInPort
+            guard bpf_map_update_elem(bpf_object__find_map_fd_by_name(object, "vswift_fc_port"), &zero, &inPort, 0) == 0 else {
+                throw .system(SystemError("set the XDP flow cache's in_port"))
+            }
         }
         self.programFD = bpf_program__fd(program)
         self.object = object
@@ -165,6 +182,21 @@ final class XDPRedirectProgram {
             }
         }
         return (totals[0], totals[1], totals[2])
+    }
+
+    /// The XDP flow cache's outcomes on this device (hits, misses, punts, failures; zero
+    /// without the cache), summed over CPUs.
+    func flowCacheStatistics() -> XDPFlowCacheProgram.Statistics {
+        let fd = bpf_object__find_map_fd_by_name(object, "vswift_fc_stats")
+        guard fd >= 0 else { return .init() }
+        let cpus = max(Int(libbpf_num_possible_cpus()), 1)
+        var values = [UInt64](repeating: 0, count: cpus)
+        var totals = [UInt64](repeating: 0, count: 4)
+        for stat in 0..<4 {
+            var key = UInt32(stat)
+            if bpf_map_lookup_elem(fd, &key, &values) == 0 { totals[stat] = values.reduce(0, &+) }
+        }
+        return .init(hits: totals[0], misses: totals[1], punted: totals[2], failed: totals[3])
     }
 
     /// Detaches the program from the device.

@@ -1,0 +1,64 @@
+import Synchronization
+import VSwiftPacket
+
+/// A worker's hand-over of classifier misses to the XDP flow cache's installer: a bounded
+/// single-producer (the worker) single-consumer (the installer thread) ring of flow keys with the
+/// flow-table version they were classified with. Preallocated; a full ring refuses (counted by
+/// the worker in `refusedFull`) and never blocks. The worker writes a key straight into its slot
+/// (`reserve`, then `commit`), so a push copies nothing else and allocates nothing.
+// @unchecked: each slot is written by the producer before the release store of `head` that
+// publishes it, and read by the consumer after its acquire load, before the release store of
+// `tail` that gives it back; `refusedFull` is written by the producer alone (relaxed).
+final class FlowCacheInstallRing: @unchecked Sendable {
+    struct Request {
+        var key = FlowKey()
+        /// `ClassifierTable.version` of the table that classified `key`.
+        var version: UInt64 = 0
+        var bridge: Int32 = 0
+    }
+
+    static let capacity = 256
+    private let slots: UnsafeMutablePointer<Request>
+    private let head = Atomic<Int>(0)   // next to write (worker)
+    private let tail = Atomic<Int>(0)   // next to read (installer)
+    /// Misses not handed over because the ring was full.
+    let refusedFull = Atomic<UInt64>(0)
+
+    init() {
+        slots = .allocate(capacity: Self.capacity)
+        slots.initialize(repeating: Request(), count: Self.capacity)
+    }
+
+    deinit { slots.deallocate() }
+
+    /// Worker side: the next free slot, or nil when the ring is full (counted).
+    @inline(__always)
+    func reserve() -> UnsafeMutablePointer<Request>? {
+        let h = head.load(ordering: .relaxed)
+        guard h &- tail.load(ordering: .acquiring) < Self.capacity else {
+            refusedFull.store(refusedFull.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            return nil
+        }
+        return slots + (h & (Self.capacity - 1))
+    }
+
+    /// Worker side: publishes the slot `reserve` gave.
+    @inline(__always)
+    func commit() {
+        head.store(head.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+    }
+
+    /// Installer side: hands each waiting request to `body` (at most `limit`); returns how many.
+    func drain(limit: Int, _ body: (Request) -> Void) -> Int {
+        var t = tail.load(ordering: .relaxed)
+        let h = head.load(ordering: .acquiring)
+        var n = 0
+        while t != h && n < limit {
+            body(slots[t & (Self.capacity - 1)])
+            t &+= 1
+            n += 1
+        }
+        tail.store(t, ordering: .releasing)
+        return n
+    }
+}

@@ -1,0 +1,32 @@
+import VSwiftClassifier
+import VSwiftPacket
+
+/// The worker's part of the XDP flow cache: hand the keys its exact-match cache missed to the
+/// installer (DESIGN.md, "Megaflows and revalidation"). One ring slot per miss, written in place;
+/// the installer recomputes the entry, so the worker does no megaflow work. Worker thread only.
+extension Worker {
+    /// Pushes the keys of the `misses` frames the cache missed in the rx burst slots from `first`
+    /// (their positions are `cache.burstMissIndices`), with the table's version. A table that
+    /// looks at the link layer only had short keys extracted: the frame's whole key is extracted
+    /// here (XDP extracts whole keys). A full ring drops the rest (counted by the ring).
+    @inline(never)
+    func requestFlowCacheEntries(_ table: CompiledFlowTable, first: Int, misses: Int, inPort: PortSlot, bridge: BridgeSlot) {
+        let indices = cache.burstMissIndices
+        let ofport = ports[inPort.index].ofport.rawValue
+        let version = table.classifier.version
+        for m in 0..<misses {
+            let i = first &+ Int(indices[m])
+            guard let slot = flowCacheRequests.reserve() else { return }
+            if table.linkLayerOnly {
+                withUnsafeMutablePointer(to: &slot.pointee.key) { key in
+                    FlowExtractor.extract(base + Int(burst.addresses[i]), length: Int(burst.lengths[i]), inPort: ofport, into: key)
+                }
+            } else {
+                slot.pointee.key = burst.keys[i]
+            }
+            slot.pointee.version = version
+            slot.pointee.bridge = bridge.rawValue
+            flowCacheRequests.commit()
+        }
+    }
+}

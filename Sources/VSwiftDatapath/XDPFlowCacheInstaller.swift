@@ -1,0 +1,429 @@
+import CXDP
+import Foundation
+import Glibc
+import Synchronization
+import VSwiftClassifier
+import VSwiftFlowCache
+import VSwiftPacket
+
+/// Packets and bytes the XDP programs forwarded without a worker, per rule counter slot and per
+/// port slot, summed where the workers' counters are summed (dump-flows, dump-ports). Written
+/// only by the installer (under its lock); read relaxed by anyone, as the workers' counters are.
+// @unchecked: raw counter blocks, one writer (the installer's lock), relaxed readers.
+final class KernelPathCounters: @unchecked Sendable {
+    let rules: UnsafeMutablePointer<RuleCounterBlock>
+    let ports: UnsafeMutablePointer<PortCounterBlock>
+
+    /// calloc: zero pages the kernel maps on first write (2M rule slots, 64 MiB untouched).
+    init() {
+        rules = calloc(DatapathLimits.maxRules, MemoryLayout<RuleCounterBlock>.stride)!
+            .bindMemory(to: RuleCounterBlock.self, capacity: DatapathLimits.maxRules)
+        ports = calloc(DatapathLimits.maxPorts, MemoryLayout<PortCounterBlock>.stride)!
+            .bindMemory(to: PortCounterBlock.self, capacity: DatapathLimits.maxPorts)
+    }
+
+    deinit {
+        free(rules)
+        free(ports)
+    }
+
+    /// Zeroes a rule slot before it is given to a new rule (no table uses it: nothing adds to it).
+    func clearRule(_ slot: Int) {
+        rules[slot] = RuleCounterBlock()
+    }
+}
+
+/// The XDP flow cache's installer (DESIGN.md, "Megaflows and revalidation"): one thread that
+/// drains the workers' miss rings, computes each entry with `FlowCacheView.decide` from the
+/// bridge's current table (the workers do no megaflow work), translates it for the XDP program
+/// and installs it; once a second it folds the entries' per-CPU counters into the rule and port
+/// counters (`KernelPathCounters`) and expires idle entries. The control thread's changes
+/// (`refresh`, `setCapturing`, `removeBridge`) run synchronously under the same lock, so when
+/// they return every entry they made stale is out of the XDP maps.
+///
+/// Owns the per-bridge `MegaflowTable`s and the `XDPFlowCache` (its maps). Lock order: the
+/// datapath's lock, then this one; this one never waits for the datapath's.
+// @unchecked: every mutable field is read and written only under `lock`; `running` is atomic.
+final class XDPFlowCacheInstaller: @unchecked Sendable {
+    /// Entries unused this long are removed (checked every `foldInterval`).
+    static let idleNanoseconds: UInt64 = 10_000_000_000
+    static let foldInterval: UInt64 = 1_000_000_000
+
+    struct Statistics: Sendable, Equatable {
+        var requests: UInt64 = 0
+        var installed: UInt64 = 0
+        var stale: UInt64 = 0
+        var duplicate: UInt64 = 0
+        var notCacheable: UInt64 = 0
+        var untranslatable: UInt64 = 0
+        var refusedFull: UInt64 = 0
+        var refusedNoMask: UInt64 = 0
+        var failed: UInt64 = 0
+        var removed: UInt64 = 0
+        var expired: UInt64 = 0
+    }
+
+    /// One entry as the XDP maps hold it.
+    struct Installed {
+        var id: UInt32
+        var maskSlot: Int
+        var inPort: PortSlot
+        var outPorts: [PortSlot]
+    }
+
+    struct Bridge {
+        var table: CompiledFlowTable
+        var ports: [UInt32: XDPCachePortInfo]
+        var ofport: [PortSlot: UInt32]
+        var megaflows: MegaflowTable
+        /// By the entry's (mask, masked key) as `MegaflowTable` records it.
+        var installed: [FlowKeyPair: Installed] = [:]
+    }
+
+    struct FlowKeyPair: Hashable {
+        var mask: FlowKey
+        var maskedKey: FlowKey
+    }
+
+    let cache: XDPFlowCache
+    let counters: KernelPathCounters
+    let rings: [FlowCacheInstallRing]
+    private let lock = NSLock()
+    private var bridges: [Int32: Bridge] = [:]
+    private var capturing: [PortSlot: Int] = [:]
+    /// Entries per mask slot: a slot no entry uses is freed (fewer masks for a miss to scan).
+    private var maskUse = [Int](repeating: 0, count: XDPFlowCache.maxMasks)
+    private var stats = Statistics()
+    private let running = Atomic<Bool>(false)
+    private var thread: pthread_t?
+
+    init(cache: XDPFlowCache, rings: [FlowCacheInstallRing]) {
+        self.cache = cache
+        self.rings = rings
+        self.counters = KernelPathCounters()
+    }
+
+    func start() {
+        running.store(true, ordering: .releasing)
+        thread = startThread { self.run() }
+    }
+
+    func stop() {
+        guard let thread else { return }
+        running.store(false, ordering: .releasing)
+        pthread_join(thread, nil)
+        self.thread = nil
+    }
+
+    var statistics: Statistics {
+        lock.lock()
+        defer { lock.unlock() }
+        var s = stats
+        s.refusedFull &+= rings.reduce(0) { $0 &+ $1.refusedFull.load(ordering: .relaxed) }
+        return s
+    }
+
+    var entryCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return bridges.values.reduce(0) { $0 + $1.installed.count }
+    }
+
+    // MARK: The installer thread
+
+    private func run() {
+        var lastFold = Self.monotonicNanoseconds()
+        while running.load(ordering: .acquiring) {
+            var drained = 0
+            for ring in rings {
+                drained += ring.drain(limit: FlowCacheInstallRing.capacity) { request in
+                    lock.lock()
+                    install(request)
+                    lock.unlock()
+                }
+            }
+            let now = Self.monotonicNanoseconds()
+            if now &- lastFold >= Self.foldInterval {
+                lastFold = now
+                lock.lock()
+                foldAndExpire(now: now)
+                lock.unlock()
+            }
+            // A new flow's first frames go through the workers meanwhile: 1 ms is the longest an
+            // entry waits to be installed.
+            if drained == 0 { usleep(1000) }
+        }
+    }
+
+    /// Computes, translates and installs the entry for a worker's miss (under the lock).
+    private func install(_ request: FlowCacheInstallRing.Request) {
+        stats.requests &+= 1
+        guard var bridge = bridges[request.bridge] else { return }
+        guard request.version == bridge.table.classifier.version else {
+            stats.stale &+= 1
+            return
+        }
+        let decision = view(bridge).decide(request.key)
+        guard case .install(let flow) = decision else {
+            stats.notCacheable &+= 1
+            return
+        }
+        let pair = FlowKeyPair(mask: flow.mask, maskedKey: flow.maskedKey)
+        guard bridge.installed[pair] == nil else {
+            stats.duplicate &+= 1
+            return
+        }
+        guard let translation = XDPFlowCacheTranslation.translate(flow, port: { bridge.ports[$0] }) else {
+            stats.untranslatable &+= 1
+            return
+        }
+        guard cache.entryCount < cache.capacity, bridge.megaflows.count < bridge.megaflows.capacity else {
+            stats.refusedFull &+= 1
+            return
+        }
+        let maskSlot: Int
+        do throws(DatapathError) {
+            guard let slot = try cache.addMask(translation.mask) else {
+                stats.refusedNoMask &+= 1
+                return
+            }
+            maskSlot = slot
+            if let template = translation.lispTemplate { try cache.setLISPTemplate(slot: template.slot, template.headers) }
+        } catch {
+            stats.failed &+= 1
+            return
+        }
+        let id: UInt32
+        do throws(XDPFlowCache.InstallError) {
+            id = try cache.install(maskSlot: maskSlot, key: translation.maskedKey, actions: translation.actions)
+        } catch {
+            if error == .full { stats.refusedFull &+= 1 } else { stats.failed &+= 1 }
+            releaseMaskIfUnused(maskSlot)
+            return
+        }
+        guard bridge.megaflows.install(flow, now: Self.monotonicNanoseconds()) == .installed else {
+            cache.remove(id: id)
+            releaseMaskIfUnused(maskSlot)
+            stats.failed &+= 1
+            return
+        }
+        maskUse[maskSlot] += 1
+        var outPorts: [PortSlot] = []
+        for case .output(let slot) in translation.actions { outPorts.append(PortSlot(rawValue: UInt16(truncatingIfNeeded: slot))) }
+        bridge.installed[pair] = Installed(id: id, maskSlot: maskSlot, inPort: bridge.ports[flow.inPort]!.slot, outPorts: outPorts)
+        bridges[request.bridge] = bridge
+        stats.installed &+= 1
+    }
+
+    private func view(_ bridge: Bridge) -> FlowCacheView {
+        let table = bridge.table
+        let ofport = bridge.ofport
+        let ports = bridge.ports
+        return FlowCacheView(
+            table: table.classifier,
+            rule: { table.cacheRule($0, ofport: { ofport[$0] }) },
+            port: { ports[$0]?.cache ?? CachePort(kind: .absent) })
+    }
+
+    private func releaseMaskIfUnused(_ slot: Int) {
+        guard maskUse[slot] == 0 else { return }
+        try? cache.removeMask(slot: slot)
+    }
+
+    // MARK: Counters
+
+    /// Reads every entry's counters and adds what is new to its rule and ports (under the lock).
+    private func foldAndExpire(now: UInt64) {
+        for key in Array(bridges.keys) {
+            guard var bridge = bridges[key] else { continue }
+            fold(&bridge, now: now)
+            let expired = bridge.megaflows.expireIdle(now: now, idle: Self.idleNanoseconds)
+            stats.expired &+= UInt64(expired.count)
+            let table = bridge.table
+            delete(expired, from: &bridge, table: table, now: now)
+            bridges[key] = bridge
+        }
+    }
+
+    private func fold(_ bridge: inout Bridge, now: UInt64) {
+        for entry in bridge.megaflows.all {
+            let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
+            guard let installed = bridge.installed[pair] else { continue }
+            let c = cache.counters(id: installed.id)
+            guard let delta = bridge.megaflows.noteCounters(mask: pair.mask, maskedKey: pair.maskedKey, packets: c.packets,
+                                                            bytes: c.bytes, now: now) else { continue }
+            account(delta, rule: entry.flow.rule, installed, table: bridge.table)
+        }
+    }
+
+    private func account(_ delta: (packets: UInt64, bytes: UInt64), rule: RuleIndex, _ installed: Installed,
+                         table: CompiledFlowTable) {
+        guard delta.packets > 0 || delta.bytes > 0 else { return }
+        let port = counters.ports + installed.inPort.index
+        vs_add_relaxed_u64(&port.pointee.rxPackets, delta.packets)
+        vs_add_relaxed_u64(&port.pointee.rxBytes, delta.bytes)
+        if let slot = table.counterSlot(rule) {
+            let counter = counters.rules + slot
+            vs_add_relaxed_u64(&counter.pointee.packets, delta.packets)
+            vs_add_relaxed_u64(&counter.pointee.bytes, delta.bytes)
+            // Seconds, as the workers' `now`: flow expiry sees kernel-path packets as use.
+            vs_store_relaxed_u64(&counter.pointee.lastUsed, Worker.monotonicSeconds())
+        } else {
+            vs_add_relaxed_u64(&port.pointee.rxDropped, delta.packets)
+        }
+        for out in installed.outPorts where out.index < DatapathLimits.maxPorts {
+            let tx = counters.ports + out.index
+            vs_add_relaxed_u64(&tx.pointee.txPackets, delta.packets)
+            vs_add_relaxed_u64(&tx.pointee.txBytes, delta.bytes)
+        }
+    }
+
+    /// Deletes `entries` (already out of the bridge's `MegaflowTable`) from the XDP maps, then
+    /// folds what they counted since the last read into `table`'s rules (the version they
+    /// were computed from).
+    private func delete(_ entries: [MegaflowTable.Entry], from bridge: inout Bridge, table: CompiledFlowTable, now: UInt64) {
+        for entry in entries {
+            let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
+            guard let installed = bridge.installed.removeValue(forKey: pair) else { continue }
+            cache.remove(id: installed.id)
+            let c = cache.counters(id: installed.id)
+            account((c.packets &- entry.packets, c.bytes &- entry.bytes), rule: entry.flow.rule, installed, table: table)
+            maskUse[installed.maskSlot] -= 1
+            releaseMaskIfUnused(installed.maskSlot)
+            stats.removed &+= 1
+        }
+    }
+
+    // MARK: Control-thread changes (synchronous)
+
+    /// The bridge's table or ports changed (after the new table is published to the workers):
+    /// entries whose result changed are removed from the XDP maps before this returns — all of
+    /// them when a port changed (its kind, slot, number, LISP template or capture), the
+    /// revalidated ones (`MegaflowTable.revalidate`) otherwise. `table` nil: no flow table
+    /// (NORMAL, never cached), every entry goes.
+    func refresh(bridge slot: Int32, table: CompiledFlowTable?, ports newPorts: [UInt32: XDPCachePortInfo],
+                 ofport: [PortSlot: UInt32]) {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Self.monotonicNanoseconds()
+        var ports = newPorts
+        for (number, info) in ports where capturing[info.slot, default: 0] > 0 { ports[number]!.cache.capturing = true }
+        guard var bridge = bridges[slot] else {
+            if let table {
+                bridges[slot] = Bridge(table: table, ports: ports, ofport: ofport,
+                                       megaflows: MegaflowTable(capacity: cache.capacity, version: table.classifier.version))
+            }
+            return
+        }
+        fold(&bridge, now: now)
+        let old = bridge.table
+        guard let table else {
+            let removed = bridge.megaflows.removeAll()
+            delete(removed, from: &bridge, table: old, now: now)
+            bridges[slot] = nil
+            return
+        }
+        let portsChanged = bridge.ports != ports || bridge.ofport != ofport
+        bridge.table = table
+        bridge.ports = ports
+        bridge.ofport = ofport
+        var removed: [MegaflowTable.Entry] = []
+        if portsChanged { removed = bridge.megaflows.removeAll() }
+        // Moves the version (an install computed from the old table is refused from here on).
+        removed += bridge.megaflows.revalidate(view(bridge))
+        delete(removed, from: &bridge, table: old, now: now)
+        bridges[slot] = bridge
+    }
+
+    /// A capture started or stopped on port `slot`: a capturing port is in no entry (the capture
+    /// must see every frame), so its entries go before this returns.
+    func setCapturing(_ slot: PortSlot, _ on: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        capturing[slot, default: 0] += on ? 1 : -1
+        let capturingNow = capturing[slot, default: 0] > 0
+        let now = Self.monotonicNanoseconds()
+        for key in Array(bridges.keys) {
+            guard var bridge = bridges[key], bridge.ports.values.contains(where: { $0.slot == slot }) else { continue }
+            fold(&bridge, now: now)
+            for (number, info) in bridge.ports where info.slot == slot { bridge.ports[number]!.cache.capturing = capturingNow }
+            let table = bridge.table
+            let removed = bridge.megaflows.removeAll()
+            delete(removed, from: &bridge, table: table, now: now)
+            bridges[key] = bridge
+        }
+    }
+
+    /// Output slot `slot` of the programs sends to device `ifindex` (a device port added).
+    func setDevicePort(_ slot: PortSlot, ifindex: UInt32) {
+        lock.lock()
+        defer { lock.unlock() }
+        try? cache.setPort(slot: UInt32(slot.rawValue), ifindex: ifindex)
+    }
+
+    /// A device port removed (after `refresh` took every entry naming it out).
+    func clearDevicePort(_ slot: PortSlot) {
+        lock.lock()
+        defer { lock.unlock() }
+        cache.clearPort(slot: UInt32(slot.rawValue))
+    }
+
+    /// Every entry of every bridge out of the maps (shutdown).
+    func removeEverything() {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Self.monotonicNanoseconds()
+        for key in Array(bridges.keys) {
+            guard var bridge = bridges[key] else { continue }
+            fold(&bridge, now: now)
+            let table = bridge.table
+            let removed = bridge.megaflows.removeAll()
+            delete(removed, from: &bridge, table: table, now: now)
+        }
+        bridges = [:]
+    }
+
+    /// A snapshot of the installed entries (for reports and tests).
+    struct EntrySnapshot: Sendable {
+        var bridge: Int32
+        var entry: MegaflowTable.Entry
+        var id: UInt32
+        var xdpActions: [XDPFlowCacheAction]?
+    }
+
+    func snapshot() -> [EntrySnapshot] {
+        lock.lock()
+        defer { lock.unlock() }
+        var result: [EntrySnapshot] = []
+        for (key, bridge) in bridges {
+            for entry in bridge.megaflows.all {
+                guard let installed = bridge.installed[FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)] else { continue }
+                let actions = XDPFlowCacheTranslation.translate(entry.flow, port: { bridge.ports[$0] })?.actions
+                result.append(EntrySnapshot(bridge: key, entry: entry, id: installed.id, xdpActions: actions))
+            }
+        }
+        return result
+    }
+
+    /// Runs one pass of the thread's work now (tests: no waiting for the thread's period).
+    func runOnce(fold: Bool) {
+        for ring in rings {
+            _ = ring.drain(limit: FlowCacheInstallRing.capacity) { request in
+                lock.lock()
+                install(request)
+                lock.unlock()
+            }
+        }
+        if fold {
+            lock.lock()
+            foldAndExpire(now: Self.monotonicNanoseconds())
+            lock.unlock()
+        }
+    }
+
+    static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+}
