@@ -12,6 +12,11 @@ import VSwiftPacket
 /// `vlan(vid=…,pcp=…),encap(…)` around what follows it; FlowKey does not keep the tag's TPID, so
 /// the `eth_type(0x8100)` OVS writes before a tag is left out. L3 and L4 groups are written only
 /// when `eth_type` (and for L4 the protocol) is matched exactly, as the key means nothing else.
+/// Checked against ovs-vswitchd 3.1's userspace datapath (netdev bridge): same groups, order and
+/// value/mask forms (`eth(dst=01:00:5e:00:00:01/01:00:00:00:00:00)`, `tcp(dst=81/0xfff0)`,
+/// `tos=0/0xfc`, `ipv6(src=2001:db8::1/ffff:ffff::,frag=no)`, `tcp_flags(+syn-ack)`), except that OVS
+/// writes the first packet's value under the mask where we write the masked value (all an entry
+/// keeps), and OVS's own `recirc_id(0)` and `packet_type(...)`, which we do not have.
 enum DatapathFlowText {
     /// One group: `in_port(2)` (a value) or `ipv4(src=…,dst=…)` (fields); `depth` is the number of
     /// `encap(` it is inside.
