@@ -10,7 +10,8 @@
 #             Host1 (its own vswiftd)                     Host2 (its own vswiftd)
 #
 # VM1 pings VM2 and back, then each host prints show, dump-ports br2 and dump-flows br2 (and
-# vswift's dump-workers).
+# vswift's dump-workers and dump-xdp-cache). VSWIFT_TEST_XDP_CACHE=on|off runs both vswiftd with
+# --xdp-cache on|off (unset: vswiftd's default), as the integration tests take it.
 # Everything it creates is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +54,7 @@ for host in host1 host2; do
     ns_var="$host"; ns="${!ns_var}"
     # Directly, not through a function: $! must be vswiftd itself (ip netns exec execs it).
     ip netns exec "$ns" "$bin/vswiftd" --socket "/tmp/$tag.$host.sock" --db "/tmp/$tag.$host.db" \
-        --bpf-dir "$bin" --log-level warning --metrics 127.0.0.1:9477 &
+        --bpf-dir "$bin" --log-level warning --metrics 127.0.0.1:9477 ${VSWIFT_TEST_XDP_CACHE:+--xdp-cache "$VSWIFT_TEST_XDP_CACHE"} &
     daemons+=($!)
 done
 for host in host1 host2; do
@@ -116,6 +117,8 @@ for host in host1 host2; do
     ctl "$host" dump-flows br2
     say "$host# vswiftctl dump-workers   (vswift's own: where the datapath's time went)"
     ctl "$host" dump-workers
+    say "$host# vswiftctl dump-xdp-cache br2   (vswift's own: the flows forwarded in XDP)"
+    ctl "$host" dump-xdp-cache br2
 done
 say "host1# curl -s http://127.0.0.1:9477/metrics | grep -E '_(packets|dropped)_total.*(vnet0|lisp0)|cache|flow_packets' | sort"
 scrape "$host1" | grep -E '_(packets|dropped)_total.*(vnet0|lisp0)|cache|flow_packets' | sort

@@ -22,6 +22,8 @@ public protocol DatapathControl: AnyObject, Sendable {
     func statistics(port name: String) -> PortStatistics?
     func frameAccounting() -> [FrameAccounting]
     func workerStatistics() -> [WorkerStatistics]
+    /// The XDP flow cache (`XDPFlowCacheReport.off` when there is none; see SwitchService+XDPCache.swift).
+    func xdpFlowCacheReport(bridge: String?, flows: Bool) -> XDPFlowCacheReport
 
     /// OpenFlow port numbers of a bridge's ports, by port name (the internal port is `ofportLocal`).
     func setPortNumbers(bridge: String, _ numbers: [String: OpenFlowPortNumber]) throws(DatapathError)

@@ -48,6 +48,8 @@ extension SwitchService {
             return try JSONValue(encoding: datapath.frameAccounting().map(FrameAccountingReport.init))
         case .dumpWorkers:
             return try JSONValue(encoding: datapath.workerStatistics().map(WorkerReport.init))
+        case .dumpXDPCache:
+            return try JSONValue(encoding: dumpXDPCache(try request.decodeParams()))
         case .addFlow:
             let params: AddFlowParams = try request.decodeParams()
             try addFlows(bridge: params.bridge, lines: [params.flow], numbered: false)

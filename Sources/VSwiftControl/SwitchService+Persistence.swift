@@ -186,7 +186,7 @@ extension SwitchService {
             }
         case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows, .trace:
             break
-        case .captureStart, .captureRead, .captureStop, .showLISP, .dumpMapCache:
+        case .captureStart, .captureRead, .captureStop, .showLISP, .dumpMapCache, .dumpXDPCache:
             break
         case .addMapServer, .delMapServer, .addMapResolver, .delMapResolver, .addEID, .delEID, .addMapCache, .delMapCache:
             lisp = checkpoint.lisp

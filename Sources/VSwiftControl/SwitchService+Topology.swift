@@ -166,8 +166,11 @@ extension SwitchService {
             }
             guard !selected.isEmpty else { throw .noSuchPort("\(wanted)\" on bridge \"\(bridge.name)") }
         }
+        let xdp = xdpPathCounts(bridge: bridge.name)
         return DumpPortsReport(bridge: bridge.name, ports: selected.map { port in
-            PortStatisticsEntry(ofport: port.ofport, name: port.name, statistics: PortStatisticsReport(datapath.statistics(port: port.name) ?? PortStatistics()))
+            var statistics = PortStatisticsReport(datapath.statistics(port: port.name) ?? PortStatistics())
+            statistics.xdp = xdp[port.name]
+            return PortStatisticsEntry(ofport: port.ofport, name: port.name, statistics: statistics)
         })
     }
 

@@ -41,6 +41,8 @@ public enum ControlMethod: String, CaseIterable, Sendable {
     case delMapCache = "del-map-cache"
     case showLISP = "show-lisp"
     case dumpMapCache = "dump-map-cache"
+    /// The XDP flow cache's entries, statistics and path counts (cf. `ovs-appctl dpctl/dump-flows`).
+    case dumpXDPCache = "dump-xdp-cache"
 }
 
 extension ControlMethod {
@@ -65,7 +67,7 @@ extension ControlMethod {
         switch self {
         case .show, .dumpPorts, .frameAccounting, .dumpWorkers, .dumpFlows, .trace: false
         case .captureStart, .captureRead, .captureStop: false
-        case .showLISP, .dumpMapCache: false
+        case .showLISP, .dumpMapCache, .dumpXDPCache: false
         case .addMapServer, .delMapServer, .addMapResolver, .delMapResolver, .addEID, .delEID, .addMapCache, .delMapCache: true
         case .addBridge, .delBridge, .addPort, .delPort, .addFlow, .addFlows, .replaceFlows, .delFlows, .modFlows,
              .addUnderlay, .delUnderlay: true

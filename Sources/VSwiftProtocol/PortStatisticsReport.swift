@@ -19,6 +19,8 @@ public struct PortStatisticsReport: Codable, Sendable, Equatable {
     public var xsk: XSKStatisticsReport?
     /// LISP ports only: encapsulation/decapsulation counts and drops by reason.
     public var tunnel: TunnelStatisticsReport?
+    /// Device ports while the XDP flow cache is on: which path the received frames took.
+    public var xdp: XDPPathReport?
 
     public init(
         rxPackets: UInt64 = 0, rxBytes: UInt64 = 0, rxDropped: UInt64 = 0, rxErrors: UInt64 = 0,

@@ -66,6 +66,7 @@ public func formatDumpPorts(_ report: DumpPortsReport) -> String {
             out += "\n"
             if let pathMTU = lisp.pathMTU { out += continuation + formatPathMTULine(pathMTU) }
         }
+        if let xdp = stats.xdp { out += continuation + formatXDPPathLine(xdp) }
     }
     return out
 }

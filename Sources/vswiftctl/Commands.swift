@@ -16,6 +16,7 @@ struct VSwiftCtl: ParsableCommand {
             Capture.self,
             AddMapServer.self, DeleteMapServer.self, AddMapResolver.self, DeleteMapResolver.self, AddEID.self, DeleteEID.self,
             AddMapCache.self, DeleteMapCache.self, ShowLISP.self, DumpMapCache.self,
+            DumpXDPCache.self,
         ])
 
     // Declared here too so that, as with ovs-vsctl, the options may also come before the subcommand;
@@ -220,12 +221,12 @@ struct DumpPorts: ParsableCommand {
 struct DumpWorkers: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump-workers",
-        abstract: "Print each worker's packets and where its time went, in cycles (cf. ovs-appctl dpif-netdev/pmd-stats-show).")
+        abstract: "Print each worker's packets and where its time went, in cycles (cf. ovs-appctl dpif-netdev/pmd-stats-show), and the XDP flow cache's totals.")
 
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
-        try global.report(.dumpWorkers, nil, as: [WorkerReport].self, text: formatDumpWorkers)
+        try printWithXDPTotals()
     }
 }
 

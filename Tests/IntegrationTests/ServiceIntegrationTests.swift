@@ -201,6 +201,7 @@ struct ServiceIntegrationTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace, Paths.vswiftd, "--socket", socket, "--db", db, "--bpf-dir", Paths.bpfDir]
+            + Paths.xdpCacheArguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let log = FileHandle(forWritingAtPath: "/dev/null")
         process.standardOutput = log

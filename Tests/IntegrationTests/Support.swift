@@ -30,6 +30,12 @@ enum Paths {
     static let vswiftd = binDir + "/vswiftd"
     static let vswiftctl = binDir + "/vswiftctl"
     static let bpfDir = ProcessInfo.processInfo.environment["VSWIFT_BPF_DIR"] ?? root + "/.build/bpf"
+    /// `--xdp-cache on|off` for every vswiftd the tests start, from VSWIFT_TEST_XDP_CACHE
+    /// (scripts/test.sh runs the integration tests once each way); unset: vswiftd's default.
+    static let xdpCacheArguments: [String] = {
+        guard let mode = ProcessInfo.processInfo.environment["VSWIFT_TEST_XDP_CACHE"], !mode.isEmpty else { return [] }
+        return ["--xdp-cache", mode]
+    }()
 }
 
 /// A short random tag that keeps names unique across concurrent runs (interface names ≤ 15 bytes).
@@ -90,7 +96,7 @@ final class Daemon {
         if freshConfiguration { unlink(dbPath) }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace, Paths.vswiftd, "--socket", socketPath, "--db", dbPath,
-                             "--workers", "\(workers)", "--bpf-dir", Paths.bpfDir, "--log-level", "debug"] + extraArguments
+                             "--workers", "\(workers)", "--bpf-dir", Paths.bpfDir, "--log-level", "debug"] + Paths.xdpCacheArguments + extraArguments
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)
         process.standardOutput = log

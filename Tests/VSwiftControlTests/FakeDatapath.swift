@@ -28,6 +28,8 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
     var resets: [Int] = []
     /// The next setFlowTable fails with this.
     var failNextFlowTable: DatapathError?
+    /// What the XDP flow cache holds; nil: the cache is off.
+    var xdpCache: XDPFlowCacheReport.Input?
 
     init(devices: Set<String> = ["vnet0", "eth1", "eth2"]) {
         self.devices = devices
@@ -124,6 +126,10 @@ final class FakeDatapath: DatapathControl, @unchecked Sendable {
     }
 
     func ruleStatistics(counterSlot: Int) -> RuleStatistics { counters[counterSlot] ?? RuleStatistics() }
+
+    func xdpFlowCacheReport(bridge: String?, flows: Bool) -> XDPFlowCacheReport {
+        xdpCache.map { XDPFlowCacheReport($0, bridge: bridge, flows: flows) } ?? .off
+    }
 
     func resetRuleStatistics(counterSlot: Int) {
         counters[counterSlot] = nil

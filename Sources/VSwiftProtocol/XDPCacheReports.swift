@@ -1,0 +1,117 @@
+// The XDP flow cache as the control socket reports it (`dump-xdp-cache`, and the path counts of
+// `dump-ports` and `dump-workers`): plain data that vswiftd makes from the datapath's
+// `XDPFlowCacheReport` (VSwiftControl, `Reports+XDPFlowCache.swift`).
+
+/// Params of dump-xdp-cache: every bridge's entries, or one bridge's.
+public struct DumpXDPCacheParams: Codable, Sendable, Equatable {
+    public var bridge: String?
+    /// false: the statistics and path counts only, no entries.
+    public var flows: Bool?
+
+    public init(bridge: String? = nil, flows: Bool? = nil) {
+        self.bridge = bridge
+        self.flows = flows
+    }
+}
+
+/// Which path a device's received frames took: forwarded in XDP by a cache entry (`hits`), sent to
+/// the workers over AF_XDP (`misses`, and `punted`: an entry whose actions XDP could not do exactly
+/// for that frame), or dropped in XDP because an action failed (`failed`).
+public struct XDPPathReport: Codable, Sendable, Equatable {
+    public var hits: UInt64
+    public var misses: UInt64
+    public var punted: UInt64
+    public var failed: UInt64
+
+    public init(hits: UInt64 = 0, misses: UInt64 = 0, punted: UInt64 = 0, failed: UInt64 = 0) {
+        self.hits = hits
+        self.misses = misses
+        self.punted = punted
+        self.failed = failed
+    }
+}
+
+/// One device port's path counts.
+public struct XDPCachePortEntry: Codable, Sendable, Equatable {
+    public var bridge: String
+    public var name: String
+    public var path: XDPPathReport
+
+    public init(bridge: String, name: String, path: XDPPathReport) {
+        self.bridge = bridge
+        self.name = name
+        self.path = path
+    }
+}
+
+/// One cache entry (a megaflow).
+public struct XDPCacheFlowEntry: Codable, Sendable, Equatable {
+    public var bridge: String
+    /// As `ovs-appctl dpctl/dump-flows` writes a datapath flow's key: `in_port(2),eth(...),...`.
+    public var match: String
+    /// The same, field by field: `ipv4.src` → `10.1.1.0/255.255.255.0` (value/mask where the
+    /// mask is partial; a field absent is not matched).
+    public var key: [String: String]
+    /// In ovs-ofctl flow syntax, OpenFlow port numbers (`drop` when empty).
+    public var actions: String
+    /// The rule the entry came from (nil: the table-miss drop).
+    public var ruleID: UInt64?
+    public var packets: UInt64
+    public var bytes: UInt64
+    /// Seconds since the last hit; nil: never hit.
+    public var used: Double?
+    /// Seconds since the entry was installed.
+    public var age: Double
+
+    public init(bridge: String, match: String, key: [String: String], actions: String, ruleID: UInt64? = nil,
+                packets: UInt64 = 0, bytes: UInt64 = 0, used: Double? = nil, age: Double = 0) {
+        self.bridge = bridge
+        self.match = match
+        self.key = key
+        self.actions = actions
+        self.ruleID = ruleID
+        self.packets = packets
+        self.bytes = bytes
+        self.used = used
+        self.age = age
+    }
+}
+
+/// Result of `dump-xdp-cache`.
+public struct XDPCacheReport: Codable, Sendable, Equatable {
+    /// false: vswiftd runs without the cache (`--xdp-cache off`); nothing else is set.
+    public var enabled: Bool
+    /// The whole cache's (every bridge's) entries, bound, masks in use and their bound.
+    public var entries: Int
+    public var capacity: Int
+    public var masks: Int
+    public var maxMasks: Int
+    public var installed: UInt64
+    /// Installs refused, by reason; entries removed, by reason.
+    public var refused: [String: UInt64]
+    public var removed: [String: UInt64]
+    /// Summed over `ports`.
+    public var totals: XDPPathReport
+    public var ports: [XDPCachePortEntry]
+    /// At most `capacity`.
+    public var flows: [XDPCacheFlowEntry]
+    /// More entries than `capacity` were handed over (never, unless the cache's owner is wrong).
+    public var truncated: Bool
+
+    public init(enabled: Bool, entries: Int = 0, capacity: Int = 0, masks: Int = 0, maxMasks: Int = 0, installed: UInt64 = 0,
+                refused: [String: UInt64] = [:], removed: [String: UInt64] = [:], totals: XDPPathReport = XDPPathReport(),
+                ports: [XDPCachePortEntry] = [], flows: [XDPCacheFlowEntry] = [], truncated: Bool = false) {
+        self.enabled = enabled
+        self.entries = entries
+        self.capacity = capacity
+        self.masks = masks
+        self.maxMasks = maxMasks
+        self.installed = installed
+        self.refused = refused
+        self.removed = removed
+        self.totals = totals
+        self.ports = ports
+        self.flows = flows
+        self.truncated = truncated
+    }
+}
