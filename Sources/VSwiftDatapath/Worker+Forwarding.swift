@@ -148,6 +148,7 @@ extension Worker {
                                     counting: table, rule: constant)
                 return
             }
+            let prefetchMapResolutions = mapCache.hasPorts
             for i in 0..<count {
                 guard let desc = takeReceived(socket, first: first, i, count: count, slot: slot, inPort: inPort, bytes: &bytes) else { continue }
                 if tunnelPortCount > 0,
@@ -171,6 +172,9 @@ extension Worker {
                 }
                 burst.addresses[pending] = desc.addr
                 burst.lengths[pending] = desc.len
+                // remote_ip=map: the inner destination's resolution set, loading while the burst
+                // is classified (Worker+MapCache.swift).
+                if prefetchMapResolutions { mapCache.prefetch(base + Int(desc.addr), length: Int(desc.len), slot: pending) }
                 pending += 1
                 if pending == ClassifyBurst.capacity {
                     classifyAndApply(table, first: 0, count: pending, inPort: inPort, bridge: bridge, constant: constant,
@@ -231,8 +235,16 @@ extension Worker {
                     bridge: bridge, context: context, run: &run)
             }
         } else {
-            // A small table stays in cache: nothing to prefetch.
+            // A small table stays in cache: nothing of it to prefetch. The frames' first lines (and
+            // with remote_ip=map their resolution sets) were loaded at extraction, but acting on a
+            // burst evicts the first frames' lines from L1 again: each comes back a few frames ahead.
+            let prefetchMap = mapCache.hasPorts
             for j in first..<end {
+                let ahead = j &+ Self.prefetchDistance
+                if ahead < end {
+                    vs_prefetch(base + Int(burst.addresses[ahead]))
+                    if prefetchMap { mapCache.prefetchAgain(slot: ahead) }
+                }
                 act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
                     bridge: bridge, context: context, run: &run)
             }

@@ -34,7 +34,7 @@ extension Worker {
         if now &- cache.epochStarted >= WorkerMapCache.remarkSeconds { cache.newEpoch(now: now) }
         let instanceID = state.pointee.key
         let tag = UInt64(cache.epoch) << 32 | UInt64(instanceID)
-        let set = cache.set(inner.destination, instanceID)
+        let set = cache.set(inner.destination)
         let hop: Int32
         if set.pointee.tag == tag && set.pointee.destination == inner.destination {
             hop = set.pointee.hop
@@ -188,6 +188,11 @@ extension Worker {
         let rlocs = MapCacheRLOCSet(snapshot)
         setMapCache(snapshot, rlocs: rlocs)
         return rlocs
+    }
+
+    /// Moves the start of the resolutions' epoch `seconds` back (tests: the 20 s re-marking).
+    package func ageMapCacheResolutions(by seconds: UInt64) {
+        mapCache.epochStarted &-= seconds
     }
 
     /// Moves up to `limit` of this worker's queued misses into `misses`.

@@ -176,6 +176,7 @@ extension Worker {
     /// The distinct UDP ports LISP ports listen on (usually just 4341).
     private func rebuildTunnelPorts() {
         tunnelUDPPortCount = 0
+        mapCache.hasPorts = (0..<tunnelPortCount).contains { tunnelPortStates[tunnelPorts[$0].index].remoteIsMap }
         for i in 0..<tunnelPortCount {
             let udpPort = tunnelPortStates[tunnelPorts[i].index].udpPort
             if !(0..<tunnelUDPPortCount).contains(where: { tunnelUDPPorts[$0] == udpPort }), tunnelUDPPortCount < 8 {

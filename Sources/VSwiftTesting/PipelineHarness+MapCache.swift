@@ -37,6 +37,18 @@ extension PipelineHarness {
         keptAlive.append(snapshot)
     }
 
+    /// Replaces the next hops with resolved ones to `rlocs` only (as the resolver's new view would),
+    /// leaving the port and its counters as they are.
+    public func setMapNextHops(_ rlocs: [IPAddress]) {
+        worker.setTunnelRouting(localRLOCs: [Self.localRLOC, Self.localRLOC6], nextHops: Self.mapNextHops(rlocs, encapsulating: true))
+    }
+
+    /// Moves the start of the worker's map-cache resolution epoch `seconds` into the past: the
+    /// worker's clock, which a test cannot wait for.
+    public func ageMapCacheResolutions(seconds: UInt64) {
+        worker.ageMapCacheResolutions(by: seconds)
+    }
+
     /// Moves up to `limit` queued misses into `misses`.
     public func drainMapCacheMisses(into misses: inout [MapCacheMiss], limit: Int = .max) -> Int {
         worker.drainMapCacheMisses(into: &misses, limit: limit)
