@@ -40,7 +40,9 @@ extension SwitchService {
             try deletePort(params)
             return .null
         case .show:
-            return try JSONValue(encoding: show())
+            var report = show()
+            report.lisp = showLISPSummary()
+            return try JSONValue(encoding: report)
         case .dumpPorts:
             let params: DumpPortsParams = try request.decodeParams()
             return try JSONValue(encoding: dumpPorts(params))

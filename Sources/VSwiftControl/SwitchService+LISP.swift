@@ -183,7 +183,25 @@ extension SwitchService {
     }
 
     func showLISP() throws(RPCError) -> ShowLISPReport {
-        let status = try lispStatus()
+        lispReport(status: try lispStatus())
+    }
+
+    /// `show`'s LISP section: the configuration and registration state without the counters,
+    /// static map-cache entries only counted (there may be 100k); nil when nothing is configured.
+    /// A control thread that does not answer leaves the state out rather than failing `show`.
+    func showLISPSummary() -> ShowLISPReport? {
+        guard !lisp.isEmpty else { return nil }
+        var report = lispReport(status: (try? lispStatus()) ?? nil)
+        report.staticMapCacheCount = report.staticMapCache.count
+        report.staticMapCache = []
+        report.sent = [:]
+        report.received = [:]
+        report.refused = [:]
+        report.socket = [:]
+        return report
+    }
+
+    private func lispReport(status: LISPControlStatus?) -> ShowLISPReport {
         func rlocs(_ list: [RLOCParams]?) -> [RLOCReport] {
             (list ?? []).map {
                 RLOCReport(address: $0.address, priority: $0.priority ?? RLOCParams.defaultPriority, weight: $0.weight ?? RLOCParams.defaultWeight)

@@ -13,6 +13,9 @@ public struct ShowLISPReport: Codable, Sendable, Equatable {
     public var localEIDs: [LocalEIDReport]
     /// Static map-cache entries (add-map-cache), as configured.
     public var staticMapCache: [LocalEIDReport]
+    /// How many static map-cache entries there are, where the report leaves them out (`show`'s
+    /// summary: there may be 100k of them); nil in show-lisp's report, which lists them.
+    public var staticMapCacheCount: Int?
     /// Control messages sent, received and accepted, refused by reason (`XTRControlReport`).
     public var sent: [String: UInt64]
     public var received: [String: UInt64]
@@ -41,6 +44,7 @@ public struct ShowLISPReport: Codable, Sendable, Equatable {
     private enum CodingKeys: String, CodingKey {
         case controlPort = "control_port", controlError = "control_error", mapServers = "map_servers"
         case mapResolvers = "map_resolvers", localEIDs = "local_eids", staticMapCache = "static_map_cache"
+        case staticMapCacheCount = "static_map_cache_count"
         case sent, received, refused, socket
     }
 }

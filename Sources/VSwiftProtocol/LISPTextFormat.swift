@@ -3,7 +3,14 @@
 /// `vswiftctl show-lisp`: the control socket, then map-servers, map-resolvers, local EIDs,
 /// static map-cache entries and the message counters. Keys are never in the report.
 public func formatShowLISP(_ report: ShowLISPReport) -> String {
-    var out = "LISP control: "
+    formatLISPControl(report, indent: "")
+}
+
+/// The LISP section: `show-lisp` prints it at the left margin, `show` under the system id, as
+/// a bridge is. Lines the report leaves empty (counters, which `show` leaves out) print nothing.
+func formatLISPControl(_ report: ShowLISPReport, indent: String) -> String {
+    let item = indent + "    ", detail = indent + "        "
+    var out = indent + "LISP control: "
     if let port = report.controlPort {
         out += "udp port \(port), IPv4 and IPv6\n"
     } else if let error = report.controlError {
@@ -12,36 +19,39 @@ public func formatShowLISP(_ report: ShowLISPReport) -> String {
         out += "off (nothing configured)\n"
     }
     for server in report.mapServers {
-        out += "    Map-Server \(server.address)\n"
-        out += "        key id: \(server.keyID) (\(server.keyID == 1 ? "hmac-sha-1-96" : "hmac-sha-256-128"))\n"
+        out += item + "Map-Server \(server.address)\n"
+        out += detail + "key id: \(server.keyID) (\(server.keyID == 1 ? "hmac-sha-1-96" : "hmac-sha-256-128"))\n"
         if let state = server.state {
-            var line = "        state: \(state)"
+            var line = detail + "state: \(state)"
             if let age = server.lastNotifyAge { line += " (last Map-Notify \(Int(age.rounded(.down)))s ago)" }
             out += line + ", registers sent \(server.registersSent), notifies accepted \(server.notifiesAccepted)\n"
         }
     }
     for resolver in report.mapResolvers {
-        out += "    Map-Resolver \(resolver)\n"
+        out += item + "Map-Resolver \(resolver)\n"
     }
     for eid in report.localEIDs {
-        out += "    EID [\(eid.instanceID)] \(eid.prefix)\n"
+        out += item + "EID [\(eid.instanceID)] \(eid.prefix)\n"
         if eid.defaultRLOCs && eid.rlocs.isEmpty {
-            out += "        rloc: none yet (the host's address toward a map-server: no route found)\n"
+            out += detail + "rloc: none yet (the host's address toward a map-server: no route found)\n"
         }
         for rloc in eid.rlocs {
-            out += "        rloc \(rloc.address) priority \(rloc.priority) weight \(rloc.weight)"
+            out += detail + "rloc \(rloc.address) priority \(rloc.priority) weight \(rloc.weight)"
             out += eid.defaultRLOCs ? " (the host's address toward a map-server)\n" : "\n"
         }
     }
     for entry in report.staticMapCache {
-        out += "    Map-Cache [\(entry.instanceID)] \(entry.prefix) (static)\n"
+        out += item + "Map-Cache [\(entry.instanceID)] \(entry.prefix) (static)\n"
         for rloc in entry.rlocs {
-            out += "        rloc \(rloc.address) priority \(rloc.priority) weight \(rloc.weight)\n"
+            out += detail + "rloc \(rloc.address) priority \(rloc.priority) weight \(rloc.weight)\n"
         }
+    }
+    if let count = report.staticMapCacheCount, count > 0 {
+        out += item + "Map-Cache: \(count) static \(count == 1 ? "entry" : "entries") (show-lisp lists them)\n"
     }
     func counters(_ name: String, _ values: [String: UInt64]) {
         guard !values.isEmpty else { return }
-        out += "    \(name): " + values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
+        out += item + "\(name): " + values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
     }
     counters("sent", report.sent)
     counters("received", report.received)

@@ -47,11 +47,15 @@ public struct ShowReport: Codable, Sendable, Equatable {
     public var bridges: [BridgeDescription]
     /// Devices attached in underlay mode (vswift's own; OVS has none).
     public var underlays: [UnderlayDescription]
+    /// The LISP control configuration (`show-lisp`'s report without its counters, static
+    /// map-cache entries only counted); nil when nothing LISP is configured.
+    public var lisp: ShowLISPReport?
 
-    public init(systemID: String, bridges: [BridgeDescription], underlays: [UnderlayDescription] = []) {
+    public init(systemID: String, bridges: [BridgeDescription], underlays: [UnderlayDescription] = [], lisp: ShowLISPReport? = nil) {
         self.systemID = systemID
         self.bridges = bridges
         self.underlays = underlays
+        self.lisp = lisp
     }
 }
 

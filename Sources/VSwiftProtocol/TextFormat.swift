@@ -1,7 +1,8 @@
 // Text output in the formats of the OVS tools, so that people (and scripts) used to OVS can read it.
 // Where vswift knows more than OVS shows, it adds lines but leaves OVS's own lines unchanged.
 
-/// `ovs-vsctl show`, plus a `datapath:` line per interface telling how the datapath drives it.
+/// `ovs-vsctl show`, plus a `datapath:` line per interface telling how the datapath drives it,
+/// and the LISP control configuration when there is one.
 public func formatShow(_ report: ShowReport) -> String {
     var out = report.systemID + "\n"
     for bridge in report.bridges {
@@ -33,6 +34,7 @@ public func formatShow(_ report: ShowReport) -> String {
             out += "        datapath: \(underlay.datapathMode)\n"
         }
     }
+    if let lisp = report.lisp { out += formatLISPControl(lisp, indent: "    ") }
     return out
 }
 

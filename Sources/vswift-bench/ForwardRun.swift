@@ -9,6 +9,8 @@ struct ForwardRun {
     var flows: Int
     var rules: Int
     var tunnel: TunnelScenario
+    /// With the encap scenario: a `vswift-map-N` row per count (encap through the map-cache).
+    var mapPrefixes: [Int] = []
 
     /// What a scenario produced: the rows of the table and every run behind them.
     struct Outcome {
@@ -54,6 +56,10 @@ struct ForwardRun {
             } else {
                 notes.append("ovs-vswitchd is not installed (Debian: openvswitch-switch, or scripts/setup-bench.sh); the OVS baseline was skipped")
             }
+        }
+        if !mapPrefixes.isEmpty {
+            notes.append("vswift-map-N: vswift encapsulating through the map-cache (lisp0 remote_ip=map, key=1) holding N static entries: "
+                + "the destination 198.18.0.2/32 among a site-like mix (IPv4 and IPv6, four instance ids), or 198.18.0.0/15 alone for N = 1")
         }
         for note in notes { log("vswift-bench: note: \(note)") }
         let generatorCPU = options.resolvedGeneratorCPU
@@ -136,6 +142,9 @@ struct ForwardRun {
             // A tunnel scenario is compared with vswift forwarding the same frames without it.
             if tunnel == .roundtrip { results.append(try context.measure(.vswiftPairPlain, run: run)) }
             if tunnel == .encap || tunnel == .decap { results.append(try context.measure(.vswiftPlain, run: run)) }
+            if tunnel == .encap {
+                for prefixes in mapPrefixes { results.append(try context.measure(.vswiftMap(prefixes: prefixes), run: run)) }
+            }
             if baselinePath != nil { results.append(try context.measure(.baseline, run: run)) }
             if measureOVS {
                 // OVS is an optional extra: if it cannot be set up or measured, the others still are.
@@ -151,7 +160,8 @@ struct ForwardRun {
             }
         }
 
-        var summaries = Self.switchOrder.compactMap { name -> Summary? in
+        let order = Array(Self.switchOrder.prefix(2)) + mapPrefixes.map(ForwardMapCache.label) + Array(Self.switchOrder.dropFirst(2))
+        var summaries = order.compactMap { name -> Summary? in
             let mine = results.filter { $0.switchName == name }
             return mine.isEmpty ? nil : Summary(results: mine)
         }

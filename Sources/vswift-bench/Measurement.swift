@@ -3,8 +3,10 @@ import CSupport
 import Glibc
 import VSwiftDatapath
 
-enum SwitchKind {
+enum SwitchKind: Equatable {
     case vswift
+    /// Encap through the map-cache (remote_ip=map) with this many static entries (ForwardMapCache).
+    case vswiftMap(prefixes: Int)
     /// Tunnel scenarios' reference: vswift forwarding the same frames port to port (one rule).
     case vswiftPlain
     case baseline
@@ -80,6 +82,7 @@ struct MeasurementContext {
     func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
         let label = switch kind {
         case .vswift, .vswiftPair: "vswift"
+        case .vswiftMap(let prefixes): ForwardMapCache.label(prefixes)
         case .vswiftPlain, .vswiftPairPlain: "vswift-p2p"
         case .baseline: "xsk_fwd"
         case .ovs: tunnel == .none ? "ovs-afxdp" : "ovs-vxlan"
@@ -97,6 +100,12 @@ struct MeasurementContext {
             let v = try VSwiftSwitch(
                 namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory, rules: rules,
                 tunnel: tunnel, sinkMAC: sink.mac)
+            vswift = v
+            sw = v
+        case .vswiftMap(let prefixes):
+            let v = try VSwiftSwitch(
+                namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory, tunnel: .encap,
+                sinkMAC: sink.mac, mapPrefixes: prefixes)
             vswift = v
             sw = v
         case .vswiftPlain:

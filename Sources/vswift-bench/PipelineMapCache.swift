@@ -14,18 +14,29 @@ extension Pipeline {
 
     static func mapCache(prefixes count: Int) -> (snapshot: MapCacheSnapshot, rlocs: [IPAddress]) {
         let rlocs = (0..<64).map { IPAddress(ipv4: 0xc000_0200 | UInt32(10 + $0)) }
+        let flows = (0..<mapFlows).map { flow in
+            (EIDPrefix(instanceID: mapInstance, address: IPAddress(ipv4: 0x0a02_0000 | UInt32(flow)), length: 32)!, rlocs[flow % rlocs.count])
+        }
+        let covering = EIDPrefix(instanceID: mapInstance, address: IPAddress(ipv4: 0x0a00_0000), length: 8)!
+        return (mapCacheSnapshot(prefixes: count, covering: (covering, rlocs[0]), destinations: flows, filler: rlocs), rlocs)
+    }
+
+    /// A map-cache of `count` entries in `mapInstance`: with one, `covering`; otherwise the
+    /// `destinations` the traffic goes to, then a site-like mix (IPv4 /16.../32 in 10.128.0.0/9,
+    /// IPv6 /48.../128 in 2001:db8::/32, four instances) with the `filler` RLOCs in turn, until
+    /// there are `count`. Also the veth bench's (ForwardMapCache.swift).
+    static func mapCacheSnapshot(
+        prefixes count: Int, covering: (EIDPrefix, IPAddress), destinations: [(EIDPrefix, IPAddress)], filler rlocs: [IPAddress]
+    ) -> MapCacheSnapshot {
         var entries: [(EIDPrefix, IPAddress)] = []
         var seen = Set<EIDPrefix>()
         func add(_ prefix: EIDPrefix, _ rloc: IPAddress) {
             if seen.insert(prefix).inserted { entries.append((prefix, rloc)) }
         }
         if count == 1 {
-            add(EIDPrefix(instanceID: mapInstance, address: IPAddress(ipv4: 0x0a00_0000), length: 8)!, rlocs[0])
+            add(covering.0, covering.1)
         } else {
-            for flow in 0..<mapFlows {
-                add(EIDPrefix(instanceID: mapInstance, address: IPAddress(ipv4: 0x0a02_0000 | UInt32(flow)), length: 32)!,
-                    rlocs[flow % rlocs.count])
-            }
+            for (prefix, rloc) in destinations { add(prefix, rloc) }
             var rng = SplitMix64(seed: 0x6d61_7063)
             while entries.count < count {
                 let iid = UInt32(rng.next() % 4) + mapInstance
@@ -39,9 +50,8 @@ extension Pipeline {
             }
         }
         let marks = UseMarks(capacity: entries.count)
-        let snapshot = MapCacheSnapshot(entries.enumerated().map { i, e in
+        return MapCacheSnapshot(entries.enumerated().map { i, e in
             SnapshotEntry(prefix: e.0, locators: [Locator(address: e.1, priority: 1, weight: 100)], markSlot: i)
         }, marks: marks)
-        return (snapshot, rlocs)
     }
 }

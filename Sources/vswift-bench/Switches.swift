@@ -59,8 +59,10 @@ final class VSwiftSwitch: SwitchUnderTest {
     static let encapLocal = "198.19.0.1", encapRemote = "198.19.0.2"
     static let decapLocal = "198.19.1.1", decapRemote = "198.19.1.2"
 
+    /// `mapPrefixes` (encap only): lisp0 takes its RLOC from a map-cache of that many entries
+    /// (ForwardMapCache) instead of remote_ip=198.19.0.2.
     init(namespace: String, cpu: Int, bpfDirectory: String, rules: Int = 0,
-         tunnel: TunnelScenario = .none, sinkMAC: [UInt8] = []) throws {
+         tunnel: TunnelScenario = .none, sinkMAC: [UInt8] = [], mapPrefixes: Int? = nil) throws {
         // Tunnel scenarios: the underlay device keeps an address, and (encap) the far end's MAC is
         // a static neighbour, since the sink answers no ARP.
         switch tunnel {
@@ -83,7 +85,10 @@ final class VSwiftSwitch: SwitchUnderTest {
             case .encap:
                 try datapath.addPort("s0", bridge: "br0")
                 try datapath.addUnderlay("s1")
-                try datapath.addTunnelPort("lisp0", bridge: "br0", options: LISPPortOptions(remote: .address(IPAddress(Self.encapRemote)!)))
+                let options = mapPrefixes == nil
+                    ? LISPPortOptions(remote: .address(IPAddress(Self.encapRemote)!))
+                    : LISPPortOptions(remote: .map, key: .id(ForwardMapCache.instanceID))
+                try datapath.addTunnelPort("lisp0", bridge: "br0", options: options)
                 try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "lisp0": 2, "br0": 65534])
                 try datapath.setFlowTable(bridge: "br0", rules: Self.tunnelRules(in: 1, out: 2))
             case .decap:
@@ -106,7 +111,12 @@ final class VSwiftSwitch: SwitchUnderTest {
             // The resolver must have found the next hop (encap) and published the local RLOCs
             // that the underlay's XDP filter steers (decap) before traffic is offered.
             switch tunnel {
-            case .encap: try Self.waitForNextHop(datapath)
+            case .encap:
+                if let mapPrefixes {
+                    try ForwardMapCache.install(datapath, prefixes: mapPrefixes)
+                } else {
+                    try Self.waitForNextHop(datapath)
+                }
             case .decap: try Self.waitForLocalAddress(datapath, Self.decapLocal)
             case .none, .roundtrip: break
             }

@@ -21,7 +21,8 @@ struct VSwiftBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vswift-bench",
         abstract: "vswift's benchmarks: forwarding on veth (default), the in-memory pipeline, the classifier.",
-        subcommands: [Forward.self, Sweep.self, Pipeline.self, ClassifierBench.self, MapCacheBench.self, XDPCacheBench.self, MegaflowBench.self],
+        subcommands: [Forward.self, Sweep.self, Pipeline.self, ClassifierBench.self, MapCacheBench.self, XDPCacheBench.self, MegaflowBench.self,
+                      LISPFirstPacket.self],
         defaultSubcommand: Forward.self)
 }
 
@@ -48,14 +49,20 @@ struct Forward: ParsableCommand {
     @Option(help: "LISP: vswift encapsulates what it forwards (s1 is an underlay device; OVS's row is VXLAN), decapsulates what it receives (the generator sends LISP to s0, an underlay device; OVS's row is VXLAN), or roundtrip: switch A encapsulates, switch B decapsulates (both vswift, on the switch CPU; OVS's row: two ovs-vswitchd in VXLAN). No xsk_fwd row.")
     var tunnel: TunnelScenario = .none
 
+    @Option(name: .customLong("map-prefixes"), parsing: .upToNextOption,
+            help: "With --tunnel encap: also vswift encapsulating through the map-cache (remote_ip=map) with this many static entries, one row (vswift-map-N) per count, e.g. --map-prefixes 1 10000 100000.")
+    var mapPrefixes: [Int] = []
+
     func validate() throws {
         guard (1...60_000).contains(flows) else { throw ValidationError("--flows must be 1...60000") }
         guard (0...2_000_000).contains(rules) else { throw ValidationError("--rules must be 0...2000000") }
+        guard mapPrefixes.isEmpty || tunnel == .encap else { throw ValidationError("--map-prefixes needs --tunnel encap") }
+        guard mapPrefixes.allSatisfy({ (1...1_000_000).contains($0) }) else { throw ValidationError("--map-prefixes must be 1...1000000") }
     }
 
     mutating func run() throws {
         try requireRoot()
-        let run = ForwardRun(options: options, flows: flows, rules: rules, tunnel: tunnel)
+        let run = ForwardRun(options: options, flows: flows, rules: rules, tunnel: tunnel, mapPrefixes: mapPrefixes)
         try runInterruptibly {
             let outcome = try run.measure()
             try BenchOutput(options: options).emit([outcome])

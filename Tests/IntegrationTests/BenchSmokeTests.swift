@@ -81,6 +81,48 @@ struct BenchSmokeTests {
         try expectNothingLeft(since: before)
     }
 
+    /// Issue 16's veth bench: static LISP encap, p2p, and encap through a map-cache of 1 and
+    /// 10,000 static entries (remote_ip=map) in one run, every row delivering, no allocation.
+    @Test func quickMapEncapMeasuresEveryRow() throws {
+        let before = try benchLeftovers()
+        let json = "/tmp/vswift-bench-mapencap-\(getpid()).json"
+        defer { unlink(json); unlink(String(json.dropLast(5)) + ".md") }
+        let result = try run([Paths.binDir + "/vswift-bench", "forward", "--tunnel", "encap", "--map-prefixes", "1", "10000",
+                              "--quick", "--warmup", "0.5", "--skip-baseline", "--json", json, "--bpf-dir", Paths.bpfDir])
+        #expect(result.stdout.contains("lisp-encap-64B"), "\(result.stdout)")
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let summaries = try #require(report["summary"] as? [[String: Any]])
+        let names = summaries.compactMap { $0["switch"] as? String }
+        #expect(names == ["vswift", "vswift-p2p", "vswift-map-1", "vswift-map-10k"], "\(summaries)")
+        for summary in summaries {
+            #expect((summary["mpps"] as? Double ?? 0) > 0, "\(summary)")
+        }
+        try expectNothingLeft(since: before)
+    }
+
+    /// Issue 16's first-packet latency: two vswiftd sites and the mapping system fixture, two fresh
+    /// destinations; each first probe arrives, after a miss, and nothing is left behind.
+    @Test func lispFirstPacketMeasuresAndCleansUp() throws {
+        let before = try benchLeftovers()
+        let json = "/tmp/vswift-bench-first-packet-\(getpid()).json"
+        defer { unlink(json) }
+        let result = try run([Paths.binDir + "/vswift-bench", "lisp-first-packet", "--destinations", "2", "--json", json,
+                              "--bpf-dir", Paths.bpfDir, "--fixture", MappingSystemFixture.script])
+        #expect(result.stdout.contains("first probe sent -> first delivered: median"), "\(result.stdout)")
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let samples = try #require(report["samples"] as? [[String: Any]])
+        #expect(samples.count == 2, "\(report)")
+        for sample in samples {
+            #expect((sample["latency_ms"] as? Double ?? 0) > 0, "\(sample)")
+        }
+        // Each destination was a miss at site 1 (drop on miss), seen by the map-server.
+        #expect((report["map_miss_drops"] as? Int ?? 0) >= 2, "\(report)")
+        #expect(samples.allSatisfy { $0["request_at_map_server_ms"] is Double }, "\(samples)")
+        try expectNothingLeft(since: before)
+    }
+
     /// The LISP round trip through two vswift switches (and two OVS instances in VXLAN where OVS is
     /// installed): every row delivers, the Markdown report lands next to the JSON, nothing is left.
     @Test func quickRoundTripMeasuresWritesMarkdownAndCleansUp() throws {

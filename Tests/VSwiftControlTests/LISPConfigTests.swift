@@ -53,8 +53,9 @@ import VSwiftProtocol
         #expect(message(await h.call("add-map-cache", eid(1, "10.0.0.0/8", [])))?.contains("needs at least one RLOC") == true)
         #expect(message(await h.call("add-map-cache", eid(1, "10.0.0.0/8")))?.contains("needs at least one RLOC") == true)
         #expect(message(await h.call("add-map-resolver", ["address": "ff02::1"]))?.contains("not a unicast address") == true)
-        // Nothing of it was kept.
+        // Nothing of it was kept, and `show` has no LISP section.
         #expect(await h.service.configuration().lisp == nil)
+        #expect(try await h.ok("show").decode(ShowReport.self).lisp == nil)
         #expect(try await h.ok("show-lisp") == JSONValue(encoding: ShowLISPReport()))
     }
 
@@ -153,6 +154,17 @@ import VSwiftProtocol
         let report = try await h.ok("show-lisp").decode(ShowLISPReport.self)
         #expect(!formatShowLISP(report).contains(Self.key))
         #expect(report.mapServers.map(\.keyID) == [1, 2])
+        // `show` carries the same configuration (issue 16: "shown by `show`"), key ids, never keys.
+        let shown = try await h.ok("show").decode(ShowReport.self)
+        let section = try #require(shown.lisp)
+        #expect(section.mapServers == report.mapServers && section.mapResolvers == report.mapResolvers && section.localEIDs == report.localEIDs)
+        #expect(section.staticMapCache.isEmpty && section.staticMapCacheCount == 1 && section.sent.isEmpty)
+        let shownText = formatShow(shown)
+        #expect(!shownText.contains(Self.key))
+        #expect(shownText.contains("\n    LISP control: "))
+        #expect(shownText.contains("        Map-Server 192.0.2.1\n            key id: 1 (hmac-sha-1-96)\n"))
+        #expect(shownText.contains("        EID [1000] 10.1.0.0/16\n            rloc 192.0.2.10 priority 2 weight 50\n"))
+        #expect(shownText.contains("        Map-Cache: 1 static entry (show-lisp lists them)\n"))
 
         // A new daemon on the same file brings it all back.
         let restored = Harness(store: store)

@@ -70,6 +70,42 @@ import Testing
             == "LISP control: not listening: cannot bind UDP port 4342 on all addresses: Address already in use\n")
     }
 
+    /// `show` carries the LISP section under the system id, indented as a bridge is: the
+    /// configuration and registration state, no counters, static map-cache entries counted.
+    @Test func showCarriesTheLISPSection() throws {
+        var lisp = ShowLISPReport(
+            controlPort: 4342,
+            mapServers: [MapServerReport(address: "192.0.2.1", keyID: 1, state: "registered", lastNotifyAge: 3.2, registersSent: 2, notifiesAccepted: 2)],
+            mapResolvers: ["192.0.2.1"],
+            localEIDs: [LocalEIDReport(instanceID: 1000, prefix: "10.1.0.0/16", rlocs: [RLOCReport(address: "192.0.2.10", priority: 1, weight: 100)])])
+        lisp.staticMapCacheCount = 100_000
+        let report = ShowReport(
+            systemID: "id", bridges: [BridgeDescription(name: "br0", ports: [])],
+            underlays: [UnderlayDescription(name: "eth0", datapathMode: "")], lisp: lisp)
+        #expect(formatShow(report) == """
+            id
+                Bridge "br0"
+                Underlay "eth0"
+                LISP control: udp port 4342, IPv4 and IPv6
+                    Map-Server 192.0.2.1
+                        key id: 1 (hmac-sha-1-96)
+                        state: registered (last Map-Notify 3s ago), registers sent 2, notifies accepted 2
+                    Map-Resolver 192.0.2.1
+                    EID [1000] 10.1.0.0/16
+                        rloc 192.0.2.10 priority 1 weight 100
+                    Map-Cache: 100000 static entries (show-lisp lists them)
+
+            """)
+        // No LISP configured: `show` is OVS's, unchanged.
+        #expect(formatShow(ShowReport(systemID: "id", bridges: [])) == "id\n")
+        // The JSON names, and a report from before the section decodes as nothing configured.
+        let json = String(decoding: try JSONValue(encoding: report).jsonText(), as: UTF8.self)
+        #expect(json.contains(#""static_map_cache_count":100000"#) && json.contains(#""lisp":{"#))
+        let old = try JSONValue(encoding: ShowReport(systemID: "id", bridges: []))
+        #expect(!String(decoding: old.jsonText(), as: UTF8.self).contains("lisp"))
+        #expect(try old.decode(ShowReport.self).lisp == nil)
+    }
+
     @Test func dumpMapCacheText() throws {
         let report = DumpMapCacheReport(entries: [
             MapCacheEntryReport(
