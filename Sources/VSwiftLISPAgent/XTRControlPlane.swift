@@ -55,6 +55,11 @@ public struct XTRControlPlane {
     /// Snapshots are rebuilt at most this often: a burst of Map-Replies costs one rebuild
     /// (a 100k-entry snapshot takes about 0.14 s to build).
     public static let snapshotInterval = 0.05
+    /// The spacing actually kept between two snapshots, at most `snapshotInterval`. The I/O loop
+    /// lowers it to a few times what the last rebuild cost (`adaptSnapshotSpacing`): a small
+    /// map-cache is published within milliseconds of the Map-Reply (a new flow's first packets
+    /// wait for it), a big one still costs at most one rebuild per `snapshotInterval`.
+    public private(set) var snapshotSpacing = XTRControlPlane.snapshotInterval
     /// How often the map-cache is swept (use marks absorbed, TTLs expired, refreshes asked).
     public static let sweepInterval = 1.0
 
@@ -127,7 +132,7 @@ public struct XTRControlPlane {
     public var nextDeadline: Double {
         var deadline = min(registration.nextDeadline, resolution.nextDeadline)
         if mapCache.count > 0 { deadline = min(deadline, nextSweepAt) }
-        if mapCache.version != publishedVersion { deadline = min(deadline, lastSnapshotAt + Self.snapshotInterval) }
+        if mapCache.version != publishedVersion { deadline = min(deadline, lastSnapshotAt + snapshotSpacing) }
         return deadline
     }
 
@@ -160,12 +165,19 @@ public struct XTRControlPlane {
     /// again), so a burst of Map-Replies costs one rebuild.
     public mutating func takeSnapshotIfChanged(now: Double) -> MapCacheSnapshot? {
         lastNow = max(lastNow, now)
-        guard mapCache.version != publishedVersion, now >= lastSnapshotAt + Self.snapshotInterval else { return nil }
+        guard mapCache.version != publishedVersion, now >= lastSnapshotAt + snapshotSpacing else { return nil }
         let snapshot = mapCache.snapshot()
         publishedSnapshot = snapshot
         publishedVersion = mapCache.version
         lastSnapshotAt = now
         return snapshot
+    }
+
+    /// Keeps rebuilds to at most a fifth of the time: the next snapshot waits four times what the
+    /// last one took to build (`buildSeconds`, measured by the caller), between 2 ms and
+    /// `snapshotInterval`.
+    public mutating func adaptSnapshotSpacing(buildSeconds: Double) {
+        snapshotSpacing = min(Self.snapshotInterval, max(0.002, 4 * buildSeconds))
     }
 
     /// One counter's value.

@@ -276,6 +276,31 @@ import VSwiftPacket
         #expect(result34 == nil)
     }
 
+    /// A cheap rebuild (a small map-cache) lowers the spacing: a reply 1/64 s after the last
+    /// snapshot is published at once, not 50 ms after it; an expensive one keeps at most one
+    /// rebuild per 50 ms.
+    @Test func snapshotSpacingFollowsTheRebuildCost() throws {
+        var plane = itr()
+        plane.adaptSnapshotSpacing(buildSeconds: 0.0001)
+        #expect(plane.snapshotSpacing == 0.002)
+        var t = 1.0
+        var snapshots = 0
+        for i in 0..<4 {
+            let destination = IPAddress(ipv4: 0x0a03_0000 | UInt32(i) << 8 | 1)
+            let request = try ask(&plane, destination, now: t)
+            let prefix = CacheEID(instanceID: World.iid, address: destination, length: 24)!
+            _ = plane.receive(try replyBytes(request.nonce, [World.positiveRecord(prefix, rloc: World.rlocB)]),
+                              from: World.mapResolver, sourcePort: 4342, now: t)
+            if plane.takeSnapshotIfChanged(now: t) != nil { snapshots += 1 }
+            t += 1.0 / 64
+        }
+        #expect(snapshots == 4)
+        plane.adaptSnapshotSpacing(buildSeconds: 0.14)
+        #expect(plane.snapshotSpacing == XTRControlPlane.snapshotInterval)
+        plane.adaptSnapshotSpacing(buildSeconds: 0.005)
+        #expect(plane.snapshotSpacing == 0.02)
+    }
+
     @Test func staticEntriesAreInstalledAndNotReplacedByReplies() throws {
         var plane = itr()
         plane.installStatic(World.prefix("10.2.0.0/16"), locators: [Locator(address: World.rlocA6, priority: 1, weight: 1)], now: 0)
