@@ -252,17 +252,21 @@ import VSwiftPacket
         #expect(result32.isEmpty)
     }
 
+    /// Asks about `destination` and answers with its /24 at site B.
+    private func resolve(_ plane: inout XTRControlPlane, _ destination: IPAddress, now t: Double) throws {
+        let request = try ask(&plane, destination, now: t)
+        let prefix = CacheEID(instanceID: World.iid, address: destination, length: 24)!
+        _ = plane.receive(try replyBytes(request.nonce, [World.positiveRecord(prefix, rloc: World.rlocB)]),
+                          from: World.mapResolver, sourcePort: 4342, now: t)
+    }
+
     @Test func snapshotsAreCoalescedToOnePer50Milliseconds() throws {
         var plane = itr()
         // Times on a binary grid (1/64 s apart), so the arithmetic is exact.
         var t = 1.0
         var snapshots = 0
         for i in 0..<20 {
-            let destination = IPAddress(ipv4: 0x0a02_0000 | UInt32(i) << 8 | 1)
-            let request = try ask(&plane, destination, now: t)
-            let prefix = CacheEID(instanceID: World.iid, address: destination, length: 24)!
-            _ = plane.receive(try replyBytes(request.nonce, [World.positiveRecord(prefix, rloc: World.rlocB)]),
-                              from: World.mapResolver, sourcePort: 4342, now: t)
+            try resolve(&plane, IPAddress(ipv4: 0x0a02_0000 | UInt32(i) << 8 | 1), now: t)
             if plane.takeSnapshotIfChanged(now: t) != nil { snapshots += 1 }
             t += 1.0 / 64
         }
@@ -286,11 +290,7 @@ import VSwiftPacket
         var t = 1.0
         var snapshots = 0
         for i in 0..<4 {
-            let destination = IPAddress(ipv4: 0x0a03_0000 | UInt32(i) << 8 | 1)
-            let request = try ask(&plane, destination, now: t)
-            let prefix = CacheEID(instanceID: World.iid, address: destination, length: 24)!
-            _ = plane.receive(try replyBytes(request.nonce, [World.positiveRecord(prefix, rloc: World.rlocB)]),
-                              from: World.mapResolver, sourcePort: 4342, now: t)
+            try resolve(&plane, IPAddress(ipv4: 0x0a03_0000 | UInt32(i) << 8 | 1), now: t)
             if plane.takeSnapshotIfChanged(now: t) != nil { snapshots += 1 }
             t += 1.0 / 64
         }
