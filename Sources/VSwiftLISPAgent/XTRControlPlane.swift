@@ -33,8 +33,9 @@ public struct OutgoingDatagram: Equatable, Sendable {
 /// RLOC-probe replies), `ITRResolution` (misses, Map-Requests, Map-Replies, SMR), `ControlReceive`
 /// (decoding and dispatch), `ControlCounters` (the one list of counter names).
 ///
-/// Bounds: pending Map-Requests (`ITRResolution.capacity`), the limiter's destinations, answers
-/// per second (`ReplyBudget`), records and locators per message (the codec's `DecodeLimits`), the
+/// Bounds: pending Map-Requests (`ITRResolution.capacity`), the limiter's destinations, deferred
+/// SMRs (`SMRResponder.capacity`), per-destination buckets (`DestinationRateLimit`), answers per
+/// second (`ReplyBudget`), records and locators per message (the codec's `DecodeLimits`), the
 /// map-cache (`mapCacheCapacity`); nothing grows with what arrives.
 public struct XTRControlPlane {
     var configuration = LISPControlConfiguration()
