@@ -71,6 +71,17 @@ struct LISPControlIntegrationTests {
             #expect(verified >= 1, "key id \(keyID): \(datagrams.count) datagram(s), none a verified Map-Register; log: \(daemon.log.suffix(2000))")
             try daemon.ctl("del-map-server", "10.217.0.2")
         }
+        // The map-server deleted last is told at once (RFC 9301 §5.6, §8.2: Record TTL 0, M clear),
+        // authenticated with its Key ID 5, instead of keeping the EID for three minutes.
+        let key5 = AuthenticationKey(algorithm: .hmacSHA256_128, keyID: 5, password: "lc-key-5")
+        let withdrawals = try listener.receiveAll(idleTimeout: 3).filter { datagram in
+            guard case .mapRegister(let register) = try ControlMessage.decode(datagram), register.keyID == key5.field,
+                  !register.records.isEmpty, register.records.allSatisfy({ $0.ttl == 0 }) else { return false }
+            #expect(!register.wantMapNotify)
+            #expect(throws: Never.self) { try ControlAuthentication.verify(datagram, key: key5) }
+            return true
+        }
+        #expect(withdrawals.count == 1, "log: \(daemon.log.suffix(2000))")
         let report = try daemon.ctl("show-lisp").stdout
         #expect(report.contains("sent: ") && report.contains("map-register="), "\(report)")
         #expect(!daemon.log.contains("lc-key-"))
