@@ -85,6 +85,9 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         var megaflows: MegaflowTable
         /// By the entry's (mask, masked key) as `MegaflowTable` records it.
         var installed: [FlowKeyPair: Installed] = [:]
+        /// Keys refused only because a LISP port had no direct egress, retried when the ports
+        /// change (a next hop published); bounded by `maxWaitingKeys`.
+        var waitingForEgress: [FlowKey] = []
     }
 
     struct FlowKeyPair: Hashable {
@@ -165,14 +168,31 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Computes, translates and installs the entry for a worker's miss (under the lock).
     private func install(_ request: FlowCacheInstallRing.Request) {
         stats.requests &+= 1
-        guard var bridge = bridges[request.bridge] else { return }
+        guard let bridge = bridges[request.bridge] else { return }
         guard request.version == bridge.table.classifier.version else {
             stats.stale &+= 1
             return
         }
-        let decision = view(bridge).decide(request.key)
+        installEntry(for: request.key, bridge: request.bridge)
+    }
+
+    /// At most this many keys per bridge wait for a LISP port's direct egress (`waitingForEgress`).
+    static let maxWaitingKeys = 256
+
+    /// Installs the entry for frames like `key` from the bridge's current table and ports (under
+    /// the lock): a worker's miss, or an entry a port change took out (`refresh`).
+    private func installEntry(for key: FlowKey, bridge slot: Int32) {
+        guard var bridge = bridges[slot] else { return }
+        let decision = view(bridge).decide(key)
         guard case .install(let flow) = decision else {
             stats.notCacheable &+= 1
+            // A LISP port whose next hop is not (yet) direct: the worker's exact-match cache will
+            // keep the flow from missing again, so the key waits here for the next port change.
+            if decision == .notCacheable(.lispIndirectEgress), !bridge.waitingForEgress.contains(key) {
+                if bridge.waitingForEgress.count >= Self.maxWaitingKeys { bridge.waitingForEgress.removeFirst() }
+                bridge.waitingForEgress.append(key)
+                bridges[slot] = bridge
+            }
             return
         }
         let pair = FlowKeyPair(mask: flow.mask, maskedKey: flow.maskedKey)
@@ -222,7 +242,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
                                                lispIPv6: translation.lispTemplate?.headers.isIPv6 ?? false)
         bridge.installed[pair] = Installed(id: id, maskSlot: maskSlot, inPort: bridge.ports[flow.inPort]!.slot, outPorts: outPorts,
                                            bytes: bytes)
-        bridges[request.bridge] = bridge
+        bridges[slot] = bridge
         stats.installed &+= 1
     }
 
@@ -359,7 +379,17 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         // Moves the version (an install computed from the old table is refused from here on).
         removed += bridge.megaflows.revalidate(view(bridge))
         delete(removed, from: &bridge, table: old, now: now)
+        let waiting = bridge.waitingForEgress
+        if portsChanged { bridge.waitingForEgress = [] }
         bridges[slot] = bridge
+        guard portsChanged else { return }
+        // A port changed (a LISP port's next hop, template or egress, a port added or removed):
+        // every entry went out of the maps above, and the ones the new ports still allow go back
+        // in now, computed afresh (a LISP entry with its new template), since the workers'
+        // exact-match cache would keep those flows from missing again. Keys that waited for a
+        // LISP port's direct egress are tried again too.
+        for entry in removed { installEntry(for: entry.flow.maskedKey, bridge: slot) }
+        for key in waiting { installEntry(for: key, bridge: slot) }
     }
 
     /// A capture started or stopped on port `slot`: a capturing port is in no entry (the capture
