@@ -845,6 +845,7 @@ public final class Datapath: Sendable {
         var ports: [UInt32: XDPCachePortInfo] = [:]
         var ofport: [PortSlot: UInt32] = [:]
         // Devices with a DEVMAP slot (attachDeviceLocked): where XDP can send an encapsulated frame.
+        // (A device that cannot receive redirects — a veth whose peer runs no NAPI — belongs out.)
         let redirectTargets = Set(s.ports.values.filter { $0.attachment.kind == .afxdp || $0.attachment.kind == .underlay }.map(\.slot))
         for (portName, number) in record.portNumbers {
             guard let port = s.ports[portName], port.bridge == name else { continue }
