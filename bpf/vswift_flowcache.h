@@ -358,8 +358,10 @@ static __always_inline int vsfc_expressible(struct xdp_md *ctx, struct vswift_fc
             if (t->family == 6 && (__u64)(end - data) + 16 > VSFC_CSUM_MAX)
                 return 0;
             /* The workers' compare (Worker+PathMTU): frame - 14 + 36 (IPv4) or 56 (IPv6) over
-             * the egress MTU goes their way (fragmentation or ICMP too big, RFC 9300 §7.1). */
-            if ((__u64)(end - data) - 14 + (t->family == 6 ? 56 : 36) > t->mtu)
+             * the egress MTU goes their way (fragmentation or ICMP too big, RFC 9300 §7.1). The
+             * frame as the ops before left it: 4 bytes per tag pushed or popped. */
+            __s64 length = (__s64)(end - data) + 4 * (tags - (int)loc->tags);
+            if (length - 14 + (t->family == 6 ? 56 : 36) > (__s64)t->mtu)
                 return 0;
             break;
         }
