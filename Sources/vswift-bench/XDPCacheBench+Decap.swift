@@ -19,6 +19,9 @@ extension XDPCacheBench {
         ] {
             try program.setUnderlay(address: local)
             let outer = Self.encapsulate(inner, source: remote, destination: local)
+            try cache.setEnabled(false)
+            try measure("LISP decap (\(family) outer), cache off", program, outer, masks: 0, entries: 0)
+            try cache.setEnabled(true)
             try measure("LISP decap (\(family) outer), no decap entry", program, outer, masks: 0, entries: 0)
             let decapKey = XDPDecapKey(ifindex: if_nametoindex("lo"), localRLOC: local, remoteRLOC: remote, instanceID: 1000)
             try cache.setDecapEntry(decapKey, inPort: lispPort, slot: 0)
