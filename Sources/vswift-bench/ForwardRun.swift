@@ -181,7 +181,8 @@ struct ForwardRun {
             }
         }
 
-        let order = Array(Self.switchOrder.prefix(2)) + mapPrefixes.map(ForwardMapCache.label) + Array(Self.switchOrder.dropFirst(2))
+        // vswift-xdp, vswift, vswift-p2p, then the map-cache rows, then the baselines.
+        let order = Array(Self.switchOrder.prefix(3)) + mapPrefixes.map(ForwardMapCache.label) + Array(Self.switchOrder.dropFirst(3))
         var summaries = order.compactMap { name -> Summary? in
             let mine = results.filter { $0.switchName == name }
             return mine.isEmpty ? nil : Summary(results: mine)
