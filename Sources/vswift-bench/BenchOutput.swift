@@ -35,7 +35,8 @@ struct BenchOutput {
                     scenarios: outcomes.map { ScenarioOptions(scenario: $0.scenario, flows: $0.flows, rules: $0.rules, tunnel: $0.tunnel.rawValue) },
                     switchCPU: options.cpu, generatorCPU: options.resolvedGeneratorCPU,
                     generator: outcomes.first?.generator.rawValue ?? options.generator.rawValue, runs: options.runs,
-                    baseline: outcomes.contains(where: \.baseline), ovs: outcomes.contains(where: \.ovs)),
+                    baseline: outcomes.contains(where: \.baseline), ovs: outcomes.contains(where: \.ovs),
+                    xdpCache: options.xdpCache.rawValue, receiveCPU: options.resolvedReceiveCPU.rawValue),
                 allocationCounting: AllocationCounter.isAvailable ? "malloc-interposer (worker threads)" : "unavailable: \(AllocationCounter.unavailableReason)",
                 summary: summaries, runs: results)
             let encoder = JSONEncoder()
@@ -53,7 +54,7 @@ struct BenchOutput {
     func setupLines(_ outcomes: [ForwardRun.Outcome]) -> [String] {
         let ovsWarmup = options.ovsWarmup.map { " (OVS: \($0) s)" } ?? ""
         var lines = ["frames: \(options.size) bytes; window \(options.window) s after \(options.warmup) s warm-up\(ovsWarmup); \(options.runs) run(s) each, medians shown",
-                     "CPUs: switch \(options.cpu), generator \(options.resolvedGeneratorCPU)"]
+                     "CPUs: switch \(options.cpu), generator \(options.resolvedGeneratorCPU); s0's receive path (NAPI) on the \(options.resolvedReceiveCPU.rawValue) CPU; vswift's XDP flow cache: \(options.xdpCache.rawValue)"]
         for backend in Set(outcomes.map(\.generator)).sorted(by: { $0.rawValue < $1.rawValue }) {
             lines.append("generator: \(backend.explanation)")
         }

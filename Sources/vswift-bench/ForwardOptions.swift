@@ -23,6 +23,16 @@ struct ForwardOptions: ParsableArguments {
     @Option(help: "Traffic generator: auto (the first that works of live, loop), live (BPF_PROG_RUN live frames), loop (an XDP clone loop on a veth pair; for kernels that refuse live frames).")
     var generator: GeneratorBackend = .auto
 
+    @Option(name: .customLong("xdp-cache"), help: "vswift's XDP flow cache: off (the AF_XDP path only, as vswiftd's default), on (row vswift-xdp), or both (rows vswift and vswift-xdp in the same run, with their ratios). With the cache, the p2p scenario runs the rule in_port=1,actions=output:2 instead of NORMAL (NORMAL is never cached).")
+    var xdpCache: XDPCacheChoice = .off
+
+    @Option(name: .customLong("receive-cpu"), help: "Where s0's receive path (its NAPI: the switch's XDP program, the copy into AF_XDP) runs: generator (softirq on the generator's CPU, the bench's default until issue 17), switch (a threaded NAPI pinned to the switch CPU; the sink's NAPI then runs on the generator CPU), auto (switch with --xdp-cache on or both).")
+    var receiveCPU: ReceiveCPU = .auto
+
+    var resolvedReceiveCPU: ReceiveCPU {
+        receiveCPU != .auto ? receiveCPU : (xdpCache == .off ? .generatorCPU : .switchCPU)
+    }
+
     @Option(help: "Runs per switch (the switches alternate); the table shows medians and the range.")
     var runs: Int = 1
 
@@ -104,4 +114,12 @@ struct ForwardOptions: ParsableArguments {
             }
         }
     }
+}
+
+/// Which vswift rows `forward` measures: without the XDP flow cache, with it, or both.
+enum XDPCacheChoice: String, ExpressibleByArgument, CaseIterable, Codable {
+    case off, on, both
+
+    var measuresWithout: Bool { self != .on }
+    var measuresWith: Bool { self != .off }
 }

@@ -29,7 +29,7 @@ struct ForwardRun {
     }
 
     /// The order of the table's rows.
-    static let switchOrder = ["vswift", "vswift-p2p", "xsk_fwd", "ovs-afxdp", "ovs-vxlan"]
+    static let switchOrder = ["vswift-xdp", "vswift", "vswift-p2p", "xsk_fwd", "ovs-afxdp", "ovs-vxlan", XDPCacheForward.ceilingLabel]
 
     var scenarioName: String {
         let kind = tunnel == .none ? "p2p" : "lisp-\(tunnel.rawValue)"
@@ -84,6 +84,21 @@ struct ForwardRun {
         }
         try topology.create()
         sink = try Sink(namespace: topology.sink, device: "k0", objectPath: "\(bpfDirectory)/\(Artifacts.sink)")
+        // s0's receive path on the switch CPU (see ReceiveCPU).
+        var receiveThreads: [ReceiveThread] = []
+        if options.resolvedReceiveCPU == .switchCPU {
+            receiveThreads.append(try ReceiveThread.pin(device: "s0", namespace: topology.switchNamespace, cpu: cpu))
+            notes.append("receive: s0's NAPI threaded on the switch CPU \(cpu) (pid \(receiveThreads[0].pid), counted in every switch's CPU time); "
+                + "k0's (the sink's XDP drop) runs in softirq where frames are sent into it: the switch CPU")
+        }
+        let p2pRule = options.xdpCache.measuresWith && rules == 0 && tunnel == .none
+        if p2pRule {
+            notes.append("the vswift rows run in_port=1,actions=output:2 (NORMAL is never cached); OVS runs NORMAL")
+        }
+        if options.xdpCache.measuresWith && (tunnel == .encap || tunnel == .decap) {
+            notes.append("vswift-xdp, LISP \(tunnel.rawValue): until the XDP cache builds LISP \(tunnel == .encap ? "encap entries (h17g)" : "decap (h17h)"), "
+                + "these frames stay on the workers' path: the row shows the workers' rate with the cache on (see its XDP path note)")
+        }
         var template: [UInt8]?
         if tunnel == .decap {
             // LISP from the far RLOC to s0's address, around the usual UDP frame (size = inner size).
@@ -136,9 +151,14 @@ struct ForwardRun {
             bpfDirectory: bpfDirectory, rules: rules, tunnel: tunnel, baselinePath: baselinePath, generatorCPU: generatorCPU,
             warmup: options.warmup, window: options.window, ovsWarmup: options.resolvedOVSWarmup, ovsGenerator: vxlanGenerator)
         context.coreClock = coreClock
+        context.p2pRule = p2pRule
+        context.receiveThreads = receiveThreads
         var results: [RunResult] = []
         for run in 1...runs {
-            results.append(try context.measure(tunnel == .roundtrip ? .vswiftPair : .vswift, run: run))
+            if options.xdpCache.measuresWithout || tunnel == .roundtrip {
+                results.append(try context.measure(tunnel == .roundtrip ? .vswiftPair : .vswift, run: run))
+            }
+            if options.xdpCache.measuresWith && tunnel != .roundtrip { results.append(try context.measure(.vswiftCached, run: run)) }
             // A tunnel scenario is compared with vswift forwarding the same frames without it.
             if tunnel == .roundtrip { results.append(try context.measure(.vswiftPairPlain, run: run)) }
             if tunnel == .encap || tunnel == .decap { results.append(try context.measure(.vswiftPlain, run: run)) }
@@ -146,6 +166,7 @@ struct ForwardRun {
                 for prefixes in mapPrefixes { results.append(try context.measure(.vswiftMap(prefixes: prefixes), run: run)) }
             }
             if baselinePath != nil { results.append(try context.measure(.baseline, run: run)) }
+            if !receiveThreads.isEmpty && tunnel != .roundtrip { results.append(try context.measure(.generatorCeiling, run: run)) }
             if measureOVS {
                 // OVS is an optional extra: if it cannot be set up or measured, the others still are.
                 do {
@@ -160,7 +181,8 @@ struct ForwardRun {
             }
         }
 
-        let order = Array(Self.switchOrder.prefix(2)) + mapPrefixes.map(ForwardMapCache.label) + Array(Self.switchOrder.dropFirst(2))
+        // vswift-xdp, vswift, vswift-p2p, then the map-cache rows, then the baselines.
+        let order = Array(Self.switchOrder.prefix(3)) + mapPrefixes.map(ForwardMapCache.label) + Array(Self.switchOrder.dropFirst(3))
         var summaries = order.compactMap { name -> Summary? in
             let mine = results.filter { $0.switchName == name }
             return mine.isEmpty ? nil : Summary(results: mine)
@@ -168,6 +190,7 @@ struct ForwardRun {
         let reference = tunnel == .none ? "xsk_fwd" : "vswift-p2p"
         Summary.compare(&summaries, against: reference)
         for remark in [generator?.remark, vxlanGenerator?.remark].compactMap({ $0 }) { notes.append(remark) }
+        notes += XDPCacheForward.ratioLines(summaries)
         return Outcome(scenario: scenario, summaries: summaries, results: results, notes: notes,
                        flows: flows, rules: rules, tunnel: tunnel, baseline: baselinePath != nil, ovs: measureOVS,
                        generator: backend)

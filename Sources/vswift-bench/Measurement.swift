@@ -5,6 +5,10 @@ import VSwiftDatapath
 
 enum SwitchKind: Equatable {
     case vswift
+    /// vswift with its XDP flow cache on (`--xdp-cache`): established flows forwarded in XDP.
+    case vswiftCached
+    /// The generator's own ceiling: s0 drops every frame in XDP (the sink's program), counted there.
+    case generatorCeiling
     /// Encap through the map-cache (remote_ip=map) with this many static entries (ForwardMapCache).
     case vswiftMap(prefixes: Int)
     /// Tunnel scenarios' reference: vswift forwarding the same frames port to port (one rule).
@@ -77,11 +81,17 @@ struct MeasurementContext {
     var ovsWarmup: Double
     /// The generator of OVS's runs when they need other frames (VXLAN for decap); nil: `generator`.
     var ovsGenerator: TrafficGenerator?
+    /// The vswift rows run in_port=1,actions=output:2 instead of NORMAL (p2p with the XDP cache).
+    var p2pRule = false
+    /// s0's threaded NAPI (`--receive-cpu switch`): measured with every switch, checked every run.
+    var receiveThreads: [ReceiveThread] = []
 
     /// Starts the switch, offers traffic, measures one window, stops everything again.
     func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
         let label = switch kind {
         case .vswift, .vswiftPair: "vswift"
+        case .vswiftCached: "vswift-xdp"
+        case .generatorCeiling: XDPCacheForward.ceilingLabel
         case .vswiftMap(let prefixes): ForwardMapCache.label(prefixes)
         case .vswiftPlain, .vswiftPairPlain: "vswift-p2p"
         case .baseline: "xsk_fwd"
@@ -95,13 +105,18 @@ struct MeasurementContext {
         var ovs: OVSSwitch?
         var pair: VSwiftPair?
         var ovsPair: OVSPair?
+        var dropper: DropSwitch?
         switch kind {
-        case .vswift:
+        case .vswift, .vswiftCached:
             let v = try VSwiftSwitch(
                 namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory, rules: rules,
-                tunnel: tunnel, sinkMAC: sink.mac)
+                tunnel: tunnel, sinkMAC: sink.mac, xdpCache: kind == .vswiftCached, p2pRule: p2pRule)
             vswift = v
             sw = v
+        case .generatorCeiling:
+            let d = try DropSwitch(topology: topology, bpfDirectory: bpfDirectory, receiveThreads: receiveThreads)
+            dropper = d
+            sw = d
         case .vswiftMap(let prefixes):
             let v = try VSwiftSwitch(
                 namespace: topology.switchNamespace, cpu: switchCPU, bpfDirectory: bpfDirectory, tunnel: .encap,
@@ -149,29 +164,43 @@ struct MeasurementContext {
             stopAll()
         }
 
-        if let vswift, tunnel == .none || kind == .vswiftPlain { try vswift.learn(from: sink) }
+        for thread in receiveThreads where !thread.isInPlace {
+            throw BenchError.failed("\(label): napi/\(thread.device) (pid \(thread.pid)) is gone or off CPU \(thread.cpu): the switch changed the device's NAPI")
+        }
+        // The frames counted: at the sink, or where the ceiling row drops them (s0).
+        let counting = dropper?.counter ?? sink
+        if let vswift, (tunnel == .none && !p2pRule) || kind == .vswiftPlain { try vswift.learn(from: sink) }
         if let ovs, rules == 0 && tunnel == .none { try ovs.learn(from: sink) }
-        let sinkAtStart = sink.counters().packets
+        let sinkAtStart = counting.counters().packets
         let switchTxAtStart = transmittedToSink()
         generator.start()
-        try Signals.sleep(kind == .ovs || kind == .ovsPair ? ovsWarmup : warmup)
+        var firstPackets: XDPCacheForward.FirstPackets?
+        if kind == .vswiftCached, let datapath = vswift?.datapath {
+            firstPackets = try XDPCacheForward.watchFirstPackets(datapath, sink: counting, within: warmup)
+        } else {
+            try Signals.sleep(kind == .ovs || kind == .ovsPair ? ovsWarmup : warmup)
+        }
         if let failure = generator.failure { throw BenchError.failed(failure) }
 
         let tids = sw.threadIDs
         guard !tids.isEmpty else { throw BenchError.failed("\(label) has no threads to measure") }
+        // With s0's NAPI on the switch CPU its thread is part of every switch's cost.
+        let measured = sw.measuredThreads + receiveThreads.filter { $0.cpu == switchCPU && !tids.contains($0.pid) }.map { ($0.pid, $0.pid) }
         let datapath = vswift?.datapath
         func upcalls() -> OVSUpcalls? { ovs?.upcalls() ?? ovsPair?.upcalls() }
         let upcallsAtStart = upcalls()
         var cycleCounters = CycleCounters.open(threads: sw.measuredThreads)
         let cyclesAtStart = try? cycleCounters.get().read()
         let cycleSources = [vswift?.datapath, pair?.first, pair?.second].compactMap { $0 }
-        let a = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath,
+        let a = Snapshot.take(sink: counting, generator: generator, threads: measured, datapath: datapath,
                               cycleSources: cycleSources)
         let countsAllocations = vswift != nil || pair != nil
+        let pathAtStart = kind == .vswiftCached ? datapath.map(XDPCacheForward.PathSample.take) : nil
         if countsAllocations { AllocationCounter.begin(tracking: tids) }
         try Signals.sleep(window)
+        let pathAtEnd = kind == .vswiftCached ? datapath.map(XDPCacheForward.PathSample.take) : nil
         let allocations = countsAllocations ? AllocationCounter.end() : nil
-        let b = Snapshot.take(sink: sink, generator: generator, threads: sw.measuredThreads, datapath: datapath,
+        let b = Snapshot.take(sink: counting, generator: generator, threads: measured, datapath: datapath,
                               cycleSources: cycleSources)
         let cyclesAtEnd = try? cycleCounters.get().read()
         if case .success(var counters) = cycleCounters {
@@ -192,7 +221,7 @@ struct MeasurementContext {
             }
         }
         stopAll()
-        let sinkTotal = sink.counters().packets &- sinkAtStart
+        let sinkTotal = counting.counters().packets &- sinkAtStart
         var baselineTSCCyclesPerPacket: Double?
         if let baseline = sw as? BaselineSwitch {
             // xsk_fwd prints its totals at exit: "xsk_fwd: s0->s1 N packets, ..." and
@@ -209,6 +238,9 @@ struct MeasurementContext {
         } else if ovs != nil || ovsPair != nil {
             notes += ovs?.stopNotes ?? ovsPair?.stopNotes ?? []
             if let note = Self.disagreement("ovs sent on s1", switchTxTotal, sinkTotal) { notes.append(note) }
+        } else if kind == .vswiftCached || kind == .generatorCeiling {
+            // The cache's kernel-path counts are folded into the port counters once a second: the
+            // path counts below account for the frames instead.
         } else if let note = Self.disagreement(pair != nil ? "vswift B sent on s1" : "vswift sent on s1", switchTxTotal, sinkTotal) {
             notes.append(note)
         }
@@ -229,6 +261,9 @@ struct MeasurementContext {
             userTicks: cpu.userTicks, systemTicks: cpu.systemTicks,
             flowLoadSeconds: vswift?.flowLoadSeconds ?? ovs?.flowLoadSeconds, notes: notes)
         result.generatorBound = RunResult.isGeneratorBound(mpps: result.mpps, offeredMpps: result.offeredMpps)
+        if let pathAtStart, let pathAtEnd {
+            XDPCacheForward.record(&result, first: firstPackets, from: pathAtStart, to: pathAtEnd)
+        }
         // Both switches busy-poll, and the generator offers more than they forward: a forwarding
         // thread that did not get its whole CPU was preempted by something else. (A switch pair's
         // threads on one CPU: their sum is what counts; on two CPUs, each should have its own.)

@@ -59,9 +59,12 @@ struct RunResult: Codable {
     var coreGigahertz: Double?
     /// The forwarding thread did not get its whole CPU although traffic was waiting: not a clean run.
     var contended = false
+    /// vswift-xdp only: the window's frames by path (XDP hit or the workers) and the first packets.
+    var xdpPath: XDPPathCounts?
     var notes: [String]
 
     enum CodingKeys: String, CodingKey {
+        case xdpPath
         case scenario, switchName = "switch", run, windowSeconds, packets, bytes, mpps, offeredMpps, generator, generatorBound
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
         case cpuUtilization, userTicks, systemTicks, workerAllocations, allocationsPerPacket, processAllocations
@@ -117,8 +120,11 @@ struct Summary: Codable {
     /// several runs is the switch's own cost.
     var tscUserCyclesPerPacketMin: Double?
     var userCoreCyclesPerPacketMin: Double?
+    /// vswift-xdp only: median share of the window's frames forwarded by a cache entry in XDP.
+    var xdpHitShare: Double?
 
     enum CodingKeys: String, CodingKey {
+        case xdpHitShare
         case scenario, switchName = "switch", runs, contendedRuns, mpps, mppsMin, mppsMax, ratio, ratioWithheld
         case generator, offeredMpps, generatorBoundRuns, generatorBound
         case userNanosecondsPerPacket = "userNsPerPacket", totalNanosecondsPerPacket = "totalNsPerPacket"
@@ -176,6 +182,8 @@ struct Summary: Codable {
         userCoreCyclesPerPacket = core.isEmpty ? nil : Self.median(core)
         userCoreCyclesPerPacketMin = core.min()
         coreGigahertz = clocks.isEmpty ? nil : Self.median(clocks)
+        let shares = results.compactMap { $0.xdpPath?.hitShare }
+        xdpHitShare = shares.isEmpty ? nil : Self.median(shares)
     }
 }
 
@@ -212,6 +220,9 @@ struct BenchOptions: Codable {
     var baseline: Bool
     /// Whether Open vSwitch (AF_XDP ports) was measured.
     var ovs: Bool
+    /// vswift's XDP flow cache rows (XDPCacheChoice) and where s0's receive path ran (ReceiveCPU).
+    var xdpCache: String?
+    var receiveCPU: String?
 }
 
 struct ScenarioOptions: Codable {

@@ -23,7 +23,7 @@ extension SwitchUnderTest {
 /// vswift in this process (with `rules` > 0: an OpenFlow table instead of NORMAL): a Datapath with one worker pinned to the switch CPU, bridge br0 with s0
 /// and s1 as AF_XDP ports. NORMAL forwarding (MAC learning).
 final class VSwiftSwitch: SwitchUnderTest {
-    let name = "vswift"
+    let name: String
     let pid = getpid()
     let datapath: Datapath
     private(set) var threadIDs: [Int32] = []
@@ -61,8 +61,12 @@ final class VSwiftSwitch: SwitchUnderTest {
 
     /// `mapPrefixes` (encap only): lisp0 takes its RLOC from a map-cache of that many entries
     /// (ForwardMapCache) instead of remote_ip=198.19.0.2.
+    /// `xdpCache`: vswiftd's `--xdp-cache on` (row vswift-xdp). `p2pRule` (with rules 0, no
+    /// tunnel): the rule in_port=1,actions=output:2 instead of NORMAL.
     init(namespace: String, cpu: Int, bpfDirectory: String, rules: Int = 0,
-         tunnel: TunnelScenario = .none, sinkMAC: [UInt8] = [], mapPrefixes: Int? = nil) throws {
+         tunnel: TunnelScenario = .none, sinkMAC: [UInt8] = [], mapPrefixes: Int? = nil,
+         xdpCache: Bool = false, p2pRule: Bool = false) throws {
+        name = xdpCache ? "vswift-xdp" : "vswift"
         // Tunnel scenarios: the underlay device keeps an address, and (encap) the far end's MAC is
         // a static neighbour, since the sink answers no ARP.
         switch tunnel {
@@ -76,7 +80,7 @@ final class VSwiftSwitch: SwitchUnderTest {
             _ = try runCommand([systemTool("ip"), "-n", namespace, "addr", "replace", Self.decapLocal + "/24", "dev", "s0"])
         }
         var loadSeconds: Double?
-        datapath = try Self.makeDatapath(namespace: namespace, cpu: cpu, bpfDirectory: bpfDirectory) { datapath in
+        datapath = try Self.makeDatapath(namespace: namespace, cpu: cpu, bpfDirectory: bpfDirectory, xdpCache: xdpCache) { datapath in
             try datapath.addBridge("br0")
             switch tunnel {
             case .none, .roundtrip:
@@ -104,6 +108,9 @@ final class VSwiftSwitch: SwitchUnderTest {
                 let started = monotonicSeconds()
                 try datapath.setFlowTable(bridge: "br0", rules: Self.flowTable(rules))
                 loadSeconds = monotonicSeconds() - started
+            } else if p2pRule && tunnel == .none {
+                try datapath.setPortNumbers(bridge: "br0", ["s0": 1, "s1": 2, "br0": 65534])
+                try datapath.setFlowTable(bridge: "br0", rules: Self.tunnelRules(in: 1, out: 2))
             }
         }
         flowLoadSeconds = loadSeconds
@@ -131,7 +138,7 @@ final class VSwiftSwitch: SwitchUnderTest {
     /// worker threads (pthread_create in Datapath.init) inherit the namespace, and the bridge's tap,
     /// the XDP links and the AF_XDP sockets are all made there. `configure` adds bridges, ports and
     /// flows; if it throws, the datapath is shut down again.
-    static func makeDatapath(namespace: String, cpu: Int, bpfDirectory: String,
+    static func makeDatapath(namespace: String, cpu: Int, bpfDirectory: String, xdpCache: Bool = false,
                              configure: @escaping (Datapath) throws -> Void) throws -> Datapath {
         try Threads.run(inNamespace: namespace) { () throws -> Datapath in
             var configuration = Datapath.Configuration()
@@ -140,6 +147,7 @@ final class VSwiftSwitch: SwitchUnderTest {
             configuration.bpfDirectory = bpfDirectory
             // The sink's MAC is learned once, before the generator starts; it must not age out.
             configuration.macAgingSeconds = 365 * 86_400
+            configuration.xdpFlowCache = xdpCache
             let datapath = try Datapath(configuration: configuration)
             do {
                 try configure(datapath)
@@ -244,7 +252,9 @@ final class BaselineSwitch: SwitchUnderTest {
         // Wait for "xsk_fwd: ready pid=N" (sockets bound and steered).
         let fd = output.fileHandleForReading.fileDescriptor
         var text = ""
-        let deadline = monotonicSeconds() + 10
+        // Loading and verifying the redirect program (with the XDP cache's code) takes seconds of
+        // CPU; on a loaded host the pinned process gets a fraction of it (seen: 23 s).
+        let deadline = monotonicSeconds() + 60
         while pid == 0 {
             if Signals.stopRequested {
                 stop()

@@ -23,6 +23,15 @@ struct XDPCacheBench: ParsableCommand {
     @Option(help: "Installed entries for the large-table case.")
     var entries: Int = 1_000_000
 
+    @Option(name: .customLong("table-rules"), help: "Rules of the rule-table case (forward --rules's table; 0: skip the case).")
+    var tableRules: Int = 1_000_000
+
+    @Option(name: .customLong("hot-flows"), help: "Hot flows of the rule-table case, whose entries are computed from the table as the installer does.")
+    var hotFlows: Int = 60_000
+
+    @Flag(name: .customLong("rule-table-only"), help: "Measure only the rule-table case.")
+    var ruleTableOnly = false
+
     @Option(name: .customLong("bpf-dir"), help: "Directory of the BPF objects (default: $VSWIFT_BPF_DIR, next to the executable, .build/bpf).")
     var bpfDirectory: String?
 
@@ -31,6 +40,11 @@ struct XDPCacheBench: ParsableCommand {
         guard let object = BPFObjects.locate(BPFObjects.redirect, directory: bpfDirectory)
                 ?? BPFObjects.locate(BPFObjects.redirect, directory: ".build/bpf") else {
             throw ValidationError("cannot find \(BPFObjects.redirect): run scripts/build-bpf.sh or pass --bpf-dir")
+        }
+        if ruleTableOnly {
+            print("XDP flow cache, BPF_PROG_RUN repeat \(self.repeat), min of \(runs) runs, 60-byte UDP/IPv4 frames:")
+            print(row(["case", "masks", "entries", "verdict", "ns/frame"]))
+            return try measureRuleTable(object: object, rules: max(tableRules, 1), hotFlows: hotFlows)
         }
         let frame = Build.ipv4UDP(src: 40000, dst: 4789, [UInt8](repeating: 0xab, count: 18)) // 64 bytes with FCS: 60 here
         print("XDP flow cache, BPF_PROG_RUN repeat \(self.repeat), min of \(runs) runs, \(frame.count)-byte UDP/IPv4 frame:")
@@ -122,6 +136,7 @@ struct XDPCacheBench: ParsableCommand {
         _ = try large.install(maskSlot: slot, key: hot, actions: [.output(slot: 1)])
         print("(installed \(entries) entries in \(String(format: "%.1f", Date().timeIntervalSince(start))) s)")
         try measure("hit among many (5-tuple)", largeProgram, frame, masks: 1, entries: entries)
+        if tableRules > 0 { try measureRuleTable(object: object, rules: tableRules, hotFlows: hotFlows) }
     }
 
     /// `k` distinct masks (in_port, dl_type and a distinct tp_dst mask; `wide`: every other word

@@ -101,6 +101,33 @@ struct BenchSmokeTests {
         try expectNothingLeft(since: before)
     }
 
+    /// Issue 17's veth proof: vswift with the XDP flow cache and without it in one run, beside
+    /// xsk_fwd and the generator's ceiling (s0's NAPI on the switch CPU): every row delivers, the
+    /// cached run forwarded most of its window in XDP, and the flow's first frames went through
+    /// the workers before the entry was there.
+    @Test func quickXDPCacheBothMeasuresEveryRow() throws {
+        let before = try benchLeftovers()
+        let json = "/tmp/vswift-bench-xdpcache-\(getpid()).json"
+        defer { unlink(json); unlink(String(json.dropLast(5)) + ".md") }
+        let result = try run([Paths.binDir + "/vswift-bench", "forward", "--xdp-cache", "both", "--skip-ovs",
+                              "--quick", "--warmup", "0.5", "--json", json, "--bpf-dir", Paths.bpfDir])
+        #expect(result.stdout.contains("ratio p2p-64B: vswift-xdp / vswift"), "\(result.stdout)")
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let summaries = try #require(report["summary"] as? [[String: Any]])
+        #expect(summaries.compactMap { $0["switch"] as? String } == ["vswift-xdp", "vswift", "xsk_fwd", "generator-ceiling"], "\(summaries)")
+        for summary in summaries {
+            #expect((summary["mpps"] as? Double ?? 0) > 0, "\(summary)")
+        }
+        let runs = try #require(report["runs"] as? [[String: Any]])
+        let cached = try #require(runs.first { $0["switch"] as? String == "vswift-xdp" })
+        let path = try #require(cached["xdpPath"] as? [String: Any], "\(cached)")
+        #expect((path["hits"] as? Int ?? 0) > (path["misses"] as? Int ?? 0), "\(path)")
+        #expect((path["workerFramesBeforeFirstHit"] as? Int ?? 0) > 0, "\(path)")
+        #expect((path["sinkFramesBeforeFirstHit"] as? Int ?? 0) > 0, "\(path)")
+        try expectNothingLeft(since: before)
+    }
+
     /// Issue 16's first-packet latency: two vswiftd sites and the mapping system fixture, two fresh
     /// destinations; each first probe arrives, after a miss, and nothing is left behind.
     @Test func lispFirstPacketMeasuresAndCleansUp() throws {
