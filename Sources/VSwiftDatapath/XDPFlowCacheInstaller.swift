@@ -168,8 +168,10 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Computes, translates and installs the entry for a worker's miss (under the lock).
     private func install(_ request: FlowCacheInstallRing.Request) {
         stats.requests &+= 1
-        guard let bridge = bridges[request.bridge] else { return }
-        guard request.version == bridge.table.classifier.version else {
+        // Only the version is read here: a `let` of the bridge would hold a second reference to its
+        // storage while `installEntry` changes it (a copy of the whole table per install).
+        guard let version = bridges[request.bridge]?.table.classifier.version else { return }
+        guard request.version == version else {
             stats.stale &+= 1
             return
         }
@@ -182,7 +184,11 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Installs the entry for frames like `key` from the bridge's current table and ports (under
     /// the lock): a worker's miss, or an entry a port change took out (`refresh`).
     private func installEntry(for key: FlowKey, bridge slot: Int32) {
-        guard var bridge = bridges[slot] else { return }
+        // Taken out of the dictionary while it changes, so `bridge` is the only reference to its
+        // storage: written back in place, a dictionary-held copy would make every install copy the
+        // whole MegaflowTable and `installed` (O(capacity) per install: ~400 installs in seconds).
+        guard var bridge = bridges.removeValue(forKey: slot) else { return }
+        defer { bridges[slot] = bridge }
         let decision = view(bridge).decide(key)
         guard case .install(let flow) = decision else {
             stats.notCacheable &+= 1
@@ -191,7 +197,6 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             if decision == .notCacheable(.lispIndirectEgress), !bridge.waitingForEgress.contains(key) {
                 if bridge.waitingForEgress.count >= Self.maxWaitingKeys { bridge.waitingForEgress.removeFirst() }
                 bridge.waitingForEgress.append(key)
-                bridges[slot] = bridge
             }
             return
         }
@@ -242,7 +247,6 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
                                                lispIPv6: translation.lispTemplate?.headers.isIPv6 ?? false)
         bridge.installed[pair] = Installed(id: id, maskSlot: maskSlot, inPort: bridge.ports[flow.inPort]!.slot, outPorts: outPorts,
                                            bytes: bytes)
-        bridges[slot] = bridge
         stats.installed &+= 1
     }
 
@@ -266,7 +270,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Reads every entry's counters and adds what is new to its rule and ports (under the lock).
     private func foldAndExpire(now: UInt64) {
         for key in Array(bridges.keys) {
-            guard var bridge = bridges[key] else { continue }
+            guard var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
             let expired = bridge.megaflows.expireIdle(now: now, idle: Self.idleNanoseconds)
             stats.expired &+= UInt64(expired.count)
@@ -349,7 +353,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let now = Self.monotonicNanoseconds()
         var ports = newPorts
         markCapturing(&ports)
-        guard var bridge = bridges[slot] else {
+        // Out of the dictionary while it changes (see `installEntry`); every path puts it back.
+        guard var bridge = bridges.removeValue(forKey: slot) else {
             if let table {
                 bridges[slot] = Bridge(table: table, ports: ports, ofport: ofport,
                                        megaflows: MegaflowTable(capacity: cache.capacity, version: table.classifier.version))
@@ -401,8 +406,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let now = Self.monotonicNanoseconds()
         for key in Array(bridges.keys) {
             // The port itself, or the device a LISP port's encapsulated frames leave by.
-            guard var bridge = bridges[key],
-                  bridge.ports.values.contains(where: { $0.slot == slot || $0.lisp?.egress == slot }) else { continue }
+            guard bridges[key]?.ports.values.contains(where: { $0.slot == slot || $0.lisp?.egress == slot }) == true,
+                  var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
             for (number, info) in bridge.ports where info.slot == slot || info.lisp?.egress == slot {
                 bridge.ports[number]!.cache.capturing = capturing[info.slot, default: 0] > 0
@@ -444,7 +449,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         defer { lock.unlock() }
         let now = Self.monotonicNanoseconds()
         for key in Array(bridges.keys) {
-            guard var bridge = bridges[key] else { continue }
+            guard var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
             let table = bridge.table
             let removed = bridge.megaflows.removeAll()
