@@ -174,7 +174,9 @@ extension Worker {
                 burst.lengths[pending] = desc.len
                 // remote_ip=map: the inner destination's resolution set, loading while the burst
                 // is classified (Worker+MapCache.swift).
-                if prefetchMapResolutions { mapCache.prefetch(base + Int(desc.addr), length: Int(desc.len), slot: pending) }
+                if prefetchMapResolutions {
+                    mapCache.prefetch(base + Int(desc.addr), address: desc.addr, length: Int(desc.len), slot: pending)
+                }
                 pending += 1
                 if pending == ClassifyBurst.capacity {
                     classifyAndApply(table, first: 0, count: pending, inPort: inPort, bridge: bridge, constant: constant,
@@ -245,9 +247,12 @@ extension Worker {
                     vs_prefetch(base + Int(burst.addresses[ahead]))
                     if prefetchMap { mapCache.prefetchAgain(slot: ahead) }
                 }
+                // remote_ip=map: the slot's frame as parsed at extraction (WorkerMapCache.actingSlot).
+                if prefetchMap { mapCache.actingSlot = j }
                 act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
                     bridge: bridge, context: context, run: &run)
             }
+            if prefetchMap { mapCache.actingSlot = -1 }
         }
         addToCounters(run, table)
     }
@@ -346,6 +351,8 @@ extension Worker {
             case .setTunDst:
                 context.tunnelDestination = UInt32(truncatingIfNeeded: action.pointee.a)
             default:
+                // The frame changes: what extraction read of it no longer holds (WorkerMapCache.actingSlot).
+                mapCache.actingSlot = -1
                 let frameBase = address & ~(UInt64(frameSize) - 1)
                 var start = base + Int(address)
                 let headroom = Int(address - frameBase) - UmemArea.txMetadataRoom

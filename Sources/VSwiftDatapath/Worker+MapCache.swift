@@ -24,17 +24,27 @@ extension Worker {
     @inline(__always)
     func mapCacheNextHop(port: PortSlot, state: UnsafeMutablePointer<TunnelPortState>,
                          counters: UnsafeMutablePointer<TunnelCounterBlock>, address: UInt64, length: UInt32) -> Int {
-        let frame = base + Int(address)
-        guard let inner = LISP.innerPacket(frame, length: Int(length)) else {
-            vs_add_relaxed_u64(&counters.pointee.nonIP, 1)
-            pool.release(address)
-            return Self.mapCacheDropped
-        }
         let cache = mapCache
+        let inner: LISP.InnerPacket
+        let set: UnsafeMutablePointer<MapResolution>
+        if let parsed = cache.parsedFrame(address: address) {
+            // The burst slot's frame, parsed at extraction and untouched since: its destination and
+            // set as `prefetch` found them. The source is read only for a miss (`mapCacheDecide`).
+            inner = LISP.InnerPacket(source: IPAddress(), destination: parsed.pointee.destination,
+                                     l3Offset: Int(parsed.pointee.l3Offset), isIPv6: parsed.pointee.isIPv6)
+            set = cache.resolutions + Int(parsed.pointee.setIndex)
+        } else {
+            guard let packet = LISP.innerPacket(base + Int(address), length: Int(length)) else {
+                vs_add_relaxed_u64(&counters.pointee.nonIP, 1)
+                pool.release(address)
+                return Self.mapCacheDropped
+            }
+            inner = packet
+            set = cache.set(packet.destination)
+        }
         if now &- cache.epochStarted >= WorkerMapCache.remarkSeconds { cache.newEpoch(now: now) }
         let instanceID = state.pointee.key
         let tag = UInt64(cache.epoch) << 32 | UInt64(instanceID)
-        let set = cache.set(inner.destination)
         let hop: Int32
         if set.pointee.tag == tag && set.pointee.destination == inner.destination {
             hop = set.pointee.hop
@@ -108,7 +118,9 @@ extension Worker {
             return hop
         case .miss, .noUsableLocator, .sendMapRequest:
             vs_add_relaxed_u64(&counters.pointee.mapMiss, 1)
-            if !mapCache.misses.push(MapCacheMiss(instanceID: state.pointee.key, destination: inner.destination, source: inner.source)) {
+            // The inner source (a Map-Request's source EID, RFC 9301 §5.3): read here, on a miss only.
+            let source = LISP.innerPacket(base + Int(address), length: Int(length))?.source ?? inner.source
+            if !mapCache.misses.push(MapCacheMiss(instanceID: state.pointee.key, destination: inner.destination, source: source)) {
                 vs_add_relaxed_u64(&counters.pointee.mapMissUnqueued, 1)
             }
         case .nativelyForward:

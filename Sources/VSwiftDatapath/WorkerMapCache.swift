@@ -39,9 +39,17 @@ final class WorkerMapCache: @unchecked Sendable {
     static let remarkSeconds: UInt64 = 20
 
     let resolutions: UnsafeMutablePointer<MapResolution>
-    /// Per slot of the burst being classified (`ClassifyBurst`): the index of its frame's set,
-    /// -1 when the frame is not IP. Only a hint: a stale index costs one useless prefetch.
-    let burstSets: UnsafeMutablePointer<Int32>
+    /// Per slot of the burst being classified (`ClassifyBurst`): what `prefetch` read of its frame
+    /// (inner destination, set index). A hint for `prefetchAgain`; for the encapsulation of the
+    /// frame itself it counts only through `parsedFrame(address:)` (see `actingSlot`).
+    let burstFrames: UnsafeMutablePointer<MapBurstFrame>
+    /// The burst slot whose frame the worker is acting on while its `burstFrames` entry still
+    /// describes it: set by `classifyAndApply` before it acts on a slot, -1 after the burst and as
+    /// soon as a header action rewrites the frame (`execute`). A frame output to a `remote_ip=map`
+    /// port at `burstFrames[actingSlot].address` is that slot's frame, unchanged since `prefetch`
+    /// parsed it (a copy or a moved start has another address): its inner headers are not parsed
+    /// nor its set hashed again.
+    var actingSlot = -1
     /// nil until something is published: every lookup misses.
     var snapshot: Unmanaged<MapCacheSnapshot>?
     var rlocs: Unmanaged<MapCacheRLOCSet>?
@@ -58,13 +66,13 @@ final class WorkerMapCache: @unchecked Sendable {
         let memory = UnsafeMutableRawPointer.allocate(byteCount: Self.sets * 2 * MemoryLayout<MapResolution>.stride, alignment: 64)
         resolutions = memory.bindMemory(to: MapResolution.self, capacity: Self.sets * 2)
         resolutions.initialize(repeating: MapResolution(), count: Self.sets * 2)
-        burstSets = .allocate(capacity: ClassifyBurst.capacity)
-        burstSets.initialize(repeating: -1, count: ClassifyBurst.capacity)
+        burstFrames = .allocate(capacity: ClassifyBurst.capacity)
+        burstFrames.initialize(repeating: MapBurstFrame(), count: ClassifyBurst.capacity)
     }
 
     deinit {
         UnsafeMutableRawPointer(resolutions).deallocate()
-        burstSets.deallocate()
+        burstFrames.deallocate()
         if let traceOutcomes {
             traceOutcomes.pointee.items.deallocate()
             traceOutcomes.deallocate()
@@ -94,30 +102,55 @@ final class WorkerMapCache: @unchecked Sendable {
         return Int(truncatingIfNeeded: h >> UInt64(64 - setBits)) &* 2
     }
 
-    /// Starts loading the set of the inner destination of the frame at `frame` (when it is IP)
-    /// and keeps its index for burst slot `slot`: called for every frame of a burst on a worker
-    /// with `remote_ip=map` ports as its key is extracted, so that the line is on its way while
-    /// the burst is classified; `prefetchAgain` brings it back a few frames before the frame is
-    /// acted on (acting on a 64-frame burst evicts the burst's first lines from L1). Measured: a
+    /// Starts loading the set of the inner destination of the frame at UMEM `address` (when it is
+    /// IP) and keeps what it read for burst slot `slot`: called for every frame of a burst on a
+    /// worker with `remote_ip=map` ports as its key is extracted, so that the line is on its way
+    /// while the burst is classified; `prefetchAgain` brings it back a few frames before the frame
+    /// is acted on (acting on a 64-frame burst evicts the burst's first lines from L1). Measured: a
     /// 1,000-flow burst missed that line on most packets (`lisp-map-*`: 30 of the 45 ns between
     /// map and static encapsulation were the load of the set's tag).
     @inline(__always)
-    func prefetch(_ frame: UnsafeRawPointer, length: Int, slot: Int) {
+    func prefetch(_ frame: UnsafeRawPointer, address: UInt64, length: Int, slot: Int) {
+        let memo = burstFrames + slot
         guard let inner = LISP.innerPacket(frame, length: length) else {
-            burstSets[slot] = -1
+            memo.pointee.address = MapBurstFrame.none
+            memo.pointee.setIndex = -1
             return
         }
         let index = Self.setIndex(inner.destination)
-        burstSets[slot] = Int32(truncatingIfNeeded: index)
+        memo.pointee = MapBurstFrame(address: address, destination: inner.destination, setIndex: Int32(truncatingIfNeeded: index),
+                                     l3Offset: Int16(truncatingIfNeeded: inner.l3Offset), isIPv6: inner.isIPv6)
         vs_prefetch(resolutions + index)
     }
 
     /// The second prefetch of burst slot `slot`'s set (see `prefetch`).
     @inline(__always)
     func prefetchAgain(slot: Int) {
-        let index = burstSets[slot]
+        let index = burstFrames[slot].setIndex
         if index >= 0 { vs_prefetch(resolutions + Int(index)) }
     }
+
+    /// The frame at `address` as `prefetch` parsed it, when it is the frame of the slot being acted
+    /// on and no header action has touched it since (`actingSlot`); nil otherwise (parse it).
+    @inline(__always)
+    func parsedFrame(address: UInt64) -> UnsafeMutablePointer<MapBurstFrame>? {
+        let slot = actingSlot
+        guard slot >= 0 else { return nil }
+        let memo = burstFrames + slot
+        return memo.pointee.address == address ? memo : nil
+    }
+}
+
+/// What `WorkerMapCache.prefetch` read of one burst slot's frame: 32 bytes.
+struct MapBurstFrame {
+    static let none = UInt64.max
+    /// The frame's UMEM address when it was parsed; `none`: not IP (or not parsed).
+    var address = MapBurstFrame.none
+    var destination = IPAddress()
+    /// Its set's way 0 in `WorkerMapCache.resolutions`; -1: none.
+    var setIndex: Int32 = -1
+    var l3Offset: Int16 = 0
+    var isIPv6 = false
 }
 
 /// Misses a worker hands to the LISP control plane: a single-producer (worker), single-consumer
