@@ -42,7 +42,7 @@ struct VSwiftd: ParsableCommand {
     var txChecksum: String = TxChecksumPolicy.auto.rawValue
 
     @Option(help: "Forward established flows in XDP, the misses through the workers: auto (on where the cache's maps and program load, else off with the reason logged), on (refuse to start if it cannot work), off.")
-    var xdpCache: String = "off"
+    var xdpCache: String = "auto"
 
     @Flag(help: "Run in the background once the control socket is ready.")
     var detach = false
