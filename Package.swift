@@ -143,7 +143,7 @@ let package = Package(
                 "VSwiftMetrics", "VSwiftControl", "VSwiftProtocol", "VSwiftTesting",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftTesting", "VSwiftLISPControl", "VSwiftPacket", "CXDP"],
+        .testTarget(name: "IntegrationTests", dependencies: ["VSwiftControl", "VSwiftProtocol", "VSwiftTesting", "VSwiftLISPControl", "VSwiftLISPAgent", "VSwiftMapCache", "VSwiftPacket", "CXDP"],
                     exclude: ["Fixtures"]),
         // The bench's pure logic (report formatting, plot script, OVS flow text), no root needed.
         .testTarget(name: "VSwiftBenchTests", dependencies: ["vswift-bench", "CXDP"]),

@@ -359,8 +359,10 @@ static __always_inline int vsfc_expressible(struct xdp_md *ctx, struct vswift_fc
             if (t->family == 6 && (__u64)(end - data) + 16 > VSFC_CSUM_MAX)
                 return 0;
             /* The workers' compare (Worker+PathMTU): frame - 14 + 36 (IPv4) or 56 (IPv6) over
-             * the egress MTU goes their way (fragmentation or ICMP too big, RFC 9300 §7.1). */
-            if ((__u64)(end - data) - 14 + (t->family == 6 ? 56 : 36) > t->mtu)
+             * the egress MTU goes their way (fragmentation or ICMP too big, RFC 9300 §7.1). The
+             * frame as the ops before left it: 4 bytes per tag pushed or popped. */
+            __s64 length = (__s64)(end - data) + 4 * (tags - (int)loc->tags);
+            if (length - 14 + (t->family == 6 ? 56 : 36) > (__s64)t->mtu)
                 return 0;
             break;
         }
@@ -813,25 +815,10 @@ static __always_inline __u32 vsfc_shape_bit(__u64 w0, __u64 w1)
     return (__u32)(((w0 ^ ((w1 >> 48 & 0xff) << 24)) * 0x9e3779b97f4a7c15ULL) >> 56);
 }
 
-/* The cache's verdict for this frame: an XDP action on a hit, VSWIFT_FC_MISS otherwise (a miss,
- * the cache off, or an entry this program must not execute). */
-static __always_inline int vswift_flowcache(struct xdp_md *ctx)
+/* The entry id whose (mask, masked key) matches s->key, scanning the first `mask_count` mask
+ * slots in order, or NULL. */
+static __always_inline __u32 *vsfc_find(struct vswift_fc_scratch *s, __u32 mask_count)
 {
-    __u32 zero = 0;
-    struct vswift_fc_control *control = bpf_map_lookup_elem(&vswift_fc_control, &zero);
-    if (!control || !control->enabled)
-        return VSWIFT_FC_MISS;
-    __u32 mask_count = control->mask_count;
-    if (mask_count == 0) {
-        vsfc_count(VSWIFT_FC_STAT_MISS);
-        return VSWIFT_FC_MISS;
-    }
-    __u32 *in_port = bpf_map_lookup_elem(&vswift_fc_port, &zero);
-    struct vswift_fc_scratch *s = bpf_map_lookup_elem(&vswift_fc_scratch, &zero);
-    if (!in_port || !s)
-        return VSWIFT_FC_MISS;
-    vswift_extract_key(ctx, *in_port, &s->key, &s->loc);
-
     __u32 *entry_id = 0;
     for (__u32 m = 0; m < VSWIFT_FC_MAX_MASKS; m++) {
         if (m >= mask_count)
@@ -866,6 +853,29 @@ static __always_inline int vswift_flowcache(struct xdp_md *ctx)
         if (entry_id)
             break;
     }
+    return entry_id;
+}
+
+/* The cache's verdict for this frame: an XDP action on a hit, VSWIFT_FC_MISS otherwise (a miss,
+ * the cache off, or an entry this program must not execute). */
+static __always_inline int vswift_flowcache(struct xdp_md *ctx)
+{
+    __u32 zero = 0;
+    struct vswift_fc_control *control = bpf_map_lookup_elem(&vswift_fc_control, &zero);
+    if (!control || !control->enabled)
+        return VSWIFT_FC_MISS;
+    __u32 mask_count = control->mask_count;
+    if (mask_count == 0) {
+        vsfc_count(VSWIFT_FC_STAT_MISS);
+        return VSWIFT_FC_MISS;
+    }
+    __u32 *in_port = bpf_map_lookup_elem(&vswift_fc_port, &zero);
+    struct vswift_fc_scratch *s = bpf_map_lookup_elem(&vswift_fc_scratch, &zero);
+    if (!in_port || !s)
+        return VSWIFT_FC_MISS;
+    vswift_extract_key(ctx, *in_port, &s->key, &s->loc);
+
+    __u32 *entry_id = vsfc_find(s, mask_count);
     if (!entry_id) {
         vsfc_count(VSWIFT_FC_STAT_MISS);
         return VSWIFT_FC_MISS;

@@ -11,6 +11,8 @@
  * worker's reassembly timeout. A later fragment that arrives before its first goes to the kernel
  * (a known limit: the worker's copy of that datagram then times out, counted). For IPv6 only a
  * Fragment header directly after the IPv6 header is recognised (RFC 8200 §4.5).
+ * With the XDP flow cache on, an underlay frame that is LISP for a port with a decap entry is
+ * decapsulated and forwarded here when its inner frame hits the cache (vswift_decap.h).
  * Per-CPU counters record what happened to each frame; userspace sums them on read. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -21,6 +23,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "vswift_flowcache.h"
+#include "vswift_decap.h"
 
 #define VSWIFT_MAX_QUEUES 256
 #define VSWIFT_MAX_UNDERLAY_ADDRS 64
@@ -185,6 +188,11 @@ int vswift_redirect(struct xdp_md *ctx)
             count(VSWIFT_STAT_PASSED);
             return XDP_PASS;
         }
+        /* LISP for a port with a decap entry whose inner frame hits the cache is done here
+         * (vswift_decap.h); everything else goes on to vswift untouched. */
+        int verdict = vswift_decap(ctx);
+        if (verdict != VSWIFT_FC_MISS)
+            return verdict;
         fallback = XDP_PASS;
     } else {
         /* Port mode: a hit in the XDP flow cache is forwarded here; a miss goes on to vswift. */

@@ -7,7 +7,8 @@ import VSwiftProtocol
 /// file that is mode 0600 in a directory only root can change (`ConfigStore`, `SafeDirectory`);
 /// they are never sent back over the control socket, printed or logged.
 public struct LISPSavedConfig: Codable, Sendable, Equatable {
-    /// In order of addition; `keyID` always set.
+    /// In order of addition; written with `algorithm` and `keyID` (RFC 9301's Key ID). Files
+    /// written before Key IDs were configurable have `keyID` alone: RFC 6830's, the algorithm.
     public var mapServers: [AddMapServerParams]
     /// In order of preference (of addition).
     public var mapResolvers: [String]

@@ -38,16 +38,36 @@ enum LISPConfigValidation {
 
     static func mapServer(_ params: AddMapServerParams) throws(RPCError) -> MapServerConfiguration {
         let address = try address(params.address, what: "map-server")
-        let keyID = params.keyID ?? Int(AuthenticationAlgorithm.hmacSHA256_128.keyID)
-        guard let algorithm = AuthenticationAlgorithm(rawValue: UInt16(clamping: keyID)), keyID >= 0 else {
-            throw .invalidParams("key id \(keyID) is not supported (1: HMAC-SHA-1-96, 2: HMAC-SHA-256-128)")
+        let algorithm: AuthenticationAlgorithm, keyID: UInt8
+        if let name = params.algorithm {
+            guard let named = AuthenticationAlgorithm(name: name) else {
+                throw .invalidParams("algorithm \"\(name)\" is not supported (hmac-sha-1-96 or hmac-sha-256-128)")
+            }
+            let id = params.keyID ?? 0
+            guard (0...255).contains(id) else { throw .invalidParams("key id \(id) is not from 0 to 255 (RFC 9301 §5.6)") }
+            algorithm = named
+            keyID = UInt8(id)
+        } else {
+            // RFC 6830's 16-bit Key ID, as before RFC 9301 split it: the algorithm, Key ID 0.
+            let id = params.keyID ?? Int(AuthenticationAlgorithm.hmacSHA256_128.keyID)
+            guard let legacy = AuthenticationAlgorithm(rawValue: UInt16(clamping: id)), id >= 0 else {
+                throw .invalidParams(
+                    "key id \(id) is not supported (1: HMAC-SHA-1-96, 2: HMAC-SHA-256-128; with an algorithm, the key id is RFC 9301's, 0 to 255)")
+            }
+            algorithm = legacy
+            keyID = 0
         }
         let secret = Array(params.key.utf8)
         guard !secret.isEmpty else { throw .invalidParams("the key of map-server \(address) is empty") }
         guard secret.count <= maxKeyBytes else {
             throw .invalidParams("the key of map-server \(address) is longer than \(maxKeyBytes) bytes")
         }
-        return MapServerConfiguration(address: address, key: AuthenticationKey(algorithm: algorithm, secret: secret))
+        return MapServerConfiguration(address: address, key: AuthenticationKey(algorithm: algorithm, keyID: keyID, secret: secret))
+    }
+
+    /// The canonical saved form of a map-server: always with `algorithm`, so `key_id` is RFC 9301's.
+    static func saved(_ server: MapServerConfiguration, key: String) -> AddMapServerParams {
+        AddMapServerParams(address: "\(server.address)", key: key, keyID: Int(server.key.keyID), algorithm: server.key.algorithm.name)
     }
 
     static func prefix(_ params: EIDParams) throws(RPCError) -> VSwiftMapCache.EIDPrefix {

@@ -29,7 +29,7 @@ extension SwitchService {
                 throw .resourceUnavailable("at most \(V.maxMapServers) map-servers may be configured")
             }
             configuration.mapServers.append(server)
-            next.mapServers.append(AddMapServerParams(address: "\(server.address)", key: params.key, keyID: Int(server.key.algorithm.keyID)))
+            next.mapServers.append(LISPConfigValidation.saved(server, key: params.key))
             try changeLISP(to: next, validated, "added map-server \(server.address) (\(server.key))")
         case .delMapServer:
             let params: LISPAddressParams = try request.decodeParams()
@@ -208,8 +208,10 @@ extension SwitchService {
             }
         }
         var report = ShowLISPReport(controlPort: status?.port, controlError: lispError)
-        report.mapServers = lisp.mapServers.map { server in
-            var entry = MapServerReport(address: server.address, keyID: server.keyID ?? 2)
+        report.mapServers = zip(lisp.mapServers, lispValidated.configuration.mapServers).map { server, checked in
+            let key = checked.key
+            var entry = MapServerReport(
+                address: server.address, keyID: Int(key.keyID), algorithmID: Int(key.algorithm.rawValue), algorithm: key.algorithm.name)
             if let registration = status?.report.registrations.first(where: { "\($0.mapServer)" == server.address }) {
                 entry.state = registration.state.rawValue
                 entry.lastNotifyAge = registration.lastNotifyAge

@@ -351,10 +351,10 @@ public final class Datapath: Sendable {
         s.ports[name] = PortRecord(
             name: name, slot: portSlot, bridge: bridgeName ?? "", attachment: attachment,
             program: program, tap: nil, sockets: opened, ifindex: device.ifindex)
-        if let bridgeName {
-            flowCacheInstaller?.setDevicePort(portSlot, ifindex: device.ifindex)
-            refreshFlowCacheLocked(s, bridge: bridgeName)
-        }
+        // A DEVMAP slot for every device, underlay too: a LISP port's cached encapsulation
+        // redirects its outer frames to the device its route leaves by.
+        flowCacheInstaller?.setDevicePort(portSlot, ifindex: device.ifindex)
+        if let bridgeName { refreshFlowCacheLocked(s, bridge: bridgeName) }
         return attachment
     }
 
@@ -433,9 +433,14 @@ public final class Datapath: Sendable {
             for socket in port.sockets { workers[socket.worker].closeSocket(slot: socket.slot) }
         }
         s.ports[port.name] = nil
-        // Entries naming the port leave the XDP maps before its DEVMAP slot and program go.
-        refreshFlowCacheLocked(s, bridge: port.bridge)
-        if port.attachment.kind == .afxdp { flowCacheInstaller?.clearDevicePort(port.slot) }
+        // Entries naming the port leave the XDP maps before its DEVMAP slot and program go; a
+        // device may be any bridge's LISP egress (XDPFlowCacheLISPEgress).
+        if port.attachment.kind == .afxdp || port.attachment.kind == .underlay {
+            for name in s.bridges.keys { refreshFlowCacheLocked(s, bridge: name) }
+            flowCacheInstaller?.clearDevicePort(port.slot)
+        } else {
+            refreshFlowCacheLocked(s, bridge: port.bridge)
+        }
         port.program?.detach()
         port.tap?.closeAll()
         if port.tunnel != nil {
@@ -494,7 +499,9 @@ public final class Datapath: Sendable {
                 total.rxDropped += xsk.rxDropped + xsk.rxRingFull
             }
             if port.tunnel != nil {
-                let tunnel = workers.reduce(TunnelStatistics()) { $0 + $1.tunnelStatistics(port.slot) }
+                var tunnel = workers.reduce(TunnelStatistics()) { $0 + $1.tunnelStatistics(port.slot) }
+                // Packets the XDP flow cache encapsulated without a worker.
+                tunnel.encapsulated += flowCacheInstaller?.counters.encapsulated[port.slot.index] ?? 0
                 total.tunnel = tunnel
                 // Received packets the port refused, and packets it could not send.
                 total.rxDropped += tunnel.droppedBadHeader + tunnel.droppedUnknownRLOC + tunnel.droppedIIDMismatch
@@ -837,20 +844,21 @@ public final class Datapath: Sendable {
         guard let flowCacheInstaller, let record = s.bridges[name] else { return }
         var ports: [UInt32: XDPCachePortInfo] = [:]
         var ofport: [PortSlot: UInt32] = [:]
+        // Devices with a DEVMAP slot (attachDeviceLocked): where XDP can send an encapsulated frame.
+        // (A device that cannot receive redirects — a veth whose peer runs no NAPI — belongs out.)
+        let redirectTargets = Set(s.ports.values.filter { $0.attachment.kind == .afxdp || $0.attachment.kind == .underlay }.map(\.slot))
         for (portName, number) in record.portNumbers {
             guard let port = s.ports[portName], port.bridge == name else { continue }
-            let kind: CachePort.Kind
             switch port.attachment.kind {
-            case .afxdp: kind = .device
-            case .internal: kind = .internal
+            case .afxdp: ports[number.rawValue] = XDPCachePortInfo(cache: CachePort(kind: .device), slot: port.slot)
+            case .internal: ports[number.rawValue] = XDPCachePortInfo(cache: CachePort(kind: .internal), slot: port.slot)
             case .underlay: continue
             case .lisp:
-                // LISP encapsulation in XDP is not wired yet: no direct egress, never cached.
-                var fixed = false
-                if case .address = port.tunnel?.remote { fixed = true }
-                kind = .lisp(.init(fixedRemote: fixed, keyFromFlow: port.tunnel?.key == .flow, directEgress: false))
+                // The template from the resolver's published next hop, or no direct egress.
+                guard let options = port.tunnel else { continue }
+                ports[number.rawValue] = XDPFlowCacheLISPEgress.portInfo(
+                    slot: port.slot, options: options, nextHops: s.tunnelRouting.nextHops, redirectTargets: redirectTargets)
             }
-            ports[number.rawValue] = XDPCachePortInfo(cache: CachePort(kind: kind), slot: port.slot)
             ofport[port.slot] = number.rawValue
         }
         flowCacheInstaller.refresh(bridge: record.slot.rawValue, table: record.flowTable, ports: ports, ofport: ofport)

@@ -18,7 +18,7 @@ public final class XDPFlowCache {
     /// The map names of bpf/vswift_flowcache.h that every program shares.
     static let sharedMapNames = ["vswift_fc_control", "vswift_fc_masks", "vswift_fc_table",
                                  "vswift_fc_entries", "vswift_fc_counters", "vswift_fc_ports", "vswift_fc_lisp",
-                                 "vswift_fc_table2", "vswift_fc_table6"]
+                                 "vswift_fc_table2", "vswift_fc_table6", "vswift_fc_decap", "vswift_fc_decap_counters"]
     static let keySize = FlowKey.wordCount * 8
     static let tableKeySize = 8 + keySize
     static let counterSize = 24
@@ -41,6 +41,8 @@ public final class XDPFlowCache {
     let controlFD: Int32, masksFD: Int32, tableFD: Int32, entriesFD: Int32, countersFD: Int32, portsFD: Int32, lispFD: Int32
     /// The compact tables (`XDPFlowCacheMask`'s size classes 2 and 6).
     let table2FD: Int32, table6FD: Int32
+    /// LISP decap entries and their counters (XDPDecapEntries.swift).
+    let decapFD: Int32, decapCountersFD: Int32
 
     /// Mask slots in use (nil: free) and the number of slots the program scans.
     private var masks: [XDPFlowCacheMask?] = Array(repeating: nil, count: XDPFlowCache.maxMasks)
@@ -56,7 +58,7 @@ public final class XDPFlowCache {
     }
 
     private var allFDs: [Int32] {
-        [controlFD, masksFD, tableFD, entriesFD, countersFD, portsFD, lispFD, table2FD, table6FD]
+        [controlFD, masksFD, tableFD, entriesFD, countersFD, portsFD, lispFD, table2FD, table6FD, decapFD, decapCountersFD]
     }
 
     public var entryCount: Int { entries.count }
@@ -93,6 +95,10 @@ public final class XDPFlowCache {
         countersFD = try create(BPF_MAP_TYPE_PERCPU_ARRAY, "vswift_fc_count", key: 4, value: Self.counterSize, entries: capacity)
         portsFD = try create(BPF_MAP_TYPE_DEVMAP, "vswift_fc_ports", key: 4, value: 4, entries: portSlots)
         lispFD = try create(BPF_MAP_TYPE_ARRAY, "vswift_fc_lisp", key: 4, value: Self.lispTemplateSize, entries: Self.lispTemplates)
+        decapFD = try create(BPF_MAP_TYPE_HASH, "vswift_fc_decap", key: XDPDecapKey.size, value: 8,
+                             entries: Self.decapCapacity)
+        decapCountersFD = try create(BPF_MAP_TYPE_PERCPU_ARRAY, "vswift_fc_dcnt", key: 4, value: 16,
+                                     entries: Self.decapCapacity)
         freeIDs = (0..<UInt32(capacity)).reversed()
     }
 

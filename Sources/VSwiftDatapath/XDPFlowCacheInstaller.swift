@@ -13,6 +13,8 @@ import VSwiftPacket
 final class KernelPathCounters: @unchecked Sendable {
     let rules: UnsafeMutablePointer<RuleCounterBlock>
     let ports: UnsafeMutablePointer<PortCounterBlock>
+    /// Per LISP port slot: packets encapsulated in XDP (its `encapsulated` tunnel counter).
+    let encapsulated: UnsafeMutablePointer<UInt64>
 
     /// calloc: zero pages the kernel maps on first write (2M rule slots, 64 MiB untouched).
     init() {
@@ -20,11 +22,14 @@ final class KernelPathCounters: @unchecked Sendable {
             .bindMemory(to: RuleCounterBlock.self, capacity: DatapathLimits.maxRules)
         ports = calloc(DatapathLimits.maxPorts, MemoryLayout<PortCounterBlock>.stride)!
             .bindMemory(to: PortCounterBlock.self, capacity: DatapathLimits.maxPorts)
+        encapsulated = calloc(DatapathLimits.maxPorts, MemoryLayout<UInt64>.stride)!
+            .bindMemory(to: UInt64.self, capacity: DatapathLimits.maxPorts)
     }
 
     deinit {
         free(rules)
         free(ports)
+        free(encapsulated)
     }
 
     /// Zeroes a rule slot before it is given to a new rule (no table uses it: nothing adds to it).
@@ -71,6 +76,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         var maskSlot: Int
         var inPort: PortSlot
         var outPorts: [PortSlot]
+        /// What the actions do to the frame's length, for the port counters.
+        var bytes = XDPFlowCacheByteAccounting()
     }
 
     struct Bridge {
@@ -80,6 +87,9 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         var megaflows: MegaflowTable
         /// By the entry's (mask, masked key) as `MegaflowTable` records it.
         var installed: [FlowKeyPair: Installed] = [:]
+        /// Keys refused only because a LISP port had no direct egress, retried when the ports
+        /// change (a next hop published); bounded by `maxWaitingKeys`.
+        var waitingForEgress: [FlowKey] = []
     }
 
     struct FlowKeyPair: Hashable {
@@ -97,11 +107,6 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// such a port's DEVMAP slot stays empty and no entry outputs to it (`RedirectCapability`).
     private var devices: [PortSlot: UInt32] = [:]
     private var redirectProblems: [PortSlot: String] = [:]
-    /// Misses refused only because an output was no redirect target, tried again when a port
-    /// becomes one: the workers' exact-match cache keeps those flows and hands them over no more
-    /// (until the table's version moves, which makes these stale anyway). Bounded.
-    private var waitingForTarget: [FlowCacheInstallRing.Request] = []
-    static let waitingCapacity = 4096
     /// Entries per mask slot: a slot no entry uses is freed (fewer masks for a miss to scan).
     private var maskUse = [Int](repeating: 0, count: XDPFlowCache.maxMasks)
     private var stats = Statistics()
@@ -175,17 +180,33 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Computes, translates and installs the entry for a worker's miss (under the lock).
     private func install(_ request: FlowCacheInstallRing.Request) {
         stats.requests &+= 1
-        guard var bridge = bridges[request.bridge] else { return }
+        guard let bridge = bridges[request.bridge] else { return }
         guard request.version == bridge.table.classifier.version else {
             stats.stale &+= 1
             return
         }
-        let decision = view(bridge).decide(request.key)
+        installEntry(for: request.key, bridge: request.bridge)
+    }
+
+    /// At most this many keys per bridge wait for a LISP port's direct egress (`waitingForEgress`).
+    static let maxWaitingKeys = 256
+
+    /// Installs the entry for frames like `key` from the bridge's current table and ports (under
+    /// the lock): a worker's miss, or an entry a port change took out (`refresh`).
+    private func installEntry(for key: FlowKey, bridge slot: Int32) {
+        guard var bridge = bridges[slot] else { return }
+        let decision = view(bridge).decide(key)
         guard case .install(let flow) = decision else {
             stats.notCacheable &+= 1
-            if decision == .notCacheable(.redirectUnsupported) {
-                stats.redirectUnsupported &+= 1
-                if waitingForTarget.count < Self.waitingCapacity { waitingForTarget.append(request) }
+            if decision == .notCacheable(.redirectUnsupported) { stats.redirectUnsupported &+= 1 }
+            // A LISP port whose next hop is not (yet) direct, or an output to a device that is no
+            // redirect target (yet): the worker's exact-match cache will keep the flow from
+            // missing again, so the key waits here for the next port change.
+            if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported),
+               !bridge.waitingForEgress.contains(key) {
+                if bridge.waitingForEgress.count >= Self.maxWaitingKeys { bridge.waitingForEgress.removeFirst() }
+                bridge.waitingForEgress.append(key)
+                bridges[slot] = bridge
             }
             return
         }
@@ -231,8 +252,12 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         maskUse[maskSlot] += 1
         var outPorts: [PortSlot] = []
         for case .output(let slot) in translation.actions { outPorts.append(PortSlot(rawValue: UInt16(truncatingIfNeeded: slot))) }
-        bridge.installed[pair] = Installed(id: id, maskSlot: maskSlot, inPort: bridge.ports[flow.inPort]!.slot, outPorts: outPorts)
-        bridges[request.bridge] = bridge
+        let lisp = translation.lispTemplate.flatMap { t in bridge.ports.values.first { $0.lisp?.template == t.slot } }
+        let bytes = XDPFlowCacheByteAccounting(flow: flow, actions: translation.actions, lispPort: lisp?.slot,
+                                               lispIPv6: translation.lispTemplate?.headers.isIPv6 ?? false)
+        bridge.installed[pair] = Installed(id: id, maskSlot: maskSlot, inPort: bridge.ports[flow.inPort]!.slot, outPorts: outPorts,
+                                           bytes: bytes)
+        bridges[slot] = bridge
         stats.installed &+= 1
     }
 
@@ -292,10 +317,20 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         } else {
             vs_add_relaxed_u64(&port.pointee.rxDropped, delta.packets)
         }
+        // Bytes as the workers count them on output: the frame after its actions.
+        func plus(_ perPacket: Int) -> UInt64 { delta.bytes &+ delta.packets &* UInt64(bitPattern: Int64(perPacket)) }
+        let lisp = installed.bytes.lisp
         for out in installed.outPorts where out.index < DatapathLimits.maxPorts {
             let tx = counters.ports + out.index
             vs_add_relaxed_u64(&tx.pointee.txPackets, delta.packets)
-            vs_add_relaxed_u64(&tx.pointee.txBytes, delta.bytes)
+            vs_add_relaxed_u64(&tx.pointee.txBytes, plus(lisp?.egressDelta ?? installed.bytes.outputDelta))
+        }
+        if let lisp, lisp.port.index < DatapathLimits.maxPorts {
+            // The LISP port sent the inner frame (tx) and encapsulated it, as `sendThroughTunnel` counts.
+            let tx = counters.ports + lisp.port.index
+            vs_add_relaxed_u64(&tx.pointee.txPackets, delta.packets)
+            vs_add_relaxed_u64(&tx.pointee.txBytes, plus(installed.bytes.outputDelta))
+            vs_add_relaxed_u64(counters.encapsulated + lisp.port.index, delta.packets)
         }
     }
 
@@ -328,7 +363,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         defer { lock.unlock() }
         let now = Self.monotonicNanoseconds()
         var ports = newPorts
-        for (number, info) in ports where capturing[info.slot, default: 0] > 0 { ports[number]!.cache.capturing = true }
+        markCapturing(&ports)
         for (number, info) in ports where redirectProblems[info.slot] != nil { ports[number]!.cache.redirectTarget = false }
         guard var bridge = bridges[slot] else {
             if let table {
@@ -346,6 +381,12 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             return
         }
         let portsChanged = bridge.ports != ports || bridge.ofport != ofport
+        // The same table and ports compute the same entries (the tunnel resolver refreshes every
+        // bridge when any next hop changes): nothing to revalidate.
+        if !portsChanged && table === old {
+            bridges[slot] = bridge
+            return
+        }
         bridge.table = table
         bridge.ports = ports
         bridge.ofport = ofport
@@ -354,7 +395,17 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         // Moves the version (an install computed from the old table is refused from here on).
         removed += bridge.megaflows.revalidate(view(bridge))
         delete(removed, from: &bridge, table: old, now: now)
+        let waiting = bridge.waitingForEgress
+        if portsChanged { bridge.waitingForEgress = [] }
         bridges[slot] = bridge
+        guard portsChanged else { return }
+        // A port changed (a LISP port's next hop, template or egress, a port added or removed):
+        // every entry went out of the maps above, and the ones the new ports still allow go back
+        // in now, computed afresh (a LISP entry with its new template), since the workers'
+        // exact-match cache would keep those flows from missing again. Keys that waited for a
+        // LISP port's direct egress are tried again too.
+        for entry in removed { installEntry(for: entry.flow.maskedKey, bridge: slot) }
+        for key in waiting { installEntry(for: key, bridge: slot) }
     }
 
     /// A capture started or stopped on port `slot`: a capturing port is in no entry (the capture
@@ -363,16 +414,29 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         capturing[slot, default: 0] += on ? 1 : -1
-        let capturingNow = capturing[slot, default: 0] > 0
         let now = Self.monotonicNanoseconds()
         for key in Array(bridges.keys) {
-            guard var bridge = bridges[key], bridge.ports.values.contains(where: { $0.slot == slot }) else { continue }
+            // The port itself, or the device a LISP port's encapsulated frames leave by.
+            guard var bridge = bridges[key],
+                  bridge.ports.values.contains(where: { $0.slot == slot || $0.lisp?.egress == slot }) else { continue }
             fold(&bridge, now: now)
-            for (number, info) in bridge.ports where info.slot == slot { bridge.ports[number]!.cache.capturing = capturingNow }
+            for (number, info) in bridge.ports where info.slot == slot || info.lisp?.egress == slot {
+                bridge.ports[number]!.cache.capturing = capturing[info.slot, default: 0] > 0
+                    || info.lisp.map { capturing[$0.egress, default: 0] > 0 } == true
+            }
             let table = bridge.table
             let removed = bridge.megaflows.removeAll()
             delete(removed, from: &bridge, table: table, now: now)
             bridges[key] = bridge
+        }
+    }
+
+    /// A port is capturing when a capture runs on it or, for a LISP port with direct egress, on
+    /// the device its encapsulated frames leave by (the capture must see them there too).
+    private func markCapturing(_ ports: inout [UInt32: XDPCachePortInfo]) {
+        for (number, info) in ports {
+            let egressCapturing = info.lisp.map { capturing[$0.egress, default: 0] > 0 } ?? false
+            if capturing[info.slot, default: 0] > 0 || egressCapturing { ports[number]!.cache.capturing = true }
         }
     }
 
@@ -444,10 +508,12 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             delete(removed, from: &bridge, table: table, now: now)
             bridges[key] = bridge
         }
-        if capable {
-            let waiting = waitingForTarget
-            waitingForTarget = []
-            for request in waiting { install(request) }
+        // The misses refused for want of a target (`waitingForEgress`) are tried again.
+        guard capable else { return }
+        for key in Array(bridges.keys) {
+            guard let waiting = bridges[key]?.waitingForEgress, !waiting.isEmpty else { continue }
+            bridges[key]!.waitingForEgress = []
+            for k in waiting { installEntry(for: k, bridge: key) }
         }
     }
 

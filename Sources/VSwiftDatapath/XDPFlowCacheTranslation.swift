@@ -8,8 +8,9 @@ package struct XDPCachePortInfo: Sendable, Equatable {
     package var cache: CachePort
     /// The port's slot: its DEVMAP slot (device ports) and its XDP in_port id.
     package var slot: PortSlot
-    /// A LISP port with a fixed IPv4 remote whose next hop is resolved on a device port: the
-    /// template slot, the outer headers, and the device's DEVMAP slot.
+    /// A LISP port with a fixed IPv4 or IPv6 remote whose next hop is resolved on a device with a
+    /// DEVMAP slot (XDPFlowCacheLISPEgress): the template slot, the outer headers, and the
+    /// device's DEVMAP slot.
     package var lisp: (template: UInt32, headers: XDPFlowCache.LISPTemplate, egress: PortSlot)?
 
     package init(cache: CachePort, slot: PortSlot,

@@ -59,12 +59,21 @@ public enum ControlCounter: Int, CaseIterable, Sendable {
     /// datagram (`RecordBatching.maxPayload`): the records past the first that fit were left out.
     /// (Appended.)
     case truncatedMapReply
+    /// A Map-Notify whose Key ID or Algorithm ID (RFC 9301 §5.6–5.7) is not the map-server's:
+    /// it names a secret or an algorithm we did not register with. (Appended.)
+    case refusedKeyID
+    /// A Map-Reply (§5.4) or an SMR (§6.1) not sent: its destination RLOC had its share
+    /// (RFC 9301 RECOMMENDS one every 3 seconds; `DestinationRateLimit`). (Appended.)
+    case refusedDestinationRateLimited
+    /// Map-Registers withdrawing records (Record TTL 0, RFC 9301 §5.6, §8.2): a local EID removed,
+    /// a map-server removed, the control plane stopped. (Appended.)
+    case sentDeregistration
 
     public enum Kind: String, Sendable { case sent, received, refused }
 
     public var kind: Kind {
         switch self {
-        case .sentMapRegister, .sentMapRequest, .sentMapReply, .sentMapNotifyAck, .sentSMR: .sent
+        case .sentMapRegister, .sentMapRequest, .sentMapReply, .sentMapNotifyAck, .sentSMR, .sentDeregistration: .sent
         case .receivedMapNotify, .receivedUnsolicitedMapNotify, .receivedMapReply, .receivedMapRequest,
              .receivedRLOCProbe, .receivedSMR: .received
         default: .refused
@@ -100,6 +109,9 @@ public enum ControlCounter: Int, CaseIterable, Sendable {
         case .refusedTimeout: "timeout"
         case .sentSMR: "smr"
         case .truncatedMapReply: "reply_truncated"
+        case .refusedKeyID: "key_id"
+        case .refusedDestinationRateLimited: "destination_rate_limited"
+        case .sentDeregistration: "deregistration"
         }
     }
 }

@@ -171,8 +171,10 @@ struct ETRRegistration {
 
     /// Checks a Map-Notify (`bytes` as received, for the HMAC) from `source`. The map-server and
     /// the message are found by the nonce (each one we send is new: only that server saw it) or
-    /// else the server by the source address; its key must verify the HMAC (RFC 9301 §5.7: "If
-    /// the Authentication Data fails to validate, the message is dropped").
+    /// else the server by the source address; its Key ID and Algorithm ID must be the map-server's
+    /// (RFC 9301 §5.7: the Map-Notify's fields "are copied from the corresponding Map-Register",
+    /// so another Key ID names a secret we did not use: `refusedKeyID`), and its key must verify
+    /// the HMAC (§5.7: "If the Authentication Data fails to validate, the message is dropped").
     mutating func handleNotify(_ notify: MapNotify, bytes: [UInt8], from source: IPAddress, now: Double) -> NotifyOutcome {
         var found: (server: Int, message: Int?)?
         search: for i in servers.indices {
@@ -185,6 +187,9 @@ struct ETRRegistration {
         guard let found else { return .refused(.refusedAuthentication) }
         let i = found.server
         let key = servers[i].configuration.key
+        // Algorithm ID 0 is "None" (§12.5): not authenticated at all.
+        guard notify.keyID & 0xff != 0 else { return .refused(.refusedAuthentication) }
+        guard notify.keyID == key.field else { return .refused(.refusedKeyID) }
         do { try ControlAuthentication.verify(bytes, key: key) } catch { return .refused(.refusedAuthentication) }
         guard let m = found.message else { return .unsolicited(key: key) }
         guard servers[i].messages[m].awaitedNonce == notify.nonce else { return .refused(.refusedNonce) }

@@ -206,7 +206,8 @@ extension XTRControlPlane {
     /// source EID and its records; implementations put the changed EID in either) that our
     /// map-cache holds, a fresh SMR-invoked Map-Request (s bit) goes through the mapping system;
     /// EIDs we have not cached are ignored (§6.1: such an SMR SHOULD NOT cause a Map-Request).
-    /// No Map-Reply answers an SMR.
+    /// One the rate limits hold back is deferred, not dropped (`SMRResponder`). No Map-Reply
+    /// answers an SMR.
     mutating func handleSMR(_ request: MapRequest, now: Double) -> [OutgoingDatagram] {
         counters.count(.receivedSMR)
         var named: [CachePrefix] = request.records.compactMap(ControlAddressing.cachePrefix)
@@ -219,7 +220,7 @@ extension XTRControlPlane {
             guard let hit = cachedPrefix(covering: prefix), !cached.contains(hit) else { continue }
             cached.append(hit)
         }
-        return cached.compactMap { ask($0, sourceEID: nil, smrInvoked: true, now: now) }
+        return cached.compactMap { smrInvokedRequest($0, now: now) }
     }
 
     /// The map-cache entry (not static) whose prefix covers `prefix`: the exact prefix, or the

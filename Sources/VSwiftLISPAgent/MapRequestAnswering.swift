@@ -6,7 +6,8 @@ import VSwiftPacket
 /// replies, Map-Notify-Acks): whatever the rate of requests, at most `rate` answers per second
 /// (plus a burst of as many), so a flood of Map-Requests costs bounded work and cannot turn us
 /// into a reflector (RFC 9301 §5.4: "Map-Replies MUST be rate limited"; §9: "filters and rate
-/// limiters"). Not done: §5.4's RECOMMENDED one Map-Reply per destination RLOC every 3 seconds.
+/// limiters"). §5.4's RECOMMENDED one Map-Reply per destination RLOC every 3 seconds is
+/// `DestinationRateLimit`, applied once the destination is known.
 struct ReplyBudget {
     static let rate = 200.0
     private var tokens = ReplyBudget.rate
@@ -65,6 +66,7 @@ extension XTRControlPlane {
             counters.count(.refusedNoITRRLOC)
             return []
         }
+        guard mayAnswer(destination, smr: false, now: now) else { return [] }
         // One Map-Reply answers one nonce, so it cannot be split like a Map-Register: it keeps the
         // records that fit one message to the destination's family (RFC 9301 §5: 576 bytes of
         // IPv4 or 1,280 of IPv6 packet), the first group in the order above (each asked EID's

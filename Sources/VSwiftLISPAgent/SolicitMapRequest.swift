@@ -56,6 +56,8 @@ extension XTRControlPlane {
                                      itrRLOCs: itrRLOCs, records: [ControlAddressing.wirePrefix(record)],
                                      solicitMapRequest: true, dontMapReply: true)
                 guard let bytes = try? ControlMessage.mapRequest(smr).encoded() else { continue }
+                // §6.1: "the SMR sender rate limit a Map-Request for the same destination RLOC".
+                guard mayAnswer(site, smr: true, now: now) else { continue }
                 counters.count(.sentSMR)
                 out.append(OutgoingDatagram(destination: site, destinationPort: lispControlPort, bytes: bytes))
             }

@@ -33,8 +33,9 @@ public struct OutgoingDatagram: Equatable, Sendable {
 /// RLOC-probe replies), `ITRResolution` (misses, Map-Requests, Map-Replies, SMR), `ControlReceive`
 /// (decoding and dispatch), `ControlCounters` (the one list of counter names).
 ///
-/// Bounds: pending Map-Requests (`ITRResolution.capacity`), the limiter's destinations, answers
-/// per second (`ReplyBudget`), records and locators per message (the codec's `DecodeLimits`), the
+/// Bounds: pending Map-Requests (`ITRResolution.capacity`), the limiter's destinations, deferred
+/// SMRs (`SMRResponder.capacity`), per-destination buckets (`DestinationRateLimit`), answers per
+/// second (`ReplyBudget`), records and locators per message (the codec's `DecodeLimits`), the
 /// map-cache (`mapCacheCapacity`); nothing grows with what arrives.
 public struct XTRControlPlane {
     var configuration = LISPControlConfiguration()
@@ -42,6 +43,10 @@ public struct XTRControlPlane {
     var counters = ControlCounters()
     var registration = ETRRegistration()
     var resolution = ITRResolution()
+    var smrResponder = SMRResponder()
+    /// RFC 9301 §5.4's per-destination limit on Map-Replies and §6.1's on SMRs (`DestinationRateLimit`).
+    var mapReplyLimit = DestinationRateLimit()
+    var smrLimit = DestinationRateLimit()
     var replyBudget: ReplyBudget
     var mapCache: MapCacheDatabase
     /// The last snapshot handed out, and the database version it holds.
@@ -77,8 +82,16 @@ public struct XTRControlPlane {
         self.configuration = configuration
         self.localRLOCs = localRLOCs
         let registered = registration.records
+        // What map-servers had from us and no longer should: withdrawn first (TTL 0, RFC 9301
+        // §5.6; ETRDeregistration.swift), then the new registration.
+        let withdrawals = registration.withdrawals(
+            for: configuration, newRecords: ETRRegistration.records(for: configuration.localEIDs, localRLOCs: localRLOCs))
+        var out: [OutgoingDatagram] = []
+        for withdrawal in withdrawals {
+            out += registration.withdrawalDatagrams(withdrawal.records, to: withdrawal.server, counters: &counters)
+        }
         registration.apply(configuration, localRLOCs: localRLOCs, now: now)
-        var out = registration.due(now: now, counters: &counters)
+        out += registration.due(now: now, counters: &counters)
         if !registered.isEmpty && registration.records != registered {
             out += solicitMapRequests(changed: Self.changedPrefixes(registered, registration.records), now: now)
         }
@@ -112,6 +125,7 @@ public struct XTRControlPlane {
         lastNow = max(lastNow, now)
         var out = registration.due(now: now, counters: &counters)
         out += retryPending(now: now)
+        out += deferredSMRRequests(now: now)
         if now >= nextSweepAt {
             nextSweepAt = now + Self.sweepInterval
             mapCache.absorbUse(now: now)
@@ -130,7 +144,7 @@ public struct XTRControlPlane {
     /// for a datagram, a miss or this time, calls the entry points, sends what they return and
     /// publishes `takeSnapshotIfChanged(now:)`.
     public var nextDeadline: Double {
-        var deadline = min(registration.nextDeadline, resolution.nextDeadline)
+        var deadline = min(registration.nextDeadline, resolution.nextDeadline, smrResponder.nextDeadline)
         if mapCache.count > 0 { deadline = min(deadline, nextSweepAt) }
         if mapCache.version != publishedVersion { deadline = min(deadline, lastSnapshotAt + snapshotSpacing) }
         return deadline

@@ -5,14 +5,35 @@ import Crypto
 /// 1 = HMAC-SHA-1-96-None (RFC 2404), 2 = HMAC-SHA-256-128-None (RFC 4868); 0 means none, which we
 /// never accept. Not done: 3, HMAC-SHA256-128+HKDF-SHA256 (a per-message key derived from the
 /// nonce), which §5.6 says implementations SHOULD implement.
-/// On the wire the 16 bits before the Authentication Data Length are RFC 9301's Key ID (8 bits)
-/// and Algorithm ID (8 bits); we send and accept Key ID 0, so the field reads as RFC 6830's
-/// 16-bit Key ID with the same value (`keyID` in `MapRegister`/`MapNotify`).
+/// On the wire the 16 bits before the Authentication Data Length are RFC 9301's Key ID (8 bits,
+/// which pre-shared secret: `AuthenticationKey.keyID`) and Algorithm ID (8 bits, this). RFC 6830
+/// had one 16-bit "Key ID" there (RFC 9301 §11); with RFC 9301's Key ID 0 the two read alike, so
+/// RFC 6830's "key id 1 and 2" are these algorithms (`keyID` in `MapRegister`/`MapNotify` is the
+/// whole 16-bit field).
 public enum AuthenticationAlgorithm: UInt16, Hashable, Sendable, CaseIterable {
     case hmacSHA1_96 = 1
     case hmacSHA256_128 = 2
 
+    /// RFC 6830's 16-bit Key ID for this algorithm (RFC 9301's Key ID 0 and this Algorithm ID).
     public var keyID: UInt16 { rawValue }
+
+    /// The name RFC 9301 §12.5 gives it, less the "-None" KDF suffix.
+    public var name: String { self == .hmacSHA1_96 ? "hmac-sha-1-96" : "hmac-sha-256-128" }
+
+    /// An algorithm by the names operators write: the registry's names with or without "-None"
+    /// and the hyphen after "sha" (`hmac-sha-256-128`, `HMAC-SHA-256-128-None`, `hmac-sha256-128`),
+    /// the hash alone (`sha1`, `sha-256`, `sha256`; `sha2` as Cisco's `hash-function sha2`), or
+    /// the number (`1`, `2`). Case does not matter. Nil for anything else (0 "None" included).
+    public init?(name: String) {
+        var text = name.lowercased()
+        if text.hasSuffix("-none") { text.removeLast(5) }
+        switch text {
+        case "1", "sha1", "sha-1", "hmac-sha1", "hmac-sha-1", "hmac-sha1-96", "hmac-sha-1-96": self = .hmacSHA1_96
+        case "2", "sha2", "sha256", "sha-256", "hmac-sha256", "hmac-sha-256", "hmac-sha256-128", "hmac-sha-256-128":
+            self = .hmacSHA256_128
+        default: return nil
+        }
+    }
 
     /// The truncated MAC the algorithm's name gives (96 or 128 bits).
     public var truncatedLength: Int { self == .hmacSHA1_96 ? 12 : 16 }
@@ -35,31 +56,41 @@ public enum AuthenticationAlgorithm: UInt16, Hashable, Sendable, CaseIterable {
     }
 }
 
-/// A Map-Server's shared key: the algorithm (so the key id) and the secret, the configured password
-/// as bytes (implementations take the password's bytes as the HMAC key, as `init(password:)` does).
+/// A Map-Server's shared key: the algorithm, RFC 9301's Key ID and the secret, the configured
+/// password as bytes (implementations take the password's bytes as the HMAC key, as
+/// `init(password:)` does).
 public struct AuthenticationKey: Hashable, Sendable {
     public var algorithm: AuthenticationAlgorithm
+    /// RFC 9301 §5.6's Key ID: "a key-id value that identifies a pre-shared secret between an ETR
+    /// and a Map-Server", so that a site can rotate between secrets "in a nondisruptive way". It
+    /// names the secret; it changes nothing in the MAC's computation (the Algorithm IDs we support
+    /// have no KDF: per-msg-key = PSK[Key ID], the secret itself). 0 is what RFC 6830 peers send.
+    public var keyID: UInt8
     public var secret: [UInt8]
     /// How many bytes of the HMAC to send: `digestLength` (the default, what deployed map-servers
     /// send and check) or `truncatedLength` (the algorithm's name).
     public var sentLength: Int
 
-    public init(algorithm: AuthenticationAlgorithm, secret: [UInt8], sentLength: Int? = nil) {
+    public init(algorithm: AuthenticationAlgorithm, keyID: UInt8 = 0, secret: [UInt8], sentLength: Int? = nil) {
         self.algorithm = algorithm
+        self.keyID = keyID
         self.secret = secret
         self.sentLength = sentLength ?? algorithm.digestLength
     }
 
-    public init(algorithm: AuthenticationAlgorithm, password: String, sentLength: Int? = nil) {
-        self.init(algorithm: algorithm, secret: Array(password.utf8), sentLength: sentLength)
+    public init(algorithm: AuthenticationAlgorithm, keyID: UInt8 = 0, password: String, sentLength: Int? = nil) {
+        self.init(algorithm: algorithm, keyID: keyID, secret: Array(password.utf8), sentLength: sentLength)
     }
+
+    /// The 16 bits on the wire before the Authentication Data Length: Key ID, then Algorithm ID
+    /// (RFC 9301 §5.6's figure).
+    public var field: UInt16 { UInt16(keyID) << 8 | algorithm.rawValue }
 }
 
 extension AuthenticationKey: CustomStringConvertible {
     /// The algorithm and sizes, never the secret (keys end up in logs and `show` output otherwise).
     public var description: String {
-        let name = algorithm == .hmacSHA1_96 ? "hmac-sha-1-96" : "hmac-sha-256-128"
-        return "\(name) (key id \(algorithm.keyID), \(secret.count)-byte secret, sends \(sentLength) bytes)"
+        "\(algorithm.name) (algorithm id \(algorithm.rawValue), key id \(keyID), \(secret.count)-byte secret, sends \(sentLength) bytes)"
     }
 }
 
@@ -69,7 +100,8 @@ public enum AuthenticationError: Error, Hashable, Sendable {
     /// Not a Map-Register, Map-Notify or Map-Notify-Ack (no authentication field), or shorter than
     /// its header, or its Authentication Data runs past the end.
     case malformed
-    /// The Key ID is not the one configured for the peer (0 = unauthenticated included).
+    /// The Key ID and Algorithm ID (the 16-bit field, RFC 9301 §5.6) are not the ones configured
+    /// for the peer (Algorithm ID 0 = unauthenticated included).
     case wrongKeyID(UInt16)
     /// The Authentication Data Length is not one the key's algorithm produces.
     case wrongLength(UInt16)
@@ -102,11 +134,11 @@ public enum ControlAuthentication {
         return (keyID, dataOffset..<dataOffset + length)
     }
 
-    /// Writes the MAC into an encoded message whose Key ID is `key`'s and whose Authentication Data
+    /// Writes the MAC into an encoded message whose Key ID and Algorithm ID are `key`'s and whose Authentication Data
     /// field (of `key.sentLength` bytes) is there, its contents ignored.
     public static func sign(_ message: inout [UInt8], key: AuthenticationKey) throws(AuthenticationError) {
         let (keyID, range) = try field(message)
-        guard keyID == key.algorithm.keyID else { throw .wrongKeyID(keyID) }
+        guard keyID == key.field else { throw .wrongKeyID(keyID) }
         guard range.count == key.sentLength, key.algorithm.accepts(length: range.count) else {
             throw .wrongLength(UInt16(range.count))
         }
@@ -119,7 +151,7 @@ public enum ControlAuthentication {
     /// wrong length and a bad MAC; the comparison takes the same time wherever the MAC differs.
     public static func verify(_ message: [UInt8], key: AuthenticationKey) throws(AuthenticationError) {
         let (keyID, range) = try field(message)
-        guard keyID == key.algorithm.keyID else { throw .wrongKeyID(keyID) }
+        guard keyID == key.field else { throw .wrongKeyID(keyID) }
         guard key.algorithm.accepts(length: range.count) else { throw .wrongLength(UInt16(range.count)) }
         var zeroed = message
         for i in range { zeroed[i] = 0 }
@@ -138,12 +170,12 @@ public enum ControlAuthentication {
 }
 
 extension MapRegister {
-    /// The message with Key ID and Authentication Data computed with `key` (the model's own key id
-    /// and authentication data are replaced).
+    /// The message with Key ID, Algorithm ID and Authentication Data computed with `key` (the
+    /// model's own 16-bit `keyID` and authentication data are replaced).
     public func encoded(authenticatingWith key: AuthenticationKey) throws -> [UInt8] {
         guard key.algorithm.accepts(length: key.sentLength) else { throw AuthenticationError.badSentLength(key.sentLength) }
         var copy = self
-        copy.keyID = key.algorithm.keyID
+        copy.keyID = key.field
         copy.authenticationData = [UInt8](repeating: 0, count: key.sentLength)
         var bytes = try ControlMessage.mapRegister(copy).encoded()
         try ControlAuthentication.sign(&bytes, key: key)
@@ -156,7 +188,7 @@ extension MapNotify {
     public func encoded(authenticatingWith key: AuthenticationKey, acknowledgement: Bool = false) throws -> [UInt8] {
         guard key.algorithm.accepts(length: key.sentLength) else { throw AuthenticationError.badSentLength(key.sentLength) }
         var copy = self
-        copy.keyID = key.algorithm.keyID
+        copy.keyID = key.field
         copy.authenticationData = [UInt8](repeating: 0, count: key.sentLength)
         var bytes = try (acknowledgement ? ControlMessage.mapNotifyAck(copy) : .mapNotify(copy)).encoded()
         try ControlAuthentication.sign(&bytes, key: key)

@@ -66,6 +66,14 @@ public struct MapRequestLimiter: Sendable {
         return true
     }
 
+    /// The earliest time `mayRequest` would allow `destination` (the interval after the last
+    /// request, or the back-off after ten); nil when it is not tracked (allowed, if there is room).
+    /// For callers that must not lose a request the limit holds back (an SMR, RFC 9301 §6.1).
+    public func allowedAt(_ destination: EIDPrefix) -> Double? {
+        guard let state = states[destination] else { return nil }
+        return state.lastSent + (state.sent >= timers.retransmits ? timers.backOff : timers.interval)
+    }
+
     /// A Map-Reply answered `destination`: the retransmission series is over (no 30 s back-off
     /// is due), but the once-a-second limit still holds — RFC 9301 §5.3 puts it on the EID-prefix,
     /// answered or not. Forgetting the prefix here let a site whose packets keep arriving from an

@@ -6,16 +6,22 @@
 public struct AddMapServerParams: Codable, Sendable, Equatable {
     public var address: String
     public var key: String
-    /// 1 = HMAC-SHA-1-96, 2 = HMAC-SHA-256-128 (RFC 9301 §5.6); nil means 2.
+    /// With `algorithm`: RFC 9301 §5.6's Key ID, 0–255, which pre-shared secret (nil means 0).
+    /// Without it, RFC 6830's meaning, as before RFC 9301 split the field: 1 = HMAC-SHA-1-96,
+    /// 2 = HMAC-SHA-256-128 (nil means 2), with Key ID 0. Saved files always carry `algorithm`.
     public var keyID: Int?
+    /// The MAC algorithm (RFC 9301 §12.5) by name or number: "hmac-sha-1-96", "hmac-sha-256-128"
+    /// (also "sha1", "sha256", "HMAC-SHA-256-128-None", "1", "2"; `AuthenticationAlgorithm(name:)`).
+    public var algorithm: String?
 
-    public init(address: String, key: String, keyID: Int? = nil) {
+    public init(address: String, key: String, keyID: Int? = nil, algorithm: String? = nil) {
         self.address = address
         self.key = key
         self.keyID = keyID
+        self.algorithm = algorithm
     }
 
-    private enum CodingKeys: String, CodingKey { case address, key, keyID = "key_id" }
+    private enum CodingKeys: String, CodingKey { case address, key, keyID = "key_id", algorithm }
 }
 
 /// Params of del-map-server, add-map-resolver and del-map-resolver.

@@ -49,10 +49,14 @@ public struct ShowLISPReport: Codable, Sendable, Equatable {
     }
 }
 
-/// One map-server: its key id (never the key) and how registration with it goes.
+/// One map-server: its Key ID and algorithm (never the key) and how registration with it goes.
 public struct MapServerReport: Codable, Sendable, Equatable {
     public var address: String
+    /// RFC 9301 §5.6's Key ID (0–255): which pre-shared secret.
     public var keyID: Int
+    /// RFC 9301 §12.5's Algorithm ID (1 HMAC-SHA-1-96, 2 HMAC-SHA-256-128) and its name.
+    public var algorithmID: Int
+    public var algorithm: String
     /// "registering", "registered" or "idle"; nil while the control plane has not reported.
     public var state: String?
     /// Seconds since the last authenticated Map-Notify.
@@ -61,11 +65,13 @@ public struct MapServerReport: Codable, Sendable, Equatable {
     public var notifiesAccepted: UInt64
 
     public init(
-        address: String, keyID: Int, state: String? = nil, lastNotifyAge: Double? = nil, registersSent: UInt64 = 0,
-        notifiesAccepted: UInt64 = 0
+        address: String, keyID: Int = 0, algorithmID: Int = 2, algorithm: String = "hmac-sha-256-128", state: String? = nil,
+        lastNotifyAge: Double? = nil, registersSent: UInt64 = 0, notifiesAccepted: UInt64 = 0
     ) {
         self.address = address
         self.keyID = keyID
+        self.algorithmID = algorithmID
+        self.algorithm = algorithm
         self.state = state
         self.lastNotifyAge = lastNotifyAge
         self.registersSent = registersSent
@@ -73,7 +79,7 @@ public struct MapServerReport: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case address, keyID = "key_id", state, lastNotifyAge = "last_notify_age", registersSent = "registers_sent"
+        case address, keyID = "key_id", algorithmID = "algorithm_id", algorithm, state, lastNotifyAge = "last_notify_age", registersSent = "registers_sent"
         case notifiesAccepted = "notifies_accepted"
     }
 }

@@ -20,7 +20,7 @@ func formatLISPControl(_ report: ShowLISPReport, indent: String) -> String {
     }
     for server in report.mapServers {
         out += item + "Map-Server \(server.address)\n"
-        out += detail + "key id: \(server.keyID) (\(server.keyID == 1 ? "hmac-sha-1-96" : "hmac-sha-256-128"))\n"
+        out += detail + "key id: \(server.keyID), algorithm: \(server.algorithm) (\(server.algorithmID))\n"
         if let state = server.state {
             var line = detail + "state: \(state)"
             if let age = server.lastNotifyAge { line += " (last Map-Notify \(Int(age.rounded(.down)))s ago)" }

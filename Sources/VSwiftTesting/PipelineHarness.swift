@@ -122,8 +122,8 @@ public final class PipelineHarness {
     /// Frames that reached the output port with a TX metadata checksum request, which this harness
     /// completed.
     public private(set) var checksumsCompleted = 0
-    static let nextHopMAC: UInt64 = 0x0200_0000_0002
-    static let deviceMAC: UInt64 = 0x0200_0000_0001
+    package static let nextHopMAC: UInt64 = 0x0200_0000_0002
+    package static let deviceMAC: UInt64 = 0x0200_0000_0001
 
     /// The outer headers this harness's tunnel uses, from `remoteRLOC` to `localRLOC` (for
     /// building decapsulation input).

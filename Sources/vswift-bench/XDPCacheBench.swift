@@ -9,7 +9,7 @@ import VSwiftTesting
 /// The XDP flow cache's cost per frame, measured by the kernel with BPF_PROG_RUN (`repeat`, no live
 /// frames: the program runs on a copy of the frame; a redirect's transmit is not included): the
 /// miss path with the cache off and on (k masks scanned), a p2p hit, a hit among 1M installed
-/// entries, a hit with rewrites, a LISP encapsulation.
+/// entries, a hit with rewrites, a LISP encapsulation, a LISP decapsulation (XDPCacheBench+Decap.swift).
 struct XDPCacheBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xdp-cache", abstract: "ns per frame of the XDP flow cache (BPF_PROG_RUN with repeat): misses, hits, 1M entries.")
@@ -98,6 +98,7 @@ struct XDPCacheBench: ParsableCommand {
         let large6 = Build.ipv4UDP(src: 40000, dst: 4789, [UInt8](repeating: 0xab, count: 1400))
         try measureOneByOne("hit LISP encap (IPv6 outer), 1442-byte frame", program, large6, masks: 1, entries: 1)
         try small.removeAll()
+        try measureDecap(object: object, inner: frame)
 
         // A large table: 5-tuple megaflows (in_port, addresses, protocol, ports), one hot flow.
         let large = try XDPFlowCache(capacity: entries, portSlots: 16)

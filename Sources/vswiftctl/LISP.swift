@@ -11,21 +11,29 @@ struct AddMapServer: ParsableCommand {
         discussion: """
             vswiftd sends a Map-Register to every map-server every 60 s and on every change, \
             authenticated with the key (kept in vswiftd's configuration file, never shown). \
-            Key id 1 is HMAC-SHA-1-96, 2 (the default) HMAC-SHA-256-128.
+            --algorithm is hmac-sha-256-128 (the default; also sha256 or 2) or hmac-sha-1-96 \
+            (sha1 or 1); with it, --key-id is RFC 9301's Key ID, 0 (the default) to 255, which \
+            names the secret shared with the map-server. Without --algorithm, --key-id keeps its \
+            RFC 6830 meaning: 1 is HMAC-SHA-1-96, 2 HMAC-SHA-256-128, with Key ID 0.
             """)
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The map-server's IPv4 or IPv6 address.") var address: String
     @Option(help: "The key shared with the map-server (its password).") var key: String
-    @Option(help: "1 (HMAC-SHA-1-96) or 2 (HMAC-SHA-256-128).") var keyId: Int = 2
+    @Option(help: "hmac-sha-256-128 (default) or hmac-sha-1-96 (RFC 9301 §12.5; also sha256, sha1, 2, 1).") var algorithm: String?
+    @Option(help: "With --algorithm: RFC 9301's Key ID, 0-255 (default 0). Without: 1 (HMAC-SHA-1-96) or 2 (HMAC-SHA-256-128).")
+    var keyId: Int?
 
     func validate() throws {
-        guard keyId == 1 || keyId == 2 else { throw ValidationError("--key-id must be 1 (HMAC-SHA-1-96) or 2 (HMAC-SHA-256-128)") }
+        if algorithm == nil, let keyId, keyId != 1 && keyId != 2 {
+            throw ValidationError("--key-id without --algorithm must be 1 (HMAC-SHA-1-96) or 2 (HMAC-SHA-256-128)")
+        }
+        if algorithm != nil, let keyId, !(0...255).contains(keyId) { throw ValidationError("--key-id must be from 0 to 255") }
         guard !key.isEmpty else { throw ValidationError("--key must not be empty") }
     }
 
     func run() throws {
-        try global.call(.addMapServer, AddMapServerParams(address: address, key: key, keyID: keyId))
+        try global.call(.addMapServer, AddMapServerParams(address: address, key: key, keyID: keyId, algorithm: algorithm))
     }
 }
 

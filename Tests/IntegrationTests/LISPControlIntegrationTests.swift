@@ -43,16 +43,24 @@ struct LISPControlIntegrationTests {
         // The test's map-server: a UDP socket on 4342 in its own namespace.
         let listener = try UDPSocket(namespace: server, bindPort: 4342)
         let daemon = try Daemon(namespace: ns)
-        for (keyID, algorithm) in [("1", AuthenticationAlgorithm.hmacSHA1_96), ("2", .hmacSHA256_128)] {
-            try daemon.ctl("add-map-server", "10.217.0.2", "--key", "lc-key-\(keyID)", "--key-id", keyID)
+        // RFC 6830's key ids 1 and 2 (the algorithm, Key ID 0), and RFC 9301's Key ID 5 with an
+        // algorithm by name: the Map-Register carries Key ID and Algorithm ID (§5.6).
+        let cases: [(keyID: String, arguments: [String], key: AuthenticationKey)] = [
+            ("1", ["--key-id", "1"], AuthenticationKey(algorithm: .hmacSHA1_96, password: "lc-key-1")),
+            ("2", ["--key-id", "2"], AuthenticationKey(algorithm: .hmacSHA256_128, password: "lc-key-2")),
+            ("5", ["--algorithm", "HMAC-SHA-256-128", "--key-id", "5"], AuthenticationKey(algorithm: .hmacSHA256_128, keyID: 5, password: "lc-key-5")),
+        ]
+        for (keyID, arguments, key) in cases {
+            let algorithm = key.algorithm
+            try run([Paths.vswiftctl, "--socket", daemon.socketPath, "add-map-server", "10.217.0.2", "--key", "lc-key-\(keyID)"] + arguments)
             if keyID == "1" { try daemon.ctl("add-eid", "1000", "10.1.0.0/16") }
             let datagrams = listener.receiveAll(idleTimeout: 3)
             var verified = 0
             for datagram in datagrams {
                 // Retransmissions to the previous key may still arrive.
-                guard case .mapRegister(let register) = try ControlMessage.decode(datagram), register.keyID == algorithm.keyID else { continue }
+                guard case .mapRegister(let register) = try ControlMessage.decode(datagram), register.keyID == key.field else { continue }
                 #expect(register.wantMapNotify)
-                #expect(throws: Never.self) { try ControlAuthentication.verify(datagram, key: AuthenticationKey(algorithm: algorithm, password: "lc-key-\(keyID)")) }
+                #expect(throws: Never.self) { try ControlAuthentication.verify(datagram, key: key) }
                 #expect(throws: AuthenticationError.self) { try ControlAuthentication.verify(datagram, key: AuthenticationKey(algorithm: algorithm, password: "wrong")) }
                 // The EID, with the default RLOC: the address toward the map-server.
                 let record = try #require(register.records.first)
@@ -63,6 +71,17 @@ struct LISPControlIntegrationTests {
             #expect(verified >= 1, "key id \(keyID): \(datagrams.count) datagram(s), none a verified Map-Register; log: \(daemon.log.suffix(2000))")
             try daemon.ctl("del-map-server", "10.217.0.2")
         }
+        // The map-server deleted last is told at once (RFC 9301 §5.6, §8.2: Record TTL 0, M clear),
+        // authenticated with its Key ID 5, instead of keeping the EID for three minutes.
+        let key5 = AuthenticationKey(algorithm: .hmacSHA256_128, keyID: 5, password: "lc-key-5")
+        let withdrawals = try listener.receiveAll(idleTimeout: 3).filter { datagram in
+            guard case .mapRegister(let register) = try ControlMessage.decode(datagram), register.keyID == key5.field,
+                  !register.records.isEmpty, register.records.allSatisfy({ $0.ttl == 0 }) else { return false }
+            #expect(!register.wantMapNotify)
+            #expect(throws: Never.self) { try ControlAuthentication.verify(datagram, key: key5) }
+            return true
+        }
+        #expect(withdrawals.count == 1, "log: \(daemon.log.suffix(2000))")
         let report = try daemon.ctl("show-lisp").stdout
         #expect(report.contains("sent: ") && report.contains("map-register="), "\(report)")
         #expect(!daemon.log.contains("lc-key-"))
@@ -92,11 +111,11 @@ struct LISPControlIntegrationTests {
         let refused = try daemon.ctl("add-eid", "1000", "10.1.0.0/16", check: false)
         #expect(refused.status == 1 && refused.stderr.contains("is already a local EID"))
         let bad = try daemon.ctl("add-map-server", "10.216.0.3", "--key", "k", "--key-id", "3", check: false)
-        #expect(bad.status != 0 && bad.stderr.contains("--key-id must be 1"))
+        #expect(bad.status != 0 && bad.stderr.contains("--key-id without --algorithm must be 1"))
 
         let text = try daemon.ctl("show-lisp").stdout
         #expect(text.hasPrefix("LISP control: udp port \(port), IPv4 and IPv6\n"), "\(text)")
-        #expect(text.contains("    Map-Server 10.216.0.2\n        key id: 1 (hmac-sha-1-96)\n"))
+        #expect(text.contains("    Map-Server 10.216.0.2\n        key id: 0, algorithm: hmac-sha-1-96 (1)\n"))
         #expect(text.contains("    Map-Resolver 10.216.0.2\n"))
         // The default RLOC: the address the route toward the map-server leaves from.
         #expect(text.contains("    EID [1000] 10.1.0.0/16\n        rloc 10.216.0.1 priority 1 weight 100 (the host's address toward a map-server)\n"), "\(text)")
@@ -114,7 +133,7 @@ struct LISPControlIntegrationTests {
         #expect(try !portHeld(port, namespace: ns))
         let again = try Daemon(namespace: ns, freshConfiguration: false, extraArguments: ["--lisp-control-port", "\(port)"])
         #expect(try portHeld(port, namespace: ns))
-        #expect(try again.ctl("show-lisp").stdout.contains("    Map-Server 10.216.0.2\n        key id: 1 (hmac-sha-1-96)\n"))
+        #expect(try again.ctl("show-lisp").stdout.contains("    Map-Server 10.216.0.2\n        key id: 0, algorithm: hmac-sha-1-96 (1)\n"))
 
         // The socket closes with the last item.
         try again.ctl("del-map-server", "10.216.0.2")

@@ -79,7 +79,7 @@ import VSwiftProtocol
         #expect(message(await h.call("del-map-cache", eid(7, "10.3.0.0/16")))?.contains("is not in the static map-cache") == true)
 
         let report = try await h.ok("show-lisp").decode(ShowLISPReport.self)
-        #expect(report.mapServers == [MapServerReport(address: "192.0.2.1", keyID: 2)])
+        #expect(report.mapServers == [MapServerReport(address: "192.0.2.1", keyID: 0, algorithmID: 2)])
         #expect(report.mapResolvers == ["2001:db8::1"])
         #expect(report.localEIDs.map(\.prefix) == ["10.1.0.0/16", "10.1.0.0/16"])
         #expect(report.localEIDs.map(\.instanceID) == [7, 8])
@@ -132,8 +132,8 @@ import VSwiftProtocol
         let saved = try #require(try store.load())
         #expect(saved.lisp == LISPSavedConfig(
             mapServers: [
-                AddMapServerParams(address: "192.0.2.1", key: Self.key, keyID: 1),
-                AddMapServerParams(address: "2001:db8::5", key: Self.key, keyID: 2),
+                AddMapServerParams(address: "192.0.2.1", key: Self.key, keyID: 0, algorithm: "hmac-sha-1-96"),
+                AddMapServerParams(address: "2001:db8::5", key: Self.key, keyID: 0, algorithm: "hmac-sha-256-128"),
             ],
             mapResolvers: ["192.0.2.1"],
             localEIDs: [
@@ -153,7 +153,8 @@ import VSwiftProtocol
         }
         let report = try await h.ok("show-lisp").decode(ShowLISPReport.self)
         #expect(!formatShowLISP(report).contains(Self.key))
-        #expect(report.mapServers.map(\.keyID) == [1, 2])
+        #expect(report.mapServers.map(\.keyID) == [0, 0])
+        #expect(report.mapServers.map(\.algorithmID) == [1, 2])
         // `show` carries the same configuration (issue 16: "shown by `show`"), key ids, never keys.
         let shown = try await h.ok("show").decode(ShowReport.self)
         let section = try #require(shown.lisp)
@@ -162,7 +163,7 @@ import VSwiftProtocol
         let shownText = formatShow(shown)
         #expect(!shownText.contains(Self.key))
         #expect(shownText.contains("\n    LISP control: "))
-        #expect(shownText.contains("        Map-Server 192.0.2.1\n            key id: 1 (hmac-sha-1-96)\n"))
+        #expect(shownText.contains("        Map-Server 192.0.2.1\n            key id: 0, algorithm: hmac-sha-1-96 (1)\n"))
         #expect(shownText.contains("        EID [1000] 10.1.0.0/16\n            rloc 192.0.2.10 priority 2 weight 50\n"))
         #expect(shownText.contains("        Map-Cache: 1 static entry (show-lisp lists them)\n"))
 

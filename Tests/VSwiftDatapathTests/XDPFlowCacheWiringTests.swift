@@ -197,7 +197,7 @@ import VSwiftTesting
 /// folded + the worker's for the frames XDP left to it) equal those with it off.
 /// Covers: megaflow computation, translation, install, revalidation, counter folding, and the
 /// program's actions. Not covered here: the worker's hand-over ring under load (see
-/// XDPFlowCacheIntegrationTests), LISP encapsulation (not wired).
+/// XDPFlowCacheIntegrationTests), LISP encapsulation (XDPFlowCacheLISPEquivalenceTests).
 @Suite(.serialized) struct XDPFlowCacheEquivalenceTests {
     static let matches = ["", "ip", "ipv6", "tcp", "udp", "arp", "in_port=1", "in_port=1,ip", "ip,nw_src=0.0.0.0/1",
                           "ip,nw_dst=128.0.0.0/1", "tcp,tp_dst=0x0/0x1", "udp,tp_src=0x1/0x1",

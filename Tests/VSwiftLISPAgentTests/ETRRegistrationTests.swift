@@ -79,7 +79,7 @@ import VSwiftPacket
         let forged = try World.notify(acknowledging: second, key: AuthenticationKey(algorithm: .hmacSHA256_128, password: "guess"))
         let result14 = plane.receive(forged, from: World.mapServer, sourcePort: 4342, now: 1.1)
         #expect(result14.isEmpty)
-        // Wrong key id (SHA-1 with the right password).
+        // Wrong Algorithm ID (SHA-1 with the right password): refused as a key id mismatch.
         let wrongID = try World.notify(acknowledging: second, key: AuthenticationKey(algorithm: .hmacSHA1_96, password: "site-secret"))
         let result15 = plane.receive(wrongID, from: World.mapServer, sourcePort: 4342, now: 1.1)
         #expect(result15.isEmpty)
@@ -92,7 +92,8 @@ import VSwiftPacket
         let result17 = plane.receive(try World.notify(acknowledging: first), from: World.mapServer, sourcePort: 4342, now: 1.2)
         #expect(result17.isEmpty)
         let report = plane.report(now: 2)
-        #expect(report.refused["authentication"] == 3)
+        #expect(report.refused["authentication"] == 2)
+        #expect(report.refused["key_id"] == 1)
         #expect(report.refused["nonce"] == 1)
         #expect(report.received["map-notify"] == 0)
         #expect(report.registrations.first?.state == .registering)
@@ -137,11 +138,11 @@ import VSwiftPacket
         let moved = plane.apply(World.site(eid: "10.1.0.0/16", rloc: World.rlocB), localRLOCs: [World.rlocB], now: 3)
         #expect(try moved.map { try World.register($0).records.first?.locators.first?.address } == [LISPAddress(World.rlocB)])
         #expect(plane.report(now: 3).registrations.first?.state == .registering)
-        // No local EIDs: idle, nothing sent.
+        // No local EIDs: idle; what was registered is withdrawn (Record TTL 0, DeregistrationTests).
         var empty = World.site(eid: "10.1.0.0/16", rloc: World.rlocA)
         empty.localEIDs = []
         let result21 = plane.apply(empty, localRLOCs: [World.rlocA], now: 4)
-        #expect(result21.isEmpty)
+        #expect(try result21.map { try World.register($0).records.map(\.ttl) } == [[0]])
         #expect(plane.report(now: 4).registrations.first?.state == .idle)
         let result22 = plane.tick(now: 100)
         #expect(result22.isEmpty)

@@ -105,13 +105,19 @@ import VSwiftPacket
 
     @Test func repliesAreRateLimitedWhateverTheRequestRate() throws {
         var plane = etr()
-        let bytes = try ControlMessage.mapRequest(request("10.1.7.7")).encoded()
+        // From 1,000 ITR-RLOCs (each within its own per-destination share): the global budget.
+        func bytes(_ i: Int) throws -> [UInt8] {
+            var asking = request("10.1.7.7")
+            asking.itrRLOCs = [LISPAddress(IPAddress(ipv4: 0xcb00_7100 &+ UInt32(i) << 8))]
+            return try ControlMessage.mapRequest(asking).encoded()
+        }
         var sent = 0
-        for _ in 0..<1000 { sent += plane.receive(bytes, from: Self.itrRLOC, sourcePort: 4342, now: 5).count }
+        for i in 0..<1000 { sent += plane.receive(try bytes(i), from: Self.itrRLOC, sourcePort: 4342, now: 5).count }
         #expect(sent == 200)
         #expect(plane.report(now: 5).refused["rate_limited"] == 800)
+        #expect(plane.report(now: 5).refused["destination_rate_limited"] == 0)
         // The budget refills with time.
-        let result7 = plane.receive(bytes, from: Self.itrRLOC, sourcePort: 4342, now: 5.5)
+        let result7 = plane.receive(try bytes(999), from: Self.itrRLOC, sourcePort: 4342, now: 5.5)
         #expect(result7.count == 1)
     }
 }

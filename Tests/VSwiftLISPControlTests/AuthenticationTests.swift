@@ -105,7 +105,7 @@ struct AuthenticationTests {
 
     @Test func keysNeverPrintTheirSecret() {
         let key = AuthenticationKey(algorithm: .hmacSHA256_128, password: "s3cret-s3cret")
-        #expect(key.description == "hmac-sha-256-128 (key id 2, 13-byte secret, sends 32 bytes)")
+        #expect(key.description == "hmac-sha-256-128 (algorithm id 2, key id 0, 13-byte secret, sends 32 bytes)")
         #expect(!String(reflecting: key).contains("s3cret"))
         #expect(!"\(key)".contains("115")) // no byte values either ("s" is 115)
     }

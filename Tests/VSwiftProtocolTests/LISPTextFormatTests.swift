@@ -19,6 +19,8 @@ import Testing
             == #"{"instance_id":1000,"prefix":"10.1.0.0/16","rlocs":[{"address":"192.0.2.1","priority":1}]}"#)
         let server = try JSONValue(encoding: AddMapServerParams(address: "192.0.2.1", key: "k", keyID: 1))
         #expect(String(decoding: server.jsonText(), as: UTF8.self) == #"{"address":"192.0.2.1","key":"k","key_id":1}"#)
+        let named = try JSONValue(encoding: AddMapServerParams(address: "192.0.2.1", key: "k", keyID: 7, algorithm: "hmac-sha-1-96"))
+        #expect(String(decoding: named.jsonText(), as: UTF8.self) == #"{"address":"192.0.2.1","algorithm":"hmac-sha-1-96","key":"k","key_id":7}"#)
         #expect(ControlMethod(rawValue: "add-map-server")?.changesConfiguration == true)
         #expect(ControlMethod(rawValue: "show-lisp")?.changesConfiguration == false)
         #expect(ControlMethod.allCases.filter(\.isLISPChange).map(\.rawValue) == [
@@ -31,8 +33,8 @@ import Testing
         let report = ShowLISPReport(
             controlPort: 4342,
             mapServers: [
-                MapServerReport(address: "192.0.2.1", keyID: 2, state: "registered", lastNotifyAge: 12.7, registersSent: 5, notifiesAccepted: 4),
-                MapServerReport(address: "2001:db8::1", keyID: 1),
+                MapServerReport(address: "192.0.2.1", keyID: 0, state: "registered", lastNotifyAge: 12.7, registersSent: 5, notifiesAccepted: 4),
+                MapServerReport(address: "2001:db8::1", keyID: 7, algorithmID: 1, algorithm: "hmac-sha-1-96"),
             ],
             mapResolvers: ["192.0.2.1"],
             localEIDs: [
@@ -46,10 +48,10 @@ import Testing
         #expect(formatShowLISP(report) == """
             LISP control: udp port 4342, IPv4 and IPv6
                 Map-Server 192.0.2.1
-                    key id: 2 (hmac-sha-256-128)
+                    key id: 0, algorithm: hmac-sha-256-128 (2)
                     state: registered (last Map-Notify 12s ago), registers sent 5, notifies accepted 4
                 Map-Server 2001:db8::1
-                    key id: 1 (hmac-sha-1-96)
+                    key id: 7, algorithm: hmac-sha-1-96 (1)
                 Map-Resolver 192.0.2.1
                 EID [1000] 10.1.0.0/16
                     rloc 192.0.2.10 priority 1 weight 100 (the host's address toward a map-server)
@@ -75,7 +77,7 @@ import Testing
     @Test func showCarriesTheLISPSection() throws {
         var lisp = ShowLISPReport(
             controlPort: 4342,
-            mapServers: [MapServerReport(address: "192.0.2.1", keyID: 1, state: "registered", lastNotifyAge: 3.2, registersSent: 2, notifiesAccepted: 2)],
+            mapServers: [MapServerReport(address: "192.0.2.1", keyID: 0, algorithmID: 1, algorithm: "hmac-sha-1-96", state: "registered", lastNotifyAge: 3.2, registersSent: 2, notifiesAccepted: 2)],
             mapResolvers: ["192.0.2.1"],
             localEIDs: [LocalEIDReport(instanceID: 1000, prefix: "10.1.0.0/16", rlocs: [RLOCReport(address: "192.0.2.10", priority: 1, weight: 100)])])
         lisp.staticMapCacheCount = 100_000
@@ -88,7 +90,7 @@ import Testing
                 Underlay "eth0"
                 LISP control: udp port 4342, IPv4 and IPv6
                     Map-Server 192.0.2.1
-                        key id: 1 (hmac-sha-1-96)
+                        key id: 0, algorithm: hmac-sha-1-96 (1)
                         state: registered (last Map-Notify 3s ago), registers sent 2, notifies accepted 2
                     Map-Resolver 192.0.2.1
                     EID [1000] 10.1.0.0/16
