@@ -308,6 +308,7 @@ static __always_inline int vsfc_expressible(struct xdp_md *ctx, struct vswift_fc
     int more_tags = loc->more_tags;
     int ip = loc->ip_version;
     __u32 n = e->op_count;
+    __s64 output = -1;
 
     for (__u32 i = 0; i < VSWIFT_FC_MAX_OPS; i++) {
         if (i >= n)
@@ -365,8 +366,11 @@ static __always_inline int vsfc_expressible(struct xdp_md *ctx, struct vswift_fc
                 return 0;
             break;
         }
-        case VSWIFT_FC_OP_NONE:
         case VSWIFT_FC_OP_OUTPUT:
+            if (output < 0)
+                output = op->arg32; /* the first ends the list (vsfc_run) */
+            break;
+        case VSWIFT_FC_OP_NONE:
         case VSWIFT_FC_OP_DROP:
         case VSWIFT_FC_OP_SET_ETH_SRC:
         case VSWIFT_FC_OP_SET_ETH_DST:
@@ -379,6 +383,12 @@ static __always_inline int vsfc_expressible(struct xdp_md *ctx, struct vswift_fc
             return 0; /* an op this program does not know */
         }
     }
+    /* The output's target is chosen now, before the frame is touched: user space clears the
+     * DEVMAP slot of a device the kernel cannot redirect to (a veth whose peer runs no NAPI),
+     * and the fallback (XDP_PASS, a sentinel) sends the frame to the workers untouched instead
+     * of losing it. vsfc_run's OUTPUT returns XDP_REDIRECT to the target set here. */
+    if (output >= 0 && bpf_redirect_map(&vswift_fc_ports, (__u32)output, XDP_PASS) != XDP_REDIRECT)
+        return 0;
     return 1;
 }
 
@@ -725,7 +735,9 @@ static __always_inline int vsfc_run(struct xdp_md *ctx, struct vswift_fc_entry *
             return XDP_DROP;
         switch (op->kind) {
         case VSWIFT_FC_OP_OUTPUT:
-            return bpf_redirect_map(&vswift_fc_ports, op->arg32, XDP_DROP);
+            /* The target vsfc_expressible's bpf_redirect_map set (the per-CPU redirect state
+             * holds until this program returns). */
+            return XDP_REDIRECT;
         case VSWIFT_FC_OP_DROP:
             return XDP_DROP;
         case VSWIFT_FC_OP_SET_ETH_SRC:

@@ -16,7 +16,8 @@ extension SwitchService {
     func xdpPathCounts(bridge: String) -> [String: XDPPathReport] {
         let report = datapath.xdpFlowCacheReport(bridge: bridge, flows: false)
         guard report.enabled else { return [:] }
-        return Dictionary(report.ports.map { ($0.name, XDPPathReport($0.counters)) }, uniquingKeysWith: { first, _ in first })
+        return Dictionary(report.ports.map { ($0.name, XDPPathReport($0.counters, redirectProblem: $0.redirectProblem)) },
+                          uniquingKeysWith: { first, _ in first })
     }
 }
 
@@ -26,8 +27,8 @@ extension DatapathControl {
 }
 
 extension XDPPathReport {
-    public init(_ c: XDPFlowCacheReport.PathCounters) {
-        self.init(hits: c.hits, misses: c.misses, punted: c.punted, failed: c.failed)
+    public init(_ c: XDPFlowCacheReport.PathCounters, redirectProblem: String? = nil) {
+        self.init(hits: c.hits, misses: c.misses, punted: c.punted, failed: c.failed, redirectProblem: redirectProblem)
     }
 }
 
@@ -42,7 +43,8 @@ extension XDPCacheReport {
         self.init(
             enabled: true, entries: s.entries, capacity: s.capacity, masks: s.masks, maxMasks: s.maxMasks, installed: s.installed,
             refused: s.refused, removed: s.removed, totals: XDPPathReport(r.totals),
-            ports: r.ports.map { XDPCachePortEntry(bridge: $0.bridge, name: $0.name, path: XDPPathReport($0.counters)) },
+            ports: r.ports.map { XDPCachePortEntry(bridge: $0.bridge, name: $0.name,
+                                                  path: XDPPathReport($0.counters, redirectProblem: $0.redirectProblem)) },
             flows: r.flows.map { flow in
                 XDPCacheFlowEntry(
                     bridge: flow.bridge, match: flow.match,

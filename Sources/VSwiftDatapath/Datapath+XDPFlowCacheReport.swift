@@ -10,7 +10,7 @@ extension Datapath {
             entries: flowCacheInstaller.entryCount, capacity: flowCacheInstaller.cache.capacity,
             masks: flowCacheInstaller.cache.maskCount, installed: s.installed,
             refused: ["stale": s.stale, "duplicate": s.duplicate, "not_cacheable": s.notCacheable,
-                      "untranslatable": s.untranslatable, "full": s.refusedFull, "no_mask": s.refusedNoMask,
+                      "untranslatable": s.untranslatable, "redirect_unsupported": s.redirectUnsupported, "full": s.refusedFull, "no_mask": s.refusedNoMask,
                       "failed": s.failed].filter { $0.value > 0 },
             removed: ["changed": s.removed, "idle": s.expired].filter { $0.value > 0 })
         let input = XDPFlowCacheReport.Input(
@@ -22,7 +22,8 @@ extension Datapath {
             },
             ports: ports.map { .init(bridge: $0.bridge, name: $0.name,
                                      counters: .init(hits: $0.statistics.hits, misses: $0.statistics.misses,
-                                                     punted: $0.statistics.punted, failed: $0.statistics.failed)) },
+                                                     punted: $0.statistics.punted, failed: $0.statistics.failed),
+                                     redirectProblem: flowCacheInstaller.redirectProblem($0.slot)) },
             statistics: statistics, now: XDPFlowCacheInstaller.monotonicNanoseconds())
         return XDPFlowCacheReport(input, bridge: bridge, flows: flows)
     }

@@ -828,14 +828,14 @@ public final class Datapath: Sendable {
     /// installed entry with its bridge's name, and each bridge device port's program outcomes.
     /// Empty with the cache off.
     func flowCacheState() -> (entries: [(bridge: String, entry: XDPFlowCacheInstaller.EntrySnapshot)],
-                              ports: [(name: String, bridge: String, statistics: XDPFlowCacheProgram.Statistics)]) {
+                              ports: [(name: String, bridge: String, slot: PortSlot, statistics: XDPFlowCacheProgram.Statistics)]) {
         guard let flowCacheInstaller else { return ([], []) }
         let (names, ports) = state.withLock { s in
             (Dictionary(uniqueKeysWithValues: s.bridges.values.map { ($0.slot.rawValue, $0.name) }),
-             s.ports.values.filter { $0.attachment.kind == .afxdp }.map { ($0.name, $0.bridge, $0.program?.flowCacheStatistics() ?? .init()) })
+             s.ports.values.filter { $0.attachment.kind == .afxdp }.map { ($0.name, $0.bridge, $0.slot, $0.program?.flowCacheStatistics() ?? .init()) })
         }
         let entries = flowCacheInstaller.snapshot().map { (bridge: names[$0.bridge] ?? "", entry: $0) }
-        return (entries, ports.map { (name: $0.0, bridge: $0.1, statistics: $0.2) })
+        return (entries, ports.map { (name: $0.0, bridge: $0.1, slot: $0.2, statistics: $0.3) })
     }
 
     /// Tells the XDP flow cache's installer the bridge's current table and ports (after the

@@ -61,6 +61,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         var duplicate: UInt64 = 0
         var notCacheable: UInt64 = 0
         var untranslatable: UInt64 = 0
+        /// Not cacheable because an output goes to a device the kernel cannot redirect to now.
+        var redirectUnsupported: UInt64 = 0
         var refusedFull: UInt64 = 0
         var refusedNoMask: UInt64 = 0
         var failed: UInt64 = 0
@@ -101,6 +103,10 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     private let lock = NSLock()
     private var bridges: [Int32: Bridge] = [:]
     private var capturing: [PortSlot: Int] = [:]
+    /// Device ports (their DEVMAP slots) and, for those XDP_REDIRECT cannot send to now, why:
+    /// such a port's DEVMAP slot stays empty and no entry outputs to it (`RedirectCapability`).
+    private var devices: [PortSlot: UInt32] = [:]
+    private var redirectProblems: [PortSlot: String] = [:]
     /// Entries per mask slot: a slot no entry uses is freed (fewer masks for a miss to scan).
     private var maskUse = [Int](repeating: 0, count: XDPFlowCache.maxMasks)
     private var stats = Statistics()
@@ -143,7 +149,12 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
 
     private func run() {
         var lastFold = Self.monotonicNanoseconds()
+        // The devices' XDP features change when a veth's peer starts or stops NAPI: notified on
+        // the netdev family's "mgmt" group, and read again every `foldInterval` regardless (a
+        // kernel without the group, a lost notification).
+        let monitor = NetdevMonitor()
         while running.load(ordering: .acquiring) {
+            if monitor?.drain() == true { checkRedirectTargets() }
             var drained = 0
             for ring in rings {
                 drained += ring.drain(limit: FlowCacheInstallRing.capacity) { request in
@@ -155,6 +166,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             let now = Self.monotonicNanoseconds()
             if now &- lastFold >= Self.foldInterval {
                 lastFold = now
+                checkRedirectTargets()
                 lock.lock()
                 foldAndExpire(now: now)
                 lock.unlock()
@@ -192,9 +204,12 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let decision = view(bridge).decide(key)
         guard case .install(let flow) = decision else {
             stats.notCacheable &+= 1
-            // A LISP port whose next hop is not (yet) direct: the worker's exact-match cache will
-            // keep the flow from missing again, so the key waits here for the next port change.
-            if decision == .notCacheable(.lispIndirectEgress), !bridge.waitingForEgress.contains(key) {
+            if decision == .notCacheable(.redirectUnsupported) { stats.redirectUnsupported &+= 1 }
+            // A LISP port whose next hop is not (yet) direct, or an output to a device that is no
+            // redirect target (yet): the worker's exact-match cache will keep the flow from
+            // missing again, so the key waits here for the next port change.
+            if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported),
+               !bridge.waitingForEgress.contains(key) {
                 if bridge.waitingForEgress.count >= Self.maxWaitingKeys { bridge.waitingForEgress.removeFirst() }
                 bridge.waitingForEgress.append(key)
             }
@@ -353,6 +368,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let now = Self.monotonicNanoseconds()
         var ports = newPorts
         markCapturing(&ports)
+        for (number, info) in ports where redirectProblems[info.slot] != nil { ports[number]!.cache.redirectTarget = false }
         // Out of the dictionary while it changes (see `installEntry`); every path puts it back.
         guard var bridge = bridges.removeValue(forKey: slot) else {
             if let table {
@@ -429,18 +445,81 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         }
     }
 
-    /// Output slot `slot` of the programs sends to device `ifindex` (a device port added).
-    func setDevicePort(_ slot: PortSlot, ifindex: UInt32) {
+    /// Output slot `slot` of the programs sends to device `ifindex` (a device port added), if
+    /// the kernel can redirect there now (`capability`, read by the caller: checked at port add).
+    func setDevicePort(_ slot: PortSlot, ifindex: UInt32, capability: RedirectCapability? = nil) {
+        let capability = capability ?? Netlink.redirectCapability(ifindex: ifindex)
         lock.lock()
         defer { lock.unlock() }
-        try? cache.setPort(slot: UInt32(slot.rawValue), ifindex: ifindex)
+        devices[slot] = ifindex
+        redirectProblems[slot] = capability.problem
+        if capability.problem == nil {
+            try? cache.setPort(slot: UInt32(slot.rawValue), ifindex: ifindex)
+        } else {
+            cache.clearPort(slot: UInt32(slot.rawValue))
+        }
     }
 
     /// A device port removed (after `refresh` took every entry naming it out).
     func clearDevicePort(_ slot: PortSlot) {
         lock.lock()
         defer { lock.unlock() }
+        devices[slot] = nil
+        redirectProblems[slot] = nil
         cache.clearPort(slot: UInt32(slot.rawValue))
+    }
+
+    /// Why the cache cannot output to device port `slot` now; nil when it can (or no such port).
+    func redirectProblem(_ slot: PortSlot) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return redirectProblems[slot]
+    }
+
+    /// Reads every device port's XDP features (netlink, outside the lock) and applies changes.
+    private func checkRedirectTargets() {
+        lock.lock()
+        let current = devices
+        lock.unlock()
+        for (slot, ifindex) in current {
+            setRedirectCapability(slot, ifindex: ifindex, Netlink.redirectCapability(ifindex: ifindex))
+        }
+    }
+
+    /// Device port `slot` (still device `ifindex`) can or cannot be redirected to now. Losing
+    /// it: the DEVMAP slot is cleared first (a hit on an entry still outputting there is punted
+    /// to the workers by the program, not dropped), then every entry that outputs to the port
+    /// goes. Gaining it: the slot is set, then the port may be an output of new entries, and the
+    /// misses refused for want of it are tried again.
+    func setRedirectCapability(_ slot: PortSlot, ifindex: UInt32, _ capability: RedirectCapability) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard devices[slot] == ifindex, redirectProblems[slot] != capability.problem else { return }
+        redirectProblems[slot] = capability.problem
+        let capable = capability.problem == nil
+        if capable {
+            try? cache.setPort(slot: UInt32(slot.rawValue), ifindex: ifindex)
+        } else {
+            cache.clearPort(slot: UInt32(slot.rawValue))
+        }
+        let now = Self.monotonicNanoseconds()
+        for key in Array(bridges.keys) {
+            guard bridges[key]?.ofport[slot] != nil, var bridge = bridges.removeValue(forKey: key) else { continue }
+            fold(&bridge, now: now)
+            for (n, info) in bridge.ports where info.slot == slot { bridge.ports[n]!.cache.redirectTarget = capable }
+            let table = bridge.table
+            // Recomputed as for a table change: exactly the entries that output to the port go.
+            let removed = capable ? [] : bridge.megaflows.revalidate(view(bridge))
+            delete(removed, from: &bridge, table: table, now: now)
+            bridges[key] = bridge
+        }
+        // The misses refused for want of a target (`waitingForEgress`) are tried again.
+        guard capable else { return }
+        for key in Array(bridges.keys) {
+            guard let waiting = bridges[key]?.waitingForEgress, !waiting.isEmpty else { continue }
+            bridges[key]!.waitingForEgress = []
+            for k in waiting { installEntry(for: k, bridge: key) }
+        }
     }
 
     /// Every entry of every bridge out of the maps (shutdown).

@@ -92,11 +92,14 @@ public struct XDPFlowCacheReport: Sendable, Equatable {
             public var bridge: String
             public var name: String
             public var counters: PathCounters
+            /// Why the cache cannot output to this port now (nil: it can).
+            public var redirectProblem: String?
 
-            public init(bridge: String, name: String, counters: PathCounters) {
+            public init(bridge: String, name: String, counters: PathCounters, redirectProblem: String? = nil) {
                 self.bridge = bridge
                 self.name = name
                 self.counters = counters
+                self.redirectProblem = redirectProblem
             }
         }
 
@@ -146,6 +149,8 @@ public struct XDPFlowCacheReport: Sendable, Equatable {
         public var bridge: String
         public var name: String
         public var counters: PathCounters
+        /// Why no entry outputs to this port now (XDP_REDIRECT would be dropped); nil: none.
+        public var redirectProblem: String? = nil
     }
 
     /// Off: no cache, nothing else in the report.
@@ -179,7 +184,7 @@ public struct XDPFlowCacheReport: Sendable, Equatable {
         enabled = true
         statistics = input.statistics
         ports = input.ports.filter { bridge == nil || $0.bridge == bridge }
-            .map { Port(bridge: $0.bridge, name: $0.name, counters: $0.counters) }
+            .map { Port(bridge: $0.bridge, name: $0.name, counters: $0.counters, redirectProblem: $0.redirectProblem) }
             .sorted { ($0.bridge, $0.name) < ($1.bridge, $1.name) }
         totals = ports.reduce(PathCounters()) { $0 + $1.counters }
         guard includeFlows else {

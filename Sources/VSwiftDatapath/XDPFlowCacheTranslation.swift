@@ -79,6 +79,8 @@ package struct XDPFlowCacheTranslation: Equatable, Sendable {
                 case .absent:
                     continue
                 case .device:
+                    // XDP_REDIRECT there would be dropped by the kernel (NETDEV_XDP_ACT_NDO_XMIT).
+                    guard target.cache.redirectTarget else { return nil }
                     actions.append(.output(slot: UInt32(target.slot.rawValue)))
                 case .lisp(let lisp):
                     // A fixed remote, a fixed instance id, a resolved next hop on a device, an

@@ -36,10 +36,14 @@ public struct CachePort: Sendable, Equatable {
     /// A capture is running on the port (`vswiftctl capture`): it must see every frame, which only
     /// the worker's path gives it.
     public var capturing: Bool
+    /// A device XDP_REDIRECT can send to now (the kernel's NETDEV_XDP_ACT_NDO_XMIT; a veth only
+    /// while its peer runs NAPI): an output to a device without it stays on the workers' path.
+    public var redirectTarget: Bool
 
-    public init(kind: Kind, capturing: Bool = false) {
+    public init(kind: Kind, capturing: Bool = false, redirectTarget: Bool = true) {
         self.kind = kind
         self.capturing = capturing
+        self.redirectTarget = redirectTarget
     }
 }
 
@@ -68,6 +72,8 @@ public enum NotCacheable: String, Sendable, Equatable, CaseIterable {
     case capture
     /// The input port is not a device (a tap read, a LISP decapsulation): only frames XDP sees can hit.
     case inputNotDevice
+    /// Output to a device the kernel cannot redirect to now (a veth whose peer runs no NAPI).
+    case redirectUnsupported
 }
 
 /// Which flows an XDP cache entry may carry: a pure function of the rule's actions, the ports'
@@ -119,7 +125,8 @@ public enum XDPCacheability {
                 if outputs > 1 { return .notCacheable(.multipleOutputs) }
                 if out.capturing { return .notCacheable(.capture) }
                 switch out.kind {
-                case .device, .absent: break
+                case .device: if !out.redirectTarget { return .notCacheable(.redirectUnsupported) }
+                case .absent: break
                 case .internal: return .notCacheable(.internalPort)
                 case .lisp(let lisp):
                     if !lisp.fixedRemote { return .notCacheable(.lispRemoteFromFlow) }

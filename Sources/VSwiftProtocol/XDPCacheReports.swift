@@ -22,12 +22,16 @@ public struct XDPPathReport: Codable, Sendable, Equatable {
     public var misses: UInt64
     public var punted: UInt64
     public var failed: UInt64
+    /// Why the cache cannot send frames to this port now (its entries stay on the workers'
+    /// path), e.g. a veth whose peer runs no NAPI; nil when it can. Only in per-port reports.
+    public var redirectProblem: String?
 
-    public init(hits: UInt64 = 0, misses: UInt64 = 0, punted: UInt64 = 0, failed: UInt64 = 0) {
+    public init(hits: UInt64 = 0, misses: UInt64 = 0, punted: UInt64 = 0, failed: UInt64 = 0, redirectProblem: String? = nil) {
         self.hits = hits
         self.misses = misses
         self.punted = punted
         self.failed = failed
+        self.redirectProblem = redirectProblem
     }
 }
 

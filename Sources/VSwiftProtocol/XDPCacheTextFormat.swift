@@ -11,6 +11,9 @@ public func formatDumpXDPCache(_ report: XDPCacheReport) -> String {
     var out = "xdp cache: on, entries=\(report.entries)/\(report.capacity), masks=\(report.masks)/\(report.maxMasks), "
     out += "installed=\(report.installed), refused " + reasons(report.refused) + ", removed " + reasons(report.removed) + "\n"
     out += "xdp path: " + formatXDPPath(report.totals) + "\n"
+    for port in report.ports {
+        if let problem = port.path.redirectProblem { out += "port \(port.name): not a redirect target: \(problem)\n" }
+    }
     var bridge: String?
     for flow in report.flows {
         if flow.bridge != bridge {
@@ -39,7 +42,7 @@ public func formatXDPPath(_ path: XDPPathReport) -> String {
 
 /// The line `dump-ports` adds under a device port while the cache is on (without indentation).
 public func formatXDPPathLine(_ path: XDPPathReport) -> String {
-    "xdp_cache " + formatXDPPath(path) + "\n"
+    "xdp_cache " + formatXDPPath(path) + (path.redirectProblem.map { ", not a redirect target: " + $0 } ?? "") + "\n"
 }
 
 /// What `dump-workers` adds after the workers: the packets the workers never saw.

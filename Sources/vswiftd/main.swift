@@ -41,8 +41,8 @@ struct VSwiftd: ParsableCommand {
     @Option(help: "Who computes the outer IPv6 UDP checksum of LISP packets sent straight out of a device: auto (the device, where its driver offers AF_XDP TX checksum offload), offload (also without it: in copy mode the kernel computes it at transmit), software (vswift).")
     var txChecksum: String = TxChecksumPolicy.auto.rawValue
 
-    @Option(help: "Forward established flows in XDP, the misses through the workers: on or off.")
-    var xdpCache: String = "off"
+    @Option(help: "Forward established flows in XDP, the misses through the workers: auto (on where the cache's maps and program load, else off with the reason logged), on (refuse to start if it cannot work), off.")
+    var xdpCache: String = "auto"
 
     @Flag(help: "Run in the background once the control socket is ready.")
     var detach = false
@@ -66,8 +66,8 @@ struct VSwiftd: ParsableCommand {
         guard workers >= 1 && workers <= 64 else { throw ValidationError("--workers must be between 1 and 64") }
         guard frames >= 1024 else { throw ValidationError("--frames must be at least 1024") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        guard xdpCache == "on" || xdpCache == "off" else {
-            throw ValidationError("--xdp-cache must be on or off")
+        guard ["auto", "on", "off"].contains(xdpCache) else {
+            throw ValidationError("--xdp-cache must be auto, on or off")
         }
         guard TxChecksumPolicy(rawValue: txChecksum) != nil else {
             throw ValidationError("--tx-checksum must be one of: " + TxChecksumPolicy.allCases.map(\.rawValue).joined(separator: ", "))
@@ -129,7 +129,19 @@ struct VSwiftd: ParsableCommand {
         config.bpfDirectory = bpfDir
         config.macAgingSeconds = macAging
         config.txChecksum = TxChecksumPolicy(rawValue: txChecksum) ?? .auto
-        config.xdpFlowCache = xdpCache == "on"
+        if xdpCache != "off" {
+            // auto: on where it works. on: it must work.
+            if let problem = Datapath.xdpFlowCacheProblem(bpfDirectory: bpfDir) {
+                guard xdpCache == "auto" else {
+                    logger.critical("--xdp-cache on: the XDP flow cache cannot work here: \(problem)")
+                    throw ExitCode.failure
+                }
+                logger.notice("XDP flow cache off: \(problem)")
+            } else {
+                config.xdpFlowCache = true
+                logger.info("XDP flow cache on (--xdp-cache \(xdpCache))")
+            }
+        }
 
         let datapath: Datapath
         do {

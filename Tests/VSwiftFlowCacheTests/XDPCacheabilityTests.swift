@@ -5,7 +5,8 @@ import VSwiftPacket
 
 /// Ports of the tests: 1, 2, 3 devices; 4 the bridge's tap; 5 a LISP port with a fixed remote and
 /// a direct egress; 6 LISP with remote_ip=flow; 7 LISP routed through a bridge; 8 LISP with key=flow;
-/// 9 a device with a capture running; LOCAL the internal port; anything else absent.
+/// 9 a device with a capture running; 10 a device XDP cannot redirect to (a veth whose peer runs
+/// no NAPI); LOCAL the internal port; anything else absent.
 private func port(_ number: UInt32) -> CachePort {
     switch number {
     case 1, 2, 3: return CachePort(kind: .device)
@@ -15,6 +16,7 @@ private func port(_ number: UInt32) -> CachePort {
     case 7: return CachePort(kind: .lisp(.init(fixedRemote: true, keyFromFlow: false, directEgress: false)))
     case 8: return CachePort(kind: .lisp(.init(fixedRemote: true, keyFromFlow: true, directEgress: true)))
     case 9: return CachePort(kind: .device, capturing: true)
+    case 10: return CachePort(kind: .device, redirectTarget: false)
     default: return CachePort(kind: .absent)
     }
 }
@@ -101,5 +103,15 @@ private let noExtra = XDPCacheability.Verdict.cacheable(extraMask: FlowKey())
         #expect(verdict([.output(2)], key(inPort: 9)) == .notCacheable(.capture))
         #expect(verdict([.output(2)], key(inPort: 4)) == .notCacheable(.inputNotDevice))
         #expect(verdict([.output(2)], key(inPort: 5)) == .notCacheable(.inputNotDevice))
+    }
+
+    /// XDP_REDIRECT to a device without NETDEV_XDP_ACT_NDO_XMIT is dropped by the kernel
+    /// (`__xdp_enqueue`): no entry outputs there, but frames arriving on it may still be cached.
+    @Test func anOutputToADeviceThatIsNoRedirectTargetStaysOnTheWorkers() {
+        #expect(verdict([.output(10)]) == .notCacheable(.redirectUnsupported))
+        #expect(verdict([.modDlDst(2), .output(10)]) == .notCacheable(.redirectUnsupported))
+        #expect(verdict([.inPort], key(inPort: 10)) == .notCacheable(.redirectUnsupported))
+        #expect(verdict([.output(2)], key(inPort: 10)) == noExtra)
+        #expect(verdict([], key(inPort: 10)) == noExtra)
     }
 }
