@@ -95,9 +95,9 @@ struct ForwardRun {
         if p2pRule {
             notes.append("the vswift rows run in_port=1,actions=output:2 (NORMAL is never cached); OVS runs NORMAL")
         }
-        if options.xdpCache.measuresWith && (tunnel == .encap || tunnel == .decap) {
-            notes.append("vswift-xdp, LISP \(tunnel.rawValue): until the XDP cache builds LISP \(tunnel == .encap ? "encap entries (h17g)" : "decap (h17h)"), "
-                + "these frames stay on the workers' path: the row shows the workers' rate with the cache on (see its XDP path note)")
+        if options.xdpCache.measuresWith && tunnel == .decap {
+            notes.append("vswift-xdp, LISP decap: decapsulation in XDP is not wired into the datapath yet, "
+                + "so these frames stay on the workers' path: the row shows the workers' rate with the cache on (see its XDP path note)")
         }
         var template: [UInt8]?
         if tunnel == .decap {
