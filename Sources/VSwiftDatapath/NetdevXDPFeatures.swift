@@ -142,16 +142,6 @@ final class NetdevMonitor {
 
     /// Reads everything pending; true if anything arrived or was lost (ENOBUFS: re-read all).
     func drain() -> Bool {
-        var changed = false
-        while true {
-            do {
-                guard let datagram = try socket.receive() else { return changed }
-                if !datagram.isEmpty { changed = true }
-            } catch let error as SystemError where error.errno == ENOBUFS {
-                changed = true
-            } catch {
-                return changed
-            }
-        }
+        socket.drainNotifications()
     }
 }

@@ -176,6 +176,23 @@ final class NetlinkSocket {
         }
     }
 
+    /// For a nonblocking socket joined to multicast groups: reads everything pending. True if
+    /// any notification arrived, or if some were lost to a socket-buffer overflow (ENOBUFS),
+    /// which means "re-read everything".
+    func drainNotifications() -> Bool {
+        var changed = false
+        while true {
+            do {
+                guard let datagram = try receive() else { return changed }
+                if !datagram.isEmpty { changed = true }
+            } catch let error as SystemError where error.errno == ENOBUFS {
+                changed = true
+            } catch {
+                return changed
+            }
+        }
+    }
+
     /// One datagram; nil when nothing is pending (timeout or nonblocking). An overflow of the
     /// socket buffer (ENOBUFS) throws: the caller has lost messages.
     func receive() throws -> [UInt8]? {

@@ -178,17 +178,7 @@ final class NetlinkMonitor {
     /// Reads everything pending. True if any notification arrived, or if some were lost to a
     /// socket-buffer overflow (ENOBUFS), which means "re-read everything".
     func drain() -> Bool {
-        var changed = false
-        while true {
-            do {
-                guard let datagram = try socket.receive() else { return changed }
-                if !datagram.isEmpty { changed = true }
-            } catch let error as SystemError where error.errno == ENOBUFS {
-                changed = true
-            } catch {
-                return changed
-            }
-        }
+        socket.drainNotifications()
     }
 }
 
