@@ -59,11 +59,11 @@ enum XDPCacheSettle {
 
     /// One line for the log and the run's notes.
     static func describe(_ outcome: Outcome, warmup: Double) -> String {
-        let share = outcome.hitShare.map { String(format: "%.1f%%", $0 * 100) } ?? "no frames"
+        let share = outcome.hitShare.map { String(format: "hits %.1f%% of the frames", $0 * 100) } ?? "no frames through the cache"
         let state = outcome.settled
             ? String(format: "settled %.1f s after the %.1f s warm-up", outcome.seconds, warmup)
             : String(format: "STILL GROWING when --xdp-cache-settle ran out (%.1f s after the %.1f s warm-up): the window is not the steady state", outcome.seconds, warmup)
         return "XDP cache \(state): \(outcome.entries) entries (capacity \(outcome.capacity)); "
-            + "hits \(share) of the frames in its last \(interval) s"
+            + "\(share) in its last \(interval) s"
     }
 }
