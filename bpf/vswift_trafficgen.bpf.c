@@ -12,7 +12,15 @@
  * untouched, no checksum needs updating.
  *
  * Action: XDP_TX (live mode turns it into a redirect out of the ingress device, ctx
- * ingress_ifindex: on a veth the frame arrives at the peer). */
+ * ingress_ifindex: on a veth the frame arrives at the peer).
+ *
+ * Live mode's pages come back to the generator with whatever the receiver wrote into them: the
+ * kernel resets only the frame's pointers (net/bpf/test_run.c, reset_ctx), never its bytes. A
+ * switch that rewrites the frame in XDP (LISP encapsulation grows the head and writes the outer
+ * UDP/LISP headers over the original Ethernet header; decapsulation writes an Ethernet header over
+ * the outer IP/UDP/LISP) hands back pages that no longer hold the template, and the generator then
+ * found only "bad" frames and stopped generating. So vswift_trafficgen first copies the template's
+ * head (vsb_gen_header, the first VSB_GEN_HEADER_MAX bytes at most) back into every frame. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -29,6 +37,25 @@ struct vsb_gen_config {
 };
 
 enum { VSB_GEN_FRAMES = 0, VSB_GEN_BAD = 1, VSB_GEN_STAT_MAX = 2 };
+
+/* Every rewrite a switch does in XDP (outer headers pushed or popped, MAC/IP/port rewrites, a
+ * VLAN tag) lies within the first 128 bytes of the frame it was given. */
+#define VSB_GEN_HEADER_MAX 128
+
+/* The template's head, restored into every live frame. length: bytes to restore, a multiple of 8,
+ * at most VSB_GEN_HEADER_MAX and at most the frame's length (0: restore nothing). */
+struct vsb_gen_header {
+    __u32 length;
+    __u32 reserved;
+    __u8 bytes[VSB_GEN_HEADER_MAX];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct vsb_gen_header);
+} vsb_gen_header SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -71,14 +98,31 @@ static __always_inline int stamp_frame(struct xdp_md *ctx, struct vsb_gen_config
     return 0;
 }
 
+/* Copies header->length bytes of the template back over the frame's start, 8 at a time. */
+static __always_inline void restore_header(struct xdp_md *ctx, const struct vsb_gen_header *header)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    __u32 length = header->length;
+
+#pragma unroll
+    for (int i = 0; i < VSB_GEN_HEADER_MAX / 8; i++) {
+        if ((__u32)(i + 1) * 8 > length || data + (i + 1) * 8 > data_end)
+            break;
+        ((__u64 *)data)[i] = ((const __u64 *)header->bytes)[i];
+    }
+}
+
 SEC("xdp")
 int vswift_trafficgen(struct xdp_md *ctx)
 {
     __u32 zero = 0;
     struct vsb_gen_config *config = bpf_map_lookup_elem(&vsb_gen_config, &zero);
     __u64 *frames = bpf_map_lookup_elem(&vsb_gen_stats, &zero);
-    if (!config || !frames)
+    struct vsb_gen_header *header = bpf_map_lookup_elem(&vsb_gen_header, &zero);
+    if (!config || !frames || !header)
         return XDP_ABORTED;
+    restore_header(ctx, header);
     if (stamp_frame(ctx, config, frames) < 0)
         return XDP_DROP;
     return XDP_TX;

@@ -26,6 +26,9 @@ struct ForwardOptions: ParsableArguments {
     @Option(name: .customLong("xdp-cache"), help: "vswift's XDP flow cache: off (the AF_XDP path only, as vswiftd's default), on (row vswift-xdp), or both (rows vswift and vswift-xdp in the same run, with their ratios). With the cache, the p2p scenario runs the rule in_port=1,actions=output:2 instead of NORMAL (NORMAL is never cached).")
     var xdpCache: XDPCacheChoice = .off
 
+    @Option(name: .customLong("xdp-cache-settle"), help: "With the XDP cache: after the warm-up, wait until its entry count stops growing (at most this many seconds, 0: no wait), so the window measures the steady state; the entries and hit share are printed.")
+    var xdpCacheSettle: Double = 30
+
     @Option(name: .customLong("receive-cpu"), help: "Where s0's receive path (its NAPI: the switch's XDP program, the copy into AF_XDP) runs: generator (softirq on the generator's CPU, the bench's default until issue 17), switch (a threaded NAPI pinned to the switch CPU; the sink's NAPI then runs on the generator CPU), auto (switch with --xdp-cache on or both).")
     var receiveCPU: ReceiveCPU = .auto
 
@@ -91,8 +94,8 @@ struct ForwardOptions: ParsableArguments {
     }
 
     func validate() throws {
-        guard seconds > 0, warmup >= 0, (ovsWarmup ?? 0) >= 0 else {
-            throw ValidationError("--seconds must be positive and --warmup, --ovs-warmup not negative")
+        guard seconds > 0, warmup >= 0, (ovsWarmup ?? 0) >= 0, xdpCacheSettle >= 0 else {
+            throw ValidationError("--seconds must be positive and --warmup, --ovs-warmup, --xdp-cache-settle not negative")
         }
         guard (FrameTemplate.minimumSize...FrameTemplate.maximumSize).contains(size) else {
             throw ValidationError("--size must be \(FrameTemplate.minimumSize)...\(FrameTemplate.maximumSize)")

@@ -153,6 +153,7 @@ struct ForwardRun {
         context.coreClock = coreClock
         context.p2pRule = p2pRule
         context.receiveThreads = receiveThreads
+        context.xdpCacheSettle = options.xdpCacheSettle
         var results: [RunResult] = []
         for run in 1...runs {
             if options.xdpCache.measuresWithout || tunnel == .roundtrip {

@@ -14,6 +14,10 @@ import Synchronization
 /// have an XDP program attached for veth to accept redirected frames; the switch under test's is.
 /// The receive side's work (s0's XDP program and the copy into the switch's UMEM) runs in the
 /// generator's syscall on the generator CPU, so it does not load the switch's CPU.
+///
+/// Live mode recycles its pages without copying the template in again, so a receiver that rewrites
+/// frames in XDP (the switch's cache encapsulating in LISP) would leave them unusable: the program
+/// restores the template's head into every frame (`GeneratorProgram.restoreHeader`).
 // @unchecked: the setup fields are written by the generator thread before `ready.signal()` and
 // read by the caller only after `ready.wait()`; `thread` and `program`'s release belong to the caller,
 // and `stop` joins the generator thread before releasing what it used; the run state is atomics,
@@ -72,6 +76,7 @@ final class LiveFrameGenerator: TrafficGenerator, @unchecked Sendable {
                 sourceMAC = identity.mac
                 try program.configure(flows: setup.flows)
                 let template = setup.frame(sourceMAC: identity.mac)
+                try program.restoreHeader(from: template)
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: template.count, alignment: 64)
                 template.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: template.count) }
                 // The probe: one live frame. Kernels that refuse the mode say so here (EPERM), not
@@ -150,8 +155,14 @@ final class LiveFrameGenerator: TrafficGenerator, @unchecked Sendable {
         sigaction(wakeSignal, &action, nil)
     }
 
-    /// Why generation stopped, if it failed.
-    var failure: String? { runError.withLock { $0 } }
+    /// Why generation stopped, if it failed. Frames the program found not to be its template mean
+    /// a receiver wrote beyond the header it restores: the offered load is then not what it seems.
+    var failure: String? {
+        if let why = runError.withLock({ $0 }) { return why }
+        guard let bad = program?.badFrames, bad > 0 else { return nil }
+        return "the live generator found \(bad) frames on \(device) that were no longer its template "
+            + "(a receiver rewrote more than the first \(GeneratorProgram.headerMaximum) bytes it restores) and dropped them"
+    }
 
     /// Frames the program has generated (all CPUs).
     var framesGenerated: UInt64 { program?.frames ?? 0 }

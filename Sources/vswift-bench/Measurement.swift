@@ -85,6 +85,8 @@ struct MeasurementContext {
     var p2pRule = false
     /// s0's threaded NAPI (`--receive-cpu switch`): measured with every switch, checked every run.
     var receiveThreads: [ReceiveThread] = []
+    /// vswift-xdp: the most seconds to wait after the warm-up for the cache to stop growing.
+    var xdpCacheSettle: Double = 0
 
     /// Starts the switch, offers traffic, measures one window, stops everything again.
     func measure(_ kind: SwitchKind, run: Int) throws -> RunResult {
@@ -175,8 +177,12 @@ struct MeasurementContext {
         let switchTxAtStart = transmittedToSink()
         generator.start()
         var firstPackets: XDPCacheForward.FirstPackets?
+        var settle: XDPCacheSettle.Outcome?
         if kind == .vswiftCached, let datapath = vswift?.datapath {
             firstPackets = try XDPCacheForward.watchFirstPackets(datapath, sink: counting, within: warmup)
+            let outcome = try XDPCacheSettle.wait(datapath, bound: xdpCacheSettle)
+            settle = outcome
+            log("run \(run) \(label): \(XDPCacheSettle.describe(outcome, warmup: warmup))")
         } else {
             try Signals.sleep(kind == .ovs || kind == .ovsPair ? ovsWarmup : warmup)
         }
@@ -263,6 +269,7 @@ struct MeasurementContext {
         result.generatorBound = RunResult.isGeneratorBound(mpps: result.mpps, offeredMpps: result.offeredMpps)
         if let pathAtStart, let pathAtEnd {
             XDPCacheForward.record(&result, first: firstPackets, from: pathAtStart, to: pathAtEnd)
+            if let settle { XDPCacheSettle.record(&result, settle, warmup: warmup) }
         }
         // Both switches busy-poll, and the generator offers more than they forward: a forwarding
         // thread that did not get its whole CPU was preempted by something else. (A switch pair's

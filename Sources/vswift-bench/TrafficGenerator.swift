@@ -118,17 +118,36 @@ extension TrafficGenerators {
 }
 
 /// vswift_trafficgen.bpf.o loaded for one generator: its programs, its configuration and its
-/// frame counter (both programs share them).
+/// frame counters (both programs share them).
 final class GeneratorProgram {
     let object: LoadedBPFObject
     private let configFD: Int32
     private let statsFD: Int32
+    private let headerFD: Int32
     private let statsBuffer = UnsafeMutablePointer<UInt64>.allocate(capacity: possibleCPUs)
+
+    /// VSB_GEN_HEADER_MAX: the most of the template the live program restores into every frame.
+    static let headerMaximum = 128
 
     init(path: String) throws {
         object = try LoadedBPFObject(path: path)
         configFD = try object.mapFD("vsb_gen_config")
         statsFD = try object.mapFD("vsb_gen_stats")
+        headerFD = try object.mapFD("vsb_gen_header")
+    }
+
+    /// The template's head that vswift_trafficgen copies back into every live frame (live mode
+    /// recycles pages with whatever the receiver wrote into them; see the program's comment):
+    /// struct vsb_gen_header { u32 length; u32 reserved; u8 bytes[128]; }, length a multiple of 8.
+    func restoreHeader(from template: [UInt8]) throws {
+        let length = min(template.count, Self.headerMaximum) & ~7
+        var value = [UInt8](repeating: 0, count: 8 + Self.headerMaximum)
+        for i in 0..<4 { value[i] = UInt8(truncatingIfNeeded: UInt32(length) >> (8 * UInt32(i))) }
+        value.replaceSubrange(8..<(8 + length), with: template[0..<length])
+        var zero: UInt32 = 0
+        guard bpf_map_update_elem(headerFD, &zero, &value, 0) == 0 else {
+            throw BenchError.failed("configure the generator's header: \(errnoText())")
+        }
     }
 
     /// struct vsb_gen_config { u32 flows; u32 reserved[2]; u16 base_port; u16 running; }
@@ -146,6 +165,9 @@ final class GeneratorProgram {
 
     /// Frames the programs have produced (all CPUs).
     var frames: UInt64 { sumPerCPU(mapFD: statsFD, key: 0, fields: 1, buffer: statsBuffer)[0] }
+
+    /// Frames the programs found not to be their template and dropped (all CPUs).
+    var badFrames: UInt64 { sumPerCPU(mapFD: statsFD, key: 1, fields: 1, buffer: statsBuffer)[0] }
 
     deinit { statsBuffer.deallocate() }
 }

@@ -116,6 +116,10 @@ struct XDPPathCounts: Codable {
     var firstHitMilliseconds: Double?
     var workerFramesBeforeFirstHit: UInt64?
     var sinkFramesBeforeFirstHit: UInt64?
+    /// Seconds waited after the warm-up for the cache to stop growing (XDPCacheSettle), and
+    /// whether it did within `--xdp-cache-settle`.
+    var settleSeconds: Double?
+    var settled: Bool?
 
     var hitShare: Double {
         let all = hits &+ misses &+ punted &+ failed

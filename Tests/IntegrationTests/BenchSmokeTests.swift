@@ -128,6 +128,28 @@ struct BenchSmokeTests {
         try expectNothingLeft(since: before)
     }
 
+    /// LISP encap in XDP with the default generator: the switch's cache rewrites the generator's
+    /// frames (outer headers over the Ethernet header), and live mode recycles those pages; the
+    /// generator restores the template's head into each frame, so it keeps generating (before, the
+    /// window counted nothing: "generated 0"). The warm-up then waits for the cache to settle.
+    @Test func quickLISPEncapInXDPKeepsTheGeneratorGoing() throws {
+        let before = try benchLeftovers()
+        let json = "/tmp/vswift-bench-xdpencap-\(getpid()).json"
+        defer { unlink(json); unlink(String(json.dropLast(5)) + ".md") }
+        let result = try run([Paths.binDir + "/vswift-bench", "forward", "--xdp-cache", "on", "--tunnel", "encap", "--skip-baseline",
+                              "--quick", "--warmup", "0.5", "--json", json, "--bpf-dir", Paths.bpfDir])
+        #expect(result.stdout.contains("XDP cache settled"), "\(result.stdout)")
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let runs = try #require(report["runs"] as? [[String: Any]])
+        let cached = try #require(runs.first { $0["switch"] as? String == "vswift-xdp" }, "\(runs)")
+        #expect((cached["mpps"] as? Double ?? 0) > 0, "\(cached)")
+        let path = try #require(cached["xdpPath"] as? [String: Any], "\(cached)")
+        #expect((path["hits"] as? Int ?? 0) > (path["misses"] as? Int ?? 0), "\(path)")
+        #expect(path["settled"] as? Bool == true, "\(path)")
+        try expectNothingLeft(since: before)
+    }
+
     /// Issue 16's first-packet latency: two vswiftd sites and the mapping system fixture, two fresh
     /// destinations; each first probe arrives, after a miss, and nothing is left behind.
     @Test func lispFirstPacketMeasuresAndCleansUp() throws {
