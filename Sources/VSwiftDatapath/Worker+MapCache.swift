@@ -16,12 +16,31 @@ extension Worker {
     /// `mapCacheNextHop`'s answer when it has dropped (and counted) the frame.
     static let mapCacheDropped = -2
 
-    /// The next-hop index for a frame output to `remote_ip=map` port `port`, -1 when its RLOC's
+    /// The hit path, inlined into `sendThroughTunnel`: the next-hop index cached for burst frame
+    /// `frame` (`WorkerMapCache.parsedFrame`: the slot being acted on, unchanged since extraction)
+    /// when its destination's resolution in the current epoch names a lone RLOC whose next hop is
+    /// claimed; -1 otherwise (then `mapCacheNextHop` decides). Reads the slot's memo and one set
+    /// line: no parse, no hash, no call, nothing written. The epoch's 20 s renewal is checked once
+    /// per burst (`classifyAndApply`), and by `mapCacheNextHop` for frames on their own.
+    @inline(__always)
+    func cachedMapCacheHop(instanceID: UInt32, frame: UnsafeMutablePointer<MapBurstFrame>) -> Int {
+        let cache = mapCache
+        let set = cache.resolutions + Int(frame.pointee.setIndex)
+        let tag = UInt64(cache.epoch) << 32 | UInt64(instanceID)
+        let destination = frame.pointee.destination
+        if set.pointee.tag == tag && set.pointee.destination == destination { return Int(set.pointee.hop) }
+        let other = set + 1
+        if other.pointee.tag == tag && other.pointee.destination == destination { return Int(other.pointee.hop) }
+        return -1
+    }
+
+    /// Everything `cachedMapCacheHop` leaves (out of line, so that the hit path spills nothing):
+    /// the next-hop index for a frame output to `remote_ip=map` port `port`, -1 when its RLOC's
     /// next hop is not known yet (counted no_neighbour by the caller, as remote_ip=flow does), or
     /// `mapCacheDropped` when the frame was dropped here: not IP (non_ip), no entry or one that
     /// says ask again (map_miss, and the miss queued for a Map-Request), a negative entry's drop
     /// (map_drop) or natively-forward (map_native).
-    @inline(__always)
+    @inline(never)
     func mapCacheNextHop(port: PortSlot, state: UnsafeMutablePointer<TunnelPortState>,
                          counters: UnsafeMutablePointer<TunnelCounterBlock>, address: UInt64, length: UInt32) -> Int {
         let cache = mapCache
@@ -42,7 +61,7 @@ extension Worker {
             inner = packet
             set = cache.set(packet.destination)
         }
-        if now &- cache.epochStarted >= WorkerMapCache.remarkSeconds { cache.newEpoch(now: now) }
+        cache.renewEpochIfDue(now: now)
         let instanceID = state.pointee.key
         let tag = UInt64(cache.epoch) << 32 | UInt64(instanceID)
         let hop: Int32

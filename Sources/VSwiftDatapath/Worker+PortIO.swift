@@ -13,6 +13,8 @@ extension Worker {
     @inline(__always)
     func pollOnce() -> Int {
         now = Self.monotonicSeconds()
+        // remote_ip=map: resolutions are renewed every 20 s (WorkerMapCache), checked once a round.
+        if mapCache.hasPorts { mapCache.renewEpochIfDue(now: now) }
         var received = 0
         for i in 0..<activeCount {
             received &+= receive(slot: Int(activeSlots[i]))

@@ -186,9 +186,17 @@ extension Worker {
         let counters = tunnelCounters + port.index
         var hopIndex = Int(state.pointee.nextHop)
         if state.pointee.remoteIsMap {
-            // remote_ip=map: the RLOC is the map-cache's for the inner destination (Worker+MapCache.swift).
-            hopIndex = mapCacheNextHop(port: port, state: state, counters: counters, address: address, length: length)
-            if hopIndex == Self.mapCacheDropped { return }
+            // remote_ip=map: the RLOC is the map-cache's for the inner destination (Worker+MapCache.swift):
+            // a burst frame's resolution read inline, anything else decided out of line.
+            hopIndex = if let parsed = mapCache.parsedFrame(address: address) {
+                cachedMapCacheHop(instanceID: state.pointee.key, frame: parsed)
+            } else {
+                -1
+            }
+            if hopIndex < 0 {
+                hopIndex = mapCacheNextHop(port: port, state: state, counters: counters, address: address, length: length)
+                if hopIndex == Self.mapCacheDropped { return }
+            }
         } else if state.pointee.remoteIsFlow {
             // remote_ip=flow: the destination RLOC is tun_dst, set by the flow.
             let remote = IPAddress(ipv4: context.tunnelDestination)

@@ -87,6 +87,13 @@ final class WorkerMapCache: @unchecked Sendable {
         epochStarted = now
     }
 
+    /// Starts a new epoch when the current one is `remarkSeconds` old (an entry in steady use is
+    /// then searched again and its use marked).
+    @inline(__always)
+    func renewEpochIfDue(now: UInt64) {
+        if now &- epochStarted >= Self.remarkSeconds { newEpoch(now: now) }
+    }
+
     /// The first way of `destination`'s set (multiply-shift: the top bits of the products). The
     /// instance id is in the tag, not the index: the set is known from the frame alone, before the
     /// frame's output port is, so that `prefetch` can start loading it a burst ahead.
