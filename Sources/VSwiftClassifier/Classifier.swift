@@ -105,18 +105,28 @@ public final class ClassifierTable: @unchecked Sendable {
     /// Heap bytes held by this version's subtables (for "bytes per rule", and whether a burst's
     /// misses are worth the classifier's burst passes: asked per burst, so computed once).
     public let memoryBytes: Int
-    /// Union mask (compact, one per significant word) and the word indices, for the exact-match cache.
+    /// Union of the rules' masks (compact, one per significant word) and the word indices.
     let unionMask: UnsafeMutablePointer<UInt64>
     let unionWords: UnsafeMutablePointer<UInt8>
     let unionWordCount: Int
+    /// Bits the exact-match cache keys on beyond the rules' (`exactMatchAlso` at construction,
+    /// kept by every table derived from this one): a caller whose cache entries must separate
+    /// flows the rules do not (the XDP flow cache's megaflow shape) names them here.
+    public let exactMatchAlso: FlowKey
+    /// The exact-match cache's key: union mask | `exactMatchAlso`, compact as the union's. The
+    /// same values as the union's when `exactMatchAlso` is empty.
+    let exactMatchMask: UnsafeMutablePointer<UInt64>
+    let exactMatchWords: UnsafeMutablePointer<UInt8>
+    let exactMatchWordCount: Int
 
-    public convenience init(_ entries: [ClassifierEntry]) {
-        self.init(count: entries.count) { entries[$0] }
+    public convenience init(_ entries: [ClassifierEntry], exactMatchAlso: FlowKey = FlowKey()) {
+        self.init(count: entries.count, exactMatchAlso: exactMatchAlso) { entries[$0] }
     }
 
     /// The table of `count` entries, entry i read from `entry(i)` as needed: a caller holding its
     /// rules in another form need not build an array of a million full matches first.
-    public init(count: Int, entry entryAt: (Int) -> ClassifierEntry) {
+    /// `exactMatchAlso`: bits the exact-match cache keys on besides the rules' (see the property).
+    public init(count: Int, exactMatchAlso: FlowKey = FlowKey(), entry entryAt: (Int) -> ClassifierEntry) {
         version = Self.versions.add(1, ordering: .relaxed).newValue
         ruleCount = count
         // One pass over the entries (each read costs the caller a copy of a match) collects what
@@ -154,6 +164,8 @@ public final class ClassifierTable: @unchecked Sendable {
         var rank = [UInt32](repeating: 0, count: count)
         for (r, o) in order.enumerated() { rank[Int(o.index)] = UInt32(r) }
         (significantWords, unionMask, unionWords, unionWordCount) = Self.unionArrays(union)
+        self.exactMatchAlso = exactMatchAlso
+        (_, exactMatchMask, exactMatchWords, exactMatchWordCount) = Self.unionArrays(Self.either(union, exactMatchAlso))
 
         var built: [Subtable] = []
         built.reserveCapacity(groupMasks.count)
@@ -231,7 +243,8 @@ public final class ClassifierTable: @unchecked Sendable {
     /// Ranks need not be dense, only in order: an old entry of priority r moves down by the number
     /// of new entries above it (priority > r); a new entry of priority q goes right after the last
     /// old entry of priority ≥ q, moved down by the new entries ahead of it.
-    public init(_ old: ClassifierTable, adding entries: [ClassifierEntry]) {
+    /// `exactMatchAlso` is added to `old`'s.
+    public init(_ old: ClassifierTable, adding entries: [ClassifierEntry], exactMatchAlso: FlowKey = FlowKey()) {
         version = Self.versions.add(1, ordering: .relaxed).newValue
         ruleCount = old.ruleCount + entries.count
         // New entries in rank order; the priorities descending, for counting "new entries above r".
@@ -319,6 +332,8 @@ public final class ClassifierTable: @unchecked Sendable {
             }
         }
         (significantWords, unionMask, unionWords, unionWordCount) = Self.unionArrays(union)
+        self.exactMatchAlso = Self.either(old.exactMatchAlso, exactMatchAlso)
+        (_, exactMatchMask, exactMatchWords, exactMatchWordCount) = Self.unionArrays(Self.either(union, self.exactMatchAlso))
         built.sort { $0.maxPriority > $1.maxPriority }
         subtableCount = built.count
         subtables = .allocate(capacity: max(built.count, 1))
@@ -382,6 +397,12 @@ public final class ClassifierTable: @unchecked Sendable {
         unionWords = .allocate(capacity: max(old.unionWordCount, 1))
         unionWords.initialize(from: old.unionWords, count: max(old.unionWordCount, 1))
         unionWordCount = old.unionWordCount
+        exactMatchAlso = old.exactMatchAlso
+        exactMatchMask = .allocate(capacity: max(old.exactMatchWordCount, 1))
+        exactMatchMask.initialize(from: old.exactMatchMask, count: max(old.exactMatchWordCount, 1))
+        exactMatchWords = .allocate(capacity: max(old.exactMatchWordCount, 1))
+        exactMatchWords.initialize(from: old.exactMatchWords, count: max(old.exactMatchWordCount, 1))
+        exactMatchWordCount = old.exactMatchWordCount
         subtableCount = built.count
         subtables = .allocate(capacity: max(built.count, 1))
         subtables.initialize(from: built, count: built.count)
@@ -428,6 +449,13 @@ public final class ClassifierTable: @unchecked Sendable {
 
     /// The words any rule looks at, as the arrays the cache and lookups walk: (set, masks, word
     /// indices, count).
+    /// The bits set in `a` or in `b`.
+    private static func either(_ a: FlowKey, _ b: FlowKey) -> FlowKey {
+        var result = a
+        for w in 0..<FlowKey.wordCount { result[word: w] |= b[word: w] }
+        return result
+    }
+
     private static func unionArrays(_ union: FlowKey)
         -> (WordSet, UnsafeMutablePointer<UInt64>, UnsafeMutablePointer<UInt8>, Int) {
         let words = WordSet(mask: union)
@@ -551,6 +579,8 @@ public final class ClassifierTable: @unchecked Sendable {
         subtables.deallocate()
         unionMask.deallocate()
         unionWords.deallocate()
+        exactMatchMask.deallocate()
+        exactMatchWords.deallocate()
     }
 
     /// The best matching rule, or `.miss`.

@@ -18,6 +18,11 @@ import VSwiftPacket
 /// in 65,536 slots hit 61 % (colliding flows evict each other); with two buckets of two nearly all
 /// of them find a unit of their own (pipeline `flows-1M-60k`: hit rate 96.4 %).
 ///
+/// The key is the words of the union of the table's masks, plus the table's `exactMatchAlso`
+/// bits: a datapath with the XDP flow cache adds the megaflow shape there (in_port, dl_type, VLAN
+/// present bits, nw_proto, nw_frag; nw_ttl when a rule decrements it), so two flows whose XDP
+/// entries differ never share a cache entry and each misses once, to be handed over.
+///
 /// Entries are tagged with the table's globally unique version; a new table version (or another
 /// bridge's table) never hits a stale entry. Fixed size, raw memory: nothing allocated per packet.
 ///
@@ -100,13 +105,13 @@ public struct ExactMatchCache: ~Copyable, @unchecked Sendable {
     /// Classifies `key` against `table`, through the cache.
     @inline(__always)
     public mutating func lookup(_ key: UnsafePointer<FlowKey>, in table: ClassifierTable) -> RuleIndex {
-        let count = table.unionWordCount
+        let count = table.exactMatchWordCount
         return key.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k -> RuleIndex in
             guard count <= Self.maxWords else {
                 misses &+= 1
                 return table.lookupWords(k)
             }
-            let h = hashWords(k, table.unionMask, table.unionWords, count)
+            let h = hashWords(k, table.exactMatchMask, table.exactMatchWords, count)
             let wide = count > Self.wordsPerEntry
             let found = find(k, h, wide: wide, table)
             if found >= 0 {
@@ -133,7 +138,7 @@ public struct ExactMatchCache: ~Copyable, @unchecked Sendable {
     public mutating func lookup(burst keys: UnsafePointer<FlowKey>, count: Int, in table: ClassifierTable,
                                 results: UnsafeMutablePointer<RuleIndex>) {
         precondition(count <= ClassifierBurstScratch.capacity)
-        let wordCount = table.unionWordCount
+        let wordCount = table.exactMatchWordCount
         let words = UnsafeRawPointer(keys).assumingMemoryBound(to: UInt64.self)
         let candidates = scratch.candidates
         guard wordCount <= Self.maxWords else {
@@ -144,7 +149,7 @@ public struct ExactMatchCache: ~Copyable, @unchecked Sendable {
         }
         let wide = wordCount > Self.wordsPerEntry
         for i in 0..<count {
-            let h = hashWords(words + i &* FlowKey.wordCount, table.unionMask, table.unionWords, wordCount)
+            let h = hashWords(words + i &* FlowKey.wordCount, table.exactMatchMask, table.exactMatchWords, wordCount)
             burstHashes[i] = h
             // The usual burst is one busy flow: a key hashing as the one before shares its units.
             if i > 0 && h == burstHashes[i &- 1] { continue }
@@ -255,10 +260,10 @@ public struct ExactMatchCache: ~Copyable, @unchecked Sendable {
         let entry = entries + s
         let tag = table.version
         guard entry.pointee.tag == tag && entry.pointee.hash == h else { return false }
-        let count = table.unionWordCount
+        let count = table.exactMatchWordCount
         if count > Self.wordsPerEntry && (entry + 1).pointee.tag != tag | Self.continuation { return false }
         let raw = UnsafeRawPointer(entry)
-        for j in 0..<count where k[Int(table.unionWords[j])] & table.unionMask[j]
+        for j in 0..<count where k[Int(table.exactMatchWords[j])] & table.exactMatchMask[j]
             != raw.load(fromByteOffset: Self.wordOffset(j), as: UInt64.self) {
             return false
         }
@@ -268,7 +273,7 @@ public struct ExactMatchCache: ~Copyable, @unchecked Sendable {
     @inline(__always)
     func insert(_ s: Int, _ k: UnsafePointer<UInt64>, _ h: UInt32, _ rule: RuleIndex, _ table: ClassifierTable) {
         let entry = entries + s
-        let count = table.unionWordCount
+        let count = table.exactMatchWordCount
         entry.pointee.tag = table.version
         entry.pointee.hash = h
         entry.pointee.rule = rule
@@ -279,7 +284,7 @@ public struct ExactMatchCache: ~Copyable, @unchecked Sendable {
         }
         let raw = UnsafeMutableRawPointer(entry)
         for j in 0..<count {
-            raw.storeBytes(of: k[Int(table.unionWords[j])] & table.unionMask[j], toByteOffset: Self.wordOffset(j), as: UInt64.self)
+            raw.storeBytes(of: k[Int(table.exactMatchWords[j])] & table.exactMatchMask[j], toByteOffset: Self.wordOffset(j), as: UInt64.self)
         }
     }
 

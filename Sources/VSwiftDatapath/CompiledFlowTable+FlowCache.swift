@@ -57,6 +57,18 @@ extension CompiledFlowTable {
         return (UInt64(rule.counterSlot), result)
     }
 
+    /// What the exact-match cache keys on beyond the rules' masks when the XDP flow cache is on:
+    /// the megaflow shape (`FlowShape.anyShapeMask`) and, when an action decrements the TTL, nw_ttl
+    /// (`XDPCacheability` puts it in such an entry's mask). An XDP entry's mask never holds more
+    /// of a device port's key than the rules' union and these (tun_id, the other extra bit, is 0
+    /// for every frame a device port receives), so two keys sharing an exact-match entry share
+    /// their XDP entry: none stays on the workers' path for want of a miss to hand over.
+    static func flowCacheExactMatchBits(_ program: ArraySlice<CompiledAction>) -> FlowKey {
+        var bits = FlowShape.anyShapeMask
+        if program.contains(where: { $0.op == .decTTL }) { bits.set(.nwTTL, FlowField.nwTTL.layout.valueMask) }
+        return bits
+    }
+
     /// Rule `index`'s counter slot (where the kernel path's packets are counted), nil for a miss.
     func counterSlot(_ index: RuleIndex) -> Int? {
         guard let position = index.position, position < ruleCount else { return nil }

@@ -62,16 +62,23 @@ package final class CompiledFlowTable: @unchecked Sendable {
     let ruleCount: Int
     let actionCount: Int
     /// No rule looks past L2: the worker extracts only the Ethernet header and tags
-    /// (`FlowExtractor.extractLinkLayer`).
+    /// (`FlowExtractor.extractLinkLayer`). Never with `xdpFlowCache` (the exact-match cache's key
+    /// then holds nw_proto and nw_frag, which only a whole extraction fills).
     let linkLayerOnly: Bool
+    /// Compiled for a datapath with the XDP flow cache: the exact-match cache keys on the megaflow
+    /// shape too (`flowCacheExactMatchBits`), so each XDP entry's flows miss it once and are
+    /// handed over. Kept by every table derived from this one.
+    let xdpFlowCache: Bool
     /// Rules the classifier can return: `ruleCount` less those removed in place (whose compiled
     /// rules stay, unreachable, until the next full compile).
     let liveRules: Int
 
     /// `portSlot` maps an OpenFlow port number of this bridge to a datapath port slot (nil: no such
     /// port — output to it is dropped, as OVS does); `localSlot` is the bridge's internal port.
-    package convenience init(rules source: [DatapathRule], portSlot: (OpenFlowPortNumber) -> PortSlot?) throws(DatapathError) {
-        try self.init(count: source.count, rule: { source[$0] }, match: { source[$0].match }, portSlot: portSlot)
+    package convenience init(rules source: [DatapathRule], portSlot: (OpenFlowPortNumber) -> PortSlot?,
+                             xdpFlowCache: Bool = false) throws(DatapathError) {
+        try self.init(count: source.count, rule: { source[$0] }, match: { source[$0].match }, portSlot: portSlot,
+                      xdpFlowCache: xdpFlowCache)
     }
 
     /// The table of `count` rules, rule i read from `ruleAt(i)` (several times: it must give the
@@ -80,7 +87,7 @@ package final class CompiledFlowTable: @unchecked Sendable {
     /// times, and a whole rule each time would touch its actions (a cold reference count) too.
     init(
         count: Int, rule ruleAt: (Int) -> DatapathRule, match matchAt: (Int) -> Match,
-        portSlot: (OpenFlowPortNumber) -> PortSlot?
+        portSlot: (OpenFlowPortNumber) -> PortSlot?, xdpFlowCache: Bool = false
     ) throws(DatapathError) {
         var compiled: [CompiledRule] = []
         var priorities: [UInt16] = []
@@ -113,10 +120,12 @@ package final class CompiledFlowTable: @unchecked Sendable {
                 counterSlot: Int32(counterSlot), lastOutput: lastOutput))
         }
         // Read from the rules in place: an array of a million entries would copy every match.
-        classifier = ClassifierTable(count: count) { index in
+        let exactMatchAlso = xdpFlowCache ? Self.flowCacheExactMatchBits(program[...]) : FlowKey()
+        classifier = ClassifierTable(count: count, exactMatchAlso: exactMatchAlso) { index in
             ClassifierEntry(match: matchAt(index), priority: priorities[index], sequence: sequences[index], rule: RuleIndex(index))
         }
-        linkLayerOnly = !looksPastLinkLayer
+        self.xdpFlowCache = xdpFlowCache
+        linkLayerOnly = !looksPastLinkLayer && !xdpFlowCache
         ruleCount = compiled.count
         liveRules = compiled.count
         actionCount = program.count
@@ -155,7 +164,9 @@ package final class CompiledFlowTable: @unchecked Sendable {
                 actionStart: Int32(start), actionCount: Int32(old.actionCount + program.count - start),
                 counterSlot: Int32(rule.counterSlot), lastOutput: lastOutput))
         }
-        classifier = ClassifierTable(old.classifier, adding: entries)
+        classifier = ClassifierTable(old.classifier, adding: entries,
+                                     exactMatchAlso: old.xdpFlowCache ? Self.flowCacheExactMatchBits(program[...]) : FlowKey())
+        xdpFlowCache = old.xdpFlowCache
         linkLayerOnly = old.linkLayerOnly && !source.contains { FlowExtractor.looksPastLinkLayer($0.match.mask) }
         ruleCount = old.ruleCount + compiled.count
         liveRules = old.liveRules + compiled.count
@@ -178,6 +189,7 @@ package final class CompiledFlowTable: @unchecked Sendable {
             return counterSlots.contains(Int(old.rules[position].counterSlot))
         }) else { return nil }
         self.classifier = classifier
+        xdpFlowCache = old.xdpFlowCache
         // Still right without the removed rules (at worst it parses more than it must).
         linkLayerOnly = old.linkLayerOnly
         ruleCount = old.ruleCount
@@ -213,6 +225,7 @@ package final class CompiledFlowTable: @unchecked Sendable {
                 counterSlot: rule.counterSlot, lastOutput: lastOutput))
         }
         classifier = old.classifier
+        xdpFlowCache = old.xdpFlowCache
         linkLayerOnly = old.linkLayerOnly
         ruleCount = old.ruleCount
         liveRules = old.liveRules

@@ -12,7 +12,8 @@ extension Datapath {
             refused: ["stale": s.stale, "duplicate": s.duplicate, "not_cacheable": s.notCacheable,
                       "untranslatable": s.untranslatable, "redirect_unsupported": s.redirectUnsupported, "full": s.refusedFull, "no_mask": s.refusedNoMask,
                       "failed": s.failed].filter { $0.value > 0 },
-            removed: ["changed": s.removed, "idle": s.expired].filter { $0.value > 0 })
+            removed: ["changed": s.removed, "idle": s.expired].filter { $0.value > 0 },
+            handoverRingFull: s.handoverRingFull)
         let input = XDPFlowCacheReport.Input(
             entries: entries.map { bridge, snapshot in
                 let e = snapshot.entry

@@ -581,7 +581,9 @@ public final class Datapath: Sendable {
             }
             return (record.slot, map)
         }
-        let table = try CompiledFlowTable(count: count, rule: rule, match: match, portSlot: { slotOfPort[$0] })
+        // With the XDP cache, the exact-match cache keys on the megaflow shape (CompiledFlowTable.xdpFlowCache).
+        let table = try CompiledFlowTable(count: count, rule: rule, match: match, portSlot: { slotOfPort[$0] },
+                                          xdpFlowCache: flowCacheInstaller != nil)
         try locked { (s: inout State) throws(DatapathError) in
             guard var record = s.bridges[bridge], record.slot == slot else { throw .noSuchBridge(bridge) }
             // Workers adopt the new version at a burst boundary; after the handshake none can still
@@ -845,7 +847,8 @@ public final class Datapath: Sendable {
         var ports: [UInt32: XDPCachePortInfo] = [:]
         var ofport: [PortSlot: UInt32] = [:]
         // Devices with a DEVMAP slot (attachDeviceLocked): where XDP can send an encapsulated frame.
-        // (A device that cannot receive redirects — a veth whose peer runs no NAPI — belongs out.)
+        // (One that cannot receive redirects now — a veth whose peer runs no NAPI — is taken out
+        // by the installer, which knows and follows each device's capability.)
         let redirectTargets = Set(s.ports.values.filter { $0.attachment.kind == .afxdp || $0.attachment.kind == .underlay }.map(\.slot))
         for (portName, number) in record.portNumbers {
             guard let port = s.ports[portName], port.bridge == name else { continue }

@@ -4,7 +4,8 @@ import VSwiftPacket
 /// A worker's hand-over of classifier misses to the XDP flow cache's installer: a bounded
 /// single-producer (the worker) single-consumer (the installer thread) ring of flow keys with the
 /// flow-table version they were classified with. Preallocated; a full ring refuses (counted by
-/// the worker in `refusedFull`) and never blocks. The worker writes a key straight into its slot
+/// the worker in `refusedFull`, reported as the installer's `handoverRingFull`, apart from a full
+/// cache) and never blocks. The worker writes a key straight into its slot
 /// (`reserve`, then `commit`), so a push copies nothing else and allocates nothing.
 // @unchecked: each slot is written by the producer before the release store of `head` that
 // publishes it, and read by the consumer after its acquire load, before the release store of

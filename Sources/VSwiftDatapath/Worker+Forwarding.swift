@@ -142,12 +142,15 @@ extension Worker {
         table._withUnsafeGuaranteedRef { table in
             // No rule looks at any field (a new bridge's lone `priority=0,actions=NORMAL`): every
             // frame gets the same rule, so one lookup decides the burst and no key is extracted.
-            let constant = table.classifier.significantWords.bits == 0 ? constantRule(table) : nil
+            var constant = table.classifier.significantWords.bits == 0 ? constantRule(table) : nil
             if let constant, !constant.isMiss, isNormalOnly(table, rule: constant) {
                 bytes = normalBurst(socket, slot: slot, first: first, count: count, inPort: inPort, bridge: bridge,
                                     counting: table, rule: constant)
                 return
             }
+            // Any other constant rule may be an XDP entry per megaflow shape: through the
+            // exact-match cache (keyed on the shape), whose misses are handed over.
+            if flowCacheInstalling { constant = nil }
             let prefetchMapResolutions = mapCache.hasPorts
             for i in 0..<count {
                 guard let desc = takeReceived(socket, first: first, i, count: count, slot: slot, inPort: inPort, bytes: &bytes) else { continue }

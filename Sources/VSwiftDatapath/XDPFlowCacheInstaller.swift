@@ -63,7 +63,11 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         var untranslatable: UInt64 = 0
         /// Not cacheable because an output goes to a device the kernel cannot redirect to now.
         var redirectUnsupported: UInt64 = 0
+        /// The cache (or the bridge's `MegaflowTable`) was full.
         var refusedFull: UInt64 = 0
+        /// Misses a worker could not hand over: its ring to the installer was full (not an install
+        /// refused: the installer never saw them; counted by the rings).
+        var handoverRingFull: UInt64 = 0
         var refusedNoMask: UInt64 = 0
         var failed: UInt64 = 0
         var removed: UInt64 = 0
@@ -82,7 +86,12 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
 
     struct Bridge {
         var table: CompiledFlowTable
+        /// The ports as the installer uses them: `offered` with captures and redirect problems
+        /// applied (`effectivePorts`).
         var ports: [UInt32: XDPCachePortInfo]
+        /// The ports as the datapath gave them in the last `refresh`: recomputed into `ports` when a
+        /// device's redirect capability changes.
+        var offered: [UInt32: XDPCachePortInfo] = [:]
         var ofport: [PortSlot: UInt32]
         var megaflows: MegaflowTable
         /// By the entry's (mask, masked key) as `MegaflowTable` records it.
@@ -90,6 +99,13 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         /// Keys refused only because a LISP port had no direct egress, retried when the ports
         /// change (a next hop published); bounded by `maxWaitingKeys`.
         var waitingForEgress: [FlowKey] = []
+
+        /// Keeps `key` in `waitingForEgress` (once; the oldest goes past `maxWaitingKeys`).
+        mutating func wait(for key: FlowKey) {
+            guard !waitingForEgress.contains(key) else { return }
+            if waitingForEgress.count >= XDPFlowCacheInstaller.maxWaitingKeys { waitingForEgress.removeFirst() }
+            waitingForEgress.append(key)
+        }
     }
 
     struct FlowKeyPair: Hashable {
@@ -135,7 +151,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var s = stats
-        s.refusedFull &+= rings.reduce(0) { $0 &+ $1.refusedFull.load(ordering: .relaxed) }
+        s.handoverRingFull = rings.reduce(0) { $0 &+ $1.refusedFull.load(ordering: .relaxed) }
         return s
     }
 
@@ -208,10 +224,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             // A LISP port whose next hop is not (yet) direct, or an output to a device that is no
             // redirect target (yet): the worker's exact-match cache will keep the flow from
             // missing again, so the key waits here for the next port change.
-            if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported),
-               !bridge.waitingForEgress.contains(key) {
-                if bridge.waitingForEgress.count >= Self.maxWaitingKeys { bridge.waitingForEgress.removeFirst() }
-                bridge.waitingForEgress.append(key)
+            if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported) {
+                bridge.wait(for: key)
             }
             return
         }
@@ -366,17 +380,16 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let now = Self.monotonicNanoseconds()
-        var ports = newPorts
-        markCapturing(&ports)
-        for (number, info) in ports where redirectProblems[info.slot] != nil { ports[number]!.cache.redirectTarget = false }
+        let ports = effectivePorts(newPorts)
         // Out of the dictionary while it changes (see `installEntry`); every path puts it back.
         guard var bridge = bridges.removeValue(forKey: slot) else {
             if let table {
-                bridges[slot] = Bridge(table: table, ports: ports, ofport: ofport,
+                bridges[slot] = Bridge(table: table, ports: ports, offered: newPorts, ofport: ofport,
                                        megaflows: MegaflowTable(capacity: cache.capacity, version: table.classifier.version))
             }
             return
         }
+        bridge.offered = newPorts
         fold(&bridge, now: now)
         let old = bridge.table
         guard let table else {
@@ -436,6 +449,15 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         }
     }
 
+    /// `offered` as the installer uses it: captures marked (before the redirect problems, which
+    /// may take a LISP port's egress away), then devices that cannot be redirected to now
+    /// (`XDPFlowCacheRedirectTargets`). Under the lock.
+    private func effectivePorts(_ offered: [UInt32: XDPCachePortInfo]) -> [UInt32: XDPCachePortInfo] {
+        var ports = offered
+        markCapturing(&ports)
+        return XDPFlowCacheRedirectTargets.effective(ports, problems: redirectProblems)
+    }
+
     /// A port is capturing when a capture runs on it or, for a LISP port with direct egress, on
     /// the device its encapsulated frames leave by (the capture must see them there too).
     private func markCapturing(_ ports: inout [UInt32: XDPCachePortInfo]) {
@@ -452,12 +474,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         devices[slot] = ifindex
-        redirectProblems[slot] = capability.problem
-        if capability.problem == nil {
-            try? cache.setPort(slot: UInt32(slot.rawValue), ifindex: ifindex)
-        } else {
-            cache.clearPort(slot: UInt32(slot.rawValue))
-        }
+        applyRedirectCapability(slot, ifindex: ifindex, capability)
     }
 
     /// A device port removed (after `refresh` took every entry naming it out).
@@ -486,15 +503,23 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         }
     }
 
-    /// Device port `slot` (still device `ifindex`) can or cannot be redirected to now. Losing
-    /// it: the DEVMAP slot is cleared first (a hit on an entry still outputting there is punted
-    /// to the workers by the program, not dropped), then every entry that outputs to the port
-    /// goes. Gaining it: the slot is set, then the port may be an output of new entries, and the
-    /// misses refused for want of it are tried again.
+    /// Device `slot` (still device `ifindex`: a bridge's port or an underlay) can or cannot be
+    /// redirected to now. Losing it: the DEVMAP slot is cleared first (a hit on an entry still
+    /// outputting there is punted to the workers by the program, not dropped), then every entry
+    /// that outputs to the device goes — directly, or encapsulated by a LISP port whose egress it
+    /// is (that port loses its direct egress) — and their flows wait (`waitingForEgress`: the
+    /// workers' exact-match caches hold them and would not hand them over again). Gaining it: the
+    /// slot is set, the ports are recomputed (a LISP port gets its template back), and the
+    /// waiting misses are tried again.
     func setRedirectCapability(_ slot: PortSlot, ifindex: UInt32, _ capability: RedirectCapability) {
         lock.lock()
         defer { lock.unlock() }
         guard devices[slot] == ifindex, redirectProblems[slot] != capability.problem else { return }
+        applyRedirectCapability(slot, ifindex: ifindex, capability)
+    }
+
+    /// `setRedirectCapability`'s work (under the lock), also for a device just added.
+    private func applyRedirectCapability(_ slot: PortSlot, ifindex: UInt32, _ capability: RedirectCapability) {
         redirectProblems[slot] = capability.problem
         let capable = capability.problem == nil
         if capable {
@@ -504,13 +529,16 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         }
         let now = Self.monotonicNanoseconds()
         for key in Array(bridges.keys) {
-            guard bridges[key]?.ofport[slot] != nil, var bridge = bridges.removeValue(forKey: key) else { continue }
+            guard let current = bridges[key] else { continue }
+            let ports = effectivePorts(current.offered)
+            guard ports != current.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
-            for (n, info) in bridge.ports where info.slot == slot { bridge.ports[n]!.cache.redirectTarget = capable }
+            bridge.ports = ports
             let table = bridge.table
-            // Recomputed as for a table change: exactly the entries that output to the port go.
+            // Recomputed as for a table change: exactly the entries that output to the device go.
             let removed = capable ? [] : bridge.megaflows.revalidate(view(bridge))
             delete(removed, from: &bridge, table: table, now: now)
+            for entry in removed { bridge.wait(for: entry.flow.maskedKey) }
             bridges[key] = bridge
         }
         // The misses refused for want of a target (`waitingForEgress`) are tried again.

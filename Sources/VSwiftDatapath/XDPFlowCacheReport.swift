@@ -40,14 +40,18 @@ public struct XDPFlowCacheReport: Sendable, Equatable {
         public var maxMasks: Int
         /// Entries installed since start.
         public var installed: UInt64
-        /// Installs refused, by reason (`full`, `stale`, `duplicate`, or a reason a flow is not
-        /// cacheable), as the installer names them; printed in name order.
+        /// Installs refused, by reason (`full`: the cache, `stale`, `duplicate`, or a reason a flow
+        /// is not cacheable), as the installer names them; printed in name order.
         public var refused: [String: UInt64]
         /// Entries removed, by reason (`revalidation`, `port`, `idle`, ...).
         public var removed: [String: UInt64]
+        /// Misses the workers could not hand over because their rings to the installer were full
+        /// (apart from `refused["full"]`: the installer never saw these).
+        public var handoverRingFull: UInt64
 
         public init(entries: Int = 0, capacity: Int = 0, masks: Int = 0, maxMasks: Int = XDPFlowCache.maxMasks,
-                    installed: UInt64 = 0, refused: [String: UInt64] = [:], removed: [String: UInt64] = [:]) {
+                    installed: UInt64 = 0, refused: [String: UInt64] = [:], removed: [String: UInt64] = [:],
+                    handoverRingFull: UInt64 = 0) {
             self.entries = entries
             self.capacity = capacity
             self.masks = masks
@@ -55,6 +59,7 @@ public struct XDPFlowCacheReport: Sendable, Equatable {
             self.installed = installed
             self.refused = refused
             self.removed = removed
+            self.handoverRingFull = handoverRingFull
         }
     }
 

@@ -14,6 +14,20 @@
 /// protocol), a truncated L4 header or an invalid IP header (fields left zero, indistinguishable
 /// from zero values), and a frame's length.
 public enum FlowShape {
+    /// Every bit `mask(of:)` keeps for some key (nw_proto and nw_frag whatever the dl_type): a
+    /// key that agrees with another on these has the same shape mask and the same shape. What a
+    /// worker's exact-match cache adds to its key when the XDP flow cache is on.
+    public static let anyShapeMask: FlowKey = {
+        var mask = FlowKey()
+        mask.set(.inPort, FlowField.inPort.layout.valueMask)
+        mask.set(.dlType, FlowField.dlType.layout.valueMask)
+        mask.set(.vlanTCI, FlowConstants.vlanPresent)
+        mask.set(.vlanOuterTCI, FlowConstants.vlanPresent)
+        mask.set(.nwProto, FlowField.nwProto.layout.valueMask)
+        mask.set(.nwFrag, FlowField.nwFrag.layout.valueMask)
+        return mask
+    }()
+
     /// in_port, dl_type, the present bits of both VLAN tags and, for IPv4 and IPv6, nw_proto and
     /// nw_frag (a later fragment has no L4).
     public static func mask(of key: FlowKey) -> FlowKey {

@@ -94,6 +94,9 @@ public struct XDPCacheReport: Codable, Sendable, Equatable {
     /// Installs refused, by reason; entries removed, by reason.
     public var refused: [String: UInt64]
     public var removed: [String: UInt64]
+    /// Misses the workers could not hand over to the installer (their rings were full): not
+    /// installs refused, and apart from `refused["full"]` (the cache full).
+    public var handoverRingFull: UInt64
     /// Summed over `ports`.
     public var totals: XDPPathReport
     public var ports: [XDPCachePortEntry]
@@ -103,7 +106,8 @@ public struct XDPCacheReport: Codable, Sendable, Equatable {
     public var truncated: Bool
 
     public init(enabled: Bool, entries: Int = 0, capacity: Int = 0, masks: Int = 0, maxMasks: Int = 0, installed: UInt64 = 0,
-                refused: [String: UInt64] = [:], removed: [String: UInt64] = [:], totals: XDPPathReport = XDPPathReport(),
+                refused: [String: UInt64] = [:], removed: [String: UInt64] = [:], handoverRingFull: UInt64 = 0,
+                totals: XDPPathReport = XDPPathReport(),
                 ports: [XDPCachePortEntry] = [], flows: [XDPCacheFlowEntry] = [], truncated: Bool = false) {
         self.enabled = enabled
         self.entries = entries
@@ -113,6 +117,7 @@ public struct XDPCacheReport: Codable, Sendable, Equatable {
         self.installed = installed
         self.refused = refused
         self.removed = removed
+        self.handoverRingFull = handoverRingFull
         self.totals = totals
         self.ports = ports
         self.flows = flows

@@ -1,6 +1,8 @@
 // Text of `vswiftctl dump-xdp-cache`, and the XDP path lines of `dump-ports` and `dump-workers`.
 
-/// `dump-xdp-cache`: a header with the cache's size and statistics and the path totals, then one
+/// `dump-xdp-cache`: a header with the cache's size and statistics (refusals by reason, `full`
+/// being the cache's; apart, `handover_ring_full`: misses the workers' rings to the installer had
+/// no room for) and the path totals, then one
 /// line per entry as `ovs-appctl dpctl/dump-flows` prints datapath flows, e.g.
 ///
 ///     in_port(1),eth(dst=52:54:00:00:00:02),eth_type(0x0800),ipv4(frag=no), packets:12, bytes:1176, used:0.532s, age:3.000s, actions:output:2
@@ -9,7 +11,8 @@
 public func formatDumpXDPCache(_ report: XDPCacheReport) -> String {
     guard report.enabled else { return "xdp cache: off (vswiftd --xdp-cache on enables it)\n" }
     var out = "xdp cache: on, entries=\(report.entries)/\(report.capacity), masks=\(report.masks)/\(report.maxMasks), "
-    out += "installed=\(report.installed), refused " + reasons(report.refused) + ", removed " + reasons(report.removed) + "\n"
+    out += "installed=\(report.installed), refused " + reasons(report.refused) + ", removed " + reasons(report.removed)
+    out += ", handover_ring_full=\(report.handoverRingFull)\n"
     out += "xdp path: " + formatXDPPath(report.totals) + "\n"
     for port in report.ports {
         if let problem = port.path.redirectProblem { out += "port \(port.name): not a redirect target: \(problem)\n" }
@@ -54,6 +57,7 @@ public func formatXDPWorkerTotals(_ report: XDPCacheReport) -> String {
           packets forwarded in XDP: \(t.hits)
           packets sent to the workers: \(t.misses &+ t.punted) (misses \(t.misses), punted \(t.punted))
           packets dropped in XDP: \(t.failed)
+          misses not handed over (hand-over rings full): \(report.handoverRingFull)
 
         """
 }

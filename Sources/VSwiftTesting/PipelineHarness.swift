@@ -22,7 +22,8 @@ public final class PipelineHarness {
         public var mpps: Double { Double(packets) / seconds / 1e6 }
     }
 
-    let worker: Worker
+    /// Package-visible for the XDP flow cache's hand-over tests (its ring and table, with @testable).
+    package let worker: Worker
     private let rxSlot: Int
     private let txSlot: Int
     private let templates: UnsafeMutableRawPointer

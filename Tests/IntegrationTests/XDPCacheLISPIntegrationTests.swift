@@ -17,9 +17,9 @@ struct XDPCacheLISPIntegrationTests {
     static let echoIdentifier: UInt16 = 0x1717
 
     /// One fixed ICMP echo request VM1 sends to VM2 (every copy the same bytes, so every
-    /// encapsulation is too). ICMP like the pings that opened the path: the workers' exact-match
-    /// cache keys on the table's fields only, so a frame of another shape (UDP) would hit the
-    /// pings' cache entry and never be handed over for an XDP entry of its own.
+    /// encapsulation is too). ICMP like the pings that opened the path (another shape would get
+    /// an XDP entry of its own: with the cache on the workers' exact-match cache keys on the
+    /// megaflow shape, XDPFlowCacheShapeTests).
     static var innerFrame: [UInt8] {
         let icmp = Build.icmp(type: 8, code: 0, Ref.be16(echoIdentifier) + Ref.be16(1) + Array("x17g lisp encap".utf8))
         return Build.ethernet(dst: 0x5254_001b_ead5, src: 0x5254_00b8_2775, type: 0x0800,
