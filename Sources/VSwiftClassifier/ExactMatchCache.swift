@@ -205,6 +205,20 @@ public struct ExactMatchCache: ~Copyable, @unchecked Sendable {
         }
     }
 
+    /// Forgets `key`'s entry for `table`, if the cache holds one, so the key's next lookup misses.
+    /// For a miss whose hand-over to the XDP flow cache was refused (a full ring): otherwise
+    /// the flow would hit here forever and never be handed over again.
+    public mutating func forget(_ key: UnsafePointer<FlowKey>, in table: ClassifierTable) {
+        let count = table.exactMatchWordCount
+        guard count <= Self.maxWords else { return }
+        key.withMemoryRebound(to: UInt64.self, capacity: FlowKey.wordCount) { k in
+            let h = hashWords(k, table.exactMatchMask, table.exactMatchWords, count)
+            let s = find(k, h, wide: count > Self.wordsPerEntry, table)
+            // A meta of 0 is no unit's (every meta has bit 16 set): the slot is free again.
+            if s >= 0 { metas[s] = 0 }
+        }
+    }
+
     // MARK: Units
 
     /// The first slot of candidate unit `c` (0..<4) of hash `h`: units `a`, `a ^ 1`, `b`, `b ^ 1`,

@@ -32,15 +32,19 @@ final class FlowCacheInstallRing: @unchecked Sendable {
 
     deinit { slots.deallocate() }
 
-    /// Worker side: the next free slot, or nil when the ring is full (counted).
+    /// Worker side: the next free slot, or nil when the ring is full (the caller counts what it
+    /// dropped with `noteRefused`).
     @inline(__always)
     func reserve() -> UnsafeMutablePointer<Request>? {
         let h = head.load(ordering: .relaxed)
-        guard h &- tail.load(ordering: .acquiring) < Self.capacity else {
-            refusedFull.store(refusedFull.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-            return nil
-        }
+        guard h &- tail.load(ordering: .acquiring) < Self.capacity else { return nil }
         return slots + (h & (Self.capacity - 1))
+    }
+
+    /// Worker side: `count` requests were dropped because the ring was full.
+    @inline(__always)
+    func noteRefused(_ count: Int) {
+        refusedFull.store(refusedFull.load(ordering: .relaxed) &+ UInt64(count), ordering: .relaxed)
     }
 
     /// Worker side: publishes the slot `reserve` gave.

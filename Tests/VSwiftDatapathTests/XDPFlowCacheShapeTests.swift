@@ -75,6 +75,29 @@ import VSwiftTesting
         #expect(Self.handedOver(before).count == 1, "the test sees the bug it guards against")
     }
 
+    /// A miss the full hand-over ring drops is forgotten by the exact-match cache, so the flow's
+    /// next frame misses and asks again; before, it hit the exact-match entry forever and never
+    /// got its XDP entry (a 1M-rule bench run plateaued at ~24k entries of 60k flows).
+    @Test func aMissTheFullRingDroppedIsAskedAgainByTheFlowsNextFrame() throws {
+        let rules = try PipelineHarness.rules(["in_port=1,actions=output:2"])
+        let harness = try PipelineHarness(packets: [Self.udp(), Self.udp(), Self.udp()], rules: rules, batch: 1)
+        let slots: [OpenFlowPortNumber: PortSlot] = [1: 0, 2: 1]
+        let table = try CompiledFlowTable(rules: rules, portSlot: { slots[$0] }, xdpFlowCache: true)
+        harness.worker.setFlowTable(0, table)   // the worker does not retain it
+        defer { withExtendedLifetime(table) {} }
+        harness.worker.flowCacheInstalling = true
+        let ring = harness.worker.flowCacheRequests
+        for _ in 0..<FlowCacheInstallRing.capacity { _ = ring.reserve()!; ring.commit() }
+        _ = harness.run(packets: 1)
+        #expect(ring.refusedFull.load(ordering: .relaxed) == 1, "the dropped request is counted")
+        #expect(Self.handedOver(harness).count == FlowCacheInstallRing.capacity, "only the filler")
+        _ = harness.run(packets: 1)
+        #expect(harness.cacheMisses == 2, "forgotten: the next frame missed again")
+        #expect(Self.handedOver(harness).map { $0.get(.nwProto) } == [17], "and was handed over")
+        _ = harness.run(packets: 1)
+        #expect(harness.cacheMisses == 2 && harness.cacheHits == 1, "handed over: the entry stays")
+    }
+
     @Test func aLinkLayerOnlyTableExtractsWholeKeysWithTheCacheOn() throws {
         let p2p = ["in_port=1,actions=output:2"]
         let (harness, table) = try Self.worker(p2p, frames: [Self.ping(), Self.udp()], xdpFlowCache: true)
