@@ -15,6 +15,8 @@ final class KernelPathCounters: @unchecked Sendable {
     let ports: UnsafeMutablePointer<PortCounterBlock>
     /// Per LISP port slot: packets encapsulated in XDP (its `encapsulated` tunnel counter).
     let encapsulated: UnsafeMutablePointer<UInt64>
+    /// Per LISP port slot: packets decapsulated in XDP (its `decapsulated` tunnel counter).
+    let decapsulated: UnsafeMutablePointer<UInt64>
 
     /// calloc: zero pages the kernel maps on first write (2M rule slots, 64 MiB untouched).
     init() {
@@ -24,12 +26,15 @@ final class KernelPathCounters: @unchecked Sendable {
             .bindMemory(to: PortCounterBlock.self, capacity: DatapathLimits.maxPorts)
         encapsulated = calloc(DatapathLimits.maxPorts, MemoryLayout<UInt64>.stride)!
             .bindMemory(to: UInt64.self, capacity: DatapathLimits.maxPorts)
+        decapsulated = calloc(DatapathLimits.maxPorts, MemoryLayout<UInt64>.stride)!
+            .bindMemory(to: UInt64.self, capacity: DatapathLimits.maxPorts)
     }
 
     deinit {
         free(rules)
         free(ports)
         free(encapsulated)
+        free(decapsulated)
     }
 
     /// Zeroes a rule slot before it is given to a new rule (no table uses it: nothing adds to it).
@@ -100,16 +105,19 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     let cache: XDPFlowCache
     let counters: KernelPathCounters
     let rings: [FlowCacheInstallRing]
-    private let lock = NSLock()
-    private var bridges: [Int32: Bridge] = [:]
-    private var capturing: [PortSlot: Int] = [:]
+    let lock = NSLock()
+    var bridges: [Int32: Bridge] = [:]
+    var capturing: [PortSlot: Int] = [:]
+    /// LISP decapsulation in XDP (XDPFlowCacheInstaller+Decap.swift).
+    let decapEntries: XDPDecapEntries
+    var decap = XDPDecapState()
     /// Device ports (their DEVMAP slots) and, for those XDP_REDIRECT cannot send to now, why:
     /// such a port's DEVMAP slot stays empty and no entry outputs to it (`RedirectCapability`).
     private var devices: [PortSlot: UInt32] = [:]
     private var redirectProblems: [PortSlot: String] = [:]
     /// Entries per mask slot: a slot no entry uses is freed (fewer masks for a miss to scan).
     private var maskUse = [Int](repeating: 0, count: XDPFlowCache.maxMasks)
-    private var stats = Statistics()
+    var stats = Statistics()
     private let running = Atomic<Bool>(false)
     private var thread: pthread_t?
 
@@ -117,6 +125,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         self.cache = cache
         self.rings = rings
         self.counters = KernelPathCounters()
+        self.decapEntries = XDPDecapEntries(cache: cache)
     }
 
     func start() {
@@ -284,6 +293,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
 
     /// Reads every entry's counters and adds what is new to its rule and ports (under the lock).
     private func foldAndExpire(now: UInt64) {
+        foldDecapLocked()
         for key in Array(bridges.keys) {
             guard var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
@@ -295,7 +305,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         }
     }
 
-    private func fold(_ bridge: inout Bridge, now: UInt64) {
+    func fold(_ bridge: inout Bridge, now: UInt64) {
         for entry in bridge.megaflows.all {
             let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
             guard let installed = bridge.installed[pair] else { continue }
@@ -341,7 +351,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Deletes `entries` (already out of the bridge's `MegaflowTable`) from the XDP maps, then
     /// folds what they counted since the last read into `table`'s rules (the version they
     /// were computed from).
-    private func delete(_ entries: [MegaflowTable.Entry], from bridge: inout Bridge, table: CompiledFlowTable, now: UInt64) {
+    func delete(_ entries: [MegaflowTable.Entry], from bridge: inout Bridge, table: CompiledFlowTable, now: UInt64) {
         for entry in entries {
             let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
             guard let installed = bridge.installed.removeValue(forKey: pair) else { continue }
@@ -368,6 +378,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let now = Self.monotonicNanoseconds()
         var ports = newPorts
         markCapturing(&ports)
+        markDecap(&ports)
         for (number, info) in ports where redirectProblems[info.slot] != nil { ports[number]!.cache.redirectTarget = false }
         // Out of the dictionary while it changes (see `installEntry`); every path puts it back.
         guard var bridge = bridges.removeValue(forKey: slot) else {
@@ -434,6 +445,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             delete(removed, from: &bridge, table: table, now: now)
             bridges[key] = bridge
         }
+        // A capture on a LISP port or its underlay device must see the outer frames: no decap entry.
+        syncDecapLocked(now: now)
     }
 
     /// A port is capturing when a capture runs on it or, for a LISP port with direct egress, on
@@ -527,6 +540,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let now = Self.monotonicNanoseconds()
+        decap.ports = []
+        syncDecapLocked(now: now)
         for key in Array(bridges.keys) {
             guard var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
