@@ -106,11 +106,12 @@ struct XDPCacheLISPDecapIntegrationTests {
         #expect(Self.delivered(vm2, timeout: 1) == 0, "delivered after del-port returned")
         try hosts.daemon2.ctl("add-port", "br2", "lisp0", "--", "set", "Interface", "lisp0", "type=lisp",
                               "options:remote_ip=192.168.117.77")
-        let readded = try lispCounters(hosts.daemon2)
+        let readded = try lispCounters(hosts.daemon2, port: "lisp0")
         for _ in 0..<10 { wire.send(legitimate); usleep(5_000) }
         #expect(Self.delivered(vm2, timeout: 1) == 0, "delivered from the old remote after add-port returned")
-        let last = try lispCounters(hosts.daemon2)
+        let last = try lispCounters(hosts.daemon2, port: "lisp0")
         #expect(last["decap"] == readded["decap"], "decapsulated from the old remote: \(readded) → \(last)")
+        #expect((last["unknown_rloc"] ?? 0) - (readded["unknown_rloc"] ?? 0) == 10, "refused by the workers: \(readded) → \(last)")
         let remaining: XDPCacheReport = try hosts.daemon2.call("dump-xdp-cache").get().decode()
         #expect(!remaining.flows.contains { $0.bridge == "br2" && $0.match.hasPrefix("in_port(2)") && $0.packets > 0 },
                 "\(remaining.flows.map(\.match))")
