@@ -88,8 +88,8 @@ extension XDPFlowCacheInstaller {
     }
 
     /// Bridges whose LISP ports gained or lost their decap entry: every entry goes (an entry
-    /// from a port XDP no longer decapsulates for could never be hit again; a port that gained
-    /// one lets its next misses in).
+    /// from a port XDP no longer decapsulates for could never be hit again) and is installed again
+    /// if the new ports allow it, with the keys that waited for a decap entry.
     private func applyDecapFlags(now: UInt64) {
         for key in Array(bridges.keys) {
             guard var ports = bridges[key]?.ports else { continue }
@@ -100,7 +100,14 @@ extension XDPFlowCacheInstaller {
             let table = bridge.table
             let removed = bridge.megaflows.removeAll()
             delete(removed, from: &bridge, table: table, now: now)
+            let waiting = bridge.waitingForEgress
+            bridge.waitingForEgress = []
             bridges[key] = bridge
+            // As `refresh` after a port change: the removed entries the new ports still allow go
+            // back in, and the keys that waited (a decapsulated miss before its port had a decap
+            // entry) are tried again — the workers' exact-match cache keeps those flows from missing.
+            for entry in removed { installEntry(for: entry.flow.maskedKey, bridge: key) }
+            for k in waiting { installEntry(for: k, bridge: key) }
         }
     }
 

@@ -204,7 +204,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
 
     /// Installs the entry for frames like `key` from the bridge's current table and ports (under
     /// the lock): a worker's miss, or an entry a port change took out (`refresh`).
-    private func installEntry(for key: FlowKey, bridge slot: Int32) {
+    func installEntry(for key: FlowKey, bridge slot: Int32) {
         // Taken out of the dictionary while it changes, so `bridge` is the only reference to its
         // storage: written back in place, a dictionary-held copy would make every install copy the
         // whole MegaflowTable and `installed` (O(capacity) per install: ~400 installs in seconds).
@@ -217,7 +217,10 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             // A LISP port whose next hop is not (yet) direct, or an output to a device that is no
             // redirect target (yet): the worker's exact-match cache will keep the flow from
             // missing again, so the key waits here for the next port change.
-            if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported),
+            // Likewise a decapsulated frame's key from a LISP port whose decap entry is not in yet
+            // (the worker decapsulates as soon as the next hop is published, before the installer's sync).
+            if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported)
+                || (decision == .notCacheable(.inputNotDevice) && Self.isLISP(bridge.ports[UInt32(truncatingIfNeeded: key.get(.inPort))])),
                !bridge.waitingForEgress.contains(key) {
                 if bridge.waitingForEgress.count >= Self.maxWaitingKeys { bridge.waitingForEgress.removeFirst() }
                 bridge.waitingForEgress.append(key)
@@ -272,6 +275,11 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         bridge.installed[pair] = Installed(id: id, maskSlot: maskSlot, inPort: bridge.ports[flow.inPort]!.slot, outPorts: outPorts,
                                            bytes: bytes)
         stats.installed &+= 1
+    }
+
+    private static func isLISP(_ info: XDPCachePortInfo?) -> Bool {
+        if case .lisp = info?.cache.kind { return true }
+        return false
     }
 
     private func view(_ bridge: Bridge) -> FlowCacheView {

@@ -150,10 +150,13 @@ import VSwiftTesting
         #expect(rig.installer.entryCount == 0)
         #expect(rig.installer.statistics.notCacheable == 1)
 
+        // The key waits: the worker decapsulates as soon as the next hop is published, before the
+        // installer's sync gives the port its entry, and its exact-match cache would not miss again.
         rig.setDecap(true)
         #expect(rig.installer.decapEntrySnapshot.values.map { $0 } == [Self.lispSlot])
+        #expect(rig.installer.entryCount == 1, "the waiting key installed with the decap entry: \(rig.installer.statistics)")
         try rig.workerMiss(outer)
-        #expect(rig.installer.entryCount == 1, "in_port = the LISP port, now an input: \(rig.installer.statistics) \(rig.installer.decapEntrySnapshot)")
+        #expect(rig.installer.entryCount == 1, "in_port = the LISP port, now an input: \(rig.installer.statistics)")
         var result = try rig.run(outer)
         #expect(result.action == XDPTestRun.redirect, "decapsulated and output in XDP")
         #expect(result.frame == inner, "the worker's decapsulation, byte for byte")
