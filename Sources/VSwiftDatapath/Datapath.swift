@@ -273,6 +273,7 @@ public final class Datapath: Sendable {
         let attachment = try locked { (s: inout State) throws(DatapathError) -> PortAttachment in
             let attachment = try attachDeviceLocked(&s, name, bridge: nil)
             syncUnderlayFiltersLocked(s)
+            syncDecapLocked(s)
             s.resolver?.wake()
             return attachment
         }
@@ -292,7 +293,8 @@ public final class Datapath: Sendable {
         guard let portSlot = freePortSlot(s) else { throw .tooManyPorts(DatapathLimits.maxPorts) }
         let program = try XDPRedirectProgram(
             device: device, objectPath: redirectObject, mode: bridge == nil ? .underlay : .port,
-            cache: bridge == nil ? nil : flowCacheInstaller?.cache, cacheInPort: XDPFlowCacheTranslation.inPortID(portSlot))
+            // Underlay programs too: they decapsulate with the shared decap entries and megaflows.
+            cache: flowCacheInstaller?.cache, cacheInPort: XDPFlowCacheTranslation.inPortID(portSlot))
         let bridgeSlot = bridge?.slot ?? .unbridged
 
         var opened: [(worker: Int, slot: Int, queue: UInt32)] = []
@@ -386,6 +388,7 @@ public final class Datapath: Sendable {
             s.ports[name] = PortRecord(
                 name: name, slot: portSlot, bridge: bridgeName, attachment: attachment,
                 program: nil, tap: nil, sockets: [], tunnel: options)
+            syncDecapLocked(s)
             refreshFlowCacheLocked(s, bridge: bridgeName)
             syncUnderlayFiltersLocked(s)
             s.resolver?.wake()
@@ -433,6 +436,8 @@ public final class Datapath: Sendable {
             for socket in port.sockets { workers[socket.worker].closeSocket(slot: socket.slot) }
         }
         s.ports[port.name] = nil
+        // Its decap entries (a LISP port, or the underlay device they were heard on) go first.
+        if port.tunnel != nil || port.attachment.kind == .underlay { syncDecapLocked(s) }
         // Entries naming the port leave the XDP maps before its DEVMAP slot and program go; a
         // device may be any bridge's LISP egress (XDPFlowCacheLISPEgress).
         if port.attachment.kind == .afxdp || port.attachment.kind == .underlay {
@@ -502,6 +507,7 @@ public final class Datapath: Sendable {
                 var tunnel = workers.reduce(TunnelStatistics()) { $0 + $1.tunnelStatistics(port.slot) }
                 // Packets the XDP flow cache encapsulated without a worker.
                 tunnel.encapsulated += flowCacheInstaller?.counters.encapsulated[port.slot.index] ?? 0
+                tunnel.decapsulated += flowCacheInstaller?.counters.decapsulated[port.slot.index] ?? 0
                 total.tunnel = tunnel
                 // Received packets the port refused, and packets it could not send.
                 total.rxDropped += tunnel.droppedBadHeader + tunnel.droppedUnknownRLOC + tunnel.droppedIIDMismatch
@@ -797,6 +803,7 @@ public final class Datapath: Sendable {
                 }
             }
             syncUnderlayFiltersLocked(s)
+            syncDecapLocked(s)
             for name in s.bridges.keys { refreshFlowCacheLocked(s, bridge: name) }
         }
     }
@@ -865,6 +872,21 @@ public final class Datapath: Sendable {
             ofport[port.slot] = number.rawValue
         }
         flowCacheInstaller.refresh(bridge: record.slot.rawValue, table: record.flowTable, ports: ports, ofport: ofport)
+    }
+
+    /// Tells the XDP flow cache's installer the LISP ports it may decapsulate for (in the
+    /// workers' order), from the published next hops and the underlay devices: it makes the decap
+    /// entries match before returning (XDPFlowCacheInstaller+Decap.swift).
+    private func syncDecapLocked(_ s: State) {
+        guard let flowCacheInstaller, let worker = workers.first else { return }
+        let tunnels = Dictionary(uniqueKeysWithValues: s.ports.values.compactMap { p in p.tunnel.map { (p.slot, $0) } })
+        // The control thread writes the workers' port order, under this lock: it reads it here.
+        let ordered = (0..<worker.tunnelPortCount).compactMap { i in
+            tunnels[worker.tunnelPorts[i]].map { (slot: worker.tunnelPorts[i], options: $0) }
+        }
+        let underlays = Dictionary(uniqueKeysWithValues: s.ports.values.filter { $0.attachment.kind == .underlay }.map { ($0.slot, $0.ifindex) })
+        flowCacheInstaller.setDecapPorts(XDPFlowCacheLISPIngress.ports(
+            ordered: ordered, nextHops: s.tunnelRouting.nextHops, underlays: underlays))
     }
 
     private func freePortSlot(_ s: State) -> PortSlot? {

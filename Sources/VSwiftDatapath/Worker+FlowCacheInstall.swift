@@ -37,3 +37,24 @@ extension Worker {
         }
     }
 }
+
+extension Worker {
+    /// Pushes the key of a frame this worker decapsulated (in_port = its LISP port, the tunnel
+    /// words from the outer headers) that the exact-match cache missed: the XDP programs look the
+    /// same inner frame up with the same key (bpf/vswift_decap.h `vsdc_inner`), so its entry can
+    /// serve the next ones in XDP. The installer refuses it unless the port has a decap entry
+    /// (`XDPCacheability`, `inputNotDevice`). A full ring drops it (counted) and the exact-match
+    /// cache forgets it, as for a device port's misses.
+    @inline(never)
+    func requestFlowCacheEntry(decapsulated key: UnsafePointer<FlowKey>, _ table: CompiledFlowTable, bridge: BridgeSlot) {
+        guard let slot = flowCacheRequests.reserve() else {
+            flowCacheRequests.noteRefused(1)
+            cache.forget(key, in: table.classifier)
+            return
+        }
+        slot.pointee.key = key.pointee
+        slot.pointee.version = table.classifier.version
+        slot.pointee.bridge = bridge.rawValue
+        flowCacheRequests.commit()
+    }
+}

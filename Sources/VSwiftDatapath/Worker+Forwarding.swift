@@ -100,7 +100,8 @@ extension Worker {
     /// burst lookup's answer with less work, then acted on and counted by the same `act` and
     /// `addToCounters` as a burst's frames), else NORMAL.
     @inline(__always)
-    func process(address: UInt64, length: UInt32, inPort: PortSlot, bridge: BridgeSlot, context: PacketContext) {
+    func process(address: UInt64, length: UInt32, inPort: PortSlot, bridge: BridgeSlot, context: PacketContext,
+                 decapsulated: Bool = false) {
         guard let bridgeIndex = bridge.index else {
             pool.release(address)
             return
@@ -117,7 +118,12 @@ extension Worker {
                 tunnelDestination: context.tunnelDestination, into: burst.keys + slot)
             // The rule, address and length go to `act` in registers: a burst of one needs no
             // round trip through the burst's arrays (measured: lisp-decap 8 % slower with it).
+            let missesBefore = cache.misses
             let rule = cache.lookup(burst.keys + slot, in: table.classifier)
+            // A decapsulated frame's miss may become an XDP entry (XDP decapsulates too).
+            if decapsulated && flowCacheInstalling && cache.misses != missesBefore {
+                requestFlowCacheEntry(decapsulated: burst.keys + slot, table, bridge: bridge)
+            }
             var run = RuleRun()
             act(table, rule: rule, address: address, length: length, inPort: inPort, bridge: bridge, context: context,
                 run: &run)

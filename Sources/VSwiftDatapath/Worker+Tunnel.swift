@@ -141,7 +141,7 @@ extension Worker {
                 return true
             }
             process(address: UInt64(start - base), length: UInt32(innerLength), inPort: port, bridge: ports[port.index].bridge,
-                    context: context)
+                    context: context, decapsulated: true)
             return true
         }
         // A later outer fragment has no UDP header to match, nor has an IPv6 fragment a UDP header

@@ -15,6 +15,8 @@ final class KernelPathCounters: @unchecked Sendable {
     let ports: UnsafeMutablePointer<PortCounterBlock>
     /// Per LISP port slot: packets encapsulated in XDP (its `encapsulated` tunnel counter).
     let encapsulated: UnsafeMutablePointer<UInt64>
+    /// Per LISP port slot: packets decapsulated in XDP (its `decapsulated` tunnel counter).
+    let decapsulated: UnsafeMutablePointer<UInt64>
 
     /// calloc: zero pages the kernel maps on first write (2M rule slots, 64 MiB untouched).
     init() {
@@ -24,12 +26,15 @@ final class KernelPathCounters: @unchecked Sendable {
             .bindMemory(to: PortCounterBlock.self, capacity: DatapathLimits.maxPorts)
         encapsulated = calloc(DatapathLimits.maxPorts, MemoryLayout<UInt64>.stride)!
             .bindMemory(to: UInt64.self, capacity: DatapathLimits.maxPorts)
+        decapsulated = calloc(DatapathLimits.maxPorts, MemoryLayout<UInt64>.stride)!
+            .bindMemory(to: UInt64.self, capacity: DatapathLimits.maxPorts)
     }
 
     deinit {
         free(rules)
         free(ports)
         free(encapsulated)
+        free(decapsulated)
     }
 
     /// Zeroes a rule slot before it is given to a new rule (no table uses it: nothing adds to it).
@@ -116,16 +121,19 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     let cache: XDPFlowCache
     let counters: KernelPathCounters
     let rings: [FlowCacheInstallRing]
-    private let lock = NSLock()
-    private var bridges: [Int32: Bridge] = [:]
-    private var capturing: [PortSlot: Int] = [:]
+    let lock = NSLock()
+    var bridges: [Int32: Bridge] = [:]
+    var capturing: [PortSlot: Int] = [:]
+    /// LISP decapsulation in XDP (XDPFlowCacheInstaller+Decap.swift).
+    let decapEntries: XDPDecapEntries
+    var decap = XDPDecapState()
     /// Device ports (their DEVMAP slots) and, for those XDP_REDIRECT cannot send to now, why:
     /// such a port's DEVMAP slot stays empty and no entry outputs to it (`RedirectCapability`).
     private var devices: [PortSlot: UInt32] = [:]
     private var redirectProblems: [PortSlot: String] = [:]
     /// Entries per mask slot: a slot no entry uses is freed (fewer masks for a miss to scan).
     private var maskUse = [Int](repeating: 0, count: XDPFlowCache.maxMasks)
-    private var stats = Statistics()
+    var stats = Statistics()
     private let running = Atomic<Bool>(false)
     private var thread: pthread_t?
 
@@ -133,6 +141,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         self.cache = cache
         self.rings = rings
         self.counters = KernelPathCounters()
+        self.decapEntries = XDPDecapEntries(cache: cache)
     }
 
     func start() {
@@ -211,7 +220,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
 
     /// Installs the entry for frames like `key` from the bridge's current table and ports (under
     /// the lock): a worker's miss, or an entry a port change took out (`refresh`).
-    private func installEntry(for key: FlowKey, bridge slot: Int32) {
+    func installEntry(for key: FlowKey, bridge slot: Int32) {
         // Taken out of the dictionary while it changes, so `bridge` is the only reference to its
         // storage: written back in place, a dictionary-held copy would make every install copy the
         // whole MegaflowTable and `installed` (O(capacity) per install: ~400 installs in seconds).
@@ -224,7 +233,10 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             // A LISP port whose next hop is not (yet) direct, or an output to a device that is no
             // redirect target (yet): the worker's exact-match cache will keep the flow from
             // missing again, so the key waits here for the next port change.
-            if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported) {
+            // Likewise a decapsulated frame's key from a LISP port whose decap entry is not in yet
+            // (the worker decapsulates as soon as the next hop is published, before the installer's sync).
+            if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported)
+                || (decision == .notCacheable(.inputNotDevice) && Self.isLISP(bridge.ports[UInt32(truncatingIfNeeded: key.get(.inPort))])) {
                 bridge.wait(for: key)
             }
             return
@@ -279,6 +291,11 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         stats.installed &+= 1
     }
 
+    private static func isLISP(_ info: XDPCachePortInfo?) -> Bool {
+        if case .lisp = info?.cache.kind { return true }
+        return false
+    }
+
     private func view(_ bridge: Bridge) -> FlowCacheView {
         let table = bridge.table
         let ofport = bridge.ofport
@@ -298,6 +315,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
 
     /// Reads every entry's counters and adds what is new to its rule and ports (under the lock).
     private func foldAndExpire(now: UInt64) {
+        foldDecapLocked()
         for key in Array(bridges.keys) {
             guard var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
@@ -309,7 +327,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         }
     }
 
-    private func fold(_ bridge: inout Bridge, now: UInt64) {
+    func fold(_ bridge: inout Bridge, now: UInt64) {
         for entry in bridge.megaflows.all {
             let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
             guard let installed = bridge.installed[pair] else { continue }
@@ -355,7 +373,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Deletes `entries` (already out of the bridge's `MegaflowTable`) from the XDP maps, then
     /// folds what they counted since the last read into `table`'s rules (the version they
     /// were computed from).
-    private func delete(_ entries: [MegaflowTable.Entry], from bridge: inout Bridge, table: CompiledFlowTable, now: UInt64) {
+    func delete(_ entries: [MegaflowTable.Entry], from bridge: inout Bridge, table: CompiledFlowTable, now: UInt64) {
         for entry in entries {
             let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
             guard let installed = bridge.installed.removeValue(forKey: pair) else { continue }
@@ -447,6 +465,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             delete(removed, from: &bridge, table: table, now: now)
             bridges[key] = bridge
         }
+        // A capture on a LISP port or its underlay device must see the outer frames: no decap entry.
+        syncDecapLocked(now: now)
     }
 
     /// `offered` as the installer uses it: captures marked (before the redirect problems, which
@@ -455,6 +475,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     private func effectivePorts(_ offered: [UInt32: XDPCachePortInfo]) -> [UInt32: XDPCachePortInfo] {
         var ports = offered
         markCapturing(&ports)
+        markDecap(&ports)
         return XDPFlowCacheRedirectTargets.effective(ports, problems: redirectProblems)
     }
 
@@ -555,6 +576,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let now = Self.monotonicNanoseconds()
+        decap.ports = []
+        syncDecapLocked(now: now)
         for key in Array(bridges.keys) {
             guard var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)

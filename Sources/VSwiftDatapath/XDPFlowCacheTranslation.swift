@@ -41,6 +41,16 @@ package struct XDPFlowCacheTranslation: Equatable, Sendable {
             && a.lispTemplate?.slot == b.lispTemplate?.slot && a.lispTemplate?.headers == b.lispTemplate?.headers
     }
 
+    /// Frames XDP sees arrive on a device, or on a LISP port it decapsulates for (an underlay
+    /// program looks the inner frame up with the LISP port's in_port id, bpf/vswift_decap.h).
+    static func isInput(_ kind: CachePort.Kind) -> Bool {
+        switch kind {
+        case .device: return true
+        case .lisp(let lisp): return lisp.decapInXDP
+        default: return false
+        }
+    }
+
     /// The XDP in_port id of port `slot` (what its program puts in the key's in_port).
     package static func inPortID(_ slot: PortSlot) -> UInt32 { 0x8000_0000 | UInt32(slot.rawValue) }
 
@@ -54,7 +64,7 @@ package struct XDPFlowCacheTranslation: Equatable, Sendable {
     package static func translate(_ flow: CachedFlow, port: (UInt32) -> XDPCachePortInfo?) -> XDPFlowCacheTranslation? {
         // in_port is in every megaflow (FlowShape), whole: the entry is for one input port.
         guard flow.mask.get(.inPort) == FlowField.inPort.layout.valueMask,
-              let input = port(flow.inPort), input.cache.kind == .device else { return nil }
+              let input = port(flow.inPort), Self.isInput(input.cache.kind) else { return nil }
         var actions: [XDPFlowCacheAction] = []
         var template: (slot: UInt32, headers: XDPFlowCache.LISPTemplate)?
         var tunnelMetadataSet = false

@@ -24,11 +24,16 @@ public struct CachePort: Sendable, Equatable {
         /// The route to the remote leaves straight out of an attached device with a resolved next
         /// hop (not through a bridge's internal port, where the packet re-enters a bridge).
         public var directEgress: Bool
+        /// The XDP programs decapsulate the port's packets (it has a decap entry: a fixed remote
+        /// and key, heard on an underlay device, no capture on either): frames arriving on it can
+        /// hit, so it may be an entry's input.
+        public var decapInXDP: Bool
 
-        public init(fixedRemote: Bool, keyFromFlow: Bool, directEgress: Bool) {
+        public init(fixedRemote: Bool, keyFromFlow: Bool, directEgress: Bool, decapInXDP: Bool = false) {
             self.fixedRemote = fixedRemote
             self.keyFromFlow = keyFromFlow
             self.directEgress = directEgress
+            self.decapInXDP = decapInXDP
         }
     }
 
@@ -70,7 +75,8 @@ public enum NotCacheable: String, Sendable, Equatable, CaseIterable {
     case unsupportedAction
     /// A capture runs on the input port or an output port.
     case capture
-    /// The input port is not a device (a tap read, a LISP decapsulation): only frames XDP sees can hit.
+    /// The input port is not a device (a tap read, a LISP port XDP does not decapsulate for):
+    /// only frames XDP sees can hit.
     case inputNotDevice
     /// Output to a device the kernel cannot redirect to now (a veth whose peer runs no NAPI).
     case redirectUnsupported
@@ -97,7 +103,13 @@ public enum XDPCacheability {
     public static func verdict(actions: [FlowAction], key: FlowKey, port: (UInt32) -> CachePort) -> Verdict {
         let inPort = UInt32(truncatingIfNeeded: key.get(.inPort))
         let input = port(inPort)
-        guard input.kind == .device else { return .notCacheable(.inputNotDevice) }
+        switch input.kind {
+        case .device: break
+        // Decapsulated in XDP (bpf/vswift_decap.h): the inner frame is looked up as arriving on
+        // the LISP port, so its entries have in_port = the port.
+        case .lisp(let lisp) where lisp.decapInXDP: break
+        default: return .notCacheable(.inputNotDevice)
+        }
         if input.capturing { return .notCacheable(.capture) }
         let dlType = key.get(.dlType)
         let isIP = dlType == UInt64(EtherType.ipv4) || dlType == UInt64(EtherType.ipv6)

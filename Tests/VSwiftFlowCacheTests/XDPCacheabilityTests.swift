@@ -6,7 +6,8 @@ import VSwiftPacket
 /// Ports of the tests: 1, 2, 3 devices; 4 the bridge's tap; 5 a LISP port with a fixed remote and
 /// a direct egress; 6 LISP with remote_ip=flow; 7 LISP routed through a bridge; 8 LISP with key=flow;
 /// 9 a device with a capture running; 10 a device XDP cannot redirect to (a veth whose peer runs
-/// no NAPI); LOCAL the internal port; anything else absent.
+/// no NAPI); 11 a LISP port XDP decapsulates for (a decap entry), 12 the same with a capture
+/// running; LOCAL the internal port; anything else absent.
 private func port(_ number: UInt32) -> CachePort {
     switch number {
     case 1, 2, 3: return CachePort(kind: .device)
@@ -17,6 +18,9 @@ private func port(_ number: UInt32) -> CachePort {
     case 8: return CachePort(kind: .lisp(.init(fixedRemote: true, keyFromFlow: true, directEgress: true)))
     case 9: return CachePort(kind: .device, capturing: true)
     case 10: return CachePort(kind: .device, redirectTarget: false)
+    case 11: return CachePort(kind: .lisp(.init(fixedRemote: true, keyFromFlow: false, directEgress: true, decapInXDP: true)))
+    case 12: return CachePort(kind: .lisp(.init(fixedRemote: true, keyFromFlow: false, directEgress: true, decapInXDP: true)),
+                              capturing: true)
     default: return CachePort(kind: .absent)
     }
 }
@@ -103,6 +107,18 @@ private let noExtra = XDPCacheability.Verdict.cacheable(extraMask: FlowKey())
         #expect(verdict([.output(2)], key(inPort: 9)) == .notCacheable(.capture))
         #expect(verdict([.output(2)], key(inPort: 4)) == .notCacheable(.inputNotDevice))
         #expect(verdict([.output(2)], key(inPort: 5)) == .notCacheable(.inputNotDevice))
+        #expect(verdict([.output(2)], key(inPort: 12)) == .notCacheable(.capture))
+    }
+
+    /// A LISP port is an input only where XDP decapsulates for it (DESIGN.md, "LISP decapsulation
+    /// in XDP"): its frames are then looked up with in_port = the port.
+    @Test func aLISPPortWithADecapEntryIsAnInput() {
+        #expect(verdict([.output(2)], key(inPort: 11)) == noExtra)
+        #expect(verdict([], key(inPort: 11)) == noExtra)
+        #expect(verdict([.normal], key(inPort: 11)) == .notCacheable(.normal))
+        // Decapsulated, then encapsulated again toward another site.
+        #expect(verdict([.output(5)], key(inPort: 11)) == noExtra)
+        #expect(verdict([.output(2)], key(inPort: 8)) == .notCacheable(.inputNotDevice))
     }
 
     /// XDP_REDIRECT to a device without NETDEV_XDP_ACT_NDO_XMIT is dropped by the kernel
