@@ -96,8 +96,8 @@ struct ForwardRun {
             notes.append("the vswift rows run in_port=1,actions=output:2 (NORMAL is never cached); OVS runs NORMAL")
         }
         if options.xdpCache.measuresWith && tunnel == .decap {
-            notes.append("vswift-xdp, LISP decap: decapsulation in XDP is not wired into the datapath yet, "
-                + "so these frames stay on the workers' path: the row shows the workers' rate with the cache on (see its XDP path note)")
+            notes.append("vswift-xdp, LISP decap: s0 is an underlay device; its program decapsulates in XDP "
+                + "(decap entry for lisp0's remote) and the inner frame's megaflow entry outputs it")
         }
         var template: [UInt8]?
         if tunnel == .decap {
