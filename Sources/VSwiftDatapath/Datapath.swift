@@ -841,7 +841,10 @@ public final class Datapath: Sendable {
         guard let flowCacheInstaller else { return ([], []) }
         let (names, ports) = state.withLock { s in
             (Dictionary(uniqueKeysWithValues: s.bridges.values.map { ($0.slot.rawValue, $0.name) }),
-             s.ports.values.filter { $0.attachment.kind == .afxdp }.map { ($0.name, $0.bridge, $0.slot, $0.program?.flowCacheStatistics() ?? .init()) })
+             // Underlay devices too: their programs decapsulate LISP in XDP (hits, misses and
+             // punts of the decap stage; the host's own traffic is not counted there).
+             s.ports.values.filter { $0.attachment.kind == .afxdp || $0.attachment.kind == .underlay }
+                .map { ($0.name, $0.bridge, $0.slot, $0.program?.flowCacheStatistics() ?? .init()) })
         }
         let entries = flowCacheInstaller.snapshot().map { (bridge: names[$0.bridge] ?? "", entry: $0) }
         return (entries, ports.map { (name: $0.0, bridge: $0.1, slot: $0.2, statistics: $0.3) })

@@ -72,6 +72,10 @@ struct XDPCacheLISPDecapIntegrationTests {
         let entry = report.flows.first { $0.bridge == "br2" && $0.match.hasPrefix("in_port(2)") }
         #expect(entry != nil, "no entry with in_port = the LISP port: \(report.flows.map(\.match)) refused \(report.refused)")
         #expect((entry?.packets ?? 0) >= UInt64(count / 2), "the decapsulated flow's entry counted \(entry?.packets ?? 0) of \(count)")
+        // The underlay device's program is in the path counts: its decap stage's hits.
+        let underlayHits = report.ports.filter { $0.name == "ul0" }.map(\.path.hits).reduce(0, +)
+        #expect(underlayHits >= UInt64(count / 2), "ul0's XDP hits \(underlayHits): \(report.ports)")
+        #expect(report.totals.hits >= underlayHits)
         let after = try lispCounters(hosts.daemon2)
         #expect((after["decap"] ?? 0) - (before["decap"] ?? 0) >= UInt64(received), "lisp decap= \(before) → \(after)")
         #expect(try Self.rxPackets(hosts.daemon2, port: "2") - rxBefore >= UInt64(received), "the LISP port's rx")
