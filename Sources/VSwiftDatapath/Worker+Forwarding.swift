@@ -184,7 +184,7 @@ extension Worker {
                 // remote_ip=map: the inner destination's resolution set, loading while the burst
                 // is classified (Worker+MapCache.swift).
                 if prefetchMapResolutions {
-                    mapCache.prefetch(base + Int(desc.addr), address: desc.addr, length: Int(desc.len), slot: pending)
+                    mapCache.prefetch(base + Int(truncatingIfNeeded: desc.addr), length: Int(desc.len))
                 }
                 pending += 1
                 if pending == ClassifyBurst.capacity {
@@ -246,22 +246,15 @@ extension Worker {
                     bridge: bridge, context: context, run: &run)
             }
         } else {
-            // A small table stays in cache: nothing of it to prefetch. The frames' first lines (and
-            // with remote_ip=map their resolution sets) were loaded at extraction, but acting on a
-            // burst evicts the first frames' lines from L1 again: each comes back a few frames ahead.
-            let prefetchMap = mapCache.hasPorts
+            // A small table stays in cache: nothing of it to prefetch. The frames' first lines were
+            // loaded at extraction, but acting on a burst evicts the first frames' lines from L1
+            // again: each comes back a few frames ahead.
             for j in first..<end {
                 let ahead = j &+ Self.prefetchDistance
-                if ahead < end {
-                    vs_prefetch(base + Int(burst.addresses[ahead]))
-                    if prefetchMap { mapCache.prefetchAgain(slot: ahead) }
-                }
-                // remote_ip=map: the slot's frame as parsed at extraction (WorkerMapCache.actingSlot).
-                if prefetchMap { mapCache.actingSlot = j }
+                if ahead < end { vs_prefetch(base + Int(burst.addresses[ahead])) }
                 act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
                     bridge: bridge, context: context, run: &run)
             }
-            if prefetchMap { mapCache.actingSlot = -1 }
         }
         addToCounters(run, table)
     }
@@ -360,8 +353,6 @@ extension Worker {
             case .setTunDst:
                 context.tunnelDestination = UInt32(truncatingIfNeeded: action.pointee.a)
             default:
-                // The frame changes: what extraction read of it no longer holds (WorkerMapCache.actingSlot).
-                mapCache.actingSlot = -1
                 let frameBase = address & ~(UInt64(frameSize) - 1)
                 var start = base + Int(address)
                 let headroom = Int(address - frameBase) - UmemArea.txMetadataRoom

@@ -16,18 +16,19 @@ extension Worker {
     /// `mapCacheNextHop`'s answer when it has dropped (and counted) the frame.
     static let mapCacheDropped = -2
 
-    /// The hit path, inlined into `sendThroughTunnel`: the next-hop index cached for burst frame
-    /// `frame` (`WorkerMapCache.parsedFrame`: the slot being acted on, unchanged since extraction)
-    /// when its destination's resolution in the current epoch names a lone RLOC whose next hop is
-    /// claimed; -1 otherwise (then `mapCacheNextHop` decides). Reads the slot's memo and one set
-    /// line: no parse, no hash, no call, nothing written. The epoch's 20 s renewal is checked once
-    /// per burst (`classifyAndApply`), and by `mapCacheNextHop` for frames on their own.
+    /// The hit path, inlined into `sendThroughTunnel`: the next-hop index cached for `frame` when
+    /// it is untagged IPv4 and its destination's resolution in the current epoch names a lone RLOC
+    /// whose next hop is claimed; -1 otherwise (then `mapCacheNextHop` decides). The frame is read
+    /// as it is now (after any header action), its set was prefetched at extraction
+    /// (`WorkerMapCache.prefetch`): a few loads, one multiply, no call, nothing written. The
+    /// epoch's 20 s renewal is checked once per poll round, and by `mapCacheNextHop`.
     @inline(__always)
-    func cachedMapCacheHop(instanceID: UInt32, frame: UnsafeMutablePointer<MapBurstFrame>) -> Int {
+    func cachedMapCacheHop(instanceID: UInt32, frame: UnsafeRawPointer, length: Int) -> Int {
+        guard LISP.isUntaggedIPv4(frame, length: length) else { return -1 }
+        let destination = LISP.untaggedIPv4Destination(frame)
         let cache = mapCache
-        let set = cache.resolutions + Int(frame.pointee.setIndex)
-        let tag = UInt64(cache.epoch) << 32 | UInt64(instanceID)
-        let destination = frame.pointee.destination
+        let set = cache.set(destination)
+        let tag = cache.tag(instanceID: instanceID)
         if set.pointee.tag == tag && set.pointee.destination == destination { return Int(set.pointee.hop) }
         let other = set + 1
         if other.pointee.tag == tag && other.pointee.destination == destination { return Int(other.pointee.hop) }
@@ -44,26 +45,15 @@ extension Worker {
     func mapCacheNextHop(port: PortSlot, state: UnsafeMutablePointer<TunnelPortState>,
                          counters: UnsafeMutablePointer<TunnelCounterBlock>, address: UInt64, length: UInt32) -> Int {
         let cache = mapCache
-        let inner: LISP.InnerPacket
-        let set: UnsafeMutablePointer<MapResolution>
-        if let parsed = cache.parsedFrame(address: address) {
-            // The burst slot's frame, parsed at extraction and untouched since: its destination and
-            // set as `prefetch` found them. The source is read only for a miss (`mapCacheDecide`).
-            inner = LISP.InnerPacket(source: IPAddress(), destination: parsed.pointee.destination,
-                                     l3Offset: Int(parsed.pointee.l3Offset), isIPv6: parsed.pointee.isIPv6)
-            set = cache.resolutions + Int(parsed.pointee.setIndex)
-        } else {
-            guard let packet = LISP.innerPacket(base + Int(address), length: Int(length)) else {
-                vs_add_relaxed_u64(&counters.pointee.nonIP, 1)
-                pool.release(address)
-                return Self.mapCacheDropped
-            }
-            inner = packet
-            set = cache.set(packet.destination)
+        guard let inner = LISP.innerPacket(base + Int(address), length: Int(length)) else {
+            vs_add_relaxed_u64(&counters.pointee.nonIP, 1)
+            pool.release(address)
+            return Self.mapCacheDropped
         }
+        let set = cache.set(inner.destination)
         cache.renewEpochIfDue(now: now)
         let instanceID = state.pointee.key
-        let tag = UInt64(cache.epoch) << 32 | UInt64(instanceID)
+        let tag = cache.tag(instanceID: instanceID)
         let hop: Int32
         if set.pointee.tag == tag && set.pointee.destination == inner.destination {
             hop = set.pointee.hop
@@ -137,9 +127,8 @@ extension Worker {
             return hop
         case .miss, .noUsableLocator, .sendMapRequest:
             vs_add_relaxed_u64(&counters.pointee.mapMiss, 1)
-            // The inner source (a Map-Request's source EID, RFC 9301 §5.3): read here, on a miss only.
-            let source = LISP.innerPacket(base + Int(address), length: Int(length))?.source ?? inner.source
-            if !mapCache.misses.push(MapCacheMiss(instanceID: state.pointee.key, destination: inner.destination, source: source)) {
+            // The inner source is a Map-Request's source EID (RFC 9301 §5.3).
+            if !mapCache.misses.push(MapCacheMiss(instanceID: state.pointee.key, destination: inner.destination, source: inner.source)) {
                 vs_add_relaxed_u64(&counters.pointee.mapMissUnqueued, 1)
             }
         case .nativelyForward:

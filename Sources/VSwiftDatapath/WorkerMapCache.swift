@@ -9,7 +9,7 @@ import VSwiftPacket
 /// line, two ways to a set.
 struct MapResolution {
     var destination = IPAddress()
-    /// `WorkerMapCache.epoch` << 32 | instance id; 0: empty.
+    /// `WorkerMapCache.tag(instanceID:)`: the epoch << 32 | instance id; 0: empty.
     var tag: UInt64 = 0
     /// The snapshot's entry covering the destination (-1: none).
     var entry: Int32 = -1
@@ -39,21 +39,12 @@ final class WorkerMapCache: @unchecked Sendable {
     static let remarkSeconds: UInt64 = 20
 
     let resolutions: UnsafeMutablePointer<MapResolution>
-    /// Per slot of the burst being classified (`ClassifyBurst`): what `prefetch` read of its frame
-    /// (inner destination, set index). A hint for `prefetchAgain`; for the encapsulation of the
-    /// frame itself it counts only through `parsedFrame(address:)` (see `actingSlot`).
-    let burstFrames: UnsafeMutablePointer<MapBurstFrame>
-    /// The burst slot whose frame the worker is acting on while its `burstFrames` entry still
-    /// describes it: set by `classifyAndApply` before it acts on a slot, -1 after the burst and as
-    /// soon as a header action rewrites the frame (`execute`). A frame output to a `remote_ip=map`
-    /// port at `burstFrames[actingSlot].address` is that slot's frame, unchanged since `prefetch`
-    /// parsed it (a copy or a moved start has another address): its inner headers are not parsed
-    /// nor its set hashed again.
-    var actingSlot = -1
     /// nil until something is published: every lookup misses.
     var snapshot: Unmanaged<MapCacheSnapshot>?
     var rlocs: Unmanaged<MapCacheRLOCSet>?
-    var epoch: UInt32 = 1
+    /// The epoch (never 0) in the high half of a resolution's tag, kept shifted so that the hit
+    /// path makes a tag with one `or`.
+    private(set) var epochTag: UInt64 = 1 << 32
     var epochStarted: UInt64 = 0
     /// Whether the worker has a `remote_ip=map` port (set with its tunnel ports, worker parked):
     /// only then are bursts' sets prefetched.
@@ -66,13 +57,10 @@ final class WorkerMapCache: @unchecked Sendable {
         let memory = UnsafeMutableRawPointer.allocate(byteCount: Self.sets * 2 * MemoryLayout<MapResolution>.stride, alignment: 64)
         resolutions = memory.bindMemory(to: MapResolution.self, capacity: Self.sets * 2)
         resolutions.initialize(repeating: MapResolution(), count: Self.sets * 2)
-        burstFrames = .allocate(capacity: ClassifyBurst.capacity)
-        burstFrames.initialize(repeating: MapBurstFrame(), count: ClassifyBurst.capacity)
     }
 
     deinit {
         UnsafeMutableRawPointer(resolutions).deallocate()
-        burstFrames.deallocate()
         if let traceOutcomes {
             traceOutcomes.pointee.items.deallocate()
             traceOutcomes.deallocate()
@@ -82,10 +70,14 @@ final class WorkerMapCache: @unchecked Sendable {
     /// Forgets every resolution (a tag compare, no sweep).
     @inline(__always)
     func newEpoch(now: UInt64) {
-        epoch &+= 1
-        if epoch == 0 { epoch = 1 }
+        epochTag &+= 1 << 32
+        if epochTag == 0 { epochTag = 1 << 32 }
         epochStarted = now
     }
+
+    /// A resolution's tag for `instanceID` in the current epoch.
+    @inline(__always)
+    func tag(instanceID: UInt32) -> UInt64 { epochTag | UInt64(instanceID) }
 
     /// Starts a new epoch when the current one is `remarkSeconds` old (an entry in steady use is
     /// then searched again and its use marked).
@@ -109,55 +101,29 @@ final class WorkerMapCache: @unchecked Sendable {
         return Int(truncatingIfNeeded: h >> UInt64(64 - setBits)) &* 2
     }
 
-    /// Starts loading the set of the inner destination of the frame at UMEM `address` (when it is
-    /// IP) and keeps what it read for burst slot `slot`: called for every frame of a burst on a
-    /// worker with `remote_ip=map` ports as its key is extracted, so that the line is on its way
-    /// while the burst is classified; `prefetchAgain` brings it back a few frames before the frame
-    /// is acted on (acting on a 64-frame burst evicts the burst's first lines from L1). Measured: a
-    /// 1,000-flow burst missed that line on most packets (`lisp-map-*`: 30 of the 45 ns between
-    /// map and static encapsulation were the load of the set's tag).
+    /// Starts loading the set of the inner destination of `frame`: called for every frame of a
+    /// burst on a worker with `remote_ip=map` ports as its key is extracted, so that the line is
+    /// on its way while the burst is classified. Measured: a 1,000-flow burst missed that line on
+    /// most packets without it (`lisp-map-*`: 30 of the 45 ns between map and static
+    /// encapsulation were the load of the set's tag). Only a hint: the lookup at output reads the
+    /// frame as it is then (a header action may have changed it).
+    ///
+    /// An untagged IPv4 frame, the common case, takes a few instructions (its address's high word
+    /// is 0, so the set's hash is one multiply); anything else is parsed out of line.
     @inline(__always)
-    func prefetch(_ frame: UnsafeRawPointer, address: UInt64, length: Int, slot: Int) {
-        let memo = burstFrames + slot
-        guard let inner = LISP.innerPacket(frame, length: length) else {
-            memo.pointee.address = MapBurstFrame.none
-            memo.pointee.setIndex = -1
+    func prefetch(_ frame: UnsafeRawPointer, length: Int) {
+        if let destination = LISP.untaggedIPv4DestinationHint(frame, length: length) {
+            vs_prefetch(set(destination))
             return
         }
-        let index = Self.setIndex(inner.destination)
-        memo.pointee = MapBurstFrame(address: address, destination: inner.destination, setIndex: Int32(truncatingIfNeeded: index),
-                                     l3Offset: Int16(truncatingIfNeeded: inner.l3Offset), isIPv6: inner.isIPv6)
-        vs_prefetch(resolutions + index)
+        prefetchParsing(frame, length: length)
     }
 
-    /// The second prefetch of burst slot `slot`'s set (see `prefetch`).
-    @inline(__always)
-    func prefetchAgain(slot: Int) {
-        let index = burstFrames[slot].setIndex
-        if index >= 0 { vs_prefetch(resolutions + Int(index)) }
+    /// `prefetch` for anything but untagged IPv4: VLAN tags, IPv6, not IP.
+    @inline(never)
+    func prefetchParsing(_ frame: UnsafeRawPointer, length: Int) {
+        if let inner = LISP.innerPacket(frame, length: length) { vs_prefetch(set(inner.destination)) }
     }
-
-    /// The frame at `address` as `prefetch` parsed it, when it is the frame of the slot being acted
-    /// on and no header action has touched it since (`actingSlot`); nil otherwise (parse it).
-    @inline(__always)
-    func parsedFrame(address: UInt64) -> UnsafeMutablePointer<MapBurstFrame>? {
-        let slot = actingSlot
-        guard slot >= 0 else { return nil }
-        let memo = burstFrames + slot
-        return memo.pointee.address == address ? memo : nil
-    }
-}
-
-/// What `WorkerMapCache.prefetch` read of one burst slot's frame: 32 bytes.
-struct MapBurstFrame {
-    static let none = UInt64.max
-    /// The frame's UMEM address when it was parsed; `none`: not IP (or not parsed).
-    var address = MapBurstFrame.none
-    var destination = IPAddress()
-    /// Its set's way 0 in `WorkerMapCache.resolutions`; -1: none.
-    var setIndex: Int32 = -1
-    var l3Offset: Int16 = 0
-    var isIPv6 = false
 }
 
 /// Misses a worker hands to the LISP control plane: a single-producer (worker), single-consumer

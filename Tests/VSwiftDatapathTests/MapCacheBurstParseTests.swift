@@ -4,12 +4,12 @@ import VSwiftPacket
 import VSwiftTesting
 @testable import VSwiftDatapath
 
-/// A frame output to a `remote_ip=map` port is looked up by what extraction read of it
-/// (`WorkerMapCache.burstFrames`, `actingSlot`) only while it is that burst slot's frame, untouched:
-/// a header action before the output, a copy for an earlier output, a non-IP frame in the burst
-/// all take the ordinary parse, so the RLOC is always the map-cache's for the inner destination
-/// the packet has when it is encapsulated (RFC 9301 §5.4).
-@Suite("Worker map-cache lookups use the burst's parse only for an unchanged frame")
+/// A frame output to a `remote_ip=map` port is looked up by its bytes as they are at output, not
+/// by what extraction read of it (that was only a prefetch hint, `WorkerMapCache.prefetch`): a
+/// header action before the output, a copy for an earlier output, a pushed tag, a non-IP or a
+/// malformed frame in the burst each go where the map-cache maps the inner destination the packet
+/// has when it is encapsulated (RFC 9301 §5.4), or are counted non-IP.
+@Suite("Worker map-cache lookups read the frame as it is at output")
 struct MapCacheBurstParseTests {
     let base = MapCachePipelineTests()
     static let rlocA = MapCachePipelineTests.rlocA
@@ -77,6 +77,35 @@ struct MapCacheBurstParseTests {
         #expect(h.tunnelStatistics.encapsulated == 200)
         let outer = sent(h).map(\.0)
         #expect(outer == Array([Self.rlocB, Self.rlocA].repeated(100)))
+        #expect(h.accounting().isConsistent)
+    }
+
+    /// The prefetch hint reads any frame with the IPv4 ethertype; the lookup does not trust it: an
+    /// IPv4 ethertype over a version-6 header, or a frame too short for an IPv4 header, is never
+    /// encapsulated (RFC 9300 §5.3: the inner header is IPv4 or IPv6), while a valid IPv4 frame
+    /// between them resolves.
+    @Test func anIPv4EthertypeOverAnotherVersionOrTooShortIsCountedNotIP() throws {
+        var wrongVersion = base.frame4(to: 0x0a01_011e)
+        wrongVersion[14] = 0x65
+        let tooShort = Array(base.frame4(to: 0x0a01_011e)[0..<33])
+        let frames = [wrongVersion, base.frame4(to: 0x0a01_021e), tooShort]
+        let h = try harness(frames, actions: "output:2")
+        _ = h.run(packets: 300)
+        #expect(h.tunnelStatistics.droppedNonIP == 200)
+        #expect(h.tunnelStatistics.encapsulated == 100)
+        #expect(sent(h).allSatisfy { $0.0 == Self.rlocA && $0.1 == IPAddress("10.1.2.30")! })
+        #expect(h.accounting().isConsistent)
+    }
+
+    /// A VLAN-tagged inner frame skips the inline read and is parsed out of line: it still goes to
+    /// its destination's RLOC, without its tag (RFC 9300 §5.3).
+    @Test func aTaggedFrameIsParsedOutOfLineAndResolves() throws {
+        let untagged = base.frame4(to: 0x0a01_011e)
+        let tagged = Array(untagged[0..<12]) + [0x81, 0x00, 0x00, 0x07] + Array(untagged[12...])
+        let h = try harness([tagged, base.frame4(to: 0x0a01_021e)], actions: "output:2")
+        _ = h.run(packets: 200)
+        #expect(h.tunnelStatistics.encapsulated == 200)
+        #expect(sent(h).map(\.0) == Array([Self.rlocB, Self.rlocA].repeated(100)))
         #expect(h.accounting().isConsistent)
     }
 }
