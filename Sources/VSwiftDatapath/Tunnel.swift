@@ -299,6 +299,11 @@ package struct TunnelPortState {
 }
 
 /// Where encapsulated frames to one remote RLOC go, and the outer headers they get.
+///
+/// Layout (`TunnelNextHopLayoutTests`): what encapsulation reads per packet — the outer headers'
+/// parameters, the status, the egress and the MTU — is the entry's first 64 bytes, and entries
+/// are 128 bytes apart in an aligned table (on a huge page, `HugePageTable`), so a packet to a next
+/// hop touches one cache line of it, not two, and no page of its own.
 package struct TunnelNextHop {
     package enum Status: UInt8 {
         case empty = 0
@@ -307,10 +312,9 @@ package struct TunnelNextHop {
         /// Route known, neighbour MAC not (yet): resolution requested.
         case noNeighbour
     }
-    var remote = IPAddress()
-    /// The local_ip asked for (zero: the route's preferred source).
-    var local = IPAddress()
-    var udpPort: UInt16 = LISP.udpPort
+    // The first cache line: what the packet path reads.
+    package var parameters = LISP.EncapsulationParameters(
+        ethernetDestination: 0, ethernetSource: 0, source: IPAddress(), destination: IPAddress())
     var status = Status.empty
     /// The port the frame leaves by: with `egressBridge` a bridge, the bridge's internal port, and the
     /// frame enters that bridge as if the host had sent it there; otherwise an AF_XDP port's tx ring.
@@ -318,13 +322,18 @@ package struct TunnelNextHop {
     package var egressBridge = BridgeSlot.unbridged
     /// The egress device's MTU: a bigger encapsulated packet is dropped and counted (0: no limit).
     package var mtu: UInt32 = 0
+    // The second: the key and the decapsulation side.
+    var udpPort: UInt16 = LISP.udpPort
+    var remote = IPAddress()
+    /// The local_ip asked for (zero: the route's preferred source).
+    var local = IPAddress()
     /// The local RLOC: the address this host sends from to `remote` (local_ip, or the route's
     /// preferred source); zero until the route is known. Decapsulation accepts LISP from `remote`
     /// only when addressed here and arriving where the route leaves (the egress port, or any port of
     /// the egress bridge).
     package var localRLOC = IPAddress()
-    package var parameters = LISP.EncapsulationParameters(
-        ethernetDestination: 0, ethernetSource: 0, source: IPAddress(), destination: IPAddress())
+    /// Pads the stride to 128 bytes (two whole lines).
+    private var padding: UInt64 = 0
 
     init() {}
 
@@ -349,11 +358,13 @@ struct TunnelNextHopTable: ~Copyable {
     let entries: UnsafeMutablePointer<TunnelNextHop>
 
     init() {
-        entries = .allocate(capacity: Self.capacity)
+        // Aligned (each entry's first, packet-path half is one cache line) and on a huge page (the
+        // next hops of many RLOCs are no TLB misses).
+        entries = HugePageTable.allocate(TunnelNextHop.self, capacity: Self.capacity)
         entries.initialize(repeating: TunnelNextHop(), count: Self.capacity)
     }
 
-    deinit { entries.deallocate() }
+    deinit { HugePageTable.free(entries) }
 
     @inline(__always)
     static func hash(_ remote: IPAddress, _ local: IPAddress, _ udpPort: UInt16) -> Int {

@@ -56,17 +56,12 @@ final class WorkerMapCache: @unchecked Sendable {
     var traceOutcomes: UnsafeMutablePointer<MapCacheTraceRoom>?
 
     init() {
-        let bytes = Self.sets * 2 * MemoryLayout<MapResolution>.stride
-        // On a 2 MiB page where the kernel gives one (transparent huge pages, asked with madvise).
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 2 << 20, bytes) == 0, let raw else { fatalError("map-cache resolutions: out of memory") }
-        _ = madvise(raw, bytes, MADV_HUGEPAGE)
-        resolutions = raw.bindMemory(to: MapResolution.self, capacity: Self.sets * 2)
+        resolutions = HugePageTable.allocate(MapResolution.self, capacity: Self.sets * 2)
         resolutions.initialize(repeating: MapResolution(), count: Self.sets * 2)
     }
 
     deinit {
-        free(resolutions)
+        HugePageTable.free(resolutions)
         if let traceOutcomes {
             traceOutcomes.pointee.items.deallocate()
             traceOutcomes.deallocate()
