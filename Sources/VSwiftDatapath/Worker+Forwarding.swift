@@ -184,7 +184,7 @@ extension Worker {
                 // remote_ip=map: the inner destination's resolution set, loading while the burst
                 // is classified (Worker+MapCache.swift).
                 if prefetchMapResolutions {
-                    mapCache.prefetch(base + Int(truncatingIfNeeded: desc.addr), length: Int(desc.len))
+                    mapCache.prefetch(base + Int(truncatingIfNeeded: desc.addr), length: Int(desc.len), slot: pending)
                 }
                 pending += 1
                 if pending == ClassifyBurst.capacity {
@@ -249,9 +249,13 @@ extension Worker {
             // A small table stays in cache: nothing of it to prefetch. The frames' first lines were
             // loaded at extraction, but acting on a burst evicts the first frames' lines from L1
             // again: each comes back a few frames ahead.
+            let prefetchMap = mapCache.hasPorts
             for j in first..<end {
                 let ahead = j &+ Self.prefetchDistance
-                if ahead < end { vs_prefetch(base + Int(burst.addresses[ahead])) }
+                if ahead < end {
+                    vs_prefetch(base + Int(burst.addresses[ahead]))
+                    if prefetchMap { prefetchMapNextHop(slot: ahead) }
+                }
                 act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
                     bridge: bridge, context: context, run: &run)
             }

@@ -1,3 +1,4 @@
+import CSupport
 import CXDP
 import VSwiftMapCache
 import VSwiftPacket
@@ -33,6 +34,15 @@ extension Worker {
         let other = set + 1
         if other.pointee.tag == tag && other.pointee.destination == destination { return Int(other.pointee.hop) }
         return -1
+    }
+
+    /// Starts loading the next hop burst slot `slot`'s frame will most likely go to (its set's
+    /// way 0, `WorkerMapCache.hintedHop`), a few frames ahead: with traffic to many RLOCs their
+    /// next hops do not all stay in L1, and the hit path reads one right after the lookup.
+    @inline(__always)
+    func prefetchMapNextHop(slot: Int) {
+        let hop = mapCache.hintedHop(slot: slot)
+        if hop >= 0 { vs_prefetch(nextHopEntries + Int(hop)) }
     }
 
     /// Everything `cachedMapCacheHop` leaves (out of line, so that the hit path spills nothing):

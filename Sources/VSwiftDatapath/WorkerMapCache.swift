@@ -41,6 +41,9 @@ final class WorkerMapCache: @unchecked Sendable {
     static let remarkSeconds: UInt64 = 20
 
     let resolutions: UnsafeMutablePointer<MapResolution>
+    /// Per slot of the burst being classified: the set `prefetch` found (a hint for
+    /// `prefetchAgain`; 0 for a frame it could not read).
+    let burstSets: UnsafeMutablePointer<Int32>
     /// nil until something is published: every lookup misses.
     var snapshot: Unmanaged<MapCacheSnapshot>?
     var rlocs: Unmanaged<MapCacheRLOCSet>?
@@ -57,11 +60,14 @@ final class WorkerMapCache: @unchecked Sendable {
 
     init() {
         resolutions = HugePageTable.allocate(MapResolution.self, capacity: Self.sets * 2)
+        burstSets = .allocate(capacity: ClassifyBurst.capacity)
+        burstSets.initialize(repeating: 0, count: ClassifyBurst.capacity)
         resolutions.initialize(repeating: MapResolution(), count: Self.sets * 2)
     }
 
     deinit {
         HugePageTable.free(resolutions)
+        burstSets.deallocate()
         if let traceOutcomes {
             traceOutcomes.pointee.items.deallocate()
             traceOutcomes.deallocate()
@@ -115,18 +121,34 @@ final class WorkerMapCache: @unchecked Sendable {
     /// An untagged IPv4 frame, the common case, takes a few instructions (its address's high word
     /// is 0, so the set's hash is one multiply); anything else is parsed out of line.
     @inline(__always)
-    func prefetch(_ frame: UnsafeRawPointer, length: Int) {
+    func prefetch(_ frame: UnsafeRawPointer, length: Int, slot: Int) {
         if let destination = LISP.untaggedIPv4DestinationHint(frame, length: length) {
-            vs_prefetch(set(destination))
+            let index = Self.setIndex(destination)
+            burstSets[slot] = Int32(truncatingIfNeeded: index)
+            vs_prefetch(resolutions + index)
             return
         }
-        prefetchParsing(frame, length: length)
+        prefetchParsing(frame, length: length, slot: slot)
     }
 
     /// `prefetch` for anything but untagged IPv4: VLAN tags, IPv6, not IP.
     @inline(never)
-    func prefetchParsing(_ frame: UnsafeRawPointer, length: Int) {
-        if let inner = LISP.innerPacket(frame, length: length) { vs_prefetch(set(inner.destination)) }
+    func prefetchParsing(_ frame: UnsafeRawPointer, length: Int, slot: Int) {
+        guard let inner = LISP.innerPacket(frame, length: length) else {
+            burstSets[slot] = 0
+            return
+        }
+        let index = Self.setIndex(inner.destination)
+        burstSets[slot] = Int32(truncatingIfNeeded: index)
+        vs_prefetch(resolutions + index)
+    }
+
+    /// The next-hop index way 0 of burst slot `slot`'s set names (-1: none): read a few frames
+    /// before the frame is acted on, when the set prefetched at extraction has arrived, so that
+    /// the worker can prefetch that next hop too (a hint: the lookup at output decides).
+    @inline(__always)
+    func hintedHop(slot: Int) -> Int32 {
+        resolutions[Int(burstSets[slot])].hop
     }
 }
 
