@@ -85,7 +85,7 @@ import VSwiftTesting
             let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 9]
             table = try CompiledFlowTable(rules: try PipelineHarness.rules(["priority=10,in_port=2,ip,actions=output:1"]),
                                           portSlot: { slots[$0] })
-            try super.init(output: 1, inPort: XDPDecapWiringTests.underlaySlot)
+            try super.init(outputs: [1], inPort: XDPDecapWiringTests.underlaySlot)
             try program.setUnderlay(address: XDPDecapWiringTests.local)
             publishPorts()
         }

@@ -132,7 +132,7 @@ import VSwiftTesting
             let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 9]
             table = try CompiledFlowTable(rules: try PipelineHarness.rules(["priority=10,in_port=1,ip,actions=output:2"]),
                                           portSlot: { slots[$0] })
-            try super.init(output: 4, inPort: 1)
+            try super.init(outputs: [4], inPort: 1)
         }
 
         func publish(_ hops: [TunnelNextHop], targets: Set<PortSlot> = [4]) {
@@ -267,15 +267,8 @@ import VSwiftTesting
     func cacheOnAndOffEncapsulateTheSameBytesAndCountTheSame(underlay: PipelineHarness.Underlay) throws {
         var rng = SplitMix64(seed: TestSeed.resolve(0x17a9))
         let replay = TestSeed.replay(rng.seed)
-        let path = try #require(BPFObjects.locate(BPFObjects.redirect))
-        let cache = try XDPFlowCache(capacity: 4096, portSlots: 16)
-        try cache.setEnabled(true)
-        let lo = UInt32(if_nametoindex("lo"))
-        try cache.setPort(slot: 0, ifindex: lo)
-        try cache.setPort(slot: 1, ifindex: lo)
-        let program = try XDPFlowCacheProgram(objectPath: path, cache: cache, inPort: XDPFlowCacheTranslation.inPortID(0))
-        let ring = FlowCacheInstallRing()
-        let installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
+        let rig = try XDPInstallerRig(capacity: 4096, outputs: [0, 1], inPort: 0)
+        let (program, installer) = (rig.program, rig.installer)
         var (local, remote, offload) = (PipelineHarness.localRLOC, PipelineHarness.remoteRLOC, false)
         if case .ipv6(let o) = underlay { (local, remote, offload) = (PipelineHarness.localRLOC6, PipelineHarness.remoteRLOC6, o) }
         // The next hop the harness gives its worker, as the resolver would publish it.
@@ -311,12 +304,7 @@ import VSwiftTesting
                 let sentBefore = off.sentFrames.count
                 _ = off.run(packets: 1)
                 let sent = Array(off.sentFrames[sentBefore...])
-                let slot = try #require(ring.reserve())
-                frame.withUnsafeBytes { FlowExtractor.extract($0.baseAddress!, length: $0.count, inPort: 1, into: &slot.pointee.key) }
-                slot.pointee.version = table.classifier.version
-                slot.pointee.bridge = 0
-                ring.commit()
-                installer.runOnce(fold: false)
+                rig.miss(frame, version: table.classifier.version)
                 // The worker's outer IPv4 identification, for the program's next one.
                 if sent.count == 1, sent[0].bytes.count >= 20, sent[0].bytes[12] == 0x08, sent[0].bytes[13] == 0x00 {
                     try program.setNextIPIdentification(UInt16(sent[0].bytes[18]) << 8 | UInt16(sent[0].bytes[19]))

@@ -81,7 +81,7 @@ import VSwiftTesting
         static let ofport: [PortSlot: UInt32] = [1: 1, 2: 2]
 
         /// OpenFlow port 1 on slot 1 (the program's input), 2 on slot 2 (lo).
-        init() throws { try super.init(output: 2, inPort: 1) }
+        init() throws { try super.init(outputs: [2], inPort: 1) }
 
         func table(_ flows: [String]) throws -> CompiledFlowTable {
             let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 2]
@@ -199,16 +199,9 @@ import VSwiftTesting
     @Test func cacheOnAndOffForwardTheSameBytesAndCountTheSame() throws {
         var rng = SplitMix64(seed: TestSeed.resolve(0x17c1))
         let replay = TestSeed.replay(rng.seed)
-        let path = try #require(BPFObjects.locate(BPFObjects.redirect))
-        let cache = try XDPFlowCache(capacity: 4096, portSlots: 16)
-        try cache.setEnabled(true)
-        let lo = UInt32(if_nametoindex("lo"))
-        try cache.setPort(slot: 0, ifindex: lo)
-        try cache.setPort(slot: 1, ifindex: lo)
         // Harness ports: OpenFlow 1 → slot 0 (input), 2 → slot 1 (output).
-        let program = try XDPFlowCacheProgram(objectPath: path, cache: cache, inPort: XDPFlowCacheTranslation.inPortID(0))
-        let ring = FlowCacheInstallRing()
-        let installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
+        let rig = try XDPInstallerRig(capacity: 4096, outputs: [0, 1], inPort: 0)
+        let (program, installer) = (rig.program, rig.installer)
         let ports: [UInt32: XDPCachePortInfo] = [1: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 0),
                                                  2: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 1)]
         let slotOf: [OpenFlowPortNumber: PortSlot] = [1: 0, 2: 1]
@@ -228,12 +221,7 @@ import VSwiftTesting
                 _ = off.run(packets: 1)
                 let sent = Array(off.sentFrames[sentBefore...])
                 // On: the worker's miss hands the key over; the installer installs; XDP runs the frame.
-                let slot = try #require(ring.reserve())
-                frame.withUnsafeBytes { FlowExtractor.extract($0.baseAddress!, length: $0.count, inPort: 1, into: &slot.pointee.key) }
-                slot.pointee.version = table.classifier.version
-                slot.pointee.bridge = 0
-                ring.commit()
-                installer.runOnce(fold: false)
+                rig.miss(frame, version: table.classifier.version)
                 let before = program.statistics().hits
                 let result = try XDPTestRun.run(programFD: program.programFD, frame: frame)
                 guard program.statistics().hits > before else {

@@ -6,22 +6,25 @@ import VSwiftPacket
 
 /// What the installer suites' rigs share (XDPFlowCacheInstallerTests, the LISP revalidation and
 /// decap wiring suites, and the redirect-target suites that borrow their rigs): the installer
-/// against the real redirect program (BPF_PROG_RUN, no live frames) over one cache of 1024
-/// entries and 16 port slots, one worker's hand-over ring, and lo in one DEVMAP slot (the device
-/// the entries redirect to). Each suite's `Rig` subclasses it with its table and ports.
+/// against the real redirect program (BPF_PROG_RUN, no live frames) over one cache (1024 entries
+/// unless said, 16 port slots), one worker's hand-over ring, and lo in the DEVMAP slots the
+/// entries redirect to. Each suite's `Rig` subclasses it with its table and ports; the
+/// equivalence properties use it as it is.
 class XDPInstallerRig {
     let cache: XDPFlowCache
     let program: XDPFlowCacheProgram
-    let ring = FlowCacheInstallRing()
+    let ring: FlowCacheInstallRing
     let installer: XDPFlowCacheInstaller
 
-    /// `output`: the slot whose DEVMAP entry is lo; `inPort`: the slot the program's frames arrive on.
-    init(output: PortSlot, inPort: PortSlot) throws {
+    /// `outputs`: the slots whose DEVMAP entries are lo; `inPort`: the slot the program's frames
+    /// arrive on; `ring`: the worker's (a PipelineHarness worker's, or one of the rig's own).
+    init(capacity: Int = 1024, outputs: [PortSlot], inPort: PortSlot, ring: FlowCacheInstallRing = FlowCacheInstallRing()) throws {
         let path = try #require(BPFObjects.locate(BPFObjects.redirect), "run scripts/build.sh and set VSWIFT_BPF_DIR")
-        cache = try XDPFlowCache(capacity: 1024, portSlots: 16)
+        cache = try XDPFlowCache(capacity: capacity, portSlots: 16)
         try cache.setEnabled(true)
-        try cache.setPort(slot: UInt32(output.rawValue), ifindex: UInt32(if_nametoindex("lo")))
+        for output in outputs { try cache.setPort(slot: UInt32(output.rawValue), ifindex: UInt32(if_nametoindex("lo"))) }
         program = try XDPFlowCacheProgram(objectPath: path, cache: cache, inPort: XDPFlowCacheTranslation.inPortID(inPort))
+        self.ring = ring
         installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
     }
 
