@@ -270,14 +270,7 @@ public final class ClassifierTable: @unchecked Sendable {
         for i in 0..<old.subtableCount {
             let source = old.subtables[i]
             let capacity = source.slotMask + 1
-            var st = source
-            st.mask = .allocate(capacity: max(source.wordCount, 1))
-            st.mask.initialize(from: source.mask, count: max(source.wordCount, 1))
-            st.words = .allocate(capacity: max(source.wordCount, 1))
-            st.words.initialize(from: source.words, count: max(source.wordCount, 1))
-            st.slots = .allocate(byteCount: capacity * source.stride, alignment: 64)
-            st.slots.copyMemory(from: source.slots, byteCount: capacity * source.stride)
-            st.signatures = Self.copySignatures(source)
+            let st = Self.copy(source)
             for slot in 0..<capacity {
                 let p = st.slots + slot * st.stride
                 guard p.load(fromByteOffset: 4, as: Int32.self) != Self.emptySlot else { continue }
@@ -350,16 +343,7 @@ public final class ClassifierTable: @unchecked Sendable {
         var built: [Subtable] = []
         built.reserveCapacity(old.subtableCount)
         for i in 0..<old.subtableCount {
-            let source = old.subtables[i]
-            var st = source
-            st.mask = .allocate(capacity: max(source.wordCount, 1))
-            st.mask.initialize(from: source.mask, count: max(source.wordCount, 1))
-            st.words = .allocate(capacity: max(source.wordCount, 1))
-            st.words.initialize(from: source.words, count: max(source.wordCount, 1))
-            st.slots = .allocate(byteCount: (source.slotMask + 1) * source.stride, alignment: 64)
-            st.slots.copyMemory(from: source.slots, byteCount: (source.slotMask + 1) * source.stride)
-            st.signatures = Self.copySignatures(source)
-            built.append(st)
+            built.append(Self.copy(old.subtables[i]))
         }
         func release() {
             for st in built {
@@ -392,16 +376,12 @@ public final class ClassifierTable: @unchecked Sendable {
         version = Self.versions.add(1, ordering: .relaxed).newValue
         ruleCount = old.ruleCount - matches.count
         significantWords = old.significantWords
-        unionMask = .allocate(capacity: max(old.unionWordCount, 1))
-        unionMask.initialize(from: old.unionMask, count: max(old.unionWordCount, 1))
-        unionWords = .allocate(capacity: max(old.unionWordCount, 1))
-        unionWords.initialize(from: old.unionWords, count: max(old.unionWordCount, 1))
+        unionMask = Self.copy(old.unionMask, count: old.unionWordCount)
+        unionWords = Self.copy(old.unionWords, count: old.unionWordCount)
         unionWordCount = old.unionWordCount
         exactMatchAlso = old.exactMatchAlso
-        exactMatchMask = .allocate(capacity: max(old.exactMatchWordCount, 1))
-        exactMatchMask.initialize(from: old.exactMatchMask, count: max(old.exactMatchWordCount, 1))
-        exactMatchWords = .allocate(capacity: max(old.exactMatchWordCount, 1))
-        exactMatchWords.initialize(from: old.exactMatchWords, count: max(old.exactMatchWordCount, 1))
+        exactMatchMask = Self.copy(old.exactMatchMask, count: old.exactMatchWordCount)
+        exactMatchWords = Self.copy(old.exactMatchWords, count: old.exactMatchWordCount)
         exactMatchWordCount = old.exactMatchWordCount
         subtableCount = built.count
         subtables = .allocate(capacity: max(built.count, 1))
@@ -494,6 +474,27 @@ public final class ClassifierTable: @unchecked Sendable {
             .bindMemory(to: UInt32.self, capacity: capacity)
         signatures.initialize(repeating: 0, count: capacity)
         return signatures
+    }
+
+    /// A fresh copy of the `count` elements at `source`, with room for one at least (as every
+    /// array of a table has): a derived table owns all its memory and frees it alone.
+    private static func copy<Element>(_ source: UnsafeMutablePointer<Element>, count: Int) -> UnsafeMutablePointer<Element> {
+        let result = UnsafeMutablePointer<Element>.allocate(capacity: max(count, 1))
+        result.initialize(from: source, count: count)
+        return result
+    }
+
+    /// `source` with copies of all its memory (masks, word indices, slots, signatures), for a
+    /// derived table to change and free on its own.
+    private static func copy(_ source: Subtable) -> Subtable {
+        var st = source
+        st.mask = copy(source.mask, count: source.wordCount)
+        st.words = copy(source.words, count: source.wordCount)
+        let bytes = (source.slotMask + 1) * source.stride
+        st.slots = .allocate(byteCount: bytes, alignment: 64)
+        st.slots.copyMemory(from: source.slots, byteCount: bytes)
+        st.signatures = copySignatures(source)
+        return st
     }
 
     /// A copy of `source`'s signatures, for a subtable copied from it.

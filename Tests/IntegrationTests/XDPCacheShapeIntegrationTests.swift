@@ -14,27 +14,10 @@ extension Integration {
 struct XDPCacheShapeIntegrationTests {
     @Test("k17: a ping, then UDP between the same hosts: both get XDP entries")
     func pingThenUDPBothGetEntries() throws {
-        let topology = Topology()
-        defer { topology.destroy() }
-        let sw = try topology.namespace("k17sw"), a = try topology.namespace("k17a"), b = try topology.namespace("k17b")
-        try topology.veth("eth0", in: a, "k17v0", in: sw)
-        try topology.veth("eth0", in: b, "k17v1", in: sw)
-        try run(["ip", "-n", a, "link", "set", "eth0", "address", "02:00:00:17:00:01"])
-        try run(["ip", "-n", b, "link", "set", "eth0", "address", "02:00:00:17:00:02"])
-        try run(["ip", "-n", a, "addr", "add", "10.17.0.1/24", "dev", "eth0"])
-        try run(["ip", "-n", b, "addr", "add", "10.17.0.2/24", "dev", "eth0"])
         // Redirect targets: the far ends run NAPI (GRO on).
-        for ns in [a, b] { try run(["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "gro", "on"]) }
-        try run(["ip", "-n", a, "neigh", "replace", "10.17.0.2", "lladdr", "02:00:00:17:00:02", "dev", "eth0", "nud", "permanent"])
-        try run(["ip", "-n", b, "neigh", "replace", "10.17.0.1", "lladdr", "02:00:00:17:00:01", "dev", "eth0", "nud", "permanent"])
-        let daemon = try Daemon(namespace: sw, extraArguments: ["--xdp-cache", "on"])
-        defer { daemon.stop() }
-        try daemon.ctl("add-br", "k17br")
-        try daemon.ctl("add-port", "k17br", "k17v0")
-        try daemon.ctl("add-port", "k17br", "k17v1")
-        try daemon.ctl("add-flow", "k17br", "priority=10,in_port=1,ip,actions=output:2")
-        try daemon.ctl("add-flow", "k17br", "priority=10,in_port=2,ip,actions=output:1")
-        try daemon.ctl("add-flow", "k17br", "priority=0,actions=drop")
+        let hosts = try XDPCacheTwoHosts(prefix: "k17", subnet: 17, gro: true)
+        defer { hosts.destroy() }
+        let (a, daemon) = (hosts.a, hosts.daemon)
 
         let ping = try run(["ip", "netns", "exec", a, "ping", "-c", "5", "-i", "0.05", "-W", "1", "10.17.0.2"], check: false)
         #expect(ping.stdout.contains(" 0% packet loss"), "\(ping.stdout)")

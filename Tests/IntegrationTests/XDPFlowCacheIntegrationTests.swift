@@ -11,41 +11,9 @@ import VSwiftControl
 extension Integration {
 @Suite("XDP flow cache end to end")
 struct XDPFlowCacheIntegrationTests {
-    struct Rig {
-        let topology = Topology()
-        let sw: String, a: String, b: String
-        var daemon: Daemon
-
-        init() throws {
-            sw = try topology.namespace("x7sw")
-            a = try topology.namespace("x7a")
-            b = try topology.namespace("x7b")
-            try topology.veth("eth0", in: a, "x7v0", in: sw)
-            try topology.veth("eth0", in: b, "x7v1", in: sw)
-            try run(["ip", "-n", a, "link", "set", "eth0", "address", "02:00:00:07:00:01"])
-            try run(["ip", "-n", b, "link", "set", "eth0", "address", "02:00:00:07:00:02"])
-            try run(["ip", "-n", a, "addr", "add", "10.7.0.1/24", "dev", "eth0"])
-            try run(["ip", "-n", b, "addr", "add", "10.7.0.2/24", "dev", "eth0"])
-            // XDP_REDIRECT into a veth is received by its peer only when the peer runs NAPI (GRO
-            // on, or an XDP program): otherwise the kernel drops the redirected frame.
-            for ns in [a, b] { try run(["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "gro", "on"]) }
-            // No ARP through the switch: the flows carry IP only.
-            try run(["ip", "-n", a, "neigh", "replace", "10.7.0.2", "lladdr", "02:00:00:07:00:02", "dev", "eth0", "nud", "permanent"])
-            try run(["ip", "-n", b, "neigh", "replace", "10.7.0.1", "lladdr", "02:00:00:07:00:01", "dev", "eth0", "nud", "permanent"])
-            daemon = try Daemon(namespace: sw, extraArguments: ["--xdp-cache", "on"])
-            try daemon.ctl("add-br", "x7br")
-            try daemon.ctl("add-port", "x7br", "x7v0")
-            try daemon.ctl("add-port", "x7br", "x7v1")
-            try daemon.ctl("add-flow", "x7br", "priority=10,in_port=1,ip,actions=output:2")
-            try daemon.ctl("add-flow", "x7br", "priority=10,in_port=2,ip,actions=output:1")
-            // Never an empty table (a bridge without flows is a learning switch).
-            try daemon.ctl("add-flow", "x7br", "priority=0,actions=drop")
-        }
-
-        func destroy() {
-            daemon.stop()
-            topology.destroy()
-        }
+    /// Hosts 10.7.0.1 and .2, GRO on (the ports are redirect targets).
+    final class Rig: XDPCacheTwoHosts {
+        init() throws { try super.init(prefix: "x7", subnet: 7, gro: true) }
 
         /// Packets b's interface received (kernel counter).
         func receivedByB() throws -> UInt64 {
@@ -82,7 +50,7 @@ struct XDPFlowCacheIntegrationTests {
 
     @Test("x7: with the XDP cache on, an established flow is forwarded in XDP and its packets are counted on the rule")
     func kernelPathPacketsAreCountedOnTheRule() throws {
-        var rig = try Rig()
+        let rig = try Rig()
         defer { rig.destroy() }
         let result = try run(["ip", "netns", "exec", rig.a, "ping", "-c", "100", "-i", "0.01", "-W", "1", "10.7.0.2"], check: false)
         #expect(result.stdout.contains(" 0% packet loss"), "\(result.stdout)")
@@ -98,7 +66,7 @@ struct XDPFlowCacheIntegrationTests {
 
     @Test("x7: mod-flows and del-flows under traffic: no packet reaches port 2 after the request returns")
     func changesUnderTrafficStopTheStaleEntryAtOnce() throws {
-        var rig = try Rig()
+        let rig = try Rig()
         defer { rig.destroy() }
         let ping = try rig.startPing(seconds: 6)
         defer { ping.terminate(); ping.waitUntilExit() }

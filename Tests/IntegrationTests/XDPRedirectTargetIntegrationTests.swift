@@ -13,38 +13,9 @@ import VSwiftTesting
 extension Integration {
 @Suite("XDP flow cache: redirect targets")
 struct XDPRedirectTargetIntegrationTests {
-    struct Rig {
-        let topology = Topology()
-        let sw: String, a: String, b: String
-        var daemon: Daemon
-
-        init() throws {
-            sw = try topology.namespace("h7rsw")
-            a = try topology.namespace("h7ra")
-            b = try topology.namespace("h7rb")
-            try topology.veth("eth0", in: a, "h7rv0", in: sw)
-            try topology.veth("eth0", in: b, "h7rv1", in: sw)
-            try run(["ip", "-n", a, "link", "set", "eth0", "address", "02:00:00:17:00:01"])
-            try run(["ip", "-n", b, "link", "set", "eth0", "address", "02:00:00:17:00:02"])
-            try run(["ip", "-n", a, "addr", "add", "10.17.0.1/24", "dev", "eth0"])
-            try run(["ip", "-n", b, "addr", "add", "10.17.0.2/24", "dev", "eth0"])
-            try Self.setGRO(on: false, in: a)
-            try Self.setGRO(on: false, in: b)
-            try run(["ip", "-n", a, "neigh", "replace", "10.17.0.2", "lladdr", "02:00:00:17:00:02", "dev", "eth0", "nud", "permanent"])
-            try run(["ip", "-n", b, "neigh", "replace", "10.17.0.1", "lladdr", "02:00:00:17:00:01", "dev", "eth0", "nud", "permanent"])
-            daemon = try Daemon(namespace: sw, extraArguments: ["--xdp-cache", "on"])
-            try daemon.ctl("add-br", "h7rbr")
-            try daemon.ctl("add-port", "h7rbr", "h7rv0")
-            try daemon.ctl("add-port", "h7rbr", "h7rv1")
-            try daemon.ctl("add-flow", "h7rbr", "priority=10,in_port=1,ip,actions=output:2")
-            try daemon.ctl("add-flow", "h7rbr", "priority=10,in_port=2,ip,actions=output:1")
-            try daemon.ctl("add-flow", "h7rbr", "priority=0,actions=drop")
-        }
-
-        func destroy() {
-            daemon.stop()
-            topology.destroy()
-        }
+    /// Hosts 10.17.0.1 and .2, GRO off: the ports are no redirect targets yet.
+    final class Rig: XDPCacheTwoHosts {
+        init() throws { try super.init(prefix: "h7r", subnet: 17, gro: false) }
 
         /// GRO on the far end (`eth0` in `ns`) of a switch port: what makes the port a redirect target.
         static func setGRO(on: Bool, in ns: String) throws {

@@ -76,26 +76,17 @@ import VSwiftTesting
     static let remote = XDPDecapTests.remote4, local = XDPDecapTests.local4, instanceID = XDPDecapTests.instanceID
     static let lispSlot: PortSlot = 9, underlaySlot: PortSlot = 4, deviceSlot: PortSlot = 1
 
-    final class Rig {
-        let cache: XDPFlowCache
-        let program: XDPFlowCacheProgram
-        let ring = FlowCacheInstallRing()
-        let installer: XDPFlowCacheInstaller
+    final class Rig: XDPInstallerRig {
         let table: CompiledFlowTable
 
+        /// The program in underlay mode on the underlay's slot; OpenFlow 1: the device (slot 1,
+        /// lo); 2: the LISP port (slot 9).
         init() throws {
-            let path = try #require(BPFObjects.locate(BPFObjects.redirect), "run scripts/build.sh and set VSWIFT_BPF_DIR")
-            cache = try XDPFlowCache(capacity: 1024, portSlots: 16)
-            try cache.setEnabled(true)
-            try cache.setPort(slot: 1, ifindex: UInt32(if_nametoindex("lo")))
-            program = try XDPFlowCacheProgram(objectPath: path, cache: cache,
-                                              inPort: XDPFlowCacheTranslation.inPortID(XDPDecapWiringTests.underlaySlot))
-            try program.setUnderlay(address: XDPDecapWiringTests.local)
-            installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
-            // OpenFlow 1: the device (slot 1); 2: the LISP port (slot 9).
             let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 9]
             table = try CompiledFlowTable(rules: try PipelineHarness.rules(["priority=10,in_port=2,ip,actions=output:1"]),
                                           portSlot: { slots[$0] })
+            try super.init(outputs: [1], inPort: XDPDecapWiringTests.underlaySlot)
+            try program.setUnderlay(address: XDPDecapWiringTests.local)
             publishPorts()
         }
 
@@ -121,16 +112,7 @@ import VSwiftTesting
             var key = try #require(XDPDecapTests.worker(outer, remote: XDPDecapWiringTests.remote,
                                                         instanceID: XDPDecapWiringTests.instanceID)).key
             key.set(.inPort, 2)
-            let slot = try #require(ring.reserve())
-            slot.pointee.key = key
-            slot.pointee.version = table.classifier.version
-            slot.pointee.bridge = 0
-            ring.commit()
-            installer.runOnce(fold: false)
-        }
-
-        func run(_ frame: [UInt8]) throws -> XDPTestRun.Result {
-            try XDPTestRun.run(programFD: program.programFD, frame: frame)
+            handOver(key, version: table.classifier.version)
         }
     }
 

@@ -122,24 +122,17 @@ import VSwiftTesting
 /// MTU) or the egress device going away removes it before `refresh` returns; a capture on the
 /// egress device keeps the port out of entries.
 @Suite(.serialized) struct XDPFlowCacheLISPRevalidationTests {
-    final class Rig {
-        let cache: XDPFlowCache
-        let program: XDPFlowCacheProgram
-        let ring = FlowCacheInstallRing()
-        let installer: XDPFlowCacheInstaller
+    final class Rig: XDPInstallerRig {
         let table: CompiledFlowTable
         static let options = LISPPortOptions(remote: .address(XDPFlowCacheLISPEgressTests.remote4), key: .id(0x77))
 
+        /// OpenFlow port 1 on slot 1 (the program's input), the LISP port 2 on slot 9, its
+        /// egress device on slot 4 (lo).
         init() throws {
-            let path = try #require(BPFObjects.locate(BPFObjects.redirect), "run scripts/build.sh and set VSWIFT_BPF_DIR")
-            cache = try XDPFlowCache(capacity: 1024, portSlots: 16)
-            try cache.setEnabled(true)
-            try cache.setPort(slot: 4, ifindex: UInt32(if_nametoindex("lo")))
-            program = try XDPFlowCacheProgram(objectPath: path, cache: cache, inPort: XDPFlowCacheTranslation.inPortID(1))
-            installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
             let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 9]
             table = try CompiledFlowTable(rules: try PipelineHarness.rules(["priority=10,in_port=1,ip,actions=output:2"]),
                                           portSlot: { slots[$0] })
+            try super.init(outputs: [4], inPort: 1)
         }
 
         func publish(_ hops: [TunnelNextHop], targets: Set<PortSlot> = [4]) {
@@ -150,14 +143,7 @@ import VSwiftTesting
             installer.refresh(bridge: 0, table: table, ports: ports, ofport: [1: 1, 9: 2])
         }
 
-        func miss(_ frame: [UInt8]) {
-            let slot = ring.reserve()!
-            frame.withUnsafeBytes { FlowExtractor.extract($0.baseAddress!, length: $0.count, inPort: 1, into: &slot.pointee.key) }
-            slot.pointee.version = table.classifier.version
-            slot.pointee.bridge = 0
-            ring.commit()
-            installer.runOnce(fold: false)
-        }
+        func miss(_ frame: [UInt8]) { miss(frame, version: table.classifier.version) }
 
         /// What the worker would send for `frame` through `hop` (LISP.encapsulate, IP id 0x4242).
         static func workers(_ frame: [UInt8], _ hop: TunnelNextHop) -> [UInt8] {
@@ -171,9 +157,10 @@ import VSwiftTesting
             return Array(UnsafeRawBufferPointer(start: p, count: length))
         }
 
-        func run(_ frame: [UInt8]) throws -> XDPTestRun.Result {
+        /// The outer IPv4 identification is the program's per-CPU counter: the workers' (0x4242).
+        override func run(_ frame: [UInt8]) throws -> XDPTestRun.Result {
             try program.setNextIPIdentification(0x4242)
-            return try XDPTestRun.run(programFD: program.programFD, frame: frame)
+            return try super.run(frame)
         }
     }
 
@@ -280,15 +267,8 @@ import VSwiftTesting
     func cacheOnAndOffEncapsulateTheSameBytesAndCountTheSame(underlay: PipelineHarness.Underlay) throws {
         var rng = SplitMix64(seed: TestSeed.resolve(0x17a9))
         let replay = TestSeed.replay(rng.seed)
-        let path = try #require(BPFObjects.locate(BPFObjects.redirect))
-        let cache = try XDPFlowCache(capacity: 4096, portSlots: 16)
-        try cache.setEnabled(true)
-        let lo = UInt32(if_nametoindex("lo"))
-        try cache.setPort(slot: 0, ifindex: lo)
-        try cache.setPort(slot: 1, ifindex: lo)
-        let program = try XDPFlowCacheProgram(objectPath: path, cache: cache, inPort: XDPFlowCacheTranslation.inPortID(0))
-        let ring = FlowCacheInstallRing()
-        let installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
+        let rig = try XDPInstallerRig(capacity: 4096, outputs: [0, 1], inPort: 0)
+        let (program, installer) = (rig.program, rig.installer)
         var (local, remote, offload) = (PipelineHarness.localRLOC, PipelineHarness.remoteRLOC, false)
         if case .ipv6(let o) = underlay { (local, remote, offload) = (PipelineHarness.localRLOC6, PipelineHarness.remoteRLOC6, o) }
         // The next hop the harness gives its worker, as the resolver would publish it.
@@ -324,12 +304,7 @@ import VSwiftTesting
                 let sentBefore = off.sentFrames.count
                 _ = off.run(packets: 1)
                 let sent = Array(off.sentFrames[sentBefore...])
-                let slot = try #require(ring.reserve())
-                frame.withUnsafeBytes { FlowExtractor.extract($0.baseAddress!, length: $0.count, inPort: 1, into: &slot.pointee.key) }
-                slot.pointee.version = table.classifier.version
-                slot.pointee.bridge = 0
-                ring.commit()
-                installer.runOnce(fold: false)
+                rig.miss(frame, version: table.classifier.version)
                 // The worker's outer IPv4 identification, for the program's next one.
                 if sent.count == 1, sent[0].bytes.count >= 20, sent[0].bytes[12] == 0x08, sent[0].bytes[13] == 0x00 {
                     try program.setNextIPIdentification(UInt16(sent[0].bytes[18]) << 8 | UInt16(sent[0].bytes[19]))

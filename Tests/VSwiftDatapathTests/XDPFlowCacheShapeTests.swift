@@ -143,15 +143,9 @@ import VSwiftTesting
     /// Installer level with the seed's flows: a ping, then UDP between the same hosts, both get XDP
     /// entries (before: only the ping) and the program forwards both in XDP.
     @Test func underTheSeedsFlowsPingThenUDPBothGetXDPEntries() throws {
-        let path = try #require(BPFObjects.locate(BPFObjects.redirect), "run scripts/build.sh and set VSWIFT_BPF_DIR")
-        let cache = try XDPFlowCache(capacity: 1024, portSlots: 16)
-        try cache.setEnabled(true)
-        let lo = UInt32(if_nametoindex("lo"))
-        try cache.setPort(slot: 0, ifindex: lo)
-        try cache.setPort(slot: 1, ifindex: lo)
-        let program = try XDPFlowCacheProgram(objectPath: path, cache: cache, inPort: XDPFlowCacheTranslation.inPortID(0))
         let (harness, table) = try Self.worker(Self.seedFlows, frames: [Self.ping(), Self.udp()], xdpFlowCache: true)
-        let installer = XDPFlowCacheInstaller(cache: cache, rings: [harness.worker.flowCacheRequests])
+        let rig = try XDPInstallerRig(outputs: [0, 1], inPort: 0, ring: harness.worker.flowCacheRequests)
+        let (program, installer) = (rig.program, rig.installer)
         let ports: [UInt32: XDPCachePortInfo] = [1: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 0),
                                                  2: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 1)]
         installer.refresh(bridge: 0, table: table, ports: ports, ofport: [0: 1, 1: 2])

@@ -73,25 +73,15 @@ import VSwiftTesting
 /// ports; a table change removes the stale entry before `refresh` returns; stale requests are
 /// refused; a capture takes the port's entries out.
 @Suite(.serialized) struct XDPFlowCacheInstallerTests {
-    final class Rig {
-        let cache: XDPFlowCache
-        let program: XDPFlowCacheProgram
-        let ring = FlowCacheInstallRing()
-        let installer: XDPFlowCacheInstaller
+    final class Rig: XDPInstallerRig {
         static let ports: [UInt32: XDPCachePortInfo] = [
             1: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 1),
             2: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 2),
         ]
         static let ofport: [PortSlot: UInt32] = [1: 1, 2: 2]
 
-        init() throws {
-            let path = try #require(BPFObjects.locate(BPFObjects.redirect), "run scripts/build.sh and set VSWIFT_BPF_DIR")
-            cache = try XDPFlowCache(capacity: 1024, portSlots: 16)
-            try cache.setEnabled(true)
-            try cache.setPort(slot: 2, ifindex: UInt32(if_nametoindex("lo")))
-            program = try XDPFlowCacheProgram(objectPath: path, cache: cache, inPort: XDPFlowCacheTranslation.inPortID(1))
-            installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
-        }
+        /// OpenFlow port 1 on slot 1 (the program's input), 2 on slot 2 (lo).
+        init() throws { try super.init(outputs: [2], inPort: 1) }
 
         func table(_ flows: [String]) throws -> CompiledFlowTable {
             let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 2]
@@ -102,27 +92,20 @@ import VSwiftTesting
             installer.refresh(bridge: 0, table: table, ports: Self.ports, ofport: Self.ofport)
         }
 
-        /// What a worker does on a classifier miss, then one pass of the installer thread.
-        func miss(_ frame: [UInt8], version: UInt64) {
-            let slot = ring.reserve()!
-            frame.withUnsafeBytes { FlowExtractor.extract($0.baseAddress!, length: $0.count, inPort: 1, into: &slot.pointee.key) }
-            slot.pointee.version = version
-            slot.pointee.bridge = 0
-            ring.commit()
-            installer.runOnce(fold: false)
-        }
-
-        func run(_ frame: [UInt8]) throws -> XDPTestRun.Result {
-            try XDPTestRun.run(programFD: program.programFD, frame: frame)
+        /// The table of `flows` published, then a worker's miss on `frame` classified with it.
+        @discardableResult
+        func publish(_ flows: [String], miss frame: [UInt8]) throws -> CompiledFlowTable {
+            let table = try table(flows)
+            publish(table)
+            miss(frame, version: table.classifier.version)
+            return table
         }
     }
 
     @Test func aMissBecomesAnEntryItsCountersFoldAndAModRemovesItBeforeReturning() throws {
         let rig = try Rig()
         let frame = Build.ipv4UDP()
-        let forward = try rig.table(["priority=10,in_port=1,ip,actions=output:2"])
-        rig.publish(forward)
-        rig.miss(frame, version: forward.classifier.version)
+        let forward = try rig.publish(["priority=10,in_port=1,ip,actions=output:2"], miss: frame)
         #expect(rig.installer.entryCount == 1)
         #expect(try rig.run(frame).action == XDPTestRun.redirect)
         #expect(try rig.run(frame).action == XDPTestRun.redirect)
@@ -158,9 +141,7 @@ import VSwiftTesting
     @Test func anUnchangedEntrySurvivesAnUnrelatedChangeAndACaptureTakesItOut() throws {
         let rig = try Rig()
         let frame = Build.ipv4UDP()
-        let one = try rig.table(["priority=10,in_port=1,ip,actions=output:2"])
-        rig.publish(one)
-        rig.miss(frame, version: one.classifier.version)
+        try rig.publish(["priority=10,in_port=1,ip,actions=output:2"], miss: frame)
         #expect(rig.installer.entryCount == 1)
         // A rule the frame's megaflow never examined: revalidation keeps the entry.
         let two = try rig.table(["priority=10,in_port=1,ip,actions=output:2", "priority=5,in_port=2,arp,actions=drop"])
@@ -179,9 +160,7 @@ import VSwiftTesting
     @Test func normalAndNonDeviceOutputsAreNeverInstalled() throws {
         let rig = try Rig()
         let frame = Build.ipv4UDP()
-        let table = try rig.table(["priority=10,in_port=1,ip,actions=NORMAL"])
-        rig.publish(table)
-        rig.miss(frame, version: table.classifier.version)
+        try rig.publish(["priority=10,in_port=1,ip,actions=NORMAL"], miss: frame)
         #expect(rig.installer.entryCount == 0)
         #expect(rig.installer.statistics.notCacheable == 1)
     }
@@ -220,16 +199,9 @@ import VSwiftTesting
     @Test func cacheOnAndOffForwardTheSameBytesAndCountTheSame() throws {
         var rng = SplitMix64(seed: TestSeed.resolve(0x17c1))
         let replay = TestSeed.replay(rng.seed)
-        let path = try #require(BPFObjects.locate(BPFObjects.redirect))
-        let cache = try XDPFlowCache(capacity: 4096, portSlots: 16)
-        try cache.setEnabled(true)
-        let lo = UInt32(if_nametoindex("lo"))
-        try cache.setPort(slot: 0, ifindex: lo)
-        try cache.setPort(slot: 1, ifindex: lo)
         // Harness ports: OpenFlow 1 → slot 0 (input), 2 → slot 1 (output).
-        let program = try XDPFlowCacheProgram(objectPath: path, cache: cache, inPort: XDPFlowCacheTranslation.inPortID(0))
-        let ring = FlowCacheInstallRing()
-        let installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
+        let rig = try XDPInstallerRig(capacity: 4096, outputs: [0, 1], inPort: 0)
+        let (program, installer) = (rig.program, rig.installer)
         let ports: [UInt32: XDPCachePortInfo] = [1: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 0),
                                                  2: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 1)]
         let slotOf: [OpenFlowPortNumber: PortSlot] = [1: 0, 2: 1]
@@ -249,12 +221,7 @@ import VSwiftTesting
                 _ = off.run(packets: 1)
                 let sent = Array(off.sentFrames[sentBefore...])
                 // On: the worker's miss hands the key over; the installer installs; XDP runs the frame.
-                let slot = try #require(ring.reserve())
-                frame.withUnsafeBytes { FlowExtractor.extract($0.baseAddress!, length: $0.count, inPort: 1, into: &slot.pointee.key) }
-                slot.pointee.version = table.classifier.version
-                slot.pointee.bridge = 0
-                ring.commit()
-                installer.runOnce(fold: false)
+                rig.miss(frame, version: table.classifier.version)
                 let before = program.statistics().hits
                 let result = try XDPTestRun.run(programFD: program.programFD, frame: frame)
                 guard program.statistics().hits > before else {
