@@ -62,7 +62,16 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     struct Statistics: Sendable, Equatable {
         var requests: UInt64 = 0
         var installed: UInt64 = 0
+        /// Computed from an older table version than the installer's: refused (the worker's
+        /// exact-match entry of that version died with it, so the flow asks again).
         var stale: UInt64 = 0
+        /// Computed from a newer version than the installer's (published, `refresh` not called
+        /// yet): held until it arrives (`XDPFlowCacheEarlyKeys`), then installed as a miss of it.
+        var early: UInt64 = 0
+        /// Held early keys dropped: a still newer version replaced theirs, or the bridge went.
+        var earlyDropped: UInt64 = 0
+        /// Held early keys pushed out by the bound (`maxWaitingKeys` per bridge).
+        var earlyOverflow: UInt64 = 0
         var duplicate: UInt64 = 0
         var notCacheable: UInt64 = 0
         var untranslatable: UInt64 = 0
@@ -124,6 +133,11 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     let lock = NSLock()
     var bridges: [Int32: Bridge] = [:]
     var capturing: [PortSlot: Int] = [:]
+    /// Misses classified with a table version newer than the bridge's here (XDPFlowCacheInstaller+Early.swift).
+    var earlyKeys = XDPFlowCacheEarlyKeys(bound: XDPFlowCacheInstaller.maxWaitingKeys)
+    /// Per bridge slot the installer has no table for: the last version it had (the bridge went),
+    /// so a late request of it is stale, not early.
+    var retiredVersion: [Int32: UInt64] = [:]
     /// LISP decapsulation in XDP (XDPFlowCacheInstaller+Decap.swift).
     let decapEntries: XDPDecapEntries
     var decap = XDPDecapState()
@@ -207,12 +221,17 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         stats.requests &+= 1
         // Only the version is read here: a `let` of the bridge would hold a second reference to its
         // storage while `installEntry` changes it (a copy of the whole table per install).
-        guard let version = bridges[request.bridge]?.table.classifier.version else { return }
-        guard request.version == version else {
+        // A bridge without a table here: its first one is being published (any version is newer),
+        // or it went (its last version and older ones are stale).
+        let current = bridges[request.bridge]?.table.classifier.version
+        let version = current ?? retiredVersion[request.bridge, default: 0]
+        if request.version > version, request.bridge >= 0, request.bridge < DatapathLimits.maxBridges {
+            holdEarly(request)
+        } else if request.version != version || current == nil {
             stats.stale &+= 1
-            return
+        } else {
+            installEntry(for: request.key, bridge: request.bridge)
         }
-        installEntry(for: request.key, bridge: request.bridge)
     }
 
     /// At most this many keys per bridge wait for a LISP port's direct egress (`waitingForEgress`).
@@ -401,10 +420,14 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let ports = effectivePorts(newPorts)
         // Out of the dictionary while it changes (see `installEntry`); every path puts it back.
         guard var bridge = bridges.removeValue(forKey: slot) else {
-            if let table {
-                bridges[slot] = Bridge(table: table, ports: ports, offered: newPorts, ofport: ofport,
-                                       megaflows: MegaflowTable(capacity: cache.capacity, version: table.classifier.version))
+            guard let table else {
+                dropEarly(bridge: slot)
+                return
             }
+            bridges[slot] = Bridge(table: table, ports: ports, offered: newPorts, ofport: ofport,
+                                   megaflows: MegaflowTable(capacity: cache.capacity, version: table.classifier.version))
+            retiredVersion[slot] = nil
+            installEarly(bridge: slot)
             return
         }
         bridge.offered = newPorts
@@ -414,6 +437,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             let removed = bridge.megaflows.removeAll()
             delete(removed, from: &bridge, table: old, now: now)
             bridges[slot] = nil
+            retiredVersion[slot] = old.classifier.version
+            dropEarly(bridge: slot)
             return
         }
         let portsChanged = bridge.ports != ports || bridge.ofport != ofport
@@ -434,6 +459,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let waiting = bridge.waitingForEgress
         if portsChanged { bridge.waitingForEgress = [] }
         bridges[slot] = bridge
+        // Misses a worker classified with this version before this call: theirs now.
+        defer { installEarly(bridge: slot) }
         guard portsChanged else { return }
         // A port changed (a LISP port's next hop, template or egress, a port added or removed):
         // every entry went out of the maps above, and the ones the new ports still allow go back
@@ -578,8 +605,10 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let now = Self.monotonicNanoseconds()
         decap.ports = []
         syncDecapLocked(now: now)
+        for key in Array(earlyKeys.held.keys) { dropEarly(bridge: key) }
         for key in Array(bridges.keys) {
             guard var bridge = bridges.removeValue(forKey: key) else { continue }
+            retiredVersion[key] = bridge.table.classifier.version
             fold(&bridge, now: now)
             let table = bridge.table
             let removed = bridge.megaflows.removeAll()
