@@ -6,43 +6,6 @@ import VSwiftClassifier
 import VSwiftFlowCache
 import VSwiftPacket
 
-/// Packets and bytes the XDP programs forwarded without a worker, per rule counter slot and per
-/// port slot, summed where the workers' counters are summed (dump-flows, dump-ports). Written
-/// only by the installer (under its lock); read relaxed by anyone, as the workers' counters are.
-// @unchecked: raw counter blocks, one writer (the installer's lock), relaxed readers.
-final class KernelPathCounters: @unchecked Sendable {
-    let rules: UnsafeMutablePointer<RuleCounterBlock>
-    let ports: UnsafeMutablePointer<PortCounterBlock>
-    /// Per LISP port slot: packets encapsulated in XDP (its `encapsulated` tunnel counter).
-    let encapsulated: UnsafeMutablePointer<UInt64>
-    /// Per LISP port slot: packets decapsulated in XDP (its `decapsulated` tunnel counter).
-    let decapsulated: UnsafeMutablePointer<UInt64>
-
-    /// calloc: zero pages the kernel maps on first write (2M rule slots, 64 MiB untouched).
-    init() {
-        rules = calloc(DatapathLimits.maxRules, MemoryLayout<RuleCounterBlock>.stride)!
-            .bindMemory(to: RuleCounterBlock.self, capacity: DatapathLimits.maxRules)
-        ports = calloc(DatapathLimits.maxPorts, MemoryLayout<PortCounterBlock>.stride)!
-            .bindMemory(to: PortCounterBlock.self, capacity: DatapathLimits.maxPorts)
-        encapsulated = calloc(DatapathLimits.maxPorts, MemoryLayout<UInt64>.stride)!
-            .bindMemory(to: UInt64.self, capacity: DatapathLimits.maxPorts)
-        decapsulated = calloc(DatapathLimits.maxPorts, MemoryLayout<UInt64>.stride)!
-            .bindMemory(to: UInt64.self, capacity: DatapathLimits.maxPorts)
-    }
-
-    deinit {
-        free(rules)
-        free(ports)
-        free(encapsulated)
-        free(decapsulated)
-    }
-
-    /// Zeroes a rule slot before it is given to a new rule (no table uses it: nothing adds to it).
-    func clearRule(_ slot: Int) {
-        rules[slot] = RuleCounterBlock()
-    }
-}
-
 /// The XDP flow cache's installer (DESIGN.md, "Megaflows and revalidation"): one thread that
 /// drains the workers' miss rings, computes each entry with `FlowCacheView.decide` from the
 /// bridge's current table (the workers do no megaflow work), translates it for the XDP program
@@ -53,6 +16,10 @@ final class KernelPathCounters: @unchecked Sendable {
 ///
 /// Owns the per-bridge `MegaflowTable`s and the `XDPFlowCache` (its maps). Lock order: the
 /// datapath's lock, then this one; this one never waits for the datapath's.
+///
+/// This file: the thread's loop, the install of a miss and the control thread's changes. The
+/// other jobs are extensions: counters folding and expiry (`+Counters`), redirect targets
+/// (`+RedirectTargets`), LISP decapsulation (`+Decap`), early hand-overs (`+Early`).
 // @unchecked: every mutable field is read and written only under `lock`; `running` is atomic.
 final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Entries unused this long are removed (checked every `foldInterval`).
@@ -143,10 +110,11 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     var decap = XDPDecapState()
     /// Device ports (their DEVMAP slots) and, for those XDP_REDIRECT cannot send to now, why:
     /// such a port's DEVMAP slot stays empty and no entry outputs to it (`RedirectCapability`).
-    private var devices: [PortSlot: UInt32] = [:]
-    private var redirectProblems: [PortSlot: String] = [:]
+    /// (XDPFlowCacheInstaller+RedirectTargets.swift)
+    var devices: [PortSlot: UInt32] = [:]
+    var redirectProblems: [PortSlot: String] = [:]
     /// Entries per mask slot: a slot no entry uses is freed (fewer masks for a miss to scan).
-    private var maskUse = [Int](repeating: 0, count: XDPFlowCache.maxMasks)
+    var maskUse = [Int](repeating: 0, count: XDPFlowCache.maxMasks)
     var stats = Statistics()
     private let running = Atomic<Bool>(false)
     private var thread: pthread_t?
@@ -315,7 +283,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         return false
     }
 
-    private func view(_ bridge: Bridge) -> FlowCacheView {
+    func view(_ bridge: Bridge) -> FlowCacheView {
         let table = bridge.table
         let ofport = bridge.ofport
         let ports = bridge.ports
@@ -325,84 +293,9 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             port: { ports[$0]?.cache ?? CachePort(kind: .absent) })
     }
 
-    private func releaseMaskIfUnused(_ slot: Int) {
+    func releaseMaskIfUnused(_ slot: Int) {
         guard maskUse[slot] == 0 else { return }
         try? cache.removeMask(slot: slot)
-    }
-
-    // MARK: Counters
-
-    /// Reads every entry's counters and adds what is new to its rule and ports (under the lock).
-    private func foldAndExpire(now: UInt64) {
-        foldDecapLocked()
-        for key in Array(bridges.keys) {
-            guard var bridge = bridges.removeValue(forKey: key) else { continue }
-            fold(&bridge, now: now)
-            let expired = bridge.megaflows.expireIdle(now: now, idle: Self.idleNanoseconds)
-            stats.expired &+= UInt64(expired.count)
-            let table = bridge.table
-            delete(expired, from: &bridge, table: table, now: now)
-            bridges[key] = bridge
-        }
-    }
-
-    func fold(_ bridge: inout Bridge, now: UInt64) {
-        for entry in bridge.megaflows.all {
-            let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
-            guard let installed = bridge.installed[pair] else { continue }
-            let c = cache.counters(id: installed.id)
-            guard let delta = bridge.megaflows.noteCounters(mask: pair.mask, maskedKey: pair.maskedKey, packets: c.packets,
-                                                            bytes: c.bytes, now: now) else { continue }
-            account(delta, rule: entry.flow.rule, installed, table: bridge.table)
-        }
-    }
-
-    private func account(_ delta: (packets: UInt64, bytes: UInt64), rule: RuleIndex, _ installed: Installed,
-                         table: CompiledFlowTable) {
-        guard delta.packets > 0 || delta.bytes > 0 else { return }
-        let port = counters.ports + installed.inPort.index
-        vs_add_relaxed_u64(&port.pointee.rxPackets, delta.packets)
-        vs_add_relaxed_u64(&port.pointee.rxBytes, delta.bytes)
-        if let slot = table.counterSlot(rule) {
-            let counter = counters.rules + slot
-            vs_add_relaxed_u64(&counter.pointee.packets, delta.packets)
-            vs_add_relaxed_u64(&counter.pointee.bytes, delta.bytes)
-            // Seconds, as the workers' `now`: flow expiry sees kernel-path packets as use.
-            vs_store_relaxed_u64(&counter.pointee.lastUsed, Worker.monotonicSeconds())
-        } else {
-            vs_add_relaxed_u64(&port.pointee.rxDropped, delta.packets)
-        }
-        // Bytes as the workers count them on output: the frame after its actions.
-        func plus(_ perPacket: Int) -> UInt64 { delta.bytes &+ delta.packets &* UInt64(bitPattern: Int64(perPacket)) }
-        let lisp = installed.bytes.lisp
-        for out in installed.outPorts where out.index < DatapathLimits.maxPorts {
-            let tx = counters.ports + out.index
-            vs_add_relaxed_u64(&tx.pointee.txPackets, delta.packets)
-            vs_add_relaxed_u64(&tx.pointee.txBytes, plus(lisp?.egressDelta ?? installed.bytes.outputDelta))
-        }
-        if let lisp, lisp.port.index < DatapathLimits.maxPorts {
-            // The LISP port sent the inner frame (tx) and encapsulated it, as `sendThroughTunnel` counts.
-            let tx = counters.ports + lisp.port.index
-            vs_add_relaxed_u64(&tx.pointee.txPackets, delta.packets)
-            vs_add_relaxed_u64(&tx.pointee.txBytes, plus(installed.bytes.outputDelta))
-            vs_add_relaxed_u64(counters.encapsulated + lisp.port.index, delta.packets)
-        }
-    }
-
-    /// Deletes `entries` (already out of the bridge's `MegaflowTable`) from the XDP maps, then
-    /// folds what they counted since the last read into `table`'s rules (the version they
-    /// were computed from).
-    func delete(_ entries: [MegaflowTable.Entry], from bridge: inout Bridge, table: CompiledFlowTable, now: UInt64) {
-        for entry in entries {
-            let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
-            guard let installed = bridge.installed.removeValue(forKey: pair) else { continue }
-            cache.remove(id: installed.id)
-            let c = cache.counters(id: installed.id)
-            account((c.packets &- entry.packets, c.bytes &- entry.bytes), rule: entry.flow.rule, installed, table: table)
-            maskUse[installed.maskSlot] -= 1
-            releaseMaskIfUnused(installed.maskSlot)
-            stats.removed &+= 1
-        }
     }
 
     // MARK: Control-thread changes (synchronous)
@@ -499,7 +392,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// `offered` as the installer uses it: captures marked (before the redirect problems, which
     /// may take a LISP port's egress away), then devices that cannot be redirected to now
     /// (`XDPFlowCacheRedirectTargets`). Under the lock.
-    private func effectivePorts(_ offered: [UInt32: XDPCachePortInfo]) -> [UInt32: XDPCachePortInfo] {
+    func effectivePorts(_ offered: [UInt32: XDPCachePortInfo]) -> [UInt32: XDPCachePortInfo] {
         var ports = offered
         markCapturing(&ports)
         markDecap(&ports)
@@ -512,89 +405,6 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         for (number, info) in ports {
             let egressCapturing = info.lisp.map { capturing[$0.egress, default: 0] > 0 } ?? false
             if capturing[info.slot, default: 0] > 0 || egressCapturing { ports[number]!.cache.capturing = true }
-        }
-    }
-
-    /// Output slot `slot` of the programs sends to device `ifindex` (a device port added), if
-    /// the kernel can redirect there now (`capability`, read by the caller: checked at port add).
-    func setDevicePort(_ slot: PortSlot, ifindex: UInt32, capability: RedirectCapability? = nil) {
-        let capability = capability ?? Netlink.redirectCapability(ifindex: ifindex)
-        lock.lock()
-        defer { lock.unlock() }
-        devices[slot] = ifindex
-        applyRedirectCapability(slot, ifindex: ifindex, capability)
-    }
-
-    /// A device port removed (after `refresh` took every entry naming it out).
-    func clearDevicePort(_ slot: PortSlot) {
-        lock.lock()
-        defer { lock.unlock() }
-        devices[slot] = nil
-        redirectProblems[slot] = nil
-        cache.clearPort(slot: UInt32(slot.rawValue))
-    }
-
-    /// Why the cache cannot output to device port `slot` now; nil when it can (or no such port).
-    func redirectProblem(_ slot: PortSlot) -> String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return redirectProblems[slot]
-    }
-
-    /// Reads every device port's XDP features (netlink, outside the lock) and applies changes.
-    private func checkRedirectTargets() {
-        lock.lock()
-        let current = devices
-        lock.unlock()
-        for (slot, ifindex) in current {
-            setRedirectCapability(slot, ifindex: ifindex, Netlink.redirectCapability(ifindex: ifindex))
-        }
-    }
-
-    /// Device `slot` (still device `ifindex`: a bridge's port or an underlay) can or cannot be
-    /// redirected to now. Losing it: the DEVMAP slot is cleared first (a hit on an entry still
-    /// outputting there is punted to the workers by the program, not dropped), then every entry
-    /// that outputs to the device goes — directly, or encapsulated by a LISP port whose egress it
-    /// is (that port loses its direct egress) — and their flows wait (`waitingForEgress`: the
-    /// workers' exact-match caches hold them and would not hand them over again). Gaining it: the
-    /// slot is set, the ports are recomputed (a LISP port gets its template back), and the
-    /// waiting misses are tried again.
-    func setRedirectCapability(_ slot: PortSlot, ifindex: UInt32, _ capability: RedirectCapability) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard devices[slot] == ifindex, redirectProblems[slot] != capability.problem else { return }
-        applyRedirectCapability(slot, ifindex: ifindex, capability)
-    }
-
-    /// `setRedirectCapability`'s work (under the lock), also for a device just added.
-    private func applyRedirectCapability(_ slot: PortSlot, ifindex: UInt32, _ capability: RedirectCapability) {
-        redirectProblems[slot] = capability.problem
-        let capable = capability.problem == nil
-        if capable {
-            try? cache.setPort(slot: UInt32(slot.rawValue), ifindex: ifindex)
-        } else {
-            cache.clearPort(slot: UInt32(slot.rawValue))
-        }
-        let now = Self.monotonicNanoseconds()
-        for key in Array(bridges.keys) {
-            guard let current = bridges[key] else { continue }
-            let ports = effectivePorts(current.offered)
-            guard ports != current.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
-            fold(&bridge, now: now)
-            bridge.ports = ports
-            let table = bridge.table
-            // Recomputed as for a table change: exactly the entries that output to the device go.
-            let removed = capable ? [] : bridge.megaflows.revalidate(view(bridge))
-            delete(removed, from: &bridge, table: table, now: now)
-            for entry in removed { bridge.wait(for: entry.flow.maskedKey) }
-            bridges[key] = bridge
-        }
-        // The misses refused for want of a target (`waitingForEgress`) are tried again.
-        guard capable else { return }
-        for key in Array(bridges.keys) {
-            guard let waiting = bridges[key]?.waitingForEgress, !waiting.isEmpty else { continue }
-            bridges[key]!.waitingForEgress = []
-            for k in waiting { installEntry(for: k, bridge: key) }
         }
     }
 
