@@ -87,13 +87,15 @@ extension XDPFlowCacheInstaller {
         }
     }
 
-    /// Bridges whose LISP ports gained or lost their decap entry: every entry goes (an entry
-    /// from a port XDP no longer decapsulates for could never be hit again) and is installed again
-    /// if the new ports allow it, with the keys that waited for a decap entry.
+    /// Bridges whose LISP ports gained or lost their decap entry (their ports derived again from
+    /// `offered`, `effectivePorts`): every entry goes (an entry from a port XDP no longer
+    /// decapsulates for could never be hit again) and is installed again if the new ports allow
+    /// it, with the keys that waited for a decap entry.
     private func applyDecapFlags(now: UInt64) {
         for key in Array(bridges.keys) {
-            guard var ports = bridges[key]?.ports else { continue }
-            markDecap(&ports)
+            // Fields only: a copy of the bridge would share its tables while they change below.
+            guard let offered = bridges[key]?.offered else { continue }
+            let ports = effectivePorts(offered)
             guard ports != bridges[key]!.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
             bridge.ports = ports

@@ -69,9 +69,10 @@ extension XDPFlowCacheInstaller {
         }
         let now = Self.monotonicNanoseconds()
         for key in Array(bridges.keys) {
-            guard let current = bridges[key] else { continue }
-            let ports = effectivePorts(current.offered)
-            guard ports != current.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
+            // Fields only: a copy of the bridge would share its tables while they change below.
+            guard let offered = bridges[key]?.offered else { continue }
+            let ports = effectivePorts(offered)
+            guard ports != bridges[key]!.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
             bridge.ports = ports
             let table = bridge.table

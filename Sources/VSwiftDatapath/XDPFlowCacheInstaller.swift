@@ -372,14 +372,12 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         capturing[slot, default: 0] += on ? 1 : -1
         let now = Self.monotonicNanoseconds()
         for key in Array(bridges.keys) {
-            // The port itself, or the device a LISP port's encapsulated frames leave by.
-            guard bridges[key]?.ports.values.contains(where: { $0.slot == slot || $0.lisp?.egress == slot }) == true,
+            // The port itself, or the device a LISP port's encapsulated frames leave by (as
+            // offered: a redirect problem may have taken the egress out of the effective view).
+            guard bridges[key]?.offered.values.contains(where: { $0.slot == slot || $0.lisp?.egress == slot }) == true,
                   var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
-            for (number, info) in bridge.ports where info.slot == slot || info.lisp?.egress == slot {
-                bridge.ports[number]!.cache.capturing = capturing[info.slot, default: 0] > 0
-                    || info.lisp.map { capturing[$0.egress, default: 0] > 0 } == true
-            }
+            bridge.ports = effectivePorts(bridge.offered)
             let table = bridge.table
             let removed = bridge.megaflows.removeAll()
             delete(removed, from: &bridge, table: table, now: now)
@@ -390,8 +388,11 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     }
 
     /// `offered` as the installer uses it: captures marked (before the redirect problems, which
-    /// may take a LISP port's egress away), then devices that cannot be redirected to now
-    /// (`XDPFlowCacheRedirectTargets`). Under the lock.
+    /// may take a LISP port's egress away), decap entries, then devices that cannot be redirected
+    /// to now (`XDPFlowCacheRedirectTargets`). Under the lock. The one derivation of a bridge's
+    /// ports: `refresh`, `setCapturing`, a decap change (`applyDecapFlags`) and a capability
+    /// change (`applyRedirectCapability`) all store `effectivePorts(offered)`, so after each of
+    /// them `bridge.ports == effectivePorts(bridge.offered)` and no mark can undo another.
     func effectivePorts(_ offered: [UInt32: XDPCachePortInfo]) -> [UInt32: XDPCachePortInfo] {
         var ports = offered
         markCapturing(&ports)
