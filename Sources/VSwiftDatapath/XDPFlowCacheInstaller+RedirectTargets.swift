@@ -47,7 +47,7 @@ extension XDPFlowCacheInstaller {
     /// redirected to now. Losing it: the DEVMAP slot is cleared first (a hit on an entry still
     /// outputting there is punted to the workers by the program, not dropped), then every entry
     /// that outputs to the device goes — directly, or encapsulated by a LISP port whose egress it
-    /// is (that port loses its direct egress) — and their flows wait (`waitingForEgress`: the
+    /// is (that port loses its direct egress) — and their flows wait (`waitingForPorts`: the
     /// workers' exact-match caches hold them and would not hand them over again). Gaining it: the
     /// slot is set, the ports are recomputed (a LISP port gets its template back), and the
     /// waiting misses are tried again.
@@ -82,11 +82,11 @@ extension XDPFlowCacheInstaller {
             for entry in removed { bridge.wait(for: entry.flow.maskedKey) }
             bridges[key] = bridge
         }
-        // The misses refused for want of a target (`waitingForEgress`) are tried again.
+        // The misses refused for want of a target (`waitingForPorts`) are tried again.
         guard capable else { return }
         for key in Array(bridges.keys) {
-            guard let waiting = bridges[key]?.waitingForEgress, !waiting.isEmpty else { continue }
-            bridges[key]!.waitingForEgress = []
+            guard let waiting = bridges[key]?.waitingForPorts, !waiting.isEmpty else { continue }
+            bridges[key]!.waitingForPorts = []
             for k in waiting { installEntry(for: k, bridge: key) }
         }
     }

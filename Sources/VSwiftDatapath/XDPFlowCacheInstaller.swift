@@ -77,15 +77,18 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         var megaflows: MegaflowTable
         /// By the entry's (mask, masked key) as `MegaflowTable` records it.
         var installed: [FlowKeyPair: Installed] = [:]
-        /// Keys refused only because a LISP port had no direct egress, retried when the ports
-        /// change (a next hop published); bounded by `maxWaitingKeys`.
-        var waitingForEgress: [FlowKey] = []
+        /// Keys refused only because of what a port is now — a LISP port without direct egress or
+        /// decap entry, an output device that is no redirect target, a capture — retried when the
+        /// ports change (a next hop published, a capability regained, a capture stopped): the
+        /// workers' exact-match caches hold those flows, which would not ask again. Bounded by
+        /// `maxWaitingKeys` (the oldest goes).
+        var waitingForPorts: [FlowKey] = []
 
-        /// Keeps `key` in `waitingForEgress` (once; the oldest goes past `maxWaitingKeys`).
+        /// Keeps `key` in `waitingForPorts` (once; the oldest goes past `maxWaitingKeys`).
         mutating func wait(for key: FlowKey) {
-            guard !waitingForEgress.contains(key) else { return }
-            if waitingForEgress.count >= XDPFlowCacheInstaller.maxWaitingKeys { waitingForEgress.removeFirst() }
-            waitingForEgress.append(key)
+            guard !waitingForPorts.contains(key) else { return }
+            if waitingForPorts.count >= XDPFlowCacheInstaller.maxWaitingKeys { waitingForPorts.removeFirst() }
+            waitingForPorts.append(key)
         }
     }
 
@@ -202,7 +205,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         }
     }
 
-    /// At most this many keys per bridge wait for a LISP port's direct egress (`waitingForEgress`).
+    /// At most this many keys per bridge wait for a port change (`waitingForPorts`), and as many
+    /// early misses for their table version (`XDPFlowCacheEarlyKeys`).
     static let maxWaitingKeys = 256
 
     /// Installs the entry for frames like `key` from the bridge's current table and ports (under
@@ -222,7 +226,9 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             // missing again, so the key waits here for the next port change.
             // Likewise a decapsulated frame's key from a LISP port whose decap entry is not in yet
             // (the worker decapsulates as soon as the next hop is published, before the installer's sync).
+            // And a flow a capture keeps out, until the capture stops.
             if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported)
+                || decision == .notCacheable(.capture)
                 || (decision == .notCacheable(.inputNotDevice) && Self.isLISP(bridge.ports[UInt32(truncatingIfNeeded: key.get(.inPort))])) {
                 bridge.wait(for: key)
             }
@@ -349,8 +355,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         // Moves the version (an install computed from the old table is refused from here on).
         removed += bridge.megaflows.revalidate(view(bridge))
         delete(removed, from: &bridge, table: old, now: now)
-        let waiting = bridge.waitingForEgress
-        if portsChanged { bridge.waitingForEgress = [] }
+        let waiting = bridge.waitingForPorts
+        if portsChanged { bridge.waitingForPorts = [] }
         bridges[slot] = bridge
         // Misses a worker classified with this version before this call: theirs now.
         defer { installEarly(bridge: slot) }
@@ -365,26 +371,42 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     }
 
     /// A capture started or stopped on port `slot`: a capturing port is in no entry (the capture
-    /// must see every frame), so its entries go before this returns.
+    /// must see every frame), so its entries go before this returns; the bridge's other entries
+    /// go back in at once, and the capturing port's flows wait (`waitingForPorts`) for the
+    /// capture to stop — the workers' exact-match caches hold all of them, so none would miss again.
     func setCapturing(_ slot: PortSlot, _ on: Bool) {
         lock.lock()
         defer { lock.unlock() }
         capturing[slot, default: 0] += on ? 1 : -1
         let now = Self.monotonicNanoseconds()
+        // First the decap entries: a capture on a LISP port or its underlay device must see the
+        // outer frames (no decap entry), so none is left to decapsulate for an entry put back below.
+        syncDecapLocked(now: now)
+        rederivePorts(now: now)
+    }
+
+    /// Every bridge whose effective ports (`effectivePorts(offered)`) differ from those it holds
+    /// (a capture, a decap entry gained or lost) takes the new ones: all its entries go (an entry
+    /// from or to a port whose mark changed may be wrong now) and the ones the new ports allow are
+    /// installed again at once, with the keys that waited, as after a port change in `refresh` —
+    /// the workers' exact-match caches keep those flows from missing again. Under the lock.
+    func rederivePorts(now: UInt64) {
         for key in Array(bridges.keys) {
-            // The port itself, or the device a LISP port's encapsulated frames leave by (as
-            // offered: a redirect problem may have taken the egress out of the effective view).
-            guard bridges[key]?.offered.values.contains(where: { $0.slot == slot || $0.lisp?.egress == slot }) == true,
-                  var bridge = bridges.removeValue(forKey: key) else { continue }
+            // Fields only: a copy of the bridge would share its tables while they change below.
+            guard let offered = bridges[key]?.offered else { continue }
+            let ports = effectivePorts(offered)
+            guard ports != bridges[key]!.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
-            bridge.ports = effectivePorts(bridge.offered)
+            bridge.ports = ports
             let table = bridge.table
             let removed = bridge.megaflows.removeAll()
             delete(removed, from: &bridge, table: table, now: now)
+            let waiting = bridge.waitingForPorts
+            bridge.waitingForPorts = []
             bridges[key] = bridge
+            for entry in removed { installEntry(for: entry.flow.maskedKey, bridge: key) }
+            for k in waiting { installEntry(for: k, bridge: key) }
         }
-        // A capture on a LISP port or its underlay device must see the outer frames: no decap entry.
-        syncDecapLocked(now: now)
     }
 
     /// `offered` as the installer uses it: captures marked (before the redirect problems, which
