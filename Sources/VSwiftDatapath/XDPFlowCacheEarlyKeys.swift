@@ -10,8 +10,9 @@ import VSwiftPacket
 /// what the current version computes" does not depend on this record.
 ///
 /// Order of versions: `ClassifierTable.version` comes from one process-wide counter taken when a
-/// table is built, so a greater version is a table built later; the datapath builds and publishes
-/// a bridge's tables in that order (every change under its lock, then `refresh`), so "newer" is
+/// table is built, so a greater version is a table built later; a bridge's tables are published
+/// (each followed by `refresh`, under the datapath's lock) in the order they were built, since
+/// the control plane (`SwitchService`, an actor) makes one change at a time, so "newer" is
 /// "greater". A derived table that keeps its classifier (a port's removal) keeps the version.
 ///
 /// Bounded: at most `bound` keys per bridge (the oldest goes, counted as overflow); a key is
