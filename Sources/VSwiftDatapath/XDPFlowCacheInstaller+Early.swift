@@ -26,9 +26,7 @@ extension XDPFlowCacheInstaller {
     func dropEarly(bridge slot: Int32) {
         stats.earlyDropped &+= UInt64(earlyKeys.removeBridge(slot))
     }
-}
 
-extension XDPFlowCacheInstaller {
     /// Early misses waiting for their version, over every bridge (tests and reports).
     var earlyKeysWaiting: Int {
         lock.lock()
