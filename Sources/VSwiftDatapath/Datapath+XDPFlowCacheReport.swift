@@ -11,7 +11,7 @@ extension Datapath {
             masks: flowCacheInstaller.cache.maskCount, installed: s.installed,
             refused: ["stale": s.stale, "duplicate": s.duplicate, "not_cacheable": s.notCacheable,
                       "untranslatable": s.untranslatable, "redirect_unsupported": s.redirectUnsupported, "full": s.refusedFull, "no_mask": s.refusedNoMask,
-                      "failed": s.failed].filter { $0.value > 0 },
+                      "failed": s.failed, "early_dropped": s.earlyDropped, "early_overflow": s.earlyOverflow].filter { $0.value > 0 },
             removed: ["changed": s.removed, "idle": s.expired].filter { $0.value > 0 },
             handoverRingFull: s.handoverRingFull)
         let input = XDPFlowCacheReport.Input(

@@ -87,28 +87,12 @@ extension XDPFlowCacheInstaller {
         }
     }
 
-    /// Bridges whose LISP ports gained or lost their decap entry: every entry goes (an entry
-    /// from a port XDP no longer decapsulates for could never be hit again) and is installed again
-    /// if the new ports allow it, with the keys that waited for a decap entry.
+    /// Bridges whose LISP ports gained or lost their decap entry take their ports derived again
+    /// (`rederivePorts`): every entry goes (an entry from a port XDP no longer decapsulates for
+    /// could never be hit again) and is installed again if the new ports allow it, with the keys
+    /// that waited for a decap entry (a decapsulated miss before its port had one).
     private func applyDecapFlags(now: UInt64) {
-        for key in Array(bridges.keys) {
-            guard var ports = bridges[key]?.ports else { continue }
-            markDecap(&ports)
-            guard ports != bridges[key]!.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
-            fold(&bridge, now: now)
-            bridge.ports = ports
-            let table = bridge.table
-            let removed = bridge.megaflows.removeAll()
-            delete(removed, from: &bridge, table: table, now: now)
-            let waiting = bridge.waitingForEgress
-            bridge.waitingForEgress = []
-            bridges[key] = bridge
-            // As `refresh` after a port change: the removed entries the new ports still allow go
-            // back in, and the keys that waited (a decapsulated miss before its port had a decap
-            // entry) are tried again — the workers' exact-match cache keeps those flows from missing.
-            for entry in removed { installEntry(for: entry.flow.maskedKey, bridge: key) }
-            for k in waiting { installEntry(for: k, bridge: key) }
-        }
+        rederivePorts(now: now)
     }
 
     /// Once a second (with the megaflow entries' counters): what each decap entry counted since.

@@ -6,43 +6,6 @@ import VSwiftClassifier
 import VSwiftFlowCache
 import VSwiftPacket
 
-/// Packets and bytes the XDP programs forwarded without a worker, per rule counter slot and per
-/// port slot, summed where the workers' counters are summed (dump-flows, dump-ports). Written
-/// only by the installer (under its lock); read relaxed by anyone, as the workers' counters are.
-// @unchecked: raw counter blocks, one writer (the installer's lock), relaxed readers.
-final class KernelPathCounters: @unchecked Sendable {
-    let rules: UnsafeMutablePointer<RuleCounterBlock>
-    let ports: UnsafeMutablePointer<PortCounterBlock>
-    /// Per LISP port slot: packets encapsulated in XDP (its `encapsulated` tunnel counter).
-    let encapsulated: UnsafeMutablePointer<UInt64>
-    /// Per LISP port slot: packets decapsulated in XDP (its `decapsulated` tunnel counter).
-    let decapsulated: UnsafeMutablePointer<UInt64>
-
-    /// calloc: zero pages the kernel maps on first write (2M rule slots, 64 MiB untouched).
-    init() {
-        rules = calloc(DatapathLimits.maxRules, MemoryLayout<RuleCounterBlock>.stride)!
-            .bindMemory(to: RuleCounterBlock.self, capacity: DatapathLimits.maxRules)
-        ports = calloc(DatapathLimits.maxPorts, MemoryLayout<PortCounterBlock>.stride)!
-            .bindMemory(to: PortCounterBlock.self, capacity: DatapathLimits.maxPorts)
-        encapsulated = calloc(DatapathLimits.maxPorts, MemoryLayout<UInt64>.stride)!
-            .bindMemory(to: UInt64.self, capacity: DatapathLimits.maxPorts)
-        decapsulated = calloc(DatapathLimits.maxPorts, MemoryLayout<UInt64>.stride)!
-            .bindMemory(to: UInt64.self, capacity: DatapathLimits.maxPorts)
-    }
-
-    deinit {
-        free(rules)
-        free(ports)
-        free(encapsulated)
-        free(decapsulated)
-    }
-
-    /// Zeroes a rule slot before it is given to a new rule (no table uses it: nothing adds to it).
-    func clearRule(_ slot: Int) {
-        rules[slot] = RuleCounterBlock()
-    }
-}
-
 /// The XDP flow cache's installer (DESIGN.md, "Megaflows and revalidation"): one thread that
 /// drains the workers' miss rings, computes each entry with `FlowCacheView.decide` from the
 /// bridge's current table (the workers do no megaflow work), translates it for the XDP program
@@ -53,6 +16,10 @@ final class KernelPathCounters: @unchecked Sendable {
 ///
 /// Owns the per-bridge `MegaflowTable`s and the `XDPFlowCache` (its maps). Lock order: the
 /// datapath's lock, then this one; this one never waits for the datapath's.
+///
+/// This file: the thread's loop, the install of a miss and the control thread's changes. The
+/// other jobs are extensions: counters folding and expiry (`+Counters`), redirect targets
+/// (`+RedirectTargets`), LISP decapsulation (`+Decap`), early hand-overs (`+Early`).
 // @unchecked: every mutable field is read and written only under `lock`; `running` is atomic.
 final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Entries unused this long are removed (checked every `foldInterval`).
@@ -62,7 +29,16 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     struct Statistics: Sendable, Equatable {
         var requests: UInt64 = 0
         var installed: UInt64 = 0
+        /// Computed from an older table version than the installer's: refused (the worker's
+        /// exact-match entry of that version died with it, so the flow asks again).
         var stale: UInt64 = 0
+        /// Computed from a newer version than the installer's (published, `refresh` not called
+        /// yet): held until it arrives (`XDPFlowCacheEarlyKeys`), then installed as a miss of it.
+        var early: UInt64 = 0
+        /// Held early keys dropped: a still newer version replaced theirs, or the bridge went.
+        var earlyDropped: UInt64 = 0
+        /// Held early keys pushed out by the bound (`maxWaitingKeys` per bridge).
+        var earlyOverflow: UInt64 = 0
         var duplicate: UInt64 = 0
         var notCacheable: UInt64 = 0
         var untranslatable: UInt64 = 0
@@ -101,15 +77,18 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         var megaflows: MegaflowTable
         /// By the entry's (mask, masked key) as `MegaflowTable` records it.
         var installed: [FlowKeyPair: Installed] = [:]
-        /// Keys refused only because a LISP port had no direct egress, retried when the ports
-        /// change (a next hop published); bounded by `maxWaitingKeys`.
-        var waitingForEgress: [FlowKey] = []
+        /// Keys refused only because of what a port is now — a LISP port without direct egress or
+        /// decap entry, an output device that is no redirect target, a capture — retried when the
+        /// ports change (a next hop published, a capability regained, a capture stopped): the
+        /// workers' exact-match caches hold those flows, which would not ask again. Bounded by
+        /// `maxWaitingKeys` (the oldest goes).
+        var waitingForPorts: [FlowKey] = []
 
-        /// Keeps `key` in `waitingForEgress` (once; the oldest goes past `maxWaitingKeys`).
+        /// Keeps `key` in `waitingForPorts` (once; the oldest goes past `maxWaitingKeys`).
         mutating func wait(for key: FlowKey) {
-            guard !waitingForEgress.contains(key) else { return }
-            if waitingForEgress.count >= XDPFlowCacheInstaller.maxWaitingKeys { waitingForEgress.removeFirst() }
-            waitingForEgress.append(key)
+            guard !waitingForPorts.contains(key) else { return }
+            if waitingForPorts.count >= XDPFlowCacheInstaller.maxWaitingKeys { waitingForPorts.removeFirst() }
+            waitingForPorts.append(key)
         }
     }
 
@@ -124,15 +103,21 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     let lock = NSLock()
     var bridges: [Int32: Bridge] = [:]
     var capturing: [PortSlot: Int] = [:]
+    /// Misses classified with a table version newer than the bridge's here (XDPFlowCacheInstaller+Early.swift).
+    var earlyKeys = XDPFlowCacheEarlyKeys(bound: XDPFlowCacheInstaller.maxWaitingKeys)
+    /// Per bridge slot the installer has no table for: the last version it had (the bridge went),
+    /// so a late request of it is stale, not early.
+    var retiredVersion: [Int32: UInt64] = [:]
     /// LISP decapsulation in XDP (XDPFlowCacheInstaller+Decap.swift).
     let decapEntries: XDPDecapEntries
     var decap = XDPDecapState()
     /// Device ports (their DEVMAP slots) and, for those XDP_REDIRECT cannot send to now, why:
     /// such a port's DEVMAP slot stays empty and no entry outputs to it (`RedirectCapability`).
-    private var devices: [PortSlot: UInt32] = [:]
-    private var redirectProblems: [PortSlot: String] = [:]
+    /// (XDPFlowCacheInstaller+RedirectTargets.swift)
+    var devices: [PortSlot: UInt32] = [:]
+    var redirectProblems: [PortSlot: String] = [:]
     /// Entries per mask slot: a slot no entry uses is freed (fewer masks for a miss to scan).
-    private var maskUse = [Int](repeating: 0, count: XDPFlowCache.maxMasks)
+    var maskUse = [Int](repeating: 0, count: XDPFlowCache.maxMasks)
     var stats = Statistics()
     private let running = Atomic<Bool>(false)
     private var thread: pthread_t?
@@ -207,15 +192,21 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         stats.requests &+= 1
         // Only the version is read here: a `let` of the bridge would hold a second reference to its
         // storage while `installEntry` changes it (a copy of the whole table per install).
-        guard let version = bridges[request.bridge]?.table.classifier.version else { return }
-        guard request.version == version else {
+        // A bridge without a table here: its first one is being published (any version is newer),
+        // or it went (its last version and older ones are stale).
+        let current = bridges[request.bridge]?.table.classifier.version
+        let version = current ?? retiredVersion[request.bridge, default: 0]
+        if request.version > version, request.bridge >= 0, request.bridge < DatapathLimits.maxBridges {
+            holdEarly(request)
+        } else if request.version != version || current == nil {
             stats.stale &+= 1
-            return
+        } else {
+            installEntry(for: request.key, bridge: request.bridge)
         }
-        installEntry(for: request.key, bridge: request.bridge)
     }
 
-    /// At most this many keys per bridge wait for a LISP port's direct egress (`waitingForEgress`).
+    /// At most this many keys per bridge wait for a port change (`waitingForPorts`), and as many
+    /// early misses for their table version (`XDPFlowCacheEarlyKeys`).
     static let maxWaitingKeys = 256
 
     /// Installs the entry for frames like `key` from the bridge's current table and ports (under
@@ -235,7 +226,9 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             // missing again, so the key waits here for the next port change.
             // Likewise a decapsulated frame's key from a LISP port whose decap entry is not in yet
             // (the worker decapsulates as soon as the next hop is published, before the installer's sync).
+            // And a flow a capture keeps out, until the capture stops.
             if decision == .notCacheable(.lispIndirectEgress) || decision == .notCacheable(.redirectUnsupported)
+                || decision == .notCacheable(.capture)
                 || (decision == .notCacheable(.inputNotDevice) && Self.isLISP(bridge.ports[UInt32(truncatingIfNeeded: key.get(.inPort))])) {
                 bridge.wait(for: key)
             }
@@ -296,7 +289,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         return false
     }
 
-    private func view(_ bridge: Bridge) -> FlowCacheView {
+    func view(_ bridge: Bridge) -> FlowCacheView {
         let table = bridge.table
         let ofport = bridge.ofport
         let ports = bridge.ports
@@ -306,84 +299,9 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             port: { ports[$0]?.cache ?? CachePort(kind: .absent) })
     }
 
-    private func releaseMaskIfUnused(_ slot: Int) {
+    func releaseMaskIfUnused(_ slot: Int) {
         guard maskUse[slot] == 0 else { return }
         try? cache.removeMask(slot: slot)
-    }
-
-    // MARK: Counters
-
-    /// Reads every entry's counters and adds what is new to its rule and ports (under the lock).
-    private func foldAndExpire(now: UInt64) {
-        foldDecapLocked()
-        for key in Array(bridges.keys) {
-            guard var bridge = bridges.removeValue(forKey: key) else { continue }
-            fold(&bridge, now: now)
-            let expired = bridge.megaflows.expireIdle(now: now, idle: Self.idleNanoseconds)
-            stats.expired &+= UInt64(expired.count)
-            let table = bridge.table
-            delete(expired, from: &bridge, table: table, now: now)
-            bridges[key] = bridge
-        }
-    }
-
-    func fold(_ bridge: inout Bridge, now: UInt64) {
-        for entry in bridge.megaflows.all {
-            let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
-            guard let installed = bridge.installed[pair] else { continue }
-            let c = cache.counters(id: installed.id)
-            guard let delta = bridge.megaflows.noteCounters(mask: pair.mask, maskedKey: pair.maskedKey, packets: c.packets,
-                                                            bytes: c.bytes, now: now) else { continue }
-            account(delta, rule: entry.flow.rule, installed, table: bridge.table)
-        }
-    }
-
-    private func account(_ delta: (packets: UInt64, bytes: UInt64), rule: RuleIndex, _ installed: Installed,
-                         table: CompiledFlowTable) {
-        guard delta.packets > 0 || delta.bytes > 0 else { return }
-        let port = counters.ports + installed.inPort.index
-        vs_add_relaxed_u64(&port.pointee.rxPackets, delta.packets)
-        vs_add_relaxed_u64(&port.pointee.rxBytes, delta.bytes)
-        if let slot = table.counterSlot(rule) {
-            let counter = counters.rules + slot
-            vs_add_relaxed_u64(&counter.pointee.packets, delta.packets)
-            vs_add_relaxed_u64(&counter.pointee.bytes, delta.bytes)
-            // Seconds, as the workers' `now`: flow expiry sees kernel-path packets as use.
-            vs_store_relaxed_u64(&counter.pointee.lastUsed, Worker.monotonicSeconds())
-        } else {
-            vs_add_relaxed_u64(&port.pointee.rxDropped, delta.packets)
-        }
-        // Bytes as the workers count them on output: the frame after its actions.
-        func plus(_ perPacket: Int) -> UInt64 { delta.bytes &+ delta.packets &* UInt64(bitPattern: Int64(perPacket)) }
-        let lisp = installed.bytes.lisp
-        for out in installed.outPorts where out.index < DatapathLimits.maxPorts {
-            let tx = counters.ports + out.index
-            vs_add_relaxed_u64(&tx.pointee.txPackets, delta.packets)
-            vs_add_relaxed_u64(&tx.pointee.txBytes, plus(lisp?.egressDelta ?? installed.bytes.outputDelta))
-        }
-        if let lisp, lisp.port.index < DatapathLimits.maxPorts {
-            // The LISP port sent the inner frame (tx) and encapsulated it, as `sendThroughTunnel` counts.
-            let tx = counters.ports + lisp.port.index
-            vs_add_relaxed_u64(&tx.pointee.txPackets, delta.packets)
-            vs_add_relaxed_u64(&tx.pointee.txBytes, plus(installed.bytes.outputDelta))
-            vs_add_relaxed_u64(counters.encapsulated + lisp.port.index, delta.packets)
-        }
-    }
-
-    /// Deletes `entries` (already out of the bridge's `MegaflowTable`) from the XDP maps, then
-    /// folds what they counted since the last read into `table`'s rules (the version they
-    /// were computed from).
-    func delete(_ entries: [MegaflowTable.Entry], from bridge: inout Bridge, table: CompiledFlowTable, now: UInt64) {
-        for entry in entries {
-            let pair = FlowKeyPair(mask: entry.flow.mask, maskedKey: entry.flow.maskedKey)
-            guard let installed = bridge.installed.removeValue(forKey: pair) else { continue }
-            cache.remove(id: installed.id)
-            let c = cache.counters(id: installed.id)
-            account((c.packets &- entry.packets, c.bytes &- entry.bytes), rule: entry.flow.rule, installed, table: table)
-            maskUse[installed.maskSlot] -= 1
-            releaseMaskIfUnused(installed.maskSlot)
-            stats.removed &+= 1
-        }
     }
 
     // MARK: Control-thread changes (synchronous)
@@ -401,10 +319,14 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let ports = effectivePorts(newPorts)
         // Out of the dictionary while it changes (see `installEntry`); every path puts it back.
         guard var bridge = bridges.removeValue(forKey: slot) else {
-            if let table {
-                bridges[slot] = Bridge(table: table, ports: ports, offered: newPorts, ofport: ofport,
-                                       megaflows: MegaflowTable(capacity: cache.capacity, version: table.classifier.version))
+            guard let table else {
+                dropEarly(bridge: slot)
+                return
             }
+            bridges[slot] = Bridge(table: table, ports: ports, offered: newPorts, ofport: ofport,
+                                   megaflows: MegaflowTable(capacity: cache.capacity, version: table.classifier.version))
+            retiredVersion[slot] = nil
+            installEarly(bridge: slot)
             return
         }
         bridge.offered = newPorts
@@ -414,6 +336,8 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             let removed = bridge.megaflows.removeAll()
             delete(removed, from: &bridge, table: old, now: now)
             bridges[slot] = nil
+            retiredVersion[slot] = old.classifier.version
+            dropEarly(bridge: slot)
             return
         }
         let portsChanged = bridge.ports != ports || bridge.ofport != ofport
@@ -431,9 +355,11 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         // Moves the version (an install computed from the old table is refused from here on).
         removed += bridge.megaflows.revalidate(view(bridge))
         delete(removed, from: &bridge, table: old, now: now)
-        let waiting = bridge.waitingForEgress
-        if portsChanged { bridge.waitingForEgress = [] }
+        let waiting = bridge.waitingForPorts
+        if portsChanged { bridge.waitingForPorts = [] }
         bridges[slot] = bridge
+        // Misses a worker classified with this version before this call: theirs now.
+        defer { installEarly(bridge: slot) }
         guard portsChanged else { return }
         // A port changed (a LISP port's next hop, template or egress, a port added or removed):
         // every entry went out of the maps above, and the ones the new ports still allow go back
@@ -445,34 +371,51 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     }
 
     /// A capture started or stopped on port `slot`: a capturing port is in no entry (the capture
-    /// must see every frame), so its entries go before this returns.
+    /// must see every frame), so its entries go before this returns; the bridge's other entries
+    /// go back in at once, and the capturing port's flows wait (`waitingForPorts`) for the
+    /// capture to stop — the workers' exact-match caches hold all of them, so none would miss again.
     func setCapturing(_ slot: PortSlot, _ on: Bool) {
         lock.lock()
         defer { lock.unlock() }
         capturing[slot, default: 0] += on ? 1 : -1
         let now = Self.monotonicNanoseconds()
+        // First the decap entries: a capture on a LISP port or its underlay device must see the
+        // outer frames (no decap entry), so none is left to decapsulate for an entry put back below.
+        syncDecapLocked(now: now)
+        rederivePorts(now: now)
+    }
+
+    /// Every bridge whose effective ports (`effectivePorts(offered)`) differ from those it holds
+    /// (a capture, a decap entry gained or lost) takes the new ones: all its entries go (an entry
+    /// from or to a port whose mark changed may be wrong now) and the ones the new ports allow are
+    /// installed again at once, with the keys that waited, as after a port change in `refresh` —
+    /// the workers' exact-match caches keep those flows from missing again. Under the lock.
+    func rederivePorts(now: UInt64) {
         for key in Array(bridges.keys) {
-            // The port itself, or the device a LISP port's encapsulated frames leave by.
-            guard bridges[key]?.ports.values.contains(where: { $0.slot == slot || $0.lisp?.egress == slot }) == true,
-                  var bridge = bridges.removeValue(forKey: key) else { continue }
+            // Fields only: a copy of the bridge would share its tables while they change below.
+            guard let offered = bridges[key]?.offered else { continue }
+            let ports = effectivePorts(offered)
+            guard ports != bridges[key]!.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
-            for (number, info) in bridge.ports where info.slot == slot || info.lisp?.egress == slot {
-                bridge.ports[number]!.cache.capturing = capturing[info.slot, default: 0] > 0
-                    || info.lisp.map { capturing[$0.egress, default: 0] > 0 } == true
-            }
+            bridge.ports = ports
             let table = bridge.table
             let removed = bridge.megaflows.removeAll()
             delete(removed, from: &bridge, table: table, now: now)
+            let waiting = bridge.waitingForPorts
+            bridge.waitingForPorts = []
             bridges[key] = bridge
+            for entry in removed { installEntry(for: entry.flow.maskedKey, bridge: key) }
+            for k in waiting { installEntry(for: k, bridge: key) }
         }
-        // A capture on a LISP port or its underlay device must see the outer frames: no decap entry.
-        syncDecapLocked(now: now)
     }
 
     /// `offered` as the installer uses it: captures marked (before the redirect problems, which
-    /// may take a LISP port's egress away), then devices that cannot be redirected to now
-    /// (`XDPFlowCacheRedirectTargets`). Under the lock.
-    private func effectivePorts(_ offered: [UInt32: XDPCachePortInfo]) -> [UInt32: XDPCachePortInfo] {
+    /// may take a LISP port's egress away), decap entries, then devices that cannot be redirected
+    /// to now (`XDPFlowCacheRedirectTargets`). Under the lock. The one derivation of a bridge's
+    /// ports: `refresh`, `setCapturing`, a decap change (`applyDecapFlags`) and a capability
+    /// change (`applyRedirectCapability`) all store `effectivePorts(offered)`, so after each of
+    /// them `bridge.ports == effectivePorts(bridge.offered)` and no mark can undo another.
+    func effectivePorts(_ offered: [UInt32: XDPCachePortInfo]) -> [UInt32: XDPCachePortInfo] {
         var ports = offered
         markCapturing(&ports)
         markDecap(&ports)
@@ -488,89 +431,6 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         }
     }
 
-    /// Output slot `slot` of the programs sends to device `ifindex` (a device port added), if
-    /// the kernel can redirect there now (`capability`, read by the caller: checked at port add).
-    func setDevicePort(_ slot: PortSlot, ifindex: UInt32, capability: RedirectCapability? = nil) {
-        let capability = capability ?? Netlink.redirectCapability(ifindex: ifindex)
-        lock.lock()
-        defer { lock.unlock() }
-        devices[slot] = ifindex
-        applyRedirectCapability(slot, ifindex: ifindex, capability)
-    }
-
-    /// A device port removed (after `refresh` took every entry naming it out).
-    func clearDevicePort(_ slot: PortSlot) {
-        lock.lock()
-        defer { lock.unlock() }
-        devices[slot] = nil
-        redirectProblems[slot] = nil
-        cache.clearPort(slot: UInt32(slot.rawValue))
-    }
-
-    /// Why the cache cannot output to device port `slot` now; nil when it can (or no such port).
-    func redirectProblem(_ slot: PortSlot) -> String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return redirectProblems[slot]
-    }
-
-    /// Reads every device port's XDP features (netlink, outside the lock) and applies changes.
-    private func checkRedirectTargets() {
-        lock.lock()
-        let current = devices
-        lock.unlock()
-        for (slot, ifindex) in current {
-            setRedirectCapability(slot, ifindex: ifindex, Netlink.redirectCapability(ifindex: ifindex))
-        }
-    }
-
-    /// Device `slot` (still device `ifindex`: a bridge's port or an underlay) can or cannot be
-    /// redirected to now. Losing it: the DEVMAP slot is cleared first (a hit on an entry still
-    /// outputting there is punted to the workers by the program, not dropped), then every entry
-    /// that outputs to the device goes — directly, or encapsulated by a LISP port whose egress it
-    /// is (that port loses its direct egress) — and their flows wait (`waitingForEgress`: the
-    /// workers' exact-match caches hold them and would not hand them over again). Gaining it: the
-    /// slot is set, the ports are recomputed (a LISP port gets its template back), and the
-    /// waiting misses are tried again.
-    func setRedirectCapability(_ slot: PortSlot, ifindex: UInt32, _ capability: RedirectCapability) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard devices[slot] == ifindex, redirectProblems[slot] != capability.problem else { return }
-        applyRedirectCapability(slot, ifindex: ifindex, capability)
-    }
-
-    /// `setRedirectCapability`'s work (under the lock), also for a device just added.
-    private func applyRedirectCapability(_ slot: PortSlot, ifindex: UInt32, _ capability: RedirectCapability) {
-        redirectProblems[slot] = capability.problem
-        let capable = capability.problem == nil
-        if capable {
-            try? cache.setPort(slot: UInt32(slot.rawValue), ifindex: ifindex)
-        } else {
-            cache.clearPort(slot: UInt32(slot.rawValue))
-        }
-        let now = Self.monotonicNanoseconds()
-        for key in Array(bridges.keys) {
-            guard let current = bridges[key] else { continue }
-            let ports = effectivePorts(current.offered)
-            guard ports != current.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
-            fold(&bridge, now: now)
-            bridge.ports = ports
-            let table = bridge.table
-            // Recomputed as for a table change: exactly the entries that output to the device go.
-            let removed = capable ? [] : bridge.megaflows.revalidate(view(bridge))
-            delete(removed, from: &bridge, table: table, now: now)
-            for entry in removed { bridge.wait(for: entry.flow.maskedKey) }
-            bridges[key] = bridge
-        }
-        // The misses refused for want of a target (`waitingForEgress`) are tried again.
-        guard capable else { return }
-        for key in Array(bridges.keys) {
-            guard let waiting = bridges[key]?.waitingForEgress, !waiting.isEmpty else { continue }
-            bridges[key]!.waitingForEgress = []
-            for k in waiting { installEntry(for: k, bridge: key) }
-        }
-    }
-
     /// Every entry of every bridge out of the maps (shutdown).
     func removeEverything() {
         lock.lock()
@@ -578,8 +438,10 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let now = Self.monotonicNanoseconds()
         decap.ports = []
         syncDecapLocked(now: now)
+        for key in Array(earlyKeys.held.keys) { dropEarly(bridge: key) }
         for key in Array(bridges.keys) {
             guard var bridge = bridges.removeValue(forKey: key) else { continue }
+            retiredVersion[key] = bridge.table.classifier.version
             fold(&bridge, now: now)
             let table = bridge.table
             let removed = bridge.megaflows.removeAll()

@@ -41,7 +41,10 @@ public struct XDPFlowCacheReport: Sendable, Equatable {
         /// Entries installed since start.
         public var installed: UInt64
         /// Installs refused, by reason (`full`: the cache, `stale`, `duplicate`, or a reason a flow
-        /// is not cacheable), as the installer names them; printed in name order.
+        /// is not cacheable), as the installer names them; printed in name order. A miss of a
+        /// table version newer than the installer's waits for it instead (not a refusal); it is
+        /// refused `early_dropped` when a still newer version replaced that one first, or
+        /// `early_overflow` when too many waited.
         public var refused: [String: UInt64]
         /// Entries removed, by reason (`revalidation`, `port`, `idle`, ...).
         public var removed: [String: UInt64]
