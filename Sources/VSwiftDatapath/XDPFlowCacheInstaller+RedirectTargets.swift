@@ -68,19 +68,13 @@ extension XDPFlowCacheInstaller {
             cache.clearPort(slot: UInt32(slot.rawValue))
         }
         let now = Self.monotonicNanoseconds()
-        for key in Array(bridges.keys) {
-            // Fields only: a copy of the bridge would share its tables while they change below.
-            guard let offered = bridges[key]?.offered else { continue }
-            let ports = effectivePorts(offered)
-            guard ports != bridges[key]!.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
-            fold(&bridge, now: now)
-            bridge.ports = ports
+        forEachBridgeWhosePortsChanged(now: now) { _, bridge in
             let table = bridge.table
             // Recomputed as for a table change: exactly the entries that output to the device go.
             let removed = capable ? [] : bridge.megaflows.revalidate(view(bridge))
             delete(removed, from: &bridge, table: table, now: now)
             for entry in removed { bridge.wait(for: entry.flow.maskedKey) }
-            bridges[key] = bridge
+            return []
         }
         // The misses refused for want of a target (`waitingForPorts`) are tried again.
         guard capable else { return }

@@ -391,6 +391,21 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// installed again at once, with the keys that waited, as after a port change in `refresh` —
     /// the workers' exact-match caches keep those flows from missing again. Under the lock.
     func rederivePorts(now: UInt64) {
+        forEachBridgeWhosePortsChanged(now: now) { key, bridge in
+            let table = bridge.table
+            let removed = bridge.megaflows.removeAll()
+            delete(removed, from: &bridge, table: table, now: now)
+            let waiting = bridge.waitingForPorts
+            bridge.waitingForPorts = []
+            return removed.map(\.flow.maskedKey) + waiting
+        }
+    }
+
+    /// For every bridge whose effective ports (`effectivePorts(offered)`) differ from those it
+    /// holds: folds its counters, gives it the new ports, lets `change` update its entries (the
+    /// bridge out of the dictionary, so that it is the only reference to its tables), puts it back
+    /// and installs the keys `change` returned. Under the lock.
+    func forEachBridgeWhosePortsChanged(now: UInt64, _ change: (Int32, inout Bridge) -> [FlowKey]) {
         for key in Array(bridges.keys) {
             // Fields only: a copy of the bridge would share its tables while they change below.
             guard let offered = bridges[key]?.offered else { continue }
@@ -398,14 +413,9 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
             guard ports != bridges[key]!.ports, var bridge = bridges.removeValue(forKey: key) else { continue }
             fold(&bridge, now: now)
             bridge.ports = ports
-            let table = bridge.table
-            let removed = bridge.megaflows.removeAll()
-            delete(removed, from: &bridge, table: table, now: now)
-            let waiting = bridge.waitingForPorts
-            bridge.waitingForPorts = []
+            let reinstall = change(key, &bridge)
             bridges[key] = bridge
-            for entry in removed { installEntry(for: entry.flow.maskedKey, bridge: key) }
-            for k in waiting { installEntry(for: k, bridge: key) }
+            for k in reinstall { installEntry(for: k, bridge: key) }
         }
     }
 
