@@ -248,7 +248,8 @@ extension Worker {
         } else {
             // A small table stays in cache: nothing of it to prefetch. The frames' first lines were
             // loaded at extraction, but acting on a burst evicts the first frames' lines from L1
-            // again: each comes back a few frames ahead.
+            // again: each comes back a few frames ahead (with remote_ip=map, with its likely next
+            // hop, Worker+MapCache.swift).
             let prefetchMap = mapCache.hasPorts
             for j in first..<end {
                 let ahead = j &+ Self.prefetchDistance
