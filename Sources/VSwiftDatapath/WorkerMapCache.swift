@@ -34,15 +34,16 @@ struct MapResolution {
 // @unchecked: the handover above is the park handshake's, which the compiler cannot see.
 final class WorkerMapCache: @unchecked Sendable {
     /// 32,768 sets of two ways: 2 MiB, one huge page (a set is read at random per packet: on
-    /// 4 KiB pages each read could also be a TLB miss, as for the UMEM and the snapshot's tables). 10,000 active destinations leave ~120
-    /// sets holding three or more (those take turns: a map-cache search, never a wrong answer).
+    /// 4 KiB pages each read could also be a TLB miss, as for the UMEM and the snapshot's
+    /// tables). 10,000 active destinations leave ~120 sets holding three or more (those take
+    /// turns: a map-cache search, never a wrong answer).
     static let setBits = 15
     static let sets = 1 << setBits
     static let remarkSeconds: UInt64 = 20
 
     let resolutions: UnsafeMutablePointer<MapResolution>
-    /// Per slot of the burst being classified: the set `prefetch` found (a hint for
-    /// `prefetchAgain`; 0 for a frame it could not read).
+    /// Per slot of the burst being classified: the set `prefetch` found (a hint for `hintedHop`;
+    /// 0 for a frame it could not read).
     let burstSets: UnsafeMutablePointer<Int32>
     /// nil until something is published: every lookup misses.
     var snapshot: Unmanaged<MapCacheSnapshot>?
