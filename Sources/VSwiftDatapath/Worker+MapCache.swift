@@ -18,21 +18,21 @@ extension Worker {
     static let mapCacheDropped = -2
 
     /// The hit path, inlined into `sendThroughTunnel`: the next-hop index cached for `frame` when
-    /// it is untagged IPv4 and its destination's resolution in the current epoch names a lone RLOC
-    /// whose next hop is claimed; -1 otherwise (then `mapCacheNextHop` decides). The frame is read
-    /// as it is now (after any header action), its set was prefetched at extraction
-    /// (`WorkerMapCache.prefetch`): a few loads, one multiply, no call, nothing written. The
-    /// epoch's 20 s renewal is checked once per poll round, and by `mapCacheNextHop`.
+    /// it is untagged IPv4 and its destination's resolution for `port` in the current epoch names
+    /// a lone RLOC whose next hop is claimed; -1 otherwise (then `mapCacheNextHop` decides). The
+    /// frame is read as it is now (after any header action), its set was prefetched at
+    /// extraction (`WorkerMapCache.prefetch`): one multiply and one compared word per way (an
+    /// IPv4 key names epoch, port and destination, `MapResolution`), no call, nothing written.
+    /// The epoch's 20 s renewal is checked once per poll round, and by `mapCacheNextHop`.
     @inline(__always)
-    func cachedMapCacheHop(instanceID: UInt32, frame: UnsafeRawPointer, length: Int) -> Int {
+    func cachedMapCacheHop(port: PortSlot, frame: UnsafeRawPointer, length: Int) -> Int {
         guard LISP.isUntaggedIPv4(frame, length: length) else { return -1 }
-        let destination = LISP.untaggedIPv4Destination(frame)
+        let wire = LISP.untaggedIPv4DestinationOnWire(frame)
         let cache = mapCache
-        let set = cache.set(destination)
-        let tag = cache.tag(instanceID: instanceID)
-        if set.pointee.tag == tag && set.pointee.destination == destination { return Int(set.pointee.hop) }
-        let other = set + 1
-        if other.pointee.tag == tag && other.pointee.destination == destination { return Int(other.pointee.hop) }
+        let set = cache.set(number: WorkerMapCache.setNumber(wireIPv4: wire))
+        let key = cache.key(port: port, wireIPv4: wire)
+        if set.pointee.key == key { return Int(set.pointee.hop) }
+        if (set + 1).pointee.key == key { return Int((set + 1).pointee.hop) }
         return -1
     }
 
@@ -62,28 +62,27 @@ extension Worker {
         }
         let set = cache.set(inner.destination)
         cache.renewEpochIfDue(now: now)
-        let instanceID = state.pointee.key
-        let tag = cache.tag(instanceID: instanceID)
+        let key = cache.key(port: port, destination: inner.destination)
         let hop: Int32
-        if set.pointee.tag == tag && set.pointee.destination == inner.destination {
+        if set.pointee.holds(key, inner.destination) {
             hop = set.pointee.hop
-        } else if (set + 1).pointee.tag == tag && (set + 1).pointee.destination == inner.destination {
+        } else if (set + 1).pointee.holds(key, inner.destination) {
             hop = (set + 1).pointee.hop
         } else {
-            hop = resolveIntoSet(set, tag: tag, port: port, state: state, inner: inner)
+            hop = resolveIntoSet(set, key: key, port: port, state: state, inner: inner)
         }
         if hop >= 0 { return Int(hop) }
         return mapCacheDecide(port: port, state: state, counters: counters, address: address, length: length, inner: inner,
-                              set: set, tag: tag)
+                              set: set, key: key)
     }
 
     /// A destination not in the worker's resolutions: searches the snapshot, marks the entry used
     /// (the control side refreshes entries in use before their TTL ends), claims the lone RLOC's
     /// next hop, and keeps the result in way 0 of its set (way 0's previous one moves to way 1).
     @inline(never)
-    func resolveIntoSet(_ set: UnsafeMutablePointer<MapResolution>, tag: UInt64, port: PortSlot,
+    func resolveIntoSet(_ set: UnsafeMutablePointer<MapResolution>, key: UInt64, port: PortSlot,
                         state: UnsafeMutablePointer<TunnelPortState>, inner: LISP.InnerPacket) -> Int32 {
-        var resolution = MapResolution(destination: inner.destination, tag: tag, entry: -1, hop: -1)
+        var resolution = MapResolution(key: key, destination: inner.destination, entry: -1, hop: -1)
         if let snapshot = mapCache.snapshot {
             snapshot._withUnsafeGuaranteedRef { snapshot in
                 let entry = snapshot.lookup(instanceID: state.pointee.key, destination: inner.destination)
@@ -101,7 +100,8 @@ extension Worker {
                 }
             }
         }
-        if set.pointee.tag == tag { (set + 1).pointee = set.pointee }
+        // Way 0's resolution, if of this epoch, moves to way 1 (the older one there goes).
+        if set.pointee.key & WorkerMapCache.epochMask == mapCache.epochKey { (set + 1).pointee = set.pointee }
         set.pointee = resolution
         return resolution.hop
     }
@@ -111,8 +111,8 @@ extension Worker {
     @inline(never)
     func mapCacheDecide(port: PortSlot, state: UnsafeMutablePointer<TunnelPortState>,
                         counters: UnsafeMutablePointer<TunnelCounterBlock>, address: UInt64, length: UInt32,
-                        inner: LISP.InnerPacket, set: UnsafeMutablePointer<MapResolution>, tag: UInt64) -> Int {
-        let resolution = set.pointee.tag == tag && set.pointee.destination == inner.destination ? set : set + 1
+                        inner: LISP.InnerPacket, set: UnsafeMutablePointer<MapResolution>, key: UInt64) -> Int {
+        let resolution = set.pointee.holds(key, inner.destination) ? set : set + 1
         let entry = resolution.pointee.entry
         var action = MapCacheAction.miss
         var rloc = IPAddress()

@@ -177,6 +177,8 @@ extension Worker {
     private func rebuildTunnelPorts() {
         tunnelUDPPortCount = 0
         mapCache.hasPorts = (0..<tunnelPortCount).contains { tunnelPortStates[tunnelPorts[$0].index].remoteIsMap }
+        // Resolutions are per port slot: a slot's next port (other options) starts from none.
+        mapCache.newEpoch(now: now)
         for i in 0..<tunnelPortCount {
             let udpPort = tunnelPortStates[tunnelPorts[i].index].udpPort
             if !(0..<tunnelUDPPortCount).contains(where: { tunnelUDPPorts[$0] == udpPort }), tunnelUDPPortCount < 8 {

@@ -188,7 +188,7 @@ extension Worker {
         if state.pointee.remoteIsMap {
             // remote_ip=map: the RLOC is the map-cache's for the inner destination (Worker+MapCache.swift):
             // an untagged IPv4 frame's resolution read inline, anything else decided out of line.
-            hopIndex = cachedMapCacheHop(instanceID: state.pointee.key, frame: base + Int(truncatingIfNeeded: address), length: Int(length))
+            hopIndex = cachedMapCacheHop(port: port, frame: base + Int(truncatingIfNeeded: address), length: Int(length))
             if hopIndex < 0 {
                 hopIndex = mapCacheNextHop(port: port, state: state, counters: counters, address: address, length: length)
                 if hopIndex == Self.mapCacheDropped { return }

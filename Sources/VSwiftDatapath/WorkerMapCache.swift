@@ -7,15 +7,37 @@ import VSwiftPacket
 /// One inner destination's resolution, as a worker keeps it so that most packets of a flow do not
 /// search the map-cache (70–250 ns at 10k–100k prefixes) but read one line: 32 bytes, two to a
 /// line, two ways to a set.
+///
+/// `key` is `WorkerMapCache.key`: the tag (epoch, family, port) in the high half and the
+/// destination's low 32 bits as on the wire in the low half. For an IPv4 destination that word
+/// alone names (epoch, port, destination), so the hit path compares one word per way; an IPv6
+/// destination's key has the family bit set (no IPv4 probe can equal it) and also compares
+/// `high`/`low`. 0: empty (no epoch is 0).
 struct MapResolution {
-    var destination = IPAddress()
-    /// `WorkerMapCache.tag(instanceID:)`: the epoch << 32 | instance id; 0: empty.
-    var tag: UInt64 = 0
+    var key: UInt64 = 0
+    var high: UInt64 = 0
+    var low: UInt64 = 0
     /// The snapshot's entry covering the destination (-1: none).
     var entry: Int32 = -1
     /// Next-hop index of the entry's lone RLOC; -1: decided per packet (several RLOCs chosen by
     /// flow hash, an entry that does not encapsulate, or a next hop not claimed yet).
     var hop: Int32 = -1
+
+    init() {}
+
+    init(key: UInt64, destination: IPAddress, entry: Int32, hop: Int32) {
+        self.key = key
+        high = destination.high
+        low = destination.low
+        self.entry = entry
+        self.hop = hop
+    }
+
+    /// Whether this is the resolution `key` and `destination` name (`key` from `WorkerMapCache.key`).
+    @inline(__always)
+    func holds(_ key: UInt64, _ destination: IPAddress) -> Bool {
+        self.key == key && high == destination.high && low == destination.low
+    }
 }
 
 /// A worker's view of the LISP map-cache (remote_ip=map ports): the published snapshot and the
@@ -23,12 +45,17 @@ struct MapResolution {
 /// every worker has moved past them), the worker's resolutions, and its queue of misses to the
 /// control plane.
 ///
-/// Resolutions are tagged with an *epoch*: a new snapshot, new next hops (their indices move) and
-/// every `remarkSeconds` start a new one, so no resolution outlives what it was made from, and an
-/// entry in steady use is looked up (and its use marked for the control side's refresh, RFC 9301
-/// §5.4) again every `remarkSeconds`: its use is seen within the database's 60 s activity window.
+/// Resolutions are tagged with an *epoch*: a new snapshot, new next hops (their indices move),
+/// changed tunnel ports and every `remarkSeconds` start a new one, so no resolution outlives what
+/// it was made from, and an entry in steady use is looked up (and its use marked for the control
+/// side's refresh, RFC 9301 §5.4) again every `remarkSeconds`: its use is seen within the
+/// database's 60 s activity window. Epochs are 15 bits: when they wrap, every resolution is
+/// cleared (`newEpoch`), so an old one never matches again.
 ///
-/// Ownership: as the worker's tunnel tables (Worker.swift): `snapshot`, `rlocs` and `epochTag` are
+/// Resolutions are per *port* (its slot in the tag), not per instance id: two `remote_ip=map`
+/// ports of one instance with another `local_ip` or `dst_port` have next hops of their own.
+///
+/// Ownership: as the worker's tunnel tables (Worker.swift): `snapshot`, `rlocs` and the epoch are
 /// set by the control thread while the worker is parked; the resolutions and `epochStarted` are
 /// the worker thread's; `misses` goes from the worker (producer) to the control plane (consumer).
 // @unchecked: the handover above is the park handshake's, which the compiler cannot see.
@@ -40,17 +67,24 @@ final class WorkerMapCache: @unchecked Sendable {
     static let setBits = 15
     static let sets = 1 << setBits
     static let remarkSeconds: UInt64 = 20
+    /// A key's tag, high half: epoch (15 bits) << 17 | family (IPv6 or other: 1) << 16 | port slot.
+    static let epochShift: UInt64 = 49
+    static let epochLimit: UInt64 = 1 << 15
+    static let notIPv4Bit: UInt64 = 1 << 48
+    /// A key's epoch bits.
+    static let epochMask: UInt64 = ~((1 << epochShift) - 1)
 
     let resolutions: UnsafeMutablePointer<MapResolution>
     /// Per slot of the burst being classified: the set `prefetch` found (a hint for `hintedHop`;
-    /// 0 for a frame it could not read).
+    /// 0 for a frame it could not read: at worst one useless prefetch, cheaper than a branch on
+    /// every frame).
     let burstSets: UnsafeMutablePointer<Int32>
     /// nil until something is published: every lookup misses.
     var snapshot: Unmanaged<MapCacheSnapshot>?
     var rlocs: Unmanaged<MapCacheRLOCSet>?
-    /// The epoch (never 0) in the high half of a resolution's tag, kept shifted so that the hit
-    /// path makes a tag with one `or`.
-    private(set) var epochTag: UInt64 = 1 << 32
+    /// The epoch (1..<`epochLimit`) in its place in a key (<< `epochShift`), so that the hit path
+    /// makes a key with two `or`s.
+    private(set) var epochKey: UInt64 = 1 << WorkerMapCache.epochShift
     var epochStarted: UInt64 = 0
     /// Whether the worker has a `remote_ip=map` port (set with its tunnel ports, worker parked):
     /// only then are bursts' sets prefetched.
@@ -75,17 +109,41 @@ final class WorkerMapCache: @unchecked Sendable {
         }
     }
 
-    /// Forgets every resolution (a tag compare, no sweep).
-    @inline(__always)
+    /// Forgets every resolution: a new epoch in the keys, no sweep — except when the 15 bits wrap
+    /// (every 32,767 epochs), where all are cleared so that none from the last round can match.
+    @inline(never)
     func newEpoch(now: UInt64) {
-        epochTag &+= 1 << 32
-        if epochTag == 0 { epochTag = 1 << 32 }
+        var epoch = (epochKey >> Self.epochShift) &+ 1
+        if epoch >= Self.epochLimit {
+            resolutions.update(repeating: MapResolution(), count: Self.sets * 2)
+            epoch = 1
+        }
+        epochKey = epoch << Self.epochShift
         epochStarted = now
     }
 
-    /// A resolution's tag for `instanceID` in the current epoch.
+    /// The current epoch (tests).
+    var epoch: UInt64 { epochKey >> Self.epochShift }
+
+    /// The key of `destination`'s resolution for `port` in the current epoch.
     @inline(__always)
-    func tag(instanceID: UInt32) -> UInt64 { epochTag | UInt64(instanceID) }
+    func key(port: PortSlot, destination: IPAddress) -> UInt64 {
+        if destination.isIPv4 { return key(port: port, wireIPv4: Self.wireIPv4(destination)) }
+        return epochKey | Self.notIPv4Bit | UInt64(port.rawValue) << 32 | UInt64(Self.wireIPv4(destination))
+    }
+
+    /// The key of the IPv4 destination whose 4 bytes, loaded as they are on the wire, are
+    /// `wireIPv4`, for `port` in the current epoch.
+    @inline(__always)
+    func key(port: PortSlot, wireIPv4: UInt32) -> UInt64 {
+        epochKey | UInt64(port.rawValue) << 32 | UInt64(wireIPv4)
+    }
+
+    /// An address's low 32 bits as a load of its 4 bytes on the wire gives them (the IPv4 address
+    /// of an IPv4 one): the keys and set indices of the hit path, which loads them from the frame
+    /// without a byte swap.
+    @inline(__always)
+    static func wireIPv4(_ address: IPAddress) -> UInt32 { UInt32(truncatingIfNeeded: address.low).bigEndian }
 
     /// Starts a new epoch when the current one is `remarkSeconds` old (an entry in steady use is
     /// then searched again and its use marked).
@@ -94,22 +152,36 @@ final class WorkerMapCache: @unchecked Sendable {
         if now &- epochStarted >= Self.remarkSeconds { newEpoch(now: now) }
     }
 
-    /// The first way of `destination`'s set (multiply-shift: the top bits of the products). The
-    /// instance id is in the tag, not the index: the set is known from the frame alone, before the
-    /// frame's output port is, so that `prefetch` can start loading it a burst ahead.
+    /// The first way of set `number`.
     @inline(__always)
-    func set(_ destination: IPAddress) -> UnsafeMutablePointer<MapResolution> {
-        resolutions + Self.setIndex(destination)
+    func set(number: Int) -> UnsafeMutablePointer<MapResolution> {
+        // Two 32-byte ways per set: the set's byte offset is its number << 6.
+        UnsafeMutableRawPointer(resolutions).advanced(by: number << 6).assumingMemoryBound(to: MapResolution.self)
     }
 
-    /// The index of `destination`'s set's way 0 in `resolutions`: multiply-shift of the address's
-    /// words folded into one, with the IPv4-mapped marker taken out so that an IPv4 address hashes
-    /// as its 32 bits alone (one multiply, no constant to add). Addresses that fold alike only
-    /// share a set, which holds two (a slower lookup, never a wrong one).
+    /// The first way of `destination`'s set. The port is in the key, not the index: the set is
+    /// known from the frame alone, before the frame's output port is, so that `prefetch` can
+    /// start loading it a burst ahead.
     @inline(__always)
-    static func setIndex(_ destination: IPAddress) -> Int {
-        let h = (destination.low ^ destination.high ^ IPAddress.mappedMarker) &* 0x9e37_79b9_7f4a_7c15
-        return Int(truncatingIfNeeded: h >> UInt64(64 - setBits)) &* 2
+    func set(_ destination: IPAddress) -> UnsafeMutablePointer<MapResolution> {
+        set(number: Self.setNumber(destination))
+    }
+
+    /// The set of an IPv4 destination loaded as on the wire: multiply-shift (the top bits of the
+    /// product), one multiply.
+    @inline(__always)
+    static func setNumber(wireIPv4: UInt32) -> Int {
+        Int(truncatingIfNeeded: (UInt64(wireIPv4) &* 0x9e37_79b9_7f4a_7c15) >> UInt64(64 - setBits))
+    }
+
+    /// The set of any destination: an IPv4 one as `setNumber(wireIPv4:)`, others by their words
+    /// folded into one. Addresses that fold alike only share a set, which holds two (a slower
+    /// lookup, never a wrong one).
+    @inline(__always)
+    static func setNumber(_ destination: IPAddress) -> Int {
+        if destination.isIPv4 { return setNumber(wireIPv4: wireIPv4(destination)) }
+        let h = (destination.low ^ destination.high.byteSwapped) &* 0x9e37_79b9_7f4a_7c15
+        return Int(truncatingIfNeeded: h >> UInt64(64 - setBits))
     }
 
     /// Starts loading the set of the inner destination of `frame`: called for every frame of a
@@ -119,14 +191,15 @@ final class WorkerMapCache: @unchecked Sendable {
     /// encapsulation were the load of the set's tag). Only a hint: the lookup at output reads the
     /// frame as it is then (a header action may have changed it).
     ///
-    /// An untagged IPv4 frame, the common case, takes a few instructions (its address's high word
-    /// is 0, so the set's hash is one multiply); anything else is parsed out of line.
+    /// A frame of 34 bytes or more with the IPv4 ethertype, the common case, takes a few
+    /// instructions (the 4 bytes at the destination's place, one multiply); anything else is
+    /// parsed out of line.
     @inline(__always)
     func prefetch(_ frame: UnsafeRawPointer, length: Int, slot: Int) {
-        if let destination = LISP.untaggedIPv4DestinationHint(frame, length: length) {
-            let index = Self.setIndex(destination)
-            burstSets[slot] = Int32(truncatingIfNeeded: index)
-            vs_prefetch(resolutions + index)
+        if let wire = LISP.untaggedIPv4DestinationHintOnWire(frame, length: length) {
+            let number = Self.setNumber(wireIPv4: wire)
+            burstSets[slot] = Int32(truncatingIfNeeded: number)
+            vs_prefetch(set(number: number))
             return
         }
         prefetchParsing(frame, length: length, slot: slot)
@@ -139,9 +212,9 @@ final class WorkerMapCache: @unchecked Sendable {
             burstSets[slot] = 0
             return
         }
-        let index = Self.setIndex(inner.destination)
-        burstSets[slot] = Int32(truncatingIfNeeded: index)
-        vs_prefetch(resolutions + index)
+        let number = Self.setNumber(inner.destination)
+        burstSets[slot] = Int32(truncatingIfNeeded: number)
+        vs_prefetch(set(number: number))
     }
 
     /// The next-hop index way 0 of burst slot `slot`'s set names (-1: none): read a few frames
@@ -149,7 +222,7 @@ final class WorkerMapCache: @unchecked Sendable {
     /// the worker can prefetch that next hop too (a hint: the lookup at output decides).
     @inline(__always)
     func hintedHop(slot: Int) -> Int32 {
-        resolutions[Int(burstSets[slot])].hop
+        set(number: Int(burstSets[slot])).pointee.hop
     }
 }
 

@@ -38,21 +38,30 @@ extension LISP {
     /// destination is `untaggedIPv4Destination`.
     @inlinable @inline(__always)
     public static func isUntaggedIPv4(_ frame: UnsafeRawPointer, length: Int) -> Bool {
-        length >= 34 && Wire.u16(frame, 12) == EtherType.ipv4 && Wire.u8(frame, 14) >> 4 == 4
+        // The ethertype (bytes 12-13) and the version (high nibble of byte 14) in one load.
+        length >= 34 && UInt32(bigEndian: (frame + 12).loadUnaligned(as: UInt32.self)) & 0xffff_f000 == 0x0800_4000
     }
 
     /// Where an untagged IPv4 frame's destination would be, read from any frame of 34 bytes or
-    /// more whose ethertype is IPv4, without the version check: a prefetch hint, nothing to act on.
+    /// more whose ethertype is IPv4, without the version check, as its 4 bytes load (network
+    /// order, no byte swap): a prefetch hint, nothing to act on.
     @inlinable @inline(__always)
-    public static func untaggedIPv4DestinationHint(_ frame: UnsafeRawPointer, length: Int) -> IPAddress? {
+    public static func untaggedIPv4DestinationHintOnWire(_ frame: UnsafeRawPointer, length: Int) -> UInt32? {
         guard length >= 34 && Wire.u16(frame, 12) == EtherType.ipv4 else { return nil }
-        return IPAddress(ipv4: Wire.u32(frame, 30))
+        return untaggedIPv4DestinationOnWire(frame)
     }
 
     /// The IPv4 destination of a frame `isUntaggedIPv4` accepted.
     @inlinable @inline(__always)
     public static func untaggedIPv4Destination(_ frame: UnsafeRawPointer) -> IPAddress {
         IPAddress(ipv4: Wire.u32(frame, 30))
+    }
+
+    /// `untaggedIPv4Destination` as its 4 bytes load (network order: `UInt32(bigEndian:)` of it
+    /// is the address), for keys and hashes that need no byte swap.
+    @inlinable @inline(__always)
+    public static func untaggedIPv4DestinationOnWire(_ frame: UnsafeRawPointer) -> UInt32 {
+        (frame + 30).loadUnaligned(as: UInt32.self)
     }
 
     /// `innerPacket` for everything but an untagged IPv4 frame.

@@ -1,3 +1,4 @@
+import VSwiftClassifier
 import VSwiftDatapath
 import VSwiftMapCache
 import VSwiftPacket
@@ -18,15 +19,33 @@ extension PipelineHarness {
                                 endpoints: registered.map { UnderlayEndpoint(localRLOC: $0, port: underlay, bridge: .unbridged) })
     }
 
+    /// Adds a second `remote_ip=map` LISP port, slot 3 (OpenFlow port 3), in instance
+    /// `instanceID` with destination UDP port `udpPort`, with resolved next hops to `rlocs` for
+    /// that port, and replaces the flow table with `rules` (which may now name port 3). The
+    /// harness must encapsulate.
+    public func addMapPort(instanceID: UInt32, udpPort: UInt16, rlocs: [IPAddress], rules: [DatapathRule]) throws {
+        worker.setTunnelPort(3, bridge: 0, state: TunnelPortState(LISPPortOptions(remote: .map, key: .id(instanceID), udpPort: udpPort)))
+        worker.setPortNumber(3, ofport: 3)
+        worker.setBridge(0, table: macTable, members: [0, 2, 3])
+        worker.setTunnelRouting(localRLOCs: [Self.localRLOC, Self.localRLOC6],
+                                nextHops: Self.mapNextHops(rlocs, encapsulating: true)
+                                    + Self.mapNextHops(rlocs, encapsulating: true, udpPort: udpPort))
+        let slots: [OpenFlowPortNumber: PortSlot] = [1: 0, 2: 2, 3: 3]
+        let table = try CompiledFlowTable(rules: rules, portSlot: { slots[$0] })
+        keptAlive.append(table)   // the worker holds it unretained
+        worker.setFlowTable(0, table)
+    }
+
     /// Resolved next hops to `rlocs` by the underlay device.
-    static func mapNextHops(_ rlocs: [IPAddress], encapsulating: Bool) -> [TunnelNextHop] {
+    static func mapNextHops(_ rlocs: [IPAddress], encapsulating: Bool, udpPort: UInt16 = LISP.udpPort) -> [TunnelNextHop] {
         rlocs.map { rloc in
             let local = rloc.isIPv4 ? localRLOC : localRLOC6
-            var hop = TunnelNextHop(remote: rloc, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)
+            var hop = TunnelNextHop(remote: rloc, local: IPAddress(), udpPort: udpPort, status: .resolved)
             hop.egressPort = PortSlot(rawValue: encapsulating ? 1 : 0)
             hop.localRLOC = local
             hop.parameters = LISP.EncapsulationParameters(
-                ethernetDestination: nextHopMAC, ethernetSource: deviceMAC, source: local, destination: rloc)
+                ethernetDestination: nextHopMAC, ethernetSource: deviceMAC, source: local, destination: rloc,
+                udpDestinationPort: udpPort)
             return hop
         }
     }

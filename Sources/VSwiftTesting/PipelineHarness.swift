@@ -33,6 +33,8 @@ public final class PipelineHarness {
     private let templateCount: Int
     private var nextTemplate = 0
     private var flowTable: CompiledFlowTable?
+    /// Bridge 0's MAC table (kept for `addMapPort`, which changes the bridge's members).
+    let macTable = MACLearningTable()
     /// What the harness keeps alive for the worker (the map-cache's RLOC sets, PipelineHarness+MapCache.swift).
     var keptAlive: [AnyObject] = []
     public private(set) var transmitted = 0
@@ -160,7 +162,7 @@ public final class PipelineHarness {
         templateStride = length
         templateCount = packets.count
         templates = memory
-        let table = MACLearningTable()
+        let table = macTable
         rxSlot = worker.attachInMemorySocket(port: 0, size: ringSize)
         txSlot = worker.attachInMemorySocket(port: 1, size: ringSize)
         var slots: [OpenFlowPortNumber: PortSlot] = [1: 0, 2: 1]

@@ -34,7 +34,9 @@ struct LISPInnerPacketTests {
                 if LISP.isUntaggedIPv4(p, length: length) {
                     #expect(general?.l3Offset == 14 && general?.isIPv6 == false)
                     #expect(LISP.untaggedIPv4Destination(p) == general?.destination)
-                    #expect(LISP.untaggedIPv4DestinationHint(p, length: length) == general?.destination)
+                    let wire = LISP.untaggedIPv4DestinationOnWire(p)
+                    #expect(IPAddress(ipv4: UInt32(bigEndian: wire)) == general?.destination)
+                    #expect(LISP.untaggedIPv4DestinationHintOnWire(p, length: length) == wire)
                 }
             }
         }
