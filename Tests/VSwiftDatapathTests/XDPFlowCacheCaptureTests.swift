@@ -16,7 +16,7 @@ import VSwiftTesting
                                                     3: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 3)]
     static let ofport: [PortSlot: UInt32] = [1: 1, 2: 2, 3: 3]
 
-    static func handOver(_ ring: FlowCacheInstallRing, _ frame: [UInt8], inPort: UInt32, version: UInt64) throws {
+    static func handOver(_ ring: FlowCacheKeyRing, _ frame: [UInt8], inPort: UInt32, version: UInt64) throws {
         let slot = try #require(ring.reserve())
         frame.withUnsafeBytes { FlowExtractor.extract($0.baseAddress!, length: $0.count, inPort: inPort, into: &slot.pointee.key) }
         slot.pointee.version = version
@@ -32,7 +32,7 @@ import VSwiftTesting
     @Test func aCaptureTakesOutOnlyItsPortsEntriesAndTheyComeBackWhenItStops() throws {
         let cache = try XDPFlowCache(capacity: 64, portSlots: 16)
         try cache.setEnabled(true)
-        let ring = FlowCacheInstallRing()
+        let ring = FlowCacheKeyRing()
         let installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
         let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 2, 3: 3]
         let table = try CompiledFlowTable(rules: try PipelineHarness.rules([
@@ -62,7 +62,7 @@ import VSwiftTesting
     @Test func aMissDuringACaptureWaitsForItToStop() throws {
         let cache = try XDPFlowCache(capacity: 64, portSlots: 16)
         try cache.setEnabled(true)
-        let ring = FlowCacheInstallRing()
+        let ring = FlowCacheKeyRing()
         let installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
         let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 2, 3: 3]
         let table = try CompiledFlowTable(rules: try PipelineHarness.rules(["priority=10,in_port=1,ip,actions=output:2"]),
