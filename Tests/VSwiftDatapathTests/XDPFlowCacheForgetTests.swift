@@ -23,13 +23,29 @@ import VSwiftTesting
         try CompiledFlowTable(rules: try PipelineHarness.rules(flows), portSlot: { slots[$0] }, xdpFlowCache: true)
     }
 
-    /// A worker receiving `frame` on port 1 (one frame per `run`), classifying with `table`, and
-    /// the rig whose installer serves its rings.
-    static func worker(_ frame: [UInt8], table: CompiledFlowTable) throws -> (PipelineHarness, XDPInstallerRig) {
-        let harness = try PipelineHarness(packets: [frame], rules: try PipelineHarness.rules(flows), batch: 1)
-        harness.worker.setFlowTable(0, table)   // not retained by the worker: the tests keep `table`
-        harness.worker.flowCacheInstalling = true
-        return (harness, try XDPInstallerRig(outputs: [0, 1], inPort: 0, worker: harness.worker))
+    /// A worker receiving TCP frames on port 1 and classifying with `worker`, and the rig whose
+    /// installer serves its rings, given `installer` as the bridge's table.
+    final class Scene {
+        /// Kept alive here: the worker does not retain its table.
+        let tables: (CompiledFlowTable, CompiledFlowTable)
+        let harness: PipelineHarness
+        let rig: XDPInstallerRig
+        var installer: XDPFlowCacheInstaller { rig.installer }
+
+        init(worker: CompiledFlowTable, installer: CompiledFlowTable) throws {
+            tables = (worker, installer)
+            harness = try PipelineHarness(packets: [Build.ipv4TCP()], rules: try PipelineHarness.rules(flows), batch: 1)
+            harness.worker.setFlowTable(0, worker)
+            harness.worker.flowCacheInstalling = true
+            rig = try XDPInstallerRig(outputs: [0, 1], inPort: 0, worker: harness.worker)
+            rig.installer.refresh(bridge: 0, table: installer, ports: ports, ofport: ofport)
+        }
+
+        /// One round of the worker with one frame, then one pass of the installer thread.
+        func frame() {
+            _ = harness.run(packets: 1)
+            installer.runOnce(fold: false)
+        }
     }
 
     /// The key of `frame` on port 1, as the worker hands it over.
@@ -42,29 +58,24 @@ import VSwiftTesting
     @Test func anEarlyKeyPushedOutByTheBoundIsForgottenAskedAgainAndInstalled() throws {
         let current = try Self.table()
         let next = try Self.table()
-        let (harness, rig) = try Self.worker(Build.ipv4TCP(), table: next)
-        defer { withExtendedLifetime((current, next)) {} }
-        let installer = rig.installer
-        installer.refresh(bridge: 0, table: current, ports: Self.ports, ofport: Self.ofport)
-
         // The worker classifies with `next` before the installer's refresh brings it: held early.
-        _ = harness.run(packets: 1)
-        installer.runOnce(fold: false)
+        let scene = try Scene(worker: next, installer: current)
+        let (harness, installer) = (scene.harness, scene.installer)
+        scene.frame()
         #expect(installer.statistics.early == 1 && installer.earlyKeysWaiting == 1)
         // A bound's worth of other early misses (UDP flows: another megaflow) push it out.
         for i in 0..<XDPFlowCacheInstaller.maxWaitingKeys {
-            rig.handOver(Self.key(Build.ipv4UDP(src: UInt16(1000 + i))), version: next.classifier.version)
+            scene.rig.handOver(Self.key(Build.ipv4UDP(src: UInt16(1000 + i))), version: next.classifier.version)
         }
         #expect(installer.statistics.earlyOverflow == 1)
         installer.refresh(bridge: 0, table: next, ports: Self.ports, ofport: Self.ofport)
         #expect(installer.snapshot().map { $0.entry.flow.maskedKey.get(.nwProto) } == [17], "the TCP flow was lost")
 
         // The worker's next round forgets it: the flow's next frame misses and is handed over again.
-        _ = harness.run(packets: 1)
+        scene.frame()
         #expect(harness.cacheMisses == 2 && harness.cacheHits == 0, "forgotten: missed again")
-        installer.runOnce(fold: false)
         #expect(installer.snapshot().map { $0.entry.flow.maskedKey.get(.nwProto) }.sorted() == [6, 17], "and installed")
-        _ = harness.run(packets: 1)
+        scene.frame()
         #expect(harness.cacheMisses == 2 && harness.cacheHits == 1, "installed: nothing more to forget")
         #expect(installer.statistics.forgetOverflow == 0)
     }
@@ -72,38 +83,34 @@ import VSwiftTesting
     @Test func aStaleRefusalIsAskedAgainWhileTheWorkerStillHasThatVersion() throws {
         let older = try Self.table()
         let newer = try Self.table()
-        let (harness, rig) = try Self.worker(Build.ipv4TCP(), table: older)
-        defer { withExtendedLifetime((older, newer)) {} }
-        let installer = rig.installer
         // The installer has a newer table than the worker classifies with (as after a table the
         // workers got back): the worker's miss is stale, and its exact-match entry is live.
-        installer.refresh(bridge: 0, table: newer, ports: Self.ports, ofport: Self.ofport)
-        _ = harness.run(packets: 1)
-        installer.runOnce(fold: false)
+        let scene = try Scene(worker: older, installer: newer)
+        let (harness, installer) = (scene.harness, scene.installer)
+        scene.frame()
         #expect(installer.statistics.stale == 1)
-        _ = harness.run(packets: 1)
+        scene.frame()
         #expect(harness.cacheMisses == 2, "forgotten: the next frame missed")
-        installer.runOnce(fold: false)
         #expect(installer.statistics.stale == 2 && installer.statistics.requests == 2, "and asked again")
 
         // With the newer table the miss is installed; a forget of the older version then takes
         // nothing out (that version's entries are dead already), one of the current version does.
         harness.worker.setFlowTable(0, newer)
-        _ = harness.run(packets: 1)
-        installer.runOnce(fold: false)
+        scene.frame()
         #expect(installer.entryCount == 1 && harness.cacheMisses == 3)
+        let key = Self.key(Build.ipv4TCP())
         installer.lock.lock()
-        installer.forget(Self.key(Build.ipv4TCP()), version: older.classifier.version, bridge: 0, worker: 0)
+        installer.forget(key, version: older.classifier.version, bridge: 0, worker: 0)
         installer.lock.unlock()
-        _ = harness.run(packets: 1)
+        scene.frame()
         #expect(harness.cacheMisses == 3, "an older version's forget leaves the current entry alone")
         installer.lock.lock()
         // A bridge slot no worker has, and a worker the installer does not serve: ignored.
-        installer.forget(Self.key(Build.ipv4TCP()), version: newer.classifier.version, bridge: Int32(DatapathLimits.maxBridges), worker: 0)
-        installer.forget(Self.key(Build.ipv4TCP()), version: newer.classifier.version, bridge: 0, worker: 1)
-        installer.forget(Self.key(Build.ipv4TCP()), version: newer.classifier.version, bridge: 0, worker: 0)
+        installer.forget(key, version: newer.classifier.version, bridge: Int32(DatapathLimits.maxBridges), worker: 0)
+        installer.forget(key, version: newer.classifier.version, bridge: 0, worker: 1)
+        installer.forget(key, version: newer.classifier.version, bridge: 0, worker: 0)
         installer.lock.unlock()
-        _ = harness.run(packets: 1)
+        scene.frame()
         #expect(harness.cacheMisses == 4, "the current version's forget does")
     }
 
