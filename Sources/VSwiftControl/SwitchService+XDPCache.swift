@@ -42,7 +42,8 @@ extension XDPCacheReport {
         let s = r.statistics
         self.init(
             enabled: true, entries: s.entries, capacity: s.capacity, masks: s.masks, maxMasks: s.maxMasks, installed: s.installed,
-            refused: s.refused, removed: s.removed, handoverRingFull: s.handoverRingFull, totals: XDPPathReport(r.totals),
+            refused: s.refused, removed: s.removed, handoverRingFull: s.handoverRingFull,
+            forgetOverflow: s.forgetOverflow, totals: XDPPathReport(r.totals),
             ports: r.ports.map { XDPCachePortEntry(bridge: $0.bridge, name: $0.name,
                                                   path: XDPPathReport($0.counters, redirectProblem: $0.redirectProblem)) },
             flows: r.flows.map { flow in

@@ -13,7 +13,7 @@ extension Datapath {
                       "untranslatable": s.untranslatable, "redirect_unsupported": s.redirectUnsupported, "full": s.refusedFull, "no_mask": s.refusedNoMask,
                       "failed": s.failed, "early_dropped": s.earlyDropped, "early_overflow": s.earlyOverflow].filter { $0.value > 0 },
             removed: ["changed": s.removed, "idle": s.expired].filter { $0.value > 0 },
-            handoverRingFull: s.handoverRingFull)
+            handoverRingFull: s.handoverRingFull, forgetOverflow: s.forgetOverflow)
         let input = XDPFlowCacheReport.Input(
             entries: entries.map { bridge, snapshot in
                 let e = snapshot.entry

@@ -172,7 +172,8 @@ public final class Datapath: Sendable {
             let cache = try XDPFlowCache(portSlots: DatapathLimits.maxPorts)
             try cache.setEnabled(true)
             for worker in workers { worker.flowCacheInstalling = true }
-            flowCacheInstaller = XDPFlowCacheInstaller(cache: cache, rings: workers.map(\.flowCacheRequests))
+            flowCacheInstaller = XDPFlowCacheInstaller(cache: cache, rings: workers.map(\.flowCacheRequests),
+                                                       forgets: workers.map(\.flowCacheForgets))
         } else {
             flowCacheInstaller = nil
         }

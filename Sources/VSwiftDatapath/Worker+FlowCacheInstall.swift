@@ -58,3 +58,28 @@ extension Worker {
         flowCacheRequests.commit()
     }
 }
+
+extension Worker {
+    /// Forgets the keys the installer sent back (`flowCacheForgets`: hand-overs it lost or refused
+    /// for a reason that may not recur), so each flow's next frame misses and is handed over
+    /// again. Once per round, never per packet; at most a ring's worth.
+    ///
+    /// Only an entry of the version the key was classified with is forgotten, and only while that
+    /// version is still the bridge's table here: the exact-match cache tags entries with the
+    /// table version, so an entry of an older version is dead already (its flow misses under the
+    /// new table and asks again by itself), and a key of an older version must not take out the
+    /// flow's entry of the current one (a miss and a duplicate hand-over for nothing). A bridge
+    /// slot out of range or without a flow table here has nothing to forget.
+    @inline(never)
+    func forgetLostHandOvers() {
+        _ = flowCacheForgets.drain(limit: FlowCacheKeyRing.capacity) { request in
+            guard request.bridge >= 0, request.bridge < DatapathLimits.maxBridges,
+                  let table = bridges[Int(request.bridge)].flowTable else { return }
+            table._withUnsafeGuaranteedRef { table in
+                guard table.classifier.version == request.version else { return }
+                var key = request.key
+                cache.forget(&key, in: table.classifier)
+            }
+        }
+    }
+}

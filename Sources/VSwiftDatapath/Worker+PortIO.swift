@@ -15,6 +15,8 @@ extension Worker {
         now = Self.monotonicSeconds()
         // remote_ip=map: resolutions are renewed every 20 s (WorkerMapCache), checked once a round.
         if mapCache.hasPorts { mapCache.renewEpochIfDue(now: now) }
+        // Keys the XDP flow cache's installer lost: forgotten before this round's lookups.
+        if flowCacheInstalling { forgetLostHandOvers() }
         var received = 0
         for i in 0..<activeCount {
             received &+= receive(slot: Int(activeSlots[i]))

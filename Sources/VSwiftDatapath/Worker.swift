@@ -97,6 +97,8 @@ struct WorkerBridge {
 /// - **Worker → resolver**: `tunnelRequests`, a single-producer single-consumer ring.
 /// - **Worker → XDP flow cache installer**: `flowCacheRequests` (same kind of ring);
 ///   `flowCacheInstalling` is set by the datapath before the thread starts.
+/// - **XDP flow cache installer → worker**: `flowCacheForgets` (same kind of ring, the installer
+///   producing), drained by the worker once per round.
 /// - **Control thread only**: `thread`, `pinnedCPU`.
 // @unchecked: the compiler cannot see the handover above (raw memory passed between the worker
 // and control threads by the park handshake's acquire/release).
@@ -162,7 +164,10 @@ package final class Worker: @unchecked Sendable {
     let nextHopEntries: UnsafeMutablePointer<TunnelNextHop>
     let tunnelRequests = TunnelRequestRing()
     /// Classifier misses of device frames for the XDP flow cache's installer (when it runs).
-    let flowCacheRequests = FlowCacheInstallRing()
+    let flowCacheRequests = FlowCacheKeyRing()
+    /// Hand-overs the installer lost or refused for a reason that may not recur: keys for the
+    /// exact-match cache to forget, so their flows miss and ask again (Worker+FlowCacheInstall.swift).
+    let flowCacheForgets = FlowCacheKeyRing()
     var flowCacheInstalling = false
     /// remote_ip=map: the published map-cache, this worker's resolutions and its miss queue
     /// (WorkerMapCache.swift; ownership as the tunnel tables, listed there).

@@ -18,11 +18,15 @@ import VSwiftPacket
 /// Bounded: at most `bound` keys per bridge (the oldest goes, counted as overflow); a key is
 /// dropped (counted) when a still newer version replaces the one it waited for or its bridge goes
 /// — the workers' exact-match entries of the replaced version die with it, so those flows miss
-/// and ask again.
+/// and ask again. A key pushed out or replaced comes back out with the worker that handed it
+/// over: the installer tells that worker to forget it (`XDPFlowCacheInstaller+Forget.swift`), since
+/// a flow pushed out by the bound would otherwise stay in its exact-match cache, off XDP.
 struct XDPFlowCacheEarlyKeys: Sendable {
     struct Held: Sendable, Equatable {
         var key: FlowKey
         var version: UInt64
+        /// The worker that handed it over (its index in the installer's rings).
+        var worker: Int = 0
     }
 
     let bound: Int
@@ -38,40 +42,38 @@ struct XDPFlowCacheEarlyKeys: Sendable {
 
     enum HoldResult: Equatable {
         case held
-        /// The same key of the same version already waits (two misses of one flow).
+        /// The same key of the same version from the same worker already waits (two misses of one flow).
         case duplicate
-        /// Held; the bridge's oldest waiting key went to make room.
-        case heldDroppingOldest
+        /// Held; the bridge's oldest waiting key (this one) went to make room.
+        case heldDroppingOldest(Held)
     }
 
-    /// Keeps `key`, classified with table `version` (newer than the bridge's current), for `bridge`.
-    mutating func hold(_ key: FlowKey, version: UInt64, bridge: Int32) -> HoldResult {
-        let entry = Held(key: key, version: version)
+    /// Keeps `key`, classified with table `version` (newer than the bridge's current) by `worker`,
+    /// for `bridge`.
+    mutating func hold(_ key: FlowKey, version: UInt64, bridge: Int32, worker: Int = 0) -> HoldResult {
+        let entry = Held(key: key, version: version, worker: worker)
         var keys = held.removeValue(forKey: bridge) ?? []
         defer { held[bridge] = keys }
         guard !keys.contains(entry) else { return .duplicate }
         var result = HoldResult.held
-        if keys.count >= bound {
-            keys.removeFirst()
-            result = .heldDroppingOldest
-        }
+        if keys.count >= bound { result = .heldDroppingOldest(keys.removeFirst()) }
         keys.append(entry)
         return result
     }
 
     /// Version `version` became the bridge's current: its keys come out, in arrival order, to be
-    /// installed; keys of an older version come out too, dropped (`dropped`: how many); keys of a
-    /// still newer version keep waiting.
-    mutating func arrived(version: UInt64, bridge: Int32) -> (ready: [FlowKey], dropped: Int) {
-        guard let keys = held.removeValue(forKey: bridge) else { return ([], 0) }
-        var ready: [FlowKey] = []
-        var dropped = 0
+    /// installed; keys of an older version come out too, dropped; keys of a still newer version
+    /// keep waiting.
+    mutating func arrived(version: UInt64, bridge: Int32) -> (ready: [Held], dropped: [Held]) {
+        guard let keys = held.removeValue(forKey: bridge) else { return ([], []) }
+        var ready: [Held] = []
+        var dropped: [Held] = []
         var later: [Held] = []
         for entry in keys {
             if entry.version == version {
-                ready.append(entry.key)
+                ready.append(entry)
             } else if entry.version < version {
-                dropped += 1
+                dropped.append(entry)
             } else {
                 later.append(entry)
             }

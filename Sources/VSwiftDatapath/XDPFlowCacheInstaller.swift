@@ -19,7 +19,8 @@ import VSwiftPacket
 ///
 /// This file: the thread's loop, the install of a miss and the control thread's changes. The
 /// other jobs are extensions: counters folding and expiry (`+Counters`), redirect targets
-/// (`+RedirectTargets`), LISP decapsulation (`+Decap`), early hand-overs (`+Early`).
+/// (`+RedirectTargets`), LISP decapsulation (`+Decap`), early hand-overs (`+Early`), keys sent
+/// back for the workers to forget (`+Forget`).
 // @unchecked: every mutable field is read and written only under `lock`; `running` is atomic.
 final class XDPFlowCacheInstaller: @unchecked Sendable {
     /// Entries unused this long are removed (checked every `foldInterval`).
@@ -49,6 +50,10 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         /// Misses a worker could not hand over: its ring to the installer was full (not an install
         /// refused: the installer never saw them; counted by the rings).
         var handoverRingFull: UInt64 = 0
+        /// Keys to forget the installer could not send back: the worker's forget ring was full
+        /// (counted by the rings; those flows stay on the workers' path until their exact-match
+        /// entries go).
+        var forgetOverflow: UInt64 = 0
         var refusedNoMask: UInt64 = 0
         var failed: UInt64 = 0
         var removed: UInt64 = 0
@@ -99,7 +104,10 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
 
     let cache: XDPFlowCache
     let counters: KernelPathCounters
-    let rings: [FlowCacheInstallRing]
+    /// Per worker, by index: its misses (`rings`) and the keys sent back for it to forget
+    /// (`forgets`, XDPFlowCacheInstaller+Forget.swift).
+    let rings: [FlowCacheKeyRing]
+    let forgets: [FlowCacheKeyRing]
     let lock = NSLock()
     var bridges: [Int32: Bridge] = [:]
     var capturing: [PortSlot: Int] = [:]
@@ -122,9 +130,12 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     private let running = Atomic<Bool>(false)
     private var thread: pthread_t?
 
-    init(cache: XDPFlowCache, rings: [FlowCacheInstallRing]) {
+    /// `forgets` nil: rings of the installer's own, which no worker drains (tests without workers).
+    init(cache: XDPFlowCache, rings: [FlowCacheKeyRing], forgets: [FlowCacheKeyRing]? = nil) {
+        precondition(forgets == nil || forgets!.count == rings.count, "one forget ring per worker")
         self.cache = cache
         self.rings = rings
+        self.forgets = forgets ?? rings.map { _ in FlowCacheKeyRing() }
         self.counters = KernelPathCounters()
         self.decapEntries = XDPDecapEntries(cache: cache)
     }
@@ -146,6 +157,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         defer { lock.unlock() }
         var s = stats
         s.handoverRingFull = rings.reduce(0) { $0 &+ $1.refusedFull.load(ordering: .relaxed) }
+        s.forgetOverflow = forgets.reduce(0) { $0 &+ $1.refusedFull.load(ordering: .relaxed) }
         return s
     }
 
@@ -165,14 +177,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let monitor = NetdevMonitor()
         while running.load(ordering: .acquiring) {
             if monitor?.drain() == true { checkRedirectTargets() }
-            var drained = 0
-            for ring in rings {
-                drained += ring.drain(limit: FlowCacheInstallRing.capacity) { request in
-                    lock.lock()
-                    install(request)
-                    lock.unlock()
-                }
-            }
+            let drained = drainRings()
             let now = Self.monotonicNanoseconds()
             if now &- lastFold >= Self.foldInterval {
                 lastFold = now
@@ -187,8 +192,22 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         }
     }
 
-    /// Computes, translates and installs the entry for a worker's miss (under the lock).
-    private func install(_ request: FlowCacheInstallRing.Request) {
+    /// Every worker's misses waiting in its ring (at most a ring's worth each), installed one by
+    /// one under the lock; returns how many.
+    private func drainRings() -> Int {
+        var drained = 0
+        for (worker, ring) in rings.enumerated() {
+            drained += ring.drain(limit: FlowCacheKeyRing.capacity) { request in
+                lock.lock()
+                install(request, worker: worker)
+                lock.unlock()
+            }
+        }
+        return drained
+    }
+
+    /// Computes, translates and installs the entry for the miss of worker `worker` (under the lock).
+    private func install(_ request: FlowCacheKeyRing.Request, worker: Int) {
         stats.requests &+= 1
         // Only the version is read here: a `let` of the bridge would hold a second reference to its
         // storage while `installEntry` changes it (a copy of the whole table per install).
@@ -197,11 +216,17 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         let current = bridges[request.bridge]?.table.classifier.version
         let version = current ?? retiredVersion[request.bridge, default: 0]
         if request.version > version, request.bridge >= 0, request.bridge < DatapathLimits.maxBridges {
-            holdEarly(request)
+            holdEarly(request, worker: worker)
         } else if request.version != version || current == nil {
             stats.stale &+= 1
-        } else {
-            installEntry(for: request.key, bridge: request.bridge)
+            // Refused, but the worker is told to forget the key: normally a no-op (the worker
+            // classifies with a newer table by now, whose exact-match entries are others, and it
+            // forgets only under the request's version), but should it still classify with that
+            // version (a table it got back, a bridge slot reused), its exact-match entry would
+            // keep the flow from ever asking again.
+            forget(request.key, version: request.version, bridge: request.bridge, worker: worker)
+        } else if installEntry(for: request.key, bridge: request.bridge) == .askAgain {
+            forget(request.key, version: request.version, bridge: request.bridge, worker: worker)
         }
     }
 
@@ -210,12 +235,24 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
     static let maxWaitingKeys = 256
 
     /// Installs the entry for frames like `key` from the bridge's current table and ports (under
-    /// the lock): a worker's miss, or an entry a port change took out (`refresh`).
-    func installEntry(for key: FlowKey, bridge slot: Int32) {
+    /// the lock): a worker's miss, or an entry a port change took out (`refresh`). `.askAgain`: refused
+    /// for a reason that may not recur, the worker that handed `key` over should forget it.
+    ///
+    /// Which refusals ask again (the worker's exact-match cache otherwise holds the flow, which
+    /// then never asks again): only `failed` — a map update the kernel refused (ENOMEM and the
+    /// like), or the bookkeeping disagreeing with the maps — which the next try may not meet.
+    /// Not the others: a result that is not cacheable or not translatable is the same on every
+    /// try with this table and these ports (a table change makes every flow miss anyway; a port
+    /// change retries the keys kept in `waitingForPorts`); a duplicate is installed already; a
+    /// full cache or mask table stays full until entries expire (`idleNanoseconds`), so asking
+    /// again would send every frame of every such flow through the classifier and the hand-over
+    /// ring while it lasts — the workers' path costing more exactly when it is busiest.
+    @discardableResult
+    func installEntry(for key: FlowKey, bridge slot: Int32) -> InstallOutcome {
         // Taken out of the dictionary while it changes, so `bridge` is the only reference to its
         // storage: written back in place, a dictionary-held copy would make every install copy the
         // whole MegaflowTable and `installed` (O(capacity) per install: ~400 installs in seconds).
-        guard var bridge = bridges.removeValue(forKey: slot) else { return }
+        guard var bridge = bridges.removeValue(forKey: slot) else { return .settled }
         defer { bridges[slot] = bridge }
         let decision = view(bridge).decide(key)
         guard case .install(let flow) = decision else {
@@ -232,46 +269,50 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
                 || (decision == .notCacheable(.inputNotDevice) && Self.isLISP(bridge.ports[UInt32(truncatingIfNeeded: key.get(.inPort))])) {
                 bridge.wait(for: key)
             }
-            return
+            return .settled
         }
         let pair = FlowKeyPair(mask: flow.mask, maskedKey: flow.maskedKey)
         guard bridge.installed[pair] == nil else {
             stats.duplicate &+= 1
-            return
+            return .settled
         }
         guard let translation = XDPFlowCacheTranslation.translate(flow, port: { bridge.ports[$0] }) else {
             stats.untranslatable &+= 1
-            return
+            return .settled
         }
         guard cache.entryCount < cache.capacity, bridge.megaflows.count < bridge.megaflows.capacity else {
             stats.refusedFull &+= 1
-            return
+            return .settled
         }
         let maskSlot: Int
         do throws(DatapathError) {
             guard let slot = try cache.addMask(translation.mask) else {
                 stats.refusedNoMask &+= 1
-                return
+                return .settled
             }
             maskSlot = slot
             if let template = translation.lispTemplate { try cache.setLISPTemplate(slot: template.slot, template.headers) }
         } catch {
             stats.failed &+= 1
-            return
+            return .askAgain
         }
         let id: UInt32
         do throws(XDPFlowCache.InstallError) {
             id = try cache.install(maskSlot: maskSlot, key: translation.maskedKey, actions: translation.actions)
         } catch {
-            if error == .full { stats.refusedFull &+= 1 } else { stats.failed &+= 1 }
             releaseMaskIfUnused(maskSlot)
-            return
+            guard error == .full else {
+                stats.failed &+= 1
+                return .askAgain
+            }
+            stats.refusedFull &+= 1
+            return .settled
         }
         guard bridge.megaflows.install(flow, now: Self.monotonicNanoseconds()) == .installed else {
             cache.remove(id: id)
             releaseMaskIfUnused(maskSlot)
             stats.failed &+= 1
-            return
+            return .askAgain
         }
         maskUse[maskSlot] += 1
         var outPorts: [PortSlot] = []
@@ -282,6 +323,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
         bridge.installed[pair] = Installed(id: id, maskSlot: maskSlot, inPort: bridge.ports[flow.inPort]!.slot, outPorts: outPorts,
                                            bytes: bytes)
         stats.installed &+= 1
+        return .settled
     }
 
     private static func isLISP(_ info: XDPCachePortInfo?) -> Bool {
@@ -484,13 +526,7 @@ final class XDPFlowCacheInstaller: @unchecked Sendable {
 
     /// Runs one pass of the thread's work now (tests: no waiting for the thread's period).
     func runOnce(fold: Bool) {
-        for ring in rings {
-            _ = ring.drain(limit: FlowCacheInstallRing.capacity) { request in
-                lock.lock()
-                install(request)
-                lock.unlock()
-            }
-        }
+        _ = drainRings()
         if fold {
             lock.lock()
             foldAndExpire(now: Self.monotonicNanoseconds())

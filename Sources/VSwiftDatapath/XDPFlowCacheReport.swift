@@ -51,10 +51,14 @@ public struct XDPFlowCacheReport: Sendable, Equatable {
         /// Misses the workers could not hand over because their rings to the installer were full
         /// (apart from `refused["full"]`: the installer never saw these).
         public var handoverRingFull: UInt64
+        /// Keys the installer could not send back for a worker to forget (its forget ring was
+        /// full): hand-overs it lost or refused for a reason that may not recur, whose flows
+        /// stay on the workers' path until their exact-match entries go.
+        public var forgetOverflow: UInt64
 
         public init(entries: Int = 0, capacity: Int = 0, masks: Int = 0, maxMasks: Int = XDPFlowCache.maxMasks,
                     installed: UInt64 = 0, refused: [String: UInt64] = [:], removed: [String: UInt64] = [:],
-                    handoverRingFull: UInt64 = 0) {
+                    handoverRingFull: UInt64 = 0, forgetOverflow: UInt64 = 0) {
             self.entries = entries
             self.capacity = capacity
             self.masks = masks
@@ -63,6 +67,7 @@ public struct XDPFlowCacheReport: Sendable, Equatable {
             self.refused = refused
             self.removed = removed
             self.handoverRingFull = handoverRingFull
+            self.forgetOverflow = forgetOverflow
         }
     }
 

@@ -97,6 +97,9 @@ public struct XDPCacheReport: Codable, Sendable, Equatable {
     /// Misses the workers could not hand over to the installer (their rings were full): not
     /// installs refused, and apart from `refused["full"]` (the cache full).
     public var handoverRingFull: UInt64
+    /// Keys the installer could not send back for a worker's exact-match cache to forget (the
+    /// worker's forget ring was full): those flows stay on the workers' path until their entries go.
+    public var forgetOverflow: UInt64
     /// Summed over `ports`.
     public var totals: XDPPathReport
     public var ports: [XDPCachePortEntry]
@@ -106,7 +109,7 @@ public struct XDPCacheReport: Codable, Sendable, Equatable {
     public var truncated: Bool
 
     public init(enabled: Bool, entries: Int = 0, capacity: Int = 0, masks: Int = 0, maxMasks: Int = 0, installed: UInt64 = 0,
-                refused: [String: UInt64] = [:], removed: [String: UInt64] = [:], handoverRingFull: UInt64 = 0,
+                refused: [String: UInt64] = [:], removed: [String: UInt64] = [:], handoverRingFull: UInt64 = 0, forgetOverflow: UInt64 = 0,
                 totals: XDPPathReport = XDPPathReport(),
                 ports: [XDPCachePortEntry] = [], flows: [XDPCacheFlowEntry] = [], truncated: Bool = false) {
         self.enabled = enabled
@@ -118,6 +121,7 @@ public struct XDPCacheReport: Codable, Sendable, Equatable {
         self.refused = refused
         self.removed = removed
         self.handoverRingFull = handoverRingFull
+        self.forgetOverflow = forgetOverflow
         self.totals = totals
         self.ports = ports
         self.flows = flows

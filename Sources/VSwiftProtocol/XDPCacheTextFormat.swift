@@ -2,7 +2,8 @@
 
 /// `dump-xdp-cache`: a header with the cache's size and statistics (refusals by reason, `full`
 /// being the cache's; apart, `handover_ring_full`: misses the workers' rings to the installer had
-/// no room for) and the path totals, then one
+/// no room for, and `forget_overflow`: keys the installer could not send back for a worker to
+/// forget) and the path totals, then one
 /// line per entry as `ovs-appctl dpctl/dump-flows` prints datapath flows, e.g.
 ///
 ///     in_port(1),eth(dst=52:54:00:00:00:02),eth_type(0x0800),ipv4(frag=no), packets:12, bytes:1176, used:0.532s, age:3.000s, actions:output:2
@@ -12,7 +13,7 @@ public func formatDumpXDPCache(_ report: XDPCacheReport) -> String {
     guard report.enabled else { return "xdp cache: off (vswiftd --xdp-cache on enables it)\n" }
     var out = "xdp cache: on, entries=\(report.entries)/\(report.capacity), masks=\(report.masks)/\(report.maxMasks), "
     out += "installed=\(report.installed), refused " + reasons(report.refused) + ", removed " + reasons(report.removed)
-    out += ", handover_ring_full=\(report.handoverRingFull)\n"
+    out += ", handover_ring_full=\(report.handoverRingFull), forget_overflow=\(report.forgetOverflow)\n"
     out += "xdp path: " + formatXDPPath(report.totals) + "\n"
     for port in report.ports {
         if let problem = port.path.redirectProblem { out += "port \(port.name): not a redirect target: \(problem)\n" }

@@ -9,19 +9,21 @@ import VSwiftTesting
 /// A capture keeps its port out of every entry, and only its port: starting it takes out the
 /// entries that touch the port (they wait), the bridge's other entries stay in, and stopping it
 /// puts the waiting ones back without a new miss — the workers' exact-match caches hold those
-/// flows, so they would not ask again (DESIGN.md, "Wiring", *Changes*). The installer and the real maps.
+/// flows, so they would not ask again (DESIGN.md, "Wiring", *Changes*). The installer and the real
+/// maps (`XDPInstallerRig`).
 @Suite(.serialized) struct XDPFlowCacheCaptureTests {
     static let ports: [UInt32: XDPCachePortInfo] = [1: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 1),
                                                     2: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 2),
                                                     3: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 3)]
     static let ofport: [PortSlot: UInt32] = [1: 1, 2: 2, 3: 3]
 
-    static func handOver(_ ring: FlowCacheInstallRing, _ frame: [UInt8], inPort: UInt32, version: UInt64) throws {
-        let slot = try #require(ring.reserve())
-        frame.withUnsafeBytes { FlowExtractor.extract($0.baseAddress!, length: $0.count, inPort: inPort, into: &slot.pointee.key) }
-        slot.pointee.version = version
-        slot.pointee.bridge = 0
-        ring.commit()
+    /// The rig over a bridge 0 of `flows` (ports 1, 2, 3 in slots 1, 2, 3), and the table's version.
+    static func rig(_ flows: [String]) throws -> (XDPInstallerRig, UInt64) {
+        let rig = try XDPInstallerRig(capacity: 64, outputs: [], inPort: 1)
+        let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 2, 3: 3]
+        let table = try CompiledFlowTable(rules: try PipelineHarness.rules(flows), portSlot: { slots[$0] })
+        rig.installer.refresh(bridge: 0, table: table, ports: Self.ports, ofport: Self.ofport)
+        return (rig, table.classifier.version)
     }
 
     /// The input ports of the installed entries.
@@ -30,18 +32,10 @@ import VSwiftTesting
     }
 
     @Test func aCaptureTakesOutOnlyItsPortsEntriesAndTheyComeBackWhenItStops() throws {
-        let cache = try XDPFlowCache(capacity: 64, portSlots: 16)
-        try cache.setEnabled(true)
-        let ring = FlowCacheInstallRing()
-        let installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
-        let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 2, 3: 3]
-        let table = try CompiledFlowTable(rules: try PipelineHarness.rules([
-            "priority=10,in_port=1,ip,actions=output:2", "priority=10,in_port=3,ip,actions=drop",
-        ]), portSlot: { slots[$0] })
-        installer.refresh(bridge: 0, table: table, ports: Self.ports, ofport: Self.ofport)
-        try Self.handOver(ring, Build.ipv4UDP(), inPort: 1, version: table.classifier.version)
-        try Self.handOver(ring, Build.ipv4UDP(), inPort: 3, version: table.classifier.version)
-        installer.runOnce(fold: false)
+        let (rig, version) = try Self.rig(["priority=10,in_port=1,ip,actions=output:2", "priority=10,in_port=3,ip,actions=drop"])
+        let installer = rig.installer
+        rig.miss(Build.ipv4UDP(), version: version, inPort: 1)
+        rig.miss(Build.ipv4UDP(), version: version, inPort: 3)
         #expect(Self.inputs(installer) == [1, 3])
 
         // A capture on port 2: the entry that outputs to it goes, port 3's drop stays in.
@@ -60,17 +54,10 @@ import VSwiftTesting
     }
 
     @Test func aMissDuringACaptureWaitsForItToStop() throws {
-        let cache = try XDPFlowCache(capacity: 64, portSlots: 16)
-        try cache.setEnabled(true)
-        let ring = FlowCacheInstallRing()
-        let installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
-        let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 2, 3: 3]
-        let table = try CompiledFlowTable(rules: try PipelineHarness.rules(["priority=10,in_port=1,ip,actions=output:2"]),
-                                          portSlot: { slots[$0] })
-        installer.refresh(bridge: 0, table: table, ports: Self.ports, ofport: Self.ofport)
+        let (rig, version) = try Self.rig(["priority=10,in_port=1,ip,actions=output:2"])
+        let installer = rig.installer
         installer.setCapturing(1, true)
-        try Self.handOver(ring, Build.ipv4UDP(), inPort: 1, version: table.classifier.version)
-        installer.runOnce(fold: false)
+        rig.miss(Build.ipv4UDP(), version: version, inPort: 1)
         #expect(installer.entryCount == 0, "a capturing port is in no entry")
         #expect(installer.statistics.notCacheable == 1)
         installer.setCapturing(1, false)

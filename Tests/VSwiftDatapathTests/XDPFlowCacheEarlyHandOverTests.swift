@@ -21,7 +21,7 @@ import VSwiftTesting
     }
 
     /// What a worker writes into its ring for a miss of `frame` on port 1.
-    static func handOver(_ ring: FlowCacheInstallRing, _ frame: [UInt8], version: UInt64, bridge: Int32 = 0) {
+    static func handOver(_ ring: FlowCacheKeyRing, _ frame: [UInt8], version: UInt64, bridge: Int32 = 0) {
         guard let slot = ring.reserve() else {
             Issue.record("ring full")
             return
@@ -32,10 +32,10 @@ import VSwiftTesting
         ring.commit()
     }
 
-    static func rig() throws -> (XDPFlowCacheInstaller, FlowCacheInstallRing) {
+    static func rig() throws -> (XDPFlowCacheInstaller, FlowCacheKeyRing) {
         let cache = try XDPFlowCache(capacity: 64, portSlots: 16)
         try cache.setEnabled(true)
-        let ring = FlowCacheInstallRing()
+        let ring = FlowCacheKeyRing()
         return (XDPFlowCacheInstaller(cache: cache, rings: [ring]), ring)
     }
 
@@ -101,7 +101,7 @@ import VSwiftTesting
         // Three bounds' worth of distinct flows (UDP source ports), a ring's worth at a time.
         var sent = 0
         while sent < 3 * bound {
-            for _ in 0..<min(FlowCacheInstallRing.capacity, 3 * bound - sent) {
+            for _ in 0..<min(FlowCacheKeyRing.capacity, 3 * bound - sent) {
                 Self.handOver(ring, Build.ipv4UDP(src: UInt16(1000 + sent)), version: next.classifier.version)
                 sent += 1
             }
@@ -164,15 +164,19 @@ import VSwiftTesting
         #expect(keys.hold(a, version: 5, bridge: 0) == .held)
         #expect(keys.hold(a, version: 5, bridge: 0) == .duplicate)
         #expect(keys.hold(b, version: 6, bridge: 0) == .held)
-        #expect(keys.hold(c, version: 7, bridge: 0) == .heldDroppingOldest)
+        #expect(keys.hold(c, version: 7, bridge: 0) == .heldDroppingOldest(.init(key: a, version: 5)), "the oldest comes back")
+        #expect(keys.hold(c, version: 7, bridge: 0, worker: 1) == .heldDroppingOldest(.init(key: b, version: 6)),
+                "another worker's miss of the same flow is its own (each worker is told to forget its own)")
+        #expect(keys.hold(b, version: 6, bridge: 0) == .heldDroppingOldest(.init(key: c, version: 7)))
         #expect(keys.hold(a, version: 5, bridge: 1) == .held, "per bridge")
         #expect(keys.count == 3)
         // Version 6 arrives: b installs, c (7) waits; bridge 1 untouched.
         let r = keys.arrived(version: 6, bridge: 0)
-        #expect(r.ready == [b] && r.dropped == 0)
-        #expect(keys.held[0] == [.init(key: c, version: 7)])
-        // Version 8 replaces 7 before it arrived.
-        #expect(keys.arrived(version: 8, bridge: 0) == ([], 1))
+        #expect(r.ready == [.init(key: b, version: 6)] && r.dropped.isEmpty)
+        #expect(keys.held[0] == [.init(key: c, version: 7, worker: 1)])
+        // Version 8 replaces 7 before it arrived: the key comes back with its worker.
+        let replaced = keys.arrived(version: 8, bridge: 0)
+        #expect(replaced.ready.isEmpty && replaced.dropped == [.init(key: c, version: 7, worker: 1)])
         #expect(keys.removeBridge(1) == 1)
         #expect(keys.count == 0)
     }

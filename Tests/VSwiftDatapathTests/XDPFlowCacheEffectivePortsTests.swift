@@ -32,7 +32,7 @@ import VSwiftTesting
         init() throws {
             let cache = try XDPFlowCache(capacity: 64, portSlots: 16)
             try cache.setEnabled(true)
-            installer = XDPFlowCacheInstaller(cache: cache, rings: [FlowCacheInstallRing()])
+            installer = XDPFlowCacheInstaller(cache: cache, rings: [FlowCacheKeyRing()])
             installer.setDevicePort(1, ifindex: XDPFlowCacheEffectivePortsTests.lo, capability: .capable)
             installer.setDevicePort(4, ifindex: XDPFlowCacheEffectivePortsTests.lo, capability: .capable)
             let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 9]

@@ -16,7 +16,7 @@ import VSwiftTesting
     @Test func aFullCacheAndAFullHandOverRingAreCountedApart() throws {
         let cache = try XDPFlowCache(capacity: 1, portSlots: 16)
         try cache.setEnabled(true)
-        let ring = FlowCacheInstallRing()
+        let ring = FlowCacheKeyRing()
         let installer = XDPFlowCacheInstaller(cache: cache, rings: [ring])
         let slots: [OpenFlowPortNumber: PortSlot] = [1: 1, 2: 2]
         let table = try CompiledFlowTable(rules: try PipelineHarness.rules(["priority=10,in_port=1,ip,actions=drop"]),
@@ -28,9 +28,9 @@ import VSwiftTesting
         // then TCP once (another nw_proto: a second megaflow, refused: the cache is full), then
         // UDP again (duplicates of the installed entry).
         let frames = [Build.ipv4UDP(), Build.ipv4TCP()]
-        for i in 0...FlowCacheInstallRing.capacity {
+        for i in 0...FlowCacheKeyRing.capacity {
             guard let slot = ring.reserve() else {
-                #expect(i == FlowCacheInstallRing.capacity)
+                #expect(i == FlowCacheKeyRing.capacity)
                 ring.noteRefused(1)   // as the worker counts what it drops
                 continue
             }
@@ -45,8 +45,8 @@ import VSwiftTesting
         #expect(installer.entryCount == 1)
         #expect(s.refusedFull == 1, "the second megaflow: the cache was full")
         #expect(s.handoverRingFull == 1, "the 257th miss: the ring was full")
-        #expect(s.duplicate == UInt64(FlowCacheInstallRing.capacity - 2))
-        #expect(s.requests == UInt64(FlowCacheInstallRing.capacity))
+        #expect(s.duplicate == UInt64(FlowCacheKeyRing.capacity - 2))
+        #expect(s.requests == UInt64(FlowCacheKeyRing.capacity))
     }
 
     @Test func theReportNamesThemApart() {

@@ -87,10 +87,10 @@ import VSwiftTesting
         defer { withExtendedLifetime(table) {} }
         harness.worker.flowCacheInstalling = true
         let ring = harness.worker.flowCacheRequests
-        for _ in 0..<FlowCacheInstallRing.capacity { _ = ring.reserve()!; ring.commit() }
+        for _ in 0..<FlowCacheKeyRing.capacity { _ = ring.reserve()!; ring.commit() }
         _ = harness.run(packets: 1)
         #expect(ring.refusedFull.load(ordering: .relaxed) == 1, "the dropped request is counted")
-        #expect(Self.handedOver(harness).count == FlowCacheInstallRing.capacity, "only the filler")
+        #expect(Self.handedOver(harness).count == FlowCacheKeyRing.capacity, "only the filler")
         _ = harness.run(packets: 1)
         #expect(harness.cacheMisses == 2, "forgotten: the next frame missed again")
         #expect(Self.handedOver(harness).map { $0.get(.nwProto) } == [17], "and was handed over")
@@ -144,7 +144,7 @@ import VSwiftTesting
     /// entries (before: only the ping) and the program forwards both in XDP.
     @Test func underTheSeedsFlowsPingThenUDPBothGetXDPEntries() throws {
         let (harness, table) = try Self.worker(Self.seedFlows, frames: [Self.ping(), Self.udp()], xdpFlowCache: true)
-        let rig = try XDPInstallerRig(outputs: [0, 1], inPort: 0, ring: harness.worker.flowCacheRequests)
+        let rig = try XDPInstallerRig(outputs: [0, 1], inPort: 0, worker: harness.worker)
         let (program, installer) = (rig.program, rig.installer)
         let ports: [UInt32: XDPCachePortInfo] = [1: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 0),
                                                  2: XDPCachePortInfo(cache: CachePort(kind: .device), slot: 1)]

@@ -7,6 +7,7 @@ import Testing
     private let report = XDPCacheReport(
         enabled: true, entries: 3, capacity: 65536, masks: 2, maxMasks: 32, installed: 5,
         refused: ["stale": 1, "duplicate": 2, "full": 3], removed: ["revalidation": 2], handoverRingFull: 4,
+        forgetOverflow: 6,
         totals: XDPPathReport(hits: 115, misses: 7, punted: 1, failed: 1),
         ports: [XDPCachePortEntry(bridge: "br0", name: "vp1", path: XDPPathReport(hits: 115, misses: 7, punted: 1, failed: 1))],
         flows: [
@@ -26,7 +27,7 @@ import Testing
 
     @Test func headerThenEntriesAsDpctlDumpFlows() {
         #expect(formatDumpXDPCache(report) == """
-            xdp cache: on, entries=3/65536, masks=2/32, installed=5, refused (duplicate=2, full=3, stale=1), removed (revalidation=2), handover_ring_full=4
+            xdp cache: on, entries=3/65536, masks=2/32, installed=5, refused (duplicate=2, full=3, stale=1), removed (revalidation=2), handover_ring_full=4, forget_overflow=6
             xdp path: hit=115, miss=7, punt=1, fail=1
             bridge br0:
               in_port(1),eth(dst=52:54:00:1b:ea:d5),eth_type(0x0800),ipv4(frag=no), packets:12, bytes:1176, used:0.532s, age:3.000s, actions:output:2
@@ -50,9 +51,10 @@ import Testing
             return
         }
         #expect(Set(top.keys) == ["enabled", "entries", "capacity", "masks", "maxMasks", "installed", "refused", "removed",
-                                  "handoverRingFull", "totals", "ports", "flows", "truncated"])
+                                  "handoverRingFull", "forgetOverflow", "totals", "ports", "flows", "truncated"])
         // A full cache and full hand-over rings apart (DESIGN.md, the report seam).
         #expect(try top["handoverRingFull"]?.decode(UInt64.self) == 4)
+        #expect(try top["forgetOverflow"]?.decode(UInt64.self) == 6)
         #expect(try top["refused"]?.decode([String: UInt64].self)["full"] == 3)
         #expect(Set(first.keys) == ["bridge", "match", "key", "actions", "ruleID", "packets", "bytes", "used", "age"])
         #expect(Set(totals.keys) == ["hits", "misses", "punted", "failed"])
