@@ -157,7 +157,6 @@ extension Worker {
             // Any other constant rule may be an XDP entry per megaflow shape: through the
             // exact-match cache (keyed on the shape), whose misses are handed over.
             if flowCacheInstalling { constant = nil }
-            let prefetchMapResolutions = mapCache.hasPorts
             for i in 0..<count {
                 guard let desc = takeReceived(socket, first: first, i, count: count, slot: slot, inPort: inPort, bytes: &bytes) else { continue }
                 if tunnelPortCount > 0,
@@ -181,11 +180,6 @@ extension Worker {
                 }
                 burst.addresses[pending] = desc.addr
                 burst.lengths[pending] = desc.len
-                // remote_ip=map: the inner destination's resolution set, loading while the burst
-                // is classified (Worker+MapCache.swift).
-                if prefetchMapResolutions {
-                    mapCache.prefetch(base + Int(truncatingIfNeeded: desc.addr), length: Int(desc.len), slot: pending)
-                }
                 pending += 1
                 if pending == ClassifyBurst.capacity {
                     classifyAndApply(table, first: 0, count: pending, inPort: inPort, bridge: bridge, constant: constant,
@@ -222,6 +216,9 @@ extension Worker {
                           constant: RuleIndex?, context: PacketContext) {
         let rules = burst.rules
         let end = first &+ count
+        // remote_ip=map: the frames' resolution sets, loading while the burst is classified
+        // (Worker+MapCache.swift).
+        if mapCache.hasPorts { prefetchMapResolutions(first: first, end: end) }
         if let constant {
             (rules + first).update(repeating: constant, count: count)
         } else {
@@ -233,6 +230,9 @@ extension Worker {
                                         inPort: inPort, bridge: bridge)
             }
         }
+        // remote_ip=map: the frames' likely next hops, now that their sets (prefetched at
+        // extraction) have arrived (Worker+MapCache.swift).
+        if mapCache.hasPorts { prefetchMapNextHops(first: first, end: end) }
         var run = RuleRun()
         if table.ruleCount > Self.prefetchingRuleCount {
             // With many rules, each frame's rule entry, counters and actions are cache misses of
@@ -248,15 +248,10 @@ extension Worker {
         } else {
             // A small table stays in cache: nothing of it to prefetch. The frames' first lines were
             // loaded at extraction, but acting on a burst evicts the first frames' lines from L1
-            // again: each comes back a few frames ahead (with remote_ip=map, with its likely next
-            // hop, Worker+MapCache.swift).
-            let prefetchMap = mapCache.hasPorts
+            // again: each comes back a few frames ahead.
             for j in first..<end {
                 let ahead = j &+ Self.prefetchDistance
-                if ahead < end {
-                    vs_prefetch(base + Int(burst.addresses[ahead]))
-                    if prefetchMap { prefetchMapNextHop(slot: ahead) }
-                }
+                if ahead < end { vs_prefetch(base + Int(burst.addresses[ahead])) }
                 act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
                     bridge: bridge, context: context, run: &run)
             }

@@ -36,13 +36,29 @@ extension Worker {
         return -1
     }
 
-    /// Starts loading the next hop burst slot `slot`'s frame will most likely go to (its set's
-    /// way 0, `WorkerMapCache.hintedHop`), a few frames ahead: with traffic to many RLOCs their
-    /// next hops do not all stay in L1, and the hit path reads one right after the lookup.
-    @inline(__always)
-    func prefetchMapNextHop(slot: Int) {
-        let hop = mapCache.hintedHop(slot: slot)
-        if hop >= 0 { vs_prefetch(nextHopEntries + Int(hop)) }
+    /// Starts loading the resolution sets of the inner destinations of burst slots
+    /// `first..<end` (`WorkerMapCache.prefetch`), before the burst is classified: they arrive
+    /// while it is. One tight loop for the burst (in the extraction loop the same work cost more:
+    /// its registers are taken). Out of line: one call per burst, and `classifyAndApply` stays
+    /// small enough for its per-frame `act` to be inlined.
+    @inline(never)
+    func prefetchMapResolutions(first: Int, end: Int) {
+        mapCache.prefetch(burst: burst.addresses, lengths: burst.lengths, in: UnsafeRawPointer(base), first: first, end: end)
+    }
+
+    /// Starts loading the next hops the frames of burst slots `first..<end` will most likely go
+    /// to (their sets' way 0, `WorkerMapCache.hintedHop`), once the burst is classified (by then
+    /// the sets prefetched at extraction have arrived): with traffic to many RLOCs their next
+    /// hops do not all stay in L1, and the hit path reads one right after the lookup. One tight
+    /// loop for the burst, whatever the table's size; out of line, as `prefetchMapResolutions`.
+    @inline(never)
+    func prefetchMapNextHops(first: Int, end: Int) {
+        let cache = mapCache
+        let hops = nextHopEntries
+        for slot in first..<end {
+            let hop = cache.hintedHop(slot: slot)
+            if hop >= 0 { vs_prefetch(hops + Int(hop)) }
+        }
     }
 
     /// Everything `cachedMapCacheHop` leaves (out of line, so that the hit path spills nothing):

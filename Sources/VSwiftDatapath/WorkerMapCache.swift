@@ -184,29 +184,56 @@ final class WorkerMapCache: @unchecked Sendable {
         return Int(truncatingIfNeeded: h >> UInt64(64 - setBits))
     }
 
-    /// Starts loading the set of the inner destination of `frame`: called for every frame of a
-    /// burst on a worker with `remote_ip=map` ports as its key is extracted, so that the line is
-    /// on its way while the burst is classified. Measured: a 1,000-flow burst missed that line on
-    /// most packets without it (`lisp-map-*`: 30 of the 45 ns between map and static
-    /// encapsulation were the load of the set's tag). Only a hint: the lookup at output reads the
-    /// frame as it is then (a header action may have changed it).
+    /// Starts loading the sets of the inner destinations of the frames at
+    /// `addresses[first..<end]` (offsets from `base`), keeping their set numbers in `burstSets`
+    /// at the same indices: called for each burst on a worker with `remote_ip=map` ports before
+    /// it is classified, so that the lines are on their way while it is. Measured: a 1,000-flow
+    /// burst missed that line on most packets without it (`lisp-map-*`: 30 of the 45 ns between
+    /// map and static encapsulation were the load of the set's tag). Only a hint: the lookup at
+    /// output reads the frame as it is then (a header action may have changed it).
     ///
     /// A frame of 34 bytes or more with the IPv4 ethertype, the common case, takes a few
     /// instructions (the 4 bytes at the destination's place, one multiply); anything else is
-    /// parsed out of line.
+    /// parsed out of line, in a second pass. Why so: the first loop then calls nothing and
+    /// everything it uses stays in registers (through the class's fields, each store to
+    /// `burstSets` would also make the compiler load them again).
     @inline(__always)
-    func prefetch(_ frame: UnsafeRawPointer, length: Int, slot: Int) {
-        if let wire = LISP.untaggedIPv4DestinationHintOnWire(frame, length: length) {
-            let number = Self.setNumber(wireIPv4: wire)
-            burstSets[slot] = Int32(truncatingIfNeeded: number)
-            vs_prefetch(set(number: number))
-            return
+    func prefetch(burst addresses: UnsafePointer<UInt64>, lengths: UnsafePointer<UInt32>, in base: UnsafeRawPointer,
+                  first: Int, end: Int) {
+        let numbers = burstSets
+        let table = UnsafeRawPointer(resolutions)
+        var others = false
+        var slot = first
+        while slot < end {
+            let frame = base + Int(truncatingIfNeeded: addresses[slot])
+            if let wire = LISP.untaggedIPv4DestinationHintOnWire(frame, length: Int(lengths[slot])) {
+                let number = Self.setNumber(wireIPv4: wire)
+                numbers[slot] = Int32(truncatingIfNeeded: number)
+                vs_prefetch(table + (number << 6))
+            } else {
+                others = true
+            }
+            slot &+= 1
         }
-        prefetchParsing(frame, length: length, slot: slot)
+        if others { prefetchParsing(burst: addresses, lengths: lengths, in: base, first: first, end: end) }
     }
 
-    /// `prefetch` for anything but untagged IPv4: VLAN tags, IPv6, not IP.
+    /// `prefetch`'s second pass: the frames of the burst that are not untagged IPv4 (VLAN tags,
+    /// IPv6, not IP).
     @inline(never)
+    func prefetchParsing(burst addresses: UnsafePointer<UInt64>, lengths: UnsafePointer<UInt32>, in base: UnsafeRawPointer,
+                         first: Int, end: Int) {
+        for slot in first..<end {
+            let frame = base + Int(truncatingIfNeeded: addresses[slot])
+            let length = Int(lengths[slot])
+            if LISP.untaggedIPv4DestinationHintOnWire(frame, length: length) == nil {
+                prefetchParsing(frame, length: length, slot: slot)
+            }
+        }
+    }
+
+    /// `prefetch` for one frame that is not untagged IPv4.
+    @inline(__always)
     func prefetchParsing(_ frame: UnsafeRawPointer, length: Int, slot: Int) {
         guard let inner = LISP.innerPacket(frame, length: length) else {
             burstSets[slot] = 0
@@ -217,9 +244,9 @@ final class WorkerMapCache: @unchecked Sendable {
         vs_prefetch(set(number: number))
     }
 
-    /// The next-hop index way 0 of burst slot `slot`'s set names (-1: none): read a few frames
-    /// before the frame is acted on, when the set prefetched at extraction has arrived, so that
-    /// the worker can prefetch that next hop too (a hint: the lookup at output decides).
+    /// The next-hop index way 0 of burst slot `slot`'s set names (-1: none): read once the burst
+    /// is classified, when the set `prefetch` asked for has arrived, so that the worker can
+    /// prefetch that next hop too (a hint: the lookup at output decides).
     @inline(__always)
     func hintedHop(slot: Int) -> Int32 {
         set(number: Int(burstSets[slot])).pointee.hop
