@@ -230,8 +230,8 @@ extension Worker {
                                         inPort: inPort, bridge: bridge)
             }
         }
-        // remote_ip=map: the frames' likely next hops, now that their sets (prefetched at
-        // extraction) have arrived (Worker+MapCache.swift).
+        // remote_ip=map: the frames' likely next hops, now that their sets (prefetched above)
+        // have arrived (Worker+MapCache.swift).
         if mapCache.hasPorts { prefetchMapNextHops(first: first, end: end) }
         var run = RuleRun()
         if table.ruleCount > Self.prefetchingRuleCount {

@@ -48,7 +48,7 @@ extension Worker {
 
     /// Starts loading the next hops the frames of burst slots `first..<end` will most likely go
     /// to (their sets' way 0, `WorkerMapCache.hintedHop`), once the burst is classified (by then
-    /// the sets prefetched at extraction have arrived): with traffic to many RLOCs their next
+    /// the sets `prefetchMapResolutions` asked for have arrived): with traffic to many RLOCs their next
     /// hops do not all stay in L1, and the hit path reads one right after the lookup. One tight
     /// loop for the burst, whatever the table's size; out of line, as `prefetchMapResolutions`.
     @inline(never)

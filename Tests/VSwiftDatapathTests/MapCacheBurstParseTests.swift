@@ -5,7 +5,7 @@ import VSwiftTesting
 @testable import VSwiftDatapath
 
 /// A frame output to a `remote_ip=map` port is looked up by its bytes as they are at output, not
-/// by what extraction read of it (that was only a prefetch hint, `WorkerMapCache.prefetch`): a
+/// by what was read of it before classification (a prefetch hint, `WorkerMapCache.prefetch`): a
 /// header action before the output, a copy for an earlier output, a pushed tag, a non-IP or a
 /// malformed frame in the burst each go where the map-cache maps the inner destination the packet
 /// has when it is encapsulated (RFC 9301 §5.4), or are counted non-IP.
