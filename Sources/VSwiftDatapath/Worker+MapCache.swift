@@ -20,8 +20,8 @@ extension Worker {
     /// The hit path, inlined into `sendThroughTunnel`: the next-hop index cached for `frame` when
     /// it is untagged IPv4 and its destination's resolution for `port` in the current epoch names
     /// a lone RLOC whose next hop is claimed; -1 otherwise (then `mapCacheNextHop` decides). The
-    /// frame is read as it is now (after any header action), its set was prefetched at
-    /// extraction (`WorkerMapCache.prefetch`): one multiply and one compared word per way (an
+    /// frame is read as it is now (after any header action), its set was prefetched before the
+    /// burst was classified (`WorkerMapCache.prefetch`): one multiply and one compared word per way (an
     /// IPv4 key names epoch, port and destination, `MapResolution`), no call, nothing written.
     /// The epoch's 20 s renewal is checked once per poll round, and by `mapCacheNextHop`.
     @inline(__always)
@@ -48,9 +48,10 @@ extension Worker {
 
     /// Starts loading the next hops the frames of burst slots `first..<end` will most likely go
     /// to (their sets' way 0, `WorkerMapCache.hintedHop`), once the burst is classified (by then
-    /// the sets `prefetchMapResolutions` asked for have arrived): with traffic to many RLOCs their next
-    /// hops do not all stay in L1, and the hit path reads one right after the lookup. One tight
-    /// loop for the burst, whatever the table's size; out of line, as `prefetchMapResolutions`.
+    /// the sets `prefetchMapResolutions` asked for have arrived): with traffic to many RLOCs
+    /// their next hops do not all stay in L1, and the hit path reads one right after the lookup.
+    /// One tight loop for the burst, whatever the table's size; out of line, as
+    /// `prefetchMapResolutions`.
     @inline(never)
     func prefetchMapNextHops(first: Int, end: Int) {
         let cache = mapCache
