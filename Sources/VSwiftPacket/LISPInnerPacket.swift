@@ -28,7 +28,7 @@ extension LISP {
     @inlinable @inline(__always)
     public static func innerPacket(_ frame: UnsafeRawPointer, length: Int) -> InnerPacket? {
         if isUntaggedIPv4(frame, length: length) {
-            return InnerPacket(source: IPAddress(ipv4: Wire.u32(frame, 26)), destination: IPAddress(ipv4: Wire.u32(frame, 30)),
+            return InnerPacket(source: IPAddress(ipv4: Wire.u32(frame, 26)), destination: untaggedIPv4Destination(frame),
                                l3Offset: 14, isIPv6: false)
         }
         return innerPacketParsing(frame, length: length)
