@@ -230,9 +230,9 @@ extension Worker {
                                         inPort: inPort, bridge: bridge)
             }
         }
-        // remote_ip=map: the frames' likely next hops, now that their sets (prefetched above)
-        // have arrived (Worker+MapCache.swift).
-        if mapCache.hasPorts { prefetchMapNextHops(first: first, end: end) }
+        // remote_ip=map with many RLOCs: the frames' likely next hops, now that their sets
+        // (prefetched above) have arrived (Worker+MapCache.swift).
+        if mapCache.prefetchesNextHops && constant == nil { prefetchMapNextHops(first: first, end: end) }
         var run = RuleRun()
         if table.ruleCount > Self.prefetchingRuleCount {
             // With many rules, each frame's rule entry, counters and actions are cache misses of

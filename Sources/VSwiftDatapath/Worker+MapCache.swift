@@ -18,22 +18,22 @@ extension Worker {
     static let mapCacheDropped = -2
 
     /// The hit path, inlined into `sendThroughTunnel`: the next-hop index cached for `frame` when
-    /// it is untagged IPv4 and its destination's resolution for `port` in the current epoch names
-    /// a lone RLOC whose next hop is claimed; -1 otherwise (then `mapCacheNextHop` decides). The
-    /// frame is read as it is now (after any header action), its set was prefetched before the
-    /// burst was classified (`WorkerMapCache.prefetch`): one multiply and one compared word per way (an
-    /// IPv4 key names epoch, port and destination, `MapResolution`), no call, nothing written.
-    /// The epoch's 20 s renewal is checked once per poll round, and by `mapCacheNextHop`.
+    /// its ethertype is IPv4 (untagged) and its destination's resolution for `port` in the
+    /// current epoch is way 0 of its set and names a lone RLOC whose next hop is claimed; -1
+    /// otherwise (then `mapCacheNextHop` decides, way 1 included: a set holds two destinations
+    /// only for the few that share one). The frame is read as it is now (after any header
+    /// action); its IP version is left to `LISP.encapsulate`, which refuses another as not IP,
+    /// as `mapCacheNextHop` would (`ipv4EthertypeDestinationOnWire`). Its set was prefetched
+    /// before the burst was classified (`WorkerMapCache.prefetch`). One multiply, the port's key
+    /// tag and one compared word (an IPv4 key names epoch, port and destination,
+    /// `MapResolution`); no call, nothing written. The epoch's 20 s renewal is checked once per
+    /// poll round, and by `mapCacheNextHop`.
     @inline(__always)
     func cachedMapCacheHop(port: PortSlot, frame: UnsafeRawPointer, length: Int) -> Int {
-        guard LISP.isUntaggedIPv4(frame, length: length) else { return -1 }
-        let wire = LISP.untaggedIPv4DestinationOnWire(frame)
-        let cache = mapCache
-        let set = cache.set(number: WorkerMapCache.setNumber(wireIPv4: wire))
-        let key = cache.key(port: port, wireIPv4: wire)
-        if set.pointee.key == key { return Int(set.pointee.hop) }
-        if (set + 1).pointee.key == key { return Int((set + 1).pointee.hop) }
-        return -1
+        guard let wire = LISP.ipv4EthertypeDestinationOnWire(frame, length: length) else { return -1 }
+        let set = WorkerMapCache.set(number: WorkerMapCache.setNumber(wireIPv4: wire), in: mapResolutions)
+        guard set.pointee.key == WorkerMapCache.key(port: port, wireIPv4: wire, tags: mapKeyTags) else { return -1 }
+        return Int(set.pointee.hop)
     }
 
     /// Starts loading the resolution sets of the inner destinations of burst slots
@@ -50,7 +50,9 @@ extension Worker {
     /// to (their sets' way 0, `WorkerMapCache.hintedHop`), once the burst is classified (by then
     /// the sets `prefetchMapResolutions` asked for have arrived): with traffic to many RLOCs
     /// their next hops do not all stay in L1, and the hit path reads one right after the lookup.
-    /// One tight loop for the burst, whatever the table's size; out of line, as
+    /// Only then (`WorkerMapCache.prefetchesNextHops`), and not for a burst of a table whose rules
+    /// look at no field (nothing is classified between the two loops: the sets are still on their
+    /// way). One tight loop for the burst, whatever the table's size; out of line, as
     /// `prefetchMapResolutions`.
     @inline(never)
     func prefetchMapNextHops(first: Int, end: Int) {
@@ -224,6 +226,25 @@ extension Worker {
         mapCache.snapshot = snapshot.map { Unmanaged.passUnretained($0) }
         mapCache.rlocs = rlocs.map { Unmanaged.passUnretained($0) }
         mapCache.newEpoch(now: now)
+        updateMapCachePrefetching()
+    }
+
+    /// What bursts prefetch for `remote_ip=map` ports: their resolution sets when the worker has
+    /// such a port, and their next hops too when those can be more than stay in L1 (the
+    /// snapshot's RLOCs in each such port's instance, `WorkerMapCache.usesManyNextHops`). Set
+    /// with tunnel ports and snapshots (worker parked).
+    func updateMapCachePrefetching() {
+        var ports = 0
+        var nextHops = 0
+        let rlocs = mapCache.rlocs?.takeUnretainedValue()
+        for i in 0..<tunnelPortCount {
+            let state = tunnelPortStates + tunnelPorts[i].index
+            guard state.pointee.remoteIsMap else { continue }
+            ports += 1
+            nextHops += rlocs?.count(instanceID: state.pointee.key) ?? 0
+        }
+        mapCache.hasPorts = ports > 0
+        mapCache.prefetchesNextHops = WorkerMapCache.usesManyNextHops(nextHops)
     }
 }
 

@@ -176,7 +176,7 @@ extension Worker {
     /// The distinct UDP ports LISP ports listen on (usually just 4341).
     private func rebuildTunnelPorts() {
         tunnelUDPPortCount = 0
-        mapCache.hasPorts = (0..<tunnelPortCount).contains { tunnelPortStates[tunnelPorts[$0].index].remoteIsMap }
+        updateMapCachePrefetching()
         // Resolutions are per port slot: a slot's next port (other options) starts from none.
         mapCache.newEpoch(now: now)
         for i in 0..<tunnelPortCount {

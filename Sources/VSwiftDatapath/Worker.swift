@@ -171,7 +171,11 @@ package final class Worker: @unchecked Sendable {
     var flowCacheInstalling = false
     /// remote_ip=map: the published map-cache, this worker's resolutions and its miss queue
     /// (WorkerMapCache.swift; ownership as the tunnel tables, listed there).
-    let mapCache = WorkerMapCache()
+    let mapCache: WorkerMapCache
+    /// `mapCache.resolutions` and `mapCache.keyTags`, kept beside it so that the hit path reads
+    /// plain pointer fields of the worker (as `nextHopEntries`).
+    let mapResolutions: UnsafeMutablePointer<MapResolution>
+    let mapKeyTags: UnsafePointer<UInt64>
     /// Written to ask the resolver for a next hop (set by the datapath; -1: none).
     var tunnelResolverFD: Int32 = -1
     let outer: UnsafeMutablePointer<LISP.OuterHeaders>
@@ -265,6 +269,10 @@ package final class Worker: @unchecked Sendable {
         let table = TunnelNextHopTable()
         nextHopEntries = table.entries
         nextHops = table
+        let cache = WorkerMapCache()
+        mapCache = cache
+        mapResolutions = cache.resolutions
+        mapKeyTags = UnsafePointer(cache.keyTags)
         outer = .allocate(capacity: 1)
         outer.initialize(to: LISP.OuterHeaders())
         captureRings = .allocate(capacity: Self.maxCaptures)

@@ -75,6 +75,9 @@ final class WorkerMapCache: @unchecked Sendable {
     static let epochMask: UInt64 = ~((1 << epochShift) - 1)
 
     let resolutions: UnsafeMutablePointer<MapResolution>
+    /// Per port slot: its keys' tag in the current epoch (`epochKey | slot << 32`), rewritten by
+    /// `newEpoch`: the hit path makes an IPv4 key with one load and one `or`.
+    let keyTags: UnsafeMutablePointer<UInt64>
     /// Per slot of the burst being classified: the set `prefetch` found (a hint for `hintedHop`;
     /// 0 for a frame it could not read: at worst one useless prefetch, cheaper than a branch on
     /// every frame).
@@ -89,19 +92,25 @@ final class WorkerMapCache: @unchecked Sendable {
     /// Whether the worker has a `remote_ip=map` port (set with its tunnel ports, worker parked):
     /// only then are bursts' sets prefetched.
     var hasPorts = false
+    /// Whether bursts' likely next hops are prefetched too (`usesManyNextHops`; worker parked).
+    var prefetchesNextHops = false
     let misses = MapCacheMissRing()
     /// A trace-mode worker's record of what its lookups found (nil in a live worker).
     var traceOutcomes: UnsafeMutablePointer<MapCacheTraceRoom>?
 
     init() {
         resolutions = HugePageTable.allocate(MapResolution.self, capacity: Self.sets * 2)
+        keyTags = .allocate(capacity: DatapathLimits.maxPorts)
         burstSets = .allocate(capacity: ClassifyBurst.capacity)
         burstSets.initialize(repeating: 0, count: ClassifyBurst.capacity)
         resolutions.initialize(repeating: MapResolution(), count: Self.sets * 2)
+        keyTags.initialize(repeating: 0, count: DatapathLimits.maxPorts)
+        writeKeyTags()
     }
 
     deinit {
         HugePageTable.free(resolutions)
+        keyTags.deallocate()
         burstSets.deallocate()
         if let traceOutcomes {
             traceOutcomes.pointee.items.deallocate()
@@ -120,6 +129,12 @@ final class WorkerMapCache: @unchecked Sendable {
         }
         epochKey = epoch << Self.epochShift
         epochStarted = now
+        writeKeyTags()
+    }
+
+    /// `keyTags` for the current epoch (256 words: every 20 s and on reconfiguration).
+    private func writeKeyTags() {
+        for slot in 0..<DatapathLimits.maxPorts { keyTags[slot] = epochKey | UInt64(slot) << 32 }
     }
 
     /// The current epoch (tests).
@@ -129,14 +144,32 @@ final class WorkerMapCache: @unchecked Sendable {
     @inline(__always)
     func key(port: PortSlot, destination: IPAddress) -> UInt64 {
         if destination.isIPv4 { return key(port: port, wireIPv4: Self.wireIPv4(destination)) }
-        return epochKey | Self.notIPv4Bit | UInt64(port.rawValue) << 32 | UInt64(Self.wireIPv4(destination))
+        return keyTags[port.index] | Self.notIPv4Bit | UInt64(Self.wireIPv4(destination))
     }
 
     /// The key of the IPv4 destination whose 4 bytes, loaded as they are on the wire, are
     /// `wireIPv4`, for `port` in the current epoch.
     @inline(__always)
     func key(port: PortSlot, wireIPv4: UInt32) -> UInt64 {
-        epochKey | UInt64(port.rawValue) << 32 | UInt64(wireIPv4)
+        Self.key(port: port, wireIPv4: wireIPv4, tags: keyTags)
+    }
+
+    /// `key(port:wireIPv4:)` with `keyTags` at hand.
+    @inline(__always)
+    static func key(port: PortSlot, wireIPv4: UInt32, tags: UnsafePointer<UInt64>) -> UInt64 {
+        tags[port.index] | UInt64(wireIPv4)
+    }
+
+    /// At most this many next hops in use (RLOCs × `remote_ip=map` ports) are not prefetched per
+    /// burst: their packet-path lines (64 bytes each, 8 KiB for 128) are read again every few
+    /// dozen packets and stay in L1, where a prefetch loop only costs instructions (measured at
+    /// 64 RLOCs, bench/results/archive/2026-12-07-lisp-map-hops.md).
+    static let nextHopPrefetchThreshold = 128
+
+    /// Whether `nextHops` next hops (at most: the RLOCs of each `remote_ip=map` port's instance,
+    /// summed over the ports) are more than stay in L1 (`nextHopPrefetchThreshold`).
+    static func usesManyNextHops(_ nextHops: Int) -> Bool {
+        nextHops > nextHopPrefetchThreshold
     }
 
     /// An address's low 32 bits as a load of its 4 bytes on the wire gives them (the IPv4 address
@@ -155,6 +188,12 @@ final class WorkerMapCache: @unchecked Sendable {
     /// The first way of set `number`.
     @inline(__always)
     func set(number: Int) -> UnsafeMutablePointer<MapResolution> {
+        Self.set(number: number, in: resolutions)
+    }
+
+    /// `set(number:)` with `resolutions` at hand.
+    @inline(__always)
+    static func set(number: Int, in resolutions: UnsafeMutablePointer<MapResolution>) -> UnsafeMutablePointer<MapResolution> {
         // Two 32-byte ways per set: the set's byte offset is its number << 6.
         UnsafeMutableRawPointer(resolutions).advanced(by: number << 6).assumingMemoryBound(to: MapResolution.self)
     }
@@ -206,7 +245,7 @@ final class WorkerMapCache: @unchecked Sendable {
         var slot = first
         while slot < end {
             let frame = base + Int(truncatingIfNeeded: addresses[slot])
-            if let wire = LISP.untaggedIPv4DestinationHintOnWire(frame, length: Int(lengths[slot])) {
+            if let wire = LISP.ipv4EthertypeDestinationOnWire(frame, length: Int(lengths[slot])) {
                 let number = Self.setNumber(wireIPv4: wire)
                 numbers[slot] = Int32(truncatingIfNeeded: number)
                 vs_prefetch(table + (number << 6))
@@ -226,7 +265,7 @@ final class WorkerMapCache: @unchecked Sendable {
         for slot in first..<end {
             let frame = base + Int(truncatingIfNeeded: addresses[slot])
             let length = Int(lengths[slot])
-            if LISP.untaggedIPv4DestinationHintOnWire(frame, length: length) == nil {
+            if LISP.ipv4EthertypeDestinationOnWire(frame, length: length) == nil {
                 prefetchParsing(frame, length: length, slot: slot)
             }
         }
@@ -343,6 +382,11 @@ final class MapCacheRLOCSet: @unchecked Sendable {
     static func hash(_ instanceID: UInt32, _ address: IPAddress) -> Int {
         let h = address.low &* 0x9e37_79b9_7f4a_7c15 ^ address.high &* 0xc2b2_ae3d_27d4_eb4f ^ UInt64(instanceID) &* 0x1656_67b1_9e37_79f9
         return Int(truncatingIfNeeded: h >> 32)
+    }
+
+    /// How many of the RLOCs are in instance `instanceID` (a scan: off the packet path).
+    func count(instanceID: UInt32) -> Int {
+        (0...mask).count { slots[$0].used && slots[$0].instanceID == instanceID }
     }
 
     @inline(__always)

@@ -42,11 +42,13 @@ extension LISP {
         length >= 34 && UInt32(bigEndian: (frame + 12).loadUnaligned(as: UInt32.self)) & 0xffff_f000 == 0x0800_4000
     }
 
-    /// Where an untagged IPv4 frame's destination would be, read from any frame of 34 bytes or
-    /// more whose ethertype is IPv4, without the version check, as its 4 bytes load (network
-    /// order, no byte swap): a prefetch hint, nothing to act on.
+    /// Where an untagged IPv4 frame's destination is, read from any frame of 34 bytes or more
+    /// whose ethertype is IPv4, as its 4 bytes load (network order, no byte swap). The IP version
+    /// is not checked: a prefetch hint, or a lookup key for a frame that `encapsulate` (which
+    /// checks it) reads next, so a frame of another version is refused there as not IP, as
+    /// `innerPacket` would have refused it.
     @inlinable @inline(__always)
-    public static func untaggedIPv4DestinationHintOnWire(_ frame: UnsafeRawPointer, length: Int) -> UInt32? {
+    public static func ipv4EthertypeDestinationOnWire(_ frame: UnsafeRawPointer, length: Int) -> UInt32? {
         guard length >= 34 && Wire.u16(frame, 12) == EtherType.ipv4 else { return nil }
         return untaggedIPv4DestinationOnWire(frame)
     }

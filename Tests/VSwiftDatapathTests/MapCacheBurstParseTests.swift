@@ -80,20 +80,23 @@ struct MapCacheBurstParseTests {
         #expect(h.accounting().isConsistent)
     }
 
-    /// The prefetch hint reads any frame with the IPv4 ethertype; the lookup does not trust it: an
-    /// IPv4 ethertype over a version-6 header, or a frame too short for an IPv4 header, is never
-    /// encapsulated (RFC 9300 §5.3: the inner header is IPv4 or IPv6), while a valid IPv4 frame
-    /// between them resolves.
+    /// The prefetch hint and the inline lookup read any frame with the IPv4 ethertype; neither
+    /// is trusted with the version: an IPv4 ethertype over a version-6 header, or a frame too
+    /// short for an IPv4 header, is never encapsulated (RFC 9300 §5.3: the inner header is IPv4
+    /// or IPv6), even when a valid frame has resolved the destination its bytes name, while the
+    /// valid IPv4 frames between them resolve.
     @Test func anIPv4EthertypeOverAnotherVersionOrTooShortIsCountedNotIP() throws {
-        var wrongVersion = base.frame4(to: 0x0a01_011e)
+        let valid = base.frame4(to: 0x0a01_011e)
+        var wrongVersion = valid
         wrongVersion[14] = 0x65
-        let tooShort = Array(base.frame4(to: 0x0a01_011e)[0..<33])
-        let frames = [wrongVersion, base.frame4(to: 0x0a01_021e), tooShort]
-        let h = try harness(frames, actions: "output:2")
-        _ = h.run(packets: 300)
+        let tooShort = Array(valid[0..<33])
+        let h = try harness([valid, wrongVersion, base.frame4(to: 0x0a01_021e), tooShort], actions: "output:2")
+        _ = h.run(packets: 400)
         #expect(h.tunnelStatistics.droppedNonIP == 200)
-        #expect(h.tunnelStatistics.encapsulated == 100)
-        #expect(sent(h).allSatisfy { $0.0 == Self.rlocA && $0.1 == IPAddress("10.1.2.30")! })
+        #expect(h.tunnelStatistics.encapsulated == 200)
+        let frames = sent(h)
+        #expect(frames.map(\.0) == Array([Self.rlocB, Self.rlocA].repeated(100)))
+        #expect(frames.map(\.1) == Array([IPAddress("10.1.1.30")!, IPAddress("10.1.2.30")!].repeated(100)))
         #expect(h.accounting().isConsistent)
     }
 

@@ -144,6 +144,33 @@ struct MapCachePipelineTests {
         #expect(h.accounting().isConsistent)
     }
 
+    /// Bursts prefetch their next hops only when the `remote_ip=map` port's instance has more
+    /// RLOCs than stay in L1 (`WorkerMapCache.nextHopPrefetchThreshold`); RLOCs of other
+    /// instances do not count. Their resolution sets are prefetched whenever there is such a port.
+    @Test func nextHopsArePrefetchedOnlyForAnInstanceWithManyRLOCs() throws {
+        let h = try harness([frame4(to: 0x0a01_011e)])
+        func rlocs(_ count: Int, instance: UInt32) -> [(EIDPrefix, [Locator], NegativeAction?)] {
+            (0..<count).map { i in
+                (prefix("10.5.\(i).0/24", instance), one(IPAddress(ipv4: 0xc633_6400 | UInt32(i))), nil)
+            }
+        }
+        let threshold = WorkerMapCache.nextHopPrefetchThreshold
+        h.publishMapCache(snapshot(rlocs(threshold, instance: Self.iid)))
+        #expect(h.worker.mapCache.hasPorts)
+        #expect(!h.worker.mapCache.prefetchesNextHops)
+        h.publishMapCache(snapshot(rlocs(threshold + 1, instance: Self.iid)))
+        #expect(h.worker.mapCache.prefetchesNextHops)
+        h.publishMapCache(snapshot(rlocs(threshold + 1, instance: Self.iid + 1)))
+        #expect(!h.worker.mapCache.prefetchesNextHops)
+        // Prefetching or not, packets go where the map-cache says.
+        h.publishMapCache(snapshot(rlocs(threshold + 1, instance: Self.iid) + [(prefix("10.1.1.0/24"), one(Self.rlocA), nil)]))
+        #expect(h.worker.mapCache.prefetchesNextHops)
+        _ = h.run(packets: 300)
+        #expect(h.sentFrames.count == 300)
+        #expect(h.sentFrames.allSatisfy { IPAddress(ipv4: Ref.u32($0.bytes, 30)) == Self.rlocA })
+        #expect(h.accounting().isConsistent)
+    }
+
     @Test func aNewSnapshotChangesTheRLOCOfTheNextPacketOfTheSameFlow() throws {
         let h = try harness([frame4(to: 0x0a01_011e)])
         h.publishMapCache(snapshot([(prefix("10.1.0.0/16"), one(Self.rlocA), nil)]))

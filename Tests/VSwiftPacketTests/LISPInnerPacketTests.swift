@@ -36,7 +36,7 @@ struct LISPInnerPacketTests {
                     #expect(LISP.untaggedIPv4Destination(p) == general?.destination)
                     let wire = LISP.untaggedIPv4DestinationOnWire(p)
                     #expect(IPAddress(ipv4: UInt32(bigEndian: wire)) == general?.destination)
-                    #expect(LISP.untaggedIPv4DestinationHintOnWire(p, length: length) == wire)
+                    #expect(LISP.ipv4EthertypeDestinationOnWire(p, length: length) == wire)
                 }
             }
         }
