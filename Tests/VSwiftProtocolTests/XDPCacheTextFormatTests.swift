@@ -90,6 +90,7 @@ import Testing
               packets sent to the workers: 8 (misses 7, punted 1)
               packets dropped in XDP: 1
               misses not handed over (hand-over rings full): 4
+              forgets not sent back (forget rings full): 6
 
             """)
     }
