@@ -1,3 +1,8 @@
+// Reports the control socket answers with: plain Codable data, encoded by vswiftd and decoded by
+// vswiftctl (and the tests). Across builds: a newer vswiftctl must read an older vswiftd's report,
+// so a counter added to a report after its first release is decoded with `decodeIfPresent`,
+// default 0 (a custom `init(from:)`; the encoded form keeps every key).
+
 /// OpenFlow's reserved port number for a bridge's internal port (OFPP_LOCAL).
 public let ofportLocal: UInt32 = 65534
 

@@ -127,4 +127,24 @@ public struct XDPCacheReport: Codable, Sendable, Equatable {
         self.flows = flows
         self.truncated = truncated
     }
+
+    /// The synthesized decoding but for the counters added after the report's first release
+    /// (`handoverRingFull`, `forgetOverflow`): absent, 0 (Reports.swift, *Across builds*).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        enabled = try c.decode(Bool.self, forKey: .enabled)
+        entries = try c.decode(Int.self, forKey: .entries)
+        capacity = try c.decode(Int.self, forKey: .capacity)
+        masks = try c.decode(Int.self, forKey: .masks)
+        maxMasks = try c.decode(Int.self, forKey: .maxMasks)
+        installed = try c.decode(UInt64.self, forKey: .installed)
+        refused = try c.decode([String: UInt64].self, forKey: .refused)
+        removed = try c.decode([String: UInt64].self, forKey: .removed)
+        handoverRingFull = try c.decodeIfPresent(UInt64.self, forKey: .handoverRingFull) ?? 0
+        forgetOverflow = try c.decodeIfPresent(UInt64.self, forKey: .forgetOverflow) ?? 0
+        totals = try c.decode(XDPPathReport.self, forKey: .totals)
+        ports = try c.decode([XDPCachePortEntry].self, forKey: .ports)
+        flows = try c.decode([XDPCacheFlowEntry].self, forKey: .flows)
+        truncated = try c.decode(Bool.self, forKey: .truncated)
+    }
 }

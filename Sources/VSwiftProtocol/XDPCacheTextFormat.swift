@@ -49,7 +49,8 @@ public func formatXDPPathLine(_ path: XDPPathReport) -> String {
     "xdp_cache " + formatXDPPath(path) + (path.redirectProblem.map { ", not a redirect target: " + $0 } ?? "") + "\n"
 }
 
-/// What `dump-workers` adds after the workers: the packets the workers never saw.
+/// What `dump-workers` adds after the workers: the packets the workers never saw, and what the
+/// rings between them and the installer lost either way (`handover_ring_full`, `forget_overflow`).
 public func formatXDPWorkerTotals(_ report: XDPCacheReport) -> String {
     guard report.enabled else { return "xdp cache: off\n" }
     let t = report.totals
@@ -59,6 +60,7 @@ public func formatXDPWorkerTotals(_ report: XDPCacheReport) -> String {
           packets sent to the workers: \(t.misses &+ t.punted) (misses \(t.misses), punted \(t.punted))
           packets dropped in XDP: \(t.failed)
           misses not handed over (hand-over rings full): \(report.handoverRingFull)
+          forgets not sent back (forget rings full): \(report.forgetOverflow)
 
         """
 }

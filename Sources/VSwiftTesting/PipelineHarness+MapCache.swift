@@ -24,16 +24,11 @@ extension PipelineHarness {
     /// that port, and replaces the flow table with `rules` (which may now name port 3). The
     /// harness must encapsulate.
     public func addMapPort(instanceID: UInt32, udpPort: UInt16, rlocs: [IPAddress], rules: [DatapathRule]) throws {
-        worker.setTunnelPort(3, bridge: 0, state: TunnelPortState(LISPPortOptions(remote: .map, key: .id(instanceID), udpPort: udpPort)))
-        worker.setPortNumber(3, ofport: 3)
-        worker.setBridge(0, table: macTable, members: [0, 2, 3])
+        addLISPPort(3, ofport: 3, options: LISPPortOptions(remote: .map, key: .id(instanceID), udpPort: udpPort), members: [0, 2, 3])
         worker.setTunnelRouting(localRLOCs: [Self.localRLOC, Self.localRLOC6],
                                 nextHops: Self.mapNextHops(rlocs, encapsulating: true)
                                     + Self.mapNextHops(rlocs, encapsulating: true, udpPort: udpPort))
-        let slots: [OpenFlowPortNumber: PortSlot] = [1: 0, 2: 2, 3: 3]
-        let table = try CompiledFlowTable(rules: rules, portSlot: { slots[$0] })
-        keptAlive.append(table)   // the worker holds it unretained
-        worker.setFlowTable(0, table)
+        try setFlowTable(rules, slots: [1: 0, 2: 2, 3: 3])
     }
 
     /// Resolved next hops to `rlocs` by the underlay device.

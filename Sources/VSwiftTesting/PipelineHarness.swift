@@ -32,10 +32,10 @@ public final class PipelineHarness {
     private let templateLengths: UnsafeMutablePointer<Int>
     private let templateCount: Int
     private var nextTemplate = 0
-    private var flowTable: CompiledFlowTable?
-    /// Bridge 0's MAC table (kept for `addMapPort`, which changes the bridge's members).
+    /// Bridge 0's MAC table (kept for `addLISPPort`, which changes the bridge's members).
     let macTable = MACLearningTable()
-    /// What the harness keeps alive for the worker (the map-cache's RLOC sets, PipelineHarness+MapCache.swift).
+    /// What the harness keeps alive for the worker, which holds them unretained: every flow table
+    /// it was given, the map-cache's RLOC sets (PipelineHarness+MapCache.swift).
     var keptAlive: [AnyObject] = []
     public private(set) var transmitted = 0
     private var lastTransmitted = xdp_desc()
@@ -183,9 +183,7 @@ public final class PipelineHarness {
             if case .ipv6(let checksumOffload) = underlay {
                 (local, remote, offload) = (Self.localRLOC6, Self.remoteRLOC6, checksumOffload)
             }
-            worker.setTunnelPort(2, bridge: 0, state: TunnelPortState(LISPPortOptions(remote: .address(remote), outerFields: outerFields)))
-            worker.setPortNumber(2, ofport: 2)
-            worker.setBridge(0, table: table, members: [vm, 2])
+            addLISPPort(2, ofport: 2, options: LISPPortOptions(remote: .address(remote), outerFields: outerFields), members: [vm, 2])
             var hop = TunnelNextHop(remote: remote, local: IPAddress(), udpPort: LISP.udpPort, status: .resolved)
             hop.egressPort = underlayPort
             hop.mtu = underlayMTU
@@ -196,16 +194,28 @@ public final class PipelineHarness {
             worker.setTunnelRouting(localRLOCs: [local], nextHops: [hop])
             slots = [1: vm, 2: 2]
         }
-        if let rules {
-            let compiled = try CompiledFlowTable(rules: rules, portSlot: { slots[$0] })
-            worker.setFlowTable(0, compiled)
-            flowTable = compiled
-        }
+        if let rules { try setFlowTable(rules, slots: slots) }
         // NORMAL needs the destination learned on port 2: tell it once, as a reply would.
         if let first = packets.first, first.count >= 12 {
             let destination = first.withUnsafeBytes { Ethernet.destination($0.baseAddress!) }
             table.learn(destination, port: 1, now: Worker.monotonicSeconds())
         }
+    }
+
+    /// Makes slot `slot` a LISP port of bridge 0 with `options`, OpenFlow port `ofport`, and
+    /// `members` (which include it) bridge 0's ports. Its next hops are the caller's to set.
+    func addLISPPort(_ slot: PortSlot, ofport: OpenFlowPortNumber, options: LISPPortOptions, members: [PortSlot]) {
+        worker.setTunnelPort(slot, bridge: 0, state: TunnelPortState(options))
+        worker.setPortNumber(slot, ofport: ofport)
+        worker.setBridge(0, table: macTable, members: members)
+    }
+
+    /// Gives bridge 0 the flow table of `rules`, whose OpenFlow port numbers are slots `slots`
+    /// (none: output to it is dropped). The table replaced stays alive with the harness.
+    func setFlowTable(_ rules: [DatapathRule], slots: [OpenFlowPortNumber: PortSlot]) throws(DatapathError) {
+        let table = try CompiledFlowTable(rules: rules, portSlot: { slots[$0] })
+        keptAlive.append(table)
+        worker.setFlowTable(0, table)
     }
 
     deinit {

@@ -63,6 +63,29 @@ import Testing
         #expect(second["used"] == nil)
     }
 
+    /// A newer vswiftctl reads an older vswiftd's report: the counters added since the first
+    /// release (handoverRingFull, forgetOverflow) decode as 0 when absent; the encoded form keeps them.
+    @Test func countersAddedLaterDecodeAsZeroWhenAbsent() throws {
+        guard case .object(var older) = try JSONValue(encoding: report) else {
+            Issue.record("not an object")
+            return
+        }
+        older["handoverRingFull"] = nil
+        older["forgetOverflow"] = nil
+        var expected = report
+        expected.handoverRingFull = 0
+        expected.forgetOverflow = 0
+        #expect(try JSONValue.object(older).decode(XDPCacheReport.self) == expected)
+        // A key of the first release is still required.
+        older["installed"] = nil
+        #expect(throws: (any Error).self) { try JSONValue.object(older).decode(XDPCacheReport.self) }
+        // Round trip: the same value, the same JSON.
+        let json = try JSONValue(encoding: report)
+        let decoded = try json.decode(XDPCacheReport.self)
+        #expect(decoded == report)
+        #expect(try JSONValue(encoding: decoded) == json)
+    }
+
     @Test func dumpPortsAddsOneLinePerDevicePort() throws {
         var stats = PortStatisticsReport(rxPackets: 123, txPackets: 5)
         stats.xdp = XDPPathReport(hits: 115, misses: 7, punted: 1)
@@ -90,6 +113,7 @@ import Testing
               packets sent to the workers: 8 (misses 7, punted 1)
               packets dropped in XDP: 1
               misses not handed over (hand-over rings full): 4
+              forgets not sent back (forget rings full): 6
 
             """)
     }
