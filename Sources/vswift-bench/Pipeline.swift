@@ -27,19 +27,15 @@ struct Pipeline: ParsableCommand {
     @Option(help: "Pin the benchmark thread to this CPU.")
     var cpu: Int = 1
 
+    @Option(help: "Instead of one scenario after another, alternate the selected ones for this many rounds of --packets each and compare each with the first, round by round (PipelineInterleaved.swift).")
+    var interleave: Int = 0
+
     mutating func run() throws {
         _ = vs_pin_to_cpu(Int32(cpu))
+        if interleave > 0 { return try runInterleaved() }
         print(row(["scenario", "rules", "Mpps", "ns/pkt", "cpu ns/pkt", "allocs/pkt", "cache hit %", "TSC cyc/pkt"]))
-        let wanted = only.map { $0.split(separator: ",").map(String.init) }
-        for scenario in Self.scenarios where wanted.map({ $0.contains { scenario.name.contains($0) } }) ?? true {
-            let harness = try PipelineHarness(packets: scenario.packets(), rules: scenario.rules(), tunnel: scenario.tunnel)
-            if let prefixes = scenario.mapPrefixes {
-                // remote_ip=map (PipelineMapCache.swift): the LISP port looks each destination up.
-                let (snapshot, rlocs) = Self.mapCache(prefixes: prefixes)
-                harness.useMapCache(instanceID: Self.mapInstance, rlocs: rlocs)
-                harness.publishMapCache(snapshot)
-            }
-            _ = harness.run(packets: min(packets, 1_000_000))  // warm: caches, MAC table, page faults
+        for scenario in selectedScenarios {
+            let harness = try warmHarness(scenario)
             var results: [PipelineHarness.Result] = []
             var allocations = 0
             // TSC cyc/pkt: the worker's own cycles (its rounds, as `dump-workers` accounts them), without the
@@ -63,6 +59,25 @@ struct Pipeline: ParsableCommand {
                        String(format: "%.1f", median.nanosecondsPerPacket),
                        String(format: "%.1f", cpu[cpu.count / 2]), perPacket, hitRate, String(format: "%.1f", workerCycles)]))
         }
+    }
+
+    /// The scenarios `--only` selects, in table order.
+    var selectedScenarios: [Scenario] {
+        let wanted = only.map { $0.split(separator: ",").map(String.init) }
+        return Self.scenarios.filter { scenario in wanted.map { $0.contains { scenario.name.contains($0) } } ?? true }
+    }
+
+    /// A harness set up for `scenario` and run once (caches, MAC table, page faults).
+    func warmHarness(_ scenario: Scenario) throws -> PipelineHarness {
+        let harness = try PipelineHarness(packets: scenario.packets(), rules: scenario.rules(), tunnel: scenario.tunnel)
+        if let prefixes = scenario.mapPrefixes {
+            // remote_ip=map (PipelineMapCache.swift): the LISP port looks each destination up.
+            let (snapshot, rlocs) = Self.mapCache(prefixes: prefixes)
+            harness.useMapCache(instanceID: Self.mapInstance, rlocs: rlocs)
+            harness.publishMapCache(snapshot)
+        }
+        _ = harness.run(packets: min(packets, 1_000_000))
+        return harness
     }
 
     struct Scenario: Sendable {
