@@ -242,6 +242,7 @@ extension Worker {
             for j in first..<min(first &+ Self.prefetchDistance, end) { prefetchCountersAndActions(table, frame: j, end: end) }
             for j in first..<end {
                 prefetchCountersAndActions(table, frame: j &+ Self.prefetchDistance, end: end)
+                mapBurstSlot = j   // where the map-cache hit path finds the frame's set (Worker+MapCache.swift)
                 act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
                     bridge: bridge, context: context, run: &run)
             }
@@ -252,6 +253,7 @@ extension Worker {
             for j in first..<end {
                 let ahead = j &+ Self.prefetchDistance
                 if ahead < end { vs_prefetch(base + Int(burst.addresses[ahead])) }
+                mapBurstSlot = j   // as above
                 act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
                     bridge: bridge, context: context, run: &run)
             }

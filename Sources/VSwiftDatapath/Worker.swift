@@ -172,10 +172,15 @@ package final class Worker: @unchecked Sendable {
     /// remote_ip=map: the published map-cache, this worker's resolutions and its miss queue
     /// (WorkerMapCache.swift; ownership as the tunnel tables, listed there).
     let mapCache: WorkerMapCache
-    /// `mapCache.resolutions` and `mapCache.keyTags`, kept beside it so that the hit path reads
-    /// plain pointer fields of the worker (as `nextHopEntries`).
+    /// `mapCache.resolutions`, `.keyTags` and `.burstSets`, kept beside it so that the hit path
+    /// reads plain pointer fields of the worker (as `nextHopEntries`).
     let mapResolutions: UnsafeMutablePointer<MapResolution>
     let mapKeyTags: UnsafePointer<UInt64>
+    let mapBurstSets: UnsafePointer<Int32>
+    /// The burst slot of the frame being acted on (set by `classifyAndApply`'s loops, stale
+    /// elsewhere): where the map-cache hit path finds the frame's set hint (Worker+MapCache.swift).
+    /// Always a slot of the burst arrays, so a stale one only names another frame's set.
+    var mapBurstSlot = 0
     /// Written to ask the resolver for a next hop (set by the datapath; -1: none).
     var tunnelResolverFD: Int32 = -1
     let outer: UnsafeMutablePointer<LISP.OuterHeaders>
@@ -273,6 +278,7 @@ package final class Worker: @unchecked Sendable {
         mapCache = cache
         mapResolutions = cache.resolutions
         mapKeyTags = UnsafePointer(cache.keyTags)
+        mapBurstSets = UnsafePointer(cache.burstSets)
         outer = .allocate(capacity: 1)
         outer.initialize(to: LISP.OuterHeaders())
         captureRings = .allocate(capacity: Self.maxCaptures)

@@ -78,9 +78,10 @@ final class WorkerMapCache: @unchecked Sendable {
     /// Per port slot: its keys' tag in the current epoch (`epochKey | slot << 32`), rewritten by
     /// `newEpoch`: the hit path makes an IPv4 key with one load and one `or`.
     let keyTags: UnsafeMutablePointer<UInt64>
-    /// Per slot of the burst being classified: the set `prefetch` found (a hint for `hintedHop`;
+    /// Per slot of the burst being classified: the set `prefetch` found — a hint, for the hit
+    /// path (`Worker.cachedMapCacheHop`, whose key compare catches a wrong one) and `hintedHop`;
     /// 0 for a frame it could not read: at worst one useless prefetch, cheaper than a branch on
-    /// every frame).
+    /// every frame.
     let burstSets: UnsafeMutablePointer<Int32>
     /// nil until something is published: every lookup misses.
     var snapshot: Unmanaged<MapCacheSnapshot>?

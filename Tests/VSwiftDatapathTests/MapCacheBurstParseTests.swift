@@ -1,4 +1,5 @@
 import Testing
+import VSwiftClassifier
 import VSwiftMapCache
 import VSwiftPacket
 import VSwiftTesting
@@ -97,6 +98,25 @@ struct MapCacheBurstParseTests {
         let frames = sent(h)
         #expect(frames.map(\.0) == Array([Self.rlocB, Self.rlocA].repeated(100)))
         #expect(frames.map(\.1) == Array([IPAddress("10.1.1.30")!, IPAddress("10.1.2.30")!].repeated(100)))
+        #expect(h.accounting().isConsistent)
+    }
+
+    /// The hit path takes a frame's set from its burst slot's hint (`WorkerMapCache.burstSets`),
+    /// not from its destination: a hint naming another set (here every hint scrambled, and no
+    /// longer renewed per burst: every slot names the first destination's set, which holds its
+    /// resolution) costs a slower lookup, never a wrong RLOC.
+    @Test func aWrongSetHintStillSendsEachFrameToItsDestinationsRLOC() throws {
+        let h = try harness([base.frame4(to: 0x0a01_011e), base.frame4(to: 0x0a01_021e)], actions: "output:2")
+        _ = h.run(packets: 100)
+        #expect(sent(h).map(\.0) == Array([Self.rlocB, Self.rlocA].repeated(50)))
+        h.worker.mapCache.hasPorts = false
+        let firstSet = WorkerMapCache.setNumber(IPAddress("10.1.1.30")!)
+        #expect(firstSet != WorkerMapCache.setNumber(IPAddress("10.1.2.30")!))
+        for slot in 0..<ClassifyBurst.capacity { h.worker.mapCache.burstSets[slot] = Int32(firstSet) }
+        h.clearSentFrames()
+        _ = h.run(packets: 200)
+        #expect(sent(h).map(\.0) == Array([Self.rlocB, Self.rlocA].repeated(100)))
+        #expect(h.tunnelStatistics.encapsulated == 300)
         #expect(h.accounting().isConsistent)
     }
 
