@@ -26,7 +26,7 @@ extension Pipeline {
             precondition(census.isConsistent, "frame accounting broken: \(census)")
         }
         print("\(interleave) rounds of \(packets) packets per scenario, alternating; ratios are \(baseline.name) ÷ scenario, per round")
-        print(row(["scenario", "min cpu ns", "p25", "median", "ratio median", "ratio p25", "ratio p75", "ratio of minima"]))
+        print(row(["scenario", "min cpu ns", "p25", "median", "ratio med", "ratio p25", "ratio p75", "min ÷ min"]))
         for (i, scenario) in scenarios.enumerated() {
             let own = cpuNanoseconds[i].sorted()
             let ratios = zip(cpuNanoseconds[0], cpuNanoseconds[i]).map { $0 / $1 }.sorted()
