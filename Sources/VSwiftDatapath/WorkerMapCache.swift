@@ -161,8 +161,8 @@ final class WorkerMapCache: @unchecked Sendable {
         tags[port.index] | UInt64(wireIPv4)
     }
 
-    /// At most this many next hops in use (RLOCs × `remote_ip=map` ports) are not prefetched per
-    /// burst: their packet-path lines (64 bytes each, 8 KiB for 128) are read again every few
+    /// At most this many next hops in use (the RLOCs of the `remote_ip=map` ports' instances) are
+    /// not prefetched per burst: their packet-path lines (64 bytes each, 8 KiB for 128) are read again every few
     /// dozen packets and stay in L1, where a prefetch loop only costs instructions (measured at
     /// 64 RLOCs, bench/results/archive/2026-12-07-lisp-map-hops.md).
     static let nextHopPrefetchThreshold = 128
@@ -351,6 +351,8 @@ final class MapCacheRLOCSet: @unchecked Sendable {
     private let mask: Int
     /// Distinct (instance id, RLOC) pairs.
     let count: Int
+    /// Distinct RLOCs per instance id (counted here, before any worker is parked to take the set).
+    private let countByInstance: [UInt32: Int]
 
     init(_ snapshot: MapCacheSnapshot) {
         var pairs: [Pair] = []
@@ -365,6 +367,7 @@ final class MapCacheRLOCSet: @unchecked Sendable {
         slots.initialize(repeating: Slot(), count: capacity)
         mask = capacity - 1
         count = pairs.count
+        countByInstance = pairs.reduce(into: [:]) { $0[$1.instanceID, default: 0] += 1 }
         for pair in pairs {
             var i = Self.hash(pair.instanceID, pair.address) & mask
             while slots[i].used { i = (i + 1) & mask }
@@ -385,10 +388,8 @@ final class MapCacheRLOCSet: @unchecked Sendable {
         return Int(truncatingIfNeeded: h >> 32)
     }
 
-    /// How many of the RLOCs are in instance `instanceID` (a scan: off the packet path).
-    func count(instanceID: UInt32) -> Int {
-        (0...mask).count { slots[$0].used && slots[$0].instanceID == instanceID }
-    }
+    /// How many of the RLOCs are in instance `instanceID`.
+    func count(instanceID: UInt32) -> Int { countByInstance[instanceID] ?? 0 }
 
     @inline(__always)
     func contains(instanceID: UInt32, address: IPAddress) -> Bool {
