@@ -28,7 +28,7 @@ extension Worker {
     /// The set is the one `WorkerMapCache.prefetch` found for the frame's burst slot before the
     /// burst was classified (and started loading), not one computed from the destination read
     /// here: so the set's load does not wait for the frame's bytes and a multiply — a chain of
-    /// dependent loads each packet paid in full (measured: map ÷ static 0.88 → 0.93–0.96 by time,
+    /// dependent loads each packet paid in full (measured: map ÷ static 0.88 → 0.91–0.96 by time,
     /// `pipeline --interleave`). Only the key compare waits for the destination. The hint may
     /// name another set (a header action changed the destination, or the frame is not the burst
     /// loop's, `mapBurstSlot` stale): a resolution is kept only in its destination's own set and
