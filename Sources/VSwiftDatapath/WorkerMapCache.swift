@@ -162,9 +162,11 @@ final class WorkerMapCache: @unchecked Sendable {
     }
 
     /// At most this many next hops in use (the RLOCs of the `remote_ip=map` ports' instances) are
-    /// not prefetched per burst: their packet-path lines (64 bytes each, 8 KiB for 128) are read again every few
-    /// dozen packets and stay in L1, where a prefetch loop only costs instructions (measured at
-    /// 64 RLOCs, bench/results/archive/2026-12-07-lisp-map-hops.md).
+    /// not prefetched per burst by a table of many rules (`Worker.prefetchMapNextHops`; a small
+    /// table's act loop prefetches each frame's own, `Worker.prefetchMapCacheAhead`): their
+    /// packet-path lines (64 bytes each, 8 KiB for 128) are read again every few dozen packets
+    /// and mostly stay in L1, where a prefetch loop over the burst costs more instructions than
+    /// it saves (measured at 64 RLOCs, bench/results/archive/2026-12-07-lisp-map-hops.md).
     static let nextHopPrefetchThreshold = 128
 
     /// Whether `nextHops` next hops (at most: the RLOCs of each `remote_ip=map` port's instance,
