@@ -21,7 +21,7 @@ struct Pipeline: ParsableCommand {
     @Option(help: "Repetitions per scenario (median shown).")
     var runs: Int = 3
 
-    @Option(help: "Only scenarios whose name contains this (or one of these, comma-separated).")
+    @Option(help: "Only these scenarios (comma-separated): a term that is a scenario's whole name selects that one, any other every scenario whose name contains it (lisp-map-1: that one; lisp-map: all three).")
     var only: String?
 
     @Option(help: "Pin the benchmark thread to this CPU.")
@@ -63,8 +63,18 @@ struct Pipeline: ParsableCommand {
 
     /// The scenarios `--only` selects, in table order.
     var selectedScenarios: [Scenario] {
-        let wanted = only.map { $0.split(separator: ",").map(String.init) }
-        return Self.scenarios.filter { scenario in wanted.map { $0.contains { scenario.name.contains($0) } } ?? true }
+        guard let only else { return Self.scenarios }
+        return Self.scenarios(matching: only.split(separator: ",").map(String.init))
+    }
+
+    /// The scenarios `terms` name, in table order: a term equal to a scenario's name selects only
+    /// that one (`lisp-map-1` is not also `lisp-map-10k` and `lisp-map-100k`, which once made a
+    /// callgrind count three scenarios as one); any other term, each name containing it.
+    static func scenarios(matching terms: [String]) -> [Scenario] {
+        let names = Set(scenarios.map(\.name))
+        return scenarios.filter { scenario in
+            terms.contains { names.contains($0) ? scenario.name == $0 : scenario.name.contains($0) }
+        }
     }
 
     /// A harness set up for `scenario` and run once (caches, MAC table, page faults).

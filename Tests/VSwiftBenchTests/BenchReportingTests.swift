@@ -16,6 +16,16 @@ struct BenchReportingTests {
         return s
     }
 
+    @Test func pipelineOnlyTakesAWholeNameAsThatScenarioAndAnyOtherTermAsASubstring() {
+        func names(_ terms: [String]) -> [String] { Pipeline.scenarios(matching: terms).map(\.name) }
+        #expect(names(["lisp-map-1"]) == ["lisp-map-1"])
+        #expect(names(["lisp-map"]) == ["lisp-map-1", "lisp-map-10k", "lisp-map-100k"])
+        #expect(names(["lisp-encap-1k", "lisp-map-100k"]) == ["lisp-encap-1k", "lisp-map-100k"])
+        #expect(names(["seed"]) == ["seed"])
+        #expect(names(["seed-"]) == ["seed-encap", "seed-decap"])
+        #expect(names(["no-such-scenario"]).isEmpty)
+    }
+
     @Test func markdownReportHasHeaderFactsTableAndNotes() {
         let invocation = InvocationInfo(commandLine: "vswift-bench forward --quick", date: "2026-11-25T08:00:00Z", commit: "abc123")
         let machine = MachineInfo(cpus: 2, model: "AMD EPYC", kernel: "6.18.44")
