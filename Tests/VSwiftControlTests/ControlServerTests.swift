@@ -421,14 +421,20 @@ private func bindAndAbandon(_ path: String) throws {
             defer { stop.store(true, ordering: .relaxed) }
             try await blocking {
                 let connection = try Connection(path)
-                var slowest = Duration.zero
+                var times: [Duration] = []
                 for id in 0..<50 {
                     let started = ContinuousClock.now
                     try connection.send(request(id, "echo", [.int(Int64(id))]))
                     #expect(try connection.readResponse()?.result == .success([.int(Int64(id))]))
-                    slowest = max(slowest, ContinuousClock.now - started)
+                    times.append(ContinuousClock.now - started)
                 }
-                #expect(slowest < .milliseconds(500), "slowest answer took \(slowest)")
+                // Typical answers stay fast, and none waits anywhere near the attacker's own
+                // deadline (a starved client would): the median, not the slowest one, against a
+                // tight limit, so that one scheduling hiccup of a loaded machine (0.54 s, seen
+                // once) does not fail it.
+                times.sort()
+                #expect(times[times.count / 2] < .milliseconds(100), "median answer took \(times[times.count / 2])")
+                #expect(times[times.count - 1] < .milliseconds(1500), "slowest answer took \(times[times.count - 1])")
             }
         }
     }
