@@ -269,9 +269,10 @@ extension Worker {
     /// `classifyAndApply`'s small-table loop on a worker with `remote_ip=map` ports: also keeps
     /// each frame's resolution set and next hop arriving a few frames ahead
     /// (`prefetchMapCacheAhead`). A loop of its own, out of line: a test of `hasPorts` inside the
-    /// shared loop, or a second inlined `act` in `classifyAndApply`, made every worker slower
-    /// (static encapsulation 996 → 1,032 instructions per packet, measured), and so did passing
-    /// it `classifyAndApply`'s rule run by reference (the run then lives in memory: +4 for p2p).
+    /// shared loop made every worker slower (static encapsulation 996 → 1,032 instructions per
+    /// packet, measured), and passing this loop `classifyAndApply`'s rule run by reference cost
+    /// p2p one more instruction per packet than its own run does (514.4 against 513.5; 510.4
+    /// before this loop existed: the compiler's inlining in `classifyAndApply` moved).
     @inline(never)
     private func actKeepingMapCacheAhead(_ table: CompiledFlowTable, first: Int, end: Int, inPort: PortSlot,
                                          bridge: BridgeSlot, context: PacketContext) {

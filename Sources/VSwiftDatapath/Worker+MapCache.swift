@@ -85,10 +85,10 @@ extension Worker {
     /// time the later frames of a 64-frame burst are acted on, their sets (each read once per
     /// 1,000 packets at 1,000 destinations) and next hops (once per 64 at 64 RLOCs) were evicted
     /// again, and the hit path waited for them: set → next hop → encapsulation is one chain.
-    /// Measured (`pipeline --interleave`, static ÷ map-100k): 0.92 → 0.95, static unchanged; the
-    /// set's prefetch is most of it (the next hop's alone: +0.01). Hints only, as `burstSets`:
-    /// every number in it is a set and every cached hop an index of the next-hop table, so a
-    /// stale slot (a nested burst) costs at most a useless prefetch.
+    /// Measured (`pipeline --interleave`, static ÷ map-100k): 0.91–0.92 → 0.94–0.96, static
+    /// unchanged; the set's prefetch is most of it (the next hop's alone: +0.01). Hints only, as
+    /// `burstSets`: every number in it is a set and every cached hop an index of the next-hop
+    /// table, so a stale slot (a nested burst) costs at most a useless prefetch.
     @inline(__always)
     func prefetchMapCacheAhead(of slot: Int, end: Int) {
         let setSlot = slot &+ Self.mapSetDistance
