@@ -252,23 +252,34 @@ extension Worker {
             actKeepingMapCacheAhead(table, first: first, end: end, inPort: inPort, bridge: bridge, context: context)
             return
         } else {
-            // A small table stays in cache: nothing of it to prefetch. The frames' first lines were
-            // loaded at extraction, but acting on a burst evicts the first frames' lines from L1
-            // again: each comes back a few frames ahead.
-            for j in first..<end {
-                let ahead = j &+ Self.prefetchDistance
-                if ahead < end { vs_prefetch(base + Int(burst.addresses[ahead])) }
-                mapBurstSlot = j   // as above
-                act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
-                    bridge: bridge, context: context, run: &run)
-            }
+            actOnSmallTableBurst(table, first: first, end: end, inPort: inPort, bridge: bridge, context: context,
+                                 keepingMapCacheAhead: false, run: &run)
         }
         addToCounters(run, table)
     }
 
-    /// `classifyAndApply`'s small-table loop on a worker with `remote_ip=map` ports: also keeps
+    /// The act loop of a small table: it stays in cache, nothing of it to prefetch. The frames'
+    /// first lines were loaded at extraction, but acting on a burst evicts the first frames' lines
+    /// from L1 again: each comes back a few frames ahead. `keepingMapCacheAhead` (a constant at
+    /// each call: the compiler makes two loops of it, and tests nothing per frame) also keeps each
+    /// frame's map-cache set and next hop coming (`prefetchMapCacheAhead`).
+    @inline(__always)
+    private func actOnSmallTableBurst(_ table: CompiledFlowTable, first: Int, end: Int, inPort: PortSlot, bridge: BridgeSlot,
+                                      context: PacketContext, keepingMapCacheAhead: Bool, run: inout RuleRun) {
+        let rules = burst.rules
+        for j in first..<end {
+            let ahead = j &+ Self.prefetchDistance
+            if ahead < end { vs_prefetch(base + Int(burst.addresses[ahead])) }
+            if keepingMapCacheAhead { prefetchMapCacheAhead(of: j, end: end) }
+            mapBurstSlot = j   // where the map-cache hit path finds the frame's set (Worker+MapCache.swift)
+            act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
+                bridge: bridge, context: context, run: &run)
+        }
+    }
+
+    /// `classifyAndApply`'s small-table loop on a worker with `remote_ip=map` ports, also keeping
     /// each frame's resolution set and next hop arriving a few frames ahead
-    /// (`prefetchMapCacheAhead`). A loop of its own, out of line: a test of `hasPorts` inside the
+    /// (`prefetchMapCacheAhead`). Out of line: a test of `hasPorts` inside the
     /// shared loop made every worker slower (static encapsulation 996 → 1,032 instructions per
     /// packet, measured), and passing this loop `classifyAndApply`'s rule run by reference cost
     /// p2p one more instruction per packet than its own run does (514.4 against 513.5; 510.4
@@ -276,16 +287,9 @@ extension Worker {
     @inline(never)
     private func actKeepingMapCacheAhead(_ table: CompiledFlowTable, first: Int, end: Int, inPort: PortSlot,
                                          bridge: BridgeSlot, context: PacketContext) {
-        let rules = burst.rules
         var run = RuleRun()
-        for j in first..<end {
-            let ahead = j &+ Self.prefetchDistance
-            if ahead < end { vs_prefetch(base + Int(burst.addresses[ahead])) }
-            prefetchMapCacheAhead(of: j, end: end)
-            mapBurstSlot = j   // where the map-cache hit path finds the frame's set (Worker+MapCache.swift)
-            act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
-                bridge: bridge, context: context, run: &run)
-        }
+        actOnSmallTableBurst(table, first: first, end: end, inPort: inPort, bridge: bridge, context: context,
+                             keepingMapCacheAhead: true, run: &run)
         addToCounters(run, table)
     }
 
