@@ -242,7 +242,8 @@ extension Worker {
             for j in first..<min(first &+ Self.prefetchDistance, end) { prefetchCountersAndActions(table, frame: j, end: end) }
             for j in first..<end {
                 prefetchCountersAndActions(table, frame: j &+ Self.prefetchDistance, end: end)
-                mapBurstSlot = j   // where the map-cache hit path finds the frame's set (Worker+MapCache.swift)
+                // Where the map-cache hit path finds the frame's set (Worker+MapCache.swift).
+                mapFrameSet = WorkerMapCache.set(offset: mapBurstSets[j], in: mapResolutions)
                 act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
                     bridge: bridge, context: context, run: &run)
             }
@@ -270,8 +271,7 @@ extension Worker {
         for j in first..<end {
             let ahead = j &+ Self.prefetchDistance
             if ahead < end { vs_prefetch(base + Int(burst.addresses[ahead])) }
-            if keepingMapCacheAhead { prefetchMapCacheAhead(of: j, end: end) }
-            mapBurstSlot = j   // where the map-cache hit path finds the frame's set (Worker+MapCache.swift)
+            if keepingMapCacheAhead { prefetchMapCacheAhead(of: j) }
             act(table, rule: rules[j], address: burst.addresses[j], length: burst.lengths[j], inPort: inPort,
                 bridge: bridge, context: context, run: &run)
         }

@@ -25,13 +25,14 @@ extension Worker {
     /// action); its IP version is left to `LISP.encapsulate`, which refuses another as not IP,
     /// as `mapCacheNextHop` would (`ipv4EthertypeDestinationOnWire`).
     ///
-    /// The set is the one `WorkerMapCache.prefetch` found for the frame's burst slot before the
-    /// burst was classified (and started loading), not one computed from the destination read
-    /// here: so the set's load does not wait for the frame's bytes and a multiply — a chain of
-    /// dependent loads each packet paid in full (measured: map ÷ static 0.88 → 0.91–0.96 by time,
+    /// The set is `mapFrameSet`, the one `WorkerMapCache.prefetch` found for the frame's burst
+    /// slot before the burst was classified (and started loading), which the act loop hands
+    /// over before acting on the frame — not one computed from the destination read here: so
+    /// the set's load does not wait for the frame's bytes and a multiply — a chain of dependent
+    /// loads each packet paid in full (measured: map ÷ static 0.88 → 0.91–0.96 by time,
     /// `pipeline --interleave`). Only the key compare waits for the destination. The hint may
     /// name another set (a header action changed the destination, or the frame is not the burst
-    /// loop's, `mapBurstSlot` stale): a resolution is kept only in its destination's own set and
+    /// loop's, `mapFrameSet` stale): a resolution is kept only in its destination's own set and
     /// an IPv4 key names the destination, so the key then does not match and `mapCacheNextHop`
     /// looks in the right set — slower, never wrong. One load of the port's key tag, one compared
     /// word (an IPv4 key names epoch, port and destination, `MapResolution`); no call, nothing
@@ -39,7 +40,7 @@ extension Worker {
     @inline(__always)
     func cachedMapCacheHop(port: PortSlot, frame: UnsafeRawPointer, length: Int) -> Int {
         guard let wire = LISP.ipv4EthertypeDestinationOnWire(frame, length: length) else { return -1 }
-        let set = WorkerMapCache.set(number: Int(mapBurstSets[mapBurstSlot]), in: mapResolutions)
+        let set = mapFrameSet
         guard set.pointee.key == WorkerMapCache.key(port: port, wireIPv4: wire, tags: mapKeyTags) else { return -1 }
         return Int(set.pointee.hop)
     }
@@ -80,24 +81,31 @@ extension Worker {
 
     /// In the act loop of a small table (`actKeepingMapCacheAhead`), before acting on burst slot
     /// `slot`: prefetches slot + `mapSetDistance`'s set again and slot + `mapHopDistance`'s next
-    /// hop. Why again: the burst's first prefetch (`prefetchMapResolutions`) brought every set
-    /// in, but acting on a frame moves ~7 lines through L1 (frame, headroom, rings), so by the
-    /// time the later frames of a 64-frame burst are acted on, their sets (each read once per
-    /// 1,000 packets at 1,000 destinations) and next hops (once per 64 at 64 RLOCs) were evicted
-    /// again, and the hit path waited for them: set → next hop → encapsulation is one chain.
-    /// Measured (`pipeline --interleave`, static ÷ map-100k): 0.91–0.92 → 0.94–0.96, static
-    /// unchanged; the set's prefetch is most of it (the next hop's alone: +0.01). Hints only, as
-    /// `burstSets`: every number in it is a set and every cached hop an index of the next-hop
-    /// table, so a stale slot (a nested burst) costs at most a useless prefetch.
+    /// hop, and hands `slot`'s set to the hit path (`mapFrameSet`). Why again: the burst's first
+    /// prefetch (`prefetchMapResolutions`) brought every set in, but acting on a frame moves ~7
+    /// lines through L1 (frame, headroom, rings), so by the time the later frames of a 64-frame
+    /// burst are acted on, their sets (each read once per 1,000 packets at 1,000 destinations)
+    /// and next hops (once per 64 at 64 RLOCs) were evicted again, and the hit path waited for
+    /// them: set → next hop → encapsulation is one chain. Measured (`pipeline --interleave`,
+    /// static ÷ map-100k): 0.91–0.92 → 0.94–0.96, static unchanged. Then made lean, 13
+    /// instructions: the hints are byte offsets (no shift), the slots ahead are read without
+    /// testing for the burst's end (`WorkerMapCache.burstSetsCapacity`: past it, stale hints),
+    /// a hop of -1 is prefetched as it is (the line before the table: a useless prefetch, not a
+    /// branch), and the hit path reads one pointer instead of a slot and an index — map-100k
+    /// 1,036 → 1,029 instructions per packet, 0.960 → 0.975 by time
+    /// (bench/results/archive/2026-12-08-lisp-map-lean.md). Hints only, as `burstSets`: every
+    /// number in it is a set and every cached hop an index of the next-hop table (or -1), so a
+    /// stale slot costs at most a useless prefetch.
     @inline(__always)
-    func prefetchMapCacheAhead(of slot: Int, end: Int) {
-        let setSlot = slot &+ Self.mapSetDistance
-        if setSlot < end { vs_prefetch(WorkerMapCache.set(number: Int(mapBurstSets[setSlot]), in: mapResolutions)) }
-        let hopSlot = slot &+ Self.mapHopDistance
-        if hopSlot < end {
-            let hop = WorkerMapCache.set(number: Int(mapBurstSets[hopSlot]), in: mapResolutions).pointee.hop
-            if hop >= 0 { vs_prefetch(nextHopEntries + Int(hop)) }
-        }
+    func prefetchMapCacheAhead(of slot: Int) {
+        // Slots past the burst's end hold stale hints (`burstSetsCapacity`): sets all the same.
+        let sets = mapBurstSets
+        let table = mapResolutions
+        vs_prefetch(WorkerMapCache.set(offset: sets[slot &+ Self.mapSetDistance], in: table))
+        // -1 (no hop) prefetches the line before the table: harmless.
+        let hop = WorkerMapCache.set(offset: sets[slot &+ Self.mapHopDistance], in: table).pointee.hop
+        vs_prefetch(nextHopEntries + Int(truncatingIfNeeded: hop))
+        mapFrameSet = WorkerMapCache.set(offset: sets[slot], in: table)
     }
 
     /// Everything `cachedMapCacheHop` leaves (out of line, so that the hit path spills nothing):

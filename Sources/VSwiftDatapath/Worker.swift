@@ -177,10 +177,11 @@ package final class Worker: @unchecked Sendable {
     let mapResolutions: UnsafeMutablePointer<MapResolution>
     let mapKeyTags: UnsafePointer<UInt64>
     let mapBurstSets: UnsafePointer<Int32>
-    /// The burst slot of the frame being acted on (set by `classifyAndApply`'s loops, stale
-    /// elsewhere): where the map-cache hit path finds the frame's set hint (Worker+MapCache.swift).
-    /// Always a slot of the burst arrays, so a stale one only names another frame's set.
-    var mapBurstSlot = 0
+    var mapFrameSet: UnsafeMutablePointer<MapResolution>
+    /// The set hint of the frame being acted on (its burst slot's, set by `classifyAndApply`'s
+    /// loops on a worker with `remote_ip=map` ports, stale elsewhere): where the map-cache hit
+    /// path looks first (Worker+MapCache.swift). Always a set, so a stale one only names another
+    /// frame's.
     /// Written to ask the resolver for a next hop (set by the datapath; -1: none).
     var tunnelResolverFD: Int32 = -1
     let outer: UnsafeMutablePointer<LISP.OuterHeaders>
@@ -279,6 +280,7 @@ package final class Worker: @unchecked Sendable {
         mapResolutions = cache.resolutions
         mapKeyTags = UnsafePointer(cache.keyTags)
         mapBurstSets = UnsafePointer(cache.burstSets)
+        mapFrameSet = cache.resolutions
         outer = .allocate(capacity: 1)
         outer.initialize(to: LISP.OuterHeaders())
         captureRings = .allocate(capacity: Self.maxCaptures)

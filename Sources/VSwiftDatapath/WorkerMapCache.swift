@@ -78,11 +78,16 @@ final class WorkerMapCache: @unchecked Sendable {
     /// Per port slot: its keys' tag in the current epoch (`epochKey | slot << 32`), rewritten by
     /// `newEpoch`: the hit path makes an IPv4 key with one load and one `or`.
     let keyTags: UnsafeMutablePointer<UInt64>
-    /// Per slot of the burst being classified: the set `prefetch` found — a hint, for the hit
-    /// path (`Worker.cachedMapCacheHop`, whose key compare catches a wrong one) and `hintedHop`;
-    /// 0 for a frame it could not read: at worst one useless prefetch, cheaper than a branch on
-    /// every frame.
+    /// Per slot of the burst being classified: the set `prefetch` found, as its byte offset in
+    /// `resolutions` (its number << 6: no shift where it is used) — a hint, for the hit path
+    /// (`Worker.mapFrameSet`, whose key compare catches a wrong one) and `hintedHop`; 0 for a
+    /// frame it could not read: at worst one useless prefetch, cheaper than a branch on every
+    /// frame.
     let burstSets: UnsafeMutablePointer<Int32>
+    /// A slot per burst slot and `Worker.mapSetDistance` more, never written after 0: the act
+    /// loop reads the hints of slots ahead without testing for the burst's end (past it, a
+    /// stale hint or 0: a set all the same).
+    static let burstSetsCapacity = ClassifyBurst.capacity + 8
     /// nil until something is published: every lookup misses.
     var snapshot: Unmanaged<MapCacheSnapshot>?
     var rlocs: Unmanaged<MapCacheRLOCSet>?
@@ -102,8 +107,8 @@ final class WorkerMapCache: @unchecked Sendable {
     init() {
         resolutions = HugePageTable.allocate(MapResolution.self, capacity: Self.sets * 2)
         keyTags = .allocate(capacity: DatapathLimits.maxPorts)
-        burstSets = .allocate(capacity: ClassifyBurst.capacity)
-        burstSets.initialize(repeating: 0, count: ClassifyBurst.capacity)
+        burstSets = .allocate(capacity: Self.burstSetsCapacity)
+        burstSets.initialize(repeating: 0, count: Self.burstSetsCapacity)
         resolutions.initialize(repeating: MapResolution(), count: Self.sets * 2)
         keyTags.initialize(repeating: 0, count: DatapathLimits.maxPorts)
         writeKeyTags()
@@ -201,6 +206,12 @@ final class WorkerMapCache: @unchecked Sendable {
         UnsafeMutableRawPointer(resolutions).advanced(by: number << 6).assumingMemoryBound(to: MapResolution.self)
     }
 
+    /// The first way of the set at byte offset `offset` (a `burstSets` hint: its number << 6).
+    @inline(__always)
+    static func set(offset: Int32, in resolutions: UnsafeMutablePointer<MapResolution>) -> UnsafeMutablePointer<MapResolution> {
+        UnsafeMutableRawPointer(resolutions).advanced(by: Int(offset)).assumingMemoryBound(to: MapResolution.self)
+    }
+
     /// The first way of `destination`'s set. The port is in the key, not the index: the set is
     /// known from the frame alone, before the frame's output port is, so that `prefetch` can
     /// start loading it a burst ahead.
@@ -227,7 +238,7 @@ final class WorkerMapCache: @unchecked Sendable {
     }
 
     /// Starts loading the sets of the inner destinations of the frames at
-    /// `addresses[first..<end]` (offsets from `base`), keeping their set numbers in `burstSets`
+    /// `addresses[first..<end]` (offsets from `base`), keeping their sets' offsets in `burstSets`
     /// at the same indices: called for each burst on a worker with `remote_ip=map` ports before
     /// it is classified, so that the lines are on their way while it is. Measured: a 1,000-flow
     /// burst missed that line on most packets without it (`lisp-map-*`: 30 of the 45 ns between
@@ -250,7 +261,7 @@ final class WorkerMapCache: @unchecked Sendable {
             let frame = base + Int(truncatingIfNeeded: addresses[slot])
             if let wire = LISP.ipv4EthertypeDestinationOnWire(frame, length: Int(lengths[slot])) {
                 let number = Self.setNumber(wireIPv4: wire)
-                numbers[slot] = Int32(truncatingIfNeeded: number)
+                numbers[slot] = Int32(truncatingIfNeeded: number << 6)
                 vs_prefetch(table + (number << 6))
             } else {
                 others = true
@@ -282,7 +293,7 @@ final class WorkerMapCache: @unchecked Sendable {
             return
         }
         let number = Self.setNumber(inner.destination)
-        burstSets[slot] = Int32(truncatingIfNeeded: number)
+        burstSets[slot] = Int32(truncatingIfNeeded: number << 6)
         vs_prefetch(set(number: number))
     }
 
@@ -291,7 +302,7 @@ final class WorkerMapCache: @unchecked Sendable {
     /// prefetch that next hop too (a hint: the lookup at output decides).
     @inline(__always)
     func hintedHop(slot: Int) -> Int32 {
-        set(number: Int(burstSets[slot])).pointee.hop
+        Self.set(offset: burstSets[slot], in: resolutions).pointee.hop
     }
 }
 

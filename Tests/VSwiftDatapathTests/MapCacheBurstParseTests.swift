@@ -101,10 +101,10 @@ struct MapCacheBurstParseTests {
         #expect(h.accounting().isConsistent)
     }
 
-    /// The hit path takes a frame's set from its burst slot's hint (`WorkerMapCache.burstSets`),
-    /// not from its destination: a hint naming another set (here every hint scrambled, and no
-    /// longer renewed per burst: every slot names the first destination's set, which holds its
-    /// resolution) costs a slower lookup, never a wrong RLOC.
+    /// The hit path takes a frame's set from its burst slot's hint (`Worker.mapFrameSet`, from
+    /// `WorkerMapCache.burstSets`), not from its destination: a hint naming another set (here
+    /// the hint frozen, no longer renewed per frame: every frame's names the first destination's
+    /// set, which holds its resolution) costs a slower lookup, never a wrong RLOC.
     @Test func aWrongSetHintStillSendsEachFrameToItsDestinationsRLOC() throws {
         let h = try harness([base.frame4(to: 0x0a01_011e), base.frame4(to: 0x0a01_021e)], actions: "output:2")
         _ = h.run(packets: 100)
@@ -112,7 +112,7 @@ struct MapCacheBurstParseTests {
         h.worker.mapCache.hasPorts = false
         let firstSet = WorkerMapCache.setNumber(IPAddress("10.1.1.30")!)
         #expect(firstSet != WorkerMapCache.setNumber(IPAddress("10.1.2.30")!))
-        for slot in 0..<ClassifyBurst.capacity { h.worker.mapCache.burstSets[slot] = Int32(firstSet) }
+        h.worker.mapFrameSet = WorkerMapCache.set(number: firstSet, in: h.worker.mapResolutions)
         h.clearSentFrames()
         _ = h.run(packets: 200)
         #expect(sent(h).map(\.0) == Array([Self.rlocB, Self.rlocA].repeated(100)))
