@@ -76,8 +76,8 @@ extension Worker {
 
     /// How many frames ahead of the one acted on its resolution set is prefetched again, and how
     /// many ahead the next hop that set's way 0 names is prefetched (by then its set has arrived).
-    static let mapSetDistance = 4
-    static let mapHopDistance = 2
+    static let mapSetDistance = 3
+    static let mapHopDistance = 1
 
     /// In the act loop of a small table (`actKeepingMapCacheAhead`), before acting on burst slot
     /// `slot`: prefetches slot + `mapSetDistance`'s set again and slot + `mapHopDistance`'s next
@@ -87,13 +87,13 @@ extension Worker {
     /// burst are acted on, their sets (each read once per 1,000 packets at 1,000 destinations)
     /// and next hops (once per 64 at 64 RLOCs) were evicted again, and the hit path waited for
     /// them: set → next hop → encapsulation is one chain. Measured (`pipeline --interleave`,
-    /// static ÷ map-100k): 0.91–0.92 → 0.94–0.96, static unchanged. Then made lean, 13
-    /// instructions: the hints are byte offsets (no shift), the slots ahead are read without
-    /// testing for the burst's end (`WorkerMapCache.burstSetsCapacity`: past it, stale hints),
-    /// a hop of -1 is prefetched as it is (the line before the table: a useless prefetch, not a
-    /// branch), and the hit path reads one pointer instead of a slot and an index — map-100k
-    /// 1,036 → 1,029 instructions per packet, 0.960 → 0.975 by time
-    /// (bench/results/archive/2026-12-08-lisp-map-lean.md). Hints only, as `burstSets`: every
+    /// static ÷ map-100k): 0.91–0.92 → 0.94–0.96 (at distances 4 and 2), static unchanged.
+    /// Then made lean, 13 instructions: the hints are byte offsets (no shift), the slots ahead
+    /// are read without testing for the burst's end (`WorkerMapCache.burstSetsCapacity`: past
+    /// it, stale hints), a hop of -1 is prefetched as it is (the line before the table: a useless
+    /// prefetch, not a branch), and the hit path reads one pointer instead of a slot and an
+    /// index — map-100k 1,036 → 1,029 instructions per packet, 0.960 → 0.971 by time; distances
+    /// 3 and 1 then 0.975 → 0.981 (6 and 3: 0.971; bench/results/archive/2026-12-08-lisp-map-lean.md). Hints only, as `burstSets`: every
     /// number in it is a set and every cached hop an index of the next-hop table (or -1), so a
     /// stale slot costs at most a useless prefetch.
     @inline(__always)

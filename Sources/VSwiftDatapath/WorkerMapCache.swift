@@ -84,10 +84,10 @@ final class WorkerMapCache: @unchecked Sendable {
     /// frame it could not read: at worst one useless prefetch, cheaper than a branch on every
     /// frame.
     let burstSets: UnsafeMutablePointer<Int32>
-    /// A slot per burst slot and `Worker.mapSetDistance` more, never written after 0: the act
-    /// loop reads the hints of slots ahead without testing for the burst's end (past it, a
-    /// stale hint or 0: a set all the same).
-    static let burstSetsCapacity = ClassifyBurst.capacity + 8
+    /// A slot per burst slot and `Worker.mapSetDistance` more (the farthest the act loop reads
+    /// ahead), those never written after 0: the act loop reads the hints of slots ahead without
+    /// testing for the burst's end (past it, a stale hint or 0: a set all the same).
+    static let burstSetsCapacity = ClassifyBurst.capacity + Worker.mapSetDistance
     /// nil until something is published: every lookup misses.
     var snapshot: Unmanaged<MapCacheSnapshot>?
     var rlocs: Unmanaged<MapCacheRLOCSet>?
