@@ -194,9 +194,7 @@ struct FirstPacketReport {
     static func stats(_ values: [Double]) -> (median: Double, p90: Double, max: Double)? {
         guard !values.isEmpty else { return nil }
         let sorted = values.sorted()
-        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        let p90 = sorted[max(0, Int((0.9 * Double(sorted.count)).rounded(.up)) - 1)]
-        return (median, p90, sorted.last!)
+        return (Statistics.median(sorted), Statistics.quantile(sorted: sorted, 0.9), sorted.last!)
     }
 
     var text: String {

@@ -31,14 +31,9 @@ extension Pipeline {
             let own = cpuNanoseconds[i].sorted()
             let ratios = zip(cpuNanoseconds[0], cpuNanoseconds[i]).map { $0 / $1 }.sorted()
             let minima = cpuNanoseconds[0].min()! / own[0]
-            print(row([scenario.name] + [own[0], Self.quantile(own, 0.25), Self.quantile(own, 0.5)].map { String(format: "%.1f", $0) }
-                      + [Self.quantile(ratios, 0.5), Self.quantile(ratios, 0.25), Self.quantile(ratios, 0.75), minima]
+            print(row([scenario.name] + [own[0], Statistics.quantile(sorted: own, 0.25), Statistics.median(own)].map { String(format: "%.1f", $0) }
+                      + [Statistics.median(ratios), Statistics.quantile(sorted: ratios, 0.25), Statistics.quantile(sorted: ratios, 0.75), minima]
                           .map { String(format: "%.3f", $0) }))
         }
-    }
-
-    /// The value at fraction `q` of sorted `values` (nearest rank).
-    static func quantile(_ values: [Double], _ q: Double) -> Double {
-        values[min(values.count - 1, Int(q * Double(values.count - 1) + 0.5))]
     }
 }

@@ -146,44 +146,37 @@ struct Summary: Codable {
         }
     }
 
-    static func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        guard !sorted.isEmpty else { return 0 }
-        let mid = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-    }
-
     init(results: [RunResult]) {
         scenario = results[0].scenario
         switchName = results[0].switchName
         runs = results.count
         contendedRuns = results.filter(\.contended).count
-        mpps = Self.median(results.map(\.mpps))
+        mpps = Statistics.median(results.map(\.mpps))
         mppsMin = results.map(\.mpps).min() ?? 0
         mppsMax = results.map(\.mpps).max() ?? 0
         generator = results[0].generator
-        offeredMpps = Self.median(results.map(\.offeredMpps))
+        offeredMpps = Statistics.median(results.map(\.offeredMpps))
         generatorBoundRuns = results.filter(\.generatorBound).count
         generatorBound = generatorBoundRuns > 0
-        userNanosecondsPerPacket = Self.median(results.map(\.userNanosecondsPerPacket))
-        totalNanosecondsPerPacket = Self.median(results.map(\.totalNanosecondsPerPacket))
+        userNanosecondsPerPacket = Statistics.median(results.map(\.userNanosecondsPerPacket))
+        totalNanosecondsPerPacket = Statistics.median(results.map(\.totalNanosecondsPerPacket))
         let allocations = results.compactMap(\.allocationsPerPacket)
-        allocationsPerPacket = allocations.isEmpty ? nil : Self.median(allocations)
+        allocationsPerPacket = allocations.isEmpty ? nil : Statistics.median(allocations)
         let loads = results.compactMap(\.flowLoadSeconds)
-        flowLoadSeconds = loads.isEmpty ? nil : Self.median(loads)
+        flowLoadSeconds = loads.isEmpty ? nil : Statistics.median(loads)
         let cycles = results.compactMap(\.cyclesPerPacket), userCycles = results.compactMap(\.userCyclesPerPacket)
-        cyclesPerPacket = cycles.isEmpty ? nil : Self.median(cycles)
-        userCyclesPerPacket = userCycles.isEmpty ? nil : Self.median(userCycles)
+        cyclesPerPacket = cycles.isEmpty ? nil : Statistics.median(cycles)
+        userCyclesPerPacket = userCycles.isEmpty ? nil : Statistics.median(userCycles)
         let tsc = results.compactMap(\.tscUserCyclesPerPacket), rates = results.compactMap(\.tscGigahertz)
-        tscUserCyclesPerPacket = tsc.isEmpty ? nil : Self.median(tsc)
+        tscUserCyclesPerPacket = tsc.isEmpty ? nil : Statistics.median(tsc)
         tscUserCyclesPerPacketMin = tsc.min()
-        tscGigahertz = rates.isEmpty ? nil : Self.median(rates)
+        tscGigahertz = rates.isEmpty ? nil : Statistics.median(rates)
         let core = results.compactMap(\.userCoreCyclesPerPacket), clocks = results.compactMap(\.coreGigahertz)
-        userCoreCyclesPerPacket = core.isEmpty ? nil : Self.median(core)
+        userCoreCyclesPerPacket = core.isEmpty ? nil : Statistics.median(core)
         userCoreCyclesPerPacketMin = core.min()
-        coreGigahertz = clocks.isEmpty ? nil : Self.median(clocks)
+        coreGigahertz = clocks.isEmpty ? nil : Statistics.median(clocks)
         let shares = results.compactMap { $0.xdpPath?.hitShare }
-        xdpHitShare = shares.isEmpty ? nil : Self.median(shares)
+        xdpHitShare = shares.isEmpty ? nil : Statistics.median(shares)
     }
 }
 

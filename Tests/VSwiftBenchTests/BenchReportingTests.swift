@@ -286,4 +286,16 @@ struct BenchReportingTests {
         #expect(throws: (any Error).self) { try Sweep.parse(["--plot", "/tmp/flows.jpg"]) }
         #expect(throws: (any Error).self) { try Sweep.parse(["--points", "1,x"]) }
     }
+
+    @Test func theMedianAveragesTheMiddlePairAndQuantilesTakeTheNearestRank() {
+        #expect(Statistics.median([]) == 0)
+        #expect(Statistics.median([3, 1, 2]) == 2)
+        #expect(Statistics.median([4, 1, 3, 2]) == 2.5)
+        let ten = (1...10).map(Double.init)
+        #expect(Statistics.quantile(sorted: ten, 0) == 1)
+        #expect(Statistics.quantile(sorted: ten, 0.25) == 3)
+        #expect(Statistics.quantile(sorted: ten, 0.9) == 9)
+        #expect(Statistics.quantile(sorted: ten, 1) == 10)
+        #expect(Statistics.quantile(sorted: [7], 0.75) == 7)
+    }
 }
