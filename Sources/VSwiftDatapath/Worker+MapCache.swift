@@ -93,9 +93,10 @@ extension Worker {
     /// it, stale hints), a hop of -1 is prefetched as it is (the line before the table: a useless
     /// prefetch, not a branch), and the hit path reads one pointer instead of a slot and an
     /// index — map-100k 1,036 → 1,029 instructions per packet, 0.960 → 0.971 by time; distances
-    /// 3 and 1 then 0.975 → 0.981 (6 and 3: 0.971; bench/results/archive/2026-12-08-lisp-map-lean.md). Hints only, as `burstSets`: every
-    /// number in it is a set and every cached hop an index of the next-hop table (or -1), so a
-    /// stale slot costs at most a useless prefetch.
+    /// 3 and 1 then 0.975 → 0.981 (6 and 3: 0.971; bench/results/archive/2026-12-08-lisp-map-lean.md).
+    /// Hints only, as `burstSets`: every value in it is a set's offset and every cached hop an
+    /// index of a next-hop table or -1, so a stale slot costs at most a useless prefetch (a
+    /// prefetch never faults, even of an index a newer, smaller table no longer has).
     @inline(__always)
     func prefetchMapCacheAhead(of slot: Int) {
         // Slots past the burst's end hold stale hints (`burstSetsCapacity`): sets all the same.

@@ -177,11 +177,11 @@ package final class Worker: @unchecked Sendable {
     let mapResolutions: UnsafeMutablePointer<MapResolution>
     let mapKeyTags: UnsafePointer<UInt64>
     let mapBurstSets: UnsafePointer<Int32>
-    var mapFrameSet: UnsafeMutablePointer<MapResolution>
     /// The set hint of the frame being acted on (its burst slot's, set by `classifyAndApply`'s
     /// loops on a worker with `remote_ip=map` ports, stale elsewhere): where the map-cache hit
     /// path looks first (Worker+MapCache.swift). Always a set, so a stale one only names another
     /// frame's.
+    var mapFrameSet: UnsafeMutablePointer<MapResolution>
     /// Written to ask the resolver for a next hop (set by the datapath; -1: none).
     var tunnelResolverFD: Int32 = -1
     let outer: UnsafeMutablePointer<LISP.OuterHeaders>
