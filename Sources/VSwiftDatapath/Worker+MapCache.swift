@@ -83,20 +83,13 @@ extension Worker {
     /// `slot`: prefetches slot + `mapSetDistance`'s set again and slot + `mapHopDistance`'s next
     /// hop, and hands `slot`'s set to the hit path (`mapFrameSet`). Why again: the burst's first
     /// prefetch (`prefetchMapResolutions`) brought every set in, but acting on a frame moves ~7
-    /// lines through L1 (frame, headroom, rings), so by the time the later frames of a 64-frame
-    /// burst are acted on, their sets (each read once per 1,000 packets at 1,000 destinations)
-    /// and next hops (once per 64 at 64 RLOCs) were evicted again, and the hit path waited for
-    /// them: set → next hop → encapsulation is one chain. Measured (`pipeline --interleave`,
-    /// static ÷ map-100k): 0.91–0.92 → 0.94–0.96 (at distances 4 and 2), static unchanged.
-    /// Then made lean, 13 instructions: the hints are byte offsets (no shift), the slots ahead
-    /// are read without testing for the burst's end (`WorkerMapCache.burstSetsCapacity`: past
-    /// it, stale hints), a hop of -1 is prefetched as it is (the line before the table: a useless
-    /// prefetch, not a branch), and the hit path reads one pointer instead of a slot and an
-    /// index — map-100k 1,036 → 1,029 instructions per packet, 0.960 → 0.971 by time; distances
-    /// 3 and 1 then 0.975 → 0.981 (6 and 3: 0.971; bench/results/archive/2026-12-08-lisp-map-lean.md).
-    /// Hints only, as `burstSets`: every value in it is a set's offset and every cached hop an
-    /// index of a next-hop table or -1, so a stale slot costs at most a useless prefetch (a
-    /// prefetch never faults, even of an index a newer, smaller table no longer has).
+    /// lines through L1 (frame, headroom, rings), so the later frames' sets and next hops were
+    /// evicted again before they were acted on, and set → next hop → encapsulation is one chain.
+    /// 13 instructions, nothing tested: the hints are byte offsets, the slots ahead are read
+    /// past the burst's end (`WorkerMapCache.burstSetsCapacity`: stale hints there), and a hop of
+    /// -1 (or a stale index a newer, smaller table no longer has) is prefetched as it is: a
+    /// prefetch never faults. Measured (DESIGN.md, "LISP map-cache"): static ÷ map-100k
+    /// 0.91 → 0.96 with the prefetches, → 0.977 made lean at distances 3 and 1.
     @inline(__always)
     func prefetchMapCacheAhead(of slot: Int) {
         // Slots past the burst's end hold stale hints (`burstSetsCapacity`): sets all the same.

@@ -84,10 +84,10 @@ final class WorkerMapCache: @unchecked Sendable {
     /// frame it could not read: at worst one useless prefetch, cheaper than a branch on every
     /// frame.
     let burstSets: UnsafeMutablePointer<Int32>
-    /// A slot per burst slot and `Worker.mapSetDistance` more (the farthest the act loop reads
-    /// ahead), those never written after 0: the act loop reads the hints of slots ahead without
-    /// testing for the burst's end (past it, a stale hint or 0: a set all the same).
-    static let burstSetsCapacity = ClassifyBurst.capacity + Worker.mapSetDistance
+    /// A slot per burst slot and as many more as the act loop reads ahead, those never written
+    /// after 0: the act loop reads the hints of slots ahead without testing for the burst's end
+    /// (past it, a stale hint or 0: a set all the same).
+    static let burstSetsCapacity = ClassifyBurst.capacity + max(Worker.mapSetDistance, Worker.mapHopDistance)
     /// nil until something is published: every lookup misses.
     var snapshot: Unmanaged<MapCacheSnapshot>?
     var rlocs: Unmanaged<MapCacheRLOCSet>?
@@ -203,7 +203,7 @@ final class WorkerMapCache: @unchecked Sendable {
     @inline(__always)
     static func set(number: Int, in resolutions: UnsafeMutablePointer<MapResolution>) -> UnsafeMutablePointer<MapResolution> {
         // Two 32-byte ways per set: the set's byte offset is its number << 6.
-        UnsafeMutableRawPointer(resolutions).advanced(by: number << 6).assumingMemoryBound(to: MapResolution.self)
+        set(offset: Int32(truncatingIfNeeded: number << 6), in: resolutions)
     }
 
     /// The first way of the set at byte offset `offset` (a `burstSets` hint: its number << 6).

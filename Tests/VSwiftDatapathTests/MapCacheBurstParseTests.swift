@@ -136,12 +136,3 @@ struct MapCacheBurstParseTests {
 private extension Array {
     func repeated(_ times: Int) -> [Element] { (0..<times).flatMap { _ in self } }
 }
-
-/// The act loop of a worker with `remote_ip=map` ports reads the set hints of the slots ahead of
-/// the frame it acts on without testing for the burst's end (`Worker.prefetchMapCacheAhead`):
-/// the hints must reach that far past a full burst.
-@Suite struct MapCacheHintPaddingTests {
-    @Test func theHintsReachAsFarPastAFullBurstAsTheActLoopReadsAhead() {
-        #expect(WorkerMapCache.burstSetsCapacity >= ClassifyBurst.capacity + max(Worker.mapSetDistance, Worker.mapHopDistance))
-    }
-}
